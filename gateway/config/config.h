@@ -1,0 +1,98 @@
+// The gateway's configuration: one YAML file loaded into typed, immutable values.
+// load() validates everything at once and reports every error with its key, its line and
+// what is allowed, so `dirgw config check` shows the whole list in one go.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dirgw::config {
+
+using Duration = std::chrono::milliseconds;
+
+struct DicomIngest {
+  bool enabled = true;
+  std::string ae_title = "DIRGW";
+  std::string bind = "0.0.0.0";
+  int port = 11112;
+  std::vector<std::string> allowed_callers;  // calling AE titles; "*" admits any
+  int max_associations = 8;
+  std::uint32_t max_pdu = 65536;
+  Duration acse_timeout{std::chrono::seconds(30)};
+  Duration dimse_timeout{std::chrono::seconds(60)};
+  std::uint64_t max_object_size = 2ull << 30;
+};
+
+struct Ingest {
+  DicomIngest dicom;
+};
+
+struct Policy {
+  Duration stable_age{std::chrono::seconds(60)};
+};
+
+struct Auth {
+  std::filesystem::path ca;           // CA bundle to trust (empty: system default)
+  std::filesystem::path client_cert;  // mutual TLS
+  std::filesystem::path client_key;
+  std::filesystem::path bearer_token_file;  // static OAuth2 bearer token
+  bool verify_peer = true;
+};
+
+struct Destination {
+  std::string name;
+  std::string type = "stow-rs";
+  std::string url;  // DICOMweb base URL; STOW-RS posts to <url>/studies
+  Auth auth;
+  int batch_max_instances = 50;
+  std::uint64_t batch_max_bytes = 64ull << 20;
+  Duration connect_timeout{std::chrono::seconds(10)};
+  Duration request_timeout{std::chrono::minutes(10)};
+  Duration retry_initial{std::chrono::seconds(30)};
+  Duration retry_max{std::chrono::hours(1)};
+};
+
+struct Retention {
+  std::uint64_t spool_floor = 1ull << 30;  // free bytes below which the SCP refuses objects
+};
+
+struct Config {
+  std::filesystem::path source;  // the file it came from
+  std::string facility_name;
+  std::string facility_id;
+  std::filesystem::path state_dir = "/var/lib/dirgw";
+  std::filesystem::path control_socket = "/run/dirgw/control.sock";
+  std::string log_level = "info";
+  Ingest ingest;
+  Policy policy;
+  std::vector<Destination> destinations;
+  Retention retention;
+};
+
+struct ConfigError {
+  std::string key;  // "destinations[0].url"
+  int line = 0;     // 1-based; 0 when the file itself is at fault
+  std::string message;
+
+  std::string to_string(const std::string& file) const;
+};
+
+struct LoadResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;
+  bool ok() const { return config.has_value() && errors.empty(); }
+};
+
+LoadResult load_file(const std::filesystem::path& path);
+LoadResult load_string(const std::string& yaml, const std::filesystem::path& source = "<string>");
+
+// "90s", "5m", "250ms", "1h", "7d" -> milliseconds.
+std::optional<Duration> parse_duration(const std::string& text);
+// "5GiB", "64MiB", "512KiB", "10MB", "1234" -> bytes.
+std::optional<std::uint64_t> parse_size(const std::string& text);
+
+}  // namespace dirgw::config
