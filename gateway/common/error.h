@@ -9,25 +9,25 @@
 namespace dirgw {
 
 // X(name, retryable, message)
-#define DIRGW_ERROR_CODES(X)                                                         \
-  X(kOk, false, "ok")                                                                \
-  X(kInvalidArgument, false, "invalid argument")                                     \
-  X(kConfig, false, "configuration error")                                           \
-  X(kIo, true, "input/output error")                                                 \
-  X(kDiskFull, true, "not enough disk space")                                        \
-  X(kNotFound, false, "not found")                                                   \
-  X(kCatalog, true, "catalog error")                                                 \
-  X(kCatalogSchema, false, "catalog schema is newer than this program")             \
-  X(kBadDicom, false, "not a valid DICOM object")                                    \
-  X(kPrescanRejected, false, "object refused by the structural pre-scan")            \
-  X(kNetwork, true, "network error")                                                 \
-  X(kTimeout, true, "time-out")                                                      \
-  X(kTls, true, "TLS error")                                                         \
-  X(kHttpTransient, true, "repository answered with a transient HTTP error")        \
-  X(kHttpPermanent, false, "repository refused the request")                         \
-  X(kProtocol, false, "malformed answer from peer")                                  \
-  X(kRefused, false, "request refused")                                              \
-  X(kUnavailable, true, "service unavailable")                                       \
+#define DIRGW_ERROR_CODES(X)                                                 \
+  X(kOk, false, "ok")                                                        \
+  X(kInvalidArgument, false, "invalid argument")                             \
+  X(kConfig, false, "configuration error")                                   \
+  X(kIo, true, "input/output error")                                         \
+  X(kDiskFull, true, "not enough disk space")                                \
+  X(kNotFound, false, "not found")                                           \
+  X(kCatalog, true, "catalog error")                                         \
+  X(kCatalogSchema, false, "catalog schema is newer than this program")      \
+  X(kBadDicom, false, "not a valid DICOM object")                            \
+  X(kPrescanRejected, false, "object refused by the structural pre-scan")    \
+  X(kNetwork, true, "network error")                                         \
+  X(kTimeout, true, "time-out")                                              \
+  X(kTls, true, "TLS error")                                                 \
+  X(kHttpTransient, true, "repository answered with a transient HTTP error") \
+  X(kHttpPermanent, false, "repository refused the request")                 \
+  X(kProtocol, false, "malformed answer from peer")                          \
+  X(kRefused, false, "request refused")                                      \
+  X(kUnavailable, true, "service unavailable")                               \
   X(kInternal, false, "internal error")
 
 enum class ErrorCode {

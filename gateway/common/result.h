@@ -1,4 +1,5 @@
-// Result<T>: a value or an Error. std::expected arrives with C++23; this is the small subset we use.
+// Result<T>: a value or an Error. std::expected arrives with C++23; this is the small subset we
+// use.
 #pragma once
 
 #include <cassert>
@@ -13,7 +14,7 @@ namespace dirgw {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }

@@ -27,12 +27,18 @@ std::optional<Duration> parse_duration(const std::string& text) {
   long long n = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
   long long ms = 0;
-  if (unit == "ms") ms = n;
-  else if (unit == "s") ms = n * 1000;
-  else if (unit == "m") ms = n * 60'000;
-  else if (unit == "h") ms = n * 3'600'000;
-  else if (unit == "d") ms = n * 86'400'000;
-  else return std::nullopt;
+  if (unit == "ms")
+    ms = n;
+  else if (unit == "s")
+    ms = n * 1000;
+  else if (unit == "m")
+    ms = n * 60'000;
+  else if (unit == "h")
+    ms = n * 3'600'000;
+  else if (unit == "d")
+    ms = n * 86'400'000;
+  else
+    return std::nullopt;
   return Duration(ms);
 }
 
@@ -41,10 +47,16 @@ std::optional<std::uint64_t> parse_size(const std::string& text) {
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
   if (i == 0 || i > 15) return std::nullopt;
   std::uint64_t n = std::stoull(text.substr(0, i));
-  static const std::map<std::string, std::uint64_t> kUnits = {
-      {"", 1},           {"B", 1},           {"KB", 1000},         {"MB", 1000 * 1000},
-      {"GB", 1000'000'000ull}, {"TB", 1000'000'000'000ull}, {"KiB", 1ull << 10},
-      {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+  static const std::map<std::string, std::uint64_t> kUnits = {{"", 1},
+                                                              {"B", 1},
+                                                              {"KB", 1000},
+                                                              {"MB", 1000 * 1000},
+                                                              {"GB", 1000'000'000ull},
+                                                              {"TB", 1000'000'000'000ull},
+                                                              {"KiB", 1ull << 10},
+                                                              {"MiB", 1ull << 20},
+                                                              {"GiB", 1ull << 30},
+                                                              {"TiB", 1ull << 40}};
   auto it = kUnits.find(text.substr(i));
   if (it == kUnits.end()) return std::nullopt;
   return n * it->second;
@@ -109,9 +121,12 @@ class Reader {
 
   void boolean(const YAML::Node& p, const std::string& path, const char* key, bool& out) {
     scalar(p, path, key, [&](const YAML::Node& n, const std::string& k, const std::string& v) {
-      if (v == "true" || v == "yes" || v == "on") out = true;
-      else if (v == "false" || v == "no" || v == "off") out = false;
-      else error(k, n, "must be true or false, not '" + v + "'");
+      if (v == "true" || v == "yes" || v == "on")
+        out = true;
+      else if (v == "false" || v == "no" || v == "off")
+        out = false;
+      else
+        error(k, n, "must be true or false, not '" + v + "'");
     });
   }
 
@@ -201,71 +216,80 @@ bool valid_ipv4(const std::string& s) {
 }
 
 void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIngest& d) {
-  r.map(
-      n, path,
-      [&](const YAML::Node& m, const std::string& p) {
-        r.boolean(m, p, "enabled", d.enabled);
-        r.scalar(m, p, "ae_title", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-          if (!valid_ae_title(s))
-            r.error(k, v, "must be 1 to 16 printable ASCII characters without backslash");
-          else
-            d.ae_title = s;
-        });
-        r.scalar(m, p, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-          if (!valid_ipv4(s))
-            r.error(k, v, "must be an IPv4 address such as 0.0.0.0 or 127.0.0.1, not '" + s + "'");
-          else
-            d.bind = s;
-        });
-        r.integer(m, p, "port", d.port, 1, 65535);
-        r.integer(m, p, "max_associations", d.max_associations, 1, 256);
-        r.integer(m, p, "max_pdu", d.max_pdu, 4096, 131072);
-        r.duration(m, p, "acse_timeout", d.acse_timeout, Duration(1000), Duration(600'000));
-        r.duration(m, p, "dimse_timeout", d.dimse_timeout, Duration(1000), Duration(3'600'000));
-        r.size(m, p, "max_object_size", d.max_object_size, 1024, 64ull << 30);
-        YAML::Node callers = m["allowed_callers"];
-        std::string key = Reader::join(p, "allowed_callers");
-        if (callers.IsDefined() && !callers.IsNull()) {
-          if (!callers.IsSequence()) {
-            r.error(key, callers, "must be a list of calling AE titles, e.g. [PACS1, MODALITY2]");
-          } else {
-            for (std::size_t i = 0; i < callers.size(); ++i) {
-              auto ik = key + "[" + std::to_string(i) + "]";
-              if (!callers[i].IsScalar() ||
-                  (callers[i].Scalar() != "*" && !valid_ae_title(callers[i].Scalar())))
-                r.error(ik, callers[i], "must be an AE title (1 to 16 characters) or \"*\"");
-              else
-                d.allowed_callers.push_back(callers[i].Scalar());
+  r.map(n, path,
+        [&](const YAML::Node& m, const std::string& p) {
+          r.boolean(m, p, "enabled", d.enabled);
+          r.scalar(m, p, "ae_title",
+                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                     if (!valid_ae_title(s))
+                       r.error(k, v,
+                               "must be 1 to 16 printable ASCII characters without backslash");
+                     else
+                       d.ae_title = s;
+                   });
+          r.scalar(
+              m, p, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                if (!valid_ipv4(s))
+                  r.error(k, v,
+                          "must be an IPv4 address such as 0.0.0.0 or 127.0.0.1, not '" + s + "'");
+                else
+                  d.bind = s;
+              });
+          r.integer(m, p, "port", d.port, 1, 65535);
+          r.integer(m, p, "max_associations", d.max_associations, 1, 256);
+          r.integer(m, p, "max_pdu", d.max_pdu, 4096, 131072);
+          r.duration(m, p, "acse_timeout", d.acse_timeout, Duration(1000), Duration(600'000));
+          r.duration(m, p, "dimse_timeout", d.dimse_timeout, Duration(1000), Duration(3'600'000));
+          r.size(m, p, "max_object_size", d.max_object_size, 1024, 64ull << 30);
+          YAML::Node callers = m["allowed_callers"];
+          std::string key = Reader::join(p, "allowed_callers");
+          if (callers.IsDefined() && !callers.IsNull()) {
+            if (!callers.IsSequence()) {
+              r.error(key, callers, "must be a list of calling AE titles, e.g. [PACS1, MODALITY2]");
+            } else {
+              for (std::size_t i = 0; i < callers.size(); ++i) {
+                auto ik = key + "[" + std::to_string(i) + "]";
+                if (!callers[i].IsScalar() ||
+                    (callers[i].Scalar() != "*" && !valid_ae_title(callers[i].Scalar())))
+                  r.error(ik, callers[i], "must be an AE title (1 to 16 characters) or \"*\"");
+                else
+                  d.allowed_callers.push_back(callers[i].Scalar());
+              }
             }
           }
-        }
-        if (d.enabled && d.allowed_callers.empty())
-          r.error(key, callers.IsDefined() ? callers : m,
-                  "must list at least one calling AE title (\"*\" admits any caller)");
-      },
-      {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
-       "acse_timeout", "dimse_timeout", "max_object_size"});
+          if (d.enabled && d.allowed_callers.empty())
+            r.error(key, callers.IsDefined() ? callers : m,
+                    "must list at least one calling AE title (\"*\" admits any caller)");
+        },
+        {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
+         "acse_timeout", "dimse_timeout", "max_object_size"});
 }
 
 void read_destination(Reader& r, const YAML::Node& n, const std::string& path, Destination& d) {
   r.map(
       n, path,
       [&](const YAML::Node& m, const std::string& p) {
-        r.scalar(m, p, "name", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-          bool ok = !s.empty() && s.size() <= 32;
-          for (char c : s) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
-          if (!ok)
-            r.error(k, v, "must be 1 to 32 letters, digits, '-' or '_'");
-          else
-            d.name = s;
-        });
-        if (d.name.empty() && !m["name"].IsDefined()) r.error(Reader::join(p, "name"), m, "is required");
-        r.scalar(m, p, "type", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-          if (s != "stow-rs")
-            r.error(k, v, "must be stow-rs (dicom C-STORE destinations are not built yet), not '" + s + "'");
-          else
-            d.type = s;
-        });
+        r.scalar(
+            m, p, "name", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+              bool ok = !s.empty() && s.size() <= 32;
+              for (char c : s)
+                ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
+              if (!ok)
+                r.error(k, v, "must be 1 to 32 letters, digits, '-' or '_'");
+              else
+                d.name = s;
+            });
+        if (d.name.empty() && !m["name"].IsDefined())
+          r.error(Reader::join(p, "name"), m, "is required");
+        r.scalar(
+            m, p, "type", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+              if (s != "stow-rs")
+                r.error(k, v,
+                        "must be stow-rs (dicom C-STORE destinations are not built yet), not '" +
+                            s + "'");
+              else
+                d.type = s;
+            });
         r.scalar(m, p, "url", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
           if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
             r.error(k, v, "must be an http:// or https:// URL of the DICOMweb service");
@@ -276,116 +300,113 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
         });
         if (!m["url"].IsDefined()) r.error(Reader::join(p, "url"), m, "is required");
         if (m["auth"].IsDefined() && !m["auth"].IsNull())
-          r.map(
-              m["auth"], Reader::join(p, "auth"),
-              [&](const YAML::Node& a, const std::string& ap) {
-                r.path(a, ap, "ca", d.auth.ca);
-                r.path(a, ap, "client_cert", d.auth.client_cert);
-                r.path(a, ap, "client_key", d.auth.client_key);
-                r.path(a, ap, "bearer_token_file", d.auth.bearer_token_file);
-                r.boolean(a, ap, "verify_peer", d.auth.verify_peer);
-                if (d.auth.client_cert.empty() != d.auth.client_key.empty())
-                  r.error(ap, a, "client_cert and client_key go together");
-              },
-              {"ca", "client_cert", "client_key", "bearer_token_file", "verify_peer"});
+          r.map(m["auth"], Reader::join(p, "auth"),
+                [&](const YAML::Node& a, const std::string& ap) {
+                  r.path(a, ap, "ca", d.auth.ca);
+                  r.path(a, ap, "client_cert", d.auth.client_cert);
+                  r.path(a, ap, "client_key", d.auth.client_key);
+                  r.path(a, ap, "bearer_token_file", d.auth.bearer_token_file);
+                  r.boolean(a, ap, "verify_peer", d.auth.verify_peer);
+                  if (d.auth.client_cert.empty() != d.auth.client_key.empty())
+                    r.error(ap, a, "client_cert and client_key go together");
+                },
+                {"ca", "client_cert", "client_key", "bearer_token_file", "verify_peer"});
         if (m["batch"].IsDefined() && !m["batch"].IsNull())
-          r.map(
-              m["batch"], Reader::join(p, "batch"),
-              [&](const YAML::Node& b, const std::string& bp) {
-                r.integer(b, bp, "max_instances", d.batch_max_instances, 1, 1000);
-                r.size(b, bp, "max_bytes", d.batch_max_bytes, 1024, 4ull << 30);
-              },
-              {"max_instances", "max_bytes"});
+          r.map(m["batch"], Reader::join(p, "batch"),
+                [&](const YAML::Node& b, const std::string& bp) {
+                  r.integer(b, bp, "max_instances", d.batch_max_instances, 1, 1000);
+                  r.size(b, bp, "max_bytes", d.batch_max_bytes, 1024, 4ull << 30);
+                },
+                {"max_instances", "max_bytes"});
         if (m["timeouts"].IsDefined() && !m["timeouts"].IsNull())
-          r.map(
-              m["timeouts"], Reader::join(p, "timeouts"),
-              [&](const YAML::Node& t, const std::string& tp) {
-                r.duration(t, tp, "connect", d.connect_timeout, Duration(100), Duration(300'000));
-                r.duration(t, tp, "request", d.request_timeout, Duration(1000), Duration(86'400'000));
-              },
-              {"connect", "request"});
+          r.map(m["timeouts"], Reader::join(p, "timeouts"),
+                [&](const YAML::Node& t, const std::string& tp) {
+                  r.duration(t, tp, "connect", d.connect_timeout, Duration(100), Duration(300'000));
+                  r.duration(t, tp, "request", d.request_timeout, Duration(1000),
+                             Duration(86'400'000));
+                },
+                {"connect", "request"});
         if (m["retry"].IsDefined() && !m["retry"].IsNull())
-          r.map(
-              m["retry"], Reader::join(p, "retry"),
-              [&](const YAML::Node& t, const std::string& tp) {
-                r.duration(t, tp, "initial", d.retry_initial, Duration(10), Duration(86'400'000));
-                r.duration(t, tp, "max", d.retry_max, Duration(10), Duration(7 * 86'400'000LL));
-                if (d.retry_max < d.retry_initial) r.error(tp, t, "max must not be less than initial");
-              },
-              {"initial", "max"});
+          r.map(m["retry"], Reader::join(p, "retry"),
+                [&](const YAML::Node& t, const std::string& tp) {
+                  r.duration(t, tp, "initial", d.retry_initial, Duration(10), Duration(86'400'000));
+                  r.duration(t, tp, "max", d.retry_max, Duration(10), Duration(7 * 86'400'000LL));
+                  if (d.retry_max < d.retry_initial)
+                    r.error(tp, t, "max must not be less than initial");
+                },
+                {"initial", "max"});
       },
       {"name", "type", "url", "auth", "batch", "timeouts", "retry"});
 }
 
 void read_root(Reader& r, const YAML::Node& root, Config& c) {
-  r.map(
-      root, "",
-      [&](const YAML::Node& m, const std::string& p) {
-        if (m["facility"].IsDefined())
-          r.map(
-              m["facility"], "facility",
-              [&](const YAML::Node& f, const std::string& fp) {
-                r.string(f, fp, "name", c.facility_name, 64);
-                r.string(f, fp, "id", c.facility_id, 64);
-              },
-              {"name", "id"});
-        r.path(m, p, "state_dir", c.state_dir);
-        r.path(m, p, "control_socket", c.control_socket);
-        if (c.control_socket.string().size() > 100)
-          r.error("control_socket", m["control_socket"], "must be at most 100 characters (a Unix socket path)");
-        if (m["log"].IsDefined())
-          r.map(
-              m["log"], "log",
-              [&](const YAML::Node& l, const std::string& lp) {
-                r.scalar(l, lp, "level", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                  if (s != "debug" && s != "info" && s != "warn" && s != "error")
-                    r.error(k, v, "must be one of debug, info, warn, error");
-                  else
-                    c.log_level = s;
-                });
-              },
-              {"level"});
-        if (m["ingest"].IsDefined())
-          r.map(
-              m["ingest"], "ingest",
-              [&](const YAML::Node& i, const std::string& ip) {
-                if (i["dicom"].IsDefined()) read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
-              },
-              {"dicom"});
-        if (m["policy"].IsDefined())
-          r.map(
-              m["policy"], "policy",
-              [&](const YAML::Node& pn, const std::string& pp) {
-                r.duration(pn, pp, "stable_age", c.policy.stable_age, Duration(0), Duration(86'400'000));
-              },
-              {"stable_age"});
-        if (m["retention"].IsDefined())
-          r.map(
-              m["retention"], "retention",
-              [&](const YAML::Node& rn, const std::string& rp) {
-                r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
-              },
-              {"spool_floor"});
-        YAML::Node dests = m["destinations"];
-        if (!dests.IsDefined() || dests.IsNull()) {
-          r.error("destinations", m, "is required: list at least one destination");
-        } else if (!dests.IsSequence()) {
-          r.error("destinations", dests, "must be a list of destinations");
-        } else {
-          std::set<std::string> names;
-          for (std::size_t i = 0; i < dests.size(); ++i) {
-            Destination d;
-            std::string dp = "destinations[" + std::to_string(i) + "]";
-            read_destination(r, dests[i], dp, d);
-            if (!d.name.empty() && !names.insert(d.name).second)
-              r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
-            c.destinations.push_back(std::move(d));
+  r.map(root, "",
+        [&](const YAML::Node& m, const std::string& p) {
+          if (m["facility"].IsDefined())
+            r.map(m["facility"], "facility",
+                  [&](const YAML::Node& f, const std::string& fp) {
+                    r.string(f, fp, "name", c.facility_name, 64);
+                    r.string(f, fp, "id", c.facility_id, 64);
+                  },
+                  {"name", "id"});
+          r.path(m, p, "state_dir", c.state_dir);
+          r.path(m, p, "control_socket", c.control_socket);
+          if (c.control_socket.string().size() > 100)
+            r.error("control_socket", m["control_socket"],
+                    "must be at most 100 characters (a Unix socket path)");
+          if (m["log"].IsDefined())
+            r.map(m["log"], "log",
+                  [&](const YAML::Node& l, const std::string& lp) {
+                    r.scalar(l, lp, "level",
+                             [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                               if (s != "debug" && s != "info" && s != "warn" && s != "error")
+                                 r.error(k, v, "must be one of debug, info, warn, error");
+                               else
+                                 c.log_level = s;
+                             });
+                  },
+                  {"level"});
+          if (m["ingest"].IsDefined())
+            r.map(m["ingest"], "ingest",
+                  [&](const YAML::Node& i, const std::string& ip) {
+                    if (i["dicom"].IsDefined())
+                      read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
+                  },
+                  {"dicom"});
+          if (m["policy"].IsDefined())
+            r.map(m["policy"], "policy",
+                  [&](const YAML::Node& pn, const std::string& pp) {
+                    r.duration(pn, pp, "stable_age", c.policy.stable_age, Duration(0),
+                               Duration(86'400'000));
+                  },
+                  {"stable_age"});
+          if (m["retention"].IsDefined())
+            r.map(m["retention"], "retention",
+                  [&](const YAML::Node& rn, const std::string& rp) {
+                    r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
+                  },
+                  {"spool_floor"});
+          YAML::Node dests = m["destinations"];
+          if (!dests.IsDefined() || dests.IsNull()) {
+            r.error("destinations", m, "is required: list at least one destination");
+          } else if (!dests.IsSequence()) {
+            r.error("destinations", dests, "must be a list of destinations");
+          } else {
+            std::set<std::string> names;
+            for (std::size_t i = 0; i < dests.size(); ++i) {
+              Destination d;
+              std::string dp = "destinations[" + std::to_string(i) + "]";
+              read_destination(r, dests[i], dp, d);
+              if (!d.name.empty() && !names.insert(d.name).second)
+                r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
+              c.destinations.push_back(std::move(d));
+            }
+            if (dests.size() == 0)
+              r.error("destinations", dests, "must list at least one destination");
           }
-          if (dests.size() == 0) r.error("destinations", dests, "must list at least one destination");
-        }
-      },
-      {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-       "retention"});
+        },
+        {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
+         "retention"});
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 #include "log/log.h"
 
 #define SD_JOURNAL_SUPPRESS_LOCATION
-#include <systemd/sd-journal.h>
 #include <sys/stat.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -25,20 +25,28 @@ std::string g_phi_key = "unset";
 
 const char* level_name(Level l) {
   switch (l) {
-    case Level::kDebug: return "debug";
-    case Level::kInfo: return "info";
-    case Level::kWarn: return "warn";
-    case Level::kError: return "error";
+    case Level::kDebug:
+      return "debug";
+    case Level::kInfo:
+      return "info";
+    case Level::kWarn:
+      return "warn";
+    case Level::kError:
+      return "error";
   }
   return "info";
 }
 
 int syslog_priority(Level l) {
   switch (l) {
-    case Level::kDebug: return 7;
-    case Level::kInfo: return 6;
-    case Level::kWarn: return 4;
-    case Level::kError: return 3;
+    case Level::kDebug:
+      return 7;
+    case Level::kInfo:
+      return 6;
+    case Level::kWarn:
+      return 4;
+    case Level::kError:
+      return 3;
   }
   return 6;
 }
@@ -57,7 +65,8 @@ bool stderr_is_journal() {
 void append_quoted(std::string& out, std::string_view v) {
   bool needs_quotes = v.empty();
   for (char c : v)
-    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20) needs_quotes = true;
+    if (c == ' ' || c == '"' || c == '=' || static_cast<unsigned char>(c) < 0x20)
+      needs_quotes = true;
   if (!needs_quotes) {
     out += v;
     return;

@@ -1,0 +1,65 @@
+# dirgw — the two commands that matter:
+#   make demo   build, start a local regional repository (Orthanc + DICOMweb), send synthetic
+#               studies through the gateway, print status
+#   make test   build with ASan+UBSan and run every unit and integration test
+# Both install the Debian packages they need first (make deps).
+
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD_DIR ?= build
+TEST_BUILD_DIR ?= build-test
+BENCH_BUILD_DIR ?= build-release
+
+DEB_PACKAGES := build-essential cmake pkg-config python3 \
+	libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 \
+	libyaml-cpp-dev googletest libgtest-dev nlohmann-json3-dev libsystemd-dev zlib1g-dev \
+	orthanc orthanc-dicomweb curl
+
+.PHONY: all deps build test unit integration demo clean format package help
+
+all: build
+
+help:
+	@sed -n '1,6p' Makefile
+
+# Installs only what is missing; runs apt-get update once, and only when something is.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDIRGW_BUILD_TESTS=OFF
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+$(TEST_BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DDIRGW_SANITIZE=ON -DDIRGW_BUILD_TESTS=ON
+
+test: deps $(TEST_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
+	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200
+
+unit: deps $(TEST_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
+	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -L unit
+
+integration: deps $(TEST_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
+	cd $(TEST_BUILD_DIR) && ctest --output-on-failure -L integration
+
+demo: build
+	python3 tests/integration/demo.py --build-dir $(BUILD_DIR)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR)

@@ -1,0 +1,149 @@
+// The catalog: SQLite (WAL) as the system of record for objects, studies, instances and their
+// delivery per destination. This is the only module with SQL in it. Every state change is one
+// transaction. Thread-safe: one connection, serialised by an internal mutex.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace dirgw::catalog {
+
+namespace sqlite {
+class Connection;
+}
+
+// Study states, per destination after policy (see docs/design.md).
+inline constexpr const char* kReceiving = "RECEIVING";
+inline constexpr const char* kStable = "STABLE";
+inline constexpr const char* kReady = "READY";
+inline constexpr const char* kSending = "SENDING";
+inline constexpr const char* kSent = "SENT";
+inline constexpr const char* kRetryWait = "RETRY_WAIT";
+inline constexpr const char* kFailed = "FAILED";
+
+struct NewInstance {
+  std::string study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax, modality;
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::string calling_ae, peer;
+};
+
+enum class RecordKind { kNew, kDuplicate, kNewVersion };
+struct RecordOutcome {
+  RecordKind kind;
+  std::int64_t instance_id = 0;
+};
+
+struct DueItem {
+  std::int64_t instance_id = 0;
+  std::int64_t study_id = 0;
+  std::string study_uid, sop_instance_uid, sop_class_uid, sha256;
+  std::uint64_t size = 0;
+  int attempts = 0;
+};
+
+enum class DeliveryResult { kDelivered, kRetry, kRefused };
+struct DeliveryUpdate {
+  std::int64_t instance_id = 0;
+  DeliveryResult result = DeliveryResult::kRetry;
+  std::string error;  // our words, never patient data
+  std::int64_t next_attempt_at = 0;
+};
+
+struct StateCount {
+  std::string state;
+  std::int64_t studies = 0;
+  std::int64_t instances = 0;
+};
+
+struct DestinationStatus {
+  std::string name;
+  std::vector<StateCount> states;
+  std::int64_t pending_instances = 0;
+  std::int64_t pending_bytes = 0;
+  std::int64_t oldest_pending_at = 0;
+  std::int64_t last_success_at = 0;
+  std::int64_t last_error_at = 0;
+  std::string last_error;
+};
+
+struct Refusal {
+  std::int64_t at = 0;
+  std::string source, calling_ae, peer, reason;
+};
+
+struct Status {
+  int schema_version = 0;
+  std::int64_t studies = 0;
+  std::int64_t instances = 0;
+  std::int64_t bytes = 0;
+  std::vector<StateCount> ingest_states;  // RECEIVING / STABLE
+  std::vector<DestinationStatus> destinations;
+  std::int64_t refusals = 0;
+  std::optional<Refusal> last_refusal;
+};
+
+struct StudySummary {
+  std::string study_uid, state;
+  std::int64_t instances = 0, bytes = 0, first_received_at = 0, last_received_at = 0;
+  std::vector<std::pair<std::string, std::string>> destination_states;  // name, state
+};
+
+class Catalog {
+ public:
+  // Opens (creating if needed) and migrates the catalog; WAL, synchronous=FULL.
+  static Result<std::unique_ptr<Catalog>> open(const std::filesystem::path& path,
+                                               std::vector<std::string> destinations,
+                                               const Clock& clock);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  int schema_version();
+
+  // Ingest: records an object and its instance in one transaction. An SOP instance already
+  // held with identical bytes is a duplicate: nothing new is recorded or sent.
+  Result<RecordOutcome> record_instance(const NewInstance& instance);
+  Result<void> record_refusal(const Refusal& refusal);
+
+  // Readiness: studies with no new instance since `cutoff` become STABLE and, while there is
+  // no policy stage, READY for every destination. Returns how many studies moved.
+  Result<int> promote_stable(std::int64_t cutoff_ms);
+  // Earliest last_received_at of a RECEIVING study, if any: when the next promotion is due.
+  Result<std::optional<std::int64_t>> oldest_receiving();
+
+  // Scheduler: pending deliveries of READY/SENDING/RETRY_WAIT studies due at `now`, one study
+  // at a time, within the batch limits.
+  Result<std::vector<DueItem>> due_deliveries(const std::string& destination, std::int64_t now_ms,
+                                              int max_count, std::uint64_t max_bytes);
+  // Earliest next_attempt_at among pending deliveries of sendable studies.
+  Result<std::optional<std::int64_t>> next_due(const std::string& destination);
+  Result<void> mark_sending(const std::string& destination,
+                            const std::vector<std::int64_t>& study_ids);
+  Result<void> record_deliveries(const std::string& destination,
+                                 const std::vector<DeliveryUpdate>& updates);
+  Result<void> record_destination_error(const std::string& destination, const std::string& error);
+
+  Result<Status> status();
+  Result<std::vector<StudySummary>> studies(const std::string& state_filter, int limit);
+
+ private:
+  Catalog(std::unique_ptr<sqlite::Connection> db, std::vector<std::string> destinations,
+          const Clock& clock);
+  void refresh_study_state(std::int64_t study_id, const std::string& destination);
+
+  std::mutex mutex_;
+  std::unique_ptr<sqlite::Connection> db_;
+  std::vector<std::string> destinations_;
+  const Clock& clock_;
+};
+
+}  // namespace dirgw::catalog

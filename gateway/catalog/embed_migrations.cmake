@@ -1,0 +1,13 @@
+# Generates migrations_embedded.h from migrations/NNNN_name.sql (run at build time).
+file(GLOB files "${SRC_DIR}/migrations/*.sql")
+list(SORT files)
+set(body "")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(SUBSTRING ${name} 0 4 num)
+  math(EXPR version "${num}")
+  file(READ ${f} sql)
+  string(APPEND body "    {${version}, \"${name}\", R\"dirgwsql(${sql})dirgwsql\"},\n")
+endforeach()
+file(WRITE ${OUT}.tmp "// Generated from gateway/catalog/migrations/*.sql: do not edit.\n#pragma once\n#include <vector>\n#include \"catalog/migrations.h\"\nnamespace dirgw::catalog {\ninline std::vector<Migration> embedded_migrations() {\n  return {\n${body}  };\n}\n}  // namespace dirgw::catalog\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

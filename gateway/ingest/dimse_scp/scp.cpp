@@ -1,0 +1,424 @@
+#include "ingest/dimse_scp/scp.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+// clang-format off
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/assoc.h"
+#include "dcmtk/dcmnet/dimse.h"
+#include "dcmtk/dcmnet/diutil.h"
+#include "dcmtk/dcmnet/dul.h"
+// clang-format on
+
+#include "log/log.h"
+
+namespace dirgw::ingest {
+
+namespace {
+
+// Transfer syntaxes accepted for storage, in order of preference: objects are kept as received.
+const char* kStorageTransferSyntaxes[] = {
+    UID_LittleEndianExplicitTransferSyntax,
+    UID_LittleEndianImplicitTransferSyntax,
+    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
+    UID_BigEndianExplicitTransferSyntax,
+    UID_JPEGProcess1TransferSyntax,
+    UID_JPEGProcess2_4TransferSyntax,
+    UID_JPEGProcess14TransferSyntax,
+    UID_JPEGProcess14SV1TransferSyntax,
+    UID_JPEGLSLosslessTransferSyntax,
+    UID_JPEGLSLossyTransferSyntax,
+    UID_JPEG2000LosslessOnlyTransferSyntax,
+    UID_JPEG2000TransferSyntax,
+    UID_RLELosslessTransferSyntax,
+    UID_MPEG2MainProfileAtMainLevelTransferSyntax,
+    UID_MPEG4HighProfileLevel4_1TransferSyntax,
+};
+
+const char* kEchoTransferSyntaxes[] = {UID_LittleEndianExplicitTransferSyntax,
+                                       UID_LittleEndianImplicitTransferSyntax};
+
+std::string trim_uid(const char* s) {
+  std::string v = s != nullptr ? s : "";
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.pop_back();
+  return v;
+}
+
+std::string peer_string(const sockaddr_in& addr) {
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &addr.sin_addr, buf, sizeof buf);
+  return std::string(buf) + ":" + std::to_string(ntohs(addr.sin_port));
+}
+
+// What the store callback needs, per C-STORE.
+struct StoreContext {
+  DicomScp* scp = nullptr;
+  const Spool* spool = nullptr;
+  ObjectSink* sink = nullptr;
+  const PrescanLimits* limits = nullptr;
+  std::uint64_t max_object_size = 0;
+  std::string temp_path;
+  std::string refuse_reason;  // set before receiving: the object is read and discarded
+  std::string calling_ae, peer;
+  DcmDataset* status_detail = nullptr;
+  bool stored = false;
+  bool duplicate = false;
+  std::string failure;  // why the response is not success; our words only
+  std::string study_uid;
+};
+
+void set_comment(StoreContext& ctx, DcmDataset** detail, const std::string& text) {
+  if (ctx.status_detail == nullptr) ctx.status_detail = new DcmDataset;
+  // ErrorComment is LO: at most 64 characters.
+  ctx.status_detail->putAndInsertString(DCM_ErrorComment, text.substr(0, 64).c_str());
+  *detail = ctx.status_detail;
+}
+
+void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ* req,
+                    char* /*file*/, DcmDataset** /*dataset*/, T_DIMSE_C_StoreRSP* rsp,
+                    DcmDataset** detail) {
+  if (progress->state != DIMSE_StoreEnd) return;
+  auto& ctx = *static_cast<StoreContext*>(data);
+  if (!ctx.refuse_reason.empty()) {
+    rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
+    ctx.failure = ctx.refuse_reason;
+    set_comment(ctx, detail, ctx.refuse_reason);
+    return;
+  }
+  auto scan = prescan_file(ctx.temp_path, *ctx.limits);
+  if (!scan) {
+    ::unlink(ctx.temp_path.c_str());
+    rsp->DimseStatus = STATUS_STORE_Error_CannotUnderstand;
+    ctx.failure = scan.error().detail;
+    set_comment(ctx, detail, "dirgw: " + scan.error().detail);
+    return;
+  }
+  const std::string req_instance = trim_uid(req->AffectedSOPInstanceUID);
+  const std::string req_class = trim_uid(req->AffectedSOPClassUID);
+  if (scan->dataset_sop_instance_uid != req_instance || scan->dataset_sop_class_uid != req_class) {
+    ::unlink(ctx.temp_path.c_str());
+    rsp->DimseStatus = STATUS_STORE_Error_DataSetDoesNotMatchSOPClass;
+    ctx.failure = "dataset SOP class/instance differ from the C-STORE request";
+    set_comment(ctx, detail, "dirgw: dataset UIDs differ from the request");
+    return;
+  }
+  auto stored = ctx.spool->commit(ctx.temp_path, ctx.max_object_size);
+  if (!stored) {
+    rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
+    ctx.failure = stored.error().to_string();
+    set_comment(ctx, detail, "dirgw: cannot store the object now");
+    return;
+  }
+  ReceivedObject obj{std::move(stored).value(), std::move(scan).value(), ctx.calling_ae, ctx.peer};
+  ctx.study_uid = obj.scan.study_uid;
+  auto sunk = ctx.sink->object_received(obj);
+  if (!sunk) {
+    rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
+    ctx.failure = sunk.error().to_string();
+    set_comment(ctx, detail, "dirgw: catalog unavailable, retry later");
+    return;
+  }
+  ctx.stored = true;
+  ctx.duplicate = *sunk == SinkOutcome::kDuplicate;
+  rsp->DimseStatus = STATUS_Success;
+}
+
+}  // namespace
+
+struct DicomScp::Worker {
+  std::thread thread;
+  std::atomic<bool> done{false};
+};
+
+DicomScp::DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSink& sink,
+                   PrescanLimits limits, std::uint64_t spool_floor)
+    : cfg_(cfg), spool_(spool), sink_(sink), limits_(limits), spool_floor_(spool_floor) {}
+
+DicomScp::~DicomScp() {
+  stop();
+  if (network_ != nullptr) {
+    auto* net = static_cast<T_ASC_Network*>(network_);
+    ASC_dropNetwork(&net);
+  }
+}
+
+Result<void> DicomScp::start() {
+  // DCMTK's own logging can print dataset contents at debug level; keep it to fatal errors.
+  OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+  dcmDisableGethostbyaddr.set(OFTrue);
+
+  listen_fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listen_fd_.valid()) return make_error(ErrorCode::kNetwork, "socket: " + errno_text(errno));
+  int one = 1;
+  ::setsockopt(listen_fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(cfg_.port));
+  if (::inet_pton(AF_INET, cfg_.bind.c_str(), &addr.sin_addr) != 1)
+    return make_error(ErrorCode::kConfig, "bind address is not IPv4");
+  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return make_error(ErrorCode::kNetwork, "cannot bind DICOM port " + std::to_string(cfg_.port) +
+                                               ": " + errno_text(errno));
+  if (::listen(listen_fd_.get(), 64) != 0)
+    return make_error(ErrorCode::kNetwork, "listen: " + errno_text(errno));
+  socklen_t len = sizeof addr;
+  ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return make_error(ErrorCode::kIo, "pipe: " + errno_text(errno));
+  stop_pipe_read_.reset(fds[0]);
+  stop_pipe_write_.reset(fds[1]);
+
+  // With an external socket handle set, DCMTK creates no listening socket of its own (it would
+  // bind every interface); we accept ourselves, on the configured address.
+  T_ASC_Network* net = nullptr;
+  dcmExternalSocketHandle.set(listen_fd_.get());
+  OFCondition cond = ASC_initializeNetwork(
+      NET_ACCEPTOR, 0,
+      static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.acse_timeout).count()),
+      &net);
+  dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+  if (cond.bad())
+    return make_error(ErrorCode::kNetwork, std::string("DCMTK network: ") + cond.text());
+  network_ = net;
+  listener_ = std::thread(&DicomScp::listen_loop, this);
+  log::info("DICOM listener ready",
+            {{"ae_title", cfg_.ae_title}, {"address", cfg_.bind}, {"port", std::to_string(port_)}});
+  return {};
+}
+
+void DicomScp::stop() {
+  if (stopping_.exchange(true)) return;
+  if (stop_pipe_write_.valid()) {
+    char c = 'x';
+    [[maybe_unused]] auto n = ::write(stop_pipe_write_.get(), &c, 1);
+  }
+  if (listener_.joinable()) listener_.join();
+  std::list<std::unique_ptr<Worker>> workers;
+  {
+    std::lock_guard lock(workers_mutex_);
+    workers.swap(workers_);
+  }
+  for (auto& w : workers)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+void DicomScp::reap_finished() {
+  std::lock_guard lock(workers_mutex_);
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if ((*it)->done) {
+      (*it)->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void DicomScp::listen_loop() {
+  auto* net = static_cast<T_ASC_Network*>(network_);
+  const int acse_secs =
+      static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.acse_timeout).count());
+  while (!stopping_) {
+    pollfd pfd[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_pipe_read_.get(), POLLIN, 0}};
+    if (::poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      log::error("DICOM listener poll failed", {{"error", errno_text(errno)}});
+      return;
+    }
+    if (pfd[1].revents != 0 || stopping_) return;
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    int fd = ::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    // Whatever the environment says, Nagle's algorithm stays off on every DICOM socket.
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const std::string peer = peer_string(addr);
+    reap_finished();
+
+    T_ASC_Association* assoc = nullptr;
+    dcmExternalSocketHandle.set(fd);  // DCMTK owns fd from here on
+    OFCondition cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(cfg_.max_pdu), nullptr,
+                                              nullptr, OFFalse, DUL_NOBLOCK, acse_secs);
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+    if (cond.bad()) {
+      log::warn("association request not received", {{"peer", peer}, {"reason", cond.text()}});
+      if (assoc != nullptr) {
+        ASC_dropAssociation(assoc);
+        ASC_destroyAssociation(&assoc);
+      }
+      continue;
+    }
+    if (stats_.active.load() >= cfg_.max_associations) {
+      T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDTRANSIENT,
+                                    ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                                    ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
+      ASC_rejectAssociation(assoc, &rej);
+      ASC_dropAssociation(assoc);
+      ASC_destroyAssociation(&assoc);
+      stats_.associations_rejected++;
+      log::warn("association rejected: too many at once",
+                {{"peer", peer}, {"max_associations", std::to_string(cfg_.max_associations)}});
+      sink_.refused("", peer, "association rejected: max_associations reached");
+      continue;
+    }
+    stats_.active++;
+    auto worker = std::make_unique<Worker>();
+    Worker* w = worker.get();
+    {
+      std::lock_guard lock(workers_mutex_);
+      workers_.push_back(std::move(worker));
+    }
+    w->thread = std::thread([this, assoc, peer, w] {
+      handle_association(assoc, peer);
+      stats_.active--;
+      w->done = true;
+    });
+  }
+}
+
+void DicomScp::handle_association(void* handle, std::string peer) {
+  auto* assoc = static_cast<T_ASC_Association*>(handle);
+  char calling[64] = {}, called[64] = {};
+  ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
+  const std::string calling_ae = trim_uid(calling), called_ae = trim_uid(called);
+
+  auto reject = [&](T_ASC_RejectParametersReason reason, const std::string& why) {
+    T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER, reason};
+    ASC_rejectAssociation(assoc, &rej);
+    stats_.associations_rejected++;
+    log::warn("association rejected",
+              {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", why}});
+    sink_.refused(calling_ae, peer, "association rejected: " + why);
+  };
+
+  bool allowed = false;
+  for (const auto& ae : cfg_.allowed_callers) allowed = allowed || ae == "*" || ae == calling_ae;
+  if (called_ae != cfg_.ae_title) {
+    reject(ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED, "called AE title is not " + cfg_.ae_title);
+  } else if (!allowed) {
+    reject(ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED, "calling AE title not in allowed_callers");
+  } else {
+    const char* echo[] = {UID_VerificationSOPClass};
+    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, echo, 1, kEchoTransferSyntaxes,
+                                                    DIM_OF(kEchoTransferSyntaxes));
+    ASC_acceptContextsWithPreferredTransferSyntaxes(
+        assoc->params, dcmAllStorageSOPClassUIDs, numberOfDcmAllStorageSOPClassUIDs,
+        kStorageTransferSyntaxes, DIM_OF(kStorageTransferSyntaxes));
+    ASC_setAPTitles(assoc->params, nullptr, nullptr, cfg_.ae_title.c_str());
+    OFCondition cond = ASC_acknowledgeAssociation(assoc);
+    if (cond.bad()) {
+      log::warn("association acknowledge failed", {{"peer", peer}, {"reason", cond.text()}});
+    } else {
+      stats_.associations++;
+      log::info("association accepted", {{"calling_ae", calling_ae}, {"peer", peer}});
+      const int dimse_secs = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
+      for (;;) {
+        T_DIMSE_Message msg;
+        T_ASC_PresentationContextID pres_id = 0;
+        cond = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_secs, &pres_id, &msg, nullptr);
+        if (cond == DUL_PEERREQUESTEDRELEASE) {
+          ASC_acknowledgeRelease(assoc);
+          break;
+        }
+        if (cond == DUL_PEERABORTEDASSOCIATION) {
+          log::warn("association aborted by peer", {{"calling_ae", calling_ae}, {"peer", peer}});
+          break;
+        }
+        if (cond == DIMSE_NODATAAVAILABLE) {
+          log::warn("association idle beyond dimse_timeout: aborting",
+                    {{"calling_ae", calling_ae}, {"peer", peer}});
+          ASC_abortAssociation(assoc);
+          break;
+        }
+        if (cond.bad()) {
+          log::warn("DIMSE receive failed: aborting association",
+                    {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});
+          ASC_abortAssociation(assoc);
+          break;
+        }
+        if (msg.CommandField == DIMSE_C_ECHO_RQ) {
+          DIMSE_sendEchoResponse(assoc, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+          continue;
+        }
+        if (msg.CommandField != DIMSE_C_STORE_RQ) {
+          log::warn("unsupported DIMSE command: aborting association",
+                    {{"calling_ae", calling_ae},
+                     {"peer", peer},
+                     {"command", std::to_string(static_cast<int>(msg.CommandField))}});
+          ASC_abortAssociation(assoc);
+          break;
+        }
+        T_DIMSE_C_StoreRQ& req = msg.msg.CStoreRQ;
+        StoreContext ctx;
+        ctx.scp = this;
+        ctx.spool = &spool_;
+        ctx.sink = &sink_;
+        ctx.limits = &limits_;
+        ctx.max_object_size = cfg_.max_object_size;
+        ctx.calling_ae = calling_ae;
+        ctx.peer = peer;
+        auto free = free_bytes(spool_.root());
+        if (!free || *free < spool_floor_) {
+          ctx.refuse_reason = "spool below its free-space floor";
+          ctx.temp_path = NULL_DEVICE_NAME;
+        } else {
+          ctx.temp_path = spool_.new_temp_path().string();
+        }
+        const auto started = std::chrono::steady_clock::now();
+        cond = DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
+                                   store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
+        delete ctx.status_detail;
+        const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
+        if (cond.bad()) {
+          if (ctx.refuse_reason.empty()) ::unlink(ctx.temp_path.c_str());
+          log::warn("C-STORE failed before a response: nothing acknowledged",
+                    {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", cond.text()}});
+          if (ctx.stored) {
+            // Stored and catalogued but the response could not be sent: the sender will send
+            // again and it will be recognised as a duplicate.
+            log::info("object kept although its response was lost",
+                      {{"sop_instance_uid", sop_uid}});
+          }
+          ASC_abortAssociation(assoc);
+          break;
+        }
+        if (ctx.stored) {
+          (ctx.duplicate ? stats_.duplicates : stats_.stored)++;
+          log::debug(ctx.duplicate ? "duplicate instance acknowledged" : "instance stored",
+                     {{"sop_instance_uid", sop_uid},
+                      {"study_uid", ctx.study_uid},
+                      {"calling_ae", calling_ae},
+                      {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count())}});
+        } else {
+          stats_.refused++;
+          log::warn("C-STORE refused", {{"sop_instance_uid", sop_uid},
+                                        {"calling_ae", calling_ae},
+                                        {"peer", peer},
+                                        {"reason", ctx.failure}});
+          sink_.refused(calling_ae, peer, "C-STORE refused: " + ctx.failure);
+        }
+      }
+    }
+  }
+  ASC_dropSCPAssociation(assoc);
+  ASC_destroyAssociation(&assoc);
+}
+
+}  // namespace dirgw::ingest

@@ -1,0 +1,108 @@
+#include "ingest/spool/spool.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/crypto.h"
+#include "common/files.h"
+
+namespace dirgw::ingest {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr char kHex[] = "0123456789abcdef";
+
+std::string shard_name(int i) { return {kHex[(i >> 4) & 0xf], kHex[i & 0xf]}; }
+}  // namespace
+
+Result<Spool> Spool::open(const fs::path& root) {
+  for (const auto& dir : {root / "tmp", root / "objects"}) {
+    if (auto r = make_dirs(dir, 0750); !r) return r.error();
+  }
+  bool created = false;
+  for (int i = 0; i < 256; ++i) {
+    fs::path shard = root / "objects" / shard_name(i);
+    if (::mkdir(shard.c_str(), 0750) == 0) {
+      created = true;
+    } else if (errno != EEXIST) {
+      return make_error(ErrorCode::kIo, "cannot create spool shard: " + errno_text(errno));
+    }
+  }
+  if (created) {
+    if (auto r = fsync_dir(root / "objects"); !r) return r.error();
+  }
+  if (auto r = fsync_dir(root); !r) return r.error();
+  return Spool(root);
+}
+
+fs::path Spool::new_temp_path() const { return root_ / "tmp" / (random_hex(16) + ".part"); }
+
+fs::path Spool::object_path(const std::string& sha256) const {
+  return root_ / "objects" / sha256.substr(0, 2) / sha256;
+}
+
+Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size) const {
+  struct Unlinker {
+    const fs::path& p;
+    bool keep = false;
+    ~Unlinker() {
+      if (!keep) ::unlink(p.c_str());
+    }
+  } unlinker{temp};
+
+  UniqueFd fd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(ErrorCode::kIo, "open received object: " + errno_text(errno));
+  Sha256 hash;
+  std::uint64_t size = 0;
+  static thread_local char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return make_error(ErrorCode::kIo, "read received object: " + errno_text(errno));
+    }
+    if (n == 0) break;
+    size += static_cast<std::uint64_t>(n);
+    if (size > max_size)
+      return make_error(ErrorCode::kPrescanRejected, "object larger than max_object_size");
+    hash.update(buf, static_cast<std::size_t>(n));
+  }
+  StoredObject out;
+  out.sha256 = hash.hex_digest();
+  out.size = size;
+  out.path = object_path(out.sha256);
+  struct stat st {};
+  if (::stat(out.path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size) {
+    out.already_present = true;  // same content already durable; drop the temporary
+    return out;
+  }
+  // fsync through a writable descriptor is not needed: fsync flushes the inode's data whatever
+  // the open mode on Linux.
+  if (::fsync(fd.get()) != 0) {
+    int err = errno;
+    return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                      "fsync received object: " + errno_text(err));
+  }
+  fd.reset();
+  if (::rename(temp.c_str(), out.path.c_str()) != 0)
+    return make_error(ErrorCode::kIo, "rename into spool: " + errno_text(errno));
+  unlinker.keep = true;
+  if (auto r = fsync_dir(out.path.parent_path()); !r) return r.error();
+  return out;
+}
+
+Result<SpoolCleanup> Spool::remove_temporaries() const {
+  SpoolCleanup c;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) {
+    if (e.is_regular_file(ec) && ::unlink(e.path().c_str()) == 0) ++c.temporaries_removed;
+  }
+  if (ec) return make_error(ErrorCode::kIo, "scan spool/tmp: " + ec.message());
+  return c;
+}
+
+}  // namespace dirgw::ingest

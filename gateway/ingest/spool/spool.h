@@ -1,0 +1,51 @@
+// The spool: sole owner of object files on disk.
+//   spool/tmp/<random>.part          an object being received
+//   spool/objects/ab/<sha256>        complete objects, content-addressed
+// Names never contain a value taken from a DICOM or HL7 message. An object is made durable
+// (fsync file, rename, fsync directory) before anyone is told it was received.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "common/result.h"
+
+namespace dirgw::ingest {
+
+struct StoredObject {
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::filesystem::path path;
+  bool already_present = false;  // identical bytes were already in the spool
+};
+
+struct SpoolCleanup {
+  int temporaries_removed = 0;
+};
+
+class Spool {
+ public:
+  // Creates the layout (and the 256 shard directories, made durable once, so that the
+  // per-object path needs only the rename's directory fsync).
+  static Result<Spool> open(const std::filesystem::path& root);
+
+  // A fresh name for an object about to be received.
+  std::filesystem::path new_temp_path() const;
+
+  // Hashes, fsyncs and moves a completely received temporary into objects/. The temporary is
+  // gone afterwards whatever the outcome.
+  Result<StoredObject> commit(const std::filesystem::path& temp, std::uint64_t max_size) const;
+
+  // Removes half-written temporaries left by a crash (call at start, before listeners open).
+  Result<SpoolCleanup> remove_temporaries() const;
+
+  std::filesystem::path object_path(const std::string& sha256) const;
+  const std::filesystem::path& root() const { return root_; }
+
+ private:
+  explicit Spool(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path root_;
+};
+
+}  // namespace dirgw::ingest

@@ -1,0 +1,180 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <set>
+
+#include "log/log.h"
+
+namespace dirgw::scheduler {
+
+Readiness::StepResult Readiness::step() {
+  StepResult r;
+  const TimePoint now = clock_.now();
+  auto promoted = catalog_.promote_stable(to_epoch_ms(now - stable_age_));
+  if (!promoted) {
+    log::error("readiness: catalog error", {{"error", promoted.error().to_string()}});
+    r.next = now + std::chrono::seconds(5);
+    return r;
+  }
+  r.promoted = *promoted;
+  auto oldest = catalog_.oldest_receiving();
+  if (oldest && oldest->has_value()) r.next = from_epoch_ms(**oldest) + stable_age_;
+  return r;
+}
+
+Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
+                     const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
+                     std::uint64_t backoff_seed)
+    : destination_(destination),
+      catalog_(catalog),
+      spool_(spool),
+      sender_(sender),
+      clock_(clock),
+      backoff_(destination.retry_initial, destination.retry_max, backoff_seed) {}
+
+Forwarder::StepResult Forwarder::step() {
+  StepResult r;
+  const TimePoint now = clock_.now();
+  auto due =
+      catalog_.due_deliveries(destination_.name, to_epoch_ms(now), destination_.batch_max_instances,
+                              destination_.batch_max_bytes);
+  if (!due) {
+    log::error("forwarder: catalog error",
+               {{"destination", destination_.name}, {"error", due.error().to_string()}});
+    r.next = now + std::chrono::seconds(5);
+    return r;
+  }
+  if (due->empty()) {
+    auto next = catalog_.next_due(destination_.name);
+    if (next && next->has_value()) r.next = from_epoch_ms(**next);
+    return r;
+  }
+  r.did_work = true;
+  std::vector<std::int64_t> study_ids;
+  std::vector<senders::Item> batch;
+  int max_attempts = 0;
+  for (const auto& d : *due) {
+    study_ids.push_back(d.study_id);
+    batch.push_back({d.sop_instance_uid, d.sop_class_uid, spool_.object_path(d.sha256), d.size});
+    max_attempts = std::max(max_attempts, d.attempts);
+  }
+  if (auto m = catalog_.mark_sending(destination_.name, study_ids); !m)
+    log::error("forwarder: catalog error", {{"error", m.error().to_string()}});
+
+  const auto started = std::chrono::steady_clock::now();
+  senders::Outcome outcome = sender_.send(batch);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+
+  // One backoff for the whole batch, so that its instances go again together.
+  const TimePoint after = clock_.now();
+  const Millis delay = backoff_.next(max_attempts + 1, outcome.retry_after);
+  const std::int64_t retry_at = to_epoch_ms(after + delay);
+
+  std::vector<catalog::DeliveryUpdate> updates;
+  updates.reserve(due->size());
+  for (std::size_t i = 0; i < due->size(); ++i) {
+    catalog::DeliveryUpdate u;
+    u.instance_id = (*due)[i].instance_id;
+    const senders::InstanceResult* ir =
+        i < outcome.instances.size() ? &outcome.instances[i] : nullptr;
+    senders::InstanceStatus st = ir != nullptr ? ir->status
+                                 : outcome.kind == senders::OutcomeKind::kPermanent
+                                     ? senders::InstanceStatus::kPermanent
+                                     : senders::InstanceStatus::kRetry;
+    std::string why = ir != nullptr && !ir->reason.empty() ? ir->reason : outcome.message;
+    switch (st) {
+      case senders::InstanceStatus::kAccepted:
+        u.result = catalog::DeliveryResult::kDelivered;
+        ++r.sent;
+        break;
+      case senders::InstanceStatus::kPermanent:
+        u.result = catalog::DeliveryResult::kRefused;
+        u.error = why;
+        ++r.refused;
+        break;
+      case senders::InstanceStatus::kRetry:
+        u.result = catalog::DeliveryResult::kRetry;
+        u.error = why;
+        u.next_attempt_at = retry_at;
+        ++r.retry;
+        break;
+    }
+    updates.push_back(std::move(u));
+  }
+  if (auto rec = catalog_.record_deliveries(destination_.name, updates); !rec) {
+    // The outcome is lost: the instances stay pending and go again (the repository treats a
+    // re-sent instance as already stored).
+    log::error("forwarder: cannot record outcome",
+               {{"destination", destination_.name}, {"error", rec.error().to_string()}});
+    r.next = after + std::chrono::seconds(5);
+    return r;
+  }
+  log::info("batch forwarded", {{"destination", destination_.name},
+                                {"instances", std::to_string(batch.size())},
+                                {"sent", std::to_string(r.sent)},
+                                {"retry", std::to_string(r.retry)},
+                                {"refused", std::to_string(r.refused)},
+                                {"http_status", std::to_string(outcome.http_status)},
+                                {"ms", std::to_string(ms)},
+                                {"detail", outcome.message}});
+  if (r.retry > 0) r.next = from_epoch_ms(retry_at);
+  return r;
+}
+
+Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
+                     const ingest::Spool& spool,
+                     std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock)
+    : catalog_(catalog),
+      clock_(clock),
+      readiness_(catalog, clock, config.policy.stable_age),
+      senders_(std::move(senders)) {
+  for (std::size_t i = 0; i < config.destinations.size(); ++i) {
+    forwarders_.push_back(
+        std::make_unique<Forwarder>(config.destinations[i], catalog, spool, *senders_[i], clock));
+    forwarder_wakeups_.push_back(std::make_unique<Wakeup>());
+  }
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::start() {
+  threads_.emplace_back(&Scheduler::readiness_loop, this);
+  for (std::size_t i = 0; i < forwarders_.size(); ++i)
+    threads_.emplace_back(&Scheduler::forwarder_loop, this, i);
+}
+
+void Scheduler::stop() {
+  readiness_wakeup_.stop();
+  for (auto& w : forwarder_wakeups_) w->stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+void Scheduler::readiness_loop() {
+  do {
+    auto r = readiness_.step();
+    if (r.promoted > 0) {
+      log::info("studies stable", {{"count", std::to_string(r.promoted)}});
+      for (auto& w : forwarder_wakeups_) w->notify();
+    }
+    if (!readiness_wakeup_.wait(r.next)) return;
+  } while (true);
+}
+
+void Scheduler::forwarder_loop(std::size_t index) {
+  Forwarder& f = *forwarders_[index];
+  Wakeup& wake = *forwarder_wakeups_[index];
+  for (;;) {
+    if (wake.stopped()) return;
+    auto r = f.step();
+    // After a batch that got answers, go straight on; when the whole batch must be retried the
+    // destination is in trouble: sleep until the retry is due (or new work wakes us).
+    if (r.did_work && r.sent + r.refused > 0) continue;
+    if (!wake.wait(r.next)) return;
+  }
+}
+
+}  // namespace dirgw::scheduler

@@ -1,0 +1,89 @@
+// The scheduler: decides when a study is ready and when each destination sends what.
+//   Readiness  — a study with no new instance for stable_age becomes STABLE (then READY).
+//   Forwarder  — per destination: picks due deliveries in batches, hands them to its Sender,
+//                records each instance's outcome in the catalog (senders never touch SQLite).
+// Each has a step(now) that does one round and says when it wants to run next; the threads
+// only call step() and wait, so tests drive step() with a fake clock and no sleeps.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "ingest/spool/spool.h"
+#include "scheduler/backoff.h"
+#include "scheduler/wakeup.h"
+#include "senders/sender.h"
+
+namespace dirgw::scheduler {
+
+class Readiness {
+ public:
+  Readiness(catalog::Catalog& catalog, const Clock& clock, Millis stable_age)
+      : catalog_(catalog), clock_(clock), stable_age_(stable_age) {}
+  struct StepResult {
+    int promoted = 0;
+    std::optional<TimePoint> next;  // none: nothing is RECEIVING
+  };
+  StepResult step();
+
+ private:
+  catalog::Catalog& catalog_;
+  const Clock& clock_;
+  Millis stable_age_;
+};
+
+class Forwarder {
+ public:
+  Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
+            const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
+            std::uint64_t backoff_seed = std::random_device{}());
+  struct StepResult {
+    int sent = 0, retry = 0, refused = 0;
+    bool did_work = false;
+    std::optional<TimePoint> next;  // when to run again if nothing wakes us first
+  };
+  StepResult step();
+  const std::string& name() const { return destination_.name; }
+
+ private:
+  const config::Destination& destination_;
+  catalog::Catalog& catalog_;
+  const ingest::Spool& spool_;
+  senders::Sender& sender_;
+  const Clock& clock_;
+  Backoff backoff_;
+};
+
+// Runs Readiness and the Forwarders on their own threads.
+class Scheduler {
+ public:
+  Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
+            std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock);
+  ~Scheduler();
+  void start();
+  void stop();
+  // A new instance was catalogued.
+  void instance_received() { readiness_wakeup_.notify(); }
+
+ private:
+  void readiness_loop();
+  void forwarder_loop(std::size_t index);
+
+  catalog::Catalog& catalog_;
+  const Clock& clock_;
+  Readiness readiness_;
+  std::vector<std::unique_ptr<senders::Sender>> senders_;
+  std::vector<std::unique_ptr<Forwarder>> forwarders_;
+  Wakeup readiness_wakeup_;
+  std::vector<std::unique_ptr<Wakeup>> forwarder_wakeups_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace dirgw::scheduler

@@ -1,0 +1,265 @@
+#include "catalog/catalog.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "catalog/migrations.h"
+#include "catalog/sqlite/sqlite.h"
+#include "fakes/fake_clock.h"
+
+namespace dirgw::catalog {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/dirgw-catalog-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+NewInstance instance(const std::string& study, int n, const std::string& sha = "") {
+  NewInstance in;
+  in.study_uid = study;
+  in.series_uid = study + ".1";
+  in.sop_instance_uid = study + ".1." + std::to_string(n);
+  in.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
+  in.transfer_syntax = "1.2.840.10008.1.2.1";
+  in.modality = "CT";
+  in.sha256 =
+      sha.empty() ? std::string(64, static_cast<char>('a' + n % 6)) + std::to_string(n) : sha;
+  in.size = 1000;
+  in.calling_ae = "PACS1";
+  return in;
+}
+
+std::string state_of(Catalog& c, const std::string& study, const std::string& dest) {
+  auto list = c.studies("", 1000);
+  for (const auto& s : *list)
+    if (s.study_uid == study)
+      for (const auto& [name, state] : s.destination_states)
+        if (name == dest) return state;
+  return "<none>";
+}
+
+TEST(Migrations, FreshDatabaseReachesLatestSchema) {
+  TempDir dir;
+  sqlite::Connection db((dir.path() / "c.db").string());
+  auto from = migrate(db);
+  ASSERT_TRUE(from.ok());
+  EXPECT_EQ(*from, 0);
+  auto st = db.prepare("PRAGMA user_version");
+  st.step();
+  EXPECT_EQ(st.int64(0), latest_schema_version());
+  EXPECT_GE(latest_schema_version(), 2);
+  // Every table of every migration exists.
+  for (const char* table :
+       {"objects", "studies", "instances", "study_destinations", "deliveries", "refusals"}) {
+    auto t = db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1");
+    t.bind(1, table);
+    t.step();
+    EXPECT_EQ(t.int64(0), 1) << table;
+  }
+}
+
+TEST(Migrations, UpgradeFromSchemaOneKeepsData) {
+  TempDir dir;
+  const auto path = (dir.path() / "c.db").string();
+  {
+    sqlite::Connection db(path);
+    ASSERT_TRUE(migrate(db, 1).ok());
+    db.exec(
+        "INSERT INTO studies(study_uid, state, first_received_at, last_received_at, "
+        "instance_count) VALUES ('1.2.3', 'STABLE', 1, 2, 7)");
+  }
+  sqlite::Connection db(path);
+  auto from = migrate(db);
+  ASSERT_TRUE(from.ok());
+  EXPECT_EQ(*from, 1);
+  auto st = db.prepare("SELECT state, instance_count FROM studies WHERE study_uid = '1.2.3'");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.text(0), "STABLE");
+  EXPECT_EQ(st.int64(1), 7);
+  auto v = db.prepare("PRAGMA user_version");
+  v.step();
+  EXPECT_EQ(v.int64(0), latest_schema_version());
+  // Running again is a no-op.
+  EXPECT_EQ(*migrate(db), latest_schema_version());
+}
+
+TEST(Migrations, RefusesNewerDatabase) {
+  TempDir dir;
+  sqlite::Connection db((dir.path() / "c.db").string());
+  db.exec("PRAGMA user_version = 999");
+  auto r = migrate(db);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCatalogSchema);
+}
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = Catalog::open(dir_.path() / "catalog.db", {"hdirs", "backup"}, clock_);
+    ASSERT_TRUE(c.ok()) << c.error().to_string();
+    catalog_ = std::move(c).value();
+  }
+  TempDir dir_;
+  testing::FakeClock clock_;
+  std::unique_ptr<Catalog> catalog_;
+};
+
+TEST_F(CatalogTest, RecordsNewInstanceWithDeliveryPerDestination) {
+  auto r = catalog_->record_instance(instance("1.2.3", 1));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, RecordKind::kNew);
+  auto s = catalog_->status();
+  EXPECT_EQ(s->studies, 1);
+  EXPECT_EQ(s->instances, 1);
+  ASSERT_EQ(s->destinations.size(), 2u);
+  EXPECT_EQ(s->destinations[0].pending_instances, 1);
+  EXPECT_EQ(s->destinations[1].pending_instances, 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
+}
+
+TEST_F(CatalogTest, IdenticalResendIsDuplicateAndAddsNothing) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f')));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, RecordKind::kDuplicate);
+  EXPECT_EQ(catalog_->status()->instances, 1);
+  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 1);
+}
+
+TEST_F(CatalogTest, SameInstanceOtherBytesIsNewVersion) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'e')));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, RecordKind::kNewVersion);
+}
+
+TEST_F(CatalogTest, StudyBecomesReadyOnlyAfterStableAge) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  clock_.advance(seconds(30));
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  // 60 s stable age: cutoff is now - 60 s; the last instance is 0 s old.
+  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now() - seconds(60))), 0);
+  auto oldest = catalog_->oldest_receiving();
+  ASSERT_TRUE(oldest.ok() && oldest->has_value());
+  EXPECT_EQ(**oldest, to_epoch_ms(clock_.now()));
+  clock_.advance(seconds(60));
+  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now() - seconds(60))), 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
+  EXPECT_FALSE(catalog_->oldest_receiving()->has_value());
+}
+
+TEST_F(CatalogTest, NothingIsDueBeforeReady) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  EXPECT_TRUE(due->empty());
+}
+
+TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  const auto now = to_epoch_ms(clock_.now());
+  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 3, 1 << 30)->size(), 3u);
+  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 10, 2500)->size(), 2u);
+  // A single instance larger than max_bytes still goes, alone.
+  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 10, 10)->size(), 1u);
+}
+
+TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
+  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(due->size(), 2u);
+  ASSERT_TRUE(catalog_->mark_sending("hdirs", {(*due)[0].study_id}).ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+  std::vector<DeliveryUpdate> up;
+  for (const auto& d : *due) up.push_back({d.instance_id, DeliveryResult::kDelivered, "", 0});
+  ASSERT_TRUE(catalog_->record_deliveries("hdirs", up).ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "backup"), kReady);
+  auto s = catalog_->status();
+  EXPECT_EQ(s->destinations[0].pending_instances, 0);
+  EXPECT_GT(s->destinations[0].last_success_at, 0);
+  EXPECT_EQ(s->destinations[1].pending_instances, 2);
+}
+
+TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(due.size(), 3u);
+  const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
+  ASSERT_TRUE(catalog_
+                  ->record_deliveries(
+                      "hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0},
+                                {due[1].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at},
+                                {due[2].instance_id, DeliveryResult::kRefused, "0xA900", 0}})
+                  .ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+  EXPECT_TRUE(catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->empty());
+  EXPECT_EQ(**catalog_->next_due("hdirs"), retry_at);
+  clock_.advance(seconds(30));
+  auto again = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].instance_id, due[1].instance_id);
+  EXPECT_EQ(again[0].attempts, 1);
+  ASSERT_TRUE(
+      catalog_
+          ->record_deliveries("hdirs", {{again[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  // One instance was refused for good: the study is FAILED, not SENT, and says why.
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
+  EXPECT_EQ(catalog_->status()->destinations[0].last_error, "0xA900");
+}
+
+TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(
+      catalog_
+          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto delta = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(delta.size(), 1u);  // only the new instance goes
+  EXPECT_NE(delta[0].instance_id, due[0].instance_id);
+}
+
+TEST_F(CatalogTest, RefusalsAreCountedWithTheLastReason) {
+  ASSERT_TRUE(
+      catalog_->record_refusal({0, "dicom", "EVIL", "127.0.0.1:1234", "calling AE not allowed"})
+          .ok());
+  auto s = catalog_->status();
+  EXPECT_EQ(s->refusals, 1);
+  ASSERT_TRUE(s->last_refusal.has_value());
+  EXPECT_EQ(s->last_refusal->reason, "calling AE not allowed");
+}
+
+TEST_F(CatalogTest, ReopenKeepsEverything) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  catalog_.reset();
+  auto c = Catalog::open(dir_.path() / "catalog.db", {"hdirs", "backup"}, clock_);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->status()->instances, 1);
+  EXPECT_EQ((*c)->schema_version(), latest_schema_version());
+}
+
+}  // namespace
+}  // namespace dirgw::catalog

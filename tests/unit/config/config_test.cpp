@@ -1,0 +1,192 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace dirgw::config {
+namespace {
+
+const char* kGood = R"(facility: { name: "Lakeside General", id: LGH }
+state_dir: /var/lib/dirgw
+control_socket: /run/dirgw/control.sock
+log: { level: debug }
+ingest:
+  dicom:
+    ae_title: DIRGW
+    bind: 127.0.0.1
+    port: 11112
+    allowed_callers: [PACS1, CT2]
+    max_associations: 4
+    dimse_timeout: 90s
+policy: { stable_age: 5s }
+retention: { spool_floor: 5GiB }
+destinations:
+  - name: hdirs
+    type: stow-rs
+    url: https://dir.example.org/dicom-web
+    auth: { ca: /etc/dirgw/ca.pem, client_cert: /etc/dirgw/c.pem, client_key: /etc/dirgw/c.key }
+    batch: { max_instances: 20, max_bytes: 32MiB }
+    retry: { initial: 10s, max: 30m }
+)";
+
+std::string with(const std::string& from, const std::string& to) {
+  std::string s = kGood;
+  auto pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  s.replace(pos, from.size(), to);
+  return s;
+}
+
+// Finds the one error for `key` and checks its line and that the message says `text`.
+void expect_error(const LoadResult& r, const std::string& key, int line, const std::string& text) {
+  ASSERT_FALSE(r.ok());
+  for (const auto& e : r.errors) {
+    if (e.key == key) {
+      EXPECT_EQ(e.line, line) << e.message;
+      EXPECT_NE(e.message.find(text), std::string::npos) << e.message;
+      return;
+    }
+  }
+  std::string all;
+  for (const auto& e : r.errors) all += e.key + ": " + e.message + "\n";
+  FAIL() << "no error for " << key << "; got:\n" << all;
+}
+
+TEST(Config, GoodFileLoadsEveryValue) {
+  auto r = load_string(kGood);
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].message);
+  const Config& c = *r.config;
+  EXPECT_EQ(c.facility_name, "Lakeside General");
+  EXPECT_EQ(c.facility_id, "LGH");
+  EXPECT_EQ(c.log_level, "debug");
+  EXPECT_EQ(c.ingest.dicom.bind, "127.0.0.1");
+  EXPECT_EQ(c.ingest.dicom.allowed_callers, (std::vector<std::string>{"PACS1", "CT2"}));
+  EXPECT_EQ(c.ingest.dicom.max_associations, 4);
+  EXPECT_EQ(c.ingest.dicom.dimse_timeout, std::chrono::seconds(90));
+  EXPECT_EQ(c.policy.stable_age, std::chrono::seconds(5));
+  EXPECT_EQ(c.retention.spool_floor, 5ull << 30);
+  ASSERT_EQ(c.destinations.size(), 1u);
+  EXPECT_EQ(c.destinations[0].url, "https://dir.example.org/dicom-web");
+  EXPECT_EQ(c.destinations[0].auth.client_key, "/etc/dirgw/c.key");
+  EXPECT_EQ(c.destinations[0].batch_max_instances, 20);
+  EXPECT_EQ(c.destinations[0].batch_max_bytes, 32ull << 20);
+  EXPECT_EQ(c.destinations[0].retry_max, std::chrono::minutes(30));
+}
+
+TEST(Config, ShippedAnnotatedConfigIsValid) {
+  auto r = load_file(DIRGW_SOURCE_DIR "/config/dirgw.yaml");
+  std::string all;
+  for (const auto& e : r.errors) all += e.to_string("dirgw.yaml") + "\n";
+  EXPECT_TRUE(r.ok()) << all;
+}
+
+TEST(Config, UnknownKeyNamesKeyLineAndAllowedKeys) {
+  auto r = load_string(with("    max_associations: 4", "    max_asociations: 4"));
+  expect_error(r, "ingest.dicom.max_asociations", 11, "unknown key (allowed here:");
+  expect_error(r, "ingest.dicom.max_asociations", 11, "max_associations");
+}
+
+TEST(Config, UnknownTopLevelKey) {
+  auto r = load_string(std::string(kGood) + "retentoin: {}\n");
+  expect_error(r, "retentoin", 22, "unknown key");
+}
+
+TEST(Config, WrongTypeForInteger) {
+  auto r = load_string(with("port: 11112", "port: eleven"));
+  expect_error(r, "ingest.dicom.port", 9, "whole number from 1 to 65535");
+}
+
+TEST(Config, IntegerOutOfRange) {
+  auto r = load_string(with("port: 11112", "port: 70000"));
+  expect_error(r, "ingest.dicom.port", 9, "not '70000'");
+}
+
+TEST(Config, BadDuration) {
+  auto r = load_string(with("stable_age: 5s", "stable_age: soon"));
+  expect_error(r, "policy.stable_age", 13, "duration such as");
+}
+
+TEST(Config, BadSize) {
+  auto r = load_string(with("spool_floor: 5GiB", "spool_floor: lots"));
+  expect_error(r, "retention.spool_floor", 14, "size such as");
+}
+
+TEST(Config, RelativePathRefused) {
+  auto r = load_string(with("state_dir: /var/lib/dirgw", "state_dir: var/lib"));
+  expect_error(r, "state_dir", 2, "absolute path");
+}
+
+TEST(Config, BadUrl) {
+  auto r = load_string(with("url: https://dir.example.org/dicom-web", "url: ftp://x"));
+  expect_error(r, "destinations[0].url", 18, "http:// or https://");
+}
+
+TEST(Config, BadAeTitle) {
+  auto r = load_string(with("ae_title: DIRGW", "ae_title: THIS_AE_TITLE_IS_TOO_LONG"));
+  expect_error(r, "ingest.dicom.ae_title", 7, "1 to 16");
+}
+
+TEST(Config, CallersMustBeAList) {
+  auto r = load_string(with("allowed_callers: [PACS1, CT2]", "allowed_callers: PACS1"));
+  expect_error(r, "ingest.dicom.allowed_callers", 10, "must be a list");
+}
+
+TEST(Config, BadEnumValue) {
+  auto r = load_string(with("level: debug", "level: loud"));
+  expect_error(r, "log.level", 4, "debug, info, warn, error");
+}
+
+TEST(Config, MissingDestinations) {
+  std::string s = kGood;
+  s = s.substr(0, s.find("destinations:"));
+  auto r = load_string(s);
+  expect_error(r, "destinations", 1, "is required");
+}
+
+TEST(Config, DuplicateDestinationNames) {
+  auto r = load_string(std::string(kGood) +
+                       "  - { name: hdirs, url: http://127.0.0.1:8042/dicom-web }\n");
+  expect_error(r, "destinations[1].name", 22, "duplicates");
+}
+
+TEST(Config, ClientCertWithoutKey) {
+  auto r = load_string(with(", client_key: /etc/dirgw/c.key", ""));
+  expect_error(r, "destinations[0].auth", 19, "go together");
+}
+
+TEST(Config, EveryErrorIsReportedNotOnlyTheFirst) {
+  auto s = with("port: 11112", "port: 0");
+  s.replace(s.find("stable_age: 5s"), 14, "stable_age: x");
+  auto r = load_string(s);
+  EXPECT_EQ(r.errors.size(), 2u);
+}
+
+TEST(Config, InvalidYamlGivesLine) {
+  auto r = load_string("facility: {name: [unclosed\nstate_dir: /x\n");
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].message.find("not valid YAML"), std::string::npos);
+  EXPECT_GT(r.errors[0].line, 0);
+}
+
+TEST(Config, EmptyAndMissingFiles) {
+  EXPECT_EQ(load_string("").errors.at(0).message, "the file is empty");
+  EXPECT_EQ(load_file("/nonexistent/dirgw.yaml").errors.at(0).message,
+            "cannot open the configuration file");
+}
+
+TEST(Config, DurationAndSizeParsing) {
+  EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_duration("7d"), std::chrono::hours(24 * 7));
+  EXPECT_FALSE(parse_duration("5"));
+  EXPECT_FALSE(parse_duration("-5s"));
+  EXPECT_EQ(parse_size("64MiB"), 64ull << 20);
+  EXPECT_EQ(parse_size("10MB"), 10'000'000ull);
+  EXPECT_EQ(parse_size("1234"), 1234ull);
+  EXPECT_FALSE(parse_size("5 GiB"));
+  EXPECT_FALSE(parse_size("GiB"));
+}
+
+}  // namespace
+}  // namespace dirgw::config

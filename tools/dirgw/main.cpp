@@ -1,0 +1,236 @@
+// dirgw: the command-line tool for IT staff. It talks to the daemon over its control socket
+// and prints tables for people or JSON (--json) for scripts.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "control/protocol.h"
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitDaemonDown = 3;
+constexpr int kExitPermission = 4;
+
+constexpr const char* kUsage =
+    "Usage: dirgw [--socket PATH | --config FILE] COMMAND [--json]\n"
+    "\n"
+    "Commands:\n"
+    "  status                      is the daemon up; studies and instances per state; per\n"
+    "                              destination: backlog, last success, last error\n"
+    "  studies [--state S] [--limit N]\n"
+    "                              recent studies with their state per destination\n"
+    "  config check FILE           validate a configuration file (needs no daemon)\n"
+    "\n"
+    "Options:\n"
+    "  --socket PATH   the daemon's control socket (default: control_socket from --config,\n"
+    "                  else $DIRGW_SOCKET, else /run/dirgw/control.sock)\n"
+    "  --config FILE   read the control socket path from this configuration\n"
+    "  --json          print the daemon's answer as JSON\n"
+    "  -h, --help      this text;  --version  the version\n"
+    "\n"
+    "Exit codes: 0 ok, 1 request failed or refused, 2 usage error, 3 daemon not running,\n"
+    "            4 permission denied on the control socket.\n";
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string str(const json& j, const char* key, const char* fallback = "-") {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (j[key].is_string()) return j[key].get<std::string>();
+  return j[key].dump();
+}
+
+void print_states(const json& states, const char* indent) {
+  if (states.empty()) {
+    std::printf("%s(none)\n", indent);
+    return;
+  }
+  for (const auto& s : states)
+    std::printf("%s%-12s %6lld studies %8lld instances\n", indent, s.value("state", "").c_str(),
+                s.value("studies", 0LL), s.value("instances", 0LL));
+}
+
+void print_status(const json& r) {
+  std::printf("dirgw daemon: running (pid %s, version %s, since %s)\n", str(r, "pid").c_str(),
+              str(r, "version").c_str(), str(r, "started_at").c_str());
+  if (r.contains("facility") && !r["facility"].get<std::string>().empty())
+    std::printf("facility:     %s\n", r["facility"].get<std::string>().c_str());
+  const auto& c = r["catalog"];
+  std::printf("catalog:      %lld studies, %lld instances, %s (schema %d)\n",
+              c.value("studies", 0LL), c.value("instances", 0LL),
+              human_bytes(c.value("bytes", 0.0)).c_str(), c.value("schema", 0));
+  print_states(c["states"], "              ");
+  if (r.contains("ingest") && r["ingest"].contains("dicom")) {
+    const auto& d = r["ingest"]["dicom"];
+    std::printf("dicom ingest: AE %s port %s; %s active, %s stored, %s duplicates, %s refused\n",
+                str(d, "ae_title").c_str(), str(d, "port").c_str(),
+                str(d, "associations_active").c_str(), str(d, "stored").c_str(),
+                str(d, "duplicates").c_str(), str(d, "refused").c_str());
+  }
+  const auto& sp = r["spool"];
+  std::printf("spool:        %s free (floor %s)%s\n",
+              human_bytes(sp.value("free_bytes", 0.0)).c_str(),
+              human_bytes(sp.value("floor_bytes", 0.0)).c_str(),
+              sp.value("below_floor", false) ? "  WARNING: below floor, new objects refused" : "");
+  for (const auto& d : r["destinations"]) {
+    std::printf("destination %s (%s)\n", str(d, "name").c_str(), str(d, "url").c_str());
+    print_states(d["states"], "  ");
+    std::printf(
+        "  backlog:      %lld instances, %s, oldest since %s\n", d.value("pending_instances", 0LL),
+        human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
+    std::printf("  last success: %s\n", str(d, "last_success_at", "never").c_str());
+    if (!d.value("last_error", std::string()).empty())
+      std::printf("  last error:   %s at %s\n", str(d, "last_error").c_str(),
+                  str(d, "last_error_at").c_str());
+    else
+      std::printf("  last error:   none\n");
+  }
+  const auto& rf = r["refusals"];
+  std::printf("refused input: %lld", rf.value("count", 0LL));
+  if (rf.contains("last"))
+    std::printf(" (last at %s from %s %s: %s)", str(rf["last"], "at").c_str(),
+                str(rf["last"], "calling_ae", "").c_str(), str(rf["last"], "peer").c_str(),
+                str(rf["last"], "reason").c_str());
+  std::printf("\n");
+}
+
+void print_studies(const json& r) {
+  std::printf("%-64s %-10s %9s %10s  %s\n", "STUDY UID", "INGEST", "INSTANCES", "SIZE",
+              "DESTINATIONS");
+  for (const auto& s : r["studies"]) {
+    std::string dests;
+    for (const auto& [name, state] : s["destinations"].items())
+      dests += (dests.empty() ? "" : ", ") + name + "=" + state.get<std::string>();
+    std::printf("%-64s %-10s %9lld %10s  %s\n", str(s, "study_uid").c_str(),
+                str(s, "state").c_str(), s.value("instances", 0LL),
+                human_bytes(s.value("bytes", 0.0)).c_str(), dests.c_str());
+  }
+}
+
+int config_check(const std::string& file, bool as_json) {
+  auto r = dirgw::config::load_file(file);
+  if (as_json) {
+    json errs = json::array();
+    for (const auto& e : r.errors)
+      errs.push_back({{"key", e.key}, {"line", e.line}, {"message", e.message}});
+    std::cout << json{{"ok", r.ok()}, {"file", file}, {"errors", errs}}.dump(2) << "\n";
+  } else if (r.ok()) {
+    std::printf("%s: configuration is valid\n", file.c_str());
+  } else {
+    for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.to_string(file).c_str());
+    std::fprintf(stderr, "%zu error(s)\n", r.errors.size());
+  }
+  return r.ok() ? kExitOk : kExitFailed;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args;
+  std::string socket_path, config_path;
+  bool as_json = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json") {
+      as_json = true;
+    } else if (a == "--socket" && i + 1 < argc) {
+      socket_path = argv[++i];
+    } else if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      return kExitOk;
+    } else if (a == "--version") {
+      std::puts("dirgw " DIRGW_VERSION);
+      return kExitOk;
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (args.empty()) {
+    std::fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  if (args[0] == "config") {
+    if (args.size() != 3 || args[1] != "check") {
+      std::fprintf(stderr, "usage: dirgw config check FILE\n");
+      return kExitUsage;
+    }
+    return config_check(args[2], as_json);
+  }
+
+  if (socket_path.empty() && !config_path.empty()) {
+    auto cfg = dirgw::config::load_file(config_path);
+    if (!cfg.ok()) {
+      std::fprintf(stderr, "dirgw: %s is not a valid configuration (see: dirgw config check %s)\n",
+                   config_path.c_str(), config_path.c_str());
+      return kExitUsage;
+    }
+    socket_path = cfg.config->control_socket.string();
+  }
+  if (socket_path.empty()) {
+    const char* env = std::getenv("DIRGW_SOCKET");
+    socket_path = env != nullptr ? env : "/run/dirgw/control.sock";
+  }
+
+  json request;
+  if (args[0] == "status" && args.size() == 1) {
+    request = {{"cmd", "status"}};
+  } else if (args[0] == "studies") {
+    request = {{"cmd", "studies"}};
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--state" && i + 1 < args.size()) {
+        request["state"] = args[++i];
+      } else if (args[i] == "--limit" && i + 1 < args.size()) {
+        request["limit"] = std::atoi(args[++i].c_str());
+      } else {
+        std::fprintf(stderr, "usage: dirgw studies [--state S] [--limit N] [--json]\n");
+        return kExitUsage;
+      }
+    }
+  } else {
+    std::fprintf(stderr, "dirgw: unknown command '%s'\n\n%s", args[0].c_str(), kUsage);
+    return kExitUsage;
+  }
+
+  auto response = dirgw::control::call(socket_path, request);
+  if (!response) {
+    const auto& e = response.error();
+    if (as_json)
+      std::cout << json{{"ok", false}, {"daemon", "down"}, {"error", e.detail}}.dump(2) << "\n";
+    std::fprintf(stderr, "dirgw: %s\n", e.detail.c_str());
+    if (e.code == dirgw::ErrorCode::kRefused) return kExitPermission;
+    return e.code == dirgw::ErrorCode::kUnavailable ? kExitDaemonDown : kExitFailed;
+  }
+  const json& r = *response;
+  if (!r.value("ok", false)) {
+    if (as_json) std::cout << r.dump(2) << "\n";
+    std::fprintf(stderr, "dirgw: %s\n", r.value("error", std::string("request refused")).c_str());
+    return kExitFailed;
+  }
+  if (as_json) {
+    std::cout << r.dump(2) << "\n";
+  } else if (args[0] == "status") {
+    print_status(r);
+  } else {
+    print_studies(r);
+  }
+  return kExitOk;
+}
