@@ -1,0 +1,350 @@
+#include "senders/dicomweb/http.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+
+#include "common/files.h"
+#include "log/log.h"
+#include "senders/dicomweb/stow.h"
+
+namespace dirgw::senders::dicomweb {
+
+namespace {
+
+void init_curl_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct CurlDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// State of one request, shared with libcurl's callbacks.
+struct Transfer {
+  MultipartBody* body = nullptr;
+  std::string answer;
+  bool answer_too_large = false;
+  std::string retry_after;
+};
+
+std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  std::size_t n = t->body->read(buf, size * nitems);
+  if (t->body->failed()) return CURL_READFUNC_ABORT;
+  return n;
+}
+
+int on_seek(void* userdata, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(userdata);
+  if (origin != SEEK_SET || offset < 0) return CURL_SEEKFUNC_CANTSEEK;
+  return t->body->seek(static_cast<std::uint64_t>(offset)).ok() ? CURL_SEEKFUNC_OK
+                                                                : CURL_SEEKFUNC_FAIL;
+}
+
+std::size_t on_write(char* data, std::size_t size, std::size_t nmemb, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  std::size_t n = size * nmemb;
+  if (t->answer.size() + n > kMaxAnswerBytes) {
+    t->answer_too_large = true;
+    return 0;  // anything but n fails the transfer with CURLE_WRITE_ERROR
+  }
+  t->answer.append(data, n);
+  return n;
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t nitems, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  std::string_view line(data, size * nitems);
+  if (istarts_with(line, "HTTP/")) {  // a new response (after 100 Continue, say) starts afresh
+    t->retry_after.clear();
+    t->answer.clear();
+    t->answer_too_large = false;
+  } else if (istarts_with(line, "Retry-After:")) {
+    t->retry_after = std::string(trim(line.substr(12)));
+  }
+  return size * nitems;
+}
+
+// Token characters only (RFC 6750 b64token is a subset of visible ASCII): a token file with a
+// line break in the middle must not become a second header.
+bool usable_token(std::string_view token) {
+  return !token.empty() &&
+         std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+}
+
+class StowRsSender final : public Sender {
+ public:
+  explicit StowRsSender(const StowRsOptions& options) : opts_(options) {
+    init_curl_once();
+    std::string base = opts_.base_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    url_ = base + "/studies";
+    curl_.reset(curl_easy_init());
+  }
+
+  Outcome send(const std::vector<Item>& batch) override;
+
+ private:
+  static Outcome whole(const std::vector<Item>& batch, InstanceStatus status,
+                       const std::string& message) {
+    Outcome out{};
+    for (const auto& item : batch)
+      out.instances.push_back({item.sop_instance_uid, status, message});
+    out.kind = aggregate_kind(out.instances);
+    out.message = message;
+    return out;
+  }
+  CURLcode configure(Transfer& transfer, const MultipartBody& body, curl_slist* headers);
+
+  StowRsOptions opts_;
+  std::string url_;
+  std::unique_ptr<CURL, CurlDeleter> curl_;
+  char errbuf_[CURL_ERROR_SIZE] = {};
+};
+
+CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
+                                 curl_slist* headers) {
+  CURL* c = curl_.get();
+  CURLcode rc = CURLE_OK;
+  auto set = [&rc, c](CURLoption option, auto value) {
+    if (rc == CURLE_OK) rc = curl_easy_setopt(c, option, value);
+  };
+  errbuf_[0] = '\0';
+  set(CURLOPT_ERRORBUFFER, errbuf_);
+  set(CURLOPT_URL, url_.c_str());
+  set(CURLOPT_PROTOCOLS_STR, "http,https");
+  set(CURLOPT_FOLLOWLOCATION, 0L);  // a redirect would resend the study elsewhere: not followed
+  set(CURLOPT_NOSIGNAL, 1L);
+  set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  set(CURLOPT_TCP_NODELAY, 1L);
+  set(CURLOPT_TCP_KEEPALIVE, 1L);
+  set(CURLOPT_USERAGENT, "dirgw");
+  set(CURLOPT_HTTPHEADER, headers);
+
+  set(CURLOPT_POST, 1L);
+  set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.total_size()));
+  set(CURLOPT_READFUNCTION, &on_read);
+  set(CURLOPT_READDATA, static_cast<void*>(&transfer));
+  set(CURLOPT_SEEKFUNCTION, &on_seek);
+  set(CURLOPT_SEEKDATA, static_cast<void*>(&transfer));
+  set(CURLOPT_WRITEFUNCTION, &on_write);
+  set(CURLOPT_WRITEDATA, static_cast<void*>(&transfer));
+  set(CURLOPT_HEADERFUNCTION, &on_header);
+  set(CURLOPT_HEADERDATA, static_cast<void*>(&transfer));
+  set(CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+
+  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
+  set(CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.request_timeout.count()));
+  set(CURLOPT_LOW_SPEED_LIMIT, opts_.stall_timeout.count() > 0 ? 1L : 0L);
+  set(CURLOPT_LOW_SPEED_TIME, static_cast<long>(opts_.stall_timeout.count()));
+  set(CURLOPT_MAX_SEND_SPEED_LARGE, static_cast<curl_off_t>(opts_.max_bandwidth));
+
+  set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  set(CURLOPT_SSL_VERIFYPEER, opts_.verify_peer ? 1L : 0L);
+  set(CURLOPT_SSL_VERIFYHOST, opts_.verify_peer ? 2L : 0L);
+  if (!opts_.ca_file.empty()) set(CURLOPT_CAINFO, opts_.ca_file.c_str());
+  if (!opts_.client_cert.empty()) set(CURLOPT_SSLCERT, opts_.client_cert.c_str());
+  if (!opts_.client_key.empty()) set(CURLOPT_SSLKEY, opts_.client_key.c_str());
+  return rc;
+}
+
+Outcome StowRsSender::send(const std::vector<Item>& batch) {
+  if (batch.empty()) {
+    Outcome out{};
+    out.kind = OutcomeKind::kOk;
+    out.message = "empty batch, nothing sent";
+    return out;
+  }
+  if (!curl_) return whole(batch, InstanceStatus::kRetry, "libcurl could not create a handle");
+
+  std::vector<SpoolProblem> problems;
+  auto opened = MultipartBody::open(batch, make_boundary(), &problems);
+  if (!opened) {
+    if (problems.empty()) return whole(batch, InstanceStatus::kRetry, opened.error().to_string());
+    // Attribute the problem to the items that have it; the others were simply not sent.
+    Outcome out = whole(batch, InstanceStatus::kRetry,
+                        "not sent: another item of the batch has no usable spool file");
+    for (const auto& p : problems) {
+      out.instances[p.index].status =
+          p.error.retryable() ? InstanceStatus::kRetry : InstanceStatus::kPermanent;
+      out.instances[p.index].reason = p.error.to_string();
+    }
+    out.kind = aggregate_kind(out.instances);
+    out.message = "not sent: " + std::to_string(problems.size()) + " of " +
+                  std::to_string(batch.size()) + " spool files missing or changed";
+    return out;
+  }
+  MultipartBody body = std::move(opened).value();
+
+  SlistPtr headers;
+  auto add_header = [&headers](const std::string& h) {
+    curl_slist* l = curl_slist_append(headers.get(), h.c_str());
+    if (l == nullptr) return false;
+    (void)headers.release();
+    headers.reset(l);
+    return true;
+  };
+  // "Expect:" switches off libcurl's 100-continue handshake for bodies over 1 MiB: a server
+  // that never sends "100 Continue" (Orthanc does not) would cost a 1 s wait on every batch.
+  bool ok = add_header("Content-Type: " + body.content_type()) &&
+            add_header("Accept: application/dicom+json") && add_header("Expect:");
+  if (ok && !opts_.bearer_token_file.empty()) {
+    // Read for every request, so that a token renewed on disk is used at once.
+    auto token = read_small_file(opts_.bearer_token_file, std::size_t{64} * 1024);
+    if (!token) {
+      return whole(batch, InstanceStatus::kRetry,
+                   "bearer token file unreadable: " + token.error().to_string());
+    }
+    std::string_view t = trim(*token);
+    if (!usable_token(t)) {
+      return whole(batch, InstanceStatus::kRetry,
+                   "bearer token file is empty or holds more than one token");
+    }
+    ok = add_header("Authorization: Bearer " + std::string(t));
+  }
+  if (!ok) return whole(batch, InstanceStatus::kRetry, "out of memory building headers");
+
+  Transfer transfer;
+  transfer.body = &body;
+  CURLcode rc = configure(transfer, body, headers.get());
+  if (rc != CURLE_OK) {
+    // An option this libcurl refuses (a TLS file type, say) will not work on a second try.
+    return whole(batch, InstanceStatus::kPermanent,
+                 std::string("libcurl refused an option: ") + curl_easy_strerror(rc));
+  }
+
+  auto started = std::chrono::steady_clock::now();
+  rc = curl_easy_perform(curl_.get());
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+
+  long status = 0;
+  curl_easy_getinfo(curl_.get(), CURLINFO_RESPONSE_CODE, &status);
+  curl_off_t uploaded = 0;
+  curl_easy_getinfo(curl_.get(), CURLINFO_SIZE_UPLOAD_T, &uploaded);
+  // The handle keeps pointers to this call's state; leave none dangling.
+  curl_easy_setopt(curl_.get(), CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+
+  Outcome out{};
+  if (rc == CURLE_OK) {
+    char* content_type = nullptr;
+    curl_easy_getinfo(curl_.get(), CURLINFO_CONTENT_TYPE, &content_type);
+    out = parse_stow_response(static_cast<int>(status), content_type ? content_type : "",
+                              transfer.answer, batch);
+  } else if (rc == CURLE_WRITE_ERROR && transfer.answer_too_large) {
+    out =
+        whole(batch, InstanceStatus::kRetry,
+              "HTTP " + std::to_string(status) + ": answer longer than " +
+                  std::to_string(kMaxAnswerBytes / (std::size_t{1024} * 1024)) + " MiB, not read");
+    out.http_status = static_cast<int>(status);
+  } else if (body.failed()) {
+    out = whole(batch, InstanceStatus::kRetry, "upload stopped: " + body.error()->to_string());
+  } else {
+    TransportVerdict v = classify_curl_error(rc);
+    std::string detail = errbuf_;
+    if (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    out = whole(batch, v.status, detail.empty() ? v.message : v.message + " (" + detail + ")");
+    out.http_status = static_cast<int>(status);
+  }
+  if (!transfer.retry_after.empty())
+    out.retry_after = parse_retry_after(transfer.retry_after, std::chrono::system_clock::now());
+  out.bytes_sent = uploaded > 0 ? static_cast<std::uint64_t>(uploaded) : 0;
+
+  log::debug("stow-rs request done", {{"instances", std::to_string(batch.size())},
+                                      {"http_status", std::to_string(out.http_status)},
+                                      {"bytes_sent", std::to_string(out.bytes_sent)},
+                                      {"ms", std::to_string(elapsed.count())},
+                                      {"outcome", out.message}});
+  return out;
+}
+
+}  // namespace
+
+TransportVerdict classify_curl_error(int curl_code) {
+  const auto code = static_cast<CURLcode>(curl_code);
+  const InstanceStatus retry = InstanceStatus::kRetry;
+  switch (code) {
+    case CURLE_OK:
+      return {retry, "no error"};
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+      return {InstanceStatus::kPermanent, "destination URL unusable"};
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return {retry, "cannot resolve host"};
+    case CURLE_COULDNT_CONNECT:
+      return {retry, "cannot connect"};
+    case CURLE_OPERATION_TIMEDOUT:
+      return {retry, "timed out or stalled"};
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return {retry, "connection lost"};
+    case CURLE_SEND_FAIL_REWIND:
+      return {retry, "connection lost and the body could not be rewound"};
+    case CURLE_SSL_CONNECT_ERROR:
+      return {retry, "TLS handshake failed"};
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_CRL_BADFILE:
+      return {retry,
+              "TLS peer verification failed (server certificate or CA file; a certificate "
+              "rotation can fix this)"};
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+      return {retry, "local client certificate or key unusable"};
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return {retry, "malformed HTTP answer"};
+    case CURLE_ABORTED_BY_CALLBACK:
+    case CURLE_READ_ERROR:
+      return {retry, "upload stopped"};
+    case CURLE_OUT_OF_MEMORY:
+      return {retry, "out of memory"};
+    default:
+      return {retry, std::string("transfer failed: ") + curl_easy_strerror(code)};
+  }
+}
+
+}  // namespace dirgw::senders::dicomweb
+
+namespace dirgw::senders {
+
+std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options) {
+  return std::make_unique<dicomweb::StowRsSender>(options);
+}
+
+}  // namespace dirgw::senders

@@ -1,0 +1,68 @@
+// Senders carry a batch of spooled instances to one destination and say, instance by instance,
+// what the destination did with them. They never touch the catalog: the scheduler records the
+// Outcome. An Outcome never carries patient data (no response bodies, no header values).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dirgw::senders {
+
+// One instance to send.
+struct Item {
+  std::string sop_instance_uid;
+  std::string sop_class_uid;
+  std::filesystem::path path;  // complete Part-10 file in the spool
+  std::uint64_t size = 0;      // must equal the file's size; checked before anything is sent
+};
+
+enum class InstanceStatus { kAccepted, kRetry, kPermanent };
+
+struct InstanceResult {
+  std::string sop_instance_uid;
+  InstanceStatus status;
+  std::string reason;  // e.g. "FailureReason 0xA700 (out of resources)"; never patient data
+};
+
+// For the request as a whole: kOk when every instance was accepted; kRetry when at least one
+// instance should be sent again; kPermanent when none should be retried but some failed.
+enum class OutcomeKind { kOk, kRetry, kPermanent };
+
+struct Outcome {
+  OutcomeKind kind;
+  // One per Item of the batch, same order. Whole-request failures (5xx, time-out, 401...) give
+  // every instance the request's status, so the scheduler can always read results per instance.
+  std::vector<InstanceResult> instances;
+  int http_status = 0;                                   // 0 when no HTTP answer arrived
+  std::optional<std::chrono::milliseconds> retry_after;  // from Retry-After (seconds or HTTP-date)
+  std::string message;  // short, no patient data (never a copy of the response body)
+  std::uint64_t bytes_sent = 0;
+};
+
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  // Blocking; thread-compatible (one thread per Sender).
+  virtual Outcome send(const std::vector<Item>& batch) = 0;
+};
+
+struct StowRsOptions {
+  std::string base_url;  // DICOMweb root, POST goes to base_url + "/studies"
+  std::filesystem::path ca_file, client_cert, client_key, bearer_token_file;
+  bool verify_peer = true;
+  std::chrono::milliseconds connect_timeout{10000}, request_timeout{600000};
+  std::uint64_t max_bandwidth = 0;  // bytes/s, 0 = unlimited (CURLOPT_MAX_SEND_SPEED_LARGE)
+  // A transfer moving less than one byte per second for this long is abandoned (kRetry), so a
+  // stalled peer is noticed well before request_timeout. Generous by default: some repositories
+  // store a whole study before they answer.
+  std::chrono::seconds stall_timeout{120};
+};
+
+std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options);
+
+}  // namespace dirgw::senders

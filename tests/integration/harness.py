@@ -1,0 +1,386 @@
+"""Test harness for dirgw's integration tests and demo: real parts only.
+
+- The regional repository is a real Orthanc with its DICOMweb plugin, started on a free port
+  with a temporary configuration and storage (never the packaged service or its ports).
+- The local PACS is DCMTK's own tools (storescu, ...).
+- dirgwd and the dirgw CLI are the ones just built.
+
+Orthanc 1.10 cannot be told which address to bind, so the tests run inside a private network
+namespace whose only interface is loopback (enter_private_network()): whatever binds there is
+reachable from this test alone. Everything started is stopped at exit.
+"""
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+_started = []
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def enter_private_network(argv):
+    """Re-executes this script in a new network namespace with only loopback, when we can."""
+    if os.environ.get("DIRGW_NETNS") == "1":
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return
+    if os.environ.get("DIRGW_NO_NETNS") == "1" or os.geteuid() != 0 or not shutil.which("unshare"):
+        log("note: not in a private network namespace; Orthanc binds every interface "
+            "(RemoteAccessAllowed=false still refuses other hosts)")
+        return
+    env = dict(os.environ, DIRGW_NETNS="1")
+    rc = subprocess.call(["unshare", "--net", sys.executable] + argv, env=env)
+    sys.exit(rc)
+
+
+def free_port():
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop_all():
+    for p in reversed(_started):
+        with contextlib.suppress(Exception):
+            p.stop()
+
+
+atexit.register(_stop_all)
+
+
+class Process:
+    def __init__(self, name, args, log_path, env=None, cwd=None):
+        self.name = name
+        self.log_path = log_path
+        self.log_file = open(log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                     env=env, cwd=cwd, start_new_session=True)
+        _started.append(self)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+        if self in _started:
+            _started.remove(self)
+        return self.proc.returncode
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def wait_for(what, predicate, timeout, interval=0.2):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Orthanc:
+    """A real Orthanc + DICOMweb plugin acting as the regional repository."""
+
+    def __init__(self, workdir, name="repository"):
+        self.dir = os.path.join(workdir, f"orthanc-{name}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.dicomweb = self.url + "/dicom-web"
+        cfg = {
+            "Name": f"dirgw-test-{name}",
+            "StorageDirectory": os.path.join(self.dir, "storage"),
+            "IndexDirectory": os.path.join(self.dir, "index"),
+            "HttpPort": self.http_port,
+            "DicomServerEnabled": False,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "HttpThreadsCount": 8,
+            "StableAge": 1,
+            "Plugins": [DICOMWEB_PLUGIN],
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
+        }
+        self.config_path = os.path.join(self.dir, "orthanc.json")
+        with open(self.config_path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        self.process = None
+
+    def start(self):
+        self.process = Process("Orthanc", ["Orthanc", self.config_path],
+                               os.path.join(self.dir, "orthanc.log"))
+        wait_for("Orthanc to answer", lambda: self._alive_or_raise() and self.get("/system"), 60)
+        plugins = self.get("/plugins") or []
+        if "dicom-web" not in plugins:
+            raise RuntimeError(f"Orthanc started without the DICOMweb plugin: {plugins}")
+        log(f"Orthanc with DICOMweb on {self.url}")
+        return self
+
+    def _alive_or_raise(self):
+        if not self.process.alive():
+            raise RuntimeError("Orthanc exited:\n" + self.process.log_text()[-3000:])
+        return True
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+            self.process = None
+
+    def get(self, path, raw=False):
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=30) as r:
+                data = r.read()
+                return data if raw else json.loads(data)
+        except (urllib.error.URLError, ConnectionError, OSError):
+            return None
+
+    def post(self, path, body):
+        req = urllib.request.Request(self.url + path, data=body.encode() if isinstance(body, str) else body,
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def count_instances(self):
+        s = self.get("/statistics")
+        return s["CountInstances"] if s else -1
+
+    def instance_id(self, sop_instance_uid):
+        found = self.post("/tools/lookup", sop_instance_uid)
+        ids = [x["ID"] for x in found if x.get("Type") == "Instance"]
+        return ids[0] if ids else None
+
+    def instance_file(self, orthanc_id):
+        return self.get(f"/instances/{orthanc_id}/file", raw=True)
+
+
+class Gateway:
+    """dirgwd with a temporary configuration and state directory."""
+
+    def __init__(self, build_dir, workdir, repository_url, allowed_callers=("PACS1",),
+                 stable_age="2s", extra_yaml="", name="dirgw"):
+        self.build_dir = os.path.abspath(build_dir)
+        self.dirgwd = os.path.join(self.build_dir, "gateway/daemon/dirgwd")
+        self.cli = os.path.join(self.build_dir, "tools/dirgw/dirgw")
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.socket = os.path.join(self.dir, "control.sock")
+        self.port = free_port()
+        self.ae_title = "DIRGW"
+        callers = ", ".join(allowed_callers)
+        self.config_path = os.path.join(self.dir, "dirgw.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(f"""facility: {{ name: "Integration test facility", id: TEST }}
+state_dir: {self.state_dir}
+control_socket: {self.socket}
+log: {{ level: debug }}
+ingest:
+  dicom:
+    ae_title: {self.ae_title}
+    bind: 127.0.0.1
+    port: {self.port}
+    allowed_callers: [{callers}]
+    max_associations: 8
+    acse_timeout: 10s
+    dimse_timeout: 30s
+policy: {{ stable_age: {stable_age} }}
+retention: {{ spool_floor: 64MiB }}
+destinations:
+  - name: repository
+    type: stow-rs
+    url: {repository_url}
+    batch: {{ max_instances: 25, max_bytes: 32MiB }}
+    timeouts: {{ connect: 2s, request: 60s }}
+    retry: {{ initial: 500ms, max: 5s }}
+{extra_yaml}""")
+        self.process = None
+        self.log_path = os.path.join(self.dir, "dirgwd.log")
+
+    def start(self):
+        env = dict(os.environ)
+        # A hostile environment must not turn Nagle back on: dirgw sets TCP_NODELAY itself.
+        env["TCP_NODELAY"] = "0"
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.process = Process("dirgwd", [self.dirgwd, "--config", self.config_path], self.log_path,
+                               env=env)
+        wait_for("dirgwd to answer on its control socket",
+                 lambda: self._alive_or_raise() and self.status_ok(), 60)
+        log(f"dirgwd listening as {self.ae_title} on 127.0.0.1:{self.port}")
+        return self
+
+    def _alive_or_raise(self):
+        if not self.process.alive():
+            raise RuntimeError("dirgwd exited:\n" + self.process.log_text()[-5000:])
+        return True
+
+    def status_ok(self):
+        rc, out, _ = self.run_cli("status", "--json")
+        return rc == 0 and json.loads(out).get("ok")
+
+    def stop(self, sig=signal.SIGTERM):
+        rc = None
+        if self.process:
+            rc = self.process.stop(sig)
+            self.process = None
+        return rc
+
+    def run_cli(self, *args):
+        p = subprocess.run([self.cli, "--socket", self.socket] + list(args), capture_output=True,
+                           text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    def status(self):
+        rc, out, err = self.run_cli("status", "--json")
+        if rc != 0:
+            raise RuntimeError(f"dirgw status failed ({rc}): {err}")
+        return json.loads(out)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def synth(build_dir, out_dir, modality, instances=None, seed=1, patient_index=0, manifest=None,
+          extra=()):
+    exe = os.path.join(os.path.abspath(build_dir), "tools/synth/dirgw-synth")
+    args = [exe, "--out", out_dir, "--modality", modality, "--seed", str(seed),
+            "--patient-index", str(patient_index)]
+    if instances is not None:
+        args += ["--instances", str(instances)]
+    if manifest:
+        args += ["--manifest", manifest]
+    args += list(extra)
+    p = subprocess.run(args, capture_output=True, text=True, check=True)
+    files = sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir) if f.endswith(".dcm"))
+    return p.stdout.strip(), files
+
+
+def storescu(port, files_or_dirs, calling="PACS1", called="DIRGW", extra=()):
+    """DCMTK's storescu, as a PACS would send. Returns (returncode, output)."""
+    env = dict(os.environ, TCP_NODELAY="1")
+    args = ["storescu", "-aet", calling, "-aec", called, "--scan-directories", "-nh"]
+    args += list(extra) + ["127.0.0.1", str(port)] + list(files_or_dirs)
+    p = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
+# --- A minimal DICOM reader, to compare what arrived with what was sent, attribute by attribute.
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+def dataset_elements(data):
+    """Top-level elements of a Part-10 file as {(group, element): (vr, raw value)}, skipping the
+    meta group and group lengths. Explicit VR little endian or implicit VR little endian."""
+    if data[128:132] != b"DICM":
+        raise ValueError("no DICM prefix")
+    pos = 132
+    explicit = True
+    ts = None
+    out = {}
+    while pos < len(data):
+        group, elem = struct.unpack_from("<HH", data, pos)
+        if group != 0x0002 and ts is not None:
+            explicit = ts != "1.2.840.10008.1.2"
+        vr = None
+        if explicit or group == 0x0002:
+            vr = data[pos + 4:pos + 6]
+            if vr in _LONG_VRS:
+                length = struct.unpack_from("<I", data, pos + 8)[0]
+                pos += 12
+            else:
+                length = struct.unpack_from("<H", data, pos + 6)[0]
+                pos += 8
+        else:
+            length = struct.unpack_from("<I", data, pos + 4)[0]
+            pos += 8
+        if length == 0xFFFFFFFF:
+            # Undefined length (sequence or encapsulated pixel data): keep the rest as one value.
+            value = data[pos:]
+            out[(group, elem)] = (vr, value)
+            break
+        value = data[pos:pos + length]
+        pos += length
+        if group == 0x0002:
+            if elem == 0x0010:
+                ts = value.rstrip(b"\0 ").decode()
+            continue
+        if elem == 0x0000:
+            continue
+        out[(group, elem)] = (vr, value)
+    return out
+
+
+def compare_datasets(sent, received):
+    """Returns a list of differences (empty when every attribute and the pixel data are equal)."""
+    a, b = dataset_elements(sent), dataset_elements(received)
+    diffs = []
+    for tag in sorted(set(a) | set(b)):
+        if tag not in a:
+            diffs.append(f"({tag[0]:04X},{tag[1]:04X}) added")
+        elif tag not in b:
+            diffs.append(f"({tag[0]:04X},{tag[1]:04X}) missing")
+        elif a[tag][1] != b[tag][1]:
+            diffs.append(f"({tag[0]:04X},{tag[1]:04X}) differs")
+    return diffs
+
+
+def sop_instance_uid(path):
+    with open(path, "rb") as f:
+        els = dataset_elements(f.read())
+    return els[(0x0008, 0x0018)][1].rstrip(b"\0 ").decode()
+
+
+def scan_for_phi(texts, manifest_path):
+    """Every patient value of the synthetic studies, searched in every text. Returns the hits."""
+    values = set()
+    with open(manifest_path) as f:
+        for line in f:
+            m = json.loads(line)
+            for key in ("patient_name", "patient_id", "health_number", "birth_date", "accession"):
+                v = m.get(key)
+                if v and len(str(v)) >= 4:
+                    values.add(str(v))
+                    if key == "patient_name":
+                        values.update(p for p in str(v).split("^") if len(p) >= 4)
+    hits = []
+    for name, text in texts.items():
+        for v in values:
+            if v in text:
+                hits.append(f"{name}: contains a patient value ({len(v)} characters)")
+    return hits
+
+
+def tempdir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    if os.environ.get("DIRGW_KEEP_TMP") != "1":
+        # atexit runs last-registered first: stop what runs before its files go.
+        atexit.register(lambda: (_stop_all(), shutil.rmtree(d, True)))
+    return d

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Walking skeleton, end to end with real parts: storescu (the PACS) sends a 200-instance CT
+study and a 2-instance CR study to dirgwd, which forwards them over STOW-RS to a real Orthanc
+with its DICOMweb plugin. Orthanc must end up holding exactly those instances, each with every
+attribute and the pixel data equal to what was sent. In the same run, bad input (a file that is
+not DICOM, a truncated instance, a calling AE title not on the list) is refused with a clear
+DIMSE status or association rejection and a log line with the reason, and the good studies
+still arrive whole. Logs must carry no patient value."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import log  # noqa: E402
+
+RAWSCU = os.path.join(harness.SOURCE_DIR, "tests/tools/rawscu.py")
+CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def rawscu(port, *args):
+    p = subprocess.run([sys.executable, RAWSCU, "--host", "127.0.0.1", "--port", str(port),
+                        "--calling", "PACS1", "--called", "DIRGW"] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+
+    work = harness.tempdir("dirgw-skeleton-")
+    manifest = os.path.join(work, "manifest.jsonl")
+    ct_uid, ct_files = harness.synth(args.build_dir, os.path.join(work, "ct"), "CT", 200, seed=11,
+                                     patient_index=1, manifest=manifest)
+    cr_uid, cr_files = harness.synth(args.build_dir, os.path.join(work, "cr"), "CR", 2, seed=12,
+                                     patient_index=2, manifest=manifest)
+    assert len(ct_files) == 200 and len(cr_files) == 2, (len(ct_files), len(cr_files))
+    log(f"generated CT study {ct_uid} (200 instances) and CR study {cr_uid} (2 instances)")
+
+    repo = harness.Orthanc(work).start()
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb).start()
+    failures = []
+
+    # --- bad input, in the same run
+    garbage = os.path.join(work, "not-dicom.bin")
+    with open(garbage, "wb") as f:
+        f.write(b"This is a discharge summary in plain text, not a DICOM object.\n" * 40)
+    rc, out = rawscu(gw.port, "--sop-class", CT_SOP_CLASS, "--sop-instance", "1.2.3.4.5.6.7.8.1",
+                     "--raw-dataset", garbage)
+    log(f"not-DICOM: rc={rc} {out}")
+    if rc != 0 or "status=0x0000" in out or "status=0x" not in out:
+        failures.append(f"a non-DICOM dataset was not refused with a DIMSE status: {out}")
+
+    rc, out = rawscu(gw.port, "--file", ct_files[0], "--truncate", "300000")
+    log(f"truncated: rc={rc} {out}")
+    if rc != 0 or "status=0x0000" in out or "status=0x" not in out:
+        failures.append(f"a truncated instance was not refused with a DIMSE status: {out}")
+
+    rc, out = harness.storescu(gw.port, cr_files[:1], calling="INTRUDER")
+    log(f"unknown caller: storescu rc={rc}")
+    if rc == 0 or "Calling AE Title Not Recognized" not in out:
+        failures.append(f"an unknown calling AE was not rejected as such: {out[-500:]}")
+
+    # --- the good studies
+    rc, out = harness.storescu(gw.port, [os.path.join(work, "ct"), os.path.join(work, "cr")])
+    if rc != 0:
+        failures.append(f"storescu of the good studies failed ({rc}): {out[-2000:]}")
+    log("storescu sent 202 instances")
+
+    harness.wait_for("Orthanc to hold 202 instances", lambda: repo.count_instances() >= 202, 300, 0.5)
+
+    def all_sent():
+        st = gw.status()
+        d = st["destinations"][0]
+        states = {s["state"]: s["studies"] for s in d["states"]}
+        return d["pending_instances"] == 0 and states.get("SENT") == 2 and st
+
+    status = harness.wait_for("dirgw to record both studies as SENT", all_sent, 60, 0.5)
+    log(f"status: {json.dumps(status['destinations'][0])}")
+
+    count = repo.count_instances()
+    if count != 202:
+        failures.append(f"Orthanc holds {count} instances, expected exactly 202")
+    compared = 0
+    for path in ct_files + cr_files:
+        uid = harness.sop_instance_uid(path)
+        oid = repo.instance_id(uid)
+        if oid is None:
+            failures.append(f"instance {uid} is not in Orthanc")
+            continue
+        with open(path, "rb") as f:
+            sent = f.read()
+        diffs = harness.compare_datasets(sent, repo.instance_file(oid))
+        if diffs:
+            failures.append(f"instance {uid} differs: {diffs[:5]}")
+        compared += 1
+    log(f"compared {compared} instances attribute by attribute, pixel data included")
+
+    if status["catalog"]["instances"] != 202:
+        failures.append(f"catalog has {status['catalog']['instances']} instances, expected 202")
+    if status["refusals"]["count"] < 3:
+        failures.append(f"status shows {status['refusals']['count']} refusals, expected >= 3")
+
+    text = gw.log_text()
+    for needle in ("calling AE title not in allowed_callers", "C-STORE refused"):
+        if needle not in text:
+            failures.append(f"no log line saying '{needle}'")
+
+    rc, out, err = gw.run_cli("status")
+    if rc != 0 or "destination repository" not in out:
+        failures.append(f"human status failed: {rc} {err}")
+    print(out)
+
+    exit_code = gw.stop()
+    if exit_code != 0:
+        failures.append(f"dirgwd exited {exit_code} on SIGTERM")
+    rc, out, err = gw.run_cli("status")
+    if rc != 3 or "not running" not in err:
+        failures.append(f"status with the daemon down: rc={rc}, stderr={err!r}")
+
+    hits = harness.scan_for_phi({"dirgwd.log": gw.log_text()}, manifest)
+    failures += hits
+    repo.stop()
+
+    print(f"walking skeleton: 202 sent, {count} in repository, {compared} compared, "
+          f"3 bad inputs, {len(failures)} failures")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
