@@ -36,6 +36,8 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  // By value on a temporary, so that `for (auto& x : *f())` does not dangle.
+  T operator*() && { return std::move(value()); }
 
   const Error& error() const {
     assert(!ok());

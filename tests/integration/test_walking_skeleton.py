@@ -21,9 +21,9 @@ RAWSCU = os.path.join(harness.SOURCE_DIR, "tests/tools/rawscu.py")
 CT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 
 
-def rawscu(port, *args):
-    p = subprocess.run([sys.executable, RAWSCU, "--host", "127.0.0.1", "--port", str(port),
-                        "--calling", "PACS1", "--called", "DIRGW"] + list(args),
+def rawscu(port, *args, file=None):
+    p = subprocess.run([sys.executable, RAWSCU, "127.0.0.1", str(port)] + ([file] if file else []) +
+                       ["--calling-ae", "PACS1", "--called-ae", "DIRGW"] + list(args),
                        capture_output=True, text=True, timeout=120)
     return p.returncode, (p.stdout + p.stderr).strip()
 
@@ -52,12 +52,12 @@ def main():
     with open(garbage, "wb") as f:
         f.write(b"This is a discharge summary in plain text, not a DICOM object.\n" * 40)
     rc, out = rawscu(gw.port, "--sop-class", CT_SOP_CLASS, "--sop-instance", "1.2.3.4.5.6.7.8.1",
-                     "--raw-dataset", garbage)
+                     "--ts", "1.2.840.10008.1.2.1", "--raw-dataset", garbage)
     log(f"not-DICOM: rc={rc} {out}")
     if rc != 0 or "status=0x0000" in out or "status=0x" not in out:
         failures.append(f"a non-DICOM dataset was not refused with a DIMSE status: {out}")
 
-    rc, out = rawscu(gw.port, "--file", ct_files[0], "--truncate", "300000")
+    rc, out = rawscu(gw.port, "--truncate", "300000", file=ct_files[0])
     log(f"truncated: rc={rc} {out}")
     if rc != 0 or "status=0x0000" in out or "status=0x" not in out:
         failures.append(f"a truncated instance was not refused with a DIMSE status: {out}")

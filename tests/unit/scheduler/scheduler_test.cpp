@@ -1,0 +1,203 @@
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+
+#include "fakes/fake_clock.h"
+
+namespace dirgw::scheduler {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// A sender that answers from a script and remembers what it was asked to send.
+class ScriptedSender final : public senders::Sender {
+ public:
+  using Script = std::function<senders::Outcome(const std::vector<senders::Item>&)>;
+  std::deque<Script> script;
+  std::vector<std::vector<std::string>> calls;
+
+  senders::Outcome send(const std::vector<senders::Item>& batch) override {
+    std::vector<std::string> uids;
+    for (const auto& i : batch) uids.push_back(i.sop_instance_uid);
+    calls.push_back(uids);
+    if (script.empty()) return all(batch, senders::InstanceStatus::kAccepted, 200);
+    auto s = std::move(script.front());
+    script.pop_front();
+    return s(batch);
+  }
+
+  static senders::Outcome all(const std::vector<senders::Item>& batch, senders::InstanceStatus st,
+                              int http) {
+    senders::Outcome o;
+    o.kind = st == senders::InstanceStatus::kAccepted ? senders::OutcomeKind::kOk
+             : st == senders::InstanceStatus::kRetry  ? senders::OutcomeKind::kRetry
+                                                      : senders::OutcomeKind::kPermanent;
+    o.http_status = http;
+    for (const auto& i : batch) o.instances.push_back({i.sop_instance_uid, st, "scripted"});
+    return o;
+  }
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dirgw-sched-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    dest_.name = "repo";
+    dest_.url = "http://127.0.0.1:1/dicom-web";
+    dest_.batch_max_instances = 10;
+    dest_.retry_initial = seconds(10);
+    dest_.retry_max = seconds(80);
+    catalog_ = std::move(catalog::Catalog::open(dir_ / "c.db", {"repo"}, clock_)).value();
+    spool_ = std::make_unique<ingest::Spool>(std::move(ingest::Spool::open(dir_ / "spool")).value());
+    forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, sender_, clock_, 42);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  void receive(const std::string& study, int n) {
+    catalog::NewInstance in;
+    in.study_uid = study;
+    in.series_uid = study + ".1";
+    in.sop_instance_uid = study + ".1." + std::to_string(n);
+    in.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
+    in.transfer_syntax = "1.2.840.10008.1.2.1";
+    in.sha256 = std::string(60, 'a') + std::to_string(1000 + n);
+    in.size = 100;
+    ASSERT_TRUE(catalog_->record_instance(in).ok());
+  }
+
+  std::string state(const std::string& study) {
+    for (const auto& s : *catalog_->studies("", 100))
+      if (s.study_uid == study) return s.destination_states.at(0).second;
+    return "";
+  }
+
+  fs::path dir_;
+  testing::FakeClock clock_;
+  config::Destination dest_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<ingest::Spool> spool_;
+  ScriptedSender sender_;
+  std::unique_ptr<Forwarder> forwarder_;
+};
+
+TEST(Backoff, CeilingDoublesUpToMax) {
+  Backoff b(seconds(10), seconds(80), 1);
+  EXPECT_EQ(b.ceiling(1), seconds(10));
+  EXPECT_EQ(b.ceiling(2), seconds(20));
+  EXPECT_EQ(b.ceiling(4), seconds(80));
+  EXPECT_EQ(b.ceiling(40), seconds(80));
+}
+
+TEST(Backoff, FullJitterStaysWithinBoundsAndVaries) {
+  Backoff b(seconds(10), seconds(80), 7);
+  std::set<long long> seen;
+  for (int i = 0; i < 200; ++i) {
+    auto d = b.next(3);
+    EXPECT_GE(d.count(), 0);
+    EXPECT_LE(d, seconds(40));
+    seen.insert(d.count());
+  }
+  EXPECT_GT(seen.size(), 100u);  // spread, not lock-step
+}
+
+TEST(Backoff, RetryAfterIsALowerBoundCappedAtMax) {
+  Backoff b(seconds(1), seconds(60), 3);
+  EXPECT_GE(b.next(1, seconds(30)), seconds(30));
+  EXPECT_EQ(b.next(1, seconds(3600)), seconds(60));
+}
+
+TEST_F(SchedulerTest, ReadinessWaitsForStableAge) {
+  Readiness r(*catalog_, clock_, seconds(60));
+  receive("1.2.3", 1);
+  auto first = r.step();
+  EXPECT_EQ(first.promoted, 0);
+  ASSERT_TRUE(first.next.has_value());
+  EXPECT_EQ(*first.next, clock_.now() + seconds(60));
+  clock_.advance(seconds(59));
+  EXPECT_EQ(r.step().promoted, 0);
+  clock_.advance(seconds(1));
+  auto second = r.step();
+  EXPECT_EQ(second.promoted, 1);
+  EXPECT_FALSE(second.next.has_value());
+  EXPECT_EQ(state("1.2.3"), catalog::kReady);
+}
+
+TEST_F(SchedulerTest, AcceptedBatchMarksStudySent) {
+  for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.sent, 3);
+  ASSERT_EQ(sender_.calls.size(), 1u);
+  EXPECT_EQ(sender_.calls[0].size(), 3u);
+  EXPECT_EQ(state("1.2.3"), catalog::kSent);
+  EXPECT_FALSE(forwarder_->step().did_work);
+}
+
+TEST_F(SchedulerTest, PartialAnswerResendsOnlyUnacknowledgedAfterBackoff) {
+  for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  sender_.script.push_back([](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kAccepted, 202);
+    o.instances[1].status = senders::InstanceStatus::kRetry;
+    o.kind = senders::OutcomeKind::kRetry;
+    return o;
+  });
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.sent, 2);
+  EXPECT_EQ(r.retry, 1);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_LE(*r.next, clock_.now() + seconds(10));
+  EXPECT_EQ(state("1.2.3"), catalog::kRetryWait);
+  clock_.advance(seconds(10));
+  auto again = forwarder_->step();
+  EXPECT_EQ(again.sent, 1);
+  ASSERT_EQ(sender_.calls.size(), 2u);
+  EXPECT_EQ(sender_.calls[1], std::vector<std::string>{"1.2.3.1.2"});
+  EXPECT_EQ(state("1.2.3"), catalog::kSent);
+}
+
+TEST_F(SchedulerTest, WholeBatchRetryWaitsAndHonoursRetryAfter) {
+  receive("1.2.3", 1);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  sender_.script.push_back([](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
+    o.retry_after = seconds(30);
+    return o;
+  });
+  auto r = forwarder_->step();
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_GE(*r.next, clock_.now() + seconds(30));
+  clock_.advance(seconds(29));
+  EXPECT_FALSE(forwarder_->step().did_work);  // nothing is sent before the retry is due
+  clock_.advance(seconds(1));
+  EXPECT_EQ(forwarder_->step().sent, 1);
+}
+
+TEST_F(SchedulerTest, PermanentRefusalDoesNotBlockTheRest) {
+  for (int i = 1; i <= 2; ++i) receive("1.2.3", i);
+  receive("1.2.4", 1);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 2);
+  sender_.script.push_back([](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kAccepted, 202);
+    o.instances[0].status = senders::InstanceStatus::kPermanent;
+    o.instances[0].reason = "FailureReason 0xA900";
+    o.kind = senders::OutcomeKind::kPermanent;
+    return o;
+  });
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.refused, 1);
+  EXPECT_EQ(r.sent, 2);
+  EXPECT_EQ(state("1.2.3"), catalog::kFailed);
+  EXPECT_EQ(state("1.2.4"), catalog::kSent);
+  EXPECT_EQ(catalog_->status()->destinations[0].last_error, "FailureReason 0xA900");
+}
+
+}  // namespace
+}  // namespace dirgw::scheduler
