@@ -15,7 +15,7 @@ DEB_PACKAGES := build-essential cmake pkg-config python3 \
 	libyaml-cpp-dev googletest libgtest-dev nlohmann-json3-dev libsystemd-dev zlib1g-dev \
 	orthanc orthanc-dicomweb curl iproute2 util-linux
 
-.PHONY: all deps build test unit integration demo clean format package help
+.PHONY: all deps build test unit integration demo clean format package help bench
 
 all: build
 
@@ -63,3 +63,15 @@ format:
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR)
+
+# Benchmarks: release build, loopback only, DCMTK and Orthanc baselines measured in the same run.
+$(BENCH_BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DDIRGW_BUILD_TESTS=OFF
+
+bench: deps $(BENCH_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BENCH_BUILD_DIR) -j$(JOBS)
+	python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
+
+# Packages: a .deb (CPack) and an .rpm (packaging/rpm/dirgw.spec), in $(BUILD_DIR)/packages.
+package: deps
+	bash packaging/build-packages.sh $(BUILD_DIR)
