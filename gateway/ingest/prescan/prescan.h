@@ -1,0 +1,51 @@
+// Structural pre-scan of an untrusted DICOM Part-10 object, run before anything hands the bytes
+// to DCMTK. It walks the element structure (meta header, dataset, sequences, items, encapsulated
+// fragments) without building a dataset, streaming through the file with a fixed-size buffer and
+// skipping values, so memory stays bounded whatever the file size. Deflated datasets are inflated
+// as a stream and counted against a limit. The walker is iterative: nesting depth costs heap, not
+// stack, and is capped by PrescanLimits::max_depth.
+//
+// Every rejection is ErrorCode::kPrescanRejected with a detail that names the reason and the byte
+// offset, never a value taken from the data. See docs/prescan.md for the rules and the reasons.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace dirgw::ingest {
+
+struct PrescanLimits {
+  int max_depth = 32;                          // sequence nesting (top-level SQ = depth 1)
+  std::uint64_t max_items = 100000;            // items of all sequences + pixel fragments
+  std::uint64_t max_elements = 2000000;        // data elements at all levels (DCMTK: ~150 B each)
+  std::uint64_t max_object_size = 2ull << 30;  // file size and any single value length
+  std::uint64_t max_inflated_size = 512ull << 20;  // inflated dataset of a deflated TS
+  // One character-string value (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT). Binary VRs
+  // (OB OD OF OL OV OW UN, and the numeric FL FD SL SS SV UL US UV AT) are exempt; in implicit VR
+  // the rule is applied by tag (see docs/prescan.md).
+  std::uint32_t max_text_value = 1u << 20;
+};
+
+struct PrescanResult {          // what the scan learned, for the catalog
+  std::string transfer_syntax;  // from meta (0002,0010), trailing spaces/NULs trimmed
+  std::string sop_class_uid, sop_instance_uid;  // from the meta header (0002,0002/0003)
+  // From the dataset top level (0020,000D) (0020,000E) (0008,0018) (0008,0016) (0008,0060),
+  // trailing spaces/NULs trimmed.
+  std::string study_uid, series_uid, dataset_sop_instance_uid, dataset_sop_class_uid, modality;
+  std::uint64_t dataset_offset = 0;  // byte offset where the dataset starts (after meta)
+  bool preamble_nonzero = false;     // CVE-2019-11687 polyglot hint
+  // Non-fatal findings (odd value lengths, ...), each with its offset; at most kMaxWarnings kept.
+  std::vector<std::string> warnings;
+  static constexpr std::size_t kMaxWarnings = 16;
+};
+
+Result<PrescanResult> prescan_file(const std::filesystem::path& path, const PrescanLimits& limits);
+// Convenience for tests/fuzzing: same checks on bytes in memory.
+Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits);
+
+}  // namespace dirgw::ingest
