@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/lifecycle.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -37,6 +38,9 @@ struct NewInstance {
 };
 
 enum class RecordKind { kNew, kDuplicate, kNewVersion };
+
+// What to do with an SOP instance received again with different bytes.
+enum class NewVersionPolicy { kSend, kHold };
 struct RecordOutcome {
   RecordKind kind;
   std::int64_t instance_id = 0;
@@ -48,6 +52,8 @@ struct DueItem {
   std::string study_uid, sop_instance_uid, sop_class_uid, sha256;
   std::uint64_t size = 0;
   int attempts = 0;
+  std::int64_t received_at = 0;
+  std::int64_t first_failure_at = 0;  // 0: has not failed yet
 };
 
 enum class DeliveryResult { kDelivered, kRetry, kRefused };
@@ -80,6 +86,11 @@ struct Refusal {
   std::string source, calling_ae, peer, reason;
 };
 
+struct Reconciliation {
+  std::int64_t at = 0;
+  int temporaries = 0, adopted = 0, quarantined = 0, missing = 0;
+};
+
 struct Status {
   int schema_version = 0;
   std::int64_t studies = 0;
@@ -89,12 +100,52 @@ struct Status {
   std::vector<DestinationStatus> destinations;
   std::int64_t refusals = 0;
   std::optional<Refusal> last_refusal;
+  std::optional<Reconciliation> last_reconciliation;
 };
 
 struct StudySummary {
   std::string study_uid, state;
   std::int64_t instances = 0, bytes = 0, first_received_at = 0, last_received_at = 0;
   std::vector<std::pair<std::string, std::string>> destination_states;  // name, state
+};
+
+struct DeliveryDetail {
+  std::string destination, state, last_error;
+  int attempts = 0, round = 1;
+  std::int64_t next_attempt_at = 0, sent_at = 0;
+};
+
+struct InstanceDetail {
+  std::string sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, sha256, flags,
+      calling_ae;
+  std::int64_t size = 0, received_at = 0;
+  std::vector<DeliveryDetail> deliveries;
+};
+
+struct RoundDetail {
+  std::string destination;
+  int round = 1;
+  std::int64_t instances = 0, sent = 0, failed = 0, pending = 0;
+  std::int64_t first_sent_at = 0, last_sent_at = 0;
+};
+
+struct DestinationStateDetail {
+  std::string destination, state, reason;
+  int round = 1;
+  std::int64_t updated_at = 0, sent_at = 0;
+};
+
+struct StudyDetail {
+  StudySummary summary;
+  std::vector<DestinationStateDetail> destinations;
+  std::vector<RoundDetail> rounds;
+  std::vector<InstanceDetail> instances;
+};
+
+// The result of an operator action: how many studies changed, and why others did not.
+struct ActionResult {
+  int changed = 0;
+  std::vector<std::string> refused;  // "<study uid> <destination>: HELD cannot become READY"
 };
 
 class Catalog {
@@ -111,7 +162,8 @@ class Catalog {
 
   // Ingest: records an object and its instance in one transaction. An SOP instance already
   // held with identical bytes is a duplicate: nothing new is recorded or sent.
-  Result<RecordOutcome> record_instance(const NewInstance& instance);
+  Result<RecordOutcome> record_instance(const NewInstance& instance,
+                                        NewVersionPolicy new_versions = NewVersionPolicy::kSend);
   Result<void> record_refusal(const Refusal& refusal);
 
   // Readiness: studies with no new instance since `cutoff` become STABLE and, while there is
@@ -133,12 +185,34 @@ class Catalog {
   Result<void> record_destination_error(const std::string& destination, const std::string& error);
 
   Result<Status> status();
-  Result<std::vector<StudySummary>> studies(const std::string& state_filter, int limit);
+  Result<std::vector<StudySummary>> studies(const std::string& state_filter, int limit,
+                                            const std::string& destination_filter = "");
+  Result<std::optional<StudyDetail>> study(const std::string& study_uid);
+
+  // Operator actions (dirgw retry / hold / release), checked against the life cycle.
+  // destination empty: every destination.
+  Result<ActionResult> retry(const std::string& study_uid, const std::string& destination);
+  Result<ActionResult> retry_all_failed(const std::string& destination);
+  Result<ActionResult> hold(const std::string& study_uid, const std::string& destination,
+                            const std::string& reason);
+  Result<ActionResult> release(const std::string& study_uid, const std::string& destination);
+
+  // Start-up reconciliation of spool and catalog.
+  Result<bool> has_object(const std::string& sha256);
+  Result<std::vector<std::string>> object_hashes();
+  // Pending deliveries of instances whose object is missing become failed, with the reason.
+  Result<int> flag_missing_object(const std::string& sha256);
+  Result<void> record_reconciliation(const Reconciliation& r);
 
  private:
   Catalog(std::unique_ptr<sqlite::Connection> db, std::vector<std::string> destinations,
           const Clock& clock);
   void refresh_study_state(std::int64_t study_id, const std::string& destination);
+  // Moves one study/destination row if the life cycle allows it; false when it does not.
+  bool transition(std::int64_t study_id, const std::string& destination, StudyState to, Cause cause,
+                  const std::string& reason);
+  Result<ActionResult> operator_action(const std::string& study_uid, const std::string& destination,
+                                       StudyState to, const std::string& reason);
 
   std::mutex mutex_;
   std::unique_ptr<sqlite::Connection> db_;

@@ -331,12 +331,22 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 [&](const YAML::Node& t, const std::string& tp) {
                   r.duration(t, tp, "initial", d.retry_initial, Duration(10), Duration(86'400'000));
                   r.duration(t, tp, "max", d.retry_max, Duration(10), Duration(7 * 86'400'000LL));
+                  r.duration(t, tp, "give_up_after", d.give_up_after, Duration(1000),
+                             Duration(365 * 86'400'000LL));
                   if (d.retry_max < d.retry_initial)
                     r.error(tp, t, "max must not be less than initial");
                 },
-                {"initial", "max"});
+                {"initial", "max", "give_up_after"});
+        if (m["circuit"].IsDefined() && !m["circuit"].IsNull())
+          r.map(m["circuit"], Reader::join(p, "circuit"),
+                [&](const YAML::Node& t, const std::string& tp) {
+                  r.integer(t, tp, "failures", d.circuit_failures, 1, 1000);
+                  r.duration(t, tp, "cooldown", d.circuit_cooldown, Duration(100),
+                             Duration(86'400'000));
+                },
+                {"failures", "cooldown"});
       },
-      {"name", "type", "url", "auth", "batch", "timeouts", "retry"});
+      {"name", "type", "url", "auth", "batch", "timeouts", "retry", "circuit"});
 }
 
 void read_root(Reader& r, const YAML::Node& root, Config& c) {
@@ -371,8 +381,15 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   [&](const YAML::Node& i, const std::string& ip) {
                     if (i["dicom"].IsDefined())
                       read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
+                    r.scalar(i, ip, "new_versions",
+                             [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                               if (s != "send" && s != "hold")
+                                 r.error(k, v, "must be send or hold, not '" + s + "'");
+                               else
+                                 c.ingest.new_versions = s;
+                             });
                   },
-                  {"dicom"});
+                  {"dicom", "new_versions"});
           if (m["policy"].IsDefined())
             r.map(m["policy"], "policy",
                   [&](const YAML::Node& pn, const std::string& pp) {

@@ -29,6 +29,9 @@ struct DicomIngest {
 
 struct Ingest {
   DicomIngest dicom;
+  // An SOP instance received again with different bytes: "send" the new version too, or
+  // "hold" the study for a person to look at.
+  std::string new_versions = "send";
 };
 
 struct Policy {
@@ -54,6 +57,12 @@ struct Destination {
   Duration request_timeout{std::chrono::minutes(10)};
   Duration retry_initial{std::chrono::seconds(30)};
   Duration retry_max{std::chrono::hours(1)};
+  // A delivery still failing this long after its first failure becomes FAILED.
+  Duration give_up_after{std::chrono::hours(24 * 7)};
+  // After this many requests in a row fail as a whole, the destination's circuit opens: it is
+  // left alone for a cool-down, then probed with a single instance.
+  int circuit_failures = 5;
+  Duration circuit_cooldown{std::chrono::minutes(1)};
 };
 
 struct Retention {

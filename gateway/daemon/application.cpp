@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <set>
 
 #include "catalog/catalog.h"
 #include "common/asio.h"
@@ -15,6 +16,7 @@
 #include "common/files.h"
 #include "control/server.h"
 #include "ingest/dimse_scp/scp.h"
+#include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "log/log.h"
 #include "scheduler/scheduler.h"
@@ -27,29 +29,25 @@ using nlohmann::json;
 
 namespace {
 
+catalog::NewInstance new_instance(const ingest::PrescanResult& scan, const ingest::StoredObject& o,
+                                  const std::string& calling_ae, const std::string& peer);
+
 // Received objects go into the catalog; a new one wakes the scheduler.
 class CatalogSink final : public ingest::ObjectSink {
  public:
-  CatalogSink(catalog::Catalog& catalog, scheduler::Scheduler*& scheduler)
-      : catalog_(catalog), scheduler_(scheduler) {}
+  CatalogSink(catalog::Catalog& catalog, scheduler::Scheduler*& scheduler,
+              catalog::NewVersionPolicy new_versions)
+      : catalog_(catalog), scheduler_(scheduler), new_versions_(new_versions) {}
 
   Result<ingest::SinkOutcome> object_received(const ingest::ReceivedObject& o) override {
-    catalog::NewInstance in;
-    in.study_uid = o.scan.study_uid;
-    in.series_uid = o.scan.series_uid;
-    in.sop_instance_uid = o.scan.dataset_sop_instance_uid;
-    in.sop_class_uid = o.scan.dataset_sop_class_uid;
-    in.transfer_syntax = o.scan.transfer_syntax;
-    in.modality = o.scan.modality;
-    in.sha256 = o.stored.sha256;
-    in.size = o.stored.size;
-    in.calling_ae = o.calling_ae;
-    in.peer = o.peer;
-    auto r = catalog_.record_instance(in);
+    const catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
+    auto r = catalog_.record_instance(in, new_versions_);
     if (!r) return r.error();
     if (r->kind == catalog::RecordKind::kDuplicate) return ingest::SinkOutcome::kDuplicate;
     if (r->kind == catalog::RecordKind::kNewVersion)
-      log::warn("instance received again with different bytes: kept as a new version",
+      log::warn(new_versions_ == catalog::NewVersionPolicy::kHold
+                    ? "instance received again with different bytes: new version kept, study held"
+                    : "instance received again with different bytes: new version kept and sent",
                 {{"sop_instance_uid", in.sop_instance_uid}, {"study_uid", in.study_uid}});
     if (scheduler_ != nullptr) scheduler_->instance_received();
     return ingest::SinkOutcome::kStored;
@@ -64,7 +62,24 @@ class CatalogSink final : public ingest::ObjectSink {
  private:
   catalog::Catalog& catalog_;
   scheduler::Scheduler*& scheduler_;
+  catalog::NewVersionPolicy new_versions_;
 };
+
+catalog::NewInstance new_instance(const ingest::PrescanResult& scan, const ingest::StoredObject& o,
+                                  const std::string& calling_ae, const std::string& peer) {
+  catalog::NewInstance in;
+  in.study_uid = scan.study_uid;
+  in.series_uid = scan.series_uid;
+  in.sop_instance_uid = scan.dataset_sop_instance_uid;
+  in.sop_class_uid = scan.dataset_sop_class_uid;
+  in.transfer_syntax = scan.transfer_syntax;
+  in.modality = scan.modality;
+  in.sha256 = o.sha256;
+  in.size = o.size;
+  in.calling_ae = calling_ae;
+  in.peer = peer;
+  return in;
+}
 
 json state_counts(const std::vector<catalog::StateCount>& states) {
   json out = json::array();
@@ -100,14 +115,18 @@ struct Application::Impl {
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<control::Server> control;
   std::int64_t started_at = 0;
-  int temporaries_removed = 0;
+  catalog::Reconciliation reconciliation;
+  ingest::PrescanLimits limits;
 
   explicit Impl(config::Config c) : config(std::move(c)) {}
 
   Result<void> start();
+  Result<void> reconcile();
   json handle(const json& request, const control::Peer& peer);
   json status();
   json studies(const json& request);
+  json study(const json& request);
+  json action(const std::string& cmd, const json& request);
 };
 
 Application::Application(config::Config config)
@@ -129,16 +148,15 @@ Result<void> Application::Impl::start() {
   spool = std::make_unique<ingest::Spool>(std::move(opened_spool).value());
   auto cleaned = spool->remove_temporaries();
   if (!cleaned) return cleaned.error();
-  temporaries_removed = cleaned->temporaries_removed;
-  if (temporaries_removed > 0)
-    log::info("removed half-received temporaries left by an earlier run",
-              {{"count", std::to_string(temporaries_removed)}});
+  reconciliation.temporaries = cleaned->temporaries_removed;
+  limits.max_object_size = config.ingest.dicom.max_object_size;
 
   std::vector<std::string> names;
   for (const auto& d : config.destinations) names.push_back(d.name);
   auto opened = catalog::Catalog::open(state / "catalog.db", names, clock);
   if (!opened) return opened.error();
   catalog = std::move(opened).value();
+  if (auto r = reconcile(); !r) return r.error();
 
   std::vector<std::unique_ptr<senders::Sender>> senders;
   for (const auto& d : config.destinations) {
@@ -156,7 +174,10 @@ Result<void> Application::Impl::start() {
   scheduler =
       std::make_unique<scheduler::Scheduler>(config, *catalog, *spool, std::move(senders), clock);
   scheduler_ptr = scheduler.get();
-  sink = std::make_unique<CatalogSink>(*catalog, scheduler_ptr);
+  sink = std::make_unique<CatalogSink>(*catalog, scheduler_ptr,
+                                       config.ingest.new_versions == "hold"
+                                           ? catalog::NewVersionPolicy::kHold
+                                           : catalog::NewVersionPolicy::kSend);
 
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
@@ -166,8 +187,6 @@ Result<void> Application::Impl::start() {
     int rc = ::chown(config.control_socket.c_str(), static_cast<uid_t>(-1), g->gr_gid);
 
   if (config.ingest.dicom.enabled) {
-    ingest::PrescanLimits limits;
-    limits.max_object_size = config.ingest.dicom.max_object_size;
     scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, *sink, limits,
                                              config.retention.spool_floor);
     if (auto r = scp->start(); !r) return r.error();
@@ -176,12 +195,63 @@ Result<void> Application::Impl::start() {
   return {};
 }
 
+// Compares spool and catalog before any listener opens: complete objects without a row are
+// catalogued (their sender was never told success, but will send again and must find them),
+// objects that do not parse are moved to quarantine/, rows whose file is gone are flagged.
+Result<void> Application::Impl::reconcile() {
+  auto on_disk = spool->list_objects();
+  if (!on_disk) return on_disk.error();
+  auto known_list = catalog->object_hashes();
+  if (!known_list) return known_list.error();
+  std::set<std::string> known(known_list->begin(), known_list->end());
+  std::set<std::string> present(on_disk->begin(), on_disk->end());
+  for (const auto& sha : *on_disk) {
+    if (known.count(sha)) continue;
+    const auto path = spool->object_path(sha);
+    auto scan = ingest::prescan_file(path, limits);
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!scan || ec) {
+      log::warn("spool object without a catalog row does not parse: moved to quarantine",
+                {{"object", sha}, {"reason", scan ? ec.message() : scan.error().detail}});
+      if (auto m = spool->move_object(sha, config.state_dir / "quarantine" / "unparseable"); !m)
+        return m.error();
+      ++reconciliation.quarantined;
+      continue;
+    }
+    ingest::StoredObject stored{sha, size, path, true};
+    auto r = catalog->record_instance(new_instance(*scan, stored, "", "reconciliation"));
+    if (!r) return r.error();
+    log::info("spool object without a catalog row adopted",
+              {{"object", sha}, {"sop_instance_uid", scan->dataset_sop_instance_uid}});
+    ++reconciliation.adopted;
+  }
+  for (const auto& sha : known) {
+    if (present.count(sha)) continue;
+    auto n = catalog->flag_missing_object(sha);
+    if (!n) return n.error();
+    log::error("catalogued object is missing from the spool: its deliveries are failed",
+               {{"object", sha}, {"deliveries", std::to_string(*n)}});
+    ++reconciliation.missing;
+  }
+  reconciliation.at = to_epoch_ms(clock.now());
+  log::info("spool and catalog reconciled",
+            {{"temporaries_removed", std::to_string(reconciliation.temporaries)},
+             {"adopted", std::to_string(reconciliation.adopted)},
+             {"quarantined", std::to_string(reconciliation.quarantined)},
+             {"missing", std::to_string(reconciliation.missing)},
+             {"objects", std::to_string(on_disk->size())}});
+  return catalog->record_reconciliation(reconciliation);
+}
+
 json Application::Impl::handle(const json& request, const control::Peer& peer) {
   // The socket is 0660 root:dirgw; the file system decides who may connect.
   (void)peer;
   const std::string cmd = request.value("cmd", "");
   if (cmd == "status") return status();
   if (cmd == "studies") return studies(request);
+  if (cmd == "study") return study(request);
+  if (cmd == "retry" || cmd == "hold" || cmd == "release") return action(cmd, request);
   if (cmd == "ping") return {{"ok", true}};
   return {{"ok", false}, {"error", "unknown command '" + cmd.substr(0, 32) + "'"}};
 }
@@ -200,7 +270,11 @@ json Application::Impl::status() {
                 {"instances", s->instances},
                 {"bytes", s->bytes},
                 {"states", state_counts(s->ingest_states)}}},
-              {"startup", {{"temporaries_removed", temporaries_removed}}}};
+              {"startup",
+               {{"temporaries_removed", reconciliation.temporaries},
+                {"adopted", reconciliation.adopted},
+                {"quarantined", reconciliation.quarantined},
+                {"missing", reconciliation.missing}}}};
   if (scp) {
     const auto& st = scp->stats();
     out["ingest"]["dicom"] = {{"ae_title", config.ingest.dicom.ae_title},
@@ -217,8 +291,24 @@ json Application::Impl::status() {
                   {"floor_bytes", config.retention.spool_floor},
                   {"below_floor", free && *free < config.retention.spool_floor}};
   json dests = json::array();
+  const auto circuits = scheduler->status();
+  json warnings = json::array();
+  if (free && *free < config.retention.spool_floor)
+    warnings.push_back("spool below its free-space floor: new objects are refused (A700)");
   for (std::size_t i = 0; i < s->destinations.size(); ++i) {
     const auto& d = s->destinations[i];
+    const auto& c = circuits[i];
+    if (c.circuit != scheduler::Circuit::kClosed)
+      warnings.push_back("destination " + d.name + ": circuit " +
+                         std::string(scheduler::to_string(c.circuit)) + " after " +
+                         std::to_string(c.consecutive_failures) + " failed requests in a row");
+    std::int64_t failed = 0;
+    for (const auto& st : d.states)
+      if (st.state == "FAILED") failed = st.studies;
+    if (failed > 0)
+      warnings.push_back("destination " + d.name + ": " + std::to_string(failed) + " failed stud" +
+                         (failed == 1 ? "y" : "ies") +
+                         " (see: dirgw studies --state FAILED; dirgw retry --failed)");
     dests.push_back({{"name", d.name},
                      {"url", config.destinations[i].url},
                      {"states", state_counts(d.states)},
@@ -227,9 +317,15 @@ json Application::Impl::status() {
                      {"oldest_pending_at", time_or_null(d.oldest_pending_at)},
                      {"last_success_at", time_or_null(d.last_success_at)},
                      {"last_error_at", time_or_null(d.last_error_at)},
-                     {"last_error", d.last_error}});
+                     {"last_error", d.last_error},
+                     {"circuit", scheduler::to_string(c.circuit)},
+                     {"circuit_failures", c.consecutive_failures},
+                     {"circuit_probe_at", c.circuit == scheduler::Circuit::kOpen
+                                              ? json(format_utc(c.open_until))
+                                              : json(nullptr)}});
   }
   out["destinations"] = dests;
+  out["warnings"] = warnings;
   out["refusals"] = {{"count", s->refusals}};
   if (s->last_refusal)
     out["refusals"]["last"] = {{"at", format_utc_ms(s->last_refusal->at)},
@@ -242,8 +338,9 @@ json Application::Impl::status() {
 
 json Application::Impl::studies(const json& request) {
   std::string state = request.value("state", "");
+  std::string destination = request.value("destination", "");
   int limit = request.value("limit", 100);
-  auto list = catalog->studies(state, std::clamp(limit, 1, 10000));
+  auto list = catalog->studies(state, std::clamp(limit, 1, 10000), destination);
   if (!list) return {{"ok", false}, {"error", list.error().to_string()}};
   json arr = json::array();
   for (const auto& s : *list) {
@@ -258,6 +355,100 @@ json Application::Impl::studies(const json& request) {
                    {"destinations", dests}});
   }
   return {{"ok", true}, {"studies", arr}};
+}
+
+json Application::Impl::study(const json& request) {
+  const std::string uid = request.value("study_uid", "");
+  auto found = catalog->study(uid);
+  if (!found) return {{"ok", false}, {"error", found.error().to_string()}};
+  if (!found->has_value()) return {{"ok", false}, {"error", "no study with that UID"}};
+  const auto& d = **found;
+  json dests = json::array();
+  for (const auto& x : d.destinations)
+    dests.push_back({{"destination", x.destination},
+                     {"state", x.state},
+                     {"reason", x.reason},
+                     {"round", x.round},
+                     {"updated_at", format_utc_ms(x.updated_at)},
+                     {"sent_at", time_or_null(x.sent_at)}});
+  json rounds = json::array();
+  for (const auto& r : d.rounds)
+    rounds.push_back({{"destination", r.destination},
+                      {"round", r.round},
+                      {"kind", r.round == 1 ? "initial" : "delta"},
+                      {"instances", r.instances},
+                      {"sent", r.sent},
+                      {"failed", r.failed},
+                      {"pending", r.pending},
+                      {"first_sent_at", time_or_null(r.first_sent_at)},
+                      {"last_sent_at", time_or_null(r.last_sent_at)}});
+  json instances = json::array();
+  for (const auto& i : d.instances) {
+    json del = json::array();
+    for (const auto& x : i.deliveries)
+      del.push_back({{"destination", x.destination},
+                     {"state", x.state},
+                     {"attempts", x.attempts},
+                     {"round", x.round},
+                     {"last_error", x.last_error},
+                     {"next_attempt_at", time_or_null(x.next_attempt_at)},
+                     {"sent_at", time_or_null(x.sent_at)}});
+    instances.push_back({{"sop_instance_uid", i.sop_instance_uid},
+                         {"sop_class_uid", i.sop_class_uid},
+                         {"series_uid", i.series_uid},
+                         {"modality", i.modality},
+                         {"transfer_syntax", i.transfer_syntax},
+                         {"size", i.size},
+                         {"received_at", format_utc_ms(i.received_at)},
+                         {"calling_ae", i.calling_ae},
+                         {"flags", i.flags},
+                         {"object", i.sha256},
+                         {"deliveries", del}});
+  }
+  return {{"ok", true},
+          {"study_uid", d.summary.study_uid},
+          {"state", d.summary.state},
+          {"instances", d.summary.instances},
+          {"bytes", d.summary.bytes},
+          {"first_received_at", format_utc_ms(d.summary.first_received_at)},
+          {"last_received_at", format_utc_ms(d.summary.last_received_at)},
+          {"destinations", dests},
+          {"rounds", rounds},
+          {"instance_list", instances}};
+}
+
+json Application::Impl::action(const std::string& cmd, const json& request) {
+  const std::string uid = request.value("study_uid", "");
+  const std::string destination = request.value("destination", "");
+  if (!destination.empty()) {
+    bool known = false;
+    for (const auto& d : config.destinations) known = known || d.name == destination;
+    if (!known)
+      return {{"ok", false}, {"error", "no destination named '" + destination.substr(0, 32) + "'"}};
+  }
+  Result<catalog::ActionResult> r = make_error(ErrorCode::kInvalidArgument, "no study given");
+  if (cmd == "retry" && request.value("all_failed", false)) {
+    r = catalog->retry_all_failed(destination);
+  } else if (uid.empty()) {
+    return {{"ok", false},
+            {"error", "give a study UID" + std::string(cmd == "retry" ? " or --failed" : "")}};
+  } else if (cmd == "retry") {
+    r = catalog->retry(uid, destination);
+  } else if (cmd == "hold") {
+    r = catalog->hold(uid, destination, request.value("reason", ""));
+  } else {
+    r = catalog->release(uid, destination);
+  }
+  if (!r) return {{"ok", false}, {"error", r.error().detail}};
+  log::info("operator action", {{"action", cmd},
+                                {"study_uid", uid.empty() ? "(all failed)" : uid},
+                                {"destination", destination.empty() ? "(all)" : destination},
+                                {"changed", std::to_string(r->changed)}});
+  if (r->changed > 0) scheduler->work_available();
+  return {{"ok", r->refused.empty() || r->changed > 0},
+          {"changed", r->changed},
+          {"refused", r->refused},
+          {"error", r->changed == 0 && !r->refused.empty() ? r->refused.front() : ""}};
 }
 
 int Application::run() {

@@ -32,12 +32,65 @@ Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& c
       clock_(clock),
       backoff_(destination.retry_initial, destination.retry_max, backoff_seed) {}
 
+std::string_view to_string(Circuit c) {
+  switch (c) {
+    case Circuit::kClosed:
+      return "closed";
+    case Circuit::kOpen:
+      return "open";
+    case Circuit::kHalfOpen:
+      return "half-open";
+  }
+  return "?";
+}
+
+ForwarderStatus Forwarder::status() const {
+  std::lock_guard lock(status_mutex_);
+  return {destination_.name, circuit_, open_until_, consecutive_failures_};
+}
+
+void Forwarder::on_request_result(bool whole_failure, TimePoint now) {
+  std::lock_guard lock(status_mutex_);
+  if (!whole_failure) {
+    if (circuit_ != Circuit::kClosed)
+      log::info("destination answers again: circuit closed", {{"destination", destination_.name}});
+    circuit_ = Circuit::kClosed;
+    consecutive_failures_ = 0;
+    cooldown_ = Millis(0);
+    return;
+  }
+  ++consecutive_failures_;
+  if (circuit_ == Circuit::kHalfOpen || consecutive_failures_ >= destination_.circuit_failures) {
+    cooldown_ = circuit_ == Circuit::kHalfOpen
+                    ? std::min(cooldown_ * 2,
+                               std::max(destination_.retry_max, destination_.circuit_cooldown))
+                    : destination_.circuit_cooldown;
+    circuit_ = Circuit::kOpen;
+    open_until_ = now + cooldown_;
+    log::warn("destination keeps failing: circuit open, will probe with one instance",
+              {{"destination", destination_.name},
+               {"failures_in_a_row", std::to_string(consecutive_failures_)},
+               {"probe_at", format_utc(open_until_)}});
+  }
+}
+
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
-  auto due =
-      catalog_.due_deliveries(destination_.name, to_epoch_ms(now), destination_.batch_max_instances,
-                              destination_.batch_max_bytes);
+  int max_count = destination_.batch_max_instances;
+  {
+    std::lock_guard lock(status_mutex_);
+    if (circuit_ == Circuit::kOpen) {
+      if (now < open_until_) {
+        r.next = open_until_;
+        return r;
+      }
+      circuit_ = Circuit::kHalfOpen;
+    }
+    if (circuit_ == Circuit::kHalfOpen) max_count = 1;  // a probe risks one instance
+  }
+  auto due = catalog_.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
+                                     destination_.batch_max_bytes);
   if (!due) {
     log::error("forwarder: catalog error",
                {{"destination", destination_.name}, {"error", due.error().to_string()}});
@@ -94,12 +147,23 @@ Forwarder::StepResult Forwarder::step() {
         u.error = why;
         ++r.refused;
         break;
-      case senders::InstanceStatus::kRetry:
-        u.result = catalog::DeliveryResult::kRetry;
-        u.error = why;
-        u.next_attempt_at = retry_at;
-        ++r.retry;
+      case senders::InstanceStatus::kRetry: {
+        const auto& d = (*due)[i];
+        const std::int64_t failing_since =
+            d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
+        if (to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
+          u.result = catalog::DeliveryResult::kRefused;
+          u.error = "gave up after failing for " +
+                    std::to_string(destination_.give_up_after.count() / 1000) + "s: " + why;
+          ++r.refused;
+        } else {
+          u.result = catalog::DeliveryResult::kRetry;
+          u.error = why;
+          u.next_attempt_at = retry_at;
+          ++r.retry;
+        }
         break;
+      }
     }
     updates.push_back(std::move(u));
   }
@@ -119,7 +183,13 @@ Forwarder::StepResult Forwarder::step() {
                                 {"http_status", std::to_string(outcome.http_status)},
                                 {"ms", std::to_string(ms)},
                                 {"detail", outcome.message}});
+  const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
+  on_request_result(whole_failure, after);
   if (r.retry > 0) r.next = from_epoch_ms(retry_at);
+  {
+    std::lock_guard lock(status_mutex_);
+    if (circuit_ == Circuit::kOpen && (!r.next || *r.next < open_until_)) r.next = open_until_;
+  }
   return r;
 }
 
@@ -151,6 +221,17 @@ void Scheduler::stop() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
+}
+
+void Scheduler::work_available() {
+  readiness_wakeup_.notify();
+  for (auto& w : forwarder_wakeups_) w->notify();
+}
+
+std::vector<ForwarderStatus> Scheduler::status() const {
+  std::vector<ForwarderStatus> out;
+  for (const auto& f : forwarders_) out.push_back(f->status());
+  return out;
 }
 
 void Scheduler::readiness_loop() {

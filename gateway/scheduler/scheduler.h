@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -39,6 +40,16 @@ class Readiness {
   Millis stable_age_;
 };
 
+enum class Circuit { kClosed, kOpen, kHalfOpen };
+std::string_view to_string(Circuit c);
+
+struct ForwarderStatus {
+  std::string name;
+  Circuit circuit = Circuit::kClosed;
+  TimePoint open_until{};
+  int consecutive_failures = 0;
+};
+
 class Forwarder {
  public:
   Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
@@ -51,14 +62,22 @@ class Forwarder {
   };
   StepResult step();
   const std::string& name() const { return destination_.name; }
+  ForwarderStatus status() const;
 
  private:
+  // Circuit breaker: counts whole-request failures; thread-safe reads for status.
+  void on_request_result(bool whole_failure, TimePoint now);
   const config::Destination& destination_;
   catalog::Catalog& catalog_;
   const ingest::Spool& spool_;
   senders::Sender& sender_;
   const Clock& clock_;
   Backoff backoff_;
+  mutable std::mutex status_mutex_;
+  Circuit circuit_ = Circuit::kClosed;
+  TimePoint open_until_{};
+  Millis cooldown_{0};
+  int consecutive_failures_ = 0;
 };
 
 // Runs Readiness and the Forwarders on their own threads.
@@ -71,6 +90,9 @@ class Scheduler {
   void stop();
   // A new instance was catalogued.
   void instance_received() { readiness_wakeup_.notify(); }
+  // Deliveries may have become due (an operator's retry or release).
+  void work_available();
+  std::vector<ForwarderStatus> status() const;
 
  private:
   void readiness_loop();

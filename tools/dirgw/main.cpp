@@ -25,8 +25,17 @@ constexpr const char* kUsage =
     "Commands:\n"
     "  status                      is the daemon up; studies and instances per state; per\n"
     "                              destination: backlog, last success, last error\n"
-    "  studies [--state S] [--limit N]\n"
+    "  studies [--state S] [--destination D] [--limit N]\n"
     "                              recent studies with their state per destination\n"
+    "  study UID                   one study: state and rounds per destination, every\n"
+    "                              instance with its deliveries, attempts and errors\n"
+    "  retry UID | --failed [--destination D]\n"
+    "                              send again now: a FAILED or RETRY_WAIT study, or every\n"
+    "                              FAILED study\n"
+    "  hold UID [--destination D] [--reason TEXT]\n"
+    "                              stop a study from being sent until released\n"
+    "  release UID [--destination D]\n"
+    "                              let a HELD study go\n"
     "  config check FILE           validate a configuration file (needs no daemon)\n"
     "\n"
     "Options:\n"
@@ -96,12 +105,25 @@ void print_status(const json& r) {
         "  backlog:      %lld instances, %s, oldest since %s\n", d.value("pending_instances", 0LL),
         human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
     std::printf("  last success: %s\n", str(d, "last_success_at", "never").c_str());
+    if (d.value("circuit", std::string("closed")) != "closed")
+      std::printf("  circuit:      %s (%s failed requests in a row; next probe %s)\n",
+                  str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),
+                  str(d, "circuit_probe_at").c_str());
     if (!d.value("last_error", std::string()).empty())
       std::printf("  last error:   %s at %s\n", str(d, "last_error").c_str(),
                   str(d, "last_error_at").c_str());
     else
       std::printf("  last error:   none\n");
   }
+  if (r.contains("startup")) {
+    const auto& su = r["startup"];
+    std::printf(
+        "at start:     %s temporaries removed, %s objects adopted, %s quarantined, %s missing\n",
+        str(su, "temporaries_removed").c_str(), str(su, "adopted").c_str(),
+        str(su, "quarantined").c_str(), str(su, "missing").c_str());
+  }
+  if (r.contains("warnings"))
+    for (const auto& w : r["warnings"]) std::printf("WARNING: %s\n", w.get<std::string>().c_str());
   const auto& rf = r["refusals"];
   std::printf("refused input: %lld", rf.value("count", 0LL));
   if (rf.contains("last"))
@@ -121,6 +143,37 @@ void print_studies(const json& r) {
     std::printf("%-64s %-10s %9lld %10s  %s\n", str(s, "study_uid").c_str(),
                 str(s, "state").c_str(), s.value("instances", 0LL),
                 human_bytes(s.value("bytes", 0.0)).c_str(), dests.c_str());
+  }
+}
+
+void print_study(const json& r) {
+  std::printf("study %s\n", str(r, "study_uid").c_str());
+  std::printf("  ingest: %s, %lld instances, %s, received %s .. %s\n", str(r, "state").c_str(),
+              r.value("instances", 0LL), human_bytes(r.value("bytes", 0.0)).c_str(),
+              str(r, "first_received_at").c_str(), str(r, "last_received_at").c_str());
+  for (const auto& d : r["destinations"]) {
+    std::printf("  %s: %s (round %s)%s%s\n", str(d, "destination").c_str(), str(d, "state").c_str(),
+                str(d, "round").c_str(), d.value("reason", std::string()).empty() ? "" : " — ",
+                d.value("reason", std::string()).c_str());
+  }
+  std::printf("  sends:\n");
+  for (const auto& x : r["rounds"])
+    std::printf(
+        "    %s round %s (%s): %lld instances, %lld sent, %lld failed, %lld pending; %s .. %s\n",
+        str(x, "destination").c_str(), str(x, "round").c_str(), str(x, "kind").c_str(),
+        x.value("instances", 0LL), x.value("sent", 0LL), x.value("failed", 0LL),
+        x.value("pending", 0LL), str(x, "first_sent_at").c_str(), str(x, "last_sent_at").c_str());
+  std::printf("  %-64s %-6s %9s  %s\n", "INSTANCE", "MOD", "SIZE", "DELIVERIES");
+  for (const auto& i : r["instance_list"]) {
+    std::string del;
+    for (const auto& d : i["deliveries"]) {
+      del += (del.empty() ? "" : "; ") + str(d, "destination") + "=" + str(d, "state");
+      if (d.value("attempts", 0) > 0) del += " x" + std::to_string(d.value("attempts", 0));
+      if (!d.value("last_error", std::string()).empty()) del += " (" + str(d, "last_error") + ")";
+    }
+    if (!i.value("flags", std::string()).empty()) del += " [" + str(i, "flags") + "]";
+    std::printf("  %-64s %-6s %9s  %s\n", str(i, "sop_instance_uid").c_str(),
+                str(i, "modality").c_str(), human_bytes(i.value("size", 0.0)).c_str(), del.c_str());
   }
 }
 
@@ -198,12 +251,38 @@ int main(int argc, char** argv) {
     for (std::size_t i = 1; i < args.size(); ++i) {
       if (args[i] == "--state" && i + 1 < args.size()) {
         request["state"] = args[++i];
+      } else if (args[i] == "--destination" && i + 1 < args.size()) {
+        request["destination"] = args[++i];
       } else if (args[i] == "--limit" && i + 1 < args.size()) {
         request["limit"] = std::atoi(args[++i].c_str());
       } else {
-        std::fprintf(stderr, "usage: dirgw studies [--state S] [--limit N] [--json]\n");
+        std::fprintf(stderr,
+                     "usage: dirgw studies [--state S] [--destination D] [--limit N] [--json]\n");
         return kExitUsage;
       }
+    }
+  } else if (args[0] == "study" || args[0] == "retry" || args[0] == "hold" ||
+             args[0] == "release") {
+    request = {{"cmd", args[0]}};
+    for (std::size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--destination" && i + 1 < args.size()) {
+        request["destination"] = args[++i];
+      } else if (args[i] == "--reason" && i + 1 < args.size() && args[0] == "hold") {
+        request["reason"] = args[++i];
+      } else if (args[i] == "--failed" && args[0] == "retry") {
+        request["all_failed"] = true;
+      } else if (args[i].rfind("--", 0) != 0 && !request.contains("study_uid")) {
+        request["study_uid"] = args[i];
+      } else {
+        std::fprintf(stderr, "dirgw %s: unexpected argument '%s'\n", args[0].c_str(),
+                     args[i].c_str());
+        return kExitUsage;
+      }
+    }
+    if (!request.contains("study_uid") && !request.value("all_failed", false)) {
+      std::fprintf(stderr, "usage: dirgw %s UID%s\n", args[0].c_str(),
+                   args[0] == "retry" ? " | --failed" : "");
+      return kExitUsage;
     }
   } else {
     std::fprintf(stderr, "dirgw: unknown command '%s'\n\n%s", args[0].c_str(), kUsage);
@@ -229,8 +308,14 @@ int main(int argc, char** argv) {
     std::cout << r.dump(2) << "\n";
   } else if (args[0] == "status") {
     print_status(r);
-  } else {
+  } else if (args[0] == "studies") {
     print_studies(r);
+  } else if (args[0] == "study") {
+    print_study(r);
+  } else {
+    std::printf("%s: %d changed\n", args[0].c_str(), r.value("changed", 0));
+    for (const auto& why : r["refused"])
+      std::printf("  not changed: %s\n", why.get<std::string>().c_str());
   }
   return kExitOk;
 }

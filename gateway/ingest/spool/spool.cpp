@@ -95,6 +95,31 @@ Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size)
   return out;
 }
 
+Result<std::vector<std::string>> Spool::list_objects() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (int i = 0; i < 256; ++i) {
+    for (const auto& e : fs::directory_iterator(root_ / "objects" / shard_name(i), ec)) {
+      const std::string name = e.path().filename().string();
+      // Only our own names: 64 lower-case hex digits in their own shard.
+      if (name.size() == 64 && name.find_first_not_of(kHex) == std::string::npos &&
+          name.compare(0, 2, shard_name(i)) == 0)
+        out.push_back(name);
+    }
+    if (ec) return make_error(ErrorCode::kIo, "scan spool: " + ec.message());
+  }
+  return out;
+}
+
+Result<void> Spool::move_object(const std::string& sha256, const fs::path& dir) const {
+  if (auto r = make_dirs(dir, 0750); !r) return r.error();
+  const fs::path target = dir / sha256;
+  if (::rename(object_path(sha256).c_str(), target.c_str()) != 0)
+    return make_error(ErrorCode::kIo, "move object: " + errno_text(errno));
+  if (auto r = fsync_dir(dir); !r) return r;
+  return fsync_dir(object_path(sha256).parent_path());
+}
+
 Result<SpoolCleanup> Spool::remove_temporaries() const {
   SpoolCleanup c;
   std::error_code ec;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -41,6 +42,11 @@ class Spool {
   Result<SpoolCleanup> remove_temporaries() const;
 
   std::filesystem::path object_path(const std::string& sha256) const;
+
+  // Every complete object's hash (for start-up reconciliation with the catalog).
+  Result<std::vector<std::string>> list_objects() const;
+  // Moves an object out of the spool into `dir` (made durable), e.g. one that does not parse.
+  Result<void> move_object(const std::string& sha256, const std::filesystem::path& dir) const;
   const std::filesystem::path& root() const { return root_; }
 
  private:

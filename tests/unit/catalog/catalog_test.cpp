@@ -261,5 +261,119 @@ TEST_F(CatalogTest, ReopenKeepsEverything) {
   EXPECT_EQ((*c)->schema_version(), latest_schema_version());
 }
 
+TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(
+      catalog_
+          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  clock_.advance(seconds(600));
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(
+      catalog_
+          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  auto d = catalog_->study("1.2.3");
+  ASSERT_TRUE(d.ok() && d->has_value());
+  std::vector<RoundDetail> hdirs;
+  for (const auto& r : (*d)->rounds)
+    if (r.destination == "hdirs") hdirs.push_back(r);
+  ASSERT_EQ(hdirs.size(), 2u);
+  EXPECT_EQ(hdirs[0].round, 1);
+  EXPECT_EQ(hdirs[0].sent, 1);
+  EXPECT_EQ(hdirs[1].round, 2);
+  EXPECT_EQ(hdirs[1].sent, 1);
+  EXPECT_LT(hdirs[0].last_sent_at, hdirs[1].first_sent_at);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
+  EXPECT_EQ((*d)->instances.size(), 2u);
+}
+
+TEST_F(CatalogTest, NewVersionCanHoldTheStudy) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'e')),
+                                     NewVersionPolicy::kHold);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, RecordKind::kNewVersion);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
+  auto d = **catalog_->study("1.2.3");
+  EXPECT_EQ(d.instances[1].flags, "new-version");
+  EXPECT_EQ(d.destinations[0].reason, "an instance was received again with different bytes");
+  // Stable age does not release a held study; a person does.
+  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
+  auto rel = catalog_->release("1.2.3", "hdirs");
+  ASSERT_TRUE(rel.ok());
+  EXPECT_EQ(rel->changed, 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
+}
+
+TEST_F(CatalogTest, OperatorHoldReleaseAndRefusedTransitions) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  auto held = catalog_->hold("1.2.3", "", "radiologist asked");
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(held->changed, 2);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
+  // Released while the study is still receiving: back to RECEIVING, not READY.
+  ASSERT_EQ(catalog_->release("1.2.3", "hdirs")->changed, 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
+  // Releasing what is not held is refused, with a reason.
+  auto again = catalog_->release("1.2.3", "hdirs");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->changed, 0);
+  ASSERT_EQ(again->refused.size(), 1u);
+  EXPECT_NE(again->refused[0].find("RECEIVING cannot become"), std::string::npos);
+}
+
+TEST_F(CatalogTest, UnknownStudyIsNotFound) {
+  auto r = catalog_->hold("9.9.9", "", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
+}
+
+TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(catalog_
+                  ->record_deliveries(
+                      "hdirs", {{due[0].instance_id, DeliveryResult::kRefused, "gave up", 0}})
+                  .ok());
+  ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
+  auto r = catalog_->retry_all_failed("");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->changed, 1);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
+  EXPECT_EQ(catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(), 1u);
+}
+
+TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'c'))).ok());
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto hashes = catalog_->object_hashes();
+  ASSERT_EQ(hashes->size(), 1u);
+  EXPECT_TRUE(*catalog_->has_object(std::string(64, 'c')));
+  EXPECT_EQ(*catalog_->flag_missing_object(std::string(64, 'c')), 2);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
+  auto d = **catalog_->study("1.2.3");
+  EXPECT_EQ(d.instances[0].deliveries[0].last_error, "spool file missing");
+  ASSERT_TRUE(catalog_->record_reconciliation({0, 1, 2, 3, 1}).ok());
+  EXPECT_EQ(catalog_->status()->last_reconciliation->adopted, 2);
+}
+
+TEST_F(CatalogTest, StudiesFilterByStateAndDestination) {
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.4", 1)).ok());
+  ASSERT_TRUE(catalog_->hold("1.2.4", "backup", "").ok());
+  EXPECT_EQ(catalog_->studies("HELD", 10)->size(), 1u);
+  EXPECT_EQ(catalog_->studies("HELD", 10, "hdirs")->size(), 0u);
+  EXPECT_EQ(catalog_->studies("HELD", 10, "backup")->size(), 1u);
+  EXPECT_EQ(catalog_->studies("", 10, "hdirs")->size(), 2u);
+  EXPECT_EQ(catalog_->studies("", 10)->size(), 2u);
+}
+
 }  // namespace
 }  // namespace dirgw::catalog

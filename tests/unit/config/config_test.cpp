@@ -190,3 +190,24 @@ TEST(Config, DurationAndSizeParsing) {
 
 }  // namespace
 }  // namespace dirgw::config
+
+namespace dirgw::config {
+namespace {
+
+TEST(Config, RetryGiveUpCircuitAndNewVersions) {
+  auto r = load_string(
+      std::string(kGood).replace(std::string(kGood).find("retry: { initial: 10s, max: 30m }"), 33,
+                                 "retry: { initial: 10s, max: 30m, give_up_after: 2d }\n    "
+                                 "circuit: { failures: 3, cooldown: 20s }") +
+      "");
+  ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
+  EXPECT_EQ(r.config->destinations[0].give_up_after, std::chrono::hours(48));
+  EXPECT_EQ(r.config->destinations[0].circuit_failures, 3);
+  EXPECT_EQ(r.config->destinations[0].circuit_cooldown, std::chrono::seconds(20));
+  EXPECT_EQ(r.config->ingest.new_versions, "send");
+  auto bad = load_string(with("ingest:\n", "ingest:\n  new_versions: maybe\n"));
+  expect_error(bad, "ingest.new_versions", 6, "send or hold");
+}
+
+}  // namespace
+}  // namespace dirgw::config

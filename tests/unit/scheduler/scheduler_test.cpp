@@ -55,7 +55,8 @@ class SchedulerTest : public ::testing::Test {
     dest_.retry_initial = seconds(10);
     dest_.retry_max = seconds(80);
     catalog_ = std::move(catalog::Catalog::open(dir_ / "c.db", {"repo"}, clock_)).value();
-    spool_ = std::make_unique<ingest::Spool>(std::move(ingest::Spool::open(dir_ / "spool")).value());
+    spool_ =
+        std::make_unique<ingest::Spool>(std::move(ingest::Spool::open(dir_ / "spool")).value());
     forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, sender_, clock_, 42);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -197,6 +198,61 @@ TEST_F(SchedulerTest, PermanentRefusalDoesNotBlockTheRest) {
   EXPECT_EQ(state("1.2.3"), catalog::kFailed);
   EXPECT_EQ(state("1.2.4"), catalog::kSent);
   EXPECT_EQ(catalog_->status()->destinations[0].last_error, "FailureReason 0xA900");
+}
+
+TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
+  dest_.circuit_failures = 2;
+  dest_.circuit_cooldown = seconds(60);
+  for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto refuse = [](const std::vector<senders::Item>& b) {
+    return ScriptedSender::all(b, senders::InstanceStatus::kRetry, 0);
+  };
+  sender_.script = {refuse, refuse, refuse};
+  forwarder_->step();
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);
+  clock_.advance(seconds(80));
+  auto second = forwarder_->step();
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
+  ASSERT_TRUE(second.next.has_value());
+  EXPECT_GE(*second.next, clock_.now() + seconds(60));
+  // While open, nothing is sent even if deliveries are due.
+  clock_.advance(seconds(59));
+  EXPECT_FALSE(forwarder_->step().did_work);
+  EXPECT_EQ(sender_.calls.size(), 2u);
+  // Then one probe of a single instance; it fails, the pause doubles.
+  clock_.advance(seconds(1));
+  auto probe = forwarder_->step();
+  ASSERT_EQ(sender_.calls.size(), 3u);
+  EXPECT_EQ(sender_.calls[2].size(), 1u);
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
+  EXPECT_GE(*probe.next, clock_.now() + seconds(80));
+  // A successful probe closes it and full batches resume.
+  clock_.advance(seconds(120));
+  auto ok = forwarder_->step();
+  EXPECT_EQ(ok.sent, 1);
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);
+  EXPECT_EQ(forwarder_->step().sent, 2);
+}
+
+TEST_F(SchedulerTest, DeliveryFailingPastGiveUpAgeBecomesFailed) {
+  dest_.give_up_after = seconds(100);
+  receive("1.2.3", 1);
+  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  auto transient = [](const std::vector<senders::Item>& b) {
+    return ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
+  };
+  sender_.script = {transient, transient, transient};
+  EXPECT_EQ(forwarder_->step().retry, 1);
+  clock_.advance(seconds(60));
+  EXPECT_EQ(forwarder_->step().retry, 1);
+  clock_.advance(seconds(60));
+  auto last = forwarder_->step();
+  EXPECT_EQ(last.refused, 1);
+  EXPECT_EQ(state("1.2.3"), catalog::kFailed);
+  auto d = **catalog_->study("1.2.3");
+  EXPECT_NE(d.instances[0].deliveries[0].last_error.find("gave up after failing for 100s"),
+            std::string::npos);
 }
 
 }  // namespace
