@@ -184,7 +184,9 @@ class Gateway:
     """dirgwd with a temporary configuration and state directory."""
 
     def __init__(self, build_dir, workdir, repository_url, allowed_callers=("PACS1",),
-                 stable_age="2s", extra_yaml="", name="dirgw"):
+                 stable_age="2s", extra_yaml="", name="dirgw", batch_max=25, request_timeout="60s",
+                 spool_floor="64MiB", retry="{ initial: 500ms, max: 5s }", circuit="",
+                 ingest_yaml=""):
         self.build_dir = os.path.abspath(build_dir)
         self.dirgwd = os.path.join(self.build_dir, "gateway/daemon/dirgwd")
         self.cli = os.path.join(self.build_dir, "tools/dirgw/dirgw")
@@ -196,6 +198,11 @@ class Gateway:
         self.ae_title = "DIRGW"
         callers = ", ".join(allowed_callers)
         self.config_path = os.path.join(self.dir, "dirgw.yaml")
+        self._params = dict(build_dir=build_dir, workdir=workdir, repository_url=repository_url,
+                            allowed_callers=allowed_callers, stable_age=stable_age,
+                            extra_yaml=extra_yaml, name=name, batch_max=batch_max,
+                            request_timeout=request_timeout, spool_floor=spool_floor,
+                            retry=retry, circuit=circuit, ingest_yaml=ingest_yaml)
         with open(self.config_path, "w") as f:
             f.write(f"""facility: {{ name: "Integration test facility", id: TEST }}
 state_dir: {self.state_dir}
@@ -210,15 +217,16 @@ ingest:
     max_associations: 8
     acse_timeout: 10s
     dimse_timeout: 30s
-policy: {{ stable_age: {stable_age} }}
-retention: {{ spool_floor: 64MiB }}
+{ingest_yaml}policy: {{ stable_age: {stable_age} }}
+retention: {{ spool_floor: {spool_floor} }}
 destinations:
   - name: repository
     type: stow-rs
     url: {repository_url}
-    batch: {{ max_instances: 25, max_bytes: 32MiB }}
-    timeouts: {{ connect: 2s, request: 60s }}
-    retry: {{ initial: 500ms, max: 5s }}
+    batch: {{ max_instances: {batch_max}, max_bytes: 32MiB }}
+    timeouts: {{ connect: 2s, request: {request_timeout} }}
+    retry: {retry}
+{("    circuit: " + circuit) if circuit else ""}
 {extra_yaml}""")
         self.process = None
         self.log_path = os.path.join(self.dir, "dirgwd.log")
@@ -250,6 +258,27 @@ destinations:
             rc = self.process.stop(sig)
             self.process = None
         return rc
+
+    def kill9(self):
+        """kill -9: no chance to clean up, as in a power cut of the process."""
+        if self.process:
+            self.process.proc.kill()
+            self.process.proc.wait()
+            self.process.stop()
+            self.process = None
+
+    def reconfigure(self, **changes):
+        """Rewrites the configuration (same ports and state) with some parameters changed."""
+        params = dict(self._params, **changes)
+        port = self.port
+        self.__init__(**params)
+        self.port = port
+        with open(self.config_path) as f:
+            text = f.read()
+        import re
+        text = re.sub(r"port: \d+", f"port: {port}", text, count=1)
+        with open(self.config_path, "w") as f:
+            f.write(text)
 
     def run_cli(self, *args):
         p = subprocess.run([self.cli, "--socket", self.socket] + list(args), capture_output=True,
