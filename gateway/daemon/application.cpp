@@ -1,7 +1,11 @@
 #include "daemon/application.h"
 
 #include <grp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/timex.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -244,9 +248,61 @@ Result<void> Application::Impl::reconcile() {
   return catalog->record_reconciliation(reconciliation);
 }
 
+// The socket is 0660 root:dirgw, so the file system already decides who may connect; the peer's
+// credentials are checked again here (root, the daemon's own user, or a member of group dirgw).
+bool authorized(const control::Peer& peer) {
+  if (peer.uid == 0 || peer.uid == ::geteuid()) return true;
+  group* g = ::getgrnam("dirgw");
+  if (g == nullptr) return false;
+  if (peer.gid == g->gr_gid) return true;
+  passwd* pw = ::getpwuid(peer.uid);
+  if (pw == nullptr) return false;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(n));
+  if (::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) return false;
+  for (int i = 0; i < n; ++i)
+    if (groups[static_cast<std::size_t>(i)] == g->gr_gid) return true;
+  return false;
+}
+
+std::vector<std::string> host_warnings(const config::Config& config) {
+  std::vector<std::string> out;
+  // Clock: an unsynchronised clock makes audit times and upload windows wrong.
+  timex tx{};
+  if (::ntp_adjtime(&tx) == TIME_ERROR || (tx.status & STA_UNSYNC) != 0)
+    out.push_back("system clock is not synchronised (NTP): audit times may be wrong");
+  // Client certificates that expire soon.
+  for (const auto& d : config.destinations) {
+    if (d.auth.client_cert.empty()) continue;
+    auto pem = read_small_file(d.auth.client_cert, 1 << 20);
+    if (!pem) {
+      out.push_back("destination " + d.name + ": client certificate unreadable");
+      continue;
+    }
+    BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (cert == nullptr) {
+      out.push_back("destination " + d.name + ": client certificate is not PEM");
+      continue;
+    }
+    int days = 0, secs = 0;
+    if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) == 1) {
+      if (days < 0 || (days == 0 && secs <= 0))
+        out.push_back("destination " + d.name + ": client certificate has EXPIRED");
+      else if (days < 30)
+        out.push_back("destination " + d.name + ": client certificate expires in " +
+                      std::to_string(days) + " days");
+    }
+    X509_free(cert);
+  }
+  return out;
+}
+
 json Application::Impl::handle(const json& request, const control::Peer& peer) {
-  // The socket is 0660 root:dirgw; the file system decides who may connect.
-  (void)peer;
+  if (!authorized(peer))
+    return {{"ok", false},
+            {"error", "permission denied: run as root or as a member of the dirgw group"}};
   const std::string cmd = request.value("cmd", "");
   if (cmd == "status") return status();
   if (cmd == "studies") return studies(request);
@@ -295,6 +351,10 @@ json Application::Impl::status() {
   json warnings = json::array();
   if (free && *free < config.retention.spool_floor)
     warnings.push_back("spool below its free-space floor: new objects are refused (A700)");
+  else if (free && *free < config.retention.spool_floor + config.retention.spool_floor / 10 +
+                               (256ull << 20))
+    warnings.push_back("spool is close to its free-space floor");
+  for (auto& w : host_warnings(config)) warnings.push_back(std::move(w));
   for (std::size_t i = 0; i < s->destinations.size(); ++i) {
     const auto& d = s->destinations[i];
     const auto& c = circuits[i];
@@ -318,6 +378,7 @@ json Application::Impl::status() {
                      {"last_success_at", time_or_null(d.last_success_at)},
                      {"last_error_at", time_or_null(d.last_error_at)},
                      {"last_error", d.last_error},
+                     {"rate_instances_per_s", c.rate_per_s},
                      {"circuit", scheduler::to_string(c.circuit)},
                      {"circuit_failures", c.consecutive_failures},
                      {"circuit_probe_at", c.circuit == scheduler::Circuit::kOpen
@@ -488,6 +549,25 @@ int Application::run() {
     };
     feed();
   }
+  // systemd's STATUS= line: what `systemctl status dirgw` shows at a glance.
+  asio::steady_timer status_timer(s.io);
+  std::function<void()> report = [&] {
+    if (auto st = s.catalog->status(); st) {
+      std::int64_t pending = 0, bytes = 0;
+      for (const auto& d : st->destinations) {
+        pending += d.pending_instances;
+        bytes += d.pending_bytes;
+      }
+      sd_notifyf(0, "STATUS=%lld studies, %lld instances; backlog %lld instances (%lld MiB)",
+                 static_cast<long long>(st->studies), static_cast<long long>(st->instances),
+                 static_cast<long long>(pending), static_cast<long long>(bytes >> 20));
+    }
+    status_timer.expires_after(std::chrono::seconds(10));
+    status_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) report();
+    });
+  };
+  report();
   s.io.run();
 
   // Ordered shutdown: no new objects, then no new sends, then the catalog closes.

@@ -46,7 +46,11 @@ std::string_view to_string(Circuit c) {
 
 ForwarderStatus Forwarder::status() const {
   std::lock_guard lock(status_mutex_);
-  return {destination_.name, circuit_, open_until_, consecutive_failures_};
+  const TimePoint since = clock_.now() - std::chrono::minutes(1);
+  int sent = 0;
+  for (const auto& [at, n] : recent_sent_)
+    if (at >= since) sent += n;
+  return {destination_.name, circuit_, open_until_, consecutive_failures_, sent / 60.0};
 }
 
 void Forwarder::on_request_result(bool whole_failure, TimePoint now) {
@@ -183,6 +187,12 @@ Forwarder::StepResult Forwarder::step() {
                                 {"http_status", std::to_string(outcome.http_status)},
                                 {"ms", std::to_string(ms)},
                                 {"detail", outcome.message}});
+  {
+    std::lock_guard lock(status_mutex_);
+    if (r.sent > 0) recent_sent_.emplace_back(after, r.sent);
+    while (!recent_sent_.empty() && recent_sent_.front().first < after - std::chrono::minutes(1))
+      recent_sent_.pop_front();
+  }
   const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
   on_request_result(whole_failure, after);
   if (r.retry > 0) r.next = from_epoch_ms(retry_at);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,7 @@ struct ForwarderStatus {
   Circuit circuit = Circuit::kClosed;
   TimePoint open_until{};
   int consecutive_failures = 0;
+  double rate_per_s = 0;  // instances accepted per second over the last minute
 };
 
 class Forwarder {
@@ -78,6 +80,7 @@ class Forwarder {
   TimePoint open_until_{};
   Millis cooldown_{0};
   int consecutive_failures_ = 0;
+  std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate
 };
 
 // Runs Readiness and the Forwarders on their own threads.

@@ -104,7 +104,8 @@ void print_status(const json& r) {
     std::printf(
         "  backlog:      %lld instances, %s, oldest since %s\n", d.value("pending_instances", 0LL),
         human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
-    std::printf("  last success: %s\n", str(d, "last_success_at", "never").c_str());
+    std::printf("  last success: %s   current rate: %.1f instances/s\n",
+                str(d, "last_success_at", "never").c_str(), d.value("rate_instances_per_s", 0.0));
     if (d.value("circuit", std::string("closed")) != "closed")
       std::printf("  circuit:      %s (%s failed requests in a row; next probe %s)\n",
                   str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),
