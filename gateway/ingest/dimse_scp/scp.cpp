@@ -76,6 +76,8 @@ struct StoreContext {
   bool duplicate = false;
   std::string failure;  // why the response is not success; our words only
   std::string study_uid;
+  int socket = -1;  // to cut an association that sends more than max_object_size
+  bool too_large = false;
 };
 
 void set_comment(StoreContext& ctx, DcmDataset** detail, const std::string& text) {
@@ -88,8 +90,18 @@ void set_comment(StoreContext& ctx, DcmDataset** detail, const std::string& text
 void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ* req,
                     char* /*file*/, DcmDataset** /*dataset*/, T_DIMSE_C_StoreRSP* rsp,
                     DcmDataset** detail) {
-  if (progress->state != DIMSE_StoreEnd) return;
   auto& ctx = *static_cast<StoreContext*>(data);
+  if (progress->state == DIMSE_StoreProgressing) {
+    // Refuse to keep receiving an object beyond max_object_size: shut the socket, so DCMTK's
+    // next read fails, the temporary is deleted and nothing is acknowledged.
+    if (!ctx.too_large && progress->progressBytes > 0 &&
+        static_cast<std::uint64_t>(progress->progressBytes) > ctx.max_object_size) {
+      ctx.too_large = true;
+      if (ctx.socket >= 0) ::shutdown(ctx.socket, SHUT_RDWR);
+    }
+    return;
+  }
+  if (progress->state != DIMSE_StoreEnd) return;
   if (!ctx.refuse_reason.empty()) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
     ctx.failure = ctx.refuse_reason;
@@ -282,15 +294,16 @@ void DicomScp::listen_loop() {
       std::lock_guard lock(workers_mutex_);
       workers_.push_back(std::move(worker));
     }
-    w->thread = std::thread([this, assoc, peer, w] {
-      handle_association(assoc, peer);
+    w->thread = std::thread([this, assoc, peer, w, fd] {
+      // fd stays open until the association is destroyed (DCMTK owns and closes it).
+      handle_association(assoc, peer, fd);
       stats_.active--;
       w->done = true;
     });
   }
 }
 
-void DicomScp::handle_association(void* handle, std::string peer) {
+void DicomScp::handle_association(void* handle, std::string peer, int socket_fd) {
   auto* assoc = static_cast<T_ASC_Association*>(handle);
   char calling[64] = {}, called[64] = {};
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
@@ -379,6 +392,7 @@ void DicomScp::handle_association(void* handle, std::string peer) {
         } else {
           ctx.temp_path = spool_.new_temp_path().string();
         }
+        ctx.socket = socket_fd;
         const auto started = std::chrono::steady_clock::now();
         cond = DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
                                    store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
@@ -386,8 +400,14 @@ void DicomScp::handle_association(void* handle, std::string peer) {
         const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
         if (cond.bad()) {
           if (ctx.refuse_reason.empty()) ::unlink(ctx.temp_path.c_str());
+          const std::string why = ctx.too_large ? std::string("object larger than max_object_size")
+                                                : std::string(cond.text());
           log::warn("C-STORE failed before a response: nothing acknowledged",
-                    {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", cond.text()}});
+                    {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
+          if (ctx.too_large) {
+            stats_.refused++;
+            sink_.refused(calling_ae, peer, "C-STORE cut off: " + why);
+          }
           if (ctx.stored) {
             // Stored and catalogued but the response could not be sent: the sender will send
             // again and it will be recognised as a duplicate.

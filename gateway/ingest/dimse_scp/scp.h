@@ -74,7 +74,7 @@ class DicomScp {
  private:
   struct Worker;
   void listen_loop();
-  void handle_association(void* assoc, std::string peer);
+  void handle_association(void* assoc, std::string peer, int socket_fd);
   void reap_finished();
 
   const config::DicomIngest& cfg_;
