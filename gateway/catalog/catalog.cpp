@@ -62,6 +62,16 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
       dup.bind(1, in.sop_instance_uid).bind(2, in.sha256);
       if (dup.step()) {
         RecordOutcome out{RecordKind::kDuplicate, dup.int64(0)};
+        audit::Event e;
+        e.type = audit::EventType::kObjectReceived;
+        e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
+                      ? audit::system_actor()
+                      : "dicom:" + in.calling_ae + "@" + in.peer;
+        e.outcome = audit::kSuccess;
+        e.study_uid = in.study_uid;
+        e.sop_instance_uid = in.sop_instance_uid;
+        e.detail = {{"duplicate", true}};
+        append_audit(std::move(e));
         tx.commit();
         return out;
       }
@@ -111,6 +121,16 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
         .bind(12, kind == RecordKind::kNewVersion ? "new-version" : "")
         .run();
     const std::int64_t instance_id = db_->last_insert_rowid();
+    if (kind == RecordKind::kNewVersion) {
+      // Only the newest version of an SOP instance is sent: older versions still waiting are
+      // superseded (a corrected image replaces the wrong one before it leaves).
+      db_->prepare(
+             "UPDATE deliveries SET state = 'superseded' WHERE state = 'pending' AND instance_id "
+             "IN (SELECT id FROM instances WHERE sop_instance_uid = ?1 AND id != ?2)")
+          .bind(1, in.sop_instance_uid)
+          .bind(2, instance_id)
+          .run();
+    }
     db_->prepare(
            "UPDATE studies SET state = 'RECEIVING', last_received_at = ?2, "
            "instance_count = instance_count + 1, byte_count = byte_count + ?3 WHERE id = ?1")
@@ -169,6 +189,18 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
           .bind(3, round)
           .run();
     }
+    {
+      audit::Event e;
+      e.type = audit::EventType::kObjectReceived;
+      e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
+                    ? audit::system_actor()
+                    : "dicom:" + in.calling_ae + "@" + in.peer;
+      e.outcome = audit::kSuccess;
+      e.study_uid = in.study_uid;
+      e.sop_instance_uid = in.sop_instance_uid;
+      e.detail = {{"bytes", in.size}, {"new_version", kind == RecordKind::kNewVersion}};
+      append_audit(std::move(e));
+    }
     tx.commit();
     return RecordOutcome{kind, instance_id};
   } catch (const SqliteError& e) {
@@ -207,10 +239,9 @@ Result<int> Catalog::promote_stable(std::int64_t cutoff_ms) {
     }
     for (auto id : ids) {
       db_->prepare("UPDATE studies SET state = 'STABLE' WHERE id = ?1").bind(1, id).run();
-      // RECEIVING -> STABLE -> READY: the policy stage (consent, validation, coercion) will
-      // decide between READY, HELD and QUARANTINED here; until it exists, policy admits all.
+      // RECEIVING -> STABLE; the policy stage (consent, validation, coercion) decides next.
       db_->prepare(
-             "UPDATE study_destinations SET state = 'READY', updated_at = ?2 "
+             "UPDATE study_destinations SET state = 'STABLE', updated_at = ?2 "
              "WHERE study_id = ?1 AND state = 'RECEIVING'")
           .bind(1, id)
           .bind(2, now)
@@ -242,8 +273,11 @@ Result<std::vector<DueItem>> Catalog::due_deliveries(const std::string& destinat
   try {
     auto st = db_->prepare(
         "SELECT d.instance_id, i.study_id, s.study_uid, i.sop_instance_uid, i.sop_class_uid, "
-        "i.object_sha256, i.size, d.attempts, i.received_at, coalesce(d.first_failure_at, 0) "
+        "coalesce(dob.sha256, i.object_sha256), coalesce(dob.size, i.size), d.attempts, "
+        "i.received_at, coalesce(d.first_failure_at, 0), dob.sha256 IS NOT NULL "
         "FROM deliveries d "
+        "LEFT JOIN derived_objects dob ON dob.instance_id = d.instance_id "
+        "AND dob.destination = d.destination "
         "JOIN instances i ON i.id = d.instance_id "
         "JOIN studies s ON s.id = i.study_id "
         "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
@@ -265,6 +299,7 @@ Result<std::vector<DueItem>> Catalog::due_deliveries(const std::string& destinat
       item.attempts = static_cast<int>(st.int64(7));
       item.received_at = st.int64(8);
       item.first_failure_at = st.int64(9);
+      item.derived = st.int64(10) != 0;
       if (!out.empty() && bytes + item.size > max_bytes) break;
       bytes += item.size;
       out.push_back(std::move(item));
@@ -309,15 +344,16 @@ Result<void> Catalog::mark_sending(const std::string& destination,
   }
 }
 
-void Catalog::refresh_study_state(std::int64_t study_id, const std::string& destination) {
+std::optional<StudyState> Catalog::refresh_study_state(std::int64_t study_id,
+                                                       const std::string& destination) {
   const std::int64_t now = to_epoch_ms(clock_.now());
   auto cur =
       db_->prepare("SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
   cur.bind(1, study_id).bind(2, destination);
-  if (!cur.step()) return;
+  if (!cur.step()) return std::nullopt;
   const std::string state = cur.text(0);
   // A study that went back to RECEIVING (a late instance) keeps that state.
-  if (state != kSending && state != kReady && state != kRetryWait) return;
+  if (state != kSending && state != kReady && state != kRetryWait) return std::nullopt;
   auto counts = db_->prepare(
       "SELECT sum(d.state = 'pending'), sum(d.state = 'failed'), "
       "sum(d.state = 'pending' AND d.next_attempt_at <= ?3) "
@@ -342,12 +378,13 @@ void Catalog::refresh_study_state(std::int64_t study_id, const std::string& dest
   const auto to = *parse_study_state(next);
   if (!transition_allowed(from == StudyState::kReady ? StudyState::kSending : from, to,
                           Cause::kSendOutcome))
-    return;
+    return std::nullopt;
   auto up = db_->prepare(
       "UPDATE study_destinations SET state = ?3, reason = ?4, updated_at = ?5, "
       "sent_at = CASE WHEN ?3 = 'SENT' THEN ?5 ELSE sent_at END "
       "WHERE study_id = ?1 AND destination = ?2");
   up.bind(1, study_id).bind(2, destination).bind(3, next).bind(4, reason).bind(5, now).run();
+  return to;
 }
 
 bool Catalog::transition(std::int64_t study_id, const std::string& destination, StudyState to,
@@ -402,7 +439,23 @@ Result<void> Catalog::record_deliveries(const std::string& destination,
       sid.bind(1, u.instance_id);
       if (sid.step()) studies.insert(sid.int64(0));
     }
-    for (auto id : studies) refresh_study_state(id, destination);
+    for (auto id : studies) {
+      auto moved = refresh_study_state(id, destination);
+      if (moved && (*moved == StudyState::kSent || *moved == StudyState::kFailed)) {
+        auto uid = db_->prepare("SELECT study_uid FROM studies WHERE id = ?1");
+        uid.bind(1, id);
+        uid.step();
+        audit::Event e;
+        e.type = *moved == StudyState::kSent ? audit::EventType::kStudySent
+                                             : audit::EventType::kStudyFailed;
+        e.actor = audit::system_actor();
+        e.outcome = *moved == StudyState::kSent ? std::string(audit::kSuccess)
+                                                : audit::failure("refused by the repository");
+        e.study_uid = uid.text(0);
+        e.destination = destination;
+        append_audit(std::move(e));
+      }
+    }
     db_->prepare("INSERT OR IGNORE INTO destination_status(destination) VALUES (?1)")
         .bind(1, destination)
         .run();
@@ -788,6 +841,500 @@ Result<void> Catalog::record_reconciliation(const Reconciliation& r) {
         .bind(5, r.missing)
         .run();
     return {};
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+namespace {
+std::int64_t find_patient(sqlite::Connection& db, const std::vector<PatientKey>& ids) {
+  for (const auto& k : ids) {
+    auto st = db.prepare(
+        "SELECT patient_id FROM patient_identifiers WHERE kind = ?1 AND issuer = ?2 AND value = "
+        "?3");
+    st.bind(1, k.kind).bind(2, k.issuer).bind(3, k.value);
+    if (st.step()) return st.int64(0);
+  }
+  return 0;
+}
+
+// Latest decision for the patient that applies to `destination` ('*' or the destination).
+ConsentState consent_of(sqlite::Connection& db, std::int64_t patient_id,
+                        const std::string& destination) {
+  if (patient_id == 0) return ConsentState::kUnknown;
+  auto st = db.prepare(
+      "SELECT decision FROM consent_events WHERE patient_id = ?1 AND (scope = '*' OR scope = ?2) "
+      "ORDER BY at DESC, id DESC LIMIT 1");
+  st.bind(1, patient_id).bind(2, destination);
+  if (!st.step()) return ConsentState::kUnknown;
+  return st.text(0) == "grant" ? ConsentState::kGranted : ConsentState::kWithdrawn;
+}
+
+}  // namespace
+
+Result<std::vector<PolicyWork>> Catalog::policy_work(int limit) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::vector<PolicyWork> out;
+    auto st = db_->prepare(
+        "SELECT s.id, s.study_uid, group_concat(sd.destination, char(10)) FROM studies s "
+        "JOIN study_destinations sd ON sd.study_id = s.id WHERE sd.state = 'STABLE' "
+        "GROUP BY s.id ORDER BY s.last_received_at LIMIT ?1");
+    st.bind(1, limit);
+    while (st.step()) {
+      PolicyWork w;
+      w.study_id = st.int64(0);
+      w.study_uid = st.text(1);
+      std::string dests = st.text(2);
+      std::size_t pos = 0;
+      while (pos <= dests.size()) {
+        auto nl = dests.find('\n', pos);
+        if (nl == std::string::npos) nl = dests.size();
+        if (nl > pos) w.destinations.push_back(dests.substr(pos, nl - pos));
+        pos = nl + 1;
+      }
+      out.push_back(std::move(w));
+    }
+    for (auto& w : out) {
+      auto inst = db_->prepare(
+          "SELECT id, sop_instance_uid, object_sha256, received_at FROM instances "
+          "WHERE study_id = ?1 ORDER BY id");
+      inst.bind(1, w.study_id);
+      while (inst.step())
+        w.instances.push_back({inst.int64(0), inst.text(1), inst.text(2), inst.int64(3)});
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<void> Catalog::record_policy(
+    std::int64_t study_id, const std::vector<PatientKey>& identifiers,
+    const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
+    const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>& derived) {
+  std::lock_guard lock(mutex_);
+  const std::int64_t now = to_epoch_ms(clock_.now());
+  try {
+    Transaction tx(*db_);
+    for (const auto& k : identifiers)
+      db_->prepare(
+             "INSERT OR IGNORE INTO study_identifiers(study_id, kind, issuer, value) "
+             "VALUES (?1, ?2, ?3, ?4)")
+          .bind(1, study_id)
+          .bind(2, k.kind)
+          .bind(3, k.issuer)
+          .bind(4, k.value)
+          .run();
+    db_->prepare("DELETE FROM policy_findings WHERE study_id = ?1").bind(1, study_id).run();
+    for (const auto& f : findings)
+      db_->prepare(
+             "INSERT INTO policy_findings(study_id, sop_instance_uid, code, tag, message, at) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+          .bind(1, study_id)
+          .bind(2, f.sop_instance_uid)
+          .bind(3, f.code)
+          .bind(4, f.tag)
+          .bind(5, f.message)
+          .bind(6, now)
+          .run();
+    for (const auto& [instance_id, destination, sha, size] : derived) {
+      db_->prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
+          .bind(1, sha)
+          .bind(2, static_cast<std::int64_t>(size))
+          .bind(3, now)
+          .run();
+      db_->prepare(
+             "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind) "
+             "VALUES (?1, ?2, ?3, ?4, 'coerced')")
+          .bind(1, instance_id)
+          .bind(2, destination)
+          .bind(3, sha)
+          .bind(4, static_cast<std::int64_t>(size))
+          .run();
+    }
+    for (const auto& d : decisions) {
+      if (d.state == StudyState::kWithdrawn) {
+        transition(study_id, d.destination, StudyState::kWithdrawn, Cause::kConsentWithdrawn,
+                   d.reason);
+        db_->prepare(
+               "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
+               "'pending' AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
+            .bind(1, study_id)
+            .bind(2, d.destination)
+            .run();
+      } else {
+        transition(study_id, d.destination, d.state, Cause::kPolicy, d.reason);
+      }
+    }
+    tx.commit();
+    return {};
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::vector<Finding>> Catalog::findings(const std::string& study_uid) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::vector<Finding> out;
+    auto st = db_->prepare(
+        "SELECT f.sop_instance_uid, f.code, f.tag, f.message FROM policy_findings f "
+        "JOIN studies s ON s.id = f.study_id WHERE s.study_uid = ?1 ORDER BY f.id");
+    st.bind(1, study_uid);
+    while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.text(3)});
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
+  if (c.identifiers.empty())
+    return make_error(ErrorCode::kInvalidArgument, "a consent change needs a patient identifier");
+  std::lock_guard lock(mutex_);
+  const std::int64_t now = c.at != 0 ? c.at : to_epoch_ms(clock_.now());
+  try {
+    Transaction tx(*db_);
+    ConsentEffect effect;
+    std::int64_t patient = find_patient(*db_, c.identifiers);
+    if (patient == 0) {
+      db_->prepare("INSERT INTO patients(created_at) VALUES (?1)").bind(1, now).run();
+      patient = db_->last_insert_rowid();
+    }
+    effect.patient_id = patient;
+    for (const auto& k : c.identifiers)
+      db_->prepare(
+             "INSERT OR IGNORE INTO patient_identifiers(patient_id, kind, issuer, value) "
+             "VALUES (?1, ?2, ?3, ?4)")
+          .bind(1, patient)
+          .bind(2, k.kind)
+          .bind(3, k.issuer)
+          .bind(4, k.value)
+          .run();
+    db_->prepare(
+           "INSERT INTO consent_events(patient_id, at, decision, scope, source, operator, "
+           "reference) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+        .bind(1, patient)
+        .bind(2, now)
+        .bind(3, c.grant ? "grant" : "withdraw")
+        .bind(4, c.scope)
+        .bind(5, c.source)
+        .bind(6, c.operator_name)
+        .bind(7, c.reference)
+        .run();
+    // Every study carrying any identifier of this patient.
+    std::set<std::int64_t> studies;
+    auto st = db_->prepare(
+        "SELECT DISTINCT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
+        "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
+        "WHERE pi.patient_id = ?1");
+    st.bind(1, patient);
+    while (st.step()) studies.insert(st.int64(0));
+    for (auto study_id : studies) {
+      auto rows = db_->prepare(
+          "SELECT destination, state, reason FROM study_destinations WHERE study_id = ?1 "
+          "AND (?2 = '*' OR destination = ?2)");
+      rows.bind(1, study_id).bind(2, c.scope);
+      std::vector<std::tuple<std::string, std::string, std::string>> dests;
+      while (rows.step()) dests.emplace_back(rows.text(0), rows.text(1), rows.text(2));
+      for (const auto& [dest, state, reason] : dests) {
+        if (!c.grant) {
+          if (transition(study_id, dest, StudyState::kWithdrawn, Cause::kConsentWithdrawn,
+                         "consent withdrawn")) {
+            db_->prepare(
+                   "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
+                   "'pending' AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
+                .bind(1, study_id)
+                .bind(2, dest)
+                .run();
+            ++effect.studies_withdrawn;
+          }
+        } else if (state == "HELD" && reason == "no consent recorded" &&
+                   consent_of(*db_, patient, dest) == ConsentState::kGranted) {
+          if (transition(study_id, dest, StudyState::kReady, Cause::kPolicy, ""))
+            ++effect.studies_released;
+        }
+      }
+    }
+    tx.commit();
+    return effect;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<ConsentState> Catalog::consent_for(const std::vector<PatientKey>& identifiers,
+                                          const std::string& destination) {
+  std::lock_guard lock(mutex_);
+  try {
+    return consent_of(*db_, find_patient(*db_, identifiers), destination);
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::optional<PatientConsent>> Catalog::patient_consent(const PatientKey& key) {
+  std::lock_guard lock(mutex_);
+  try {
+    const std::int64_t patient = find_patient(*db_, {key});
+    if (patient == 0) return std::optional<PatientConsent>();
+    PatientConsent pc;
+    pc.patient_id = patient;
+    auto ids = db_->prepare(
+        "SELECT kind, issuer, value FROM patient_identifiers WHERE patient_id = ?1 ORDER BY kind");
+    ids.bind(1, patient);
+    while (ids.step()) pc.identifiers.push_back({ids.text(0), ids.text(1), ids.text(2)});
+    auto ev = db_->prepare(
+        "SELECT at, decision, scope, source, operator, reference FROM consent_events "
+        "WHERE patient_id = ?1 ORDER BY at, id");
+    ev.bind(1, patient);
+    while (ev.step())
+      pc.history.push_back(
+          {ev.int64(0), ev.text(1), ev.text(2), ev.text(3), ev.text(4), ev.text(5)});
+    auto st = db_->prepare(
+        "SELECT DISTINCT s.study_uid FROM study_identifiers si JOIN patient_identifiers pi "
+        "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
+        "JOIN studies s ON s.id = si.study_id WHERE pi.patient_id = ?1 ORDER BY s.study_uid");
+    st.bind(1, patient);
+    while (st.step()) pc.study_uids.push_back(st.text(0));
+    return std::optional<PatientConsent>(std::move(pc));
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::set<std::int64_t>> Catalog::still_sendable(const std::string& destination,
+                                                       const std::vector<std::int64_t>& study_ids) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::set<std::int64_t> out;
+    for (auto id : std::set<std::int64_t>(study_ids.begin(), study_ids.end())) {
+      auto st = db_->prepare(
+          "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+      st.bind(1, id).bind(2, destination);
+      if (!st.step()) continue;
+      auto state = parse_study_state(st.text(0));
+      if (state && sendable(*state)) out.insert(id);
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<void> Catalog::put_mrn_health_number(const std::string& mrn_issuer, const std::string& mrn,
+                                            const std::string& health_number,
+                                            const std::string& source) {
+  std::lock_guard lock(mutex_);
+  try {
+    db_->prepare(
+           "INSERT INTO mrn_health_numbers(mrn_issuer, mrn, health_number, source, updated_at) "
+           "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(mrn_issuer, mrn) DO UPDATE SET "
+           "health_number = ?3, source = ?4, updated_at = ?5")
+        .bind(1, mrn_issuer)
+        .bind(2, mrn)
+        .bind(3, health_number)
+        .bind(4, source)
+        .bind(5, to_epoch_ms(clock_.now()))
+        .run();
+    return {};
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::optional<std::string>> Catalog::health_number_for(const std::string& mrn_issuer,
+                                                              const std::string& mrn) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto st = db_->prepare(
+        "SELECT health_number FROM mrn_health_numbers WHERE mrn_issuer = ?1 AND mrn = ?2");
+    st.bind(1, mrn_issuer).bind(2, mrn);
+    if (!st.step()) return std::optional<std::string>();
+    return std::optional<std::string>(st.text(0));
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::vector<StudySummary>> Catalog::quarantined(int limit) {
+  return studies("QUARANTINED", limit);
+}
+
+Result<ActionResult> Catalog::release_quarantine(const std::string& study_uid) {
+  return operator_action(study_uid, "", StudyState::kStable, "released from quarantine");
+}
+
+Result<ActionResult> Catalog::delete_quarantined(const std::string& study_uid,
+                                                 std::vector<std::string>* objects_to_remove) {
+  std::lock_guard lock(mutex_);
+  try {
+    Transaction tx(*db_);
+    ActionResult r;
+    auto st = db_->prepare("SELECT id FROM studies WHERE study_uid = ?1");
+    st.bind(1, study_uid);
+    if (!st.step()) return make_error(ErrorCode::kNotFound, "no such study");
+    const std::int64_t id = st.int64(0);
+    auto states = db_->prepare(
+        "SELECT count(*), sum(state = 'QUARANTINED') FROM study_destinations WHERE study_id = ?1");
+    states.bind(1, id);
+    states.step();
+    if (states.int64(0) != states.int64(1)) {
+      r.refused.push_back("only a study quarantined for every destination can be deleted");
+      return r;
+    }
+    // Objects no other instance uses go too.
+    auto objs = db_->prepare(
+        "SELECT DISTINCT i.object_sha256 FROM instances i WHERE i.study_id = ?1 AND NOT EXISTS "
+        "(SELECT 1 FROM instances j WHERE j.object_sha256 = i.object_sha256 AND j.study_id != ?1)");
+    objs.bind(1, id);
+    std::vector<std::string> shas;
+    while (objs.step()) shas.push_back(objs.text(0));
+    for (const char* sql :
+         {"DELETE FROM deliveries WHERE instance_id IN (SELECT id FROM instances WHERE study_id = "
+          "?1)",
+          "DELETE FROM derived_objects WHERE instance_id IN (SELECT id FROM instances WHERE "
+          "study_id = ?1)",
+          "DELETE FROM policy_findings WHERE study_id = ?1",
+          "DELETE FROM study_identifiers WHERE study_id = ?1",
+          "DELETE FROM study_destinations WHERE study_id = ?1",
+          "DELETE FROM instances WHERE study_id = ?1", "DELETE FROM studies WHERE id = ?1"})
+      db_->prepare(sql).bind(1, id).run();
+    for (const auto& sha : shas)
+      db_->prepare("DELETE FROM objects WHERE sha256 = ?1").bind(1, sha).run();
+    tx.commit();
+    if (objects_to_remove != nullptr) *objects_to_remove = shas;
+    r.changed = 1;
+    return r;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::optional<std::pair<std::string, std::uint64_t>>> Catalog::derived_object(
+    std::int64_t instance_id, const std::string& destination) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto st = db_->prepare(
+        "SELECT sha256, size FROM derived_objects WHERE instance_id = ?1 AND destination = ?2");
+    st.bind(1, instance_id).bind(2, destination);
+    if (!st.step()) return std::optional<std::pair<std::string, std::uint64_t>>();
+    return std::optional<std::pair<std::string, std::uint64_t>>(
+        std::make_pair(st.text(0), static_cast<std::uint64_t>(st.int64(1))));
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+void Catalog::append_audit(audit::Event e) {
+  audit::Anchor prev;
+  {
+    auto last = db_->prepare("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+    if (last.step()) prev = audit::Anchor{last.int64(0), last.text(1)};
+  }
+  if (e.at_ms == 0) e.at_ms = to_epoch_ms(clock_.now());
+  const audit::Event sealed = audit::seal(std::move(e), prev);
+  db_->prepare(
+         "INSERT INTO audit_events(seq, at, type, actor, outcome, study_uid, sop_instance_uid, "
+         "destination, patient_ref, detail, prev_hash, hash) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+      .bind(1, sealed.seq)
+      .bind(2, sealed.at_ms)
+      .bind(3, std::string(audit::event_type_name(sealed.type)))
+      .bind(4, sealed.actor)
+      .bind(5, sealed.outcome)
+      .bind(6, sealed.study_uid)
+      .bind(7, sealed.sop_instance_uid)
+      .bind(8, sealed.destination)
+      .bind(9, sealed.patient_ref)
+      .bind(10, audit::canonical_detail(sealed.detail))
+      .bind(11, sealed.prev_hash)
+      .bind(12, sealed.hash)
+      .run();
+}
+
+Result<void> Catalog::audit(audit::Event event) {
+  std::lock_guard lock(mutex_);
+  try {
+    Transaction tx(*db_);
+    append_audit(std::move(event));
+    tx.commit();
+    return {};
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+namespace {
+constexpr const char* kAuditColumns =
+    "SELECT seq, at, type, actor, outcome, study_uid, sop_instance_uid, destination, patient_ref, "
+    "detail, prev_hash, hash FROM audit_events ";
+
+// Reads a row back; a row that cannot be read as an event yields an error with its reason.
+Result<audit::Event> audit_row(const sqlite::Statement& st) {
+  audit::Event e;
+  e.seq = st.int64(0);
+  e.at_ms = st.int64(1);
+  auto type = audit::parse_event_type(st.text(2));
+  if (!type) return make_error(ErrorCode::kCatalog, "unknown event type");
+  e.type = *type;
+  e.actor = st.text(3);
+  e.outcome = st.text(4);
+  e.study_uid = st.text(5);
+  e.sop_instance_uid = st.text(6);
+  e.destination = st.text(7);
+  e.patient_ref = st.text(8);
+  auto detail = nlohmann::json::parse(st.text(9), nullptr, false);
+  if (detail.is_discarded()) return make_error(ErrorCode::kCatalog, "detail is not JSON");
+  e.detail = std::move(detail);
+  e.prev_hash = st.text(10);
+  e.hash = st.text(11);
+  return e;
+}
+}  // namespace
+
+Result<audit::VerifyResult> Catalog::verify_audit(const std::optional<audit::Anchor>& anchor) {
+  std::lock_guard lock(mutex_);
+  try {
+    audit::Verifier v(audit::ChainHasher::plain(), audit::Anchor{}, anchor);
+    auto st = db_->prepare(std::string(kAuditColumns) + "ORDER BY seq");
+    while (st.step()) {
+      auto e = audit_row(st);
+      if (!e) {
+        v.reject(st.int64(0), e.error().detail);
+        break;
+      }
+      if (!v.add(*e)) break;
+    }
+    return v.finish();
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::vector<audit::Event>> Catalog::audit_since(std::int64_t since_ms, int limit) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::vector<audit::Event> out;
+    auto st = db_->prepare(std::string(kAuditColumns) + "WHERE at >= ?1 ORDER BY seq LIMIT ?2");
+    st.bind(1, since_ms).bind(2, limit);
+    while (st.step()) {
+      auto e = audit_row(st);
+      if (e) out.push_back(std::move(e).value());
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<audit::Anchor> Catalog::audit_head() {
+  std::lock_guard lock(mutex_);
+  try {
+    auto last = db_->prepare("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1");
+    if (last.step()) return audit::Anchor{last.int64(0), last.text(1)};
+    return audit::Anchor{};
   } catch (const SqliteError& e) {
     return db_error(e);
   }

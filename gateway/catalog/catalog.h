@@ -8,9 +8,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "audit/audit.h"
 #include "catalog/lifecycle.h"
 #include "common/clock.h"
 #include "common/result.h"
@@ -54,6 +57,7 @@ struct DueItem {
   int attempts = 0;
   std::int64_t received_at = 0;
   std::int64_t first_failure_at = 0;  // 0: has not failed yet
+  bool derived = false;               // sha256/size are of a derived (coerced) object
 };
 
 enum class DeliveryResult { kDelivered, kRetry, kRefused };
@@ -148,6 +152,71 @@ struct ActionResult {
   std::vector<std::string> refused;  // "<study uid> <destination>: HELD cannot become READY"
 };
 
+// --- Policy and consent (schema 4)
+
+struct PatientKey {
+  std::string kind;    // "hn" | "mrn"
+  std::string issuer;  // "ON", "LGH-MRN"
+  std::string value;
+  bool operator<(const PatientKey& o) const {
+    return std::tie(kind, issuer, value) < std::tie(o.kind, o.issuer, o.value);
+  }
+  bool operator==(const PatientKey& o) const = default;
+};
+
+enum class ConsentState { kUnknown, kGranted, kWithdrawn };
+
+struct ConsentChange {
+  std::vector<PatientKey> identifiers;
+  bool grant = true;  // false: withdraw
+  std::string scope = "*";
+  std::string source;  // cli | csv | hl7
+  std::string operator_name;
+  std::string reference;
+  std::int64_t at = 0;  // 0: now
+};
+
+struct ConsentEffect {
+  std::int64_t patient_id = 0;
+  int studies_withdrawn = 0;  // study/destination rows stopped
+  int studies_released = 0;   // HELD for want of consent, now READY
+};
+
+struct ConsentEventRow {
+  std::int64_t at = 0;
+  std::string decision, scope, source, operator_name, reference;
+};
+
+struct PatientConsent {
+  std::int64_t patient_id = 0;
+  std::vector<PatientKey> identifiers;
+  std::vector<ConsentEventRow> history;
+  std::vector<std::string> study_uids;
+};
+
+struct Finding {
+  std::string sop_instance_uid, code, tag, message;
+};
+
+// What the policy stage decided for one study and one destination.
+struct PolicyDecision {
+  std::string destination;
+  StudyState state = StudyState::kReady;  // READY, HELD, QUARANTINED or WITHDRAWN
+  std::string reason;
+};
+
+struct PolicyWork {
+  std::int64_t study_id = 0;
+  std::string study_uid;
+  std::vector<std::string> destinations;  // rows in STABLE
+  struct Instance {
+    std::int64_t id = 0;
+    std::string sop_instance_uid, sha256;
+    std::int64_t received_at = 0;
+  };
+  std::vector<Instance> instances;
+};
+
 class Catalog {
  public:
   // Opens (creating if needed) and migrates the catalog; WAL, synchronous=FULL.
@@ -204,10 +273,54 @@ class Catalog {
   Result<int> flag_missing_object(const std::string& sha256);
   Result<void> record_reconciliation(const Reconciliation& r);
 
+  // Audit trail: append one entry (sealed onto the chain in its own transaction); stream the
+  // trail through a verifier; read entries since a time; the newest (seq, hash).
+  Result<void> audit(audit::Event event);
+  Result<audit::VerifyResult> verify_audit(const std::optional<audit::Anchor>& anchor);
+  Result<std::vector<audit::Event>> audit_since(std::int64_t since_ms, int limit);
+  Result<audit::Anchor> audit_head();
+
+  // Policy stage: studies with a destination row in STABLE, and the outcome for them.
+  Result<std::vector<PolicyWork>> policy_work(int limit);
+  Result<void> record_policy(
+      std::int64_t study_id, const std::vector<PatientKey>& identifiers,
+      const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
+      const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>&
+          derived);
+  Result<std::vector<Finding>> findings(const std::string& study_uid);
+
+  // Consent registry: every change kept; withdrawal stops the patient's unsent studies at once.
+  Result<ConsentEffect> record_consent(const ConsentChange& change);
+  Result<ConsentState> consent_for(const std::vector<PatientKey>& identifiers,
+                                   const std::string& destination);
+  Result<std::optional<PatientConsent>> patient_consent(const PatientKey& key);
+  // Studies (by id) that may still be sent to `destination` right now (consent re-checked).
+  Result<std::set<std::int64_t>> still_sendable(const std::string& destination,
+                                                const std::vector<std::int64_t>& study_ids);
+
+  // MRN -> health number table (coercion).
+  Result<void> put_mrn_health_number(const std::string& mrn_issuer, const std::string& mrn,
+                                     const std::string& health_number, const std::string& source);
+  Result<std::optional<std::string>> health_number_for(const std::string& mrn_issuer,
+                                                       const std::string& mrn);
+
+  // Quarantine: list, release (re-run policy from STABLE), delete (drop the study's rows).
+  Result<std::vector<StudySummary>> quarantined(int limit);
+  Result<ActionResult> release_quarantine(const std::string& study_uid);
+  Result<ActionResult> delete_quarantined(const std::string& study_uid,
+                                          std::vector<std::string>* objects_to_remove);
+  // The object a destination should receive for an instance: derived if there is one.
+  Result<std::optional<std::pair<std::string, std::uint64_t>>> derived_object(
+      std::int64_t instance_id, const std::string& destination);
+
  private:
   Catalog(std::unique_ptr<sqlite::Connection> db, std::vector<std::string> destinations,
           const Clock& clock);
-  void refresh_study_state(std::int64_t study_id, const std::string& destination);
+  // Returns the state the row moved to, if it moved.
+  std::optional<StudyState> refresh_study_state(std::int64_t study_id,
+                                                const std::string& destination);
+  // Inside an open transaction: seals `e` onto the chain and inserts it.
+  void append_audit(audit::Event e);
   // Moves one study/destination row if the life cycle allows it; false when it does not.
   bool transition(std::int64_t study_id, const std::string& destination, StudyState to, Cause cause,
                   const std::string& reason);

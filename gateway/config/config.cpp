@@ -299,6 +299,13 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
             d.url = s;
         });
         if (!m["url"].IsDefined()) r.error(Reader::join(p, "url"), m, "is required");
+        r.scalar(m, p, "consent",
+                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                   if (s != "opt-in" && s != "opt-out")
+                     r.error(k, v, "must be opt-in or opt-out, not '" + s + "'");
+                   else
+                     d.consent_mode = s;
+                 });
         if (m["auth"].IsDefined() && !m["auth"].IsNull())
           r.map(m["auth"], Reader::join(p, "auth"),
                 [&](const YAML::Node& a, const std::string& ap) {
@@ -346,84 +353,134 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 },
                 {"failures", "cooldown"});
       },
-      {"name", "type", "url", "auth", "batch", "timeouts", "retry", "circuit"});
+      {"name", "type", "url", "consent", "auth", "batch", "timeouts", "retry", "circuit"});
 }
 
 void read_root(Reader& r, const YAML::Node& root, Config& c) {
-  r.map(root, "",
-        [&](const YAML::Node& m, const std::string& p) {
-          if (m["facility"].IsDefined())
-            r.map(m["facility"], "facility",
-                  [&](const YAML::Node& f, const std::string& fp) {
-                    r.string(f, fp, "name", c.facility_name, 64);
-                    r.string(f, fp, "id", c.facility_id, 64);
-                  },
-                  {"name", "id"});
-          r.path(m, p, "state_dir", c.state_dir);
-          r.path(m, p, "control_socket", c.control_socket);
-          if (c.control_socket.string().size() > 100)
-            r.error("control_socket", m["control_socket"],
-                    "must be at most 100 characters (a Unix socket path)");
-          if (m["log"].IsDefined())
-            r.map(m["log"], "log",
-                  [&](const YAML::Node& l, const std::string& lp) {
-                    r.scalar(l, lp, "level",
-                             [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                               if (s != "debug" && s != "info" && s != "warn" && s != "error")
-                                 r.error(k, v, "must be one of debug, info, warn, error");
-                               else
-                                 c.log_level = s;
-                             });
-                  },
-                  {"level"});
-          if (m["ingest"].IsDefined())
-            r.map(m["ingest"], "ingest",
-                  [&](const YAML::Node& i, const std::string& ip) {
-                    if (i["dicom"].IsDefined())
-                      read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
-                    r.scalar(i, ip, "new_versions",
-                             [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                               if (s != "send" && s != "hold")
-                                 r.error(k, v, "must be send or hold, not '" + s + "'");
-                               else
-                                 c.ingest.new_versions = s;
-                             });
-                  },
-                  {"dicom", "new_versions"});
-          if (m["policy"].IsDefined())
-            r.map(m["policy"], "policy",
-                  [&](const YAML::Node& pn, const std::string& pp) {
-                    r.duration(pn, pp, "stable_age", c.policy.stable_age, Duration(0),
-                               Duration(86'400'000));
-                  },
-                  {"stable_age"});
-          if (m["retention"].IsDefined())
-            r.map(m["retention"], "retention",
-                  [&](const YAML::Node& rn, const std::string& rp) {
-                    r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
-                  },
-                  {"spool_floor"});
-          YAML::Node dests = m["destinations"];
-          if (!dests.IsDefined() || dests.IsNull()) {
-            r.error("destinations", m, "is required: list at least one destination");
-          } else if (!dests.IsSequence()) {
-            r.error("destinations", dests, "must be a list of destinations");
-          } else {
-            std::set<std::string> names;
-            for (std::size_t i = 0; i < dests.size(); ++i) {
-              Destination d;
-              std::string dp = "destinations[" + std::to_string(i) + "]";
-              read_destination(r, dests[i], dp, d);
-              if (!d.name.empty() && !names.insert(d.name).second)
-                r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
-              c.destinations.push_back(std::move(d));
-            }
-            if (dests.size() == 0)
-              r.error("destinations", dests, "must list at least one destination");
+  r.map(
+      root, "",
+      [&](const YAML::Node& m, const std::string& p) {
+        if (m["facility"].IsDefined())
+          r.map(m["facility"], "facility",
+                [&](const YAML::Node& f, const std::string& fp) {
+                  r.string(f, fp, "name", c.facility_name, 64);
+                  r.string(f, fp, "id", c.facility_id, 64);
+                },
+                {"name", "id"});
+        r.path(m, p, "state_dir", c.state_dir);
+        r.path(m, p, "control_socket", c.control_socket);
+        if (c.control_socket.string().size() > 100)
+          r.error("control_socket", m["control_socket"],
+                  "must be at most 100 characters (a Unix socket path)");
+        if (m["log"].IsDefined())
+          r.map(m["log"], "log",
+                [&](const YAML::Node& l, const std::string& lp) {
+                  r.scalar(l, lp, "level",
+                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                             if (s != "debug" && s != "info" && s != "warn" && s != "error")
+                               r.error(k, v, "must be one of debug, info, warn, error");
+                             else
+                               c.log_level = s;
+                           });
+                },
+                {"level"});
+        if (m["ingest"].IsDefined())
+          r.map(m["ingest"], "ingest",
+                [&](const YAML::Node& i, const std::string& ip) {
+                  if (i["dicom"].IsDefined())
+                    read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
+                  if (i["hl7"].IsDefined() && !i["hl7"].IsNull())
+                    r.map(
+                        i["hl7"], Reader::join(ip, "hl7"),
+                        [&](const YAML::Node& h, const std::string& hp) {
+                          auto& hl = c.ingest.hl7;
+                          r.boolean(h, hp, "enabled", hl.enabled);
+                          r.scalar(
+                              h, hp, "bind",
+                              [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                                if (!valid_ipv4(s))
+                                  r.error(k, v, "must be an IPv4 address, not '" + s + "'");
+                                else
+                                  hl.bind = s;
+                              });
+                          r.integer(h, hp, "port", hl.port, 1, 65535);
+                          r.string(h, hp, "consent_field", hl.consent_field, 32);
+                          r.string(h, hp, "consent_withdraw_value", hl.consent_withdraw_value, 16);
+                          r.string(h, hp, "consent_grant_value", hl.consent_grant_value, 16);
+                          r.integer(h, hp, "max_connections", hl.max_connections, 1, 256);
+                        },
+                        {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
+                         "consent_grant_value", "max_connections"});
+                  r.scalar(i, ip, "new_versions",
+                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                             if (s != "send" && s != "hold")
+                               r.error(k, v, "must be send or hold, not '" + s + "'");
+                             else
+                               c.ingest.new_versions = s;
+                           });
+                },
+                {"dicom", "hl7", "new_versions"});
+        if (m["policy"].IsDefined())
+          r.map(
+              m["policy"], "policy",
+              [&](const YAML::Node& pn, const std::string& pp) {
+                r.duration(pn, pp, "stable_age", c.policy.stable_age, Duration(0),
+                           Duration(86'400'000));
+                r.string(pn, pp, "health_number_issuer", c.policy.health_number_issuer, 64);
+                if (pn["validation"].IsDefined() && !pn["validation"].IsNull())
+                  r.map(pn["validation"], Reader::join(pp, "validation"),
+                        [&](const YAML::Node& vn, const std::string& vp) {
+                          r.scalar(
+                              vn, vp, "profile",
+                              [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                                if (s != "ontario-dir" && s != "none")
+                                  r.error(k, v, "must be ontario-dir or none, not '" + s + "'");
+                                else
+                                  c.policy.validation_profile = s;
+                              });
+                        },
+                        {"profile"});
+                if (pn["coercion"].IsDefined() && !pn["coercion"].IsNull())
+                  r.map(
+                      pn["coercion"], Reader::join(pp, "coercion"),
+                      [&](const YAML::Node& cn, const std::string& cp) {
+                        r.string(cn, cp, "institution_name", c.policy.coercion.institution_name,
+                                 64);
+                        r.string(cn, cp, "issuer_of_patient_id",
+                                 c.policy.coercion.issuer_of_patient_id, 64);
+                        r.boolean(cn, cp, "fill_health_number_from_mrn",
+                                  c.policy.coercion.fill_health_number_from_mrn);
+                      },
+                      {"institution_name", "issuer_of_patient_id", "fill_health_number_from_mrn"});
+              },
+              {"stable_age", "health_number_issuer", "validation", "coercion"});
+        if (m["retention"].IsDefined())
+          r.map(m["retention"], "retention",
+                [&](const YAML::Node& rn, const std::string& rp) {
+                  r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
+                },
+                {"spool_floor"});
+        YAML::Node dests = m["destinations"];
+        if (!dests.IsDefined() || dests.IsNull()) {
+          r.error("destinations", m, "is required: list at least one destination");
+        } else if (!dests.IsSequence()) {
+          r.error("destinations", dests, "must be a list of destinations");
+        } else {
+          std::set<std::string> names;
+          for (std::size_t i = 0; i < dests.size(); ++i) {
+            Destination d;
+            std::string dp = "destinations[" + std::to_string(i) + "]";
+            read_destination(r, dests[i], dp, d);
+            if (!d.name.empty() && !names.insert(d.name).second)
+              r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
+            c.destinations.push_back(std::move(d));
           }
-        },
-        {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-         "retention"});
+          if (dests.size() == 0)
+            r.error("destinations", dests, "must list at least one destination");
+        }
+      },
+      {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
+       "retention"});
 }
 
 }  // namespace

@@ -27,15 +27,37 @@ struct DicomIngest {
   std::uint64_t max_object_size = 2ull << 30;
 };
 
+struct Hl7Ingest {
+  bool enabled = false;
+  std::string bind = "127.0.0.1";
+  int port = 2575;
+  // Where an ADT message carries the consent flag, e.g. "PD1-12" (protection indicator: Y means
+  // the patient withdrew consent / asked for protection).
+  std::string consent_field = "PD1-12";
+  std::string consent_withdraw_value = "Y";
+  std::string consent_grant_value = "N";
+  int max_connections = 8;
+};
+
 struct Ingest {
   DicomIngest dicom;
+  Hl7Ingest hl7;
   // An SOP instance received again with different bytes: "send" the new version too, or
   // "hold" the study for a person to look at.
   std::string new_versions = "send";
 };
 
+struct Coercion {
+  std::string institution_name;              // stamp Institution Name (0008,0080); empty: leave
+  std::string issuer_of_patient_id;          // stamp Issuer of Patient ID (0010,0021); empty: leave
+  bool fill_health_number_from_mrn = false;  // from the MRN -> health number table
+};
+
 struct Policy {
   Duration stable_age{std::chrono::seconds(60)};
+  std::string validation_profile = "ontario-dir";  // or "none"
+  std::string health_number_issuer = "ON";
+  Coercion coercion;
 };
 
 struct Auth {
@@ -49,7 +71,8 @@ struct Auth {
 struct Destination {
   std::string name;
   std::string type = "stow-rs";
-  std::string url;  // DICOMweb base URL; STOW-RS posts to <url>/studies
+  std::string consent_mode = "opt-out";  // opt-in: nothing leaves without a recorded grant
+  std::string url;                       // DICOMweb base URL; STOW-RS posts to <url>/studies
   Auth auth;
   int batch_max_instances = 50;
   std::uint64_t batch_max_bytes = 64ull << 20;

@@ -17,6 +17,13 @@ Readiness::StepResult Readiness::step() {
     return r;
   }
   r.promoted = *promoted;
+  if (policy_ != nullptr) {
+    for (;;) {
+      auto p = policy_->step();
+      r.ready += p.ready;
+      if (p.studies == 0) break;
+    }
+  }
   auto oldest = catalog_.oldest_receiving();
   if (oldest && oldest->has_value()) r.next = from_epoch_ms(**oldest) + stable_age_;
   return r;
@@ -112,12 +119,33 @@ Forwarder::StepResult Forwarder::step() {
   int max_attempts = 0;
   for (const auto& d : *due) {
     study_ids.push_back(d.study_id);
-    batch.push_back({d.sop_instance_uid, d.sop_class_uid, spool_.object_path(d.sha256), d.size});
+    batch.push_back({d.sop_instance_uid, d.sop_class_uid,
+                     d.derived ? spool_.derived_path(d.sha256) : spool_.object_path(d.sha256),
+                     d.size});
     max_attempts = std::max(max_attempts, d.attempts);
   }
   if (auto m = catalog_.mark_sending(destination_.name, study_ids); !m)
     log::error("forwarder: catalog error", {{"error", m.error().to_string()}});
 
+  // Consent (and holds) are checked again just before the request: a withdrawal recorded while
+  // an earlier batch of the same study was on the wire stops the rest.
+  if (auto still = catalog_.still_sendable(destination_.name, study_ids); still) {
+    std::vector<catalog::DueItem> keep_due;
+    std::vector<senders::Item> keep_batch;
+    for (std::size_t i = 0; i < due->size(); ++i) {
+      if (still->count((*due)[i].study_id)) {
+        keep_due.push_back((*due)[i]);
+        keep_batch.push_back(batch[i]);
+      }
+    }
+    if (keep_due.size() != due->size())
+      log::info("instances dropped from a batch: their study may no longer be sent",
+                {{"destination", destination_.name},
+                 {"dropped", std::to_string(due->size() - keep_due.size())}});
+    *due = std::move(keep_due);
+    batch = std::move(keep_batch);
+    if (batch.empty()) return r;
+  }
   const auto started = std::chrono::steady_clock::now();
   senders::Outcome outcome = sender_.send(batch);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -205,10 +233,11 @@ Forwarder::StepResult Forwarder::step() {
 
 Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
                      const ingest::Spool& spool,
-                     std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock)
+                     std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
+                     policy::Stage* policy)
     : catalog_(catalog),
       clock_(clock),
-      readiness_(catalog, clock, config.policy.stable_age),
+      readiness_(catalog, clock, config.policy.stable_age, policy),
       senders_(std::move(senders)) {
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
     forwarders_.push_back(
@@ -247,10 +276,9 @@ std::vector<ForwarderStatus> Scheduler::status() const {
 void Scheduler::readiness_loop() {
   do {
     auto r = readiness_.step();
-    if (r.promoted > 0) {
-      log::info("studies stable", {{"count", std::to_string(r.promoted)}});
+    if (r.promoted > 0) log::info("studies stable", {{"count", std::to_string(r.promoted)}});
+    if (r.ready > 0)
       for (auto& w : forwarder_wakeups_) w->notify();
-    }
     if (!readiness_wakeup_.wait(r.next)) return;
   } while (true);
 }

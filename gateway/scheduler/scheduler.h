@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "ingest/spool/spool.h"
+#include "policy/stage/stage.h"
 #include "scheduler/backoff.h"
 #include "scheduler/wakeup.h"
 #include "senders/sender.h"
@@ -27,10 +28,13 @@ namespace dirgw::scheduler {
 
 class Readiness {
  public:
-  Readiness(catalog::Catalog& catalog, const Clock& clock, Millis stable_age)
-      : catalog_(catalog), clock_(clock), stable_age_(stable_age) {}
+  // Without a policy stage, studies stop at STABLE (tests drive policy themselves).
+  Readiness(catalog::Catalog& catalog, const Clock& clock, Millis stable_age,
+            policy::Stage* policy = nullptr)
+      : catalog_(catalog), clock_(clock), stable_age_(stable_age), policy_(policy) {}
   struct StepResult {
     int promoted = 0;
+    int ready = 0;                  // studies the policy stage made READY
     std::optional<TimePoint> next;  // none: nothing is RECEIVING
   };
   StepResult step();
@@ -39,6 +43,7 @@ class Readiness {
   catalog::Catalog& catalog_;
   const Clock& clock_;
   Millis stable_age_;
+  policy::Stage* policy_;
 };
 
 enum class Circuit { kClosed, kOpen, kHalfOpen };
@@ -87,7 +92,8 @@ class Forwarder {
 class Scheduler {
  public:
   Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
-            std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock);
+            std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
+            policy::Stage* policy);
   ~Scheduler();
   void start();
   void stop();

@@ -186,7 +186,7 @@ class Gateway:
     def __init__(self, build_dir, workdir, repository_url, allowed_callers=("PACS1",),
                  stable_age="2s", extra_yaml="", name="dirgw", batch_max=25, request_timeout="60s",
                  spool_floor="64MiB", retry="{ initial: 500ms, max: 5s }", circuit="",
-                 ingest_yaml=""):
+                 ingest_yaml="", consent="opt-out", policy_yaml=""):
         self.build_dir = os.path.abspath(build_dir)
         self.dirgwd = os.path.join(self.build_dir, "gateway/daemon/dirgwd")
         self.cli = os.path.join(self.build_dir, "tools/dirgw/dirgw")
@@ -202,7 +202,8 @@ class Gateway:
                             allowed_callers=allowed_callers, stable_age=stable_age,
                             extra_yaml=extra_yaml, name=name, batch_max=batch_max,
                             request_timeout=request_timeout, spool_floor=spool_floor,
-                            retry=retry, circuit=circuit, ingest_yaml=ingest_yaml)
+                            retry=retry, circuit=circuit, ingest_yaml=ingest_yaml,
+                            consent=consent, policy_yaml=policy_yaml)
         with open(self.config_path, "w") as f:
             f.write(f"""facility: {{ name: "Integration test facility", id: TEST }}
 state_dir: {self.state_dir}
@@ -217,12 +218,15 @@ ingest:
     max_associations: 8
     acse_timeout: 10s
     dimse_timeout: 30s
-{ingest_yaml}policy: {{ stable_age: {stable_age} }}
+{ingest_yaml}policy:
+  stable_age: {stable_age}
+{policy_yaml}
 retention: {{ spool_floor: {spool_floor} }}
 destinations:
   - name: repository
     type: stow-rs
     url: {repository_url}
+    consent: {consent}
     batch: {{ max_instances: {batch_max}, max_bytes: 32MiB }}
     timeouts: {{ connect: 2s, request: {request_timeout} }}
     retry: {retry}

@@ -1,8 +1,16 @@
 // dirgw: the command-line tool for IT staff. It talks to the daemon over its control socket
 // and prints tables for people or JSON (--json) for scripts.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +44,24 @@ constexpr const char* kUsage =
     "                              stop a study from being sent until released\n"
     "  release UID [--destination D]\n"
     "                              let a HELD study go\n"
+    "  consent grant|withdraw PATIENT [--destination D]\n"
+    "                              record a patient's consent or its withdrawal (withdrawal\n"
+    "                              stops every unsent study of the patient at once)\n"
+    "  consent show PATIENT        identifiers, consent history and state per destination\n"
+    "  consent import FILE.csv [--destination D]\n"
+    "                              bulk: columns health_number,mrn_issuer,mrn,decision;\n"
+    "                              rejected rows are listed with their line numbers\n"
+    "                              PATIENT: hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN\n"
+    "  quarantine list             studies that failed validation\n"
+    "  quarantine show UID         every reason, per instance\n"
+    "  quarantine release UID      run policy again (after a fix)\n"
+    "  quarantine delete UID [--yes]\n"
+    "                              delete a quarantined study and its objects (asks first)\n"
+    "  audit verify                prove the audit trail intact, or name its first bad entry\n"
+    "  audit export --since T [--out FILE]\n"
+    "                              DICOM audit messages (PS3.15 A.5) since T: a date\n"
+    "                              (2026-11-28), a UTC time (2026-11-28T10:00:00Z) or an age\n"
+    "                              (24h, 7d)\n"
     "  config check FILE           validate a configuration file (needs no daemon)\n"
     "\n"
     "Options:\n"
@@ -178,6 +204,222 @@ void print_study(const json& r) {
   }
 }
 
+// "2026-11-28", "2026-11-28T10:00:00Z", "24h", "7d" -> epoch ms.
+std::optional<long long> parse_since(const std::string& text) {
+  const long long now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  if (text.size() >= 2 && (text.back() == 'h' || text.back() == 'd') &&
+      text.find_first_not_of("0123456789") == text.size() - 1) {
+    long long n = std::stoll(text.substr(0, text.size() - 1));
+    return now - n * (text.back() == 'h' ? 3'600'000LL : 86'400'000LL);
+  }
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') {
+    tm = {};
+    end = strptime(text.c_str(), "%Y-%m-%d", &tm);
+    if (end == nullptr || *end != '\0') return std::nullopt;
+  }
+  return static_cast<long long>(timegm(&tm)) * 1000;
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cur += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cur += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (c != '\r') {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  for (auto& f : out) {
+    while (!f.empty() && f.back() == ' ') f.pop_back();
+    while (!f.empty() && f.front() == ' ') f.erase(f.begin());
+  }
+  return out;
+}
+
+std::optional<json> consent_request(const std::vector<std::string>& args) {
+  const char* usage =
+      "usage: dirgw consent grant|withdraw|show PATIENT [--destination D]\n"
+      "       dirgw consent import FILE.csv [--destination D]\n";
+  if (args.size() < 3) {
+    std::fputs(usage, stderr);
+    return std::nullopt;
+  }
+  json req = {{"cmd", "consent"}, {"action", args[1]}};
+  for (std::size_t i = 3; i < args.size(); ++i) {
+    if (args[i] == "--destination" && i + 1 < args.size()) {
+      req["scope"] = args[++i];
+    } else {
+      std::fputs(usage, stderr);
+      return std::nullopt;
+    }
+  }
+  if (args[1] == "grant" || args[1] == "withdraw" || args[1] == "show") {
+    req["patient"] = args[2];
+    return req;
+  }
+  if (args[1] != "import") {
+    std::fputs(usage, stderr);
+    return std::nullopt;
+  }
+  std::ifstream in(args[2]);
+  if (!in) {
+    std::fprintf(stderr, "dirgw: cannot read %s\n", args[2].c_str());
+    return std::nullopt;
+  }
+  std::string line;
+  int n = 0;
+  std::map<std::string, std::size_t> col;
+  json rows = json::array();
+  json early = json::array();
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    auto fields = split_csv_line(line);
+    if (col.empty()) {
+      for (std::size_t i = 0; i < fields.size(); ++i) col[fields[i]] = i;
+      if (!col.count("decision") || (!col.count("health_number") && !col.count("mrn"))) {
+        std::fprintf(stderr,
+                     "dirgw: %s:%d: the first line must name the columns: health_number, "
+                     "mrn_issuer, mrn, decision\n",
+                     args[2].c_str(), n);
+        return std::nullopt;
+      }
+      continue;
+    }
+    if (fields.size() != col.size()) {
+      early.push_back({{"line", n},
+                       {"reason", "expected " + std::to_string(col.size()) + " columns, found " +
+                                      std::to_string(fields.size())}});
+      continue;
+    }
+    json row = {{"line", n}};
+    for (const char* k : {"health_number", "mrn_issuer", "mrn", "decision"})
+      if (col.count(k)) row[k] = fields[col[k]];
+    rows.push_back(row);
+  }
+  req["rows"] = rows;
+  req["file"] = std::filesystem::path(args[2]).filename().string();
+  req["cli_rejected"] = early;
+  return req;
+}
+
+std::optional<json> quarantine_request(const std::vector<std::string>& args) {
+  const char* usage =
+      "usage: dirgw quarantine list | show UID | release UID | delete UID [--yes]\n";
+  if (args.size() < 2) {
+    std::fputs(usage, stderr);
+    return std::nullopt;
+  }
+  json req = {{"cmd", "quarantine"}, {"action", args[1]}};
+  bool yes = false;
+  for (std::size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "--yes") {
+      yes = true;
+    } else if (!req.contains("study_uid") && args[i].rfind("--", 0) != 0) {
+      req["study_uid"] = args[i];
+    } else {
+      std::fputs(usage, stderr);
+      return std::nullopt;
+    }
+  }
+  if (args[1] != "list" && !req.contains("study_uid")) {
+    std::fputs(usage, stderr);
+    return std::nullopt;
+  }
+  if (args[1] == "delete" && !yes) {
+    if (!isatty(STDIN_FILENO)) {
+      std::fprintf(stderr, "dirgw: deleting needs confirmation: add --yes\n");
+      return std::nullopt;
+    }
+    std::fprintf(stderr, "Delete quarantined study %s and its objects for good? [y/N] ",
+                 req["study_uid"].get<std::string>().c_str());
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") {
+      std::fprintf(stderr, "not deleted\n");
+      return std::nullopt;
+    }
+    yes = true;
+  }
+  req["confirmed"] = yes;
+  return req;
+}
+
+void print_consent(const json& req, const json& r) {
+  const std::string action = req.value("action", "");
+  if (action == "show") {
+    if (!r.value("known", false)) {
+      std::printf("no consent recorded for this patient\n");
+      return;
+    }
+    std::printf("identifiers:\n");
+    for (const auto& i : r["identifiers"])
+      std::printf("  %s %s %s\n", str(i, "kind").c_str(), str(i, "issuer").c_str(),
+                  str(i, "value").c_str());
+    std::printf("state per destination:\n");
+    for (const auto& [name, st] : r["state"].items())
+      std::printf("  %s: %s\n", name.c_str(), st.get<std::string>().c_str());
+    std::printf("history:\n");
+    for (const auto& e : r["history"])
+      std::printf("  %s %-8s scope %-10s via %-4s by %s %s\n", str(e, "at").c_str(),
+                  str(e, "decision").c_str(), str(e, "scope").c_str(), str(e, "source").c_str(),
+                  str(e, "operator").c_str(), str(e, "reference", "").c_str());
+    std::printf("studies: %zu\n", r["studies"].size());
+    return;
+  }
+  if (action == "import") {
+    json rejected = req.value("cli_rejected", json::array());
+    for (const auto& x : r["rejected"]) rejected.push_back(x);
+    std::printf("imported %d row(s); %zu rejected; %d stud(ies) withdrawn, %d released\n",
+                r.value("accepted", 0), rejected.size(), r.value("studies_withdrawn", 0),
+                r.value("studies_released", 0));
+    for (const auto& x : rejected)
+      std::printf("  line %d: %s\n", x.value("line", 0), str(x, "reason").c_str());
+    return;
+  }
+  std::printf("consent %s recorded; %d stud(ies) withdrawn, %d released\n", action.c_str(),
+              r.value("studies_withdrawn", 0), r.value("studies_released", 0));
+}
+
+void print_quarantine(const json& req, const json& r) {
+  const std::string action = req.value("action", "");
+  if (action == "list") {
+    std::printf("%-64s %9s %8s  %s\n", "STUDY UID", "INSTANCES", "FINDINGS", "FIRST REASON");
+    for (const auto& s : r["studies"])
+      std::printf("%-64s %9lld %8d  %s\n", str(s, "study_uid").c_str(), s.value("instances", 0LL),
+                  s.value("findings", 0), str(s, "first_reason").c_str());
+  } else if (action == "show") {
+    std::printf("study %s: %zu finding(s)\n", str(r, "study_uid").c_str(), r["findings"].size());
+    for (const auto& f : r["findings"])
+      std::printf("  %s %-32s %-12s %s\n", str(f, "sop_instance_uid").c_str(),
+                  str(f, "code").c_str(), str(f, "tag", "").c_str(), str(f, "message").c_str());
+  } else if (action == "release") {
+    std::printf("released: policy runs again\n");
+  } else {
+    std::printf("deleted (%s objects removed)\n", str(r, "objects_removed").c_str());
+  }
+}
+
 int config_check(const std::string& file, bool as_json) {
   auto r = dirgw::config::load_file(file);
   if (as_json) {
@@ -245,7 +487,42 @@ int main(int argc, char** argv) {
   }
 
   json request;
-  if (args[0] == "status" && args.size() == 1) {
+  std::string out_file;
+  if (args[0] == "audit") {
+    if (args.size() >= 2 && args[1] == "verify" && args.size() == 2) {
+      request = {{"cmd", "audit"}, {"action", "verify"}};
+    } else if (args.size() >= 2 && args[1] == "export") {
+      request = {{"cmd", "audit"}, {"action", "export"}, {"since_ms", 0}};
+      for (std::size_t i = 2; i < args.size(); ++i) {
+        if (args[i] == "--since" && i + 1 < args.size()) {
+          auto t = parse_since(args[++i]);
+          if (!t) {
+            std::fprintf(stderr,
+                         "dirgw: --since takes 2026-11-28, 2026-11-28T10:00:00Z or 24h/7d\n");
+            return kExitUsage;
+          }
+          request["since_ms"] = *t;
+        } else if (args[i] == "--out" && i + 1 < args.size()) {
+          out_file = args[++i];
+        } else {
+          std::fprintf(stderr, "usage: dirgw audit export --since T [--out FILE]\n");
+          return kExitUsage;
+        }
+      }
+    } else {
+      std::fprintf(stderr,
+                   "usage: dirgw audit verify | dirgw audit export --since T [--out FILE]\n");
+      return kExitUsage;
+    }
+  } else if (args[0] == "consent") {
+    auto r = consent_request(args);
+    if (!r) return kExitUsage;
+    request = *r;
+  } else if (args[0] == "quarantine") {
+    auto r = quarantine_request(args);
+    if (!r) return kExitUsage;
+    request = *r;
+  } else if (args[0] == "status" && args.size() == 1) {
     request = {{"cmd", "status"}};
   } else if (args[0] == "studies") {
     request = {{"cmd", "studies"}};
@@ -313,6 +590,33 @@ int main(int argc, char** argv) {
     print_studies(r);
   } else if (args[0] == "study") {
     print_study(r);
+  } else if (args[0] == "audit" && request.value("action", "") == "verify") {
+    if (r.value("intact", false)) {
+      std::printf("audit trail intact: %lld entries verified%s\n", r.value("checked", 0LL),
+                  r["anchor"].is_null() ? " (no anchor yet)" : ", anchor matches");
+    } else {
+      std::printf("AUDIT TRAIL BROKEN at entry %s: %s (%lld entries before it verified)\n",
+                  str(r, "first_bad_seq").c_str(), str(r, "reason").c_str(),
+                  r.value("checked", 0LL));
+      return kExitFailed;
+    }
+  } else if (args[0] == "audit") {
+    const std::string xml = r.value("xml", std::string());
+    if (out_file.empty()) {
+      std::fwrite(xml.data(), 1, xml.size(), stdout);
+    } else {
+      std::ofstream f(out_file, std::ios::binary);
+      f << xml;
+      if (!f) {
+        std::fprintf(stderr, "dirgw: cannot write %s\n", out_file.c_str());
+        return kExitFailed;
+      }
+      std::printf("%lld audit entries written to %s\n", r.value("entries", 0LL), out_file.c_str());
+    }
+  } else if (args[0] == "consent") {
+    print_consent(request, r);
+  } else if (args[0] == "quarantine") {
+    print_quarantine(request, r);
   } else {
     std::printf("%s: %d changed\n", args[0].c_str(), r.value("changed", 0));
     for (const auto& why : r["refused"])

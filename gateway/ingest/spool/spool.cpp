@@ -95,6 +95,25 @@ Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size)
   return out;
 }
 
+fs::path Spool::derived_path(const std::string& sha256) const {
+  return root_ / "derived" / sha256.substr(0, 2) / sha256;
+}
+
+Result<StoredObject> Spool::commit_derived(const fs::path& temp) const {
+  auto hash = sha256_file(temp);
+  if (!hash) return hash.error();
+  const fs::path target = derived_path(*hash);
+  if (auto r = make_dirs(target.parent_path(), 0750); !r) return r.error();
+  std::error_code ec;
+  const auto size = fs::file_size(temp, ec);
+  if (ec) return make_error(ErrorCode::kIo, "stat derived object: " + ec.message());
+  if (auto r = fsync_path(temp); !r) return r.error();
+  if (::rename(temp.c_str(), target.c_str()) != 0)
+    return make_error(ErrorCode::kIo, "rename derived object: " + errno_text(errno));
+  if (auto r = fsync_dir(target.parent_path()); !r) return r.error();
+  return StoredObject{*hash, size, target, false};
+}
+
 Result<std::vector<std::string>> Spool::list_objects() const {
   std::vector<std::string> out;
   std::error_code ec;

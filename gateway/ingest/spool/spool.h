@@ -43,6 +43,11 @@ class Spool {
 
   std::filesystem::path object_path(const std::string& sha256) const;
 
+  // Derived objects (coerced / de-identified copies) live apart, in derived/ab/<sha256>, so that
+  // reconciliation never mistakes one for a received object.
+  Result<StoredObject> commit_derived(const std::filesystem::path& temp) const;
+  std::filesystem::path derived_path(const std::string& sha256) const;
+
   // Every complete object's hash (for start-up reconciliation with the catalog).
   Result<std::vector<std::string>> list_objects() const;
   // Moves an object out of the spool into `dir` (made durable), e.g. one that does not parse.

@@ -7,6 +7,7 @@
 
 #include "catalog/migrations.h"
 #include "catalog/sqlite/sqlite.h"
+#include "fakes/admit.h"
 #include "fakes/fake_clock.h"
 
 namespace dirgw::catalog {
@@ -152,12 +153,12 @@ TEST_F(CatalogTest, StudyBecomesReadyOnlyAfterStableAge) {
   clock_.advance(seconds(30));
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
   // 60 s stable age: cutoff is now - 60 s; the last instance is 0 s old.
-  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now() - seconds(60))), 0);
+  EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now() - seconds(60))), 0);
   auto oldest = catalog_->oldest_receiving();
   ASSERT_TRUE(oldest.ok() && oldest->has_value());
   EXPECT_EQ(**oldest, to_epoch_ms(clock_.now()));
   clock_.advance(seconds(60));
-  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now() - seconds(60))), 1);
+  EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now() - seconds(60))), 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
   EXPECT_FALSE(catalog_->oldest_receiving()->has_value());
 }
@@ -170,7 +171,7 @@ TEST_F(CatalogTest, NothingIsDueBeforeReady) {
 
 TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
   for (int i = 1; i <= 5; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   const auto now = to_epoch_ms(clock_.now());
   EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 3, 1 << 30)->size(), 3u);
   EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 10, 2500)->size(), 2u);
@@ -180,7 +181,7 @@ TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
 
 TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
   for (int i = 1; i <= 2; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due->size(), 2u);
   ASSERT_TRUE(catalog_->mark_sending("hdirs", {(*due)[0].study_id}).ok());
@@ -198,7 +199,7 @@ TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
 
 TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
   for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due.size(), 3u);
   const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
@@ -227,7 +228,7 @@ TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
 
 TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
       catalog_
@@ -236,7 +237,7 @@ TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto delta = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(delta.size(), 1u);  // only the new instance goes
   EXPECT_NE(delta[0].instance_id, due[0].instance_id);
@@ -263,7 +264,7 @@ TEST_F(CatalogTest, ReopenKeepsEverything) {
 
 TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
       catalog_
@@ -271,7 +272,7 @@ TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
           .ok());
   clock_.advance(seconds(600));
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
       catalog_
@@ -303,7 +304,7 @@ TEST_F(CatalogTest, NewVersionCanHoldTheStudy) {
   EXPECT_EQ(d.instances[1].flags, "new-version");
   EXPECT_EQ(d.destinations[0].reason, "an instance was received again with different bytes");
   // Stable age does not release a held study; a person does.
-  EXPECT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
   auto rel = catalog_->release("1.2.3", "hdirs");
   ASSERT_TRUE(rel.ok());
@@ -336,7 +337,7 @@ TEST_F(CatalogTest, UnknownStudyIsNotFound) {
 
 TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(catalog_
                   ->record_deliveries(
@@ -352,7 +353,7 @@ TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
 
 TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
   ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'c'))).ok());
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto hashes = catalog_->object_hashes();
   ASSERT_EQ(hashes->size(), 1u);
   EXPECT_TRUE(*catalog_->has_object(std::string(64, 'c')));
@@ -373,6 +374,34 @@ TEST_F(CatalogTest, StudiesFilterByStateAndDestination) {
   EXPECT_EQ(catalog_->studies("HELD", 10, "backup")->size(), 1u);
   EXPECT_EQ(catalog_->studies("", 10, "hdirs")->size(), 2u);
   EXPECT_EQ(catalog_->studies("", 10)->size(), 2u);
+}
+
+TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());  // a duplicate: recorded too
+  auto ok = catalog_->verify_audit(std::nullopt);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->ok) << ok->reason;
+  EXPECT_EQ(ok->checked, 4);
+  auto head = *catalog_->audit_head();
+  EXPECT_EQ(head.seq, 4);
+  auto events = *catalog_->audit_since(0, 100);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].type, audit::EventType::kObjectReceived);
+  EXPECT_EQ(events[0].actor, "dicom:PACS1@");
+  EXPECT_EQ(events[3].detail.value("duplicate", false), true);
+  {
+    sqlite::Connection raw((dir_.path() / "catalog.db").string());
+    EXPECT_THROW(raw.exec("UPDATE audit_events SET actor = 'x' WHERE seq = 2"),
+                 sqlite::SqliteError);
+    raw.exec("DROP TRIGGER audit_events_no_update");
+    raw.exec("UPDATE audit_events SET study_uid = '9.9' WHERE seq = 2");
+  }
+  auto bad = catalog_->verify_audit(head);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_FALSE(bad->ok);
+  ASSERT_TRUE(bad->first_bad_seq.has_value());
+  EXPECT_EQ(*bad->first_bad_seq, 2);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "fakes/admit.h"
 #include "fakes/fake_clock.h"
 
 namespace dirgw::scheduler {
@@ -127,12 +128,12 @@ TEST_F(SchedulerTest, ReadinessWaitsForStableAge) {
   auto second = r.step();
   EXPECT_EQ(second.promoted, 1);
   EXPECT_FALSE(second.next.has_value());
-  EXPECT_EQ(state("1.2.3"), catalog::kReady);
+  EXPECT_EQ(state("1.2.3"), catalog::kStable);  // no policy stage here: it waits for one
 }
 
 TEST_F(SchedulerTest, AcceptedBatchMarksStudySent) {
   for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto r = forwarder_->step();
   EXPECT_EQ(r.sent, 3);
   ASSERT_EQ(sender_.calls.size(), 1u);
@@ -143,7 +144,7 @@ TEST_F(SchedulerTest, AcceptedBatchMarksStudySent) {
 
 TEST_F(SchedulerTest, PartialAnswerResendsOnlyUnacknowledgedAfterBackoff) {
   for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   sender_.script.push_back([](const std::vector<senders::Item>& b) {
     auto o = ScriptedSender::all(b, senders::InstanceStatus::kAccepted, 202);
     o.instances[1].status = senders::InstanceStatus::kRetry;
@@ -166,7 +167,7 @@ TEST_F(SchedulerTest, PartialAnswerResendsOnlyUnacknowledgedAfterBackoff) {
 
 TEST_F(SchedulerTest, WholeBatchRetryWaitsAndHonoursRetryAfter) {
   receive("1.2.3", 1);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   sender_.script.push_back([](const std::vector<senders::Item>& b) {
     auto o = ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
     o.retry_after = seconds(30);
@@ -184,7 +185,7 @@ TEST_F(SchedulerTest, WholeBatchRetryWaitsAndHonoursRetryAfter) {
 TEST_F(SchedulerTest, PermanentRefusalDoesNotBlockTheRest) {
   for (int i = 1; i <= 2; ++i) receive("1.2.3", i);
   receive("1.2.4", 1);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 2);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 2);
   sender_.script.push_back([](const std::vector<senders::Item>& b) {
     auto o = ScriptedSender::all(b, senders::InstanceStatus::kAccepted, 202);
     o.instances[0].status = senders::InstanceStatus::kPermanent;
@@ -204,7 +205,7 @@ TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
   dest_.circuit_failures = 2;
   dest_.circuit_cooldown = seconds(60);
   for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto refuse = [](const std::vector<senders::Item>& b) {
     return ScriptedSender::all(b, senders::InstanceStatus::kRetry, 0);
   };
@@ -238,7 +239,7 @@ TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
 TEST_F(SchedulerTest, DeliveryFailingPastGiveUpAgeBecomesFailed) {
   dest_.give_up_after = seconds(100);
   receive("1.2.3", 1);
-  ASSERT_EQ(*catalog_->promote_stable(to_epoch_ms(clock_.now())), 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto transient = [](const std::vector<senders::Item>& b) {
     return ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
   };

@@ -1,0 +1,182 @@
+#include "policy/stage/stage.h"
+
+#include <map>
+#include <set>
+
+// clang-format off
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcsequen.h"
+// clang-format on
+
+#include "log/log.h"
+
+namespace dirgw::policy {
+
+namespace {
+std::string trimmed(const char* v) {
+  std::string s = v != nullptr ? v : "";
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+  return s;
+}
+
+std::string get(DcmItem& item, const DcmTagKey& tag) {
+  const char* v = nullptr;
+  if (item.findAndGetString(tag, v).good()) return trimmed(v);
+  return {};
+}
+}  // namespace
+
+Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::path& file,
+                                                      const std::string& health_number_issuer) {
+  DcmFileFormat ff;
+  // A read limit keeps pixel data on disk.
+  OFCondition cond = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096);
+  if (cond.bad())
+    return make_error(ErrorCode::kBadDicom, std::string("cannot parse: ") + cond.text());
+  DcmDataset& ds = *ff.getDataset();
+  std::vector<catalog::PatientKey> keys;
+  const std::string pid = get(ds, DCM_PatientID), issuer = get(ds, DCM_IssuerOfPatientID);
+  if (!pid.empty()) {
+    if (!health_number_issuer.empty() && issuer == health_number_issuer)
+      keys.push_back({"hn", issuer, pid});
+    else
+      keys.push_back({"mrn", issuer, pid});
+  }
+  DcmSequenceOfItems* seq = nullptr;
+  if (ds.findAndGetSequence(DCM_OtherPatientIDsSequence, seq).good() && seq != nullptr) {
+    for (unsigned long i = 0; i < seq->card(); ++i) {
+      DcmItem* item = seq->getItem(i);
+      if (item == nullptr) continue;
+      const std::string v = get(*item, DCM_PatientID), iss = get(*item, DCM_IssuerOfPatientID);
+      if (v.empty()) continue;
+      keys.push_back(
+          {!health_number_issuer.empty() && iss == health_number_issuer ? "hn" : "mrn", iss, v});
+    }
+  }
+  return keys;
+}
+
+Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
+             const Clock& clock)
+    : config_(config), catalog_(catalog), spool_(spool), clock_(clock) {
+  if (config.policy.validation_profile != "none")
+    profile_ = builtin_profile(config.policy.validation_profile);
+  rules_.facility = config.facility_name;
+  rules_.institution_name = config.policy.coercion.institution_name;
+  rules_.issuer_of_patient_id = config.policy.coercion.issuer_of_patient_id;
+  rules_.fill_health_number_from_mrn = config.policy.coercion.fill_health_number_from_mrn;
+  rules_.health_number_issuer = config.policy.health_number_issuer;
+  coerce_ = !rules_.institution_name.empty() || !rules_.issuer_of_patient_id.empty() ||
+            rules_.fill_health_number_from_mrn;
+}
+
+Stage::StepResult Stage::step(int limit) {
+  StepResult out;
+  auto work = catalog_.policy_work(limit);
+  if (!work) {
+    log::error("policy: catalog error", {{"error", work.error().to_string()}});
+    return out;
+  }
+  for (const auto& w : *work) {
+    ++out.studies;
+    // Only the newest version of each SOP instance counts.
+    std::map<std::string, const catalog::PolicyWork::Instance*> latest;
+    for (const auto& i : w.instances) latest[i.sop_instance_uid] = &i;
+
+    std::vector<catalog::Finding> findings;
+    std::set<catalog::PatientKey> keys;
+    std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>> derived;
+    for (const auto& [uid, inst] : latest) {
+      const auto original = spool_.object_path(inst->sha256);
+      std::filesystem::path checked = original;  // what validation looks at: what would leave
+      if (coerce_) {
+        const auto tmp = spool_.new_temp_path();
+        HealthNumberLookup lookup = [this](const std::string& mrn, const std::string& issuer) {
+          auto hn = catalog_.health_number_for(issuer, mrn);
+          return hn ? *hn : std::optional<std::string>();
+        };
+        // Dated by the instance's arrival: deterministic, so a re-run writes the same bytes.
+        auto coerced = coerce_file(original, tmp, rules_, lookup, from_epoch_ms(inst->received_at));
+        if (!coerced) {
+          findings.push_back({uid, "coercion", "", coerced.error().detail});
+        } else if (coerced->changed) {
+          auto stored = spool_.commit_derived(tmp);
+          if (!stored) {
+            findings.push_back({uid, "coercion", "", stored.error().to_string()});
+          } else {
+            checked = stored->path;
+            for (const auto& d : w.destinations)
+              derived.emplace_back(inst->id, d, stored->sha256, stored->size);
+          }
+        }
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+      }
+      if (profile_) {
+        auto report = validate_file(checked, *profile_);
+        if (!report) {
+          findings.push_back({uid, "parse", "", report.error().detail});
+        } else {
+          for (const auto& f : report->findings)
+            if (f.severity == Severity::kError) findings.push_back({uid, f.code, f.tag, f.message});
+        }
+      }
+      auto k = patient_keys(checked, config_.policy.health_number_issuer);
+      if (k) keys.insert(k->begin(), k->end());
+    }
+    const std::vector<catalog::PatientKey> key_list(keys.begin(), keys.end());
+    std::vector<catalog::PolicyDecision> decisions;
+    for (const auto& dest : w.destinations) {
+      catalog::PolicyDecision d;
+      d.destination = dest;
+      const config::Destination* cfg = nullptr;
+      for (const auto& c : config_.destinations)
+        if (c.name == dest) cfg = &c;
+      if (!findings.empty()) {
+        d.state = catalog::StudyState::kQuarantined;
+        d.reason = std::to_string(findings.size()) +
+                   " validation finding(s), first: " + findings.front().code;
+        ++out.quarantined;
+      } else {
+        auto consent = catalog_.consent_for(key_list, dest);
+        const bool opt_in = cfg != nullptr && cfg->consent_mode == "opt-in";
+        if (!consent) {
+          d.state = catalog::StudyState::kHeld;
+          d.reason = "consent registry unreadable";
+          ++out.held;
+        } else if (*consent == catalog::ConsentState::kWithdrawn) {
+          d.state = catalog::StudyState::kWithdrawn;
+          d.reason = "consent withdrawn";
+          ++out.withdrawn;
+        } else if (opt_in && *consent != catalog::ConsentState::kGranted) {
+          d.state = catalog::StudyState::kHeld;
+          d.reason = "no consent recorded";
+          ++out.held;
+        } else {
+          d.state = catalog::StudyState::kReady;
+          ++out.ready;
+        }
+      }
+      decisions.push_back(std::move(d));
+    }
+    auto rec = catalog_.record_policy(w.study_id, key_list, findings, decisions, derived);
+    if (!rec) {
+      log::error("policy: cannot record the decision",
+                 {{"study_uid", w.study_uid}, {"error", rec.error().to_string()}});
+      continue;
+    }
+    for (const auto& d : decisions)
+      log::info("policy decided", {{"study_uid", w.study_uid},
+                                   {"destination", d.destination},
+                                   {"state", std::string(catalog::to_string(d.state))},
+                                   {"reason", d.reason},
+                                   {"findings", std::to_string(findings.size())}});
+  }
+  return out;
+}
+
+}  // namespace dirgw::policy

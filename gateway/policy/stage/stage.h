@@ -1,0 +1,46 @@
+// The policy stage: for each study that became STABLE, decides per destination between READY,
+// HELD (no consent yet), QUARANTINED (fails validation, with every reason) and WITHDRAWN
+// (consent withdrawn), and writes coerced copies as derived objects so that retries send
+// identical bytes. Reads the catalog, does its job, records the outcome in one transaction.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catalog/catalog.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "ingest/spool/spool.h"
+#include "policy/coerce/coerce.h"
+#include "policy/validate/validate.h"
+
+namespace dirgw::policy {
+
+// Patient identifiers of a DICOM object: Patient ID with its issuer (kind "mrn") and the
+// health number from Other Patient IDs Sequence (kind "hn", issuer e.g. "ON").
+Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::path& file,
+                                                      const std::string& health_number_issuer);
+
+class Stage {
+ public:
+  Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
+        const Clock& clock);
+  struct StepResult {
+    int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
+  };
+  // Decides for up to `limit` studies; returns what it did.
+  StepResult step(int limit = 20);
+
+ private:
+  const config::Config& config_;
+  catalog::Catalog& catalog_;
+  const ingest::Spool& spool_;
+  const Clock& clock_;
+  std::optional<Profile> profile_;
+  CoercionRules rules_;
+  bool coerce_ = false;
+};
+
+}  // namespace dirgw::policy

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Consent, validation and quarantine through the CLI against a real Orthanc.
+
+- opt-in: a study waits HELD ("no consent recorded") and arrives after `dirgw consent grant`;
+- a withdrawal recorded while a large study is being sent slowly stops the rest: Orthanc holds
+  only what was sent before it (at most the batch that was on the wire);
+- a study with an invalid health number is quarantined with every reason, is corrected at the
+  PACS and sent again, and arrives after `dirgw quarantine release`;
+- `dirgw consent import` reports rejected rows with their line numbers;
+- no patient value appears in dirgwd's log."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from chaos_proxy import ChaosProxy  # noqa: E402
+from harness import log  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    work = harness.tempdir("dirgw-consent-")
+    manifest = os.path.join(work, "manifest.jsonl")
+    failures = []
+
+    def check(cond, what):
+        if not cond:
+            failures.append(what)
+            print("FAIL:", what, flush=True)
+
+    small = ["--rows", "64", "--cols", "64"]
+    a_uid, a_files = harness.synth(args.build_dir, os.path.join(work, "a"), "CT", 3, seed=31,
+                                   patient_index=1, manifest=manifest, extra=small)
+    b_uid, b_files = harness.synth(args.build_dir, os.path.join(work, "b"), "CT", 60, seed=32,
+                                   patient_index=2, manifest=manifest)
+    c_uid, c_files = harness.synth(args.build_dir, os.path.join(work, "c"), "MR", 2, seed=33,
+                                   patient_index=3, manifest=manifest,
+                                   extra=small + ["--health-number", "1234567890"])
+    patients = [json.loads(l) for l in open(manifest)]
+    hn = {p["study_uid"]: p["health_number"] for p in patients}
+
+    repo = harness.Orthanc(work).start()
+    proxy = ChaosProxy(repo.http_port)
+    gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
+                         stable_age="1s", batch_max=5, consent="opt-in").start()
+
+    def cli(*a):
+        return gw.run_cli(*a)
+
+    def study(uid):
+        rc, out, err = cli("study", uid, "--json")
+        return json.loads(out) if rc == 0 else {}
+
+    def dest_state(uid):
+        s = study(uid)
+        return s["destinations"][0]["state"] if s.get("destinations") else None
+
+    # 1. opt-in: HELD until a grant.
+    rc, out = harness.storescu(gw.port, a_files)
+    check(rc == 0, "storescu A")
+    harness.wait_for("A to be HELD", lambda: dest_state(a_uid) == "HELD", 30, 0.3)
+    check(study(a_uid)["destinations"][0]["reason"] == "no consent recorded", "A held for want of consent")
+    time.sleep(1.5)
+    check(repo.count_instances() == 0, "nothing may leave without consent in opt-in mode")
+    rc, out, err = cli("consent", "grant", "hn:" + hn[a_uid])
+    check(rc == 0 and "1 released" in out, f"grant: {rc} {out} {err}")
+    harness.wait_for("A to be sent after the grant", lambda: dest_state(a_uid) == "SENT", 30, 0.3)
+    rc, out, err = cli("consent", "show", "hn:" + hn[a_uid])
+    check(rc == 0 and "granted" in out and "grant" in out, f"consent show: {out} {err}")
+    rc, out, err = cli("consent", "grant", "hn:1234567890")
+    check(rc == 1 and "not a valid Ontario health number" in err, f"grant of an invalid number: {rc} {err}")
+
+    # 2. Withdrawal in the middle of a large, slow send.
+    rc, out, err = cli("consent", "grant", "hn:" + hn[b_uid])
+    proxy.rate = 1.5 * 2**20  # ~0.5 MB instances: about 3 per second
+    rc, out = harness.storescu(gw.port, b_files)
+    check(rc == 0, "storescu B")
+    harness.wait_for("part of B to arrive", lambda: repo.count_instances() >= 3 + 10, 120, 0.2)
+    rc, out, err = cli("consent", "withdraw", "hn:" + hn[b_uid])
+    at_withdrawal = repo.count_instances() - 3
+    check(rc == 0 and "1 stud(ies) withdrawn" in out, f"withdraw: {rc} {out} {err}")
+    time.sleep(6)
+    b_in_repo = repo.count_instances() - 3
+    log(f"B: {at_withdrawal} instances in Orthanc at the withdrawal, {b_in_repo} after; batch 5")
+    check(dest_state(b_uid) == "WITHDRAWN", f"B should be WITHDRAWN: {dest_state(b_uid)}")
+    check(b_in_repo <= at_withdrawal + 5, f"after withdrawal at most the batch on the wire may arrive: {at_withdrawal} -> {b_in_repo}")
+    check(b_in_repo < 60, "the withdrawal did not stop the rest of B")
+    st = gw.status()
+    check(st["destinations"][0]["pending_instances"] == 0, "withdrawn instances must not stay pending")
+    proxy.rate = 0
+
+    # 3. Invalid health number: quarantined with its reasons; corrected, resent, released.
+    rc, out, err = cli("consent", "import", write_csv(work))
+    check(rc == 0 and "imported 1 row(s); 3 rejected" in out and "line 3:" in out and "line 4:" in out
+          and "line 5:" in out, f"consent import report: {out} {err}")
+    rc, out = harness.storescu(gw.port, c_files)
+    harness.wait_for("C to be QUARANTINED", lambda: dest_state(c_uid) == "QUARANTINED", 30, 0.3)
+    rc, out, err = cli("quarantine", "list")
+    check(rc == 0 and c_uid in out, f"quarantine list: {out}")
+    rc, out, err = cli("quarantine", "show", c_uid, "--json")
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    check(len(codes) >= 2 and all("health_number" in c for c in codes), f"findings for both instances: {codes}")
+    good_hn = "1234567897"
+    for f in c_files:
+        subprocess.run(["dcmodify", "-nb", "-m", f"(0010,1002)[0].(0010,0020)={good_hn}", f], check=True)
+    rc, out, err = cli("consent", "grant", "hn:" + good_hn)
+    rc, out = harness.storescu(gw.port, c_files)
+    check(rc == 0, "resend of the corrected C")
+    rc, out, err = cli("quarantine", "release", c_uid)
+    check(rc == 0, f"quarantine release: {rc} {out} {err}")
+    harness.wait_for("C to be sent after correction and release", lambda: dest_state(c_uid) == "SENT", 30, 0.3)
+    for f in c_files:
+        oid = repo.instance_id(harness.sop_instance_uid(f))
+        tags = repo.get(f"/instances/{oid}/tags?simplify") if oid else None
+        other = (tags or {}).get("OtherPatientIDsSequence") or [{}]
+        check(other[0].get("PatientID") == good_hn, "Orthanc must hold the corrected instance")
+    rc, out, err = cli("quarantine", "delete", c_uid)
+    check(rc != 0, "delete without confirmation must be refused")
+
+    text = gw.log_text()
+    hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)
+    for h in hits:
+        check(False, h)
+    check(good_hn not in text, "a health number typed at the CLI appears in the log")
+    check(gw.stop() == 0, "dirgwd did not stop cleanly")
+    repo.stop()
+    proxy.close()
+    print(f"consent and policy: {len(failures)} failures")
+    return 1 if failures else 0
+
+
+def write_csv(work):
+    path = os.path.join(work, "consent.csv")
+    with open(path, "w") as f:
+        f.write("health_number,mrn_issuer,mrn,decision\n")
+        f.write("9876543217,LGH-MRN,MRN7654321,grant\n")  # line 2: fine
+        f.write("1234567890,,,grant\n")       # line 3: bad check digit
+        f.write(",LGH-MRN,,grant\n")          # line 4: no identifier
+        f.write("9876543217,,,maybe\n")       # line 5: bad decision
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
