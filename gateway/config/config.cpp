@@ -460,6 +460,22 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
                 },
                 {"spool_floor"});
+        if (m["metrics"].IsDefined() && !m["metrics"].IsNull())
+          r.map(m["metrics"], "metrics",
+                [&](const YAML::Node& mn, const std::string& mp) {
+                  r.boolean(mn, mp, "enabled", c.metrics.enabled);
+                  r.scalar(mn, mp, "bind",
+                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                             if (!valid_ipv4(s))
+                               r.error(
+                                   k, v,
+                                   "must be an IPv4 address such as 127.0.0.1, not '" + s + "'");
+                             else
+                               c.metrics.bind = s;
+                           });
+                  r.integer(mn, mp, "port", c.metrics.port, 0, 65535);
+                },
+                {"enabled", "bind", "port"});
         YAML::Node dests = m["destinations"];
         if (!dests.IsDefined() || dests.IsNull()) {
           r.error("destinations", m, "is required: list at least one destination");
@@ -480,7 +496,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
         }
       },
       {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-       "retention"});
+       "retention", "metrics"});
 }
 
 }  // namespace

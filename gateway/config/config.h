@@ -92,6 +92,12 @@ struct Retention {
   std::uint64_t spool_floor = 1ull << 30;  // free bytes below which the SCP refuses objects
 };
 
+struct Metrics {
+  bool enabled = false;
+  std::string bind = "127.0.0.1";
+  int port = 9719;
+};
+
 struct Config {
   std::filesystem::path source;  // the file it came from
   std::string facility_name;
@@ -103,6 +109,7 @@ struct Config {
   Policy policy;
   std::vector<Destination> destinations;
   Retention retention;
+  Metrics metrics;
 };
 
 struct ConfigError {

@@ -24,6 +24,8 @@
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "log/log.h"
+#include "metrics/http_endpoint.h"
+#include "metrics/metrics.h"
 #include "policy/stage/stage.h"
 #include "policy/validate/rules.h"
 #include "scheduler/scheduler.h"
@@ -116,6 +118,9 @@ struct Application::Impl {
   config::Config config;
   SystemClock clock;
   asio::io_context io;
+  metrics::Registry registry;
+  std::unique_ptr<metrics::GatewayMetrics> metrics;
+  std::unique_ptr<metrics::HttpEndpoint> metrics_endpoint;
   std::unique_ptr<ingest::Spool> spool;
   std::unique_ptr<catalog::Catalog> catalog;
   scheduler::Scheduler* scheduler_ptr = nullptr;
@@ -191,9 +196,12 @@ Result<void> Application::Impl::start() {
     o.request_timeout = d.request_timeout;
     senders.push_back(senders::make_stow_rs_sender(o));
   }
-  policy_stage = std::make_unique<policy::Stage>(config, *catalog, *spool, clock);
+  std::vector<std::string> dest_names;
+  for (const auto& d : config.destinations) dest_names.push_back(d.name);
+  metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
+  policy_stage = std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get());
   scheduler = std::make_unique<scheduler::Scheduler>(config, *catalog, *spool, std::move(senders),
-                                                     clock, policy_stage.get());
+                                                     clock, policy_stage.get(), metrics.get());
   scheduler_ptr = scheduler.get();
   sink = std::make_unique<CatalogSink>(*catalog, scheduler_ptr,
                                        config.ingest.new_versions == "hold"
@@ -209,8 +217,33 @@ Result<void> Application::Impl::start() {
 
   if (config.ingest.dicom.enabled) {
     scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, *sink, limits,
-                                             config.retention.spool_floor);
+                                             config.retention.spool_floor, metrics.get());
     if (auto r = scp->start(); !r) return r.error();
+  }
+  if (config.metrics.enabled) {
+    // Read at scrape time, on the io thread: one aggregate catalog query and one statvfs.
+    metrics->set_backlog_source([this] {
+      std::vector<metrics::Backlog> out;
+      auto st = catalog->status();
+      if (!st) return out;
+      const std::int64_t now = to_epoch_ms(clock.now());
+      for (const auto& d : st->destinations)
+        out.push_back({d.name, static_cast<double>(d.pending_instances),
+                       static_cast<double>(d.pending_bytes),
+                       d.oldest_pending_at > 0 ? (now - d.oldest_pending_at) / 1000.0 : 0.0});
+      return out;
+    });
+    metrics->set_spool_free_source([this] {
+      auto f = free_bytes(spool->root());
+      return f ? static_cast<double>(*f) : 0.0;
+    });
+    metrics::EndpointOptions o;
+    o.address = config.metrics.bind;
+    o.port = static_cast<std::uint16_t>(config.metrics.port);
+    metrics_endpoint = std::make_unique<metrics::HttpEndpoint>(io, registry, o);
+    if (auto r = metrics_endpoint->start(); !r) return r.error();
+    log::info("metrics endpoint ready", {{"address", config.metrics.bind},
+                                         {"port", std::to_string(metrics_endpoint->port())}});
   }
   scheduler->start();
   return {};
@@ -952,6 +985,7 @@ int Application::run() {
   if (s.scp) s.scp->stop();
   s.scheduler->stop();
   s.control->stop();
+  if (s.metrics_endpoint) s.metrics_endpoint->stop();
   s.audit(audit::EventType::kStopped, audit::system_actor(), std::string(audit::kSuccess));
   s.write_anchor();
   log::info("dirgwd stopped");

@@ -31,13 +31,14 @@ Readiness::StepResult Readiness::step() {
 
 Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
                      const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
-                     std::uint64_t backoff_seed)
+                     std::uint64_t backoff_seed, metrics::DestinationMetrics* metrics)
     : destination_(destination),
       catalog_(catalog),
       spool_(spool),
       sender_(sender),
       clock_(clock),
-      backoff_(destination.retry_initial, destination.retry_max, backoff_seed) {}
+      backoff_(destination.retry_initial, destination.retry_max, backoff_seed),
+      metrics_(metrics) {}
 
 std::string_view to_string(Circuit c) {
   switch (c) {
@@ -223,6 +224,14 @@ Forwarder::StepResult Forwarder::step() {
   }
   const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
   on_request_result(whole_failure, after);
+  if (metrics_ != nullptr) {
+    metrics_->instances_sent.inc(static_cast<std::uint64_t>(r.sent));
+    metrics_->instances_failed.inc(static_cast<std::uint64_t>(r.refused));
+    metrics_->instances_retried.inc(static_cast<std::uint64_t>(r.retry));
+    metrics_->bytes_sent.inc(outcome.bytes_sent);
+    metrics_->stow_request_duration.observe(std::chrono::milliseconds(ms));
+    metrics_->circuit_open.set(status().circuit == Circuit::kOpen ? 1 : 0);
+  }
   if (r.retry > 0) r.next = from_epoch_ms(retry_at);
   {
     std::lock_guard lock(status_mutex_);
@@ -234,14 +243,15 @@ Forwarder::StepResult Forwarder::step() {
 Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
                      const ingest::Spool& spool,
                      std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-                     policy::Stage* policy)
+                     policy::Stage* policy, metrics::GatewayMetrics* metrics)
     : catalog_(catalog),
       clock_(clock),
       readiness_(catalog, clock, config.policy.stable_age, policy),
       senders_(std::move(senders)) {
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
-    forwarders_.push_back(
-        std::make_unique<Forwarder>(config.destinations[i], catalog, spool, *senders_[i], clock));
+    forwarders_.push_back(std::make_unique<Forwarder>(
+        config.destinations[i], catalog, spool, *senders_[i], clock, std::random_device{}(),
+        metrics != nullptr ? &metrics->destination(config.destinations[i].name) : nullptr));
     forwarder_wakeups_.push_back(std::make_unique<Wakeup>());
   }
 }

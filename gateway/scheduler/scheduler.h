@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "ingest/spool/spool.h"
+#include "metrics/metrics.h"
 #include "policy/stage/stage.h"
 #include "scheduler/backoff.h"
 #include "scheduler/wakeup.h"
@@ -61,7 +62,8 @@ class Forwarder {
  public:
   Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
             const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
-            std::uint64_t backoff_seed = std::random_device{}());
+            std::uint64_t backoff_seed = std::random_device{}(),
+            metrics::DestinationMetrics* metrics = nullptr);
   struct StepResult {
     int sent = 0, retry = 0, refused = 0;
     bool did_work = false;
@@ -86,6 +88,7 @@ class Forwarder {
   Millis cooldown_{0};
   int consecutive_failures_ = 0;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate
+  metrics::DestinationMetrics* metrics_;
 };
 
 // Runs Readiness and the Forwarders on their own threads.
@@ -93,7 +96,7 @@ class Scheduler {
  public:
   Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
             std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-            policy::Stage* policy);
+            policy::Stage* policy, metrics::GatewayMetrics* metrics = nullptr);
   ~Scheduler();
   void start();
   void stop();

@@ -44,7 +44,9 @@ def main():
     log(f"generated CT study {ct_uid} (200 instances) and CR study {cr_uid} (2 instances)")
 
     repo = harness.Orthanc(work).start()
-    gw = harness.Gateway(args.build_dir, work, repo.dicomweb).start()
+    metrics_port = harness.free_port()
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb,
+                         extra_yaml=f"metrics: {{ enabled: true, bind: 127.0.0.1, port: {metrics_port} }}\n").start()
     failures = []
 
     # --- bad input, in the same run
@@ -112,6 +114,16 @@ def main():
         if needle not in text:
             failures.append(f"no log line saying '{needle}'")
 
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        metrics_text = r.read().decode()
+    for needle in ('dirgw_instances_received_total{source="dicom"} 202',
+                   'dirgw_instances_sent_total{destination="repository"} 202',
+                   'dirgw_instances_refused_total{reason="prescan"} 2',
+                   'dirgw_associations_total{result="rejected"} 1',
+                   'dirgw_backlog_instances{destination="repository"} 0'):
+        if needle not in metrics_text:
+            failures.append(f"metrics lack: {needle}")
     rc, out, err = gw.run_cli("status")
     if rc != 0 or "destination repository" not in out:
         failures.append(f"human status failed: {rc} {err}")
@@ -124,7 +136,7 @@ def main():
     if rc != 3 or "not running" not in err:
         failures.append(f"status with the daemon down: rc={rc}, stderr={err!r}")
 
-    hits = harness.scan_for_phi({"dirgwd.log": gw.log_text()}, manifest)
+    hits = harness.scan_for_phi({"dirgwd.log": gw.log_text(), "metrics": metrics_text}, manifest)
     failures += hits
     repo.stop()
 

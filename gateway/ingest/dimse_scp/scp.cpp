@@ -78,6 +78,11 @@ struct StoreContext {
   std::string study_uid;
   int socket = -1;  // to cut an association that sends more than max_object_size
   bool too_large = false;
+  std::uint64_t bytes = 0;
+  // Which refusal counter applies; and when reception ended (for the commit histogram).
+  enum class Refusal { kNone, kPrescan, kSopMismatch, kSpoolFloor, kSpoolError, kCatalog };
+  Refusal refusal = Refusal::kNone;
+  std::chrono::steady_clock::time_point received_at{};
 };
 
 void set_comment(StoreContext& ctx, DcmDataset** detail, const std::string& text) {
@@ -102,7 +107,9 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     return;
   }
   if (progress->state != DIMSE_StoreEnd) return;
+  ctx.received_at = std::chrono::steady_clock::now();
   if (!ctx.refuse_reason.empty()) {
+    ctx.refusal = StoreContext::Refusal::kSpoolFloor;
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
     ctx.failure = ctx.refuse_reason;
     set_comment(ctx, detail, ctx.refuse_reason);
@@ -112,6 +119,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   if (!scan) {
     ::unlink(ctx.temp_path.c_str());
     rsp->DimseStatus = STATUS_STORE_Error_CannotUnderstand;
+    ctx.refusal = StoreContext::Refusal::kPrescan;
     ctx.failure = scan.error().detail;
     set_comment(ctx, detail, "dirgw: " + scan.error().detail);
     return;
@@ -121,6 +129,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   if (scan->dataset_sop_instance_uid != req_instance || scan->dataset_sop_class_uid != req_class) {
     ::unlink(ctx.temp_path.c_str());
     rsp->DimseStatus = STATUS_STORE_Error_DataSetDoesNotMatchSOPClass;
+    ctx.refusal = StoreContext::Refusal::kSopMismatch;
     ctx.failure = "dataset SOP class/instance differ from the C-STORE request";
     set_comment(ctx, detail, "dirgw: dataset UIDs differ from the request");
     return;
@@ -128,6 +137,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   auto stored = ctx.spool->commit(ctx.temp_path, ctx.max_object_size);
   if (!stored) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
+    ctx.refusal = StoreContext::Refusal::kSpoolError;
     ctx.failure = stored.error().to_string();
     set_comment(ctx, detail, "dirgw: cannot store the object now");
     return;
@@ -135,8 +145,10 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   ReceivedObject obj{std::move(stored).value(), std::move(scan).value(), ctx.calling_ae, ctx.peer};
   ctx.study_uid = obj.scan.study_uid;
   auto sunk = ctx.sink->object_received(obj);
+  ctx.bytes = obj.stored.size;
   if (!sunk) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
+    ctx.refusal = StoreContext::Refusal::kCatalog;
     ctx.failure = sunk.error().to_string();
     set_comment(ctx, detail, "dirgw: catalog unavailable, retry later");
     return;
@@ -154,8 +166,14 @@ struct DicomScp::Worker {
 };
 
 DicomScp::DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSink& sink,
-                   PrescanLimits limits, std::uint64_t spool_floor)
-    : cfg_(cfg), spool_(spool), sink_(sink), limits_(limits), spool_floor_(spool_floor) {}
+                   PrescanLimits limits, std::uint64_t spool_floor,
+                   metrics::GatewayMetrics* metrics)
+    : cfg_(cfg),
+      spool_(spool),
+      sink_(sink),
+      limits_(limits),
+      spool_floor_(spool_floor),
+      metrics_(metrics) {}
 
 DicomScp::~DicomScp() {
   stop();
@@ -282,6 +300,7 @@ void DicomScp::listen_loop() {
       ASC_dropAssociation(assoc);
       ASC_destroyAssociation(&assoc);
       stats_.associations_rejected++;
+      if (metrics_ != nullptr) metrics_->associations_busy.inc();
       log::warn("association rejected: too many at once",
                 {{"peer", peer}, {"max_associations", std::to_string(cfg_.max_associations)}});
       sink_.refused("", peer, "association rejected: max_associations reached");
@@ -313,6 +332,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd)
     T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER, reason};
     ASC_rejectAssociation(assoc, &rej);
     stats_.associations_rejected++;
+    if (metrics_ != nullptr) metrics_->associations_rejected.inc();
     log::warn("association rejected",
               {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", why}});
     sink_.refused(calling_ae, peer, "association rejected: " + why);
@@ -337,6 +357,14 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd)
       log::warn("association acknowledge failed", {{"peer", peer}, {"reason", cond.text()}});
     } else {
       stats_.associations++;
+      if (metrics_ != nullptr) metrics_->associations_accepted.inc();
+      struct ObserveDuration {
+        metrics::GatewayMetrics* m;
+        std::chrono::steady_clock::time_point t0;
+        ~ObserveDuration() {
+          if (m != nullptr) m->association_duration.observe(std::chrono::steady_clock::now() - t0);
+        }
+      } observe_duration{metrics_, std::chrono::steady_clock::now()};
       log::info("association accepted", {{"calling_ae", calling_ae}, {"peer", peer}});
       const int dimse_secs = static_cast<int>(
           std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
@@ -416,6 +444,36 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd)
           }
           ASC_abortAssociation(assoc);
           break;
+        }
+        if (metrics_ != nullptr) {
+          const auto end = std::chrono::steady_clock::now();
+          metrics_->store_duration.observe(end - started);
+          if (ctx.received_at != std::chrono::steady_clock::time_point{})
+            metrics_->store_commit_duration.observe(end - ctx.received_at);
+          if (ctx.stored) {
+            metrics_->instances_received_dicom.inc();
+            metrics_->bytes_received_dicom.inc(ctx.bytes);
+            if (ctx.duplicate) metrics_->duplicates_received_dicom.inc();
+          }
+          switch (ctx.refusal) {
+            case StoreContext::Refusal::kPrescan:
+              metrics_->refused_prescan.inc();
+              break;
+            case StoreContext::Refusal::kSopMismatch:
+              metrics_->refused_sop_mismatch.inc();
+              break;
+            case StoreContext::Refusal::kSpoolFloor:
+              metrics_->refused_spool_floor.inc();
+              break;
+            case StoreContext::Refusal::kSpoolError:
+              metrics_->refused_spool_error.inc();
+              break;
+            case StoreContext::Refusal::kCatalog:
+              metrics_->refused_catalog.inc();
+              break;
+            case StoreContext::Refusal::kNone:
+              break;
+          }
         }
         if (ctx.stored) {
           (ctx.duplicate ? stats_.duplicates : stats_.stored)++;

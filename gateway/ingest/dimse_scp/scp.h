@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
+#include "metrics/metrics.h"
 
 namespace dirgw::ingest {
 
@@ -58,7 +59,8 @@ struct ScpStats {
 class DicomScp {
  public:
   DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSink& sink,
-           PrescanLimits limits, std::uint64_t spool_floor);
+           PrescanLimits limits, std::uint64_t spool_floor,
+           metrics::GatewayMetrics* metrics = nullptr);
   ~DicomScp();
   DicomScp(const DicomScp&) = delete;
   DicomScp& operator=(const DicomScp&) = delete;
@@ -82,6 +84,7 @@ class DicomScp {
   ObjectSink& sink_;
   PrescanLimits limits_;
   std::uint64_t spool_floor_;
+  metrics::GatewayMetrics* metrics_;
 
   UniqueFd listen_fd_;
   UniqueFd stop_pipe_read_, stop_pipe_write_;

@@ -61,8 +61,8 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
 }
 
 Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
-             const Clock& clock)
-    : config_(config), catalog_(catalog), spool_(spool), clock_(clock) {
+             const Clock& clock, metrics::GatewayMetrics* metrics)
+    : config_(config), catalog_(catalog), spool_(spool), clock_(clock), metrics_(metrics) {
   if (config.policy.validation_profile != "none")
     profile_ = builtin_profile(config.policy.validation_profile);
   rules_.facility = config.facility_name;
@@ -138,6 +138,7 @@ Stage::StepResult Stage::step(int limit) {
         if (c.name == dest) cfg = &c;
       if (!findings.empty()) {
         d.state = catalog::StudyState::kQuarantined;
+        if (metrics_ != nullptr) metrics_->instances_quarantined.inc(latest.size());
         d.reason = std::to_string(findings.size()) +
                    " validation finding(s), first: " + findings.front().code;
         ++out.quarantined;

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "ingest/spool/spool.h"
+#include "metrics/metrics.h"
 #include "policy/coerce/coerce.h"
 #include "policy/validate/validate.h"
 
@@ -26,7 +27,7 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
 class Stage {
  public:
   Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
-        const Clock& clock);
+        const Clock& clock, metrics::GatewayMetrics* metrics = nullptr);
   struct StepResult {
     int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
   };
@@ -41,6 +42,7 @@ class Stage {
   std::optional<Profile> profile_;
   CoercionRules rules_;
   bool coerce_ = false;
+  metrics::GatewayMetrics* metrics_;
 };
 
 }  // namespace dirgw::policy
