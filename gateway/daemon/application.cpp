@@ -21,6 +21,7 @@
 #include "common/files.h"
 #include "control/server.h"
 #include "ingest/dimse_scp/scp.h"
+#include "ingest/hl7_mllp/listener.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "log/log.h"
@@ -114,6 +115,100 @@ Result<std::string> load_or_create_key(const std::filesystem::path& file) {
 
 std::string actor_of(const control::Peer& peer);
 
+// HL7 v2 messages: consent (ADT flag, CON segments) and MRN -> health number links.
+class ConsentHl7Sink final : public ingest::Hl7Sink {
+ public:
+  ConsentHl7Sink(const config::Config& config, catalog::Catalog& catalog,
+                 std::function<void()> released)
+      : config_(config), catalog_(catalog), released_(std::move(released)) {
+    consent_.flag_path = config.ingest.hl7.consent_field;
+    consent_.grant_values = {config.ingest.hl7.consent_grant_value};
+    consent_.withdraw_values = {config.ingest.hl7.consent_withdraw_value};
+    links_.health_number_authority = config.policy.health_number_issuer;
+  }
+
+  ingest::Hl7Verdict on_message(const hl7::Message& msg, const std::string& peer) override {
+    using hl7::AckCode;
+    using hl7::AckError;
+    if (auto h = hl7::check_header(msg); !h)
+      return {AckCode::kAR, "message header not acceptable", AckError::kRequiredFieldMissing};
+    const std::string actor =
+        "hl7:" + msg.sending_application() + "/" + msg.sending_facility() + "@" + peer;
+    // MRN -> health number pairs (ADT), for coercion.
+    int links = 0;
+    for (const auto& l : hl7::extract_health_number_links(msg, links_)) {
+      if (l.health_number_authority == "ON" &&
+          !policy::valid_ontario_health_number(l.health_number.reveal()))
+        continue;
+      if (catalog_.put_mrn_health_number(l.mrn_authority, l.mrn.reveal(), l.health_number.reveal(),
+                                         "hl7"))
+        ++links;
+    }
+    auto events = hl7::extract_consent(msg, consent_);
+    if (!events)
+      return {AckCode::kAE, "no patient identifier in PID-3", AckError::kRequiredFieldMissing};
+    int applied = 0;
+    for (const auto& ev : *events) {
+      if (ev.action == hl7::ConsentAction::kUnknown) continue;
+      std::vector<catalog::PatientKey> keys;
+      for (const auto& id : ev.patient_ids) {
+        const bool hn = id.assigning_authority == config_.policy.health_number_issuer ||
+                        (id.assigning_authority.empty() && id.identifier_type == "JHN");
+        if (hn) {
+          if (config_.policy.health_number_issuer == "ON" &&
+              !policy::valid_ontario_health_number(id.id.reveal()))
+            return {AckCode::kAE, "invalid health number in PID-3", AckError::kDataType};
+          keys.push_back({"hn", config_.policy.health_number_issuer, id.id.reveal()});
+        } else if (!id.assigning_authority.empty()) {
+          keys.push_back({"mrn", id.assigning_authority, id.id.reveal()});
+        }
+      }
+      if (keys.empty())
+        return {AckCode::kAE, "no usable patient identifier (an issuer is required)",
+                AckError::kRequiredFieldMissing};
+      catalog::ConsentChange c;
+      c.identifiers = keys;
+      c.grant = ev.action == hl7::ConsentAction::kGrant;
+      c.source = "hl7";
+      c.operator_name = actor;
+      c.reference = ev.control_id + " " + ev.origin;
+      auto r = catalog_.record_consent(c);
+      if (!r)
+        return {AckCode::kAE, "consent could not be recorded", AckError::kApplicationInternalError};
+      ++applied;
+      log::info("consent recorded from HL7",
+                {{"decision", c.grant ? "grant" : "withdraw"},
+                 {"patient", log::phi_tag(keys.front().value)},
+                 {"source", actor},
+                 {"studies_withdrawn", std::to_string(r->studies_withdrawn)},
+                 {"studies_released", std::to_string(r->studies_released)}});
+      audit::Event e;
+      e.type = audit::EventType::kConsentChanged;
+      e.actor = actor;
+      e.outcome = audit::kSuccess;
+      e.patient_ref = log::phi_tag(keys.front().value);
+      e.detail = {{"decision", c.grant ? "grant" : "withdraw"},
+                  {"source", "hl7"},
+                  {"origin", ev.origin},
+                  {"studies_withdrawn", r->studies_withdrawn},
+                  {"studies_released", r->studies_released}};
+      (void)catalog_.audit(std::move(e));
+      if (r->studies_released > 0) released_();
+    }
+    if (applied == 0 && links == 0 && msg.message_type() != "ADT")
+      return {AckCode::kAR, "message type not handled by this gateway",
+              AckError::kUnsupportedMessageType};
+    return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  }
+
+ private:
+  const config::Config& config_;
+  catalog::Catalog& catalog_;
+  std::function<void()> released_;
+  hl7::ConsentConfig consent_;
+  hl7::LinkConfig links_;
+};
+
 struct Application::Impl {
   config::Config config;
   SystemClock clock;
@@ -129,6 +224,8 @@ struct Application::Impl {
   std::unique_ptr<CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<control::Server> control;
+  std::unique_ptr<ConsentHl7Sink> hl7_sink;
+  std::unique_ptr<ingest::Hl7Listener> hl7;
   std::int64_t started_at = 0;
   std::string audit_broken;  // why the audit trail did not verify at start
   catalog::Reconciliation reconciliation;
@@ -244,6 +341,12 @@ Result<void> Application::Impl::start() {
     if (auto r = metrics_endpoint->start(); !r) return r.error();
     log::info("metrics endpoint ready", {{"address", config.metrics.bind},
                                          {"port", std::to_string(metrics_endpoint->port())}});
+  }
+  if (config.ingest.hl7.enabled) {
+    hl7_sink =
+        std::make_unique<ConsentHl7Sink>(config, *catalog, [this] { scheduler->work_available(); });
+    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_sink);
+    if (auto r = hl7->start(); !r) return r.error();
   }
   scheduler->start();
   return {};
@@ -983,6 +1086,7 @@ int Application::run() {
 
   // Ordered shutdown: no new objects, then no new sends, then the catalog closes.
   if (s.scp) s.scp->stop();
+  if (s.hl7) s.hl7->stop();
   s.scheduler->stop();
   s.control->stop();
   if (s.metrics_endpoint) s.metrics_endpoint->stop();

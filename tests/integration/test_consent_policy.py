@@ -49,8 +49,10 @@ def main():
 
     repo = harness.Orthanc(work).start()
     proxy = ChaosProxy(repo.http_port)
+    hl7_port = harness.free_port()
     gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
-                         stable_age="1s", batch_max=5, consent="opt-in").start()
+                         stable_age="1s", batch_max=5, consent="opt-in",
+                         ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n").start()
 
     def cli(*a):
         return gw.run_cli(*a)
@@ -125,6 +127,28 @@ def main():
     rc, out, err = cli("quarantine", "delete", c_uid)
     check(rc != 0, "delete without confirmation must be refused")
 
+    # 4. HL7 v2 over MLLP: an ADT with the consent flag releases a held study; each message is
+    #    acknowledged; a withdrawal by HL7 shows in the registry; what we do not handle is refused.
+    d_uid, d_files = harness.synth(args.build_dir, os.path.join(work, "d"), "CR", 1, seed=34,
+                                   patient_index=5, manifest=manifest, extra=small)
+    d = [json.loads(l) for l in open(manifest)][-1]
+    rc, out = harness.storescu(gw.port, d_files)
+    harness.wait_for("D to be HELD", lambda: dest_state(d_uid) == "HELD", 30, 0.3)
+    pid3 = f"{d['health_number']}^^^ON^JHN~{d['patient_id']}^^^LGH-MRN^MR"
+    ack = mllp(hl7_port, adt("A04", "MSG0001", pid3, "N"))
+    check("MSA|AA|MSG0001" in ack, f"ADT A04 with consent: ACK {ack!r}")
+    harness.wait_for("D to be sent after the HL7 grant", lambda: dest_state(d_uid) == "SENT", 30, 0.3)
+    ack = mllp(hl7_port, adt("A08", "MSG0002", pid3, "Y"))
+    check("MSA|AA|MSG0002" in ack, f"ADT A08 withdrawing: ACK {ack!r}")
+    rc, out, err = cli("consent", "show", "hn:" + d["health_number"], "--json")
+    shown = json.loads(out)
+    check(shown["state"]["repository"] == "withdrawn" and shown["history"][-1]["source"] == "hl7",
+          f"consent after the HL7 withdrawal: {shown.get('state')}")
+    ack = mllp(hl7_port, adt("A08", "MSG0003", "1234567890^^^ON^JHN", "Y"))
+    check("MSA|AE|MSG0003" in ack, f"an invalid health number gets AE: {ack!r}")
+    ack = mllp(hl7_port, "MSH|^~\\&|LAB|LGH|DIRGW|LGH|20261128101500||ORU^R01|MSG0004|P|2.5\rPID|1||X^^^LGH-MRN^MR\r")
+    check("MSA|AR|MSG0004" in ack, f"an unhandled message type gets AR: {ack!r}")
+
     text = gw.log_text()
     hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)
     for h in hits:
@@ -135,6 +159,26 @@ def main():
     proxy.close()
     print(f"consent and policy: {len(failures)} failures")
     return 1 if failures else 0
+
+
+def adt(trigger, control_id, pid3, flag):
+    return (f"MSH|^~\\&|ADMIT|LGH|DIRGW|LGH|20261128101500||ADT^{trigger}|{control_id}|P|2.5\r"
+            f"EVN|{trigger}|20261128101500\r"
+            f"PID|1||{pid3}||Synthfield^Test\r"
+            f"PD1||||||||||||{flag}\r")
+
+
+def mllp(port, message, timeout=10):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"\x0b" + message.encode() + b"\x1c\x0d")
+        data = b""
+        while not data.endswith(b"\x1c\x0d"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.strip(b"\x0b\x1c\x0d").decode(errors="replace")
 
 
 def write_csv(work):

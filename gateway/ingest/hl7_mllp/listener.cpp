@@ -1,0 +1,184 @@
+#include "ingest/hl7_mllp/listener.h"
+
+#include <chrono>
+#include <ctime>
+
+#include "ingest/hl7_mllp/mllp.h"
+#include "log/log.h"
+
+namespace dirgw::ingest {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+std::string hl7_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S+0000", &tm);
+  return buf;
+}
+constexpr auto kIdleTimeout = std::chrono::minutes(5);
+}  // namespace
+
+class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Hl7Listener& owner, tcp::socket socket)
+      : owner_(owner), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void start() {
+    socket_.set_option(tcp::no_delay(true));
+    read();
+  }
+
+  void close() {
+    boost::system::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+  }
+
+ private:
+  void read() {
+    timer_.expires_after(kIdleTimeout);
+    auto self = shared_from_this();
+    timer_.async_wait([self](const boost::system::error_code& ec) {
+      if (!ec) self->finish("idle");
+    });
+    socket_.async_read_some(asio::buffer(buf_), [self](const boost::system::error_code& ec,
+                                                       std::size_t n) { self->on_read(ec, n); });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    if (ec) {
+      finish(ec == asio::error::eof ? "" : ec.message());
+      return;
+    }
+    std::string out;
+    bool fatal = false;
+    for (auto& ev : decoder_.feed(std::string_view(buf_.data(), n))) {
+      if (ev.kind == hl7::MllpEvent::Kind::kError) {
+        hl7::AckOptions o{owner_.next_control_id(), hl7_now(), hl7::AckError::kSegmentSequence};
+        auto framed =
+            hl7::mllp_encode(hl7::make_ack_unparsed(hl7::AckCode::kAR, "MLLP framing error", o));
+        if (framed) out += *framed;
+        log::warn("HL7: MLLP framing error, connection closed", {{"peer", peer_}});
+        fatal = true;
+        break;
+      }
+      out += respond(ev.message);
+    }
+    if (out.empty()) {
+      if (fatal)
+        finish("framing");
+      else
+        read();
+      return;
+    }
+    pending_ = std::move(out);
+    auto self = shared_from_this();
+    asio::async_write(socket_, asio::buffer(pending_),
+                      [self, fatal](const boost::system::error_code& wec, std::size_t) {
+                        if (wec || fatal) {
+                          self->finish(wec ? wec.message() : "framing");
+                          return;
+                        }
+                        self->read();
+                      });
+  }
+
+  std::string respond(const std::string& payload) {
+    hl7::AckOptions o{owner_.next_control_id(), hl7_now(),
+                      hl7::AckError::kApplicationInternalError};
+    auto msg = hl7::Message::parse(payload);
+    std::string ack;
+    if (!msg) {
+      o.error = hl7::AckError::kSegmentSequence;
+      ack = hl7::make_ack_unparsed(hl7::AckCode::kAR, "message does not parse", o);
+      log::warn("HL7: message refused", {{"peer", peer_}, {"reason", msg.error().detail}});
+    } else {
+      Hl7Verdict v = owner_.sink_.on_message(*msg, peer_);
+      o.error = v.error;
+      ack = hl7::make_ack(*msg, v.code, v.text, o);
+    }
+    auto framed = hl7::mllp_encode(ack);
+    return framed ? *framed : std::string();
+  }
+
+  void finish(const std::string& why) {
+    if (done_) return;
+    done_ = true;
+    if (!why.empty() && why != "idle")
+      log::debug("HL7 connection closed", {{"peer", peer_}, {"reason", why}});
+    close();
+    owner_.connections_.erase(shared_from_this());
+  }
+
+  Hl7Listener& owner_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  hl7::MllpDecoder decoder_;
+  std::array<char, 65536> buf_{};
+  std::string pending_;
+  std::string peer_;
+  bool done_ = false;
+};
+
+Hl7Listener::Hl7Listener(asio::io_context& io, const config::Hl7Ingest& cfg, Hl7Sink& sink)
+    : io_(io), cfg_(cfg), sink_(sink) {}
+
+Hl7Listener::~Hl7Listener() { stop(); }
+
+Result<void> Hl7Listener::start() {
+  try {
+    tcp::endpoint ep(asio::ip::make_address(cfg_.bind), static_cast<unsigned short>(cfg_.port));
+    acceptor_ = std::make_unique<tcp::acceptor>(io_, ep, true);
+    port_ = acceptor_->local_endpoint().port();
+  } catch (const boost::system::system_error& e) {
+    return make_error(ErrorCode::kNetwork, "cannot listen for HL7 on port " +
+                                               std::to_string(cfg_.port) + ": " + e.what());
+  }
+  accept();
+  log::info("HL7 listener ready", {{"address", cfg_.bind}, {"port", std::to_string(port_)}});
+  return {};
+}
+
+void Hl7Listener::stop() {
+  if (acceptor_) {
+    boost::system::error_code ignored;
+    acceptor_->close(ignored);
+    acceptor_.reset();
+  }
+  auto conns = connections_;
+  for (auto& c : conns) c->close();
+  connections_.clear();
+}
+
+std::string Hl7Listener::next_control_id() {
+  return "DIRGW" + std::to_string(std::time(nullptr)) + "-" + std::to_string(++acks_);
+}
+
+void Hl7Listener::accept() {
+  acceptor_->async_accept([this](const boost::system::error_code& ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor_) return;
+    if (!ec) {
+      if (static_cast<int>(connections_.size()) >= cfg_.max_connections) {
+        log::warn("HL7: too many connections, one refused");
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        auto c = std::make_shared<Connection>(*this, std::move(socket));
+        connections_.insert(c);
+        c->start();
+      }
+    }
+    accept();
+  });
+}
+
+}  // namespace dirgw::ingest
