@@ -1025,6 +1025,7 @@ Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
         .run();
     // Every study carrying any identifier of this patient.
     std::set<std::int64_t> studies;
+    const bool queue_notifications = !c.grant && !c.notify.empty();
     auto st = db_->prepare(
         "SELECT DISTINCT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
         "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
@@ -1057,8 +1058,83 @@ Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
         }
       }
     }
+    if (queue_notifications) {
+      for (const auto& dest : c.notify) {
+        if (c.scope != "*" && c.scope != dest) continue;
+        // The studies this destination already holds (at least one instance delivered): what
+        // the repository must stop sharing. UIDs only.
+        nlohmann::json uids = nlohmann::json::array();
+        for (auto study_id : studies) {
+          auto q = db_->prepare(
+              "SELECT s.study_uid FROM studies s WHERE s.id = ?1 AND EXISTS (SELECT 1 FROM "
+              "deliveries d JOIN instances i ON i.id = d.instance_id WHERE i.study_id = s.id "
+              "AND d.destination = ?2 AND d.state = 'sent')");
+          q.bind(1, study_id).bind(2, dest);
+          if (q.step()) uids.push_back(q.text(0));
+        }
+        nlohmann::json body = {{"event", "consent-withdrawn"},
+                               {"at", format_utc_ms(now)},
+                               {"destination", dest},
+                               {"study_instance_uids", uids}};
+        db_->prepare("INSERT INTO notifications(destination, created_at, body) VALUES (?1, ?2, ?3)")
+            .bind(1, dest)
+            .bind(2, now)
+            .bind(3, body.dump())
+            .run();
+        ++effect.notifications;
+      }
+    }
     tx.commit();
     return effect;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::vector<Notification>> Catalog::due_notifications(const std::string& destination,
+                                                             std::int64_t now_ms) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::vector<Notification> out;
+    auto st = db_->prepare(
+        "SELECT id, body, attempts FROM notifications WHERE destination = ?1 AND state = "
+        "'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT 20");
+    st.bind(1, destination).bind(2, now_ms);
+    while (st.step()) out.push_back({st.int64(0), st.text(1), static_cast<int>(st.int64(2))});
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<void> Catalog::record_notification(std::int64_t id, bool sent, const std::string& error,
+                                          std::int64_t next_attempt_at) {
+  std::lock_guard lock(mutex_);
+  try {
+    db_->prepare(
+           "UPDATE notifications SET state = ?2, attempts = attempts + 1, last_error = ?3, "
+           "next_attempt_at = ?4 WHERE id = ?1")
+        .bind(1, id)
+        .bind(2, sent ? "sent" : "pending")
+        .bind(3, error)
+        .bind(4, next_attempt_at)
+        .run();
+    return {};
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+Result<std::optional<std::int64_t>> Catalog::next_notification(const std::string& destination) {
+  std::lock_guard lock(mutex_);
+  try {
+    auto st = db_->prepare(
+        "SELECT min(next_attempt_at) FROM notifications WHERE destination = ?1 AND state = "
+        "'pending'");
+    st.bind(1, destination);
+    st.step();
+    if (st.is_null(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(st.int64(0));
   } catch (const SqliteError& e) {
     return db_error(e);
   }

@@ -174,10 +174,19 @@ struct ConsentChange {
   std::string operator_name;
   std::string reference;
   std::int64_t at = 0;  // 0: now
+  // Destinations with a withdrawal notification endpoint: a withdrawal queues one for each.
+  std::vector<std::string> notify;
+};
+
+struct Notification {
+  std::int64_t id = 0;
+  std::string body;
+  int attempts = 0;
 };
 
 struct ConsentEffect {
   std::int64_t patient_id = 0;
+  int notifications = 0;
   int studies_withdrawn = 0;  // study/destination rows stopped
   int studies_released = 0;   // HELD for want of consent, now READY
 };
@@ -297,6 +306,13 @@ class Catalog {
   // Studies (by id) that may still be sent to `destination` right now (consent re-checked).
   Result<std::set<std::int64_t>> still_sendable(const std::string& destination,
                                                 const std::vector<std::int64_t>& study_ids);
+
+  // Withdrawal notifications (outbox): due ones for a destination, and their outcome.
+  Result<std::vector<Notification>> due_notifications(const std::string& destination,
+                                                      std::int64_t now_ms);
+  Result<void> record_notification(std::int64_t id, bool sent, const std::string& error,
+                                   std::int64_t next_attempt_at);
+  Result<std::optional<std::int64_t>> next_notification(const std::string& destination);
 
   // MRN -> health number table (coercion).
   Result<void> put_mrn_health_number(const std::string& mrn_issuer, const std::string& mrn,

@@ -299,6 +299,13 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
             d.url = s;
         });
         if (!m["url"].IsDefined()) r.error(Reader::join(p, "url"), m, "is required");
+        r.scalar(m, p, "withdrawal_notify_url",
+                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                   if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
+                     r.error(k, v, "must be an http:// or https:// URL");
+                   else
+                     d.withdrawal_notify_url = s;
+                 });
         r.scalar(m, p, "consent",
                  [&](const YAML::Node& v, const std::string& k, const std::string& s) {
                    if (s != "opt-in" && s != "opt-out")
@@ -353,7 +360,8 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 },
                 {"failures", "cooldown"});
       },
-      {"name", "type", "url", "consent", "auth", "batch", "timeouts", "retry", "circuit"});
+      {"name", "type", "url", "consent", "withdrawal_notify_url", "auth", "batch", "timeouts",
+       "retry", "circuit"});
 }
 
 void read_root(Reader& r, const YAML::Node& root, Config& c) {

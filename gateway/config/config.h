@@ -72,6 +72,7 @@ struct Destination {
   std::string name;
   std::string type = "stow-rs";
   std::string consent_mode = "opt-out";  // opt-in: nothing leaves without a recorded grant
+  std::string withdrawal_notify_url;     // POSTed a JSON notice when consent is withdrawn
   std::string url;                       // DICOMweb base URL; STOW-RS posts to <url>/studies
   Auth auth;
   int batch_max_instances = 50;

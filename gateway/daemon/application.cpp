@@ -172,6 +172,8 @@ class ConsentHl7Sink final : public ingest::Hl7Sink {
       c.source = "hl7";
       c.operator_name = actor;
       c.reference = ev.control_id + " " + ev.origin;
+      for (const auto& d : config_.destinations)
+        if (!d.withdrawal_notify_url.empty()) c.notify.push_back(d.name);
       auto r = catalog_.record_consent(c);
       if (!r)
         return {AckCode::kAE, "consent could not be recorded", AckError::kApplicationInternalError};
@@ -193,7 +195,7 @@ class ConsentHl7Sink final : public ingest::Hl7Sink {
                   {"studies_withdrawn", r->studies_withdrawn},
                   {"studies_released", r->studies_released}};
       (void)catalog_.audit(std::move(e));
-      if (r->studies_released > 0) released_();
+      if (r->studies_released > 0 || r->notifications > 0) released_();
     }
     if (applied == 0 && links == 0 && msg.message_type() != "ADT")
       return {AckCode::kAR, "message type not handled by this gateway",
@@ -281,18 +283,8 @@ Result<void> Application::Impl::start() {
   if (auto r = reconcile(); !r) return r.error();
 
   std::vector<std::unique_ptr<senders::Sender>> senders;
-  for (const auto& d : config.destinations) {
-    senders::StowRsOptions o;
-    o.base_url = d.url;
-    o.ca_file = d.auth.ca;
-    o.client_cert = d.auth.client_cert;
-    o.client_key = d.auth.client_key;
-    o.bearer_token_file = d.auth.bearer_token_file;
-    o.verify_peer = d.auth.verify_peer;
-    o.connect_timeout = d.connect_timeout;
-    o.request_timeout = d.request_timeout;
-    senders.push_back(senders::make_stow_rs_sender(o));
-  }
+  for (const auto& d : config.destinations)
+    senders.push_back(senders::make_stow_rs_sender(scheduler::stow_options(d)));
   std::vector<std::string> dest_names;
   for (const auto& d : config.destinations) dest_names.push_back(d.name);
   metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
@@ -734,7 +726,11 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
     c.source = source;
     c.operator_name = who(peer);
     c.reference = reference;
-    return catalog->record_consent(c);
+    for (const auto& d : config.destinations)
+      if (!d.withdrawal_notify_url.empty()) c.notify.push_back(d.name);
+    auto r = catalog->record_consent(c);
+    if (r && r->notifications > 0) scheduler->work_available();
+    return r;
   };
   if (action == "grant" || action == "withdraw") {
     auto key = parse_patient(request.value("patient", ""));

@@ -40,6 +40,39 @@ Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& c
       backoff_(destination.retry_initial, destination.retry_max, backoff_seed),
       metrics_(metrics) {}
 
+senders::StowRsOptions stow_options(const config::Destination& d) {
+  senders::StowRsOptions o;
+  o.base_url = d.url;
+  o.ca_file = d.auth.ca;
+  o.client_cert = d.auth.client_cert;
+  o.client_key = d.auth.client_key;
+  o.bearer_token_file = d.auth.bearer_token_file;
+  o.verify_peer = d.auth.verify_peer;
+  o.connect_timeout = d.connect_timeout;
+  o.request_timeout = d.request_timeout;
+  return o;
+}
+
+std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
+  if (destination_.withdrawal_notify_url.empty()) return std::nullopt;
+  auto due = catalog_.due_notifications(destination_.name, to_epoch_ms(now));
+  if (due) {
+    for (const auto& n : *due) {
+      auto out = senders::post_notification(stow_options(destination_),
+                                            destination_.withdrawal_notify_url, n.body);
+      const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1));
+      (void)catalog_.record_notification(n.id, out.ok, out.ok ? "" : out.message,
+                                         out.ok ? 0 : next);
+      log::info(out.ok ? "withdrawal notification delivered"
+                       : "withdrawal notification not delivered: will retry",
+                {{"destination", destination_.name}, {"detail", out.message}});
+    }
+  }
+  auto next = catalog_.next_notification(destination_.name);
+  if (next && next->has_value()) return from_epoch_ms(**next);
+  return std::nullopt;
+}
+
 std::string_view to_string(Circuit c) {
   switch (c) {
     case Circuit::kClosed:
@@ -89,6 +122,14 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now) {
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
+  const auto notify_next = send_notifications(now);
+  struct NextNotification {
+    StepResult& r;
+    std::optional<TimePoint> at;
+    ~NextNotification() {
+      if (at && (!r.next || *at < *r.next)) r.next = at;
+    }
+  } keep_notification_deadline{r, notify_next};
   int max_count = destination_.batch_max_instances;
   {
     std::lock_guard lock(status_mutex_);

@@ -27,6 +27,9 @@
 
 namespace dirgw::scheduler {
 
+// The sender options a destination's configuration implies.
+senders::StowRsOptions stow_options(const config::Destination& d);
+
 class Readiness {
  public:
   // Without a policy stage, studies stop at STABLE (tests drive policy themselves).
@@ -76,6 +79,8 @@ class Forwarder {
  private:
   // Circuit breaker: counts whole-request failures; thread-safe reads for status.
   void on_request_result(bool whole_failure, TimePoint now);
+  // Withdrawal notifications due for this destination; returns when the next one is due.
+  std::optional<TimePoint> send_notifications(TimePoint now);
   const config::Destination& destination_;
   catalog::Catalog& catalog_;
   const ingest::Spool& spool_;

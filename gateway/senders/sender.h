@@ -65,4 +65,15 @@ struct StowRsOptions {
 
 std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options);
 
+// A consent-withdrawal notification: one JSON POST to the destination's notification endpoint,
+// with the destination's TLS / token settings. The answer body is never read.
+struct NotifyOutcome {
+  bool ok = false;
+  bool retry = true;
+  int http_status = 0;
+  std::string message;  // short, no patient data
+};
+NotifyOutcome post_notification(const StowRsOptions& options, const std::string& url,
+                                const std::string& json_body);
+
 }  // namespace dirgw::senders

@@ -49,10 +49,12 @@ def main():
 
     repo = harness.Orthanc(work).start()
     proxy = ChaosProxy(repo.http_port)
+    notices = start_notification_endpoint()
     hl7_port = harness.free_port()
     gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
                          stable_age="1s", batch_max=5, consent="opt-in",
-                         ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n").start()
+                         ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n",
+                         dest_yaml=f"    withdrawal_notify_url: http://127.0.0.1:{notices.port}/withdrawals\n").start()
 
     def cli(*a):
         return gw.run_cli(*a)
@@ -95,6 +97,10 @@ def main():
     check(dest_state(b_uid) == "WITHDRAWN", f"B should be WITHDRAWN: {dest_state(b_uid)}")
     check(b_in_repo <= at_withdrawal + 5, f"after withdrawal at most the batch on the wire may arrive: {at_withdrawal} -> {b_in_repo}")
     check(b_in_repo < 60, "the withdrawal did not stop the rest of B")
+    harness.wait_for("the withdrawal notification", lambda: notices.bodies, 30, 0.3)
+    note = notices.bodies[0]
+    check(note["event"] == "consent-withdrawn" and note["study_instance_uids"] == [b_uid],
+          f"withdrawal notification names the study the repository holds: {note}")
     st = gw.status()
     check(st["destinations"][0]["pending_instances"] == 0, "withdrawn instances must not stay pending")
     proxy.rate = 0
@@ -159,6 +165,28 @@ def main():
     proxy.close()
     print(f"consent and policy: {len(failures)} failures")
     return 1 if failures else 0
+
+
+def start_notification_endpoint():
+    """A stand-in for the repository's withdrawal endpoint: records every JSON POST."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.server.bodies.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.bodies = []
+    server.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def adt(trigger, control_id, pid3, flag):

@@ -1,4 +1,5 @@
 #include "senders/dicomweb/http.h"
+#include <cctype>
 
 #include <curl/curl.h>
 
@@ -345,6 +346,73 @@ namespace dirgw::senders {
 
 std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options) {
   return std::make_unique<dicomweb::StowRsSender>(options);
+}
+
+}  // namespace dirgw::senders
+
+namespace dirgw::senders::dicomweb {
+void init_curl_once_public() { init_curl_once(); }
+}  // namespace dirgw::senders::dicomweb
+
+namespace dirgw::senders {
+
+NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& url,
+                                const std::string& json_body) {
+  dicomweb::init_curl_once_public();
+  NotifyOutcome out;
+  CURL* c = curl_easy_init();
+  if (c == nullptr) {
+    out.message = "curl_easy_init failed";
+    return out;
+  }
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  headers = curl_slist_append(headers, "Expect:");
+  std::string token_header;
+  if (!opts.bearer_token_file.empty()) {
+    if (auto t = read_small_file(opts.bearer_token_file, 64 * 1024); t) {
+      std::string tok = *t;
+      while (!tok.empty() && std::isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
+      token_header = "Authorization: Bearer " + tok;
+      headers = curl_slist_append(headers, token_header.c_str());
+    }
+  }
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_POST, 1L);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json_body.size()));
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opts.verify_peer ? 1L : 0L);
+  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opts.verify_peer ? 2L : 0L);
+  if (!opts.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts.ca_file.c_str());
+  if (!opts.client_cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, opts.client_cert.c_str());
+  if (!opts.client_key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, opts.client_key.c_str());
+  // The answer body is not read into anything: it may echo patient data.
+  curl_easy_setopt(
+      c, CURLOPT_WRITEFUNCTION,
+      +[](char*, std::size_t size, std::size_t n, void*) { return size * n; });
+  CURLcode rc = curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  out.http_status = static_cast<int>(status);
+  if (rc != CURLE_OK) {
+    auto v = dicomweb::classify_curl_error(rc);
+    out.retry = v.status == InstanceStatus::kRetry;
+    out.message = v.message;
+  } else if (status >= 200 && status < 300) {
+    out.ok = true;
+    out.message = "HTTP " + std::to_string(status);
+  } else {
+    // A notification must not be lost: everything but success is tried again later.
+    out.retry = true;
+    out.message = "HTTP " + std::to_string(status);
+  }
+  return out;
 }
 
 }  // namespace dirgw::senders
