@@ -250,6 +250,7 @@ struct Application::Impl {
   void write_anchor();
   void audit_start();
   json quarantine(const json& request, const control::Peer& peer);
+  json mrn_import(const json& request, const control::Peer& peer);
   Result<catalog::PatientKey> parse_patient(const std::string& text) const;
 };
 
@@ -456,6 +457,7 @@ json Application::Impl::handle(const json& request, const control::Peer& peer) {
   if (cmd == "consent") return consent(request, peer);
   if (cmd == "audit") return audit_command(request, peer);
   if (cmd == "quarantine") return quarantine(request, peer);
+  if (cmd == "mrn_import") return mrn_import(request, peer);
   if (cmd == "ping") return {{"ok", true}};
   return {{"ok", false}, {"error", "unknown command '" + cmd.substr(0, 32) + "'"}};
 }
@@ -853,6 +855,39 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
             {"studies_released", released}};
   }
   return {{"ok", false}, {"error", "consent actions: grant, withdraw, show, import"}};
+}
+
+json Application::Impl::mrn_import(const json& request, const control::Peer& peer) {
+  json rejected = json::array();
+  int accepted = 0;
+  for (const auto& row : request.value("rows", json::array())) {
+    const int line = row.value("line", 0);
+    const std::string issuer = row.value("mrn_issuer", ""), mrn = row.value("mrn", ""),
+                      hn = row.value("health_number", "");
+    auto m = parse_patient("mrn:" + issuer + ":" + mrn);
+    if (issuer.empty() || !m) {
+      rejected.push_back(
+          {{"line", line},
+           {"reason", issuer.empty() ? "mrn_issuer is empty" : "mrn: " + m.error().detail}});
+      continue;
+    }
+    auto h = parse_patient("hn:" + hn);
+    if (!h) {
+      rejected.push_back({{"line", line}, {"reason", "health_number: " + h.error().detail}});
+      continue;
+    }
+    if (auto r = catalog->put_mrn_health_number(issuer, mrn, hn, "csv"); !r) {
+      rejected.push_back({{"line", line}, {"reason", r.error().to_string()}});
+      continue;
+    }
+    ++accepted;
+  }
+  log::info("MRN to health number table import", {{"accepted", std::to_string(accepted)},
+                                                  {"rejected", std::to_string(rejected.size())},
+                                                  {"operator", who(peer)}});
+  audit(audit::EventType::kOperatorAction, actor_of(peer), std::string(audit::kSuccess), "",
+        {{"action", "mrn import"}, {"accepted", accepted}, {"rejected", rejected.size()}});
+  return {{"ok", true}, {"accepted", accepted}, {"rejected", rejected}};
 }
 
 json Application::Impl::quarantine(const json& request, const control::Peer& peer) {

@@ -53,6 +53,7 @@ def main():
     hl7_port = harness.free_port()
     gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
                          stable_age="1s", batch_max=5, consent="opt-in",
+                         policy_yaml="  coercion: { fill_health_number_from_mrn: true }\n",
                          ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n",
                          dest_yaml=f"    withdrawal_notify_url: http://127.0.0.1:{notices.port}/withdrawals\n").start()
 
@@ -154,6 +155,31 @@ def main():
     check("MSA|AE|MSG0003" in ack, f"an invalid health number gets AE: {ack!r}")
     ack = mllp(hl7_port, "MSH|^~\\&|LAB|LGH|DIRGW|LGH|20261128101500||ORU^R01|MSG0004|P|2.5\rPID|1||X^^^LGH-MRN^MR\r")
     check("MSA|AR|MSG0004" in ack, f"an unhandled message type gets AR: {ack!r}")
+
+    # 5. Coercion: a study without a health number gets it from the MRN table (CSV), in a
+    #    derived copy with the replaced values in Original Attributes Sequence.
+    e_uid, e_files = harness.synth(args.build_dir, os.path.join(work, "e"), "CT", 2, seed=35,
+                                   patient_index=6, manifest=manifest,
+                                   extra=small + ["--health-number", "none"])
+    e = [json.loads(l) for l in open(manifest)][-1]
+    e_hn = "2345678904"
+    mrn_csv = os.path.join(work, "mrn.csv")
+    with open(mrn_csv, "w") as f:
+        f.write("mrn_issuer,mrn,health_number\n")
+        f.write(f"{e['issuer']},{e['patient_id']},{e_hn}\n")
+        f.write("LGH-MRN,MRN0000001,1234567890\n")
+    rc, out, err = cli("mrn", "import", mrn_csv)
+    check(rc == 0 and "imported 1 row(s); 1 rejected" in out and "line 3:" in out, f"mrn import: {out} {err}")
+    rc, out, err = cli("consent", "grant", "hn:" + e_hn)
+    rc, out = harness.storescu(gw.port, e_files)
+    harness.wait_for("E to be sent with the health number filled in",
+                     lambda: dest_state(e_uid) == "SENT", 30, 0.3)
+    for f in e_files:
+        oid = repo.instance_id(harness.sop_instance_uid(f))
+        tags = repo.get(f"/instances/{oid}/tags?simplify") if oid else {}
+        other = (tags or {}).get("OtherPatientIDsSequence") or [{}]
+        check(other[0].get("PatientID") == e_hn, f"coerced health number in the repository: {other}")
+        check("OriginalAttributesSequence" in (tags or {}), "Original Attributes Sequence present")
 
     text = gw.log_text()
     hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)

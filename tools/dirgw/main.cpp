@@ -52,6 +52,8 @@ constexpr const char* kUsage =
     "                              bulk: columns health_number,mrn_issuer,mrn,decision;\n"
     "                              rejected rows are listed with their line numbers\n"
     "                              PATIENT: hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN\n"
+    "  mrn import FILE.csv         the MRN -> health number table used by coercion: columns\n"
+    "                              mrn_issuer,mrn,health_number; rejected rows listed by line\n"
     "  quarantine list             studies that failed validation\n"
     "  quarantine show UID         every reason, per instance\n"
     "  quarantine release UID      run policy again (after a fix)\n"
@@ -518,6 +520,39 @@ int main(int argc, char** argv) {
     auto r = consent_request(args);
     if (!r) return kExitUsage;
     request = *r;
+  } else if (args[0] == "mrn") {
+    if (args.size() != 3 || args[1] != "import") {
+      std::fprintf(stderr, "usage: dirgw mrn import FILE.csv\n");
+      return kExitUsage;
+    }
+    std::ifstream in(args[2]);
+    if (!in) {
+      std::fprintf(stderr, "dirgw: cannot read %s\n", args[2].c_str());
+      return kExitUsage;
+    }
+    request = {{"cmd", "mrn_import"}, {"rows", json::array()}};
+    std::string line;
+    int n = 0;
+    std::map<std::string, std::size_t> col;
+    while (std::getline(in, line)) {
+      ++n;
+      if (line.empty() || line[0] == '#') continue;
+      auto f = split_csv_line(line);
+      if (col.empty()) {
+        for (std::size_t i = 0; i < f.size(); ++i) col[f[i]] = i;
+        if (!col.count("mrn_issuer") || !col.count("mrn") || !col.count("health_number")) {
+          std::fprintf(
+              stderr,
+              "dirgw: %s:%d: the first line must name the columns mrn_issuer, mrn, health_number\n",
+              args[2].c_str(), n);
+          return kExitUsage;
+        }
+        continue;
+      }
+      json row = {{"line", n}};
+      for (const auto& [k, i] : col) row[k] = i < f.size() ? f[i] : std::string();
+      request["rows"].push_back(row);
+    }
   } else if (args[0] == "quarantine") {
     auto r = quarantine_request(args);
     if (!r) return kExitUsage;
@@ -613,6 +648,10 @@ int main(int argc, char** argv) {
       }
       std::printf("%lld audit entries written to %s\n", r.value("entries", 0LL), out_file.c_str());
     }
+  } else if (args[0] == "mrn") {
+    std::printf("imported %d row(s); %zu rejected\n", r.value("accepted", 0), r["rejected"].size());
+    for (const auto& x : r["rejected"])
+      std::printf("  line %d: %s\n", x.value("line", 0), str(x, "reason").c_str());
   } else if (args[0] == "consent") {
     print_consent(request, r);
   } else if (args[0] == "quarantine") {
