@@ -50,6 +50,35 @@ int Catalog::schema_version() {
   return static_cast<int>(st.int64(0));
 }
 
+namespace {
+// The audit entry for an object received (or adopted at start, or received again).
+audit::Event received_event(const NewInstance& in, nlohmann::json detail) {
+  audit::Event e;
+  e.type = audit::EventType::kObjectReceived;
+  e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
+                ? audit::system_actor()
+                : "dicom:" + in.calling_ae + "@" + in.peer;
+  e.outcome = audit::kSuccess;
+  e.study_uid = in.study_uid;
+  e.sop_instance_uid = in.sop_instance_uid;
+  e.detail = std::move(detail);
+  return e;
+}
+}  // namespace
+
+bool Catalog::withdraw(std::int64_t study_id, const std::string& destination,
+                       const std::string& reason) {
+  if (!transition(study_id, destination, StudyState::kWithdrawn, Cause::kConsentWithdrawn, reason))
+    return false;
+  db_->prepare(
+         "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
+         "'pending' AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
+      .bind(1, study_id)
+      .bind(2, destination)
+      .run();
+  return true;
+}
+
 Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
                                                NewVersionPolicy new_versions) {
   std::lock_guard lock(mutex_);
@@ -62,16 +91,7 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
       dup.bind(1, in.sop_instance_uid).bind(2, in.sha256);
       if (dup.step()) {
         RecordOutcome out{RecordKind::kDuplicate, dup.int64(0)};
-        audit::Event e;
-        e.type = audit::EventType::kObjectReceived;
-        e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
-                      ? audit::system_actor()
-                      : "dicom:" + in.calling_ae + "@" + in.peer;
-        e.outcome = audit::kSuccess;
-        e.study_uid = in.study_uid;
-        e.sop_instance_uid = in.sop_instance_uid;
-        e.detail = {{"duplicate", true}};
-        append_audit(std::move(e));
+        append_audit(received_event(in, {{"duplicate", true}}));
         tx.commit();
         return out;
       }
@@ -189,18 +209,8 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
           .bind(3, round)
           .run();
     }
-    {
-      audit::Event e;
-      e.type = audit::EventType::kObjectReceived;
-      e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
-                    ? audit::system_actor()
-                    : "dicom:" + in.calling_ae + "@" + in.peer;
-      e.outcome = audit::kSuccess;
-      e.study_uid = in.study_uid;
-      e.sop_instance_uid = in.sop_instance_uid;
-      e.detail = {{"bytes", in.size}, {"new_version", kind == RecordKind::kNewVersion}};
-      append_audit(std::move(e));
-    }
+    append_audit(
+        received_event(in, {{"bytes", in.size}, {"new_version", kind == RecordKind::kNewVersion}}));
     tx.commit();
     return RecordOutcome{kind, instance_id};
   } catch (const SqliteError& e) {
@@ -955,14 +965,7 @@ Result<void> Catalog::record_policy(
     }
     for (const auto& d : decisions) {
       if (d.state == StudyState::kWithdrawn) {
-        transition(study_id, d.destination, StudyState::kWithdrawn, Cause::kConsentWithdrawn,
-                   d.reason);
-        db_->prepare(
-               "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
-               "'pending' AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
-            .bind(1, study_id)
-            .bind(2, d.destination)
-            .run();
+        withdraw(study_id, d.destination, d.reason);
       } else {
         transition(study_id, d.destination, d.state, Cause::kPolicy, d.reason);
       }
@@ -1041,16 +1044,7 @@ Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
       while (rows.step()) dests.emplace_back(rows.text(0), rows.text(1), rows.text(2));
       for (const auto& [dest, state, reason] : dests) {
         if (!c.grant) {
-          if (transition(study_id, dest, StudyState::kWithdrawn, Cause::kConsentWithdrawn,
-                         "consent withdrawn")) {
-            db_->prepare(
-                   "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
-                   "'pending' AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
-                .bind(1, study_id)
-                .bind(2, dest)
-                .run();
-            ++effect.studies_withdrawn;
-          }
+          if (withdraw(study_id, dest, "consent withdrawn")) ++effect.studies_withdrawn;
         } else if (state == "HELD" && reason == "no consent recorded" &&
                    consent_of(*db_, patient, dest) == ConsentState::kGranted) {
           if (transition(study_id, dest, StudyState::kReady, Cause::kPolicy, ""))

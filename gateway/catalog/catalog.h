@@ -335,6 +335,8 @@ class Catalog {
   // Returns the state the row moved to, if it moved.
   std::optional<StudyState> refresh_study_state(std::int64_t study_id,
                                                 const std::string& destination);
+  // Inside an open transaction: WITHDRAWN, and its pending deliveries never sent.
+  bool withdraw(std::int64_t study_id, const std::string& destination, const std::string& reason);
   // Inside an open transaction: seals `e` onto the chain and inserts it.
   void append_audit(audit::Event e);
   // Moves one study/destination row if the life cycle allows it; false when it does not.

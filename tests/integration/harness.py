@@ -411,6 +411,19 @@ def scan_for_phi(texts, manifest_path):
     return hits
 
 
+class Checks:
+    """Collects failed expectations, printing each as it happens: check(cond, what)."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what):
+        if not cond:
+            self.failures.append(what)
+            print("FAIL:", what, flush=True)
+        return cond
+
+
 def tempdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     if os.environ.get("DIRGW_KEEP_TMP") != "1":

@@ -20,12 +20,8 @@ def main():
     harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
     work = harness.tempdir("dirgw-audit-")
     manifest = os.path.join(work, "manifest.jsonl")
-    failures = []
-
-    def check(cond, what):
-        if not cond:
-            failures.append(what)
-            print("FAIL:", what, flush=True)
+    check = harness.Checks()
+    failures = check.failures
 
     uid, files = harness.synth(args.build_dir, os.path.join(work, "a"), "CT", 5, seed=41,
                                patient_index=4, manifest=manifest, extra=["--rows", "64", "--cols", "64"])

@@ -29,12 +29,8 @@ def main():
     harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
     work = harness.tempdir("dirgw-consent-")
     manifest = os.path.join(work, "manifest.jsonl")
-    failures = []
-
-    def check(cond, what):
-        if not cond:
-            failures.append(what)
-            print("FAIL:", what, flush=True)
+    check = harness.Checks()
+    failures = check.failures
 
     small = ["--rows", "64", "--cols", "64"]
     a_uid, a_files = harness.synth(args.build_dir, os.path.join(work, "a"), "CT", 3, seed=31,

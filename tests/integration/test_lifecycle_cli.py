@@ -22,12 +22,8 @@ def main():
     args = ap.parse_args()
     harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
     work = harness.tempdir("dirgw-lifecycle-")
-    failures = []
-
-    def check(cond, what):
-        if not cond:
-            failures.append(what)
-            print("FAIL:", what, flush=True)
+    check = harness.Checks()
+    failures = check.failures
 
     small = ["--rows", "64", "--cols", "64"]
     a_uid, a_files = harness.synth(args.build_dir, os.path.join(work, "a"), "CT", 4, seed=21, patient_index=1, extra=small)
