@@ -13,9 +13,9 @@ BENCH_BUILD_DIR ?= build-release
 DEB_PACKAGES := build-essential cmake pkg-config python3 \
 	libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 \
 	libyaml-cpp-dev googletest libgtest-dev nlohmann-json3-dev libsystemd-dev zlib1g-dev \
-	orthanc orthanc-dicomweb curl iproute2 util-linux rpm file libxml2-utils
+	orthanc orthanc-dicomweb curl iproute2 util-linux rpm file libxml2-utils clang libclang-rt-14-dev
 
-.PHONY: all deps build test unit integration demo clean format package help bench
+.PHONY: all deps build test unit integration demo clean format package help bench fuzz
 
 all: build
 
@@ -62,7 +62,7 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:
-	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TEST_BUILD_DIR) $(BENCH_BUILD_DIR) build-fuzz
 
 # Benchmarks: release build, loopback only, DCMTK and Orthanc baselines measured in the same run.
 $(BENCH_BUILD_DIR)/CMakeCache.txt:
@@ -75,3 +75,9 @@ bench: deps $(BENCH_BUILD_DIR)/CMakeCache.txt
 # Packages: a .deb (CPack) and an .rpm (packaging/rpm/dirgw.spec), in $(BUILD_DIR)/packages.
 package: deps
 	bash packaging/build-packages.sh $(BUILD_DIR)
+
+# libFuzzer: each target for FUZZ_SECONDS (clang, ASan+UBSan); a crash is copied into
+# tests/data/regressions/ and the run fails.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash tests/fuzz/run.sh --seconds $(FUZZ_SECONDS) --build-dir build-fuzz
