@@ -69,6 +69,20 @@ def main():
     if rc == 0 or "Calling AE Title Not Recognized" not in out:
         failures.append(f"an unknown calling AE was not rejected as such: {out[-500:]}")
 
+    # A peer that sends part of an association request and then nothing must not hold up others.
+    import socket
+    import time as _time
+    stalled = socket.create_connection(("127.0.0.1", gw.port))
+    stalled.sendall(b"\x01\x00\x00\x00\x10\x00\x00\x01")
+    t0 = _time.time()
+    p = subprocess.run(["echoscu", "-aet", "PACS1", "-aec", "DIRGW", "-to", "20", "127.0.0.1",
+                        str(gw.port)], capture_output=True, text=True, timeout=60)
+    echo_s = _time.time() - t0
+    log(f"C-ECHO beside a stalled association request: rc={p.returncode} in {echo_s:.2f}s")
+    if p.returncode != 0 or echo_s > 5:
+        failures.append(f"a stalled association request held up a C-ECHO: rc={p.returncode}, {echo_s:.1f}s")
+    stalled.close()
+
     # --- the good studies
     rc, out = harness.storescu(gw.port, [os.path.join(work, "ct"), os.path.join(work, "cr")])
     if rc != 0:

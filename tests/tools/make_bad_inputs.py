@@ -839,10 +839,10 @@ def build_rest(s):
           o.file(), stored(), {"tool": "rawscu", "stall_after_command": 2})
     o = Obj("stream-stall-mid-pdu")
     s.add("stall-mid-pdu-8s", "file still being written",
-          "8 s of silence in the middle of a P-DATA-TF PDU, then the rest: accepted, because inside "
-          "a PDU DCMTK waits for its socket time-out (60 s), not dimse_timeout",
-          o.file(), stored(), {"tool": "rawscu", "extra": ["--stall-after", "300", "--stall-seconds", "8"]},
-          note="weakness: dimse_timeout does not bound a stall inside a PDU (see docs/hostile-input.md)")
+          "8 s of silence in the middle of a P-DATA-TF PDU: aborted, nothing stored, because "
+          "dimse_timeout (5 s here) also bounds silence inside a PDU (DCMTK's socket time-outs "
+          "are set from it)",
+          o.file(), ABORTED, {"tool": "rawscu", "extra": ["--stall-after", "300", "--stall-seconds", "8"]})
     o = Obj("stream-no-release")
     s.add("no-release", "association", "stores, then closes without A-RELEASE",
           o.file(), stored(), {"tool": "rawscu", "extra": ["--no-release"]})

@@ -18,6 +18,7 @@
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/diutil.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/dul.h"
 // clang-format on
 
@@ -26,6 +27,12 @@
 namespace dirgw::ingest {
 
 namespace {
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // Transfer syntaxes accepted for storage, in order of preference: objects are kept as received.
 const char* kStorageTransferSyntaxes[] = {
@@ -77,6 +84,7 @@ struct StoreContext {
   std::string failure;  // why the response is not success; our words only
   std::string study_uid;
   int socket = -1;  // to cut an association that sends more than max_object_size
+  std::atomic<std::int64_t>* progress = nullptr;  // the watchdog's view of this association
   bool too_large = false;
   std::uint64_t bytes = 0;
   // Which refusal counter applies; and when reception ended (for the commit histogram).
@@ -96,6 +104,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
                     char* /*file*/, DcmDataset** /*dataset*/, T_DIMSE_C_StoreRSP* rsp,
                     DcmDataset** detail) {
   auto& ctx = *static_cast<StoreContext*>(data);
+  if (ctx.progress != nullptr) *ctx.progress = steady_ms();
   if (progress->state == DIMSE_StoreProgressing) {
     // Refuse to keep receiving an object beyond max_object_size: shut the socket, so DCMTK's
     // next read fails, the temporary is deleted and nothing is acknowledged.
@@ -163,7 +172,45 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
 struct DicomScp::Worker {
   std::thread thread;
   std::atomic<bool> done{false};
+  int fd = -1;
+  // Steady-clock milliseconds of the last progress (a PDV, a command): the watchdog cuts an
+  // association that makes none for dimse_timeout, however slowly bytes trickle in.
+  std::atomic<std::int64_t> last_progress_ms{0};
+  std::atomic<bool> cut{false};
 };
+
+namespace {
+// Waits, without reading, until the whole first PDU (the A-ASSOCIATE-RQ) is in the socket's
+// receive buffer, so that DCMTK's read of it cannot block. False when the peer does not send it
+// within the time-out or closes. A PDU too large to peek at is left to DCMTK.
+bool whole_first_pdu(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t need = 6;
+  std::vector<unsigned char> buf(need);
+  for (;;) {
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return false;
+    if (n > 0 && static_cast<std::size_t>(n) >= need) {
+      if (need == 6) {
+        const std::size_t length = (std::size_t{buf[2]} << 24) | (std::size_t{buf[3]} << 16) |
+                                   (std::size_t{buf[4]} << 8) | buf[5];
+        if (buf[0] != 0x01 || length > 60 * 1024) return true;  // not ours to judge: DCMTK's
+        need = 6 + length;
+        buf.resize(need);
+        continue;
+      }
+      return true;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return false;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now())
+                          .count();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 200)));
+  }
+}
+}  // namespace
 
 DicomScp::DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSink& sink,
                    PrescanLimits limits, std::uint64_t spool_floor,
@@ -187,6 +234,11 @@ Result<void> DicomScp::start() {
   // DCMTK's own logging can print dataset contents at debug level; keep it to fatal errors.
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
   dcmDisableGethostbyaddr.set(OFTrue);
+  // Silence inside a PDU is bounded by dimse_timeout too (DCMTK's default is 60 s).
+  const auto dimse_secs = static_cast<Sint32>(
+      std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
+  dcmSocketReceiveTimeout.set(dimse_secs);
+  dcmSocketSendTimeout.set(dimse_secs);
 
   listen_fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listen_fd_.valid()) return make_error(ErrorCode::kNetwork, "socket: " + errno_text(errno));
@@ -257,18 +309,36 @@ void DicomScp::reap_finished() {
   }
 }
 
+void DicomScp::watchdog() {
+  const std::int64_t now = steady_ms();
+  const std::int64_t limit = cfg_.dimse_timeout.count();
+  std::lock_guard lock(workers_mutex_);
+  for (auto& w : workers_) {
+    if (w->done || w->fd < 0 || w->cut) continue;
+    const std::int64_t last = w->last_progress_ms.load();
+    if (last != 0 && now - last > limit) {
+      w->cut = true;
+      ::shutdown(w->fd, SHUT_RDWR);
+      log::warn("association made no progress within dimse_timeout: cut",
+                {{"dimse_timeout_ms", std::to_string(limit)}});
+    }
+  }
+}
+
 void DicomScp::listen_loop() {
-  auto* net = static_cast<T_ASC_Network*>(network_);
-  const int acse_secs =
-      static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.acse_timeout).count());
   while (!stopping_) {
     pollfd pfd[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_pipe_read_.get(), POLLIN, 0}};
-    if (::poll(pfd, 2, -1) < 0) {
+    // The one-second tick is the watchdog's: it cuts associations that trickle bytes without
+    // ever completing a PDV (a slow-loris peer would otherwise hold a worker for ever).
+    const int rc = ::poll(pfd, 2, 1000);
+    if (rc < 0) {
       if (errno == EINTR) continue;
       log::error("DICOM listener poll failed", {{"error", errno_text(errno)}});
       return;
     }
     if (pfd[1].revents != 0 || stopping_) return;
+    watchdog();
+    if ((pfd[0].revents & POLLIN) == 0) continue;
     sockaddr_in addr{};
     socklen_t len = sizeof addr;
     int fd = ::accept4(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len, SOCK_CLOEXEC);
@@ -278,51 +348,86 @@ void DicomScp::listen_loop() {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     const std::string peer = peer_string(addr);
     reap_finished();
-
-    T_ASC_Association* assoc = nullptr;
-    dcmExternalSocketHandle.set(fd);  // DCMTK owns fd from here on
-    OFCondition cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(cfg_.max_pdu), nullptr,
-                                              nullptr, OFFalse, DUL_NOBLOCK, acse_secs);
-    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
-    if (cond.bad()) {
-      log::warn("association request not received", {{"peer", peer}, {"reason", cond.text()}});
-      if (assoc != nullptr) {
-        ASC_dropAssociation(assoc);
-        ASC_destroyAssociation(&assoc);
+    // Connections still negotiating count too: a flood of silent connections cannot make
+    // threads without bound.
+    {
+      std::lock_guard lock(workers_mutex_);
+      if (static_cast<int>(workers_.size()) >= 2 * cfg_.max_associations) {
+        ::close(fd);
+        log::warn("connection refused: too many connections at once", {{"peer", peer}});
+        stats_.associations_rejected++;
+        if (metrics_ != nullptr) metrics_->associations_busy.inc();
+        continue;
       }
-      continue;
     }
-    if (stats_.active.load() >= cfg_.max_associations) {
-      T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDTRANSIENT,
-                                    ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
-                                    ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
-      ASC_rejectAssociation(assoc, &rej);
-      ASC_dropAssociation(assoc);
-      ASC_destroyAssociation(&assoc);
-      stats_.associations_rejected++;
-      if (metrics_ != nullptr) metrics_->associations_busy.inc();
-      log::warn("association rejected: too many at once",
-                {{"peer", peer}, {"max_associations", std::to_string(cfg_.max_associations)}});
-      sink_.refused("", peer, "association rejected: max_associations reached");
-      continue;
-    }
-    stats_.active++;
     auto worker = std::make_unique<Worker>();
     Worker* w = worker.get();
+    w->fd = fd;
     {
       std::lock_guard lock(workers_mutex_);
       workers_.push_back(std::move(worker));
     }
-    w->thread = std::thread([this, assoc, peer, w, fd] {
-      // fd stays open until the association is destroyed (DCMTK owns and closes it).
-      handle_association(assoc, peer, fd);
-      stats_.active--;
+    w->thread = std::thread([this, peer, w, fd] {
+      accept_association(fd, peer, *w);
       w->done = true;
     });
   }
 }
 
-void DicomScp::handle_association(void* handle, std::string peer, int socket_fd) {
+// In the connection's own thread: wait (bounded by acse_timeout) for the whole association
+// request, then let DCMTK read it; only that read, which no longer blocks, is serialised.
+void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
+  auto* net = static_cast<T_ASC_Network*>(network_);
+  const int acse_secs =
+      static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.acse_timeout).count());
+  if (!whole_first_pdu(fd,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.acse_timeout))) {
+    w.fd = -1;
+    ::close(fd);
+    log::warn("no complete association request within acse_timeout: connection closed",
+              {{"peer", peer}});
+    sink_.refused("", peer, "no complete association request within acse_timeout");
+    return;
+  }
+  T_ASC_Association* assoc = nullptr;
+  OFCondition cond;
+  {
+    std::lock_guard lock(receive_mutex_);
+    dcmExternalSocketHandle.set(fd);  // DCMTK owns fd from here on
+    cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(cfg_.max_pdu), nullptr, nullptr,
+                                  OFFalse, DUL_NOBLOCK, acse_secs);
+    dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+  }
+  if (cond.bad()) {
+    log::warn("association request not received", {{"peer", peer}, {"reason", cond.text()}});
+    if (assoc != nullptr) {
+      ASC_dropAssociation(assoc);
+      ASC_destroyAssociation(&assoc);
+    }
+    return;
+  }
+  if (stats_.active.fetch_add(1) >= cfg_.max_associations) {
+    stats_.active--;
+    T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDTRANSIENT,
+                                  ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+                                  ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
+    ASC_rejectAssociation(assoc, &rej);
+    ASC_dropAssociation(assoc);
+    ASC_destroyAssociation(&assoc);
+    stats_.associations_rejected++;
+    if (metrics_ != nullptr) metrics_->associations_busy.inc();
+    log::warn("association rejected: too many at once",
+              {{"peer", peer}, {"max_associations", std::to_string(cfg_.max_associations)}});
+    sink_.refused("", peer, "association rejected: max_associations reached");
+    return;
+  }
+  w.last_progress_ms = steady_ms();
+  handle_association(assoc, peer, fd, &w.last_progress_ms);
+  stats_.active--;
+}
+
+void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
+                                  std::atomic<std::int64_t>* progress) {
   auto* assoc = static_cast<T_ASC_Association*>(handle);
   char calling[64] = {}, called[64] = {};
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
@@ -392,6 +497,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd)
           ASC_abortAssociation(assoc);
           break;
         }
+        if (progress != nullptr) *progress = steady_ms();
         if (msg.CommandField == DIMSE_C_ECHO_RQ) {
           DIMSE_sendEchoResponse(assoc, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
           continue;
@@ -421,6 +527,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd)
           ctx.temp_path = spool_.new_temp_path().string();
         }
         ctx.socket = socket_fd;
+        ctx.progress = progress;
         const auto started = std::chrono::steady_clock::now();
         cond = DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
                                    store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);

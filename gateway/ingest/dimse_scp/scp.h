@@ -76,7 +76,10 @@ class DicomScp {
  private:
   struct Worker;
   void listen_loop();
-  void handle_association(void* assoc, std::string peer, int socket_fd);
+  void watchdog();
+  void accept_association(int fd, const std::string& peer, Worker& w);
+  void handle_association(void* assoc, std::string peer, int socket_fd,
+                          std::atomic<std::int64_t>* progress);
   void reap_finished();
 
   const config::DicomIngest& cfg_;
@@ -93,6 +96,7 @@ class DicomScp {
   std::atomic<bool> stopping_{false};
   std::thread listener_;
   std::mutex workers_mutex_;
+  std::mutex receive_mutex_;  // DCMTK's socket hand-over is a process-wide global
   std::list<std::unique_ptr<Worker>> workers_;
   ScpStats stats_;
 };
