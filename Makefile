@@ -68,7 +68,12 @@ clean:
 $(BENCH_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DDIRGW_BUILD_TESTS=OFF
 
+# The null HTTP sink of the forwarding benchmark is Debian's nginx.
+BENCH_PACKAGES := nginx-light
+
 bench: deps $(BENCH_BUILD_DIR)/CMakeCache.txt
+	@for p in $(BENCH_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$p; done
 	cmake --build $(BENCH_BUILD_DIR) -j$(JOBS)
 	python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
 

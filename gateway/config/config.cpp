@@ -13,7 +13,11 @@ namespace dirgw::config {
 
 std::string ConfigError::to_string(const std::string& file) const {
   std::string out = file;
-  if (line > 0) out += ":" + std::to_string(line);
+  if (line > 0) {
+    // Appended piecewise: g++ 12 at -O3 reports a false -Wrestrict on `":" + std::to_string()`.
+    out += ':';
+    out += std::to_string(line);
+  }
   out += ": ";
   if (!key.empty()) out += key + ": ";
   out += message;

@@ -1,0 +1,745 @@
+#!/usr/bin/env python3
+"""`make bench`: dirgwd against DCMTK's storescp, curl and Orthanc, on loopback, with synthetic
+studies from tools/synth. Prints a table of medians (min-max) with the ratio to each baseline and
+writes it as JSON to bench/results/. See docs/performance.md for the method and the latest table.
+
+  python3 bench/run.py --build-dir build-release            # full: 5 times, memory 3 (~10 min)
+  python3 bench/run.py --build-dir build-release --quick    # smaller studies, once each (~2 min)
+  ... --cases ingest,forward,e2e,memory,scale  --reps N  --workdir DIR  --keep
+
+Everything runs inside a private network namespace with only loopback (as the integration
+tests), under a temporary directory in /var/tmp (a disk, never tmpfs: the spool and the
+baselines' output share it). Every process started is stopped, and the directory removed.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+from benchlib import harness, log  # noqa: E402
+
+BATCH = 50  # instances per STOW-RS request: dirgwd's batch.max_instances, and the curl bodies
+RESULTS_DIR = os.path.join(B.HERE, "results")
+
+FULL = {
+    "reps": 5, "memory_reps": 3,
+    "ct": 500, "cr": (2, 3200, 3200), "us_frames": 650, "big_ct": 5000,
+    "small": 500, "catalog_sizes": (1000, 100000),
+}
+QUICK = {
+    "reps": 1, "memory_reps": 1,
+    "ct": 200, "cr": (2, 2000, 2000), "us_frames": 100, "big_ct": 1000,
+    "small": 200, "catalog_sizes": (1000, 100000),
+}
+
+TARGETS = {
+    "ingest4": 0.90,      # dirgwd >= 90% of storescp's rate, four associations
+    "fwd_orthanc": 0.90,  # >= 90% of curl -> Orthanc
+    "fwd_sink": 0.80,     # >= 80% of curl -> null sink
+    "e2e": 1.5,           # >= 1.5x as fast as Orthanc as a router
+    "rss_mb": 64,         # peak RSS < 64 MB
+    "scale": 1.20,        # time per instance at 100k within 20% of 1k
+}
+
+
+# --- results ------------------------------------------------------------------------------------
+
+class Results:
+    def __init__(self):
+        self.rows = []
+        self.notes = []
+
+    def add(self, group, name, unit, values, mb_values=None, baseline=None, ratio_kind=None,
+            target=None, better="higher", info=None):
+        row = {"group": group, "name": name, "unit": unit, "values": values,
+               "median": statistics.median(values) if values else None,
+               "min": min(values) if values else None, "max": max(values) if values else None,
+               "better": better, "ratio_kind": ratio_kind}
+        if mb_values:
+            row["mb_per_s_values"] = mb_values
+            row["mb_per_s_median"] = statistics.median(mb_values)
+        if baseline is not None:
+            base = self.find(group, baseline)
+            row["baseline"] = baseline
+            if base and base["median"] and row["median"]:
+                if ratio_kind == "slowdown" or better == "higher":
+                    row["ratio"] = row["median"] / base["median"]  # this / baseline
+                else:  # a time: how many times faster than the baseline
+                    row["ratio"] = base["median"] / row["median"]
+        if target is not None:
+            row["target"] = target
+            if baseline is not None:
+                if "ratio" in row:
+                    row["met"] = (row["ratio"] <= target if ratio_kind == "slowdown"
+                                  else row["ratio"] >= target)
+            elif row["median"] is not None:
+                row["met"] = row["median"] < target if better == "lower" else row["median"] >= target
+        if info:
+            row["info"] = info
+        self.rows.append(row)
+        return row
+
+    def find(self, group, name):
+        for r in self.rows:
+            if r["group"] == group and r["name"] == name:
+                return r
+        return None
+
+    def note(self, text):
+        log("note: " + text)
+        self.notes.append(text)
+
+    def table(self):
+        def fmt(v):
+            if v is None:
+                return "-"
+            if abs(v) >= 100:
+                return f"{v:.0f}"
+            if abs(v) >= 10:
+                return f"{v:.1f}"
+            return f"{v:.2f}"
+
+        lines = []
+        head = (f"{'case / subject':<44} {'median':>8} {'min-max':>15} {'unit':<9} {'MB/s':>7} "
+                f"{'vs':<27} {'ratio':>6} {'target':>8} {'met':<4}")
+        lines.append(head)
+        lines.append("-" * len(head))
+        group = None
+        for r in self.rows:
+            if r["group"] != group:
+                group = r["group"]
+                lines.append(group)
+            rng = f"{fmt(r['min'])}-{fmt(r['max'])}" if r["values"] else "-"
+            mb = fmt(r.get("mb_per_s_median")) if r.get("mb_per_s_median") else ""
+            target = ""
+            if "target" in r:
+                t = r["target"]
+                if r.get("baseline") is None:
+                    target = f"< {t:g}" if r["better"] == "lower" else f">= {t:g}"
+                else:
+                    target = f"<= {t:.2f}" if r["ratio_kind"] == "slowdown" else f">= {t:.2f}"
+            met = {True: "yes", False: "NO"}.get(r.get("met"), "")
+            lines.append(f"  {r['name']:<42} {fmt(r['median']):>8} {rng:>15} {r['unit']:<9} "
+                         f"{mb:>7} {r.get('baseline') or '':<27} "
+                         f"{fmt(r.get('ratio')) if 'ratio' in r else '':>6} {target:>8} {met:<4}")
+        return "\n".join(lines)
+
+
+# --- the cases ----------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args, params, work):
+        self.args = args
+        self.p = params
+        self.work = work
+        self.build = os.path.abspath(args.build_dir)
+        self.res = Results()
+        self.data = {}
+        self.quiet_budget = 0 if args.no_wait else 300.0  # seconds of waiting for quiet, in all
+        self.busy_sections = 0
+        self.waited = 0.0
+        self.trash = []
+
+    def tmp(self, name):
+        d = tempfile.mkdtemp(prefix=name + "-", dir=self.work)
+        return d
+
+    def clean(self, d, now=False):
+        """Removes a repetition's directory at the end of the case, not between repetitions:
+        deleting hundreds of MB frees inodes and blocks that the next subject would pay for (the
+        disk is mounted with `discard`, and a journal-less ext4 scans past recently freed inodes
+        when it creates a file). Big directories go at once when space is short."""
+        if self.args.keep:
+            return
+        if now or self.free_gb() < 30:
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            self.trash.append(d)
+
+    def empty_trash(self):
+        for d in self.trash:
+            shutil.rmtree(d, ignore_errors=True)
+        self.trash = []
+
+    def free_gb(self):
+        st = os.statvfs(self.work)
+        return st.f_bavail * st.f_frsize / 2**30
+
+    def settle(self):
+        """Before a timed section: writes back every dirty page, so that one measurement does not
+        pay for the previous one's writes (storescp and Orthanc do not fsync; the kernel would
+        flush their data while the next subject runs); then waits, within a budget, until the
+        machine is quiet (on a shared machine, other people's builds and tests come and go)."""
+        os.sync()
+        if self.quiet_budget <= 0:
+            return
+        t0 = time.monotonic()
+        while True:
+            busy = machine_busy()
+            waited = time.monotonic() - t0
+            if busy < 0.25:
+                break
+            if waited > 30 or waited >= self.quiet_budget:
+                self.busy_sections += 1
+                break
+            time.sleep(1)
+        self.quiet_budget -= time.monotonic() - t0
+        self.waited += time.monotonic() - t0
+
+    # data sets
+    def make_data(self):
+        p = self.p
+        d = os.path.join(self.work, "data")
+        t0 = time.monotonic()
+
+        def synth(key, modality, instances, seed, extra=()):
+            out = os.path.join(d, key)
+            _, files = harness.synth(self.build, out, modality, instances, seed=seed,
+                                     patient_index=seed, extra=list(extra))
+            size = sum(os.path.getsize(f) for f in files)
+            self.data[key] = {"files": files, "bytes": size}
+            log(f"data {key}: {len(files)} files, {size / 1e6:.1f} MB")
+
+        synth("ct", "CT", p["ct"], 1)
+        n, rows, cols = p["cr"]
+        synth("cr", "CR", n, 2, ["--rows", str(rows), "--cols", str(cols)])
+        if "memory" in self.args.cases:
+            synth("us", "US", 1, 3, ["--frames", str(p["us_frames"]), "--rows", "640", "--cols", "480"])
+            synth("bigct", "CT", p["big_ct"], 4)
+        if "scale" in self.args.cases:
+            synth("small", "CT", p["small"], 5, ["--rows", "16", "--cols", "16"])
+        log(f"synthetic data ready in {time.monotonic() - t0:.1f}s")
+
+    def mb(self, key):
+        return self.data[key]["bytes"] / 1e6
+
+    def label(self, key):
+        f = self.data[key]["files"]
+        return f"{len(f)} x {self.data[key]['bytes'] / len(f) / 1e6:.2f} MB"
+
+    # 1. ingest
+    def ingest_dirgw(self, key, parallel):
+        files = self.data[key]["files"]
+        w = self.tmp("ingest-dirgw")
+        gw = B.BenchGateway(self.build, w, "http://127.0.0.1:9/dicom-web", stable_age="1h").start()
+        try:
+            self.settle()
+            secs = B.storescu_parallel(gw.port, B.split(files, parallel), gw.ae_title)
+            st = gw.status()
+            stored = st["ingest"]["dicom"]["stored"]
+            if stored != len(files):
+                raise RuntimeError(f"dirgwd stored {stored} of {len(files)}")
+        finally:
+            gw.stop()
+            self.clean(w)
+        return secs
+
+    def ingest_storescp(self, key, parallel):
+        files = self.data[key]["files"]
+        w = self.tmp("ingest-storescp")
+        scp = B.Storescp(w).start()
+        try:
+            self.settle()
+            secs = B.storescu_parallel(scp.port, B.split(files, parallel), "STORESCP")
+            if scp.count() != len(files):
+                raise RuntimeError(f"storescp wrote {scp.count()} of {len(files)} files")
+        finally:
+            scp.stop()
+            self.clean(w)
+        return secs
+
+    def case_ingest(self):
+        reps = self.p["reps"]
+        for key, parallel in (("ct", 1), ("ct", 4), ("cr", 1)):
+            n = len(self.data[key]["files"])
+            group = f"1. ingest {key.upper()} {self.label(key)}, {parallel} association{'s' if parallel > 1 else ''}"
+            base, ours = [], []
+            for i in range(reps):
+                base.append(self.ingest_storescp(key, parallel))
+                ours.append(self.ingest_dirgw(key, parallel))
+                log(f"{group} rep {i + 1}: storescp {base[-1]:.2f}s, dirgwd {ours[-1]:.2f}s")
+            self.res.add(group, "storescp (baseline)", "inst/s", [n / s for s in base],
+                         [self.mb(key) / s for s in base])
+            target = TARGETS["ingest4"] if parallel == 4 and key == "ct" else None
+            self.res.add(group, "dirgwd (fsync+catalog)", "inst/s", [n / s for s in ours],
+                         [self.mb(key) / s for s in ours], baseline="storescp (baseline)",
+                         target=target)
+
+    # 2. forward
+    def dirgw_forward(self, key, url, verify):
+        """Ingests with stable_age 3s, then times from the log line "studies stable" (the study
+        becomes READY) to the "batch forwarded" line that brings the sent count to N. dirgwd
+        fsyncs what it receives, so nothing is left to write back when forwarding starts."""
+        files = self.data[key]["files"]
+        n = len(files)
+        w = self.tmp("fwd-dirgw")
+        gw = B.BenchGateway(self.build, w, url, stable_age="3s", batch=BATCH).start()
+        watch = B.LogWatch(gw.log_path)
+        try:
+            watch.skip_existing()
+            self.settle()
+            B.storescu_parallel(gw.port, [files], gw.ae_title)
+            t0, _ = watch.wait("the study to become stable", lambda l: 'msg="studies stable"' in l,
+                               60, gw.alive_or_raise)
+            sent = 0
+            requests = 0
+            http_ms = 0
+            t1 = None
+            deadline = time.monotonic() + 1800
+            while sent < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("forwarding took more than 30 minutes")
+                for t, line in watch.poll():
+                    if 'msg="batch forwarded"' in line:
+                        requests += 1
+                        sent += int(B.field(line, "sent") or 0)
+                        http_ms += int(B.field(line, "ms") or 0)
+                        if int(B.field(line, "retry") or 0) or int(B.field(line, "refused") or 0):
+                            raise RuntimeError("a batch was not accepted: " + line)
+                        t1 = t
+                gw.alive_or_raise()
+                time.sleep(watch.interval)
+            st = gw.status()
+            if st["destinations"][0]["pending_instances"] != 0:
+                raise RuntimeError("dirgw status still shows pending instances")
+            verify(n)
+            self.last_forward = {"requests": requests, "http_s": http_ms / 1000}
+            return t1 - t0, requests
+        finally:
+            gw.stop()
+            self.clean(w)
+
+    def case_forward(self):
+        reps = self.p["reps"]
+        key = "ct"
+        files = self.data[key]["files"]
+        n = len(files)
+        bodies, ctype = B.build_multipart_bodies(files, BATCH, os.path.join(self.work, "bodies"))
+        group = f"2. forward CT {self.label(key)} to Orthanc (STOW-RS, {BATCH}/request)"
+        curl_t, ours_t, router_t, http_orthanc = [], [], [], []
+        for i in range(reps):
+            # curl -> fresh Orthanc
+            w = self.tmp("fwd-curl")
+            o = B.orthanc(w, "repo").start()
+            try:
+                self.settle()
+                secs, _ = B.curl_stow(o.dicomweb + "/studies", bodies, ctype)
+                if o.count_instances() != n:
+                    raise RuntimeError(f"Orthanc holds {o.count_instances()} after curl")
+                curl_t.append(secs)
+            finally:
+                o.stop()
+                self.clean(w)
+            # dirgwd -> fresh Orthanc
+            w = self.tmp("fwd-orthanc")
+            o = B.orthanc(w, "repo").start()
+            try:
+                def verify(count, o=o):
+                    if o.count_instances() != count:
+                        raise RuntimeError(f"Orthanc holds {o.count_instances()}, expected {count}")
+                secs, reqs = self.dirgw_forward(key, o.dicomweb, verify)
+                ours_t.append(secs)
+                http_orthanc.append(self.last_forward["http_s"])
+            finally:
+                o.stop()
+                self.clean(w)
+            # Orthanc as the router: A holds the study (C-STORE), its DICOMweb client sends it to B
+            w = self.tmp("fwd-router")
+            dest = B.orthanc(w, "repo").start()
+            router = B.orthanc(w, "router", dicom=True,
+                               servers={"dest": [dest.dicomweb + "/"]}).start()
+            try:
+                B.storescu_parallel(router.dicom_port, [files], "ROUTER")
+                harness.wait_for("the router to hold the study",
+                                 lambda: router.count_instances() == n, 120, 0.1)
+                study = router.get("/studies")[0]
+                self.settle()
+                t0 = time.monotonic()
+                try:
+                    answer = post_json(router.url + "/dicom-web/servers/dest/stow",
+                                       {"Resources": [study], "Synchronous": True})
+                    router_t.append(time.monotonic() - t0)
+                    if dest.count_instances() != n:
+                        raise RuntimeError(f"delivered {dest.count_instances()}: {answer}")
+                except Exception as e:  # the baseline failed: say so, keep the other numbers
+                    tail = " | ".join(router.process.log_text().splitlines()[-5:]) if router.process else ""
+                    self.res.note(f"forward rep {i + 1}: Orthanc as a router failed after "
+                                  f"{time.monotonic() - t0:.1f}s ({e}); its log ends: {tail[-600:]}")
+            finally:
+                router.stop()
+                dest.stop()
+                self.clean(w)
+            log(f"forward rep {i + 1}: curl {curl_t[-1]:.2f}s, dirgwd {ours_t[-1]:.2f}s "
+                f"({reqs} requests), Orthanc router "
+                f"{f'{router_t[-1]:.2f}s' if len(router_t) == i + 1 else 'failed'}")
+        mb = self.mb(key)
+        self.res.add(group, "curl -> Orthanc (baseline)", "inst/s", [n / s for s in curl_t],
+                     [mb / s for s in curl_t])
+        self.res.add(group, "Orthanc router -> Orthanc", "inst/s", [n / s for s in router_t],
+                     [mb / s for s in router_t])
+        self.res.add(group, "dirgwd -> Orthanc", "inst/s", [n / s for s in ours_t],
+                     [mb / s for s in ours_t], baseline="curl -> Orthanc (baseline)",
+                     target=TARGETS["fwd_orthanc"])
+        self.res.add(group, "dirgwd -> Orthanc, vs router", "inst/s", [n / s for s in ours_t],
+                     [mb / s for s in ours_t], baseline="Orthanc router -> Orthanc")
+        self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
+        self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_orthanc, better="lower")
+
+        # null sink
+        group = f"2. forward CT {self.label(key)} to a null sink (nginx, {BATCH}/request)"
+        if not B.NullSink.available():
+            self.res.note("nginx not installed: the null-sink cases were skipped "
+                          "(apt-get install nginx-light)")
+            return
+        w = self.tmp("sink")
+        sink = B.NullSink(w, B.stow_answer(files)).start()
+        body_bytes = [os.path.getsize(b) for b in bodies]
+        curl_t, ours_t, http_sink = [], [], []
+        try:
+            for i in range(reps):
+                sink.reset_log()
+                self.settle()
+                secs, res = B.curl_stow(sink.url + "/studies", bodies, ctype)
+                short = [r for r, size in zip(sink.requests(), body_bytes) if r[3] < size]
+                if len(sink.requests()) != len(bodies) or short:
+                    raise RuntimeError(f"the sink did not read every body: {sink.requests()[:3]}")
+                curl_t.append(secs)
+                sink.reset_log()
+
+                def verify(count):
+                    got = sum(r[3] for r in sink.requests())
+                    if got < self.data[key]["bytes"]:
+                        raise RuntimeError(f"the sink read {got} bytes, less than the study")
+                secs, reqs = self.dirgw_forward(key, sink.url, verify)
+                ours_t.append(secs)
+                http_sink.append(self.last_forward["http_s"])
+                log(f"sink rep {i + 1}: curl {curl_t[-1]:.2f}s, dirgwd {ours_t[-1]:.2f}s ({reqs} requests)")
+        finally:
+            sink.stop()
+            self.clean(w)
+        self.res.add(group, "curl -> sink (baseline)", "inst/s", [n / s for s in curl_t],
+                     [mb / s for s in curl_t])
+        self.res.add(group, "dirgwd -> sink", "inst/s", [n / s for s in ours_t],
+                     [mb / s for s in ours_t], baseline="curl -> sink (baseline)",
+                     target=TARGETS["fwd_sink"])
+        self.res.add(group, "(info) curl: sum of request times", "s", curl_t, better="lower")
+        self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
+        self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_sink, better="lower")
+        shutil.rmtree(os.path.join(self.work, "bodies"), ignore_errors=True)
+
+    # 3. end to end
+    def case_e2e(self):
+        reps = self.p["reps"]
+        key = "ct"
+        files = self.data[key]["files"]
+        n = len(files)
+        group = f"3. end to end CT {self.label(key)}: first C-STORE to last instance in Orthanc"
+        ours, router_t = [], []
+        phases = {"ingest": [], "stable": [], "forward": [], "r_ingest": [], "r_rest": []}
+
+        def until_all(dest, t0, alive, watch=None):
+            deadline = t0 + 1800
+            while time.monotonic() < deadline:
+                if watch:
+                    watch.poll()  # a line's time is when a poll saw it: poll while waiting
+                if dest.count_instances() >= n:
+                    return time.monotonic() - t0
+                alive()
+                time.sleep(0.05)
+            raise TimeoutError("end to end took more than 30 minutes")
+
+        for i in range(reps):
+            w = self.tmp("e2e-dirgw")
+            dest = B.orthanc(w, "repo").start()
+            gw = B.BenchGateway(self.build, w, dest.dicomweb, stable_age="1s", batch=BATCH).start()
+            watch = B.LogWatch(gw.log_path)
+            try:
+                watch.skip_existing()
+                self.settle()
+                t0 = time.monotonic()
+                ingest = B.storescu_parallel(gw.port, [files], gw.ae_title)
+                ours.append(until_all(dest, t0, gw.alive_or_raise, watch))
+                stable = [t for t, line in watch.lines if 'msg="studies stable"' in line]
+                if stable:
+                    phases["ingest"].append(ingest)
+                    phases["stable"].append(stable[0] - t0 - ingest)
+                    phases["forward"].append(ours[-1] - (stable[0] - t0))
+            finally:
+                gw.stop()
+                dest.stop()
+                self.clean(w)
+            w = self.tmp("e2e-router")
+            dest = B.orthanc(w, "repo").start()
+            router = B.orthanc(w, "router", dicom=True, lua=B.ROUTER_LUA, stable_age=1,
+                               servers={"dest": [dest.dicomweb + "/"]}).start()
+            try:
+                self.settle()
+                t0 = time.monotonic()
+                ingest = B.storescu_parallel(router.dicom_port, [files], "ROUTER")
+                router_t.append(until_all(dest, t0, lambda: router._alive_or_raise()))
+                phases["r_ingest"].append(ingest)
+                phases["r_rest"].append(router_t[-1] - ingest)
+            finally:
+                router.stop()
+                dest.stop()
+                self.clean(w)
+            log(f"e2e rep {i + 1}: dirgwd {ours[-1]:.2f}s, Orthanc router {router_t[-1]:.2f}s")
+        self.res.add(group, "Orthanc router (StableAge 1) (baseline)", "s", router_t, better="lower")
+        self.res.add(group, "dirgwd (stable_age 1s)", "s", ours, better="lower",
+                     baseline="Orthanc router (StableAge 1) (baseline)", target=TARGETS["e2e"])
+        for key, name in (("ingest", "(info) dirgwd: C-STOREs (storescu)"),
+                          ("stable", "(info) dirgwd: until stable (log)"),
+                          ("forward", "(info) dirgwd: stable to last in Orthanc"),
+                          ("r_ingest", "(info) router: C-STOREs (storescu)"),
+                          ("r_rest", "(info) router: then to last in dest")):
+            if phases[key]:
+                self.res.add(group, name, "s", phases[key], better="lower")
+
+    # 4. memory
+    def case_memory(self):
+        reps = self.p["memory_reps"]
+        for key in ("us", "bigct"):
+            files = self.data[key]["files"]
+            n = len(files)
+            group = f"4. memory: dirgwd peak RSS (VmHWM), ingest + forward {key.upper()} {self.label(key)}"
+            hwm, ingest_t, fwd_t = [], [], []
+            for i in range(reps):
+                w = self.tmp("mem")
+                dest = B.orthanc(w, "repo").start()
+                gw = B.BenchGateway(self.build, w, dest.dicomweb, stable_age="1s", batch=BATCH).start()
+                watch = B.LogWatch(gw.log_path)
+                try:
+                    watch.skip_existing()
+                    self.settle()
+                    ingest_t.append(B.storescu_parallel(gw.port, [files], gw.ae_title))
+                    t0 = time.monotonic()
+                    sent = 0
+                    while sent < n:
+                        for _, line in watch.poll():
+                            if 'msg="batch forwarded"' in line:
+                                sent += int(B.field(line, "sent") or 0)
+                        gw.alive_or_raise()
+                        if time.monotonic() - t0 > 1800:
+                            raise TimeoutError("forwarding took more than 30 minutes")
+                        time.sleep(0.02)
+                    fwd_t.append(time.monotonic() - t0)
+                    hwm.append(B.vm_hwm_kib(gw.pid) / 1024)
+                    if dest.count_instances() != n:
+                        raise RuntimeError(f"Orthanc holds {dest.count_instances()} of {n}")
+                finally:
+                    gw.stop()
+                    dest.stop()
+                    self.clean(w, now=True)  # gigabytes per repetition
+                log(f"{group} rep {i + 1}: VmHWM {hwm[-1]:.1f} MB, ingest {ingest_t[-1]:.1f}s, "
+                    f"stable+forward {fwd_t[-1]:.1f}s")
+            self.res.add(group, "dirgwd peak RSS", "MB", hwm, better="lower", target=TARGETS["rss_mb"])
+            self.res.add(group, "(info) ingest, 1 association", "inst/s", [n / s for s in ingest_t],
+                         [self.mb(key) / s for s in ingest_t])
+            self.res.add(group, "(info) stable_age 1s + forward", "s", fwd_t, better="lower")
+
+    # 5. catalog scale
+    def case_scale(self):
+        # Cheap (about a second a repetition) and sensitive to other people's disk flushes:
+        # twice the repetitions, alternating the two catalog sizes.
+        reps = self.p["reps"] * 2
+        files = self.data["small"]["files"]
+        n = len(files)
+        sizes = self.p["catalog_sizes"]
+        group = f"5. catalog scale: ingest {n} tiny CT (16x16), 1 association, into a catalog of"
+        templates = {}
+        w0 = self.tmp("scale-template")
+        gw = B.BenchGateway(self.build, w0, "http://127.0.0.1:9/dicom-web", name="template").start()
+        gw.stop()
+        for size in sizes:
+            d = os.path.join(w0, f"prefill-{size}")
+            shutil.copytree(gw.state_dir, d, symlinks=True)
+            t0 = time.monotonic()
+            B.prefill_catalog(d, size)
+            log(f"catalog and spool pre-filled with {size} instances in {time.monotonic() - t0:.1f}s")
+            templates[size] = d
+        per = {s: [] for s in sizes}
+        start = {s: [] for s in sizes}
+        for i in range(reps):
+            for size in sizes:
+                w = self.tmp("scale")
+                state = os.path.join(w, "state")
+                # A fresh copy each time (the spool's files as hard links: quick, and the same
+                # directories and inodes as a real copy from dirgwd's point of view).
+                subprocess.run(["cp", "-al", templates[size], state], check=True)
+                for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm"):  # copies, not links
+                    if os.path.exists(os.path.join(state, name)):
+                        os.unlink(os.path.join(state, name))
+                        shutil.copy(os.path.join(templates[size], name), state)
+                gw = B.BenchGateway(self.build, w, "http://127.0.0.1:9/dicom-web", state_dir=state)
+                try:
+                    t0 = time.monotonic()
+                    gw.start()
+                    start[size].append(time.monotonic() - t0)
+                    have = gw.status()["catalog"]["instances"]
+                    if have != size:
+                        raise RuntimeError(f"catalog holds {have} instances after start, expected {size}")
+                    self.settle()
+                    secs = B.storescu_parallel(gw.port, [files], gw.ae_title)
+                    if gw.status()["ingest"]["dicom"]["stored"] != n:
+                        raise RuntimeError("not every tiny instance was stored")
+                    per[size].append(secs / n * 1000)
+                finally:
+                    gw.stop()
+                    self.clean(w)
+                log(f"scale rep {i + 1}: {size} in catalog: {per[size][-1]:.2f} ms/instance")
+        self.clean(w0)
+        lo, hi = sizes
+        self.res.add(group, f"{lo:,} instances (baseline)", "ms/inst", per[lo], better="lower")
+        self.res.add(group, f"{hi:,} instances", "ms/inst", per[hi], better="lower",
+                     baseline=f"{lo:,} instances (baseline)", ratio_kind="slowdown",
+                     target=TARGETS["scale"])
+        self.res.add(group, f"(info) dirgwd start, {lo:,} in catalog", "s", start[lo], better="lower")
+        self.res.add(group, f"(info) dirgwd start, {hi:,} in catalog", "s", start[hi], better="lower")
+
+
+def machine_busy(interval=0.3):
+    """Fraction of all CPUs' time not idle (I/O wait counts as busy) over `interval` seconds."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3], sum(v[:8])
+    idle0, total0 = sample()
+    time.sleep(interval)
+    idle1, total1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def post_json(url, body, timeout=1800):
+    import urllib.request
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def machine():
+    def cmd(args):
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:
+            return ""
+
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+
+    def pkg(name):
+        return cmd(["dpkg-query", "-W", "-f=${Version}", name]) or "not installed"
+
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "disk": cmd(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", "/var/tmp"]),
+        "dcmtk": pkg("dcmtk"), "orthanc": pkg("orthanc"), "orthanc-dicomweb": pkg("orthanc-dicomweb"),
+        "nginx": pkg("nginx-light") if pkg("nginx-light") != "not installed" else pkg("nginx"),
+        "curl": pkg("curl"), "sqlite": pkg("libsqlite3-0"),
+        "commit": cmd(["git", "-C", B.SOURCE_DIR, "rev-parse", "--short", "HEAD"]),
+        "tree_dirty": bool(cmd(["git", "-C", B.SOURCE_DIR, "status", "--porcelain", "--", "gateway"])),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--quick", action="store_true", help="smaller studies, once each (~2 min)")
+    ap.add_argument("--reps", type=int, help="repetitions per case (full: 5, memory 3)")
+    ap.add_argument("--cases", default="ingest,forward,e2e,memory,scale")
+    ap.add_argument("--workdir", default="/var/tmp", help="where the temporary directory goes")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--no-wait", action="store_true",
+                    help="do not wait for a quiet machine before each timed section")
+    ap.add_argument("--output", help="JSON file (default bench/results/latest[-quick].json)")
+    args = ap.parse_args()
+    args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for exe in ("gateway/daemon/dirgwd", "tools/dirgw/dirgw", "tools/synth/dirgw-synth"):
+        if not os.path.exists(os.path.join(args.build_dir, exe)):
+            sys.exit(f"bench: {exe} not built in {args.build_dir} (make bench builds it)")
+    for tool in ("storescu", "storescp", "Orthanc", "curl"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} not found (make deps installs it)")
+
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    # DCMTK leaves Nagle on unless told: every baseline runs with TCP_NODELAY=1 (storescu,
+    # storescp, Orthanc's DICOM server). dirgwd gets TCP_NODELAY=0 and sets it itself.
+    os.environ["TCP_NODELAY"] = "1"
+    params = dict(QUICK if args.quick else FULL)
+    if args.reps:
+        params["reps"] = params["memory_reps"] = args.reps
+    work = tempfile.mkdtemp(prefix="dirgw-bench-", dir=args.workdir)
+    log(f"bench: {'quick' if args.quick else 'full'} run, {params['reps']} repetition(s), in {work}")
+    bench = Bench(args, params, work)
+    load_before = os.getloadavg()
+    if load_before[0] > 1.0:
+        bench.res.note(f"load average {load_before[0]:.2f} at the start: the machine was not idle, "
+                       "and the numbers may be noisy")
+    started = time.monotonic()
+    failed = []
+    try:
+        bench.make_data()
+        for case in args.cases:
+            t0 = time.monotonic()
+            try:
+                getattr(bench, "case_" + case)()
+            except Exception as e:  # one broken case must not hide the others' numbers
+                traceback.print_exc()
+                failed.append(case)
+                bench.res.note(f"case {case} failed: {e}")
+            finally:
+                bench.empty_trash()
+            log(f"case {case}: {time.monotonic() - t0:.0f}s")
+    finally:
+        harness._stop_all()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    if bench.waited > 1:
+        bench.res.note(f"waited {bench.waited:.0f}s in all for a quiet machine; "
+                       f"{bench.busy_sections} timed section(s) ran while it was still busy")
+    table = bench.res.table()
+    summary = {
+        "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": "quick" if args.quick else "full",
+        "params": params, "batch_max_instances": BATCH, "elapsed_s": round(elapsed, 1),
+        "machine": machine(), "workdir": args.workdir, "rows": bench.res.rows,
+        "notes": bench.res.notes, "failed_cases": failed, "table": table,
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+    }
+    out = args.output or os.path.join(RESULTS_DIR, "latest-quick.json" if args.quick else "latest.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(summary, f, indent=1)
+    print()
+    print(f"dirgw bench ({summary['mode']}, {params['reps']} repetition(s), {elapsed / 60:.1f} min) "
+          f"on {summary['machine']['cpu']}, {summary['machine']['cores']} cores; "
+          f"ratio: dirgwd's performance / the baseline's (>1: dirgwd faster), "
+          f"except catalog scale (time / time)")
+    print(table)
+    for n in bench.res.notes:
+        print("note:", n)
+    print(f"results: {os.path.relpath(out)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
