@@ -453,17 +453,40 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                         },
                         {"profile"});
                 if (pn["coercion"].IsDefined() && !pn["coercion"].IsNull())
-                  r.map(
-                      pn["coercion"], Reader::join(pp, "coercion"),
-                      [&](const YAML::Node& cn, const std::string& cp) {
-                        r.string(cn, cp, "institution_name", c.policy.coercion.institution_name,
-                                 64);
-                        r.string(cn, cp, "issuer_of_patient_id",
-                                 c.policy.coercion.issuer_of_patient_id, 64);
-                        r.boolean(cn, cp, "fill_health_number_from_mrn",
-                                  c.policy.coercion.fill_health_number_from_mrn);
-                      },
-                      {"institution_name", "issuer_of_patient_id", "fill_health_number_from_mrn"});
+                  r.map(pn["coercion"], Reader::join(pp, "coercion"),
+                        [&](const YAML::Node& cn, const std::string& cp) {
+                          r.string(cn, cp, "institution_name", c.policy.coercion.institution_name,
+                                   64);
+                          r.string(cn, cp, "issuer_of_patient_id",
+                                   c.policy.coercion.issuer_of_patient_id, 64);
+                          r.boolean(cn, cp, "fill_health_number_from_mrn",
+                                    c.policy.coercion.fill_health_number_from_mrn);
+                          const YAML::Node set = cn["set"];
+                          const std::string sk = Reader::join(cp, "set");
+                          if (set.IsDefined() && !set.IsNull()) {
+                            if (!set.IsMap()) {
+                              r.error(sk, set, "must map \"(gggg,eeee)\" tags to values");
+                            } else {
+                              for (const auto& kv : set) {
+                                const auto tag = kv.first.as<std::string>();
+                                const bool shape =
+                                    tag.size() == 11 && tag[0] == '(' && tag[5] == ',' &&
+                                    tag[10] == ')' &&
+                                    tag.substr(1, 4).find_first_not_of("0123456789abcdefABCDEF") ==
+                                        std::string::npos &&
+                                    tag.substr(6, 4).find_first_not_of("0123456789abcdefABCDEF") ==
+                                        std::string::npos;
+                                if (!shape || !kv.second.IsScalar())
+                                  r.error(sk + "." + tag, kv.first,
+                                          "must be a tag written (gggg,eeee) with a single value");
+                                else
+                                  c.policy.coercion.set.emplace_back(tag, kv.second.Scalar());
+                              }
+                            }
+                          }
+                        },
+                        {"institution_name", "issuer_of_patient_id", "fill_health_number_from_mrn",
+                         "set"});
               },
               {"stable_age", "health_number_issuer", "validation", "coercion"});
         if (m["retention"].IsDefined())

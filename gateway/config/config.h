@@ -51,6 +51,8 @@ struct Coercion {
   std::string institution_name;              // stamp Institution Name (0008,0080); empty: leave
   std::string issuer_of_patient_id;          // stamp Issuer of Patient ID (0010,0021); empty: leave
   bool fill_health_number_from_mrn = false;  // from the MRN -> health number table
+  // Further attributes to stamp: "(gggg,eeee)" -> value, in file order.
+  std::vector<std::pair<std::string, std::string>> set;
 };
 
 struct Policy {

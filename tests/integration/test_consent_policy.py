@@ -49,7 +49,8 @@ def main():
     hl7_port = harness.free_port()
     gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
                          stable_age="1s", batch_max=5, consent="opt-in",
-                         policy_yaml="  coercion: { fill_health_number_from_mrn: true }\n",
+                         policy_yaml="  coercion: { fill_health_number_from_mrn: true, "
+                                     "set: { \"(0008,1010)\": GWSTAMP } }\n",
                          ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n",
                          dest_yaml=f"    withdrawal_notify_url: http://127.0.0.1:{notices.port}/withdrawals\n").start()
 
@@ -151,6 +152,21 @@ def main():
     check("MSA|AE|MSG0003" in ack, f"an invalid health number gets AE: {ack!r}")
     ack = mllp(hl7_port, "MSH|^~\\&|LAB|LGH|DIRGW|LGH|20261128101500||ORU^R01|MSG0004|P|2.5\rPID|1||X^^^LGH-MRN^MR\r")
     check("MSA|AR|MSG0004" in ack, f"an unhandled message type gets AR: {ack!r}")
+    # Broken MLLP framing: bytes before the start block, a frame that never ends, garbage.
+    import socket
+    for raw in (b"junk before the frame\x0bMSH|^~\\&|X|Y|Z|W|20261128||ADT^A08|M5|P|2.5\r\x1c\x0d",
+                b"\x0bMSH|^~\\&|X|Y|Z|W|20261128||ADT^A08|M6|P|2.5\r" + b"A" * 2_000_000,
+                bytes(range(256)) * 8):
+        with socket.create_connection(("127.0.0.1", hl7_port), timeout=10) as sock:
+            try:
+                sock.sendall(raw)
+                sock.shutdown(socket.SHUT_WR)
+                reply = sock.recv(65536)
+            except OSError:
+                reply = b""
+        check(b"MSA|AA" not in reply, f"broken framing must not be acknowledged as applied: {reply[:80]!r}")
+    ack = mllp(hl7_port, adt("A08", "MSG0007", pid3, "N"))
+    check("MSA|AA|MSG0007" in ack, f"the listener still works after broken framing: {ack!r}")
 
     # 5. Coercion: a study without a health number gets it from the MRN table (CSV), in a
     #    derived copy with the replaced values in Original Attributes Sequence.
@@ -176,6 +192,7 @@ def main():
         other = (tags or {}).get("OtherPatientIDsSequence") or [{}]
         check(other[0].get("PatientID") == e_hn, f"coerced health number in the repository: {other}")
         check("OriginalAttributesSequence" in (tags or {}), "Original Attributes Sequence present")
+        check((tags or {}).get("StationName") == "GWSTAMP", "the configured attribute is stamped")
 
     text = gw.log_text()
     hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)

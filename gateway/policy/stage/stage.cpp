@@ -70,8 +70,10 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
   rules_.issuer_of_patient_id = config.policy.coercion.issuer_of_patient_id;
   rules_.fill_health_number_from_mrn = config.policy.coercion.fill_health_number_from_mrn;
   rules_.health_number_issuer = config.policy.health_number_issuer;
+  for (const auto& [tag, value] : config.policy.coercion.set)
+    if (auto t = Tag::parse(tag)) rules_.set_attributes.emplace_back(*t, value);
   coerce_ = !rules_.institution_name.empty() || !rules_.issuer_of_patient_id.empty() ||
-            rules_.fill_health_number_from_mrn;
+            rules_.fill_health_number_from_mrn || !rules_.set_attributes.empty();
 }
 
 Stage::StepResult Stage::step(int limit) {

@@ -211,3 +211,28 @@ TEST(Config, RetryGiveUpCircuitAndNewVersions) {
 
 }  // namespace
 }  // namespace dirgw::config
+
+namespace dirgw::config {
+namespace {
+
+TEST(Config, CoercionSetListAndItsErrors) {
+  const std::string base = kGood;
+  const std::string from = "policy: { stable_age: 5s }";
+  auto good = base;
+  good.replace(good.find(from), from.size(),
+               "policy:\n  stable_age: 5s\n  coercion:\n    set: { \"(0008,1010)\": CT1, "
+               "\"(0008,0081)\": Road }");
+  auto r = load_string(good);
+  ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
+  ASSERT_EQ(r.config->policy.coercion.set.size(), 2u);
+  EXPECT_EQ(r.config->policy.coercion.set[0].first, "(0008,1010)");
+  auto bad_text = base;
+  bad_text.replace(bad_text.find(from), from.size(),
+                   "policy:\n  coercion:\n    set: { \"0008,1010\": CT1 }");
+  auto bad = load_string(bad_text);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.errors.at(0).message.find("(gggg,eeee)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dirgw::config
