@@ -58,7 +58,7 @@ def main():
     rc, out, err = gw.run_cli("studies")
     print(out or err)
 
-    print("The regional repository (Orthanc, via DICOMweb QIDO-RS) now holds:")
+    print("The regional repository (Orthanc, asked through its REST API) now holds:")
     for s in repo.get("/studies?expand") or []:
         tags = s.get("MainDicomTags", {})
         print(f"  study {tags.get('StudyInstanceUID')}  {tags.get('StudyDescription', '')!s:28}"
