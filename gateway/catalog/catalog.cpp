@@ -1399,6 +1399,22 @@ Result<std::vector<audit::Event>> Catalog::audit_since(std::int64_t since_ms, in
   }
 }
 
+Result<std::vector<audit::Event>> Catalog::audit_after(std::int64_t after_seq, int limit) {
+  std::lock_guard lock(mutex_);
+  try {
+    std::vector<audit::Event> out;
+    auto st = db_->prepare(std::string(kAuditColumns) + "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    st.bind(1, after_seq).bind(2, limit);
+    while (st.step()) {
+      auto e = audit_row(st);
+      if (e) out.push_back(std::move(e).value());
+    }
+    return out;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
 Result<audit::Anchor> Catalog::audit_head() {
   std::lock_guard lock(mutex_);
   try {

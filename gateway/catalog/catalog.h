@@ -287,6 +287,7 @@ class Catalog {
   Result<void> audit(audit::Event event);
   Result<audit::VerifyResult> verify_audit(const std::optional<audit::Anchor>& anchor);
   Result<std::vector<audit::Event>> audit_since(std::int64_t since_ms, int limit);
+  Result<std::vector<audit::Event>> audit_after(std::int64_t after_seq, int limit);
   Result<audit::Anchor> audit_head();
 
   // Policy stage: studies with a destination row in STABLE, and the outcome for them.

@@ -495,6 +495,27 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
                 },
                 {"spool_floor"});
+        if (m["audit"].IsDefined() && !m["audit"].IsNull())
+          r.map(m["audit"], "audit",
+                [&](const YAML::Node& an, const std::string& ap) {
+                  if (an["syslog"].IsDefined() && !an["syslog"].IsNull())
+                    r.map(an["syslog"], Reader::join(ap, "syslog"),
+                          [&](const YAML::Node& sn, const std::string& sp) {
+                            auto& a = c.audit_syslog;
+                            r.boolean(sn, sp, "enabled", a.enabled);
+                            r.string(sn, sp, "host", a.host, 253);
+                            r.integer(sn, sp, "port", a.port, 1, 65535);
+                            r.path(sn, sp, "ca", a.ca);
+                            r.path(sn, sp, "client_cert", a.client_cert);
+                            r.path(sn, sp, "client_key", a.client_key);
+                            r.boolean(sn, sp, "verify_peer", a.verify_peer);
+                            if (a.enabled && a.host.empty())
+                              r.error(Reader::join(sp, "host"), sn, "is required when enabled");
+                          },
+                          {"enabled", "host", "port", "ca", "client_cert", "client_key",
+                           "verify_peer"});
+                },
+                {"syslog"});
         if (m["metrics"].IsDefined() && !m["metrics"].IsNull())
           r.map(m["metrics"], "metrics",
                 [&](const YAML::Node& mn, const std::string& mp) {
@@ -531,7 +552,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
         }
       },
       {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-       "retention", "metrics"});
+       "retention", "metrics", "audit"});
 }
 
 }  // namespace

@@ -101,6 +101,14 @@ struct Metrics {
   int port = 9719;
 };
 
+struct AuditSyslog {
+  bool enabled = false;
+  std::string host;
+  int port = 6514;
+  std::filesystem::path ca, client_cert, client_key;
+  bool verify_peer = true;
+};
+
 struct Config {
   std::filesystem::path source;  // the file it came from
   std::string facility_name;
@@ -113,6 +121,7 @@ struct Config {
   std::vector<Destination> destinations;
   Retention retention;
   Metrics metrics;
+  AuditSyslog audit_syslog;
 };
 
 struct ConfigError {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "audit/export.h"
+#include "audit/forwarder.h"
 #include "catalog/catalog.h"
 #include "common/asio.h"
 #include "common/crypto.h"
@@ -227,6 +228,8 @@ struct Application::Impl {
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<ConsentHl7Sink> hl7_sink;
+  std::unique_ptr<audit::Forwarder> audit_forwarder;
+  audit::ExportContext export_context() const;
   std::unique_ptr<ingest::Hl7Listener> hl7;
   std::int64_t started_at = 0;
   std::string audit_broken;  // why the audit trail did not verify at start
@@ -340,6 +343,25 @@ Result<void> Application::Impl::start() {
         std::make_unique<ConsentHl7Sink>(config, *catalog, [this] { scheduler->work_available(); });
     hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_sink);
     if (auto r = hl7->start(); !r) return r.error();
+  }
+  if (config.audit_syslog.enabled) {
+    const auto& a = config.audit_syslog;
+    audit::ForwarderOptions o{a.host,
+                              a.port,
+                              a.ca,
+                              a.client_cert,
+                              a.client_key,
+                              a.verify_peer,
+                              state / "audit.syslog.cursor"};
+    audit::SyslogContext sc;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    sc.hostname = host;
+    sc.procid = std::to_string(::getpid());
+    audit_forwarder = std::make_unique<audit::Forwarder>(
+        o, export_context(), sc,
+        [this](std::int64_t after, int limit) { return catalog->audit_after(after, limit); });
+    audit_forwarder->start();
   }
   scheduler->start();
   return {};
@@ -505,6 +527,9 @@ json Application::Impl::status() {
                                (256ull << 20))
     warnings.push_back("spool is close to its free-space floor");
   for (auto& w : host_warnings(config)) warnings.push_back(std::move(w));
+  if (audit_forwarder && !audit_forwarder->last_error().empty())
+    warnings.push_back("audit repository: " + audit_forwarder->last_error() +
+                       " (entries wait in the trail)");
   if (!audit_broken.empty())
     warnings.push_back("audit trail does not verify (" + audit_broken +
                        "): run dirgw audit verify");
@@ -955,6 +980,19 @@ json Application::Impl::quarantine(const json& request, const control::Peer& pee
   return {{"ok", false}, {"error", "quarantine actions: list, show, release, delete"}};
 }
 
+audit::ExportContext Application::Impl::export_context() const {
+  audit::ExportContext ctx;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  ctx.audit_source_id = std::string("dirgw@") + host;
+  ctx.enterprise_site_id = config.facility_id;
+  ctx.local_user_id = config.ingest.dicom.ae_title;
+  ctx.local_host = host;
+  for (const auto& d : config.destinations)
+    ctx.destination_hosts[d.name] = audit::host_of_url(d.url);
+  return ctx;
+}
+
 void Application::Impl::audit(audit::EventType type, const std::string& actor,
                               const std::string& outcome, const std::string& study_uid, json detail,
                               const std::string& patient_ref) {
@@ -967,6 +1005,8 @@ void Application::Impl::audit(audit::EventType type, const std::string& actor,
   e.patient_ref = patient_ref;
   if (auto r = catalog->audit(std::move(e)); !r)
     log::error("cannot write the audit trail", {{"error", r.error().to_string()}});
+  else if (audit_forwarder)
+    audit_forwarder->wake();
 }
 
 void Application::Impl::write_anchor() {
@@ -1028,15 +1068,7 @@ json Application::Impl::audit_command(const json& request, const control::Peer& 
     const std::int64_t since = request.value("since_ms", static_cast<std::int64_t>(0));
     auto events = catalog->audit_since(since, 200000);
     if (!events) return {{"ok", false}, {"error", events.error().to_string()}};
-    audit::ExportContext ctx;
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    ctx.audit_source_id = std::string("dirgw@") + host;
-    ctx.enterprise_site_id = config.facility_id;
-    ctx.local_user_id = config.ingest.dicom.ae_title;
-    ctx.local_host = host;
-    for (const auto& d : config.destinations)
-      ctx.destination_hosts[d.name] = audit::host_of_url(d.url);
+    const audit::ExportContext ctx = export_context();
     std::string xml = audit::export_since(*events, since, ctx);
     audit(audit::EventType::kAuditExported, actor_of(peer), std::string(audit::kSuccess), "",
           {{"since_ms", since}, {"entries", events->size()}});
@@ -1123,6 +1155,7 @@ int Application::run() {
   if (s.metrics_endpoint) s.metrics_endpoint->stop();
   s.audit(audit::EventType::kStopped, audit::system_actor(), std::string(audit::kSuccess));
   s.write_anchor();
+  if (s.audit_forwarder) s.audit_forwarder->stop();
   log::info("dirgwd stopped");
   return 0;
 }

@@ -4,6 +4,11 @@ and stop are recorded; `dirgw audit verify` proves the chain intact; an edited, 
 reordered entry are each found and named; `dirgw audit export` writes DICOM audit messages."""
 
 import argparse
+import re
+import socket
+import ssl
+import subprocess
+import threading
 import os
 import sqlite3
 import sys
@@ -11,6 +16,59 @@ import xml.dom.minidom
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+
+
+def make_cert(work):
+    crt, key = os.path.join(work, "syslog.crt"), os.path.join(work, "syslog.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    return crt, key
+
+
+class SyslogReceiver:
+    """A TLS syslog collector (RFC 5425 octet counting), standing in for the audit repository."""
+
+    def __init__(self, cert, port=0, frames=None):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert[0], cert[1])
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.frames = frames if frames is not None else []
+        self.ctx = ctx
+        self.running = True
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+            except OSError:
+                continue
+            buf = b""
+            while True:
+                try:
+                    chunk = tls.recv(65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+                while b" " in buf:
+                    n, rest = buf.split(b" ", 1)
+                    if len(rest) < int(n):
+                        break
+                    self.frames.append(rest[:int(n)].decode("utf-8", "replace"))
+                    buf = rest[int(n):]
+            tls.close()
+
+    def close(self):
+        self.running = False
+        self.sock.close()
 
 
 def main():
@@ -26,13 +84,30 @@ def main():
     uid, files = harness.synth(args.build_dir, os.path.join(work, "a"), "CT", 5, seed=41,
                                patient_index=4, manifest=manifest, extra=["--rows", "64", "--cols", "64"])
     repo = harness.Orthanc(work).start()
-    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, stable_age="1s").start()
+    cert = make_cert(work)
+    syslog = SyslogReceiver(cert)
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, stable_age="1s",
+                         extra_yaml=f"audit: {{ syslog: {{ enabled: true, host: localhost, "
+                                    f"port: {syslog.port}, ca: {cert[0]} }} }}\n").start()
     rc, out = harness.storescu(gw.port, files)
     check(rc == 0, "storescu")
     harness.wait_for("the study to be sent", lambda: gw.status()["destinations"][0]["pending_instances"] == 0
                      and repo.count_instances() == 5, 30, 0.3)
+    # Forwarded to the audit repository as RFC 5424 over TLS; while it is down the trail is
+    # the backlog, delivered in order when it is back.
+    harness.wait_for("audit entries at the syslog receiver", lambda: len(syslog.frames) >= 7, 30, 0.3)
+    check(all("<AuditMessage" in f and "dirgw@32473" in f for f in syslog.frames),
+          "each frame is an RFC 5424 message carrying a DICOM audit message and the chain values")
+    syslog.close()
+    before = len(syslog.frames)
     gw.run_cli("hold", uid)
     gw.run_cli("release", uid)
+    harness.wait_for("status to warn that the audit repository is unreachable",
+                     lambda: any("audit repository" in w for w in gw.status()["warnings"]), 30, 0.5)
+    syslog = SyslogReceiver(cert, port=syslog.port, frames=syslog.frames)
+    harness.wait_for("the backlog to reach the audit repository", lambda: len(syslog.frames) >= before + 2, 30, 0.3)
+    seqs = [int(re.search(r"seq=\"(\d+)\"", f).group(1)) for f in syslog.frames]
+    check(seqs == sorted(seqs) and len(seqs) == len(set(seqs)), f"delivered in order, once each: {seqs}")
     rc, out, err = gw.run_cli("audit", "verify")
     check(rc == 0 and "audit trail intact" in out, f"verify on an untouched trail: {rc} {out} {err}")
     out_file = os.path.join(work, "audit.xml")
