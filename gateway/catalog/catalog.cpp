@@ -1383,12 +1383,13 @@ Result<audit::VerifyResult> Catalog::verify_audit(const std::optional<audit::Anc
   }
 }
 
-Result<std::vector<audit::Event>> Catalog::audit_since(std::int64_t since_ms, int limit) {
+Result<std::vector<audit::Event>> Catalog::read_audit(const char* where, std::int64_t bound,
+                                                      int limit) {
   std::lock_guard lock(mutex_);
   try {
     std::vector<audit::Event> out;
-    auto st = db_->prepare(std::string(kAuditColumns) + "WHERE at >= ?1 ORDER BY seq LIMIT ?2");
-    st.bind(1, since_ms).bind(2, limit);
+    auto st = db_->prepare(std::string(kAuditColumns) + where + " ORDER BY seq LIMIT ?2");
+    st.bind(1, bound).bind(2, limit);
     while (st.step()) {
       auto e = audit_row(st);
       if (e) out.push_back(std::move(e).value());
@@ -1399,20 +1400,12 @@ Result<std::vector<audit::Event>> Catalog::audit_since(std::int64_t since_ms, in
   }
 }
 
+Result<std::vector<audit::Event>> Catalog::audit_since(std::int64_t since_ms, int limit) {
+  return read_audit("WHERE at >= ?1", since_ms, limit);
+}
+
 Result<std::vector<audit::Event>> Catalog::audit_after(std::int64_t after_seq, int limit) {
-  std::lock_guard lock(mutex_);
-  try {
-    std::vector<audit::Event> out;
-    auto st = db_->prepare(std::string(kAuditColumns) + "WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    st.bind(1, after_seq).bind(2, limit);
-    while (st.step()) {
-      auto e = audit_row(st);
-      if (e) out.push_back(std::move(e).value());
-    }
-    return out;
-  } catch (const SqliteError& e) {
-    return db_error(e);
-  }
+  return read_audit("WHERE seq > ?1", after_seq, limit);
 }
 
 Result<audit::Anchor> Catalog::audit_head() {

@@ -336,6 +336,8 @@ class Catalog {
   // Returns the state the row moved to, if it moved.
   std::optional<StudyState> refresh_study_state(std::int64_t study_id,
                                                 const std::string& destination);
+  // Audit entries matching `where` (a condition on ?1 = bound), oldest first.
+  Result<std::vector<audit::Event>> read_audit(const char* where, std::int64_t bound, int limit);
   // Inside an open transaction: WITHDRAWN, and its pending deliveries never sent.
   bool withdraw(std::int64_t study_id, const std::string& destination, const std::string& reason);
   // Inside an open transaction: seals `e` onto the chain and inserts it.
