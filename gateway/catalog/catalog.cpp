@@ -201,12 +201,15 @@ Result<RecordOutcome> Catalog::record_instance(const NewInstance& in,
             .bind(3, now)
             .run();
       }
+      // A late instance of a withdrawn study is withdrawn on arrival: never pending, never sent.
+      const bool withdrawn = !cur.is_null(0) && cur.text(0) == "WITHDRAWN";
       db_->prepare(
              "INSERT INTO deliveries(instance_id, destination, state, round) "
-             "VALUES (?1, ?2, 'pending', ?3)")
+             "VALUES (?1, ?2, ?4, ?3)")
           .bind(1, instance_id)
           .bind(2, dest)
           .bind(3, round)
+          .bind(4, withdrawn ? "withdrawn" : "pending")
           .run();
     }
     append_audit(
@@ -338,20 +341,44 @@ Result<std::optional<std::int64_t>> Catalog::next_due(const std::string& destina
   }
 }
 
-Result<void> Catalog::mark_sending(const std::string& destination,
-                                   const std::vector<std::int64_t>& study_ids) {
+Result<SendBatch> Catalog::begin_send(const std::string& destination, std::vector<DueItem> due) {
+  SendBatch batch;
+  batch.permit = SendPermit(send_gate_);
   std::lock_guard lock(mutex_);
-  const std::int64_t now = to_epoch_ms(clock_.now());
   try {
     Transaction tx(*db_);
-    (void)now;
-    for (auto id : std::set<std::int64_t>(study_ids.begin(), study_ids.end()))
-      transition(id, destination, StudyState::kSending, Cause::kSendStarted, "");
+    std::map<std::int64_t, bool> may_send;  // study id -> still sendable
+    for (auto& item : due) {
+      auto known = may_send.find(item.study_id);
+      if (known == may_send.end()) {
+        auto st = db_->prepare(
+            "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+        st.bind(1, item.study_id).bind(2, destination);
+        const auto state = st.step() ? parse_study_state(st.text(0)) : std::nullopt;
+        const bool ok = state && sendable(*state);
+        if (ok && *state != StudyState::kSending)
+          transition(item.study_id, destination, StudyState::kSending, Cause::kSendStarted, "");
+        known = may_send.emplace(item.study_id, ok).first;
+      }
+      bool marked = false;
+      if (known->second) {
+        auto up = db_->prepare(
+            "UPDATE deliveries SET state = 'sending' WHERE instance_id = ?1 AND destination = ?2 "
+            "AND state = 'pending'");
+        up.bind(1, item.instance_id).bind(2, destination).run();
+        marked = db_->changes() == 1;
+      }
+      if (marked)
+        batch.items.push_back(std::move(item));
+      else
+        ++batch.dropped;
+    }
     tx.commit();
-    return {};
   } catch (const SqliteError& e) {
     return db_error(e);
   }
+  if (batch.items.empty()) batch.permit.release();
+  return batch;
 }
 
 std::optional<StudyState> Catalog::refresh_study_state(std::int64_t study_id,
@@ -365,8 +392,8 @@ std::optional<StudyState> Catalog::refresh_study_state(std::int64_t study_id,
   // A study that went back to RECEIVING (a late instance) keeps that state.
   if (state != kSending && state != kReady && state != kRetryWait) return std::nullopt;
   auto counts = db_->prepare(
-      "SELECT sum(d.state = 'pending'), sum(d.state = 'failed'), "
-      "sum(d.state = 'pending' AND d.next_attempt_at <= ?3) "
+      "SELECT sum(d.state IN ('pending', 'sending')), sum(d.state = 'failed'), "
+      "sum(d.state = 'sending' OR (d.state = 'pending' AND d.next_attempt_at <= ?3)) "
       "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
       "WHERE i.study_id = ?1 AND d.destination = ?2");
   counts.bind(1, study_id).bind(2, destination).bind(3, now);
@@ -426,29 +453,63 @@ Result<void> Catalog::record_deliveries(const std::string& destination,
     std::set<std::int64_t> studies;
     bool any_sent = false;
     std::string last_error;
+    std::map<std::int64_t, bool> withdrawn;  // study id -> withdrawn for this destination
+    std::set<std::int64_t> sent_after_withdrawal;
     for (const auto& u : updates) {
+      std::int64_t study_id = 0;
+      {
+        auto sid = db_->prepare(
+            "SELECT i.study_id, sd.state = 'WITHDRAWN' FROM instances i LEFT JOIN "
+            "study_destinations sd ON sd.study_id = i.study_id AND sd.destination = ?2 "
+            "WHERE i.id = ?1");
+        sid.bind(1, u.instance_id).bind(2, destination);
+        if (!sid.step()) continue;
+        study_id = sid.int64(0);
+        withdrawn[study_id] = !sid.is_null(1) && sid.int64(1) != 0;
+      }
+      const bool gone = withdrawn[study_id];
+      // What the repository answered is recorded as it is, whatever happened meanwhile: an
+      // accepted instance is held there even if its study was withdrawn while it was on the wire.
       const char* state = u.result == DeliveryResult::kDelivered ? "sent"
+                          : gone                                 ? "withdrawn"
                           : u.result == DeliveryResult::kRefused ? "failed"
                                                                  : "pending";
-      db_->prepare(
-             "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
-             "next_attempt_at = ?5, sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
-             "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
-             "ELSE coalesce(first_failure_at, ?6) END "
-             "WHERE instance_id = ?1 AND destination = ?2 AND state = 'pending'")
-          .bind(1, u.instance_id)
+      auto up = db_->prepare(
+          "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
+          "next_attempt_at = ?5, in_doubt = 0, "
+          "sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
+          "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
+          "ELSE coalesce(first_failure_at, ?6) END "
+          "WHERE instance_id = ?1 AND destination = ?2 AND (state IN ('sending', 'pending') "
+          "OR (?3 = 'sent' AND state = 'withdrawn'))");
+      up.bind(1, u.instance_id)
           .bind(2, destination)
           .bind(3, state)
           .bind(4, u.error)
-          .bind(5, u.next_attempt_at)
+          .bind(5, gone ? 0 : u.next_attempt_at)
           .bind(6, now)
           .run();
+      if (db_->changes() == 0) continue;
+      if (gone && u.result == DeliveryResult::kDelivered) sent_after_withdrawal.insert(study_id);
       any_sent = any_sent || u.result == DeliveryResult::kDelivered;
       if (u.result != DeliveryResult::kDelivered && !u.error.empty()) last_error = u.error;
-      auto sid = db_->prepare("SELECT study_id FROM instances WHERE id = ?1");
-      sid.bind(1, u.instance_id);
-      if (sid.step()) studies.insert(sid.int64(0));
+      studies.insert(study_id);
     }
+    for (auto id : sent_after_withdrawal) {
+      auto uid = db_->prepare("SELECT study_uid FROM studies WHERE id = ?1");
+      uid.bind(1, id);
+      uid.step();
+      audit::Event e;
+      e.type = audit::EventType::kStudySent;
+      e.actor = audit::system_actor();
+      e.outcome = audit::kSuccess;
+      e.study_uid = uid.text(0);
+      e.destination = destination;
+      e.detail = {{"note", "sent before withdrawal took effect"}};
+      append_audit(std::move(e));
+      queue_late_notification(id, destination, now);
+    }
+    finish_waiting_notifications(destination);
     for (auto id : studies) {
       auto moved = refresh_study_state(id, destination);
       if (moved && (*moved == StudyState::kSent || *moved == StudyState::kFailed)) {
@@ -543,7 +604,7 @@ Result<Status> Catalog::status() {
       auto pend = db_->prepare(
           "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0) "
           "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
-          "WHERE d.destination = ?1 AND d.state = 'pending'");
+          "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending')");
       pend.bind(1, name);
       pend.step();
       d.pending_instances = pend.int64(0);
@@ -648,7 +709,8 @@ Result<std::optional<StudyDetail>> Catalog::study(const std::string& study_uid) 
     }
     auto rounds = db_->prepare(
         "SELECT d.destination, d.round, count(*), sum(d.state = 'sent'), sum(d.state = 'failed'), "
-        "sum(d.state = 'pending'), coalesce(min(d.sent_at), 0), coalesce(max(d.sent_at), 0) "
+        "sum(d.state IN ('pending', 'sending')), coalesce(min(d.sent_at), 0), "
+        "coalesce(max(d.sent_at), 0) "
         "FROM deliveries d JOIN instances i ON i.id = d.instance_id WHERE i.study_id = ?1 "
         "GROUP BY d.destination, d.round ORDER BY d.destination, d.round");
     rounds.bind(1, id);
@@ -919,7 +981,23 @@ Result<std::vector<PolicyWork>> Catalog::policy_work(int limit) {
   }
 }
 
-Result<void> Catalog::record_policy(
+PolicyDecision consent_decision(const std::string& destination, ConsentState consent, bool opt_in) {
+  PolicyDecision d;
+  d.destination = destination;
+  d.opt_in = opt_in;
+  if (consent == ConsentState::kWithdrawn) {
+    d.state = StudyState::kWithdrawn;
+    d.reason = "consent withdrawn";
+  } else if (opt_in && consent != ConsentState::kGranted) {
+    d.state = StudyState::kHeld;
+    d.reason = "no consent recorded";
+  } else {
+    d.state = StudyState::kReady;
+  }
+  return d;
+}
+
+Result<std::vector<PolicyDecision>> Catalog::record_policy(
     std::int64_t study_id, const std::vector<PatientKey>& identifiers,
     const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
     const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>& derived) {
@@ -963,15 +1041,23 @@ Result<void> Catalog::record_policy(
           .bind(4, static_cast<std::int64_t>(size))
           .run();
     }
-    for (const auto& d : decisions) {
+    // Consent is read here, in the transaction that commits the decision: a withdrawal either
+    // committed before (and is seen) or comes after (and finds this study by its identifiers).
+    const std::int64_t patient = find_patient(*db_, identifiers);
+    std::vector<PolicyDecision> out;
+    for (const auto& proposed : decisions) {
+      PolicyDecision d = proposed;
+      if (d.state == StudyState::kReady)
+        d = consent_decision(d.destination, consent_of(*db_, patient, d.destination), d.opt_in);
       if (d.state == StudyState::kWithdrawn) {
         withdraw(study_id, d.destination, d.reason);
       } else {
         transition(study_id, d.destination, d.state, Cause::kPolicy, d.reason);
       }
+      out.push_back(std::move(d));
     }
     tx.commit();
-    return {};
+    return out;
   } catch (const SqliteError& e) {
     return db_error(e);
   }
@@ -995,6 +1081,9 @@ Result<std::vector<Finding>> Catalog::findings(const std::string& study_uid) {
 Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
   if (c.identifiers.empty())
     return make_error(ErrorCode::kInvalidArgument, "a consent change needs a patient identifier");
+  // A withdrawal waits until every request that passed its last check has left (send_gate.h).
+  std::unique_lock<SendGate> gate(send_gate_, std::defer_lock);
+  if (!c.grant) gate.lock();
   std::lock_guard lock(mutex_);
   const std::int64_t now = c.at != 0 ? c.at : to_epoch_ms(clock_.now());
   try {
@@ -1055,31 +1144,129 @@ Result<ConsentEffect> Catalog::record_consent(const ConsentChange& c) {
     if (queue_notifications) {
       for (const auto& dest : c.notify) {
         if (c.scope != "*" && c.scope != dest) continue;
-        // The studies this destination already holds (at least one instance delivered): what
-        // the repository must stop sharing. UIDs only.
-        nlohmann::json uids = nlohmann::json::array();
-        for (auto study_id : studies) {
-          auto q = db_->prepare(
-              "SELECT s.study_uid FROM studies s WHERE s.id = ?1 AND EXISTS (SELECT 1 FROM "
-              "deliveries d JOIN instances i ON i.id = d.instance_id WHERE i.study_id = s.id "
-              "AND d.destination = ?2 AND d.state = 'sent')");
-          q.bind(1, study_id).bind(2, dest);
-          if (q.step()) uids.push_back(q.text(0));
-        }
-        nlohmann::json body = {{"event", "consent-withdrawn"},
-                               {"at", format_utc_ms(now)},
-                               {"destination", dest},
-                               {"study_instance_uids", uids}};
-        db_->prepare("INSERT INTO notifications(destination, created_at, body) VALUES (?1, ?2, ?3)")
+        // Written out at once unless a batch of the patient's is still in flight to `dest`: then
+        // it waits for the answer, so that it lists that batch too.
+        db_->prepare(
+               "INSERT INTO notifications(destination, created_at, body, state, patient_id, "
+               "scope) VALUES (?1, ?2, '', 'waiting', ?3, ?4)")
             .bind(1, dest)
             .bind(2, now)
-            .bind(3, body.dump())
+            .bind(3, patient)
+            .bind(4, c.scope)
             .run();
+        finish_waiting_notifications(dest);
         ++effect.notifications;
       }
     }
     tx.commit();
     return effect;
+  } catch (const SqliteError& e) {
+    return db_error(e);
+  }
+}
+
+std::string Catalog::notification_body(std::int64_t patient_id, const std::string& destination,
+                                       std::int64_t at) {
+  // Every instance of the patient's studies that the destination holds or may hold (accepted,
+  // or in doubt after a stop mid-request). UIDs only, never the patient.
+  auto st = db_->prepare(
+      "SELECT s.study_uid, i.sop_instance_uid FROM studies s "
+      "JOIN instances i ON i.study_id = s.id "
+      "JOIN deliveries d ON d.instance_id = i.id AND d.destination = ?2 "
+      "WHERE s.id IN (SELECT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
+      "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
+      "WHERE pi.patient_id = ?1) AND (d.state = 'sent' OR d.in_doubt = 1) "
+      "ORDER BY s.study_uid, i.sop_instance_uid");
+  st.bind(1, patient_id).bind(2, destination);
+  nlohmann::json uids = nlohmann::json::array();
+  nlohmann::json studies = nlohmann::json::array();
+  while (st.step()) {
+    const std::string study = st.text(0);
+    if (uids.empty() || uids.back() != study) {
+      uids.push_back(study);
+      studies.push_back(
+          {{"study_instance_uid", study}, {"sop_instance_uids", nlohmann::json::array()}});
+    }
+    studies.back()["sop_instance_uids"].push_back(st.text(1));
+  }
+  nlohmann::json body = {{"event", "consent-withdrawn"},
+                         {"at", format_utc_ms(at)},
+                         {"destination", destination},
+                         {"study_instance_uids", uids},
+                         {"studies", studies}};
+  return body.dump();
+}
+
+void Catalog::finish_waiting_notifications(const std::string& destination) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> ready;  // id, patient
+  {
+    auto st = db_->prepare(
+        "SELECT n.id, n.patient_id FROM notifications n WHERE n.destination = ?1 AND n.state = "
+        "'waiting' AND NOT EXISTS (SELECT 1 FROM deliveries d JOIN instances i ON i.id = "
+        "d.instance_id JOIN study_identifiers si ON si.study_id = i.study_id JOIN "
+        "patient_identifiers pi ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = "
+        "si.value WHERE pi.patient_id = n.patient_id AND d.destination = ?1 AND d.state = "
+        "'sending')");
+    st.bind(1, destination);
+    while (st.step()) ready.emplace_back(st.int64(0), st.int64(1));
+  }
+  const std::int64_t now = to_epoch_ms(clock_.now());
+  for (const auto& [id, patient] : ready)
+    db_->prepare("UPDATE notifications SET body = ?2, state = 'pending' WHERE id = ?1")
+        .bind(1, id)
+        .bind(2, notification_body(patient, destination, now))
+        .run();
+}
+
+void Catalog::queue_late_notification(std::int64_t study_id, const std::string& destination,
+                                      std::int64_t now) {
+  std::vector<std::int64_t> patients;
+  {
+    auto st = db_->prepare(
+        "SELECT DISTINCT pi.patient_id FROM study_identifiers si JOIN patient_identifiers pi "
+        "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
+        "WHERE si.study_id = ?1");
+    st.bind(1, study_id);
+    while (st.step()) patients.push_back(st.int64(0));
+  }
+  for (auto patient : patients) {
+    // Only where this destination takes notifications (one was queued before), and only when
+    // none is still waiting (that one will list the instance).
+    auto st = db_->prepare(
+        "SELECT sum(state = 'waiting'), count(*) FROM notifications WHERE patient_id = ?1 AND "
+        "destination = ?2");
+    st.bind(1, patient).bind(2, destination);
+    st.step();
+    if (st.int64(1) == 0 || (!st.is_null(0) && st.int64(0) > 0)) continue;
+    db_->prepare(
+           "INSERT INTO notifications(destination, created_at, body, state, patient_id) "
+           "VALUES (?1, ?2, ?3, 'pending', ?4)")
+        .bind(1, destination)
+        .bind(2, now)
+        .bind(3, notification_body(patient, destination, now))
+        .bind(4, patient)
+        .run();
+  }
+}
+
+Result<int> Catalog::recover_interrupted_sends() {
+  std::lock_guard lock(mutex_);
+  try {
+    Transaction tx(*db_);
+    // Withdrawn meanwhile: never sent again, but the repository may hold them.
+    db_->prepare(
+           "UPDATE deliveries SET state = 'withdrawn', in_doubt = 1 WHERE state = 'sending' AND "
+           "EXISTS (SELECT 1 FROM instances i JOIN study_destinations sd ON sd.study_id = "
+           "i.study_id AND sd.destination = deliveries.destination WHERE i.id = "
+           "deliveries.instance_id AND sd.state = 'WITHDRAWN')")
+        .run();
+    int in_doubt = db_->changes();
+    db_->prepare("UPDATE deliveries SET state = 'pending', in_doubt = 1 WHERE state = 'sending'")
+        .run();
+    in_doubt += db_->changes();
+    for (const auto& dest : destinations_) finish_waiting_notifications(dest);
+    tx.commit();
+    return in_doubt;
   } catch (const SqliteError& e) {
     return db_error(e);
   }
@@ -1169,25 +1356,6 @@ Result<std::optional<PatientConsent>> Catalog::patient_consent(const PatientKey&
     st.bind(1, patient);
     while (st.step()) pc.study_uids.push_back(st.text(0));
     return std::optional<PatientConsent>(std::move(pc));
-  } catch (const SqliteError& e) {
-    return db_error(e);
-  }
-}
-
-Result<std::set<std::int64_t>> Catalog::still_sendable(const std::string& destination,
-                                                       const std::vector<std::int64_t>& study_ids) {
-  std::lock_guard lock(mutex_);
-  try {
-    std::set<std::int64_t> out;
-    for (auto id : std::set<std::int64_t>(study_ids.begin(), study_ids.end())) {
-      auto st = db_->prepare(
-          "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
-      st.bind(1, id).bind(2, destination);
-      if (!st.step()) continue;
-      auto state = parse_study_state(st.text(0));
-      if (state && sendable(*state)) out.insert(id);
-    }
-    return out;
   } catch (const SqliteError& e) {
     return db_error(e);
   }

@@ -15,6 +15,7 @@
 
 #include "audit/audit.h"
 #include "catalog/lifecycle.h"
+#include "catalog/send_gate.h"
 #include "common/clock.h"
 #include "common/result.h"
 
@@ -207,11 +208,25 @@ struct Finding {
   std::string sop_instance_uid, code, tag, message;
 };
 
-// What the policy stage decided for one study and one destination.
+// What the policy stage decided for one study and one destination. READY is a proposal that
+// consent still decides: record_policy reads the consent registry in the same transaction that
+// commits the decision, so a withdrawal is seen either by the decision or the decision by it.
 struct PolicyDecision {
   std::string destination;
   StudyState state = StudyState::kReady;  // READY, HELD, QUARANTINED or WITHDRAWN
   std::string reason;
+  bool opt_in = false;  // READY needs a recorded grant (else HELD "no consent recorded")
+};
+
+// Consent's say over a study that passed validation: READY, HELD or WITHDRAWN, and why.
+PolicyDecision consent_decision(const std::string& destination, ConsentState consent, bool opt_in);
+
+// A batch the forwarder may send now: the items still sendable, their deliveries marked
+// 'sending', and the permit that keeps withdrawals waiting until the request has left.
+struct SendBatch {
+  std::vector<DueItem> items;
+  int dropped = 0;  // items whose study may no longer be sent (withdrawn, held...)
+  SendPermit permit;
 };
 
 struct PolicyWork {
@@ -256,8 +271,13 @@ class Catalog {
                                               int max_count, std::uint64_t max_bytes);
   // Earliest next_attempt_at among pending deliveries of sendable studies.
   Result<std::optional<std::int64_t>> next_due(const std::string& destination);
-  Result<void> mark_sending(const std::string& destination,
-                            const std::vector<std::int64_t>& study_ids);
+  // The last check before a request, atomic with marking the batch in flight: keeps the items
+  // whose study may still be sent, moves their deliveries to 'sending' and their studies to
+  // SENDING. The returned permit holds the send gate; release it once the request has left.
+  Result<SendBatch> begin_send(const std::string& destination, std::vector<DueItem> due);
+  // The repository's answers for a batch begun with begin_send (or, after a lost outcome,
+  // recorded again). An answer that arrives for a study withdrawn meanwhile is still recorded as
+  // it is: accepted instances are 'sent' (the repository holds them), the rest 'withdrawn'.
   Result<void> record_deliveries(const std::string& destination,
                                  const std::vector<DeliveryUpdate>& updates);
   Result<void> record_destination_error(const std::string& destination, const std::string& error);
@@ -281,6 +301,10 @@ class Catalog {
   // Pending deliveries of instances whose object is missing become failed, with the reason.
   Result<int> flag_missing_object(const std::string& sha256);
   Result<void> record_reconciliation(const Reconciliation& r);
+  // At start: deliveries left 'sending' by a stop mid-request go back to 'pending' (or to
+  // 'withdrawn', marked in doubt, when their study was withdrawn); waiting withdrawal
+  // notifications are written out. Returns how many deliveries were in flight.
+  Result<int> recover_interrupted_sends();
 
   // Audit trail: append one entry (sealed onto the chain in its own transaction); stream the
   // trail through a verifier; read entries since a time; the newest (seq, hash).
@@ -290,9 +314,12 @@ class Catalog {
   Result<std::vector<audit::Event>> audit_after(std::int64_t after_seq, int limit);
   Result<audit::Anchor> audit_head();
 
+  SendGate& send_gate_for_test() { return send_gate_; }
+
   // Policy stage: studies with a destination row in STABLE, and the outcome for them.
   Result<std::vector<PolicyWork>> policy_work(int limit);
-  Result<void> record_policy(
+  // Returns the decisions as committed (READY proposals resolved against consent).
+  Result<std::vector<PolicyDecision>> record_policy(
       std::int64_t study_id, const std::vector<PatientKey>& identifiers,
       const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
       const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>&
@@ -300,13 +327,12 @@ class Catalog {
   Result<std::vector<Finding>> findings(const std::string& study_uid);
 
   // Consent registry: every change kept; withdrawal stops the patient's unsent studies at once.
+  // A withdrawal first waits at the send gate for requests already past their last check, so
+  // that when it returns no request carrying the patient's instances can start.
   Result<ConsentEffect> record_consent(const ConsentChange& change);
   Result<ConsentState> consent_for(const std::vector<PatientKey>& identifiers,
                                    const std::string& destination);
   Result<std::optional<PatientConsent>> patient_consent(const PatientKey& key);
-  // Studies (by id) that may still be sent to `destination` right now (consent re-checked).
-  Result<std::set<std::int64_t>> still_sendable(const std::string& destination,
-                                                const std::vector<std::int64_t>& study_ids);
 
   // Withdrawal notifications (outbox): due ones for a destination, and their outcome.
   Result<std::vector<Notification>> due_notifications(const std::string& destination,
@@ -338,6 +364,16 @@ class Catalog {
                                                 const std::string& destination);
   // Audit entries matching `where` (a condition on ?1 = bound), oldest first.
   Result<std::vector<audit::Event>> read_audit(const char* where, std::int64_t bound, int limit);
+  // Inside an open transaction: notifications of `destination` waiting for answers that are
+  // now all known get their body (every instance the destination may hold) and become due.
+  void finish_waiting_notifications(const std::string& destination);
+  // Inside an open transaction: an instance of a withdrawn study turned out to be held by the
+  // destination after its notification went out: another notification follows.
+  void queue_late_notification(std::int64_t study_id, const std::string& destination,
+                               std::int64_t now);
+  // Inside an open transaction: the withdrawal notification body for a patient's studies.
+  std::string notification_body(std::int64_t patient_id, const std::string& destination,
+                                std::int64_t at);
   // Inside an open transaction: WITHDRAWN, and its pending deliveries never sent.
   bool withdraw(std::int64_t study_id, const std::string& destination, const std::string& reason);
   // Inside an open transaction: seals `e` onto the chain and inserts it.
@@ -348,6 +384,7 @@ class Catalog {
   Result<ActionResult> operator_action(const std::string& study_uid, const std::string& destination,
                                        StudyState to, const std::string& reason);
 
+  SendGate send_gate_;  // taken before mutex_, never after
   std::mutex mutex_;
   std::unique_ptr<sqlite::Connection> db_;
   std::vector<std::string> destinations_;

@@ -14,8 +14,8 @@ using stream = asio::local::stream_protocol;
 namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(stream::socket socket, const Handler& handler)
-      : socket_(std::move(socket)), handler_(handler), buffer_(kMaxMessage) {}
+  Session(stream::socket socket, const Handler& handler, asio::thread_pool& workers)
+      : socket_(std::move(socket)), handler_(handler), workers_(workers), buffer_(kMaxMessage) {}
 
   void start() {
     ucred cred{};
@@ -30,25 +30,35 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void on_read(const boost::system::error_code& ec, std::size_t n) {
-    nlohmann::json response;
     if (ec) {
       if (ec == asio::error::eof) return;
-      response = {{"ok", false}, {"error", "request too large or unreadable"}};
-    } else {
-      std::string line(asio::buffers_begin(buffer_.data()),
-                       asio::buffers_begin(buffer_.data()) + static_cast<long>(n));
-      auto req = parse_request(line);
-      if (!req) {
-        response = {{"ok", false}, {"error", req.error().detail}};
-      } else {
-        try {
-          response = handler_(*req, peer_);
-        } catch (const std::exception& e) {
-          log::error("control request failed", {{"error", e.what()}});
-          response = {{"ok", false}, {"error", "internal error"}};
-        }
-      }
+      reply({{"ok", false}, {"error", "request too large or unreadable"}});
+      return;
     }
+    std::string line(asio::buffers_begin(buffer_.data()),
+                     asio::buffers_begin(buffer_.data()) + static_cast<long>(n));
+    auto req = parse_request(line);
+    if (!req) {
+      reply({{"ok", false}, {"error", req.error().detail}});
+      return;
+    }
+    // Handlers may wait (a consent withdrawal waits for uploads under way): they run on the
+    // server's own threads, never on the event loop that feeds the watchdog.
+    auto self = shared_from_this();
+    asio::post(workers_, [self, request = std::move(*req)] {
+      nlohmann::json response;
+      try {
+        response = self->handler_(request, self->peer_);
+      } catch (const std::exception& e) {
+        log::error("control request failed", {{"error", e.what()}});
+        response = {{"ok", false}, {"error", "internal error"}};
+      }
+      asio::post(self->socket_.get_executor(),
+                 [self, response = std::move(response)] { self->reply(response); });
+    });
+  }
+
+  void reply(const nlohmann::json& response) {
     out_ = encode(response);
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(out_),
@@ -60,6 +70,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   stream::socket socket_;
   const Handler& handler_;
+  asio::thread_pool& workers_;
   asio::streambuf buffer_;
   Peer peer_;
   std::string out_;
@@ -69,7 +80,10 @@ class Session : public std::enable_shared_from_this<Session> {
 Server::Server(asio::io_context& io, std::string path, Handler handler)
     : io_(io), path_(std::move(path)), handler_(std::move(handler)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+  workers_.join();
+}
 
 Result<void> Server::start() {
   ::unlink(path_.c_str());
@@ -95,7 +109,7 @@ void Server::stop() {
 void Server::accept() {
   acceptor_->async_accept([this](const boost::system::error_code& ec, stream::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_) return;
-    if (!ec) std::make_shared<Session>(std::move(socket), handler_)->start();
+    if (!ec) std::make_shared<Session>(std::move(socket), handler_, workers_)->start();
     accept();
   });
 }

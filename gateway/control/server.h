@@ -1,5 +1,6 @@
-// The control socket: the daemon's side of the CLI protocol, on the daemon's io_context.
-// The socket file is created 0660 (group dirgw); each request carries the caller's peer
+// The control socket: the daemon's side of the CLI protocol. Connections live on the daemon's
+// io_context; handlers run one at a time on a worker thread of the server's own (a handler may
+// wait). The socket file is created 0660 (group dirgw); each request carries the caller's peer
 // credentials to the handler, which may refuse it.
 #pragma once
 
@@ -28,6 +29,7 @@ class Server {
   std::string path_;
   Handler handler_;
   std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
+  boost::asio::thread_pool workers_{1};  // handlers run here, one at a time, off the event loop
 };
 
 }  // namespace dirgw::control

@@ -406,6 +406,12 @@ Result<void> Application::Impl::reconcile() {
                {{"object", sha}, {"deliveries", std::to_string(*n)}});
     ++reconciliation.missing;
   }
+  // Requests that were on the wire when the daemon stopped: their outcome is unknown.
+  auto in_flight = catalog->recover_interrupted_sends();
+  if (!in_flight) return in_flight.error();
+  if (*in_flight > 0)
+    log::warn("deliveries were in flight when dirgwd stopped: they go again (or stay withdrawn)",
+              {{"deliveries", std::to_string(*in_flight)}});
   reconciliation.at = to_epoch_ms(clock.now());
   log::info("spool and catalog reconciled",
             {{"temporaries_removed", std::to_string(reconciliation.temporaries)},

@@ -130,6 +130,13 @@ Forwarder::StepResult Forwarder::step() {
       if (at && (!r.next || *at < *r.next)) r.next = at;
     }
   } keep_notification_deadline{r, notify_next};
+  if (!unrecorded_.empty()) {
+    if (auto rec = catalog_.record_deliveries(destination_.name, unrecorded_); !rec) {
+      r.next = now + std::chrono::seconds(5);
+      return r;
+    }
+    unrecorded_.clear();
+  }
   int max_count = destination_.batch_max_instances;
   {
     std::lock_guard lock(status_mutex_);
@@ -156,54 +163,48 @@ Forwarder::StepResult Forwarder::step() {
     return r;
   }
   r.did_work = true;
-  std::vector<std::int64_t> study_ids;
+  // The last check (consent, holds) and marking the batch in flight are one catalog step, and
+  // the permit it returns keeps a withdrawal waiting until the request has left.
+  auto begun = catalog_.begin_send(destination_.name, std::move(*due));
+  if (!begun) {
+    log::error("forwarder: catalog error",
+               {{"destination", destination_.name}, {"error", begun.error().to_string()}});
+    r.next = now + std::chrono::seconds(5);
+    return r;
+  }
+  if (begun->dropped > 0)
+    log::info("instances dropped from a batch: their study may no longer be sent",
+              {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
+  if (begun->items.empty()) return r;
+  const std::vector<catalog::DueItem>& items = begun->items;
   std::vector<senders::Item> batch;
   int max_attempts = 0;
-  for (const auto& d : *due) {
-    study_ids.push_back(d.study_id);
+  for (const auto& d : items) {
     batch.push_back({d.sop_instance_uid, d.sop_class_uid,
                      d.derived ? spool_.derived_path(d.sha256) : spool_.object_path(d.sha256),
                      d.size});
     max_attempts = std::max(max_attempts, d.attempts);
   }
-  if (auto m = catalog_.mark_sending(destination_.name, study_ids); !m)
-    log::error("forwarder: catalog error", {{"error", m.error().to_string()}});
-
-  // Consent (and holds) are checked again just before the request: a withdrawal recorded while
-  // an earlier batch of the same study was on the wire stops the rest.
-  if (auto still = catalog_.still_sendable(destination_.name, study_ids); still) {
-    std::vector<catalog::DueItem> keep_due;
-    std::vector<senders::Item> keep_batch;
-    for (std::size_t i = 0; i < due->size(); ++i) {
-      if (still->count((*due)[i].study_id)) {
-        keep_due.push_back((*due)[i]);
-        keep_batch.push_back(batch[i]);
-      }
-    }
-    if (keep_due.size() != due->size())
-      log::info("instances dropped from a batch: their study may no longer be sent",
-                {{"destination", destination_.name},
-                 {"dropped", std::to_string(due->size() - keep_due.size())}});
-    *due = std::move(keep_due);
-    batch = std::move(keep_batch);
-    if (batch.empty()) return r;
-  }
+  if (before_send_) before_send_();
+  senders::SendContext context;
+  catalog::SendPermit& permit = begun->permit;
+  context.request_sent = [&permit] { permit.release(); };
   const auto started = std::chrono::steady_clock::now();
-  senders::Outcome outcome = sender_.send(batch);
+  senders::Outcome outcome = sender_.send(batch, context);
+  permit.release();
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
-
   // One backoff for the whole batch, so that its instances go again together.
   const TimePoint after = clock_.now();
   const Millis delay = backoff_.next(max_attempts + 1, outcome.retry_after);
   const std::int64_t retry_at = to_epoch_ms(after + delay);
 
   std::vector<catalog::DeliveryUpdate> updates;
-  updates.reserve(due->size());
-  for (std::size_t i = 0; i < due->size(); ++i) {
+  updates.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
     catalog::DeliveryUpdate u;
-    u.instance_id = (*due)[i].instance_id;
+    u.instance_id = items[i].instance_id;
     const senders::InstanceResult* ir =
         i < outcome.instances.size() ? &outcome.instances[i] : nullptr;
     senders::InstanceStatus st = ir != nullptr ? ir->status
@@ -222,7 +223,7 @@ Forwarder::StepResult Forwarder::step() {
         ++r.refused;
         break;
       case senders::InstanceStatus::kRetry: {
-        const auto& d = (*due)[i];
+        const auto& d = items[i];
         const std::int64_t failing_since =
             d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
         if (to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
@@ -242,10 +243,11 @@ Forwarder::StepResult Forwarder::step() {
     updates.push_back(std::move(u));
   }
   if (auto rec = catalog_.record_deliveries(destination_.name, updates); !rec) {
-    // The outcome is lost: the instances stay pending and go again (the repository treats a
-    // re-sent instance as already stored).
-    log::error("forwarder: cannot record outcome",
+    // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
+    // sent twice meanwhile) and a withdrawal's notification waits for these answers.
+    log::error("forwarder: cannot record outcome, will record it again",
                {{"destination", destination_.name}, {"error", rec.error().to_string()}});
+    unrecorded_ = std::move(updates);
     r.next = after + std::chrono::seconds(5);
     return r;
   }

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -75,6 +76,8 @@ class Forwarder {
   StepResult step();
   const std::string& name() const { return destination_.name; }
   ForwarderStatus status() const;
+  // Called after the last check, just before the request (tests pause here).
+  void set_before_send_for_test(std::function<void()> hook) { before_send_ = std::move(hook); }
 
  private:
   // Circuit breaker: counts whole-request failures; thread-safe reads for status.
@@ -94,6 +97,8 @@ class Forwarder {
   int consecutive_failures_ = 0;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate
   metrics::DestinationMetrics* metrics_;
+  std::function<void()> before_send_;
+  std::vector<catalog::DeliveryUpdate> unrecorded_;  // answers the catalog could not take yet
 };
 
 // Runs Readiness and the Forwarders on their own threads.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,11 +45,20 @@ struct Outcome {
   std::uint64_t bytes_sent = 0;
 };
 
+// What a sender tells its caller while a request is under way.
+struct SendContext {
+  // Called at most once, as soon as every byte of the request has been handed to the transport:
+  // the request has left. The forwarder ends the window in which a consent withdrawal waits for
+  // this batch there (catalog/send_gate.h); it also ends it itself when send() returns.
+  std::function<void()> request_sent;
+};
+
 class Sender {
  public:
   virtual ~Sender() = default;
   // Blocking; thread-compatible (one thread per Sender).
-  virtual Outcome send(const std::vector<Item>& batch) = 0;
+  virtual Outcome send(const std::vector<Item>& batch, const SendContext& context) = 0;
+  Outcome send(const std::vector<Item>& batch) { return send(batch, SendContext{}); }
 };
 
 struct StowRsOptions {

@@ -59,20 +59,39 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
       finish(ec == asio::error::eof ? "" : ec.message());
       return;
     }
-    std::string out;
-    bool fatal = false;
-    for (auto& ev : decoder_.feed(std::string_view(buf_.data(), n))) {
-      if (ev.kind == hl7::MllpEvent::Kind::kError) {
-        hl7::AckOptions o{owner_.next_control_id(), hl7_now(), hl7::AckError::kSegmentSequence};
-        auto framed =
-            hl7::mllp_encode(hl7::make_ack_unparsed(hl7::AckCode::kAR, "MLLP framing error", o));
-        if (framed) out += *framed;
-        log::warn("HL7: MLLP framing error, connection closed", {{"peer", peer_}});
-        fatal = true;
-        break;
-      }
-      out += respond(ev.message);
+    auto events = decoder_.feed(std::string_view(buf_.data(), n));
+    if (events.empty()) {
+      read();
+      return;
     }
+    // Applying a message may wait (a consent withdrawal waits for uploads under way): it runs
+    // on the listener's worker thread; the connection reads nothing more until it is answered,
+    // so messages are applied and acknowledged in the order received.
+    auto self = shared_from_this();
+    asio::post(owner_.workers_, [self, events = std::move(events)]() mutable {
+      std::string out;
+      bool fatal = false;
+      for (auto& ev : events) {
+        if (ev.kind == hl7::MllpEvent::Kind::kError) {
+          hl7::AckOptions o{self->owner_.next_control_id(), hl7_now(),
+                            hl7::AckError::kSegmentSequence};
+          auto framed =
+              hl7::mllp_encode(hl7::make_ack_unparsed(hl7::AckCode::kAR, "MLLP framing error", o));
+          if (framed) out += *framed;
+          log::warn("HL7: MLLP framing error, connection closed", {{"peer", self->peer_}});
+          fatal = true;
+          break;
+        }
+        out += self->respond(ev.message);
+      }
+      asio::post(self->socket_.get_executor(), [self, out = std::move(out), fatal]() mutable {
+        self->answer(std::move(out), fatal);
+      });
+    });
+  }
+
+  void answer(std::string out, bool fatal) {
+    if (done_) return;
     if (out.empty()) {
       if (fatal)
         finish("framing");
@@ -132,7 +151,10 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
 Hl7Listener::Hl7Listener(asio::io_context& io, const config::Hl7Ingest& cfg, Hl7Sink& sink)
     : io_(io), cfg_(cfg), sink_(sink) {}
 
-Hl7Listener::~Hl7Listener() { stop(); }
+Hl7Listener::~Hl7Listener() {
+  stop();
+  workers_.join();
+}
 
 Result<void> Hl7Listener::start() {
   try {
@@ -160,7 +182,8 @@ void Hl7Listener::stop() {
 }
 
 std::string Hl7Listener::next_control_id() {
-  return "DIRGW" + std::to_string(std::time(nullptr)) + "-" + std::to_string(++acks_);
+  return "DIRGW" + std::to_string(std::time(nullptr)) + "-" +
+         std::to_string(acks_.fetch_add(1) + 1);
 }
 
 void Hl7Listener::accept() {

@@ -4,6 +4,7 @@
 // the order received. Bad framing gets an AR and the connection is closed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -47,7 +48,8 @@ class Hl7Listener {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::set<std::shared_ptr<Connection>> connections_;
   int port_ = 0;
-  std::uint64_t acks_ = 0;
+  std::atomic<std::uint64_t> acks_{0};
+  boost::asio::thread_pool workers_{1};  // messages are applied here, off the event loop
 };
 
 }  // namespace dirgw::ingest

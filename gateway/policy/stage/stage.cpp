@@ -131,53 +131,49 @@ Stage::StepResult Stage::step(int limit) {
       if (k) keys.insert(k->begin(), k->end());
     }
     const std::vector<catalog::PatientKey> key_list(keys.begin(), keys.end());
-    std::vector<catalog::PolicyDecision> decisions;
+    // READY is only proposed here: the catalog reads consent in the transaction that commits
+    // the decision (a withdrawal landing meanwhile is never missed).
+    std::vector<catalog::PolicyDecision> proposals;
     for (const auto& dest : w.destinations) {
       catalog::PolicyDecision d;
       d.destination = dest;
-      const config::Destination* cfg = nullptr;
       for (const auto& c : config_.destinations)
-        if (c.name == dest) cfg = &c;
+        if (c.name == dest) d.opt_in = c.consent_mode == "opt-in";
       if (!findings.empty()) {
         d.state = catalog::StudyState::kQuarantined;
-        if (metrics_ != nullptr) metrics_->instances_quarantined.inc(latest.size());
         d.reason = std::to_string(findings.size()) +
                    " validation finding(s), first: " + findings.front().code;
-        ++out.quarantined;
-      } else {
-        auto consent = catalog_.consent_for(key_list, dest);
-        const bool opt_in = cfg != nullptr && cfg->consent_mode == "opt-in";
-        if (!consent) {
-          d.state = catalog::StudyState::kHeld;
-          d.reason = "consent registry unreadable";
-          ++out.held;
-        } else if (*consent == catalog::ConsentState::kWithdrawn) {
-          d.state = catalog::StudyState::kWithdrawn;
-          d.reason = "consent withdrawn";
-          ++out.withdrawn;
-        } else if (opt_in && *consent != catalog::ConsentState::kGranted) {
-          d.state = catalog::StudyState::kHeld;
-          d.reason = "no consent recorded";
-          ++out.held;
-        } else {
-          d.state = catalog::StudyState::kReady;
-          ++out.ready;
-        }
       }
-      decisions.push_back(std::move(d));
+      proposals.push_back(std::move(d));
     }
-    auto rec = catalog_.record_policy(w.study_id, key_list, findings, decisions, derived);
-    if (!rec) {
+    if (before_record_) before_record_(w.study_id);
+    auto decided = catalog_.record_policy(w.study_id, key_list, findings, proposals, derived);
+    if (!decided) {
       log::error("policy: cannot record the decision",
-                 {{"study_uid", w.study_uid}, {"error", rec.error().to_string()}});
+                 {{"study_uid", w.study_uid}, {"error", decided.error().to_string()}});
       continue;
     }
-    for (const auto& d : decisions)
+    for (const auto& d : *decided) {
+      switch (d.state) {
+        case catalog::StudyState::kQuarantined:
+          ++out.quarantined;
+          if (metrics_ != nullptr) metrics_->instances_quarantined.inc(latest.size());
+          break;
+        case catalog::StudyState::kWithdrawn:
+          ++out.withdrawn;
+          break;
+        case catalog::StudyState::kHeld:
+          ++out.held;
+          break;
+        default:
+          ++out.ready;
+      }
       log::info("policy decided", {{"study_uid", w.study_uid},
                                    {"destination", d.destination},
                                    {"state", std::string(catalog::to_string(d.state))},
                                    {"reason", d.reason},
                                    {"findings", std::to_string(findings.size())}});
+    }
   }
   return out;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,10 @@ class Stage {
   };
   // Decides for up to `limit` studies; returns what it did.
   StepResult step(int limit = 20);
+  // Called with the study id between deciding and recording the decision (tests pause here).
+  void set_before_record_for_test(std::function<void(std::int64_t)> hook) {
+    before_record_ = std::move(hook);
+  }
 
  private:
   const config::Config& config_;
@@ -43,6 +48,7 @@ class Stage {
   CoercionRules rules_;
   bool coerce_ = false;
   metrics::GatewayMetrics* metrics_;
+  std::function<void(std::int64_t)> before_record_;
 };
 
 }  // namespace dirgw::policy

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 
 #include "common/files.h"
@@ -52,7 +53,22 @@ struct Transfer {
   std::string answer;
   bool answer_too_large = false;
   std::string retry_after;
+  // Told once every byte of the body has gone to the socket (SendContext::request_sent).
+  const std::function<void()>* request_sent = nullptr;
+  std::uint64_t body_size = 0;
+  bool sent_told = false;
+  void tell_sent() {
+    if (sent_told) return;
+    sent_told = true;
+    if (request_sent != nullptr && *request_sent) (*request_sent)();
+  }
 };
+
+int on_progress(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+  auto* t = static_cast<Transfer*>(userdata);
+  if (ulnow > 0 && static_cast<std::uint64_t>(ulnow) >= t->body_size) t->tell_sent();
+  return 0;
+}
 
 std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
@@ -109,7 +125,8 @@ class StowRsSender final : public Sender {
     curl_.reset(curl_easy_init());
   }
 
-  Outcome send(const std::vector<Item>& batch) override;
+  Outcome send(const std::vector<Item>& batch, const SendContext& context) override;
+  using Sender::send;
 
  private:
   static Outcome whole(const std::vector<Item>& batch, InstanceStatus status,
@@ -159,6 +176,9 @@ CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
   set(CURLOPT_HEADERFUNCTION, &on_header);
   set(CURLOPT_HEADERDATA, static_cast<void*>(&transfer));
   set(CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+  set(CURLOPT_NOPROGRESS, 0L);
+  set(CURLOPT_XFERINFOFUNCTION, &on_progress);
+  set(CURLOPT_XFERINFODATA, static_cast<void*>(&transfer));
 
   set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.request_timeout.count()));
@@ -175,7 +195,7 @@ CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
   return rc;
 }
 
-Outcome StowRsSender::send(const std::vector<Item>& batch) {
+Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& context) {
   if (batch.empty()) {
     Outcome out{};
     out.kind = OutcomeKind::kOk;
@@ -233,6 +253,8 @@ Outcome StowRsSender::send(const std::vector<Item>& batch) {
 
   Transfer transfer;
   transfer.body = &body;
+  transfer.request_sent = &context.request_sent;
+  transfer.body_size = body.total_size();
   CURLcode rc = configure(transfer, body, headers.get());
   if (rc != CURLE_OK) {
     // An option this libcurl refuses (a TLS file type, say) will not work on a second try.
@@ -242,6 +264,7 @@ Outcome StowRsSender::send(const std::vector<Item>& batch) {
 
   auto started = std::chrono::steady_clock::now();
   rc = curl_easy_perform(curl_.get());
+  transfer.tell_sent();
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
 

@@ -184,7 +184,10 @@ TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due->size(), 2u);
-  ASSERT_TRUE(catalog_->mark_sending("hdirs", {(*due)[0].study_id}).ok());
+  auto begun = catalog_->begin_send("hdirs", *due);
+  ASSERT_TRUE(begun.ok());
+  EXPECT_EQ(begun->items.size(), 2u);
+  begun->permit.release();
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
   std::vector<DeliveryUpdate> up;
   for (const auto& d : *due) up.push_back({d.instance_id, DeliveryResult::kDelivered, "", 0});

@@ -23,7 +23,9 @@ class ScriptedSender final : public senders::Sender {
   std::deque<Script> script;
   std::vector<std::vector<std::string>> calls;
 
-  senders::Outcome send(const std::vector<senders::Item>& batch) override {
+  using senders::Sender::send;
+  senders::Outcome send(const std::vector<senders::Item>& batch,
+                        const senders::SendContext&) override {
     std::vector<std::string> uids;
     for (const auto& i : batch) uids.push_back(i.sop_instance_uid);
     calls.push_back(uids);
