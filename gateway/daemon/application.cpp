@@ -28,6 +28,8 @@
 #include "log/log.h"
 #include "metrics/http_endpoint.h"
 #include "metrics/metrics.h"
+#include "policy/consent/consent_service.h"
+#include "policy/consent/hl7_consent.h"
 #include "policy/stage/stage.h"
 #include "policy/validate/rules.h"
 #include "scheduler/scheduler.h"
@@ -52,7 +54,7 @@ class CatalogSink final : public ingest::ObjectSink {
 
   Result<ingest::SinkOutcome> object_received(const ingest::ReceivedObject& o) override {
     const catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
-    auto r = catalog_.record_instance(in, new_versions_);
+    auto r = catalog_.ingest.record_instance(in, new_versions_);
     if (!r) return r.error();
     if (r->kind == catalog::RecordKind::kDuplicate) return ingest::SinkOutcome::kDuplicate;
     if (r->kind == catalog::RecordKind::kNewVersion)
@@ -66,7 +68,7 @@ class CatalogSink final : public ingest::ObjectSink {
 
   void refused(const std::string& calling_ae, const std::string& peer,
                const std::string& reason) override {
-    auto r = catalog_.record_refusal({0, "dicom", calling_ae, peer, reason});
+    auto r = catalog_.ingest.record_refusal({0, "dicom", calling_ae, peer, reason});
     if (!r) log::error("cannot record a refusal", {{"error", r.error().to_string()}});
   }
 
@@ -116,102 +118,6 @@ Result<std::string> load_or_create_key(const std::filesystem::path& file) {
 
 std::string actor_of(const control::Peer& peer);
 
-// HL7 v2 messages: consent (ADT flag, CON segments) and MRN -> health number links.
-class ConsentHl7Sink final : public ingest::Hl7Sink {
- public:
-  ConsentHl7Sink(const config::Config& config, catalog::Catalog& catalog,
-                 std::function<void()> released)
-      : config_(config), catalog_(catalog), released_(std::move(released)) {
-    consent_.flag_path = config.ingest.hl7.consent_field;
-    consent_.grant_values = {config.ingest.hl7.consent_grant_value};
-    consent_.withdraw_values = {config.ingest.hl7.consent_withdraw_value};
-    links_.health_number_authority = config.policy.health_number_issuer;
-  }
-
-  ingest::Hl7Verdict on_message(const hl7::Message& msg, const std::string& peer) override {
-    using hl7::AckCode;
-    using hl7::AckError;
-    if (auto h = hl7::check_header(msg); !h)
-      return {AckCode::kAR, "message header not acceptable", AckError::kRequiredFieldMissing};
-    const std::string actor =
-        "hl7:" + msg.sending_application() + "/" + msg.sending_facility() + "@" + peer;
-    // MRN -> health number pairs (ADT), for coercion.
-    int links = 0;
-    for (const auto& l : hl7::extract_health_number_links(msg, links_)) {
-      if (l.health_number_authority == "ON" &&
-          !policy::valid_ontario_health_number(l.health_number.reveal()))
-        continue;
-      if (catalog_.put_mrn_health_number(l.mrn_authority, l.mrn.reveal(), l.health_number.reveal(),
-                                         "hl7"))
-        ++links;
-    }
-    auto events = hl7::extract_consent(msg, consent_);
-    if (!events)
-      return {AckCode::kAE, "no patient identifier in PID-3", AckError::kRequiredFieldMissing};
-    int applied = 0;
-    for (const auto& ev : *events) {
-      if (ev.action == hl7::ConsentAction::kUnknown) continue;
-      std::vector<catalog::PatientKey> keys;
-      for (const auto& id : ev.patient_ids) {
-        const bool hn = id.assigning_authority == config_.policy.health_number_issuer ||
-                        (id.assigning_authority.empty() && id.identifier_type == "JHN");
-        if (hn) {
-          if (config_.policy.health_number_issuer == "ON" &&
-              !policy::valid_ontario_health_number(id.id.reveal()))
-            return {AckCode::kAE, "invalid health number in PID-3", AckError::kDataType};
-          keys.push_back({"hn", config_.policy.health_number_issuer, id.id.reveal()});
-        } else if (!id.assigning_authority.empty()) {
-          keys.push_back({"mrn", id.assigning_authority, id.id.reveal()});
-        }
-      }
-      if (keys.empty())
-        return {AckCode::kAE, "no usable patient identifier (an issuer is required)",
-                AckError::kRequiredFieldMissing};
-      catalog::ConsentChange c;
-      c.identifiers = keys;
-      c.grant = ev.action == hl7::ConsentAction::kGrant;
-      c.source = "hl7";
-      c.operator_name = actor;
-      c.reference = ev.control_id + " " + ev.origin;
-      for (const auto& d : config_.destinations)
-        if (!d.withdrawal_notify_url.empty()) c.notify.push_back(d.name);
-      auto r = catalog_.record_consent(c);
-      if (!r)
-        return {AckCode::kAE, "consent could not be recorded", AckError::kApplicationInternalError};
-      ++applied;
-      log::info("consent recorded from HL7",
-                {{"decision", c.grant ? "grant" : "withdraw"},
-                 {"patient", log::phi_tag(keys.front().value)},
-                 {"source", actor},
-                 {"studies_withdrawn", std::to_string(r->studies_withdrawn)},
-                 {"studies_released", std::to_string(r->studies_released)}});
-      audit::Event e;
-      e.type = audit::EventType::kConsentChanged;
-      e.actor = actor;
-      e.outcome = audit::kSuccess;
-      e.patient_ref = log::phi_tag(keys.front().value);
-      e.detail = {{"decision", c.grant ? "grant" : "withdraw"},
-                  {"source", "hl7"},
-                  {"origin", ev.origin},
-                  {"studies_withdrawn", r->studies_withdrawn},
-                  {"studies_released", r->studies_released}};
-      (void)catalog_.audit(std::move(e));
-      if (r->studies_released > 0 || r->notifications > 0) released_();
-    }
-    if (applied == 0 && links == 0 && msg.message_type() != "ADT")
-      return {AckCode::kAR, "message type not handled by this gateway",
-              AckError::kUnsupportedMessageType};
-    return {AckCode::kAA, "", AckError::kApplicationInternalError};
-  }
-
- private:
-  const config::Config& config_;
-  catalog::Catalog& catalog_;
-  std::function<void()> released_;
-  hl7::ConsentConfig consent_;
-  hl7::LinkConfig links_;
-};
-
 struct Application::Impl {
   config::Config config;
   SystemClock clock;
@@ -227,7 +133,8 @@ struct Application::Impl {
   std::unique_ptr<CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<control::Server> control;
-  std::unique_ptr<ConsentHl7Sink> hl7_sink;
+  std::unique_ptr<policy::ConsentService> consent_service;
+  std::unique_ptr<policy::ConsentHl7Sink> hl7_sink;
   std::unique_ptr<audit::Forwarder> audit_forwarder;
   audit::ExportContext export_context() const;
   std::unique_ptr<ingest::Hl7Listener> hl7;
@@ -296,6 +203,12 @@ Result<void> Application::Impl::start() {
   scheduler = std::make_unique<scheduler::Scheduler>(config, *catalog, *spool, std::move(senders),
                                                      clock, policy_stage.get(), metrics.get());
   scheduler_ptr = scheduler.get();
+  consent_service = std::make_unique<policy::ConsentService>(
+      config, catalog->consent,
+      [this](audit::Event e) {
+        audit(e.type, e.actor, e.outcome, e.study_uid, std::move(e.detail), e.patient_ref);
+      },
+      [this] { scheduler->work_available(); });
   sink = std::make_unique<CatalogSink>(*catalog, scheduler_ptr,
                                        config.ingest.new_versions == "hold"
                                            ? catalog::NewVersionPolicy::kHold
@@ -317,7 +230,7 @@ Result<void> Application::Impl::start() {
     // Read at scrape time, on the io thread: one aggregate catalog query and one statvfs.
     metrics->set_backlog_source([this] {
       std::vector<metrics::Backlog> out;
-      auto st = catalog->status();
+      auto st = catalog->queries.status();
       if (!st) return out;
       const std::int64_t now = to_epoch_ms(clock.now());
       for (const auto& d : st->destinations)
@@ -339,8 +252,7 @@ Result<void> Application::Impl::start() {
                                          {"port", std::to_string(metrics_endpoint->port())}});
   }
   if (config.ingest.hl7.enabled) {
-    hl7_sink =
-        std::make_unique<ConsentHl7Sink>(config, *catalog, [this] { scheduler->work_available(); });
+    hl7_sink = std::make_unique<policy::ConsentHl7Sink>(config, *consent_service, catalog->consent);
     hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_sink);
     if (auto r = hl7->start(); !r) return r.error();
   }
@@ -360,7 +272,7 @@ Result<void> Application::Impl::start() {
     sc.procid = std::to_string(::getpid());
     audit_forwarder = std::make_unique<audit::Forwarder>(
         o, export_context(), sc,
-        [this](std::int64_t after, int limit) { return catalog->audit_after(after, limit); });
+        [this](std::int64_t after, int limit) { return catalog->audit.audit_after(after, limit); });
     audit_forwarder->start();
   }
   scheduler->start();
@@ -373,7 +285,7 @@ Result<void> Application::Impl::start() {
 Result<void> Application::Impl::reconcile() {
   auto on_disk = spool->list_objects();
   if (!on_disk) return on_disk.error();
-  auto known_list = catalog->object_hashes();
+  auto known_list = catalog->ingest.object_hashes();
   if (!known_list) return known_list.error();
   std::set<std::string> known(known_list->begin(), known_list->end());
   std::set<std::string> present(on_disk->begin(), on_disk->end());
@@ -392,7 +304,7 @@ Result<void> Application::Impl::reconcile() {
       continue;
     }
     ingest::StoredObject stored{sha, size, path, true};
-    auto r = catalog->record_instance(new_instance(*scan, stored, "", "reconciliation"));
+    auto r = catalog->ingest.record_instance(new_instance(*scan, stored, "", "reconciliation"));
     if (!r) return r.error();
     log::info("spool object without a catalog row adopted",
               {{"object", sha}, {"sop_instance_uid", scan->dataset_sop_instance_uid}});
@@ -400,14 +312,14 @@ Result<void> Application::Impl::reconcile() {
   }
   for (const auto& sha : known) {
     if (present.count(sha)) continue;
-    auto n = catalog->flag_missing_object(sha);
+    auto n = catalog->ingest.flag_missing_object(sha);
     if (!n) return n.error();
     log::error("catalogued object is missing from the spool: its deliveries are failed",
                {{"object", sha}, {"deliveries", std::to_string(*n)}});
     ++reconciliation.missing;
   }
   // Requests that were on the wire when the daemon stopped: their outcome is unknown.
-  auto in_flight = catalog->recover_interrupted_sends();
+  auto in_flight = catalog->delivery.recover_interrupted_sends();
   if (!in_flight) return in_flight.error();
   if (*in_flight > 0)
     log::warn("deliveries were in flight when dirgwd stopped: they go again (or stay withdrawn)",
@@ -419,7 +331,7 @@ Result<void> Application::Impl::reconcile() {
              {"quarantined", std::to_string(reconciliation.quarantined)},
              {"missing", std::to_string(reconciliation.missing)},
              {"objects", std::to_string(on_disk->size())}});
-  return catalog->record_reconciliation(reconciliation);
+  return catalog->ingest.record_reconciliation(reconciliation);
 }
 
 // The socket is 0660 root:dirgw, so the file system already decides who may connect; the peer's
@@ -491,7 +403,7 @@ json Application::Impl::handle(const json& request, const control::Peer& peer) {
 }
 
 json Application::Impl::status() {
-  auto s = catalog->status();
+  auto s = catalog->queries.status();
   if (!s) return {{"ok", false}, {"error", s.error().to_string()}};
   json out = {{"ok", true},
               {"version", DIRGW_VERSION},
@@ -585,7 +497,7 @@ json Application::Impl::studies(const json& request) {
   std::string state = request.value("state", "");
   std::string destination = request.value("destination", "");
   int limit = request.value("limit", 100);
-  auto list = catalog->studies(state, std::clamp(limit, 1, 10000), destination);
+  auto list = catalog->queries.studies(state, std::clamp(limit, 1, 10000), destination);
   if (!list) return {{"ok", false}, {"error", list.error().to_string()}};
   json arr = json::array();
   for (const auto& s : *list) {
@@ -604,7 +516,7 @@ json Application::Impl::studies(const json& request) {
 
 json Application::Impl::study(const json& request) {
   const std::string uid = request.value("study_uid", "");
-  auto found = catalog->study(uid);
+  auto found = catalog->queries.study(uid);
   if (!found) return {{"ok", false}, {"error", found.error().to_string()}};
   if (!found->has_value()) return {{"ok", false}, {"error", "no study with that UID"}};
   const auto& d = **found;
@@ -674,16 +586,16 @@ json Application::Impl::action(const std::string& cmd, const json& request,
   }
   Result<catalog::ActionResult> r = make_error(ErrorCode::kInvalidArgument, "no study given");
   if (cmd == "retry" && request.value("all_failed", false)) {
-    r = catalog->retry_all_failed(destination);
+    r = catalog->operators.retry_all_failed(destination);
   } else if (uid.empty()) {
     return {{"ok", false},
             {"error", "give a study UID" + std::string(cmd == "retry" ? " or --failed" : "")}};
   } else if (cmd == "retry") {
-    r = catalog->retry(uid, destination);
+    r = catalog->operators.retry(uid, destination);
   } else if (cmd == "hold") {
-    r = catalog->hold(uid, destination, request.value("reason", ""));
+    r = catalog->operators.hold(uid, destination, request.value("reason", ""));
   } else {
-    r = catalog->release(uid, destination);
+    r = catalog->operators.release(uid, destination);
   }
   if (!r) return {{"ok", false}, {"error", r.error().detail}};
   log::info("operator action", {{"action", cmd},
@@ -710,36 +622,8 @@ std::string who(const control::Peer& peer) {
   return std::string(pw != nullptr ? pw->pw_name : "uid") + "(" + std::to_string(peer.uid) + ")";
 }
 
-// "hn:1234567897", "hn:ON:1234567897", "mrn:LGH-MRN:MRN0001234".
 Result<catalog::PatientKey> Application::Impl::parse_patient(const std::string& text) const {
-  std::vector<std::string> parts;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    auto c = text.find(':', pos);
-    if (c == std::string::npos) c = text.size();
-    parts.push_back(text.substr(pos, c - pos));
-    pos = c + 1;
-  }
-  catalog::PatientKey k;
-  if (parts.size() == 2 && parts[0] == "hn") {
-    k = {"hn", config.policy.health_number_issuer, parts[1]};
-  } else if (parts.size() == 3 && (parts[0] == "hn" || parts[0] == "mrn")) {
-    k = {parts[0], parts[1], parts[2]};
-  } else {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "a patient is hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN");
-  }
-  if (k.value.empty() || k.value.size() > 64 || k.issuer.size() > 64)
-    return make_error(ErrorCode::kInvalidArgument, "identifier empty or too long");
-  for (char ch : k.value + k.issuer)
-    if (static_cast<unsigned char>(ch) < 0x20 || ch == '\\' || ch == '^')
-      return make_error(ErrorCode::kInvalidArgument,
-                        "identifier has control or DICOM delimiter characters");
-  if (k.kind == "hn" && k.issuer == "ON" && !policy::valid_ontario_health_number(k.value))
-    return make_error(ErrorCode::kInvalidArgument,
-                      "not a valid Ontario health number (10 digits, Luhn check digit, optional "
-                      "version code)");
-  return k;
+  return policy::parse_patient(text, config.policy.health_number_issuer);
 }
 
 json Application::Impl::consent(const json& request, const control::Peer& peer) {
@@ -752,38 +636,21 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
   }
   auto apply = [&](const std::vector<catalog::PatientKey>& keys, bool grant,
                    const std::string& source, const std::string& reference) {
-    catalog::ConsentChange c;
+    policy::ConsentService::Change c;
     c.identifiers = keys;
     c.grant = grant;
     c.scope = scope;
     c.source = source;
     c.operator_name = who(peer);
+    c.actor = actor_of(peer);
     c.reference = reference;
-    for (const auto& d : config.destinations)
-      if (!d.withdrawal_notify_url.empty()) c.notify.push_back(d.name);
-    auto r = catalog->record_consent(c);
-    if (r && r->notifications > 0) scheduler->work_available();
-    return r;
+    return consent_service->record(c);
   };
   if (action == "grant" || action == "withdraw") {
     auto key = parse_patient(request.value("patient", ""));
     if (!key) return {{"ok", false}, {"error", key.error().detail}};
     auto r = apply({*key}, action == "grant", "cli", "");
     if (!r) return {{"ok", false}, {"error", r.error().to_string()}};
-    log::info("consent recorded", {{"decision", action},
-                                   {"patient", log::phi_tag(key->value)},
-                                   {"scope", scope},
-                                   {"operator", who(peer)},
-                                   {"studies_withdrawn", std::to_string(r->studies_withdrawn)},
-                                   {"studies_released", std::to_string(r->studies_released)}});
-    if (r->studies_released > 0) scheduler->work_available();
-    audit(audit::EventType::kConsentChanged, actor_of(peer), std::string(audit::kSuccess), "",
-          {{"decision", action},
-           {"scope", scope},
-           {"source", "cli"},
-           {"studies_withdrawn", r->studies_withdrawn},
-           {"studies_released", r->studies_released}},
-          log::phi_tag(key->value));
     return {{"ok", true},
             {"studies_withdrawn", r->studies_withdrawn},
             {"studies_released", r->studies_released}};
@@ -791,7 +658,7 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
   if (action == "show") {
     auto key = parse_patient(request.value("patient", ""));
     if (!key) return {{"ok", false}, {"error", key.error().detail}};
-    auto pc = catalog->patient_consent(*key);
+    auto pc = catalog->consent.patient_consent(*key);
     if (!pc) return {{"ok", false}, {"error", pc.error().to_string()}};
     log::info("consent shown", {{"patient", log::phi_tag(key->value)}, {"operator", who(peer)}});
     audit(audit::EventType::kPatientDataViewed, actor_of(peer), std::string(audit::kSuccess), "",
@@ -809,7 +676,7 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
                          {"reference", e.reference}});
     json state = json::object();
     for (const auto& d : config.destinations) {
-      auto st = catalog->consent_for((*pc)->identifiers, d.name);
+      auto st = catalog->consent.consent_for((*pc)->identifiers, d.name);
       state[d.name] = !st                                        ? "unreadable"
                       : *st == catalog::ConsentState::kGranted   ? "granted"
                       : *st == catalog::ConsentState::kWithdrawn ? "withdrawn"
@@ -873,7 +740,6 @@ json Application::Impl::consent(const json& request, const control::Peer& peer) 
     log::info("consent import", {{"accepted", std::to_string(accepted)},
                                  {"rejected", std::to_string(rejected.size())},
                                  {"operator", who(peer)}});
-    if (released > 0) scheduler->work_available();
     audit(audit::EventType::kConsentChanged, actor_of(peer), std::string(audit::kSuccess), "",
           {{"source", "csv"},
            {"file", request.value("file", "")},
@@ -907,7 +773,7 @@ json Application::Impl::mrn_import(const json& request, const control::Peer& pee
       rejected.push_back({{"line", line}, {"reason", "health_number: " + h.error().detail}});
       continue;
     }
-    if (auto r = catalog->put_mrn_health_number(issuer, mrn, hn, "csv"); !r) {
+    if (auto r = catalog->consent.put_mrn_health_number(issuer, mrn, hn, "csv"); !r) {
       rejected.push_back({{"line", line}, {"reason", r.error().to_string()}});
       continue;
     }
@@ -925,11 +791,11 @@ json Application::Impl::quarantine(const json& request, const control::Peer& pee
   const std::string action = request.value("action", "");
   const std::string uid = request.value("study_uid", "");
   if (action == "list") {
-    auto list = catalog->quarantined(1000);
+    auto list = catalog->queries.quarantined(1000);
     if (!list) return {{"ok", false}, {"error", list.error().to_string()}};
     json arr = json::array();
     for (const auto& s : *list) {
-      auto f = catalog->findings(s.study_uid);
+      auto f = catalog->policy.findings(s.study_uid);
       arr.push_back({{"study_uid", s.study_uid},
                      {"instances", s.instances},
                      {"last_received_at", format_utc_ms(s.last_received_at)},
@@ -940,7 +806,7 @@ json Application::Impl::quarantine(const json& request, const control::Peer& pee
   }
   if (uid.empty()) return {{"ok", false}, {"error", "give a study UID"}};
   if (action == "show") {
-    auto f = catalog->findings(uid);
+    auto f = catalog->policy.findings(uid);
     if (!f) return {{"ok", false}, {"error", f.error().to_string()}};
     json arr = json::array();
     for (const auto& x : *f)
@@ -951,7 +817,7 @@ json Application::Impl::quarantine(const json& request, const control::Peer& pee
     return {{"ok", true}, {"study_uid", uid}, {"findings", arr}};
   }
   if (action == "release") {
-    auto r = catalog->release_quarantine(uid);
+    auto r = catalog->operators.release_quarantine(uid);
     if (!r) return {{"ok", false}, {"error", r.error().detail}};
     log::info("quarantine released: policy runs again",
               {{"study_uid", uid}, {"operator", who(peer)}});
@@ -968,7 +834,7 @@ json Application::Impl::quarantine(const json& request, const control::Peer& pee
     if (!request.value("confirmed", false))
       return {{"ok", false}, {"error", "deleting a quarantined study needs confirmation (--yes)"}};
     std::vector<std::string> objects;
-    auto r = catalog->delete_quarantined(uid, &objects);
+    auto r = catalog->operators.delete_quarantined(uid, &objects);
     if (!r) return {{"ok", false}, {"error", r.error().detail}};
     if (r->changed == 0)
       return {{"ok", false}, {"error", r->refused.empty() ? "not deleted" : r->refused.front()}};
@@ -1009,7 +875,7 @@ void Application::Impl::audit(audit::EventType type, const std::string& actor,
   e.study_uid = study_uid;
   e.detail = std::move(detail);
   e.patient_ref = patient_ref;
-  if (auto r = catalog->audit(std::move(e)); !r)
+  if (auto r = catalog->audit.audit(std::move(e)); !r)
     log::error("cannot write the audit trail", {{"error", r.error().to_string()}});
   else if (audit_forwarder)
     audit_forwarder->wake();
@@ -1018,7 +884,7 @@ void Application::Impl::audit(audit::EventType type, const std::string& actor,
 void Application::Impl::write_anchor() {
   // A trail found broken keeps its old anchor: overwriting it would hide what was removed.
   if (!audit_broken.empty()) return;
-  auto head = catalog->audit_head();
+  auto head = catalog->audit.audit_head();
   if (!head) return;
   if (auto r = audit::write_anchor(config.state_dir / "audit.anchor", *head); !r)
     log::error("cannot write the audit anchor", {{"error", r.error().to_string()}});
@@ -1029,7 +895,7 @@ void Application::Impl::audit_start() {
   // Before anything is appended: is the trail as the last anchor left it?
   auto anchor = audit::read_anchor(config.state_dir / "audit.anchor");
   if (anchor) {
-    auto v = catalog->verify_audit(*anchor);
+    auto v = catalog->audit.verify_audit(*anchor);
     if (v && !v->ok) {
       audit_broken = v->reason;
       log::error("the audit trail does not verify: its anchor is kept and status warns",
@@ -1055,7 +921,7 @@ json Application::Impl::audit_command(const json& request, const control::Peer& 
   if (action == "verify") {
     auto anchor = audit::read_anchor(config.state_dir / "audit.anchor");
     if (!anchor) return {{"ok", false}, {"error", anchor.error().to_string()}};
-    auto r = catalog->verify_audit(*anchor);
+    auto r = catalog->audit.verify_audit(*anchor);
     if (!r) return {{"ok", false}, {"error", r.error().to_string()}};
     log::info("audit trail verified", {{"ok", r->ok ? "true" : "false"},
                                        {"entries", std::to_string(r->checked)},
@@ -1072,7 +938,7 @@ json Application::Impl::audit_command(const json& request, const control::Peer& 
   }
   if (action == "export") {
     const std::int64_t since = request.value("since_ms", static_cast<std::int64_t>(0));
-    auto events = catalog->audit_since(since, 200000);
+    auto events = catalog->audit.audit_since(since, 200000);
     if (!events) return {{"ok", false}, {"error", events.error().to_string()}};
     const audit::ExportContext ctx = export_context();
     std::string xml = audit::export_since(*events, since, ctx);
@@ -1124,7 +990,7 @@ int Application::run() {
   // systemd's STATUS= line: what `systemctl status dirgw` shows at a glance.
   asio::steady_timer status_timer(s.io);
   std::function<void()> report = [&] {
-    if (auto st = s.catalog->status(); st) {
+    if (auto st = s.catalog->queries.status(); st) {
       std::int64_t pending = 0, bytes = 0;
       for (const auto& d : st->destinations) {
         pending += d.pending_instances;

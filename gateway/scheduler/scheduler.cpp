@@ -10,7 +10,7 @@ namespace dirgw::scheduler {
 Readiness::StepResult Readiness::step() {
   StepResult r;
   const TimePoint now = clock_.now();
-  auto promoted = catalog_.promote_stable(to_epoch_ms(now - stable_age_));
+  auto promoted = catalog_.ingest.promote_stable(to_epoch_ms(now - stable_age_));
   if (!promoted) {
     log::error("readiness: catalog error", {{"error", promoted.error().to_string()}});
     r.next = now + std::chrono::seconds(5);
@@ -24,7 +24,7 @@ Readiness::StepResult Readiness::step() {
       if (p.studies == 0) break;
     }
   }
-  auto oldest = catalog_.oldest_receiving();
+  auto oldest = catalog_.ingest.oldest_receiving();
   if (oldest && oldest->has_value()) r.next = from_epoch_ms(**oldest) + stable_age_;
   return r;
 }
@@ -55,20 +55,20 @@ senders::StowRsOptions stow_options(const config::Destination& d) {
 
 std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
   if (destination_.withdrawal_notify_url.empty()) return std::nullopt;
-  auto due = catalog_.due_notifications(destination_.name, to_epoch_ms(now));
+  auto due = catalog_.delivery.due_notifications(destination_.name, to_epoch_ms(now));
   if (due) {
     for (const auto& n : *due) {
       auto out = senders::post_notification(stow_options(destination_),
                                             destination_.withdrawal_notify_url, n.body);
       const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1));
-      (void)catalog_.record_notification(n.id, out.ok, out.ok ? "" : out.message,
+      (void)catalog_.delivery.record_notification(n.id, out.ok, out.ok ? "" : out.message,
                                          out.ok ? 0 : next);
       log::info(out.ok ? "withdrawal notification delivered"
                        : "withdrawal notification not delivered: will retry",
                 {{"destination", destination_.name}, {"detail", out.message}});
     }
   }
-  auto next = catalog_.next_notification(destination_.name);
+  auto next = catalog_.delivery.next_notification(destination_.name);
   if (next && next->has_value()) return from_epoch_ms(**next);
   return std::nullopt;
 }
@@ -131,7 +131,7 @@ Forwarder::StepResult Forwarder::step() {
     }
   } keep_notification_deadline{r, notify_next};
   if (!unrecorded_.empty()) {
-    if (auto rec = catalog_.record_deliveries(destination_.name, unrecorded_); !rec) {
+    if (auto rec = catalog_.delivery.record_deliveries(destination_.name, unrecorded_); !rec) {
       r.next = now + std::chrono::seconds(5);
       return r;
     }
@@ -149,7 +149,7 @@ Forwarder::StepResult Forwarder::step() {
     }
     if (circuit_ == Circuit::kHalfOpen) max_count = 1;  // a probe risks one instance
   }
-  auto due = catalog_.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
+  auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
                                      destination_.batch_max_bytes);
   if (!due) {
     log::error("forwarder: catalog error",
@@ -158,14 +158,14 @@ Forwarder::StepResult Forwarder::step() {
     return r;
   }
   if (due->empty()) {
-    auto next = catalog_.next_due(destination_.name);
+    auto next = catalog_.delivery.next_due(destination_.name);
     if (next && next->has_value()) r.next = from_epoch_ms(**next);
     return r;
   }
   r.did_work = true;
   // The last check (consent, holds) and marking the batch in flight are one catalog step, and
   // the permit it returns keeps a withdrawal waiting until the request has left.
-  auto begun = catalog_.begin_send(destination_.name, std::move(*due));
+  auto begun = catalog_.delivery.begin_send(destination_.name, std::move(*due));
   if (!begun) {
     log::error("forwarder: catalog error",
                {{"destination", destination_.name}, {"error", begun.error().to_string()}});
@@ -242,7 +242,7 @@ Forwarder::StepResult Forwarder::step() {
     }
     updates.push_back(std::move(u));
   }
-  if (auto rec = catalog_.record_deliveries(destination_.name, updates); !rec) {
+  if (auto rec = catalog_.delivery.record_deliveries(destination_.name, updates); !rec) {
     // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
     // sent twice meanwhile) and a withdrawal's notification waits for these answers.
     log::error("forwarder: cannot record outcome, will record it again",

@@ -6,12 +6,12 @@
 namespace dirgw::testing {
 
 inline int promote_ready(catalog::Catalog& c, std::int64_t cutoff_ms) {
-  auto promoted = c.promote_stable(cutoff_ms);
-  auto work = c.policy_work(1000);
+  auto promoted = c.ingest.promote_stable(cutoff_ms);
+  auto work = c.policy.policy_work(1000);
   for (const auto& w : *work) {
     std::vector<catalog::PolicyDecision> decisions;
     for (const auto& d : w.destinations) decisions.push_back({d, catalog::StudyState::kReady, ""});
-    (void)c.record_policy(w.study_id, {}, {}, decisions, {});
+    (void)c.policy.record_policy(w.study_id, {}, {}, decisions, {});
   }
   return *promoted;
 }

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace dirgw::catalog::sqlite {
 
@@ -31,19 +32,29 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   void exec(const std::string& sql);
+  // Statements are compiled once per connection and kept: prepare() hands out the cached one
+  // (reset when the Statement goes) unless it is in use, e.g. by an enclosing loop.
   Statement prepare(std::string_view sql);
   std::int64_t last_insert_rowid() const;
   int changes() const;
   sqlite3* raw() { return db_; }
 
  private:
+  friend class Statement;
+  struct Cached {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
   sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, Cached> cache_;
 };
 
 class Statement {
  public:
   Statement(sqlite3* db, std::string_view sql);
   ~Statement();
+  // A cached statement of a connection, returned to it (reset) on destruction.
+  Statement(sqlite3* db, sqlite3_stmt* stmt, bool* in_use);
   Statement(Statement&& other) noexcept;
   Statement& operator=(Statement&&) = delete;
   Statement(const Statement&) = delete;
@@ -69,6 +80,7 @@ class Statement {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool* in_use_ = nullptr;  // set: borrowed from the connection's cache
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK unless commit() was called.

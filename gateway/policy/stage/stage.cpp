@@ -78,7 +78,7 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
 
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
-  auto work = catalog_.policy_work(limit);
+  auto work = catalog_.policy.policy_work(limit);
   if (!work) {
     log::error("policy: catalog error", {{"error", work.error().to_string()}});
     return out;
@@ -98,7 +98,7 @@ Stage::StepResult Stage::step(int limit) {
       if (coerce_) {
         const auto tmp = spool_.new_temp_path();
         HealthNumberLookup lookup = [this](const std::string& mrn, const std::string& issuer) {
-          auto hn = catalog_.health_number_for(issuer, mrn);
+          auto hn = catalog_.consent.health_number_for(issuer, mrn);
           return hn ? *hn : std::optional<std::string>();
         };
         // Dated by the instance's arrival: deterministic, so a re-run writes the same bytes.
@@ -147,7 +147,7 @@ Stage::StepResult Stage::step(int limit) {
       proposals.push_back(std::move(d));
     }
     if (before_record_) before_record_(w.study_id);
-    auto decided = catalog_.record_policy(w.study_id, key_list, findings, proposals, derived);
+    auto decided = catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, derived);
     if (!decided) {
       log::error("policy: cannot record the decision",
                  {{"study_uid", w.study_uid}, {"error", decided.error().to_string()}});

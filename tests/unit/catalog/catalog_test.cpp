@@ -45,7 +45,7 @@ NewInstance instance(const std::string& study, int n, const std::string& sha = "
 }
 
 std::string state_of(Catalog& c, const std::string& study, const std::string& dest) {
-  auto list = c.studies("", 1000);
+  auto list = c.queries.studies("", 1000);
   for (const auto& s : *list)
     if (s.study_uid == study)
       for (const auto& [name, state] : s.destination_states)
@@ -120,10 +120,10 @@ class CatalogTest : public ::testing::Test {
 };
 
 TEST_F(CatalogTest, RecordsNewInstanceWithDeliveryPerDestination) {
-  auto r = catalog_->record_instance(instance("1.2.3", 1));
+  auto r = catalog_->ingest.record_instance(instance("1.2.3", 1));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, RecordKind::kNew);
-  auto s = catalog_->status();
+  auto s = catalog_->queries.status();
   EXPECT_EQ(s->studies, 1);
   EXPECT_EQ(s->instances, 1);
   ASSERT_EQ(s->destinations.size(), 2u);
@@ -133,155 +133,150 @@ TEST_F(CatalogTest, RecordsNewInstanceWithDeliveryPerDestination) {
 }
 
 TEST_F(CatalogTest, IdenticalResendIsDuplicateAndAddsNothing) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
-  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f')));
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f')));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, RecordKind::kDuplicate);
-  EXPECT_EQ(catalog_->status()->instances, 1);
-  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 1);
+  EXPECT_EQ(catalog_->queries.status()->instances, 1);
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 1);
 }
 
 TEST_F(CatalogTest, SameInstanceOtherBytesIsNewVersion) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
-  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'e')));
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'e')));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, RecordKind::kNewVersion);
 }
 
 TEST_F(CatalogTest, StudyBecomesReadyOnlyAfterStableAge) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   clock_.advance(seconds(30));
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2)).ok());
   // 60 s stable age: cutoff is now - 60 s; the last instance is 0 s old.
   EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now() - seconds(60))), 0);
-  auto oldest = catalog_->oldest_receiving();
+  auto oldest = catalog_->ingest.oldest_receiving();
   ASSERT_TRUE(oldest.ok() && oldest->has_value());
   EXPECT_EQ(**oldest, to_epoch_ms(clock_.now()));
   clock_.advance(seconds(60));
   EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now() - seconds(60))), 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
-  EXPECT_FALSE(catalog_->oldest_receiving()->has_value());
+  EXPECT_FALSE(catalog_->ingest.oldest_receiving()->has_value());
 }
 
 TEST_F(CatalogTest, NothingIsDueBeforeReady) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
+  auto due = catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   EXPECT_TRUE(due->empty());
 }
 
 TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
-  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   const auto now = to_epoch_ms(clock_.now());
-  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 3, 1 << 30)->size(), 3u);
-  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 10, 2500)->size(), 2u);
+  EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", now, 3, 1 << 30)->size(), 3u);
+  EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", now, 10, 2500)->size(), 2u);
   // A single instance larger than max_bytes still goes, alone.
-  EXPECT_EQ(catalog_->due_deliveries("hdirs", now, 10, 10)->size(), 1u);
+  EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", now, 10, 10)->size(), 1u);
 }
 
 TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
-  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto due = catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto due = catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due->size(), 2u);
-  auto begun = catalog_->begin_send("hdirs", *due);
+  auto begun = catalog_->delivery.begin_send("hdirs", *due);
   ASSERT_TRUE(begun.ok());
   EXPECT_EQ(begun->items.size(), 2u);
   begun->permit.release();
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
   std::vector<DeliveryUpdate> up;
   for (const auto& d : *due) up.push_back({d.instance_id, DeliveryResult::kDelivered, "", 0});
-  ASSERT_TRUE(catalog_->record_deliveries("hdirs", up).ok());
+  ASSERT_TRUE(catalog_->delivery.record_deliveries("hdirs", up).ok());
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "backup"), kReady);
-  auto s = catalog_->status();
+  auto s = catalog_->queries.status();
   EXPECT_EQ(s->destinations[0].pending_instances, 0);
   EXPECT_GT(s->destinations[0].last_success_at, 0);
   EXPECT_EQ(s->destinations[1].pending_instances, 2);
 }
 
 TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due.size(), 3u);
   const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
-  ASSERT_TRUE(catalog_
-                  ->record_deliveries(
+  ASSERT_TRUE(catalog_->delivery.record_deliveries(
                       "hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0},
                                 {due[1].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at},
                                 {due[2].instance_id, DeliveryResult::kRefused, "0xA900", 0}})
                   .ok());
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
-  EXPECT_TRUE(catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->empty());
-  EXPECT_EQ(**catalog_->next_due("hdirs"), retry_at);
+  EXPECT_TRUE(catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->empty());
+  EXPECT_EQ(**catalog_->delivery.next_due("hdirs"), retry_at);
   clock_.advance(seconds(30));
-  auto again = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto again = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(again[0].instance_id, due[1].instance_id);
   EXPECT_EQ(again[0].attempts, 1);
   ASSERT_TRUE(
-      catalog_
-          ->record_deliveries("hdirs", {{again[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery.record_deliveries("hdirs", {{again[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   // One instance was refused for good: the study is FAILED, not SENT, and says why.
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
-  EXPECT_EQ(catalog_->status()->destinations[0].last_error, "0xA900");
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].last_error, "0xA900");
 }
 
 TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_
-          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2)).ok());
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto delta = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto delta = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(delta.size(), 1u);  // only the new instance goes
   EXPECT_NE(delta[0].instance_id, due[0].instance_id);
 }
 
 TEST_F(CatalogTest, RefusalsAreCountedWithTheLastReason) {
   ASSERT_TRUE(
-      catalog_->record_refusal({0, "dicom", "EVIL", "127.0.0.1:1234", "calling AE not allowed"})
+      catalog_->ingest.record_refusal({0, "dicom", "EVIL", "127.0.0.1:1234", "calling AE not allowed"})
           .ok());
-  auto s = catalog_->status();
+  auto s = catalog_->queries.status();
   EXPECT_EQ(s->refusals, 1);
   ASSERT_TRUE(s->last_refusal.has_value());
   EXPECT_EQ(s->last_refusal->reason, "calling AE not allowed");
 }
 
 TEST_F(CatalogTest, ReopenKeepsEverything) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   catalog_.reset();
   auto c = Catalog::open(dir_.path() / "catalog.db", {"hdirs", "backup"}, clock_);
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ((*c)->status()->instances, 1);
-  EXPECT_EQ((*c)->schema_version(), latest_schema_version());
+  EXPECT_EQ((*c)->queries.status()->instances, 1);
+  EXPECT_EQ((*c)->queries.schema_version(), latest_schema_version());
 }
 
 TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_
-          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   clock_.advance(seconds(600));
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 2)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_
-          ->record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
-  auto d = catalog_->study("1.2.3");
+  auto d = catalog_->queries.study("1.2.3");
   ASSERT_TRUE(d.ok() && d->has_value());
   std::vector<RoundDetail> hdirs;
   for (const auto& r : (*d)->rounds)
@@ -297,35 +292,35 @@ TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
 }
 
 TEST_F(CatalogTest, NewVersionCanHoldTheStudy) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
-  auto r = catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'e')),
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
+  auto r = catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'e')),
                                      NewVersionPolicy::kHold);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, RecordKind::kNewVersion);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
-  auto d = **catalog_->study("1.2.3");
+  auto d = **catalog_->queries.study("1.2.3");
   EXPECT_EQ(d.instances[1].flags, "new-version");
   EXPECT_EQ(d.destinations[0].reason, "an instance was received again with different bytes");
   // Stable age does not release a held study; a person does.
   EXPECT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
-  auto rel = catalog_->release("1.2.3", "hdirs");
+  auto rel = catalog_->operators.release("1.2.3", "hdirs");
   ASSERT_TRUE(rel.ok());
   EXPECT_EQ(rel->changed, 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
 }
 
 TEST_F(CatalogTest, OperatorHoldReleaseAndRefusedTransitions) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  auto held = catalog_->hold("1.2.3", "", "radiologist asked");
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
+  auto held = catalog_->operators.hold("1.2.3", "", "radiologist asked");
   ASSERT_TRUE(held.ok());
   EXPECT_EQ(held->changed, 2);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
   // Released while the study is still receiving: back to RECEIVING, not READY.
-  ASSERT_EQ(catalog_->release("1.2.3", "hdirs")->changed, 1);
+  ASSERT_EQ(catalog_->operators.release("1.2.3", "hdirs")->changed, 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReceiving);
   // Releasing what is not held is refused, with a reason.
-  auto again = catalog_->release("1.2.3", "hdirs");
+  auto again = catalog_->operators.release("1.2.3", "hdirs");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->changed, 0);
   ASSERT_EQ(again->refused.size(), 1u);
@@ -333,62 +328,61 @@ TEST_F(CatalogTest, OperatorHoldReleaseAndRefusedTransitions) {
 }
 
 TEST_F(CatalogTest, UnknownStudyIsNotFound) {
-  auto r = catalog_->hold("9.9.9", "", "");
+  auto r = catalog_->operators.hold("9.9.9", "", "");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
 }
 
 TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto due = *catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
-  ASSERT_TRUE(catalog_
-                  ->record_deliveries(
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_TRUE(catalog_->delivery.record_deliveries(
                       "hdirs", {{due[0].instance_id, DeliveryResult::kRefused, "gave up", 0}})
                   .ok());
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
-  auto r = catalog_->retry_all_failed("");
+  auto r = catalog_->operators.retry_all_failed("");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->changed, 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
-  EXPECT_EQ(catalog_->due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(), 1u);
+  EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(), 1u);
 }
 
 TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1, std::string(64, 'c'))).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'c'))).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
-  auto hashes = catalog_->object_hashes();
+  auto hashes = catalog_->ingest.object_hashes();
   ASSERT_EQ(hashes->size(), 1u);
-  EXPECT_TRUE(*catalog_->has_object(std::string(64, 'c')));
-  EXPECT_EQ(*catalog_->flag_missing_object(std::string(64, 'c')), 2);
+  EXPECT_TRUE(*catalog_->ingest.has_object(std::string(64, 'c')));
+  EXPECT_EQ(*catalog_->ingest.flag_missing_object(std::string(64, 'c')), 2);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
-  auto d = **catalog_->study("1.2.3");
+  auto d = **catalog_->queries.study("1.2.3");
   EXPECT_EQ(d.instances[0].deliveries[0].last_error, "spool file missing");
-  ASSERT_TRUE(catalog_->record_reconciliation({0, 1, 2, 3, 1}).ok());
-  EXPECT_EQ(catalog_->status()->last_reconciliation->adopted, 2);
+  ASSERT_TRUE(catalog_->ingest.record_reconciliation({0, 1, 2, 3, 1}).ok());
+  EXPECT_EQ(catalog_->queries.status()->last_reconciliation->adopted, 2);
 }
 
 TEST_F(CatalogTest, StudiesFilterByStateAndDestination) {
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.4", 1)).ok());
-  ASSERT_TRUE(catalog_->hold("1.2.4", "backup", "").ok());
-  EXPECT_EQ(catalog_->studies("HELD", 10)->size(), 1u);
-  EXPECT_EQ(catalog_->studies("HELD", 10, "hdirs")->size(), 0u);
-  EXPECT_EQ(catalog_->studies("HELD", 10, "backup")->size(), 1u);
-  EXPECT_EQ(catalog_->studies("", 10, "hdirs")->size(), 2u);
-  EXPECT_EQ(catalog_->studies("", 10)->size(), 2u);
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.4", 1)).ok());
+  ASSERT_TRUE(catalog_->operators.hold("1.2.4", "backup", "").ok());
+  EXPECT_EQ(catalog_->queries.studies("HELD", 10)->size(), 1u);
+  EXPECT_EQ(catalog_->queries.studies("HELD", 10, "hdirs")->size(), 0u);
+  EXPECT_EQ(catalog_->queries.studies("HELD", 10, "backup")->size(), 1u);
+  EXPECT_EQ(catalog_->queries.studies("", 10, "hdirs")->size(), 2u);
+  EXPECT_EQ(catalog_->queries.studies("", 10)->size(), 2u);
 }
 
 TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", i)).ok());
-  ASSERT_TRUE(catalog_->record_instance(instance("1.2.3", 1)).ok());  // a duplicate: recorded too
-  auto ok = catalog_->verify_audit(std::nullopt);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());  // a duplicate: recorded too
+  auto ok = catalog_->audit.verify_audit(std::nullopt);
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE(ok->ok) << ok->reason;
   EXPECT_EQ(ok->checked, 4);
-  auto head = *catalog_->audit_head();
+  auto head = *catalog_->audit.audit_head();
   EXPECT_EQ(head.seq, 4);
-  auto events = *catalog_->audit_since(0, 100);
+  auto events = *catalog_->audit.audit_since(0, 100);
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0].type, audit::EventType::kObjectReceived);
   EXPECT_EQ(events[0].actor, "dicom:PACS1@");
@@ -400,7 +394,7 @@ TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
     raw.exec("DROP TRIGGER audit_events_no_update");
     raw.exec("UPDATE audit_events SET study_uid = '9.9' WHERE seq = 2");
   }
-  auto bad = catalog_->verify_audit(head);
+  auto bad = catalog_->audit.verify_audit(head);
   ASSERT_TRUE(bad.ok());
   EXPECT_FALSE(bad->ok);
   ASSERT_TRUE(bad->first_bad_seq.has_value());

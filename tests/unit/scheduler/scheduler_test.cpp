@@ -73,11 +73,11 @@ class SchedulerTest : public ::testing::Test {
     in.transfer_syntax = "1.2.840.10008.1.2.1";
     in.sha256 = std::string(60, 'a') + std::to_string(1000 + n);
     in.size = 100;
-    ASSERT_TRUE(catalog_->record_instance(in).ok());
+    ASSERT_TRUE(catalog_->ingest.record_instance(in).ok());
   }
 
   std::string state(const std::string& study) {
-    for (const auto& s : *catalog_->studies("", 100))
+    for (const auto& s : *catalog_->queries.studies("", 100))
       if (s.study_uid == study) return s.destination_states.at(0).second;
     return "";
   }
@@ -200,7 +200,7 @@ TEST_F(SchedulerTest, PermanentRefusalDoesNotBlockTheRest) {
   EXPECT_EQ(r.sent, 2);
   EXPECT_EQ(state("1.2.3"), catalog::kFailed);
   EXPECT_EQ(state("1.2.4"), catalog::kSent);
-  EXPECT_EQ(catalog_->status()->destinations[0].last_error, "FailureReason 0xA900");
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].last_error, "FailureReason 0xA900");
 }
 
 TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
@@ -253,7 +253,7 @@ TEST_F(SchedulerTest, DeliveryFailingPastGiveUpAgeBecomesFailed) {
   auto last = forwarder_->step();
   EXPECT_EQ(last.refused, 1);
   EXPECT_EQ(state("1.2.3"), catalog::kFailed);
-  auto d = **catalog_->study("1.2.3");
+  auto d = **catalog_->queries.study("1.2.3");
   EXPECT_NE(d.instances[0].deliveries[0].last_error.find("gave up after failing for 100s"),
             std::string::npos);
 }

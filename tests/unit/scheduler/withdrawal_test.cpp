@@ -92,13 +92,13 @@ class WithdrawalTest : public ::testing::Test {
       in.transfer_syntax = "1.2.840.10008.1.2.1";
       in.sha256 = stored->sha256;
       in.size = stored->size;
-      ASSERT_TRUE(catalog_->record_instance(in).ok());
+      ASSERT_TRUE(catalog_->ingest.record_instance(in).ok());
     }
   }
 
   void make_stable() {
     clock_.advance(seconds(120));
-    ASSERT_TRUE(catalog_->promote_stable(to_epoch_ms(clock_.now())).ok());
+    ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
   }
 
   // dirgw consent withdraw hn:1234567897, as the CLI, CSV and HL7 paths record it.
@@ -108,19 +108,19 @@ class WithdrawalTest : public ::testing::Test {
     c.grant = false;
     c.source = "cli";
     c.notify = {"repo"};
-    auto r = catalog_->record_consent(c);
+    auto r = catalog_->consent.record_consent(c);
     EXPECT_TRUE(r.ok());
     withdrawal_returned_ = ++seq_;
     return r.ok() ? *r : catalog::ConsentEffect{};
   }
 
   std::string state() {
-    auto d = catalog_->study(kStudy);
+    auto d = catalog_->queries.study(kStudy);
     return (*d)->destinations.at(0).state;
   }
 
   std::vector<catalog::InstanceDetail> instances() {
-    auto d = catalog_->study(kStudy);
+    auto d = catalog_->queries.study(kStudy);
     return (*d)->instances;
   }
 
@@ -134,7 +134,7 @@ class WithdrawalTest : public ::testing::Test {
   }
 
   std::vector<catalog::Notification> due_notifications() {
-    return *catalog_->due_notifications("repo", to_epoch_ms(clock_.now()) + 1);
+    return *catalog_->delivery.due_notifications("repo", to_epoch_ms(clock_.now()) + 1);
   }
 
   void expect_no_request_after_withdrawal() {
@@ -170,7 +170,7 @@ TEST_F(WithdrawalTest, BetweenConsentReadAndDecisionCommitTheStudyIsWithdrawn) {
   expect_no_request_after_withdrawal();
   EXPECT_TRUE(repository_.held.empty());
   EXPECT_TRUE(catalog_sent().empty());
-  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 0);
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 0);
 }
 
 // Window 2: the forwarder's last check has passed and the request has not started; the
@@ -187,7 +187,7 @@ TEST_F(WithdrawalTest, BetweenLastCheckAndRequestTheWithdrawalWaitsForTheRequest
       returned = true;
     });
     // Deterministic: go on only once the withdrawal is blocked at the gate.
-    while (catalog_->send_gate_for_test().waiting_writers_for_test() == 0)
+    while (catalog_->delivery.send_gate_for_test().waiting_writers_for_test() == 0)
       std::this_thread::yield();
     EXPECT_FALSE(returned.load()) << "the withdrawal returned while a checked batch was pending";
   });
@@ -237,7 +237,7 @@ TEST_F(WithdrawalTest, WhileARequestIsInFlightTheAnswerIsRecordedAndNotified) {
     EXPECT_NE(notes[0].body.find(sop), std::string::npos) << "notification lacks " << sop;
   // The audit trail says why a withdrawn study has sent instances.
   bool audited = false;
-  auto events = catalog_->audit_since(0, 1000);
+  auto events = catalog_->audit.audit_since(0, 1000);
   for (const auto& e : *events)
     audited =
         audited || e.detail.dump().find("sent before withdrawal took effect") != std::string::npos;
@@ -258,7 +258,7 @@ TEST_F(WithdrawalTest, AFailedRequestInFlightIsWithdrawnNotRetried) {
   EXPECT_EQ(repository_.request_starts.size(), 1u);
   EXPECT_TRUE(catalog_sent().empty());
   for (const auto& i : instances()) EXPECT_EQ(i.deliveries.at(0).state, "withdrawn");
-  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 0);
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 0);
   auto notes = due_notifications();
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_EQ(notes[0].body.find(kStudy), std::string::npos) << "the repository holds nothing";
@@ -271,7 +271,7 @@ TEST_F(WithdrawalTest, LateInstancesOfAWithdrawnStudyAreWithdrawnOnArrival) {
   EXPECT_EQ(withdraw().studies_withdrawn, 1);
   receive(3, 2);
   EXPECT_EQ(state(), "WITHDRAWN");
-  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 0);
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 0);
   for (const auto& i : instances())
     EXPECT_EQ(i.deliveries.at(0).state, "withdrawn") << i.sop_instance_uid;
   make_stable();
@@ -286,19 +286,19 @@ TEST_F(WithdrawalTest, AStopMidRequestLeavesInstancesInDoubtAndNotified) {
   receive(1, 2);
   make_stable();
   ASSERT_EQ(stage_->step().ready, 1);
-  auto due = catalog_->due_deliveries("repo", to_epoch_ms(clock_.now()), 10, 1 << 30);
-  auto begun = catalog_->begin_send("repo", *due);
+  auto due = catalog_->delivery.due_deliveries("repo", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  auto begun = catalog_->delivery.begin_send("repo", *due);
   ASSERT_EQ(begun->items.size(), 2u);
   begun->permit.release();  // the request left; then the daemon died before the answer
   withdraw();
   EXPECT_TRUE(due_notifications().empty());
-  ASSERT_EQ(*catalog_->recover_interrupted_sends(), 2);
+  ASSERT_EQ(*catalog_->delivery.recover_interrupted_sends(), 2);
   auto notes = due_notifications();
   ASSERT_EQ(notes.size(), 1u);
   for (const auto& d : *due) EXPECT_NE(notes[0].body.find(d.sop_instance_uid), std::string::npos);
   for (int i = 0; i < 3; ++i) forwarder_->step();
   EXPECT_TRUE(repository_.request_starts.empty());
-  EXPECT_EQ(catalog_->status()->destinations[0].pending_instances, 0);
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 0);
 }
 
 }  // namespace

@@ -1,0 +1,293 @@
+#include "catalog/delivery_ledger.h"
+
+#include <map>
+#include <set>
+
+#include "catalog/internal.h"
+
+namespace dirgw::catalog {
+
+Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& destination,
+                                                            std::int64_t now_ms, int max_count,
+                                                            std::uint64_t max_bytes) {
+  return db_.locked([&](Connection& db) -> Result<std::vector<DueItem>> {
+    auto st = db.prepare(
+        "SELECT d.instance_id, i.study_id, s.study_uid, i.sop_instance_uid, i.sop_class_uid, "
+        "coalesce(dob.sha256, i.object_sha256), coalesce(dob.size, i.size), d.attempts, "
+        "i.received_at, coalesce(d.first_failure_at, 0), dob.sha256 IS NOT NULL "
+        "FROM deliveries d "
+        "LEFT JOIN derived_objects dob ON dob.instance_id = d.instance_id "
+        "AND dob.destination = d.destination "
+        "JOIN instances i ON i.id = d.instance_id "
+        "JOIN studies s ON s.id = i.study_id "
+        "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
+        "WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2 "
+        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') "
+        "ORDER BY i.study_id, i.id LIMIT ?3");
+    st.bind(1, destination).bind(2, now_ms).bind(3, max_count);
+    std::vector<DueItem> out;
+    std::uint64_t bytes = 0;
+    while (st.step()) {
+      DueItem item;
+      item.instance_id = st.int64(0);
+      item.study_id = st.int64(1);
+      item.study_uid = st.text(2);
+      item.sop_instance_uid = st.text(3);
+      item.sop_class_uid = st.text(4);
+      item.sha256 = st.text(5);
+      item.size = static_cast<std::uint64_t>(st.int64(6));
+      item.attempts = static_cast<int>(st.int64(7));
+      item.received_at = st.int64(8);
+      item.first_failure_at = st.int64(9);
+      item.derived = st.int64(10) != 0;
+      if (!out.empty() && bytes + item.size > max_bytes) break;
+      bytes += item.size;
+      out.push_back(std::move(item));
+    }
+    return out;
+  });
+}
+
+Result<std::optional<std::int64_t>> DeliveryLedger::next_due(const std::string& destination) {
+  return db_.locked([&](Connection& db) -> Result<std::optional<std::int64_t>> {
+    auto st = db.prepare(
+        "SELECT min(d.next_attempt_at) FROM deliveries d "
+        "JOIN instances i ON i.id = d.instance_id "
+        "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
+        "WHERE d.destination = ?1 AND d.state = 'pending' "
+        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT')");
+    st.bind(1, destination);
+    st.step();
+    if (st.is_null(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(st.int64(0));
+  });
+}
+
+Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
+                                             std::vector<DueItem> due) {
+  SendBatch batch;
+  batch.permit = SendPermit(db_.send_gate());
+  auto checked = db_.write([&](Connection& db) {
+    std::map<std::int64_t, bool> may_send;  // study id -> still sendable
+    for (auto& item : due) {
+      auto known = may_send.find(item.study_id);
+      if (known == may_send.end()) {
+        auto st = db.prepare(
+            "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+        st.bind(1, item.study_id).bind(2, destination);
+        const auto state = st.step() ? parse_study_state(st.text(0)) : std::nullopt;
+        const bool ok = state && sendable(*state);
+        if (ok && *state != StudyState::kSending)
+          transition(db, db_.clock(), item.study_id, destination, StudyState::kSending,
+                     Cause::kSendStarted, "");
+        known = may_send.emplace(item.study_id, ok).first;
+      }
+      bool marked = false;
+      if (known->second) {
+        auto up = db.prepare(
+            "UPDATE deliveries SET state = 'sending' WHERE instance_id = ?1 AND destination = ?2 "
+            "AND state = 'pending'");
+        up.bind(1, item.instance_id).bind(2, destination).run();
+        marked = db.changes() == 1;
+      }
+      if (marked)
+        batch.items.push_back(std::move(item));
+      else
+        ++batch.dropped;
+    }
+  });
+  if (!checked) return checked.error();
+  if (batch.items.empty()) batch.permit.release();
+  return batch;
+}
+
+Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
+                                               const std::vector<DeliveryUpdate>& updates) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<void> {
+    std::set<std::int64_t> studies;
+    bool any_sent = false;
+    std::string last_error;
+    std::map<std::int64_t, bool> withdrawn;  // study id -> withdrawn for this destination
+    std::set<std::int64_t> sent_after_withdrawal;
+    for (const auto& u : updates) {
+      std::int64_t study_id = 0;
+      {
+        auto sid = db.prepare(
+            "SELECT i.study_id, sd.state = 'WITHDRAWN' FROM instances i LEFT JOIN "
+            "study_destinations sd ON sd.study_id = i.study_id AND sd.destination = ?2 "
+            "WHERE i.id = ?1");
+        sid.bind(1, u.instance_id).bind(2, destination);
+        if (!sid.step()) continue;
+        study_id = sid.int64(0);
+        withdrawn[study_id] = !sid.is_null(1) && sid.int64(1) != 0;
+      }
+      const bool gone = withdrawn[study_id];
+      // What the repository answered is recorded as it is, whatever happened meanwhile: an
+      // accepted instance is held there even if its study was withdrawn while it was on the wire.
+      const char* state = u.result == DeliveryResult::kDelivered ? "sent"
+                          : gone                                 ? "withdrawn"
+                          : u.result == DeliveryResult::kRefused ? "failed"
+                                                                 : "pending";
+      auto up = db.prepare(
+          "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
+          "next_attempt_at = ?5, in_doubt = 0, "
+          "sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
+          "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
+          "ELSE coalesce(first_failure_at, ?6) END "
+          "WHERE instance_id = ?1 AND destination = ?2 AND (state IN ('sending', 'pending') "
+          "OR (?3 = 'sent' AND state = 'withdrawn'))");
+      up.bind(1, u.instance_id)
+          .bind(2, destination)
+          .bind(3, state)
+          .bind(4, u.error)
+          .bind(5, gone ? 0 : u.next_attempt_at)
+          .bind(6, now)
+          .run();
+      if (db.changes() == 0) continue;
+      if (gone && u.result == DeliveryResult::kDelivered) sent_after_withdrawal.insert(study_id);
+      any_sent = any_sent || u.result == DeliveryResult::kDelivered;
+      if (u.result != DeliveryResult::kDelivered && !u.error.empty()) last_error = u.error;
+      studies.insert(study_id);
+    }
+    for (auto id : sent_after_withdrawal) {
+      auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
+      uid.bind(1, id);
+      uid.step();
+      audit::Event e;
+      e.type = audit::EventType::kStudySent;
+      e.actor = audit::system_actor();
+      e.outcome = audit::kSuccess;
+      e.study_uid = uid.text(0);
+      e.destination = destination;
+      e.detail = {{"note", "sent before withdrawal took effect"}};
+      append_audit(db, db_.clock(), std::move(e));
+      queue_late_notification(db, id, destination, now);
+    }
+    finish_waiting_notifications(db, db_.clock(), destination);
+    for (auto id : studies) {
+      auto moved = refresh_study_state(db, db_.clock(), id, destination);
+      if (moved && (*moved == StudyState::kSent || *moved == StudyState::kFailed)) {
+        auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
+        uid.bind(1, id);
+        uid.step();
+        audit::Event e;
+        e.type = *moved == StudyState::kSent ? audit::EventType::kStudySent
+                                             : audit::EventType::kStudyFailed;
+        e.actor = audit::system_actor();
+        e.outcome = *moved == StudyState::kSent ? std::string(audit::kSuccess)
+                                                : audit::failure("refused by the repository");
+        e.study_uid = uid.text(0);
+        e.destination = destination;
+        append_audit(db, db_.clock(), std::move(e));
+      }
+    }
+    db.prepare("INSERT OR IGNORE INTO destination_status(destination) VALUES (?1)")
+        .bind(1, destination)
+        .run();
+    if (any_sent)
+      db.prepare("UPDATE destination_status SET last_success_at = ?2 WHERE destination = ?1")
+          .bind(1, destination)
+          .bind(2, now)
+          .run();
+    if (!last_error.empty())
+      db.prepare(
+            "UPDATE destination_status SET last_error_at = ?2, last_error = ?3 "
+            "WHERE destination = ?1")
+          .bind(1, destination)
+          .bind(2, now)
+          .bind(3, last_error)
+          .run();
+    return {};
+  });
+}
+
+Result<void> DeliveryLedger::record_destination_error(const std::string& destination,
+                                                      const std::string& error) {
+  return db_.locked([&](Connection& db) -> Result<void> {
+    db.prepare(
+          "INSERT INTO destination_status(destination, last_error_at, last_error) "
+          "VALUES (?1, ?2, ?3) ON CONFLICT(destination) DO UPDATE SET last_error_at = ?2, "
+          "last_error = ?3")
+        .bind(1, destination)
+        .bind(2, to_epoch_ms(db_.clock().now()))
+        .bind(3, error)
+        .run();
+    return {};
+  });
+}
+
+Result<int> DeliveryLedger::recover_interrupted_sends() {
+  return db_.write([&](Connection& db) -> Result<int> {
+    // Withdrawn meanwhile: never sent again, but the repository may hold them.
+    db.prepare(
+          "UPDATE deliveries SET state = 'withdrawn', in_doubt = 1 WHERE state = 'sending' AND "
+          "EXISTS (SELECT 1 FROM instances i JOIN study_destinations sd ON sd.study_id = "
+          "i.study_id AND sd.destination = deliveries.destination WHERE i.id = "
+          "deliveries.instance_id AND sd.state = 'WITHDRAWN')")
+        .run();
+    int in_doubt = db.changes();
+    db.prepare("UPDATE deliveries SET state = 'pending', in_doubt = 1 WHERE state = 'sending'")
+        .run();
+    in_doubt += db.changes();
+    for (const auto& dest : db_.destinations()) finish_waiting_notifications(db, db_.clock(), dest);
+    return in_doubt;
+  });
+}
+
+Result<std::vector<Notification>> DeliveryLedger::due_notifications(const std::string& destination,
+                                                                    std::int64_t now_ms) {
+  return db_.locked([&](Connection& db) -> Result<std::vector<Notification>> {
+    std::vector<Notification> out;
+    auto st = db.prepare(
+        "SELECT id, body, attempts FROM notifications WHERE destination = ?1 AND state = "
+        "'pending' AND next_attempt_at <= ?2 ORDER BY id LIMIT 20");
+    st.bind(1, destination).bind(2, now_ms);
+    while (st.step()) out.push_back({st.int64(0), st.text(1), static_cast<int>(st.int64(2))});
+    return out;
+  });
+}
+
+Result<void> DeliveryLedger::record_notification(std::int64_t id, bool sent,
+                                                 const std::string& error,
+                                                 std::int64_t next_attempt_at) {
+  return db_.locked([&](Connection& db) -> Result<void> {
+    db.prepare(
+          "UPDATE notifications SET state = ?2, attempts = attempts + 1, last_error = ?3, "
+          "next_attempt_at = ?4 WHERE id = ?1")
+        .bind(1, id)
+        .bind(2, sent ? "sent" : "pending")
+        .bind(3, error)
+        .bind(4, next_attempt_at)
+        .run();
+    return {};
+  });
+}
+
+Result<std::optional<std::int64_t>> DeliveryLedger::next_notification(
+    const std::string& destination) {
+  return db_.locked([&](Connection& db) -> Result<std::optional<std::int64_t>> {
+    auto st = db.prepare(
+        "SELECT min(next_attempt_at) FROM notifications WHERE destination = ?1 AND state = "
+        "'pending'");
+    st.bind(1, destination);
+    st.step();
+    if (st.is_null(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(st.int64(0));
+  });
+}
+
+Result<std::optional<std::pair<std::string, std::uint64_t>>> DeliveryLedger::derived_object(
+    std::int64_t instance_id, const std::string& destination) {
+  return db_.locked(
+      [&](Connection& db) -> Result<std::optional<std::pair<std::string, std::uint64_t>>> {
+        auto st = db.prepare(
+            "SELECT sha256, size FROM derived_objects WHERE instance_id = ?1 AND destination = ?2");
+        st.bind(1, instance_id).bind(2, destination);
+        if (!st.step()) return std::optional<std::pair<std::string, std::uint64_t>>();
+        return std::optional<std::pair<std::string, std::uint64_t>>(
+            std::make_pair(st.text(0), static_cast<std::uint64_t>(st.int64(1))));
+      });
+}
+
+}  // namespace dirgw::catalog

@@ -1,0 +1,251 @@
+#include "catalog/ingest_ledger.h"
+
+#include <map>
+#include <set>
+
+#include "catalog/internal.h"
+
+namespace dirgw::catalog {
+
+Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
+                                                    NewVersionPolicy new_versions) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<RecordOutcome> {
+    {
+      auto dup =
+          db.prepare("SELECT id FROM instances WHERE sop_instance_uid = ?1 AND object_sha256 = ?2");
+      dup.bind(1, in.sop_instance_uid).bind(2, in.sha256);
+      if (dup.step()) {
+        RecordOutcome out{RecordKind::kDuplicate, dup.int64(0)};
+        append_audit(db, db_.clock(), received_event(in, {{"duplicate", true}}));
+        return out;
+      }
+    }
+    db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
+        .bind(1, in.sha256)
+        .bind(2, static_cast<std::int64_t>(in.size))
+        .bind(3, now)
+        .run();
+    std::int64_t study_id = 0;
+    {
+      auto find = db.prepare("SELECT id FROM studies WHERE study_uid = ?1");
+      find.bind(1, in.study_uid);
+      if (find.step()) {
+        study_id = find.int64(0);
+      } else {
+        db.prepare(
+              "INSERT INTO studies(study_uid, state, first_received_at, last_received_at) "
+              "VALUES (?1, 'RECEIVING', ?2, ?2)")
+            .bind(1, in.study_uid)
+            .bind(2, now)
+            .run();
+        study_id = db.last_insert_rowid();
+      }
+    }
+    RecordKind kind = RecordKind::kNew;
+    {
+      auto other = db.prepare("SELECT 1 FROM instances WHERE sop_instance_uid = ?1");
+      other.bind(1, in.sop_instance_uid);
+      if (other.step()) kind = RecordKind::kNewVersion;
+    }
+    db.prepare(
+          "INSERT INTO instances(study_id, sop_instance_uid, sop_class_uid, series_uid, "
+          "transfer_syntax, modality, object_sha256, size, received_at, calling_ae, peer, flags) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+        .bind(1, study_id)
+        .bind(2, in.sop_instance_uid)
+        .bind(3, in.sop_class_uid)
+        .bind(4, in.series_uid)
+        .bind(5, in.transfer_syntax)
+        .bind(6, in.modality)
+        .bind(7, in.sha256)
+        .bind(8, static_cast<std::int64_t>(in.size))
+        .bind(9, now)
+        .bind(10, in.calling_ae)
+        .bind(11, in.peer)
+        .bind(12, kind == RecordKind::kNewVersion ? "new-version" : "")
+        .run();
+    const std::int64_t instance_id = db.last_insert_rowid();
+    if (kind == RecordKind::kNewVersion) {
+      // Only the newest version of an SOP instance is sent: older versions still waiting are
+      // superseded (a corrected image replaces the wrong one before it leaves).
+      db.prepare(
+            "UPDATE deliveries SET state = 'superseded' WHERE state = 'pending' AND instance_id "
+            "IN (SELECT id FROM instances WHERE sop_instance_uid = ?1 AND id != ?2)")
+          .bind(1, in.sop_instance_uid)
+          .bind(2, instance_id)
+          .run();
+    }
+    db.prepare(
+          "UPDATE studies SET state = 'RECEIVING', last_received_at = ?2, "
+          "instance_count = instance_count + 1, byte_count = byte_count + ?3 WHERE id = ?1")
+        .bind(1, study_id)
+        .bind(2, now)
+        .bind(3, static_cast<std::int64_t>(in.size))
+        .run();
+    for (const auto& dest : db_.destinations()) {
+      int round = 1;
+      auto cur = db.prepare(
+          "SELECT state, round FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+      cur.bind(1, study_id).bind(2, dest);
+      if (!cur.step()) {
+        db.prepare(
+              "INSERT INTO study_destinations(study_id, destination, state, updated_at) "
+              "VALUES (?1, ?2, 'RECEIVING', ?3)")
+            .bind(1, study_id)
+            .bind(2, dest)
+            .bind(3, now)
+            .run();
+      } else {
+        const auto state = parse_study_state(cur.text(0)).value_or(StudyState::kReceiving);
+        round = static_cast<int>(cur.int64(1));
+        if (on_new_instance(state)) {
+          // A study already sent (or given up) opens a delta: a new round in which only the new
+          // instances go. HELD, QUARANTINED and WITHDRAWN keep their state.
+          const bool new_round = state == StudyState::kSent || state == StudyState::kVerified ||
+                                 state == StudyState::kPurged || state == StudyState::kFailed;
+          if (new_round) ++round;
+          db.prepare(
+                "UPDATE study_destinations SET state = 'RECEIVING', reason = '', round = ?3, "
+                "updated_at = ?4 WHERE study_id = ?1 AND destination = ?2")
+              .bind(1, study_id)
+              .bind(2, dest)
+              .bind(3, round)
+              .bind(4, now)
+              .run();
+        }
+      }
+      if (kind == RecordKind::kNewVersion && new_versions == NewVersionPolicy::kHold) {
+        db.prepare(
+              "UPDATE study_destinations SET state = 'HELD', updated_at = ?3, reason = "
+              "'an instance was received again with different bytes' "
+              "WHERE study_id = ?1 AND destination = ?2 AND state NOT IN ('WITHDRAWN', "
+              "'QUARANTINED')")
+            .bind(1, study_id)
+            .bind(2, dest)
+            .bind(3, now)
+            .run();
+      }
+      // A late instance of a withdrawn study is withdrawn on arrival: never pending, never sent.
+      const bool withdrawn = !cur.is_null(0) && cur.text(0) == "WITHDRAWN";
+      db.prepare(
+            "INSERT INTO deliveries(instance_id, destination, state, round) "
+            "VALUES (?1, ?2, ?4, ?3)")
+          .bind(1, instance_id)
+          .bind(2, dest)
+          .bind(3, round)
+          .bind(4, withdrawn ? "withdrawn" : "pending")
+          .run();
+    }
+    append_audit(
+        db, db_.clock(),
+        received_event(in, {{"bytes", in.size}, {"new_version", kind == RecordKind::kNewVersion}}));
+    return RecordOutcome{kind, instance_id};
+  });
+}
+
+Result<void> IngestLedger::record_refusal(const Refusal& r) {
+  return db_.locked([&](Connection& db) -> Result<void> {
+    db.prepare(
+          "INSERT INTO refusals(at, source, calling_ae, peer, reason) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, r.at != 0 ? r.at : to_epoch_ms(db_.clock().now()))
+        .bind(2, r.source)
+        .bind(3, r.calling_ae)
+        .bind(4, r.peer)
+        .bind(5, r.reason)
+        .run();
+    return {};
+  });
+}
+
+Result<int> IngestLedger::promote_stable(std::int64_t cutoff_ms) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<int> {
+    std::vector<std::int64_t> ids;
+    {
+      auto st =
+          db.prepare("SELECT id FROM studies WHERE state = 'RECEIVING' AND last_received_at <= ?1");
+      st.bind(1, cutoff_ms);
+      while (st.step()) ids.push_back(st.int64(0));
+    }
+    for (auto id : ids) {
+      db.prepare("UPDATE studies SET state = 'STABLE' WHERE id = ?1").bind(1, id).run();
+      // RECEIVING -> STABLE; the policy stage (consent, validation, coercion) decides next.
+      db.prepare(
+            "UPDATE study_destinations SET state = 'STABLE', updated_at = ?2 "
+            "WHERE study_id = ?1 AND state = 'RECEIVING'")
+          .bind(1, id)
+          .bind(2, now)
+          .run();
+    }
+    return static_cast<int>(ids.size());
+  });
+}
+
+Result<std::optional<std::int64_t>> IngestLedger::oldest_receiving() {
+  return db_.locked([&](Connection& db) -> Result<std::optional<std::int64_t>> {
+    auto st = db.prepare("SELECT min(last_received_at) FROM studies WHERE state = 'RECEIVING'");
+    st.step();
+    if (st.is_null(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(st.int64(0));
+  });
+}
+
+Result<bool> IngestLedger::has_object(const std::string& sha256) {
+  return db_.locked([&](Connection& db) -> Result<bool> {
+    auto st = db.prepare("SELECT 1 FROM objects WHERE sha256 = ?1");
+    st.bind(1, sha256);
+    return st.step();
+  });
+}
+
+Result<std::vector<std::string>> IngestLedger::object_hashes() {
+  return db_.locked([&](Connection& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    auto st = db.prepare("SELECT sha256 FROM objects ORDER BY sha256");
+    while (st.step()) out.push_back(st.text(0));
+    return out;
+  });
+}
+
+Result<int> IngestLedger::flag_missing_object(const std::string& sha256) {
+  return db_.write([&](Connection& db) -> Result<int> {
+    std::set<std::pair<std::int64_t, std::string>> touched;
+    auto st = db.prepare(
+        "SELECT d.instance_id, d.destination, i.study_id FROM deliveries d "
+        "JOIN instances i ON i.id = d.instance_id "
+        "WHERE i.object_sha256 = ?1 AND d.state = 'pending'");
+    st.bind(1, sha256);
+    std::vector<std::tuple<std::int64_t, std::string, std::int64_t>> rows;
+    while (st.step()) rows.emplace_back(st.int64(0), st.text(1), st.int64(2));
+    for (const auto& [instance_id, dest, study_id] : rows) {
+      db.prepare(
+            "UPDATE deliveries SET state = 'failed', last_error = 'spool file missing' "
+            "WHERE instance_id = ?1 AND destination = ?2")
+          .bind(1, instance_id)
+          .bind(2, dest)
+          .run();
+      touched.insert({study_id, dest});
+    }
+    for (const auto& [study_id, dest] : touched)
+      refresh_study_state(db, db_.clock(), study_id, dest);
+    return static_cast<int>(rows.size());
+  });
+}
+
+Result<void> IngestLedger::record_reconciliation(const Reconciliation& r) {
+  return db_.locked([&](Connection& db) -> Result<void> {
+    db.prepare(
+          "INSERT INTO reconciliations(at, temporaries, adopted, quarantined, missing) "
+          "VALUES (?1, ?2, ?3, ?4, ?5)")
+        .bind(1, r.at != 0 ? r.at : to_epoch_ms(db_.clock().now()))
+        .bind(2, r.temporaries)
+        .bind(3, r.adopted)
+        .bind(4, r.quarantined)
+        .bind(5, r.missing)
+        .run();
+    return {};
+  });
+}
+
+}  // namespace dirgw::catalog

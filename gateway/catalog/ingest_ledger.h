@@ -1,0 +1,39 @@
+// The catalog's ingest part: what arrived (objects, instances, studies), refusals at the door,
+// readiness (RECEIVING -> STABLE) and start-up reconciliation of spool and catalog.
+#pragma once
+
+#include "catalog/database.h"
+#include "catalog/types.h"
+
+namespace dirgw::catalog {
+
+class IngestLedger {
+ public:
+  explicit IngestLedger(Database& db) : db_(db) {}
+
+  // Records an object and its instance in one transaction. An SOP instance already held with
+  // identical bytes is a duplicate: nothing new is recorded or sent. A late instance of a
+  // withdrawn study is withdrawn on arrival.
+  Result<RecordOutcome> record_instance(const NewInstance& instance,
+                                        NewVersionPolicy new_versions = NewVersionPolicy::kSend);
+  Result<void> record_refusal(const Refusal& refusal);
+
+  // Studies with no new instance since `cutoff` become STABLE (the policy stage decides next).
+  // Returns how many studies moved.
+  Result<int> promote_stable(std::int64_t cutoff_ms);
+  // Earliest last_received_at of a RECEIVING study, if any: when the next promotion is due.
+  Result<std::optional<std::int64_t>> oldest_receiving();
+
+  // Start-up reconciliation of spool and catalog.
+  Result<bool> has_object(const std::string& sha256);
+  // Every object the catalog knows, originals and derived ones.
+  Result<std::vector<std::string>> object_hashes();
+  // Pending deliveries of instances whose object is missing become failed, with the reason.
+  Result<int> flag_missing_object(const std::string& sha256);
+  Result<void> record_reconciliation(const Reconciliation& r);
+
+ private:
+  Database& db_;
+};
+
+}  // namespace dirgw::catalog

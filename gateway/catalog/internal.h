@@ -1,0 +1,55 @@
+// Inside the catalog only: the rules and record-keeping that several parts share, each run inside
+// a transaction that the calling part opened (Database::write). Not for use outside catalog/.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/audit.h"
+#include "catalog/database.h"
+#include "catalog/lifecycle.h"
+#include "catalog/types.h"
+
+namespace dirgw::catalog {
+
+// The audit entry for an object received (or adopted at start, or received again).
+audit::Event received_event(const NewInstance& in, nlohmann::json detail);
+
+// The patient (id) any of `ids` belongs to, 0 if none.
+std::int64_t find_patient(Connection& db, const std::vector<PatientKey>& ids);
+// Latest decision for the patient that applies to `destination` ('*' or the destination).
+ConsentState consent_of(Connection& db, std::int64_t patient_id, const std::string& destination);
+
+inline constexpr const char* kAuditColumns =
+    "SELECT seq, at, type, actor, outcome, study_uid, sop_instance_uid, destination, patient_ref, "
+    "detail, prev_hash, hash FROM audit_events ";
+// Reads a row back; a row that cannot be read as an event yields an error with its reason.
+Result<audit::Event> audit_row(const sqlite::Statement& st);
+
+// Moves one study/destination row if the life cycle allows it; false when it does not.
+bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
+                const std::string& destination, StudyState to, Cause cause,
+                const std::string& reason);
+// WITHDRAWN, and its pending deliveries never sent.
+bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
+              const std::string& destination, const std::string& reason);
+// The state a sending study moves to from its deliveries' counts, if it moves.
+std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock,
+                                              std::int64_t study_id,
+                                              const std::string& destination);
+// Seals `e` onto the audit chain and inserts it.
+void append_audit(Connection& db, const Clock& clock, audit::Event e);
+
+// Withdrawal notifications (docs/policy.md): the body for a patient's studies; waiting ones
+// whose answers are all known made due; a follow-up for an instance found held late.
+std::string notification_body(Connection& db, std::int64_t patient_id,
+                              const std::string& destination, std::int64_t at);
+void finish_waiting_notifications(Connection& db, const Clock& clock,
+                                  const std::string& destination);
+void queue_late_notification(Connection& db, std::int64_t study_id, const std::string& destination,
+                             std::int64_t now);
+
+}  // namespace dirgw::catalog

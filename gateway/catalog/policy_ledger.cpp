@@ -1,0 +1,134 @@
+#include "catalog/policy_ledger.h"
+
+#include <map>
+#include <set>
+
+#include "catalog/internal.h"
+
+namespace dirgw::catalog {
+
+PolicyDecision consent_decision(const std::string& destination, ConsentState consent,
+                                bool opt_in) {
+  PolicyDecision d;
+  d.destination = destination;
+  d.opt_in = opt_in;
+  if (consent == ConsentState::kWithdrawn) {
+    d.state = StudyState::kWithdrawn;
+    d.reason = "consent withdrawn";
+  } else if (opt_in && consent != ConsentState::kGranted) {
+    d.state = StudyState::kHeld;
+    d.reason = "no consent recorded";
+  } else {
+    d.state = StudyState::kReady;
+  }
+  return d;
+}
+
+Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
+  return db_.locked([&](Connection& db) -> Result<std::vector<PolicyWork>> {
+    std::vector<PolicyWork> out;
+    auto st = db.prepare(
+        "SELECT s.id, s.study_uid, group_concat(sd.destination, char(10)) FROM studies s "
+        "JOIN study_destinations sd ON sd.study_id = s.id WHERE sd.state = 'STABLE' "
+        "GROUP BY s.id ORDER BY s.last_received_at LIMIT ?1");
+    st.bind(1, limit);
+    while (st.step()) {
+      PolicyWork w;
+      w.study_id = st.int64(0);
+      w.study_uid = st.text(1);
+      std::string dests = st.text(2);
+      std::size_t pos = 0;
+      while (pos <= dests.size()) {
+        auto nl = dests.find('\n', pos);
+        if (nl == std::string::npos) nl = dests.size();
+        if (nl > pos) w.destinations.push_back(dests.substr(pos, nl - pos));
+        pos = nl + 1;
+      }
+      out.push_back(std::move(w));
+    }
+    for (auto& w : out) {
+      auto inst = db.prepare(
+          "SELECT id, sop_instance_uid, object_sha256, received_at FROM instances "
+          "WHERE study_id = ?1 ORDER BY id");
+      inst.bind(1, w.study_id);
+      while (inst.step())
+        w.instances.push_back({inst.int64(0), inst.text(1), inst.text(2), inst.int64(3)});
+    }
+    return out;
+  });
+}
+
+Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
+    std::int64_t study_id, const std::vector<PatientKey>& identifiers,
+    const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
+    const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>& derived) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<std::vector<PolicyDecision>> {
+    for (const auto& k : identifiers)
+      db.prepare(
+            "INSERT OR IGNORE INTO study_identifiers(study_id, kind, issuer, value) "
+            "VALUES (?1, ?2, ?3, ?4)")
+          .bind(1, study_id)
+          .bind(2, k.kind)
+          .bind(3, k.issuer)
+          .bind(4, k.value)
+          .run();
+    db.prepare("DELETE FROM policy_findings WHERE study_id = ?1").bind(1, study_id).run();
+    for (const auto& f : findings)
+      db.prepare(
+            "INSERT INTO policy_findings(study_id, sop_instance_uid, code, tag, message, at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+          .bind(1, study_id)
+          .bind(2, f.sop_instance_uid)
+          .bind(3, f.code)
+          .bind(4, f.tag)
+          .bind(5, f.message)
+          .bind(6, now)
+          .run();
+    for (const auto& [instance_id, destination, sha, size] : derived) {
+      db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
+          .bind(1, sha)
+          .bind(2, static_cast<std::int64_t>(size))
+          .bind(3, now)
+          .run();
+      db.prepare(
+            "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind) "
+            "VALUES (?1, ?2, ?3, ?4, 'coerced')")
+          .bind(1, instance_id)
+          .bind(2, destination)
+          .bind(3, sha)
+          .bind(4, static_cast<std::int64_t>(size))
+          .run();
+    }
+    // Consent is read here, in the transaction that commits the decision: a withdrawal either
+    // committed before (and is seen) or comes after (and finds this study by its identifiers).
+    const std::int64_t patient = find_patient(db, identifiers);
+    std::vector<PolicyDecision> out;
+    for (const auto& proposed : decisions) {
+      PolicyDecision d = proposed;
+      if (d.state == StudyState::kReady)
+        d = consent_decision(d.destination, consent_of(db, patient, d.destination), d.opt_in);
+      if (d.state == StudyState::kWithdrawn) {
+        withdraw(db, db_.clock(), study_id, d.destination, d.reason);
+      } else {
+        transition(db, db_.clock(), study_id, d.destination, d.state, Cause::kPolicy, d.reason);
+      }
+      out.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<Finding>> PolicyLedger::findings(const std::string& study_uid) {
+  return db_.read([&](Connection& db) -> Result<std::vector<Finding>> {
+    std::vector<Finding> out;
+    auto st = db.prepare(
+        "SELECT f.sop_instance_uid, f.code, f.tag, f.message FROM policy_findings f "
+        "JOIN studies s ON s.id = f.study_id WHERE s.study_uid = ?1 ORDER BY f.id");
+    st.bind(1, study_uid);
+    while (st.step()) out.push_back({st.text(0), st.text(1), st.text(2), st.text(3)});
+    return out;
+  });
+}
+
+}  // namespace dirgw::catalog

@@ -1,0 +1,29 @@
+// The catalog's policy part: studies waiting for a decision (STABLE), the decision with its
+// findings and derived objects, and the findings shown for quarantine.
+#pragma once
+
+#include "catalog/database.h"
+#include "catalog/types.h"
+
+namespace dirgw::catalog {
+
+class PolicyLedger {
+ public:
+  explicit PolicyLedger(Database& db) : db_(db) {}
+
+  // Studies with a destination row in STABLE, with their instances.
+  Result<std::vector<PolicyWork>> policy_work(int limit);
+  // Records the decision in one transaction; READY proposals are resolved against consent read
+  // in that same transaction. Returns the decisions as committed.
+  Result<std::vector<PolicyDecision>> record_policy(
+      std::int64_t study_id, const std::vector<PatientKey>& identifiers,
+      const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
+      const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>&
+          derived);
+  Result<std::vector<Finding>> findings(const std::string& study_uid);
+
+ private:
+  Database& db_;
+};
+
+}  // namespace dirgw::catalog

@@ -1,0 +1,202 @@
+#include "catalog/queries.h"
+
+#include <map>
+#include <set>
+
+#include "catalog/internal.h"
+
+namespace dirgw::catalog {
+
+int Queries::schema_version() {
+  auto v = db_.read([](Connection& db) {
+    auto st = db.prepare("PRAGMA user_version");
+    st.step();
+    return static_cast<int>(st.int64(0));
+  });
+  return v ? *v : 0;
+}
+
+Result<Status> Queries::status() {
+  return db_.read([&](Connection& db) -> Result<Status> {
+    Status s;
+    {
+      auto st = db.prepare("PRAGMA user_version");
+      st.step();
+      s.schema_version = static_cast<int>(st.int64(0));
+    }
+    {
+      auto st = db.prepare(
+          "SELECT count(*), coalesce(sum(instance_count), 0), coalesce(sum(byte_count), 0) "
+          "FROM studies");
+      st.step();
+      s.studies = st.int64(0);
+      s.instances = st.int64(1);
+      s.bytes = st.int64(2);
+    }
+    {
+      auto st = db.prepare(
+          "SELECT state, count(*), sum(instance_count) FROM studies GROUP BY state ORDER BY state");
+      while (st.step()) s.ingest_states.push_back({st.text(0), st.int64(1), st.int64(2)});
+    }
+    for (const auto& name : db_.destinations()) {
+      DestinationStatus d;
+      d.name = name;
+      auto st = db.prepare(
+          "SELECT sd.state, count(*), coalesce(sum(s.instance_count), 0) FROM study_destinations "
+          "sd "
+          "JOIN studies s ON s.id = sd.study_id WHERE sd.destination = ?1 "
+          "GROUP BY sd.state ORDER BY sd.state");
+      st.bind(1, name);
+      while (st.step()) d.states.push_back({st.text(0), st.int64(1), st.int64(2)});
+      auto pend = db.prepare(
+          "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0) "
+          "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+          "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending')");
+      pend.bind(1, name);
+      pend.step();
+      d.pending_instances = pend.int64(0);
+      d.pending_bytes = pend.int64(1);
+      d.oldest_pending_at = pend.int64(2);
+      auto ds = db.prepare(
+          "SELECT coalesce(last_success_at, 0), coalesce(last_error_at, 0), last_error "
+          "FROM destination_status WHERE destination = ?1");
+      ds.bind(1, name);
+      if (ds.step()) {
+        d.last_success_at = ds.int64(0);
+        d.last_error_at = ds.int64(1);
+        d.last_error = ds.text(2);
+      }
+      s.destinations.push_back(std::move(d));
+    }
+    {
+      auto st = db.prepare("SELECT count(*) FROM refusals");
+      st.step();
+      s.refusals = st.int64(0);
+      auto last = db.prepare(
+          "SELECT at, source, calling_ae, peer, reason FROM refusals ORDER BY id DESC LIMIT 1");
+      if (last.step())
+        s.last_refusal =
+            Refusal{last.int64(0), last.text(1), last.text(2), last.text(3), last.text(4)};
+      auto rec = db.prepare(
+          "SELECT at, temporaries, adopted, quarantined, missing FROM reconciliations "
+          "ORDER BY id DESC LIMIT 1");
+      if (rec.step())
+        s.last_reconciliation = Reconciliation{
+            rec.int64(0), static_cast<int>(rec.int64(1)), static_cast<int>(rec.int64(2)),
+            static_cast<int>(rec.int64(3)), static_cast<int>(rec.int64(4))};
+    }
+    return s;
+  });
+}
+
+Result<std::vector<StudySummary>> Queries::studies(const std::string& state_filter, int limit,
+                                                   const std::string& destination_filter) {
+  return db_.read([&](Connection& db) -> Result<std::vector<StudySummary>> {
+    auto st = db.prepare(
+        "SELECT s.id, s.study_uid, s.state, s.instance_count, s.byte_count, s.first_received_at, "
+        "s.last_received_at FROM studies s "
+        "WHERE (?1 = '' AND ?3 = '') OR EXISTS (SELECT 1 FROM study_destinations sd "
+        "WHERE sd.study_id = s.id AND (?1 = '' OR sd.state = ?1) "
+        "AND (?3 = '' OR sd.destination = ?3)) OR (?3 = '' AND s.state = ?1) "
+        "ORDER BY s.last_received_at DESC, s.id DESC LIMIT ?2");
+    st.bind(1, state_filter).bind(2, limit).bind(3, destination_filter);
+    std::vector<StudySummary> out;
+    std::vector<std::int64_t> ids;
+    while (st.step()) {
+      ids.push_back(st.int64(0));
+      StudySummary s;
+      s.study_uid = st.text(1);
+      s.state = st.text(2);
+      s.instances = st.int64(3);
+      s.bytes = st.int64(4);
+      s.first_received_at = st.int64(5);
+      s.last_received_at = st.int64(6);
+      out.push_back(std::move(s));
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      auto sd = db.prepare(
+          "SELECT destination, state FROM study_destinations WHERE study_id = ?1 "
+          "ORDER BY destination");
+      sd.bind(1, ids[i]);
+      while (sd.step()) out[i].destination_states.emplace_back(sd.text(0), sd.text(1));
+    }
+    return out;
+  });
+}
+
+Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) {
+  return db_.read([&](Connection& db) -> Result<std::optional<StudyDetail>> {
+    auto st = db.prepare(
+        "SELECT id, state, instance_count, byte_count, first_received_at, last_received_at "
+        "FROM studies WHERE study_uid = ?1");
+    st.bind(1, study_uid);
+    if (!st.step()) return std::optional<StudyDetail>();
+    StudyDetail d;
+    const std::int64_t id = st.int64(0);
+    d.summary.study_uid = study_uid;
+    d.summary.state = st.text(1);
+    d.summary.instances = st.int64(2);
+    d.summary.bytes = st.int64(3);
+    d.summary.first_received_at = st.int64(4);
+    d.summary.last_received_at = st.int64(5);
+    auto sd = db.prepare(
+        "SELECT destination, state, reason, round, updated_at, coalesce(sent_at, 0) "
+        "FROM study_destinations WHERE study_id = ?1 ORDER BY destination");
+    sd.bind(1, id);
+    while (sd.step()) {
+      d.destinations.push_back({sd.text(0), sd.text(1), sd.text(2), static_cast<int>(sd.int64(3)),
+                                sd.int64(4), sd.int64(5)});
+      d.summary.destination_states.emplace_back(sd.text(0), sd.text(1));
+    }
+    auto rounds = db.prepare(
+        "SELECT d.destination, d.round, count(*), sum(d.state = 'sent'), sum(d.state = 'failed'), "
+        "sum(d.state IN ('pending', 'sending')), coalesce(min(d.sent_at), 0), "
+        "coalesce(max(d.sent_at), 0) "
+        "FROM deliveries d JOIN instances i ON i.id = d.instance_id WHERE i.study_id = ?1 "
+        "GROUP BY d.destination, d.round ORDER BY d.destination, d.round");
+    rounds.bind(1, id);
+    while (rounds.step())
+      d.rounds.push_back({rounds.text(0), static_cast<int>(rounds.int64(1)), rounds.int64(2),
+                          rounds.int64(3), rounds.int64(4), rounds.int64(5), rounds.int64(6),
+                          rounds.int64(7)});
+    auto inst = db.prepare(
+        "SELECT id, sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, "
+        "object_sha256, flags, calling_ae, size, received_at FROM instances WHERE study_id = ?1 "
+        "ORDER BY id");
+    inst.bind(1, id);
+    std::vector<std::int64_t> ids;
+    while (inst.step()) {
+      ids.push_back(inst.int64(0));
+      InstanceDetail i;
+      i.sop_instance_uid = inst.text(1);
+      i.sop_class_uid = inst.text(2);
+      i.series_uid = inst.text(3);
+      i.modality = inst.text(4);
+      i.transfer_syntax = inst.text(5);
+      i.sha256 = inst.text(6);
+      i.flags = inst.text(7);
+      i.calling_ae = inst.text(8);
+      i.size = inst.int64(9);
+      i.received_at = inst.int64(10);
+      d.instances.push_back(std::move(i));
+    }
+    auto del = db.prepare(
+        "SELECT destination, state, last_error, attempts, round, next_attempt_at, "
+        "coalesce(sent_at, 0) FROM deliveries WHERE instance_id = ?1 ORDER BY destination");
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      del.reset();
+      del.bind(1, ids[k]);
+      while (del.step())
+        d.instances[k].deliveries.push_back(
+            {del.text(0), del.text(1), del.text(2), static_cast<int>(del.int64(3)),
+             static_cast<int>(del.int64(4)), del.int64(5), del.int64(6)});
+    }
+    return std::optional<StudyDetail>(std::move(d));
+  });
+}
+
+Result<std::vector<StudySummary>> Queries::quarantined(int limit) {
+  return studies("QUARANTINED", limit);
+}
+
+}  // namespace dirgw::catalog

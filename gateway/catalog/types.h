@@ -1,0 +1,238 @@
+// The catalog's value types: what its parts take and return (catalog.h lists the parts).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "audit/audit.h"
+#include "catalog/lifecycle.h"
+#include "catalog/send_gate.h"
+#include "common/clock.h"
+#include "common/result.h"
+
+namespace dirgw::catalog {
+
+// Study states, per destination after policy (see docs/design.md).
+inline constexpr const char* kReceiving = "RECEIVING";
+inline constexpr const char* kStable = "STABLE";
+inline constexpr const char* kReady = "READY";
+inline constexpr const char* kSending = "SENDING";
+inline constexpr const char* kSent = "SENT";
+inline constexpr const char* kRetryWait = "RETRY_WAIT";
+inline constexpr const char* kFailed = "FAILED";
+
+struct NewInstance {
+  std::string study_uid, series_uid, sop_instance_uid, sop_class_uid, transfer_syntax, modality;
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::string calling_ae, peer;
+};
+
+enum class RecordKind { kNew, kDuplicate, kNewVersion };
+
+// What to do with an SOP instance received again with different bytes.
+enum class NewVersionPolicy { kSend, kHold };
+struct RecordOutcome {
+  RecordKind kind;
+  std::int64_t instance_id = 0;
+};
+
+struct DueItem {
+  std::int64_t instance_id = 0;
+  std::int64_t study_id = 0;
+  std::string study_uid, sop_instance_uid, sop_class_uid, sha256;
+  std::uint64_t size = 0;
+  int attempts = 0;
+  std::int64_t received_at = 0;
+  std::int64_t first_failure_at = 0;  // 0: has not failed yet
+  bool derived = false;               // sha256/size are of a derived (coerced) object
+};
+
+enum class DeliveryResult { kDelivered, kRetry, kRefused };
+struct DeliveryUpdate {
+  std::int64_t instance_id = 0;
+  DeliveryResult result = DeliveryResult::kRetry;
+  std::string error;  // our words, never patient data
+  std::int64_t next_attempt_at = 0;
+};
+
+struct StateCount {
+  std::string state;
+  std::int64_t studies = 0;
+  std::int64_t instances = 0;
+};
+
+struct DestinationStatus {
+  std::string name;
+  std::vector<StateCount> states;
+  std::int64_t pending_instances = 0;
+  std::int64_t pending_bytes = 0;
+  std::int64_t oldest_pending_at = 0;
+  std::int64_t last_success_at = 0;
+  std::int64_t last_error_at = 0;
+  std::string last_error;
+};
+
+struct Refusal {
+  std::int64_t at = 0;
+  std::string source, calling_ae, peer, reason;
+};
+
+struct Reconciliation {
+  std::int64_t at = 0;
+  int temporaries = 0, adopted = 0, quarantined = 0, missing = 0;
+};
+
+struct Status {
+  int schema_version = 0;
+  std::int64_t studies = 0;
+  std::int64_t instances = 0;
+  std::int64_t bytes = 0;
+  std::vector<StateCount> ingest_states;  // RECEIVING / STABLE
+  std::vector<DestinationStatus> destinations;
+  std::int64_t refusals = 0;
+  std::optional<Refusal> last_refusal;
+  std::optional<Reconciliation> last_reconciliation;
+};
+
+struct StudySummary {
+  std::string study_uid, state;
+  std::int64_t instances = 0, bytes = 0, first_received_at = 0, last_received_at = 0;
+  std::vector<std::pair<std::string, std::string>> destination_states;  // name, state
+};
+
+struct DeliveryDetail {
+  std::string destination, state, last_error;
+  int attempts = 0, round = 1;
+  std::int64_t next_attempt_at = 0, sent_at = 0;
+};
+
+struct InstanceDetail {
+  std::string sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, sha256, flags,
+      calling_ae;
+  std::int64_t size = 0, received_at = 0;
+  std::vector<DeliveryDetail> deliveries;
+};
+
+struct RoundDetail {
+  std::string destination;
+  int round = 1;
+  std::int64_t instances = 0, sent = 0, failed = 0, pending = 0;
+  std::int64_t first_sent_at = 0, last_sent_at = 0;
+};
+
+struct DestinationStateDetail {
+  std::string destination, state, reason;
+  int round = 1;
+  std::int64_t updated_at = 0, sent_at = 0;
+};
+
+struct StudyDetail {
+  StudySummary summary;
+  std::vector<DestinationStateDetail> destinations;
+  std::vector<RoundDetail> rounds;
+  std::vector<InstanceDetail> instances;
+};
+
+// The result of an operator action: how many studies changed, and why others did not.
+struct ActionResult {
+  int changed = 0;
+  std::vector<std::string> refused;  // "<study uid> <destination>: HELD cannot become READY"
+};
+
+// --- Policy and consent (schema 4)
+
+struct PatientKey {
+  std::string kind;    // "hn" | "mrn"
+  std::string issuer;  // "ON", "LGH-MRN"
+  std::string value;
+  bool operator<(const PatientKey& o) const {
+    return std::tie(kind, issuer, value) < std::tie(o.kind, o.issuer, o.value);
+  }
+  bool operator==(const PatientKey& o) const = default;
+};
+
+enum class ConsentState { kUnknown, kGranted, kWithdrawn };
+
+struct ConsentChange {
+  std::vector<PatientKey> identifiers;
+  bool grant = true;  // false: withdraw
+  std::string scope = "*";
+  std::string source;  // cli | csv | hl7
+  std::string operator_name;
+  std::string reference;
+  std::int64_t at = 0;  // 0: now
+  // Destinations with a withdrawal notification endpoint: a withdrawal queues one for each.
+  std::vector<std::string> notify;
+};
+
+struct Notification {
+  std::int64_t id = 0;
+  std::string body;
+  int attempts = 0;
+};
+
+struct ConsentEffect {
+  std::int64_t patient_id = 0;
+  int notifications = 0;
+  int studies_withdrawn = 0;  // study/destination rows stopped
+  int studies_released = 0;   // HELD for want of consent, now READY
+};
+
+struct ConsentEventRow {
+  std::int64_t at = 0;
+  std::string decision, scope, source, operator_name, reference;
+};
+
+struct PatientConsent {
+  std::int64_t patient_id = 0;
+  std::vector<PatientKey> identifiers;
+  std::vector<ConsentEventRow> history;
+  std::vector<std::string> study_uids;
+};
+
+struct Finding {
+  std::string sop_instance_uid, code, tag, message;
+};
+
+// What the policy stage decided for one study and one destination. READY is a proposal that
+// consent still decides: record_policy reads the consent registry in the same transaction that
+// commits the decision, so a withdrawal is seen either by the decision or the decision by it.
+struct PolicyDecision {
+  std::string destination;
+  StudyState state = StudyState::kReady;  // READY, HELD, QUARANTINED or WITHDRAWN
+  std::string reason;
+  bool opt_in = false;  // READY needs a recorded grant (else HELD "no consent recorded")
+};
+
+// Consent's say over a study that passed validation: READY, HELD or WITHDRAWN, and why.
+PolicyDecision consent_decision(const std::string& destination, ConsentState consent, bool opt_in);
+
+// A batch the forwarder may send now: the items still sendable, their deliveries marked
+// 'sending', and the permit that keeps withdrawals waiting until the request has left.
+struct SendBatch {
+  std::vector<DueItem> items;
+  int dropped = 0;  // items whose study may no longer be sent (withdrawn, held...)
+  SendPermit permit;
+};
+
+struct PolicyWork {
+  std::int64_t study_id = 0;
+  std::string study_uid;
+  std::vector<std::string> destinations;  // rows in STABLE
+  struct Instance {
+    std::int64_t id = 0;
+    std::string sop_instance_uid, sha256;
+    std::int64_t received_at = 0;
+  };
+  std::vector<Instance> instances;
+};
+
+}  // namespace dirgw::catalog
