@@ -120,12 +120,6 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-std::optional<std::string> item_string(DcmItem& item, const DcmTagKey& key) {
-  OFString v;
-  if (item.findAndGetOFStringArray(key, v, OFFalse).bad()) return std::nullopt;
-  return std::string(trim(std::string_view(v.c_str(), v.length())));
-}
-
 // A value as text. Elements encoded as UN (unknown VR, or implicit private) are read as the bytes
 // they hold, which for the text VRs of the table is the value itself.
 std::string read_text(DcmElement* e) {
@@ -140,6 +134,12 @@ std::string read_text(DcmElement* e) {
   OFString s;
   if (e->getOFStringArray(s, OFFalse).bad()) return {};
   return std::string(trim(std::string_view(s.c_str(), s.length())));
+}
+
+std::optional<std::string> item_string(DcmItem& item, const DcmTagKey& key) {
+  DcmElement* e = nullptr;
+  if (item.findAndGetElement(key, e, OFFalse).bad() || e == nullptr) return std::nullopt;
+  return read_text(e);
 }
 
 // The VR to write a replacement as: the element's own unless it is UN, then the dictionary's,
