@@ -624,7 +624,14 @@ class Deidentifier {
                               : apply(item, e, *row, res.action, children, f.path);
       if (!done) return done.error();
       const char act = *done;
-      note(path, action_code(res.action), act, true, act == 'K');
+      // The replacement (a pseudonym, a dummy, a shifted date) is not identifying: report it.
+      std::string now;
+      DcmElement* after = nullptr;
+      if (act != 'X' && act != 'K' && item.findAndGetElement(k, after, OFFalse).good() &&
+          after != nullptr && !is_sequence(after)) {
+        now = read_text(after);
+      }
+      note(path, action_code(res.action), act, true, act == 'K', {}, now);
       fix_depth(children, first_child, f.depth);
     }
 

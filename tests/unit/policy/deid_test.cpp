@@ -15,7 +15,6 @@
 #include <sstream>
 
 #include "dataset_builder.h"
-#include "policy/tag.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcpixseq.h"
@@ -23,6 +22,7 @@
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmdata/dcvrat.h"
+#include "policy/tag.h"
 
 namespace dirgw::policy::deid {
 namespace {
@@ -1048,6 +1048,9 @@ TEST(DeidFileIo, PreviewListsTheSameChangesAndWritesNothing) {
   EXPECT_NE(all.find("(0010,0010) D [Z] <identifying> -> 'P"), std::string::npos) << all;
   EXPECT_NE(all.find("(0012,0062) A [dirgw] '' -> 'YES'"), std::string::npos) << all;
   EXPECT_NE(all.find("(0008,0020) Z [Z] <identifying> -> ''"), std::string::npos) << all;
+  EXPECT_NE(all.find("(0008,0018) U [U] <identifying> -> '" + r->sop_instance_uid + "'"),
+            std::string::npos)
+      << all;
 }
 
 // --- a study: image + KOS + SR referencing it -----------------------------------------------
