@@ -55,7 +55,7 @@ Error tls_error(const std::string& what, const OFCondition& cond) {
 }
 
 // What a failed A-ASSOCIATE request means, from DCMTK's condition codes (not its messages).
-Verdict classify_request_failure(const OFCondition& cond) {
+Verdict classify_request_failure(const OFCondition& cond, bool tls) {
   const std::string text = cond.text();
   if (cond.module() == OFM_dcmtls)
     return {InstanceStatus::kRetry,
@@ -75,7 +75,8 @@ Verdict classify_request_failure(const OFCondition& cond) {
       case DULC_NETWORKCLOSED:
         return {InstanceStatus::kRetry,
                 "connection closed by the destination during association negotiation (" + text +
-                    "; with TLS: our client certificate may not be trusted there)"};
+                    (tls ? "; the destination may not trust our client certificate)"
+                         : "; does it expect TLS?)")};
       default:
         break;
     }
@@ -230,7 +231,7 @@ std::unique_ptr<Association> Association::request(Network& network, const DimseO
       rj.reason = static_cast<int>(rej.reason) & 0xFF;
       *failure = classify_reject(rj, opts.called_ae, opts.calling_ae);
     } else {
-      *failure = classify_request_failure(cond);
+      *failure = classify_request_failure(cond, network.tls());
     }
     if (raw != nullptr)
       ASC_destroyAssociation(&raw);
