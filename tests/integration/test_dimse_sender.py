@@ -275,6 +275,13 @@ def main():
     rc, res, summary, _ = drv.send(repo.dicom_port, repo.aet, explicit, name="orthanc again")
     check(all(r["status"] == "accepted" for r in res.values()) and len(res) == 3, f"re-send accepted: {res}")
 
+    # A missing spool file fails on its own; the rest of the batch goes.
+    missing = os.path.join(work, "missing.dcm")
+    rc, res, summary, _ = drv.send(repo.dicom_port, repo.aet, [explicit[0], missing], name="missing file")
+    check(res.get(uid(explicit[0]), {}).get("status") == "accepted", f"present file accepted: {res}")
+    r = res.get("missing.dcm", {})
+    check(r.get("status") == "permanent" and "not found" in r.get("reason", ""), f"missing file permanent: {r}")
+
     # --- 2. Wrong called AE title: the association is rejected, permanently, for every instance.
     rc, res, summary, _ = drv.send(repo.dicom_port, "NOTREPO", explicit, name="wrong called AE")
     check(len(res) == 3 and all(r["status"] == "permanent" for r in res.values()),

@@ -61,11 +61,11 @@ std::optional<Prepared> DimseSender::prepare(std::size_t index, const Item& item
                            "spool file: " + errno_text(err)));
   }
   if (!S_ISREG(st.st_mode))
-    return fail(make_error(ErrorCode::kBadDicom, "spool file is not a regular file"));
+    return fail(make_error(ErrorCode::kIo, "spool file is not a regular file"));
   if (static_cast<std::uint64_t>(st.st_size) != item.size)
-    return fail(make_error(ErrorCode::kBadDicom, "spool file has " + std::to_string(st.st_size) +
-                                                     " bytes, the catalog says " +
-                                                     std::to_string(item.size)));
+    return fail(make_error(ErrorCode::kIo, "spool file has " + std::to_string(st.st_size) +
+                                               " bytes, the catalog says " +
+                                               std::to_string(item.size)));
   auto meta = read_file_meta(item.path);
   if (!meta) return fail(meta.error());
   if (meta->sop_instance_uid != item.sop_instance_uid)
