@@ -1,0 +1,35 @@
+// The Part-10 file meta information (PS3.10 7.1) of a spool file: what the C-STORE needs to know
+// before it sends (SOP class, SOP instance, transfer syntax) and where the dataset starts, so
+// that the dataset can go out byte for byte. Only the meta group is read, never the dataset.
+//
+// Why our own walker: DCMTK reads the meta values but does not say at which byte the dataset
+// begins, and ingest's prescan knows it only after a pass over the whole file.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace dirgw::senders::dimse {
+
+struct FileMeta {
+  std::string sop_class_uid;         // (0002,0002), trailing NUL/space trimmed
+  std::string sop_instance_uid;      // (0002,0003)
+  std::string transfer_syntax;       // (0002,0010)
+  std::uint64_t dataset_offset = 0;  // first byte after the meta group
+};
+
+// A meta group longer than this is refused (real ones are a few hundred bytes).
+inline constexpr std::size_t kMaxMetaBytes = 64 * 1024;
+
+// `head` is the start of the file (at least up to the end of the meta group, or the whole file
+// when shorter). Errors are ErrorCode::kBadDicom with the offset; never a value from the file.
+Result<FileMeta> parse_file_meta(std::string_view head);
+
+// Reads at most kMaxMetaBytes from the start of the file and parses them.
+Result<FileMeta> read_file_meta(const std::filesystem::path& path);
+
+}  // namespace dirgw::senders::dimse

@@ -1,0 +1,220 @@
+// DimseSender: one association per round of a batch (almost always one per batch).
+//
+// Why not keep the association open between batches: the presentation contexts are planned
+// from each batch's SOP classes and syntaxes, so a kept association would have to be renewed
+// whenever a batch brings a new pair anyway; the Sender has no thread of its own to close an
+// idle one; and a peer that dropped an idle association would fail the next batch's first
+// C-STORE. An association costs one round trip (three more with TLS) per batch of up to
+// max_instances objects.
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <optional>
+
+#include "common/files.h"
+#include "log/log.h"
+#include "senders/dicomweb/stow.h"
+#include "senders/dimse/association.h"
+#include "senders/dimse/dimse_sender.h"
+#include "senders/dimse/meta.h"
+#include "senders/dimse/outcome.h"
+#include "senders/dimse/plan.h"
+
+namespace dirgw::senders::dimse {
+
+namespace {
+
+struct Prepared {
+  std::size_t batch_index = 0;
+  FileMeta meta;
+  std::uint64_t size = 0;
+};
+
+class DimseSender final : public Sender {
+ public:
+  explicit DimseSender(const DimseOptions& options) : opts_(options) {
+    peer_ = opts_.called_ae + "@" + opts_.host + ":" + std::to_string(opts_.port);
+  }
+  Outcome send(const std::vector<Item>& batch) override;
+
+ private:
+  // Checks the spool file (exists, has item.size bytes, its meta names the item). On a problem
+  // sets `result` and returns nullopt.
+  std::optional<Prepared> prepare(std::size_t index, const Item& item, InstanceResult& result);
+
+  DimseOptions opts_;
+  std::string peer_;
+  std::unique_ptr<Network> network_;
+};
+
+std::optional<Prepared> DimseSender::prepare(std::size_t index, const Item& item,
+                                             InstanceResult& result) {
+  auto fail = [&](const Error& e) {
+    result.status = e.retryable() ? InstanceStatus::kRetry : InstanceStatus::kPermanent;
+    result.reason = e.to_string();
+    return std::nullopt;
+  };
+  struct stat st {};
+  if (::stat(item.path.c_str(), &st) != 0) {
+    const int err = errno;
+    return fail(make_error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                           "spool file: " + errno_text(err)));
+  }
+  if (!S_ISREG(st.st_mode))
+    return fail(make_error(ErrorCode::kIo, "spool file is not a regular file"));
+  if (static_cast<std::uint64_t>(st.st_size) != item.size)
+    return fail(make_error(ErrorCode::kIo, "spool file has " + std::to_string(st.st_size) +
+                                               " bytes, the catalog says " +
+                                               std::to_string(item.size)));
+  auto meta = read_file_meta(item.path);
+  if (!meta) return fail(meta.error());
+  if (meta->sop_instance_uid != item.sop_instance_uid)
+    return fail(
+        make_error(ErrorCode::kBadDicom, "file meta names another SOP instance than the catalog"));
+  if (!item.sop_class_uid.empty() && meta->sop_class_uid != item.sop_class_uid)
+    return fail(make_error(ErrorCode::kBadDicom, "file meta names SOP class " +
+                                                     meta->sop_class_uid + ", the catalog " +
+                                                     item.sop_class_uid));
+  if (meta->dataset_offset >= item.size)
+    return fail(make_error(ErrorCode::kBadDicom, "file has a meta header but no data set"));
+  return Prepared{index, std::move(meta).value(), item.size};
+}
+
+Outcome DimseSender::send(const std::vector<Item>& batch) {
+  Outcome out{};
+  if (batch.empty()) {
+    out.kind = OutcomeKind::kOk;
+    out.message = "empty batch, nothing sent";
+    return out;
+  }
+  std::vector<InstanceResult>& results = out.instances;
+  for (const auto& item : batch)
+    results.push_back({item.sop_instance_uid, InstanceStatus::kRetry, "not sent"});
+
+  std::vector<Prepared> prepared;
+  std::vector<PlanItem> plan_items;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (auto p = prepare(i, batch[i], results[i])) {
+      plan_items.push_back({p->meta.sop_class_uid, p->meta.transfer_syntax});
+      prepared.push_back(std::move(*p));
+    }
+  }
+
+  auto finish = [&](const std::string& note) {
+    out.kind = dicomweb::aggregate_kind(results);
+    out.message = "C-STORE to " + peer_ + ": " + dicomweb::count_summary(results);
+    if (!note.empty()) out.message += " (" + note + ")";
+    log::info("dimse batch done", {{"destination", peer_},
+                                   {"instances", std::to_string(batch.size())},
+                                   {"bytes_sent", std::to_string(out.bytes_sent)},
+                                   {"outcome", out.message}});
+    return out;
+  };
+  if (prepared.empty()) return finish("no sendable spool file");
+
+  if (!network_) {
+    auto n = Network::create(opts_);
+    if (!n) {
+      for (const auto& p : prepared)
+        results[p.batch_index] = {
+            batch[p.batch_index].sop_instance_uid,
+            n.error().retryable() ? InstanceStatus::kRetry : InstanceStatus::kPermanent,
+            "not sent: " + n.error().to_string()};
+      return finish(n.error().to_string());
+    }
+    network_ = std::move(n).value();
+  }
+
+  std::string note;
+  std::optional<Verdict> stopped;  // once set, nothing more is attempted in this batch
+  for (const AssociationRound& round : plan_rounds(plan_items)) {
+    auto set_all = [&](const Verdict& v, std::size_t from) {
+      for (std::size_t k = from; k < round.items.size(); ++k) {
+        const Prepared& p = prepared[round.items[k]];
+        results[p.batch_index].status = v.status;
+        results[p.batch_index].reason = v.reason;
+      }
+    };
+    if (stopped) {
+      set_all(*stopped, 0);
+      continue;
+    }
+    Verdict failure{InstanceStatus::kRetry, ""};
+    auto assoc = Association::request(*network_, opts_, round.contexts, &failure);
+    if (!assoc) {
+      log::warn("dimse association not established",
+                {{"destination", peer_}, {"reason", failure.reason}});
+      set_all(failure, 0);
+      stopped = failure;
+      note = failure.reason;
+      continue;
+    }
+    log::debug("dimse association established",
+               {{"destination", peer_},
+                {"contexts", std::to_string(round.contexts.size())},
+                {"tls", network_->tls() ? "on" : "off"},
+                {"tcp_nodelay", network_->last_nodelay() ? "on" : "off"}});
+    for (std::size_t k = 0; k < round.items.size(); ++k) {
+      const Prepared& p = prepared[round.items[k]];
+      const Item& item = batch[p.batch_index];
+      InstanceResult& r = results[p.batch_index];
+      const Assignment a = assign_context(plan_items[round.items[k]], assoc->contexts());
+      if (a.kind == Assignment::Kind::kRefused) {
+        r.status = InstanceStatus::kPermanent;
+        r.reason = a.reason;
+        continue;
+      }
+      const StoreAnswer answer = a.kind == Assignment::Kind::kAsIs
+                                     ? assoc->store_as_is(item.path, p.meta, p.size, a.context_id)
+                                     : assoc->store_converted(item.path, p.meta, a.context_id);
+      out.bytes_sent += answer.bytes;
+      if (answer.kind == StoreAnswer::Kind::kNotSent) {
+        r.status = answer.verdict.status;
+        r.reason = answer.verdict.reason;
+        continue;
+      }
+      if (answer.kind == StoreAnswer::Kind::kLost) {
+        r.status = InstanceStatus::kRetry;
+        r.reason = "no C-STORE response (" + answer.failure +
+                   "); the destination may or may not have stored it";
+        const Verdict rest{InstanceStatus::kRetry, "not sent: association lost after " +
+                                                       std::to_string(k) + " of " +
+                                                       std::to_string(round.items.size()) +
+                                                       " instances (" + answer.failure + ")"};
+        set_all(rest, k + 1);
+        stopped = rest;
+        note = answer.failure;
+        log::warn("dimse association lost", {{"destination", peer_},
+                                             {"sop_instance_uid", item.sop_instance_uid},
+                                             {"reason", answer.failure}});
+        break;
+      }
+      Verdict v = classify_store_status(answer.status);
+      if (a.kind == Assignment::Kind::kConvert && v.status == InstanceStatus::kAccepted) {
+        const std::string sent_as = "sent as " + describe_syntax(a.transfer_syntax) +
+                                    ", stored as " + describe_syntax(p.meta.transfer_syntax);
+        v.reason = v.reason.empty() ? sent_as : v.reason + "; " + sent_as;
+      }
+      r.status = v.status;
+      r.reason = v.reason;
+      log::debug("dimse c-store answered", {{"sop_instance_uid", item.sop_instance_uid},
+                                            {"status", hex_status(answer.status)},
+                                            {"syntax", a.transfer_syntax}});
+    }
+    if (assoc->usable() && !assoc->release())
+      log::debug("dimse association release not confirmed", {{"destination", peer_}});
+  }
+  return finish(note);
+}
+
+}  // namespace
+
+}  // namespace dirgw::senders::dimse
+
+namespace dirgw::senders {
+
+std::unique_ptr<Sender> make_dimse_sender(const DimseOptions& options) {
+  return std::make_unique<dimse::DimseSender>(options);
+}
+
+}  // namespace dirgw::senders
