@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+namespace dirgw::scheduler {
+class TokenBucket;  // scheduler/bandwidth.h
+}
+
 namespace dirgw::senders {
 
 // One instance to send.
@@ -61,6 +65,10 @@ struct StowRsOptions {
   // stalled peer is noticed well before request_timeout. Generous by default: some repositories
   // store a whole study before they answer.
   std::chrono::seconds stall_timeout{120};
+  // Optional (empty / null: today's behaviour). Byte budgets every upload of this sender draws
+  // from, shared with other senders: its destination's cap and the gateway-wide cap. The body is
+  // paced in libcurl's read callback (docs/scheduling.md).
+  std::vector<std::shared_ptr<scheduler::TokenBucket>> bandwidth_buckets;
 };
 
 std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options);

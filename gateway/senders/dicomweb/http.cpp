@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 
 #include "common/files.h"
 #include "log/log.h"
+#include "scheduler/bandwidth.h"
 #include "senders/dicomweb/stow.h"
 
 namespace dirgw::senders::dicomweb {
@@ -49,6 +51,7 @@ std::string_view trim(std::string_view s) {
 // State of one request, shared with libcurl's callbacks.
 struct Transfer {
   MultipartBody* body = nullptr;
+  scheduler::Throttle* throttle = nullptr;  // null: no shared bandwidth cap
   std::string answer;
   bool answer_too_large = false;
   std::string retry_after;
@@ -56,7 +59,18 @@ struct Transfer {
 
 std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
-  std::size_t n = t->body->read(buf, size * nitems);
+  std::size_t max = static_cast<std::size_t>(
+      std::min<std::uint64_t>(size * nitems, t->body->total_size() - t->body->position()));
+  std::uint64_t granted = max;
+  if (t->throttle != nullptr && max > 0) {
+    // Paced here, by sleeping in short steps until the shared buckets grant some bytes: this
+    // thread is a worker blocked in curl_easy_perform anyway, and CURL_READFUNC_PAUSE would need
+    // someone to unpause the easy handle from a callback that libcurl calls only about once a
+    // second while paused (docs/scheduling.md). Never 0 here: that would end the body.
+    granted = scheduler::acquire_blocking(*t->throttle, max, &scheduler::sleep_real);
+  }
+  std::size_t n = t->body->read(buf, static_cast<std::size_t>(granted));
+  if (t->throttle != nullptr && n < granted) t->throttle->give_back(granted - n);
   if (t->body->failed()) return CURL_READFUNC_ABORT;
   return n;
 }
@@ -107,6 +121,7 @@ class StowRsSender final : public Sender {
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/studies";
     curl_.reset(curl_easy_init());
+    if (!opts_.bandwidth_buckets.empty()) throttle_.emplace(opts_.bandwidth_buckets);
   }
 
   Outcome send(const std::vector<Item>& batch) override;
@@ -126,6 +141,7 @@ class StowRsSender final : public Sender {
   StowRsOptions opts_;
   std::string url_;
   std::unique_ptr<CURL, CurlDeleter> curl_;
+  std::optional<scheduler::Throttle> throttle_;
   char errbuf_[CURL_ERROR_SIZE] = {};
 };
 
@@ -233,6 +249,7 @@ Outcome StowRsSender::send(const std::vector<Item>& batch) {
 
   Transfer transfer;
   transfer.body = &body;
+  transfer.throttle = throttle_ ? &*throttle_ : nullptr;
   CURLcode rc = configure(transfer, body, headers.get());
   if (rc != CURLE_OK) {
     // An option this libcurl refuses (a TLS file type, say) will not work on a second try.
