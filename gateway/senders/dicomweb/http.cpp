@@ -231,7 +231,18 @@ Outcome StowRsSender::send(const std::vector<Item>& batch) {
   // that never sends "100 Continue" (Orthanc does not) would cost a 1 s wait on every batch.
   bool ok = add_header("Content-Type: " + body.content_type()) &&
             add_header("Accept: application/dicom+json") && add_header("Expect:");
-  if (ok && !opts_.bearer_token_file.empty()) {
+  std::string provided_token;  // from the token provider, to invalidate on a 401
+  if (ok && opts_.token_provider) {
+    auto t = opts_.token_provider->token();
+    if (!t) {
+      Outcome out =
+          whole(batch, InstanceStatus::kRetry, "no access token: " + t.error().to_string());
+      out.auth_failed = !t.error().retryable();
+      return out;
+    }
+    provided_token = std::move(*t);
+    ok = add_header("Authorization: Bearer " + provided_token);
+  } else if (ok && !opts_.bearer_token_file.empty()) {
     // Read for every request, so that a token renewed on disk is used at once.
     auto token = read_small_file(opts_.bearer_token_file, std::size_t{64} * 1024);
     if (!token) {
@@ -289,6 +300,18 @@ Outcome StowRsSender::send(const std::vector<Item>& batch) {
     if (!detail.empty() && detail.back() == '\n') detail.pop_back();
     out = whole(batch, v.status, detail.empty() ? v.message : v.message + " (" + detail + ")");
     out.http_status = static_cast<int>(status);
+  }
+  if (out.http_status == 401 || out.http_status == 403) {
+    out.auth_failed = true;
+    if (opts_.token_provider) {
+      // The token may have been revoked or expired early: the next request gets a fresh one. The
+      // instances are not at fault, so nothing is marked permanent.
+      opts_.token_provider->invalidate(provided_token);
+      std::string why = "HTTP " + std::to_string(out.http_status) + ": credentials refused";
+      out = whole(batch, InstanceStatus::kRetry, why);
+      out.http_status = static_cast<int>(status);
+      out.auth_failed = true;
+    }
   }
   if (!transfer.retry_after.empty())
     out.retry_after = parse_retry_after(transfer.retry_after, std::chrono::system_clock::now());
@@ -385,7 +408,19 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Expect:");
   std::string token_header;
-  if (!opts.bearer_token_file.empty()) {
+  std::string token;
+  if (opts.token_provider) {
+    auto t = opts.token_provider->token();
+    if (!t) {
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(c);
+      out.message = "no access token: " + t.error().to_string();
+      return out;  // retried later, as every failed notification is
+    }
+    token = std::move(*t);
+    token_header = "Authorization: Bearer " + token;
+    headers = curl_slist_append(headers, token_header.c_str());
+  } else if (!opts.bearer_token_file.empty()) {
     if (auto t = read_small_file(opts.bearer_token_file, 64 * 1024); t) {
       std::string tok = *t;
       while (!tok.empty() && std::isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
@@ -417,6 +452,7 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   curl_slist_free_all(headers);
   curl_easy_cleanup(c);
   out.http_status = static_cast<int>(status);
+  if (opts.token_provider && status == 401) opts.token_provider->invalidate(token);
   if (rc != CURLE_OK) {
     auto v = dicomweb::classify_curl_error(rc);
     out.retry = v.status == InstanceStatus::kRetry;
