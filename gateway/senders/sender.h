@@ -12,6 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
+
+namespace dirgw::scheduler {
+class TokenBucket;  // scheduler/bandwidth.h
+}
+
 namespace dirgw::senders {
 
 // One instance to send.
@@ -43,6 +49,25 @@ struct Outcome {
   std::optional<std::chrono::milliseconds> retry_after;  // from Retry-After (seconds or HTTP-date)
   std::string message;  // short, no patient data (never a copy of the response body)
   std::uint64_t bytes_sent = 0;
+  // The destination refused our credentials (HTTP 401 or 403) or no access token could be had
+  // for a reason a retry will not cure (secret file unusable, token endpoint refusing the
+  // client). Not about the instances: the scheduler should pause the destination and say why,
+  // rather than fail the studies, so it reads this flag before the per-instance results. With a
+  // token_provider those are kRetry; without one a 401/403 keeps today's verdict (kPermanent).
+  bool auth_failed = false;
+};
+
+// Where a bearer token comes from (OAuth2 client credentials: dicomweb/oauth2.h). Thread-safe:
+// several senders may share one. Tokens are secrets: never logged, never in an Outcome.
+class TokenProvider {
+ public:
+  virtual ~TokenProvider() = default;
+  // A token believed valid now: cached, or fetched. A retryable Error (endpoint down) means try
+  // later; a permanent one means the credentials or their set-up need a person.
+  virtual Result<std::string> token() = 0;
+  // The destination answered 401 to `rejected`: forget it, so that the next token() fetches a
+  // new one. A token that was already replaced is left alone.
+  virtual void invalidate(const std::string& rejected) = 0;
 };
 
 // What a sender tells its caller while a request is under way.
@@ -71,6 +96,13 @@ struct StowRsOptions {
   // stalled peer is noticed well before request_timeout. Generous by default: some repositories
   // store a whole study before they answer.
   std::chrono::seconds stall_timeout{120};
+  // Optional (empty / null: today's behaviour). Byte budgets every upload of this sender draws
+  // from, shared with other senders: its destination's cap and the gateway-wide cap. The body is
+  // paced in libcurl's read callback (docs/scheduling.md).
+  std::vector<std::shared_ptr<scheduler::TokenBucket>> bandwidth_buckets;
+  // Sets "Authorization: Bearer <token>" on every request; takes precedence over
+  // bearer_token_file. A 401/403 invalidates the token and is retried, not permanent.
+  std::shared_ptr<TokenProvider> token_provider;
 };
 
 std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options);

@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <optional>
 
 #include "common/files.h"
 #include "log/log.h"
+#include "scheduler/bandwidth.h"
 #include "senders/dicomweb/stow.h"
 
 namespace dirgw::senders::dicomweb {
@@ -50,6 +52,7 @@ std::string_view trim(std::string_view s) {
 // State of one request, shared with libcurl's callbacks.
 struct Transfer {
   MultipartBody* body = nullptr;
+  scheduler::Throttle* throttle = nullptr;  // null: no shared bandwidth cap
   std::string answer;
   bool answer_too_large = false;
   std::string retry_after;
@@ -72,7 +75,18 @@ int on_progress(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t u
 
 std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
-  std::size_t n = t->body->read(buf, size * nitems);
+  std::size_t max = static_cast<std::size_t>(
+      std::min<std::uint64_t>(size * nitems, t->body->total_size() - t->body->position()));
+  std::uint64_t granted = max;
+  if (t->throttle != nullptr && max > 0) {
+    // Paced here, by sleeping in short steps until the shared buckets grant some bytes: this
+    // thread is a worker blocked in curl_easy_perform anyway, and CURL_READFUNC_PAUSE would need
+    // someone to unpause the easy handle from a callback that libcurl calls only about once a
+    // second while paused (docs/scheduling.md). Never 0 here: that would end the body.
+    granted = scheduler::acquire_blocking(*t->throttle, max, &scheduler::sleep_real);
+  }
+  std::size_t n = t->body->read(buf, static_cast<std::size_t>(granted));
+  if (t->throttle != nullptr && n < granted) t->throttle->give_back(granted - n);
   if (t->body->failed()) return CURL_READFUNC_ABORT;
   return n;
 }
@@ -123,6 +137,7 @@ class StowRsSender final : public Sender {
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/studies";
     curl_.reset(curl_easy_init());
+    if (!opts_.bandwidth_buckets.empty()) throttle_.emplace(opts_.bandwidth_buckets);
   }
 
   Outcome send(const std::vector<Item>& batch, const SendContext& context) override;
@@ -143,6 +158,7 @@ class StowRsSender final : public Sender {
   StowRsOptions opts_;
   std::string url_;
   std::unique_ptr<CURL, CurlDeleter> curl_;
+  std::optional<scheduler::Throttle> throttle_;
   char errbuf_[CURL_ERROR_SIZE] = {};
 };
 
@@ -235,7 +251,18 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
   // that never sends "100 Continue" (Orthanc does not) would cost a 1 s wait on every batch.
   bool ok = add_header("Content-Type: " + body.content_type()) &&
             add_header("Accept: application/dicom+json") && add_header("Expect:");
-  if (ok && !opts_.bearer_token_file.empty()) {
+  std::string provided_token;  // from the token provider, to invalidate on a 401
+  if (ok && opts_.token_provider) {
+    auto t = opts_.token_provider->token();
+    if (!t) {
+      Outcome out =
+          whole(batch, InstanceStatus::kRetry, "no access token: " + t.error().to_string());
+      out.auth_failed = !t.error().retryable();
+      return out;
+    }
+    provided_token = std::move(*t);
+    ok = add_header("Authorization: Bearer " + provided_token);
+  } else if (ok && !opts_.bearer_token_file.empty()) {
     // Read for every request, so that a token renewed on disk is used at once.
     auto token = read_small_file(opts_.bearer_token_file, std::size_t{64} * 1024);
     if (!token) {
@@ -255,6 +282,7 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
   transfer.body = &body;
   transfer.request_sent = &context.request_sent;
   transfer.body_size = body.total_size();
+  transfer.throttle = throttle_ ? &*throttle_ : nullptr;
   CURLcode rc = configure(transfer, body, headers.get());
   if (rc != CURLE_OK) {
     // An option this libcurl refuses (a TLS file type, say) will not work on a second try.
@@ -295,6 +323,18 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
     if (!detail.empty() && detail.back() == '\n') detail.pop_back();
     out = whole(batch, v.status, detail.empty() ? v.message : v.message + " (" + detail + ")");
     out.http_status = static_cast<int>(status);
+  }
+  if (out.http_status == 401 || out.http_status == 403) {
+    out.auth_failed = true;
+    if (opts_.token_provider) {
+      // The token may have been revoked or expired early: the next request gets a fresh one. The
+      // instances are not at fault, so nothing is marked permanent.
+      opts_.token_provider->invalidate(provided_token);
+      std::string why = "HTTP " + std::to_string(out.http_status) + ": credentials refused";
+      out = whole(batch, InstanceStatus::kRetry, why);
+      out.http_status = static_cast<int>(status);
+      out.auth_failed = true;
+    }
   }
   if (!transfer.retry_after.empty())
     out.retry_after = parse_retry_after(transfer.retry_after, std::chrono::system_clock::now());
@@ -391,7 +431,19 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Expect:");
   std::string token_header;
-  if (!opts.bearer_token_file.empty()) {
+  std::string token;
+  if (opts.token_provider) {
+    auto t = opts.token_provider->token();
+    if (!t) {
+      curl_slist_free_all(headers);
+      curl_easy_cleanup(c);
+      out.message = "no access token: " + t.error().to_string();
+      return out;  // retried later, as every failed notification is
+    }
+    token = std::move(*t);
+    token_header = "Authorization: Bearer " + token;
+    headers = curl_slist_append(headers, token_header.c_str());
+  } else if (!opts.bearer_token_file.empty()) {
     if (auto t = read_small_file(opts.bearer_token_file, 64 * 1024); t) {
       std::string tok = *t;
       while (!tok.empty() && std::isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
@@ -423,6 +475,7 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   curl_slist_free_all(headers);
   curl_easy_cleanup(c);
   out.http_status = static_cast<int>(status);
+  if (opts.token_provider && status == 401) opts.token_provider->invalidate(token);
   if (rc != CURLE_OK) {
     auto v = dicomweb::classify_curl_error(rc);
     out.retry = v.status == InstanceStatus::kRetry;

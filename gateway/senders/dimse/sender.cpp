@@ -35,7 +35,10 @@ class DimseSender final : public Sender {
   explicit DimseSender(const DimseOptions& options) : opts_(options) {
     peer_ = opts_.called_ae + "@" + opts_.host + ":" + std::to_string(opts_.port);
   }
-  Outcome send(const std::vector<Item>& batch) override;
+  // The send gate (SendContext::request_sent) is released by the forwarder when the batch is
+  // done: a DIMSE batch interleaves requests and answers, so no earlier moment means "left".
+  Outcome send(const std::vector<Item>& batch, const SendContext& context) override;
+  using Sender::send;
 
  private:
   // Checks the spool file (exists, has item.size bytes, its meta names the item). On a problem
@@ -80,7 +83,7 @@ std::optional<Prepared> DimseSender::prepare(std::size_t index, const Item& item
   return Prepared{index, std::move(meta).value(), item.size};
 }
 
-Outcome DimseSender::send(const std::vector<Item>& batch) {
+Outcome DimseSender::send(const std::vector<Item>& batch, const SendContext& /*context*/) {
   Outcome out{};
   if (batch.empty()) {
     out.kind = OutcomeKind::kOk;
