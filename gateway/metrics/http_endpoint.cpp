@@ -1,7 +1,7 @@
 #include "metrics/http_endpoint.h"
 
-#include <algorithm>
 #include <array>
+#include <boost/beast/http.hpp>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -11,6 +11,7 @@
 namespace dirgw::metrics {
 
 namespace asio = boost::asio;
+namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
@@ -34,49 +35,59 @@ struct HttpEndpoint::Shared {
 namespace {
 
 using Shared = HttpEndpoint::Shared;
+using Response = http::response<http::string_body>;
 
-struct Response {
-  int status = 200;
-  std::string_view reason = "OK";
-  std::string_view content_type = "text/plain; charset=utf-8";
-  std::string body;
-  bool head = false;  // HEAD: the headers GET would have, no body
-  std::string_view extra_headers;
-};
-
-Response plain(int status, std::string_view reason, std::string body) {
-  Response r;
-  r.status = status;
-  r.reason = reason;
-  r.body = std::move(body);
+Response plain(http::status status, std::string body,
+               std::string_view content_type = "text/plain; charset=utf-8") {
+  // Boost 1.74's Beast takes boost::string_view, not std::string_view.
+  Response r{status, 11};
+  r.set(http::field::content_type,
+        boost::beast::string_view(content_type.data(), content_type.size()));
+  r.body() = std::move(body);
   return r;
 }
 
-std::string encode(const Response& r) {
-  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(r.reason) + "\r\n";
-  out += "Content-Type: ";
-  out += r.content_type;
-  out += "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\n";
-  out += "Cache-Control: no-store\r\n";
-  out += r.extra_headers;
-  out += "Connection: close\r\n\r\n";
-  if (!r.head) out += r.body;
-  return out;
+// What to answer a request that Beast could not parse.
+Response rejection(const error_code& ec) {
+  if (ec == http::error::header_limit)
+    return plain(http::status::request_header_fields_too_large, "request header too large\n");
+  if (ec == http::error::body_limit)
+    return plain(http::status::payload_too_large, "request body too large\n");
+  return plain(http::status::bad_request, "bad request\n");
 }
 
-// The end of the request header, CRLF CRLF (or bare LF LF, as a hand-typed request has).
-std::size_t header_end(std::string_view s) {
-  auto crlf = s.find("\r\n\r\n");
-  auto lf = s.find("\n\n");
-  if (crlf == std::string_view::npos) return lf;
-  if (lf == std::string_view::npos) return crlf;
-  return std::min(crlf, lf);
+Response route(const http::request_parser<http::empty_body>::value_type& request,
+               const Registry& registry) {
+  if (request.version() / 10 != 1) return rejection(http::error::bad_version);
+  const bool head = request.method() == http::verb::head;
+  if (request.method() != http::verb::get && !head) {
+    Response r = plain(http::status::method_not_allowed, "method not allowed\n");
+    r.set(http::field::allow, "GET, HEAD");
+    return r;
+  }
+  std::string_view target(request.target().data(), request.target().size());
+  target = target.substr(0, target.find('?'));
+  Response r =
+      target == "/metrics" ? plain(http::status::ok, render_text(registry), kTextContentType)
+      : target == "/"
+          ? plain(http::status::ok, "dirgw metrics: GET /metrics (Prometheus text format)\n")
+          : plain(http::status::not_found, "not found\n");
+  if (head) {
+    r.content_length(r.body().size());  // HEAD: the headers GET would have, no body
+    r.body().clear();
+  }
+  return r;
 }
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<Shared> shared)
-      : socket_(std::move(socket)), deadline_(socket_.get_executor()), shared_(std::move(shared)) {}
+      : socket_(std::move(socket)), deadline_(socket_.get_executor()), shared_(std::move(shared)) {
+    // The header, request line included, is at most max_request_bytes. A body is never read
+    // (no method we serve has one); one announced larger than that is refused with 413.
+    parser_.header_limit(static_cast<std::uint32_t>(shared_->options.max_request_bytes));
+    parser_.body_limit(shared_->options.max_request_bytes);
+  }
 
   ~Session() { shared_->sessions.erase(this); }
 
@@ -106,52 +117,41 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(const error_code& ec, std::size_t n) {
     if (ec || shared_->stopped) return close();  // EOF before a whole header: nothing to answer
+    append_header_bytes(std::string_view(chunk_.data(), n));
+    error_code parse_ec;
+    const std::size_t used = parser_.put(asio::buffer(pending_), parse_ec);
+    pending_.erase(0, used);
+    header_bytes_ += used;
+    // Boost 1.74's header_limit bounds the request line and the fields each on its own, so the
+    // whole header (its final empty line included) is measured here as well.
     const std::size_t limit = shared_->options.max_request_bytes;
-    request_.append(chunk_.data(), n);
-    auto end = header_end(request_);
-    if (end == std::string_view::npos || end > limit) {
-      if (request_.size() >= limit) {
-        return respond(plain(431, "Request Header Fields Too Large", "request header too large\n"));
-      }
+    if (parse_ec == http::error::need_more || (!parse_ec && !parser_.is_header_done())) {
+      if (header_bytes_ + pending_.size() >= limit)
+        return respond(rejection(http::error::header_limit));
       return read();
     }
-    respond(route(std::string_view(request_).substr(0, end)));
+    if (parse_ec) return respond(rejection(parse_ec));
+    if (header_bytes_ > limit) return respond(rejection(http::error::header_limit));
+    respond(route(parser_.get(), shared_->registry));
   }
 
-  Response route(std::string_view header) {
-    auto eol = header.find('\n');
-    std::string_view line = header.substr(0, eol);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    auto sp1 = line.find(' ');
-    auto sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos ||
-        !line.substr(sp2 + 1).starts_with("HTTP/1.")) {
-      return plain(400, "Bad Request", "bad request\n");
+  // Beast wants CRLF line ends. RFC 9112 section 2.2 lets a server take a bare LF as one, and a
+  // hand-typed request (printf 'GET /metrics HTTP/1.0\n\n' | nc) has them: they become CRLF.
+  void append_header_bytes(std::string_view bytes) {
+    for (char c : bytes) {
+      if (c == '\n' && !after_cr_) pending_ += '\r';
+      pending_ += c;
+      after_cr_ = c == '\r';
     }
-    std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    target = target.substr(0, target.find('?'));
-    if (method != "GET" && method != "HEAD") {
-      Response r = plain(405, "Method Not Allowed", "method not allowed\n");
-      r.extra_headers = "Allow: GET, HEAD\r\n";
-      return r;
-    }
-    Response r;
-    if (target == "/metrics") {
-      r.content_type = kTextContentType;
-      r.body = render_text(shared_->registry);
-    } else if (target == "/") {
-      r.body = "dirgw metrics: GET /metrics (Prometheus text format)\n";
-    } else {
-      r = plain(404, "Not Found", "not found\n");
-    }
-    r.head = method == "HEAD";
-    return r;
   }
 
-  void respond(const Response& response) {
-    out_ = encode(response);
-    asio::async_write(socket_, asio::buffer(out_),
+  void respond(Response response) {
+    response_ = std::move(response);
+    response_.set(http::field::cache_control, "no-store");
+    response_.keep_alive(false);  // one request per connection: "Connection: close"
+    if (response_.find(http::field::content_length) == response_.end())
+      response_.content_length(response_.body().size());
+    http::async_write(socket_, response_,
                       [self = shared_from_this()](const error_code& ec, std::size_t) {
                         if (ec || self->shared_->stopped) return self->close();
                         // Half-close, then read until the client closes: closing with unread
@@ -174,8 +174,11 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer deadline_;
   std::shared_ptr<Shared> shared_;
   std::array<char, 2048> chunk_{};
-  std::string request_;
-  std::string out_;
+  std::string pending_;  // received, CRLF-normalised, not yet taken by the parser
+  bool after_cr_ = false;
+  std::size_t header_bytes_ = 0;  // taken by the parser so far: all of them are header
+  http::request_parser<http::empty_body> parser_;
+  Response response_;
 };
 
 void accept(const std::shared_ptr<Shared>& shared) {

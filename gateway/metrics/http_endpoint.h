@@ -1,8 +1,10 @@
 // The metrics endpoint: a minimal HTTP/1.1 server on the daemon's io_context that answers
 // GET /metrics with the Prometheus text format. Off by default; binds to 127.0.0.1 unless told
-// otherwise. One request per connection (Connection: close); a request header is at most
-// max_request_bytes; a connection lives at most `timeout` from accept to close, so a slow or
-// silent client cannot pin it; at most max_connections at once (more are closed on accept).
+// otherwise. Boost.Beast parses the request and writes the response; this module owns the
+// limits. One request per connection (Connection: close); a request header is at most
+// max_request_bytes (else 431), a body is never read and one announced larger than that is
+// refused (413); a connection lives at most `timeout` from accept to close, so a slow or silent
+// client cannot pin it; at most max_connections at once (more are closed on accept).
 // Single-threaded: run the io_context on one thread and call start()/stop() from it.
 #pragma once
 

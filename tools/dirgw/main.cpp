@@ -1,13 +1,17 @@
 // dirgw: the command-line tool for IT staff. It talks to the daemon over its control socket
-// and prints tables for people or JSON (--json) for scripts.
+// and prints tables for people or JSON (--json) for scripts. CLI11 parses the command line,
+// writes --help and reports usage errors; this file says what each command asks the daemon and
+// how its answer is shown.
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -27,54 +31,15 @@ constexpr int kExitUsage = 2;
 constexpr int kExitDaemonDown = 3;
 constexpr int kExitPermission = 4;
 
-constexpr const char* kUsage =
-    "Usage: dirgw [--socket PATH | --config FILE] COMMAND [--json]\n"
-    "\n"
-    "Commands:\n"
-    "  status                      is the daemon up; studies and instances per state; per\n"
-    "                              destination: backlog, last success, last error\n"
-    "  studies [--state S] [--destination D] [--limit N]\n"
-    "                              recent studies with their state per destination\n"
-    "  study UID                   one study: state and rounds per destination, every\n"
-    "                              instance with its deliveries, attempts and errors\n"
-    "  retry UID | --failed [--destination D]\n"
-    "                              send again now: a FAILED or RETRY_WAIT study, or every\n"
-    "                              FAILED study\n"
-    "  hold UID [--destination D] [--reason TEXT]\n"
-    "                              stop a study from being sent until released\n"
-    "  release UID [--destination D]\n"
-    "                              let a HELD study go\n"
-    "  consent grant|withdraw PATIENT [--destination D]\n"
-    "                              record a patient's consent or its withdrawal (withdrawal\n"
-    "                              stops every unsent study of the patient at once)\n"
-    "  consent show PATIENT        identifiers, consent history and state per destination\n"
-    "  consent import FILE.csv [--destination D]\n"
-    "                              bulk: columns health_number,mrn_issuer,mrn,decision;\n"
-    "                              rejected rows are listed with their line numbers\n"
-    "                              PATIENT: hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN\n"
-    "  mrn import FILE.csv         the MRN -> health number table used by coercion: columns\n"
-    "                              mrn_issuer,mrn,health_number; rejected rows listed by line\n"
-    "  quarantine list             studies that failed validation\n"
-    "  quarantine show UID         every reason, per instance\n"
-    "  quarantine release UID      run policy again (after a fix)\n"
-    "  quarantine delete UID [--yes]\n"
-    "                              delete a quarantined study and its objects (asks first)\n"
-    "  audit verify                prove the audit trail intact, or name its first bad entry\n"
-    "  audit export --since T [--out FILE]\n"
-    "                              DICOM audit messages (PS3.15 A.5) since T: a date\n"
-    "                              (2026-11-28), a UTC time (2026-11-28T10:00:00Z) or an age\n"
-    "                              (24h, 7d)\n"
-    "  config check FILE           validate a configuration file (needs no daemon)\n"
-    "\n"
-    "Options:\n"
-    "  --socket PATH   the daemon's control socket (default: control_socket from --config,\n"
-    "                  else $DIRGW_SOCKET, else /run/dirgw/control.sock)\n"
-    "  --config FILE   read the control socket path from this configuration\n"
-    "  --json          print the daemon's answer as JSON\n"
-    "  -h, --help      this text;  --version  the version\n"
+constexpr const char* kFooter =
+    "PATIENT: hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN.  'dirgw COMMAND --help' tells more.\n"
     "\n"
     "Exit codes: 0 ok, 1 request failed or refused, 2 usage error, 3 daemon not running,\n"
-    "            4 permission denied on the control socket.\n";
+    "            4 permission denied on the control socket.";
+
+constexpr const char* kCommandFooter =
+    "The options of dirgw (--socket PATH, --config FILE, --json) may come before or after\n"
+    "the command.";
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -258,34 +223,11 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   return out;
 }
 
-std::optional<json> consent_request(const std::vector<std::string>& args) {
-  const char* usage =
-      "usage: dirgw consent grant|withdraw|show PATIENT [--destination D]\n"
-      "       dirgw consent import FILE.csv [--destination D]\n";
-  if (args.size() < 3) {
-    std::fputs(usage, stderr);
-    return std::nullopt;
-  }
-  json req = {{"cmd", "consent"}, {"action", args[1]}};
-  for (std::size_t i = 3; i < args.size(); ++i) {
-    if (args[i] == "--destination" && i + 1 < args.size()) {
-      req["scope"] = args[++i];
-    } else {
-      std::fputs(usage, stderr);
-      return std::nullopt;
-    }
-  }
-  if (args[1] == "grant" || args[1] == "withdraw" || args[1] == "show") {
-    req["patient"] = args[2];
-    return req;
-  }
-  if (args[1] != "import") {
-    std::fputs(usage, stderr);
-    return std::nullopt;
-  }
-  std::ifstream in(args[2]);
+// The rows of a consent CSV file, or nullopt after saying why the file cannot be used.
+std::optional<json> consent_rows(const std::string& file, json& req) {
+  std::ifstream in(file);
   if (!in) {
-    std::fprintf(stderr, "dirgw: cannot read %s\n", args[2].c_str());
+    std::fprintf(stderr, "dirgw: cannot read %s\n", file.c_str());
     return std::nullopt;
   }
   std::string line;
@@ -303,7 +245,7 @@ std::optional<json> consent_request(const std::vector<std::string>& args) {
         std::fprintf(stderr,
                      "dirgw: %s:%d: the first line must name the columns: health_number, "
                      "mrn_issuer, mrn, decision\n",
-                     args[2].c_str(), n);
+                     file.c_str(), n);
         return std::nullopt;
       }
       continue;
@@ -320,55 +262,61 @@ std::optional<json> consent_request(const std::vector<std::string>& args) {
     rows.push_back(row);
   }
   req["rows"] = rows;
-  req["file"] = std::filesystem::path(args[2]).filename().string();
+  req["file"] = std::filesystem::path(file).filename().string();
   req["cli_rejected"] = early;
   return req;
 }
 
-std::optional<json> quarantine_request(const std::vector<std::string>& args) {
-  const char* usage =
-      "usage: dirgw quarantine list | show UID | release UID | delete UID [--yes]\n";
-  if (args.size() < 2) {
-    std::fputs(usage, stderr);
+// The rows of an MRN CSV file, or nullopt after saying why the file cannot be used.
+std::optional<json> mrn_rows(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) {
+    std::fprintf(stderr, "dirgw: cannot read %s\n", file.c_str());
     return std::nullopt;
   }
-  json req = {{"cmd", "quarantine"}, {"action", args[1]}};
-  bool yes = false;
-  for (std::size_t i = 2; i < args.size(); ++i) {
-    if (args[i] == "--yes") {
-      yes = true;
-    } else if (!req.contains("study_uid") && args[i].rfind("--", 0) != 0) {
-      req["study_uid"] = args[i];
-    } else {
-      std::fputs(usage, stderr);
-      return std::nullopt;
+  json rows = json::array();
+  std::string line;
+  int n = 0;
+  std::map<std::string, std::size_t> col;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line[0] == '#') continue;
+    auto f = split_csv_line(line);
+    if (col.empty()) {
+      for (std::size_t i = 0; i < f.size(); ++i) col[f[i]] = i;
+      if (!col.count("mrn_issuer") || !col.count("mrn") || !col.count("health_number")) {
+        std::fprintf(
+            stderr,
+            "dirgw: %s:%d: the first line must name the columns mrn_issuer, mrn, health_number\n",
+            file.c_str(), n);
+        return std::nullopt;
+      }
+      continue;
     }
+    json row = {{"line", n}};
+    for (const auto& [k, i] : col) row[k] = i < f.size() ? f[i] : std::string();
+    rows.push_back(row);
   }
-  if (args[1] != "list" && !req.contains("study_uid")) {
-    std::fputs(usage, stderr);
-    return std::nullopt;
-  }
-  if (args[1] == "delete" && !yes) {
-    if (!isatty(STDIN_FILENO)) {
-      std::fprintf(stderr, "dirgw: deleting needs confirmation: add --yes\n");
-      return std::nullopt;
-    }
-    std::fprintf(stderr, "Delete quarantined study %s and its objects for good? [y/N] ",
-                 req["study_uid"].get<std::string>().c_str());
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "y" && answer != "Y" && answer != "yes") {
-      std::fprintf(stderr, "not deleted\n");
-      return std::nullopt;
-    }
-    yes = true;
-  }
-  req["confirmed"] = yes;
-  return req;
+  return rows;
 }
 
-void print_consent(const json& req, const json& r) {
-  const std::string action = req.value("action", "");
+// Asks before a quarantined study is deleted for good; true when the operator agreed.
+bool confirm_delete(const std::string& uid) {
+  if (!isatty(STDIN_FILENO)) {
+    std::fprintf(stderr, "dirgw: deleting needs confirmation: add --yes\n");
+    return false;
+  }
+  std::fprintf(stderr, "Delete quarantined study %s and its objects for good? [y/N] ", uid.c_str());
+  std::string answer;
+  std::getline(std::cin, answer);
+  if (answer != "y" && answer != "Y" && answer != "yes") {
+    std::fprintf(stderr, "not deleted\n");
+    return false;
+  }
+  return true;
+}
+
+void print_consent(const std::string& action, const json& req, const json& r) {
   if (action == "show") {
     if (!r.value("known", false)) {
       std::printf("no consent recorded for this patient\n");
@@ -403,8 +351,7 @@ void print_consent(const json& req, const json& r) {
               r.value("studies_withdrawn", 0), r.value("studies_released", 0));
 }
 
-void print_quarantine(const json& req, const json& r) {
-  const std::string action = req.value("action", "");
+void print_quarantine(const std::string& action, const json& r) {
   if (action == "list") {
     std::printf("%-64s %9s %8s  %s\n", "STUDY UID", "INSTANCES", "FINDINGS", "FIRST REASON");
     for (const auto& s : r["studies"])
@@ -420,6 +367,39 @@ void print_quarantine(const json& req, const json& r) {
   } else {
     std::printf("deleted (%s objects removed)\n", str(r, "objects_removed").c_str());
   }
+}
+
+int print_audit_verify(const json& r) {
+  if (r.value("intact", false)) {
+    std::printf("audit trail intact: %lld entries verified%s\n", r.value("checked", 0LL),
+                r["anchor"].is_null() ? " (no anchor yet)" : ", anchor matches");
+    return kExitOk;
+  }
+  std::printf("AUDIT TRAIL BROKEN at entry %s: %s (%lld entries before it verified)\n",
+              str(r, "first_bad_seq").c_str(), str(r, "reason").c_str(), r.value("checked", 0LL));
+  return kExitFailed;
+}
+
+int write_audit_export(const json& r, const std::string& out_file) {
+  const std::string xml = r.value("xml", std::string());
+  if (out_file.empty()) {
+    std::fwrite(xml.data(), 1, xml.size(), stdout);
+    return kExitOk;
+  }
+  std::ofstream f(out_file, std::ios::binary);
+  f << xml;
+  if (!f) {
+    std::fprintf(stderr, "dirgw: cannot write %s\n", out_file.c_str());
+    return kExitFailed;
+  }
+  std::printf("%lld audit entries written to %s\n", r.value("entries", 0LL), out_file.c_str());
+  return kExitOk;
+}
+
+void print_changed(const std::string& cmd, const json& r) {
+  std::printf("%s: %d changed\n", cmd.c_str(), r.value("changed", 0));
+  for (const auto& why : r["refused"])
+    std::printf("  not changed: %s\n", why.get<std::string>().c_str());
 }
 
 int config_check(const std::string& file, bool as_json) {
@@ -438,174 +418,40 @@ int config_check(const std::string& file, bool as_json) {
   return r.ok() ? kExitOk : kExitFailed;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::vector<std::string> args;
-  std::string socket_path, config_path;
+// What every command shares: where the daemon is and how to print its answer.
+struct Global {
+  std::string socket_path;
+  std::string config_path;
   bool as_json = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--json") {
-      as_json = true;
-    } else if (a == "--socket" && i + 1 < argc) {
-      socket_path = argv[++i];
-    } else if (a == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return kExitOk;
-    } else if (a == "--version") {
-      std::puts("dirgw " DIRGW_VERSION);
-      return kExitOk;
-    } else {
-      args.push_back(a);
-    }
-  }
-  if (args.empty()) {
-    std::fputs(kUsage, stderr);
-    return kExitUsage;
-  }
-  if (args[0] == "config") {
-    if (args.size() != 3 || args[1] != "check") {
-      std::fprintf(stderr, "usage: dirgw config check FILE\n");
-      return kExitUsage;
-    }
-    return config_check(args[2], as_json);
-  }
+};
 
-  if (socket_path.empty() && !config_path.empty()) {
-    auto cfg = dirgw::config::load_file(config_path);
+// The daemon's control socket: --socket, else control_socket of --config, else $DIRGW_SOCKET,
+// else the packaged default. nullopt after saying why --config cannot be used.
+std::optional<std::string> resolve_socket(const Global& g) {
+  if (!g.socket_path.empty()) return g.socket_path;
+  if (!g.config_path.empty()) {
+    auto cfg = dirgw::config::load_file(g.config_path);
     if (!cfg.ok()) {
       std::fprintf(stderr, "dirgw: %s is not a valid configuration (see: dirgw config check %s)\n",
-                   config_path.c_str(), config_path.c_str());
-      return kExitUsage;
+                   g.config_path.c_str(), g.config_path.c_str());
+      return std::nullopt;
     }
-    socket_path = cfg.config->control_socket.string();
+    return cfg.config->control_socket.string();
   }
-  if (socket_path.empty()) {
-    const char* env = std::getenv("DIRGW_SOCKET");
-    socket_path = env != nullptr ? env : "/run/dirgw/control.sock";
-  }
+  const char* env = std::getenv("DIRGW_SOCKET");
+  return env != nullptr ? env : "/run/dirgw/control.sock";
+}
 
-  json request;
-  std::string out_file;
-  if (args[0] == "audit") {
-    if (args.size() >= 2 && args[1] == "verify" && args.size() == 2) {
-      request = {{"cmd", "audit"}, {"action", "verify"}};
-    } else if (args.size() >= 2 && args[1] == "export") {
-      request = {{"cmd", "audit"}, {"action", "export"}, {"since_ms", 0}};
-      for (std::size_t i = 2; i < args.size(); ++i) {
-        if (args[i] == "--since" && i + 1 < args.size()) {
-          auto t = parse_since(args[++i]);
-          if (!t) {
-            std::fprintf(stderr,
-                         "dirgw: --since takes 2026-11-28, 2026-11-28T10:00:00Z or 24h/7d\n");
-            return kExitUsage;
-          }
-          request["since_ms"] = *t;
-        } else if (args[i] == "--out" && i + 1 < args.size()) {
-          out_file = args[++i];
-        } else {
-          std::fprintf(stderr, "usage: dirgw audit export --since T [--out FILE]\n");
-          return kExitUsage;
-        }
-      }
-    } else {
-      std::fprintf(stderr,
-                   "usage: dirgw audit verify | dirgw audit export --since T [--out FILE]\n");
-      return kExitUsage;
-    }
-  } else if (args[0] == "consent") {
-    auto r = consent_request(args);
-    if (!r) return kExitUsage;
-    request = *r;
-  } else if (args[0] == "mrn") {
-    if (args.size() != 3 || args[1] != "import") {
-      std::fprintf(stderr, "usage: dirgw mrn import FILE.csv\n");
-      return kExitUsage;
-    }
-    std::ifstream in(args[2]);
-    if (!in) {
-      std::fprintf(stderr, "dirgw: cannot read %s\n", args[2].c_str());
-      return kExitUsage;
-    }
-    request = {{"cmd", "mrn_import"}, {"rows", json::array()}};
-    std::string line;
-    int n = 0;
-    std::map<std::string, std::size_t> col;
-    while (std::getline(in, line)) {
-      ++n;
-      if (line.empty() || line[0] == '#') continue;
-      auto f = split_csv_line(line);
-      if (col.empty()) {
-        for (std::size_t i = 0; i < f.size(); ++i) col[f[i]] = i;
-        if (!col.count("mrn_issuer") || !col.count("mrn") || !col.count("health_number")) {
-          std::fprintf(
-              stderr,
-              "dirgw: %s:%d: the first line must name the columns mrn_issuer, mrn, health_number\n",
-              args[2].c_str(), n);
-          return kExitUsage;
-        }
-        continue;
-      }
-      json row = {{"line", n}};
-      for (const auto& [k, i] : col) row[k] = i < f.size() ? f[i] : std::string();
-      request["rows"].push_back(row);
-    }
-  } else if (args[0] == "quarantine") {
-    auto r = quarantine_request(args);
-    if (!r) return kExitUsage;
-    request = *r;
-  } else if (args[0] == "status" && args.size() == 1) {
-    request = {{"cmd", "status"}};
-  } else if (args[0] == "studies") {
-    request = {{"cmd", "studies"}};
-    for (std::size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "--state" && i + 1 < args.size()) {
-        request["state"] = args[++i];
-      } else if (args[i] == "--destination" && i + 1 < args.size()) {
-        request["destination"] = args[++i];
-      } else if (args[i] == "--limit" && i + 1 < args.size()) {
-        request["limit"] = std::atoi(args[++i].c_str());
-      } else {
-        std::fprintf(stderr,
-                     "usage: dirgw studies [--state S] [--destination D] [--limit N] [--json]\n");
-        return kExitUsage;
-      }
-    }
-  } else if (args[0] == "study" || args[0] == "retry" || args[0] == "hold" ||
-             args[0] == "release") {
-    request = {{"cmd", args[0]}};
-    for (std::size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "--destination" && i + 1 < args.size()) {
-        request["destination"] = args[++i];
-      } else if (args[i] == "--reason" && i + 1 < args.size() && args[0] == "hold") {
-        request["reason"] = args[++i];
-      } else if (args[i] == "--failed" && args[0] == "retry") {
-        request["all_failed"] = true;
-      } else if (args[i].rfind("--", 0) != 0 && !request.contains("study_uid")) {
-        request["study_uid"] = args[i];
-      } else {
-        std::fprintf(stderr, "dirgw %s: unexpected argument '%s'\n", args[0].c_str(),
-                     args[i].c_str());
-        return kExitUsage;
-      }
-    }
-    if (!request.contains("study_uid") && !request.value("all_failed", false)) {
-      std::fprintf(stderr, "usage: dirgw %s UID%s\n", args[0].c_str(),
-                   args[0] == "retry" ? " | --failed" : "");
-      return kExitUsage;
-    }
-  } else {
-    std::fprintf(stderr, "dirgw: unknown command '%s'\n\n%s", args[0].c_str(), kUsage);
-    return kExitUsage;
-  }
+using Printer = std::function<int(const json& response)>;
 
-  auto response = dirgw::control::call(socket_path, request);
+// Sends one request and shows the answer: JSON as it came with --json, else `print`'s table.
+int ask_daemon(const Global& g, const json& request, const Printer& print) {
+  auto socket_path = resolve_socket(g);
+  if (!socket_path) return kExitUsage;
+  auto response = dirgw::control::call(*socket_path, request);
   if (!response) {
     const auto& e = response.error();
-    if (as_json)
+    if (g.as_json)
       std::cout << json{{"ok", false}, {"daemon", "down"}, {"error", e.detail}}.dump(2) << "\n";
     std::fprintf(stderr, "dirgw: %s\n", e.detail.c_str());
     if (e.code == dirgw::ErrorCode::kRefused) return kExitPermission;
@@ -613,53 +459,354 @@ int main(int argc, char** argv) {
   }
   const json& r = *response;
   if (!r.value("ok", false)) {
-    if (as_json) std::cout << r.dump(2) << "\n";
+    if (g.as_json) std::cout << r.dump(2) << "\n";
     std::fprintf(stderr, "dirgw: %s\n", r.value("error", std::string("request refused")).c_str());
     return kExitFailed;
   }
-  if (as_json) {
+  if (g.as_json) {
     std::cout << r.dump(2) << "\n";
-  } else if (args[0] == "status") {
-    print_status(r);
-  } else if (args[0] == "studies") {
-    print_studies(r);
-  } else if (args[0] == "study") {
-    print_study(r);
-  } else if (args[0] == "audit" && request.value("action", "") == "verify") {
-    if (r.value("intact", false)) {
-      std::printf("audit trail intact: %lld entries verified%s\n", r.value("checked", 0LL),
-                  r["anchor"].is_null() ? " (no anchor yet)" : ", anchor matches");
+    return kExitOk;
+  }
+  return print(r);
+}
+
+// What the chosen command does once the whole command line is parsed (options of the tool may
+// follow the command, so nothing runs from inside the parser).
+using Action = std::function<int()>;
+
+// Reads an option's value only when it was given, so the request carries the same keys as
+// before: a key the operator did not name is absent, not empty.
+void put_if(json& request, const char* key, const CLI::Option* option, const std::string& value) {
+  if (option->count() > 0) request[key] = value;
+}
+
+void add_study_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* status = app.add_subcommand("status",
+                                    "is the daemon up; studies and instances per state; per\n"
+                                    "destination: backlog, last success, last error");
+  status->callback([&g, &action] {
+    action = [&g] {
+      return ask_daemon(g, {{"cmd", "status"}}, [](const json& r) {
+        print_status(r);
+        return kExitOk;
+      });
+    };
+  });
+
+  struct Studies {
+    std::string state, destination;
+    int limit = 0;
+  };
+  auto s = std::make_shared<Studies>();
+  auto* studies = app.add_subcommand("studies", "recent studies with their state per destination");
+  auto* state_opt =
+      studies->add_option("--state", s->state, "only studies in this state")->type_name("S");
+  auto* dest_opt =
+      studies->add_option("--destination", s->destination, "only this destination")->type_name("D");
+  auto* limit_opt =
+      studies->add_option("--limit", s->limit, "at most N studies (default 100)")->type_name("N");
+  studies->callback([&g, &action, s, state_opt, dest_opt, limit_opt] {
+    action = [&g, s, state_opt, dest_opt, limit_opt] {
+      json req = {{"cmd", "studies"}};
+      put_if(req, "state", state_opt, s->state);
+      put_if(req, "destination", dest_opt, s->destination);
+      if (limit_opt->count() > 0) req["limit"] = s->limit;
+      return ask_daemon(g, req, [](const json& r) {
+        print_studies(r);
+        return kExitOk;
+      });
+    };
+  });
+
+  // study, retry, hold and release name one study (retry: or every FAILED one).
+  struct OneStudy {
+    const char* name;
+    const char* description;
+  };
+  for (const OneStudy& c :
+       {OneStudy{"study",
+                 "one study: state and rounds per destination, every\n"
+                 "instance with its deliveries, attempts and errors"},
+        OneStudy{"retry",
+                 "send again now: a FAILED or RETRY_WAIT study (UID), or every\n"
+                 "FAILED study (--failed)"},
+        OneStudy{"hold", "stop a study from being sent until released"},
+        OneStudy{"release", "let a HELD study go"}}) {
+    struct Values {
+      std::string uid, destination, reason;
+      bool failed = false;
+    };
+    auto v = std::make_shared<Values>();
+    const std::string name = c.name;
+    auto* sub = app.add_subcommand(name, c.description);
+    auto* uid = sub->add_option("UID", v->uid, "the study instance UID")->type_name("");
+    auto* dest = sub->add_option("--destination", v->destination,
+                                 name == "study" ? "only this destination" : "only for this one")
+                     ->type_name("D");
+    CLI::Option* reason = nullptr;
+    CLI::Option* failed = nullptr;
+    if (name == "retry") {
+      failed = sub->add_flag("--failed", v->failed, "every FAILED study");
     } else {
-      std::printf("AUDIT TRAIL BROKEN at entry %s: %s (%lld entries before it verified)\n",
-                  str(r, "first_bad_seq").c_str(), str(r, "reason").c_str(),
-                  r.value("checked", 0LL));
-      return kExitFailed;
+      uid->required();
     }
-  } else if (args[0] == "audit") {
-    const std::string xml = r.value("xml", std::string());
-    if (out_file.empty()) {
-      std::fwrite(xml.data(), 1, xml.size(), stdout);
-    } else {
-      std::ofstream f(out_file, std::ios::binary);
-      f << xml;
-      if (!f) {
-        std::fprintf(stderr, "dirgw: cannot write %s\n", out_file.c_str());
-        return kExitFailed;
-      }
-      std::printf("%lld audit entries written to %s\n", r.value("entries", 0LL), out_file.c_str());
-    }
-  } else if (args[0] == "mrn") {
+    if (name == "hold")
+      reason = sub->add_option("--reason", v->reason, "recorded with the hold")->type_name("TEXT");
+    sub->callback([&g, &action, v, name, uid, dest, reason, failed] {
+      if (failed != nullptr && uid->count() == 0 && !v->failed)
+        throw CLI::RequiredError("UID or --failed");
+      action = [&g, v, name, uid, dest, reason] {
+        json req = {{"cmd", name}};
+        put_if(req, "destination", dest, v->destination);
+        if (reason != nullptr) put_if(req, "reason", reason, v->reason);
+        if (v->failed) req["all_failed"] = true;
+        put_if(req, "study_uid", uid, v->uid);
+        return ask_daemon(g, req, [name](const json& r) {
+          if (name == "study")
+            print_study(r);
+          else
+            print_changed(name, r);
+          return kExitOk;
+        });
+      };
+    });
+  }
+}
+
+void add_consent_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* consent =
+      app.add_subcommand("consent",
+                         "grant|withdraw|show PATIENT, import FILE.csv: a patient's consent\n"
+                         "or its withdrawal (withdrawal stops every unsent study of the\n"
+                         "patient at once)");
+  consent->require_subcommand(1);
+  struct Values {
+    std::string patient, destination;
+  };
+  struct ConsentAction {
+    const char* name;
+    const char* description;
+    const char* what;
+  };
+  for (const ConsentAction& a :
+       {ConsentAction{"grant", "record a patient's consent", "PATIENT"},
+        ConsentAction{"withdraw", "record a withdrawal: every unsent study of the patient stops",
+                      "PATIENT"},
+        ConsentAction{"show", "identifiers, consent history and state per destination", "PATIENT"},
+        ConsentAction{"import",
+                      "bulk: columns health_number,mrn_issuer,mrn,decision;\n"
+                      "rejected rows are listed with their line numbers",
+                      "FILE.csv"}}) {
+    auto v = std::make_shared<Values>();
+    const std::string name = a.name;
+    auto* sub = consent->add_subcommand(name, a.description);
+    sub->add_option(
+           a.what, v->patient,
+           name == "import" ? "the CSV file" : "hn:NUMBER, hn:ISSUER:NUMBER or mrn:ISSUER:MRN")
+        ->type_name("")
+        ->required();
+    auto* dest = sub->add_option("--destination", v->destination, "only for this destination")
+                     ->type_name("D");
+    sub->callback([&g, &action, v, name, dest] {
+      action = [&g, v, name, dest] {
+        json req = {{"cmd", "consent"}, {"action", name}};
+        put_if(req, "scope", dest, v->destination);
+        if (name == "import") {
+          if (!consent_rows(v->patient, req)) return kExitUsage;
+        } else {
+          req["patient"] = v->patient;
+        }
+        return ask_daemon(g, req, [name, req](const json& r) {
+          print_consent(name, req, r);
+          return kExitOk;
+        });
+      };
+    });
+  }
+
+  auto* mrn =
+      app.add_subcommand("mrn",
+                         "import FILE.csv: the MRN -> health number table used by coercion:\n"
+                         "columns mrn_issuer,mrn,health_number; rejected rows listed by line");
+  mrn->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto* import = mrn->add_subcommand("import", "load the MRN -> health number table");
+  import->add_option("FILE.csv", *file, "columns mrn_issuer,mrn,health_number")
+      ->type_name("")
+      ->required();
+  import->callback([&g, &action, file] {
+    action = [&g, file] {
+      auto rows = mrn_rows(*file);
+  if (!rows) return kExitUsage;
+  return ask_daemon(g, {{"cmd", "mrn_import"}, {"rows", *rows}}, [](const json& r) {
     std::printf("imported %d row(s); %zu rejected\n", r.value("accepted", 0), r["rejected"].size());
     for (const auto& x : r["rejected"])
       std::printf("  line %d: %s\n", x.value("line", 0), str(x, "reason").c_str());
-  } else if (args[0] == "consent") {
-    print_consent(request, r);
-  } else if (args[0] == "quarantine") {
-    print_quarantine(request, r);
-  } else {
-    std::printf("%s: %d changed\n", args[0].c_str(), r.value("changed", 0));
-    for (const auto& why : r["refused"])
-      std::printf("  not changed: %s\n", why.get<std::string>().c_str());
+    return kExitOk;
+  });
+};
+}  // namespace
+);
+}
+
+void add_quarantine_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* quarantine =
+      app.add_subcommand("quarantine",
+                         "list | show UID | release UID | delete UID [--yes]: studies\n"
+                         "that failed validation");
+  quarantine->require_subcommand(1);
+  struct Values {
+    std::string uid;
+    bool yes = false;
+  };
+  struct Sub {
+    const char* name;
+    const char* description;
+  };
+  for (const Sub& q :
+       {Sub{"list", "studies that failed validation"}, Sub{"show", "every reason, per instance"},
+        Sub{"release", "run policy again (after a fix)"},
+        Sub{"delete", "delete a quarantined study and its objects (asks first)"}}) {
+    auto v = std::make_shared<Values>();
+    const std::string name = q.name;
+    auto* sub = quarantine->add_subcommand(name, q.description);
+    if (name != "list")
+      sub->add_option("UID", v->uid, "the study instance UID")->type_name("")->required();
+    if (name == "delete") sub->add_flag("--yes", v->yes, "do not ask");
+    sub->callback([&g, &action, v, name] {
+      action = [&g, v, name] {
+        json req = {{"cmd", "quarantine"}, {"action", name}};
+        if (name != "list") req["study_uid"] = v->uid;
+        bool confirmed = v->yes;
+        if (name == "delete" && !confirmed) {
+          if (!confirm_delete(v->uid)) return kExitUsage;
+          confirmed = true;
+        }
+        req["confirmed"] = confirmed;
+        return ask_daemon(g, req, [name](const json& r) {
+          print_quarantine(name, r);
+          return kExitOk;
+        });
+      };
+    });
   }
-  return kExitOk;
+}
+
+void add_audit_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* audit = app.add_subcommand("audit",
+                                   "verify | export --since T [--out FILE]: prove the audit trail\n"
+                                   "intact, or write it as DICOM audit messages (PS3.15 A.5)");
+  audit->require_subcommand(1);
+  auto* verify =
+      audit->add_subcommand("verify", "prove the audit trail intact, or name its first bad entry");
+  verify->callback([&g, &action] {
+    action = [&g] {
+      return ask_daemon(g, {{"cmd", "audit"}, {"action", "verify"}}, print_audit_verify);
+    };
+  });
+
+  struct Values {
+    std::string since, out;
+  };
+  auto v = std::make_shared<Values>();
+  auto* exp = audit->add_subcommand("export", "DICOM audit messages (PS3.15 A.5) since T");
+  exp->add_option("--since", v->since,
+                  "a date (2026-11-28), a UTC time (2026-11-28T10:00:00Z) or an\n"
+                  "age (24h, 7d)")
+      ->type_name("T")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return parse_since(text) ? "" : "takes 2026-11-28, 2026-11-28T10:00:00Z or 24h/7d";
+          },
+          "", "time"));
+  exp->add_option("--out", v->out, "write to FILE instead of standard output")->type_name("FILE");
+  exp->callback([&g, &action, v] {
+    action = [&g, v] {
+      json req = {{"cmd", "audit"}, {"action", "export"}, {"since_ms", 0}};
+      if (!v->since.empty()) req["since_ms"] = *parse_since(v->since);
+      return ask_daemon(g, req, [v](const json& r) { return write_audit_export(r, v->out); });
+    };
+  });
+}
+
+void add_config_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* config =
+      app.add_subcommand("config", "check FILE: validate a configuration file (needs no daemon)");
+  config->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto* check = config->add_subcommand("check", "validate a configuration file (needs no daemon)");
+  check->add_option("FILE", *file, "the configuration file")->type_name("")->required();
+  check->callback(
+      [&g, &action, file] { action = [&g, file] { return config_check(*file, g.as_json); }; });
+}
+
+// The deepest command the parser entered, for an error's usage line.
+const CLI::App* chosen(const CLI::App& app) {
+  const CLI::App* a = &app;
+  while (!a->get_subcommands().empty()) a = a->get_subcommands().front();
+  return a;
+}
+
+std::string command_path(const CLI::App* a) {
+  std::string path;
+  for (; a != nullptr; a = a->get_parent()) path = a->get_name() + (path.empty() ? "" : " ") + path;
+  return path;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Global g;
+  Action action;
+  CLI::App app(
+      "dirgw: look at and steer the dirgw imaging gateway through its daemon's control socket;\n"
+      "tables for people, the daemon's answer as JSON (--json) for scripts.",
+      "dirgw");
+  auto formatter = std::make_shared<CLI::Formatter>();
+  formatter->label("SUBCOMMAND", "COMMAND");
+  app.formatter(formatter);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_help_flag("-h,--help", "this text");
+  app.set_version_flag("--version", "dirgw " DIRGW_VERSION, "the version");
+  app.add_option("--socket", g.socket_path,
+                 "the daemon's control socket (default: control_socket\n"
+                 "from --config, else $DIRGW_SOCKET, else /run/dirgw/control.sock)")
+      ->type_name("PATH");
+  app.add_option("--config", g.config_path, "read the control socket path from this configuration")
+      ->type_name("FILE");
+  app.add_flag("--json", g.as_json, "print the daemon's answer as JSON");
+  app.require_subcommand(1);
+  app.fallthrough();  // --json, --socket and --config may follow the command, as they always could
+  app.group("Commands");
+  app.footer(kCommandFooter);  // what every command inherits; the tool's own is set below
+
+  add_study_commands(app, g, action);
+  add_consent_commands(app, g, action);
+  add_quarantine_commands(app, g, action);
+  add_audit_commands(app, g, action);
+  add_config_commands(app, g, action);
+  app.footer(kFooter);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    const CLI::App* where = chosen(app);
+    if (where == &app && argc == 1) {
+      std::cerr << app.help();
+      return kExitUsage;
+    }
+    // A word where a command belongs: name it, rather than say that a command is missing.
+    std::string what = e.what();
+    const auto left = app.remaining(true);
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr &&
+        where->get_subcommands().empty() && !left.empty())
+      what = (left.front().starts_with("-") ? "unknown option '" : "unknown command '") +
+             left.front() + "'";
+    std::cerr << "dirgw: " << what << "\n"
+              << formatter->make_usage(where, command_path(where)) << "Run '" << command_path(where)
+              << " --help' for more.\n";
+    return kExitUsage;
+  }
+  return action();
 }

@@ -226,6 +226,35 @@ TEST_F(EndpointTest, HeaderEndingJustPastTheLimitIs431) {
   EXPECT_EQ(exchange(request).status_line, "HTTP/1.1 431 Request Header Fields Too Large");
 }
 
+// Beast parses the whole header, not only the request line: a broken field is refused.
+TEST_F(EndpointTest, MalformedHeaderFieldIs400) {
+  start();
+  EXPECT_EQ(exchange("GET /metrics HTTP/1.1\r\nNo colon here\r\n\r\n").status_line,
+            "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(exchange("GET /metrics HTTP/1.1\r\nContent-Length: many\r\n\r\n").status_line,
+            "HTTP/1.1 400 Bad Request");
+  EXPECT_EQ(exchange("GET /metrics HTTP/2.0\r\n\r\n").status_line, "HTTP/1.1 400 Bad Request");
+}
+
+TEST_F(EndpointTest, HeaderExactlyAtTheLimitIsServed) {
+  const std::string request = "GET /metrics HTTP/1.1\r\nX: aaaa\r\n\r\n";
+  EndpointOptions o;
+  o.max_request_bytes = request.size();
+  start(o);
+  EXPECT_EQ(exchange(request).status_line, "HTTP/1.1 200 OK");
+}
+
+// A body is never read; one announced larger than max_request_bytes is refused before it comes.
+TEST_F(EndpointTest, AnnouncedBodyOverTheLimitIs413) {
+  start();
+  auto r = exchange("GET /metrics HTTP/1.1\r\nContent-Length: 100000\r\n\r\n");
+  EXPECT_EQ(r.status_line, "HTTP/1.1 413 Payload Too Large");
+  EXPECT_NE(r.headers.find("Connection: close\r\n"), std::string::npos);
+  // A small one is ignored: the answer does not wait for it.
+  EXPECT_EQ(exchange("POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\n").status_line,
+            "HTTP/1.1 405 Method Not Allowed");
+}
+
 TEST_F(EndpointTest, IdleClientIsClosedAfterTheTimeout) {
   EndpointOptions o;
   o.timeout = std::chrono::milliseconds(200);
