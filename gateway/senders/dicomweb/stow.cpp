@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <pugixml.hpp>
 
 #include "common/crypto.h"
 
@@ -205,269 +206,136 @@ std::optional<Answer> parse_json_answer(std::string_view body) {
   return answer;
 }
 
-// --- DICOM XML (PS3.19 Annex A, NativeDicomModel) ---
-// A small tolerant reader: elements, attributes, text, CDATA, comments, processing
-// instructions, the predefined and numeric entities. No DTDs (refused), no namespaces beyond
-// dropping prefixes.
+// --- DICOM XML (PS3.19 Annex A, NativeDicomModel), read with pugixml ---
+// pugixml knows the five predefined entities and character references and nothing else: it
+// never loads an external DTD or entity and never expands an entity a DTD declares (such a
+// reference stays as literal text). A DOCTYPE with an internal subset is refused all the same,
+// as it was by the reader this replaced, and so are answers nested deeper than kMaxNesting or
+// larger than kMaxXmlBytes. Namespace prefixes are dropped; comments, processing instructions
+// and a plain DOCTYPE are ignored.
 
-struct XmlNode {
-  std::string qname;                                       // as written, to match the end tag
-  std::string name;                                        // local name
-  std::vector<std::pair<std::string, std::string>> attrs;  // local names
-  std::vector<XmlNode> children;
-  std::string text;
+// The transport reads at most 8 MiB of answer (http.h, kMaxAnswerBytes); the parser is pure
+// and may be handed more, so it keeps its own bound. pugixml's tree costs about 16 times the
+// bytes of a document of empty elements: 8 MiB stays well within a gateway's memory.
+constexpr std::size_t kMaxXmlBytes = std::size_t{8} * 1024 * 1024;
 
-  const std::string* attr(std::string_view key) const {
-    for (const auto& [k, v] : attrs)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
+// Text as pugixml hands it back (C strings), local names, whitespace as the XML spec's S.
+constexpr unsigned kXmlParseFlags = pugi::parse_minimal | pugi::parse_escapes | pugi::parse_cdata |
+                                    pugi::parse_doctype | pugi::parse_ws_pcdata |
+                                    pugi::parse_fragment;
 
-std::string local_name(std::string_view qname) {
-  auto colon = qname.find(':');
-  return std::string(colon == std::string_view::npos ? qname : qname.substr(colon + 1));
+std::string_view local_name(const char* qname) {
+  std::string_view q(qname);
+  auto colon = q.find(':');
+  return colon == std::string_view::npos ? q : q.substr(colon + 1);
 }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
+const char* xml_attr(const pugi::xml_node& node, std::string_view key) {
+  for (const pugi::xml_attribute& a : node.attributes())
+    if (local_name(a.name()) == key) return a.value();
+  return nullptr;
 }
 
-bool decode_entities(std::string_view raw, std::string& out) {
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '&') {
-      out += raw[i];
-      continue;
-    }
-    auto semi = raw.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) return false;
-    std::string_view ent = raw.substr(i + 1, semi - i - 1);
-    if (ent == "lt") {
-      out += '<';
-    } else if (ent == "gt") {
-      out += '>';
-    } else if (ent == "amp") {
-      out += '&';
-    } else if (ent == "quot") {
-      out += '"';
-    } else if (ent == "apos") {
-      out += '\'';
-    } else if (ent.size() > 1 && ent[0] == '#') {
-      std::uint32_t cp = 0;
-      bool hex = ent[1] == 'x' || ent[1] == 'X';
-      std::string_view digits = ent.substr(hex ? 2 : 1);
-      if (digits.empty() || digits.size() > 6) return false;
-      for (char c : digits) {
-        std::uint32_t d;
-        if (c >= '0' && c <= '9') {
-          d = static_cast<std::uint32_t>(c - '0');
-        } else if (hex && c >= 'a' && c <= 'f') {
-          d = static_cast<std::uint32_t>(c - 'a' + 10);
-        } else if (hex && c >= 'A' && c <= 'F') {
-          d = static_cast<std::uint32_t>(c - 'A' + 10);
-        } else {
-          return false;
-        }
-        cp = cp * (hex ? 16 : 10) + d;
-      }
-      if (cp == 0 || cp > 0x10FFFF) return false;
-      append_utf8(out, cp);
-    } else {
-      return false;
-    }
-    i = semi;
-  }
-  return true;
+// The character data directly inside `node`, CDATA included, pieces joined.
+std::string xml_text(const pugi::xml_node& node) {
+  std::string out;
+  for (const pugi::xml_node& c : node.children())
+    if (c.type() == pugi::node_pcdata || c.type() == pugi::node_cdata) out += c.value();
+  return out;
 }
 
-class XmlReader {
- public:
-  explicit XmlReader(std::string_view s) : s_(s) {}
+bool all_space(std::string_view s) { return std::all_of(s.begin(), s.end(), is_space); }
 
-  std::optional<XmlNode> document() {
-    if (s_.substr(0, 3) == "\xEF\xBB\xBF") p_ = 3;
-    if (!skip_misc()) return std::nullopt;
-    if (!at("<")) return std::nullopt;
-    XmlNode root;
-    if (!element(root, 0)) return std::nullopt;
-    if (!skip_misc()) return std::nullopt;
-    if (p_ != s_.size()) return std::nullopt;
-    return root;
-  }
-
- private:
-  bool at(std::string_view what) const { return s_.substr(p_, what.size()) == what; }
-
-  void skip_ws() {
-    while (p_ < s_.size() && is_space(s_[p_])) ++p_;
-  }
-
-  bool skip_past(std::string_view end) {
-    auto e = s_.find(end, p_);
-    if (e == std::string_view::npos) return false;
-    p_ = e + end.size();
-    return true;
-  }
-
-  // Whitespace, comments, processing instructions and a DOCTYPE without internal subset.
-  bool skip_misc() {
-    for (;;) {
-      skip_ws();
-      if (at("<?")) {
-        if (!skip_past("?>")) return false;
-      } else if (at("<!--")) {
-        if (!skip_past("-->")) return false;
-      } else if (at("<!DOCTYPE")) {
-        auto e = s_.find('>', p_);
-        if (e == std::string_view::npos) return false;
-        if (s_.substr(p_, e - p_).find('[') != std::string_view::npos) return false;
-        p_ = e + 1;
-      } else {
-        return true;
-      }
-    }
-  }
-
-  static bool name_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':' || c == '-' ||
-           c == '.' || static_cast<unsigned char>(c) >= 0x80;
-  }
-
-  bool name(std::string& out) {
-    std::size_t start = p_;
-    while (p_ < s_.size() && name_char(s_[p_])) ++p_;
-    if (p_ == start) return false;
-    out.assign(s_.substr(start, p_ - start));
-    return true;
-  }
-
-  bool element(XmlNode& node, int depth) {
-    if (depth > kMaxNesting) return false;
-    ++p_;  // '<'
-    if (!name(node.qname)) return false;
-    node.name = local_name(node.qname);
-    for (;;) {
-      skip_ws();
-      if (at("/>")) {
-        p_ += 2;
-        return true;
-      }
-      if (at(">")) {
-        ++p_;
+// parse_fragment keeps what lies beside the root, so that this can refuse it: one element,
+// whitespace, and a DOCTYPE without internal subset, nothing else.
+pugi::xml_node single_root(const pugi::xml_document& doc) {
+  pugi::xml_node root;
+  for (const pugi::xml_node& n : doc.children()) {
+    switch (n.type()) {
+      case pugi::node_element:
+        if (root) return {};
+        root = n;
         break;
-      }
-      std::string key;
-      if (!name(key)) return false;
-      skip_ws();
-      if (!at("=")) return false;
-      ++p_;
-      skip_ws();
-      if (p_ >= s_.size() || (s_[p_] != '"' && s_[p_] != '\'')) return false;
-      char quote = s_[p_++];
-      auto end = s_.find(quote, p_);
-      if (end == std::string_view::npos) return false;
-      std::string_view raw = s_.substr(p_, end - p_);
-      if (raw.find('<') != std::string_view::npos) return false;
-      std::string value;
-      if (!decode_entities(raw, value)) return false;
-      node.attrs.emplace_back(local_name(key), std::move(value));
-      p_ = end + 1;
-    }
-    for (;;) {
-      if (p_ >= s_.size()) return false;
-      if (at("</")) {
-        p_ += 2;
-        std::string end_name;
-        if (!name(end_name) || end_name != node.qname) return false;
-        skip_ws();
-        if (!at(">")) return false;
-        ++p_;
-        return true;
-      }
-      if (at("<!--")) {
-        if (!skip_past("-->")) return false;
-      } else if (at("<![CDATA[")) {
-        p_ += 9;
-        auto e = s_.find("]]>", p_);
-        if (e == std::string_view::npos) return false;
-        node.text.append(s_.substr(p_, e - p_));
-        p_ = e + 3;
-      } else if (at("<?")) {
-        if (!skip_past("?>")) return false;
-      } else if (at("<")) {
-        node.children.emplace_back();
-        if (!element(node.children.back(), depth + 1)) return false;
-      } else {
-        auto e = s_.find('<', p_);
-        if (e == std::string_view::npos) return false;
-        if (!decode_entities(s_.substr(p_, e - p_), node.text)) return false;
-        p_ = e;
-      }
+      case pugi::node_pcdata:
+        if (!all_space(n.value())) return {};
+        break;
+      case pugi::node_doctype:
+        if (std::string_view(n.value()).find('[') != std::string_view::npos) return {};
+        break;
+      default:
+        return {};
     }
   }
+  return root;
+}
 
-  std::string_view s_;
-  std::size_t p_ = 0;
-};
+// Whether an element lies more than kMaxNesting levels below the root (which is level 0).
+bool too_deep(pugi::xml_node root) {
+  struct Walker : pugi::xml_tree_walker {
+    bool deep = false;
+    bool for_each(pugi::xml_node& n) override {
+      if (n.type() == pugi::node_element && depth() + 1 > kMaxNesting) deep = true;
+      return !deep;
+    }
+  } walker;
+  root.traverse(walker);
+  return walker.deep;
+}
 
-const XmlNode* xml_attribute(const XmlNode& dataset, std::string_view tag) {
-  for (const auto& child : dataset.children) {
-    if (child.name != "DicomAttribute") continue;
-    const std::string* t = child.attr("tag");
-    if (t != nullptr && iequals(*t, tag)) return &child;
+pugi::xml_node xml_attribute(const pugi::xml_node& dataset, std::string_view tag) {
+  for (const pugi::xml_node& child : dataset.children()) {
+    if (child.type() != pugi::node_element || local_name(child.name()) != "DicomAttribute")
+      continue;
+    const char* t = xml_attr(child, "tag");
+    if (t != nullptr && iequals(t, tag)) return child;
   }
-  return nullptr;
+  return {};
 }
 
-const std::string* xml_first_value(const XmlNode& dataset, std::string_view tag) {
-  const XmlNode* attr = xml_attribute(dataset, tag);
-  if (attr == nullptr) return nullptr;
-  for (const auto& child : attr->children)
-    if (child.name == "Value") return &child.text;
-  return nullptr;
+std::optional<std::string> xml_first_value(const pugi::xml_node& dataset, std::string_view tag) {
+  pugi::xml_node attr = xml_attribute(dataset, tag);
+  if (!attr) return std::nullopt;
+  for (const pugi::xml_node& child : attr.children())
+    if (child.type() == pugi::node_element && local_name(child.name()) == "Value")
+      return xml_text(child);
+  return std::nullopt;
 }
 
-void xml_sequence(const XmlNode& dataset, std::string_view tag, std::string_view reason_tag,
+void xml_sequence(const pugi::xml_node& dataset, std::string_view tag, std::string_view reason_tag,
                   std::vector<AnswerEntry>& out, std::size_t& without_uid) {
-  const XmlNode* seq = xml_attribute(dataset, tag);
-  if (seq == nullptr) return;
-  for (const auto& item : seq->children) {
-    if (item.name != "Item") continue;  // Orthanc adds a stray <Value number="1"/> after items
-    const std::string* uid = xml_first_value(item, kReferencedSopInstanceUid);
-    if (uid == nullptr || clean_uid(*uid).empty()) {
+  pugi::xml_node seq = xml_attribute(dataset, tag);
+  if (!seq) return;
+  for (const pugi::xml_node& item : seq.children()) {
+    // Orthanc adds a stray <Value number="1"/> after items.
+    if (item.type() != pugi::node_element || local_name(item.name()) != "Item") continue;
+    std::optional<std::string> uid = xml_first_value(item, kReferencedSopInstanceUid);
+    if (!uid || clean_uid(*uid).empty()) {
       ++without_uid;
       continue;
     }
     std::optional<std::uint16_t> reason;
-    if (const std::string* r = xml_first_value(item, reason_tag)) reason = parse_us_text(*r);
+    if (auto r = xml_first_value(item, reason_tag)) reason = parse_us_text(*r);
     out.push_back({clean_uid(*uid), reason});
   }
 }
 
 std::optional<Answer> parse_xml_answer(std::string_view body) {
-  XmlReader reader(body);
-  std::optional<XmlNode> root = reader.document();
-  if (!root || root->name != "NativeDicomModel") return std::nullopt;
+  if (body.size() > kMaxXmlBytes) return std::nullopt;
+  pugi::xml_document doc;
+  // encoding_utf8: the bytes are taken as they are (a UTF-8 BOM is dropped), never converted
+  // from a guessed UTF-16 or UTF-32.
+  if (!doc.load_buffer(body.data(), body.size(), kXmlParseFlags, pugi::encoding_utf8)) {
+    return std::nullopt;
+  }
+  pugi::xml_node root = single_root(doc);
+  if (!root || local_name(root.name()) != "NativeDicomModel" || too_deep(root)) {
+    return std::nullopt;
+  }
   Answer answer;
-  answer.has_module = xml_attribute(*root, kReferencedSopSequence) != nullptr ||
-                      xml_attribute(*root, kFailedSopSequence) != nullptr;
-  xml_sequence(*root, kReferencedSopSequence, kWarningReason, answer.referenced,
-               answer.without_uid);
-  xml_sequence(*root, kFailedSopSequence, kFailureReason, answer.failed, answer.without_uid);
+  answer.has_module = !xml_attribute(root, kReferencedSopSequence).empty() ||
+                      !xml_attribute(root, kFailedSopSequence).empty();
+  xml_sequence(root, kReferencedSopSequence, kWarningReason, answer.referenced, answer.without_uid);
+  xml_sequence(root, kFailedSopSequence, kFailureReason, answer.failed, answer.without_uid);
   return answer;
 }
 
