@@ -196,11 +196,11 @@ int outcome_indicator(const Event& e) {
   return e.type == EventType::kStudyFailed ? 8 : 4;
 }
 
-std::string to_dicom_audit_xml(const Event& e, const ExportContext& ctx, bool xml_declaration) {
-  const DicomEventCodes codes = dicom_event_codes(e);
-  const Actor actor = parse_actor(e.actor);
-  const bool self = is_self(actor);
+namespace {
 
+// Who took part, by event type (PS3.15 A.5.3, the role each message defines).
+std::vector<Participant> participants_of(const Event& e, const Actor& actor, bool self,
+                                         const ExportContext& ctx) {
   std::vector<Participant> participants;
   switch (e.type) {
     case EventType::kObjectReceived:
@@ -237,6 +237,12 @@ std::string to_dicom_audit_xml(const Event& e, const ExportContext& ctx, bool xm
       }
   }
 
+  return participants;
+}
+
+// What the event was about: the study, the patient (keyed reference only), the audit log, the
+// configuration.
+std::vector<Object> objects_of(const Event& e, const ExportContext& ctx) {
   std::vector<Object> objects;
   if (!e.study_uid.empty()) {
     Object o;
@@ -275,6 +281,19 @@ std::string to_dicom_audit_xml(const Event& e, const ExportContext& ctx, bool xm
   }
   // Our own detail (no patient data by construction), so nothing the event said is lost.
   if (!objects.empty()) objects.front().detail = detail_text(e);
+
+  return objects;
+}
+
+}  // namespace
+
+std::string to_dicom_audit_xml(const Event& e, const ExportContext& ctx, bool xml_declaration) {
+  const DicomEventCodes codes = dicom_event_codes(e);
+  const Actor actor = parse_actor(e.actor);
+  const bool self = is_self(actor);
+
+  const std::vector<Participant> participants = participants_of(e, actor, self, ctx);
+  const std::vector<Object> objects = objects_of(e, ctx);
 
   std::string out;
   out.reserve(2048);

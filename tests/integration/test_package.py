@@ -364,6 +364,9 @@ def check_rpm(rpm, failures):
     failures.check(bool(state) and state[0].split()[0] == "drwxr-x---"
                    and state[0].split()[2:4] == [USER, USER],
                    f"the RPM owns {STATE_DIR} as 0750 dirgw:dirgw ({state})")
+    requires = run(["rpm", "-qp", "--requires", rpm]).stdout
+    failures.check("libpugixml.so.1()(64bit)" in requires,
+                   "the RPM requires pugixml, the STOW-RS answers' XML reader, by its soname")
     scripts = run(["rpm", "-qp", "--scripts", rpm]).stdout
     for needle in ("systemd-sysusers", "useradd", "systemd-tmpfiles --create", "preset",
                    "disable --now", "try-restart"):
@@ -381,6 +384,8 @@ def test_deb(deb, synth_build_dir, work, failures):
     depends = deb_field(deb, "Depends")
     failures.check("adduser" in depends and "libc6" in depends and "libdcmtk" in depends,
                    f"Depends: computed shared-library dependencies and adduser ({depends})")
+    failures.check("libpugixml1v5" in depends,
+                   f"Depends: pugixml, the STOW-RS answers' XML reader ({depends})")
     failures.check("libasan" not in depends and "libubsan" not in depends,
                    "the packaged programs are not sanitizer builds")
     listed = set()

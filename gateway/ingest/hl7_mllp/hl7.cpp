@@ -199,6 +199,8 @@ std::string escape(std::string_view text, const Separators& sep) {
 // --- parsing
 // ------------------------------------------------------------------------------------------
 
+// Long (~80 lines): one pass over the message that checks each limit where it is reached (size,
+// control bytes, MSH delimiters, segments, fields); the checks share the cursor and the counts.
 Result<Message> Message::parse(std::string_view bytes, const ParseLimits& limits) {
   if (bytes.size() > limits.max_message_bytes) {
     return make_error(ErrorCode::kInvalidArgument, "HL7 message larger than allowed");

@@ -9,483 +9,27 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "common/crypto.h"
+#include "senders/dicomweb/stow_answer.h"
 
 namespace dirgw::senders::dicomweb {
 
 namespace {
 
+using detail::Answer;
+using detail::clean_uid;
+using detail::iequals;
+using detail::parse_answer;
+using detail::trim;
+
 constexpr std::string_view kPartHeader = "\r\nContent-Type: application/dicom\r\n\r\n";
-
-// DICOM tags of the Store Instances Response Module (PS3.18 Annex I).
-constexpr std::string_view kReferencedSopSequence = "00081199";
-constexpr std::string_view kFailedSopSequence = "00081198";
-constexpr std::string_view kReferencedSopInstanceUid = "00081155";
-constexpr std::string_view kWarningReason = "00081196";
-constexpr std::string_view kFailureReason = "00081197";
-
-// Bodies nest 3 levels for what we read; anything much deeper is hostile or not an answer.
-constexpr int kMaxNesting = 64;
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// UIDs may arrive padded with a space or NUL (PS3.5 6.2, UI pads with 0x00).
-std::string clean_uid(std::string_view s) {
-  s = trim(s);
-  while (!s.empty() && (s.back() == '\0' || s.back() == ' ')) s.remove_suffix(1);
-  return std::string(s);
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto x = static_cast<unsigned char>(a[i]);
-    auto y = static_cast<unsigned char>(b[i]);
-    if (std::tolower(x) != std::tolower(y)) return false;
-  }
-  return true;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string hex4(std::uint16_t v) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
   std::string out = "0x0000";
   for (int i = 0; i < 4; ++i) out[5 - i] = kDigits[(v >> (4 * i)) & 0xF];
   return out;
-}
-
-// A US value written as text. DICOM JSON and XML use decimal ("42752"); some servers write the
-// status in hex as it is usually printed ("A700", "0xA700"). All-digit text is read as decimal.
-std::optional<std::uint16_t> parse_us_text(std::string_view s) {
-  s = trim(s);
-  if (s.empty()) return std::nullopt;
-  bool hex = false;
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    s.remove_prefix(2);
-    hex = true;
-  }
-  bool all_digits = std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!hex && all_digits) {
-    if (s.size() > 5) return std::nullopt;
-    unsigned v = 0;
-    for (char c : s) v = v * 10 + static_cast<unsigned>(c - '0');
-    if (v > 0xFFFF) return std::nullopt;
-    return static_cast<std::uint16_t>(v);
-  }
-  if (s.size() > 4) return std::nullopt;
-  unsigned v = 0;
-  for (char c : s) {
-    unsigned d;
-    if (c >= '0' && c <= '9') {
-      d = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      d = static_cast<unsigned>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      d = static_cast<unsigned>(c - 'A' + 10);
-    } else {
-      return std::nullopt;
-    }
-    v = v * 16 + d;
-  }
-  return static_cast<std::uint16_t>(v);
-}
-
-// ---------------------------------------------------------------------------------------------
-// What an answer says, whatever its encoding.
-
-struct AnswerEntry {
-  std::string uid;
-  std::optional<std::uint16_t> reason;  // WarningReason for referenced, FailureReason for failed
-};
-
-struct Answer {
-  std::vector<AnswerEntry> referenced;
-  std::vector<AnswerEntry> failed;
-  std::size_t without_uid = 0;  // sequence items we could not attribute
-  bool has_module = false;      // at least one of the two sequences is present
-};
-
-// --- DICOM JSON (PS3.18 Annex F.2) ---
-
-// Deepest nesting of arrays and objects, strings skipped; stops counting past kMaxNesting.
-int json_nesting(std::string_view s) {
-  int depth = 0;
-  int deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > kMaxNesting) return deepest;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
-const nlohmann::json* json_first_value(const nlohmann::json& dataset, std::string_view tag) {
-  if (!dataset.is_object()) return nullptr;
-  auto attr = dataset.find(std::string(tag));
-  if (attr == dataset.end() || !attr->is_object()) return nullptr;
-  auto value = attr->find("Value");
-  if (value == attr->end() || !value->is_array() || value->empty()) return nullptr;
-  return &(*value)[0];
-}
-
-std::optional<std::uint16_t> json_us(const nlohmann::json& dataset, std::string_view tag) {
-  const nlohmann::json* v = json_first_value(dataset, tag);
-  if (v == nullptr) return std::nullopt;
-  if (v->is_number_unsigned()) {
-    auto n = v->get<std::uint64_t>();
-    if (n > 0xFFFF) return std::nullopt;
-    return static_cast<std::uint16_t>(n);
-  }
-  if (v->is_number_integer()) {
-    auto n = v->get<std::int64_t>();
-    if (n < 0 || n > 0xFFFF) return std::nullopt;
-    return static_cast<std::uint16_t>(n);
-  }
-  if (v->is_string()) return parse_us_text(v->get_ref<const std::string&>());
-  return std::nullopt;
-}
-
-void json_sequence(const nlohmann::json& dataset, std::string_view tag, std::string_view reason_tag,
-                   std::vector<AnswerEntry>& out, std::size_t& without_uid) {
-  auto attr = dataset.find(std::string(tag));
-  if (attr == dataset.end() || !attr->is_object()) return;
-  auto value = attr->find("Value");
-  if (value == attr->end() || !value->is_array()) return;
-  for (const auto& item : *value) {
-    const nlohmann::json* uid = json_first_value(item, kReferencedSopInstanceUid);
-    if (uid == nullptr || !uid->is_string() ||
-        clean_uid(uid->get_ref<const std::string&>()).empty()) {
-      ++without_uid;
-      continue;
-    }
-    out.push_back({clean_uid(uid->get_ref<const std::string&>()), json_us(item, reason_tag)});
-  }
-}
-
-std::optional<Answer> parse_json_answer(std::string_view body) {
-  if (json_nesting(body) > kMaxNesting) return std::nullopt;
-  nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return std::nullopt;
-  // The module is one dataset; some servers wrap it in an array.
-  if (doc.is_array() && doc.size() == 1) doc = nlohmann::json(doc[0]);
-  if (!doc.is_object()) return std::nullopt;
-  Answer answer;
-  answer.has_module = doc.contains(std::string(kReferencedSopSequence)) ||
-                      doc.contains(std::string(kFailedSopSequence));
-  json_sequence(doc, kReferencedSopSequence, kWarningReason, answer.referenced, answer.without_uid);
-  json_sequence(doc, kFailedSopSequence, kFailureReason, answer.failed, answer.without_uid);
-  return answer;
-}
-
-// --- DICOM XML (PS3.19 Annex A, NativeDicomModel) ---
-// A small tolerant reader: elements, attributes, text, CDATA, comments, processing
-// instructions, the predefined and numeric entities. No DTDs (refused), no namespaces beyond
-// dropping prefixes.
-
-struct XmlNode {
-  std::string qname;                                       // as written, to match the end tag
-  std::string name;                                        // local name
-  std::vector<std::pair<std::string, std::string>> attrs;  // local names
-  std::vector<XmlNode> children;
-  std::string text;
-
-  const std::string* attr(std::string_view key) const {
-    for (const auto& [k, v] : attrs)
-      if (k == key) return &v;
-    return nullptr;
-  }
-};
-
-std::string local_name(std::string_view qname) {
-  auto colon = qname.find(':');
-  return std::string(colon == std::string_view::npos ? qname : qname.substr(colon + 1));
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-bool decode_entities(std::string_view raw, std::string& out) {
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '&') {
-      out += raw[i];
-      continue;
-    }
-    auto semi = raw.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 10) return false;
-    std::string_view ent = raw.substr(i + 1, semi - i - 1);
-    if (ent == "lt") {
-      out += '<';
-    } else if (ent == "gt") {
-      out += '>';
-    } else if (ent == "amp") {
-      out += '&';
-    } else if (ent == "quot") {
-      out += '"';
-    } else if (ent == "apos") {
-      out += '\'';
-    } else if (ent.size() > 1 && ent[0] == '#') {
-      std::uint32_t cp = 0;
-      bool hex = ent[1] == 'x' || ent[1] == 'X';
-      std::string_view digits = ent.substr(hex ? 2 : 1);
-      if (digits.empty() || digits.size() > 6) return false;
-      for (char c : digits) {
-        std::uint32_t d;
-        if (c >= '0' && c <= '9') {
-          d = static_cast<std::uint32_t>(c - '0');
-        } else if (hex && c >= 'a' && c <= 'f') {
-          d = static_cast<std::uint32_t>(c - 'a' + 10);
-        } else if (hex && c >= 'A' && c <= 'F') {
-          d = static_cast<std::uint32_t>(c - 'A' + 10);
-        } else {
-          return false;
-        }
-        cp = cp * (hex ? 16 : 10) + d;
-      }
-      if (cp == 0 || cp > 0x10FFFF) return false;
-      append_utf8(out, cp);
-    } else {
-      return false;
-    }
-    i = semi;
-  }
-  return true;
-}
-
-class XmlReader {
- public:
-  explicit XmlReader(std::string_view s) : s_(s) {}
-
-  std::optional<XmlNode> document() {
-    if (s_.substr(0, 3) == "\xEF\xBB\xBF") p_ = 3;
-    if (!skip_misc()) return std::nullopt;
-    if (!at("<")) return std::nullopt;
-    XmlNode root;
-    if (!element(root, 0)) return std::nullopt;
-    if (!skip_misc()) return std::nullopt;
-    if (p_ != s_.size()) return std::nullopt;
-    return root;
-  }
-
- private:
-  bool at(std::string_view what) const { return s_.substr(p_, what.size()) == what; }
-
-  void skip_ws() {
-    while (p_ < s_.size() && is_space(s_[p_])) ++p_;
-  }
-
-  bool skip_past(std::string_view end) {
-    auto e = s_.find(end, p_);
-    if (e == std::string_view::npos) return false;
-    p_ = e + end.size();
-    return true;
-  }
-
-  // Whitespace, comments, processing instructions and a DOCTYPE without internal subset.
-  bool skip_misc() {
-    for (;;) {
-      skip_ws();
-      if (at("<?")) {
-        if (!skip_past("?>")) return false;
-      } else if (at("<!--")) {
-        if (!skip_past("-->")) return false;
-      } else if (at("<!DOCTYPE")) {
-        auto e = s_.find('>', p_);
-        if (e == std::string_view::npos) return false;
-        if (s_.substr(p_, e - p_).find('[') != std::string_view::npos) return false;
-        p_ = e + 1;
-      } else {
-        return true;
-      }
-    }
-  }
-
-  static bool name_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':' || c == '-' ||
-           c == '.' || static_cast<unsigned char>(c) >= 0x80;
-  }
-
-  bool name(std::string& out) {
-    std::size_t start = p_;
-    while (p_ < s_.size() && name_char(s_[p_])) ++p_;
-    if (p_ == start) return false;
-    out.assign(s_.substr(start, p_ - start));
-    return true;
-  }
-
-  bool element(XmlNode& node, int depth) {
-    if (depth > kMaxNesting) return false;
-    ++p_;  // '<'
-    if (!name(node.qname)) return false;
-    node.name = local_name(node.qname);
-    for (;;) {
-      skip_ws();
-      if (at("/>")) {
-        p_ += 2;
-        return true;
-      }
-      if (at(">")) {
-        ++p_;
-        break;
-      }
-      std::string key;
-      if (!name(key)) return false;
-      skip_ws();
-      if (!at("=")) return false;
-      ++p_;
-      skip_ws();
-      if (p_ >= s_.size() || (s_[p_] != '"' && s_[p_] != '\'')) return false;
-      char quote = s_[p_++];
-      auto end = s_.find(quote, p_);
-      if (end == std::string_view::npos) return false;
-      std::string_view raw = s_.substr(p_, end - p_);
-      if (raw.find('<') != std::string_view::npos) return false;
-      std::string value;
-      if (!decode_entities(raw, value)) return false;
-      node.attrs.emplace_back(local_name(key), std::move(value));
-      p_ = end + 1;
-    }
-    for (;;) {
-      if (p_ >= s_.size()) return false;
-      if (at("</")) {
-        p_ += 2;
-        std::string end_name;
-        if (!name(end_name) || end_name != node.qname) return false;
-        skip_ws();
-        if (!at(">")) return false;
-        ++p_;
-        return true;
-      }
-      if (at("<!--")) {
-        if (!skip_past("-->")) return false;
-      } else if (at("<![CDATA[")) {
-        p_ += 9;
-        auto e = s_.find("]]>", p_);
-        if (e == std::string_view::npos) return false;
-        node.text.append(s_.substr(p_, e - p_));
-        p_ = e + 3;
-      } else if (at("<?")) {
-        if (!skip_past("?>")) return false;
-      } else if (at("<")) {
-        node.children.emplace_back();
-        if (!element(node.children.back(), depth + 1)) return false;
-      } else {
-        auto e = s_.find('<', p_);
-        if (e == std::string_view::npos) return false;
-        if (!decode_entities(s_.substr(p_, e - p_), node.text)) return false;
-        p_ = e;
-      }
-    }
-  }
-
-  std::string_view s_;
-  std::size_t p_ = 0;
-};
-
-const XmlNode* xml_attribute(const XmlNode& dataset, std::string_view tag) {
-  for (const auto& child : dataset.children) {
-    if (child.name != "DicomAttribute") continue;
-    const std::string* t = child.attr("tag");
-    if (t != nullptr && iequals(*t, tag)) return &child;
-  }
-  return nullptr;
-}
-
-const std::string* xml_first_value(const XmlNode& dataset, std::string_view tag) {
-  const XmlNode* attr = xml_attribute(dataset, tag);
-  if (attr == nullptr) return nullptr;
-  for (const auto& child : attr->children)
-    if (child.name == "Value") return &child.text;
-  return nullptr;
-}
-
-void xml_sequence(const XmlNode& dataset, std::string_view tag, std::string_view reason_tag,
-                  std::vector<AnswerEntry>& out, std::size_t& without_uid) {
-  const XmlNode* seq = xml_attribute(dataset, tag);
-  if (seq == nullptr) return;
-  for (const auto& item : seq->children) {
-    if (item.name != "Item") continue;  // Orthanc adds a stray <Value number="1"/> after items
-    const std::string* uid = xml_first_value(item, kReferencedSopInstanceUid);
-    if (uid == nullptr || clean_uid(*uid).empty()) {
-      ++without_uid;
-      continue;
-    }
-    std::optional<std::uint16_t> reason;
-    if (const std::string* r = xml_first_value(item, reason_tag)) reason = parse_us_text(*r);
-    out.push_back({clean_uid(*uid), reason});
-  }
-}
-
-std::optional<Answer> parse_xml_answer(std::string_view body) {
-  XmlReader reader(body);
-  std::optional<XmlNode> root = reader.document();
-  if (!root || root->name != "NativeDicomModel") return std::nullopt;
-  Answer answer;
-  answer.has_module = xml_attribute(*root, kReferencedSopSequence) != nullptr ||
-                      xml_attribute(*root, kFailedSopSequence) != nullptr;
-  xml_sequence(*root, kReferencedSopSequence, kWarningReason, answer.referenced,
-               answer.without_uid);
-  xml_sequence(*root, kFailedSopSequence, kFailureReason, answer.failed, answer.without_uid);
-  return answer;
-}
-
-std::optional<Answer> parse_answer(std::string_view content_type, std::string_view body) {
-  std::string media = lower(trim(content_type.substr(0, content_type.find(';'))));
-  if (media == "application/dicom+json" || media == "application/json") {
-    return parse_json_answer(body);
-  }
-  if (media == "application/dicom+xml" || media == "application/xml" || media == "text/xml") {
-    return parse_xml_answer(body);
-  }
-  // No or another content type: recognise the body by its first character.
-  std::string_view t = trim(body);
-  if (t.substr(0, 3) == "\xEF\xBB\xBF") t = trim(t.substr(3));
-  if (t.empty()) return std::nullopt;
-  if (t.front() == '{' || t.front() == '[') return parse_json_answer(body);
-  if (t.front() == '<') return parse_xml_answer(body);
-  return std::nullopt;
 }
 
 std::string_view warning_meaning(std::uint16_t reason) {
@@ -790,6 +334,81 @@ std::string count_summary(const std::vector<InstanceResult>& instances) {
          std::to_string(permanent) + " failed permanently";
 }
 
+namespace {
+
+// What the answer says about each UID. A UID both stored and failed is not evidence of either.
+struct Verdict {
+  InstanceStatus status;
+  std::string reason;
+  bool referenced = false;
+  bool failed = false;
+};
+using Verdicts = std::map<std::string, Verdict, std::less<>>;
+
+Verdicts verdicts_of(const Answer& answer) {
+  Verdicts verdicts;
+  for (const auto& e : answer.referenced) {
+    Verdict& v = verdicts[e.uid];
+    v.referenced = true;
+    v.status = InstanceStatus::kAccepted;
+    v.reason = e.reason ? "WarningReason " + hex4(*e.reason) + " (" +
+                              std::string(warning_meaning(*e.reason)) + ")"
+                        : std::string();
+  }
+  for (const auto& e : answer.failed) {
+    Verdict& v = verdicts[e.uid];
+    v.failed = true;
+    if (v.referenced) continue;
+    if (e.reason) {
+      ReasonClass c = classify_failure_reason(*e.reason);
+      v.status = c.status;
+      v.reason = "FailureReason " + hex4(*e.reason) + " (" + std::string(c.meaning) + ")";
+    } else {
+      v.status = InstanceStatus::kRetry;
+      v.reason = "failed without a FailureReason";
+    }
+  }
+  return verdicts;
+}
+
+InstanceResult instance_result(const Item& item, const Verdicts& verdicts, bool is_2xx,
+                               const std::string& status_text) {
+  auto it = verdicts.find(clean_uid(item.sop_instance_uid));
+  if (it == verdicts.end()) {
+    if (is_2xx) {
+      return {item.sop_instance_uid, InstanceStatus::kRetry, "not acknowledged in the answer"};
+    }
+    return {item.sop_instance_uid, InstanceStatus::kPermanent,
+            status_text + ", not acknowledged in the answer"};
+  }
+  const Verdict& v = it->second;
+  if (v.referenced && v.failed) {
+    return {item.sop_instance_uid, InstanceStatus::kRetry, "listed as both stored and failed"};
+  }
+  return {item.sop_instance_uid, v.status, v.reason};
+}
+
+// What the answer held besides our instances: UIDs we did not send, items without a UID.
+std::string answer_note(const Verdicts& verdicts, const std::vector<Item>& sent,
+                        std::size_t without_uid) {
+  std::string note;
+  std::size_t unknown = 0;
+  for (const auto& [uid, v] : verdicts) {
+    bool ours = std::any_of(sent.begin(), sent.end(), [&uid = uid](const Item& item) {
+      return clean_uid(item.sop_instance_uid) == uid;
+    });
+    if (!ours) ++unknown;
+  }
+  if (unknown > 0) note = std::to_string(unknown) + " UIDs in the answer were not sent";
+  if (without_uid > 0) {
+    if (!note.empty()) note += "; ";
+    note += std::to_string(without_uid) + " answer items without a UID";
+  }
+  return note;
+}
+
+}  // namespace
+
 Outcome parse_stow_response(int http_status, std::string_view content_type, std::string_view body,
                             const std::vector<Item>& sent) {
   Outcome out{};
@@ -841,72 +460,12 @@ Outcome parse_stow_response(int http_status, std::string_view content_type, std:
                              : "refused, answer not understood");
   }
 
-  // What the answer says about each UID. A UID both stored and failed is not evidence of either.
-  struct Verdict {
-    InstanceStatus status;
-    std::string reason;
-    bool referenced = false;
-    bool failed = false;
-  };
-  std::map<std::string, Verdict, std::less<>> verdicts;
-  for (const auto& e : answer->referenced) {
-    Verdict& v = verdicts[e.uid];
-    v.referenced = true;
-    v.status = InstanceStatus::kAccepted;
-    v.reason = e.reason ? "WarningReason " + hex4(*e.reason) + " (" +
-                              std::string(warning_meaning(*e.reason)) + ")"
-                        : std::string();
-  }
-  for (const auto& e : answer->failed) {
-    Verdict& v = verdicts[e.uid];
-    v.failed = true;
-    if (v.referenced) continue;
-    if (e.reason) {
-      ReasonClass c = classify_failure_reason(*e.reason);
-      v.status = c.status;
-      v.reason = "FailureReason " + hex4(*e.reason) + " (" + std::string(c.meaning) + ")";
-    } else {
-      v.status = InstanceStatus::kRetry;
-      v.reason = "failed without a FailureReason";
-    }
-  }
-
+  const Verdicts verdicts = verdicts_of(*answer);
   out.instances.reserve(sent.size());
   for (const auto& item : sent) {
-    auto it = verdicts.find(clean_uid(item.sop_instance_uid));
-    if (it == verdicts.end()) {
-      if (is_2xx) {
-        out.instances.push_back(
-            {item.sop_instance_uid, InstanceStatus::kRetry, "not acknowledged in the answer"});
-      } else {
-        out.instances.push_back({item.sop_instance_uid, InstanceStatus::kPermanent,
-                                 status_text + ", not acknowledged in the answer"});
-      }
-      continue;
-    }
-    const Verdict& v = it->second;
-    if (v.referenced && v.failed) {
-      out.instances.push_back(
-          {item.sop_instance_uid, InstanceStatus::kRetry, "listed as both stored and failed"});
-    } else {
-      out.instances.push_back({item.sop_instance_uid, v.status, v.reason});
-    }
+    out.instances.push_back(instance_result(item, verdicts, is_2xx, status_text));
   }
-
-  std::string note;
-  std::size_t unknown = 0;
-  for (const auto& [uid, v] : verdicts) {
-    bool ours = std::any_of(sent.begin(), sent.end(), [&uid = uid](const Item& item) {
-      return clean_uid(item.sop_instance_uid) == uid;
-    });
-    if (!ours) ++unknown;
-  }
-  if (unknown > 0) note = std::to_string(unknown) + " UIDs in the answer were not sent";
-  if (answer->without_uid > 0) {
-    if (!note.empty()) note += "; ";
-    note += std::to_string(answer->without_uid) + " answer items without a UID";
-  }
-  return finish(note);
+  return finish(answer_note(verdicts, sent, answer->without_uid));
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(

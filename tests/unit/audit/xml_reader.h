@@ -1,6 +1,8 @@
-// A small, strict XML reader for the tests: checks well-formedness (one root, balanced tags,
-// quoted and unique attributes, only the predefined and numeric entities, no '<' or raw '&' in
-// text or values) and returns a tree to assert on. Not a general parser: no DTD, no CDATA.
+// XML for the audit tests: pugixml parses (balanced tags, quoted attributes, entities), a few
+// checks it leaves to its callers are added (one root, unique attributes, no control
+// characters, no '--' in comments, nothing but comments and whitespace beside the root; no DTD,
+// CDATA or processing instruction, which our exporter never writes), and the result is a tree
+// to assert on.
 #pragma once
 
 #include <map>

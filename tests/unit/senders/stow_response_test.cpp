@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "senders/dicomweb/stow.h"
 
 namespace dirgw::senders::dicomweb {
@@ -403,6 +406,125 @@ TEST(StowResponse, XmlWithPrefixesEntitiesAndCommentsIsRead) {
   Outcome o = parse_stow_response(200, "application/dicom+xml", xml, sent);
   EXPECT_EQ(o.instances[0].status, InstanceStatus::kAccepted);
   EXPECT_EQ(o.instances[0].reason, "WarningReason 0xB000 (coercion of data elements)");
+}
+
+// The XML answers recorded under tests/data/stow (also the fuzz target's seeds).
+std::string recorded(const std::string& name) {
+  std::ifstream in(std::string(DIRGW_STOW_DATA) + "/" + name, std::ios::binary);
+  EXPECT_TRUE(in) << name;
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::vector<Item> recorded_batch() {
+  return batch({"1.2.826.0.1.3680043.10.1001.1", "1.2.826.0.1.3680043.10.1001.2",
+                "1.2.826.0.1.3680043.10.1001.3"});
+}
+
+TEST(StowResponse, RecordedXmlAnswersAreReadPerInstance) {
+  const auto sent = recorded_batch();
+  Outcome o = parse_stow_response(200, "application/dicom+xml", recorded("success.xml"), sent);
+  EXPECT_EQ(o.instances[0].status, InstanceStatus::kAccepted);
+  EXPECT_EQ(o.instances[0].reason, "");
+  EXPECT_EQ(o.instances[1].status, InstanceStatus::kAccepted);
+  EXPECT_EQ(o.instances[1].reason, "WarningReason 0xB007 (data set does not match SOP class)");
+  EXPECT_EQ(o.instances[2].status, InstanceStatus::kPermanent);
+  EXPECT_EQ(o.instances[2].reason, "FailureReason 0xC000 (cannot understand)");
+  EXPECT_EQ(o.message, "HTTP 200: 2 accepted, 0 to retry, 1 failed permanently");
+
+  // Prefixes, CDATA, character references; "&amp;" is no FailureReason.
+  o = parse_stow_response(200, "", recorded("prefixed-entities.xml"), sent);
+  EXPECT_EQ(o.instances[0].reason, "WarningReason 0xB000 (coercion of data elements)");
+  EXPECT_EQ(o.instances[1].status, InstanceStatus::kAccepted);
+  EXPECT_EQ(o.instances[2].status, InstanceStatus::kRetry);
+  EXPECT_EQ(o.instances[2].reason, "failed without a FailureReason");
+  EXPECT_EQ(o.message, "HTTP 200: 2 accepted, 1 to retry, 0 failed permanently");
+
+  o = parse_stow_response(200, "application/dicom+xml", recorded("doctype.xml"), sent);
+  EXPECT_EQ(o.message,
+            "HTTP 200: 0 accepted, 3 to retry, 0 failed permanently (unreadable answer, no "
+            "evidence of storage)");
+}
+
+// An answer naming instance 1.1, with `prolog` before it and `inside` in its UID's Value.
+std::string xml_answer(const std::string& prolog, const std::string& inside = "1.1") {
+  return prolog +
+         R"(<NativeDicomModel><DicomAttribute tag="00081199" vr="SQ"><Item number="1">)"
+         R"(<DicomAttribute tag="00081155" vr="UI"><Value number="1">)" +
+         inside + "</Value></DicomAttribute></Item></DicomAttribute></NativeDicomModel>";
+}
+
+bool unreadable(const Outcome& o) {
+  return o.kind == OutcomeKind::kRetry && o.message.find("unreadable answer") != std::string::npos;
+}
+
+TEST(StowResponse, XmlEntitiesAreNeverExpandedNorFetched) {
+  auto sent = batch({"1.1"});
+  ASSERT_EQ(parse_stow_response(200, "application/dicom+xml", xml_answer(""), sent).kind,
+            OutcomeKind::kOk);
+  // Billion laughs: 10^9 "lol"s from a few hundred bytes, if entities were expanded.
+  std::string laughs = R"(<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">)";
+  for (int i = 1; i <= 9; ++i) {
+    laughs += "<!ENTITY lol" + std::to_string(i) + " \"";
+    for (int j = 0; j < 10; ++j) laughs += "&lol" + std::to_string(i - 1) + ";";
+    laughs += "\">";
+  }
+  laughs += "]>";
+  EXPECT_TRUE(unreadable(
+      parse_stow_response(200, "application/dicom+xml", xml_answer(laughs, "&lol9;"), sent)));
+  // External entities (XXE) and parameter entities: the internal subset alone refuses them.
+  for (const char* subset :
+       {R"(<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>)",
+        R"(<!DOCTYPE x [<!ENTITY % p SYSTEM "http://127.0.0.1:1/p.dtd"> %p;]>)",
+        R"(<!DOCTYPE x [ ]>)"}) {
+    EXPECT_TRUE(unreadable(
+        parse_stow_response(200, "application/dicom+xml", xml_answer(subset, "&e;"), sent)))
+        << subset;
+  }
+  // A DOCTYPE naming an external DTD only is ignored, the DTD is never fetched.
+  Outcome o = parse_stow_response(
+      200, "application/dicom+xml",
+      xml_answer(R"(<!DOCTYPE NativeDicomModel SYSTEM "http://127.0.0.1:1/x.dtd">)"), sent);
+  EXPECT_EQ(o.kind, OutcomeKind::kOk);
+}
+
+TEST(StowResponse, XmlDepthAndSizeAreBounded) {
+  auto sent = batch({"1.1"});
+  // Elements 64 levels below the root are read, 65 are refused (closed: well-formed).
+  auto deep_answer = [](int levels) {
+    std::string open, close;
+    for (int i = 0; i < levels; ++i) {
+      open += "<x>";
+      close += "</x>";
+    }
+    return R"(<NativeDicomModel><DicomAttribute tag="00081199" vr="SQ"><Item number="1">)"
+           R"(<DicomAttribute tag="00081155" vr="UI"><Value number="1">1.1</Value>)"
+           R"(</DicomAttribute></Item></DicomAttribute>)" +
+           open + close + "</NativeDicomModel>";
+  };
+  EXPECT_EQ(parse_stow_response(200, "application/dicom+xml", deep_answer(64), sent).kind,
+            OutcomeKind::kOk);
+  EXPECT_TRUE(unreadable(parse_stow_response(200, "application/dicom+xml", deep_answer(65), sent)));
+  EXPECT_TRUE(
+      unreadable(parse_stow_response(200, "application/dicom+xml", deep_answer(100000), sent)));
+  // Larger than any answer the transport reads (8 MiB): refused before parsing.
+  std::string big = xml_answer("<!--" + std::string(std::size_t{8} << 20, 'x') + "-->");
+  EXPECT_TRUE(unreadable(parse_stow_response(200, "application/dicom+xml", big, sent)));
+}
+
+TEST(StowResponse, XmlBesideTheRootIsRefused) {
+  auto sent = batch({"1.1"});
+  for (const std::string& body :
+       {xml_answer("") + "<NativeDicomModel/>", xml_answer("") + "trailing text",
+        "text before" + xml_answer(""), xml_answer("<![CDATA[x]]>"), xml_answer("", "1.1</x>"),
+        xml_answer("", "<unclosed>1.1")}) {
+    EXPECT_TRUE(unreadable(parse_stow_response(200, "application/dicom+xml", body, sent))) << body;
+  }
+  // What may stand beside it: a BOM, the declaration, comments, processing instructions.
+  Outcome o = parse_stow_response(200, "",
+                                  "\xEF\xBB\xBF<?xml version=\"1.0\"?>\r\n<!-- c --><?pi x?>\n" +
+                                      xml_answer("") + "\n<!-- after --><?pi y?>\n",
+                                  sent);
+  EXPECT_EQ(o.kind, OutcomeKind::kOk);
 }
 
 TEST(FailureReason, ClassificationTable) {
