@@ -117,7 +117,8 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
       }
       if (kind == RecordKind::kNewVersion && new_versions == NewVersionPolicy::kHold) {
         db.prepare(
-              "UPDATE study_destinations SET state = 'HELD', updated_at = ?3, reason = "
+              "UPDATE study_destinations SET state = 'HELD', updated_at = ?3, reason_code = "
+              "'new-version', reason = "
               "'an instance was received again with different bytes' "
               "WHERE study_id = ?1 AND destination = ?2 AND state NOT IN ('WITHDRAWN', "
               "'QUARANTINED')")
@@ -202,7 +203,12 @@ Result<bool> IngestLedger::has_object(const std::string& sha256) {
 Result<std::vector<std::string>> IngestLedger::object_hashes() {
   return db_.locked([&](Connection& db) -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
-    auto st = db.prepare("SELECT sha256 FROM objects ORDER BY sha256");
+    // Originals only: derived objects live in spool/derived/, which the spool's listing of
+    // received objects does not include (counting them made every coerced object "missing" at
+    // each start).
+    auto st = db.prepare(
+        "SELECT sha256 FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM derived_objects) "
+        "ORDER BY sha256");
     while (st.step()) out.push_back(st.text(0));
     return out;
   });

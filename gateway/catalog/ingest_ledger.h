@@ -26,7 +26,7 @@ class IngestLedger {
 
   // Start-up reconciliation of spool and catalog.
   Result<bool> has_object(const std::string& sha256);
-  // Every object the catalog knows, originals and derived ones.
+  // The received objects the catalog knows (originals; not derived copies).
   Result<std::vector<std::string>> object_hashes();
   // Pending deliveries of instances whose object is missing become failed, with the reason.
   Result<int> flag_missing_object(const std::string& sha256);

@@ -194,6 +194,15 @@ def main():
         check("OriginalAttributesSequence" in (tags or {}), "Original Attributes Sequence present")
         check((tags or {}).get("StationName") == "GWSTAMP", "the configured attribute is stamped")
 
+    # A restart with coercion on finds every object where it should be (coerced copies live in
+    # spool/derived/ and were once all reported missing at each start).
+    check(gw.stop() == 0, "dirgwd did not stop cleanly before the restart")
+    gw.start()
+    startup = gw.status()["startup"]
+    check(startup["missing"] == 0 and startup["quarantined"] == 0,
+          f"restart with coerced objects: {startup}")
+    check(dest_state(e_uid) == "SENT", "a coerced study stays SENT across a restart")
+
     text = gw.log_text()
     hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)
     for h in hits:
