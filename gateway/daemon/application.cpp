@@ -200,8 +200,12 @@ Result<void> Application::Impl::start() {
   for (const auto& d : config.destinations) dest_names.push_back(d.name);
   metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
   policy_stage = std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get());
+  scheduler::PolicyStep policy_step = [this] {
+    const auto p = policy_stage->step();
+    return scheduler::PolicyRound{p.studies, p.ready, p.failed};
+  };
   scheduler = std::make_unique<scheduler::Scheduler>(config, *catalog, *spool, std::move(senders),
-                                                     clock, policy_stage.get(), metrics.get());
+                                                     clock, std::move(policy_step), metrics.get());
   scheduler_ptr = scheduler.get();
   consent_service = std::make_unique<policy::ConsentService>(
       config, catalog->consent,

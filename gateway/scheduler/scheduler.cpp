@@ -10,35 +10,52 @@ namespace dirgw::scheduler {
 Readiness::StepResult Readiness::step() {
   StepResult r;
   const TimePoint now = clock_.now();
-  auto promoted = catalog_.ingest.promote_stable(to_epoch_ms(now - stable_age_));
+  auto promoted = ingest_.promote_stable(to_epoch_ms(now - stable_age_));
   if (!promoted) {
     log::error("readiness: catalog error", {{"error", promoted.error().to_string()}});
     r.next = now + std::chrono::seconds(5);
     return r;
   }
   r.promoted = *promoted;
-  if (policy_ != nullptr) {
+  if (policy_) {
+    // Round after round while decisions get recorded; a round that records nothing (the catalog
+    // refuses every write) ends the loop and backs off instead of spinning on the catalog.
     for (;;) {
-      auto p = policy_->step();
+      const PolicyRound p = policy_();
       r.ready += p.ready;
-      if (p.studies == 0) break;
+      if (p.studies == 0) {
+        policy_failures_ = 0;
+        break;
+      }
+      if (p.failed == p.studies) {
+        ++policy_failures_;
+        r.policy_failing = true;
+        break;
+      }
+      policy_failures_ = 0;
     }
   }
-  auto oldest = catalog_.ingest.oldest_receiving();
+  auto oldest = ingest_.oldest_receiving();
   if (oldest && oldest->has_value()) r.next = from_epoch_ms(**oldest) + stable_age_;
+  if (r.policy_failing) {
+    const Millis backoff(std::min<std::int64_t>(1000LL << std::min(policy_failures_, 6), 60'000));
+    if (!r.next || *r.next > now + backoff) r.next = now + backoff;
+  }
   return r;
 }
 
 Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
                      const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
-                     std::uint64_t backoff_seed, metrics::DestinationMetrics* metrics)
+                     std::uint64_t backoff_seed, metrics::DestinationMetrics* metrics,
+                     senders::Notifier* notifier)
     : destination_(destination),
       catalog_(catalog),
       spool_(spool),
       sender_(sender),
       clock_(clock),
       backoff_(destination.retry_initial, destination.retry_max, backoff_seed),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      notifier_(notifier) {}
 
 senders::StowRsOptions stow_options(const config::Destination& d) {
   senders::StowRsOptions o;
@@ -54,15 +71,14 @@ senders::StowRsOptions stow_options(const config::Destination& d) {
 }
 
 std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
-  if (destination_.withdrawal_notify_url.empty()) return std::nullopt;
+  if (notifier_ == nullptr) return std::nullopt;
   auto due = catalog_.delivery.due_notifications(destination_.name, to_epoch_ms(now));
   if (due) {
     for (const auto& n : *due) {
-      auto out = senders::post_notification(stow_options(destination_),
-                                            destination_.withdrawal_notify_url, n.body);
+      auto out = notifier_->notify(n.body);
       const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1));
       (void)catalog_.delivery.record_notification(n.id, out.ok, out.ok ? "" : out.message,
-                                         out.ok ? 0 : next);
+                                                  out.ok ? 0 : next);
       log::info(out.ok ? "withdrawal notification delivered"
                        : "withdrawal notification not delivered: will retry",
                 {{"destination", destination_.name}, {"detail", out.message}});
@@ -150,7 +166,7 @@ Forwarder::StepResult Forwarder::step() {
     if (circuit_ == Circuit::kHalfOpen) max_count = 1;  // a probe risks one instance
   }
   auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
-                                     destination_.batch_max_bytes);
+                                              destination_.batch_max_bytes);
   if (!due) {
     log::error("forwarder: catalog error",
                {{"destination", destination_.name}, {"error", due.error().to_string()}});
@@ -286,15 +302,20 @@ Forwarder::StepResult Forwarder::step() {
 Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
                      const ingest::Spool& spool,
                      std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-                     policy::Stage* policy, metrics::GatewayMetrics* metrics)
+                     PolicyStep policy, metrics::GatewayMetrics* metrics)
     : catalog_(catalog),
       clock_(clock),
-      readiness_(catalog, clock, config.policy.stable_age, policy),
+      readiness_(catalog.ingest, clock, config.policy.stable_age, std::move(policy)),
       senders_(std::move(senders)) {
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
+    const auto& d = config.destinations[i];
+    notifiers_.push_back(
+        d.withdrawal_notify_url.empty()
+            ? nullptr
+            : senders::make_http_notifier(stow_options(d), d.withdrawal_notify_url));
     forwarders_.push_back(std::make_unique<Forwarder>(
-        config.destinations[i], catalog, spool, *senders_[i], clock, std::random_device{}(),
-        metrics != nullptr ? &metrics->destination(config.destinations[i].name) : nullptr));
+        d, catalog, spool, *senders_[i], clock, std::random_device{}(),
+        metrics != nullptr ? &metrics->destination(d.name) : nullptr, notifiers_.back().get()));
     forwarder_wakeups_.push_back(std::make_unique<Wakeup>());
   }
 }

@@ -21,7 +21,6 @@
 #include "config/config.h"
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
-#include "policy/stage/stage.h"
 #include "scheduler/backoff.h"
 #include "scheduler/wakeup.h"
 #include "senders/sender.h"
@@ -31,24 +30,35 @@ namespace dirgw::scheduler {
 // The sender options a destination's configuration implies.
 senders::StowRsOptions stow_options(const config::Destination& d);
 
+// The policy stage as the scheduler sees it: one round of decisions over STABLE studies. The
+// daemon wires the real stage in; the scheduler knows nothing of consent or validation.
+struct PolicyRound {
+  int studies = 0;  // studies looked at
+  int ready = 0;    // made READY
+  int failed = 0;   // decisions that could not be recorded (those studies stay STABLE)
+};
+using PolicyStep = std::function<PolicyRound()>;
+
 class Readiness {
  public:
-  // Without a policy stage, studies stop at STABLE (tests drive policy themselves).
-  Readiness(catalog::Catalog& catalog, const Clock& clock, Millis stable_age,
-            policy::Stage* policy = nullptr)
-      : catalog_(catalog), clock_(clock), stable_age_(stable_age), policy_(policy) {}
+  // Without a policy step, studies stop at STABLE (tests drive policy themselves).
+  Readiness(catalog::IngestLedger& ingest, const Clock& clock, Millis stable_age,
+            PolicyStep policy = {})
+      : ingest_(ingest), clock_(clock), stable_age_(stable_age), policy_(std::move(policy)) {}
   struct StepResult {
     int promoted = 0;
     int ready = 0;                  // studies the policy stage made READY
+    bool policy_failing = false;    // decisions cannot be recorded: backing off
     std::optional<TimePoint> next;  // none: nothing is RECEIVING
   };
   StepResult step();
 
  private:
-  catalog::Catalog& catalog_;
+  catalog::IngestLedger& ingest_;
   const Clock& clock_;
   Millis stable_age_;
-  policy::Stage* policy_;
+  PolicyStep policy_;
+  int policy_failures_ = 0;  // rounds in a row that recorded nothing
 };
 
 enum class Circuit { kClosed, kOpen, kHalfOpen };
@@ -67,7 +77,7 @@ class Forwarder {
   Forwarder(const config::Destination& destination, catalog::Catalog& catalog,
             const ingest::Spool& spool, senders::Sender& sender, const Clock& clock,
             std::uint64_t backoff_seed = std::random_device{}(),
-            metrics::DestinationMetrics* metrics = nullptr);
+            metrics::DestinationMetrics* metrics = nullptr, senders::Notifier* notifier = nullptr);
   struct StepResult {
     int sent = 0, retry = 0, refused = 0;
     bool did_work = false;
@@ -97,6 +107,7 @@ class Forwarder {
   int consecutive_failures_ = 0;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate
   metrics::DestinationMetrics* metrics_;
+  senders::Notifier* notifier_;  // withdrawal notifications; none: the destination takes none
   std::function<void()> before_send_;
   std::vector<catalog::DeliveryUpdate> unrecorded_;  // answers the catalog could not take yet
 };
@@ -106,7 +117,7 @@ class Scheduler {
  public:
   Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
             std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-            policy::Stage* policy, metrics::GatewayMetrics* metrics = nullptr);
+            PolicyStep policy, metrics::GatewayMetrics* metrics = nullptr);
   ~Scheduler();
   void start();
   void stop();
@@ -124,6 +135,7 @@ class Scheduler {
   const Clock& clock_;
   Readiness readiness_;
   std::vector<std::unique_ptr<senders::Sender>> senders_;
+  std::vector<std::unique_ptr<senders::Notifier>> notifiers_;
   std::vector<std::unique_ptr<Forwarder>> forwarders_;
   Wakeup readiness_wakeup_;
   std::vector<std::unique_ptr<Wakeup>> forwarder_wakeups_;

@@ -76,11 +76,19 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
             rules_.fill_health_number_from_mrn || !rules_.set_attributes.empty();
 }
 
+Stage::Health Stage::health() const {
+  std::lock_guard lock(health_mutex_);
+  return health_;
+}
+
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
   auto work = catalog_.policy.policy_work(limit);
   if (!work) {
     log::error("policy: catalog error", {{"error", work.error().to_string()}});
+    std::lock_guard lock(health_mutex_);
+    ++health_.consecutive_failures;
+    health_.last_error = "cannot read studies to decide: " + work.error().to_string();
     return out;
   }
   for (const auto& w : *work) {
@@ -141,17 +149,27 @@ Stage::StepResult Stage::step(int limit) {
         if (c.name == dest) d.opt_in = c.consent_mode == "opt-in";
       if (!findings.empty()) {
         d.state = catalog::StudyState::kQuarantined;
+        d.code = catalog::reason::kValidation;
         d.reason = std::to_string(findings.size()) +
                    " validation finding(s), first: " + findings.front().code;
       }
       proposals.push_back(std::move(d));
     }
     if (before_record_) before_record_(w.study_id);
-    auto decided = catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, derived);
+    auto decided =
+        catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, derived);
     if (!decided) {
       log::error("policy: cannot record the decision",
                  {{"study_uid", w.study_uid}, {"error", decided.error().to_string()}});
+      ++out.failed;
+      std::lock_guard lock(health_mutex_);
+      ++health_.consecutive_failures;
+      health_.last_error = "cannot record a policy decision: " + decided.error().to_string();
       continue;
+    }
+    {
+      std::lock_guard lock(health_mutex_);
+      health_ = {};
     }
     for (const auto& d : *decided) {
       switch (d.state) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,7 +32,14 @@ class Stage {
         const Clock& clock, metrics::GatewayMetrics* metrics = nullptr);
   struct StepResult {
     int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
+    int failed = 0;  // decisions the catalog could not record (the study stays STABLE)
   };
+  // Whether the stage can record its decisions; shown by dirgw status while it cannot.
+  struct Health {
+    int consecutive_failures = 0;
+    std::string last_error;  // our words and the catalog's error, never patient data
+  };
+  Health health() const;
   // Decides for up to `limit` studies; returns what it did.
   StepResult step(int limit = 20);
   // Called with the study id between deciding and recording the decision (tests pause here).
@@ -49,6 +57,8 @@ class Stage {
   bool coerce_ = false;
   metrics::GatewayMetrics* metrics_;
   std::function<void(std::int64_t)> before_record_;
+  mutable std::mutex health_mutex_;
+  Health health_;
 };
 
 }  // namespace dirgw::policy

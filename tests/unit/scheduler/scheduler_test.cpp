@@ -118,7 +118,7 @@ TEST(Backoff, RetryAfterIsALowerBoundCappedAtMax) {
 }
 
 TEST_F(SchedulerTest, ReadinessWaitsForStableAge) {
-  Readiness r(*catalog_, clock_, seconds(60));
+  Readiness r(catalog_->ingest, clock_, seconds(60));
   receive("1.2.3", 1);
   auto first = r.step();
   EXPECT_EQ(first.promoted, 0);

@@ -1,0 +1,153 @@
+// The policy stage: per study and destination READY, HELD, QUARANTINED or WITHDRAWN, with
+// coerced copies as derived objects; and what happens when the catalog refuses its decisions.
+#include "policy/stage/stage.h"
+
+#include <gtest/gtest.h>
+
+#include "catalog/catalog.h"
+#include "fakes/fake_clock.h"
+#include "fakes/spooled_study.h"
+#include "scheduler/scheduler.h"
+
+namespace dirgw::policy {
+namespace {
+
+using std::chrono::seconds;
+constexpr const char* kStudy = "1.2.826.0.1.3680043.10.543.90";
+
+class StageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.policy.validation_profile = "ontario-dir";
+    config_.policy.health_number_issuer = "ON";
+    config::Destination d;
+    d.name = "repo";
+    config_.destinations.push_back(d);
+    catalog_ = std::move(catalog::Catalog::open(dir_ / "c.db", {"repo"}, clock_)).value();
+    spool_ =
+        std::make_unique<ingest::Spool>(std::move(ingest::Spool::open(dir_ / "spool")).value());
+  }
+  Stage& stage() {
+    if (!stage_) stage_ = std::make_unique<Stage>(config_, *catalog_, *spool_, clock_);
+    return *stage_;
+  }
+  void receive(int n, const std::string& health_number = test::kHealthNumber) {
+    for (int i = 1; i <= n; ++i) {
+      auto ds = test::valid_ct();
+      test::set_health_number(*ds, health_number);
+      testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy,
+                              std::string(kStudy) + ".1." + std::to_string(i));
+    }
+    clock_.advance(seconds(120));
+    ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
+  }
+  catalog::DestinationStateDetail row() {
+    auto d = catalog_->queries.study(kStudy);
+    return (*d)->destinations.at(0);
+  }
+
+  test::TempDir dir_;
+  ::dirgw::testing::FakeClock clock_;
+  config::Config config_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<ingest::Spool> spool_;
+  std::unique_ptr<Stage> stage_;
+};
+
+TEST_F(StageTest, AValidStudyWithoutObjectionIsReady) {
+  receive(2);
+  auto r = stage().step();
+  EXPECT_EQ(r.studies, 1);
+  EXPECT_EQ(r.ready, 1);
+  EXPECT_EQ(row().state, "READY");
+}
+
+TEST_F(StageTest, OptInHoldsUntilAGrant) {
+  config_.destinations[0].consent_mode = "opt-in";
+  receive(1);
+  EXPECT_EQ(stage().step().held, 1);
+  EXPECT_EQ(row().state, "HELD");
+  EXPECT_EQ(row().reason, "no consent recorded");
+  catalog::ConsentChange c;
+  c.identifiers = {{"hn", "ON", test::kHealthNumber}};
+  c.source = "cli";
+  auto effect = catalog_->consent.record_consent(c);
+  ASSERT_TRUE(effect.ok());
+  EXPECT_EQ(effect->studies_released, 1);
+  EXPECT_EQ(row().state, "READY");
+}
+
+TEST_F(StageTest, AnInvalidHealthNumberIsQuarantinedWithEveryFinding) {
+  receive(2, "1234567890");
+  EXPECT_EQ(stage().step().quarantined, 1);
+  EXPECT_EQ(row().state, "QUARANTINED");
+  auto findings = catalog_->policy.findings(kStudy);
+  ASSERT_TRUE(findings.ok());
+  EXPECT_GE(findings->size(), 2u);  // one per instance at least
+  for (const auto& f : *findings)
+    EXPECT_EQ(f.message.find("1234567890"), std::string::npos) << "a finding repeats the value";
+}
+
+TEST_F(StageTest, CoercionWritesDeterministicDerivedObjects) {
+  config_.policy.coercion.institution_name = "Lakeside General";
+  receive(1);
+  ASSERT_EQ(stage().step().ready, 1);
+  auto instance = (*catalog_->queries.study(kStudy))->instances.at(0);
+  auto due = catalog_->delivery.due_deliveries("repo", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_TRUE((*due)[0].derived);
+  EXPECT_NE((*due)[0].sha256, instance.sha256);
+  EXPECT_TRUE(std::filesystem::exists(spool_->derived_path((*due)[0].sha256)));
+  // The same coercion again (a released quarantine, a restart) writes the same bytes.
+  const std::string first = (*due)[0].sha256;
+  CoercionRules rules;
+  rules.facility = config_.facility_name;
+  rules.institution_name = "Lakeside General";
+  HealthNumberLookup none = [](const std::string&, const std::string&) {
+    return std::optional<std::string>();
+  };
+  auto again = coerce_file(spool_->object_path(instance.sha256), dir_ / "again.dcm", rules, none,
+                           from_epoch_ms(instance.received_at));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(test::read_all(dir_ / "again.dcm"), test::read_all(spool_->derived_path(first)));
+}
+
+// Suspected defect (issue 11): when recording a decision keeps failing, the stage reported
+// progress and readiness looped on the catalog for ever. Now the round ends, the readiness
+// step backs off, and the failure shows in the stage's health.
+TEST_F(StageTest, AFailingCatalogWriteBacksOffAndShowsInHealth) {
+  receive(1);
+  ASSERT_TRUE(catalog_->db()
+                  .locked([](catalog::Connection& db) {
+                    db.exec(
+                        "CREATE TRIGGER refuse BEFORE INSERT ON study_identifiers BEGIN "
+                        "SELECT RAISE(ABORT, 'the disk refuses'); END");
+                  })
+                  .ok());
+  int rounds = 0;
+  scheduler::Readiness readiness(catalog_->ingest, clock_, seconds(60), [&] {
+    ++rounds;
+    const auto p = stage().step();
+    return scheduler::PolicyRound{p.studies, p.ready, p.failed};
+  });
+  auto r = readiness.step();  // before the fix: never returned
+  EXPECT_TRUE(r.policy_failing);
+  EXPECT_EQ(rounds, 1);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_LE(*r.next, clock_.now() + seconds(60));
+  EXPECT_GT(*r.next, clock_.now());
+  EXPECT_EQ(stage().health().consecutive_failures, 1);
+  EXPECT_NE(stage().health().last_error.find("cannot record a policy decision"), std::string::npos);
+  EXPECT_EQ(row().state, "STABLE") << "nothing decided, nothing lost";
+  // The catalog recovers: the next round decides and the health clears.
+  ASSERT_TRUE(
+      catalog_->db().locked([](catalog::Connection& db) { db.exec("DROP TRIGGER refuse"); }).ok());
+  clock_.advance(seconds(5));
+  r = readiness.step();
+  EXPECT_FALSE(r.policy_failing);
+  EXPECT_EQ(r.ready, 1);
+  EXPECT_EQ(stage().health().consecutive_failures, 0);
+}
+
+}  // namespace
+}  // namespace dirgw::policy
