@@ -53,16 +53,16 @@ Result<ConsentEffect> ConsentRegistry::record_consent(const ConsentChange& c) {
     while (st.step()) studies.insert(st.int64(0));
     for (auto study_id : studies) {
       auto rows = db.prepare(
-          "SELECT destination, state, reason FROM study_destinations WHERE study_id = ?1 "
+          "SELECT destination, state, reason_code FROM study_destinations WHERE study_id = ?1 "
           "AND (?2 = '*' OR destination = ?2)");
       rows.bind(1, study_id).bind(2, c.scope);
       std::vector<std::tuple<std::string, std::string, std::string>> dests;
       while (rows.step()) dests.emplace_back(rows.text(0), rows.text(1), rows.text(2));
-      for (const auto& [dest, state, reason] : dests) {
+      for (const auto& [dest, state, code] : dests) {
         if (!c.grant) {
           if (withdraw(db, db_.clock(), study_id, dest, "consent withdrawn"))
             ++effect.studies_withdrawn;
-        } else if (state == "HELD" && reason == "no consent recorded" &&
+        } else if (state == "HELD" && code == reason::kNoConsent &&
                    consent_of(db, patient, dest) == ConsentState::kGranted) {
           if (transition(db, db_.clock(), study_id, dest, StudyState::kReady, Cause::kPolicy, ""))
             ++effect.studies_released;

@@ -67,7 +67,7 @@ Result<audit::Event> audit_row(const sqlite::Statement& st) {
 bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
               const std::string& destination, const std::string& reason) {
   if (!transition(db, clock, study_id, destination, StudyState::kWithdrawn,
-                  Cause::kConsentWithdrawn, reason))
+                  Cause::kConsentWithdrawn, reason, reason::kConsentWithdrawn))
     return false;
   db.prepare(
         "UPDATE deliveries SET state = 'withdrawn' WHERE destination = ?2 AND state = "
@@ -124,7 +124,7 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
 
 bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
                 const std::string& destination, StudyState to, Cause cause,
-                const std::string& reason) {
+                const std::string& reason, std::string_view code) {
   auto cur =
       db.prepare("SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
   cur.bind(1, study_id).bind(2, destination);
@@ -132,13 +132,14 @@ bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
   auto from = parse_study_state(cur.text(0));
   if (!from || !transition_allowed(*from, to, cause)) return false;
   db.prepare(
-        "UPDATE study_destinations SET state = ?3, reason = ?4, updated_at = ?5 "
+        "UPDATE study_destinations SET state = ?3, reason = ?4, updated_at = ?5, reason_code = ?6 "
         "WHERE study_id = ?1 AND destination = ?2")
       .bind(1, study_id)
       .bind(2, destination)
       .bind(3, to_string(to))
       .bind(4, reason)
       .bind(5, to_epoch_ms(clock.now()))
+      .bind(6, code)
       .run();
   return true;
 }

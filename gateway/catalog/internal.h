@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,10 +30,11 @@ inline constexpr const char* kAuditColumns =
 // Reads a row back; a row that cannot be read as an event yields an error with its reason.
 Result<audit::Event> audit_row(const sqlite::Statement& st);
 
-// Moves one study/destination row if the life cycle allows it; false when it does not.
+// Moves one study/destination row if the life cycle allows it; false when it does not. `reason`
+// is for people, `code` (reason::k*) for decisions.
 bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
                 const std::string& destination, StudyState to, Cause cause,
-                const std::string& reason);
+                const std::string& reason, std::string_view code = "");
 // WITHDRAWN, and its pending deliveries never sent.
 bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
               const std::string& destination, const std::string& reason);

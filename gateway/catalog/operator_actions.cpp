@@ -43,7 +43,8 @@ Result<ActionResult> OperatorActions::operator_action(const std::string& study_u
             .bind(2, row.destination)
             .run();
       }
-      if (transition(db, db_.clock(), row.id, row.destination, target, Cause::kOperator, reason)) {
+      if (transition(db, db_.clock(), row.id, row.destination, target, Cause::kOperator, reason,
+                     to == StudyState::kHeld ? reason::kOperator : "")) {
         ++r.changed;
       } else {
         r.refused.push_back(row.destination + ": " + row.state + " cannot become " +

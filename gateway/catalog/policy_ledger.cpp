@@ -7,17 +7,18 @@
 
 namespace dirgw::catalog {
 
-PolicyDecision consent_decision(const std::string& destination, ConsentState consent,
-                                bool opt_in) {
+PolicyDecision consent_decision(const std::string& destination, ConsentState consent, bool opt_in) {
   PolicyDecision d;
   d.destination = destination;
   d.opt_in = opt_in;
   if (consent == ConsentState::kWithdrawn) {
     d.state = StudyState::kWithdrawn;
     d.reason = "consent withdrawn";
+    d.code = reason::kConsentWithdrawn;
   } else if (opt_in && consent != ConsentState::kGranted) {
     d.state = StudyState::kHeld;
     d.reason = "no consent recorded";
+    d.code = reason::kNoConsent;
   } else {
     d.state = StudyState::kReady;
   }
@@ -111,7 +112,8 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
       if (d.state == StudyState::kWithdrawn) {
         withdraw(db, db_.clock(), study_id, d.destination, d.reason);
       } else {
-        transition(db, db_.clock(), study_id, d.destination, d.state, Cause::kPolicy, d.reason);
+        transition(db, db_.clock(), study_id, d.destination, d.state, Cause::kPolicy, d.reason,
+                   d.code);
       }
       out.push_back(std::move(d));
     }

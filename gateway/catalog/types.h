@@ -202,6 +202,16 @@ struct Finding {
   std::string sop_instance_uid, code, tag, message;
 };
 
+// Why a study/destination row is HELD, QUARANTINED or WITHDRAWN, as stored in reason_code:
+// decisions compare these, never the words shown to people.
+namespace reason {
+inline constexpr const char* kNoConsent = "no-consent";
+inline constexpr const char* kConsentWithdrawn = "consent-withdrawn";
+inline constexpr const char* kValidation = "validation";
+inline constexpr const char* kOperator = "operator";
+inline constexpr const char* kNewVersion = "new-version";
+}  // namespace reason
+
 // What the policy stage decided for one study and one destination. READY is a proposal that
 // consent still decides: record_policy reads the consent registry in the same transaction that
 // commits the decision, so a withdrawal is seen either by the decision or the decision by it.
@@ -209,6 +219,7 @@ struct PolicyDecision {
   std::string destination;
   StudyState state = StudyState::kReady;  // READY, HELD, QUARANTINED or WITHDRAWN
   std::string reason;
+  std::string code;     // reason::k*
   bool opt_in = false;  // READY needs a recorded grant (else HELD "no consent recorded")
 };
 
