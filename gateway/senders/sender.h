@@ -118,4 +118,14 @@ struct NotifyOutcome {
 NotifyOutcome post_notification(const StowRsOptions& options, const std::string& url,
                                 const std::string& json_body);
 
+// Where a destination's withdrawal notifications go. An interface, like Sender, so that the
+// forwarder's outbox handling can be tested with a fake.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual NotifyOutcome notify(const std::string& json_body) = 0;
+};
+// POSTs to `url` with the destination's TLS and token settings (post_notification).
+std::unique_ptr<Notifier> make_http_notifier(StowRsOptions options, std::string url);
+
 }  // namespace dirgw::senders

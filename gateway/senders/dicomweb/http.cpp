@@ -129,6 +129,31 @@ bool usable_token(std::string_view token) {
          std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7F; });
 }
 
+// The Authorization header a request to this destination carries ("" when none): an OAuth2
+// token from the provider, or a bearer token re-read from its file for every request (a token
+// renewed on disk is used at once). One function for the STOW-RS and notification paths, so
+// both check the token alike. Errors: kRefused when the token cannot be had for good (the
+// destination should pause: authentication), kNetwork/kIo when it may work later.
+constexpr std::string_view kBearerPrefix = "Authorization: Bearer ";
+
+Result<std::string> authorization_header(const StowRsOptions& opts) {
+  if (opts.token_provider) {
+    auto t = opts.token_provider->token();
+    if (!t)
+      return make_error(t.error().retryable() ? ErrorCode::kNetwork : ErrorCode::kRefused,
+                        "no access token: " + t.error().to_string());
+    return std::string(kBearerPrefix) + *t;
+  }
+  if (opts.bearer_token_file.empty()) return std::string();
+  auto token = read_small_file(opts.bearer_token_file, std::size_t{64} * 1024);
+  if (!token)
+    return make_error(ErrorCode::kIo, "bearer token file unreadable: " + token.error().to_string());
+  std::string_view t = trim(*token);
+  if (!usable_token(t))
+    return make_error(ErrorCode::kIo, "bearer token file is empty or holds more than one token");
+  return std::string(kBearerPrefix) + std::string(t);
+}
+
 class StowRsSender final : public Sender {
  public:
   explicit StowRsSender(const StowRsOptions& options) : opts_(options) {
@@ -252,29 +277,15 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
   bool ok = add_header("Content-Type: " + body.content_type()) &&
             add_header("Accept: application/dicom+json") && add_header("Expect:");
   std::string provided_token;  // from the token provider, to invalidate on a 401
-  if (ok && opts_.token_provider) {
-    auto t = opts_.token_provider->token();
-    if (!t) {
-      Outcome out =
-          whole(batch, InstanceStatus::kRetry, "no access token: " + t.error().to_string());
-      out.auth_failed = !t.error().retryable();
+  if (ok) {
+    auto auth = authorization_header(opts_);
+    if (!auth) {
+      Outcome out = whole(batch, InstanceStatus::kRetry, auth.error().detail);
+      out.auth_failed = auth.error().code == ErrorCode::kRefused;
       return out;
     }
-    provided_token = std::move(*t);
-    ok = add_header("Authorization: Bearer " + provided_token);
-  } else if (ok && !opts_.bearer_token_file.empty()) {
-    // Read for every request, so that a token renewed on disk is used at once.
-    auto token = read_small_file(opts_.bearer_token_file, std::size_t{64} * 1024);
-    if (!token) {
-      return whole(batch, InstanceStatus::kRetry,
-                   "bearer token file unreadable: " + token.error().to_string());
-    }
-    std::string_view t = trim(*token);
-    if (!usable_token(t)) {
-      return whole(batch, InstanceStatus::kRetry,
-                   "bearer token file is empty or holds more than one token");
-    }
-    ok = add_header("Authorization: Bearer " + std::string(t));
+    if (!auth->empty()) ok = add_header(*auth);
+    if (opts_.token_provider) provided_token = auth->substr(kBearerPrefix.size());
   }
   if (!ok) return whole(batch, InstanceStatus::kRetry, "out of memory building headers");
 
@@ -430,27 +441,17 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   }
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
   headers = curl_slist_append(headers, "Expect:");
-  std::string token_header;
-  std::string token;
-  if (opts.token_provider) {
-    auto t = opts.token_provider->token();
-    if (!t) {
-      curl_slist_free_all(headers);
-      curl_easy_cleanup(c);
-      out.message = "no access token: " + t.error().to_string();
-      return out;  // retried later, as every failed notification is
-    }
-    token = std::move(*t);
-    token_header = "Authorization: Bearer " + token;
-    headers = curl_slist_append(headers, token_header.c_str());
-  } else if (!opts.bearer_token_file.empty()) {
-    if (auto t = read_small_file(opts.bearer_token_file, 64 * 1024); t) {
-      std::string tok = *t;
-      while (!tok.empty() && std::isspace(static_cast<unsigned char>(tok.back()))) tok.pop_back();
-      token_header = "Authorization: Bearer " + tok;
-      headers = curl_slist_append(headers, token_header.c_str());
-    }
+  auto auth = dicomweb::authorization_header(opts);
+  if (!auth) {
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    out.message = auth.error().detail;
+    return out;  // retried later, as every failed notification is
   }
+  const std::string token_header = *auth;
+  if (!token_header.empty()) headers = curl_slist_append(headers, token_header.c_str());
+  const std::string token =
+      token_header.empty() ? std::string() : token_header.substr(dicomweb::kBearerPrefix.size());
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.c_str());
@@ -489,6 +490,29 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
     out.message = "HTTP " + std::to_string(status);
   }
   return out;
+}
+
+}  // namespace dirgw::senders
+
+namespace dirgw::senders {
+
+namespace {
+class HttpNotifier final : public Notifier {
+ public:
+  HttpNotifier(StowRsOptions options, std::string url)
+      : options_(std::move(options)), url_(std::move(url)) {}
+  NotifyOutcome notify(const std::string& json_body) override {
+    return post_notification(options_, url_, json_body);
+  }
+
+ private:
+  StowRsOptions options_;
+  std::string url_;
+};
+}  // namespace
+
+std::unique_ptr<Notifier> make_http_notifier(StowRsOptions options, std::string url) {
+  return std::make_unique<HttpNotifier>(std::move(options), std::move(url));
 }
 
 }  // namespace dirgw::senders

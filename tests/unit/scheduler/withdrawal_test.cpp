@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fakes/fake_clock.h"
+#include "fakes/spooled_study.h"
 #include "policy/stage/stage.h"
 #include "scheduler/scheduler.h"
 #include "unit/policy/dataset_builder.h"
@@ -77,22 +78,8 @@ class WithdrawalTest : public ::testing::Test {
   void receive(int first, int count) {
     for (int i = first; i < first + count; ++i) {
       auto ds = policy::test::valid_ct();
-      const std::string sop = std::string(kStudy) + ".1." + std::to_string(i);
-      ASSERT_TRUE(ds->putAndInsertString(DCM_StudyInstanceUID, kStudy).good());
-      ASSERT_TRUE(ds->putAndInsertString(DCM_SOPInstanceUID, sop.c_str()).good());
-      const auto temp = spool_->new_temp_path();
-      policy::test::save(*ds, temp);
-      auto stored = spool_->commit(temp, 1 << 30);
-      ASSERT_TRUE(stored.ok());
-      catalog::NewInstance in;
-      in.study_uid = kStudy;
-      in.series_uid = std::string(kStudy) + ".1";
-      in.sop_instance_uid = sop;
-      in.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
-      in.transfer_syntax = "1.2.840.10008.1.2.1";
-      in.sha256 = stored->sha256;
-      in.size = stored->size;
-      ASSERT_TRUE(catalog_->ingest.record_instance(in).ok());
+      testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy,
+                              std::string(kStudy) + ".1." + std::to_string(i));
     }
   }
 
@@ -299,6 +286,47 @@ TEST_F(WithdrawalTest, AStopMidRequestLeavesInstancesInDoubtAndNotified) {
   for (int i = 0; i < 3; ++i) forwarder_->step();
   EXPECT_TRUE(repository_.request_starts.empty());
   EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 0);
+}
+
+// The outbox: a notification is posted by the destination's forwarder (through the Notifier
+// interface) and retried with backoff until the endpoint accepts it.
+class FakeNotifier final : public senders::Notifier {
+ public:
+  senders::NotifyOutcome notify(const std::string& body) override {
+    bodies.push_back(body);
+    senders::NotifyOutcome o;
+    o.ok = accept;
+    o.http_status = accept ? 204 : 503;
+    o.message = accept ? "" : "HTTP 503";
+    return o;
+  }
+  std::vector<std::string> bodies;
+  bool accept = false;
+};
+
+TEST_F(WithdrawalTest, TheNotificationIsPostedAndRetriedUntilAccepted) {
+  receive(1, 2);
+  make_stable();
+  ASSERT_EQ(stage_->step().ready, 1);
+  forwarder_->step();  // the study reaches the repository
+  FakeNotifier notifier;
+  Forwarder forwarder(config_.destinations[0], *catalog_, *spool_, repository_, clock_, 7, nullptr,
+                      &notifier);
+  withdraw();
+  forwarder.step();
+  ASSERT_EQ(notifier.bodies.size(), 1u);
+  EXPECT_NE(notifier.bodies[0].find(kStudy), std::string::npos);
+  EXPECT_TRUE(due_notifications().empty()) << "a refused notification waits for its backoff";
+  forwarder.step();
+  EXPECT_EQ(notifier.bodies.size(), 1u) << "not before its backoff";
+  notifier.accept = true;
+  clock_.advance(std::chrono::hours(1));
+  forwarder.step();
+  ASSERT_EQ(notifier.bodies.size(), 2u);
+  EXPECT_EQ(notifier.bodies[1], notifier.bodies[0]) << "the same notice, unchanged";
+  clock_.advance(std::chrono::hours(1));
+  forwarder.step();
+  EXPECT_EQ(notifier.bodies.size(), 2u) << "accepted: never posted again";
 }
 
 }  // namespace
