@@ -1,5 +1,7 @@
 #include "policy/coerce/coerce.h"
 
+#include "policy/validate/rules.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,11 +40,8 @@ constexpr const char* kReason = "COERCE";
 DcmTagKey key_of(Tag t) { return DcmTagKey(t.group, t.element); }
 Tag tag_of(const DcmTagKey& k) { return Tag{k.getGroup(), k.getElement()}; }
 
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.remove_suffix(1);
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  return v;
-}
+// DICOM value padding (trailing spaces or NUL, leading spaces): one definition, in validate.
+std::string_view trim(std::string_view v) { return trim_padding(v); }
 
 bool printable_ascii(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });

@@ -12,16 +12,12 @@
 // clang-format on
 
 #include "log/log.h"
+#include "policy/validate/rules.h"
 
 namespace dirgw::policy {
 
 namespace {
-std::string trimmed(const char* v) {
-  std::string s = v != nullptr ? v : "";
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
-  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
-  return s;
-}
+std::string trimmed(const char* v) { return std::string(trim_padding(v != nullptr ? v : "")); }
 
 std::string get(DcmItem& item, const DcmTagKey& tag) {
   const char* v = nullptr;
