@@ -1,0 +1,110 @@
+// Screening: which objects may not leave for a de-identifying destination at all, because what
+// identifies them cannot be removed by editing attributes: text burned into the pixels, faces,
+// overlay bits inside Pixel Data, encapsulated documents (PDF, CDA, ...), and structured reports
+// unless the Clean Structured Content option is on.
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcitem.h"
+#include "policy/deid/deid_internal.h"
+
+namespace dirgw::policy::deid {
+
+namespace {
+
+using detail::iequals;
+using detail::item_string;
+using detail::starts_with;
+using detail::trim;
+
+// SOP classes whose objects carry text in their pixels unless they say otherwise.
+bool burned_in_prone_class(std::string_view uid) {
+  static constexpr std::string_view kClasses[] = {
+      "1.2.840.10008.5.1.4.1.1.6.1",       // US Image
+      "1.2.840.10008.5.1.4.1.1.6.2",       // Enhanced US Volume
+      "1.2.840.10008.5.1.4.1.1.3.1",       // US Multi-frame Image
+      "1.2.840.10008.5.1.4.1.1.6",         // US Image (retired)
+      "1.2.840.10008.5.1.4.1.1.3",         // US Multi-frame Image (retired)
+      "1.2.840.10008.5.1.4.1.1.7",         // Secondary Capture
+      "1.2.840.10008.5.1.4.1.1.7.1",       // Multi-frame Single Bit SC
+      "1.2.840.10008.5.1.4.1.1.7.2",       // Multi-frame Grayscale Byte SC
+      "1.2.840.10008.5.1.4.1.1.7.3",       // Multi-frame Grayscale Word SC
+      "1.2.840.10008.5.1.4.1.1.7.4",       // Multi-frame True Color SC
+      "1.2.840.10008.5.1.4.1.1.77.1.1",    // VL Endoscopic
+      "1.2.840.10008.5.1.4.1.1.77.1.1.1",  // Video Endoscopic
+      "1.2.840.10008.5.1.4.1.1.77.1.2",    // VL Microscopic
+      "1.2.840.10008.5.1.4.1.1.77.1.2.1",  // Video Microscopic
+      "1.2.840.10008.5.1.4.1.1.77.1.4",    // VL Photographic
+      "1.2.840.10008.5.1.4.1.1.77.1.4.1",  // Video Photographic
+      "1.2.840.10008.5.1.4.1.1.77.1.5.1",  // Ophthalmic Photography 8 Bit
+      "1.2.840.10008.5.1.4.1.1.77.1.5.2",  // Ophthalmic Photography 16 Bit
+  };
+  return std::find(std::begin(kClasses), std::end(kClasses), uid) != std::end(kClasses);
+}
+
+bool burned_in_prone_modality(std::string_view m) {
+  static constexpr std::string_view kModalities[] = {"US", "OT", "SC", "XC",
+                                                     "ES", "GM", "OP", "DOC"};
+  return std::find(std::begin(kModalities), std::end(kModalities), m) != std::end(kModalities);
+}
+
+bool rule_matches(const BurnedInAllowRule& r, const std::string& sop_class,
+                  const std::string& modality, const std::string& manufacturer,
+                  const std::string& model) {
+  auto match = [](const std::string& want, const std::string& have) {
+    return want.empty() || std::string(trim(want)) == have;
+  };
+  return match(r.sop_class_uid, sop_class) && match(r.modality, modality) &&
+         match(r.manufacturer, manufacturer) && match(r.model, model);
+}
+
+bool has_embedded_overlay(DcmItem& ds) {
+  for (Uint16 g = 0x6000; g <= 0x601E; g += 2) {
+    if (ds.tagExists(DcmTagKey(g, 0x0010), OFFalse) &&
+        !ds.tagExists(DcmTagKey(g, 0x3000), OFFalse)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Decision screen_dataset(DcmItem& ds, const DeidOptions& options) {
+  const std::string sop_class = item_string(ds, DCM_SOPClassUID).value_or("");
+  const std::string modality = item_string(ds, DCM_Modality).value_or("");
+  const std::string manufacturer = item_string(ds, DCM_Manufacturer).value_or("");
+  const std::string model = item_string(ds, DCM_ManufacturerModelName).value_or("");
+  std::vector<std::string> why;
+  if (sop_class.empty()) why.emplace_back("no-sop-class");
+  if (starts_with(sop_class, "1.2.840.10008.5.1.4.1.1.104.")) {
+    why.emplace_back("encapsulated-document");
+  }
+  if (starts_with(sop_class, "1.2.840.10008.5.1.4.1.1.88.") && !options.clean_structured_content) {
+    why.emplace_back("structured-report");
+  }
+  const std::optional<std::string> burned = item_string(ds, DCM_BurnedInAnnotation);
+  const bool marked_yes = burned && iequals(*burned, "YES");
+  const bool unmarked = !burned || burned->empty();
+  const bool prone = burned_in_prone_class(sop_class) || burned_in_prone_modality(modality);
+  if (marked_yes || (unmarked && prone)) {
+    const bool allowed =
+        std::any_of(options.burned_in_allow.begin(), options.burned_in_allow.end(),
+                    [&](const BurnedInAllowRule& r) {
+                      return (!marked_yes || r.allow_marked_yes) &&
+                             rule_matches(r, sop_class, modality, manufacturer, model);
+                    });
+    if (!allowed) why.emplace_back("burned-in-annotation");
+  }
+  const std::optional<std::string> visual = item_string(ds, DCM_RecognizableVisualFeatures);
+  if (visual && iequals(*visual, "YES")) why.emplace_back("recognizable-visual-features");
+  if (has_embedded_overlay(ds)) why.emplace_back("embedded-overlay");
+  if (why.empty()) return Decision::accept();
+  return Decision::reject(std::move(why));
+}
+
+}  // namespace dirgw::policy::deid
