@@ -107,11 +107,13 @@ ForwarderStatus Forwarder::status() const {
   int sent = 0;
   for (const auto& [at, n] : recent_sent_)
     if (at >= since) sent += n;
-  return {destination_.name, circuit_, open_until_, consecutive_failures_, sent / 60.0};
+  return {destination_.name,     circuit_,    open_until_,
+          consecutive_failures_, sent / 60.0, auth_failed_};
 }
 
-void Forwarder::on_request_result(bool whole_failure, TimePoint now) {
+void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_failed) {
   std::lock_guard lock(status_mutex_);
+  auth_failed_ = auth_failed;
   if (!whole_failure) {
     if (circuit_ != Circuit::kClosed)
       log::info("destination answers again: circuit closed", {{"destination", destination_.name}});
@@ -121,6 +123,9 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now) {
     return;
   }
   ++consecutive_failures_;
+  // An authentication failure opens the circuit at once: every request would fail alike.
+  if (auth_failed)
+    consecutive_failures_ = std::max(consecutive_failures_, destination_.circuit_failures);
   if (circuit_ == Circuit::kHalfOpen || consecutive_failures_ >= destination_.circuit_failures) {
     cooldown_ = circuit_ == Circuit::kHalfOpen
                     ? std::min(cooldown_ * 2,
@@ -228,6 +233,12 @@ Forwarder::StepResult Forwarder::step() {
                                      ? senders::InstanceStatus::kPermanent
                                      : senders::InstanceStatus::kRetry;
     std::string why = ir != nullptr && !ir->reason.empty() ? ir->reason : outcome.message;
+    // 401/403 (or no token to be had) says nothing about the studies: the destination pauses
+    // (circuit open, "authentication failed" in status) and the backlog waits, never fails.
+    if (outcome.auth_failed) {
+      st = senders::InstanceStatus::kRetry;
+      why = "authentication failed: " + outcome.message;
+    }
     switch (st) {
       case senders::InstanceStatus::kAccepted:
         u.result = catalog::DeliveryResult::kDelivered;
@@ -242,7 +253,8 @@ Forwarder::StepResult Forwarder::step() {
         const auto& d = items[i];
         const std::int64_t failing_since =
             d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
-        if (to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
+        if (!outcome.auth_failed &&
+            to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
           u.result = catalog::DeliveryResult::kRefused;
           u.error = "gave up after failing for " +
                     std::to_string(destination_.give_up_after.count() / 1000) + "s: " + why;
@@ -282,7 +294,7 @@ Forwarder::StepResult Forwarder::step() {
       recent_sent_.pop_front();
   }
   const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
-  on_request_result(whole_failure, after);
+  on_request_result(whole_failure, after, outcome.auth_failed);
   if (metrics_ != nullptr) {
     metrics_->instances_sent.inc(static_cast<std::uint64_t>(r.sent));
     metrics_->instances_failed.inc(static_cast<std::uint64_t>(r.refused));

@@ -69,7 +69,8 @@ struct ForwarderStatus {
   Circuit circuit = Circuit::kClosed;
   TimePoint open_until{};
   int consecutive_failures = 0;
-  double rate_per_s = 0;  // instances accepted per second over the last minute
+  double rate_per_s = 0;     // instances accepted per second over the last minute
+  bool auth_failed = false;  // the last request failed authentication (401/403, no token)
 };
 
 class Forwarder {
@@ -91,7 +92,7 @@ class Forwarder {
 
  private:
   // Circuit breaker: counts whole-request failures; thread-safe reads for status.
-  void on_request_result(bool whole_failure, TimePoint now);
+  void on_request_result(bool whole_failure, TimePoint now, bool auth_failed = false);
   // Withdrawal notifications due for this destination; returns when the next one is due.
   std::optional<TimePoint> send_notifications(TimePoint now);
   const config::Destination& destination_;
@@ -105,6 +106,7 @@ class Forwarder {
   TimePoint open_until_{};
   Millis cooldown_{0};
   int consecutive_failures_ = 0;
+  bool auth_failed_ = false;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate
   metrics::DestinationMetrics* metrics_;
   senders::Notifier* notifier_;  // withdrawal notifications; none: the destination takes none

@@ -260,3 +260,45 @@ TEST_F(SchedulerTest, DeliveryFailingPastGiveUpAgeBecomesFailed) {
 
 }  // namespace
 }  // namespace dirgw::scheduler
+
+namespace dirgw::scheduler {
+namespace {
+
+// A 401/403 is the destination's trouble, not the studies': with a static token the sender
+// reports the instances permanent, yet nothing fails; the destination pauses (circuit open,
+// status says authentication failed) and the backlog goes once the credentials work again.
+TEST_F(SchedulerTest, AuthenticationFailurePausesTheDestinationAndFailsNothing) {
+  dest_.circuit_failures = 5;
+  dest_.circuit_cooldown = seconds(60);
+  dest_.give_up_after = seconds(30);
+  for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  auto unauthorized = [](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kPermanent, 401);
+    o.auth_failed = true;
+    o.message = "HTTP 401";
+    return o;
+  };
+  sender_.script = {unauthorized, unauthorized};
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.refused, 0);
+  EXPECT_EQ(r.retry, 3);
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen) << "one 401 is enough";
+  EXPECT_TRUE(forwarder_->status().auth_failed);
+  EXPECT_NE(state("1.2.3"), "FAILED");
+  // Long past give_up_after: still not failed.
+  clock_.advance(seconds(61));
+  forwarder_->step();
+  EXPECT_EQ(sender_.calls.size(), 2u);
+  EXPECT_NE(state("1.2.3"), "FAILED");
+  EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 3);
+  // Credentials restored: the probe and the rest go.
+  clock_.advance(seconds(200));
+  EXPECT_EQ(forwarder_->step().sent, 1);
+  EXPECT_FALSE(forwarder_->status().auth_failed);
+  EXPECT_EQ(forwarder_->step().sent, 2);
+  EXPECT_EQ(state("1.2.3"), "SENT");
+}
+
+}  // namespace
+}  // namespace dirgw::scheduler
