@@ -1,5 +1,7 @@
 #include "common/files.h"
 
+#include <cstdio>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -79,6 +81,38 @@ Result<void> write_file_durably(const std::filesystem::path& path, std::string_v
     int err = errno;
     ::unlink(tmp.c_str());
     return io_error("rename", err);
+  }
+  return fsync_dir(path.parent_path().empty() ? "." : path.parent_path());
+}
+
+Result<void> write_durably_via(
+    const std::filesystem::path& path, const std::string& what,
+    const std::function<Result<void>(const std::filesystem::path&)>& write) {
+  std::random_device rd;
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, ".tmp%08x%08x", rd(), rd());
+  std::filesystem::path tmp = path;
+  tmp += suffix;
+  {
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.valid()) {
+      const int err = errno;
+      return make_error(err == ENOSPC || err == EDQUOT ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                        "create " + what + ": " + errno_text(err));
+    }
+  }
+  if (auto w = write(tmp); !w) {
+    ::unlink(tmp.c_str());
+    return w.error();
+  }
+  if (auto r = fsync_path(tmp); !r) {
+    ::unlink(tmp.c_str());
+    return r.error();
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return make_error(ErrorCode::kIo, "rename " + what + ": " + errno_text(err));
   }
   return fsync_dir(path.parent_path().empty() ? "." : path.parent_path());
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,13 @@ Result<void> fsync_dir(const std::filesystem::path& dir);
 // Writes `data` to `path` through a temporary in the same directory, durably.
 Result<void> write_file_durably(const std::filesystem::path& path, std::string_view data,
                                 unsigned mode = 0600);
+
+// Writes `path` through a temporary in the same directory that `write` fills (it is created
+// owner-only and new, never an existing file), then fsync, rename, fsync of the directory. On
+// any failure the temporary is removed and `path` is untouched. `what` names the file in errors.
+Result<void> write_durably_via(
+    const std::filesystem::path& path, const std::string& what,
+    const std::function<Result<void>(const std::filesystem::path&)>& write);
 
 // mkdir -p with the given mode for what it creates.
 Result<void> make_dirs(const std::filesystem::path& dir, unsigned mode = 0750);

@@ -299,13 +299,6 @@ OFCondition write_derived(DcmFileFormat& file, const std::filesystem::path& path
   return stream.status();
 }
 
-std::string temp_suffix() {
-  std::random_device rd;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, ".tmp%08x%08x", rd(), rd());
-  return buf;
-}
-
 }  // namespace
 
 Result<void> check_rules(const CoercionRules& rules) {
@@ -389,38 +382,18 @@ Result<CoercionResult> coerce_file(const std::filesystem::path& in_path,
   Result<CoercionResult> result = coerce_dataset(*ds, rules, lookup, modified_at);
   if (!result || !result->changed) return result;
 
-  std::filesystem::path dir = out_path.parent_path();
-  if (dir.empty()) dir = ".";
-  std::filesystem::path tmp = out_path;
-  tmp += temp_suffix();
-  // Create the temporary ourselves: owner-only (a derived object is patient data, whatever the
-  // umask) and never an existing file. DCMTK then truncates and writes it.
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd.valid()) {
-      const int err = errno;
-      return make_error(err == ENOSPC || err == EDQUOT ? ErrorCode::kDiskFull : ErrorCode::kIo,
-                        "create derived object: " + errno_text(err));
-    }
-  }
-  // Same transfer syntax, group lengths recalculated only where the input had them, padding as it
-  // was, file meta information exactly as received. Unloaded values are copied from in_path.
-  cond = write_derived(file, tmp, xfer, encoding);
-  if (cond.bad()) {
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo,
-                      std::string("cannot write the derived object: ") + cond.text());
-  }
-  if (auto r = fsync_path(tmp); !r) {
-    ::unlink(tmp.c_str());
-    return r.error();
-  }
-  if (::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo, "rename derived object: " + errno_text(err));
-  }
-  if (auto r = fsync_dir(dir); !r) return r.error();
+  // Owner-only (a derived object is patient data, whatever the umask). Same transfer syntax,
+  // group lengths recalculated only where the input had them, padding as it was, file meta
+  // information exactly as received. Unloaded values are copied from in_path.
+  auto written = write_durably_via(
+      out_path, "derived object", [&](const std::filesystem::path& tmp) -> Result<void> {
+        OFCondition c = write_derived(file, tmp, xfer, encoding);
+        if (c.bad())
+          return make_error(ErrorCode::kIo,
+                            std::string("cannot write the derived object: ") + c.text());
+        return {};
+      });
+  if (!written) return written.error();
   return result;
 }
 

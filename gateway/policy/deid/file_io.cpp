@@ -83,13 +83,6 @@ OFCondition write_output(DcmDataset& ds, const std::filesystem::path& path, E_Tr
   return stream.status();
 }
 
-std::string temp_suffix() {
-  std::random_device rd;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, ".tmp%08x%08x", rd(), rd());
-  return buf;
-}
-
 struct Loaded {
   std::unique_ptr<DcmFileFormat> file;
   E_TransferSyntax xfer = EXS_Unknown;
@@ -168,35 +161,16 @@ Result<DeidReport> deidentify_file(const std::filesystem::path& in_path,
     return make_error(ErrorCode::kBadDicom, "the object has no SOP Class or SOP Instance UID");
   }
 
-  std::filesystem::path dir = out_path.parent_path();
-  if (dir.empty()) dir = ".";
-  std::filesystem::path tmp = out_path;
-  tmp += temp_suffix();
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd.valid()) {
-      const int err = errno;
-      return make_error(err == ENOSPC || err == EDQUOT ? ErrorCode::kDiskFull : ErrorCode::kIo,
-                        "create de-identified object: " + errno_text(err));
-    }
-  }
-  OFCondition cond =
-      write_output(ds, tmp, l->xfer, l->encoding, report->sop_class_uid, report->sop_instance_uid);
-  if (cond.bad()) {
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo,
-                      std::string("cannot write the de-identified object: ") + cond.text());
-  }
-  if (auto r = fsync_path(tmp); !r) {
-    ::unlink(tmp.c_str());
-    return r.error();
-  }
-  if (::rename(tmp.c_str(), out_path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo, "rename de-identified object: " + errno_text(err));
-  }
-  if (auto r = fsync_dir(dir); !r) return r.error();
+  auto written = write_durably_via(
+      out_path, "de-identified object", [&](const std::filesystem::path& tmp) -> Result<void> {
+        OFCondition c = write_output(ds, tmp, l->xfer, l->encoding, report->sop_class_uid,
+                                     report->sop_instance_uid);
+        if (c.bad())
+          return make_error(ErrorCode::kIo,
+                            std::string("cannot write the de-identified object: ") + c.text());
+        return {};
+      });
+  if (!written) return written.error();
   return report;
 }
 
