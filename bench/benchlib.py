@@ -195,9 +195,10 @@ def dir_bytes(path):
 
 # --- the gateway we measure --------------------------------------------------------------------
 
-class BenchGateway:
+class BenchGateway(harness.ControlClient):
     """dirgwd with a bench configuration: log level info (debug logs every instance), batches of
-    `batch` instances, a spool on the bench's disk."""
+    `batch` instances, a spool on the bench's disk. Talks to the daemon like the tests do."""
+    cli_timeout = 120
 
     def __init__(self, build_dir, workdir, url, stable_age="1h", batch=50, name="dirgw",
                  state_dir=None):
@@ -260,21 +261,6 @@ destinations:
         if not self.process.alive():
             raise RuntimeError("dirgwd exited:\n" + self.process.log_text()[-3000:])
         return True
-
-    def status_ok(self):
-        rc, out, _ = self.run_cli("status", "--json")
-        return rc == 0 and json.loads(out).get("ok")
-
-    def run_cli(self, *args):
-        p = subprocess.run([self.cli, "--socket", self.socket] + list(args), capture_output=True,
-                           text=True, timeout=120)
-        return p.returncode, p.stdout, p.stderr
-
-    def status(self):
-        rc, out, err = self.run_cli("status", "--json")
-        if rc != 0:
-            raise RuntimeError(f"dirgw status failed ({rc}): {err}")
-        return json.loads(out)
 
     def stop(self):
         rc = None

@@ -180,7 +180,28 @@ class Orthanc:
         return self.get(f"/instances/{orthanc_id}/file", raw=True)
 
 
-class Gateway:
+class ControlClient:
+    """The CLI side of a running dirgwd (self.cli, self.socket): shared by the integration
+    tests' Gateway and the benchmarks' BenchGateway."""
+    cli_timeout = 60
+
+    def run_cli(self, *args):
+        p = subprocess.run([self.cli, "--socket", self.socket] + list(args), capture_output=True,
+                           text=True, timeout=self.cli_timeout)
+        return p.returncode, p.stdout, p.stderr
+
+    def status_ok(self):
+        rc, out, _ = self.run_cli("status", "--json")
+        return rc == 0 and json.loads(out).get("ok")
+
+    def status(self):
+        rc, out, err = self.run_cli("status", "--json")
+        if rc != 0:
+            raise RuntimeError(f"dirgw status failed ({rc}): {err}")
+        return json.loads(out)
+
+
+class Gateway(ControlClient):
     """dirgwd with a temporary configuration and state directory."""
 
     def __init__(self, build_dir, workdir, repository_url, allowed_callers=("PACS1",),
@@ -252,10 +273,6 @@ destinations:
             raise RuntimeError("dirgwd exited:\n" + self.process.log_text()[-5000:])
         return True
 
-    def status_ok(self):
-        rc, out, _ = self.run_cli("status", "--json")
-        return rc == 0 and json.loads(out).get("ok")
-
     def stop(self, sig=signal.SIGTERM):
         rc = None
         if self.process:
@@ -283,17 +300,6 @@ destinations:
         text = re.sub(r"port: \d+", f"port: {port}", text, count=1)
         with open(self.config_path, "w") as f:
             f.write(text)
-
-    def run_cli(self, *args):
-        p = subprocess.run([self.cli, "--socket", self.socket] + list(args), capture_output=True,
-                           text=True, timeout=60)
-        return p.returncode, p.stdout, p.stderr
-
-    def status(self):
-        rc, out, err = self.run_cli("status", "--json")
-        if rc != 0:
-            raise RuntimeError(f"dirgw status failed ({rc}): {err}")
-        return json.loads(out)
 
     def log_text(self):
         with open(self.log_path, "rb") as f:
