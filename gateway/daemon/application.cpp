@@ -165,12 +165,20 @@ void Application::Impl::build_stages() {
 }
 
 Result<void> Application::Impl::start_control() {
-  commands.reset(
-      new commands::Context{config, catalog->queries, catalog->operators, catalog->policy,
-                            catalog->consent, catalog->audit, *consent_service, *spool,
-                            export_context(config), [this] { scheduler->work_available(); },
-                            [this](audit::Event e) { audit->record(std::move(e)); },
-                            [this] { audit->write_anchor(); }, [this] { return live_facts(); }});
+  commands = std::make_unique<commands::Context>(
+      commands::Context{.config = config,
+                        .queries = catalog->queries,
+                        .operators = catalog->operators,
+                        .policy = catalog->policy,
+                        .consent = catalog->consent,
+                        .audit_log = catalog->audit,
+                        .consent_service = *consent_service,
+                        .spool = *spool,
+                        .export_context = export_context(config),
+                        .work_available = [this] { scheduler->work_available(); },
+                        .audit = [this](audit::Event e) { audit->record(std::move(e)); },
+                        .audit_verified = [this] { audit->write_anchor(); },
+                        .live = [this] { return live_facts(); }});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {

@@ -49,11 +49,21 @@ class CommandsTest : public ::testing::Test {
                                                                 [this] { ++wakes_; });
     live_.forwarders.resize(1);
     live_.started_at_ms = to_epoch_ms(clock_.now());
-    ctx_.reset(new Context{config_, catalog_->queries, catalog_->operators, catalog_->policy,
-                           catalog_->consent, catalog_->audit, *consent_service_, *spool_,
-                           audit::ExportContext{}, [this] { ++wakes_; }, audit,
-                           [this] { ++anchors_; }, [this] { return live_; }});
+    ctx_ = std::make_unique<Context>(Context{.config = config_,
+                                             .queries = catalog_->queries,
+                                             .operators = catalog_->operators,
+                                             .policy = catalog_->policy,
+                                             .consent = catalog_->consent,
+                                             .audit_log = catalog_->audit,
+                                             .consent_service = *consent_service_,
+                                             .spool = *spool_,
+                                             .export_context = {},
+                                             .work_available = [this] { ++wakes_; },
+                                             .audit = audit,
+                                             .audit_verified = [this] { ++anchors_; },
+                                             .live = [this] { return live_; }});
   }
+
   void TearDown() override {
     ctx_.reset();
     consent_service_.reset();
