@@ -139,6 +139,12 @@ Result<void> Spool::move_object(const std::string& sha256, const fs::path& dir) 
   return fsync_dir(object_path(sha256).parent_path());
 }
 
+Result<void> Spool::remove_object(const std::string& sha256) const {
+  if (::unlink(object_path(sha256).c_str()) != 0 && errno != ENOENT)
+    return make_error(ErrorCode::kIo, "remove object: " + errno_text(errno));
+  return {};
+}
+
 Result<SpoolCleanup> Spool::remove_temporaries() const {
   SpoolCleanup c;
   std::error_code ec;

@@ -52,6 +52,9 @@ class Spool {
   Result<std::vector<std::string>> list_objects() const;
   // Moves an object out of the spool into `dir` (made durable), e.g. one that does not parse.
   Result<void> move_object(const std::string& sha256, const std::filesystem::path& dir) const;
+  // Deletes an object the catalog no longer refers to (a quarantined study deleted by an
+  // operator). An object already gone is not an error.
+  Result<void> remove_object(const std::string& sha256) const;
   const std::filesystem::path& root() const { return root_; }
 
  private:

@@ -1,0 +1,35 @@
+// The control socket's commands: one handler per `cmd`, each a function from the request (and
+// the caller's credentials) to the reply, and a dispatcher that checks who is asking and picks
+// the handler. Reply fields and error texts are the CLI's protocol (tools/dirgw): keep them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "control/authorize.h"
+#include "control/commands/context.h"
+#include "control/protocol.h"
+
+namespace dirgw::control::commands {
+
+using nlohmann::json;
+
+json status(const Context& ctx);
+json studies(const Context& ctx, const json& request);
+json study(const Context& ctx, const json& request);
+// cmd: retry | hold | release
+json study_action(const Context& ctx, const std::string& cmd, const json& request,
+                  const Peer& peer);
+json consent(const Context& ctx, const json& request, const Peer& peer);
+json mrn_import(const Context& ctx, const json& request, const Peer& peer);
+json audit(const Context& ctx, const json& request, const Peer& peer);
+json quarantine(const Context& ctx, const json& request, const Peer& peer);
+
+// Maps request["cmd"] to its handler; an unknown command is an error reply.
+json dispatch(const Context& ctx, const json& request, const Peer& peer);
+// What the control server calls: refuses callers the accounts do not authorize, then
+// dispatches.
+json handle(const Context& ctx, const json& request, const Peer& peer,
+            const Accounts& accounts = system_accounts());
+
+}  // namespace dirgw::control::commands

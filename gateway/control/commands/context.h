@@ -1,0 +1,76 @@
+// The control commands' collaborators, passed by reference: each command handler is a function
+// from a request (and the caller's credentials) to a reply, and sees the world only through this
+// struct, so that a unit test can run it against a real catalog in a temporary directory and
+// fakes for the rest.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "audit/audit.h"
+#include "audit/export.h"
+#include "catalog/audit_log.h"
+#include "catalog/consent_registry.h"
+#include "catalog/operator_actions.h"
+#include "catalog/policy_ledger.h"
+#include "catalog/queries.h"
+#include "catalog/types.h"
+#include "config/config.h"
+#include "control/protocol.h"
+#include "ingest/spool/spool.h"
+#include "policy/consent/consent_service.h"
+#include "scheduler/scheduler.h"
+
+namespace dirgw::control::commands {
+
+// The DICOM receiver's counters, for status.
+struct DicomFacts {
+  int port = 0;
+  std::uint64_t associations_active = 0, associations = 0, associations_rejected = 0;
+  std::uint64_t stored = 0, duplicates = 0, refused = 0;
+};
+
+// What only the running daemon knows, read when status is asked for.
+struct LiveFacts {
+  std::int64_t started_at_ms = 0;
+  catalog::Reconciliation reconciliation;  // what start-up did
+  std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
+  // One per configured destination, in configuration order.
+  std::vector<scheduler::ForwarderStatus> forwarders;
+  std::vector<std::string> host_warnings;  // clock, certificates
+  std::string audit_forwarder_error;       // the audit repository's last error, if any
+  std::string audit_broken;                // why the audit trail did not verify at start
+};
+
+struct Context {
+  const config::Config& config;
+  catalog::Queries& queries;
+  catalog::OperatorActions& operators;
+  catalog::PolicyLedger& policy;  // quarantine findings
+  catalog::ConsentRegistry& consent;
+  catalog::AuditLog& audit_log;
+  policy::ConsentService& consent_service;
+  const ingest::Spool& spool;
+  audit::ExportContext export_context;
+  std::function<void()> work_available;     // wakes the forwarders after a change
+  std::function<void(audit::Event)> audit;  // appends to the trail
+  std::function<void()> audit_verified;     // the trail verified: the anchor may move on
+  std::function<LiveFacts()> live;
+};
+
+// The names used in log lines and in the audit trail for whoever sent a request.
+std::string actor_of(const Peer& peer);  // audit::user_actor
+std::string who(const Peer& peer);       // "alice(1000)"
+
+// Appends an audit event through ctx.audit.
+void record_audit(const Context& ctx, audit::EventType type, const std::string& actor,
+                  const std::string& outcome, const std::string& study_uid = "",
+                  nlohmann::json detail = nlohmann::json::object(),
+                  const std::string& patient_ref = "");
+
+}  // namespace dirgw::control::commands

@@ -1,0 +1,121 @@
+// dirgw status: the catalog's counts, the daemon's live facts, and the warnings an operator
+// should act on.
+#include <unistd.h>
+
+#include "common/files.h"
+#include "control/commands/commands.h"
+#include "control/commands/json_helpers.h"
+
+namespace dirgw::control::commands {
+
+namespace {
+
+json dicom_json(const config::Config& config, const DicomFacts& d) {
+  return {{"ae_title", config.ingest.dicom.ae_title},
+          {"port", d.port},
+          {"associations_active", d.associations_active},
+          {"associations", d.associations},
+          {"associations_rejected", d.associations_rejected},
+          {"stored", d.stored},
+          {"duplicates", d.duplicates},
+          {"refused", d.refused}};
+}
+
+// Spool, host and audit warnings, in the order status has always listed them.
+void add_daemon_warnings(const config::Config& config, const Result<std::uint64_t>& free,
+                         const LiveFacts& live, json& warnings) {
+  const std::uint64_t floor = config.retention.spool_floor;
+  if (free && *free < floor)
+    warnings.push_back("spool below its free-space floor: new objects are refused (A700)");
+  else if (free && *free < floor + floor / 10 + (256ull << 20))
+    warnings.push_back("spool is close to its free-space floor");
+  for (const auto& w : live.host_warnings) warnings.push_back(w);
+  if (!live.audit_forwarder_error.empty())
+    warnings.push_back("audit repository: " + live.audit_forwarder_error +
+                       " (entries wait in the trail)");
+  if (!live.audit_broken.empty())
+    warnings.push_back("audit trail does not verify (" + live.audit_broken +
+                       "): run dirgw audit verify");
+}
+
+// One destination's entry, and its warnings (open circuit, failed studies).
+json destination_json(const config::Destination& cfg, const catalog::DestinationStatus& d,
+                      const scheduler::ForwarderStatus& c, json& warnings) {
+  if (c.circuit != scheduler::Circuit::kClosed)
+    warnings.push_back("destination " + d.name + ": circuit " +
+                       std::string(scheduler::to_string(c.circuit)) + " after " +
+                       std::to_string(c.consecutive_failures) + " failed requests in a row");
+  std::int64_t failed = 0;
+  for (const auto& st : d.states)
+    if (st.state == "FAILED") failed = st.studies;
+  if (failed > 0)
+    warnings.push_back("destination " + d.name + ": " + std::to_string(failed) + " failed stud" +
+                       (failed == 1 ? "y" : "ies") +
+                       " (see: dirgw studies --state FAILED; dirgw retry --failed)");
+  return {
+      {"name", d.name},
+      {"url", cfg.url},
+      {"states", state_counts(d.states)},
+      {"pending_instances", d.pending_instances},
+      {"pending_bytes", d.pending_bytes},
+      {"oldest_pending_at", time_or_null(d.oldest_pending_at)},
+      {"last_success_at", time_or_null(d.last_success_at)},
+      {"last_error_at", time_or_null(d.last_error_at)},
+      {"last_error", d.last_error},
+      {"rate_instances_per_s", c.rate_per_s},
+      {"circuit", scheduler::to_string(c.circuit)},
+      {"circuit_failures", c.consecutive_failures},
+      {"circuit_probe_at",
+       c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)}};
+}
+
+}  // namespace
+
+json status(const Context& ctx) {
+  auto s = ctx.queries.status();
+  if (!s) return error_reply(s.error().to_string());
+  const LiveFacts live = ctx.live ? ctx.live() : LiveFacts{};
+  const auto& rec = live.reconciliation;
+  json out = {{"ok", true},
+              {"version", DIRGW_VERSION},
+              {"pid", ::getpid()},
+              {"started_at", format_utc_ms(live.started_at_ms)},
+              {"facility", ctx.config.facility_name},
+              {"catalog",
+               {{"schema", s->schema_version},
+                {"studies", s->studies},
+                {"instances", s->instances},
+                {"bytes", s->bytes},
+                {"states", state_counts(s->ingest_states)}}},
+              {"startup",
+               {{"temporaries_removed", rec.temporaries},
+                {"adopted", rec.adopted},
+                {"quarantined", rec.quarantined},
+                {"missing", rec.missing}}}};
+  if (live.dicom) out["ingest"]["dicom"] = dicom_json(ctx.config, *live.dicom);
+  const std::uint64_t floor = ctx.config.retention.spool_floor;
+  auto free = free_bytes(ctx.spool.root());
+  out["spool"] = {{"free_bytes", free ? static_cast<std::int64_t>(*free) : -1},
+                  {"floor_bytes", floor},
+                  {"below_floor", free && *free < floor}};
+  json warnings = json::array();
+  add_daemon_warnings(ctx.config, free, live, warnings);
+  json dests = json::array();
+  for (std::size_t i = 0; i < s->destinations.size(); ++i) {
+    const scheduler::ForwarderStatus c =
+        i < live.forwarders.size() ? live.forwarders[i] : scheduler::ForwarderStatus{};
+    dests.push_back(destination_json(ctx.config.destinations[i], s->destinations[i], c, warnings));
+  }
+  out["destinations"] = dests;
+  out["warnings"] = warnings;
+  out["refusals"] = {{"count", s->refusals}};
+  if (s->last_refusal)
+    out["refusals"]["last"] = {{"at", format_utc_ms(s->last_refusal->at)},
+                               {"source", s->last_refusal->source},
+                               {"calling_ae", s->last_refusal->calling_ae},
+                               {"peer", s->last_refusal->peer},
+                               {"reason", s->last_refusal->reason}};
+  return out;
+}
+
+}  // namespace dirgw::control::commands

@@ -1,0 +1,43 @@
+#include "ingest/catalog_sink.h"
+
+#include "log/log.h"
+
+namespace dirgw::ingest {
+
+catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject& object,
+                                  const std::string& calling_ae, const std::string& peer) {
+  catalog::NewInstance in;
+  in.study_uid = scan.study_uid;
+  in.series_uid = scan.series_uid;
+  in.sop_instance_uid = scan.dataset_sop_instance_uid;
+  in.sop_class_uid = scan.dataset_sop_class_uid;
+  in.transfer_syntax = scan.transfer_syntax;
+  in.modality = scan.modality;
+  in.sha256 = object.sha256;
+  in.size = object.size;
+  in.calling_ae = calling_ae;
+  in.peer = peer;
+  return in;
+}
+
+Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
+  const catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
+  auto r = ledger_.record_instance(in, new_versions_);
+  if (!r) return r.error();
+  if (r->kind == catalog::RecordKind::kDuplicate) return SinkOutcome::kDuplicate;
+  if (r->kind == catalog::RecordKind::kNewVersion)
+    log::warn(new_versions_ == catalog::NewVersionPolicy::kHold
+                  ? "instance received again with different bytes: new version kept, study held"
+                  : "instance received again with different bytes: new version kept and sent",
+              {{"sop_instance_uid", in.sop_instance_uid}, {"study_uid", in.study_uid}});
+  if (instance_received_) instance_received_();
+  return SinkOutcome::kStored;
+}
+
+void CatalogSink::refused(const std::string& calling_ae, const std::string& peer,
+                          const std::string& reason) {
+  auto r = ledger_.record_refusal({0, "dicom", calling_ae, peer, reason});
+  if (!r) log::error("cannot record a refusal", {{"error", r.error().to_string()}});
+}
+
+}  // namespace dirgw::ingest

@@ -1,0 +1,39 @@
+// The hand-off from ingest to the catalog: a received object becomes an instance row (or is
+// found a duplicate, or a new version of one held already), a refusal at the door is recorded
+// for status, and a new object wakes whoever waits for instances. Sees only the catalog's ingest
+// part.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "catalog/ingest_ledger.h"
+#include "ingest/dimse_scp/scp.h"
+#include "ingest/prescan/prescan.h"
+#include "ingest/spool/spool.h"
+
+namespace dirgw::ingest {
+
+// The catalog row for a pre-scanned, stored object.
+catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject& object,
+                                  const std::string& calling_ae, const std::string& peer);
+
+class CatalogSink final : public ObjectSink {
+ public:
+  CatalogSink(catalog::IngestLedger& ledger, std::function<void()> instance_received,
+              catalog::NewVersionPolicy new_versions)
+      : ledger_(ledger),
+        instance_received_(std::move(instance_received)),
+        new_versions_(new_versions) {}
+
+  Result<SinkOutcome> object_received(const ReceivedObject& object) override;
+  void refused(const std::string& calling_ae, const std::string& peer,
+               const std::string& reason) override;
+
+ private:
+  catalog::IngestLedger& ledger_;
+  std::function<void()> instance_received_;
+  catalog::NewVersionPolicy new_versions_;
+};
+
+}  // namespace dirgw::ingest

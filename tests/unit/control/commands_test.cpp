@@ -1,0 +1,446 @@
+// The control commands against a real catalog in a temporary directory; the daemon's live facts,
+// the audit sink and the forwarders' wake-up are fakes the test reads back.
+#include "control/commands/commands.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "catalog/catalog.h"
+#include "common/files.h"
+#include "fakes/admit.h"
+#include "fakes/fake_clock.h"
+
+namespace dirgw::control::commands {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::hours;
+
+constexpr const char* kStudy = "1.2.826.0.1.3680043.10.99.1";
+constexpr const char* kOther = "1.2.826.0.1.3680043.10.99.2";
+constexpr const char* kHealthNumber = "1234567897";  // synthetic; passes the check digit
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/dirgw-commands-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    config_.state_dir = dir_;
+    config_.facility_name = "Test General";
+    config::Destination d;
+    d.name = "repo";
+    d.url = "https://repo.example.org/dicom-web";
+    config_.destinations.push_back(d);
+    config_.retention.spool_floor = 0;  // no spool warnings unless a test wants them
+    auto c = catalog::Catalog::open(dir_ / "c.db", {"repo"}, clock_);
+    ASSERT_TRUE(c.ok()) << c.error().to_string();
+    catalog_ = std::move(c).value();
+    auto s = ingest::Spool::open(dir_ / "spool");
+    ASSERT_TRUE(s.ok());
+    spool_ = std::make_unique<ingest::Spool>(std::move(s).value());
+    auto audit = [this](audit::Event e) {
+      audited_.push_back(e);
+      ASSERT_TRUE(catalog_->audit.audit(std::move(e)).ok());
+    };
+    consent_service_ = std::make_unique<policy::ConsentService>(config_, catalog_->consent, audit,
+                                                                [this] { ++wakes_; });
+    live_.forwarders.resize(1);
+    live_.started_at_ms = to_epoch_ms(clock_.now());
+    ctx_ = std::make_unique<Context>(Context{.config = config_,
+                                             .queries = catalog_->queries,
+                                             .operators = catalog_->operators,
+                                             .policy = catalog_->policy,
+                                             .consent = catalog_->consent,
+                                             .audit_log = catalog_->audit,
+                                             .consent_service = *consent_service_,
+                                             .spool = *spool_,
+                                             .export_context = {},
+                                             .work_available = [this] { ++wakes_; },
+                                             .audit = audit,
+                                             .audit_verified = [this] { ++anchors_; },
+                                             .live = [this] { return live_; }});
+  }
+
+  void TearDown() override {
+    ctx_.reset();
+    consent_service_.reset();
+    catalog_.reset();
+    fs::remove_all(dir_);
+  }
+
+  json run(const json& request) { return handle(*ctx_, request, peer_); }
+
+  // An instance of `study` whose object is really in the spool.
+  std::string seed(const std::string& study, int n) {
+    const auto temp = spool_->new_temp_path();
+    EXPECT_TRUE(write_file_durably(temp, study + " object " + std::to_string(n), 0640).ok());
+    auto stored = spool_->commit(temp, 1 << 20);
+    EXPECT_TRUE(stored.ok());
+    catalog::NewInstance in;
+    in.study_uid = study;
+    in.series_uid = study + ".1";
+    in.sop_instance_uid = study + ".1." + std::to_string(n);
+    in.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
+    in.transfer_syntax = "1.2.840.10008.1.2.1";
+    in.modality = "CT";
+    in.sha256 = stored->sha256;
+    in.size = stored->size;
+    in.calling_ae = "PACS1";
+    EXPECT_TRUE(catalog_->ingest.record_instance(in).ok());
+    return stored->sha256;
+  }
+  void make_ready() {
+    clock_.advance(hours(1));
+    dirgw::testing::promote_ready(*catalog_, to_epoch_ms(clock_.now()));
+  }
+  void quarantine(const std::string& code) {
+    clock_.advance(hours(1));
+    ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
+    auto work = catalog_->policy.policy_work(100);
+    ASSERT_TRUE(work.ok());
+    for (const auto& w : *work) {
+      std::vector<catalog::PolicyDecision> decisions;
+      for (const auto& d : w.destinations)
+        decisions.push_back({d, catalog::StudyState::kQuarantined, code});
+      ASSERT_TRUE(catalog_->policy
+                      .record_policy(w.study_id, {},
+                                     {{w.instances.front().sop_instance_uid, code, "(0010,0020)",
+                                       "required attribute missing"}},
+                                     decisions, {})
+                      .ok());
+    }
+  }
+  std::string state(const std::string& study) {
+    auto r = run({{"cmd", "study"}, {"study_uid", study}});
+    return r["destinations"][0]["state"];
+  }
+
+  fs::path dir_;
+  dirgw::testing::FakeClock clock_;
+  config::Config config_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<ingest::Spool> spool_;
+  std::unique_ptr<policy::ConsentService> consent_service_;
+  std::unique_ptr<Context> ctx_;
+  LiveFacts live_;
+  std::vector<audit::Event> audited_;
+  int wakes_ = 0, anchors_ = 0;
+  Peer peer_{1, static_cast<unsigned>(::getuid()), static_cast<unsigned>(::getgid())};
+};
+
+// --- dispatch ---------------------------------------------------------------------------------
+
+TEST_F(CommandsTest, PingAnswersOk) { EXPECT_EQ(run({{"cmd", "ping"}}), json({{"ok", true}})); }
+
+TEST_F(CommandsTest, UnknownCommandIsNamedAndCut) {
+  EXPECT_EQ(run({{"cmd", "nope"}}), json({{"ok", false}, {"error", "unknown command 'nope'"}}));
+  const auto r = run({{"cmd", std::string(100, 'x')}});
+  EXPECT_EQ(r["error"], "unknown command '" + std::string(32, 'x') + "'");
+}
+
+TEST_F(CommandsTest, CallersTheAccountsRefuseAreDenied) {
+  Accounts nobody;
+  nobody.daemon_uid = 12345;
+  const Peer stranger{7, 4242, 4242};
+  EXPECT_EQ(handle(*ctx_, {{"cmd", "ping"}}, stranger, nobody),
+            json({{"ok", false},
+                  {"error", "permission denied: run as root or as a member of the dirgw group"}}));
+  Accounts daemon_user = nobody;
+  daemon_user.daemon_uid = 4242;
+  EXPECT_EQ(handle(*ctx_, {{"cmd", "ping"}}, stranger, daemon_user), json({{"ok", true}}));
+}
+
+// --- status -----------------------------------------------------------------------------------
+
+TEST_F(CommandsTest, StatusShowsCatalogAndLiveFacts) {
+  seed(kStudy, 1);
+  seed(kStudy, 2);
+  ASSERT_TRUE(
+      catalog_->ingest.record_refusal({0, "dicom", "STRANGER", "10.0.0.9", "not allowed"}).ok());
+  live_.reconciliation.adopted = 2;
+  live_.reconciliation.temporaries = 1;
+  live_.dicom = DicomFacts{11112, 1, 5, 1, 9, 2, 1};
+  const json r = status(*ctx_);
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_FALSE(r["version"].get<std::string>().empty());
+  EXPECT_EQ(r["pid"], ::getpid());
+  EXPECT_EQ(r["started_at"], format_utc_ms(live_.started_at_ms));
+  EXPECT_EQ(r["facility"], "Test General");
+  EXPECT_EQ(r["catalog"]["studies"], 1);
+  EXPECT_EQ(r["catalog"]["instances"], 2);
+  EXPECT_EQ(r["startup"],
+            json({{"temporaries_removed", 1}, {"adopted", 2}, {"quarantined", 0}, {"missing", 0}}));
+  EXPECT_EQ(r["ingest"]["dicom"]["port"], 11112);
+  EXPECT_EQ(r["ingest"]["dicom"]["associations"], 5);
+  EXPECT_EQ(r["ingest"]["dicom"]["stored"], 9);
+  EXPECT_EQ(r["spool"]["below_floor"], false);
+  ASSERT_EQ(r["destinations"].size(), 1u);
+  const auto& d = r["destinations"][0];
+  EXPECT_EQ(d["name"], "repo");
+  EXPECT_EQ(d["url"], "https://repo.example.org/dicom-web");
+  EXPECT_EQ(d["pending_instances"], 2);
+  EXPECT_EQ(d["circuit"], "closed");
+  EXPECT_TRUE(d["circuit_probe_at"].is_null());
+  EXPECT_TRUE(d["last_success_at"].is_null());
+  EXPECT_EQ(r["warnings"], json::array());
+  EXPECT_EQ(r["refusals"]["count"], 1);
+  EXPECT_EQ(r["refusals"]["last"]["calling_ae"], "STRANGER");
+  EXPECT_EQ(r["refusals"]["last"]["reason"], "not allowed");
+}
+
+TEST_F(CommandsTest, StatusWithoutDicomReceiverHasNoIngestSection) {
+  EXPECT_FALSE(status(*ctx_).contains("ingest"));
+}
+
+TEST_F(CommandsTest, StatusWarningsComeInTheirOrder) {
+  config_.retention.spool_floor = std::uint64_t{1} << 62;  // no disk has that much free
+  live_.host_warnings = {"system clock is not synchronised (NTP): audit times may be wrong"};
+  live_.audit_forwarder_error = "connection refused";
+  live_.audit_broken = "entry 3 altered";
+  live_.forwarders[0].circuit = scheduler::Circuit::kOpen;
+  live_.forwarders[0].consecutive_failures = 5;
+  live_.forwarders[0].open_until = clock_.now() + hours(1);
+  const json r = status(*ctx_);
+  EXPECT_EQ(r["spool"]["below_floor"], true);
+  EXPECT_EQ(r["warnings"],
+            json({"spool below its free-space floor: new objects are refused (A700)",
+                  "system clock is not synchronised (NTP): audit times may be wrong",
+                  "audit repository: connection refused (entries wait in the trail)",
+                  "audit trail does not verify (entry 3 altered): run dirgw audit verify",
+                  "destination repo: circuit open after 5 failed requests in a row"}));
+  EXPECT_EQ(r["destinations"][0]["circuit"], "open");
+  EXPECT_EQ(r["destinations"][0]["circuit_failures"], 5);
+  EXPECT_EQ(r["destinations"][0]["circuit_probe_at"], format_utc(clock_.now() + hours(1)));
+}
+
+// --- studies / study --------------------------------------------------------------------------
+
+TEST_F(CommandsTest, StudiesListsWithFilters) {
+  seed(kStudy, 1);
+  seed(kOther, 1);
+  auto all = run({{"cmd", "studies"}});
+  ASSERT_TRUE(all["ok"]);
+  EXPECT_EQ(all["studies"].size(), 2u);
+  EXPECT_EQ(all["studies"][0]["destinations"]["repo"], "RECEIVING");
+  EXPECT_EQ(run({{"cmd", "studies"}, {"limit", 1}})["studies"].size(), 1u);
+  EXPECT_EQ(run({{"cmd", "studies"}, {"limit", -5}})["studies"].size(), 1u);  // clamped to 1
+  EXPECT_EQ(run({{"cmd", "studies"}, {"state", "FAILED"}})["studies"].size(), 0u);
+}
+
+TEST_F(CommandsTest, StudyShowsInstancesDeliveriesAndRounds) {
+  const std::string sha = seed(kStudy, 1);
+  auto r = run({{"cmd", "study"}, {"study_uid", kStudy}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_EQ(r["study_uid"], kStudy);
+  EXPECT_EQ(r["instances"], 1);
+  ASSERT_EQ(r["instance_list"].size(), 1u);
+  EXPECT_EQ(r["instance_list"][0]["object"], sha);
+  EXPECT_EQ(r["instance_list"][0]["calling_ae"], "PACS1");
+  EXPECT_EQ(r["instance_list"][0]["deliveries"][0]["destination"], "repo");
+  EXPECT_EQ(r["destinations"][0]["destination"], "repo");
+  EXPECT_TRUE(r.contains("rounds"));
+  EXPECT_EQ(run({{"cmd", "study"}, {"study_uid", "9.9.9"}}),
+            json({{"ok", false}, {"error", "no study with that UID"}}));
+}
+
+// --- retry / hold / release -------------------------------------------------------------------
+
+TEST_F(CommandsTest, HoldAndReleaseChangeStateWakeAndAudit) {
+  seed(kStudy, 1);
+  make_ready();
+  auto held = run({{"cmd", "hold"}, {"study_uid", kStudy}, {"reason", "check"}});
+  EXPECT_EQ(held, json({{"ok", true}, {"changed", 1}, {"refused", json::array()}, {"error", ""}}));
+  EXPECT_EQ(state(kStudy), "HELD");
+  EXPECT_EQ(wakes_, 1);
+  ASSERT_EQ(audited_.size(), 1u);
+  EXPECT_EQ(audited_[0].type, audit::EventType::kOperatorAction);
+  EXPECT_EQ(audited_[0].outcome, "success");
+  EXPECT_EQ(audited_[0].study_uid, kStudy);
+  EXPECT_EQ(audited_[0].detail["action"], "hold");
+  EXPECT_EQ(audited_[0].actor, actor_of(peer_));
+  auto released = run({{"cmd", "release"}, {"study_uid", kStudy}, {"destination", "repo"}});
+  EXPECT_EQ(released["changed"], 1);
+  EXPECT_EQ(state(kStudy), "READY");
+}
+
+TEST_F(CommandsTest, ActionRefusedByTheLifeCycleSaysWhy) {
+  seed(kStudy, 1);
+  make_ready();
+  auto r = run({{"cmd", "release"}, {"study_uid", kStudy}});
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_EQ(r["changed"], 0);
+  ASSERT_EQ(r["refused"].size(), 1u);
+  EXPECT_EQ(r["error"], r["refused"][0]);
+  EXPECT_EQ(wakes_, 0);
+  ASSERT_EQ(audited_.size(), 1u);
+  EXPECT_EQ(audited_[0].outcome, audit::failure("refused by the life cycle"));
+}
+
+TEST_F(CommandsTest, ActionArgumentsAreChecked) {
+  EXPECT_EQ(run({{"cmd", "retry"}}),
+            json({{"ok", false}, {"error", "give a study UID or --failed"}}));
+  EXPECT_EQ(run({{"cmd", "hold"}}), json({{"ok", false}, {"error", "give a study UID"}}));
+  EXPECT_EQ(run({{"cmd", "retry"}, {"study_uid", kStudy}, {"destination", "elsewhere"}}),
+            json({{"ok", false}, {"error", "no destination named 'elsewhere'"}}));
+  auto none_failed = run({{"cmd", "retry"}, {"all_failed", true}});
+  EXPECT_EQ(none_failed["ok"], true);
+  EXPECT_EQ(none_failed["changed"], 0);
+}
+
+// --- consent / mrn_import ---------------------------------------------------------------------
+
+TEST_F(CommandsTest, ConsentGrantShowWithdraw) {
+  const std::string patient = std::string("hn:") + kHealthNumber;
+  auto g = run({{"cmd", "consent"}, {"action", "grant"}, {"patient", patient}});
+  EXPECT_EQ(g, json({{"ok", true}, {"studies_withdrawn", 0}, {"studies_released", 0}}));
+  auto shown = run({{"cmd", "consent"}, {"action", "show"}, {"patient", patient}});
+  ASSERT_TRUE(shown["ok"]) << shown.dump();
+  EXPECT_EQ(shown["known"], true);
+  EXPECT_EQ(shown["state"]["repo"], "granted");
+  ASSERT_EQ(shown["history"].size(), 1u);
+  EXPECT_EQ(shown["history"][0]["source"], "cli");
+  EXPECT_EQ(shown["history"][0]["operator"], who(peer_));
+  // Showing is audited, with the patient as a tag, never the value.
+  const auto& viewed = audited_.back();
+  EXPECT_EQ(viewed.type, audit::EventType::kPatientDataViewed);
+  EXPECT_EQ(viewed.detail["command"], "consent show");
+  EXPECT_FALSE(viewed.patient_ref.empty());
+  EXPECT_EQ(viewed.patient_ref.find(kHealthNumber), std::string::npos);
+  run({{"cmd", "consent"}, {"action", "withdraw"}, {"patient", patient}, {"scope", "repo"}});
+  EXPECT_EQ(run({{"cmd", "consent"}, {"action", "show"}, {"patient", patient}})["state"]["repo"],
+            "withdrawn");
+}
+
+TEST_F(CommandsTest, ConsentOfAnUnknownPatientAndBadRequests) {
+  EXPECT_EQ(run({{"cmd", "consent"}, {"action", "show"}, {"patient", "hn:9876543225"}}),
+            json({{"ok", true}, {"known", false}}));
+  EXPECT_EQ(run({{"cmd", "consent"}, {"action", "grant"}, {"patient", "hn:1"}, {"scope", "x"}}),
+            json({{"ok", false}, {"error", "no destination with that name"}}));
+  EXPECT_EQ(run({{"cmd", "consent"}, {"action", "forget"}}),
+            json({{"ok", false}, {"error", "consent actions: grant, withdraw, show, import"}}));
+  auto bad = run({{"cmd", "consent"}, {"action", "grant"}, {"patient", "hn:1234567890"}});
+  EXPECT_EQ(bad["ok"], false);
+  EXPECT_FALSE(bad["error"].get<std::string>().empty());
+}
+
+TEST_F(CommandsTest, ConsentImportRejectsRowsByLineAndAudits) {
+  const json rows = json::array({
+      {{"line", 2}, {"health_number", kHealthNumber}, {"decision", "grant"}},
+      {{"line", 3}, {"health_number", kHealthNumber}, {"decision", "maybe"}},
+      {{"line", 4}, {"decision", "grant"}},
+      {{"line", 5}, {"mrn", "MRN1"}, {"decision", "withdraw"}},
+      {{"line", 6}, {"mrn_issuer", "LGH-MRN"}, {"mrn", "MRN1"}, {"decision", "withdraw"}},
+  });
+  auto r = run({{"cmd", "consent"}, {"action", "import"}, {"file", "c.csv"}, {"rows", rows}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_EQ(r["accepted"], 2);
+  EXPECT_EQ(r["rejected"],
+            json::array({{{"line", 3}, {"reason", "decision must be grant or withdraw"}},
+                         {{"line", 4}, {"reason", "neither health_number nor mrn given"}},
+                         {{"line", 5}, {"reason", "mrn given without mrn_issuer"}}}));
+  const auto& e = audited_.back();
+  EXPECT_EQ(e.type, audit::EventType::kConsentChanged);
+  EXPECT_EQ(e.detail,
+            json({{"source", "csv"}, {"file", "c.csv"}, {"accepted", 2}, {"rejected", 3}}));
+  auto shown = run(
+      {{"cmd", "consent"}, {"action", "show"}, {"patient", std::string("hn:") + kHealthNumber}});
+  EXPECT_EQ(shown["history"][0]["reference"], "c.csv:2");
+}
+
+TEST_F(CommandsTest, MrnImportFillsTheTable) {
+  const json rows = json::array({
+      {{"line", 1}, {"mrn_issuer", "LGH-MRN"}, {"mrn", "MRN7"}, {"health_number", kHealthNumber}},
+      {{"line", 2}, {"mrn_issuer", ""}, {"mrn", "MRN8"}, {"health_number", kHealthNumber}},
+      {{"line", 3}, {"mrn_issuer", "LGH-MRN"}, {"mrn", "MRN9"}, {"health_number", "12"}},
+  });
+  auto r = run({{"cmd", "mrn_import"}, {"rows", rows}});
+  ASSERT_TRUE(r["ok"]);
+  EXPECT_EQ(r["accepted"], 1);
+  ASSERT_EQ(r["rejected"].size(), 2u);
+  EXPECT_EQ(r["rejected"][0], json({{"line", 2}, {"reason", "mrn_issuer is empty"}}));
+  EXPECT_EQ(r["rejected"][1]["line"], 3);
+  EXPECT_EQ(r["rejected"][1]["reason"].get<std::string>().rfind("health_number: ", 0), 0u);
+  auto hn = catalog_->consent.health_number_for("LGH-MRN", "MRN7");
+  ASSERT_TRUE(hn.ok() && hn->has_value());
+  EXPECT_EQ(**hn, kHealthNumber);
+  EXPECT_EQ(audited_.back().detail,
+            json({{"action", "mrn import"}, {"accepted", 1}, {"rejected", 2}}));
+}
+
+// --- audit ------------------------------------------------------------------------------------
+
+TEST_F(CommandsTest, AuditVerifyAndExport) {
+  seed(kStudy, 1);
+  make_ready();
+  run({{"cmd", "hold"}, {"study_uid", kStudy}});  // one entry in the trail
+  auto v = run({{"cmd", "audit"}, {"action", "verify"}});
+  ASSERT_TRUE(v["ok"]) << v.dump();
+  EXPECT_EQ(v["intact"], true);
+  EXPECT_GE(v["checked"], 1);
+  EXPECT_TRUE(v["anchor"].is_null());
+  EXPECT_EQ(anchors_, 1);  // an intact trail lets the anchor move on
+  auto x = run({{"cmd", "audit"}, {"action", "export"}, {"since_ms", 0}});
+  ASSERT_TRUE(x["ok"]) << x.dump();
+  EXPECT_GE(x["entries"], 1);
+  EXPECT_NE(x["xml"].get<std::string>().find("AuditMessage"), std::string::npos);
+  EXPECT_EQ(audited_.back().type, audit::EventType::kAuditExported);
+  EXPECT_EQ(run({{"cmd", "audit"}, {"action", "rewrite"}}),
+            json({{"ok", false}, {"error", "audit actions: verify, export"}}));
+}
+
+// --- quarantine -------------------------------------------------------------------------------
+
+TEST_F(CommandsTest, QuarantineListShowAndRelease) {
+  seed(kStudy, 1);
+  quarantine("MISSING_PATIENT_ID");
+  auto list = run({{"cmd", "quarantine"}, {"action", "list"}});
+  ASSERT_TRUE(list["ok"]) << list.dump();
+  ASSERT_EQ(list["studies"].size(), 1u);
+  EXPECT_EQ(list["studies"][0]["study_uid"], kStudy);
+  EXPECT_EQ(list["studies"][0]["findings"], 1);
+  EXPECT_EQ(list["studies"][0]["first_reason"], "MISSING_PATIENT_ID");
+  auto shown = run({{"cmd", "quarantine"}, {"action", "show"}, {"study_uid", kStudy}});
+  EXPECT_EQ(shown["findings"][0]["code"], "MISSING_PATIENT_ID");
+  EXPECT_EQ(shown["findings"][0]["tag"], "(0010,0020)");
+  auto released = run({{"cmd", "quarantine"}, {"action", "release"}, {"study_uid", kStudy}});
+  EXPECT_EQ(released["ok"], true);
+  EXPECT_EQ(released["changed"], 1);
+  EXPECT_EQ(wakes_, 1);
+  EXPECT_EQ(audited_.back().type, audit::EventType::kQuarantineAction);
+  EXPECT_EQ(audited_.back().detail, json({{"action", "release"}}));
+  EXPECT_EQ(run({{"cmd", "quarantine"}, {"action", "show"}}),
+            json({{"ok", false}, {"error", "give a study UID"}}));
+  EXPECT_EQ(run({{"cmd", "quarantine"}, {"action", "burn"}, {"study_uid", kStudy}}),
+            json({{"ok", false}, {"error", "quarantine actions: list, show, release, delete"}}));
+}
+
+TEST_F(CommandsTest, QuarantineDeleteNeedsConfirmationAndRemovesTheObjects) {
+  const std::string sha = seed(kStudy, 1);
+  quarantine("MISSING_PATIENT_ID");
+  EXPECT_EQ(
+      run({{"cmd", "quarantine"}, {"action", "delete"}, {"study_uid", kStudy}}),
+      json({{"ok", false}, {"error", "deleting a quarantined study needs confirmation (--yes)"}}));
+  ASSERT_TRUE(fs::exists(spool_->object_path(sha)));
+  auto r = run(
+      {{"cmd", "quarantine"}, {"action", "delete"}, {"study_uid", kStudy}, {"confirmed", true}});
+  EXPECT_EQ(r, json({{"ok", true}, {"changed", 1}, {"objects_removed", 1}}));
+  EXPECT_FALSE(fs::exists(spool_->object_path(sha)));
+  EXPECT_EQ(audited_.back().detail, json({{"action", "delete"}, {"objects", 1}}));
+  EXPECT_EQ(run({{"cmd", "study"}, {"study_uid", kStudy}})["error"], "no study with that UID");
+}
+
+TEST_F(CommandsTest, QuarantineDeleteOfAStudyNotQuarantinedIsRefused) {
+  const std::string sha = seed(kStudy, 1);
+  make_ready();
+  auto r = run(
+      {{"cmd", "quarantine"}, {"action", "delete"}, {"study_uid", kStudy}, {"confirmed", true}});
+  EXPECT_EQ(r["ok"], false);
+  EXPECT_FALSE(r["error"].get<std::string>().empty());
+  EXPECT_TRUE(fs::exists(spool_->object_path(sha)));
+}
+
+}  // namespace
+}  // namespace dirgw::control::commands

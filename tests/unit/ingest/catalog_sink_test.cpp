@@ -1,0 +1,94 @@
+#include "ingest/catalog_sink.h"
+
+#include <gtest/gtest.h>
+
+#include "temp_catalog.h"
+
+namespace dirgw::ingest::test {
+namespace {
+
+class CatalogSinkTest : public TempCatalog {
+ protected:
+  ReceivedObject received(const std::string& bytes) {
+    ReceivedObject o;
+    o.stored = store(bytes);
+    auto scan = prescan_bytes(bytes, PrescanLimits{});
+    EXPECT_TRUE(scan.ok());
+    o.scan = *scan;
+    o.calling_ae = "PACS1";
+    o.peer = "127.0.0.1:4242";
+    return o;
+  }
+  std::unique_ptr<CatalogSink> sink(
+      catalog::NewVersionPolicy p = catalog::NewVersionPolicy::kSend) {
+    return std::make_unique<CatalogSink>(
+        catalog_->ingest, [this] { ++wakes_; }, p);
+  }
+  int wakes_ = 0;
+};
+
+TEST_F(CatalogSinkTest, NewObjectIsCataloguedAndWakesTheScheduler) {
+  auto s = sink();
+  const auto o = received(dicom());
+  auto r = s->object_received(o);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(*r, SinkOutcome::kStored);
+  EXPECT_EQ(wakes_, 1);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok());
+  ASSERT_TRUE(study->has_value());
+  ASSERT_EQ((*study)->instances.size(), 1u);
+  const auto& i = (*study)->instances.front();
+  EXPECT_EQ(i.sop_instance_uid, dirgw::test::kSopInstance);
+  EXPECT_EQ(i.series_uid, dirgw::test::kSeries);
+  EXPECT_EQ(i.modality, "OT");
+  EXPECT_EQ(i.calling_ae, "PACS1");
+  EXPECT_EQ(i.sha256, o.stored.sha256);
+  EXPECT_EQ(i.size, static_cast<std::int64_t>(o.stored.size));
+}
+
+TEST_F(CatalogSinkTest, SameBytesAgainAreADuplicateAndWakeNobody) {
+  auto s = sink();
+  const auto o = received(dicom());
+  ASSERT_TRUE(s->object_received(o).ok());
+  auto again = s->object_received(received(dicom()));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, SinkOutcome::kDuplicate);
+  EXPECT_EQ(wakes_, 1);
+  auto st = catalog_->queries.status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->instances, 1);
+}
+
+TEST_F(CatalogSinkTest, DifferentBytesForTheSameInstanceAreANewVersion) {
+  auto s = sink(catalog::NewVersionPolicy::kHold);
+  ASSERT_TRUE(s->object_received(received(dicom())).ok());
+  const auto second = received(dicom(dirgw::test::kSopInstance, "corrected"));
+  auto r = s->object_received(second);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(*r, SinkOutcome::kStored);
+  EXPECT_EQ(wakes_, 2);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  bool second_version_held = false;
+  for (const auto& i : (*study)->instances)
+    second_version_held = second_version_held || i.sha256 == second.stored.sha256;
+  EXPECT_TRUE(second_version_held);
+}
+
+TEST_F(CatalogSinkTest, RefusalIsRecordedForStatus) {
+  auto s = sink();
+  s->refused("STRANGER", "10.0.0.9:104", "calling AE title not allowed");
+  auto st = catalog_->queries.status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->refusals, 1);
+  ASSERT_TRUE(st->last_refusal.has_value());
+  EXPECT_EQ(st->last_refusal->source, "dicom");
+  EXPECT_EQ(st->last_refusal->calling_ae, "STRANGER");
+  EXPECT_EQ(st->last_refusal->peer, "10.0.0.9:104");
+  EXPECT_EQ(st->last_refusal->reason, "calling AE title not allowed");
+  EXPECT_EQ(wakes_, 0);
+}
+
+}  // namespace
+}  // namespace dirgw::ingest::test
