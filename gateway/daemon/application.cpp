@@ -273,6 +273,9 @@ commands::LiveFacts Application::Impl::live_facts() const {
   f.host_warnings = host_warnings(config, clock);
   if (audit_forwarder) f.audit_forwarder_error = audit_forwarder->last_error();
   f.audit_broken = audit->broken();
+  const auto health = policy_stage->health();
+  f.policy_failures = health.consecutive_failures;
+  f.policy_error = health.last_error;
   return f;
 }
 

@@ -45,6 +45,8 @@ struct LiveFacts {
   std::vector<std::string> host_warnings;  // clock, certificates
   std::string audit_forwarder_error;       // the audit repository's last error, if any
   std::string audit_broken;                // why the audit trail did not verify at start
+  int policy_failures = 0;                 // the policy stage's failed rounds in a row
+  std::string policy_error;                // and why (our words and the catalog's error)
 };
 
 struct Context {

@@ -30,6 +30,10 @@ void add_daemon_warnings(const config::Config& config, const Result<std::uint64_
   else if (free && *free < floor + floor / 10 + (256ull << 20))
     warnings.push_back("spool is close to its free-space floor");
   for (const auto& w : live.host_warnings) warnings.push_back(w);
+  if (live.policy_failures > 0)
+    warnings.push_back(
+        "policy decisions cannot be recorded (" + std::to_string(live.policy_failures) +
+        " rounds in a row): " + live.policy_error + "; studies wait STABLE and are retried");
   if (!live.audit_forwarder_error.empty())
     warnings.push_back("audit repository: " + live.audit_forwarder_error +
                        " (entries wait in the trail)");
@@ -41,7 +45,11 @@ void add_daemon_warnings(const config::Config& config, const Result<std::uint64_
 // One destination's entry, and its warnings (open circuit, failed studies).
 json destination_json(const config::Destination& cfg, const catalog::DestinationStatus& d,
                       const scheduler::ForwarderStatus& c, json& warnings) {
-  if (c.circuit != scheduler::Circuit::kClosed)
+  if (c.auth_failed)
+    warnings.push_back("destination " + d.name +
+                       ": authentication failed: sending paused, the backlog is kept (check the "
+                       "destination's token or certificate)");
+  else if (c.circuit != scheduler::Circuit::kClosed)
     warnings.push_back("destination " + d.name + ": circuit " +
                        std::string(scheduler::to_string(c.circuit)) + " after " +
                        std::to_string(c.consecutive_failures) + " failed requests in a row");
@@ -65,6 +73,7 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       {"rate_instances_per_s", c.rate_per_s},
       {"circuit", scheduler::to_string(c.circuit)},
       {"circuit_failures", c.consecutive_failures},
+      {"authentication_failed", c.auth_failed},
       {"circuit_probe_at",
        c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)}};
 }

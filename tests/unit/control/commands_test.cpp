@@ -216,6 +216,24 @@ TEST_F(CommandsTest, StatusWarningsComeInTheirOrder) {
   EXPECT_EQ(r["destinations"][0]["circuit_probe_at"], format_utc(clock_.now() + hours(1)));
 }
 
+TEST_F(CommandsTest, StatusSaysWhenAuthenticationFailsAndWhenPolicyCannotRecord) {
+  live_.forwarders[0].circuit = scheduler::Circuit::kOpen;
+  live_.forwarders[0].consecutive_failures = 5;
+  live_.forwarders[0].auth_failed = true;
+  live_.policy_failures = 3;
+  live_.policy_error = "cannot record a policy decision: catalog error";
+  const json r = status(*ctx_);
+  EXPECT_EQ(r["destinations"][0]["authentication_failed"], true);
+  const std::string warnings = r["warnings"].dump();
+  EXPECT_NE(warnings.find("destination repo: authentication failed: sending paused"),
+            std::string::npos)
+      << warnings;
+  EXPECT_EQ(warnings.find("circuit open after"), std::string::npos) << "said once, not twice";
+  EXPECT_NE(warnings.find("policy decisions cannot be recorded (3 rounds in a row)"),
+            std::string::npos)
+      << warnings;
+}
+
 // --- studies / study --------------------------------------------------------------------------
 
 TEST_F(CommandsTest, StudiesListsWithFilters) {
