@@ -1,5 +1,7 @@
 #include "policy/coerce/coerce.h"
 
+#include "policy/dicom_encoding.h"
+
 #include "policy/validate/rules.h"
 
 #include <fcntl.h>
@@ -256,22 +258,6 @@ Result<void> append_original_attributes(DcmItem& ds, Recorder& rec, const Coerci
     return make_error(ErrorCode::kInternal, "cannot fill the Original Attributes item");
   }
   return {};
-}
-
-// DCMTK writes every sequence and item with one length encoding. Keep the input's: explicit
-// lengths unless some sequence or item of the input (outside encapsulated pixel data) used
-// undefined length.
-E_EncodingType input_encoding(DcmItem& ds) {
-  DcmStack stack;
-  while (ds.nextObject(stack, OFTrue).good()) {
-    DcmObject* obj = stack.top();
-    if (obj == nullptr) continue;
-    const DcmEVR vr = obj->ident();
-    if ((vr == EVR_SQ || vr == EVR_item) && obj->getLengthField() == DCM_UndefinedLength) {
-      return EET_UndefinedLength;
-    }
-  }
-  return EET_ExplicitLength;
 }
 
 // DcmFileFormat::saveFile(..., EWM_dontUpdateMeta) without its warning on every call: the file

@@ -1,4 +1,6 @@
 // File I/O and the report: loading an object (large values stay on disk), the derived file
+
+#include "policy/dicom_encoding.h"
 // (new file meta information, the input's transfer syntax and length encoding, Pixel Data
 // streamed byte for byte) written durably, and the report's one-line description of a change.
 #include "policy/deid/deid.h"
@@ -31,21 +33,6 @@ constexpr Uint32 kReadLimit = 4096;  // values larger than this stay on disk (Pi
 // dirgw's Implementation Class UID for the files it writes (a UUID-derived 2.25 UID, fixed).
 constexpr const char* kImplementationClassUid = "2.25.291037474183716587532690612361375866813";
 constexpr const char* kImplementationVersion = "DIRGW_DEID_1";
-
-// DCMTK writes every sequence and item with one length encoding. Keep the input's: explicit
-// lengths unless some sequence or item used undefined length (as coerce does).
-E_EncodingType input_encoding(DcmItem& ds) {
-  DcmStack stack;
-  while (ds.nextObject(stack, OFTrue).good()) {
-    DcmObject* obj = stack.top();
-    if (obj == nullptr) continue;
-    const DcmEVR vr = obj->ident();
-    if ((vr == EVR_SQ || vr == EVR_item) && obj->getLengthField() == DCM_UndefinedLength) {
-      return EET_UndefinedLength;
-    }
-  }
-  return EET_ExplicitLength;
-}
 
 // New file meta information (zero preamble, no source AE, dirgw's implementation) followed by the
 // dataset in `xfer`. Values left on disk are streamed from the input through the write cache.

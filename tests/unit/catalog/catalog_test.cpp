@@ -170,7 +170,8 @@ TEST_F(CatalogTest, NothingIsDueBeforeReady) {
 }
 
 TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
-  for (int i = 1; i <= 5; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 5; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   const auto now = to_epoch_ms(clock_.now());
   EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", now, 3, 1 << 30)->size(), 3u);
@@ -180,7 +181,8 @@ TEST_F(CatalogTest, BatchLimitsCountAndBytes) {
 }
 
 TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
-  for (int i = 1; i <= 2; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 2; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due->size(), 2u);
@@ -201,18 +203,21 @@ TEST_F(CatalogTest, AllSentMakesStudySentForThatDestinationOnly) {
 }
 
 TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_EQ(due.size(), 3u);
   const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
-  ASSERT_TRUE(catalog_->delivery.record_deliveries(
+  ASSERT_TRUE(catalog_->delivery
+                  .record_deliveries(
                       "hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0},
                                 {due[1].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at},
                                 {due[2].instance_id, DeliveryResult::kRefused, "0xA900", 0}})
                   .ok());
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
-  EXPECT_TRUE(catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->empty());
+  EXPECT_TRUE(
+      catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->empty());
   EXPECT_EQ(**catalog_->delivery.next_due("hdirs"), retry_at);
   clock_.advance(seconds(30));
   auto again = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
@@ -220,7 +225,8 @@ TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
   EXPECT_EQ(again[0].instance_id, due[1].instance_id);
   EXPECT_EQ(again[0].attempts, 1);
   ASSERT_TRUE(
-      catalog_->delivery.record_deliveries("hdirs", {{again[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery
+          .record_deliveries("hdirs", {{again[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   // One instance was refused for good: the study is FAILED, not SENT, and says why.
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
@@ -232,7 +238,8 @@ TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery
+          .record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSent);
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2)).ok());
@@ -244,9 +251,9 @@ TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
 }
 
 TEST_F(CatalogTest, RefusalsAreCountedWithTheLastReason) {
-  ASSERT_TRUE(
-      catalog_->ingest.record_refusal({0, "dicom", "EVIL", "127.0.0.1:1234", "calling AE not allowed"})
-          .ok());
+  ASSERT_TRUE(catalog_->ingest
+                  .record_refusal({0, "dicom", "EVIL", "127.0.0.1:1234", "calling AE not allowed"})
+                  .ok());
   auto s = catalog_->queries.status();
   EXPECT_EQ(s->refusals, 1);
   ASSERT_TRUE(s->last_refusal.has_value());
@@ -267,14 +274,16 @@ TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery
+          .record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   clock_.advance(seconds(600));
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
   ASSERT_TRUE(
-      catalog_->delivery.record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
+      catalog_->delivery
+          .record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0}})
           .ok());
   auto d = catalog_->queries.study("1.2.3");
   ASSERT_TRUE(d.ok() && d->has_value());
@@ -294,7 +303,7 @@ TEST_F(CatalogTest, DeltaIsASecondRoundAndStudyShowsBothSends) {
 TEST_F(CatalogTest, NewVersionCanHoldTheStudy) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
   auto r = catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'e')),
-                                     NewVersionPolicy::kHold);
+                                            NewVersionPolicy::kHold);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->kind, RecordKind::kNewVersion);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), "HELD");
@@ -337,15 +346,18 @@ TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
-  ASSERT_TRUE(catalog_->delivery.record_deliveries(
-                      "hdirs", {{due[0].instance_id, DeliveryResult::kRefused, "gave up", 0}})
+  ASSERT_TRUE(catalog_->delivery
+                  .record_deliveries("hdirs",
+                                     {{due[0].instance_id, DeliveryResult::kRefused, "gave up", 0}})
                   .ok());
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
   auto r = catalog_->operators.retry_all_failed("");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->changed, 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
-  EXPECT_EQ(catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(), 1u);
+  EXPECT_EQ(
+      catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(),
+      1u);
 }
 
 TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
@@ -374,8 +386,10 @@ TEST_F(CatalogTest, StudiesFilterByStateAndDestination) {
 }
 
 TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
-  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
-  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());  // a duplicate: recorded too
+  for (int i = 1; i <= 3; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_TRUE(
+      catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());  // a duplicate: recorded too
   auto ok = catalog_->audit.verify_audit(std::nullopt);
   ASSERT_TRUE(ok.ok());
   EXPECT_TRUE(ok->ok) << ok->reason;
