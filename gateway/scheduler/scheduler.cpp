@@ -140,6 +140,103 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_f
   }
 }
 
+std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r) {
+  std::lock_guard lock(status_mutex_);
+  if (circuit_ == Circuit::kOpen) {
+    if (now < open_until_) {
+      r.next = open_until_;
+      return std::nullopt;
+    }
+    circuit_ = Circuit::kHalfOpen;
+  }
+  if (circuit_ == Circuit::kHalfOpen) return 1;  // a probe risks one instance
+  return destination_.batch_max_instances;
+}
+
+std::vector<catalog::DeliveryUpdate> Forwarder::updates_for(
+    const std::vector<catalog::DueItem>& items, const senders::Outcome& outcome, TimePoint after,
+    std::int64_t retry_at, StepResult& r) const {
+  std::vector<catalog::DeliveryUpdate> updates;
+  updates.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    catalog::DeliveryUpdate u;
+    u.instance_id = items[i].instance_id;
+    const senders::InstanceResult* ir =
+        i < outcome.instances.size() ? &outcome.instances[i] : nullptr;
+    senders::InstanceStatus st = ir != nullptr ? ir->status
+                                 : outcome.kind == senders::OutcomeKind::kPermanent
+                                     ? senders::InstanceStatus::kPermanent
+                                     : senders::InstanceStatus::kRetry;
+    std::string why = ir != nullptr && !ir->reason.empty() ? ir->reason : outcome.message;
+    // 401/403 (or no token to be had) says nothing about the studies: the destination pauses
+    // (circuit open, "authentication failed" in status) and the backlog waits, never fails.
+    if (outcome.auth_failed) {
+      st = senders::InstanceStatus::kRetry;
+      why = "authentication failed: " + outcome.message;
+    }
+    const auto& d = items[i];
+    const std::int64_t failing_since =
+        d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
+    if (st == senders::InstanceStatus::kRetry && !outcome.auth_failed &&
+        to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
+      st = senders::InstanceStatus::kPermanent;
+      why = "gave up after failing for " +
+            std::to_string(destination_.give_up_after.count() / 1000) + "s: " + why;
+    }
+    switch (st) {
+      case senders::InstanceStatus::kAccepted:
+        u.result = catalog::DeliveryResult::kDelivered;
+        ++r.sent;
+        break;
+      case senders::InstanceStatus::kPermanent:
+        u.result = catalog::DeliveryResult::kRefused;
+        u.error = why;
+        ++r.refused;
+        break;
+      case senders::InstanceStatus::kRetry:
+        u.result = catalog::DeliveryResult::kRetry;
+        u.error = why;
+        u.next_attempt_at = retry_at;
+        ++r.retry;
+        break;
+    }
+    updates.push_back(std::move(u));
+  }
+  return updates;
+}
+
+void Forwarder::after_request(const senders::Outcome& outcome, std::size_t instances,
+                              std::int64_t ms, TimePoint after, std::int64_t retry_at,
+                              StepResult& r) {
+  log::info("batch forwarded", {{"destination", destination_.name},
+                                {"instances", std::to_string(instances)},
+                                {"sent", std::to_string(r.sent)},
+                                {"retry", std::to_string(r.retry)},
+                                {"refused", std::to_string(r.refused)},
+                                {"http_status", std::to_string(outcome.http_status)},
+                                {"ms", std::to_string(ms)},
+                                {"detail", outcome.message}});
+  {
+    std::lock_guard lock(status_mutex_);
+    if (r.sent > 0) recent_sent_.emplace_back(after, r.sent);
+    while (!recent_sent_.empty() && recent_sent_.front().first < after - std::chrono::minutes(1))
+      recent_sent_.pop_front();
+  }
+  const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
+  on_request_result(whole_failure, after, outcome.auth_failed);
+  if (metrics_ != nullptr) {
+    metrics_->instances_sent.inc(static_cast<std::uint64_t>(r.sent));
+    metrics_->instances_failed.inc(static_cast<std::uint64_t>(r.refused));
+    metrics_->instances_retried.inc(static_cast<std::uint64_t>(r.retry));
+    metrics_->bytes_sent.inc(outcome.bytes_sent);
+    metrics_->stow_request_duration.observe(std::chrono::milliseconds(ms));
+    metrics_->circuit_open.set(status().circuit == Circuit::kOpen ? 1 : 0);
+  }
+  if (r.retry > 0) r.next = from_epoch_ms(retry_at);
+  std::lock_guard lock(status_mutex_);
+  if (circuit_ == Circuit::kOpen && (!r.next || *r.next < open_until_)) r.next = open_until_;
+}
+
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
@@ -158,41 +255,26 @@ Forwarder::StepResult Forwarder::step() {
     }
     unrecorded_.clear();
   }
-  int max_count = destination_.batch_max_instances;
-  {
-    std::lock_guard lock(status_mutex_);
-    if (circuit_ == Circuit::kOpen) {
-      if (now < open_until_) {
-        r.next = open_until_;
-        return r;
-      }
-      circuit_ = Circuit::kHalfOpen;
-    }
-    if (circuit_ == Circuit::kHalfOpen) max_count = 1;  // a probe risks one instance
-  }
-  auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
+  const auto max_count = batch_limit(now, r);
+  if (!max_count) return r;
+  auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), *max_count,
                                               destination_.batch_max_bytes);
-  if (!due) {
-    log::error("forwarder: catalog error",
-               {{"destination", destination_.name}, {"error", due.error().to_string()}});
-    r.next = now + std::chrono::seconds(5);
-    return r;
-  }
-  if (due->empty()) {
+  if (due && due->empty()) {
     auto next = catalog_.delivery.next_due(destination_.name);
     if (next && next->has_value()) r.next = from_epoch_ms(**next);
     return r;
   }
-  r.did_work = true;
   // The last check (consent, holds) and marking the batch in flight are one catalog step, and
   // the permit it returns keeps a withdrawal waiting until the request has left.
-  auto begun = catalog_.delivery.begin_send(destination_.name, std::move(*due));
+  auto begun = due ? catalog_.delivery.begin_send(destination_.name, std::move(*due))
+                   : Result<catalog::SendBatch>(due.error());
   if (!begun) {
     log::error("forwarder: catalog error",
                {{"destination", destination_.name}, {"error", begun.error().to_string()}});
     r.next = now + std::chrono::seconds(5);
     return r;
   }
+  r.did_work = true;
   if (begun->dropped > 0)
     log::info("instances dropped from a batch: their study may no longer be sent",
               {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
@@ -218,58 +300,9 @@ Forwarder::StepResult Forwarder::step() {
                       .count();
   // One backoff for the whole batch, so that its instances go again together.
   const TimePoint after = clock_.now();
-  const Millis delay = backoff_.next(max_attempts + 1, outcome.retry_after);
-  const std::int64_t retry_at = to_epoch_ms(after + delay);
-
-  std::vector<catalog::DeliveryUpdate> updates;
-  updates.reserve(items.size());
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    catalog::DeliveryUpdate u;
-    u.instance_id = items[i].instance_id;
-    const senders::InstanceResult* ir =
-        i < outcome.instances.size() ? &outcome.instances[i] : nullptr;
-    senders::InstanceStatus st = ir != nullptr ? ir->status
-                                 : outcome.kind == senders::OutcomeKind::kPermanent
-                                     ? senders::InstanceStatus::kPermanent
-                                     : senders::InstanceStatus::kRetry;
-    std::string why = ir != nullptr && !ir->reason.empty() ? ir->reason : outcome.message;
-    // 401/403 (or no token to be had) says nothing about the studies: the destination pauses
-    // (circuit open, "authentication failed" in status) and the backlog waits, never fails.
-    if (outcome.auth_failed) {
-      st = senders::InstanceStatus::kRetry;
-      why = "authentication failed: " + outcome.message;
-    }
-    switch (st) {
-      case senders::InstanceStatus::kAccepted:
-        u.result = catalog::DeliveryResult::kDelivered;
-        ++r.sent;
-        break;
-      case senders::InstanceStatus::kPermanent:
-        u.result = catalog::DeliveryResult::kRefused;
-        u.error = why;
-        ++r.refused;
-        break;
-      case senders::InstanceStatus::kRetry: {
-        const auto& d = items[i];
-        const std::int64_t failing_since =
-            d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
-        if (!outcome.auth_failed &&
-            to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
-          u.result = catalog::DeliveryResult::kRefused;
-          u.error = "gave up after failing for " +
-                    std::to_string(destination_.give_up_after.count() / 1000) + "s: " + why;
-          ++r.refused;
-        } else {
-          u.result = catalog::DeliveryResult::kRetry;
-          u.error = why;
-          u.next_attempt_at = retry_at;
-          ++r.retry;
-        }
-        break;
-      }
-    }
-    updates.push_back(std::move(u));
-  }
+  const std::int64_t retry_at =
+      to_epoch_ms(after + backoff_.next(max_attempts + 1, outcome.retry_after));
+  auto updates = updates_for(items, outcome, after, retry_at, r);
   if (auto rec = catalog_.delivery.record_deliveries(destination_.name, updates); !rec) {
     // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
     // sent twice meanwhile) and a withdrawal's notification waits for these answers.
@@ -279,35 +312,7 @@ Forwarder::StepResult Forwarder::step() {
     r.next = after + std::chrono::seconds(5);
     return r;
   }
-  log::info("batch forwarded", {{"destination", destination_.name},
-                                {"instances", std::to_string(batch.size())},
-                                {"sent", std::to_string(r.sent)},
-                                {"retry", std::to_string(r.retry)},
-                                {"refused", std::to_string(r.refused)},
-                                {"http_status", std::to_string(outcome.http_status)},
-                                {"ms", std::to_string(ms)},
-                                {"detail", outcome.message}});
-  {
-    std::lock_guard lock(status_mutex_);
-    if (r.sent > 0) recent_sent_.emplace_back(after, r.sent);
-    while (!recent_sent_.empty() && recent_sent_.front().first < after - std::chrono::minutes(1))
-      recent_sent_.pop_front();
-  }
-  const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
-  on_request_result(whole_failure, after, outcome.auth_failed);
-  if (metrics_ != nullptr) {
-    metrics_->instances_sent.inc(static_cast<std::uint64_t>(r.sent));
-    metrics_->instances_failed.inc(static_cast<std::uint64_t>(r.refused));
-    metrics_->instances_retried.inc(static_cast<std::uint64_t>(r.retry));
-    metrics_->bytes_sent.inc(outcome.bytes_sent);
-    metrics_->stow_request_duration.observe(std::chrono::milliseconds(ms));
-    metrics_->circuit_open.set(status().circuit == Circuit::kOpen ? 1 : 0);
-  }
-  if (r.retry > 0) r.next = from_epoch_ms(retry_at);
-  {
-    std::lock_guard lock(status_mutex_);
-    if (circuit_ == Circuit::kOpen && (!r.next || *r.next < open_until_)) r.next = open_until_;
-  }
+  after_request(outcome, batch.size(), ms, after, retry_at, r);
   return r;
 }
 

@@ -93,6 +93,17 @@ class Forwarder {
  private:
   // Circuit breaker: counts whole-request failures; thread-safe reads for status.
   void on_request_result(bool whole_failure, TimePoint now, bool auth_failed = false);
+  // The circuit's say on the next batch: how many instances (a half-open probe risks one), or
+  // none while it is open (r.next: when it may probe).
+  std::optional<int> batch_limit(TimePoint now, StepResult& r);
+  // The repository's answer, instance by instance, as the catalog records it (give-up age,
+  // authentication failures), counted into r.
+  std::vector<catalog::DeliveryUpdate> updates_for(const std::vector<catalog::DueItem>& items,
+                                                   const senders::Outcome& outcome, TimePoint after,
+                                                   std::int64_t retry_at, StepResult& r) const;
+  // Log, rate, circuit, metrics and the next wake-up after a recorded answer.
+  void after_request(const senders::Outcome& outcome, std::size_t instances, std::int64_t ms,
+                     TimePoint after, std::int64_t retry_at, StepResult& r);
   // Withdrawal notifications due for this destination; returns when the next one is due.
   std::optional<TimePoint> send_notifications(TimePoint now);
   const config::Destination& destination_;
