@@ -126,7 +126,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   }
   auto scan = prescan_file(ctx.temp_path, *ctx.limits);
   if (!scan) {
-    ::unlink(ctx.temp_path.c_str());
+    ctx.spool->discard_temp(ctx.temp_path);
     rsp->DimseStatus = STATUS_STORE_Error_CannotUnderstand;
     ctx.refusal = StoreContext::Refusal::kPrescan;
     ctx.failure = scan.error().detail;
@@ -136,7 +136,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   const std::string req_instance = trim_uid(req->AffectedSOPInstanceUID);
   const std::string req_class = trim_uid(req->AffectedSOPClassUID);
   if (scan->dataset_sop_instance_uid != req_instance || scan->dataset_sop_class_uid != req_class) {
-    ::unlink(ctx.temp_path.c_str());
+    ctx.spool->discard_temp(ctx.temp_path);
     rsp->DimseStatus = STATUS_STORE_Error_DataSetDoesNotMatchSOPClass;
     ctx.refusal = StoreContext::Refusal::kSopMismatch;
     ctx.failure = "dataset SOP class/instance differ from the C-STORE request";
@@ -534,7 +534,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
         delete ctx.status_detail;
         const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
         if (cond.bad()) {
-          if (ctx.refuse_reason.empty()) ::unlink(ctx.temp_path.c_str());
+          if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
           const std::string why = ctx.too_large ? std::string("object larger than max_object_size")
                                                 : std::string(cond.text());
           log::warn("C-STORE failed before a response: nothing acknowledged",

@@ -155,4 +155,10 @@ Result<SpoolCleanup> Spool::remove_temporaries() const {
   return c;
 }
 
+void Spool::discard_temp(const std::filesystem::path& temp) const {
+  // Only ever inside tmp/: a path from elsewhere is a bug, not something to delete.
+  if (temp.parent_path() != root_ / "tmp") return;
+  ::unlink(temp.c_str());
+}
+
 }  // namespace dirgw::ingest

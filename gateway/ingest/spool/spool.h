@@ -38,6 +38,9 @@ class Spool {
   // gone afterwards whatever the outcome.
   Result<StoredObject> commit(const std::filesystem::path& temp, std::uint64_t max_size) const;
 
+  // Removes one temporary of ours that will not be committed (nothing if it is gone already).
+  void discard_temp(const std::filesystem::path& temp) const;
+
   // Removes half-written temporaries left by a crash (call at start, before listeners open).
   Result<SpoolCleanup> remove_temporaries() const;
 

@@ -77,6 +77,53 @@ Stage::Health Stage::health() const {
   return health_;
 }
 
+// Coercion, validation and the patient's identifiers, instance by instance: what would leave
+// (the coerced copy if there is one) is what is validated.
+Stage::Checked Stage::check_instances(
+    const catalog::PolicyWork& w,
+    const std::map<std::string, const catalog::PolicyWork::Instance*>& latest) {
+  Checked out;
+  auto& [findings, keys, derived] = out;
+  for (const auto& [uid, inst] : latest) {
+    const auto original = spool_.object_path(inst->sha256);
+    std::filesystem::path checked = original;  // what validation looks at: what would leave
+    if (coerce_) {
+      const auto tmp = spool_.new_temp_path();
+      HealthNumberLookup lookup = [this](const std::string& mrn, const std::string& issuer) {
+        auto hn = catalog_.consent.health_number_for(issuer, mrn);
+        return hn ? *hn : std::optional<std::string>();
+      };
+      // Dated by the instance's arrival: deterministic, so a re-run writes the same bytes.
+      auto coerced = coerce_file(original, tmp, rules_, lookup, from_epoch_ms(inst->received_at));
+      if (!coerced) {
+        findings.push_back({uid, "coercion", "", coerced.error().detail});
+      } else if (coerced->changed) {
+        auto stored = spool_.commit_derived(tmp);
+        if (!stored) {
+          findings.push_back({uid, "coercion", "", stored.error().to_string()});
+        } else {
+          checked = stored->path;
+          for (const auto& d : w.destinations)
+            derived.emplace_back(inst->id, d, stored->sha256, stored->size);
+        }
+      }
+      spool_.discard_temp(tmp);
+    }
+    if (profile_) {
+      auto report = validate_file(checked, *profile_);
+      if (!report) {
+        findings.push_back({uid, "parse", "", report.error().detail});
+      } else {
+        for (const auto& f : report->findings)
+          if (f.severity == Severity::kError) findings.push_back({uid, f.code, f.tag, f.message});
+      }
+    }
+    auto k = patient_keys(checked, config_.policy.health_number_issuer);
+    if (k) keys.insert(k->begin(), k->end());
+  }
+  return out;
+}
+
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
   auto work = catalog_.policy.policy_work(limit);
@@ -93,47 +140,7 @@ Stage::StepResult Stage::step(int limit) {
     std::map<std::string, const catalog::PolicyWork::Instance*> latest;
     for (const auto& i : w.instances) latest[i.sop_instance_uid] = &i;
 
-    std::vector<catalog::Finding> findings;
-    std::set<catalog::PatientKey> keys;
-    std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>> derived;
-    for (const auto& [uid, inst] : latest) {
-      const auto original = spool_.object_path(inst->sha256);
-      std::filesystem::path checked = original;  // what validation looks at: what would leave
-      if (coerce_) {
-        const auto tmp = spool_.new_temp_path();
-        HealthNumberLookup lookup = [this](const std::string& mrn, const std::string& issuer) {
-          auto hn = catalog_.consent.health_number_for(issuer, mrn);
-          return hn ? *hn : std::optional<std::string>();
-        };
-        // Dated by the instance's arrival: deterministic, so a re-run writes the same bytes.
-        auto coerced = coerce_file(original, tmp, rules_, lookup, from_epoch_ms(inst->received_at));
-        if (!coerced) {
-          findings.push_back({uid, "coercion", "", coerced.error().detail});
-        } else if (coerced->changed) {
-          auto stored = spool_.commit_derived(tmp);
-          if (!stored) {
-            findings.push_back({uid, "coercion", "", stored.error().to_string()});
-          } else {
-            checked = stored->path;
-            for (const auto& d : w.destinations)
-              derived.emplace_back(inst->id, d, stored->sha256, stored->size);
-          }
-        }
-        std::error_code ec;
-        std::filesystem::remove(tmp, ec);
-      }
-      if (profile_) {
-        auto report = validate_file(checked, *profile_);
-        if (!report) {
-          findings.push_back({uid, "parse", "", report.error().detail});
-        } else {
-          for (const auto& f : report->findings)
-            if (f.severity == Severity::kError) findings.push_back({uid, f.code, f.tag, f.message});
-        }
-      }
-      auto k = patient_keys(checked, config_.policy.health_number_issuer);
-      if (k) keys.insert(k->begin(), k->end());
-    }
+    auto [findings, keys, derived] = check_instances(w, latest);
     const std::vector<catalog::PatientKey> key_list(keys.begin(), keys.end());
     // READY is only proposed here: the catalog reads consent in the transaction that commits
     // the decision (a withdrawal landing meanwhile is never missed).

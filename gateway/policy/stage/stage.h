@@ -6,9 +6,12 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "catalog/catalog.h"
@@ -48,6 +51,15 @@ class Stage {
   }
 
  private:
+  struct Checked {
+    std::vector<catalog::Finding> findings;
+    std::set<catalog::PatientKey> keys;
+    std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>> derived;
+  };
+  Checked check_instances(
+      const catalog::PolicyWork& w,
+      const std::map<std::string, const catalog::PolicyWork::Instance*>& latest);
+
   const config::Config& config_;
   catalog::Catalog& catalog_;
   const ingest::Spool& spool_;
