@@ -368,191 +368,200 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
        "retry", "circuit"});
 }
 
+void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& hl) {
+  r.boolean(h, hp, "enabled", hl.enabled);
+  r.scalar(h, hp, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    if (!valid_ipv4(s))
+      r.error(k, v, "must be an IPv4 address, not '" + s + "'");
+    else
+      hl.bind = s;
+  });
+  r.integer(h, hp, "port", hl.port, 1, 65535);
+  r.string(h, hp, "consent_field", hl.consent_field, 32);
+  r.string(h, hp, "consent_withdraw_value", hl.consent_withdraw_value, 16);
+  r.string(h, hp, "consent_grant_value", hl.consent_grant_value, 16);
+  r.integer(h, hp, "max_connections", hl.max_connections, 1, 256);
+}
+
+void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& in) {
+  if (i["dicom"].IsDefined()) read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), in.dicom);
+  if (i["hl7"].IsDefined() && !i["hl7"].IsNull())
+    r.map(i["hl7"], Reader::join(ip, "hl7"),
+          [&](const YAML::Node& h, const std::string& hp) { read_hl7(r, h, hp, in.hl7); },
+          {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
+           "consent_grant_value", "max_connections"});
+  r.scalar(i, ip, "new_versions",
+           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+             if (s != "send" && s != "hold")
+               r.error(k, v, "must be send or hold, not '" + s + "'");
+             else
+               in.new_versions = s;
+           });
+}
+
+bool tag_shape(const std::string& tag) {
+  const auto hex = [](const std::string& h) {
+    return h.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+  };
+  return tag.size() == 11 && tag[0] == '(' && tag[5] == ',' && tag[10] == ')' &&
+         hex(tag.substr(1, 4)) && hex(tag.substr(6, 4));
+}
+
+void read_coercion(Reader& r, const YAML::Node& cn, const std::string& cp, Coercion& co) {
+  r.string(cn, cp, "institution_name", co.institution_name, 64);
+  r.string(cn, cp, "issuer_of_patient_id", co.issuer_of_patient_id, 64);
+  r.boolean(cn, cp, "fill_health_number_from_mrn", co.fill_health_number_from_mrn);
+  const YAML::Node set = cn["set"];
+  const std::string sk = Reader::join(cp, "set");
+  if (!set.IsDefined() || set.IsNull()) return;
+  if (!set.IsMap()) {
+    r.error(sk, set, "must map \"(gggg,eeee)\" tags to values");
+    return;
+  }
+  for (const auto& kv : set) {
+    const auto tag = kv.first.as<std::string>();
+    if (!tag_shape(tag) || !kv.second.IsScalar())
+      r.error(sk + "." + tag, kv.first, "must be a tag written (gggg,eeee) with a single value");
+    else
+      co.set.emplace_back(tag, kv.second.Scalar());
+  }
+}
+
+void read_policy(Reader& r, const YAML::Node& pn, const std::string& pp, Policy& po) {
+  r.duration(pn, pp, "stable_age", po.stable_age, Duration(0), Duration(86'400'000));
+  r.string(pn, pp, "health_number_issuer", po.health_number_issuer, 64);
+  if (pn["validation"].IsDefined() && !pn["validation"].IsNull())
+    r.map(pn["validation"], Reader::join(pp, "validation"),
+          [&](const YAML::Node& vn, const std::string& vp) {
+            r.scalar(vn, vp, "profile",
+                     [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                       if (s != "ontario-dir" && s != "none")
+                         r.error(k, v, "must be ontario-dir or none, not '" + s + "'");
+                       else
+                         po.validation_profile = s;
+                     });
+          },
+          {"profile"});
+  if (pn["coercion"].IsDefined() && !pn["coercion"].IsNull())
+    r.map(
+        pn["coercion"], Reader::join(pp, "coercion"),
+        [&](const YAML::Node& cn, const std::string& cp) { read_coercion(r, cn, cp, po.coercion); },
+        {"institution_name", "issuer_of_patient_id", "fill_health_number_from_mrn", "set"});
+}
+
+void read_audit_syslog(Reader& r, const YAML::Node& sn, const std::string& sp, AuditSyslog& a) {
+  r.boolean(sn, sp, "enabled", a.enabled);
+  r.string(sn, sp, "host", a.host, 253);
+  r.integer(sn, sp, "port", a.port, 1, 65535);
+  r.path(sn, sp, "ca", a.ca);
+  r.path(sn, sp, "client_cert", a.client_cert);
+  r.path(sn, sp, "client_key", a.client_key);
+  r.boolean(sn, sp, "verify_peer", a.verify_peer);
+  if (a.enabled && a.host.empty())
+    r.error(Reader::join(sp, "host"), sn, "is required when enabled");
+}
+
+void read_metrics(Reader& r, const YAML::Node& mn, const std::string& mp, Metrics& me) {
+  r.boolean(mn, mp, "enabled", me.enabled);
+  r.scalar(mn, mp, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    if (!valid_ipv4(s))
+      r.error(k, v, "must be an IPv4 address such as 127.0.0.1, not '" + s + "'");
+    else
+      me.bind = s;
+  });
+  r.integer(mn, mp, "port", me.port, 0, 65535);
+}
+
+void read_destinations(Reader& r, const YAML::Node& m, std::vector<Destination>& out) {
+  YAML::Node dests = m["destinations"];
+  if (!dests.IsDefined() || dests.IsNull()) {
+    r.error("destinations", m, "is required: list at least one destination");
+    return;
+  }
+  if (!dests.IsSequence()) {
+    r.error("destinations", dests, "must be a list of destinations");
+    return;
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < dests.size(); ++i) {
+    Destination d;
+    std::string dp = "destinations[" + std::to_string(i) + "]";
+    read_destination(r, dests[i], dp, d);
+    if (!d.name.empty() && !names.insert(d.name).second)
+      r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
+    out.push_back(std::move(d));
+  }
+  if (dests.size() == 0) r.error("destinations", dests, "must list at least one destination");
+}
+
+// One function per top-level section; each section's reader lists the keys it allows.
 void read_root(Reader& r, const YAML::Node& root, Config& c) {
-  r.map(
-      root, "",
-      [&](const YAML::Node& m, const std::string& p) {
-        if (m["facility"].IsDefined())
-          r.map(m["facility"], "facility",
-                [&](const YAML::Node& f, const std::string& fp) {
-                  r.string(f, fp, "name", c.facility_name, 64);
-                  r.string(f, fp, "id", c.facility_id, 64);
-                },
-                {"name", "id"});
-        r.path(m, p, "state_dir", c.state_dir);
-        r.path(m, p, "control_socket", c.control_socket);
-        if (c.control_socket.string().size() > 100)
-          r.error("control_socket", m["control_socket"],
-                  "must be at most 100 characters (a Unix socket path)");
-        if (m["log"].IsDefined())
-          r.map(m["log"], "log",
-                [&](const YAML::Node& l, const std::string& lp) {
-                  r.scalar(l, lp, "level",
-                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                             if (s != "debug" && s != "info" && s != "warn" && s != "error")
-                               r.error(k, v, "must be one of debug, info, warn, error");
-                             else
-                               c.log_level = s;
-                           });
-                },
-                {"level"});
-        if (m["ingest"].IsDefined())
-          r.map(m["ingest"], "ingest",
-                [&](const YAML::Node& i, const std::string& ip) {
-                  if (i["dicom"].IsDefined())
-                    read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), c.ingest.dicom);
-                  if (i["hl7"].IsDefined() && !i["hl7"].IsNull())
-                    r.map(
-                        i["hl7"], Reader::join(ip, "hl7"),
-                        [&](const YAML::Node& h, const std::string& hp) {
-                          auto& hl = c.ingest.hl7;
-                          r.boolean(h, hp, "enabled", hl.enabled);
-                          r.scalar(
-                              h, hp, "bind",
-                              [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                                if (!valid_ipv4(s))
-                                  r.error(k, v, "must be an IPv4 address, not '" + s + "'");
-                                else
-                                  hl.bind = s;
-                              });
-                          r.integer(h, hp, "port", hl.port, 1, 65535);
-                          r.string(h, hp, "consent_field", hl.consent_field, 32);
-                          r.string(h, hp, "consent_withdraw_value", hl.consent_withdraw_value, 16);
-                          r.string(h, hp, "consent_grant_value", hl.consent_grant_value, 16);
-                          r.integer(h, hp, "max_connections", hl.max_connections, 1, 256);
-                        },
-                        {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
-                         "consent_grant_value", "max_connections"});
-                  r.scalar(i, ip, "new_versions",
-                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                             if (s != "send" && s != "hold")
-                               r.error(k, v, "must be send or hold, not '" + s + "'");
-                             else
-                               c.ingest.new_versions = s;
-                           });
-                },
-                {"dicom", "hl7", "new_versions"});
-        if (m["policy"].IsDefined())
-          r.map(
-              m["policy"], "policy",
-              [&](const YAML::Node& pn, const std::string& pp) {
-                r.duration(pn, pp, "stable_age", c.policy.stable_age, Duration(0),
-                           Duration(86'400'000));
-                r.string(pn, pp, "health_number_issuer", c.policy.health_number_issuer, 64);
-                if (pn["validation"].IsDefined() && !pn["validation"].IsNull())
-                  r.map(pn["validation"], Reader::join(pp, "validation"),
-                        [&](const YAML::Node& vn, const std::string& vp) {
-                          r.scalar(
-                              vn, vp, "profile",
-                              [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                                if (s != "ontario-dir" && s != "none")
-                                  r.error(k, v, "must be ontario-dir or none, not '" + s + "'");
-                                else
-                                  c.policy.validation_profile = s;
-                              });
-                        },
-                        {"profile"});
-                if (pn["coercion"].IsDefined() && !pn["coercion"].IsNull())
-                  r.map(pn["coercion"], Reader::join(pp, "coercion"),
-                        [&](const YAML::Node& cn, const std::string& cp) {
-                          r.string(cn, cp, "institution_name", c.policy.coercion.institution_name,
-                                   64);
-                          r.string(cn, cp, "issuer_of_patient_id",
-                                   c.policy.coercion.issuer_of_patient_id, 64);
-                          r.boolean(cn, cp, "fill_health_number_from_mrn",
-                                    c.policy.coercion.fill_health_number_from_mrn);
-                          const YAML::Node set = cn["set"];
-                          const std::string sk = Reader::join(cp, "set");
-                          if (set.IsDefined() && !set.IsNull()) {
-                            if (!set.IsMap()) {
-                              r.error(sk, set, "must map \"(gggg,eeee)\" tags to values");
-                            } else {
-                              for (const auto& kv : set) {
-                                const auto tag = kv.first.as<std::string>();
-                                const bool shape =
-                                    tag.size() == 11 && tag[0] == '(' && tag[5] == ',' &&
-                                    tag[10] == ')' &&
-                                    tag.substr(1, 4).find_first_not_of("0123456789abcdefABCDEF") ==
-                                        std::string::npos &&
-                                    tag.substr(6, 4).find_first_not_of("0123456789abcdefABCDEF") ==
-                                        std::string::npos;
-                                if (!shape || !kv.second.IsScalar())
-                                  r.error(sk + "." + tag, kv.first,
-                                          "must be a tag written (gggg,eeee) with a single value");
-                                else
-                                  c.policy.coercion.set.emplace_back(tag, kv.second.Scalar());
-                              }
-                            }
-                          }
-                        },
-                        {"institution_name", "issuer_of_patient_id", "fill_health_number_from_mrn",
-                         "set"});
-              },
-              {"stable_age", "health_number_issuer", "validation", "coercion"});
-        if (m["retention"].IsDefined())
-          r.map(m["retention"], "retention",
-                [&](const YAML::Node& rn, const std::string& rp) {
-                  r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
-                },
-                {"spool_floor"});
-        if (m["audit"].IsDefined() && !m["audit"].IsNull())
-          r.map(m["audit"], "audit",
-                [&](const YAML::Node& an, const std::string& ap) {
-                  if (an["syslog"].IsDefined() && !an["syslog"].IsNull())
-                    r.map(an["syslog"], Reader::join(ap, "syslog"),
-                          [&](const YAML::Node& sn, const std::string& sp) {
-                            auto& a = c.audit_syslog;
-                            r.boolean(sn, sp, "enabled", a.enabled);
-                            r.string(sn, sp, "host", a.host, 253);
-                            r.integer(sn, sp, "port", a.port, 1, 65535);
-                            r.path(sn, sp, "ca", a.ca);
-                            r.path(sn, sp, "client_cert", a.client_cert);
-                            r.path(sn, sp, "client_key", a.client_key);
-                            r.boolean(sn, sp, "verify_peer", a.verify_peer);
-                            if (a.enabled && a.host.empty())
-                              r.error(Reader::join(sp, "host"), sn, "is required when enabled");
-                          },
-                          {"enabled", "host", "port", "ca", "client_cert", "client_key",
-                           "verify_peer"});
-                },
-                {"syslog"});
-        if (m["metrics"].IsDefined() && !m["metrics"].IsNull())
-          r.map(m["metrics"], "metrics",
-                [&](const YAML::Node& mn, const std::string& mp) {
-                  r.boolean(mn, mp, "enabled", c.metrics.enabled);
-                  r.scalar(mn, mp, "bind",
-                           [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                             if (!valid_ipv4(s))
-                               r.error(
-                                   k, v,
-                                   "must be an IPv4 address such as 127.0.0.1, not '" + s + "'");
-                             else
-                               c.metrics.bind = s;
-                           });
-                  r.integer(mn, mp, "port", c.metrics.port, 0, 65535);
-                },
-                {"enabled", "bind", "port"});
-        YAML::Node dests = m["destinations"];
-        if (!dests.IsDefined() || dests.IsNull()) {
-          r.error("destinations", m, "is required: list at least one destination");
-        } else if (!dests.IsSequence()) {
-          r.error("destinations", dests, "must be a list of destinations");
-        } else {
-          std::set<std::string> names;
-          for (std::size_t i = 0; i < dests.size(); ++i) {
-            Destination d;
-            std::string dp = "destinations[" + std::to_string(i) + "]";
-            read_destination(r, dests[i], dp, d);
-            if (!d.name.empty() && !names.insert(d.name).second)
-              r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
-            c.destinations.push_back(std::move(d));
-          }
-          if (dests.size() == 0)
-            r.error("destinations", dests, "must list at least one destination");
-        }
-      },
-      {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-       "retention", "metrics", "audit"});
+  r.map(root, "",
+        [&](const YAML::Node& m, const std::string& p) {
+          if (m["facility"].IsDefined())
+            r.map(m["facility"], "facility",
+                  [&](const YAML::Node& f, const std::string& fp) {
+                    r.string(f, fp, "name", c.facility_name, 64);
+                    r.string(f, fp, "id", c.facility_id, 64);
+                  },
+                  {"name", "id"});
+          r.path(m, p, "state_dir", c.state_dir);
+          r.path(m, p, "control_socket", c.control_socket);
+          if (c.control_socket.string().size() > 100)
+            r.error("control_socket", m["control_socket"],
+                    "must be at most 100 characters (a Unix socket path)");
+          if (m["log"].IsDefined())
+            r.map(m["log"], "log",
+                  [&](const YAML::Node& l, const std::string& lp) {
+                    r.scalar(l, lp, "level",
+                             [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                               if (s != "debug" && s != "info" && s != "warn" && s != "error")
+                                 r.error(k, v, "must be one of debug, info, warn, error");
+                               else
+                                 c.log_level = s;
+                             });
+                  },
+                  {"level"});
+          if (m["ingest"].IsDefined())
+            r.map(m["ingest"], "ingest",
+                  [&](const YAML::Node& i, const std::string& ip) {
+                    read_ingest(r, i, ip, c.ingest);
+                  },
+                  {"dicom", "hl7", "new_versions"});
+          if (m["policy"].IsDefined())
+            r.map(m["policy"], "policy",
+                  [&](const YAML::Node& pn, const std::string& pp) {
+                    read_policy(r, pn, pp, c.policy);
+                  },
+                  {"stable_age", "health_number_issuer", "validation", "coercion"});
+          if (m["retention"].IsDefined())
+            r.map(m["retention"], "retention",
+                  [&](const YAML::Node& rn, const std::string& rp) {
+                    r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
+                  },
+                  {"spool_floor"});
+          if (m["audit"].IsDefined() && !m["audit"].IsNull())
+            r.map(m["audit"], "audit",
+                  [&](const YAML::Node& an, const std::string& ap) {
+                    if (an["syslog"].IsDefined() && !an["syslog"].IsNull())
+                      r.map(an["syslog"], Reader::join(ap, "syslog"),
+                            [&](const YAML::Node& sn, const std::string& sp) {
+                              read_audit_syslog(r, sn, sp, c.audit_syslog);
+                            },
+                            {"enabled", "host", "port", "ca", "client_cert", "client_key",
+                             "verify_peer"});
+                  },
+                  {"syslog"});
+          if (m["metrics"].IsDefined() && !m["metrics"].IsNull())
+            r.map(m["metrics"], "metrics",
+                  [&](const YAML::Node& mn, const std::string& mp) {
+                    read_metrics(r, mn, mp, c.metrics);
+                  },
+                  {"enabled", "bind", "port"});
+          read_destinations(r, m, c.destinations);
+        },
+        {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
+         "retention", "metrics", "audit"});
 }
 
 }  // namespace
