@@ -7,6 +7,60 @@
 
 namespace dirgw::catalog {
 
+namespace {
+
+// The patient the identifiers name (created on first mention), with every identifier linked.
+std::int64_t patient_for(Connection& db, const std::vector<PatientKey>& identifiers,
+                         std::int64_t now) {
+  std::int64_t patient = find_patient(db, identifiers);
+  if (patient == 0) {
+    db.prepare("INSERT INTO patients(created_at) VALUES (?1)").bind(1, now).run();
+    patient = db.last_insert_rowid();
+  }
+  for (const auto& k : identifiers)
+    db.prepare(
+          "INSERT OR IGNORE INTO patient_identifiers(patient_id, kind, issuer, value) "
+          "VALUES (?1, ?2, ?3, ?4)")
+        .bind(1, patient)
+        .bind(2, k.kind)
+        .bind(3, k.issuer)
+        .bind(4, k.value)
+        .run();
+  return patient;
+}
+
+// Withdraws, or releases studies held for want of consent, on every study carrying any
+// identifier of the patient, for the change's scope.
+void apply_to_studies(Connection& db, const Clock& clock, const ConsentChange& c,
+                      std::int64_t patient, ConsentEffect& effect) {
+  std::set<std::int64_t> studies;
+  auto st = db.prepare(
+      "SELECT DISTINCT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
+      "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
+      "WHERE pi.patient_id = ?1");
+  st.bind(1, patient);
+  while (st.step()) studies.insert(st.int64(0));
+  for (auto study_id : studies) {
+    auto rows = db.prepare(
+        "SELECT destination, state, reason_code FROM study_destinations WHERE study_id = ?1 "
+        "AND (?2 = '*' OR destination = ?2)");
+    rows.bind(1, study_id).bind(2, c.scope);
+    std::vector<std::tuple<std::string, std::string, std::string>> dests;
+    while (rows.step()) dests.emplace_back(rows.text(0), rows.text(1), rows.text(2));
+    for (const auto& [dest, state, code] : dests) {
+      if (!c.grant) {
+        if (withdraw(db, clock, study_id, dest, "consent withdrawn")) ++effect.studies_withdrawn;
+      } else if (state == "HELD" && code == reason::kNoConsent &&
+                 consent_of(db, patient, dest) == ConsentState::kGranted) {
+        if (transition(db, clock, study_id, dest, StudyState::kReady, Cause::kPolicy, ""))
+          ++effect.studies_released;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 Result<ConsentEffect> ConsentRegistry::record_consent(const ConsentChange& c) {
   if (c.identifiers.empty())
     return make_error(ErrorCode::kInvalidArgument, "a consent change needs a patient identifier");
@@ -16,21 +70,8 @@ Result<ConsentEffect> ConsentRegistry::record_consent(const ConsentChange& c) {
   const std::int64_t now = c.at != 0 ? c.at : db_.now_ms();
   return db_.write([&](Connection& db) -> Result<ConsentEffect> {
     ConsentEffect effect;
-    std::int64_t patient = find_patient(db, c.identifiers);
-    if (patient == 0) {
-      db.prepare("INSERT INTO patients(created_at) VALUES (?1)").bind(1, now).run();
-      patient = db.last_insert_rowid();
-    }
+    const std::int64_t patient = patient_for(db, c.identifiers, now);
     effect.patient_id = patient;
-    for (const auto& k : c.identifiers)
-      db.prepare(
-            "INSERT OR IGNORE INTO patient_identifiers(patient_id, kind, issuer, value) "
-            "VALUES (?1, ?2, ?3, ?4)")
-          .bind(1, patient)
-          .bind(2, k.kind)
-          .bind(3, k.issuer)
-          .bind(4, k.value)
-          .run();
     db.prepare(
           "INSERT INTO consent_events(patient_id, at, decision, scope, source, operator, "
           "reference) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
@@ -42,49 +83,22 @@ Result<ConsentEffect> ConsentRegistry::record_consent(const ConsentChange& c) {
         .bind(6, c.operator_name)
         .bind(7, c.reference)
         .run();
-    // Every study carrying any identifier of this patient.
-    std::set<std::int64_t> studies;
-    const bool queue_notifications = !c.grant && !c.notify.empty();
-    auto st = db.prepare(
-        "SELECT DISTINCT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
-        "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
-        "WHERE pi.patient_id = ?1");
-    st.bind(1, patient);
-    while (st.step()) studies.insert(st.int64(0));
-    for (auto study_id : studies) {
-      auto rows = db.prepare(
-          "SELECT destination, state, reason_code FROM study_destinations WHERE study_id = ?1 "
-          "AND (?2 = '*' OR destination = ?2)");
-      rows.bind(1, study_id).bind(2, c.scope);
-      std::vector<std::tuple<std::string, std::string, std::string>> dests;
-      while (rows.step()) dests.emplace_back(rows.text(0), rows.text(1), rows.text(2));
-      for (const auto& [dest, state, code] : dests) {
-        if (!c.grant) {
-          if (withdraw(db, db_.clock(), study_id, dest, "consent withdrawn"))
-            ++effect.studies_withdrawn;
-        } else if (state == "HELD" && code == reason::kNoConsent &&
-                   consent_of(db, patient, dest) == ConsentState::kGranted) {
-          if (transition(db, db_.clock(), study_id, dest, StudyState::kReady, Cause::kPolicy, ""))
-            ++effect.studies_released;
-        }
-      }
-    }
-    if (queue_notifications) {
-      for (const auto& dest : c.notify) {
-        if (c.scope != "*" && c.scope != dest) continue;
-        // Written out at once unless a batch of the patient's is still in flight to `dest`: then
-        // it waits for the answer, so that it lists that batch too.
-        db.prepare(
-              "INSERT INTO notifications(destination, created_at, body, state, patient_id, "
-              "scope) VALUES (?1, ?2, '', 'waiting', ?3, ?4)")
-            .bind(1, dest)
-            .bind(2, now)
-            .bind(3, patient)
-            .bind(4, c.scope)
-            .run();
-        finish_waiting_notifications(db, db_.clock(), dest);
-        ++effect.notifications;
-      }
+    apply_to_studies(db, db_.clock(), c, patient, effect);
+    if (c.grant) return effect;
+    for (const auto& dest : c.notify) {
+      if (c.scope != "*" && c.scope != dest) continue;
+      // Written out at once unless a batch of the patient's is still in flight to `dest`: then
+      // it waits for the answer, so that it lists that batch too.
+      db.prepare(
+            "INSERT INTO notifications(destination, created_at, body, state, patient_id, "
+            "scope) VALUES (?1, ?2, '', 'waiting', ?3, ?4)")
+          .bind(1, dest)
+          .bind(2, now)
+          .bind(3, patient)
+          .bind(4, c.scope)
+          .run();
+      finish_waiting_notifications(db, db_.clock(), dest);
+      ++effect.notifications;
     }
     return effect;
   });

@@ -101,103 +101,120 @@ Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
   return batch;
 }
 
+namespace {
+
+// What one batch of answers changed, gathered while each instance's row is written.
+struct BatchEffects {
+  std::set<std::int64_t> studies;                // studies whose state may have moved
+  std::set<std::int64_t> sent_after_withdrawal;  // accepted while their withdrawal took effect
+  bool any_sent = false;
+  std::string last_error;
+};
+
+std::string study_uid_of(Connection& db, std::int64_t study_id) {
+  auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
+  uid.bind(1, study_id);
+  return uid.step() ? uid.text(0) : std::string();
+}
+
+// One instance's answer, recorded as it is, whatever happened meanwhile: an accepted instance
+// is held by the repository even if its study was withdrawn while it was on the wire.
+void apply_answer(Connection& db, const std::string& destination, const DeliveryUpdate& u,
+                  std::int64_t now, BatchEffects& fx) {
+  auto sid = db.prepare(
+      "SELECT d.study_id, sd.state = 'WITHDRAWN' FROM deliveries d LEFT JOIN "
+      "study_destinations sd ON sd.study_id = d.study_id AND sd.destination = d.destination "
+      "WHERE d.instance_id = ?1 AND d.destination = ?2");
+  sid.bind(1, u.instance_id).bind(2, destination);
+  if (!sid.step()) return;
+  const std::int64_t study_id = sid.int64(0);
+  const bool gone = !sid.is_null(1) && sid.int64(1) != 0;
+  const bool delivered = u.result == DeliveryResult::kDelivered;
+  const char* state = delivered                              ? "sent"
+                      : gone                                 ? "withdrawn"
+                      : u.result == DeliveryResult::kRefused ? "failed"
+                                                             : "pending";
+  db.prepare(
+        "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
+        "next_attempt_at = ?5, in_doubt = 0, "
+        "sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
+        "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
+        "ELSE coalesce(first_failure_at, ?6) END "
+        "WHERE instance_id = ?1 AND destination = ?2 AND (state IN ('sending', 'pending') "
+        "OR (?3 = 'sent' AND state = 'withdrawn'))")
+      .bind(1, u.instance_id)
+      .bind(2, destination)
+      .bind(3, state)
+      .bind(4, u.error)
+      .bind(5, gone ? 0 : u.next_attempt_at)
+      .bind(6, now)
+      .run();
+  if (db.changes() == 0) return;
+  if (gone && delivered) fx.sent_after_withdrawal.insert(study_id);
+  fx.any_sent = fx.any_sent || delivered;
+  if (!delivered && !u.error.empty()) fx.last_error = u.error;
+  fx.studies.insert(study_id);
+}
+
+void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,
+                       const std::string& destination, audit::EventType type, std::string outcome,
+                       nlohmann::json detail = nlohmann::json::object()) {
+  audit::Event e;
+  e.type = type;
+  e.actor = audit::system_actor();
+  e.outcome = std::move(outcome);
+  e.study_uid = study_uid_of(db, study_id);
+  e.destination = destination;
+  e.detail = std::move(detail);
+  append_audit(db, clock, std::move(e));
+}
+
+void note_destination_status(Connection& db, const std::string& destination, std::int64_t now,
+                             const BatchEffects& fx) {
+  db.prepare("INSERT OR IGNORE INTO destination_status(destination) VALUES (?1)")
+      .bind(1, destination)
+      .run();
+  if (fx.any_sent)
+    db.prepare("UPDATE destination_status SET last_success_at = ?2 WHERE destination = ?1")
+        .bind(1, destination)
+        .bind(2, now)
+        .run();
+  if (!fx.last_error.empty())
+    db.prepare(
+          "UPDATE destination_status SET last_error_at = ?2, last_error = ?3 "
+          "WHERE destination = ?1")
+        .bind(1, destination)
+        .bind(2, now)
+        .bind(3, fx.last_error)
+        .run();
+}
+
+}  // namespace
+
 Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
                                                const std::vector<DeliveryUpdate>& updates) {
   const std::int64_t now = db_.now_ms();
   return db_.write([&](Connection& db) -> Result<void> {
-    std::set<std::int64_t> studies;
-    bool any_sent = false;
-    std::string last_error;
-    std::map<std::int64_t, bool> withdrawn;  // study id -> withdrawn for this destination
-    std::set<std::int64_t> sent_after_withdrawal;
-    for (const auto& u : updates) {
-      std::int64_t study_id = 0;
-      {
-        auto sid = db.prepare(
-            "SELECT i.study_id, sd.state = 'WITHDRAWN' FROM instances i LEFT JOIN "
-            "study_destinations sd ON sd.study_id = i.study_id AND sd.destination = ?2 "
-            "WHERE i.id = ?1");
-        sid.bind(1, u.instance_id).bind(2, destination);
-        if (!sid.step()) continue;
-        study_id = sid.int64(0);
-        withdrawn[study_id] = !sid.is_null(1) && sid.int64(1) != 0;
-      }
-      const bool gone = withdrawn[study_id];
-      // What the repository answered is recorded as it is, whatever happened meanwhile: an
-      // accepted instance is held there even if its study was withdrawn while it was on the wire.
-      const char* state = u.result == DeliveryResult::kDelivered ? "sent"
-                          : gone                                 ? "withdrawn"
-                          : u.result == DeliveryResult::kRefused ? "failed"
-                                                                 : "pending";
-      auto up = db.prepare(
-          "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
-          "next_attempt_at = ?5, in_doubt = 0, "
-          "sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
-          "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
-          "ELSE coalesce(first_failure_at, ?6) END "
-          "WHERE instance_id = ?1 AND destination = ?2 AND (state IN ('sending', 'pending') "
-          "OR (?3 = 'sent' AND state = 'withdrawn'))");
-      up.bind(1, u.instance_id)
-          .bind(2, destination)
-          .bind(3, state)
-          .bind(4, u.error)
-          .bind(5, gone ? 0 : u.next_attempt_at)
-          .bind(6, now)
-          .run();
-      if (db.changes() == 0) continue;
-      if (gone && u.result == DeliveryResult::kDelivered) sent_after_withdrawal.insert(study_id);
-      any_sent = any_sent || u.result == DeliveryResult::kDelivered;
-      if (u.result != DeliveryResult::kDelivered && !u.error.empty()) last_error = u.error;
-      studies.insert(study_id);
-    }
-    for (auto id : sent_after_withdrawal) {
-      auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
-      uid.bind(1, id);
-      uid.step();
-      audit::Event e;
-      e.type = audit::EventType::kStudySent;
-      e.actor = audit::system_actor();
-      e.outcome = audit::kSuccess;
-      e.study_uid = uid.text(0);
-      e.destination = destination;
-      e.detail = {{"note", "sent before withdrawal took effect"}};
-      append_audit(db, db_.clock(), std::move(e));
+    BatchEffects fx;
+    for (const auto& u : updates) apply_answer(db, destination, u, now, fx);
+    for (auto id : fx.sent_after_withdrawal) {
+      audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
+                        std::string(audit::kSuccess),
+                        nlohmann::json{{"note", "sent before withdrawal took effect"}});
       queue_late_notification(db, id, destination, now);
     }
     finish_waiting_notifications(db, db_.clock(), destination);
-    for (auto id : studies) {
+    // Each study's state from its counters (schema 9), not a recount of its deliveries.
+    for (auto id : fx.studies) {
       auto moved = refresh_study_state(db, db_.clock(), id, destination);
-      if (moved && (*moved == StudyState::kSent || *moved == StudyState::kFailed)) {
-        auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
-        uid.bind(1, id);
-        uid.step();
-        audit::Event e;
-        e.type = *moved == StudyState::kSent ? audit::EventType::kStudySent
-                                             : audit::EventType::kStudyFailed;
-        e.actor = audit::system_actor();
-        e.outcome = *moved == StudyState::kSent ? std::string(audit::kSuccess)
-                                                : audit::failure("refused by the repository");
-        e.study_uid = uid.text(0);
-        e.destination = destination;
-        append_audit(db, db_.clock(), std::move(e));
-      }
+      if (moved && *moved == StudyState::kSent)
+        audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
+                          std::string(audit::kSuccess));
+      else if (moved && *moved == StudyState::kFailed)
+        audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudyFailed,
+                          audit::failure("refused by the repository"));
     }
-    db.prepare("INSERT OR IGNORE INTO destination_status(destination) VALUES (?1)")
-        .bind(1, destination)
-        .run();
-    if (any_sent)
-      db.prepare("UPDATE destination_status SET last_success_at = ?2 WHERE destination = ?1")
-          .bind(1, destination)
-          .bind(2, now)
-          .run();
-    if (!last_error.empty())
-      db.prepare(
-            "UPDATE destination_status SET last_error_at = ?2, last_error = ?3 "
-            "WHERE destination = ?1")
-          .bind(1, destination)
-          .bind(2, now)
-          .bind(3, last_error)
-          .run();
+    note_destination_status(db, destination, now, fx);
     return {};
   });
 }

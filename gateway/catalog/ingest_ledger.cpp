@@ -130,12 +130,13 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
       // A late instance of a withdrawn study is withdrawn on arrival: never pending, never sent.
       const bool withdrawn = !cur.is_null(0) && cur.text(0) == "WITHDRAWN";
       db.prepare(
-            "INSERT INTO deliveries(instance_id, destination, state, round) "
-            "VALUES (?1, ?2, ?4, ?3)")
+            "INSERT INTO deliveries(instance_id, destination, state, round, study_id) "
+            "VALUES (?1, ?2, ?4, ?3, ?5)")
           .bind(1, instance_id)
           .bind(2, dest)
           .bind(3, round)
           .bind(4, withdrawn ? "withdrawn" : "pending")
+          .bind(5, study_id)
           .run();
     }
     append_audit(

@@ -82,21 +82,24 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
                                               std::int64_t study_id,
                                               const std::string& destination) {
   const std::int64_t now = to_epoch_ms(clock.now());
-  auto cur =
-      db.prepare("SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+  // The counters are kept by triggers as deliveries change (schema 9): nothing is recounted.
+  auto cur = db.prepare(
+      "SELECT state, open_count, sending_count, failed_count FROM study_destinations "
+      "WHERE study_id = ?1 AND destination = ?2");
   cur.bind(1, study_id).bind(2, destination);
   if (!cur.step()) return std::nullopt;
   const std::string state = cur.text(0);
   // A study that went back to RECEIVING (a late instance) keeps that state.
   if (state != kSending && state != kReady && state != kRetryWait) return std::nullopt;
-  auto counts = db.prepare(
-      "SELECT sum(d.state IN ('pending', 'sending')), sum(d.state = 'failed'), "
-      "sum(d.state = 'sending' OR (d.state = 'pending' AND d.next_attempt_at <= ?3)) "
-      "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
-      "WHERE i.study_id = ?1 AND d.destination = ?2");
-  counts.bind(1, study_id).bind(2, destination).bind(3, now);
-  counts.step();
-  const std::int64_t pending = counts.int64(0), failed = counts.int64(1), due = counts.int64(2);
+  const std::int64_t pending = cur.int64(1), failed = cur.int64(3);
+  bool due = cur.int64(2) > 0;
+  if (!due && pending > 0) {
+    auto st = db.prepare(
+        "SELECT 1 FROM deliveries WHERE study_id = ?1 AND destination = ?2 AND state = 'pending' "
+        "AND next_attempt_at <= ?3 LIMIT 1");
+    st.bind(1, study_id).bind(2, destination).bind(3, now);
+    due = st.step();
+  }
   std::string next = state;
   std::string reason;
   if (pending == 0 && failed == 0) {
@@ -104,7 +107,7 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
   } else if (pending == 0) {
     next = kFailed;
     reason = std::to_string(failed) + " instance(s) refused by the repository";
-  } else if (due == 0) {
+  } else if (!due) {
     next = kRetryWait;
   } else {
     next = kSending;

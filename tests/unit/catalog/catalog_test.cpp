@@ -374,6 +374,103 @@ TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
   EXPECT_EQ(catalog_->queries.status()->last_reconciliation->adopted, 2);
 }
 
+// Schema 9 keeps per-study delivery counters by triggers; they must always equal a recount.
+void expect_counters_match_recount(const fs::path& db_path) {
+  sqlite::Connection db(db_path.string());
+  auto st = db.prepare(
+      "SELECT sd.study_id, sd.destination, sd.open_count, sd.sending_count, sd.failed_count, "
+      "(SELECT count(*) FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+      " WHERE i.study_id = sd.study_id AND d.destination = sd.destination "
+      " AND d.state IN ('pending', 'sending')), "
+      "(SELECT count(*) FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+      " WHERE i.study_id = sd.study_id AND d.destination = sd.destination AND d.state = "
+      "'sending'), "
+      "(SELECT count(*) FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+      " WHERE i.study_id = sd.study_id AND d.destination = sd.destination AND d.state = 'failed') "
+      "FROM study_destinations sd");
+  int rows = 0;
+  while (st.step()) {
+    ++rows;
+    SCOPED_TRACE("study " + std::to_string(st.int64(0)) + " " + st.text(1));
+    EXPECT_EQ(st.int64(2), st.int64(5));
+    EXPECT_EQ(st.int64(3), st.int64(6));
+    EXPECT_EQ(st.int64(4), st.int64(7));
+  }
+  EXPECT_GT(rows, 0);
+}
+
+TEST_F(CatalogTest, PerStudyCountersFollowEveryDeliveryChange) {
+  const auto db_path = dir_.path() / "catalog.db";
+  for (int i = 1; i <= 4; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.4", 9)).ok());
+  expect_counters_match_recount(db_path);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 2);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(due.size(), 5u);
+  auto begun = catalog_->delivery.begin_send("hdirs", due);
+  ASSERT_TRUE(begun.ok());
+  begun->permit.release();
+  expect_counters_match_recount(db_path);  // sending
+  const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
+  ASSERT_TRUE(catalog_->delivery
+                  .record_deliveries(
+                      "hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0},
+                                {due[1].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at},
+                                {due[2].instance_id, DeliveryResult::kRefused, "0xA900", 0},
+                                {due[3].instance_id, DeliveryResult::kDelivered, "", 0},
+                                {due[4].instance_id, DeliveryResult::kDelivered, "", 0}})
+                  .ok());
+  expect_counters_match_recount(db_path);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+  EXPECT_EQ(state_of(*catalog_, "1.2.4", "hdirs"), kSent);
+  // A new version supersedes the pending one; a late instance opens a new round.
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 2, std::string(64, 'f'))).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.4", 10)).ok());
+  expect_counters_match_recount(db_path);
+  ASSERT_TRUE(catalog_->operators.retry_all_failed("").ok());
+  expect_counters_match_recount(db_path);
+  ASSERT_TRUE(catalog_->ingest.flag_missing_object(std::string(64, 'f')).ok());
+  expect_counters_match_recount(db_path);
+}
+
+TEST(Migrations, SchemaNineCountsExistingDeliveries) {
+  TempDir dir;
+  const auto path = (dir.path() / "c.db").string();
+  {
+    sqlite::Connection db(path);
+    ASSERT_TRUE(migrate(db, 8).ok());
+    db.exec(
+        "INSERT INTO objects(sha256, size, created_at) VALUES ('aa', 1, 1);"
+        "INSERT INTO studies(id, study_uid, state, first_received_at, last_received_at) "
+        "VALUES (7, '1.2.3', 'READY', 1, 2);"
+        "INSERT INTO instances(id, study_id, sop_instance_uid, sop_class_uid, series_uid, "
+        "transfer_syntax, object_sha256, size, received_at) VALUES "
+        "(1, 7, '1.2.3.1', '1.2', '1.2.3.9', '1.2.840.10008.1.2.1', 'aa', 1, 1), "
+        "(2, 7, '1.2.3.2', '1.2', '1.2.3.9', '1.2.840.10008.1.2.1', 'aa', 1, 1), "
+        "(3, 7, '1.2.3.3', '1.2', '1.2.3.9', '1.2.840.10008.1.2.1', 'aa', 1, 1);"
+        "INSERT INTO study_destinations(study_id, destination, state, updated_at) "
+        "VALUES (7, 'hdirs', 'SENDING', 1);"
+        "INSERT INTO deliveries(instance_id, destination, state) VALUES "
+        "(1, 'hdirs', 'pending'), (2, 'hdirs', 'sending'), (3, 'hdirs', 'failed');");
+  }
+  sqlite::Connection db(path);
+  ASSERT_TRUE(migrate(db).ok());
+  auto st = db.prepare(
+      "SELECT open_count, sending_count, failed_count FROM study_destinations WHERE study_id = 7");
+  ASSERT_TRUE(st.step());
+  EXPECT_EQ(st.int64(0), 2);
+  EXPECT_EQ(st.int64(1), 1);
+  EXPECT_EQ(st.int64(2), 1);
+  auto d = db.prepare("SELECT count(*) FROM deliveries WHERE study_id = 7");
+  d.step();
+  EXPECT_EQ(d.int64(0), 3);
+  // A delivery without its study is refused, not silently left out of the counters.
+  EXPECT_THROW(db.exec("INSERT INTO deliveries(instance_id, destination, state) "
+                       "VALUES (1, 'other', 'pending')"),
+               sqlite::SqliteError);
+}
+
 TEST_F(CatalogTest, StudiesFilterByStateAndDestination) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.4", 1)).ok());
