@@ -12,7 +12,8 @@ Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& d
                                                             std::uint64_t max_bytes) {
   return db_.locked([&](Connection& db) -> Result<std::vector<DueItem>> {
     auto st = db.prepare(
-        "SELECT d.instance_id, i.study_id, s.study_uid, i.sop_instance_uid, i.sop_class_uid, "
+        "SELECT d.instance_id, i.study_id, s.study_uid, coalesce(dob.sop_instance_uid, "
+        "i.sop_instance_uid), i.sop_class_uid, "
         "coalesce(dob.sha256, i.object_sha256), coalesce(dob.size, i.size), d.attempts, "
         "i.received_at, coalesce(d.first_failure_at, 0), dob.sha256 IS NOT NULL "
         "FROM deliveries d "

@@ -62,7 +62,7 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
 Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
     std::int64_t study_id, const std::vector<PatientKey>& identifiers,
     const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
-    const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>& derived) {
+    const std::vector<DerivedObject>& derived) {
   const std::int64_t now = db_.now_ms();
   return db_.write([&](Connection& db) -> Result<std::vector<PolicyDecision>> {
     for (const auto& k : identifiers)
@@ -86,20 +86,25 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
           .bind(5, f.message)
           .bind(6, now)
           .run();
-    for (const auto& [instance_id, destination, sha, size] : derived) {
+    for (const auto& o : derived) {
       db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
-          .bind(1, sha)
-          .bind(2, static_cast<std::int64_t>(size))
+          .bind(1, o.sha256)
+          .bind(2, static_cast<std::int64_t>(o.size))
           .bind(3, now)
           .run();
-      db.prepare(
-            "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind) "
-            "VALUES (?1, ?2, ?3, ?4, 'coerced')")
-          .bind(1, instance_id)
-          .bind(2, destination)
-          .bind(3, sha)
-          .bind(4, static_cast<std::int64_t>(size))
-          .run();
+      auto ins = db.prepare(
+          "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind, "
+          "sop_instance_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      ins.bind(1, o.instance_id)
+          .bind(2, o.destination)
+          .bind(3, o.sha256)
+          .bind(4, static_cast<std::int64_t>(o.size))
+          .bind(5, o.kind);
+      if (o.sop_instance_uid.empty())
+        ins.bind_null(6);
+      else
+        ins.bind(6, o.sop_instance_uid);
+      ins.run();
     }
     // Consent is read here, in the transaction that commits the decision: a withdrawal either
     // committed before (and is seen) or comes after (and finds this study by its identifiers).

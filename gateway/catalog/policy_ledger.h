@@ -15,11 +15,11 @@ class PolicyLedger {
   Result<std::vector<PolicyWork>> policy_work(int limit);
   // Records the decision in one transaction; READY proposals are resolved against consent read
   // in that same transaction. Returns the decisions as committed.
-  Result<std::vector<PolicyDecision>> record_policy(
-      std::int64_t study_id, const std::vector<PatientKey>& identifiers,
-      const std::vector<Finding>& findings, const std::vector<PolicyDecision>& decisions,
-      const std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>>&
-          derived);
+  Result<std::vector<PolicyDecision>> record_policy(std::int64_t study_id,
+                                                    const std::vector<PatientKey>& identifiers,
+                                                    const std::vector<Finding>& findings,
+                                                    const std::vector<PolicyDecision>& decisions,
+                                                    const std::vector<DerivedObject>& derived);
   Result<std::vector<Finding>> findings(const std::string& study_uid);
 
  private:

@@ -52,7 +52,7 @@ struct DueItem {
   int attempts = 0;
   std::int64_t received_at = 0;
   std::int64_t first_failure_at = 0;  // 0: has not failed yet
-  bool derived = false;               // sha256/size are of a derived (coerced) object
+  bool derived = false;  // sha256/size/UID are of a derived (coerced or de-identified) copy
 };
 
 enum class DeliveryResult { kDelivered, kRetry, kRefused };
@@ -210,7 +210,19 @@ inline constexpr const char* kConsentWithdrawn = "consent-withdrawn";
 inline constexpr const char* kValidation = "validation";
 inline constexpr const char* kOperator = "operator";
 inline constexpr const char* kNewVersion = "new-version";
+inline constexpr const char* kDeidRefused = "deid-refused";  // not de-identifiable as configured
 }  // namespace reason
+
+// A per-destination copy the policy stage wrote (coerced, or de-identified), sent instead of the
+// original. A de-identified copy has its own SOP Instance UID.
+struct DerivedObject {
+  std::int64_t instance_id = 0;
+  std::string destination;
+  std::string sha256;
+  std::uint64_t size = 0;
+  std::string kind = "coerced";  // coerced | deidentified
+  std::string sop_instance_uid;  // empty: the original's
+};
 
 // What the policy stage decided for one study and one destination. READY is a proposal that
 // consent still decides: record_policy reads the consent registry in the same transaction that

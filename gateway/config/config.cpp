@@ -179,6 +179,19 @@ class Reader {
     });
   }
 
+  // A list: fn(item, "key[i]") for each item; an error when the value is not a list.
+  void list(const YAML::Node& p, const std::string& path, const char* key, const char* what,
+            const std::function<void(const YAML::Node&, const std::string&)>& fn) {
+    YAML::Node n = p[key];
+    if (!n.IsDefined() || n.IsNull()) return;
+    if (!n.IsSequence()) {
+      error(join(path, key), n, std::string("must be a list of ") + what);
+      return;
+    }
+    for (std::size_t i = 0; i < n.size(); ++i)
+      fn(n[i], join(path, key) + "[" + std::to_string(i) + "]");
+  }
+
   void path(const YAML::Node& p, const std::string& path, const char* key,
             std::filesystem::path& out) {
     scalar(p, path, key, [&](const YAML::Node& n, const std::string& k, const std::string& v) {
@@ -267,6 +280,130 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
         },
         {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
          "acse_timeout", "dimse_timeout", "max_object_size"});
+}
+
+// Parses "0x0029" or "0029" (hex) into a number within [lo, hi]; nullopt otherwise.
+std::optional<int> parse_hex(const std::string& text, int lo, int hi) {
+  std::string h = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0 ? text.substr(2) : text;
+  if (h.empty() || h.size() > 4 ||
+      h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+    return std::nullopt;
+  const int v = std::stoi(h, nullptr, 16);
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+void read_safe_private(Reader& r, const YAML::Node& n, const std::string& k, Deidentify& d) {
+  r.map(n, k,
+        [&](const YAML::Node& m, const std::string& p) {
+          SafePrivate sp;
+          r.scalar(
+              m, p, "group", [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
+                auto g = parse_hex(s, 0, 0xFFFF);
+                if (!g || (*g != 0 && (*g % 2 == 0 || *g < 9)))
+                  r.error(
+                      vk, v,
+                      "must be an odd group number such as 0x0029 (or 0 for any), not '" + s + "'");
+                else
+                  sp.group = *g;
+              });
+          r.string(m, p, "creator", sp.creator, 64);
+          if (sp.creator.empty()) r.error(Reader::join(p, "creator"), m, "is required");
+          r.scalar(m, p, "element",
+                   [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
+                     auto e = parse_hex(s, 0, 0xFF);
+                     if (!e)
+                       r.error(
+                           vk, v,
+                           "must be the low byte of the element, 0x00 to 0xFF, not '" + s + "'");
+                     else
+                       sp.element = *e;
+                   });
+          d.safe_private.push_back(sp);
+        },
+        {"group", "creator", "element"});
+}
+
+void read_burned_in_allow(Reader& r, const YAML::Node& n, const std::string& k, Deidentify& d) {
+  r.map(n, k,
+        [&](const YAML::Node& m, const std::string& p) {
+          BurnedInAllow b;
+          r.string(m, p, "sop_class_uid", b.sop_class_uid, 64);
+          r.string(m, p, "modality", b.modality, 16);
+          r.string(m, p, "manufacturer", b.manufacturer, 64);
+          r.string(m, p, "model", b.model, 64);
+          r.boolean(m, p, "allow_marked_yes", b.allow_marked_yes);
+          if (b.sop_class_uid.empty() && b.modality.empty() && b.manufacturer.empty() &&
+              b.model.empty())
+            r.error(k, n, "must name at least one of sop_class_uid, modality, manufacturer, model");
+          d.burned_in_allow.push_back(std::move(b));
+        },
+        {"sop_class_uid", "modality", "manufacturer", "model", "allow_marked_yes"});
+}
+
+// One option name of PS3.15 Table E.1-1's columns, as written in the configuration.
+bool apply_deid_option(const std::string& o, Deidentify& d, std::string& conflict) {
+  if (o == "retain_uids")
+    d.retain_uids = true;
+  else if (o == "retain_device_identity")
+    d.retain_device_identity = true;
+  else if (o == "retain_institution_identity")
+    d.retain_institution_identity = true;
+  else if (o == "retain_patient_characteristics")
+    d.retain_patient_characteristics = true;
+  else if (o == "clean_descriptors")
+    d.clean_descriptors = true;
+  else if (o == "clean_structured_content")
+    d.clean_structured_content = true;
+  else if (o == "clean_graphics")
+    d.clean_graphics = true;
+  else if (o == "retain_longitudinal_full_dates" || o == "retain_longitudinal_modified_dates") {
+    const std::string dates = o == "retain_longitudinal_full_dates" ? "full" : "modified";
+    if (d.dates != "remove" && d.dates != dates)
+      conflict =
+          "retain_longitudinal_full_dates and retain_longitudinal_modified_dates exclude "
+          "each other";
+    d.dates = dates;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+void read_deidentify(Reader& r, const YAML::Node& m, const std::string& p, Deidentify& d) {
+  d.enabled = true;
+  r.boolean(m, p, "enabled", d.enabled);
+  r.scalar(m, p, "profile", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    if (s != "basic")
+      r.error(k, v,
+              "must be basic (the PS3.15 Basic Application Level Confidentiality Profile), not '" +
+                  s + "'");
+  });
+  r.list(m, p, "options", "option names", [&](const YAML::Node& v, const std::string& k) {
+    std::string conflict;
+    if (!v.IsScalar() || !apply_deid_option(v.Scalar(), d, conflict))
+      r.error(k, v,
+              "unknown option (allowed: retain_uids, retain_device_identity, "
+              "retain_institution_identity, retain_patient_characteristics, "
+              "retain_longitudinal_full_dates, retain_longitudinal_modified_dates, "
+              "clean_descriptors, clean_structured_content, clean_graphics; Retain Safe Private "
+              "is the safe_private list)");
+    else if (!conflict.empty())
+      r.error(k, v, conflict);
+  });
+  r.list(m, p, "descriptor_allow_list", "reviewed descriptor values",
+         [&](const YAML::Node& v, const std::string& k) {
+           if (!v.IsScalar() || v.Scalar().empty() || v.Scalar().size() > 64)
+             r.error(k, v, "must be a descriptor value of 1 to 64 characters");
+           else
+             d.descriptor_allow_list.push_back(v.Scalar());
+         });
+  if (!d.descriptor_allow_list.empty() && !d.clean_descriptors)
+    r.error(Reader::join(p, "descriptor_allow_list"), m, "needs the clean_descriptors option");
+  r.list(m, p, "safe_private", "{group, creator, element} entries",
+         [&](const YAML::Node& v, const std::string& k) { read_safe_private(r, v, k, d); });
+  r.list(m, p, "burned_in_allow", "rules",
+         [&](const YAML::Node& v, const std::string& k) { read_burned_in_allow(r, v, k, d); });
 }
 
 void read_destination(Reader& r, const YAML::Node& n, const std::string& path, Destination& d) {
@@ -363,9 +500,16 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                              Duration(86'400'000));
                 },
                 {"failures", "cooldown"});
+        if (m["deidentify"].IsDefined() && !m["deidentify"].IsNull())
+          r.map(m["deidentify"], Reader::join(p, "deidentify"),
+                [&](const YAML::Node& dn, const std::string& dp) {
+                  read_deidentify(r, dn, dp, d.deidentify);
+                },
+                {"enabled", "profile", "options", "descriptor_allow_list", "safe_private",
+                 "burned_in_allow"});
       },
       {"name", "type", "url", "consent", "withdrawal_notify_url", "auth", "batch", "timeouts",
-       "retry", "circuit"});
+       "retry", "circuit", "deidentify"});
 }
 
 void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& hl) {
@@ -558,10 +702,16 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                     read_metrics(r, mn, mp, c.metrics);
                   },
                   {"enabled", "bind", "port"});
+          if (m["deidentification"].IsDefined() && !m["deidentification"].IsNull())
+            r.map(m["deidentification"], "deidentification",
+                  [&](const YAML::Node& dn, const std::string& dp) {
+                    r.path(dn, dp, "key_file", c.deid_key_file);
+                  },
+                  {"key_file"});
           read_destinations(r, m, c.destinations);
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-         "retention", "metrics", "audit"});
+         "retention", "metrics", "audit", "deidentification"});
 }
 
 }  // namespace

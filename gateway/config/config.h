@@ -70,6 +70,32 @@ struct Auth {
   bool verify_peer = true;
 };
 
+// De-identification for one destination (DICOM PS3.15 Annex E, Basic Profile and options; see
+// docs/deidentification.md). The policy stage maps this onto policy::deid::DeidOptions.
+struct SafePrivate {
+  int group = 0;  // odd; 0: any odd group
+  std::string creator;
+  int element = 0;  // low byte of the element number, 0x00..0xFF
+};
+struct BurnedInAllow {
+  std::string sop_class_uid, modality, manufacturer, model;  // every non-empty field must match
+  bool allow_marked_yes = false;
+};
+struct Deidentify {
+  bool enabled = false;
+  bool retain_uids = false;
+  bool retain_device_identity = false;
+  bool retain_institution_identity = false;
+  bool retain_patient_characteristics = false;
+  std::string dates = "remove";  // remove | full | modified (Retain Longitudinal Temporal ...)
+  bool clean_descriptors = false;
+  bool clean_structured_content = false;
+  bool clean_graphics = false;
+  std::vector<std::string> descriptor_allow_list;
+  std::vector<SafePrivate> safe_private;
+  std::vector<BurnedInAllow> burned_in_allow;
+};
+
 struct Destination {
   std::string name;
   std::string type = "stow-rs";
@@ -89,6 +115,7 @@ struct Destination {
   // left alone for a cool-down, then probed with a single instance.
   int circuit_failures = 5;
   Duration circuit_cooldown{std::chrono::minutes(1)};
+  Deidentify deidentify;  // enabled: this destination receives de-identified copies only
 };
 
 struct Retention {
@@ -119,6 +146,8 @@ struct Config {
   Ingest ingest;
   Policy policy;
   std::vector<Destination> destinations;
+  // The secret behind every pseudonym (32 bytes, 0600, created at first start when absent).
+  std::filesystem::path deid_key_file;  // empty: <state_dir>/keys/deid.key
   Retention retention;
   Metrics metrics;
   AuditSyslog audit_syslog;

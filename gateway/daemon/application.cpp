@@ -67,6 +67,7 @@ struct Application::Impl {
   std::unique_ptr<ingest::Spool> spool;
   std::unique_ptr<catalog::Catalog> catalog;
   std::unique_ptr<AuditTrail> audit;
+  std::unique_ptr<policy::DeidTargets> deid;
   std::unique_ptr<policy::Stage> policy_stage;
   std::unique_ptr<scheduler::Scheduler> scheduler;
   std::unique_ptr<ingest::CatalogSink> sink;
@@ -121,6 +122,9 @@ Result<void> Application::Impl::open_state() {
   auto key = load_or_create_key(state / "keys" / "log-hmac.key");
   if (!key) return key.error();
   log::set_phi_key(*key);
+  auto deid_targets = policy::DeidTargets::make(config);
+  if (!deid_targets) return deid_targets.error();
+  deid = std::make_unique<policy::DeidTargets>(std::move(deid_targets).value());
 
   auto opened_spool = ingest::Spool::open(state / "spool");
   if (!opened_spool) return opened_spool.error();
@@ -148,7 +152,8 @@ void Application::Impl::build_stages() {
     dest_names.push_back(d.name);
   }
   metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
-  policy_stage = std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get());
+  policy_stage =
+      std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get(), deid.get());
   scheduler::PolicyStep policy_step = [this] {
     const auto p = policy_stage->step();
     return scheduler::PolicyRound{p.studies, p.ready, p.failed};

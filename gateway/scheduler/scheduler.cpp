@@ -237,6 +237,24 @@ void Forwarder::after_request(const senders::Outcome& outcome, std::size_t insta
   if (circuit_ == Circuit::kOpen && (!r.next || *r.next < open_until_)) r.next = open_until_;
 }
 
+void Forwarder::refuse_identified(std::vector<catalog::DueItem>& due) {
+  std::vector<catalog::DeliveryUpdate> refused;
+  std::erase_if(due, [&](const catalog::DueItem& d) {
+    if (d.derived) return false;
+    refused.push_back({d.instance_id, catalog::DeliveryResult::kRefused,
+                       "no de-identified copy: an identified original is never sent to a "
+                       "de-identifying destination",
+                       0});
+    return true;
+  });
+  if (refused.empty()) return;
+  log::warn("forwarder: instances without a de-identified copy refused",
+            {{"destination", destination_.name}, {"instances", std::to_string(refused.size())}});
+  if (auto rec = catalog_.delivery.record_deliveries(destination_.name, refused); !rec)
+    log::error("forwarder: cannot record refusals",
+               {{"destination", destination_.name}, {"error", rec.error().to_string()}});
+}
+
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
@@ -259,6 +277,7 @@ Forwarder::StepResult Forwarder::step() {
   if (!max_count) return r;
   auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), *max_count,
                                               destination_.batch_max_bytes);
+  if (due && destination_.deidentify.enabled) refuse_identified(*due);
   if (due && due->empty()) {
     auto next = catalog_.delivery.next_due(destination_.name);
     if (next && next->has_value()) r.next = from_epoch_ms(**next);

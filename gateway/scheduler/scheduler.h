@@ -96,6 +96,9 @@ class Forwarder {
   // The circuit's say on the next batch: how many instances (a half-open probe risks one), or
   // none while it is open (r.next: when it may probe).
   std::optional<int> batch_limit(TimePoint now, StepResult& r);
+  // A de-identifying destination is never sent an original: due instances without their
+  // de-identified copy fail with a reason (e.g. released from a de-identification quarantine).
+  void refuse_identified(std::vector<catalog::DueItem>& due);
   // The repository's answer, instance by instance, as the catalog records it (give-up age,
   // authentication failures), counted into r.
   std::vector<catalog::DeliveryUpdate> updates_for(const std::vector<catalog::DueItem>& items,

@@ -57,8 +57,13 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
 }
 
 Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
-             const Clock& clock, metrics::GatewayMetrics* metrics)
-    : config_(config), catalog_(catalog), spool_(spool), clock_(clock), metrics_(metrics) {
+             const Clock& clock, metrics::GatewayMetrics* metrics, const DeidTargets* deid)
+    : config_(config),
+      catalog_(catalog),
+      spool_(spool),
+      clock_(clock),
+      metrics_(metrics),
+      deid_(deid) {
   if (config.policy.validation_profile != "none")
     profile_ = builtin_profile(config.policy.validation_profile);
   rules_.facility = config.facility_name;
@@ -83,7 +88,9 @@ Stage::Checked Stage::check_instances(
     const catalog::PolicyWork& w,
     const std::map<std::string, const catalog::PolicyWork::Instance*>& latest) {
   Checked out;
-  auto& [findings, keys, derived] = out;
+  auto& findings = out.findings;
+  auto& keys = out.keys;
+  auto& derived = out.derived;
   for (const auto& [uid, inst] : latest) {
     const auto original = spool_.object_path(inst->sha256);
     std::filesystem::path checked = original;  // what validation looks at: what would leave
@@ -104,7 +111,7 @@ Stage::Checked Stage::check_instances(
         } else {
           checked = stored->path;
           for (const auto& d : w.destinations)
-            derived.emplace_back(inst->id, d, stored->sha256, stored->size);
+            derived.push_back({inst->id, d, stored->sha256, stored->size, "coerced", ""});
         }
       }
       spool_.discard_temp(tmp);
@@ -120,8 +127,54 @@ Stage::Checked Stage::check_instances(
     }
     auto k = patient_keys(checked, config_.policy.health_number_issuer);
     if (k) keys.insert(k->begin(), k->end());
+    if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
   }
   return out;
+}
+
+// A de-identifying destination gets its own copy, made from what would otherwise leave (the
+// coerced copy if there is one), in place of the coerced copy; or, when the object may not be
+// de-identified (burned-in text, an encapsulated document...), nothing: the study is quarantined
+// for that destination alone.
+void Stage::deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out) {
+  for (const auto& dest : config_.destinations) {
+    if (!deid_->deidentifies(dest.name)) continue;
+    std::erase_if(out.derived, [&](const catalog::DerivedObject& o) {
+      return o.instance_id == instance_id && o.destination == dest.name;
+    });
+    auto copy = deid_->copy(dest.name, input, instance_id, spool_);
+    if (copy.derived) {
+      out.derived.push_back(std::move(*copy.derived));
+    } else {
+      auto& [count, first] = out.deid_refused[dest.name];
+      if (count++ == 0) first = copy.refused;
+    }
+  }
+}
+
+std::vector<catalog::PolicyDecision> Stage::propose(const catalog::PolicyWork& w,
+                                                    const Checked& c) {
+  std::vector<catalog::PolicyDecision> proposals;
+  for (const auto& dest : w.destinations) {
+    catalog::PolicyDecision d;
+    d.destination = dest;
+    for (const auto& cd : config_.destinations)
+      if (cd.name == dest) d.opt_in = cd.consent_mode == "opt-in";
+    if (!c.findings.empty()) {
+      d.state = catalog::StudyState::kQuarantined;
+      d.code = catalog::reason::kValidation;
+      d.reason = std::to_string(c.findings.size()) +
+                 " validation finding(s), first: " + c.findings.front().code;
+    } else if (auto r = c.deid_refused.find(dest); r != c.deid_refused.end()) {
+      d.state = catalog::StudyState::kQuarantined;
+      d.code = catalog::reason::kDeidRefused;
+      d.reason =
+          std::to_string(r->second.first) +
+          " instance(s) not de-identifiable for this destination, first: " + r->second.second;
+    }
+    proposals.push_back(std::move(d));
+  }
+  return proposals;
 }
 
 Stage::StepResult Stage::step(int limit) {
@@ -140,27 +193,15 @@ Stage::StepResult Stage::step(int limit) {
     std::map<std::string, const catalog::PolicyWork::Instance*> latest;
     for (const auto& i : w.instances) latest[i.sop_instance_uid] = &i;
 
-    auto [findings, keys, derived] = check_instances(w, latest);
-    const std::vector<catalog::PatientKey> key_list(keys.begin(), keys.end());
+    const Checked checked = check_instances(w, latest);
+    const auto& findings = checked.findings;
+    const std::vector<catalog::PatientKey> key_list(checked.keys.begin(), checked.keys.end());
     // READY is only proposed here: the catalog reads consent in the transaction that commits
     // the decision (a withdrawal landing meanwhile is never missed).
-    std::vector<catalog::PolicyDecision> proposals;
-    for (const auto& dest : w.destinations) {
-      catalog::PolicyDecision d;
-      d.destination = dest;
-      for (const auto& c : config_.destinations)
-        if (c.name == dest) d.opt_in = c.consent_mode == "opt-in";
-      if (!findings.empty()) {
-        d.state = catalog::StudyState::kQuarantined;
-        d.code = catalog::reason::kValidation;
-        d.reason = std::to_string(findings.size()) +
-                   " validation finding(s), first: " + findings.front().code;
-      }
-      proposals.push_back(std::move(d));
-    }
+    const auto proposals = propose(w, checked);
     if (before_record_) before_record_(w.study_id);
     auto decided =
-        catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, derived);
+        catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, checked.derived);
     if (!decided) {
       log::error("policy: cannot record the decision",
                  {{"study_uid", w.study_uid}, {"error", decided.error().to_string()}});

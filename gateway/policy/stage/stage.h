@@ -20,6 +20,7 @@
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
 #include "policy/coerce/coerce.h"
+#include "policy/stage/deidentify.h"
 #include "policy/validate/validate.h"
 
 namespace dirgw::policy {
@@ -31,8 +32,10 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
 
 class Stage {
  public:
+  // `deid` (may be null: nothing de-identifies) outlives the stage.
   Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
-        const Clock& clock, metrics::GatewayMetrics* metrics = nullptr);
+        const Clock& clock, metrics::GatewayMetrics* metrics = nullptr,
+        const DeidTargets* deid = nullptr);
   struct StepResult {
     int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
     int failed = 0;  // decisions the catalog could not record (the study stays STABLE)
@@ -54,8 +57,12 @@ class Stage {
   struct Checked {
     std::vector<catalog::Finding> findings;
     std::set<catalog::PatientKey> keys;
-    std::vector<std::tuple<std::int64_t, std::string, std::string, std::uint64_t>> derived;
+    std::vector<catalog::DerivedObject> derived;
+    // De-identifying destinations that cannot take an instance: how many, and the first reason.
+    std::map<std::string, std::pair<int, std::string>> deid_refused;
   };
+  void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
+  std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);
   Checked check_instances(
       const catalog::PolicyWork& w,
       const std::map<std::string, const catalog::PolicyWork::Instance*>& latest);
@@ -68,6 +75,7 @@ class Stage {
   CoercionRules rules_;
   bool coerce_ = false;
   metrics::GatewayMetrics* metrics_;
+  const DeidTargets* deid_;
   std::function<void(std::int64_t)> before_record_;
   mutable std::mutex health_mutex_;
   Health health_;

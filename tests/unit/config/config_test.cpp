@@ -150,6 +150,63 @@ TEST(Config, DuplicateDestinationNames) {
   expect_error(r, "destinations[1].name", 22, "duplicates");
 }
 
+const char* kResearch = R"(  - name: research
+    url: https://research.example.org/dicom-web
+    deidentify:
+      profile: basic
+      options: [retain_longitudinal_modified_dates, retain_device_identity, clean_descriptors]
+      descriptor_allow_list: ["CT CHEST"]
+      safe_private: [ { group: 0x0029, creator: "SIEMENS CSA HEADER", element: 0x10 } ]
+      burned_in_allow: [ { modality: US, manufacturer: ACME } ]
+deidentification: { key_file: /etc/dirgw/deid.key }
+)";
+
+TEST(Config, DeidentifyBlockMapsEveryOption) {
+  auto r = load_string(std::string(kGood) + kResearch);
+  ASSERT_TRUE(r.ok()) << r.errors[0].to_string("t");
+  const auto& d = r.config->destinations[1].deidentify;
+  EXPECT_FALSE(r.config->destinations[0].deidentify.enabled);
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.dates, "modified");
+  EXPECT_TRUE(d.retain_device_identity);
+  EXPECT_FALSE(d.retain_uids);
+  EXPECT_TRUE(d.clean_descriptors);
+  ASSERT_EQ(d.safe_private.size(), 1u);
+  EXPECT_EQ(d.safe_private[0].group, 0x29);
+  EXPECT_EQ(d.safe_private[0].element, 0x10);
+  EXPECT_EQ(d.safe_private[0].creator, "SIEMENS CSA HEADER");
+  ASSERT_EQ(d.burned_in_allow.size(), 1u);
+  EXPECT_EQ(d.burned_in_allow[0].modality, "US");
+  EXPECT_EQ(r.config->deid_key_file, "/etc/dirgw/deid.key");
+}
+
+TEST(Config, DeidentifyErrorsNameTheKey) {
+  const std::string base = std::string(kGood) + kResearch;
+  auto refused = [&](const std::string& from, const std::string& to, const std::string& key,
+                     const std::string& words) {
+    std::string s = base;
+    s.replace(s.find(from), from.size(), to);
+    auto r = load_string(s);
+    ASSERT_FALSE(r.ok()) << to;
+    EXPECT_EQ(r.errors[0].key, key) << to;
+    EXPECT_NE(r.errors[0].message.find(words), std::string::npos) << r.errors[0].message;
+    EXPECT_GT(r.errors[0].line, 0);
+  };
+  refused("retain_device_identity,", "retain_everything,", "destinations[1].deidentify.options[1]",
+          "unknown option");
+  refused("retain_device_identity,", "retain_longitudinal_full_dates,",
+          "destinations[1].deidentify.options[1]", "exclude each other");
+  refused("group: 0x0029", "group: 0x0028", "destinations[1].deidentify.safe_private[0].group",
+          "odd group");
+  refused("element: 0x10", "element: 0x100", "destinations[1].deidentify.safe_private[0].element",
+          "low byte");
+  refused("profile: basic", "profile: everything", "destinations[1].deidentify.profile", "basic");
+  refused("{ modality: US, manufacturer: ACME }", "{ allow_marked_yes: true }",
+          "destinations[1].deidentify.burned_in_allow[0]", "at least one");
+  refused(", clean_descriptors]", "]", "destinations[1].deidentify.descriptor_allow_list",
+          "clean_descriptors");
+}
+
 TEST(Config, ClientCertWithoutKey) {
   auto r = load_string(with(", client_key: /etc/dirgw/c.key", ""));
   expect_error(r, "destinations[0].auth", 19, "go together");

@@ -112,6 +112,78 @@ TEST_F(StageTest, CoercionWritesDeterministicDerivedObjects) {
   EXPECT_EQ(test::read_all(dir_ / "again.dcm"), test::read_all(spool_->derived_path(first)));
 }
 
+// A de-identifying destination gets its own copy, with a pseudonymous SOP Instance UID; the
+// identified destination keeps the original.
+class DeidStageTest : public StageTest {
+ protected:
+  void SetUp() override {
+    StageTest::SetUp();
+    config::Destination research;
+    research.name = "research";
+    research.deidentify.enabled = true;
+    config_.destinations.push_back(research);
+    config_.deid_key_file = dir_ / "deid.key";
+    catalog_.reset();
+    catalog_ =
+        std::move(catalog::Catalog::open(dir_ / "c.db", {"repo", "research"}, clock_)).value();
+    auto made = DeidTargets::make(config_);
+    ASSERT_TRUE(made.ok()) << made.error().to_string();
+    deid_ = std::make_unique<DeidTargets>(std::move(made).value());
+    stage_ = std::make_unique<Stage>(config_, *catalog_, *spool_, clock_, nullptr, deid_.get());
+  }
+  std::map<std::string, std::string> states() {
+    std::map<std::string, std::string> out;
+    auto study = catalog_->queries.study(kStudy);
+    for (const auto& d : (*study)->destinations)
+      out[d.destination] = d.state + (d.reason.empty() ? "" : ": " + d.reason);
+    return out;
+  }
+  std::unique_ptr<DeidTargets> deid_;
+};
+
+TEST_F(DeidStageTest, ResearchGetsAPseudonymousCopyAndTheRepositoryTheOriginal) {
+  receive(2);
+  ASSERT_EQ(stage().step().ready, 2);
+  const auto now = to_epoch_ms(clock_.now());
+  auto repo = *catalog_->delivery.due_deliveries("repo", now, 10, 1 << 30);
+  auto research = *catalog_->delivery.due_deliveries("research", now, 10, 1 << 30);
+  ASSERT_EQ(repo.size(), 2u);
+  ASSERT_EQ(research.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(repo[i].derived);
+    EXPECT_EQ(repo[i].sop_instance_uid.rfind(kStudy, 0), 0u);
+    EXPECT_TRUE(research[i].derived);
+    EXPECT_EQ(research[i].sop_instance_uid.rfind("2.25.", 0), 0u) << research[i].sop_instance_uid;
+    EXPECT_NE(research[i].sha256, repo[i].sha256);
+    EXPECT_TRUE(std::filesystem::exists(spool_->derived_path(research[i].sha256)));
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "deid.key"));
+}
+
+TEST_F(DeidStageTest, AnObjectProneToBurnedInTextIsQuarantinedForResearchOnly) {
+  for (int i = 1; i <= 2; ++i) {
+    auto ds = test::valid_ct();
+    test::set_health_number(*ds, test::kHealthNumber);
+    ds->putAndInsertString(DCM_Modality, "US");  // no Burned In Annotation: may carry text
+    ds->findAndDeleteElement(DCM_BurnedInAnnotation);
+    testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy,
+                            std::string(kStudy) + ".1." + std::to_string(i));
+  }
+  clock_.advance(seconds(120));
+  ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
+  auto r = stage().step();
+  EXPECT_EQ(r.ready, 1);
+  EXPECT_EQ(r.quarantined, 1);
+  auto s = states();
+  EXPECT_EQ(s["repo"], "READY");
+  EXPECT_NE(s["research"].find("QUARANTINED: 2 instance(s) not de-identifiable"), std::string::npos)
+      << s["research"];
+  EXPECT_NE(s["research"].find("burned-in-annotation"), std::string::npos) << s["research"];
+  // Nothing of it is due for research while it is quarantined.
+  EXPECT_TRUE(catalog_->delivery.due_deliveries("research", to_epoch_ms(clock_.now()), 10, 1 << 30)
+                  ->empty());
+}
+
 // Suspected defect (issue 11): when recording a decision keeps failing, the stage reported
 // progress and readiness looped on the catalog for ever. Now the round ends, the readiness
 // step backs off, and the failure shows in the stage's health.

@@ -144,6 +144,22 @@ TEST_F(SchedulerTest, AcceptedBatchMarksStudySent) {
   EXPECT_FALSE(forwarder_->step().did_work);
 }
 
+// A de-identifying destination never gets an original: instances without their de-identified
+// copy (here: none was ever made, as after releasing a de-identification quarantine) fail with
+// the reason and nothing is sent.
+TEST_F(SchedulerTest, ADeidentifyingDestinationIsNeverSentAnOriginal) {
+  dest_.deidentify.enabled = true;
+  forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, sender_, clock_, 42);
+  for (int i = 1; i <= 2; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  forwarder_->step();
+  EXPECT_TRUE(sender_.calls.empty());
+  EXPECT_EQ(state("1.2.3"), catalog::kFailed);
+  auto detail = **catalog_->queries.study("1.2.3");
+  EXPECT_NE(detail.instances[0].deliveries[0].last_error.find("no de-identified copy"),
+            std::string::npos);
+}
+
 TEST_F(SchedulerTest, PartialAnswerResendsOnlyUnacknowledgedAfterBackoff) {
   for (int i = 1; i <= 3; ++i) receive("1.2.3", i);
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
