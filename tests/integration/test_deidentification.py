@@ -10,8 +10,16 @@ The regional repository ("repository") receives the identified originals; a rese
   (name, IDs, health number, birth date, accession) appears in any research file;
 - a second study of the same patient, sent after a restart, gets the same pseudonymous Patient ID
   (the key persists, 0600), and the re-sent first study the same UIDs;
-- an ultrasound image (a kind known to carry burned-in text, without Burned In Annotation) is
-  quarantined for research only, with its reason, and reaches the repository;
+- the repository receives the originals unchanged (element by element);
+- every synthetic modality (CT, MR, CR, DX, US, SC) goes out de-identified, and a Basic Text SR
+  in the CT study (free text naming the patient, references to a CT image) goes out cleaned
+  (clean_structured_content) with its references renamed to the CT image's pseudonym: they
+  still resolve; no original identifying value (patient values, institution, dates, the
+  original UIDs) appears anywhere in any research file's bytes;
+- an ultrasound image without Burned In Annotation (a kind known to carry burned-in text) and an
+  encapsulated PDF are quarantined for research only, with their reasons, and reach the
+  repository;
+- `dirgw deid preview` prints the changes without sending anything;
 - the pseudonyms never appear in dirgwd's log or the audit export (no mapping in clear)."""
 
 import argparse
@@ -54,6 +62,93 @@ def add_private(path, elements):
     open(path, "wb").write(data[:pos] + raw + data[pos:])
 
 
+SR_DUMP = """(0002,0010) UI =LittleEndianExplicit
+(0008,0016) UI =BasicTextSRStorage
+(0008,0018) UI [{sop}]
+(0008,0020) DA [{study_date}]
+(0008,0050) SH [{accession}]
+(0008,0060) CS [SR]
+(0008,0080) LO [{institution}]
+(0010,0010) PN [{name}]
+(0010,0020) LO [{pid}]
+(0010,0030) DA [{birth}]
+(0020,000d) UI [{study}]
+(0020,000e) UI [{sop}.1]
+(0020,0011) IS [99]
+(0020,0013) IS [1]
+(0040,a040) CS [CONTAINER]
+(0040,a043) SQ (Sequence with undefined length #=1)
+  (fffe,e000) na (Item with undefined length #=3)
+    (0008,0100) SH [11528-7]
+    (0008,0102) SH [LN]
+    (0008,0104) LO [Radiology Report]
+  (fffe,e00d) na (ItemDelimitationItem)
+(fffe,e0dd) na (SequenceDelimitationItem)
+(0040,a050) CS [SEPARATE]
+(0040,a375) SQ (Sequence with undefined length #=1)
+  (fffe,e000) na (Item with undefined length #=2)
+    (0008,1115) SQ (Sequence with undefined length #=1)
+      (fffe,e000) na (Item with undefined length #=2)
+        (0008,1199) SQ (Sequence with undefined length #=1)
+          (fffe,e000) na (Item with undefined length #=2)
+            (0008,1150) UI =CTImageStorage
+            (0008,1155) UI [{ref_sop}]
+          (fffe,e00d) na (ItemDelimitationItem)
+        (fffe,e0dd) na (SequenceDelimitationItem)
+        (0020,000e) UI [{ref_series}]
+      (fffe,e00d) na (ItemDelimitationItem)
+    (fffe,e0dd) na (SequenceDelimitationItem)
+    (0020,000d) UI [{study}]
+  (fffe,e00d) na (ItemDelimitationItem)
+(fffe,e0dd) na (SequenceDelimitationItem)
+(0040,a491) CS [COMPLETE]
+(0040,a493) CS [UNVERIFIED]
+(0040,a730) SQ (Sequence with undefined length #=1)
+  (fffe,e000) na (Item with undefined length #=3)
+    (0040,a010) CS [CONTAINS]
+    (0040,a040) CS [TEXT]
+    (0040,a043) SQ (Sequence with undefined length #=1)
+      (fffe,e000) na (Item with undefined length #=3)
+        (0008,0100) SH [121071]
+        (0008,0102) SH [DCM]
+        (0008,0104) LO [Finding]
+      (fffe,e00d) na (ItemDelimitationItem)
+    (fffe,e0dd) na (SequenceDelimitationItem)
+    (0040,a160) UT [{family} was seen on {study_date}: no acute findings.]
+  (fffe,e00d) na (ItemDelimitationItem)
+(fffe,e0dd) na (SequenceDelimitationItem)
+"""
+
+
+def make_sr(work, ct_file):
+    """A Basic Text SR in the CT's study: the CT's patient values, free text naming the patient,
+    and a reference to the CT image."""
+    d = dump(ct_file)
+    v = {k: value(d, t) or "" for k, t in (("study_date", "0008,0020"), ("accession", "0008,0050"),
+                                          ("name", "0010,0010"), ("pid", "0010,0020"),
+                                          ("birth", "0010,0030"), ("study", "0020,000d"),
+                                          ("ref_sop", "0008,0018"), ("ref_series", "0020,000e"))}
+    v["institution"] = value(d, "0008,0080") or "Lakeside General"
+    v["family"] = v["name"].split("^")[0]
+    v["sop"] = v["study"] + ".99.1"
+    dump_path, out = os.path.join(work, "sr.dump"), os.path.join(work, "sr", "SR_00001.dcm")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    open(dump_path, "w").write(SR_DUMP.format(**v))
+    subprocess.run(["dump2dcm", "+E", dump_path, out], check=True, capture_output=True)
+    return out
+
+
+def make_pdf(work, like):
+    """An encapsulated PDF for the patient of `like`, in its own study."""
+    d = dump(like)
+    pdf, out = os.path.join(work, "doc.pdf"), os.path.join(work, "pdf", "DOC_00001.dcm")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    open(pdf, "wb").write(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+    subprocess.run(["pdf2dcm", "+pn", value(d, "0010,0010"), "+pi", value(d, "0010,0020"),
+                    "+t", "Referral letter", pdf, out], check=True, capture_output=True)
+    return out
+
+
 def dump(path):
     return subprocess.run(["dcmdump", "-q", "+L", path], capture_output=True, text=True,
                           errors="replace").stdout
@@ -86,12 +181,33 @@ def main():
                         (0x0009, 0x0011, "ACME OTHER"), (0x0009, 0x1110, "SECRET NOTE")])
     mr_uid, mr_files = harness.synth(args.build_dir, os.path.join(work, "mr"), "MR", 1, seed=41,
                                      patient_index=7, manifest=manifest, extra=small)
+    others = []
+    for i, mod in enumerate(("CR", "DX", "SC")):
+        uid, files = harness.synth(args.build_dir, os.path.join(work, mod.lower()), mod, 1,
+                                   seed=44 + i, patient_index=9 + i, manifest=manifest,
+                                   extra=["--rows", "64", "--cols", "64"])
+        others.append((uid, files))
+    sr_file = make_sr(work, ct_files[0])
     us_uid, us_files = harness.synth(args.build_dir, os.path.join(work, "us"), "US", 1, seed=43,
                                      patient_index=8, manifest=manifest,
                                      extra=["--rows", "32", "--cols", "32", "--frames", "2"])
     # As many ultrasound consoles write it: no Burned In Annotation at all.
     subprocess.run(["dcmodify", "-nb", "-e", "(0028,0301)"] + us_files, check=True,
                    capture_output=True)
+    pdf_file = make_pdf(work, us_files[0])
+    pdf_study = value(dump(pdf_file), "0020,000d")
+    originals_all = ct_files + [sr_file] + [f for _, fs in others for f in fs]
+    # Every identifying value of what research will receive, as the originals have them.
+    identifying = set()
+    for f in originals_all + mr_files:
+        d = dump(f)
+        for t in ("0010,0010", "0010,0020", "0010,0030", "0008,0050", "0008,0080", "0008,0020",
+                  "0008,0018", "0020,000d", "0020,000e", "0020,0052"):
+            v = value(d, t)
+            if v and len(v) >= 6:
+                identifying.add(v)
+        name = value(d, "0010,0010") or ""
+        identifying.update(x for x in name.split("^") if len(x) >= 4)
 
     repo = harness.Orthanc(work, name="repository").start()
     research = harness.Orthanc(work, name="research").start()
@@ -102,10 +218,12 @@ def main():
     retry: {{ initial: 500ms, max: 5s }}
     deidentify:
       profile: basic
-      options: [retain_longitudinal_modified_dates]
+      options: [retain_longitudinal_modified_dates, clean_structured_content]
       safe_private: [ {{ group: 0x0009, creator: "ACME SAFE", element: 0x10 }} ]
 """
+    # Validation is not what this test is about (the SR has no health number).
     gw = harness.Gateway(args.build_dir, work, repo.dicomweb, stable_age="1s",
+                         policy_yaml="  validation: { profile: none }\n",
                          extra_yaml=research_yaml).start()
 
     def dest_states(uid):
@@ -118,10 +236,18 @@ def main():
         s = dest_states(uid)
         return all(s.get(n, {}).get("state") == st for n, st in want.items())
 
-    rc, out = harness.storescu(gw.port, ct_files + us_files)
+    rc, out = harness.storescu(gw.port, ct_files + [sr_file] + us_files + [pdf_file] +
+                               [f for _, fs in others for f in fs])
     check(rc == 0, f"storescu: {out[-500:]}")
-    harness.wait_for("CT sent to both", lambda: settled(ct_uid, {"repository": "SENT",
-                                                                "research": "SENT"}), 60, 0.3)
+    for uid in [ct_uid] + [u for u, _ in others]:
+        harness.wait_for("a study sent to both",
+                         lambda: settled(uid, {"repository": "SENT", "research": "SENT"}), 60, 0.3)
+    harness.wait_for("the PDF quarantined for research",
+                     lambda: settled(pdf_study, {"repository": "SENT",
+                                                 "research": "QUARANTINED"}), 60, 0.3)
+    pdf_research = dest_states(pdf_study)["research"]
+    check("encapsulated-document" in pdf_research.get("reason", ""),
+          f"PDF quarantined for research with its reason: {pdf_research}")
     harness.wait_for("US sent to the repository, quarantined for research",
                      lambda: settled(us_uid, {"repository": "SENT", "research": "QUARANTINED"}),
                      60, 0.3)
@@ -129,8 +255,13 @@ def main():
     check("not de-identifiable" in us_research.get("reason", "") and
           "burned-in-annotation" in us_research.get("reason", ""),
           f"US quarantined for research with its reason: {us_research}")
-    check(repo.count_instances() == 4, f"repository holds 4, has {repo.count_instances()}")
-    check(research.count_instances() == 3, f"research holds 3, has {research.count_instances()}")
+    check(repo.count_instances() == 9, f"repository holds 9, has {repo.count_instances()}")
+    check(research.count_instances() == 7, f"research holds 7, has {research.count_instances()}")
+    # The repository receives the originals unchanged.
+    for f in ct_files + [sr_file]:
+        oid = repo.instance_id(harness.sop_instance_uid(f))
+        check(oid and not harness.compare_datasets(open(f, "rb").read(), repo.instance_file(oid)),
+              "the repository holds the original, element by element")
 
     # What research holds, attribute by attribute.
     patients = [json.loads(l) for l in open(manifest)]
@@ -141,12 +272,21 @@ def main():
             if len(v) >= 4:
                 phi.add(v)
                 phi.update(x for x in v.split("^") if len(x) >= 4)
-    originals = {harness.sop_instance_uid(f): f for f in ct_files}
-    pseudo_uids, pseudo_pids = set(), set()
+    originals = {harness.sop_instance_uid(f): f for f in originals_all}
+    pseudo_uids, pseudo_pids, ct_pids = set(), set(), set()
+    research_sops, sr_refs = set(), []
     for oid in research.get("/instances"):
         path = os.path.join(work, "r.dcm")
-        open(path, "wb").write(research.get(f"/instances/{oid}/file", raw=True))
+        raw = research.get(f"/instances/{oid}/file", raw=True)
+        open(path, "wb").write(raw)
         d = dump(path)
+        leaked = [v for v in identifying if v.encode() in raw]
+        check(not leaked, f"no original identifying value in a research file ({len(leaked)} found)")
+        modality = value(d, "0008,0060")
+        research_sops.add(value(d, "0008,0018"))
+        if modality == "SR":
+            sr_refs = re.findall(r"^\s*\(0008,1155\) UI \[([^\]]*)\]", d, re.M)
+            continue
         sop, study, series = (value(d, "0008,0018"), value(d, "0020,000d"), value(d, "0020,000e"))
         check(all(u and u.startswith("2.25.") for u in (sop, study, series)),
               f"research UIDs are 2.25 pseudonyms: {sop} {study} {series}")
@@ -158,6 +298,9 @@ def main():
         pid = value(d, "0010,0020") or ""
         check(re.fullmatch(r"P[0-9A-F]{24}", pid) is not None, f"Patient ID pseudonym: {pid!r}")
         pseudo_pids.add(pid)
+        if modality != "CT":
+            continue
+        ct_pids.add(pid)
         check("SAFE VALUE" in d, "the safe private attribute is kept")
         check("SECRET NOTE" not in d and "ACME OTHER" not in d, "other private attributes removed")
         hits = [v for v in phi if v in d or v.encode() in open(path, "rb").read()]
@@ -165,7 +308,22 @@ def main():
         # Pixel Data byte for byte: find the original with the same pixel bytes.
         check(any(pixel_data(path) == pixel_data(f) for f in ct_files),
               "Pixel Data byte for byte the original's")
-    check(len(pseudo_pids) == 1, f"one patient, one pseudonym: {len(pseudo_pids)}")
+    check(len(ct_pids) == 1, f"one patient, one pseudonym: {len(ct_pids)}")
+    check(len(pseudo_pids) == 4, f"four patients, four pseudonyms: {len(pseudo_pids)}")
+    check(len(sr_refs) == 1 and sr_refs[0] in research_sops,
+          f"the SR's reference resolves to a de-identified CT image: {sr_refs}")
+
+    # The preview names what would change and sends nothing.
+    before = research.count_instances()
+    rc, out, err = gw.run_cli("deid", "preview", ct_files[0], "--destination", "research",
+                              "--config", gw.config_path)
+    check(rc == 0 and "(0010,0010)" in out and "(0020,000D)" in out.upper(),
+          f"deid preview lists the changes: {rc} {err[-300:]}")
+    check(not [v for v in identifying if v in out], "deid preview shows no identifying value")
+    check(research.count_instances() == before, "deid preview sends nothing")
+    rc, out, err = gw.run_cli("deid", "preview", pdf_file, "--destination", "research",
+                              "--config", gw.config_path)
+    check(rc == 1 and "encapsulated-document" in err, f"deid preview refuses the PDF: {rc} {err}")
 
     # After a restart: the same patient's next study gets the same pseudonym; the key is 0600.
     gw.stop()
@@ -182,7 +340,7 @@ def main():
         tags = research.get(f"/instances/{oid}/simplified-tags")
         if tags.get("Modality") == "MR":
             mr_pids.add(tags.get("PatientID"))
-    check(mr_pids == pseudo_pids, f"same patient, same pseudonym after restart: {mr_pids} {pseudo_pids}")
+    check(mr_pids == ct_pids, f"same patient, same pseudonym after restart: {mr_pids} {ct_pids}")
 
     # No mapping in clear: pseudonyms appear neither in the log nor in the audit export.
     rc, audit_out, err = gw.run_cli("audit", "export")
@@ -198,8 +356,9 @@ def main():
     if check.failures:
         print(f"FAILED: {len(check.failures)} check(s)")
         sys.exit(1)
-    log("de-identification: research 4 instances de-identified, US quarantined for research, "
-        "pseudonyms consistent across a restart, none in log or audit")
+    log("de-identification: research received CT, MR, CR, DX, SC and an SR de-identified (8), "
+        "US and PDF quarantined for research only, SR reference resolves, pseudonyms consistent "
+        "across a restart, none in log or audit")
 
 
 if __name__ == "__main__":

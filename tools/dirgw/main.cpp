@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "control/protocol.h"
+#include "deid_preview.h"
 
 namespace {
 
@@ -740,6 +741,26 @@ void add_config_commands(CLI::App& app, const Global& g, Action& action) {
       [&g, &action, file] { action = [&g, file] { return config_check(*file, g.as_json); }; });
 }
 
+void add_deid_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* deid = app.add_subcommand(
+      "deid", "preview FILE --destination NAME: what de-identification would change (no daemon)");
+  deid->require_subcommand(1);
+  auto file = std::make_shared<std::string>();
+  auto dest = std::make_shared<std::string>();
+  auto* preview = deid->add_subcommand(
+      "preview", "what a destination's de-identification would change in FILE (sends nothing)");
+  preview->add_option("FILE", *file, "a DICOM file")->type_name("")->required();
+  preview->add_option("--destination", *dest, "a destination with a deidentify: block")
+      ->type_name("NAME")
+      ->required();
+  preview->callback([&g, &action, file, dest] {
+    action = [&g, file, dest] {
+      const std::string cfg = g.config_path.empty() ? "/etc/dirgw/dirgw.yaml" : g.config_path;
+      return dirgw::cli::deid_preview(cfg, *dest, *file, g.as_json);
+    };
+  });
+}
+
 // The deepest command the parser entered, for an error's usage line.
 const CLI::App* chosen(const CLI::App& app) {
   const CLI::App* a = &app;
@@ -785,6 +806,7 @@ int main(int argc, char** argv) {
   add_quarantine_commands(app, g, action);
   add_audit_commands(app, g, action);
   add_config_commands(app, g, action);
+  add_deid_commands(app, g, action);
   app.footer(kFooter);
 
   try {
