@@ -67,6 +67,8 @@ DEB_FILES = [
 DEB_MADE = [
     ("/etc/dirgw", 0o755, "root", "root"),
     (STATE_DIR, 0o750, USER, USER),
+    (STATE_DIR + "/keys", 0o750, USER, USER),
+    (STATE_DIR + "/keys/deid.key", 0o600, USER, USER),
 ]
 # Every path of the .rpm, directories included.
 RPM_PATHS = {
@@ -458,6 +460,9 @@ def test_deb(deb, synth_build_dir, work, failures):
         local = f.read()
     upgrade, old_version, new_version = repack_with_higher_version(deb, work)
     uid_before = pwd.getpwnam(USER).pw_uid
+    with open(STATE_DIR + "/keys/deid.key", "rb") as f:
+        deid_key_before = f.read()
+    failures.check(len(deid_key_before) == 32, "the de-identification key made at install: 32 bytes")
     p = run(["dpkg", "-i", upgrade], check=False, timeout=300)
     log(p.stdout + p.stderr)
     failures.check(p.returncode == 0, f"dpkg -i upgrades {old_version} to {new_version}, "
@@ -470,6 +475,8 @@ def test_deb(deb, synth_build_dir, work, failures):
     failures.check(not leftovers, f"no .dpkg-dist/.dpkg-old beside it ({leftovers})")
     failures.check("Configuration file" not in p.stdout + p.stderr, "dpkg asked nothing")
     failures.check(pwd.getpwnam(USER).pw_uid == uid_before, "the dirgw user is the same")
+    with open(STATE_DIR + "/keys/deid.key", "rb") as f:
+        failures.check(f.read() == deid_key_before, "an upgrade keeps the de-identification key")
     check_owner_mode(failures, STATE_DIR, 0o750, USER, USER)
 
     gw = Daemon(work, "gateway-upgraded", STATE_DIR, repository_port).start()
