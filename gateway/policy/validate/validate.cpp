@@ -417,80 +417,61 @@ std::optional<std::uint64_t> image_number(DcmItem& ds, const DcmTagKey& key, boo
   return v;
 }
 
-void check_pixel_data(DcmItem& ds, Collector& c) {
-  DcmElement* e = find_element(ds, DCM_PixelData);
-  if (e == nullptr) return;  // SR, PDF, presentation states: no pixel data to check
-  const std::string tag = tag_text(DCM_PixelData);
-
-  auto rows = image_number(ds, DCM_Rows, true, 0, c);
-  auto cols = image_number(ds, DCM_Columns, true, 0, c);
-  auto bits = image_number(ds, DCM_BitsAllocated, true, 0, c);
-  auto spp = image_number(ds, DCM_SamplesPerPixel, true, 0, c);
-  auto frames = image_number(ds, DCM_NumberOfFrames, false, 1, c);
-  if (bits && *bits != 1 && *bits % 8 != 0) {
-    c.error("pixel_data.attribute_invalid", tag_text(DCM_BitsAllocated),
-            "Bits Allocated is neither 1 nor a multiple of 8");
-    bits.reset();
-  }
-
-  E_TransferSyntax original = EXS_LittleEndianExplicit;
-  DcmPixelSequence* fragments = nullptr;
-  if (e->ident() == EVR_PixelData) {
-    auto* pixel = static_cast<DcmPixelData*>(e);
-    const DcmRepresentationParameter* param = nullptr;
-    pixel->getOriginalRepresentationKey(original, param);
-    if (DcmXfer(original).isEncapsulated()) {
-      if (pixel->getEncapsulatedRepresentation(original, param, fragments).bad()) {
-        fragments = nullptr;
-      }
-    }
-  }
-
-  if (DcmXfer(original).isEncapsulated()) {
-    if (fragments == nullptr) {
-      c.error("pixel_data.no_fragments", tag, "encapsulated Pixel Data has no fragment sequence");
-      return;
-    }
-    // Item 0 is the Basic Offset Table, the rest are fragments.
-    const unsigned long items = fragments->card();
-    const std::uint64_t count = items > 0 ? items - 1 : 0;
-    if (count == 0) {
-      c.error("pixel_data.no_fragments", tag, "encapsulated Pixel Data has no fragment");
-      return;
-    }
-    if (frames && !is_video(original) && count < *frames) {
-      c.error("pixel_data.too_few_fragments", tag,
-              "encapsulated Pixel Data has fewer fragments than Number of Frames");
-    }
-    DcmPixelItem* bot = nullptr;
-    if (frames && fragments->getItem(bot, 0).good() && bot != nullptr) {
-      const std::uint64_t len = bot->getLengthField();
-      if (len != 0 && len != mul(4, *frames)) {
-        c.warning("pixel_data.offset_table", tag,
-                  "the Basic Offset Table does not have one entry per frame");
-      }
-    }
+// Encapsulated Pixel Data: a fragment sequence with fragments, enough of them for the frames,
+// and a Basic Offset Table that is empty or has one entry per frame.
+void check_fragments(DcmPixelSequence* fragments, std::optional<std::uint64_t> frames,
+                     E_TransferSyntax original, const std::string& tag, Collector& c) {
+  if (fragments == nullptr) {
+    c.error("pixel_data.no_fragments", tag, "encapsulated Pixel Data has no fragment sequence");
     return;
   }
+  // Item 0 is the Basic Offset Table, the rest are fragments.
+  const unsigned long items = fragments->card();
+  const std::uint64_t count = items > 0 ? items - 1 : 0;
+  if (count == 0) {
+    c.error("pixel_data.no_fragments", tag, "encapsulated Pixel Data has no fragment");
+    return;
+  }
+  if (frames && !is_video(original) && count < *frames) {
+    c.error("pixel_data.too_few_fragments", tag,
+            "encapsulated Pixel Data has fewer fragments than Number of Frames");
+  }
+  DcmPixelItem* bot = nullptr;
+  if (frames && fragments->getItem(bot, 0).good() && bot != nullptr) {
+    const std::uint64_t len = bot->getLengthField();
+    if (len != 0 && len != mul(4, *frames)) {
+      c.warning("pixel_data.offset_table", tag,
+                "the Basic Offset Table does not have one entry per frame");
+    }
+  }
+}
 
-  if (!rows || !cols || !bits || !spp || !frames) return;  // reported above
-  const std::uint64_t declared = e->getLengthField();
+// The image's geometry, each attribute checked (and reported) once.
+struct Geometry {
+  std::optional<std::uint64_t> rows, cols, bits, spp, frames;
+};
+
+// Native Pixel Data: its length against Rows x Columns x Samples x Bits x Frames.
+void check_native_length(DcmItem& ds, DcmElement& e, const Geometry& g, const std::string& tag,
+                         Collector& c) {
+  if (!g.rows || !g.cols || !g.bits || !g.spp || !g.frames) return;  // reported already
+  const std::uint64_t declared = e.getLengthField();
   if (declared == DCM_UndefinedLength) {
     c.error("pixel_data.length_short", tag, "native Pixel Data has an undefined length");
     return;
   }
   // YBR_FULL_422 / YBR_PARTIAL_422 store two samples' worth of bytes per pixel (PS3.3 C.7.6.3.1.2).
-  std::uint64_t samples = *spp;
+  std::uint64_t samples = *g.spp;
   std::optional<std::string> photometric = string_value(ds, DCM_PhotometricInterpretation);
   if (photometric && (*photometric == "YBR_FULL_422" || *photometric == "YBR_PARTIAL_422")) {
     samples = 2;
   }
-  std::uint64_t values = mul(mul(mul(*rows, *cols), samples), *frames);
+  std::uint64_t values = mul(mul(mul(*g.rows, *g.cols), samples), *g.frames);
   std::uint64_t expected;
-  if (bits.value_or(0) == 1) {
+  if (*g.bits == 1) {
     expected = values == kSaturated ? kSaturated : values / 8 + (values % 8 != 0 ? 1 : 0);
   } else {
-    expected = mul(values, bits.value_or(0) / 8);
+    expected = mul(values, *g.bits / 8);
   }
   const std::uint64_t padded = expected == kSaturated ? kSaturated : expected + (expected & 1);
   if (declared < expected) {
@@ -502,6 +483,39 @@ void check_pixel_data(DcmItem& ds, Collector& c) {
               "Pixel Data is longer than Rows x Columns x Samples per Pixel x Bits Allocated x "
               "Number of Frames requires");
   }
+}
+
+void check_pixel_data(DcmItem& ds, Collector& c) {
+  DcmElement* e = find_element(ds, DCM_PixelData);
+  if (e == nullptr) return;  // SR, PDF, presentation states: no pixel data to check
+  const std::string tag = tag_text(DCM_PixelData);
+
+  Geometry g;
+  g.rows = image_number(ds, DCM_Rows, true, 0, c);
+  g.cols = image_number(ds, DCM_Columns, true, 0, c);
+  g.bits = image_number(ds, DCM_BitsAllocated, true, 0, c);
+  g.spp = image_number(ds, DCM_SamplesPerPixel, true, 0, c);
+  g.frames = image_number(ds, DCM_NumberOfFrames, false, 1, c);
+  if (g.bits && *g.bits != 1 && *g.bits % 8 != 0) {
+    c.error("pixel_data.attribute_invalid", tag_text(DCM_BitsAllocated),
+            "Bits Allocated is neither 1 nor a multiple of 8");
+    g.bits.reset();
+  }
+
+  E_TransferSyntax original = EXS_LittleEndianExplicit;
+  DcmPixelSequence* fragments = nullptr;
+  if (e->ident() == EVR_PixelData) {
+    auto* pixel = static_cast<DcmPixelData*>(e);
+    const DcmRepresentationParameter* param = nullptr;
+    pixel->getOriginalRepresentationKey(original, param);
+    if (DcmXfer(original).isEncapsulated() &&
+        pixel->getEncapsulatedRepresentation(original, param, fragments).bad())
+      fragments = nullptr;
+  }
+  if (DcmXfer(original).isEncapsulated())
+    check_fragments(fragments, g.frames, original, tag, c);
+  else
+    check_native_length(ds, *e, g, tag, c);
 }
 
 // --- identifiers ---------------------------------------------------------------------------------
