@@ -63,16 +63,14 @@ bool is_plain_text(std::string_view text, std::size_t max_len) {
   return true;
 }
 
-}  // namespace
-
-ParseOutcome parse_options(int argc, const char* const* argv) {
+// argv into Raw: nullopt and `outcome` set when the answer is help or a usage error.
+std::optional<Raw> collect(int argc, const char* const* argv, ParseOutcome& outcome) {
   Raw raw;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      ParseOutcome outcome;
       outcome.kind = ParseOutcome::Kind::kHelp;
-      return outcome;
+      return std::nullopt;
     }
     std::string_view name = arg;
     std::optional<std::string> value;
@@ -81,30 +79,24 @@ ParseOutcome parse_options(int argc, const char* const* argv) {
       value = std::string(arg.substr(eq + 1));
     }
     std::optional<std::string>* target = slot(raw, name);
-    if (target == nullptr) return usage_error("unknown option '" + std::string(arg) + "'");
+    if (target == nullptr) {
+      outcome = usage_error("unknown option '" + std::string(arg) + "'");
+      return std::nullopt;
+    }
     if (!value) {
-      if (i + 1 >= argc) return usage_error("option " + std::string(name) + " needs a value");
+      if (i + 1 >= argc) {
+        outcome = usage_error("option " + std::string(name) + " needs a value");
+        return std::nullopt;
+      }
       value = argv[++i];
     }
     *target = std::move(value);  // the last occurrence wins, as scripts append overrides
   }
+  return raw;
+}
 
-  if (!raw.out || raw.out->empty()) return usage_error("--out DIR is required");
-  if (!raw.modality) return usage_error("--modality is required");
-
-  Options o;
-  o.out = *raw.out;
-  const std::optional<Profile> profile = find_profile(*raw.modality);
-  if (!profile) {
-    return usage_error("--modality must be one of CT, MR, CR, US, DX, SC (got '" + *raw.modality +
-                       "')");
-  }
-  o.profile = *profile;
-  o.instances = o.profile.default_instances;
-  o.rows = o.profile.default_rows;
-  o.cols = o.profile.default_cols;
-  o.frames = o.profile.default_frames;
-
+// The numeric options over the profile's defaults, and the pixel data size they make.
+std::optional<std::string> apply_numbers(const Raw& raw, Options& o) {
   struct IntOption {
     const char* name;
     const std::optional<std::string>& text;
@@ -124,9 +116,8 @@ ParseOutcome parse_options(int argc, const char* const* argv) {
     if (!opt.text) continue;
     const auto parsed = parse_number(*opt.text, opt.min, opt.max);
     if (!parsed) {
-      return usage_error(std::string(opt.name) + " must be an integer in [" +
-                         std::to_string(opt.min) + ", " + std::to_string(opt.max) + "] (got '" +
-                         *opt.text + "')");
+      return std::string(opt.name) + " must be an integer in [" + std::to_string(opt.min) + ", " +
+             std::to_string(opt.max) + "] (got '" + *opt.text + "')";
     }
     *opt.result = *parsed;
   }
@@ -135,8 +126,8 @@ ParseOutcome parse_options(int argc, const char* const* argv) {
   if (raw.cols) o.cols = static_cast<int>(cols);
   if (raw.frames) {
     if (!o.profile.multi_frame && frames != 1) {
-      return usage_error("--frames applies only to --modality US (single-frame IOD for " +
-                         std::string(o.profile.cli_name) + ")");
+      return "--frames applies only to --modality US (single-frame IOD for " +
+             std::string(o.profile.cli_name) + ")";
     }
     o.frames = static_cast<int>(frames);
   }
@@ -147,18 +138,21 @@ ParseOutcome parse_options(int argc, const char* const* argv) {
       std::uint64_t(o.rows) * std::uint64_t(o.cols) * std::uint64_t(o.profile.samples_per_pixel) *
       std::uint64_t(o.profile.bits_allocated / 8) * std::uint64_t(o.frames);
   if (pixel_bytes + (pixel_bytes & 1) > kMaxPixelBytes) {
-    return usage_error("rows x cols x frames is too large: pixel data would be " +
-                       std::to_string(pixel_bytes) + " bytes, the limit is 4 GiB");
+    return "rows x cols x frames is too large: pixel data would be " + std::to_string(pixel_bytes) +
+           " bytes, the limit is 4 GiB";
   }
+  return std::nullopt;
+}
 
+// The text options: study UID, transfer syntax, manifest, health number, accession.
+std::optional<std::string> apply_texts(const Raw& raw, Options& o) {
   if (raw.study_uid) {
     if (!is_valid_uid(*raw.study_uid)) {
-      return usage_error("--study-uid '" + *raw.study_uid +
-                         "' is not a valid UID (digits and dots, <= 64 chars, no leading zeros)");
+      return "--study-uid '" + *raw.study_uid +
+             "' is not a valid UID (digits and dots, <= 64 chars, no leading zeros)";
     }
     o.study_uid = raw.study_uid;
   }
-
   if (raw.transfer_syntax) {
     if (*raw.transfer_syntax == "explicit") {
       o.transfer_syntax = TransferSyntax::kExplicit;
@@ -167,35 +161,57 @@ ParseOutcome parse_options(int argc, const char* const* argv) {
     } else if (*raw.transfer_syntax == "deflated") {
       o.transfer_syntax = TransferSyntax::kDeflated;
     } else {
-      return usage_error("--transfer-syntax must be explicit, implicit or deflated (got '" +
-                         *raw.transfer_syntax + "')");
+      return "--transfer-syntax must be explicit, implicit or deflated (got '" +
+             *raw.transfer_syntax + "')";
     }
   }
-
   if (raw.manifest) {
-    if (raw.manifest->empty()) return usage_error("--manifest needs a file name");
+    if (raw.manifest->empty()) return "--manifest needs a file name";
     o.manifest = *raw.manifest;
   }
-
   if (raw.health_number) {
     if (*raw.health_number == "none") {
       o.health_number.mode = HealthNumber::Mode::kNone;
     } else if (!is_plain_text(*raw.health_number, 64)) {
-      return usage_error("--health-number must fit a LO value: <= 64 chars, no backslash");
+      return "--health-number must fit a LO value: <= 64 chars, no backslash";
     } else {
       o.health_number.mode = HealthNumber::Mode::kGiven;
       o.health_number.given = *raw.health_number;
     }
   }
-
   if (raw.accession) {
     if (!is_plain_text(*raw.accession, 16)) {
-      return usage_error("--accession must fit a SH value: <= 16 chars, no backslash");
+      return "--accession must fit a SH value: <= 16 chars, no backslash";
     }
     o.accession = raw.accession;
   }
+  return std::nullopt;
+}
 
+}  // namespace
+
+ParseOutcome parse_options(int argc, const char* const* argv) {
   ParseOutcome outcome;
+  const std::optional<Raw> raw = collect(argc, argv, outcome);
+  if (!raw) return outcome;
+  if (!raw->out || raw->out->empty()) return usage_error("--out DIR is required");
+  if (!raw->modality) return usage_error("--modality is required");
+
+  Options o;
+  o.out = *raw->out;
+  const std::optional<Profile> profile = find_profile(*raw->modality);
+  if (!profile) {
+    return usage_error("--modality must be one of CT, MR, CR, US, DX, SC (got '" + *raw->modality +
+                       "')");
+  }
+  o.profile = *profile;
+  o.instances = o.profile.default_instances;
+  o.rows = o.profile.default_rows;
+  o.cols = o.profile.default_cols;
+  o.frames = o.profile.default_frames;
+  if (auto error = apply_numbers(*raw, o)) return usage_error(std::move(*error));
+  if (auto error = apply_texts(*raw, o)) return usage_error(std::move(*error));
+
   outcome.kind = ParseOutcome::Kind::kRun;
   outcome.options = std::move(o);
   return outcome;
