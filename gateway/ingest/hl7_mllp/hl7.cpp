@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/text.h"
+
 namespace dirgw::hl7 {
 
 namespace {
@@ -62,12 +64,6 @@ int hex_value(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  return v;
 }
 
 bool contains(const std::vector<std::string>& list, std::string_view v) {
@@ -548,7 +544,7 @@ std::vector<PatientIdentifier> patient_identifiers(const Message& message) {
       std::optional<std::string_view> c = piece(rep, sep.component, component);
       if (!c) return std::string();
       std::optional<std::string_view> s = piece(*c, sep.subcomponent, sub);
-      return s ? std::string(trim(unescape(*s, sep))) : std::string();
+      return s ? std::string(trim_whitespace(unescape(*s, sep))) : std::string();
     };
     std::string id = part(0, 0);
     if (!id.empty() && id != "\"\"") {
@@ -622,12 +618,12 @@ std::string component_value(const Segment& seg, const Separators& sep, std::size
   std::optional<std::string_view> comp = piece(*rep, sep.component, component - 1);
   if (!comp) return "";
   std::optional<std::string_view> sub = piece(*comp, sep.subcomponent, 0);
-  return sub ? std::string(trim(unescape(*sub, sep))) : std::string();
+  return sub ? std::string(trim_whitespace(unescape(*sub, sep))) : std::string();
 }
 
 std::string first_valid_time(const Message& m, const std::vector<std::string>& paths) {
   for (const std::string& p : paths) {
-    std::string v = std::string(trim(m.get(p).value_or("")));
+    std::string v = std::string(trim_whitespace(m.get(p).value_or("")));
     if (!v.empty() && valid_dtm(v)) return v;
   }
   return "";
@@ -635,7 +631,7 @@ std::string first_valid_time(const Message& m, const std::vector<std::string>& p
 
 ConsentAction classify(std::string_view value, const std::vector<std::string>& grant,
                        const std::vector<std::string>& withdraw) {
-  std::string v(trim(value));
+  std::string v(trim_whitespace(value));
   std::transform(v.begin(), v.end(), v.begin(), [](char c) {
     return static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   });

@@ -39,11 +39,6 @@ std::string tag_text(std::uint32_t tag) {
   return buf;
 }
 
-std::string trim_value(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
-  return s;
-}
-
 const VrInfo* find_vr(const unsigned char* p) {
   for (const auto& vr : kVrs) {
     if (p[0] == static_cast<unsigned char>(vr.name[0]) &&

@@ -48,7 +48,6 @@ inline std::uint32_t get32(const unsigned char* p, bool big) {
 }
 
 // Trailing spaces and NULs (value padding) removed.
-std::string trim_value(std::string s);
 
 // ---------------------------------------------------------------------------------------------
 // Value representations.

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "common/text.h"
+
 namespace dirgw::ingest::prescan_detail {
 
 namespace {
@@ -110,7 +112,7 @@ Result<void> scan_meta_element(Reader& r, std::uint64_t meta_end, std::uint32_t&
   if (!r.read(value.data(), len)) {
     return short_read(r, "file ends inside the file meta information" + at);
   }
-  *slot = trim_value(std::move(value));
+  *slot = std::string(trim_dicom_trailing(value));
   return {};
 }
 

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/text.h"
+
 namespace dirgw::ingest::prescan_detail {
 
 namespace {
@@ -374,7 +376,7 @@ class Walker {
       if (r_.error()) return *r_.error();
       return reject("value extends beyond the end of the data" + at(p));
     }
-    slot.value = trim_value(std::move(value));
+    slot.value = std::string(trim_dicom_trailing(value));
     slot.offset = p;
     return {};
   }

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "common/files.h"
+#include "common/text.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
@@ -43,7 +44,6 @@ DcmTagKey key_of(Tag t) { return DcmTagKey(t.group, t.element); }
 Tag tag_of(const DcmTagKey& k) { return Tag{k.getGroup(), k.getElement()}; }
 
 // DICOM value padding (trailing spaces or NUL, leading spaces): one definition, in validate.
-std::string_view trim(std::string_view v) { return trim_padding(v); }
 
 bool printable_ascii(std::string_view v) {
   return std::all_of(v.begin(), v.end(), [](char c) { return c >= 0x20 && c <= 0x7E; });
@@ -64,7 +64,7 @@ std::optional<std::string> string_value(DcmItem& item, const DcmTagKey& key) {
   if (e->getLength() == 0) return std::string();
   OFString s;
   if (e->getOFStringArray(s, OFFalse).bad()) return std::string();
-  return std::string(trim(std::string_view(s.c_str(), s.length())));
+  return std::string(trim_dicom(std::string_view(s.c_str(), s.length())));
 }
 
 bool is_forbidden_target(const DcmTagKey& k) {
@@ -151,7 +151,7 @@ class Recorder {
 
 Result<void> set_value(DcmItem& ds, const DcmTagKey& key, const std::string& value, Recorder& rec) {
   std::optional<std::string> current = string_value(ds, key);
-  if (current && *current == trim(value)) return {};
+  if (current && *current == trim_dicom(value)) return {};
   rec.record(key);
   OFCondition cond = ds.putAndInsertString(key, value.c_str(), OFTrue);
   if (cond.bad()) {

@@ -50,10 +50,10 @@ Resolved resolve(const TableRow& row, const DeidOptions& o) {
 }
 
 bool allowed_descriptor(const DeidOptions& o, std::string_view value) {
-  const std::string_view v = trim(value);
+  const std::string_view v = trim_dicom(value);
   if (v.empty()) return false;
   return std::any_of(o.descriptor_allow_list.begin(), o.descriptor_allow_list.end(),
-                     [&](const std::string& a) { return iequals(trim(a), v); });
+                     [&](const std::string& a) { return iequals(trim_dicom(a), v); });
 }
 
 void Deidentifier::note(const std::string& path, std::string_view rule, char action, bool old_id,

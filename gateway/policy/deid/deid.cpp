@@ -205,11 +205,10 @@ Result<void> Deidentifier::mark_deidentified(DcmItem& top) {
 }  // namespace detail
 
 using detail::item_string;
-using detail::trim;
 
 Result<void> check_options(const DeidOptions& options) {
   for (const SafePrivateAttribute& s : options.safe_private) {
-    const std::string_view c = trim(s.creator);
+    const std::string_view c = trim_dicom(s.creator);
     if (c.empty() || c.size() > 64 || c.find('\\') != c.npos) {
       return make_error(ErrorCode::kConfig,
                         "deidentify safe_private: creator must be 1-64 characters without '\\'");
@@ -228,7 +227,7 @@ Result<void> check_options(const DeidOptions& options) {
     }
   }
   for (const std::string& a : options.descriptor_allow_list) {
-    if (trim(a).empty()) {
+    if (trim_dicom(a).empty()) {
       return make_error(ErrorCode::kConfig, "deidentify descriptor_allow_list: empty entry");
     }
   }

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/text.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcelem.h"
 #include "dcmtk/dcmdata/dcitem.h"
@@ -32,7 +33,6 @@ namespace dirgw::policy::deid::detail {
 inline constexpr const char* kDummyText = "ANONYMIZED";
 
 // values.cpp
-std::string_view trim(std::string_view v);
 bool iequals(std::string_view a, std::string_view b);
 std::string tag_text(const DcmTagKey& k);
 std::vector<std::string> split_values(std::string_view v);

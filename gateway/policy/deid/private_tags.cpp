@@ -15,7 +15,7 @@ bool Deidentifier::safe_private(std::uint16_t group, std::string_view creator,
   return std::any_of(o_.safe_private.begin(), o_.safe_private.end(),
                      [&](const SafePrivateAttribute& s) {
                        return (s.group == 0 || s.group == group) && s.element == element &&
-                              trim(s.creator) == creator;
+                              trim_dicom(s.creator) == creator;
                      });
 }
 

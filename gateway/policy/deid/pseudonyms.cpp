@@ -109,10 +109,9 @@ Result<char> Deidentifier::device_pseudonym(DcmItem& item, DcmElement* e, DcmEVR
 }  // namespace detail
 
 using detail::starts_with;
-using detail::trim;
 
 std::string pseudonymize_uid(const Key& key, std::string_view uid) {
-  const std::string_view u = trim(uid);
+  const std::string_view u = trim_dicom(uid);
   if (starts_with(u, kWellKnownRoot)) return std::string(u);
   const auto mac = key.mac("uid", u);
   std::array<std::uint8_t, 16> first{};
@@ -122,17 +121,17 @@ std::string pseudonymize_uid(const Key& key, std::string_view uid) {
 
 std::string pseudonymize_patient_id(const Key& key, std::string_view patient_id,
                                     std::string_view issuer) {
-  std::string v(trim(issuer));
+  std::string v(trim_dicom(issuer));
   v.push_back('\0');
-  v.append(trim(patient_id));
+  v.append(trim_dicom(patient_id));
   const auto mac = key.mac("patient", v);
   return "P" + upper_hex(mac.data(), 12);
 }
 
 int date_shift_days(const Key& key, std::string_view patient_id, std::string_view issuer) {
-  std::string v(trim(issuer));
+  std::string v(trim_dicom(issuer));
   v.push_back('\0');
-  v.append(trim(patient_id));
+  v.append(trim_dicom(patient_id));
   const auto mac = key.mac("date-shift", v);
   const std::uint32_t n = (std::uint32_t{mac[0]} << 24) | (std::uint32_t{mac[1]} << 16) |
                           (std::uint32_t{mac[2]} << 8) | mac[3];

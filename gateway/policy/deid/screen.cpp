@@ -19,7 +19,6 @@ namespace {
 using detail::iequals;
 using detail::item_string;
 using detail::starts_with;
-using detail::trim;
 
 // SOP classes whose objects carry text in their pixels unless they say otherwise.
 bool burned_in_prone_class(std::string_view uid) {
@@ -56,7 +55,7 @@ bool rule_matches(const BurnedInAllowRule& r, const std::string& sop_class,
                   const std::string& modality, const std::string& manufacturer,
                   const std::string& model) {
   auto match = [](const std::string& want, const std::string& have) {
-    return want.empty() || std::string(trim(want)) == have;
+    return want.empty() || std::string(trim_dicom(want)) == have;
   };
   return match(r.sop_class_uid, sop_class) && match(r.modality, modality) &&
          match(r.manufacturer, manufacturer) && match(r.model, model);

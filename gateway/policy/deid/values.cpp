@@ -4,17 +4,12 @@
 #include <cctype>
 #include <cstdio>
 
+#include "common/text.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcelem.h"
 #include "policy/deid/deid_internal.h"
 
 namespace dirgw::policy::deid::detail {
-
-std::string_view trim(std::string_view v) {
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.remove_suffix(1);
-  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-  return v;
-}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -35,7 +30,7 @@ std::vector<std::string> split_values(std::string_view v) {
   std::size_t start = 0;
   while (true) {
     const std::size_t pos = v.find('\\', start);
-    out.emplace_back(trim(v.substr(start, pos == v.npos ? v.npos : pos - start)));
+    out.emplace_back(trim_dicom(v.substr(start, pos == v.npos ? v.npos : pos - start)));
     if (pos == v.npos) break;
     start = pos + 1;
   }
@@ -66,11 +61,11 @@ std::string read_text(DcmElement* e) {
     Uint8* bytes = nullptr;
     if (e->getUint8Array(bytes).bad() || bytes == nullptr) return {};
     return std::string(
-        trim(std::string_view(reinterpret_cast<const char*>(bytes), e->getLength())));
+        trim_dicom(std::string_view(reinterpret_cast<const char*>(bytes), e->getLength())));
   }
   OFString s;
   if (e->getOFStringArray(s, OFFalse).bad()) return {};
-  return std::string(trim(std::string_view(s.c_str(), s.length())));
+  return std::string(trim_dicom(std::string_view(s.c_str(), s.length())));
 }
 
 std::optional<std::string> item_string(DcmItem& item, const DcmTagKey& key) {

@@ -11,13 +11,14 @@
 #include "dcmtk/dcmdata/dcsequen.h"
 // clang-format on
 
+#include "common/text.h"
 #include "log/log.h"
 #include "policy/validate/rules.h"
 
 namespace dirgw::policy {
 
 namespace {
-std::string trimmed(const char* v) { return std::string(trim_padding(v != nullptr ? v : "")); }
+std::string trimmed(const char* v) { return std::string(trim_dicom(v != nullptr ? v : "")); }
 
 std::string get(DcmItem& item, const DcmTagKey& tag) {
   const char* v = nullptr;

@@ -215,10 +215,4 @@ std::string_view describe(UnsafeKind kind) {
   return "is unsafe";
 }
 
-std::string_view trim_padding(std::string_view value) {
-  while (!value.empty() && (value.back() == ' ' || value.back() == '\0')) value.remove_suffix(1);
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  return value;
-}
-
 }  // namespace dirgw::policy

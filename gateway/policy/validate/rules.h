@@ -76,7 +76,4 @@ enum class UnsafeKind {
 UnsafeKind unsafe_identifier(std::string_view value);
 std::string_view describe(UnsafeKind kind);  // "contains a control character", ...
 
-// Leading and trailing spaces removed (and trailing NULs, which some writers pad UIDs with).
-std::string_view trim_padding(std::string_view value);
-
 }  // namespace dirgw::policy

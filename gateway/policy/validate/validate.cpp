@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "common/files.h"
+#include "common/text.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
@@ -123,7 +124,7 @@ std::optional<std::string> string_value(DcmItem& item, const DcmTagKey& key) {
   if (e->getLength() == 0) return std::string();
   OFString s;
   if (e->getOFStringArray(s, OFFalse).bad()) return std::string();
-  return std::string(trim_padding(std::string_view(s.c_str(), s.length())));
+  return std::string(trim_dicom(std::string_view(s.c_str(), s.length())));
 }
 
 std::vector<std::string> split_values(std::string_view raw) {
@@ -132,7 +133,7 @@ std::vector<std::string> split_values(std::string_view raw) {
   for (;;) {
     std::size_t bs = raw.find('\\', start);
     std::string_view v = raw.substr(start, bs == std::string_view::npos ? raw.npos : bs - start);
-    out.emplace_back(trim_padding(v));
+    out.emplace_back(trim_dicom(v));
     if (bs == std::string_view::npos) break;
     start = bs + 1;
   }
@@ -398,7 +399,7 @@ std::optional<std::uint64_t> image_number(DcmItem& ds, const DcmTagKey& key, boo
     // Number of Frames is IS: digits only (an optional '+'), at most ten of them.
     OFString s;
     if (e->getOFString(s, 0).good()) {
-      std::string_view t = trim_padding(std::string_view(s.c_str(), s.length()));
+      std::string_view t = trim_dicom(std::string_view(s.c_str(), s.length()));
       if (!t.empty() && t.front() == '+') t.remove_prefix(1);
       ok = !t.empty() && t.size() <= 10;
       for (char ch : t) {
