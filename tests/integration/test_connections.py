@@ -81,6 +81,12 @@ def rejected_association_closes(check, gw):
     s.close()
     check(first == 0x03, f"unknown caller gets an A-ASSOCIATE-RJ (PDU type {first})")
     check(secs < 1.0, f"rejected association's socket closed within 1 s ({secs:.2f} s)")
+    # The row is written just after the connection is closed.
+    try:
+        harness.wait_for("the refusal row", lambda: any(
+            r[3] == "caller-unknown" for r in door.refusals(gw.state_dir)), 5, 0.1)
+    except TimeoutError:
+        pass
     rows = door.refusals(gw.state_dir)
     check(rows and rows[-1][3] == "caller-unknown", f"refusal recorded with its code: {rows[-1:]}")
 
@@ -136,6 +142,7 @@ def bounded_stop(check, args, work, gw):
     gw.process = None
     check(rc == 0, f"dirgwd exited cleanly: {rc}")
     check(elapsed <= GRACE + 3, f"stopped within stop_grace ({GRACE} s) + 3 s: {elapsed:.1f} s")
+    harness.log(f"SIGTERM to exit: {elapsed:.1f} s (stop_grace {GRACE} s)")
     check("stopping" in states, f"status said stopping during the stop: {states}")
     check("human-stopping" in states, f"dirgw status (for people) said stopping: {states}")
     sender.wait(60)
