@@ -26,7 +26,7 @@ struct TypeName {
   EventType type;
   std::string_view name;
 };
-constexpr std::array<TypeName, 11> kTypeNames{{
+constexpr std::array<TypeName, 12> kTypeNames{{
     {EventType::kObjectReceived, "object_received"},
     {EventType::kStudySent, "study_sent"},
     {EventType::kStudyFailed, "study_failed"},
@@ -38,6 +38,7 @@ constexpr std::array<TypeName, 11> kTypeNames{{
     {EventType::kStopped, "stopped"},
     {EventType::kConfigChanged, "config_changed"},
     {EventType::kAuditExported, "audit_exported"},
+    {EventType::kConnectionRefused, "connection_refused"},
 }};
 
 void append_detail(std::string& out, const json& j) {

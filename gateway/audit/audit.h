@@ -34,6 +34,7 @@ enum class EventType {
   kStopped,            // the daemon stopped
   kConfigChanged,      // the configuration was loaded with a different content than before
   kAuditExported,      // the audit trail was exported (or verified) by someone
+  kConnectionRefused,  // the front door refused a caller: unknown or unbound AE title, TLS
 };
 
 // "object_received", "study_sent", ...: the stable name used in the canonical form.

@@ -18,6 +18,7 @@ constexpr Code kSecurityAlert{"110113", "DCM", "Security Alert"};
 constexpr Code kApplicationStart{"110120", "DCM", "Application Start"};
 constexpr Code kApplicationStop{"110121", "DCM", "Application Stop"};
 constexpr Code kSoftwareConfiguration{"110131", "DCM", "Software Configuration"};
+constexpr Code kNodeAuthentication{"110126", "DCM", "Node Authentication"};
 // Ours, for what CID 401 has no code for ("99" marks a private coding scheme designator).
 constexpr Code kConsent{"CONSENT", "99DIRGW", "Consent Changed"};
 constexpr Code kQuarantine{"QUARANTINE", "99DIRGW", "Quarantine Action"};
@@ -187,6 +188,8 @@ DicomEventCodes dicom_event_codes(const Event& e) {
       return {kSecurityAlert, kSoftwareConfiguration, 'E'};
     case EventType::kAuditExported:
       return {kAuditLogUsed, std::nullopt, 'R'};
+    case EventType::kConnectionRefused:
+      return {kSecurityAlert, kNodeAuthentication, 'E'};
   }
   return {kApplicationActivity, std::nullopt, 'E'};
 }

@@ -149,12 +149,14 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
 Result<void> IngestLedger::record_refusal(const Refusal& r) {
   return db_.locked([&](Connection& db) -> Result<void> {
     db.prepare(
-          "INSERT INTO refusals(at, source, calling_ae, peer, reason) VALUES (?1, ?2, ?3, ?4, ?5)")
+          "INSERT INTO refusals(at, source, calling_ae, peer, reason, reason_code) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .bind(1, r.at != 0 ? r.at : to_epoch_ms(db_.clock().now()))
         .bind(2, r.source)
         .bind(3, r.calling_ae)
         .bind(4, r.peer)
         .bind(5, r.reason)
+        .bind(6, r.code)
         .run();
     return {};
   });

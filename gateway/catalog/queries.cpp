@@ -73,10 +73,11 @@ Result<Status> Queries::status() {
       st.step();
       s.refusals = st.int64(0);
       auto last = db.prepare(
-          "SELECT at, source, calling_ae, peer, reason FROM refusals ORDER BY id DESC LIMIT 1");
+          "SELECT at, source, calling_ae, peer, reason, reason_code FROM refusals "
+          "ORDER BY id DESC LIMIT 1");
       if (last.step())
-        s.last_refusal =
-            Refusal{last.int64(0), last.text(1), last.text(2), last.text(3), last.text(4)};
+        s.last_refusal = Refusal{last.int64(0), last.text(1), last.text(2),
+                                 last.text(3),  last.text(4), last.text(5)};
       auto rec = db.prepare(
           "SELECT at, temporaries, adopted, quarantined, missing FROM reconciliations "
           "ORDER BY id DESC LIMIT 1");

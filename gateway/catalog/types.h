@@ -83,6 +83,7 @@ struct DestinationStatus {
 struct Refusal {
   std::int64_t at = 0;
   std::string source, calling_ae, peer, reason;
+  std::string code;  // ingest::refusal::k* ("" in rows from before schema 11)
 };
 
 struct Reconciliation {

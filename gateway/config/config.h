@@ -14,6 +14,21 @@ namespace dirgw::config {
 
 using Duration = std::chrono::milliseconds;
 
+// DICOM TLS on the SCP (DCMTK dcmtls, BCP 195 non-downgrading: TLS 1.2 and later).
+struct DicomTls {
+  bool enabled = false;                            // a tls: block with a certificate
+  std::filesystem::path certificate, private_key;  // PEM; the key not group/world-readable
+  std::filesystem::path ca;                        // PEM bundle trusted for client certificates
+  bool require_client_certificate = false;
+};
+
+// Who may call as one AE title: from which addresses and, with TLS, with which certificate.
+struct CallerBinding {
+  std::string ae_title;
+  std::vector<std::string> networks;  // "10.0.0.5" or "10.0.0.0/24"; empty: any address
+  std::vector<std::string> subjects;  // certificate subject, "CN=pacs1,O=Lakeside"; empty: any
+};
+
 struct DicomIngest {
   bool enabled = true;
   std::string ae_title = "DIRGW";
@@ -25,6 +40,12 @@ struct DicomIngest {
   Duration acse_timeout{std::chrono::seconds(30)};
   Duration dimse_timeout{std::chrono::seconds(60)};
   std::uint64_t max_object_size = 2ull << 30;
+  DicomTls tls;
+  // Calling AE titles bound to addresses and certificate subjects; an AE listed here may call
+  // only as its bindings say (see docs/dicom-tls.md).
+  std::vector<CallerBinding> callers;
+  // On SIGTERM: associations in progress may finish for this long, then they are aborted.
+  Duration stop_grace{std::chrono::seconds(10)};
 };
 
 struct Hl7Ingest {
@@ -37,6 +58,10 @@ struct Hl7Ingest {
   std::string consent_withdraw_value = "Y";
   std::string consent_grant_value = "N";
   int max_connections = 8;
+  // A connection with nothing to say for idle_timeout is closed; a message begun must be
+  // complete within message_timeout of its first byte (however slowly bytes trickle in).
+  Duration idle_timeout{std::chrono::minutes(5)};
+  Duration message_timeout{std::chrono::seconds(60)};
 };
 
 struct Ingest {

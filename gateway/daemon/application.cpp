@@ -4,8 +4,11 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
+#include <thread>
 
 #include "audit/forwarder.h"
 #include "catalog/catalog.h"
@@ -55,6 +58,19 @@ void repeat(asio::steady_timer& timer, std::chrono::steady_clock::duration perio
   });
 }
 
+// A refusal at the door as an audit event: who (AE title and address) and why (the code).
+audit::Event refusal_event(const ingest::DoorRefusal& r) {
+  audit::Event e;
+  e.type = audit::EventType::kConnectionRefused;
+  const auto colon = r.peer.rfind(':');
+  const std::string host = r.peer.substr(0, colon);
+  const int port = colon == std::string::npos ? 0 : std::atoi(r.peer.c_str() + colon + 1);
+  e.actor = audit::dicom_actor(r.calling_ae, host, port);
+  e.outcome = audit::failure(r.code);
+  e.detail = {{"reason_code", r.code}, {"reason", r.reason}, {"peer", r.peer}};
+  return e;
+}
+
 }  // namespace
 
 struct Application::Impl {
@@ -81,6 +97,8 @@ struct Application::Impl {
   std::int64_t started_at = 0;
   catalog::Reconciliation reconciliation;
   ingest::PrescanLimits limits;
+  std::atomic<bool> stopping{false};
+  std::thread stopper;  // the bounded stop of the listeners, while the control socket answers
 
   explicit Impl(config::Config c) : config(std::move(c)) {}
 
@@ -93,6 +111,7 @@ struct Application::Impl {
   void start_audit_forwarder();
   commands::LiveFacts live_facts() const;
   void report_status();
+  void begin_stop();
   void stop();
 };
 
@@ -167,6 +186,7 @@ void Application::Impl::build_stages() {
       catalog->ingest, [this] { scheduler->instance_received(); },
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
+  sink->set_audit([this](const ingest::DoorRefusal& r) { audit->record(refusal_event(r)); });
 }
 
 Result<void> Application::Impl::start_control() {
@@ -263,6 +283,7 @@ void Application::Impl::start_audit_forwarder() {
 commands::LiveFacts Application::Impl::live_facts() const {
   commands::LiveFacts f;
   f.started_at_ms = started_at;
+  f.stopping = stopping;
   f.reconciliation = reconciliation;
   if (scp) {
     const auto& st = scp->stats();
@@ -298,8 +319,22 @@ void Application::Impl::report_status() {
              static_cast<long long>(pending), static_cast<long long>(bytes >> 20));
 }
 
+// On SIGTERM: the listeners stop (the SCP within its stop_grace) while the event loop keeps
+// running, so that the control socket answers "stopping" and the watchdog is fed; the loop
+// stops once no association is left.
+void Application::Impl::begin_stop() {
+  if (stopping.exchange(true)) return;
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing associations in progress");
+  if (hl7) hl7->stop();
+  stopper = std::thread([this] {
+    if (scp) scp->stop();
+    asio::post(io, [this] { io.stop(); });
+  });
+}
+
 // Ordered shutdown: no new objects, then no new sends, then the catalog closes.
 void Application::Impl::stop() {
+  if (stopper.joinable()) stopper.join();
   if (scp) scp->stop();
   if (hl7) hl7->stop();
   scheduler->stop();
@@ -330,8 +365,7 @@ int Application::run() {
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("stopping", {{"signal", std::to_string(sig)}});
-    sd_notify(0, "STOPPING=1");
-    s.io.stop();
+    s.begin_stop();
   });
   // The watchdog is fed from the event loop: a hung loop stops feeding it and systemd restarts us.
   asio::steady_timer watchdog(s.io);

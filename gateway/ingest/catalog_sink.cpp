@@ -34,10 +34,11 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   return SinkOutcome::kStored;
 }
 
-void CatalogSink::refused(const std::string& calling_ae, const std::string& peer,
-                          const std::string& reason) {
-  auto r = ledger_.record_refusal({0, "dicom", calling_ae, peer, reason});
+void CatalogSink::refused(const DoorRefusal& refusal) {
+  auto r = ledger_.record_refusal(
+      {0, "dicom", refusal.calling_ae, refusal.peer, refusal.reason, refusal.code});
   if (!r) log::error("cannot record a refusal", {{"error", r.error().to_string()}});
+  if (refusal.security && audit_) audit_(refusal);
 }
 
 }  // namespace dirgw::ingest

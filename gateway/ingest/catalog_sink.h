@@ -27,13 +27,16 @@ class CatalogSink final : public ObjectSink {
         new_versions_(new_versions) {}
 
   Result<SinkOutcome> object_received(const ReceivedObject& object) override;
-  void refused(const std::string& calling_ae, const std::string& peer,
-               const std::string& reason) override;
+  using ObjectSink::refused;
+  void refused(const DoorRefusal& refusal) override;
+  // Security refusals (who may call, TLS) are also handed here, for the audit trail.
+  void set_audit(std::function<void(const DoorRefusal&)> audit) { audit_ = std::move(audit); }
 
  private:
   catalog::IngestLedger& ledger_;
   std::function<void()> instance_received_;
   catalog::NewVersionPolicy new_versions_;
+  std::function<void(const DoorRefusal&)> audit_;
 };
 
 }  // namespace dirgw::ingest

@@ -71,8 +71,9 @@ void print_states(const json& states, const char* indent) {
 }
 
 void print_status(const json& r) {
-  std::printf("dirgw daemon: running (pid %s, version %s, since %s)\n", str(r, "pid").c_str(),
-              str(r, "version").c_str(), str(r, "started_at").c_str());
+  std::printf("dirgw daemon: %s (pid %s, version %s, since %s)\n",
+              str(r, "state", "running").c_str(), str(r, "pid").c_str(), str(r, "version").c_str(),
+              str(r, "started_at").c_str());
   if (r.contains("facility") && !r["facility"].get<std::string>().empty())
     std::printf("facility:     %s\n", r["facility"].get<std::string>().c_str());
   const auto& c = r["catalog"];

@@ -38,6 +38,7 @@ struct DicomFacts {
 // What only the running daemon knows, read when status is asked for.
 struct LiveFacts {
   std::int64_t started_at_ms = 0;
+  bool stopping = false;  // SIGTERM received: listeners closed, associations finishing
   catalog::Reconciliation reconciliation;  // what start-up did
   std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
   // One per configured destination, in configuration order.

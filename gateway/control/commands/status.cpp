@@ -88,6 +88,7 @@ json status(const Context& ctx) {
   json out = {{"ok", true},
               {"version", DIRGW_VERSION},
               {"pid", ::getpid()},
+              {"state", live.stopping ? "stopping" : "running"},
               {"started_at", format_utc_ms(live.started_at_ms)},
               {"facility", ctx.config.facility_name},
               {"catalog",
@@ -119,11 +120,10 @@ json status(const Context& ctx) {
   out["warnings"] = warnings;
   out["refusals"] = {{"count", s->refusals}};
   if (s->last_refusal)
-    out["refusals"]["last"] = {{"at", format_utc_ms(s->last_refusal->at)},
-                               {"source", s->last_refusal->source},
-                               {"calling_ae", s->last_refusal->calling_ae},
-                               {"peer", s->last_refusal->peer},
-                               {"reason", s->last_refusal->reason}};
+    out["refusals"]["last"] = {
+        {"at", format_utc_ms(s->last_refusal->at)},  {"source", s->last_refusal->source},
+        {"calling_ae", s->last_refusal->calling_ae}, {"peer", s->last_refusal->peer},
+        {"reason", s->last_refusal->reason},         {"reason_code", s->last_refusal->code}};
   return out;
 }
 

@@ -22,6 +22,7 @@
 #include "dcmtk/dcmnet/dul.h"
 // clang-format on
 
+#include "ingest/dimse_scp/tls.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -177,6 +178,7 @@ struct DicomScp::Worker {
   // association that makes none for dimse_timeout, however slowly bytes trickle in.
   std::atomic<std::int64_t> last_progress_ms{0};
   std::atomic<bool> cut{false};
+  std::atomic<bool> associated{false};  // past negotiation: the stop's grace applies
 };
 
 namespace {
@@ -275,19 +277,49 @@ Result<void> DicomScp::start() {
   if (cond.bad())
     return make_error(ErrorCode::kNetwork, std::string("DCMTK network: ") + cond.text());
   network_ = net;
+  auto callers = Callers::make(cfg_.allowed_callers, cfg_.callers);
+  if (!callers) return callers.error();
+  callers_ = std::make_unique<Callers>(std::move(callers).value());
+  if (cfg_.tls.enabled) {
+    auto tls = ScpTls::make(cfg_.tls);
+    if (!tls) return tls.error();
+    tls_ = std::move(tls).value();
+    if (auto r = tls_->install(network_); !r) return r.error();
+  }
   listener_ = std::thread(&DicomScp::listen_loop, this);
-  log::info("DICOM listener ready",
-            {{"ae_title", cfg_.ae_title}, {"address", cfg_.bind}, {"port", std::to_string(port_)}});
+  log::info("DICOM listener ready", {{"ae_title", cfg_.ae_title},
+                                     {"address", cfg_.bind},
+                                     {"port", std::to_string(port_)},
+                                     {"tls", tls_ ? "BCP195-ND" : "off"}});
   return {};
 }
 
 void DicomScp::stop() {
-  if (stopping_.exchange(true)) return;
+  std::lock_guard stop_lock(stop_mutex_);
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
   if (stop_pipe_write_.valid()) {
     char c = 'x';
     [[maybe_unused]] auto n = ::write(stop_pipe_write_.get(), &c, 1);
   }
   if (listener_.joinable()) listener_.join();
+  // Connections are refused by the kernel from here on; those still negotiating are cut.
+  if (listen_fd_.valid()) ::shutdown(listen_fd_.get(), SHUT_RDWR);
+  cut_workers(SHUT_RDWR, /*negotiating_only=*/true);
+  const int active = stats_.active.load();
+  if (active > 0)
+    log::info("DICOM listener closed: associations in progress may finish",
+              {{"associations", std::to_string(active)},
+               {"stop_grace_ms", std::to_string(cfg_.stop_grace.count())}});
+  if (!wait_workers(cfg_.stop_grace)) {
+    // Reading stops, so each worker's next read fails and it sends an A-ABORT; an object being
+    // committed completes (its response may be lost: the sender resends, a duplicate).
+    const int cut = cut_workers(SHUT_RD, false);
+    log::warn("stop_grace over: aborting the associations left",
+              {{"associations", std::to_string(cut)}});
+    if (!wait_workers(std::chrono::seconds(2))) cut_workers(SHUT_RDWR, false);
+  }
   std::list<std::unique_ptr<Worker>> workers;
   {
     std::lock_guard lock(workers_mutex_);
@@ -295,6 +327,31 @@ void DicomScp::stop() {
   }
   for (auto& w : workers)
     if (w->thread.joinable()) w->thread.join();
+}
+
+int DicomScp::cut_workers(int how, bool negotiating_only) {
+  int n = 0;
+  std::lock_guard lock(workers_mutex_);
+  for (auto& w : workers_) {
+    if (w->done || w->fd < 0 || (negotiating_only && w->associated)) continue;
+    ::shutdown(w->fd, how);
+    ++n;
+  }
+  return n;
+}
+
+bool DicomScp::wait_workers(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    bool running = false;
+    {
+      std::lock_guard lock(workers_mutex_);
+      for (auto& w : workers_) running = running || !w->done;
+    }
+    if (!running) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 void DicomScp::reap_finished() {
@@ -380,13 +437,20 @@ void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
   auto* net = static_cast<T_ASC_Network*>(network_);
   const int acse_secs =
       static_cast<int>(std::chrono::duration_cast<std::chrono::seconds>(cfg_.acse_timeout).count());
+  // From here on the fd may be closed by DCMTK: the stop and the watchdog must not touch it.
+  auto release_fd = [this, &w] {
+    std::lock_guard lock(workers_mutex_);
+    w.fd = -1;
+  };
   if (!whole_first_pdu(fd,
                        std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.acse_timeout))) {
-    w.fd = -1;
+    release_fd();
     ::close(fd);
+    if (stopping_) return;  // cut by the stop: not the peer's doing
     log::warn("no complete association request within acse_timeout: connection closed",
               {{"peer", peer}});
-    sink_.refused("", peer, "no complete association request within acse_timeout");
+    sink_.refused({"", peer, "no complete association request within acse_timeout",
+                   refusal::kAcseTimeout, false});
     return;
   }
   T_ASC_Association* assoc = nullptr;
@@ -394,12 +458,24 @@ void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
   {
     std::lock_guard lock(receive_mutex_);
     dcmExternalSocketHandle.set(fd);  // DCMTK owns fd from here on
+    // With TLS the handshake happens in here (our own first-PDU wait saw only a ClientHello).
     cond = ASC_receiveAssociation(net, &assoc, static_cast<long>(cfg_.max_pdu), nullptr, nullptr,
-                                  OFFalse, DUL_NOBLOCK, acse_secs);
+                                  tls_ ? OFTrue : OFFalse, DUL_NOBLOCK, acse_secs);
     dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
   }
   if (cond.bad()) {
-    log::warn("association request not received", {{"peer", peer}, {"reason", cond.text()}});
+    release_fd();
+    if (tls_ && !stopping_) {
+      // No TLS, an untrusted or expired certificate, none when one is required, TLS < 1.2.
+      log::warn("TLS handshake or association request failed: connection closed",
+                {{"peer", peer}, {"reason", cond.text()}});
+      stats_.associations_rejected++;
+      if (metrics_ != nullptr) metrics_->associations_rejected.inc();
+      sink_.refused({"", peer, std::string("TLS handshake failed: ") + cond.text(),
+                     refusal::kTlsHandshake, true});
+    } else {
+      log::warn("association request not received", {{"peer", peer}, {"reason", cond.text()}});
+    }
     if (assoc != nullptr) {
       ASC_dropAssociation(assoc);
       ASC_destroyAssociation(&assoc);
@@ -412,43 +488,57 @@ void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
                                   ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
                                   ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED};
     ASC_rejectAssociation(assoc, &rej);
+    release_fd();
+    ::shutdown(fd, SHUT_RDWR);  // closed at once, not when the peer gets round to it
     ASC_dropAssociation(assoc);
     ASC_destroyAssociation(&assoc);
     stats_.associations_rejected++;
     if (metrics_ != nullptr) metrics_->associations_busy.inc();
     log::warn("association rejected: too many at once",
               {{"peer", peer}, {"max_associations", std::to_string(cfg_.max_associations)}});
-    sink_.refused("", peer, "association rejected: max_associations reached");
+    sink_.refused(
+        {"", peer, "association rejected: max_associations reached", refusal::kBusy, false});
     return;
   }
   w.last_progress_ms = steady_ms();
-  handle_association(assoc, peer, fd, &w.last_progress_ms);
+  w.associated = true;
+  handle_association(assoc, peer, fd, &w.last_progress_ms, &w);
   stats_.active--;
 }
 
 void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
-                                  std::atomic<std::int64_t>* progress) {
+                                  std::atomic<std::int64_t>* progress, Worker* worker) {
   auto* assoc = static_cast<T_ASC_Association*>(handle);
   char calling[64] = {}, called[64] = {};
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
   const std::string calling_ae = trim_uid(calling), called_ae = trim_uid(called);
 
-  auto reject = [&](T_ASC_RejectParametersReason reason, const std::string& why) {
-    T_ASC_RejectParameters rej = {ASC_RESULT_REJECTEDPERMANENT, ASC_SOURCE_SERVICEUSER, reason};
+  // A rejected association is closed at once: after the A-ASSOCIATE-RJ, DCMTK would otherwise
+  // wait for the peer to close the connection.
+  auto reject = [&](T_ASC_RejectParametersReason reason, const std::string& why, const char* code,
+                    T_ASC_RejectParametersResult result = ASC_RESULT_REJECTEDPERMANENT) {
+    T_ASC_RejectParameters rej = {result, ASC_SOURCE_SERVICEUSER, reason};
     ASC_rejectAssociation(assoc, &rej);
+    ::shutdown(socket_fd, SHUT_RDWR);
     stats_.associations_rejected++;
     if (metrics_ != nullptr) metrics_->associations_rejected.inc();
     log::warn("association rejected",
-              {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", why}});
-    sink_.refused(calling_ae, peer, "association rejected: " + why);
+              {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", why}, {"code", code}});
+    sink_.refused(
+        {calling_ae, peer, "association rejected: " + why, code, code != refusal::kStopping});
   };
 
-  bool allowed = false;
-  for (const auto& ae : cfg_.allowed_callers) allowed = allowed || ae == "*" || ae == calling_ae;
+  const std::string peer_address = peer.substr(0, peer.rfind(':'));
+  const CallerDecision caller = callers_->decide(
+      calling_ae, peer_address, tls_ ? peer_certificate_subject(assoc) : std::nullopt);
   if (called_ae != cfg_.ae_title) {
-    reject(ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED, "called AE title is not " + cfg_.ae_title);
-  } else if (!allowed) {
-    reject(ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED, "calling AE title not in allowed_callers");
+    reject(ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED, "called AE title is not " + cfg_.ae_title,
+           refusal::kCalledAe);
+  } else if (!caller.admitted) {
+    reject(ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED, caller.why, caller.code);
+  } else if (stopping_) {
+    reject(ASC_REASON_SU_NOREASON, "the receiver is stopping", refusal::kStopping,
+           ASC_RESULT_REJECTEDTRANSIENT);
   } else {
     const char* echo[] = {UID_VerificationSOPClass};
     ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, echo, 1, kEchoTransferSyntaxes,
@@ -541,7 +631,8 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
                     {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
           if (ctx.too_large) {
             stats_.refused++;
-            sink_.refused(calling_ae, peer, "C-STORE cut off: " + why);
+            sink_.refused(
+                {calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
           }
           if (ctx.stored) {
             // Stored and catalogued but the response could not be sent: the sender will send
@@ -597,10 +688,15 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
                                         {"calling_ae", calling_ae},
                                         {"peer", peer},
                                         {"reason", ctx.failure}});
-          sink_.refused(calling_ae, peer, "C-STORE refused: " + ctx.failure);
+          sink_.refused(
+              {calling_ae, peer, "C-STORE refused: " + ctx.failure, refusal::kStoreRefused, false});
         }
       }
     }
+  }
+  if (worker != nullptr) {
+    std::lock_guard lock(workers_mutex_);
+    worker->fd = -1;
   }
   ASC_dropSCPAssociation(assoc);
   ASC_destroyAssociation(&assoc);

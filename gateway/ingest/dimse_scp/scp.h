@@ -20,11 +20,15 @@
 #include "common/files.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "ingest/dimse_scp/callers.h"
+#include "ingest/dimse_scp/refusal.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
 
 namespace dirgw::ingest {
+
+class ScpTls;
 
 struct ReceivedObject {
   StoredObject stored;
@@ -35,6 +39,14 @@ struct ReceivedObject {
 
 enum class SinkOutcome { kStored, kDuplicate };
 
+// A refusal at the door: who, why in our words, and why as a code (refusal::k*). `security`
+// marks who-may-call refusals (caller bindings, TLS), which the audit trail records too.
+struct DoorRefusal {
+  std::string calling_ae, peer, reason;
+  const char* code = refusal::kOther;
+  bool security = false;
+};
+
 // Where received objects go next (the catalog, via the daemon).
 class ObjectSink {
  public:
@@ -43,8 +55,10 @@ class ObjectSink {
   // error makes the C-STORE fail (the sender will retry), nothing is acknowledged.
   virtual Result<SinkOutcome> object_received(const ReceivedObject& object) = 0;
   // Something was refused: recorded so that status can say why.
-  virtual void refused(const std::string& calling_ae, const std::string& peer,
-                       const std::string& reason) = 0;
+  virtual void refused(const DoorRefusal& refusal) = 0;
+  void refused(const std::string& calling_ae, const std::string& peer, const std::string& reason) {
+    refused(DoorRefusal{calling_ae, peer, reason, refusal::kOther, false});
+  }
 };
 
 struct ScpStats {
@@ -67,8 +81,12 @@ class DicomScp {
 
   // Binds the listening socket (so READY=1 can follow) and starts the listener thread.
   Result<void> start();
-  // Stops accepting, lets running associations finish their current message, joins threads.
+  // The bounded stop: stops accepting at once (new connections are refused by the kernel),
+  // lets associations in progress run for stop_grace, then aborts those left and joins every
+  // thread. Nothing is acknowledged that is not durable, so an abort loses nothing acknowledged.
+  // Safe to call from any thread and more than once (later calls wait for the first).
   void stop();
+  bool stopping() const { return stopping_; }
 
   int port() const { return port_; }
   const ScpStats& stats() const { return stats_; }
@@ -79,8 +97,12 @@ class DicomScp {
   void watchdog();
   void accept_association(int fd, const std::string& peer, Worker& w);
   void handle_association(void* assoc, std::string peer, int socket_fd,
-                          std::atomic<std::int64_t>* progress);
+                          std::atomic<std::int64_t>* progress, Worker* worker = nullptr);
   void reap_finished();
+  // shutdown(how) on the sockets of the workers still running (only those not yet associated
+  // when `negotiating_only`); returns how many.
+  int cut_workers(int how, bool negotiating_only);
+  bool wait_workers(std::chrono::milliseconds limit);
 
   const config::DicomIngest& cfg_;
   const Spool& spool_;
@@ -94,6 +116,10 @@ class DicomScp {
   int port_ = 0;
   void* network_ = nullptr;  // T_ASC_Network*
   std::atomic<bool> stopping_{false};
+  std::mutex stop_mutex_;
+  bool stopped_ = false;
+  std::unique_ptr<Callers> callers_;
+  std::unique_ptr<ScpTls> tls_;
   std::thread listener_;
   std::mutex workers_mutex_;
   std::mutex receive_mutex_;  // DCMTK's socket hand-over is a process-wide global

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "ingest/hl7_mllp/deadline.h"
 #include "ingest/hl7_mllp/mllp.h"
 #include "log/log.h"
 
@@ -20,13 +21,15 @@ std::string hl7_now() {
   std::strftime(buf, sizeof buf, "%Y%m%d%H%M%S+0000", &tm);
   return buf;
 }
-constexpr auto kIdleTimeout = std::chrono::minutes(5);
 }  // namespace
 
 class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Hl7Listener& owner, tcp::socket socket)
-      : owner_(owner), socket_(std::move(socket)), timer_(socket_.get_executor()) {
+      : owner_(owner),
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        deadline_(owner.cfg_.idle_timeout, owner.cfg_.message_timeout, clock_.now()) {
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -44,12 +47,39 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
   }
 
  private:
-  void read() {
-    timer_.expires_after(kIdleTimeout);
+  // The timer always runs to the connection's deadline (idle or message, by total time).
+  void arm() {
+    const TimePoint due = deadline_.due();
+    if (due == TimePoint::max()) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_after(std::max(due - clock_.now(), TimePoint::duration::zero()));
     auto self = shared_from_this();
     timer_.async_wait([self](const boost::system::error_code& ec) {
-      if (!ec) self->finish("idle");
+      if (!ec) self->expire();
     });
+  }
+
+  void expire() {
+    const auto e = deadline_.expired(clock_.now());
+    if (e == ConnectionDeadline::Expiry::kNone) {
+      arm();
+      return;
+    }
+    if (e == ConnectionDeadline::Expiry::kMessage) {
+      log::warn("HL7: message not complete within message_timeout: connection closed",
+                {{"peer", peer_}, {"buffered_bytes", std::to_string(decoder_.buffered())}});
+      finish("message_timeout");
+    } else {
+      log::info("HL7: connection idle beyond idle_timeout: closed", {{"peer", peer_}});
+      finish("idle");
+    }
+  }
+
+  void read() {
+    arm();
+    auto self = shared_from_this();
     socket_.async_read_some(asio::buffer(buf_), [self](const boost::system::error_code& ec,
                                                        std::size_t n) { self->on_read(ec, n); });
   }
@@ -60,10 +90,13 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
       return;
     }
     auto events = decoder_.feed(std::string_view(buf_.data(), n));
+    deadline_.read(clock_.now(), !decoder_.idle());
     if (events.empty()) {
       read();
       return;
     }
+    deadline_.busy();
+    timer_.cancel();
     // Applying a message may wait (a consent withdrawal waits for uploads under way): it runs
     // on the listener's worker thread; the connection reads nothing more until it is answered,
     // so messages are applied and acknowledged in the order received.
@@ -92,6 +125,9 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
 
   void answer(std::string out, bool fatal) {
     if (done_) return;
+    // Writing the answer counts as idle time: a peer that does not read its ACKs is closed too.
+    deadline_.answered(clock_.now(), !decoder_.idle());
+    arm();
     if (out.empty()) {
       if (fatal)
         finish("framing");
@@ -132,7 +168,7 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
   void finish(const std::string& why) {
     if (done_) return;
     done_ = true;
-    if (!why.empty() && why != "idle")
+    if (!why.empty() && why != "idle" && why != "message_timeout")
       log::debug("HL7 connection closed", {{"peer", peer_}, {"reason", why}});
     close();
     owner_.connections_.erase(shared_from_this());
@@ -140,7 +176,9 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
 
   Hl7Listener& owner_;
   tcp::socket socket_;
+  SystemClock clock_;
   asio::steady_timer timer_;
+  ConnectionDeadline deadline_;
   hl7::MllpDecoder decoder_;
   std::array<char, 65536> buf_{};
   std::string pending_;

@@ -92,6 +92,7 @@ TEST(AuditExport, EveryEventTypeMapsToItsDicomCodes) {
       {EventType::kStopped, "110100", "110121", "E"},
       {EventType::kConfigChanged, "110113", "110131", "E"},
       {EventType::kAuditExported, "110101", "", "R"},
+      {EventType::kConnectionRefused, "110113", "110126", "E"},
   };
   ASSERT_EQ(table.size(), all_event_types().size());
   for (const auto& x : table) {
