@@ -11,7 +11,8 @@ never waits for a minute boundary).
      bearer token. Tokens live 2 s (they expire mid-backlog and are fetched again); then the
      client is revoked (token endpoint 401, tokens refused): status says "authentication
      failed", nothing fails; restored, the backlog drains.
-  6. type: dimse: the study goes by C-STORE to Orthanc's DICOM port, data sets byte for byte."""
+  6. type: dimse: the study goes by C-STORE to Orthanc's DICOM port, data sets byte for byte;
+     and once over TLS (test CA, client certificate required) to DCMTK's storescp."""
 
 import argparse
 import base64
@@ -197,6 +198,55 @@ def dimse_phase(args, work, manifest, check):
     return gw.log_text()
 
 
+def dimse_tls_phase(args, work, manifest, check):
+    uid, files = harness.synth(args.build_dir, os.path.join(work, "cr-tls"), "CR", 2, seed=71,
+                               patient_index=6, manifest=manifest)
+    pki = tds.make_pki(work)
+    out_dir = os.path.join(work, "storescp-tls")
+    os.makedirs(out_dir)
+    scp_port = harness.free_port()
+    scp = harness.Process("storescp", [
+        "storescp", "--aetitle", "TLSSCP", "+tls", pki["server.key"], pki["server.crt"],
+        "+cf", pki["ca.crt"], "--require-peer-cert", "--profile-bcp195-nd",
+        "--bit-preserving", "--output-directory", out_dir, str(scp_port)],
+        os.path.join(work, "storescp-tls.log"))
+    harness.wait_for("storescp to listen", lambda: tds._connects(scp_port) or not scp.alive(), 30)
+    gw = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-tls", stable_age="1s")
+    with open(gw.config_path) as f:
+        text = f.read()
+    text = text.replace("    type: stow-rs\n    url: http://unused/\n",
+                        f"    type: dimse\n    dimse: {{ ae_title: TLSSCP, host: 127.0.0.1, "
+                        f"port: {scp_port}, tls: true, ca: {pki['ca.crt']}, "
+                        f"client_cert: {pki['client.crt']}, client_key: {pki['client.key']} }}\n")
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    gw.start()
+    try:
+        rc, out = harness.storescu(gw.port, files)
+        check(rc == 0, f"storescu (dimse tls): rc={rc} {out[-300:]}")
+        harness.wait_for("the study at storescp over TLS",
+                         lambda: len(os.listdir(out_dir)) == len(files), 60)
+        st = gw.status()["destinations"][0]
+        check(st["auth"] == "tls+client-cert", f"status shows TLS with a client certificate: {st['auth']}")
+        received = {}
+        for name in os.listdir(out_dir):
+            with open(os.path.join(out_dir, name), "rb") as fh:
+                data = fh.read()
+            received[tds.split_part10(data)[0][0x0003].rstrip(b"\0 ").decode()] = data
+        for f in files:
+            with open(f, "rb") as fh:
+                original = fh.read()
+            got = received.get(harness.sop_instance_uid(f))
+            check(got == original or (got is not None and tds.split_part10(got)[1] ==
+                                      tds.split_part10(original)[1]),
+                  f"TLS: {os.path.basename(f)} received byte for byte")
+        log(f"dimse over TLS: {len(files)} instances at storescp, data sets identical")
+    finally:
+        gw.stop()
+        scp.stop()
+    return gw.log_text()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -280,7 +330,8 @@ def main():
         gw.stop()
         repo.stop()
     logs = {"dirgwd.log": gw.log_text(), "dirgwd-oauth.log": oauth2_phase(args, work, manifest, check),
-            "dirgwd-dimse.log": dimse_phase(args, work, manifest, check)}
+            "dirgwd-dimse.log": dimse_phase(args, work, manifest, check),
+            "dirgwd-tls.log": dimse_tls_phase(args, work, manifest, check)}
     phi = harness.scan_for_phi(logs, manifest)
     check(not phi, f"no patient value in the logs: {phi[:3]}")
     if check.failures:
