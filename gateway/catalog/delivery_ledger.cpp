@@ -9,7 +9,8 @@ namespace dirgw::catalog {
 
 Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& destination,
                                                             std::int64_t now_ms, int max_count,
-                                                            std::uint64_t max_bytes) {
+                                                            std::uint64_t max_bytes,
+                                                            bool stat_only) {
   return db_.locked([&](Connection& db) -> Result<std::vector<DueItem>> {
     auto st = db.prepare(
         "SELECT d.instance_id, i.study_id, s.study_uid, coalesce(dob.sop_instance_uid, "
@@ -23,9 +24,9 @@ Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& d
         "JOIN studies s ON s.id = i.study_id "
         "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
         "WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2 "
-        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') "
-        "ORDER BY i.study_id, i.id LIMIT ?3");
-    st.bind(1, destination).bind(2, now_ms).bind(3, max_count);
+        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') AND (?4 = 0 OR s.priority > 0) "
+        "ORDER BY s.priority DESC, i.study_id, i.id LIMIT ?3");
+    st.bind(1, destination).bind(2, now_ms).bind(3, max_count).bind(4, stat_only ? 1 : 0);
     std::vector<DueItem> out;
     std::uint64_t bytes = 0;
     while (st.step()) {
@@ -49,15 +50,17 @@ Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& d
   });
 }
 
-Result<std::optional<std::int64_t>> DeliveryLedger::next_due(const std::string& destination) {
+Result<std::optional<std::int64_t>> DeliveryLedger::next_due(const std::string& destination,
+                                                             bool stat_only) {
   return db_.locked([&](Connection& db) -> Result<std::optional<std::int64_t>> {
     auto st = db.prepare(
         "SELECT min(d.next_attempt_at) FROM deliveries d "
         "JOIN instances i ON i.id = d.instance_id "
         "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
+        "JOIN studies s ON s.id = i.study_id "
         "WHERE d.destination = ?1 AND d.state = 'pending' "
-        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT')");
-    st.bind(1, destination);
+        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') AND (?2 = 0 OR s.priority > 0)");
+    st.bind(1, destination).bind(2, stat_only ? 1 : 0);
     st.step();
     if (st.is_null(0)) return std::optional<std::int64_t>();
     return std::optional<std::int64_t>(st.int64(0));

@@ -12,11 +12,15 @@ class DeliveryLedger {
   explicit DeliveryLedger(Database& db) : db_(db) {}
 
   // Pending deliveries of READY/SENDING/RETRY_WAIT studies due at `now`, one study at a time,
-  // within the batch limits.
+  // within the batch limits: STAT studies (priority > 0) first, then oldest first. stat_only:
+  // only STAT studies (a destination outside its upload window).
   Result<std::vector<DueItem>> due_deliveries(const std::string& destination, std::int64_t now_ms,
-                                              int max_count, std::uint64_t max_bytes);
-  // Earliest next_attempt_at among pending deliveries of sendable studies.
-  Result<std::optional<std::int64_t>> next_due(const std::string& destination);
+                                              int max_count, std::uint64_t max_bytes,
+                                              bool stat_only = false);
+  // Earliest next_attempt_at among pending deliveries of sendable (STAT, with stat_only)
+  // studies.
+  Result<std::optional<std::int64_t>> next_due(const std::string& destination,
+                                               bool stat_only = false);
   // The last check before a request, atomic with marking the batch in flight: keeps the items
   // whose study may still be sent, moves their deliveries to 'sending' and their studies to
   // SENDING. The returned permit holds the send gate; release it once the request has left.

@@ -94,6 +94,28 @@ Result<ActionResult> OperatorActions::release(const std::string& study_uid,
   return operator_action(study_uid, destination, StudyState::kReady, "");
 }
 
+Result<ActionResult> OperatorActions::prioritize(const std::string& study_uid) {
+  return db_.write([&](Connection& db) -> Result<ActionResult> {
+    ActionResult r;
+    auto st = db.prepare("SELECT priority FROM studies WHERE study_uid = ?1");
+    st.bind(1, study_uid);
+    if (!st.step()) return make_error(ErrorCode::kNotFound, "no such study");
+    if (st.int64(0) >= 2) return r;
+    auto up = db.prepare("UPDATE studies SET priority = 2 WHERE study_uid = ?1");
+    up.bind(1, study_uid).run();
+    r.changed = db.changes();
+    return r;
+  });
+}
+
+Result<void> OperatorActions::mark_stat(std::int64_t study_id) {
+  return db_.write([&](Connection& db) -> Result<void> {
+    auto up = db.prepare("UPDATE studies SET priority = 1 WHERE id = ?1 AND priority < 1");
+    up.bind(1, study_id).run();
+    return {};
+  });
+}
+
 Result<ActionResult> OperatorActions::release_quarantine(const std::string& study_uid) {
   return operator_action(study_uid, "", StudyState::kStable, "released from quarantine");
 }

@@ -17,6 +17,11 @@ class OperatorActions {
   Result<ActionResult> hold(const std::string& study_uid, const std::string& destination,
                             const std::string& reason);
   Result<ActionResult> release(const std::string& study_uid, const std::string& destination);
+  // Marks a study STAT (priority 2, an operator's): it goes before older work and bypasses the
+  // upload windows of destinations with stat_bypass. changed: 1, or 0 when it already was.
+  Result<ActionResult> prioritize(const std::string& study_uid);
+  // Priority 1 for the studies a rule found STAT (policy stage); never lowers a priority.
+  Result<void> mark_stat(std::int64_t study_id);
   // Quarantine: release (re-run policy from STABLE), delete (drop the study's rows; the
   // objects no other study uses are returned for the spool to remove).
   Result<ActionResult> release_quarantine(const std::string& study_uid);

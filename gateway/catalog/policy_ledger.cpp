@@ -49,11 +49,12 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
     }
     for (auto& w : out) {
       auto inst = db.prepare(
-          "SELECT id, sop_instance_uid, object_sha256, received_at FROM instances "
+          "SELECT id, sop_instance_uid, object_sha256, received_at, calling_ae FROM instances "
           "WHERE study_id = ?1 ORDER BY id");
       inst.bind(1, w.study_id);
       while (inst.step())
-        w.instances.push_back({inst.int64(0), inst.text(1), inst.text(2), inst.int64(3)});
+        w.instances.push_back(
+            {inst.int64(0), inst.text(1), inst.text(2), inst.int64(3), inst.text(4)});
     }
     return out;
   });

@@ -255,6 +255,7 @@ struct PolicyWork {
     std::int64_t id = 0;
     std::string sop_instance_uid, sha256;
     std::int64_t received_at = 0;
+    std::string calling_ae;  // who sent it over DICOM ("" for other sources)
   };
   std::vector<Instance> instances;
 };

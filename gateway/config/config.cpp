@@ -11,6 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include "config/reader.h"
+#include "scheduler/windows.h"
+
 namespace dirgw::config {
 
 std::string ConfigError::to_string(const std::string& file) const {
@@ -125,236 +128,6 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
          "acse_timeout", "dimse_timeout", "max_object_size", "tls", "callers", "stop_grace"});
 }
 
-// Parses "0x0029" or "0029" (hex) into a number within [lo, hi]; nullopt otherwise.
-std::optional<int> parse_hex(const std::string& text, int lo, int hi) {
-  std::string h = text.rfind("0x", 0) == 0 || text.rfind("0X", 0) == 0 ? text.substr(2) : text;
-  if (h.empty() || h.size() > 4 ||
-      h.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
-    return std::nullopt;
-  const int v = std::stoi(h, nullptr, 16);
-  if (v < lo || v > hi) return std::nullopt;
-  return v;
-}
-
-void read_safe_private(Reader& r, const YAML::Node& n, const std::string& k, Deidentify& d) {
-  r.map(n, k,
-        [&](const YAML::Node& m, const std::string& p) {
-          SafePrivate sp;
-          r.scalar(
-              m, p, "group", [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
-                auto g = parse_hex(s, 0, 0xFFFF);
-                if (!g || (*g != 0 && (*g % 2 == 0 || *g < 9)))
-                  r.error(
-                      vk, v,
-                      "must be an odd group number such as 0x0029 (or 0 for any), not '" + s + "'");
-                else
-                  sp.group = *g;
-              });
-          r.string(m, p, "creator", sp.creator, 64);
-          if (sp.creator.empty()) r.error(Reader::join(p, "creator"), m, "is required");
-          r.scalar(m, p, "element",
-                   [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
-                     auto e = parse_hex(s, 0, 0xFF);
-                     if (!e)
-                       r.error(
-                           vk, v,
-                           "must be the low byte of the element, 0x00 to 0xFF, not '" + s + "'");
-                     else
-                       sp.element = *e;
-                   });
-          d.safe_private.push_back(sp);
-        },
-        {"group", "creator", "element"});
-}
-
-void read_burned_in_allow(Reader& r, const YAML::Node& n, const std::string& k, Deidentify& d) {
-  r.map(n, k,
-        [&](const YAML::Node& m, const std::string& p) {
-          BurnedInAllow b;
-          r.string(m, p, "sop_class_uid", b.sop_class_uid, 64);
-          r.string(m, p, "modality", b.modality, 16);
-          r.string(m, p, "manufacturer", b.manufacturer, 64);
-          r.string(m, p, "model", b.model, 64);
-          r.boolean(m, p, "allow_marked_yes", b.allow_marked_yes);
-          if (b.sop_class_uid.empty() && b.modality.empty() && b.manufacturer.empty() &&
-              b.model.empty())
-            r.error(k, n, "must name at least one of sop_class_uid, modality, manufacturer, model");
-          d.burned_in_allow.push_back(std::move(b));
-        },
-        {"sop_class_uid", "modality", "manufacturer", "model", "allow_marked_yes"});
-}
-
-// One option name of PS3.15 Table E.1-1's columns, as written in the configuration.
-bool apply_deid_option(const std::string& o, Deidentify& d, std::string& conflict) {
-  if (o == "retain_uids")
-    d.retain_uids = true;
-  else if (o == "retain_device_identity")
-    d.retain_device_identity = true;
-  else if (o == "retain_institution_identity")
-    d.retain_institution_identity = true;
-  else if (o == "retain_patient_characteristics")
-    d.retain_patient_characteristics = true;
-  else if (o == "clean_descriptors")
-    d.clean_descriptors = true;
-  else if (o == "clean_structured_content")
-    d.clean_structured_content = true;
-  else if (o == "clean_graphics")
-    d.clean_graphics = true;
-  else if (o == "retain_longitudinal_full_dates" || o == "retain_longitudinal_modified_dates") {
-    const std::string dates = o == "retain_longitudinal_full_dates" ? "full" : "modified";
-    if (d.dates != "remove" && d.dates != dates)
-      conflict =
-          "retain_longitudinal_full_dates and retain_longitudinal_modified_dates exclude "
-          "each other";
-    d.dates = dates;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-void read_deidentify(Reader& r, const YAML::Node& m, const std::string& p, Deidentify& d) {
-  d.enabled = true;
-  r.boolean(m, p, "enabled", d.enabled);
-  r.scalar(m, p, "profile", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-    if (s != "basic")
-      r.error(k, v,
-              "must be basic (the PS3.15 Basic Application Level Confidentiality Profile), not '" +
-                  s + "'");
-  });
-  r.list(m, p, "options", "option names", [&](const YAML::Node& v, const std::string& k) {
-    std::string conflict;
-    if (!v.IsScalar() || !apply_deid_option(v.Scalar(), d, conflict))
-      r.error(k, v,
-              "unknown option (allowed: retain_uids, retain_device_identity, "
-              "retain_institution_identity, retain_patient_characteristics, "
-              "retain_longitudinal_full_dates, retain_longitudinal_modified_dates, "
-              "clean_descriptors, clean_structured_content, clean_graphics; Retain Safe Private "
-              "is the safe_private list)");
-    else if (!conflict.empty())
-      r.error(k, v, conflict);
-  });
-  r.list(m, p, "descriptor_allow_list", "reviewed descriptor values",
-         [&](const YAML::Node& v, const std::string& k) {
-           if (!v.IsScalar() || v.Scalar().empty() || v.Scalar().size() > 64)
-             r.error(k, v, "must be a descriptor value of 1 to 64 characters");
-           else
-             d.descriptor_allow_list.push_back(v.Scalar());
-         });
-  if (!d.descriptor_allow_list.empty() && !d.clean_descriptors)
-    r.error(Reader::join(p, "descriptor_allow_list"), m, "needs the clean_descriptors option");
-  r.list(m, p, "safe_private", "{group, creator, element} entries",
-         [&](const YAML::Node& v, const std::string& k) { read_safe_private(r, v, k, d); });
-  r.list(m, p, "burned_in_allow", "rules",
-         [&](const YAML::Node& v, const std::string& k) { read_burned_in_allow(r, v, k, d); });
-}
-
-void read_destination(Reader& r, const YAML::Node& n, const std::string& path, Destination& d) {
-  r.map(
-      n, path,
-      [&](const YAML::Node& m, const std::string& p) {
-        r.scalar(
-            m, p, "name", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-              bool ok = !s.empty() && s.size() <= 32;
-              for (char c : s)
-                ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_');
-              if (!ok)
-                r.error(k, v, "must be 1 to 32 letters, digits, '-' or '_'");
-              else
-                d.name = s;
-            });
-        if (d.name.empty() && !m["name"].IsDefined())
-          r.error(Reader::join(p, "name"), m, "is required");
-        r.scalar(
-            m, p, "type", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-              if (s != "stow-rs")
-                r.error(k, v,
-                        "must be stow-rs (dicom C-STORE destinations are not built yet), not '" +
-                            s + "'");
-              else
-                d.type = s;
-            });
-        r.scalar(m, p, "url", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-          if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
-            r.error(k, v, "must be an http:// or https:// URL of the DICOMweb service");
-          else if (s.size() > 2048 || s.find_first_of(" \t\r\n") != std::string::npos)
-            r.error(k, v, "is not a usable URL");
-          else
-            d.url = s;
-        });
-        if (!m["url"].IsDefined()) r.error(Reader::join(p, "url"), m, "is required");
-        r.scalar(m, p, "withdrawal_notify_url",
-                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                   if (s.rfind("http://", 0) != 0 && s.rfind("https://", 0) != 0)
-                     r.error(k, v, "must be an http:// or https:// URL");
-                   else
-                     d.withdrawal_notify_url = s;
-                 });
-        r.scalar(m, p, "consent",
-                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                   if (s != "opt-in" && s != "opt-out")
-                     r.error(k, v, "must be opt-in or opt-out, not '" + s + "'");
-                   else
-                     d.consent_mode = s;
-                 });
-        if (m["auth"].IsDefined() && !m["auth"].IsNull())
-          r.map(m["auth"], Reader::join(p, "auth"),
-                [&](const YAML::Node& a, const std::string& ap) {
-                  r.path(a, ap, "ca", d.auth.ca);
-                  r.path(a, ap, "client_cert", d.auth.client_cert);
-                  r.path(a, ap, "client_key", d.auth.client_key);
-                  r.path(a, ap, "bearer_token_file", d.auth.bearer_token_file);
-                  r.boolean(a, ap, "verify_peer", d.auth.verify_peer);
-                  if (d.auth.client_cert.empty() != d.auth.client_key.empty())
-                    r.error(ap, a, "client_cert and client_key go together");
-                },
-                {"ca", "client_cert", "client_key", "bearer_token_file", "verify_peer"});
-        if (m["batch"].IsDefined() && !m["batch"].IsNull())
-          r.map(m["batch"], Reader::join(p, "batch"),
-                [&](const YAML::Node& b, const std::string& bp) {
-                  r.integer(b, bp, "max_instances", d.batch_max_instances, 1, 1000);
-                  r.size(b, bp, "max_bytes", d.batch_max_bytes, 1024, 4ull << 30);
-                },
-                {"max_instances", "max_bytes"});
-        if (m["timeouts"].IsDefined() && !m["timeouts"].IsNull())
-          r.map(m["timeouts"], Reader::join(p, "timeouts"),
-                [&](const YAML::Node& t, const std::string& tp) {
-                  r.duration(t, tp, "connect", d.connect_timeout, Duration(100), Duration(300'000));
-                  r.duration(t, tp, "request", d.request_timeout, Duration(1000),
-                             Duration(86'400'000));
-                },
-                {"connect", "request"});
-        if (m["retry"].IsDefined() && !m["retry"].IsNull())
-          r.map(m["retry"], Reader::join(p, "retry"),
-                [&](const YAML::Node& t, const std::string& tp) {
-                  r.duration(t, tp, "initial", d.retry_initial, Duration(10), Duration(86'400'000));
-                  r.duration(t, tp, "max", d.retry_max, Duration(10), Duration(7 * 86'400'000LL));
-                  r.duration(t, tp, "give_up_after", d.give_up_after, Duration(1000),
-                             Duration(365 * 86'400'000LL));
-                  if (d.retry_max < d.retry_initial)
-                    r.error(tp, t, "max must not be less than initial");
-                },
-                {"initial", "max", "give_up_after"});
-        if (m["circuit"].IsDefined() && !m["circuit"].IsNull())
-          r.map(m["circuit"], Reader::join(p, "circuit"),
-                [&](const YAML::Node& t, const std::string& tp) {
-                  r.integer(t, tp, "failures", d.circuit_failures, 1, 1000);
-                  r.duration(t, tp, "cooldown", d.circuit_cooldown, Duration(100),
-                             Duration(86'400'000));
-                },
-                {"failures", "cooldown"});
-        if (m["deidentify"].IsDefined() && !m["deidentify"].IsNull())
-          r.map(m["deidentify"], Reader::join(p, "deidentify"),
-                [&](const YAML::Node& dn, const std::string& dp) {
-                  read_deidentify(r, dn, dp, d.deidentify);
-                },
-                {"enabled", "profile", "options", "descriptor_allow_list", "safe_private",
-                 "burned_in_allow"});
-      },
-      {"name", "type", "url", "consent", "withdrawal_notify_url", "auth", "batch", "timeouts",
-       "retry", "circuit", "deidentify"});
-}
-
 void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& hl) {
   r.boolean(h, hp, "enabled", hl.enabled);
   r.scalar(h, hp, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
@@ -460,26 +233,52 @@ void read_metrics(Reader& r, const YAML::Node& mn, const std::string& mp, Metric
   r.integer(mn, mp, "port", me.port, 0, 65535);
 }
 
-void read_destinations(Reader& r, const YAML::Node& m, std::vector<Destination>& out) {
-  YAML::Node dests = m["destinations"];
-  if (!dests.IsDefined() || dests.IsNull()) {
-    r.error("destinations", m, "is required: list at least one destination");
-    return;
-  }
-  if (!dests.IsSequence()) {
-    r.error("destinations", dests, "must be a list of destinations");
-    return;
-  }
-  std::set<std::string> names;
-  for (std::size_t i = 0; i < dests.size(); ++i) {
-    Destination d;
-    std::string dp = "destinations[" + std::to_string(i) + "]";
-    read_destination(r, dests[i], dp, d);
-    if (!d.name.empty() && !names.insert(d.name).second)
-      r.error(dp + ".name", dests[i]["name"], "duplicates another destination's name");
-    out.push_back(std::move(d));
-  }
-  if (dests.size() == 0) r.error("destinations", dests, "must list at least one destination");
+void read_timezone(Reader& r, const YAML::Node& f, const std::string& fp, std::string& out) {
+  r.scalar(f, fp, "timezone", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    // Any window will do: make() is what resolves the zone in the system tzdb.
+    auto set = scheduler::WindowSet::make({scheduler::Window{0x7f, 0, 1440}}, s);
+    if (!set)
+      r.error(k, v, set.error().detail);
+    else
+      out = s;
+  });
+}
+
+void read_stat_attribute(Reader& r, const YAML::Node& n, const std::string& k, Priority& pr) {
+  r.map(n, k,
+        [&](const YAML::Node& m, const std::string& p) {
+          StatAttribute a;
+          r.scalar(m, p, "tag",
+                   [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
+                     if (!tag_shape(s))
+                       r.error(vk, v, "must be a tag written (gggg,eeee), e.g. (0040,1003)");
+                     else
+                       a.tag = s;
+                   });
+          r.list(m, p, "values", "values", [&](const YAML::Node& v, const std::string& vk) {
+            if (!v.IsScalar() || v.Scalar().empty() || v.Scalar().size() > 64)
+              r.error(vk, v, "must be a value of 1 to 64 characters");
+            else
+              a.values.push_back(v.Scalar());
+          });
+          if (!m["tag"].IsDefined()) r.error(Reader::join(p, "tag"), m, "is required");
+          if (a.values.empty())
+            r.error(Reader::join(p, "values"), m, "must list at least one value");
+          pr.stat_attributes.push_back(std::move(a));
+        },
+        {"tag", "values"});
+}
+
+void read_priority(Reader& r, const YAML::Node& pn, const std::string& pp, Priority& pr) {
+  r.list(pn, pp, "stat_attributes", "{tag, values} rules",
+         [&](const YAML::Node& v, const std::string& k) { read_stat_attribute(r, v, k, pr); });
+  r.list(pn, pp, "stat_calling_aes", "calling AE titles",
+         [&](const YAML::Node& v, const std::string& k) {
+           if (!v.IsScalar() || !valid_ae_title(v.Scalar()))
+             r.error(k, v, "must be an AE title (1 to 16 characters)");
+           else
+             pr.stat_calling_aes.push_back(v.Scalar());
+         });
 }
 
 // One function per top-level section; each section's reader lists the keys it allows.
@@ -491,8 +290,21 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   [&](const YAML::Node& f, const std::string& fp) {
                     r.string(f, fp, "name", c.facility_name, 64);
                     r.string(f, fp, "id", c.facility_id, 64);
+                    read_timezone(r, f, fp, c.timezone);
                   },
-                  {"name", "id"});
+                  {"name", "id", "timezone"});
+          if (m["forwarding"].IsDefined() && !m["forwarding"].IsNull())
+            r.map(m["forwarding"], "forwarding",
+                  [&](const YAML::Node& fw, const std::string& fwp) {
+                    detail::read_bandwidth(r, fw, fwp, "bandwidth", c.forwarding_bandwidth);
+                  },
+                  {"bandwidth"});
+          if (m["priority"].IsDefined() && !m["priority"].IsNull())
+            r.map(m["priority"], "priority",
+                  [&](const YAML::Node& pn, const std::string& pp) {
+                    read_priority(r, pn, pp, c.priority);
+                  },
+                  {"stat_attributes", "stat_calling_aes"});
           r.path(m, p, "state_dir", c.state_dir);
           r.path(m, p, "control_socket", c.control_socket);
           if (c.control_socket.string().size() > 100)
@@ -552,10 +364,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                     r.path(dn, dp, "key_file", c.deid_key_file);
                   },
                   {"key_file"});
-          read_destinations(r, m, c.destinations);
+          detail::read_destinations(r, m, c.destinations);
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-         "retention", "metrics", "audit", "deidentification"});
+         "retention", "metrics", "audit", "deidentification", "forwarding", "priority"});
 }
 
 }  // namespace

@@ -93,6 +93,48 @@ struct Auth {
   std::filesystem::path client_key;
   std::filesystem::path bearer_token_file;  // static OAuth2 bearer token
   bool verify_peer = true;
+  // OAuth2 client credentials (token_url empty: none). Excludes bearer_token_file.
+  struct OAuth2 {
+    std::string token_url;
+    std::string client_id;
+    std::filesystem::path client_secret_file;  // 0600/0400, one line
+    std::string scope;
+  } oauth2;
+};
+
+// A byte-rate cap (bytes per second, 0: none), optionally another one during office hours.
+struct Bandwidth {
+  std::uint64_t max = 0;
+  std::vector<std::string> office_hours;  // window specs, e.g. "Mon-Fri 08:00-18:00"
+  std::uint64_t office_hours_max = 0;     // used inside office_hours (0: no cap then)
+};
+
+// When a destination may be sent to: window specs in facility.timezone (docs/scheduling.md).
+struct Schedule {
+  std::vector<std::string> windows;  // empty: always open
+  bool stat_bypass = true;           // STAT studies go at once, window or not
+};
+
+// A DICOM C-STORE destination (type: dimse).
+struct DimseDestination {
+  std::string ae_title;              // called AE
+  std::string calling_ae = "DIRGW";  // ours, as the destination knows us
+  std::string host;
+  int port = 104;
+  bool tls = false;
+  std::filesystem::path ca, client_cert, client_key;
+  bool verify_peer = true;
+  bool verify_hostname = true;
+};
+
+// Which studies are STAT: they bypass upload windows and go before older work.
+struct StatAttribute {
+  std::string tag;                  // "(0040,1003)"
+  std::vector<std::string> values;  // any of them, compared after trimming, case-insensitive
+};
+struct Priority {
+  std::vector<StatAttribute> stat_attributes;
+  std::vector<std::string> stat_calling_aes;
 };
 
 // De-identification for one destination (DICOM PS3.15 Annex E, Basic Profile and options; see
@@ -141,6 +183,12 @@ struct Destination {
   int circuit_failures = 5;
   Duration circuit_cooldown{std::chrono::minutes(1)};
   Deidentify deidentify;  // enabled: this destination receives de-identified copies only
+  Schedule schedule;
+  Bandwidth bandwidth;
+  // Parallel requests to this destination. Only 1 is implemented (values above 1 are refused
+  // by the configuration check rather than silently ignored).
+  int concurrency = 1;
+  DimseDestination dimse;  // type: dimse
 };
 
 struct Retention {
@@ -165,6 +213,9 @@ struct Config {
   std::filesystem::path source;  // the file it came from
   std::string facility_name;
   std::string facility_id;
+  std::string timezone = "UTC";    // IANA name: upload windows and office hours are in it
+  Bandwidth forwarding_bandwidth;  // gateway-wide cap shared by every destination
+  Priority priority;
   std::filesystem::path state_dir = "/var/lib/dirgw";
   std::filesystem::path control_socket = "/run/dirgw/control.sock";
   std::string log_level = "info";

@@ -1,6 +1,6 @@
-// The configuration reader's internals, shared by the files that read parts of the YAML
-// (config.cpp, ingest_door.cpp): a Reader that reports every problem with its key and line.
-// Not part of the config module's interface.
+// Internal to dirgw_config: the YAML walker every section reader uses (key + line in every
+// error), shared by config.cpp (root and ingest/policy sections), destinations.cpp and
+// ingest_door.cpp. Not part of the config module's interface.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
@@ -184,5 +184,13 @@ inline bool valid_ipv4(const std::string& s) {
 // (idle_timeout, message_timeout): ingest_door.cpp.
 void read_dicom_door(Reader& r, const YAML::Node& m, const std::string& path, DicomIngest& d);
 void read_hl7_door(Reader& r, const YAML::Node& m, const std::string& path, Hl7Ingest& h);
+// A list of upload-window specs, each checked for syntax (destinations.cpp).
+void read_window_specs(Reader& r, const YAML::Node& n, const std::string& p, const char* key,
+                       std::vector<std::string>& out);
+// A bandwidth cap: "2MiB" or {max, office_hours, office_hours_max} (destinations.cpp).
+void read_bandwidth(Reader& r, const YAML::Node& m, const std::string& p, const char* key,
+                    Bandwidth& b);
+// Reads destinations[] (destinations.cpp).
+void read_destinations(Reader& r, const YAML::Node& m, std::vector<Destination>& out);
 
 }  // namespace dirgw::config::detail

@@ -18,6 +18,7 @@
 #include "control/commands/commands.h"
 #include "control/server.h"
 #include "daemon/audit_trail.h"
+#include "daemon/destinations.h"
 #include "daemon/host_checks.h"
 #include "ingest/catalog_sink.h"
 #include "ingest/dimse_scp/scp.h"
@@ -104,7 +105,7 @@ struct Application::Impl {
 
   Result<void> start();
   Result<void> open_state();
-  void build_stages();
+  Result<void> build_stages();
   Result<void> start_control();
   Result<void> start_metrics();
   Result<void> start_listeners();
@@ -124,7 +125,7 @@ Application::~Application() = default;
 Result<void> Application::Impl::start() {
   started_at = to_epoch_ms(clock.now());
   if (auto r = open_state(); !r) return r.error();
-  build_stages();
+  if (auto r = build_stages(); !r) return r.error();
   if (auto r = start_control(); !r) return r.error();
   if (auto r = start_listeners(); !r) return r.error();
   if (config.audit_syslog.enabled) start_audit_forwarder();
@@ -163,13 +164,11 @@ Result<void> Application::Impl::open_state() {
   return {};
 }
 
-void Application::Impl::build_stages() {
-  std::vector<std::unique_ptr<senders::Sender>> senders;
+Result<void> Application::Impl::build_stages() {
+  auto built = build_destinations(config, clock);
+  if (!built) return built.error();
   std::vector<std::string> dest_names;
-  for (const auto& d : config.destinations) {
-    senders.push_back(senders::make_stow_rs_sender(scheduler::stow_options(d)));
-    dest_names.push_back(d.name);
-  }
+  for (const auto& d : config.destinations) dest_names.push_back(d.name);
   metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
   policy_stage =
       std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get(), deid.get());
@@ -177,8 +176,9 @@ void Application::Impl::build_stages() {
     const auto p = policy_stage->step();
     return scheduler::PolicyRound{p.studies, p.ready, p.failed};
   };
-  scheduler = std::make_unique<scheduler::Scheduler>(config, *catalog, *spool, std::move(senders),
-                                                     clock, std::move(policy_step), metrics.get());
+  scheduler = std::make_unique<scheduler::Scheduler>(
+      config, *catalog, *spool, std::move(built->senders), clock, std::move(policy_step),
+      metrics.get(), std::move(built->schedules));
   consent_service = std::make_unique<policy::ConsentService>(
       config, catalog->consent, [this](audit::Event e) { audit->record(std::move(e)); },
       [this] { scheduler->work_available(); });
@@ -187,6 +187,7 @@ void Application::Impl::build_stages() {
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
   sink->set_audit([this](const ingest::DoorRefusal& r) { audit->record(refusal_event(r)); });
+  return {};
 }
 
 Result<void> Application::Impl::start_control() {

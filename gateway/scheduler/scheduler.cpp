@@ -101,14 +101,45 @@ std::string_view to_string(Circuit c) {
   return "?";
 }
 
+void RateSwitch::apply(TimePoint now) const {
+  if (!bucket || !office_hours) return;
+  const std::uint64_t want = office_hours->pick(now, inside, outside);
+  if (bucket->rate() != want) bucket->set_rate(want);
+}
+
 ForwarderStatus Forwarder::status() const {
-  std::lock_guard lock(status_mutex_);
-  const TimePoint since = clock_.now() - std::chrono::minutes(1);
-  int sent = 0;
-  for (const auto& [at, n] : recent_sent_)
-    if (at >= since) sent += n;
-  return {destination_.name,     circuit_,    open_until_,
-          consecutive_failures_, sent / 60.0, auth_failed_};
+  const TimePoint now = clock_.now();
+  ForwarderStatus st;
+  {
+    std::lock_guard lock(status_mutex_);
+    const TimePoint since = now - std::chrono::minutes(1);
+    int sent = 0;
+    for (const auto& [at, n] : recent_sent_)
+      if (at >= since) sent += n;
+    st.name = destination_.name;
+    st.circuit = circuit_;
+    st.open_until = open_until_;
+    st.consecutive_failures = consecutive_failures_;
+    st.rate_per_s = sent / 60.0;
+    st.auth_failed = auth_failed_;
+  }
+  st.scheduled = schedule_.windows.has_value();
+  if (schedule_.windows) {
+    st.window_open = schedule_.windows->open_at(now);
+    if (!st.window_open) st.next_open = schedule_.windows->next_open(now);
+  }
+  st.stat_bypass = schedule_.stat_bypass;
+  if (schedule_.bucket) st.cap = schedule_.bucket->rate();
+  if (schedule_.gateway_bucket) st.gateway_cap = schedule_.gateway_bucket->rate();
+  st.auth = schedule_.auth;
+  return st;
+}
+
+std::optional<bool> Forwarder::window_gate(TimePoint now, StepResult& r) const {
+  if (!schedule_.windows || schedule_.windows->open_at(now)) return false;
+  if (schedule_.stat_bypass) return true;
+  r.next = schedule_.windows->next_open(now);
+  return std::nullopt;
 }
 
 void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_failed) {
@@ -273,14 +304,21 @@ Forwarder::StepResult Forwarder::step() {
     }
     unrecorded_.clear();
   }
+  for (const auto& rate : schedule_.rates) rate.apply(now);
+  const auto stat_only = window_gate(now, r);
+  if (!stat_only) return r;  // outside the windows: studies wait, SCHEDULED
   const auto max_count = batch_limit(now, r);
   if (!max_count) return r;
   auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), *max_count,
-                                              destination_.batch_max_bytes);
+                                              destination_.batch_max_bytes, *stat_only);
   if (due && destination_.deidentify.enabled) refuse_identified(*due);
   if (due && due->empty()) {
-    auto next = catalog_.delivery.next_due(destination_.name);
+    auto next = catalog_.delivery.next_due(destination_.name, *stat_only);
     if (next && next->has_value()) r.next = from_epoch_ms(**next);
+    if (*stat_only) {
+      const auto opens = schedule_.windows->next_open(now);
+      if (opens && (!r.next || *opens < *r.next)) r.next = opens;
+    }
     return r;
   }
   // The last check (consent, holds) and marking the batch in flight are one catalog step, and
@@ -338,20 +376,26 @@ Forwarder::StepResult Forwarder::step() {
 Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
                      const ingest::Spool& spool,
                      std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-                     PolicyStep policy, metrics::GatewayMetrics* metrics)
+                     PolicyStep policy, metrics::GatewayMetrics* metrics,
+                     std::vector<ForwardSchedule> schedules)
     : catalog_(catalog),
       clock_(clock),
       readiness_(catalog.ingest, clock, config.policy.stable_age, std::move(policy)),
       senders_(std::move(senders)) {
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
     const auto& d = config.destinations[i];
+    ForwardSchedule schedule = i < schedules.size() ? std::move(schedules[i]) : ForwardSchedule{};
+    // Notifications use the destination's TLS settings and, with OAuth2, the same tokens.
+    senders::StowRsOptions notify_options = stow_options(d);
+    notify_options.token_provider = schedule.tokens;
     notifiers_.push_back(
         d.withdrawal_notify_url.empty()
             ? nullptr
-            : senders::make_http_notifier(stow_options(d), d.withdrawal_notify_url));
+            : senders::make_http_notifier(std::move(notify_options), d.withdrawal_notify_url));
     forwarders_.push_back(std::make_unique<Forwarder>(
         d, catalog, spool, *senders_[i], clock, std::random_device{}(),
         metrics != nullptr ? &metrics->destination(d.name) : nullptr, notifiers_.back().get()));
+    forwarders_.back()->set_schedule(std::move(schedule));
     forwarder_wakeups_.push_back(std::make_unique<Wakeup>());
   }
 }

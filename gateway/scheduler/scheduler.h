@@ -22,7 +22,9 @@
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
 #include "scheduler/backoff.h"
+#include "scheduler/bandwidth.h"
 #include "scheduler/wakeup.h"
+#include "scheduler/windows.h"
 #include "senders/sender.h"
 
 namespace dirgw::scheduler {
@@ -61,6 +63,26 @@ class Readiness {
   int policy_failures_ = 0;  // rounds in a row that recorded nothing
 };
 
+// A bandwidth cap that may differ inside and outside office hours: apply() sets the bucket's
+// rate for `now` (every forwarder step calls it; a change takes effect for running transfers).
+struct RateSwitch {
+  std::shared_ptr<TokenBucket> bucket;
+  std::optional<OfficeHours> office_hours;  // none: `outside` always
+  std::uint64_t inside = 0, outside = 0;    // bytes/s, 0: unlimited
+  void apply(TimePoint now) const;
+};
+
+// When and how fast a destination is sent to, beyond its Sender (daemon/destinations.h builds
+// it from the configuration). Default: always open, uncapped.
+struct ForwardSchedule {
+  std::optional<WindowSet> windows;                     // none: always open
+  bool stat_bypass = true;                              // STAT studies go outside the windows too
+  std::shared_ptr<TokenBucket> bucket, gateway_bucket;  // for status (may be null)
+  std::vector<RateSwitch> rates;                        // office-hours switches to apply
+  std::string auth = "none";  // none | bearer | oauth2, "+mtls" with a client certificate
+  std::shared_ptr<senders::TokenProvider> tokens;  // shared with withdrawal notifications
+};
+
 enum class Circuit { kClosed, kOpen, kHalfOpen };
 std::string_view to_string(Circuit c);
 
@@ -71,6 +93,12 @@ struct ForwarderStatus {
   int consecutive_failures = 0;
   double rate_per_s = 0;     // instances accepted per second over the last minute
   bool auth_failed = false;  // the last request failed authentication (401/403, no token)
+  bool scheduled = false;    // has upload windows
+  bool window_open = true;
+  std::optional<TimePoint> next_open;  // when closed: when the next window opens
+  bool stat_bypass = true;
+  std::uint64_t cap = 0, gateway_cap = 0;  // bytes/s now in force, 0: none
+  std::string auth = "none";
 };
 
 class Forwarder {
@@ -87,6 +115,8 @@ class Forwarder {
   StepResult step();
   const std::string& name() const { return destination_.name; }
   ForwarderStatus status() const;
+  // Before the first step: windows, caps, auth (daemon/destinations.h). Default: always open.
+  void set_schedule(ForwardSchedule schedule) { schedule_ = std::move(schedule); }
   // Called after the last check, just before the request (tests pause here).
   void set_before_send_for_test(std::function<void()> hook) { before_send_ = std::move(hook); }
 
@@ -109,7 +139,11 @@ class Forwarder {
                      TimePoint after, std::int64_t retry_at, StepResult& r);
   // Withdrawal notifications due for this destination; returns when the next one is due.
   std::optional<TimePoint> send_notifications(TimePoint now);
+  // The upload windows' say: nullopt when nothing may go now (r.next: when a window opens);
+  // true when only STAT studies may (closed, stat_bypass); false when anything may.
+  std::optional<bool> window_gate(TimePoint now, StepResult& r) const;
   const config::Destination& destination_;
+  ForwardSchedule schedule_;
   catalog::Catalog& catalog_;
   const ingest::Spool& spool_;
   senders::Sender& sender_;
@@ -133,7 +167,8 @@ class Scheduler {
  public:
   Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
             std::vector<std::unique_ptr<senders::Sender>> senders, const Clock& clock,
-            PolicyStep policy, metrics::GatewayMetrics* metrics = nullptr);
+            PolicyStep policy, metrics::GatewayMetrics* metrics = nullptr,
+            std::vector<ForwardSchedule> schedules = {});
   ~Scheduler();
   void start();
   void stop();

@@ -101,6 +101,18 @@ void print_status(const json& r) {
         human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
     std::printf("  last success: %s   current rate: %.1f instances/s\n",
                 str(d, "last_success_at", "never").c_str(), d.value("rate_instances_per_s", 0.0));
+    if (d.contains("window")) {
+      const auto& w = d["window"];
+      std::string line = str(w, "state");
+      if (!w.value("open", true)) line += ": next window opens " + str(w, "next_open");
+      if (w.value("scheduled", false) && w.value("stat_bypass", true)) line += " (STAT bypasses)";
+      std::printf("  window:       %s\n", line.c_str());
+      const double cap = d.value("bandwidth_cap", 0.0),
+                   gcap = d.value("gateway_bandwidth_cap", 0.0);
+      std::printf("  bandwidth:    %s%s\n", cap > 0 ? (human_bytes(cap) + "/s").c_str() : "no cap",
+                  gcap > 0 ? (" (gateway-wide " + human_bytes(gcap) + "/s)").c_str() : "");
+      std::printf("  auth:         %s, %s\n", str(d, "auth").c_str(), str(d, "auth_state").c_str());
+    }
     if (d.value("circuit", std::string("closed")) != "closed")
       std::printf("  circuit:      %s (%s failed requests in a row; next probe %s)\n",
                   str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),
@@ -479,7 +491,7 @@ using Action = std::function<int()>;
 // Reads an option's value only when it was given, so the request carries the same keys as
 // before: a key the operator did not name is absent, not empty.
 void put_if(json& request, const char* key, const CLI::Option* option, const std::string& value) {
-  if (option->count() > 0) request[key] = value;
+  if (option != nullptr && option->count() > 0) request[key] = value;
 }
 
 void add_study_commands(CLI::App& app, const Global& g, Action& action) {
@@ -533,7 +545,10 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
                  "send again now: a FAILED or RETRY_WAIT study (UID), or every\n"
                  "FAILED study (--failed)"},
         OneStudy{"hold", "stop a study from being sent until released"},
-        OneStudy{"release", "let a HELD study go"}}) {
+        OneStudy{"release", "let a HELD study go"},
+        OneStudy{"prioritize",
+                 "make a study STAT: sent before older work, and outside\n"
+                 "upload windows where the destination allows (stat_bypass)"}}) {
     struct Values {
       std::string uid, destination, reason;
       bool failed = false;
@@ -542,9 +557,12 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
     const std::string name = c.name;
     auto* sub = app.add_subcommand(name, c.description);
     auto* uid = sub->add_option("UID", v->uid, "the study instance UID")->type_name("");
-    auto* dest = sub->add_option("--destination", v->destination,
-                                 name == "study" ? "only this destination" : "only for this one")
-                     ->type_name("D");
+    CLI::Option* dest =
+        name == "prioritize"
+            ? nullptr
+            : sub->add_option("--destination", v->destination,
+                              name == "study" ? "only this destination" : "only for this one")
+                  ->type_name("D");
     CLI::Option* reason = nullptr;
     CLI::Option* failed = nullptr;
     if (name == "retry") {

@@ -17,7 +17,7 @@ using nlohmann::json;
 json status(const Context& ctx);
 json studies(const Context& ctx, const json& request);
 json study(const Context& ctx, const json& request);
-// cmd: retry | hold | release
+// cmd: retry | hold | release | prioritize (STAT: first, and through closed upload windows)
 json study_action(const Context& ctx, const std::string& cmd, const json& request,
                   const Peer& peer);
 json consent(const Context& ctx, const json& request, const Peer& peer);

@@ -8,7 +8,7 @@ json dispatch(const Context& ctx, const json& request, const Peer& peer) {
   if (cmd == "status") return status(ctx);
   if (cmd == "studies") return studies(ctx, request);
   if (cmd == "study") return study(ctx, request);
-  if (cmd == "retry" || cmd == "hold" || cmd == "release")
+  if (cmd == "retry" || cmd == "hold" || cmd == "release" || cmd == "prioritize")
     return study_action(ctx, cmd, request, peer);
   if (cmd == "consent") return consent(ctx, request, peer);
   if (cmd == "audit") return audit(ctx, request, peer);

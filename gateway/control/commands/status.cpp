@@ -42,6 +42,22 @@ void add_daemon_warnings(const config::Config& config, const Result<std::uint64_
                        "): run dirgw audit verify");
 }
 
+// Upload windows, caps and authentication as the forwarder sees them now. Outside its windows a
+// destination's waiting studies are SCHEDULED (their catalog state stays READY/RETRY_WAIT).
+void schedule_json(const scheduler::ForwarderStatus& c, json& out) {
+  out["window"] = {{"scheduled", c.scheduled},
+                   {"open", c.window_open},
+                   {"state", !c.scheduled    ? "always open"
+                             : c.window_open ? "open"
+                                             : "SCHEDULED"},
+                   {"next_open", c.next_open ? json(format_utc(*c.next_open)) : json(nullptr)},
+                   {"stat_bypass", c.stat_bypass}};
+  out["bandwidth_cap"] = c.cap;
+  out["gateway_bandwidth_cap"] = c.gateway_cap;
+  out["auth"] = c.auth;
+  out["auth_state"] = c.auth_failed ? "authentication failed" : "ok";
+}
+
 // One destination's entry, and its warnings (open circuit, failed studies).
 json destination_json(const config::Destination& cfg, const catalog::DestinationStatus& d,
                       const scheduler::ForwarderStatus& c, json& warnings) {
@@ -60,9 +76,15 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
     warnings.push_back("destination " + d.name + ": " + std::to_string(failed) + " failed stud" +
                        (failed == 1 ? "y" : "ies") +
                        " (see: dirgw studies --state FAILED; dirgw retry --failed)");
-  return {
+  if (c.scheduled && !c.window_open && !c.stat_bypass && d.pending_instances > 0)
+    warnings.push_back("destination " + d.name + ": outside its upload windows, " +
+                       std::to_string(d.pending_instances) + " instance(s) SCHEDULED");
+  json out = {
       {"name", d.name},
-      {"url", cfg.url},
+      {"type", cfg.type},
+      {"url", cfg.type == "dimse" ? "dicom://" + cfg.dimse.ae_title + "@" + cfg.dimse.host + ":" +
+                                        std::to_string(cfg.dimse.port)
+                                  : cfg.url},
       {"states", state_counts(d.states)},
       {"pending_instances", d.pending_instances},
       {"pending_bytes", d.pending_bytes},
@@ -76,6 +98,8 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       {"authentication_failed", c.auth_failed},
       {"circuit_probe_at",
        c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)}};
+  schedule_json(c, out);
+  return out;
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// dirgw retry / hold / release: operator actions on a study's deliveries, checked against the
-// life cycle by the catalog, logged and audited.
+// dirgw retry / hold / release / prioritize: operator actions on a study's deliveries, checked
+// against the life cycle by the catalog, logged and audited.
 #include "control/commands/commands.h"
 #include "control/commands/json_helpers.h"
 #include "log/log.h"
@@ -29,6 +29,9 @@ json study_action(const Context& ctx, const std::string& cmd, const json& reques
     return error_reply("give a study UID" + std::string(cmd == "retry" ? " or --failed" : ""));
   } else if (cmd == "retry") {
     r = ctx.operators.retry(uid, destination);
+  } else if (cmd == "prioritize") {
+    if (!destination.empty()) return error_reply("prioritize is for every destination");
+    r = ctx.operators.prioritize(uid);
   } else if (cmd == "hold") {
     r = ctx.operators.hold(uid, destination, request.value("reason", ""));
   } else {
@@ -40,10 +43,10 @@ json study_action(const Context& ctx, const std::string& cmd, const json& reques
                                 {"destination", destination.empty() ? "(all)" : destination},
                                 {"changed", std::to_string(r->changed)}});
   if (r->changed > 0 && ctx.work_available) ctx.work_available();
-  record_audit(
-      ctx, audit::EventType::kOperatorAction, actor_of(peer),
-      r->changed > 0 ? std::string(audit::kSuccess) : audit::failure("refused by the life cycle"),
-      uid, {{"action", cmd}, {"destination", destination}, {"changed", r->changed}});
+  record_audit(ctx, audit::EventType::kOperatorAction, actor_of(peer),
+               r->changed > 0 || cmd == "prioritize" ? std::string(audit::kSuccess)
+                                                     : audit::failure("refused by the life cycle"),
+               uid, {{"action", cmd}, {"destination", destination}, {"changed", r->changed}});
   return {{"ok", r->refused.empty() || r->changed > 0},
           {"changed", r->changed},
           {"refused", r->refused},

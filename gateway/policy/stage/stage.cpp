@@ -1,5 +1,8 @@
 #include "policy/stage/stage.h"
 
+#include <strings.h>
+
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -55,6 +58,24 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
     }
   }
   return keys;
+}
+
+bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
+             const config::Priority& rules) {
+  for (const auto& ae : rules.stat_calling_aes)
+    if (!calling_ae.empty() && ae == calling_ae) return true;
+  if (rules.stat_attributes.empty()) return false;
+  DcmFileFormat ff;
+  if (ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096).bad()) return false;
+  DcmDataset& ds = *ff.getDataset();
+  for (const auto& a : rules.stat_attributes) {
+    unsigned g = 0, e = 0;
+    if (std::sscanf(a.tag.c_str(), "(%4x,%4x)", &g, &e) != 2) continue;
+    const std::string v = get(ds, DcmTagKey(static_cast<Uint16>(g), static_cast<Uint16>(e)));
+    for (const auto& want : a.values)
+      if (!v.empty() && strcasecmp(v.c_str(), want.c_str()) == 0) return true;
+  }
+  return false;
 }
 
 Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
@@ -128,6 +149,7 @@ Stage::Checked Stage::check_instances(
     }
     auto k = patient_keys(checked, config_.policy.health_number_issuer);
     if (k) keys.insert(k->begin(), k->end());
+    if (!out.stat) out.stat = is_stat(checked, inst->calling_ae, config_.priority);
     if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
   }
   return out;
@@ -200,6 +222,14 @@ Stage::StepResult Stage::step(int limit) {
     // READY is only proposed here: the catalog reads consent in the transaction that commits
     // the decision (a withdrawal landing meanwhile is never missed).
     const auto proposals = propose(w, checked);
+    // Marked before the decision makes it READY, so no forwarder sees it as routine first.
+    if (checked.stat) {
+      if (auto m = catalog_.operators.mark_stat(w.study_id); !m)
+        log::error("policy: cannot mark a STAT study",
+                   {{"study_uid", w.study_uid}, {"error", m.error().to_string()}});
+      else
+        log::info("study is STAT: forwarded first", {{"study_uid", w.study_uid}});
+    }
     if (before_record_) before_record_(w.study_id);
     auto decided =
         catalog_.policy.record_policy(w.study_id, key_list, findings, proposals, checked.derived);

@@ -27,6 +27,10 @@ namespace dirgw::policy {
 
 // Patient identifiers of a DICOM object: Patient ID with its issuer (kind "mrn") and the
 // health number from Other Patient IDs Sequence (kind "hn", issuer e.g. "ON").
+// Whether an instance makes its study STAT under the configured rules: its calling AE is listed,
+// or one of the listed attributes holds one of its values (case-insensitive).
+bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
+             const config::Priority& rules);
 Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::path& file,
                                                       const std::string& health_number_issuer);
 
@@ -60,6 +64,7 @@ class Stage {
     std::vector<catalog::DerivedObject> derived;
     // De-identifying destinations that cannot take an instance: how many, and the first reason.
     std::map<std::string, std::pair<int, std::string>> deid_refused;
+    bool stat = false;  // a priority rule matched (config.priority): forwarded first
   };
   void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);

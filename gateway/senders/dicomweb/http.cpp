@@ -13,6 +13,7 @@
 #include "common/files.h"
 #include "log/log.h"
 #include "scheduler/bandwidth.h"
+#include "senders/dicomweb/curl_tls.h"
 #include "senders/dicomweb/stow.h"
 
 namespace dirgw::senders::dicomweb {
@@ -197,13 +198,11 @@ CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
   errbuf_[0] = '\0';
   set(CURLOPT_ERRORBUFFER, errbuf_);
   set(CURLOPT_URL, url_.c_str());
-  set(CURLOPT_PROTOCOLS_STR, "http,https");
-  set(CURLOPT_FOLLOWLOCATION, 0L);  // a redirect would resend the study elsewhere: not followed
-  set(CURLOPT_NOSIGNAL, 1L);
+  if (rc == CURLE_OK)
+    rc = apply_curl_tls(c, {opts_.ca_file, opts_.client_cert, opts_.client_key, opts_.verify_peer,
+                            opts_.connect_timeout});
   set(CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-  set(CURLOPT_TCP_NODELAY, 1L);
   set(CURLOPT_TCP_KEEPALIVE, 1L);
-  set(CURLOPT_USERAGENT, "dirgw");
   set(CURLOPT_HTTPHEADER, headers);
 
   set(CURLOPT_POST, 1L);
@@ -221,18 +220,11 @@ CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
   set(CURLOPT_XFERINFOFUNCTION, &on_progress);
   set(CURLOPT_XFERINFODATA, static_cast<void*>(&transfer));
 
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts_.connect_timeout.count()));
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.request_timeout.count()));
   set(CURLOPT_LOW_SPEED_LIMIT, opts_.stall_timeout.count() > 0 ? 1L : 0L);
   set(CURLOPT_LOW_SPEED_TIME, static_cast<long>(opts_.stall_timeout.count()));
   set(CURLOPT_MAX_SEND_SPEED_LARGE, static_cast<curl_off_t>(opts_.max_bandwidth));
 
-  set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  set(CURLOPT_SSL_VERIFYPEER, opts_.verify_peer ? 1L : 0L);
-  set(CURLOPT_SSL_VERIFYHOST, opts_.verify_peer ? 2L : 0L);
-  if (!opts_.ca_file.empty()) set(CURLOPT_CAINFO, opts_.ca_file.c_str());
-  if (!opts_.client_cert.empty()) set(CURLOPT_SSLCERT, opts_.client_cert.c_str());
-  if (!opts_.client_key.empty()) set(CURLOPT_SSLKEY, opts_.client_key.c_str());
   return rc;
 }
 
@@ -457,15 +449,10 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_body.c_str());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json_body.size()));
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(opts.connect_timeout.count()));
+  // Same TLS and handle rules as STOW-RS: TLS 1.2+, no redirects, http/https only.
+  dicomweb::apply_curl_tls(
+      c, {opts.ca_file, opts.client_cert, opts.client_key, opts.verify_peer, opts.connect_timeout});
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opts.verify_peer ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opts.verify_peer ? 2L : 0L);
-  if (!opts.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts.ca_file.c_str());
-  if (!opts.client_cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, opts.client_cert.c_str());
-  if (!opts.client_key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, opts.client_key.c_str());
   // The answer body is not read into anything: it may echo patient data.
   curl_easy_setopt(
       c, CURLOPT_WRITEFUNCTION,

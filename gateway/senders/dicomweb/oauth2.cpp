@@ -14,6 +14,7 @@
 
 #include "common/files.h"
 #include "log/log.h"
+#include "senders/dicomweb/curl_tls.h"
 #include "senders/dicomweb/http.h"
 
 namespace dirgw::senders::dicomweb {
@@ -215,11 +216,9 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   char errbuf[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_URL, opts_.token_url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "dirgw");
+  apply_curl_tls(c,
+                 {opts_.ca_file, opts_.client_cert, opts_.client_key, opts_.verify_peer,
+                  std::chrono::milliseconds(std::min<std::int64_t>(opts_.timeout.count(), 10000))});
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, header_list.get());
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.s.c_str());
@@ -227,14 +226,6 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_write);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, static_cast<void*>(&answer));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(std::min<std::int64_t>(opts_.timeout.count(), 10000)));
-  curl_easy_setopt(c, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opts_.verify_peer ? 1L : 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opts_.verify_peer ? 2L : 0L);
-  if (!opts_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, opts_.ca_file.c_str());
-  if (!opts_.client_cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, opts_.client_cert.c_str());
-  if (!opts_.client_key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, opts_.client_key.c_str());
 
   TimePoint asked_at = clock_.now();
   CURLcode rc = curl_easy_perform(c);

@@ -1,0 +1,120 @@
+#include "daemon/destinations.h"
+
+#include "senders/dicomweb/oauth2.h"
+#include "senders/dimse/dimse_sender.h"
+
+namespace dirgw::daemon {
+
+namespace {
+
+Result<std::optional<scheduler::WindowSet>> windows_of(const std::vector<std::string>& specs,
+                                                       const std::string& tz,
+                                                       const std::string& what) {
+  if (specs.empty()) return std::optional<scheduler::WindowSet>();
+  auto set = scheduler::parse_windows(specs, tz);
+  if (!set) return make_error(ErrorCode::kConfig, what + ": " + set.error().detail);
+  return std::optional<scheduler::WindowSet>(std::move(*set));
+}
+
+// A bucket for a cap (null when there is none) and, with office hours, its rate switch.
+Result<std::shared_ptr<scheduler::TokenBucket>> bucket_for(
+    const config::Bandwidth& b, const std::string& tz, const Clock& clock, const std::string& what,
+    std::vector<scheduler::RateSwitch>& out) {
+  if (b.max == 0 && b.office_hours_max == 0) return std::shared_ptr<scheduler::TokenBucket>();
+  auto bucket = std::make_shared<scheduler::TokenBucket>(clock, b.max);
+  auto hours = windows_of(b.office_hours, tz, what + ".office_hours");
+  if (!hours) return hours.error();
+  if (*hours) {
+    scheduler::RateSwitch rs{bucket, scheduler::OfficeHours(std::move(**hours)), b.office_hours_max,
+                             b.max};
+    rs.apply(clock.now());
+    out.push_back(std::move(rs));
+  }
+  return bucket;
+}
+
+Result<std::shared_ptr<senders::TokenProvider>> oauth2_for(const config::Destination& d,
+                                                           const Clock& clock) {
+  senders::dicomweb::OAuth2Options o;
+  o.token_url = d.auth.oauth2.token_url;
+  o.client_id = d.auth.oauth2.client_id;
+  o.client_secret_file = d.auth.oauth2.client_secret_file;
+  o.scope = d.auth.oauth2.scope;
+  o.ca_file = d.auth.ca;
+  o.client_cert = d.auth.client_cert;
+  o.client_key = d.auth.client_key;
+  o.verify_peer = d.auth.verify_peer;
+  auto p = senders::dicomweb::OAuth2ClientCredentials::create(std::move(o), clock);
+  if (!p)
+    return make_error(ErrorCode::kConfig,
+                      "destinations." + d.name + ".auth.oauth2: " + p.error().detail);
+  return std::shared_ptr<senders::TokenProvider>(std::move(*p));
+}
+
+std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d) {
+  senders::DimseOptions o;
+  o.host = d.dimse.host;
+  o.port = static_cast<std::uint16_t>(d.dimse.port);
+  o.called_ae = d.dimse.ae_title;
+  o.calling_ae = d.dimse.calling_ae;
+  o.connect_timeout = d.connect_timeout;
+  o.tls.enabled = d.dimse.tls;
+  o.tls.ca_file = d.dimse.ca;
+  o.tls.client_cert = d.dimse.client_cert;
+  o.tls.client_key = d.dimse.client_key;
+  o.tls.verify_peer = d.dimse.verify_peer;
+  o.tls.verify_hostname = d.dimse.verify_hostname;
+  return senders::make_dimse_sender(o);
+}
+
+std::string auth_kind(const config::Destination& d) {
+  if (d.type == "dimse")
+    return d.dimse.tls ? (d.dimse.client_cert.empty() ? "tls" : "tls+client-cert") : "none";
+  std::string kind = !d.auth.oauth2.token_url.empty()    ? "oauth2"
+                     : !d.auth.bearer_token_file.empty() ? "bearer"
+                                                         : "none";
+  if (!d.auth.client_cert.empty()) kind += "+mtls";
+  return kind;
+}
+
+}  // namespace
+
+Result<Destinations> build_destinations(const config::Config& config, const Clock& clock) {
+  Destinations out;
+  std::vector<scheduler::RateSwitch> gateway_rates;
+  auto gateway = bucket_for(config.forwarding_bandwidth, config.timezone, clock,
+                            "forwarding.bandwidth", gateway_rates);
+  if (!gateway) return gateway.error();
+  for (const auto& d : config.destinations) {
+    const std::string where = "destinations." + d.name;
+    scheduler::ForwardSchedule s;
+    auto windows = windows_of(d.schedule.windows, config.timezone, where + ".schedule");
+    if (!windows) return windows.error();
+    s.windows = std::move(*windows);
+    s.stat_bypass = d.schedule.stat_bypass;
+    auto bucket = bucket_for(d.bandwidth, config.timezone, clock, where + ".bandwidth", s.rates);
+    if (!bucket) return bucket.error();
+    s.bucket = *bucket;
+    s.gateway_bucket = *gateway;
+    s.rates.insert(s.rates.end(), gateway_rates.begin(), gateway_rates.end());
+    s.auth = auth_kind(d);
+    if (d.type == "dimse") {
+      out.senders.push_back(dimse_sender(d));
+    } else {
+      senders::StowRsOptions o = scheduler::stow_options(d);
+      for (const auto& b : {s.bucket, s.gateway_bucket})
+        if (b) o.bandwidth_buckets.push_back(b);
+      if (!d.auth.oauth2.token_url.empty()) {
+        auto tokens = oauth2_for(d, clock);
+        if (!tokens) return tokens.error();
+        s.tokens = *tokens;
+        o.token_provider = s.tokens;
+      }
+      out.senders.push_back(senders::make_stow_rs_sender(o));
+    }
+    out.schedules.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace dirgw::daemon
