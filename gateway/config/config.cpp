@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "config/dicom_ingest.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -73,6 +75,7 @@ namespace {
 class Reader {
  public:
   explicit Reader(std::vector<ConfigError>& errors) : errors_(errors) {}
+  std::vector<ConfigError>& errors() { return errors_; }
 
   void error(const std::string& key, const YAML::Node& node, std::string message) {
     int line = node.IsDefined() ? node.Mark().line + 1 : 0;
@@ -274,12 +277,14 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
               }
             }
           }
+          read_dicom_negotiation(m, p, d, r.errors());
           if (d.enabled && d.allowed_callers.empty())
             r.error(key, callers.IsDefined() ? callers : m,
                     "must list at least one calling AE title (\"*\" admits any caller)");
         },
         {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
-         "acse_timeout", "dimse_timeout", "max_object_size"});
+         "acse_timeout", "dimse_timeout", "max_object_size", "transfer_syntaxes",
+         "extra_sop_classes"});
 }
 
 // Parses "0x0029" or "0029" (hex) into a number within [lo, hi]; nullopt otherwise.

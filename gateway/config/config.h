@@ -14,6 +14,10 @@ namespace dirgw::config {
 
 using Duration = std::chrono::milliseconds;
 
+// Every transfer syntax the receiver offers for storage unless ingest.dicom.transfer_syntaxes
+// says otherwise (config/dicom_ingest.cpp; docs/ingest-dicom.md).
+std::vector<std::string> default_storage_transfer_syntaxes();
+
 struct DicomIngest {
   bool enabled = true;
   std::string ae_title = "DIRGW";
@@ -25,6 +29,11 @@ struct DicomIngest {
   Duration acse_timeout{std::chrono::seconds(30)};
   Duration dimse_timeout{std::chrono::seconds(60)};
   std::uint64_t max_object_size = 2ull << 30;
+  // Offered for storage SOP classes (UIDs); the sender's order of preference decides among them.
+  std::vector<std::string> transfer_syntaxes = default_storage_transfer_syntaxes();
+  // Storage SOP classes accepted beyond the 1.2.840.10008.5.1.4.1.1 family and those known to
+  // DCMTK and dirgw (private classes, say).
+  std::vector<std::string> extra_sop_classes;
 };
 
 struct Hl7Ingest {

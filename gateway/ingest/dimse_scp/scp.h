@@ -20,6 +20,7 @@
 #include "common/files.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "ingest/dimse_scp/negotiation.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
@@ -53,6 +54,7 @@ struct ScpStats {
   std::atomic<std::uint64_t> stored{0};
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> contexts_refused{0};  // presentation contexts, every reason
   std::atomic<int> active{0};
 };
 
@@ -81,6 +83,7 @@ class DicomScp {
   void handle_association(void* assoc, std::string peer, int socket_fd,
                           std::atomic<std::int64_t>* progress);
   void reap_finished();
+  void negotiate_contexts(void* assoc, const std::string& calling_ae, const std::string& peer);
 
   const config::DicomIngest& cfg_;
   const Spool& spool_;
@@ -88,6 +91,7 @@ class DicomScp {
   PrescanLimits limits_;
   std::uint64_t spool_floor_;
   metrics::GatewayMetrics* metrics_;
+  NegotiationRules rules_;
 
   UniqueFd listen_fd_;
   UniqueFd stop_pipe_read_, stop_pipe_write_;
