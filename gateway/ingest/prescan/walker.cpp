@@ -374,6 +374,13 @@ class Walker {
   }
 
   Result<void> read_top_level(std::uint64_t p, std::uint32_t tag, std::uint32_t len, Found& slot) {
+    if ((tag == kTagPatientId || tag == kTagIssuerOfPatientId) && len > kMaxLoBytes) {
+      // Over-long, but structurally fine: validation judges it. Its length stands for it in the
+      // identity comparison (the value is not kept).
+      slot.value = "#over-long:" + std::to_string(len);
+      slot.offset = p;
+      return skip_value(len, p, "value");
+    }
     const std::size_t max = tag == kTagModality                                    ? kMaxCs
                             : tag == kTagPatientId || tag == kTagIssuerOfPatientId ? kMaxLoBytes
                                                                                    : kMaxUid;
