@@ -116,5 +116,17 @@ TEST(PrescanFrontDoor, PatientIdentityIsTakenForTheCatalog) {
   EXPECT_EQ(r->issuer_of_patient_id, "LGH-MRN");
 }
 
+TEST(PrescanFrontDoor, AnOverLongPatientIdIsNotARefusal) {
+  DatasetBuilder b;
+  b.str(0x00080016u, "UI", test::kSecondaryCapture)
+      .str(0x00080018u, "UI", test::kSopInstance)
+      .element(0x00100020u, "LO", std::string(1000, 'P'))
+      .str(0x0020000Du, "UI", test::kStudy)
+      .str(0x0020000Eu, "UI", test::kSeries);
+  auto r = scan(part10(test::kExplicitLE, b.take()));
+  ASSERT_TRUE(r) << reason(r);
+  EXPECT_EQ(r->patient_id, "#over-long:1000");  // its length stands in; the value is not kept
+}
+
 }  // namespace
 }  // namespace dirgw::ingest
