@@ -45,10 +45,13 @@ bool sendable(StudyState s) {
 std::optional<StudyState> on_new_instance(StudyState current) {
   switch (current) {
     case StudyState::kHeld:
-    case StudyState::kQuarantined:
     case StudyState::kWithdrawn:
     case StudyState::kReceiving:
       return std::nullopt;
+    // A late instance of a quarantined study is validated too: the study waits for stable age
+    // again and policy judges every instance (issue 17; a conflict stays, policy reads it).
+    case StudyState::kQuarantined:
+      return StudyState::kReceiving;
     default:
       return StudyState::kReceiving;
   }

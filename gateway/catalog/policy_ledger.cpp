@@ -55,6 +55,15 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
       while (inst.step())
         w.instances.push_back(
             {inst.int64(0), inst.text(1), inst.text(2), inst.int64(3), inst.text(4)});
+      // Read on every run, so a re-run (a release from quarantine, a late instance) never drops
+      // the conflict; it ends when the operator deletes one side.
+      auto conflict = db.prepare(
+          "SELECT DISTINCT i.sop_instance_uid FROM instances i JOIN instances j "
+          "ON j.sop_instance_uid = i.sop_instance_uid AND j.id != i.id WHERE i.study_id = ?1 "
+          "AND (j.study_id != i.study_id OR (i.patient_identity != '' AND j.patient_identity != "
+          "'' AND i.patient_identity != j.patient_identity)) ORDER BY i.sop_instance_uid");
+      conflict.bind(1, w.study_id);
+      while (conflict.step()) w.identity_conflicts.push_back(conflict.text(0));
     }
     return out;
   });

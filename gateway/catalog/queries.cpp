@@ -42,16 +42,21 @@ Result<Status> Queries::status() {
       DestinationStatus d;
       d.name = name;
       auto st = db.prepare(
-          "SELECT sd.state, count(*), coalesce(sum(s.instance_count), 0) FROM study_destinations "
-          "sd "
-          "JOIN studies s ON s.id = sd.study_id WHERE sd.destination = ?1 "
-          "GROUP BY sd.state ORDER BY sd.state");
+          // Instances per state are the study's deliveries to this destination, superseded
+          // versions left out: a SENT study counts what was (or will be) sent, not every version.
+          "SELECT sd.state, count(*), coalesce(sum((SELECT count(*) FROM deliveries d "
+          "WHERE d.study_id = sd.study_id AND d.destination = sd.destination "
+          "AND d.state != 'superseded')), 0) FROM study_destinations sd "
+          "WHERE sd.destination = ?1 GROUP BY sd.state ORDER BY sd.state");
       st.bind(1, name);
       while (st.step()) d.states.push_back({st.text(0), st.int64(1), st.int64(2)});
       auto pend = db.prepare(
           "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0) "
           "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
-          "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending')");
+          "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending') "
+          // A quarantined study's instances wait for a person, not for the destination.
+          "AND NOT EXISTS (SELECT 1 FROM study_destinations sd WHERE sd.study_id = d.study_id "
+          "AND sd.destination = d.destination AND sd.state = 'QUARANTINED')");
       pend.bind(1, name);
       pend.step();
       d.pending_instances = pend.int64(0);

@@ -33,9 +33,14 @@ struct NewInstance {
   std::string sha256;
   std::uint64_t size = 0;
   std::string calling_ae, peer;
+  // Patient ID and issuer as received (patient data: compared, never logged). Two versions of
+  // one SOP Instance UID with different identities (or studies) are an identity conflict.
+  std::string patient_identity;
 };
 
-enum class RecordKind { kNew, kDuplicate, kNewVersion };
+// kIdentityConflict: the SOP Instance UID is held already for another patient or study; both are
+// kept and every study involved is QUARANTINED (reason::kIdentityConflict); nothing is superseded.
+enum class RecordKind { kNew, kDuplicate, kNewVersion, kIdentityConflict };
 
 // What to do with an SOP instance received again with different bytes.
 enum class NewVersionPolicy { kSend, kHold };
@@ -212,6 +217,10 @@ inline constexpr const char* kValidation = "validation";
 inline constexpr const char* kOperator = "operator";
 inline constexpr const char* kNewVersion = "new-version";
 inline constexpr const char* kDeidRefused = "deid-refused";  // not de-identifiable as configured
+// One SOP Instance UID received with different patient or study identity (issue 17).
+inline constexpr const char* kIdentityConflict = "identity-conflict";
+inline constexpr const char* kIdentityConflictText =
+    "conflicting identity for one SOP Instance UID";
 }  // namespace reason
 
 // A per-destination copy the policy stage wrote (coerced, or de-identified), sent instead of the
@@ -258,6 +267,9 @@ struct PolicyWork {
     std::string calling_ae;  // who sent it over DICOM ("" for other sources)
   };
   std::vector<Instance> instances;
+  // SOP Instance UIDs of this study also held with another patient identity or in another
+  // study: the study stays QUARANTINED whatever else policy finds (until one side is deleted).
+  std::vector<std::string> identity_conflicts;
 };
 
 }  // namespace dirgw::catalog

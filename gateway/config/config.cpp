@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include "config/dicom_ingest.h"
 #include "config/reader.h"
 
 #include <yaml-cpp/yaml.h>
@@ -120,12 +121,14 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
               }
             }
           }
+          read_dicom_negotiation(m, p, d, r.errors());
           if (d.enabled && d.allowed_callers.empty() && d.callers.empty())
             r.error(key, callers.IsDefined() ? callers : m,
                     "must list at least one calling AE title (\"*\" admits any caller)");
         },
         {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
-         "acse_timeout", "dimse_timeout", "max_object_size", "tls", "callers", "stop_grace"});
+         "acse_timeout", "dimse_timeout", "max_object_size", "tls", "callers", "stop_grace",
+         "transfer_syntaxes", "extra_sop_classes"});
 }
 
 void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& hl) {

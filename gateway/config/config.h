@@ -29,6 +29,10 @@ struct CallerBinding {
   std::vector<std::string> subjects;  // certificate subject, "CN=pacs1,O=Lakeside"; empty: any
 };
 
+// Every transfer syntax the receiver offers for storage unless ingest.dicom.transfer_syntaxes
+// says otherwise (config/dicom_ingest.cpp; docs/ingest-dicom.md).
+std::vector<std::string> default_storage_transfer_syntaxes();
+
 struct DicomIngest {
   bool enabled = true;
   std::string ae_title = "DIRGW";
@@ -46,6 +50,11 @@ struct DicomIngest {
   std::vector<CallerBinding> callers;
   // On SIGTERM: associations in progress may finish for this long, then they are aborted.
   Duration stop_grace{std::chrono::seconds(10)};
+  // Offered for storage SOP classes (UIDs); the sender's order of preference decides among them.
+  std::vector<std::string> transfer_syntaxes = default_storage_transfer_syntaxes();
+  // Storage SOP classes accepted beyond the 1.2.840.10008.5.1.4.1.1 family and those known to
+  // DCMTK and dirgw (private classes, say).
+  std::vector<std::string> extra_sop_classes;
 };
 
 struct Hl7Ingest {

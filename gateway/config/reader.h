@@ -21,6 +21,7 @@ namespace dirgw::config::detail {
 class Reader {
  public:
   explicit Reader(std::vector<ConfigError>& errors) : errors_(errors) {}
+  std::vector<ConfigError>& errors() { return errors_; }
 
   void error(const std::string& key, const YAML::Node& node, std::string message) {
     int line = node.IsDefined() ? node.Mark().line + 1 : 0;

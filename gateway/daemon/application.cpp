@@ -294,7 +294,8 @@ commands::LiveFacts Application::Impl::live_facts() const {
                                    st.associations_rejected.load(),
                                    st.stored.load(),
                                    st.duplicates.load(),
-                                   st.refused.load()};
+                                   st.refused.load(),
+                                   st.contexts_refused.load()};
   }
   f.forwarders = scheduler->status();
   f.host_warnings = host_warnings(config, clock);

@@ -17,6 +17,8 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
   in.size = object.size;
   in.calling_ae = calling_ae;
   in.peer = peer;
+  // Always non-empty (even with no Patient ID), so that "no patient" differs from "patient X".
+  in.patient_identity = "id=" + scan.patient_id + "\x1fissuer=" + scan.issuer_of_patient_id;
   return in;
 }
 
@@ -25,6 +27,13 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   auto r = ledger_.record_instance(in, new_versions_);
   if (!r) return r.error();
   if (r->kind == catalog::RecordKind::kDuplicate) return SinkOutcome::kDuplicate;
+  if (r->kind == catalog::RecordKind::kIdentityConflict)
+    log::warn(
+        "SOP Instance UID received again for another patient or study: both kept, every "
+        "study involved quarantined",
+        {{"sop_instance_uid", in.sop_instance_uid},
+         {"study_uid", in.study_uid},
+         {"reason", catalog::reason::kIdentityConflict}});
   if (r->kind == catalog::RecordKind::kNewVersion)
     log::warn(new_versions_ == catalog::NewVersionPolicy::kHold
                   ? "instance received again with different bytes: new version kept, study held"

@@ -310,6 +310,7 @@ struct GatewayMetrics::Families {
   CounterFamily& bytes_received;
   CounterFamily& refused;
   CounterFamily& associations;
+  CounterFamily& contexts_refused;
   Histogram& association_duration;
   Histogram& store_duration;
   Histogram& store_commit_duration;
@@ -341,6 +342,9 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
                                    "Instances refused on ingest, by reason.", {"reason"});
   auto& associations = r.counter_family("dirgw_associations_total",
                                         "DICOM associations requested, by result.", {"result"});
+  auto& contexts_refused =
+      r.counter_family("dirgw_presentation_contexts_refused_total",
+                       "Presentation contexts the DICOM receiver refused, by reason.", {"reason"});
   auto& association_duration = r.histogram(
       "dirgw_association_duration_seconds",
       "Duration of accepted DICOM associations, from accept to release or abort.", buckets::kLong);
@@ -389,6 +393,7 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
                                   bytes_received,
                                   refused,
                                   associations,
+                                  contexts_refused,
                                   association_duration,
                                   store_duration,
                                   store_commit_duration,
@@ -423,6 +428,8 @@ GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string
       associations_accepted(f.associations.with({"accepted"})),
       associations_rejected(f.associations.with({"rejected"})),
       associations_busy(f.associations.with({"busy"})),
+      contexts_refused_abstract(f.contexts_refused.with({"abstract_syntax"})),
+      contexts_refused_transfer(f.contexts_refused.with({"transfer_syntax"})),
       association_duration(f.association_duration),
       store_duration(f.store_duration),
       store_commit_duration(f.store_commit_duration),

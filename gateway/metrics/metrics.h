@@ -249,10 +249,12 @@ class GatewayMetrics {
   Counter& refused_catalog;
   Counter& associations_accepted;
   Counter& associations_rejected;
-  Counter& associations_busy;        // refused: max_associations reached
-  Histogram& association_duration;   // accepted associations: acknowledge to release/abort
-  Histogram& store_duration;         // C-STORE-RQ arrival to response (transfer included)
-  Histogram& store_commit_duration;  // end of reception to response: pre-scan, spool, catalog
+  Counter& associations_busy;          // refused: max_associations reached
+  Counter& contexts_refused_abstract;  // presentation contexts: SOP class not accepted
+  Counter& contexts_refused_transfer;  // presentation contexts: no proposed syntax offered
+  Histogram& association_duration;     // accepted associations: acknowledge to release/abort
+  Histogram& store_duration;           // C-STORE-RQ arrival to response (transfer included)
+  Histogram& store_commit_duration;    // end of reception to response: pre-scan, spool, catalog
   // Policy.
   Counter& instances_quarantined;
   // Process.

@@ -83,10 +83,12 @@ void print_status(const json& r) {
   print_states(c["states"], "              ");
   if (r.contains("ingest") && r["ingest"].contains("dicom")) {
     const auto& d = r["ingest"]["dicom"];
-    std::printf("dicom ingest: AE %s port %s; %s active, %s stored, %s duplicates, %s refused\n",
-                str(d, "ae_title").c_str(), str(d, "port").c_str(),
-                str(d, "associations_active").c_str(), str(d, "stored").c_str(),
-                str(d, "duplicates").c_str(), str(d, "refused").c_str());
+    std::printf(
+        "dicom ingest: AE %s port %s; %s active, %s stored, %s duplicates, %s refused, %s "
+        "presentation contexts refused\n",
+        str(d, "ae_title").c_str(), str(d, "port").c_str(), str(d, "associations_active").c_str(),
+        str(d, "stored").c_str(), str(d, "duplicates").c_str(), str(d, "refused").c_str(),
+        str(d, "presentation_contexts_refused").c_str());
   }
   const auto& sp = r["spool"];
   std::printf("spool:        %s free (floor %s)%s\n",

@@ -33,6 +33,7 @@ struct DicomFacts {
   int port = 0;
   std::uint64_t associations_active = 0, associations = 0, associations_rejected = 0;
   std::uint64_t stored = 0, duplicates = 0, refused = 0;
+  std::uint64_t contexts_refused = 0;  // presentation contexts refused at negotiation
 };
 
 // What only the running daemon knows, read when status is asked for.

@@ -18,7 +18,8 @@ json dicom_json(const config::Config& config, const DicomFacts& d) {
           {"associations_rejected", d.associations_rejected},
           {"stored", d.stored},
           {"duplicates", d.duplicates},
-          {"refused", d.refused}};
+          {"refused", d.refused},
+          {"presentation_contexts_refused", d.contexts_refused}};
 }
 
 // Spool, host and audit warnings, in the order status has always listed them.

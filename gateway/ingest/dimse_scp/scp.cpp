@@ -15,6 +15,7 @@
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/diutil.h"
@@ -23,6 +24,7 @@
 // clang-format on
 
 #include "ingest/dimse_scp/tls.h"
+#include "ingest/dimse_scp/negotiation.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -34,28 +36,6 @@ std::int64_t steady_ms() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-// Transfer syntaxes accepted for storage, in order of preference: objects are kept as received.
-const char* kStorageTransferSyntaxes[] = {
-    UID_LittleEndianExplicitTransferSyntax,
-    UID_LittleEndianImplicitTransferSyntax,
-    UID_DeflatedExplicitVRLittleEndianTransferSyntax,
-    UID_BigEndianExplicitTransferSyntax,
-    UID_JPEGProcess1TransferSyntax,
-    UID_JPEGProcess2_4TransferSyntax,
-    UID_JPEGProcess14TransferSyntax,
-    UID_JPEGProcess14SV1TransferSyntax,
-    UID_JPEGLSLosslessTransferSyntax,
-    UID_JPEGLSLossyTransferSyntax,
-    UID_JPEG2000LosslessOnlyTransferSyntax,
-    UID_JPEG2000TransferSyntax,
-    UID_RLELosslessTransferSyntax,
-    UID_MPEG2MainProfileAtMainLevelTransferSyntax,
-    UID_MPEG4HighProfileLevel4_1TransferSyntax,
-};
-
-const char* kEchoTransferSyntaxes[] = {UID_LittleEndianExplicitTransferSyntax,
-                                       UID_LittleEndianImplicitTransferSyntax};
 
 std::string trim_uid(const char* s) {
   std::string v = s != nullptr ? s : "";
@@ -222,7 +202,19 @@ DicomScp::DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSin
       sink_(sink),
       limits_(limits),
       spool_floor_(spool_floor),
-      metrics_(metrics) {}
+      metrics_(metrics) {
+  // Offered: what the configuration lists and DCMTK can at least parse (a syntax it does not
+  // know could not be written into the spool's file meta header).
+  for (const auto& ts : cfg.transfer_syntaxes) {
+    if (DcmXfer(ts.c_str()).getXfer() != EXS_Unknown)
+      rules_.storage_transfer_syntaxes.push_back(ts);
+    else
+      log::warn("transfer syntax not known to DCMTK: not offered", {{"transfer_syntax", ts}});
+  }
+  for (int i = 0; i < numberOfDcmAllStorageSOPClassUIDs; ++i)
+    rules_.known_storage_classes.insert(dcmAllStorageSOPClassUIDs[i]);
+  rules_.extra_sop_classes.insert(cfg.extra_sop_classes.begin(), cfg.extra_sop_classes.end());
+}
 
 DicomScp::~DicomScp() {
   stop();
@@ -506,6 +498,50 @@ void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
   stats_.active--;
 }
 
+// Answers every proposed presentation context (negotiation.h decides); each refusal is logged with
+// its SOP class and reason, counted, and the association's refusals recorded in one row.
+void DicomScp::negotiate_contexts(void* handle, const std::string& calling_ae,
+                                  const std::string& peer) {
+  auto* assoc = static_cast<T_ASC_Association*>(handle);
+  std::vector<ProposedContext> proposed;
+  const int n = ASC_countPresentationContexts(assoc->params);
+  for (int i = 0; i < n; ++i) {
+    T_ASC_PresentationContext pc;
+    if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
+    ProposedContext p{pc.presentationContextID, trim_uid(pc.abstractSyntax), {}};
+    for (int t = 0; t < pc.transferSyntaxCount; ++t)
+      p.transfer_syntaxes.push_back(trim_uid(pc.proposedTransferSyntaxes[t]));
+    proposed.push_back(std::move(p));
+  }
+  int refused = 0;
+  std::string first;
+  for (std::size_t i = 0; i < proposed.size(); ++i) {
+    const ContextDecision d = negotiate({proposed[i]}, rules_).front();
+    const auto id = static_cast<T_ASC_PresentationContextID>(d.id);
+    if (d.result == ContextResult::kAccepted) {
+      ASC_acceptPresentationContext(assoc->params, id, d.transfer_syntax.c_str());
+      continue;
+    }
+    const bool abstract = d.result == ContextResult::kAbstractSyntaxNotSupported;
+    ASC_refusePresentationContext(
+        assoc->params, id,
+        abstract ? ASC_P_ABSTRACTSYNTAXNOTSUPPORTED : ASC_P_TRANSFERSYNTAXESNOTSUPPORTED);
+    ++refused;
+    stats_.contexts_refused++;
+    if (metrics_ != nullptr)
+      (abstract ? metrics_->contexts_refused_abstract : metrics_->contexts_refused_transfer).inc();
+    const std::string why = std::string(describe(d.result));
+    if (first.empty()) first = proposed[i].abstract_syntax + " (" + why + ")";
+    log::warn("presentation context refused", {{"calling_ae", calling_ae},
+                                               {"peer", peer},
+                                               {"sop_class_uid", proposed[i].abstract_syntax},
+                                               {"reason", why}});
+  }
+  if (refused > 0)
+    sink_.refused(calling_ae, peer,
+                  std::to_string(refused) + " presentation context(s) refused, first: " + first);
+}
+
 void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
                                   std::atomic<std::int64_t>* progress, Worker* worker) {
   auto* assoc = static_cast<T_ASC_Association*>(handle);
@@ -540,12 +576,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
     reject(ASC_REASON_SU_NOREASON, "the receiver is stopping", refusal::kStopping,
            ASC_RESULT_REJECTEDTRANSIENT);
   } else {
-    const char* echo[] = {UID_VerificationSOPClass};
-    ASC_acceptContextsWithPreferredTransferSyntaxes(assoc->params, echo, 1, kEchoTransferSyntaxes,
-                                                    DIM_OF(kEchoTransferSyntaxes));
-    ASC_acceptContextsWithPreferredTransferSyntaxes(
-        assoc->params, dcmAllStorageSOPClassUIDs, numberOfDcmAllStorageSOPClassUIDs,
-        kStorageTransferSyntaxes, DIM_OF(kStorageTransferSyntaxes));
+    negotiate_contexts(assoc, calling_ae, peer);
     ASC_setAPTitles(assoc->params, nullptr, nullptr, cfg_.ae_title.c_str());
     OFCondition cond = ASC_acknowledgeAssociation(assoc);
     if (cond.bad()) {

@@ -22,6 +22,7 @@
 #include "config/config.h"
 #include "ingest/dimse_scp/callers.h"
 #include "ingest/dimse_scp/refusal.h"
+#include "ingest/dimse_scp/negotiation.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
@@ -67,6 +68,7 @@ struct ScpStats {
   std::atomic<std::uint64_t> stored{0};
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> refused{0};
+  std::atomic<std::uint64_t> contexts_refused{0};  // presentation contexts, every reason
   std::atomic<int> active{0};
 };
 
@@ -103,6 +105,7 @@ class DicomScp {
   // when `negotiating_only`); returns how many.
   int cut_workers(int how, bool negotiating_only);
   bool wait_workers(std::chrono::milliseconds limit);
+  void negotiate_contexts(void* assoc, const std::string& calling_ae, const std::string& peer);
 
   const config::DicomIngest& cfg_;
   const Spool& spool_;
@@ -110,6 +113,7 @@ class DicomScp {
   PrescanLimits limits_;
   std::uint64_t spool_floor_;
   metrics::GatewayMetrics* metrics_;
+  NegotiationRules rules_;
 
   UniqueFd listen_fd_;
   UniqueFd stop_pipe_read_, stop_pipe_write_;

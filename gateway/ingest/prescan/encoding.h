@@ -18,6 +18,7 @@ constexpr std::uint32_t kUndefinedLength = 0xFFFFFFFFu;
 constexpr std::size_t kBufSize = std::size_t{64} * 1024;
 constexpr std::size_t kMaxUid = 64;  // PS3.5 6.2: UI is at most 64 bytes
 constexpr std::size_t kMaxCs = 16;
+constexpr std::size_t kMaxLoBytes = 256;  // LO: 64 characters, up to 4 bytes each
 
 constexpr std::uint32_t kTagItem = 0xFFFEE000u;
 constexpr std::uint32_t kTagItemDelim = 0xFFFEE00Du;
@@ -28,6 +29,8 @@ constexpr std::uint32_t kTagSopInstance = 0x00080018u;
 constexpr std::uint32_t kTagModality = 0x00080060u;
 constexpr std::uint32_t kTagStudyUid = 0x0020000Du;
 constexpr std::uint32_t kTagSeriesUid = 0x0020000Eu;
+constexpr std::uint32_t kTagPatientId = 0x00100020u;
+constexpr std::uint32_t kTagIssuerOfPatientId = 0x00100021u;
 
 // Every rejection: ErrorCode::kPrescanRejected with a detail naming the reason and the offset.
 Error reject(std::string detail);

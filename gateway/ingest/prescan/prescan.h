@@ -37,6 +37,9 @@ struct PrescanResult {          // what the scan learned, for the catalog
   // From the dataset top level (0020,000D) (0020,000E) (0008,0018) (0008,0016) (0008,0060),
   // trailing spaces/NULs trimmed.
   std::string study_uid, series_uid, dataset_sop_instance_uid, dataset_sop_class_uid, modality;
+  // (0010,0020) and (0010,0021), for the catalog's identity check (same SOP Instance UID, other
+  // patient). Patient data: never logged, never in a reason.
+  std::string patient_id, issuer_of_patient_id;
   std::uint64_t dataset_offset = 0;  // byte offset where the dataset starts (after meta)
   bool preamble_nonzero = false;     // CVE-2019-11687 polyglot hint
   // Non-fatal findings (odd value lengths, ...), each with its offset; at most kMaxWarnings kept.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/text.h"
+#include "common/uid.h"
 
 namespace dirgw::ingest::prescan_detail {
 
@@ -229,6 +230,12 @@ class Walker {
     if (len == kUndefinedLength) return undefined_length(p, tag, vr, enc);
 
     if (auto c = check_length(len, p, "value"); !c) return c;
+    if (top && tag == kTagPixelData && ts_.encapsulated) {
+      // Native pixels under a compressed syntax: a receiver would decode them as a JPEG (or
+      // RLE...) stream and fail; the repository refuses it (Orthanc answers 400).
+      return reject("native (defined-length) pixel data in an encapsulated transfer syntax" +
+                    at(p));
+    }
     const std::uint64_t value_start = r_.pos();
     if (vr_is(vr, "SQ")) return push_sequence(p, value_start + len, enc);
     if ((vr == nullptr || vr_is(vr, "UN")) && len >= 8 && !is_bulk_tag(tag)) {
@@ -357,16 +364,27 @@ class Walker {
 
   // Where a top-level value the catalog wants goes; nullptr for the others.
   Found* top_level_slot(std::uint32_t tag) {
-    return tag == kTagSopClass      ? &sop_class_
-           : tag == kTagSopInstance ? &sop_instance_
-           : tag == kTagModality    ? &modality_
-           : tag == kTagStudyUid    ? &study_
-           : tag == kTagSeriesUid   ? &series_
-                                    : nullptr;
+    return tag == kTagSopClass            ? &sop_class_
+           : tag == kTagSopInstance       ? &sop_instance_
+           : tag == kTagModality          ? &modality_
+           : tag == kTagStudyUid          ? &study_
+           : tag == kTagSeriesUid         ? &series_
+           : tag == kTagPatientId         ? &patient_id_
+           : tag == kTagIssuerOfPatientId ? &issuer_
+                                          : nullptr;
   }
 
   Result<void> read_top_level(std::uint64_t p, std::uint32_t tag, std::uint32_t len, Found& slot) {
-    const std::size_t max = tag == kTagModality ? kMaxCs : kMaxUid;
+    if ((tag == kTagPatientId || tag == kTagIssuerOfPatientId) && len > kMaxLoBytes) {
+      // Over-long, but structurally fine: validation judges it. Its length stands for it in the
+      // identity comparison (the value is not kept).
+      slot.value = "#over-long:" + std::to_string(len);
+      slot.offset = p;
+      return skip_value(len, p, "value");
+    }
+    const std::size_t max = tag == kTagModality                                    ? kMaxCs
+                            : tag == kTagPatientId || tag == kTagIssuerOfPatientId ? kMaxLoBytes
+                                                                                   : kMaxUid;
     if (len > max) {
       return reject("value of " + tag_text(tag) + " longer than " + std::to_string(max) + " bytes" +
                     at(p));
@@ -393,6 +411,17 @@ class Walker {
     if (auto e = require(sop_instance_, "SOP Instance UID (0008,0018)")) return *e;
     if (auto e = require(study_, "Study Instance UID (0020,000D)")) return *e;
     if (auto e = require(series_, "Series Instance UID (0020,000E)")) return *e;
+    auto uid = [&](const Found& found, const char* what) -> std::optional<Error> {
+      if (!uid_syntax_ok(*found.value)) {
+        return reject(std::string(what) + " is not a UID (only digits and dots, at most 64)" +
+                      at(found.offset));
+      }
+      return std::nullopt;
+    };
+    if (auto e = uid(sop_class_, "SOP Class UID (0008,0016)")) return *e;
+    if (auto e = uid(sop_instance_, "SOP Instance UID (0008,0018)")) return *e;
+    if (auto e = uid(study_, "Study Instance UID (0020,000D)")) return *e;
+    if (auto e = uid(series_, "Series Instance UID (0020,000E)")) return *e;
     if (*sop_class_.value != out_.sop_class_uid) {
       return reject("SOP Class UID (0008,0016) differs from the meta header's (0002,0002)" +
                     at(sop_class_.offset));
@@ -406,6 +435,8 @@ class Walker {
     out_.study_uid = *study_.value;
     out_.series_uid = *series_.value;
     out_.modality = modality_.value.value_or(std::string());
+    out_.patient_id = patient_id_.value.value_or(std::string());
+    out_.issuer_of_patient_id = issuer_.value.value_or(std::string());
     return {};
   }
 
@@ -420,7 +451,7 @@ class Walker {
   std::uint64_t items_ = 0;
   std::uint64_t elements_ = 0;
   bool first_element_ = true;
-  Found sop_class_, sop_instance_, modality_, study_, series_;
+  Found sop_class_, sop_instance_, modality_, study_, series_, patient_id_, issuer_;
 };
 
 }  // namespace

@@ -111,6 +111,9 @@ Stage::Checked Stage::check_instances(
     const std::map<std::string, const catalog::PolicyWork::Instance*>& latest) {
   Checked out;
   auto& findings = out.findings;
+  for (const auto& uid : w.identity_conflicts)
+    findings.push_back(
+        {uid, catalog::reason::kIdentityConflict, "", catalog::reason::kIdentityConflictText});
   auto& keys = out.keys;
   auto& derived = out.derived;
   for (const auto& [uid, inst] : latest) {
@@ -183,7 +186,12 @@ std::vector<catalog::PolicyDecision> Stage::propose(const catalog::PolicyWork& w
     d.destination = dest;
     for (const auto& cd : config_.destinations)
       if (cd.name == dest) d.opt_in = cd.consent_mode == "opt-in";
-    if (!c.findings.empty()) {
+    if (!w.identity_conflicts.empty()) {
+      d.state = catalog::StudyState::kQuarantined;
+      d.code = catalog::reason::kIdentityConflict;
+      d.reason = std::string(catalog::reason::kIdentityConflictText) + " (" +
+                 std::to_string(w.identity_conflicts.size()) + " instance(s))";
+    } else if (!c.findings.empty()) {
       d.state = catalog::StudyState::kQuarantined;
       d.code = catalog::reason::kValidation;
       d.reason = std::to_string(c.findings.size()) +

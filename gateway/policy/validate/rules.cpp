@@ -66,57 +66,6 @@ std::string_view reason_name(HealthNumberProblem problem) {
   return "unknown";
 }
 
-std::vector<UidProblem> check_uid(std::string_view uid) {
-  std::vector<UidProblem> out;
-  if (uid.empty()) {
-    out.push_back(UidProblem::kEmpty);
-    return out;
-  }
-  bool bad_char = false, empty_component = false, leading_zero = false;
-  if (uid.size() > 64) out.push_back(UidProblem::kTooLong);
-  for (char c : uid) {
-    if (!is_digit(c) && c != '.') bad_char = true;
-  }
-  if (bad_char) out.push_back(UidProblem::kBadCharacter);
-  if (uid.front() == '.') out.push_back(UidProblem::kLeadingDot);
-  if (uid.back() == '.') out.push_back(UidProblem::kTrailingDot);
-  // Components between dots; the leading/trailing empty components are reported above.
-  std::size_t start = 0;
-  while (start <= uid.size()) {
-    std::size_t dot = uid.find('.', start);
-    std::size_t end = dot == std::string_view::npos ? uid.size() : dot;
-    std::string_view comp = uid.substr(start, end - start);
-    bool edge = start == 0 || end == uid.size();
-    if (comp.empty() && !edge) empty_component = true;
-    if (comp.size() > 1 && comp[0] == '0') leading_zero = true;
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  if (empty_component) out.push_back(UidProblem::kEmptyComponent);
-  if (leading_zero) out.push_back(UidProblem::kLeadingZero);
-  return out;
-}
-
-std::string_view reason_name(UidProblem problem) {
-  switch (problem) {
-    case UidProblem::kEmpty:
-      return "empty";
-    case UidProblem::kTooLong:
-      return "too_long";
-    case UidProblem::kBadCharacter:
-      return "bad_character";
-    case UidProblem::kLeadingDot:
-      return "leading_dot";
-    case UidProblem::kTrailingDot:
-      return "trailing_dot";
-    case UidProblem::kEmptyComponent:
-      return "empty_component";
-    case UidProblem::kLeadingZero:
-      return "leading_zero";
-  }
-  return "unknown";
-}
-
 bool valid_da(std::string_view value) {
   if (value.size() != 8) return false;
   for (char c : value) {

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/uid.h"
+
 namespace dirgw::policy {
 
 // --- Ontario health number ----------------------------------------------------------------------
@@ -29,21 +31,10 @@ std::string_view reason_name(HealthNumberProblem problem);
 int ontario_check_digit(std::string_view nine_digits);
 
 // --- UIDs (PS3.5 9.1) ---------------------------------------------------------------------------
-enum class UidProblem {
-  kEmpty,
-  kTooLong,         // more than 64 characters
-  kBadCharacter,    // anything but digits and dots
-  kLeadingDot,      // ".1.2"
-  kTrailingDot,     // "1.2."
-  kEmptyComponent,  // "1..2"
-  kLeadingZero,     // "1.02" (a component "0" on its own is fine)
-};
-
-// Every problem the UID has, each once, in the order of the enum; empty when well formed.
-std::vector<UidProblem> check_uid(std::string_view uid);
-// "empty", "too_long", "bad_character", "leading_dot", "trailing_dot", "empty_component",
-// "leading_zero": the suffix of the finding code "uid.<reason>".
-std::string_view reason_name(UidProblem problem);
+// The rule lives in common/uid.h (the pre-scan and configuration use it too).
+using ::dirgw::check_uid;
+using ::dirgw::reason_name;
+using ::dirgw::UidProblem;
 
 // --- Dates --------------------------------------------------------------------------------------
 // DA: exactly YYYYMMDD and a real calendar date (leap years included). The ACR-NEMA form

@@ -57,6 +57,7 @@ const std::set<std::tuple<S, S, C>>& allowed() {
       {S::kHeld, S::kQuarantined, C::kPolicy},
       {S::kHeld, S::kWithdrawn, C::kConsentWithdrawn},
       {S::kQuarantined, S::kStable, C::kOperator},
+      {S::kQuarantined, S::kReceiving, C::kNewInstance},
       {S::kQuarantined, S::kWithdrawn, C::kConsentWithdrawn},
       {S::kSent, S::kVerified, C::kVerified},
       {S::kSent, S::kReceiving, C::kNewInstance},
@@ -97,13 +98,14 @@ TEST(Lifecycle, WithdrawalOnlyBeforeSentAndOnlyByConsent) {
     for (C cause : kAllCauses) EXPECT_FALSE(transition_allowed(S::kWithdrawn, to, cause));
 }
 
-TEST(Lifecycle, NewInstanceOpensDeltaExceptForHeldQuarantinedWithdrawn) {
+TEST(Lifecycle, NewInstanceOpensDeltaExceptForHeldWithdrawn) {
   EXPECT_EQ(on_new_instance(S::kSent), S::kReceiving);
   EXPECT_EQ(on_new_instance(S::kSending), S::kReceiving);
   EXPECT_EQ(on_new_instance(S::kFailed), S::kReceiving);
   EXPECT_FALSE(on_new_instance(S::kReceiving).has_value());
   EXPECT_FALSE(on_new_instance(S::kHeld).has_value());
-  EXPECT_FALSE(on_new_instance(S::kQuarantined).has_value());
+  // A quarantined study's late instance is validated too: policy runs again over the study.
+  EXPECT_EQ(on_new_instance(S::kQuarantined), S::kReceiving);
   EXPECT_FALSE(on_new_instance(S::kWithdrawn).has_value());
 }
 
