@@ -50,8 +50,8 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
     }
     db.prepare(
           "INSERT INTO instances(study_id, sop_instance_uid, sop_class_uid, series_uid, "
-          "transfer_syntax, modality, object_sha256, size, received_at, calling_ae, peer, flags) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+          "transfer_syntax, modality, object_sha256, size, received_at, calling_ae, peer, flags, "
+          "source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
         .bind(1, study_id)
         .bind(2, in.sop_instance_uid)
         .bind(3, in.sop_class_uid)
@@ -64,6 +64,7 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
         .bind(10, in.calling_ae)
         .bind(11, in.peer)
         .bind(12, kind == RecordKind::kNewVersion ? "new-version" : "")
+        .bind(13, in.source)
         .run();
     const std::int64_t instance_id = db.last_insert_rowid();
     if (kind == RecordKind::kNewVersion) {

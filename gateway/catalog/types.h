@@ -33,6 +33,8 @@ struct NewInstance {
   std::string sha256;
   std::uint64_t size = 0;
   std::string calling_ae, peer;
+  // Where the object came from: "dicom:<calling AE>" or "folder:<name>" (shown by dirgw study).
+  std::string source;
 };
 
 enum class RecordKind { kNew, kDuplicate, kNewVersion };
@@ -116,7 +118,7 @@ struct DeliveryDetail {
 
 struct InstanceDetail {
   std::string sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, sha256, flags,
-      calling_ae;
+      calling_ae, source;
   std::int64_t size = 0, received_at = 0;
   std::vector<DeliveryDetail> deliveries;
 };

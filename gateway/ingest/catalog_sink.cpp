@@ -17,6 +17,8 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
   in.size = object.size;
   in.calling_ae = calling_ae;
   in.peer = peer;
+  // A folder object's peer names its folder; reconciliation adopts objects without a caller.
+  in.source = peer.rfind("folder:", 0) == 0 || calling_ae.empty() ? peer : "dicom:" + calling_ae;
   return in;
 }
 
