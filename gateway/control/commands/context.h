@@ -22,6 +22,7 @@
 #include "catalog/types.h"
 #include "config/config.h"
 #include "control/protocol.h"
+#include "ingest/folder/folder_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
@@ -38,8 +39,9 @@ struct DicomFacts {
 // What only the running daemon knows, read when status is asked for.
 struct LiveFacts {
   std::int64_t started_at_ms = 0;
-  catalog::Reconciliation reconciliation;  // what start-up did
-  std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
+  catalog::Reconciliation reconciliation;             // what start-up did
+  std::optional<DicomFacts> dicom;                    // none: the DICOM receiver is off
+  std::vector<ingest::folder::FolderStatus> folders;  // watched export folders, config order
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates
