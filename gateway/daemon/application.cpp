@@ -206,7 +206,7 @@ Result<void> Application::Impl::start_listeners() {
   if (!config.ingest.folders.empty()) {
     folders = std::make_unique<ingest::folder::FolderWatcher>(
         config.ingest.folders, *spool, *sink, limits, clock, ingest::folder::ZipLimits{},
-        metrics.get());
+        metrics.get(), config.retention.spool_floor);
     folders->register_metrics(registry);
     if (auto r = folders->start(); !r) return r.error();
   }

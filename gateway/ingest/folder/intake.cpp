@@ -236,8 +236,12 @@ UnitResult Intake::take_file(int dirfd, const std::string& name) {
 }
 
 UnitResult Intake::take_opened(int fd) {
-  auto head = read_at(fd, 0, 4);
+  auto head = read_at(fd, 0, 64 * 1024);
   if (!head) return retry(head.error());
+  // Neither Part 10 nor a dataset nor a zip: refused from its first bytes, never copied.
+  const bool part10 = head->size() >= 132 && head->compare(128, 4, "DICM") == 0;
+  if (!part10 && !looks_like_zip(*head) && !raw_dataset_uids(*head))
+    return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset nor a zip");
   if (looks_like_zip(*head)) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return retry(make_error(ErrorCode::kIo, "fstat"));

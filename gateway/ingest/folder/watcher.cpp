@@ -90,8 +90,15 @@ struct FolderWatcher::Folder {
 
 FolderWatcher::FolderWatcher(std::vector<config::FolderIngest> folders, const Spool& spool,
                              ObjectSink& sink, PrescanLimits limits, const Clock& clock,
-                             ZipLimits zip, metrics::GatewayMetrics* metrics)
-    : spool_(spool), sink_(sink), limits_(limits), clock_(clock), zip_(zip), metrics_(metrics) {
+                             ZipLimits zip, metrics::GatewayMetrics* metrics,
+                             std::uint64_t spool_floor)
+    : spool_(spool),
+      sink_(sink),
+      limits_(limits),
+      clock_(clock),
+      zip_(zip),
+      metrics_(metrics),
+      spool_floor_(spool_floor) {
   for (auto& c : folders)
     folders_.push_back(std::make_unique<Folder>(std::move(c), spool_, sink_, limits_, zip_));
 }
@@ -240,6 +247,15 @@ void FolderWatcher::settle_and_take(Folder& f, const std::string& name, const Fi
                                     bool tree, TimePoint now) {
   if (!f.settle.observe(name, stamp, now)) return;
   f.settle.forget(name);  // whatever happens next, the unit waits for a new look
+  if (spool_floor_ > 0) {
+    auto free = free_bytes(spool_.root());
+    if (!free || *free < spool_floor_) {
+      // Back-pressure: the file stays in the folder until the spool has room again.
+      return finish(f, name,
+                    {UnitKind::kRetry, "spool_floor",
+                     "spool below its free-space floor: files wait in the folder", 0, 0, 0});
+    }
+  }
   const UnitResult r =
       tree ? f.intake.take_tree(f.dir.get(), name) : f.intake.take_file(f.dir.get(), name);
   finish(f, name, r);
@@ -277,6 +293,7 @@ void FolderWatcher::finish(Folder& f, const std::string& name, const UnitResult&
                                   {"duplicates", std::to_string(r.duplicates)}});
       std::lock_guard lock(status_mutex_);
       ++f.status.units_taken;
+      f.status.last_error.clear();  // our side works again
       return;
     }
     case UnitKind::kRejected:

@@ -32,7 +32,7 @@ class FolderWatcher {
  public:
   FolderWatcher(std::vector<config::FolderIngest> folders, const Spool& spool, ObjectSink& sink,
                 PrescanLimits limits, const Clock& clock, ZipLimits zip = {},
-                metrics::GatewayMetrics* metrics = nullptr);
+                metrics::GatewayMetrics* metrics = nullptr, std::uint64_t spool_floor = 0);
   ~FolderWatcher();
   FolderWatcher(const FolderWatcher&) = delete;
   FolderWatcher& operator=(const FolderWatcher&) = delete;
@@ -70,6 +70,7 @@ class FolderWatcher {
   const Clock& clock_;
   ZipLimits zip_;
   metrics::GatewayMetrics* metrics_;
+  std::uint64_t spool_floor_;  // below it nothing is taken (as the SCP refuses): files wait
   UniqueFd inotify_;
   UniqueFd stop_read_, stop_write_;
   std::atomic<bool> stopping_{false};

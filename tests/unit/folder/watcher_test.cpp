@@ -209,6 +209,22 @@ TEST_F(Watcher, DicomdirReferenceOutsideTheTreeIsRefused) {
   EXPECT_EQ(instances(), 0);
 }
 
+TEST_F(Watcher, NothingIsTakenWhileTheSpoolIsBelowItsFloor) {
+  config::FolderIngest f;
+  f.path = folder_;
+  f.name = "ct-export";
+  watcher_ = std::make_unique<FolderWatcher>(std::vector<config::FolderIngest>{f}, *spool_, *sink_,
+                                             PrescanLimits{}, clock_, ZipLimits{}, nullptr,
+                                             std::uint64_t{1} << 62);
+  ASSERT_TRUE(watcher_->open().ok());
+  put("IMG1", dicom());
+  clock_.advance(std::chrono::hours(1));
+  watcher_->step(true);
+  EXPECT_EQ(instances(), 0);
+  EXPECT_TRUE(fs::exists(folder_ / "IMG1"));
+  EXPECT_NE(watcher_->status()[0].last_error.find("free-space floor"), std::string::npos);
+}
+
 TEST_F(Watcher, NextStepIsDueWhenTheWaitingFileSettles) {
   auto& w = watcher();
   put("IMG1", dicom());
