@@ -39,9 +39,10 @@ struct DicomFacts {
 // What only the running daemon knows, read when status is asked for.
 struct LiveFacts {
   std::int64_t started_at_ms = 0;
-  catalog::Reconciliation reconciliation;             // what start-up did
-  std::optional<DicomFacts> dicom;                    // none: the DICOM receiver is off
-  std::vector<ingest::folder::FolderStatus> folders;  // watched export folders, config order
+  catalog::Reconciliation reconciliation;  // what start-up did
+  std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
+  // Watched export folders, in configuration order (issue 12).
+  std::vector<ingest::folder::FolderStatus> folders;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates

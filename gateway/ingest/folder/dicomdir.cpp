@@ -31,14 +31,13 @@ Result<void> each_entry(int dirfd, Fn&& fn) {
     ::close(dup);
     return make_error(ErrorCode::kIo, "fdopendir: " + errno_text(errno));
   }
-  Result<void> out;
   while (const dirent* e = ::readdir(d)) {
     const std::string name = e->d_name;
     if (name == "." || name == "..") continue;
     if (!fn(name)) break;
   }
   ::closedir(d);
-  return out;
+  return {};
 }
 
 bool same_ignoring_case(const std::string& a, const std::string& b) {

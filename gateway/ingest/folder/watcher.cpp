@@ -28,6 +28,8 @@ bool ours_to_skip(const std::string& name) {
   return name == kDone || name == kRejected || name.empty() || name[0] == '.';
 }
 
+// A failed fsync of a move is not worth a retry: the objects are durable in spool and catalog
+// already, and a unit that reappears after a power cut is taken again as duplicates.
 void fsync_fd(int fd) { ::fsync(fd); }
 
 // Moves dir/name into to/, under the same name or, when taken, name-1, name-2, ... The reason
