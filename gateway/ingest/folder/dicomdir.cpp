@@ -137,7 +137,9 @@ Result<FileStamp> tree_stamp(int tree_fd) {
   todo.emplace_back(UniqueFd(::openat(tree_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)), 0);
   std::size_t entries = 0;
   while (!todo.empty()) {
-    auto [dir, depth] = std::move(todo.back());
+    // Not a structured binding: clang 14 cannot capture one in the lambda below.
+    UniqueFd dir = std::move(todo.back().first);
+    const int depth = todo.back().second;
     todo.pop_back();
     if (!dir.valid()) return make_error(ErrorCode::kIo, "open directory: " + errno_text(errno));
     Result<void> inner;
