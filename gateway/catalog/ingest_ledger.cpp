@@ -102,7 +102,9 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
     db.prepare(
           "INSERT INTO instances(study_id, sop_instance_uid, sop_class_uid, series_uid, "
           "transfer_syntax, modality, object_sha256, size, received_at, calling_ae, peer, flags, "
-          "patient_identity) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")
+          "patient_identity, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+          "?13, "
+          "?14)")
         .bind(1, study_id)
         .bind(2, in.sop_instance_uid)
         .bind(3, in.sop_class_uid)
@@ -118,6 +120,7 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
                   : kind == RecordKind::kIdentityConflict ? "identity-conflict"
                                                           : "")
         .bind(13, in.patient_identity)
+        .bind(14, in.source)
         .run();
     const std::int64_t instance_id = db.last_insert_rowid();
     if (kind == RecordKind::kNewVersion) {

@@ -9,9 +9,12 @@ namespace dirgw::catalog {
 audit::Event received_event(const NewInstance& in, nlohmann::json detail) {
   audit::Event e;
   e.type = audit::EventType::kObjectReceived;
-  e.actor = in.calling_ae.empty() && in.peer == "reconciliation"
-                ? audit::system_actor()
-                : "dicom:" + in.calling_ae + "@" + in.peer;
+  if (in.calling_ae.empty() && in.peer == "reconciliation")
+    e.actor = audit::system_actor();
+  else if (in.source.rfind("folder:", 0) == 0)
+    e.actor = in.source;
+  else
+    e.actor = "dicom:" + in.calling_ae + "@" + in.peer;
   e.outcome = audit::kSuccess;
   e.study_uid = in.study_uid;
   e.sop_instance_uid = in.sop_instance_uid;

@@ -167,7 +167,8 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
                           rounds.int64(7)});
     auto inst = db.prepare(
         "SELECT id, sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, "
-        "object_sha256, flags, calling_ae, size, received_at FROM instances WHERE study_id = ?1 "
+        "object_sha256, flags, calling_ae, size, received_at, source FROM instances WHERE study_id "
+        "= ?1 "
         "ORDER BY id");
     inst.bind(1, id);
     std::vector<std::int64_t> ids;
@@ -184,6 +185,7 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
       i.calling_ae = inst.text(8);
       i.size = inst.int64(9);
       i.received_at = inst.int64(10);
+      i.source = inst.text(11);
       d.instances.push_back(std::move(i));
     }
     auto del = db.prepare(

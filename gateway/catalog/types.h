@@ -36,6 +36,8 @@ struct NewInstance {
   // Patient ID and issuer as received (patient data: compared, never logged). Two versions of
   // one SOP Instance UID with different identities (or studies) are an identity conflict.
   std::string patient_identity;
+  // Where the object came from: "dicom:<calling AE>" or "folder:<name>" (shown by dirgw study).
+  std::string source;
 };
 
 // kIdentityConflict: the SOP Instance UID is held already for another patient or study; both are
@@ -122,7 +124,7 @@ struct DeliveryDetail {
 
 struct InstanceDetail {
   std::string sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, sha256, flags,
-      calling_ae;
+      calling_ae, source;
   std::int64_t size = 0, received_at = 0;
   std::vector<DeliveryDetail> deliveries;
 };

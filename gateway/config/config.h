@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "config/folders_config.h"
+
 namespace dirgw::config {
 
 using Duration = std::chrono::milliseconds;
@@ -76,6 +78,7 @@ struct Hl7Ingest {
 struct Ingest {
   DicomIngest dicom;
   Hl7Ingest hl7;
+  std::vector<FolderIngest> folders;  // watched export folders (config/folders_config.h)
   // An SOP instance received again with different bytes: "send" the new version too, or
   // "hold" the study for a person to look at.
   std::string new_versions = "send";

@@ -22,6 +22,7 @@
 #include "daemon/host_checks.h"
 #include "ingest/catalog_sink.h"
 #include "ingest/dimse_scp/scp.h"
+#include "ingest/folder/watcher.h"
 #include "ingest/hl7_mllp/listener.h"
 #include "ingest/reconcile.h"
 #include "ingest/spool/spool.h"
@@ -89,6 +90,7 @@ struct Application::Impl {
   std::unique_ptr<scheduler::Scheduler> scheduler;
   std::unique_ptr<ingest::CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
+  std::unique_ptr<ingest::folder::FolderWatcher> folders;  // watched export folders (issue 12)
   std::unique_ptr<commands::Context> commands;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
@@ -222,6 +224,13 @@ Result<void> Application::Impl::start_listeners() {
                                              config.retention.spool_floor, metrics.get());
     if (auto r = scp->start(); !r) return r.error();
   }
+  if (!config.ingest.folders.empty()) {
+    folders = std::make_unique<ingest::folder::FolderWatcher>(
+        config.ingest.folders, *spool, *sink, limits, clock, ingest::folder::ZipLimits{},
+        metrics.get(), config.retention.spool_floor);
+    folders->register_metrics(registry);
+    if (auto r = folders->start(); !r) return r.error();
+  }
   if (config.metrics.enabled)
     if (auto r = start_metrics(); !r) return r.error();
   if (config.ingest.hl7.enabled) {
@@ -297,6 +306,7 @@ commands::LiveFacts Application::Impl::live_facts() const {
                                    st.refused.load(),
                                    st.contexts_refused.load()};
   }
+  if (folders) f.folders = folders->status();
   f.forwarders = scheduler->status();
   f.host_warnings = host_warnings(config, clock);
   if (audit_forwarder) f.audit_forwarder_error = audit_forwarder->last_error();
@@ -338,6 +348,7 @@ void Application::Impl::begin_stop() {
 void Application::Impl::stop() {
   if (stopper.joinable()) stopper.join();
   if (scp) scp->stop();
+  if (folders) folders->stop();
   if (hl7) hl7->stop();
   scheduler->stop();
   control->stop();
@@ -354,6 +365,7 @@ int Application::run() {
     log::error("dirgwd cannot start", {{"error", started.error().to_string()}});
     sd_notifyf(0, "STATUS=cannot start: %s", started.error().to_string().c_str());
     if (s.scp) s.scp->stop();
+    if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();
     return 1;
   }

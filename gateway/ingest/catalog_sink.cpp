@@ -19,6 +19,8 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
   in.peer = peer;
   // Always non-empty (even with no Patient ID), so that "no patient" differs from "patient X".
   in.patient_identity = "id=" + scan.patient_id + "\x1fissuer=" + scan.issuer_of_patient_id;
+  // A folder object's peer names its folder; reconciliation adopts objects without a caller.
+  in.source = peer.rfind("folder:", 0) == 0 || calling_ae.empty() ? peer : "dicom:" + calling_ae;
   return in;
 }
 

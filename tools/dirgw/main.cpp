@@ -90,6 +90,12 @@ void print_status(const json& r) {
         str(d, "stored").c_str(), str(d, "duplicates").c_str(), str(d, "refused").c_str(),
         str(d, "presentation_contexts_refused").c_str());
   }
+  if (r.contains("ingest") && r["ingest"].contains("folders"))
+    for (const auto& f : r["ingest"]["folders"])
+      std::printf("folder %-6s %s: %s taken, %s objects, %s rejected%s%s\n", str(f, "name").c_str(),
+                  str(f, "path").c_str(), str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
+                  str(f, "rejected").c_str(), str(f, "last_error", "").empty() ? "" : "; error: ",
+                  str(f, "last_error", "").c_str());
   const auto& sp = r["spool"];
   std::printf("spool:        %s free (floor %s)%s\n",
               human_bytes(sp.value("free_bytes", 0.0)).c_str(),
@@ -156,11 +162,28 @@ void print_studies(const json& r) {
   }
 }
 
+void print_sources(const json& r) {
+  std::printf("%-8s %-16s %-20s %-20s %6s %8s %8s  %s\n", "KIND", "NAME", "LAST SCAN", "NEXT SCAN",
+              "TAKEN", "OBJECTS", "REJECTED", "LAST ERROR");
+  for (const auto& f : r["folders"])
+    std::printf("%-8s %-16s %-20s %-20s %6s %8s %8s  %s\n", "folder", str(f, "name").c_str(),
+                str(f, "last_scan_at", "never").c_str(), str(f, "next_scan_at", "-").c_str(),
+                str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
+                str(f, "rejected").c_str(), str(f, "last_error", "").c_str());
+}
+
 void print_study(const json& r) {
   std::printf("study %s\n", str(r, "study_uid").c_str());
   std::printf("  ingest: %s, %lld instances, %s, received %s .. %s\n", str(r, "state").c_str(),
               r.value("instances", 0LL), human_bytes(r.value("bytes", 0.0)).c_str(),
               str(r, "first_received_at").c_str(), str(r, "last_received_at").c_str());
+  std::string sources;  // distinct, in order of arrival: "dicom:PACS1", "folder:ct-export"
+  for (const auto& i : r["instance_list"]) {
+    const std::string s = i.value("source", std::string());
+    if (!s.empty() && (", " + sources + ", ").find(", " + s + ", ") == std::string::npos)
+      sources += (sources.empty() ? "" : ", ") + s;
+  }
+  if (!sources.empty()) std::printf("  source: %s\n", sources.c_str());
   for (const auto& d : r["destinations"]) {
     std::printf("  %s: %s (round %s)%s%s\n", str(d, "destination").c_str(), str(d, "state").c_str(),
                 str(d, "round").c_str(), d.value("reason", std::string()).empty() ? "" : " — ",
@@ -504,6 +527,17 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
     action = [&g] {
       return ask_daemon(g, {{"cmd", "status"}}, [](const json& r) {
         print_status(r);
+        return kExitOk;
+      });
+    };
+  });
+
+  auto* sources = app.add_subcommand(
+      "sources", "watched folders: last and next scan, files taken, rejected, last error");
+  sources->callback([&g, &action] {
+    action = [&g] {
+      return ask_daemon(g, {{"cmd", "sources"}}, [](const json& r) {
+        print_sources(r);
         return kExitOk;
       });
     };

@@ -22,6 +22,7 @@
 #include "catalog/types.h"
 #include "config/config.h"
 #include "control/protocol.h"
+#include "ingest/folder/folder_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
@@ -42,6 +43,8 @@ struct LiveFacts {
   bool stopping = false;  // SIGTERM received: listeners closed, associations finishing
   catalog::Reconciliation reconciliation;  // what start-up did
   std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
+  // Watched export folders, in configuration order (issue 12).
+  std::vector<ingest::folder::FolderStatus> folders;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates

@@ -55,6 +55,7 @@ json study_instances(const catalog::StudyDetail& d) {
                          {"size", i.size},
                          {"received_at", format_utc_ms(i.received_at)},
                          {"calling_ae", i.calling_ae},
+                         {"source", i.source},
                          {"flags", i.flags},
                          {"object", i.sha256},
                          {"deliveries", del}});

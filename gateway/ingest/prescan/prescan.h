@@ -29,6 +29,8 @@ struct PrescanLimits {
   // (OB OD OF OL OV OW UN, and the numeric FL FD SL SS SV UL US UV AT) are exempt; in implicit VR
   // the rule is applied by tag (see docs/prescan.md).
   std::uint32_t max_text_value = 1u << 20;
+  // false: the dataset need not carry SOP Class/Instance, Study and Series UIDs (a DICOMDIR).
+  bool require_object_uids = true;
 };
 
 struct PrescanResult {          // what the scan learned, for the catalog

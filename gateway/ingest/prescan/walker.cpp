@@ -407,6 +407,9 @@ class Walker {
       }
       return std::nullopt;
     };
+    // A DICOMDIR (read by the folder input) is an index, not an object: its structure is
+    // checked like any other, but it carries none of an object's UIDs.
+    if (!limits_.require_object_uids) return {};
     if (auto e = require(sop_class_, "SOP Class UID (0008,0016)")) return *e;
     if (auto e = require(sop_instance_, "SOP Instance UID (0008,0018)")) return *e;
     if (auto e = require(study_, "Study Instance UID (0020,000D)")) return *e;

@@ -43,8 +43,21 @@ TEST_F(CatalogSinkTest, NewObjectIsCataloguedAndWakesTheScheduler) {
   EXPECT_EQ(i.series_uid, dirgw::test::kSeries);
   EXPECT_EQ(i.modality, "OT");
   EXPECT_EQ(i.calling_ae, "PACS1");
+  EXPECT_EQ(i.source, "dicom:PACS1");
   EXPECT_EQ(i.sha256, o.stored.sha256);
   EXPECT_EQ(i.size, static_cast<std::int64_t>(o.stored.size));
+}
+
+TEST_F(CatalogSinkTest, ObjectFromAFolderRecordsTheFolderAsItsSource) {
+  auto s = sink();
+  auto o = received(dicom());
+  o.calling_ae = "";
+  o.peer = "folder:ct-export";
+  ASSERT_TRUE(s->object_received(o).ok());
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  ASSERT_EQ((*study)->instances.size(), 1u);
+  EXPECT_EQ((*study)->instances.front().source, "folder:ct-export");
 }
 
 TEST_F(CatalogSinkTest, SameBytesAgainAreADuplicateAndWakeNobody) {

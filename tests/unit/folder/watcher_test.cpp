@@ -1,0 +1,237 @@
+#include "ingest/folder/watcher.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "common/files.h"
+#include "ingest/catalog_sink.h"
+#include "unit/ingest/temp_catalog.h"
+#include "zip_builder.h"
+
+namespace dirgw::ingest::folder {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+class Watcher : public ingest::test::TempCatalog {
+ protected:
+  void SetUp() override {
+    TempCatalog::SetUp();
+    folder_ = dir_ / "export";
+    fs::create_directories(folder_);
+    fs::create_directories(dir_ / "outside");
+    sink_ = std::make_unique<CatalogSink>(
+        catalog_->ingest, [] {}, catalog::NewVersionPolicy::kSend);
+  }
+  void TearDown() override {
+    watcher_.reset();
+    TempCatalog::TearDown();
+  }
+  // A watcher on simulated time that starts at the wall clock (file mtimes are real).
+  FolderWatcher& watcher(std::string after = "move") {
+    config::FolderIngest f;
+    f.path = folder_;
+    f.name = "ct-export";
+    f.after = std::move(after);
+    f.settle = seconds(5);
+    clock_.advance(
+        std::chrono::duration_cast<std::chrono::milliseconds>(SystemClock().now() - clock_.now()));
+    watcher_ = std::make_unique<FolderWatcher>(std::vector<config::FolderIngest>{f}, *spool_,
+                                               *sink_, PrescanLimits{}, clock_);
+    EXPECT_TRUE(watcher_->open().ok());
+    return *watcher_;
+  }
+  void put(const std::string& name, const std::string& bytes) {
+    std::ofstream(folder_ / name, std::ios::binary) << bytes;
+  }
+  std::int64_t instances() {
+    auto st = catalog_->queries.status();
+    EXPECT_TRUE(st.ok());
+    return st->instances;
+  }
+  std::string reason_of(const std::string& name) {
+    auto r = read_small_file(folder_ / "rejected" / (name + ".reason"));
+    return r ? *r : "";
+  }
+  fs::path folder_;
+  std::unique_ptr<CatalogSink> sink_;
+  std::unique_ptr<FolderWatcher> watcher_;
+};
+
+TEST_F(Watcher, FileIsTakenOnlyAfterItSettledThenMovedToDone) {
+  auto& w = watcher();
+  put("IMG1", dicom());
+  w.step(true);
+  EXPECT_EQ(instances(), 0);
+  EXPECT_TRUE(fs::exists(folder_ / "IMG1"));
+  clock_.advance(seconds(5));
+  w.step(true);
+  EXPECT_EQ(instances(), 1);
+  EXPECT_FALSE(fs::exists(folder_ / "IMG1"));
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "IMG1"));
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->instances.front().source, "folder:ct-export");
+  const auto st = w.status();
+  ASSERT_EQ(st.size(), 1u);
+  EXPECT_EQ(st[0].units_taken, 1u);
+  EXPECT_EQ(st[0].objects_stored, 1u);
+}
+
+TEST_F(Watcher, SameFileAgainIsTakenOnceAndStillLeavesTheFolder) {
+  auto& w = watcher();
+  put("A", dicom());
+  put("B", dicom());
+  clock_.advance(seconds(6));
+  w.step(true);
+  w.step(true);  // nothing new
+  EXPECT_EQ(instances(), 1);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "A"));
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "B"));
+  EXPECT_EQ(w.status()[0].objects_duplicate, 1u);
+}
+
+TEST_F(Watcher, DeleteAfterIngest) {
+  auto& w = watcher("delete");
+  put("IMG1", dicom());
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 1);
+  EXPECT_FALSE(fs::exists(folder_ / "IMG1"));
+  EXPECT_FALSE(fs::exists(folder_ / "done" / "IMG1"));
+}
+
+TEST_F(Watcher, NonDicomGoesToRejectedWithAReasonFile) {
+  auto& w = watcher();
+  put("notes.txt", "this is not DICOM at all, just some words in a file");
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "notes.txt"));
+  EXPECT_NE(reason_of("notes.txt").find("reason: not_dicom"), std::string::npos);
+  EXPECT_EQ(w.status()[0].rejected, 1u);
+  w.step(true);  // never retried: it is out of the folder
+  EXPECT_EQ(w.status()[0].rejected, 1u);
+}
+
+TEST_F(Watcher, SymlinkAndFifoAreRefusedUnopenedAndNothingOutsideIsTouched) {
+  auto& w = watcher();
+  std::ofstream(dir_ / "outside" / "secret") << dicom();
+  fs::create_symlink(dir_ / "outside" / "secret", folder_ / "link");
+  ASSERT_EQ(::mkfifo((folder_ / "pipe").c_str(), 0600), 0);
+  w.step(true);  // refused at once: no settle time for what is never opened
+  EXPECT_EQ(instances(), 0);
+  EXPECT_TRUE(fs::is_symlink(folder_ / "rejected" / "link"));
+  EXPECT_NE(reason_of("link").find("reason: symlink"), std::string::npos);
+  EXPECT_NE(reason_of("pipe").find("reason: fifo"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir_ / "outside" / "secret"));
+}
+
+TEST_F(Watcher, DatasetWithoutMetaIsTaken) {
+  auto& w = watcher();
+  dirgw::test::DatasetBuilder b(dirgw::test::Enc::kImplicitLE);
+  dirgw::test::standard_head(b);
+  put("OLDCONSOLE", b.take());
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 1);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "OLDCONSOLE"));
+}
+
+TEST_F(Watcher, ZipOfObjectsIsTakenAndABadZipRejected) {
+  auto& w = watcher();
+  put("good.zip", test::make_zip({{"s/1.dcm", dicom("1.2.3.1")}, {"s/2.dcm", dicom("1.2.3.2")}}));
+  put("evil.zip", test::make_zip({{"../../escape.dcm", dicom("1.2.3.3")}}));
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 2);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "good.zip"));
+  EXPECT_NE(reason_of("evil.zip").find("reason: zip_entry_path"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "escape.dcm"));
+}
+
+TEST_F(Watcher, DirectoryWithoutDicomdirIsRejectedOnceSettled) {
+  auto& w = watcher();
+  fs::create_directories(folder_ / "tree");
+  std::ofstream(folder_ / "tree" / "x") << dicom();
+  w.step(true);
+  EXPECT_TRUE(fs::exists(folder_ / "tree"));
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_NE(reason_of("tree").find("reason: no_dicomdir"), std::string::npos);
+}
+
+// The DICOMDIR DCMTK's dcmmkdir wrote for a CD with DICOM\IM000001 and DICOM\IM000002 (the
+// fuzz seed, after its selector byte), with `from` replaced by `to` (same length) in its bytes.
+void write_dicomdir(const fs::path& dir, const std::string& from = "", const std::string& to = "") {
+  auto seed = read_small_file(fs::path(DIRGW_SOURCE_DIR) / "tests/data/folder/dicomdir");
+  ASSERT_TRUE(seed.ok());
+  std::string bytes = seed->substr(1);
+  if (!from.empty()) {
+    const auto at = bytes.find(from);
+    ASSERT_NE(at, std::string::npos);
+    ASSERT_EQ(from.size(), to.size());
+    bytes.replace(at, from.size(), to);
+  }
+  std::ofstream(dir / "DICOMDIR", std::ios::binary) << bytes;
+}
+
+TEST_F(Watcher, DicomdirTreeTakesOnlyTheReferencedFiles) {
+  auto& w = watcher();
+  const fs::path staging = dir_ / "cd";
+  fs::create_directories(staging / "DICOM");
+  std::ofstream(staging / "DICOM" / "IM000001", std::ios::binary) << dicom("1.2.3.11");
+  std::ofstream(staging / "DICOM" / "IM000002", std::ios::binary) << dicom("1.2.3.12");
+  std::ofstream(staging / "DICOM" / "UNLISTED", std::ios::binary) << dicom("1.2.3.13");
+  write_dicomdir(staging);
+  fs::rename(staging, folder_ / "cd");
+  w.step(true);
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 2);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "cd" / "DICOMDIR"));
+}
+
+TEST_F(Watcher, DicomdirReferenceOutsideTheTreeIsRefused) {
+  auto& w = watcher();
+  const fs::path staging = dir_ / "cd";
+  fs::create_directories(staging / "DICOM");
+  std::ofstream(dir_ / "outside" / "IMG", std::ios::binary) << dicom("1.2.3.21");
+  std::ofstream(staging / "DICOM" / "IM000001", std::ios::binary) << dicom("1.2.3.22");
+  write_dicomdir(staging, "DICOM\\IM000002", "..\\OUTSID\\IMG0");
+  fs::rename(staging, folder_ / "cd");
+  clock_.advance(seconds(6));
+  w.step(true);
+  w.step(true);
+  EXPECT_NE(reason_of("cd").find("reason: dicomdir"), std::string::npos) << reason_of("cd");
+  EXPECT_EQ(instances(), 0);
+}
+
+TEST_F(Watcher, NothingIsTakenWhileTheSpoolIsBelowItsFloor) {
+  config::FolderIngest f;
+  f.path = folder_;
+  f.name = "ct-export";
+  watcher_ = std::make_unique<FolderWatcher>(std::vector<config::FolderIngest>{f}, *spool_, *sink_,
+                                             PrescanLimits{}, clock_, ZipLimits{}, nullptr,
+                                             std::uint64_t{1} << 62);
+  ASSERT_TRUE(watcher_->open().ok());
+  put("IMG1", dicom());
+  clock_.advance(std::chrono::hours(1));
+  watcher_->step(true);
+  EXPECT_EQ(instances(), 0);
+  EXPECT_TRUE(fs::exists(folder_ / "IMG1"));
+  EXPECT_NE(watcher_->status()[0].last_error.find("free-space floor"), std::string::npos);
+}
+
+TEST_F(Watcher, NextStepIsDueWhenTheWaitingFileSettles) {
+  auto& w = watcher();
+  put("IMG1", dicom());
+  const TimePoint due = w.step(true);
+  EXPECT_LE(due, clock_.now() + seconds(5));
+  EXPECT_GT(due, clock_.now());
+}
+
+}  // namespace
+}  // namespace dirgw::ingest::folder
