@@ -23,8 +23,8 @@
 #include "dcmtk/dcmnet/dul.h"
 // clang-format on
 
-#include "ingest/dimse_scp/tls.h"
 #include "ingest/dimse_scp/negotiation.h"
+#include "ingest/dimse_scp/tls.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -79,6 +79,39 @@ void set_comment(StoreContext& ctx, DcmDataset** detail, const std::string& text
   // ErrorComment is LO: at most 64 characters.
   ctx.status_detail->putAndInsertString(DCM_ErrorComment, text.substr(0, 64).c_str());
   *detail = ctx.status_detail;
+}
+
+// The metrics of one answered C-STORE: durations, what was stored, why it was refused.
+void observe_store(metrics::GatewayMetrics& m, const StoreContext& ctx,
+                   std::chrono::steady_clock::time_point started) {
+  const auto end = std::chrono::steady_clock::now();
+  m.store_duration.observe(end - started);
+  if (ctx.received_at != std::chrono::steady_clock::time_point{})
+    m.store_commit_duration.observe(end - ctx.received_at);
+  if (ctx.stored) {
+    m.instances_received_dicom.inc();
+    m.bytes_received_dicom.inc(ctx.bytes);
+    if (ctx.duplicate) m.duplicates_received_dicom.inc();
+  }
+  switch (ctx.refusal) {
+    case StoreContext::Refusal::kPrescan:
+      m.refused_prescan.inc();
+      break;
+    case StoreContext::Refusal::kSopMismatch:
+      m.refused_sop_mismatch.inc();
+      break;
+    case StoreContext::Refusal::kSpoolFloor:
+      m.refused_spool_floor.inc();
+      break;
+    case StoreContext::Refusal::kSpoolError:
+      m.refused_spool_error.inc();
+      break;
+    case StoreContext::Refusal::kCatalog:
+      m.refused_catalog.inc();
+      break;
+    case StoreContext::Refusal::kNone:
+      break;
+  }
 }
 
 void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ* req,
@@ -578,151 +611,11 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
   } else {
     negotiate_contexts(assoc, calling_ae, peer);
     ASC_setAPTitles(assoc->params, nullptr, nullptr, cfg_.ae_title.c_str());
-    OFCondition cond = ASC_acknowledgeAssociation(assoc);
+    const OFCondition cond = ASC_acknowledgeAssociation(assoc);
     if (cond.bad()) {
       log::warn("association acknowledge failed", {{"peer", peer}, {"reason", cond.text()}});
     } else {
-      stats_.associations++;
-      if (metrics_ != nullptr) metrics_->associations_accepted.inc();
-      struct ObserveDuration {
-        metrics::GatewayMetrics* m;
-        std::chrono::steady_clock::time_point t0;
-        ~ObserveDuration() {
-          if (m != nullptr) m->association_duration.observe(std::chrono::steady_clock::now() - t0);
-        }
-      } observe_duration{metrics_, std::chrono::steady_clock::now()};
-      log::info("association accepted", {{"calling_ae", calling_ae}, {"peer", peer}});
-      const int dimse_secs = static_cast<int>(
-          std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
-      for (;;) {
-        T_DIMSE_Message msg;
-        T_ASC_PresentationContextID pres_id = 0;
-        cond = DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_secs, &pres_id, &msg, nullptr);
-        if (cond == DUL_PEERREQUESTEDRELEASE) {
-          ASC_acknowledgeRelease(assoc);
-          break;
-        }
-        if (cond == DUL_PEERABORTEDASSOCIATION) {
-          log::warn("association aborted by peer", {{"calling_ae", calling_ae}, {"peer", peer}});
-          break;
-        }
-        if (cond == DIMSE_NODATAAVAILABLE) {
-          log::warn("association idle beyond dimse_timeout: aborting",
-                    {{"calling_ae", calling_ae}, {"peer", peer}});
-          ASC_abortAssociation(assoc);
-          break;
-        }
-        if (cond.bad()) {
-          log::warn("DIMSE receive failed: aborting association",
-                    {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});
-          ASC_abortAssociation(assoc);
-          break;
-        }
-        if (progress != nullptr) *progress = steady_ms();
-        if (msg.CommandField == DIMSE_C_ECHO_RQ) {
-          DIMSE_sendEchoResponse(assoc, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
-          continue;
-        }
-        if (msg.CommandField != DIMSE_C_STORE_RQ) {
-          log::warn("unsupported DIMSE command: aborting association",
-                    {{"calling_ae", calling_ae},
-                     {"peer", peer},
-                     {"command", std::to_string(static_cast<int>(msg.CommandField))}});
-          ASC_abortAssociation(assoc);
-          break;
-        }
-        T_DIMSE_C_StoreRQ& req = msg.msg.CStoreRQ;
-        StoreContext ctx;
-        ctx.scp = this;
-        ctx.spool = &spool_;
-        ctx.sink = &sink_;
-        ctx.limits = &limits_;
-        ctx.max_object_size = cfg_.max_object_size;
-        ctx.calling_ae = calling_ae;
-        ctx.peer = peer;
-        auto free = free_bytes(spool_.root());
-        if (!free || *free < spool_floor_) {
-          ctx.refuse_reason = "spool below its free-space floor";
-          ctx.temp_path = NULL_DEVICE_NAME;
-        } else {
-          ctx.temp_path = spool_.new_temp_path().string();
-        }
-        ctx.socket = socket_fd;
-        ctx.progress = progress;
-        const auto started = std::chrono::steady_clock::now();
-        cond = DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
-                                   store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
-        delete ctx.status_detail;
-        const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
-        if (cond.bad()) {
-          if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
-          const std::string why = ctx.too_large ? std::string("object larger than max_object_size")
-                                                : std::string(cond.text());
-          log::warn("C-STORE failed before a response: nothing acknowledged",
-                    {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
-          if (ctx.too_large) {
-            stats_.refused++;
-            sink_.refused(
-                {calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
-          }
-          if (ctx.stored) {
-            // Stored and catalogued but the response could not be sent: the sender will send
-            // again and it will be recognised as a duplicate.
-            log::info("object kept although its response was lost",
-                      {{"sop_instance_uid", sop_uid}});
-          }
-          ASC_abortAssociation(assoc);
-          break;
-        }
-        if (metrics_ != nullptr) {
-          const auto end = std::chrono::steady_clock::now();
-          metrics_->store_duration.observe(end - started);
-          if (ctx.received_at != std::chrono::steady_clock::time_point{})
-            metrics_->store_commit_duration.observe(end - ctx.received_at);
-          if (ctx.stored) {
-            metrics_->instances_received_dicom.inc();
-            metrics_->bytes_received_dicom.inc(ctx.bytes);
-            if (ctx.duplicate) metrics_->duplicates_received_dicom.inc();
-          }
-          switch (ctx.refusal) {
-            case StoreContext::Refusal::kPrescan:
-              metrics_->refused_prescan.inc();
-              break;
-            case StoreContext::Refusal::kSopMismatch:
-              metrics_->refused_sop_mismatch.inc();
-              break;
-            case StoreContext::Refusal::kSpoolFloor:
-              metrics_->refused_spool_floor.inc();
-              break;
-            case StoreContext::Refusal::kSpoolError:
-              metrics_->refused_spool_error.inc();
-              break;
-            case StoreContext::Refusal::kCatalog:
-              metrics_->refused_catalog.inc();
-              break;
-            case StoreContext::Refusal::kNone:
-              break;
-          }
-        }
-        if (ctx.stored) {
-          (ctx.duplicate ? stats_.duplicates : stats_.stored)++;
-          log::debug(ctx.duplicate ? "duplicate instance acknowledged" : "instance stored",
-                     {{"sop_instance_uid", sop_uid},
-                      {"study_uid", ctx.study_uid},
-                      {"calling_ae", calling_ae},
-                      {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::steady_clock::now() - started)
-                                                .count())}});
-        } else {
-          stats_.refused++;
-          log::warn("C-STORE refused", {{"sop_instance_uid", sop_uid},
-                                        {"calling_ae", calling_ae},
-                                        {"peer", peer},
-                                        {"reason", ctx.failure}});
-          sink_.refused(
-              {calling_ae, peer, "C-STORE refused: " + ctx.failure, refusal::kStoreRefused, false});
-        }
-      }
+      serve_association(assoc, calling_ae, peer, socket_fd, progress);
     }
   }
   if (worker != nullptr) {
@@ -731,6 +624,135 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
   }
   ASC_dropSCPAssociation(assoc);
   ASC_destroyAssociation(&assoc);
+}
+
+void DicomScp::serve_association(void* handle, const std::string& calling_ae,
+                                 const std::string& peer, int socket_fd,
+                                 std::atomic<std::int64_t>* progress) {
+  auto* assoc = static_cast<T_ASC_Association*>(handle);
+  stats_.associations++;
+  if (metrics_ != nullptr) metrics_->associations_accepted.inc();
+  struct ObserveDuration {
+    metrics::GatewayMetrics* m;
+    std::chrono::steady_clock::time_point t0;
+    ~ObserveDuration() {
+      if (m != nullptr) m->association_duration.observe(std::chrono::steady_clock::now() - t0);
+    }
+  } observe_duration{metrics_, std::chrono::steady_clock::now()};
+  log::info("association accepted", {{"calling_ae", calling_ae}, {"peer", peer}});
+  const int dimse_secs = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
+  for (;;) {
+    T_DIMSE_Message msg;
+    T_ASC_PresentationContextID pres_id = 0;
+    const OFCondition cond =
+        DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_secs, &pres_id, &msg, nullptr);
+    if (cond == DUL_PEERREQUESTEDRELEASE) {
+      ASC_acknowledgeRelease(assoc);
+      return;
+    }
+    if (cond == DUL_PEERABORTEDASSOCIATION) {
+      log::warn("association aborted by peer", {{"calling_ae", calling_ae}, {"peer", peer}});
+      return;
+    }
+    if (cond == DIMSE_NODATAAVAILABLE) {
+      log::warn("association idle beyond dimse_timeout: aborting",
+                {{"calling_ae", calling_ae}, {"peer", peer}});
+      ASC_abortAssociation(assoc);
+      return;
+    }
+    if (cond.bad()) {
+      log::warn("DIMSE receive failed: aborting association",
+                {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});
+      ASC_abortAssociation(assoc);
+      return;
+    }
+    if (progress != nullptr) *progress = steady_ms();
+    if (msg.CommandField == DIMSE_C_ECHO_RQ) {
+      DIMSE_sendEchoResponse(assoc, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+      continue;
+    }
+    if (msg.CommandField != DIMSE_C_STORE_RQ) {
+      log::warn("unsupported DIMSE command: aborting association",
+                {{"calling_ae", calling_ae},
+                 {"peer", peer},
+                 {"command", std::to_string(static_cast<int>(msg.CommandField))}});
+      ASC_abortAssociation(assoc);
+      return;
+    }
+    if (!serve_store(assoc, pres_id, &msg.msg.CStoreRQ, calling_ae, peer, socket_fd, progress))
+      return;
+  }
+}
+
+bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
+                           const std::string& calling_ae, const std::string& peer, int socket_fd,
+                           std::atomic<std::int64_t>* progress) {
+  auto* assoc = static_cast<T_ASC_Association*>(handle);
+  T_DIMSE_C_StoreRQ& req = *static_cast<T_DIMSE_C_StoreRQ*>(request);
+  const int dimse_secs = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
+  StoreContext ctx;
+  ctx.scp = this;
+  ctx.spool = &spool_;
+  ctx.sink = &sink_;
+  ctx.limits = &limits_;
+  ctx.max_object_size = cfg_.max_object_size;
+  ctx.calling_ae = calling_ae;
+  ctx.peer = peer;
+  auto free = free_bytes(spool_.root());
+  if (!free || *free < spool_floor_) {
+    ctx.refuse_reason = "spool below its free-space floor";
+    ctx.temp_path = NULL_DEVICE_NAME;
+  } else {
+    ctx.temp_path = spool_.new_temp_path().string();
+  }
+  ctx.socket = socket_fd;
+  ctx.progress = progress;
+  const auto started = std::chrono::steady_clock::now();
+  const OFCondition cond =
+      DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
+                          store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
+  delete ctx.status_detail;
+  const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
+  if (cond.bad()) {
+    if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
+    const std::string why = ctx.too_large ? std::string("object larger than max_object_size")
+                                          : std::string(cond.text());
+    log::warn("C-STORE failed before a response: nothing acknowledged",
+              {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
+    if (ctx.too_large) {
+      stats_.refused++;
+      sink_.refused({calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
+    }
+    if (ctx.stored) {
+      // Stored and catalogued but the response could not be sent: the sender will send again
+      // and it will be recognised as a duplicate.
+      log::info("object kept although its response was lost", {{"sop_instance_uid", sop_uid}});
+    }
+    ASC_abortAssociation(assoc);
+    return false;
+  }
+  if (metrics_ != nullptr) observe_store(*metrics_, ctx, started);
+  if (ctx.stored) {
+    (ctx.duplicate ? stats_.duplicates : stats_.stored)++;
+    log::debug(ctx.duplicate ? "duplicate instance acknowledged" : "instance stored",
+               {{"sop_instance_uid", sop_uid},
+                {"study_uid", ctx.study_uid},
+                {"calling_ae", calling_ae},
+                {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          std::chrono::steady_clock::now() - started)
+                                          .count())}});
+  } else {
+    stats_.refused++;
+    log::warn("C-STORE refused", {{"sop_instance_uid", sop_uid},
+                                  {"calling_ae", calling_ae},
+                                  {"peer", peer},
+                                  {"reason", ctx.failure}});
+    sink_.refused(
+        {calling_ae, peer, "C-STORE refused: " + ctx.failure, refusal::kStoreRefused, false});
+  }
+  return true;
 }
 
 }  // namespace dirgw::ingest

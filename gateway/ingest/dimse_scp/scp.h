@@ -21,8 +21,8 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "ingest/dimse_scp/callers.h"
-#include "ingest/dimse_scp/refusal.h"
 #include "ingest/dimse_scp/negotiation.h"
+#include "ingest/dimse_scp/refusal.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
 #include "metrics/metrics.h"
@@ -106,6 +106,12 @@ class DicomScp {
   int cut_workers(int how, bool negotiating_only);
   bool wait_workers(std::chrono::milliseconds limit);
   void negotiate_contexts(void* assoc, const std::string& calling_ae, const std::string& peer);
+  // After the A-ASSOCIATE-AC: C-ECHO and C-STORE until release, abort or time-out.
+  void serve_association(void* assoc, const std::string& calling_ae, const std::string& peer,
+                         int socket_fd, std::atomic<std::int64_t>* progress);
+  // One C-STORE (`request` is its T_DIMSE_C_StoreRQ); false when the association must end.
+  bool serve_store(void* assoc, unsigned char pres_id, void* request, const std::string& calling_ae,
+                   const std::string& peer, int socket_fd, std::atomic<std::int64_t>* progress);
 
   const config::DicomIngest& cfg_;
   const Spool& spool_;
