@@ -44,6 +44,16 @@ class DimseSender final : public Sender {
   // Checks the spool file (exists, has item.size bytes, its meta names the item). On a problem
   // sets `result` and returns nullopt.
   std::optional<Prepared> prepare(std::size_t index, const Item& item, InstanceResult& result);
+  // One round: an association for its contexts, then each of its instances. Returns the verdict
+  // for everything after it when the round could not finish (no association, association lost).
+  std::optional<Verdict> run_round(const AssociationRound& round,
+                                   const std::vector<Prepared>& prepared,
+                                   const std::vector<PlanItem>& plan_items,
+                                   const std::vector<Item>& batch, Outcome& out, std::string& note);
+  // One instance over an established association: sets `r`. Returns the failure when the
+  // association was lost (the instance may or may not have been stored).
+  std::optional<std::string> store_one(Association& assoc, const Item& item, const Prepared& p,
+                                       const PlanItem& plan, InstanceResult& r, Outcome& out);
 
   DimseOptions opts_;
   std::string peer_;
@@ -131,83 +141,101 @@ Outcome DimseSender::send(const std::vector<Item>& batch, const SendContext& /*c
   std::string note;
   std::optional<Verdict> stopped;  // once set, nothing more is attempted in this batch
   for (const AssociationRound& round : plan_rounds(plan_items)) {
-    auto set_all = [&](const Verdict& v, std::size_t from) {
-      for (std::size_t k = from; k < round.items.size(); ++k) {
-        const Prepared& p = prepared[round.items[k]];
-        results[p.batch_index].status = v.status;
-        results[p.batch_index].reason = v.reason;
-      }
-    };
-    if (stopped) {
-      set_all(*stopped, 0);
+    if (!stopped) {
+      stopped = run_round(round, prepared, plan_items, batch, out, note);
       continue;
     }
-    Verdict failure{InstanceStatus::kRetry, ""};
-    auto assoc = Association::request(*network_, opts_, round.contexts, &failure);
-    if (!assoc) {
-      log::warn("dimse association not established",
-                {{"destination", peer_}, {"reason", failure.reason}});
-      set_all(failure, 0);
-      stopped = failure;
-      note = failure.reason;
-      continue;
+    for (std::size_t index : round.items) {
+      results[prepared[index].batch_index].status = stopped->status;
+      results[prepared[index].batch_index].reason = stopped->reason;
     }
-    log::debug("dimse association established",
-               {{"destination", peer_},
-                {"contexts", std::to_string(round.contexts.size())},
-                {"tls", network_->tls() ? "on" : "off"},
-                {"tcp_nodelay", network_->last_nodelay() ? "on" : "off"}});
-    for (std::size_t k = 0; k < round.items.size(); ++k) {
-      const Prepared& p = prepared[round.items[k]];
-      const Item& item = batch[p.batch_index];
-      InstanceResult& r = results[p.batch_index];
-      const Assignment a = assign_context(plan_items[round.items[k]], assoc->contexts());
-      if (a.kind == Assignment::Kind::kRefused) {
-        r.status = InstanceStatus::kPermanent;
-        r.reason = a.reason;
-        continue;
-      }
-      const StoreAnswer answer = a.kind == Assignment::Kind::kAsIs
-                                     ? assoc->store_as_is(item.path, p.meta, p.size, a.context_id)
-                                     : assoc->store_converted(item.path, p.meta, a.context_id);
-      out.bytes_sent += answer.bytes;
-      if (answer.kind == StoreAnswer::Kind::kNotSent) {
-        r.status = answer.verdict.status;
-        r.reason = answer.verdict.reason;
-        continue;
-      }
-      if (answer.kind == StoreAnswer::Kind::kLost) {
-        r.status = InstanceStatus::kRetry;
-        r.reason = "no C-STORE response (" + answer.failure +
-                   "); the destination may or may not have stored it";
-        const Verdict rest{InstanceStatus::kRetry, "not sent: association lost after " +
-                                                       std::to_string(k) + " of " +
-                                                       std::to_string(round.items.size()) +
-                                                       " instances (" + answer.failure + ")"};
-        set_all(rest, k + 1);
-        stopped = rest;
-        note = answer.failure;
-        log::warn("dimse association lost", {{"destination", peer_},
-                                             {"sop_instance_uid", item.sop_instance_uid},
-                                             {"reason", answer.failure}});
-        break;
-      }
-      Verdict v = classify_store_status(answer.status);
-      if (a.kind == Assignment::Kind::kConvert && v.status == InstanceStatus::kAccepted) {
-        const std::string sent_as = "sent as " + describe_syntax(a.transfer_syntax) +
-                                    ", stored as " + describe_syntax(p.meta.transfer_syntax);
-        v.reason = v.reason.empty() ? sent_as : v.reason + "; " + sent_as;
-      }
-      r.status = v.status;
-      r.reason = v.reason;
-      log::debug("dimse c-store answered", {{"sop_instance_uid", item.sop_instance_uid},
-                                            {"status", hex_status(answer.status)},
-                                            {"syntax", a.transfer_syntax}});
-    }
-    if (assoc->usable() && !assoc->release())
-      log::debug("dimse association release not confirmed", {{"destination", peer_}});
   }
   return finish(note);
+}
+
+std::optional<Verdict> DimseSender::run_round(const AssociationRound& round,
+                                              const std::vector<Prepared>& prepared,
+                                              const std::vector<PlanItem>& plan_items,
+                                              const std::vector<Item>& batch, Outcome& out,
+                                              std::string& note) {
+  auto set_all = [&](const Verdict& v, std::size_t from) {
+    for (std::size_t k = from; k < round.items.size(); ++k) {
+      const Prepared& p = prepared[round.items[k]];
+      out.instances[p.batch_index].status = v.status;
+      out.instances[p.batch_index].reason = v.reason;
+    }
+  };
+  Verdict failure{InstanceStatus::kRetry, ""};
+  auto assoc = Association::request(*network_, opts_, round.contexts, &failure);
+  if (!assoc) {
+    log::warn("dimse association not established",
+              {{"destination", peer_}, {"reason", failure.reason}});
+    set_all(failure, 0);
+    note = failure.reason;
+    return failure;
+  }
+  log::debug("dimse association established",
+             {{"destination", peer_},
+              {"contexts", std::to_string(round.contexts.size())},
+              {"tls", network_->tls() ? "on" : "off"},
+              {"tcp_nodelay", network_->last_nodelay() ? "on" : "off"}});
+  std::optional<Verdict> rest;
+  for (std::size_t k = 0; k < round.items.size() && !rest; ++k) {
+    const Prepared& p = prepared[round.items[k]];
+    const Item& item = batch[p.batch_index];
+    const auto lost =
+        store_one(*assoc, item, p, plan_items[round.items[k]], out.instances[p.batch_index], out);
+    if (!lost) continue;
+    rest = Verdict{InstanceStatus::kRetry, "not sent: association lost after " + std::to_string(k) +
+                                               " of " + std::to_string(round.items.size()) +
+                                               " instances (" + *lost + ")"};
+    set_all(*rest, k + 1);
+    note = *lost;
+    log::warn(
+        "dimse association lost",
+        {{"destination", peer_}, {"sop_instance_uid", item.sop_instance_uid}, {"reason", *lost}});
+  }
+  if (assoc->usable() && !assoc->release())
+    log::debug("dimse association release not confirmed", {{"destination", peer_}});
+  return rest;
+}
+
+std::optional<std::string> DimseSender::store_one(Association& assoc, const Item& item,
+                                                  const Prepared& p, const PlanItem& plan,
+                                                  InstanceResult& r, Outcome& out) {
+  const Assignment a = assign_context(plan, assoc.contexts());
+  if (a.kind == Assignment::Kind::kRefused) {
+    r.status = InstanceStatus::kPermanent;
+    r.reason = a.reason;
+    return std::nullopt;
+  }
+  const StoreAnswer answer = a.kind == Assignment::Kind::kAsIs
+                                 ? assoc.store_as_is(item.path, p.meta, p.size, a.context_id)
+                                 : assoc.store_converted(item.path, p.meta, a.context_id);
+  out.bytes_sent += answer.bytes;
+  if (answer.kind == StoreAnswer::Kind::kNotSent) {
+    r.status = answer.verdict.status;
+    r.reason = answer.verdict.reason;
+    return std::nullopt;
+  }
+  if (answer.kind == StoreAnswer::Kind::kLost) {
+    r.status = InstanceStatus::kRetry;
+    r.reason = "no C-STORE response (" + answer.failure +
+               "); the destination may or may not have stored it";
+    return answer.failure;
+  }
+  Verdict v = classify_store_status(answer.status);
+  if (a.kind == Assignment::Kind::kConvert && v.status == InstanceStatus::kAccepted) {
+    const std::string sent_as = "sent as " + describe_syntax(a.transfer_syntax) + ", stored as " +
+                                describe_syntax(p.meta.transfer_syntax);
+    v.reason = v.reason.empty() ? sent_as : v.reason + "; " + sent_as;
+  }
+  r.status = v.status;
+  r.reason = v.reason;
+  log::debug("dimse c-store answered", {{"sop_instance_uid", item.sop_instance_uid},
+                                        {"status", hex_status(answer.status)},
+                                        {"syntax", a.transfer_syntax}});
+  return std::nullopt;
 }
 
 }  // namespace
