@@ -180,6 +180,53 @@ void OAuth2ClientCredentials::invalidate_all() {
   cached_.reset();
 }
 
+namespace {
+
+// The token endpoint's 2xx answer (RFC 6749 5.1): the access token and its lifetime.
+struct TokenAnswer {
+  std::string token;
+  std::chrono::seconds lifetime{0};
+};
+
+Result<TokenAnswer> read_token_answer(const std::string& answer, const std::string& where,
+                                      std::chrono::seconds lifetime_if_unknown) {
+  auto j = nlohmann::json::parse(answer, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(ErrorCode::kProtocol, where + ": answer is not a JSON object");
+  if (!j.contains("access_token") || !j["access_token"].is_string())
+    return make_error(ErrorCode::kProtocol, where + ": answer has no access_token");
+  TokenAnswer out;
+  out.token = j["access_token"].get<std::string>();
+  if (!visible_ascii(out.token))
+    return make_error(ErrorCode::kProtocol, where + ": access_token is empty or not printable");
+  if (j.contains("token_type")) {
+    // Required by RFC 6749 5.1, but some servers leave it out; anything other than Bearer is a
+    // token this sender cannot present.
+    if (!j["token_type"].is_string() || !iequals(j["token_type"].get<std::string>(), "bearer"))
+      return make_error(ErrorCode::kProtocol, where + ": token_type is not Bearer");
+  }
+  out.lifetime = lifetime_if_unknown;
+  if (j.contains("expires_in")) {
+    const auto& e = j["expires_in"];
+    std::int64_t secs = 0;
+    if (e.is_number_integer() || e.is_number_unsigned()) {
+      secs = e.get<std::int64_t>();
+    } else if (e.is_number_float()) {
+      secs = static_cast<std::int64_t>(e.get<double>());
+    } else if (e.is_string()) {  // some servers send "3599"
+      const std::string s = e.get<std::string>();
+      if (!s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char ch) {
+            return std::isdigit(static_cast<unsigned char>(ch)) != 0;
+          }))
+        secs = std::stoll(s);
+    }
+    if (secs > 0) out.lifetime = std::chrono::seconds(secs);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   if (auto ok = check_secret_file(opts_.client_secret_file); !ok) return ok.error();
   auto read = read_small_file(opts_.client_secret_file, 64 * 1024);
@@ -260,39 +307,12 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
     return make_error(ErrorCode::kProtocol,
                       where + " answered " + status_text + " (redirects are not followed)");
 
-  auto j = nlohmann::json::parse(answer, nullptr, false);
+  auto token = read_token_answer(answer, where, opts_.lifetime_if_unknown);
   Wiped wipe_answer{std::move(answer)};
-  if (j.is_discarded() || !j.is_object())
-    return make_error(ErrorCode::kProtocol, where + ": answer is not a JSON object");
-  if (!j.contains("access_token") || !j["access_token"].is_string())
-    return make_error(ErrorCode::kProtocol, where + ": answer has no access_token");
+  if (!token) return token.error();
   Cached fresh;
-  fresh.token = j["access_token"].get<std::string>();
-  if (!visible_ascii(fresh.token))
-    return make_error(ErrorCode::kProtocol, where + ": access_token is empty or not printable");
-  if (j.contains("token_type")) {
-    // Required by RFC 6749 5.1, but some servers leave it out; anything other than Bearer is a
-    // token this sender cannot present.
-    if (!j["token_type"].is_string() || !iequals(j["token_type"].get<std::string>(), "bearer"))
-      return make_error(ErrorCode::kProtocol, where + ": token_type is not Bearer");
-  }
-  std::chrono::seconds lifetime = opts_.lifetime_if_unknown;
-  if (j.contains("expires_in")) {
-    const auto& e = j["expires_in"];
-    std::int64_t secs = 0;
-    if (e.is_number_integer() || e.is_number_unsigned()) {
-      secs = e.get<std::int64_t>();
-    } else if (e.is_number_float()) {
-      secs = static_cast<std::int64_t>(e.get<double>());
-    } else if (e.is_string()) {  // some servers send "3599"
-      const std::string s = e.get<std::string>();
-      if (!s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char ch) {
-            return std::isdigit(static_cast<unsigned char>(ch)) != 0;
-          }))
-        secs = std::stoll(s);
-    }
-    if (secs > 0) lifetime = std::chrono::seconds(secs);
-  }
+  fresh.token = std::move(token->token);
+  const std::chrono::seconds lifetime = token->lifetime;
   auto margin = std::min<std::chrono::seconds>(opts_.refresh_margin, lifetime / 2);
   fresh.expires_at = asked_at + lifetime;
   fresh.refresh_at = fresh.expires_at - margin;
