@@ -286,6 +286,31 @@ void Forwarder::refuse_identified(std::vector<catalog::DueItem>& due) {
                {{"destination", destination_.name}, {"error", rec.error().to_string()}});
 }
 
+namespace {
+
+// The sender's view of a batch: each instance's spool file (the derived copy where there is one).
+std::vector<senders::Item> batch_of(const std::vector<catalog::DueItem>& items,
+                                    const ingest::Spool& spool) {
+  std::vector<senders::Item> batch;
+  batch.reserve(items.size());
+  for (const auto& d : items)
+    batch.push_back({d.sop_instance_uid, d.sop_class_uid,
+                     d.derived ? spool.derived_path(d.sha256) : spool.object_path(d.sha256),
+                     d.size});
+  return batch;
+}
+
+}  // namespace
+
+void Forwarder::next_due(TimePoint now, bool stat_only, StepResult& r) const {
+  auto next = catalog_.delivery.next_due(destination_.name, stat_only);
+  if (next && next->has_value()) r.next = from_epoch_ms(**next);
+  if (stat_only) {
+    const auto opens = schedule_.windows->next_open(now);
+    if (opens && (!r.next || *opens < *r.next)) r.next = opens;
+  }
+}
+
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
@@ -313,12 +338,7 @@ Forwarder::StepResult Forwarder::step() {
                                               destination_.batch_max_bytes, *stat_only);
   if (due && destination_.deidentify.enabled) refuse_identified(*due);
   if (due && due->empty()) {
-    auto next = catalog_.delivery.next_due(destination_.name, *stat_only);
-    if (next && next->has_value()) r.next = from_epoch_ms(**next);
-    if (*stat_only) {
-      const auto opens = schedule_.windows->next_open(now);
-      if (opens && (!r.next || *opens < *r.next)) r.next = opens;
-    }
+    next_due(now, *stat_only, r);
     return r;
   }
   // The last check (consent, holds) and marking the batch in flight are one catalog step, and
@@ -337,14 +357,9 @@ Forwarder::StepResult Forwarder::step() {
               {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
   if (begun->items.empty()) return r;
   const std::vector<catalog::DueItem>& items = begun->items;
-  std::vector<senders::Item> batch;
+  const std::vector<senders::Item> batch = batch_of(items, spool_);
   int max_attempts = 0;
-  for (const auto& d : items) {
-    batch.push_back({d.sop_instance_uid, d.sop_class_uid,
-                     d.derived ? spool_.derived_path(d.sha256) : spool_.object_path(d.sha256),
-                     d.size});
-    max_attempts = std::max(max_attempts, d.attempts);
-  }
+  for (const auto& d : items) max_attempts = std::max(max_attempts, d.attempts);
   if (before_send_) before_send_();
   senders::SendContext context;
   catalog::SendPermit& permit = begun->permit;

@@ -142,6 +142,9 @@ class Forwarder {
   // The upload windows' say: nullopt when nothing may go now (r.next: when a window opens);
   // true when only STAT studies may (closed, stat_bypass); false when anything may.
   std::optional<bool> window_gate(TimePoint now, StepResult& r) const;
+  // Nothing due now: when to look again (the next retry, or the next window for a STAT-only
+  // step).
+  void next_due(TimePoint now, bool stat_only, StepResult& r) const;
   const config::Destination& destination_;
   ForwardSchedule schedule_;
   catalog::Catalog& catalog_;
