@@ -285,6 +285,8 @@ void read_priority(Reader& r, const YAML::Node& pn, const std::string& pp, Prior
          });
 }
 
+// Over 80 lines: the list of top-level sections, each handed to its reader with its allowed
+// keys; one place to see the whole file's shape.
 // One function per top-level section; each section's reader lists the keys it allows.
 void read_root(Reader& r, const YAML::Node& root, Config& c) {
   r.map(root, "",

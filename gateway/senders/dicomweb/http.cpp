@@ -180,6 +180,11 @@ class StowRsSender final : public Sender {
     return out;
   }
   CURLcode configure(Transfer& transfer, const MultipartBody& body, curl_slist* headers);
+  // What one request's transport result and answer say for each instance of the batch (before
+  // the 401/403 handling, which needs the token provider).
+  static Outcome answer_outcome(CURLcode rc, long status, const std::string& content_type,
+                                const Transfer& transfer, const MultipartBody& body,
+                                std::string detail, const std::vector<Item>& batch);
 
   StowRsOptions opts_;
   std::string url_;
@@ -228,6 +233,32 @@ CURLcode StowRsSender::configure(Transfer& transfer, const MultipartBody& body,
   return rc;
 }
 
+Outcome StowRsSender::answer_outcome(CURLcode rc, long status, const std::string& content_type,
+                                     const Transfer& transfer, const MultipartBody& body,
+                                     std::string detail, const std::vector<Item>& batch) {
+  Outcome out{};
+  if (rc == CURLE_OK) {
+    out = parse_stow_response(static_cast<int>(status), content_type, transfer.answer, batch);
+  } else if (rc == CURLE_WRITE_ERROR && transfer.answer_too_large) {
+    out =
+        whole(batch, InstanceStatus::kRetry,
+              "HTTP " + std::to_string(status) + ": answer longer than " +
+                  std::to_string(kMaxAnswerBytes / (std::size_t{1024} * 1024)) + " MiB, not read");
+    out.http_status = static_cast<int>(status);
+  } else if (body.failed()) {
+    out = whole(batch, InstanceStatus::kRetry, "upload stopped: " + body.error()->to_string());
+  } else {
+    TransportVerdict v = classify_curl_error(rc);
+    if (!detail.empty() && detail.back() == '\n') detail.pop_back();
+    out = whole(batch, v.status, detail.empty() ? v.message : v.message + " (" + detail + ")");
+    out.http_status = static_cast<int>(status);
+  }
+  return out;
+}
+
+// Over 80 lines: one request's life in order (spool files opened, headers with the current
+// token, the transfer, its answer, a refused token invalidated); the libcurl handle points into
+// this frame's state between the steps, which is why they stay in one frame.
 Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& context) {
   if (batch.empty()) {
     Outcome out{};
@@ -306,27 +337,10 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
   // The handle keeps pointers to this call's state; leave none dangling.
   curl_easy_setopt(curl_.get(), CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
 
-  Outcome out{};
-  if (rc == CURLE_OK) {
-    char* content_type = nullptr;
-    curl_easy_getinfo(curl_.get(), CURLINFO_CONTENT_TYPE, &content_type);
-    out = parse_stow_response(static_cast<int>(status), content_type ? content_type : "",
-                              transfer.answer, batch);
-  } else if (rc == CURLE_WRITE_ERROR && transfer.answer_too_large) {
-    out =
-        whole(batch, InstanceStatus::kRetry,
-              "HTTP " + std::to_string(status) + ": answer longer than " +
-                  std::to_string(kMaxAnswerBytes / (std::size_t{1024} * 1024)) + " MiB, not read");
-    out.http_status = static_cast<int>(status);
-  } else if (body.failed()) {
-    out = whole(batch, InstanceStatus::kRetry, "upload stopped: " + body.error()->to_string());
-  } else {
-    TransportVerdict v = classify_curl_error(rc);
-    std::string detail = errbuf_;
-    if (!detail.empty() && detail.back() == '\n') detail.pop_back();
-    out = whole(batch, v.status, detail.empty() ? v.message : v.message + " (" + detail + ")");
-    out.http_status = static_cast<int>(status);
-  }
+  char* content_type = nullptr;
+  if (rc == CURLE_OK) curl_easy_getinfo(curl_.get(), CURLINFO_CONTENT_TYPE, &content_type);
+  Outcome out =
+      answer_outcome(rc, status, content_type ? content_type : "", transfer, body, errbuf_, batch);
   if (out.http_status == 401 || out.http_status == 403) {
     out.auth_failed = true;
     if (opts_.token_provider) {

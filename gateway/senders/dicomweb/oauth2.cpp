@@ -182,6 +182,29 @@ void OAuth2ClientCredentials::invalidate_all() {
 
 namespace {
 
+// The error for a request libcurl could not complete.
+Error transport_error(CURLcode rc, const std::string& where) {
+  TransportVerdict v = classify_curl_error(rc);
+  ErrorCode code = ErrorCode::kNetwork;
+  if (rc == CURLE_OPERATION_TIMEDOUT) code = ErrorCode::kTimeout;
+  if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION) code = ErrorCode::kTls;
+  if (v.status == InstanceStatus::kPermanent) code = ErrorCode::kConfig;
+  if (rc == CURLE_WRITE_ERROR) code = ErrorCode::kProtocol;  // answer over 64 KiB
+  return make_error(code, where + ": " + v.message);
+}
+
+// The client secret: the file's mode checked, trailing whitespace dropped, never empty.
+Result<std::string> read_secret(const std::filesystem::path& file) {
+  if (auto ok = check_secret_file(file); !ok) return ok.error();
+  auto read = read_small_file(file, 64 * 1024);
+  if (!read) return config_error("client secret file unreadable: " + read.error().to_string());
+  std::string secret = std::move(*read);
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back())))
+    secret.pop_back();
+  if (secret.empty()) return config_error("client secret file is empty");
+  return secret;
+}
+
 // The token endpoint's 2xx answer (RFC 6749 5.1): the access token and its lifetime.
 struct TokenAnswer {
   std::string token;
@@ -228,13 +251,9 @@ Result<TokenAnswer> read_token_answer(const std::string& answer, const std::stri
 }  // namespace
 
 Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
-  if (auto ok = check_secret_file(opts_.client_secret_file); !ok) return ok.error();
-  auto read = read_small_file(opts_.client_secret_file, 64 * 1024);
-  if (!read) return config_error("client secret file unreadable: " + read.error().to_string());
+  auto read = read_secret(opts_.client_secret_file);
+  if (!read) return read.error();
   Wiped secret{std::move(*read)};
-  while (!secret.s.empty() && std::isspace(static_cast<unsigned char>(secret.s.back())))
-    secret.s.pop_back();
-  if (secret.s.empty()) return config_error("client secret file is empty");
 
   if (!curl_->handle) curl_->handle.reset(curl_easy_init());
   CURL* c = curl_->handle.get();
@@ -284,16 +303,7 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
 
   const std::string where = "token endpoint " + opts_.token_url;
-  if (rc != CURLE_OK) {
-    TransportVerdict v = classify_curl_error(rc);
-    ErrorCode code = ErrorCode::kNetwork;
-    if (rc == CURLE_OPERATION_TIMEDOUT) code = ErrorCode::kTimeout;
-    if (rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_PEER_FAILED_VERIFICATION)
-      code = ErrorCode::kTls;
-    if (v.status == InstanceStatus::kPermanent) code = ErrorCode::kConfig;
-    if (rc == CURLE_WRITE_ERROR) code = ErrorCode::kProtocol;  // answer over 64 KiB
-    return make_error(code, where + ": " + v.message);
-  }
+  if (rc != CURLE_OK) return transport_error(rc, where);
   const std::string status_text = "HTTP " + std::to_string(status);
   if (status == 408 || status == 429 || (status >= 500 && status <= 599))
     return make_error(ErrorCode::kUnavailable, where + " answered " + status_text);

@@ -269,6 +269,8 @@ StoreAnswer Association::lost(const std::string& what) {
   return a;
 }
 
+// Over 80 lines: the C-STORE-RQ command, the data set streamed from the file PDV by PDV, then
+// the response, in the order DIMSE requires; the steps share the association's PDU state.
 StoreAnswer Association::store_as_is(const std::filesystem::path& file, const FileMeta& meta,
                                      std::uint64_t file_size, std::uint8_t context_id) {
   if (assoc_ == nullptr) return lost("association already closed");
