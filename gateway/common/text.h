@@ -1,6 +1,7 @@
 // The project's one set of trimming rules, by what the text is.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace dirgw {
@@ -27,6 +28,12 @@ constexpr std::string_view trim_dicom(std::string_view s) {
 constexpr std::string_view trim_dicom_trailing(std::string_view s) {
   while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.remove_suffix(1);
   return s;
+}
+
+// A UID as text: its NUL or space padding dropped (a null pointer reads as empty).
+inline std::string uid_text(std::string_view s) { return std::string(trim_dicom_trailing(s)); }
+inline std::string uid_text(const char* s) {
+  return s != nullptr ? uid_text(std::string_view(s)) : std::string();
 }
 
 }  // namespace dirgw

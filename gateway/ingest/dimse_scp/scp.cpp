@@ -23,6 +23,7 @@
 #include "dcmtk/dcmnet/dul.h"
 // clang-format on
 
+#include "common/text.h"
 #include "ingest/dimse_scp/negotiation.h"
 #include "ingest/dimse_scp/tls.h"
 #include "log/log.h"
@@ -35,12 +36,6 @@ std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-std::string trim_uid(const char* s) {
-  std::string v = s != nullptr ? s : "";
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\0')) v.pop_back();
-  return v;
 }
 
 std::string peer_string(const sockaddr_in& addr) {
@@ -147,8 +142,8 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     set_comment(ctx, detail, "dirgw: " + scan.error().detail);
     return;
   }
-  const std::string req_instance = trim_uid(req->AffectedSOPInstanceUID);
-  const std::string req_class = trim_uid(req->AffectedSOPClassUID);
+  const std::string req_instance = uid_text(req->AffectedSOPInstanceUID);
+  const std::string req_class = uid_text(req->AffectedSOPClassUID);
   if (scan->dataset_sop_instance_uid != req_instance || scan->dataset_sop_class_uid != req_class) {
     ctx.spool->discard_temp(ctx.temp_path);
     rsp->DimseStatus = STATUS_STORE_Error_DataSetDoesNotMatchSOPClass;
@@ -541,9 +536,9 @@ void DicomScp::negotiate_contexts(void* handle, const std::string& calling_ae,
   for (int i = 0; i < n; ++i) {
     T_ASC_PresentationContext pc;
     if (ASC_getPresentationContext(assoc->params, i, &pc).bad()) continue;
-    ProposedContext p{pc.presentationContextID, trim_uid(pc.abstractSyntax), {}};
+    ProposedContext p{pc.presentationContextID, uid_text(pc.abstractSyntax), {}};
     for (int t = 0; t < pc.transferSyntaxCount; ++t)
-      p.transfer_syntaxes.push_back(trim_uid(pc.proposedTransferSyntaxes[t]));
+      p.transfer_syntaxes.push_back(uid_text(pc.proposedTransferSyntaxes[t]));
     proposed.push_back(std::move(p));
   }
   int refused = 0;
@@ -580,7 +575,7 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
   auto* assoc = static_cast<T_ASC_Association*>(handle);
   char calling[64] = {}, called[64] = {};
   ASC_getAPTitles(assoc->params, calling, sizeof calling, called, sizeof called, nullptr, 0);
-  const std::string calling_ae = trim_uid(calling), called_ae = trim_uid(called);
+  const std::string calling_ae = uid_text(calling), called_ae = uid_text(called);
 
   // A rejected association is closed at once: after the A-ASSOCIATE-RJ, DCMTK would otherwise
   // wait for the peer to close the connection.
@@ -714,7 +709,7 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
       DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
                           store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
   delete ctx.status_detail;
-  const std::string sop_uid = trim_uid(req.AffectedSOPInstanceUID);
+  const std::string sop_uid = uid_text(req.AffectedSOPInstanceUID);
   if (cond.bad()) {
     if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
     const std::string why = ctx.too_large ? std::string("object larger than max_object_size")

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "common/files.h"
+#include "common/text.h"
 #include "log/log.h"
 #include "scheduler/bandwidth.h"
 #include "senders/dicomweb/curl_tls.h"
@@ -41,13 +42,6 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
       return false;
   }
   return true;
-}
-
-std::string_view trim(std::string_view s) {
-  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 // State of one request, shared with libcurl's callbacks.
@@ -118,7 +112,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t nitems, void* us
     t->answer.clear();
     t->answer_too_large = false;
   } else if (istarts_with(line, "Retry-After:")) {
-    t->retry_after = std::string(trim(line.substr(12)));
+    t->retry_after = std::string(trim_whitespace(line.substr(12)));
   }
   return size * nitems;
 }
@@ -149,7 +143,7 @@ Result<std::string> authorization_header(const StowRsOptions& opts) {
   auto token = read_small_file(opts.bearer_token_file, std::size_t{64} * 1024);
   if (!token)
     return make_error(ErrorCode::kIo, "bearer token file unreadable: " + token.error().to_string());
-  std::string_view t = trim(*token);
+  std::string_view t = trim_whitespace(*token);
   if (!usable_token(t))
     return make_error(ErrorCode::kIo, "bearer token file is empty or holds more than one token");
   return std::string(kBearerPrefix) + std::string(t);

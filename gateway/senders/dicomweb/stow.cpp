@@ -11,6 +11,7 @@
 #include <map>
 
 #include "common/crypto.h"
+#include "common/text.h"
 #include "senders/dicomweb/stow_answer.h"
 
 namespace dirgw::senders::dicomweb {
@@ -21,7 +22,6 @@ using detail::Answer;
 using detail::clean_uid;
 using detail::iequals;
 using detail::parse_answer;
-using detail::trim;
 
 constexpr std::string_view kPartHeader = "\r\nContent-Type: application/dicom\r\n\r\n";
 
@@ -440,7 +440,7 @@ Outcome parse_stow_response(int http_status, std::string_view content_type, std:
   }
 
   std::optional<Answer> answer;
-  const bool empty_body = trim(body).empty();
+  const bool empty_body = trim_whitespace(body).empty();
   if (!empty_body) answer = parse_answer(content_type, body);
   // JSON or XML that is not a Store Instances Response (an error document, say) says nothing
   // about the instances.
@@ -472,7 +472,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
     std::string_view value, std::chrono::system_clock::time_point now) {
   using std::chrono::milliseconds;
   constexpr milliseconds kCap = std::chrono::hours(24);
-  value = trim(value);
+  value = trim_whitespace(value);
   if (value.empty()) return std::nullopt;
   if (std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     if (value.size() > 6) return kCap;  // more than 11 days: capped anyway

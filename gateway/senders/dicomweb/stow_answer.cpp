@@ -5,18 +5,14 @@
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
+#include "common/text.h"
+
 namespace dirgw::senders::dicomweb::detail {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 std::string clean_uid(std::string_view s) {
-  s = trim(s);
+  s = trim_whitespace(s);
   while (!s.empty() && (s.back() == '\0' || s.back() == ' ')) s.remove_suffix(1);
   return std::string(s);
 }
@@ -51,7 +47,7 @@ std::string lower(std::string_view s) {
 
 // status in hex as it is usually printed ("A700", "0xA700"). All-digit text is read as decimal.
 std::optional<std::uint16_t> parse_us_text(std::string_view s) {
-  s = trim(s);
+  s = trim_whitespace(s);
   if (s.empty()) return std::nullopt;
   bool hex = false;
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
@@ -307,7 +303,7 @@ std::optional<Answer> parse_xml_answer(std::string_view body) {
 }  // namespace
 
 std::optional<Answer> parse_answer(std::string_view content_type, std::string_view body) {
-  std::string media = lower(trim(content_type.substr(0, content_type.find(';'))));
+  std::string media = lower(trim_whitespace(content_type.substr(0, content_type.find(';'))));
   if (media == "application/dicom+json" || media == "application/json") {
     return parse_json_answer(body);
   }
@@ -315,8 +311,8 @@ std::optional<Answer> parse_answer(std::string_view content_type, std::string_vi
     return parse_xml_answer(body);
   }
   // No or another content type: recognise the body by its first character.
-  std::string_view t = trim(body);
-  if (t.substr(0, 3) == "\xEF\xBB\xBF") t = trim(t.substr(3));
+  std::string_view t = trim_whitespace(body);
+  if (t.substr(0, 3) == "\xEF\xBB\xBF") t = trim_whitespace(t.substr(3));
   if (t.empty()) return std::nullopt;
   if (t.front() == '{' || t.front() == '[') return parse_json_answer(body);
   if (t.front() == '<') return parse_xml_answer(body);

@@ -28,9 +28,8 @@ struct Answer {
 // nullopt: unreadable (not JSON/XML, too deep, too large, an XML DTD with internal subset).
 std::optional<Answer> parse_answer(std::string_view content_type, std::string_view body);
 
-bool is_space(char c);  // XML's and JSON's whitespace
-std::string_view trim(std::string_view s);
-// UIDs may arrive padded with a space or NUL (PS3.5 6.2, UI pads with 0x00).
+bool is_space(
+    char c);  // UIDs may arrive padded with a space or NUL (PS3.5 6.2, UI pads with 0x00).
 std::string clean_uid(std::string_view s);
 bool iequals(std::string_view a, std::string_view b);  // ASCII, case-insensitive
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "common/files.h"
+#include "common/text.h"
 
 namespace dirgw::senders::dimse {
 
@@ -18,11 +19,6 @@ std::uint16_t u16(std::string_view b, std::size_t at) {
 std::uint32_t u32(std::string_view b, std::size_t at) {
   return static_cast<std::uint32_t>(u16(b, at)) |
          (static_cast<std::uint32_t>(u16(b, at + 2)) << 16);
-}
-
-std::string trim_uid(std::string_view v) {
-  while (!v.empty() && (v.back() == '\0' || v.back() == ' ')) v.remove_suffix(1);
-  return std::string(v);
 }
 
 // VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
@@ -78,13 +74,13 @@ Result<FileMeta> parse_file_meta(std::string_view head) {
     const std::string_view value = head.substr(value_at, static_cast<std::size_t>(length));
     switch (element) {
       case 0x0002:
-        meta.sop_class_uid = trim_uid(value);
+        meta.sop_class_uid = uid_text(value);
         break;
       case 0x0003:
-        meta.sop_instance_uid = trim_uid(value);
+        meta.sop_instance_uid = uid_text(value);
         break;
       case 0x0010:
-        meta.transfer_syntax = trim_uid(value);
+        meta.transfer_syntax = uid_text(value);
         break;
       default:
         break;
