@@ -82,14 +82,7 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
   r.map(n, path,
         [&](const YAML::Node& m, const std::string& p) {
           r.boolean(m, p, "enabled", d.enabled);
-          r.scalar(m, p, "ae_title",
-                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                     if (!valid_ae_title(s))
-                       r.error(k, v,
-                               "must be 1 to 16 printable ASCII characters without backslash");
-                     else
-                       d.ae_title = s;
-                   });
+          r.ae_title(m, p, "ae_title", d.ae_title);
           r.scalar(
               m, p, "bind", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
                 if (!valid_ipv4(s))

@@ -199,14 +199,8 @@ void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Dest
   auto& x = d.dimse;
   r.map(m["dimse"], key,
         [&](const YAML::Node& n, const std::string& np) {
-          for (auto [k, out] : {std::pair{"ae_title", &x.ae_title}, {"calling_ae", &x.calling_ae}})
-            r.scalar(
-                n, np, k, [&](const YAML::Node& v, const std::string& vk, const std::string& s) {
-                  if (!valid_ae_title(s))
-                    r.error(vk, v, "must be 1 to 16 printable ASCII characters without backslash");
-                  else
-                    *out = s;
-                });
+          r.ae_title(n, np, "ae_title", x.ae_title);
+          r.ae_title(n, np, "calling_ae", x.calling_ae);
           r.string(n, np, "host", x.host, 253);
           r.integer(n, np, "port", x.port, 1, 65535);
           r.boolean(n, np, "tls", x.tls);

@@ -55,14 +55,7 @@ void read_caller(Reader& r, const YAML::Node& n, const std::string& path, bool t
                  CallerBinding& c) {
   r.map(n, path,
         [&](const YAML::Node& m, const std::string& p) {
-          r.scalar(m, p, "ae_title",
-                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                     if (!valid_ae_title(s))
-                       r.error(k, v,
-                               "must be 1 to 16 printable ASCII characters without backslash");
-                     else
-                       c.ae_title = s;
-                   });
+          r.ae_title(m, p, "ae_title", c.ae_title);
           if (!m["ae_title"].IsDefined())
             r.error(Reader::join(p, "ae_title"), m, "is required: the calling AE title bound");
           r.list(m, p, "addresses", "IPv4 addresses or networks, e.g. [10.0.0.5, 10.1.0.0/16]",

@@ -153,6 +153,9 @@ class Reader {
     });
   }
 
+  // An AE title: 1 to 16 printable ASCII characters, no backslash (PS3.5 6.2, AE).
+  void ae_title(const YAML::Node& p, const std::string& path, const char* key, std::string& out);
+
  private:
   std::vector<ConfigError>& errors_;
 };
@@ -163,6 +166,16 @@ inline bool valid_ae_title(const std::string& ae) {
     if (c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e)
       return false;
   return ae.find_first_not_of(' ') != std::string::npos;
+}
+
+inline void Reader::ae_title(const YAML::Node& p, const std::string& path, const char* key,
+                             std::string& out) {
+  scalar(p, path, key, [&](const YAML::Node& n, const std::string& k, const std::string& v) {
+    if (!valid_ae_title(v))
+      error(k, n, "must be 1 to 16 printable ASCII characters without backslash");
+    else
+      out = v;
+  });
 }
 
 inline bool valid_ipv4(const std::string& s) {
