@@ -267,6 +267,21 @@ std::string system_actor(std::string_view name) {
   return out;
 }
 
+Event connection_refused(std::string_view calling_ae, std::string_view peer, std::string_view code,
+                         std::string_view reason) {
+  Event e;
+  e.type = EventType::kConnectionRefused;
+  const auto colon = peer.rfind(':');
+  const std::string_view host = peer.substr(0, colon);
+  int port = 0;
+  if (colon != std::string_view::npos)
+    port = std::atoi(std::string(peer.substr(colon + 1)).c_str());
+  e.actor = dicom_actor(calling_ae, host, port);
+  e.outcome = failure(code);
+  e.detail = {{"reason_code", code}, {"reason", reason}, {"peer", peer}};
+  return e;
+}
+
 Actor parse_actor(std::string_view s) {
   Actor a;
   const auto other = [&] {

@@ -77,6 +77,11 @@ std::string hl7_actor(std::string_view application, std::string_view host, int p
 std::string user_actor(std::string_view name, long uid);
 std::string system_actor(std::string_view name = "dirgwd");
 
+// A caller refused at the door (DICOM Security Alert / Node Authentication): who, from where
+// ("host:port"), and why (the refusal code and the words for people).
+Event connection_refused(std::string_view calling_ae, std::string_view peer, std::string_view code,
+                         std::string_view reason);
+
 struct Actor {
   enum class Kind { kDicom, kHl7, kUser, kSystem, kOther };
   Kind kind = Kind::kOther;

@@ -60,19 +60,6 @@ void repeat(asio::steady_timer& timer, std::chrono::steady_clock::duration perio
   });
 }
 
-// A refusal at the door as an audit event: who (AE title and address) and why (the code).
-audit::Event refusal_event(const ingest::DoorRefusal& r) {
-  audit::Event e;
-  e.type = audit::EventType::kConnectionRefused;
-  const auto colon = r.peer.rfind(':');
-  const std::string host = r.peer.substr(0, colon);
-  const int port = colon == std::string::npos ? 0 : std::atoi(r.peer.c_str() + colon + 1);
-  e.actor = audit::dicom_actor(r.calling_ae, host, port);
-  e.outcome = audit::failure(r.code);
-  e.detail = {{"reason_code", r.code}, {"reason", r.reason}, {"peer", r.peer}};
-  return e;
-}
-
 }  // namespace
 
 struct Application::Impl {
@@ -188,7 +175,9 @@ Result<void> Application::Impl::build_stages() {
       catalog->ingest, [this] { scheduler->instance_received(); },
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
-  sink->set_audit([this](const ingest::DoorRefusal& r) { audit->record(refusal_event(r)); });
+  sink->set_audit([this](const ingest::DoorRefusal& r) {
+    audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));
+  });
   return {};
 }
 
