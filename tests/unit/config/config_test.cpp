@@ -1,4 +1,5 @@
 #include "config/config.h"
+#include "expect_error.h"
 
 #include <gtest/gtest.h>
 
@@ -38,20 +39,7 @@ std::string with(const std::string& from, const std::string& to) {
   return s;
 }
 
-// Finds the one error for `key` and checks its line and that the message says `text`.
-void expect_error(const LoadResult& r, const std::string& key, int line, const std::string& text) {
-  ASSERT_FALSE(r.ok());
-  for (const auto& e : r.errors) {
-    if (e.key == key) {
-      EXPECT_EQ(e.line, line) << e.message;
-      EXPECT_NE(e.message.find(text), std::string::npos) << e.message;
-      return;
-    }
-  }
-  std::string all;
-  for (const auto& e : r.errors) all += e.key + ": " + e.message + "\n";
-  FAIL() << "no error for " << key << "; got:\n" << all;
-}
+using testing_support::expect_error;
 
 TEST(Config, GoodFileLoadsEveryValue) {
   auto r = load_string(kGood);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "expect_error.h"
 
 namespace dirgw::config {
 namespace {
@@ -34,19 +35,7 @@ std::string hl7_with(const std::string& keys) {
          "  - { name: hdirs, type: stow-rs, url: https://dir.example.org/dicom-web }\n";
 }
 
-void expect_error(const LoadResult& r, const std::string& key, int line, const std::string& text) {
-  ASSERT_FALSE(r.ok());
-  for (const auto& e : r.errors) {
-    if (e.key == key) {
-      EXPECT_EQ(e.line, line) << e.message;
-      EXPECT_NE(e.message.find(text), std::string::npos) << e.message;
-      return;
-    }
-  }
-  std::string all;
-  for (const auto& e : r.errors) all += e.key + ": " + e.message + "\n";
-  FAIL() << "no error for " << key << "; got:\n" << all;
-}
+using testing_support::expect_error;
 
 const char* kTls =
     "    tls:\n"

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "expect_error.h"
 
 namespace dirgw::config {
 namespace {
@@ -15,19 +16,7 @@ LoadResult load_folders(const std::string& items) {
   return load_string(std::string(kHead) + items);
 }
 
-void expect_error(const LoadResult& r, const std::string& key, int line, const std::string& text) {
-  ASSERT_FALSE(r.ok());
-  for (const auto& e : r.errors) {
-    if (e.key == key) {
-      EXPECT_EQ(e.line, line) << e.message;
-      EXPECT_NE(e.message.find(text), std::string::npos) << e.message;
-      return;
-    }
-  }
-  std::string all;
-  for (const auto& e : r.errors) all += e.key + ": " + e.message + "\n";
-  FAIL() << "no error for " << key << "; got:\n" << all;
-}
+using testing_support::expect_error;
 
 TEST(FoldersConfig, EveryKeyIsRead) {
   auto r = load_folders(

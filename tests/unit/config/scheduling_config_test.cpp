@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "config/config.h"
+#include "expect_error.h"
 
 namespace dirgw::config {
 namespace {
@@ -36,19 +37,7 @@ std::string with(const std::string& from, const std::string& to) {
   return s;
 }
 
-void expect_error(const LoadResult& r, const std::string& key, int line, const std::string& text) {
-  ASSERT_FALSE(r.ok());
-  std::string all;
-  for (const auto& e : r.errors) {
-    if (e.key == key) {
-      EXPECT_EQ(e.line, line) << e.message;
-      EXPECT_NE(e.message.find(text), std::string::npos) << e.message;
-      return;
-    }
-    all += e.key + ": " + e.message + "\n";
-  }
-  FAIL() << "no error for " << key << "; got:\n" << all;
-}
+using testing_support::expect_error;
 
 TEST(SchedulingConfig, EveryKeyIsRead) {
   auto r = load_string(kBase);
