@@ -121,6 +121,7 @@ if [ "$ONLY" != deb ]; then
   rpmbuild -bb --nodeps \
     --define "_topdir $top" \
     --define "dirgw_prebuilt_dir $BUILD" \
+    --define "dirgw_source_dir $SRC_DIR" \
     --define "dirgw_version $VERSION" \
     --define "dirgw_release $RELEASE" \
     "$SPEC"

@@ -3,7 +3,8 @@
 #  - Takes out what is built and installed for developers but not shipped: dirgw-synth, the
 #    synthetic study generator (a test tool that makes DICOM of made-up patients; the demo and
 #    the tests run it from the build tree).
-#  - Debian only: adds /usr/share/doc/dirgw/changelog.Debian.gz, one entry for this build.
+#  - Debian only: adds /usr/share/doc/dirgw/changelog.Debian.gz, one entry for this build, and
+#    /usr/share/doc/dirgw/copyright (packaging/debian/copyright, machine-readable, Apache-2.0).
 if(NOT CPACK_TEMPORARY_INSTALL_DIRECTORY)
   message(FATAL_ERROR "cpack-stage.cmake: CPACK_TEMPORARY_INSTALL_DIRECTORY is not set")
 endif()
@@ -28,6 +29,10 @@ if(CPACK_GENERATOR STREQUAL "DEB")
        "  * dirgw ${CPACK_PACKAGE_VERSION}, packaged from the project's source tree with\n"
        "    packaging/build-packages.sh. Changes: the project's history.\n\n"
        " -- ${CPACK_PACKAGE_CONTACT}  ${_date}\n")
+  if(NOT EXISTS "${CPACK_DIRGW_COPYRIGHT}")
+    message(FATAL_ERROR "cpack-stage.cmake: no copyright file at '${CPACK_DIRGW_COPYRIGHT}'")
+  endif()
+  file(COPY_FILE "${CPACK_DIRGW_COPYRIGHT}" "${_doc}/copyright")
   execute_process(COMMAND gzip -9 -n -f changelog.Debian WORKING_DIRECTORY "${_doc}"
                   RESULT_VARIABLE _rc)
   if(NOT _rc EQUAL 0)

@@ -86,6 +86,9 @@ set(CPACK_STRIP_FILES TRUE)
 # shipped: its install rule stays for developers, cpack-stage.cmake takes it out of the
 # staging tree (and adds the Debian changelog).
 set(CPACK_PRE_BUILD_SCRIPTS ${CMAKE_CURRENT_LIST_DIR}/cpack-stage.cmake)
+# The Debian copyright file (machine-readable; the project is Apache-2.0, see LICENSE), put in
+# place by cpack-stage.cmake: Debian's policy names it usr/share/doc/dirgw/copyright.
+set(CPACK_DIRGW_COPYRIGHT ${CMAKE_CURRENT_LIST_DIR}/debian/copyright)
 
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
