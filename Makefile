@@ -43,11 +43,13 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 $(TEST_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DDIRGW_SANITIZE=ON -DDIRGW_BUILD_TESTS=ON
 
-# Unit tests run in parallel (no shared ports or files); integration and fuzz tests one at a time.
+# Unit tests run in parallel (no shared ports or files); then integration and fuzz tests, also
+# in parallel except those marked RUN_SERIAL (tests/integration/CMakeLists.txt: builds, rate
+# measurements, kill timing; the fuzz targets' clang build).
 test: deps $(TEST_BUILD_DIR)/CMakeCache.txt
 	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
 	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200 -j$(JOBS) -L unit
-	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200 -LE unit
+	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200 -j$(JOBS) -LE unit
 
 unit: deps $(TEST_BUILD_DIR)/CMakeCache.txt
 	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
