@@ -1,5 +1,9 @@
 #include "common/uid.h"
 
+#include <algorithm>
+
+#include "common/crypto.h"
+
 namespace dirgw {
 
 namespace {
@@ -61,6 +65,32 @@ bool uid_syntax_ok(std::string_view uid) {
   for (UidProblem p : check_uid(uid))
     if (p != UidProblem::kLeadingZero) return false;
   return true;
+}
+
+std::string uid_decimal(std::array<std::uint8_t, 16> v) {
+  std::string digits;
+  while (true) {
+    unsigned rem = 0;
+    bool nonzero = false;
+    for (std::uint8_t& b : v) {
+      const unsigned cur = rem * 256 + b;
+      b = static_cast<std::uint8_t>(cur / 10);
+      rem = cur % 10;
+      nonzero = nonzero || b != 0;
+    }
+    digits.push_back(static_cast<char>('0' + rem));
+    if (!nonzero) break;
+  }
+  std::reverse(digits.begin(), digits.end());
+  return digits;
+}
+
+std::string uid_under_root(std::string_view root, std::string_view seed) {
+  const std::string hex = sha256_hex(seed);
+  std::array<std::uint8_t, 16> first{};
+  for (std::size_t i = 0; i < first.size(); ++i)
+    first[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(i * 2, 2), nullptr, 16));
+  return std::string(root) + "." + uid_decimal(first);
 }
 
 }  // namespace dirgw
