@@ -90,7 +90,11 @@ std::string uid_under_root(std::string_view root, std::string_view seed) {
   std::array<std::uint8_t, 16> first{};
   for (std::size_t i = 0; i < first.size(); ++i)
     first[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(i * 2, 2), nullptr, 16));
-  return std::string(root) + "." + uid_decimal(first);
+  // At most 64 characters: a long root keeps fewer digits (32 characters of root leave 31 digits,
+  // about 100 bits). The leading digit of a decimal is never 0, so the component stays valid.
+  const std::string digits = uid_decimal(first);
+  const std::size_t room = root.size() + 1 < 64 ? 64 - root.size() - 1 : 0;
+  return std::string(root) + "." + digits.substr(0, room);
 }
 
 }  // namespace dirgw

@@ -32,9 +32,9 @@ void read_hl7_reports(Reader& r, const YAML::Node& h, const std::string& hp, Hl7
           one_of(r, m, p, "preliminary", {"hold", "send"}, out.preliminary);
           r.scalar(m, p, "uid_root",
                    [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-                     if (s.size() > 24 || !check_uid(s).empty())
+                     if (s.size() > 32 || !check_uid(s).empty())
                        r.error(k, v,
-                               "must be a UID root of at most 24 characters (digits and dots, "
+                               "must be a UID root of at most 32 characters (digits and dots, "
                                "no leading zero), e.g. 2.25 or 1.2.826.0.1.3680043.10.1011, not '" +
                                    s + "'");
                      else

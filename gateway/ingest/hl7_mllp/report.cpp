@@ -229,6 +229,8 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
         (r.message_type == "MDM" && trigger == "T02")))
     return refused("only ORU^R01 and MDM^T02 carry reports");
   r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
+  auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset());
+  r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);
   if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
   const bool filler = config.accession_field == "filler";

@@ -26,6 +26,7 @@ struct ReportConfig {
 struct Report {
   std::string message_type;        // "ORU" or "MDM"
   std::string message_key;         // MSH-3.1 / MSH-4.1 / MSH-10: a message sent again is known
+  std::string facility;            // MSH-4.1, the sending facility (the verifying organization)
   Phi<std::string> accession{""};  // as sent (ASCII in practice)
   std::vector<PatientIdentifier> patient_ids;
   ReportStatus status = ReportStatus::kFinal;

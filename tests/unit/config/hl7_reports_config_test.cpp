@@ -54,8 +54,9 @@ TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
                "ingest.hl7.reports.preliminary", 7, "must be hold or send");
   expect_error(load_string(with_reports("      uid_root: \"1.02.3\"\n")),
                "ingest.hl7.reports.uid_root", 7, "UID root");
-  expect_error(load_string(with_reports("      uid_root: \"1.2.3.4.5.6.7.8.9.10.11.12.13\"\n")),
-               "ingest.hl7.reports.uid_root", 7, "at most 24");
+  expect_error(
+      load_string(with_reports("      uid_root: \"1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16\"\n")),
+      "ingest.hl7.reports.uid_root", 7, "at most 32");
   expect_error(load_string(with_reports("      require_report: true\n")),
                "ingest.hl7.reports.require_report", 7, "unknown key");
 }
