@@ -139,6 +139,9 @@ void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& 
   r.integer(h, hp, "max_connections", hl.max_connections, 1, 256);
   detail::read_hl7_door(r, h, hp, hl);
   detail::read_hl7_reports(r, h, hp, hl.reports);
+  if (hl.reports.enabled && !hl.enabled)
+    r.error(Reader::join(hp, "reports.enabled"), h["reports"]["enabled"],
+            "needs ingest.hl7.enabled: true (reports arrive on the HL7 listener)");
 }
 
 void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& in) {

@@ -61,5 +61,11 @@ TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
                "ingest.hl7.reports.require_report", 7, "unknown key");
 }
 
+TEST(Hl7ReportsConfig, NeedsTheListener) {
+  std::string text = with_reports("      enabled: true\n");
+  text.replace(text.find("    enabled: true\n"), 18, "    enabled: false\n");
+  expect_error(load_string(text), "ingest.hl7.reports.enabled", 7, "needs ingest.hl7.enabled");
+}
+
 }  // namespace
 }  // namespace dirgw::config
