@@ -1,5 +1,9 @@
 #include "common/uid.h"
 
+#include <algorithm>
+
+#include "common/crypto.h"
+
 namespace dirgw {
 
 namespace {
@@ -61,6 +65,36 @@ bool uid_syntax_ok(std::string_view uid) {
   for (UidProblem p : check_uid(uid))
     if (p != UidProblem::kLeadingZero) return false;
   return true;
+}
+
+std::string uid_decimal(std::array<std::uint8_t, 16> v) {
+  std::string digits;
+  while (true) {
+    unsigned rem = 0;
+    bool nonzero = false;
+    for (std::uint8_t& b : v) {
+      const unsigned cur = rem * 256 + b;
+      b = static_cast<std::uint8_t>(cur / 10);
+      rem = cur % 10;
+      nonzero = nonzero || b != 0;
+    }
+    digits.push_back(static_cast<char>('0' + rem));
+    if (!nonzero) break;
+  }
+  std::reverse(digits.begin(), digits.end());
+  return digits;
+}
+
+std::string uid_under_root(std::string_view root, std::string_view seed) {
+  const std::string hex = sha256_hex(seed);
+  std::array<std::uint8_t, 16> first{};
+  for (std::size_t i = 0; i < first.size(); ++i)
+    first[i] = static_cast<std::uint8_t>(std::stoi(hex.substr(i * 2, 2), nullptr, 16));
+  // At most 64 characters: a long root keeps fewer digits (32 characters of root leave 31 digits,
+  // about 100 bits). The leading digit of a decimal is never 0, so the component stays valid.
+  const std::string digits = uid_decimal(first);
+  const std::size_t room = root.size() + 1 < 64 ? 64 - root.size() - 1 : 0;
+  return std::string(root) + "." + digits.substr(0, room);
 }
 
 }  // namespace dirgw

@@ -3,6 +3,9 @@
 // (check_uid); configuration uses the same rule for the UIDs it lists.
 #pragma once
 
+#include <array>
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,5 +31,14 @@ std::string_view reason_name(UidProblem problem);
 // component. Leading zeros (common in real archives, harmless to every consumer we know) are left
 // to validation.
 bool uid_syntax_ok(std::string_view uid);
+
+// The decimal digits of a 128-bit big-endian number (no leading zero): the UID component that
+// "2.25." UIDs and UIDs under a site root are made of.
+std::string uid_decimal(std::array<std::uint8_t, 16> value);
+
+// A UID of our own under `root` ("2.25" or a site's root of at most 32 characters), the same for
+// the same `seed` on every run: root + "." + the decimal of the first 128 bits of SHA-256(seed),
+// its leading digits only when the whole would be longer than 64 characters.
+std::string uid_under_root(std::string_view root, std::string_view seed);
 
 }  // namespace dirgw

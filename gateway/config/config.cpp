@@ -138,6 +138,10 @@ void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& 
   r.string(h, hp, "consent_grant_value", hl.consent_grant_value, 16);
   r.integer(h, hp, "max_connections", hl.max_connections, 1, 256);
   detail::read_hl7_door(r, h, hp, hl);
+  detail::read_hl7_reports(r, h, hp, hl.reports);
+  if (hl.reports.enabled && !hl.enabled)
+    r.error(Reader::join(hp, "reports.enabled"), h["reports"]["enabled"],
+            "needs ingest.hl7.enabled: true (reports arrive on the HL7 listener)");
 }
 
 void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& in) {
@@ -147,7 +151,7 @@ void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& 
     r.map(i["hl7"], Reader::join(ip, "hl7"),
           [&](const YAML::Node& h, const std::string& hp) { read_hl7(r, h, hp, in.hl7); },
           {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
-           "consent_grant_value", "max_connections", "idle_timeout", "message_timeout"});
+           "consent_grant_value", "max_connections", "idle_timeout", "message_timeout", "reports"});
   r.scalar(i, ip, "new_versions",
            [&](const YAML::Node& v, const std::string& k, const std::string& s) {
              if (s != "send" && s != "hold")

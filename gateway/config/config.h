@@ -59,6 +59,15 @@ struct DicomIngest {
   std::vector<std::string> extra_sop_classes;
 };
 
+// ingest.hl7.reports: ORU^R01 / MDM^T02 reports made into DICOM objects of their study (issue 12;
+// docs/hl7.md "Reports").
+struct Hl7Reports {
+  bool enabled = false;
+  std::string accession_field = "filler";  // "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14)
+  std::string preliminary = "hold";        // a preliminary report: "hold" it, or "send" it
+  std::string uid_root = "2.25";           // root of the UIDs of the objects we make
+};
+
 struct Hl7Ingest {
   bool enabled = false;
   std::string bind = "127.0.0.1";
@@ -73,6 +82,7 @@ struct Hl7Ingest {
   // complete within message_timeout of its first byte (however slowly bytes trickle in).
   Duration idle_timeout{std::chrono::minutes(5)};
   Duration message_timeout{std::chrono::seconds(60)};
+  Hl7Reports reports;
 };
 
 struct Ingest {

@@ -198,6 +198,8 @@ inline bool valid_ipv4(const std::string& s) {
 // (idle_timeout, message_timeout): ingest_door.cpp.
 void read_dicom_door(Reader& r, const YAML::Node& m, const std::string& path, DicomIngest& d);
 void read_hl7_door(Reader& r, const YAML::Node& m, const std::string& path, Hl7Ingest& h);
+// ingest.hl7.reports (hl7_reports_config.cpp).
+void read_hl7_reports(Reader& r, const YAML::Node& m, const std::string& path, Hl7Reports& out);
 // A list of upload-window specs, each checked for syntax (destinations.cpp).
 void read_window_specs(Reader& r, const YAML::Node& n, const std::string& p, const char* key,
                        std::vector<std::string>& out);

@@ -25,6 +25,7 @@
 #include "ingest/folder/watcher.h"
 #include "ingest/hl7_mllp/listener.h"
 #include "ingest/reconcile.h"
+#include "ingest/reports/report_service.h"
 #include "ingest/spool/spool.h"
 #include "log/log.h"
 #include "metrics/http_endpoint.h"
@@ -83,6 +84,9 @@ struct Application::Impl {
   std::unique_ptr<policy::ConsentService> consent_service;
   std::unique_ptr<policy::ConsentHl7Sink> hl7_sink;
   std::unique_ptr<audit::Forwarder> audit_forwarder;
+  std::unique_ptr<catalog::ReportLedger> report_ledger;  // reports over HL7 (issue 12)
+  std::unique_ptr<reports::ReportService> report_service;
+  std::unique_ptr<reports::ReportRouter> hl7_router;
   std::unique_ptr<ingest::Hl7Listener> hl7;
   std::int64_t started_at = 0;
   catalog::Reconciliation reconciliation;
@@ -172,7 +176,11 @@ Result<void> Application::Impl::build_stages() {
       config, catalog->consent, [this](audit::Event e) { audit->record(std::move(e)); },
       [this] { scheduler->work_available(); });
   sink = std::make_unique<ingest::CatalogSink>(
-      catalog->ingest, [this] { scheduler->instance_received(); },
+      catalog->ingest,
+      [this] {
+        scheduler->instance_received();
+        if (report_service) report_service->wake();
+      },
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
   sink->set_audit([this](const ingest::DoorRefusal& r) {
@@ -224,7 +232,16 @@ Result<void> Application::Impl::start_listeners() {
     if (auto r = start_metrics(); !r) return r.error();
   if (config.ingest.hl7.enabled) {
     hl7_sink = std::make_unique<policy::ConsentHl7Sink>(config, *consent_service, catalog->consent);
-    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_sink);
+    ingest::Hl7Sink* hl7_in = hl7_sink.get();
+    if (config.ingest.hl7.reports.enabled) {
+      report_ledger = std::make_unique<catalog::ReportLedger>(catalog->db());
+      report_service = std::make_unique<reports::ReportService>(
+          config.ingest.hl7.reports, *report_ledger, *spool, *sink, limits);
+      hl7_router = std::make_unique<reports::ReportRouter>(*report_service, *hl7_sink);
+      hl7_in = hl7_router.get();
+      report_service->start();
+    }
+    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_in);
     if (auto r = hl7->start(); !r) return r.error();
   }
   return {};
@@ -296,6 +313,8 @@ commands::LiveFacts Application::Impl::live_facts() const {
                                    st.contexts_refused.load()};
   }
   if (folders) f.folders = folders->status();
+  if (report_ledger)
+    if (auto counts = report_ledger->counts()) f.hl7_reports = std::move(*counts);
   f.forwarders = scheduler->status();
   f.host_warnings = host_warnings(config, clock);
   if (audit_forwarder) f.audit_forwarder_error = audit_forwarder->last_error();
@@ -339,6 +358,7 @@ void Application::Impl::stop() {
   if (scp) scp->stop();
   if (folders) folders->stop();
   if (hl7) hl7->stop();
+  if (report_service) report_service->stop();
   scheduler->stop();
   control->stop();
   if (metrics_endpoint) metrics_endpoint->stop();

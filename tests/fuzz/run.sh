@@ -5,7 +5,7 @@
 #   tests/fuzz/run.sh [--seconds N] [--target NAME]... [--build-dir DIR] [--build-only|--no-build]
 #
 #   --seconds N     how long each target fuzzes (default: $FUZZ_SECONDS or 60)
-#   --target NAME   prescan, intake, stow, config, folder, hl7 (repeatable; default: all)
+#   --target NAME   prescan, intake, stow, config, folder, hl7, reports (repeatable; default: all)
 #   --build-dir DIR the clang build (default: build-fuzz/ in the repository)
 #   --build-only    configure and build, do not fuzz      --no-build  fuzz what is built
 #
@@ -26,6 +26,8 @@ ALL_TARGETS=(prescan intake stow config folder)
 if [ -f "$REPO/gateway/ingest/hl7_mllp/hl7.h" ] && grep -qs hl7_mllp "$REPO/gateway/ingest/CMakeLists.txt"; then
   ALL_TARGETS+=(hl7)
 fi
+# The ORU / MDM -> report mapping (issue 12).
+[ -f "$REPO/gateway/ingest/reports/report_object.h" ] && ALL_TARGETS+=(reports)
 TARGETS=()
 DO_BUILD=1
 DO_RUN=1
@@ -119,11 +121,12 @@ for t in "${TARGETS[@]}"; do
     stow) add_seed "$REPO/tests/data/stow"; max_len=16384 ;;
     config) add_seed "$REPO/tests/data/config"; add_seed "$BUILD_DIR/seeds/config"; max_len=8192 ;;
     hl7) add_seed "$REPO/tests/data/hl7"; max_len=8192 ;;
+    reports) add_seed "$REPO/tests/data/hl7/reports"; max_len=8192 ;;
     folder) add_seed "$REPO/tests/data/folder"; max_len=16384 ;;
   esac
   add_seed "$REPO/tests/data/regressions/$t"
   dict=()
-  case "$t" in prescan|intake) dname=dicom ;; *) dname=$t ;; esac
+  case "$t" in prescan|intake) dname=dicom ;; reports) dname=hl7 ;; *) dname=$t ;; esac
   [ -f "$REPO/tests/fuzz/dicts/$dname.dict" ] && dict=(-dict="$REPO/tests/fuzz/dicts/$dname.dict")
   log="$BUILD_DIR/fuzz-$t.log"
   echo "fuzz: $t for ${SECS}s (log: $log)"

@@ -170,6 +170,19 @@ void print_sources(const json& r) {
                 str(f, "last_scan_at", "never").c_str(), str(f, "next_scan_at", "-").c_str(),
                 str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
                 str(f, "rejected").c_str(), str(f, "last_error", "").c_str());
+  const json& reports = r.contains("hl7_reports") ? r["hl7_reports"] : json();
+  if (reports.is_object()) {
+    std::printf("\nHL7 reports:");
+    for (const char* state : {"waiting", "held", "refused", "done", "superseded"})
+      std::printf(" %s %lld%s", state, reports[state].value("count", 0LL),
+                  std::string(state) == "superseded" ? "" : ",");
+    std::printf("\n");
+    if (reports["waiting"].value("count", 0LL) > 0)
+      std::printf("  oldest waiting for its images since %s\n",
+                  str(reports["waiting"], "oldest_at").c_str());
+    if (reports["refused"].value("count", 0LL) > 0)
+      std::printf("  refused reports: the gateway's log names each one and why\n");
+  }
 }
 
 void print_study(const json& r) {
@@ -533,7 +546,9 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
   });
 
   auto* sources = app.add_subcommand(
-      "sources", "watched folders: last and next scan, files taken, rejected, last error");
+      "sources",
+      "watched folders: last and next scan, files taken, rejected, last error; HL7 reports by "
+      "state");
   sources->callback([&g, &action] {
     action = [&g] {
       return ask_daemon(g, {{"cmd", "sources"}}, [](const json& r) {

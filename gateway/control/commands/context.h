@@ -19,6 +19,7 @@
 #include "catalog/operator_actions.h"
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
+#include "catalog/report_ledger.h"
 #include "catalog/types.h"
 #include "config/config.h"
 #include "control/protocol.h"
@@ -45,6 +46,8 @@ struct LiveFacts {
   std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
   // Watched export folders, in configuration order (issue 12).
   std::vector<ingest::folder::FolderStatus> folders;
+  // HL7 reports by state (issue 12); none when ingest.hl7.reports is off.
+  std::optional<std::vector<catalog::ReportCounts>> hl7_reports;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/uid.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcitem.h"
 #include "policy/deid/deid_internal.h"
@@ -17,24 +18,6 @@ namespace {
 
 constexpr std::string_view kWellKnownRoot = "1.2.840.10008.";
 constexpr int kMaxShiftDays = 1826;  // about five years
-
-std::string to_decimal(std::array<std::uint8_t, 16> v) {
-  std::string digits;
-  while (true) {
-    unsigned rem = 0;
-    bool nonzero = false;
-    for (std::uint8_t& b : v) {
-      const unsigned cur = rem * 256 + b;
-      b = static_cast<std::uint8_t>(cur / 10);
-      rem = cur % 10;
-      nonzero = nonzero || b != 0;
-    }
-    digits.push_back(static_cast<char>('0' + rem));
-    if (!nonzero) break;
-  }
-  std::reverse(digits.begin(), digits.end());
-  return digits;
-}
 
 std::string upper_hex(const std::uint8_t* data, std::size_t n) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
@@ -116,7 +99,7 @@ std::string pseudonymize_uid(const Key& key, std::string_view uid) {
   const auto mac = key.mac("uid", u);
   std::array<std::uint8_t, 16> first{};
   std::copy_n(mac.begin(), 16, first.begin());
-  return "2.25." + to_decimal(first);
+  return "2.25." + uid_decimal(first);
 }
 
 std::string pseudonymize_patient_id(const Key& key, std::string_view patient_id,

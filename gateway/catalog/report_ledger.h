@@ -1,0 +1,74 @@
+// The catalog's report part (issue 12): reports received over HL7 v2, kept from before their
+// ACK until they have become a DICOM object of their study, their versions, and the Accession
+// Number of each study (read once from one of its images) by which a report finds its study.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catalog/database.h"
+
+namespace dirgw::catalog {
+
+struct StoredReport {
+  std::int64_t id = 0;
+  std::string message_key, report_key, accession, status, state, reason, message;
+  std::int64_t received_at = 0;
+  std::string study_uid, sop_instance_uid, sop_class_uid, series_uid;
+  int version = 0;
+};
+
+struct ReportAdded {
+  std::int64_t id = 0;
+  bool known = false;  // the same message (message_key) was received before: nothing added
+};
+
+struct StudyToIndex {
+  std::int64_t study_id = 0;
+  std::string image_sha256;  // "" when the study holds no received image
+};
+
+struct StudyMatch {
+  std::int64_t study_id = 0;
+  std::string study_uid, patient_id, image_sha256;
+};
+
+struct ReportCounts {
+  std::string state;
+  std::int64_t count = 0;
+  std::int64_t oldest_at = 0;
+};
+
+class ReportLedger {
+ public:
+  explicit ReportLedger(Database& db) : db_(db) {}
+
+  // Committed (synchronous=FULL) before the caller acknowledges the message. state: "waiting"
+  // or "held".
+  Result<ReportAdded> add(const std::string& message_key, const std::string& report_key,
+                          const std::string& accession, const std::string& status,
+                          const std::string& state, const std::string& message);
+  Result<std::optional<StoredReport>> get(std::int64_t id);
+  // Reports in `state`, oldest first.
+  Result<std::vector<StoredReport>> in_state(const std::string& state, int limit);
+  // The newest version of a report already made into an object (the predecessor of the next).
+  Result<std::optional<StoredReport>> latest_version(const std::string& report_key);
+  // The report is an object of its study now: its identity recorded, its message dropped, and
+  // held preliminary versions of the same report superseded.
+  Result<void> mark_done(const StoredReport& done);
+  Result<void> mark(std::int64_t id, const std::string& state, const std::string& reason);
+  Result<std::vector<ReportCounts>> counts();
+
+  // Studies not yet indexed (newer than the last indexed), each with its first received image.
+  Result<std::vector<StudyToIndex>> unindexed_studies(int limit);
+  Result<void> put_accession(std::int64_t study_id, const std::string& accession,
+                             const std::string& patient_id, const std::string& image_sha256);
+  Result<std::vector<StudyMatch>> studies_with_accession(const std::string& accession);
+
+ private:
+  Database& db_;
+};
+
+}  // namespace dirgw::catalog

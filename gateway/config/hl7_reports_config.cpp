@@ -1,0 +1,47 @@
+// ingest.hl7.reports: kept apart from config.cpp so that the report keys live with their reader.
+#include "common/uid.h"
+#include "config/reader.h"
+
+namespace dirgw::config::detail {
+
+namespace {
+
+void one_of(Reader& r, const YAML::Node& m, const std::string& p, const char* key,
+            std::initializer_list<const char*> allowed, std::string& out) {
+  r.scalar(m, p, key, [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    std::string list;
+    for (const char* a : allowed) {
+      if (s == a) {
+        out = s;
+        return;
+      }
+      list += std::string(list.empty() ? "" : " or ") + a;
+    }
+    r.error(k, v, "must be " + list + ", not '" + s + "'");
+  });
+}
+
+}  // namespace
+
+void read_hl7_reports(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Reports& out) {
+  if (!h["reports"].IsDefined() || h["reports"].IsNull()) return;
+  r.map(h["reports"], Reader::join(hp, "reports"),
+        [&](const YAML::Node& m, const std::string& p) {
+          r.boolean(m, p, "enabled", out.enabled);
+          one_of(r, m, p, "accession_field", {"filler", "placer"}, out.accession_field);
+          one_of(r, m, p, "preliminary", {"hold", "send"}, out.preliminary);
+          r.scalar(m, p, "uid_root",
+                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                     if (s.size() > 32 || !check_uid(s).empty())
+                       r.error(k, v,
+                               "must be a UID root of at most 32 characters (digits and dots, "
+                               "no leading zero), e.g. 2.25 or 1.2.826.0.1.3680043.10.1011, not '" +
+                                   s + "'");
+                     else
+                       out.uid_root = s;
+                   });
+        },
+        {"enabled", "accession_field", "preliminary", "uid_root"});
+}
+
+}  // namespace dirgw::config::detail

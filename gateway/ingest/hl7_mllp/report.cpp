@@ -1,0 +1,283 @@
+#include "ingest/hl7_mllp/report.h"
+
+#include <iconv.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "common/text.h"
+
+namespace dirgw::hl7 {
+
+namespace {
+
+Error refused(std::string why) { return make_error(ErrorCode::kProtocol, std::move(why)); }
+
+// Field n of a segment as received, or "".
+std::string_view field(const Segment* s, std::size_t n) {
+  return s != nullptr && n < s->fields.size() ? std::string_view(s->fields[n]) : std::string_view();
+}
+
+// The n-th (0-based) piece of s split on sep, or "" when there are fewer.
+std::string_view part(std::string_view s, char sep, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto at = s.find(sep);
+    if (at == std::string_view::npos) return {};
+    s.remove_prefix(at + 1);
+  }
+  return s.substr(0, s.find(sep));
+}
+
+// Component c (1-based) of the first repetition of a raw field, first subcomponent, decoded.
+std::string component(const Message& m, std::string_view raw_field, std::size_t c,
+                      std::size_t sub = 1) {
+  const Separators& sep = m.separators();
+  const auto rep = part(raw_field, sep.repetition, 0);
+  const auto comp = part(rep, sep.component, c - 1);
+  const auto s = part(comp, sep.subcomponent, sub - 1);
+  std::string v(trim_whitespace(unescape(s, sep)));
+  return v == "\"\"" ? std::string() : v;
+}
+
+const char* iconv_name(std::string_view charset) {
+  static constexpr std::pair<std::string_view, const char*> kSets[] = {
+      {"8859/1", "ISO-8859-1"},   {"8859/2", "ISO-8859-2"},   {"8859/3", "ISO-8859-3"},
+      {"8859/4", "ISO-8859-4"},   {"8859/5", "ISO-8859-5"},   {"8859/6", "ISO-8859-6"},
+      {"8859/7", "ISO-8859-7"},   {"8859/8", "ISO-8859-8"},   {"8859/9", "ISO-8859-9"},
+      {"8859/15", "ISO-8859-15"}, {"UNICODE UTF-8", "UTF-8"}, {"ASCII", "ASCII"}};
+  for (const auto& [name, iconv] : kSets)
+    if (name == charset) return iconv;
+  return nullptr;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80                ? 0
+                          : c >= 0xC2 && c < 0xE0 ? 1
+                          : c >= 0xE0 && c < 0xF0 ? 2
+                          : c >= 0xF0 && c < 0xF5 ? 3
+                                                  : 99;
+    if (n == 99 || s.size() - i <= n) return false;
+    for (std::size_t k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 2) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// A result status to what it means for the report; nullopt for statuses we refuse.
+std::optional<ReportStatus> oru_status(std::string_view code) {
+  if (code == "F") return ReportStatus::kFinal;
+  if (code == "C") return ReportStatus::kCorrected;
+  if (code == "P" || code == "R" || code == "S" || code == "A") return ReportStatus::kPreliminary;
+  return std::nullopt;
+}
+
+// TXA-17 Document Completion Status (table 0271).
+std::optional<ReportStatus> mdm_status(std::string_view code) {
+  if (code == "AU" || code == "LA") return ReportStatus::kFinal;
+  if (code == "DO" || code == "IP" || code == "PA") return ReportStatus::kPreliminary;
+  return std::nullopt;
+}
+
+std::string person_name(std::string family, std::string given) {
+  std::string pn = std::move(family);
+  if (!given.empty()) pn += "^" + given;
+  // '^' and '\' would break the PN's structure once in DICOM.
+  std::replace(pn.begin(), pn.end(), '\\', ' ');
+  return pn;
+}
+
+// The DTM's digits up to seconds, without fraction or zone; "" when not a valid DTM.
+std::string dtm_digits(std::string_view v) {
+  if (!valid_dtm(v)) return {};
+  std::string out;
+  for (char c : v) {
+    if (c < '0' || c > '9') break;
+    out.push_back(c);
+  }
+  return out.substr(0, 14);
+}
+
+// The text and PDF of every OBX segment: TX/FT/ST/CE repetitions are lines; an ED whose type is
+// PDF (with Base64 encoding) is the document.
+Result<void> read_observations(const Message& m, Report& r) {
+  const Separators& sep = m.separators();
+  std::string text;
+  for (std::size_t i = 0; i < m.count("OBX"); ++i) {
+    const Segment* obx = m.segment("OBX", i);
+    const std::string type(trim_whitespace(field(obx, 2)));
+    const std::string_view value = field(obx, 5);
+    if (type == "ED") {
+      const std::string_view rep = part(value, sep.repetition, 0);
+      const std::string subtype(trim_whitespace(unescape(part(rep, sep.component, 2), sep)));
+      const std::string encoding(trim_whitespace(unescape(part(rep, sep.component, 3), sep)));
+      if (strcasecmp(subtype.c_str(), "PDF") != 0)
+        return refused("OBX-5 encapsulated data is not a PDF (OBX-5.3)");
+      if (strcasecmp(encoding.c_str(), "Base64") != 0)
+        return refused("OBX-5 encapsulated PDF is not Base64 encoded (OBX-5.4)");
+      if (!r.pdf.reveal().empty()) return refused("more than one PDF in the report");
+      auto pdf = decode_base64(unescape(part(rep, sep.component, 4), sep));
+      if (!pdf) return pdf.error();
+      if (pdf->rfind("%PDF-", 0) != 0) return refused("OBX-5 encapsulated data is not a PDF");
+      r.pdf = Phi<std::string>(std::move(*pdf));
+    } else if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
+      std::string_view rest = value;
+      for (;;) {
+        const auto at = rest.find(sep.repetition);
+        std::string_view rep = rest.substr(0, at);
+        // Coded values show their text (component 2); text types are the whole repetition.
+        std::string line = (type == "CE" || type == "CWE")
+                               ? unescape(part(rep, sep.component, 1), sep)
+                               : unescape(rep, sep);
+        if (line != "\"\"") text += line + "\n";
+        if (at == std::string_view::npos) break;
+        rest.remove_prefix(at + 1);
+      }
+    }
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  auto utf8 = hl7_text_to_utf8(text, m.charset());
+  if (!utf8) return utf8.error();
+  r.text = Phi<std::string>(std::move(*utf8));
+  if (r.text.reveal().empty() && r.pdf.reveal().empty())
+    return refused("the report has neither text (OBX TX/FT/ST) nor a PDF (OBX ED)");
+  return {};
+}
+
+Result<std::string> utf8_field(const Message& m, std::string value) {
+  return hl7_text_to_utf8(value, m.charset());
+}
+
+}  // namespace
+
+std::string_view to_string(ReportStatus status) {
+  switch (status) {
+    case ReportStatus::kPreliminary:
+      return "preliminary";
+    case ReportStatus::kCorrected:
+      return "corrected";
+    default:
+      return "final";
+  }
+}
+
+Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset) {
+  const std::string set(trim_whitespace(charset));
+  const bool ascii = std::all_of(bytes.begin(), bytes.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (set.empty() || set == "ASCII") {
+    if (ascii || valid_utf8(bytes)) return std::string(bytes);
+    return refused("non-ASCII text without a character set in MSH-18");
+  }
+  const char* from = iconv_name(set);
+  if (from == nullptr) return refused("character set in MSH-18 not supported");
+  if (ascii) return std::string(bytes);
+  if (std::strcmp(from, "UTF-8") == 0) {
+    if (valid_utf8(bytes)) return std::string(bytes);
+    return refused("text is not valid UTF-8 although MSH-18 says so");
+  }
+  iconv_t cd = iconv_open("UTF-8", from);
+  if (cd == reinterpret_cast<iconv_t>(-1))
+    return make_error(ErrorCode::kInternal, "no converter for the character set");
+  std::unique_ptr<void, int (*)(iconv_t)> close(cd, iconv_close);
+  std::string in(bytes), out(bytes.size() * 4 + 4, '\0');
+  char* ip = in.data();
+  char* op = out.data();
+  std::size_t il = in.size(), ol = out.size();
+  if (iconv(cd, &ip, &il, &op, &ol) == static_cast<std::size_t>(-1))
+    return refused("text does not decode in the character set of MSH-18");
+  out.resize(out.size() - ol);
+  return out;
+}
+
+Result<std::string> decode_base64(std::string_view text) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t acc = 0;
+  int bits = 0, pad = 0;
+  for (char c : text) {
+    if (c == '\r' || c == '\n' || c == ' ') continue;
+    if (c == '=') {
+      ++pad;
+      continue;
+    }
+    const auto v = kAlphabet.find(c);
+    if (v == std::string_view::npos || pad > 0) return refused("OBX-5 Base64 data is malformed");
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (pad > 2 || bits >= 6) return refused("OBX-5 Base64 data is malformed");
+  return out;
+}
+
+Result<Report> extract_report(const Message& m, const ReportConfig& config) {
+  Report r;
+  r.message_type = m.message_type();
+  const std::string trigger = m.trigger_event();
+  if (!((r.message_type == "ORU" && trigger == "R01") ||
+        (r.message_type == "MDM" && trigger == "T02")))
+    return refused("only ORU^R01 and MDM^T02 carry reports");
+  r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
+  auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset());
+  r.facility = facility ? *facility : std::string();
+  r.patient_ids = patient_identifiers(m);
+  if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
+  const bool filler = config.accession_field == "filler";
+  const Segment* obr = m.segment("OBR");
+  const Segment* txa = m.segment("TXA");
+  std::string accession;
+  if (obr != nullptr) accession = component(m, field(obr, filler ? 3 : 2), 1);
+  if (accession.empty() && txa != nullptr)
+    accession = component(m, field(txa, filler ? 15 : 14), 1);
+  if (accession.empty())
+    return refused(filler ? "no accession number (filler order number, OBR-3)"
+                          : "no accession number (placer order number, OBR-2)");
+  if (accession.size() > 16) return refused("accession number longer than 16 characters");
+  r.accession = Phi<std::string>(std::move(accession));
+  std::optional<ReportStatus> status;
+  if (r.message_type == "ORU") {
+    r.status_code = component(m, field(obr, 25), 1);
+    if (r.status_code.empty()) r.status_code = component(m, field(m.segment("OBX"), 11), 1);
+    status = oru_status(r.status_code);
+  } else {
+    r.status_code = component(m, field(txa, 17), 1);
+    status = mdm_status(r.status_code);
+  }
+  if (!status) return refused("result status not handled (final, corrected or preliminary)");
+  r.status = *status;
+  if (auto ok = read_observations(m, r); !ok) return ok.error();
+  // Author: OBR-32 (principal result interpreter), else OBX-16 (responsible observer), else
+  // TXA-22 / TXA-9 (authenticator, originator).
+  std::string family = component(m, field(obr, 32), 1, 2),
+              given = component(m, field(obr, 32), 1, 3);
+  for (const auto& [seg, n] : {std::pair{m.segment("OBX"), 16}, {txa, 22}, {txa, 9}}) {
+    if (!family.empty()) break;
+    family = component(m, field(seg, n), 2);
+    given = component(m, field(seg, n), 3);
+  }
+  auto author = utf8_field(m, person_name(family, given));
+  if (!author) return author.error();
+  r.author = Phi<std::string>(std::move(*author));
+  auto title = utf8_field(
+      m, obr != nullptr ? component(m, field(obr, 4), 2) : component(m, field(txa, 2), 2));
+  if (!title) return title.error();
+  r.title = Phi<std::string>(std::move(*title));
+  for (const auto& [seg, n] : {std::pair{obr, 7}, {m.segment("OBX"), 14}, {txa, 4}, {obr, 22}}) {
+    if (!r.observation_time.empty()) break;
+    r.observation_time = dtm_digits(component(m, field(seg, n), 1));
+  }
+  return r;
+}
+
+}  // namespace dirgw::hl7

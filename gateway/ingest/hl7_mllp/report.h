@@ -1,0 +1,53 @@
+// Reports over HL7 v2 (issue 12): ORU^R01 and MDM^T02 mapped to what a DICOM report object
+// needs (accession, patient identifiers, result status, text or an embedded PDF, author,
+// observation time), with the message's character set (MSH-18) decoded to UTF-8. Pure: a parsed
+// message in, a Report or a refusal (our words, never a value from the message) out. What the
+// report becomes (Basic Text SR, Encapsulated PDF) and when it goes: gateway/ingest/reports/.
+// Rules: docs/hl7.md "Reports".
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "ingest/hl7_mllp/hl7.h"
+
+namespace dirgw::hl7 {
+
+enum class ReportStatus { kPreliminary, kFinal, kCorrected };
+std::string_view to_string(ReportStatus status);  // "preliminary", "final", "corrected"
+
+struct ReportConfig {
+  // Where the Accession Number is read: "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14).
+  std::string accession_field = "filler";
+};
+
+struct Report {
+  std::string message_type;        // "ORU" or "MDM"
+  std::string message_key;         // MSH-3.1 / MSH-4.1 / MSH-10: a message sent again is known
+  std::string facility;            // MSH-4.1, the sending facility (the verifying organization)
+  Phi<std::string> accession{""};  // as sent (ASCII in practice)
+  std::vector<PatientIdentifier> patient_ids;
+  ReportStatus status = ReportStatus::kFinal;
+  std::string status_code;       // as sent: "F", "P", "C", "AU", ...
+  Phi<std::string> text{""};     // UTF-8; lines separated by LF; empty for a PDF report
+  Phi<std::string> pdf{""};      // the decoded bytes of an ED (Base64) PDF; empty otherwise
+  Phi<std::string> title{""};    // OBR-4.2 (or TXA-2), UTF-8; may be empty
+  Phi<std::string> author{""};   // DICOM PN "Family^Given", UTF-8; may be empty
+  std::string observation_time;  // HL7 DTM digits (no zone), e.g. "20261203091500"; may be empty
+};
+
+// kProtocol with a reason (our words) when the message is not a report we can take: not ORU^R01 /
+// MDM^T02, no accession, no patient identifier, no text and no PDF, a status we do not handle
+// (cancelled, deleted), a character set we cannot decode, bad Base64.
+Result<Report> extract_report(const Message& message, const ReportConfig& config);
+
+// Bytes in the character set named by MSH-18 (HL7 table 0211: "" / ASCII, 8859/1..9, 8859/15,
+// UNICODE UTF-8) to UTF-8. Without MSH-18 the text must be ASCII or valid UTF-8.
+Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset);
+
+// Strict Base64 (RFC 4648 alphabet, padding; CR/LF/space ignored).
+Result<std::string> decode_base64(std::string_view text);
+
+}  // namespace dirgw::hl7

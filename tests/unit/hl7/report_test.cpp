@@ -1,0 +1,135 @@
+// ORU^R01 / MDM^T02 -> report (gateway/ingest/hl7_mllp/report.h): fields, statuses, character
+// sets, escapes, the embedded PDF and every refusal.
+#include "ingest/hl7_mllp/report.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace dirgw::hl7 {
+namespace {
+
+std::string oru(const std::string& charset, const std::string& obr_status, const std::string& obx,
+                const std::string& obr3 = "ACC123") {
+  return "MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203091500||ORU^R01|MSG0001|P|2.5||||||" + charset +
+         "\r"
+         "PID|1||MRN001^^^LGH-MRN^MR~1234567890^^^ON^JHN||Tremblay^Zoé\r"
+         "OBR|1|PL77|" +
+         obr3 + "|CTHEAD^CT Head|||20261203090000|||||||||||||||20261203091000|||" + obr_status +
+         "|||||||Gagnon&Gagnon&Hélène\r" + obx;
+}
+
+Result<Report> extract(const std::string& er7, ReportConfig cfg = {}) {
+  auto m = Message::parse(er7);
+  EXPECT_TRUE(m.ok()) << (m ? "" : m.error().detail);
+  if (!m) return m.error();
+  return extract_report(*m, cfg);
+}
+
+TEST(Report, FinalTextReport) {
+  auto r = extract(oru("", "F",
+                       "OBX|1|TX|IMP^Impression||No acute finding.~Second line.||||||F\r"
+                       "OBX|2|FT|IMP||Third\\.br\\line \\T\\ more||||||F\r"));
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->message_type, "ORU");
+  EXPECT_EQ(r->message_key, "RIS/LGH/MSG0001");
+  EXPECT_EQ(r->accession.reveal(), "ACC123");
+  EXPECT_EQ(r->status, ReportStatus::kFinal);
+  EXPECT_EQ(r->text.reveal(), "No acute finding.\nSecond line.\nThird\nline & more");
+  EXPECT_TRUE(r->pdf.reveal().empty());
+  EXPECT_EQ(r->title.reveal(), "CT Head");
+  EXPECT_EQ(r->observation_time, "20261203090000");
+  ASSERT_EQ(r->patient_ids.size(), 2u);
+}
+
+TEST(Report, PlacerAccessionWhenConfigured) {
+  ReportConfig cfg;
+  cfg.accession_field = "placer";
+  auto r = extract(oru("", "F", "OBX|1|TX|||text||||||F\r"), cfg);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->accession.reveal(), "PL77");
+}
+
+TEST(Report, Statuses) {
+  const std::string obx = "OBX|1|TX|||text||||||F\r";
+  EXPECT_EQ(extract(oru("", "P", obx))->status, ReportStatus::kPreliminary);
+  EXPECT_EQ(extract(oru("", "C", obx))->status, ReportStatus::kCorrected);
+  EXPECT_FALSE(extract(oru("", "X", obx)).ok());  // cancelled: not a report to file
+  // No OBR-25: the first OBX-11 decides.
+  auto r = extract(oru("", "", "OBX|1|TX|||text||||||C\r"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, ReportStatus::kCorrected);
+}
+
+TEST(Report, Latin1IsDecodedToUtf8) {
+  // "Hélène" and "pneumothorax à droite" in ISO 8859-1 bytes, and one \X..\ escape (é = E9).
+  const std::string latin1 = "OBX|1|TX|||Pas de pneumothorax \xe0 droite, \\XE9\\l\xe8ve.||||||F\r";
+  std::string er7 = oru("8859/1", "F", latin1);
+  er7.replace(er7.find("H\xc3\xa9l\xc3\xa8ne"), 8, "H\xe9l\xe8ne");
+  er7.replace(er7.find("Zo\xc3\xa9"), 4, "Zo\xe9");
+  auto r = extract(er7);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->text.reveal(), "Pas de pneumothorax \xc3\xa0 droite, \xc3\xa9l\xc3\xa8ve.");
+  EXPECT_EQ(r->author.reveal(), "Gagnon^H\xc3\xa9l\xc3\xa8ne");
+}
+
+TEST(Report, Utf8DeclaredOrUndeclared) {
+  const std::string obx = "OBX|1|TX|||\xc3\xa9panchement pleural||||||F\r";
+  auto declared = extract(oru("UNICODE UTF-8", "F", obx));
+  ASSERT_TRUE(declared.ok());
+  EXPECT_EQ(declared->text.reveal(), "\xc3\xa9panchement pleural");
+  EXPECT_TRUE(extract(oru("", "F", obx)).ok());  // undeclared but valid UTF-8
+  // Undeclared and not UTF-8; declared UTF-8 but not; a set we do not know.
+  EXPECT_FALSE(extract(oru("", "F", "OBX|1|TX|||\xe9t\xe9||||||F\r")).ok());
+  EXPECT_FALSE(extract(oru("UNICODE UTF-8", "F", "OBX|1|TX|||\xe9t\xe9||||||F\r")).ok());
+  EXPECT_FALSE(extract(oru("ISO IR87", "F", obx)).ok());
+}
+
+TEST(Report, EmbeddedPdf) {
+  const std::string b64 = "JVBERi0xLjQKJcK1wrYK";  // "%PDF-1.4\n%\xc2\xb5\xc2\xb6\n"
+  auto r = extract(oru("", "F", "OBX|1|ED|PDF^Report||RIS^AP^PDF^Base64^" + b64 + "||||||F\r"));
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->pdf.reveal(), "%PDF-1.4\n%\xc2\xb5\xc2\xb6\n");
+  EXPECT_FALSE(extract(oru("", "F", "OBX|1|ED|||RIS^AP^PDF^Base64^***||||||F\r")).ok());
+  EXPECT_FALSE(extract(oru("", "F", "OBX|1|ED|||RIS^AP^JPEG^Base64^" + b64 + "||||||F\r")).ok());
+  EXPECT_FALSE(extract(oru("", "F", "OBX|1|ED|||RIS^AP^PDF^Base64^aGVsbG8=||||||F\r")).ok());
+}
+
+TEST(Report, Refusals) {
+  const std::string obx = "OBX|1|TX|||text||||||F\r";
+  EXPECT_FALSE(extract(oru("", "F", obx, "")).ok());                   // no accession
+  EXPECT_FALSE(extract(oru("", "F", obx, "ABCDEFGHIJKLMNOPQ")).ok());  // longer than SH
+  EXPECT_FALSE(extract(oru("", "F", "")).ok());                        // no text, no PDF
+  std::string no_pid = oru("", "F", obx);
+  no_pid.replace(no_pid.find("PID|1||"), 7, "PID|1|||");
+  auto r = extract(no_pid);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().detail, "no patient identifier in PID-3");
+  std::string adt = oru("", "F", obx);
+  adt.replace(adt.find("ORU^R01"), 7, "ADT^A08");
+  EXPECT_FALSE(extract(adt).ok());
+}
+
+TEST(Report, MdmT02) {
+  const std::string mdm =
+      "MSH|^~\\&|DICT|LGH|DIRGW|LGH|20261203091500||MDM^T02|M77|P|2.5\r"
+      "PID|1||MRN001^^^LGH-MRN^MR\r"
+      "TXA|1|RAD^Radiology report|TX|20261203090000|||||^Roy^Luc||||||ACC9||AU\r"
+      "OBX|1|TX|||Impression: normal.||||||F\r";
+  auto r = extract(mdm);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->accession.reveal(), "ACC9");
+  EXPECT_EQ(r->status, ReportStatus::kFinal);
+  EXPECT_EQ(r->author.reveal(), "Roy^Luc");
+  EXPECT_EQ(r->text.reveal(), "Impression: normal.");
+}
+
+TEST(Base64, StrictDecoding) {
+  EXPECT_EQ(*decode_base64("aGVsbG8="), "hello");
+  EXPECT_EQ(*decode_base64("aGVs\r\nbG8="), "hello");
+  EXPECT_FALSE(decode_base64("aGVsbG8=x").ok());
+  EXPECT_FALSE(decode_base64("a").ok());
+}
+
+}  // namespace
+}  // namespace dirgw::hl7
