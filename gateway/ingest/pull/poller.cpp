@@ -188,12 +188,12 @@ bool Poller::handle_study(Source& s, QrSession& session, const FoundStudy& found
     }
     return true;
   }
-  return retrieve(s, session, found.study_uid, reported, *row, now);
+  return retrieve(s, session, found.study_uid, reported, *held, *row, now);
 }
 
 bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_uid,
-                      std::int64_t reported, std::optional<catalog::PullStudyRow> row,
-                      std::int64_t now) {
+                      std::int64_t reported, std::int64_t held_before,
+                      std::optional<catalog::PullStudyRow> row, std::int64_t now) {
   catalog::PullStudyRow r = row.value_or(catalog::PullStudyRow{});
   const bool again = row && row->state == "complete";  // it grew on the PACS
   r.source = s.cfg.name;
@@ -202,7 +202,7 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
   log::info(again ? "pull: study grew on the PACS, retrieving it again" : "pull: retrieving study",
             {{"source", s.cfg.name},
              {"study_uid", study_uid},
-             {"held", std::to_string(r.held)},
+             {"held", std::to_string(held_before)},
              {"reported", std::to_string(reported)}});
   sink_.expect(s.cfg.ae_title, study_uid, s.cfg.name);
   auto moved = session.move_study(study_uid, s.destination);

@@ -64,7 +64,8 @@ class Poller {
   // Looks at one study the PACS listed; false when the session is unusable.
   bool handle_study(Source& s, QrSession& session, const FoundStudy& found, std::int64_t now);
   bool retrieve(Source& s, QrSession& session, const std::string& study_uid, std::int64_t reported,
-                std::optional<catalog::PullStudyRow> row, std::int64_t now);
+                std::int64_t held_before, std::optional<catalog::PullStudyRow> row,
+                std::int64_t now);
   void finish_poll(Source& s, catalog::PullSourceRow row, const std::string& error,
                    TimePoint started);
 

@@ -112,8 +112,9 @@ class DcmtkSession final : public QrSession {
     syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
     scu_.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
     scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
-    OFCondition cond = scu_.useSecureConnection(&layer_);
-    if (cond.good()) cond = scu_.initNetwork();
+    // The layer goes on DCMTK's network, which initNetwork() creates.
+    OFCondition cond = scu_.initNetwork();
+    if (cond.good()) cond = scu_.useSecureConnection(&layer_);
     if (cond.bad()) return dimse_error("DCMTK network", cond);
     cond = scu_.negotiateAssociation();
     if (cond.bad()) return dimse_error("association with the PACS failed", cond);
