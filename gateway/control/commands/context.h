@@ -23,6 +23,7 @@
 #include "config/config.h"
 #include "control/protocol.h"
 #include "ingest/folder/folder_status.h"
+#include "ingest/pull/pull_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
@@ -45,6 +46,8 @@ struct LiveFacts {
   std::optional<DicomFacts> dicom;         // none: the DICOM receiver is off
   // Watched export folders, in configuration order (issue 12).
   std::vector<ingest::folder::FolderStatus> folders;
+  // PACS polled with C-FIND / C-MOVE, in configuration order (issue 12).
+  std::vector<ingest::pull::PullStatus> pulls;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates
