@@ -342,8 +342,11 @@ void Application::Impl::begin_stop() {
   sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing associations in progress");
   if (hl7) hl7->stop();
   stopper = std::thread([this] {
-    if (pull) pull->stop();  // between two studies: a C-MOVE in progress ends first
+    // The poller stops asking at once; the receiver's bounded stop cuts a C-MOVE in progress
+    // short (the study is asked for again at the next start), then the poller's thread ends.
+    if (pull) pull->request_stop();
     if (scp) scp->stop();
+    if (pull) pull->stop();
     asio::post(io, [this] { io.stop(); });
   });
 }

@@ -72,12 +72,16 @@ void Poller::start() {
   thread_ = std::thread([this] { run(); });
 }
 
-void Poller::stop() {
+void Poller::request_stop() {
   {
     std::lock_guard lock(wake_mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
+}
+
+void Poller::stop() {
+  request_stop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -232,9 +236,12 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
     r.last_error.clear();
   } else {
     r.state = "incomplete";
-    if (!stopping_) r.failures += 1;  // cut short by our own stop: not the PACS's failure
-    r.next_try_at =
-        now + backoff(s.cfg.retry_initial, s.cfg.retry_max, std::max(1, r.failures)).count();
+    if (stopping_) {
+      r.next_try_at = 0;  // cut short by our own stop: not the PACS's failure, asked again at once
+    } else {
+      r.failures += 1;
+      r.next_try_at = now + backoff(s.cfg.retry_initial, s.cfg.retry_max, r.failures).count();
+    }
     r.last_error = why;
   }
   if (auto saved = ledger_.save_study(r); !saved)
@@ -265,12 +272,15 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
 void Poller::finish_poll(Source& s, catalog::PullSourceRow row, const std::string& error,
                          TimePoint started) {
   const TimePoint now = clock_.now();
-  if (error.empty() && !stopping_) {
+  if (stopping_) {
+    s.next_poll = now;  // stopped mid-poll (a C-MOVE cut by our own stop): again at the next start
+  } else if (error.empty()) {
     row.last_ok_at = to_epoch_ms(started);
     row.failures = 0;
     row.last_error.clear();
-    s.next_poll = started + s.cfg.every;
-  } else if (!error.empty()) {
+    // A poll that took longer than `every` is followed by the next at once.
+    s.next_poll = std::max(started + s.cfg.every, now);
+  } else {
     row.failures += 1;
     row.last_error = error;
     s.next_poll =
@@ -279,10 +289,7 @@ void Poller::finish_poll(Source& s, catalog::PullSourceRow row, const std::strin
     log::warn(
         "pull: poll failed, will retry",
         {{"source", s.cfg.name}, {"reason", error}, {"failures", std::to_string(row.failures)}});
-  } else {
-    s.next_poll = now;  // stopped mid-poll: poll again at the next start
   }
-  if (s.next_poll < now && error.empty() && !stopping_) s.next_poll = now + s.cfg.every;
   row.next_poll_at = to_epoch_ms(s.next_poll);
   if (auto saved = ledger_.save_source(row); !saved)
     log::error("pull: cannot record a poll", {{"error", saved.error().to_string()}});

@@ -51,7 +51,10 @@ class Poller {
   Poller& operator=(const Poller&) = delete;
 
   void start();
-  // Stops between two studies (a C-MOVE in progress finishes or times out first).
+  // Asks the thread to stop between two studies and returns at once; the receiver's bounded
+  // stop then cuts a C-MOVE in progress short.
+  void request_stop();
+  // request_stop() and waits for the thread (a C-MOVE in progress ends or times out first).
   void stop();
   // Polls every source that is due; returns when the next one is.
   TimePoint step();

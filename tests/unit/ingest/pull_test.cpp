@@ -56,6 +56,7 @@ struct FakePacs {
   bool report_counts = true;
   int finds = 0, moves = 0, contents = 0;
   bool fail_moves = false, refuse_connect = false;
+  std::function<void()> during_move;  // e.g. our own stop arriving in the middle of a C-MOVE
   std::function<void(const std::string& study, const std::string& sop)> deliver;
 };
 
@@ -75,6 +76,7 @@ class FakeSession final : public pull::QrSession {
   }
   Result<pull::MoveResult> move_study(const std::string& uid, const std::string&) override {
     ++p_.moves;
+    if (p_.during_move) p_.during_move();
     if (p_.fail_moves) return make_error(ErrorCode::kNetwork, "C-MOVE failed: reset");
     for (const auto& sop : p_.studies[uid]) p_.deliver(uid, sop);
     return pull::MoveResult{0, static_cast<int>(p_.studies[uid].size()), 0, 0};
@@ -102,6 +104,10 @@ class PullPollerTest : public TempCatalog {
       o.peer = "127.0.0.1:5000";
       ASSERT_TRUE(sink_->object_received(o).ok());
     };
+    make_poller();
+  }
+  // A poller over the same catalog: a restart.
+  void make_poller() {
     config::PullSource s;
     s.name = "old";
     s.ae_title = "OLDPACS";
@@ -201,6 +207,30 @@ TEST_F(PullPollerTest, FailedMovesAreRetriedWithBackoffAndShown) {
   EXPECT_EQ(pacs_.moves, 2);
   EXPECT_EQ(held("1.2.3.1"), 1);
   EXPECT_EQ(poller_->status()[0].studies_incomplete, 0);
+}
+
+TEST_F(PullPollerTest, AMoveCutByOurOwnStopIsNoFailureAndIsAskedForAgainAtOnce) {
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1"};
+  pacs_.fail_moves = true;  // the receiver's bounded stop cut the PACS's sub-association
+  pacs_.during_move = [this] { poller_->request_stop(); };
+  poller_->step();
+  auto row = ledger_->study("old", "1.2.3.1");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->state, "incomplete");
+  EXPECT_EQ((*row)->failures, 0);
+  EXPECT_EQ((*row)->next_try_at, 0);
+  auto src = ledger_->source("old");
+  ASSERT_TRUE(src.ok());
+  EXPECT_EQ(src->failures, 0);
+  EXPECT_EQ(src->next_poll_at, to_epoch_ms(clock_.now()));
+  // The next start polls at once and asks for the study again.
+  pacs_.fail_moves = false;
+  pacs_.during_move = nullptr;
+  poller_->stop();
+  make_poller();
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 2);
+  EXPECT_EQ(held("1.2.3.1"), 1);
 }
 
 TEST_F(PullPollerTest, AnUnreachablePacsIsRetriedWithBackoff) {
