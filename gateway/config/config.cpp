@@ -147,6 +147,7 @@ void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& 
 void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& in) {
   if (i["dicom"].IsDefined()) read_dicom(r, i["dicom"], Reader::join(ip, "dicom"), in.dicom);
   read_folders(i, ip, in.folders, r.errors());
+  read_pull(i, ip, in.dicom, in.pull, r.errors());
   if (i["hl7"].IsDefined() && !i["hl7"].IsNull())
     r.map(i["hl7"], Reader::join(ip, "hl7"),
           [&](const YAML::Node& h, const std::string& hp) { read_hl7(r, h, hp, in.hl7); },
@@ -330,7 +331,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   [&](const YAML::Node& i, const std::string& ip) {
                     read_ingest(r, i, ip, c.ingest);
                   },
-                  {"dicom", "hl7", "new_versions", "folders"});
+                  {"dicom", "hl7", "new_versions", "folders", "pull"});
           if (m["policy"].IsDefined())
             r.map(m["policy"], "policy",
                   [&](const YAML::Node& pn, const std::string& pp) {

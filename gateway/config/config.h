@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/folders_config.h"
+#include "config/pull_config.h"
 
 namespace dirgw::config {
 
@@ -89,6 +90,7 @@ struct Ingest {
   DicomIngest dicom;
   Hl7Ingest hl7;
   std::vector<FolderIngest> folders;  // watched export folders (config/folders_config.h)
+  std::vector<PullSource> pull;       // PACS polled with C-FIND / C-MOVE (config/pull_config.h)
   // An SOP instance received again with different bytes: "send" the new version too, or
   // "hold" the study for a person to look at.
   std::string new_versions = "send";

@@ -24,6 +24,7 @@
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/folder/watcher.h"
 #include "ingest/hl7_mllp/listener.h"
+#include "ingest/pull/poller.h"
 #include "ingest/reconcile.h"
 #include "ingest/reports/report_service.h"
 #include "ingest/spool/spool.h"
@@ -79,6 +80,10 @@ struct Application::Impl {
   std::unique_ptr<ingest::CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<ingest::folder::FolderWatcher> folders;  // watched export folders (issue 12)
+  // PACS polled with C-FIND / C-MOVE (issue 12): their objects reach the SCP through pull_sink.
+  std::unique_ptr<catalog::PullLedger> pull_ledger;
+  std::unique_ptr<ingest::pull::PullSink> pull_sink;
+  std::unique_ptr<ingest::pull::Poller> pull;
   std::unique_ptr<commands::Context> commands;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
@@ -216,10 +221,18 @@ Result<void> Application::Impl::start_control() {
 }
 
 Result<void> Application::Impl::start_listeners() {
+  if (!config.ingest.pull.empty()) pull_sink = std::make_unique<ingest::pull::PullSink>(*sink);
   if (config.ingest.dicom.enabled) {
-    scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, *sink, limits,
+    ingest::ObjectSink& scp_sink = pull_sink ? *pull_sink : static_cast<ingest::ObjectSink&>(*sink);
+    scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, scp_sink, limits,
                                              config.retention.spool_floor, metrics.get());
     if (auto r = scp->start(); !r) return r.error();
+  }
+  if (pull_sink) {
+    pull_ledger = std::make_unique<catalog::PullLedger>(catalog->db());
+    pull = std::make_unique<ingest::pull::Poller>(config.ingest.pull, config.ingest.dicom.ae_title,
+                                                  config.timezone, *pull_ledger, *pull_sink, clock);
+    pull->start();
   }
   if (!config.ingest.folders.empty()) {
     folders = std::make_unique<ingest::folder::FolderWatcher>(
@@ -315,6 +328,7 @@ commands::LiveFacts Application::Impl::live_facts() const {
   if (folders) f.folders = folders->status();
   if (report_ledger)
     if (auto counts = report_ledger->counts()) f.hl7_reports = std::move(*counts);
+  if (pull) f.pulls = pull->status();
   f.forwarders = scheduler->status();
   f.host_warnings = host_warnings(config, clock);
   if (audit_forwarder) f.audit_forwarder_error = audit_forwarder->last_error();
@@ -347,7 +361,11 @@ void Application::Impl::begin_stop() {
   sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing associations in progress");
   if (hl7) hl7->stop();
   stopper = std::thread([this] {
+    // The poller stops asking at once; the receiver's bounded stop cuts a C-MOVE in progress
+    // short (the study is asked for again at the next start), then the poller's thread ends.
+    if (pull) pull->request_stop();
     if (scp) scp->stop();
+    if (pull) pull->stop();
     asio::post(io, [this] { io.stop(); });
   });
 }
@@ -355,6 +373,7 @@ void Application::Impl::begin_stop() {
 // Ordered shutdown: no new objects, then no new sends, then the catalog closes.
 void Application::Impl::stop() {
   if (stopper.joinable()) stopper.join();
+  if (pull) pull->stop();
   if (scp) scp->stop();
   if (folders) folders->stop();
   if (hl7) hl7->stop();
@@ -373,6 +392,7 @@ int Application::run() {
   if (!started) {
     log::error("dirgwd cannot start", {{"error", started.error().to_string()}});
     sd_notifyf(0, "STATUS=cannot start: %s", started.error().to_string().c_str());
+    if (s.pull) s.pull->stop();
     if (s.scp) s.scp->stop();
     if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();

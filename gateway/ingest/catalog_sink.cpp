@@ -25,7 +25,9 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
 }
 
 Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
-  const catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
+  catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
+  if (!o.source.empty()) in.source = o.source;  // a C-MOVE we asked for: "pull:<name>"
+
   auto r = ledger_.record_instance(in, new_versions_);
   if (!r) return r.error();
   if (r->kind == catalog::RecordKind::kDuplicate) return SinkOutcome::kDuplicate;

@@ -96,6 +96,13 @@ void print_status(const json& r) {
                   str(f, "path").c_str(), str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
                   str(f, "rejected").c_str(), str(f, "last_error", "").empty() ? "" : "; error: ",
                   str(f, "last_error", "").c_str());
+  if (r.contains("ingest") && r["ingest"].contains("pulls"))
+    for (const auto& p : r["ingest"]["pulls"])
+      std::printf(
+          "pull %-8s %s: %s studies complete, %s incomplete, last poll %s%s%s\n",
+          str(p, "name").c_str(), str(p, "pacs").c_str(), str(p, "studies_complete").c_str(),
+          str(p, "studies_incomplete").c_str(), str(p, "last_poll_at", "never").c_str(),
+          str(p, "last_error", "").empty() ? "" : "; error: ", str(p, "last_error", "").c_str());
   const auto& sp = r["spool"];
   std::printf("spool:        %s free (floor %s)%s\n",
               human_bytes(sp.value("free_bytes", 0.0)).c_str(),
@@ -170,6 +177,20 @@ void print_sources(const json& r) {
                 str(f, "last_scan_at", "never").c_str(), str(f, "next_scan_at", "-").c_str(),
                 str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
                 str(f, "rejected").c_str(), str(f, "last_error", "").c_str());
+  // A pull source: TAKEN counts the studies held completely, OBJECTS the instances its C-MOVEs
+  // brought since start; the studies still incomplete follow, with what we hold of them.
+  for (const auto& p : r["pulls"]) {
+    std::printf("%-8s %-16s %-20s %-20s %6s %8s %8s  %s\n", "pull", str(p, "name").c_str(),
+                str(p, "last_poll_at", "never").c_str(), str(p, "next_poll_at", "-").c_str(),
+                str(p, "studies_complete").c_str(), str(p, "objects_stored").c_str(),
+                str(p, "rejected").c_str(), str(p, "last_error", "").c_str());
+    for (const auto& i : p["incomplete"])
+      std::printf("         incomplete %s: %s of %s instances, %s retrieves, next %s%s%s\n",
+                  str(i, "study_uid").c_str(), str(i, "held").c_str(),
+                  str(i, "reported", "?").c_str(), str(i, "pulls").c_str(),
+                  str(i, "next_try_at", "-").c_str(), str(i, "last_error", "").empty() ? "" : ": ",
+                  str(i, "last_error", "").c_str());
+  }
   const json& reports = r.contains("hl7_reports") ? r["hl7_reports"] : json();
   if (reports.is_object()) {
     std::printf("\nHL7 reports:");
@@ -547,8 +568,8 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
 
   auto* sources = app.add_subcommand(
       "sources",
-      "watched folders: last and next scan, files taken, rejected, last error; HL7 reports by "
-      "state");
+      "watched folders and polled PACS: last and next scan or poll, taken, rejected, last error; "
+      "HL7 reports by state");
   sources->callback([&g, &action] {
     action = [&g] {
       return ask_daemon(g, {{"cmd", "sources"}}, [](const json& r) {

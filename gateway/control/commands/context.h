@@ -24,6 +24,7 @@
 #include "config/config.h"
 #include "control/protocol.h"
 #include "ingest/folder/folder_status.h"
+#include "ingest/pull/pull_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
@@ -48,6 +49,8 @@ struct LiveFacts {
   std::vector<ingest::folder::FolderStatus> folders;
   // HL7 reports by state (issue 12); none when ingest.hl7.reports is off.
   std::optional<std::vector<catalog::ReportCounts>> hl7_reports;
+  // PACS polled with C-FIND / C-MOVE, in configuration order (issue 12).
+  std::vector<ingest::pull::PullStatus> pulls;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
   std::vector<std::string> host_warnings;  // clock, certificates

@@ -1,5 +1,5 @@
 // dirgw sources: every input that is not a listener, with when it last looked, what it took and
-// what it refused (issue 12: watched folders and HL7 reports; pull sources join the list later).
+// what it refused (issue 12: watched folders, HL7 reports, and PACS polled with C-FIND / C-MOVE).
 #include "control/commands/commands.h"
 #include "control/commands/json_helpers.h"
 
@@ -33,11 +33,41 @@ json reports_json(const std::optional<std::vector<catalog::ReportCounts>>& count
   return out;
 }
 
+json pulls_json(const std::vector<ingest::pull::PullStatus>& pulls) {
+  json out = json::array();
+  for (const auto& p : pulls) {
+    json incomplete = json::array();
+    for (const auto& i : p.incomplete)
+      incomplete.push_back({{"study_uid", i.study_uid},
+                            {"held", i.held},
+                            {"reported", i.reported >= 0 ? json(i.reported) : json(nullptr)},
+                            {"pulls", i.pulls},
+                            {"next_try_at", time_or_null(i.next_try_at)},
+                            {"last_error", i.last_error}});
+    out.push_back({{"kind", "pull"},
+                   {"name", p.name},
+                   {"pacs", p.pacs},
+                   {"last_poll_at", time_or_null(p.last_poll_at)},
+                   {"last_ok_at", time_or_null(p.last_ok_at)},
+                   {"next_poll_at", time_or_null(p.next_poll_at)},
+                   {"studies_complete", p.studies_complete},
+                   {"studies_incomplete", p.studies_incomplete},
+                   {"studies_pulled", p.studies_pulled},
+                   {"objects_stored", p.objects_stored},
+                   {"objects_duplicate", p.objects_duplicate},
+                   {"rejected", p.rejected},
+                   {"last_error", p.last_error},
+                   {"incomplete", incomplete}});
+  }
+  return out;
+}
+
 json sources(const Context& ctx) {
   const LiveFacts live = ctx.live();
   return {{"ok", true},
           {"folders", folders_json(live.folders)},
-          {"hl7_reports", reports_json(live.hl7_reports)}};
+          {"hl7_reports", reports_json(live.hl7_reports)},
+          {"pulls", pulls_json(live.pulls)}};
 }
 
 }  // namespace dirgw::control::commands

@@ -129,6 +129,7 @@ json status(const Context& ctx) {
                 {"missing", rec.missing}}}};
   if (live.dicom) out["ingest"]["dicom"] = dicom_json(ctx.config, *live.dicom);
   if (!live.folders.empty()) out["ingest"]["folders"] = folders_json(live.folders);
+  if (!live.pulls.empty()) out["ingest"]["pulls"] = pulls_json(live.pulls);
   const std::uint64_t floor = ctx.config.retention.spool_floor;
   auto free = free_bytes(ctx.spool.root());
   out["spool"] = {{"free_bytes", free ? static_cast<std::int64_t>(*free) : -1},

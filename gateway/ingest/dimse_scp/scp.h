@@ -36,6 +36,7 @@ struct ReceivedObject {
   PrescanResult scan;
   std::string calling_ae;
   std::string peer;
+  std::string source;  // set by a door that knows better ("pull:<name>"); empty: derived
 };
 
 enum class SinkOutcome { kStored, kDuplicate };

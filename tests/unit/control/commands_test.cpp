@@ -153,6 +153,33 @@ TEST_F(CommandsTest, CallersTheAccountsRefuseAreDenied) {
   EXPECT_EQ(handle(*ctx_, {{"cmd", "ping"}}, stranger, daemon_user), json({{"ok", true}}));
 }
 
+// --- sources ----------------------------------------------------------------------------------
+
+TEST_F(CommandsTest, SourcesListsPullSourcesWithTheirIncompleteStudies) {
+  ingest::pull::PullStatus p;
+  p.name = "old-pacs";
+  p.pacs = "OLDPACS@10.0.0.9:104";
+  p.last_poll_at = p.last_ok_at = to_epoch_ms(clock_.now());
+  p.studies_complete = 3;
+  p.studies_incomplete = 1;
+  p.objects_stored = 7;
+  p.incomplete.push_back({"1.2.3", 12, 40, 2, 0, "holding 12 of 40 instances after C-MOVE"});
+  live_.pulls.push_back(p);
+  const json r = run({{"cmd", "sources"}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  ASSERT_EQ(r["pulls"].size(), 1u);
+  const json& j = r["pulls"][0];
+  EXPECT_EQ(j["kind"], "pull");
+  EXPECT_EQ(j["pacs"], "OLDPACS@10.0.0.9:104");
+  EXPECT_EQ(j["last_ok_at"], format_utc_ms(p.last_ok_at));
+  EXPECT_TRUE(j["next_poll_at"].is_null());
+  EXPECT_EQ(j["studies_complete"], 3);
+  EXPECT_EQ(j["objects_stored"], 7);
+  EXPECT_EQ(j["incomplete"][0]["held"], 12);
+  EXPECT_EQ(j["incomplete"][0]["reported"], 40);
+  EXPECT_TRUE(r["folders"].empty());
+}
+
 // --- status -----------------------------------------------------------------------------------
 
 TEST_F(CommandsTest, StatusShowsCatalogAndLiveFacts) {

@@ -1,0 +1,329 @@
+#include "ingest/pull/poller.h"
+
+#include <date/tz.h>
+
+#include <algorithm>
+
+#include "log/log.h"
+
+namespace dirgw::ingest::pull {
+
+using std::chrono::milliseconds;
+
+StudyAction decide(const std::optional<catalog::PullStudyRow>& row, std::int64_t reported,
+                   std::int64_t held, std::int64_t now_ms) {
+  if (reported >= 0 && held >= reported) return StudyAction::kSkip;
+  if (reported < 0 && row && row->state == "complete") return StudyAction::kSkip;
+  if (row && row->state != "complete" && row->next_try_at > now_ms) return StudyAction::kWait;
+  return StudyAction::kPull;
+}
+
+milliseconds backoff(milliseconds initial, milliseconds max, int failures) {
+  milliseconds d = initial;
+  for (int i = 1; i < failures && d < max; ++i) d *= 2;
+  return std::min(d, max);
+}
+
+std::string window_start_date(TimePoint poll_point, milliseconds look_back, const std::string& tz) {
+  const auto t = date::floor<std::chrono::seconds>(poll_point - look_back);
+  date::local_days day;
+  try {
+    day = date::floor<date::days>(date::locate_zone(tz)->to_local(t));
+  } catch (const std::exception&) {
+    day = date::local_days(date::floor<date::days>(t).time_since_epoch());  // UTC
+  }
+  const date::year_month_day ymd(day);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d%02u%02u", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+  return buf;
+}
+
+struct Poller::Source {
+  config::PullSource cfg;
+  std::string calling_ae, destination;
+  TimePoint next_poll{};
+  bool loaded = false;  // next_poll read from the catalog
+  PullStatus status;
+};
+
+Poller::Poller(std::vector<config::PullSource> sources, std::string our_ae, std::string time_zone,
+               catalog::PullLedger& ledger, PullSink& sink, const Clock& clock, QrConnect connect)
+    : our_ae_(std::move(our_ae)),
+      timezone_(std::move(time_zone)),
+      ledger_(ledger),
+      sink_(sink),
+      clock_(clock),
+      connect_(std::move(connect)) {
+  for (auto& c : sources) {
+    auto s = std::make_unique<Source>();
+    s->calling_ae = c.calling_ae.empty() ? our_ae_ : c.calling_ae;
+    s->destination = c.move_destination.empty() ? our_ae_ : c.move_destination;
+    s->status.name = c.name;
+    s->status.pacs = c.ae_title + "@" + c.host + ":" + std::to_string(c.port);
+    s->cfg = std::move(c);
+    sources_.push_back(std::move(s));
+  }
+}
+
+Poller::~Poller() { stop(); }
+
+void Poller::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Poller::request_stop() {
+  {
+    std::lock_guard lock(wake_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+}
+
+void Poller::stop() {
+  request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Poller::run() {
+  while (!stopping_) {
+    const TimePoint next = step();
+    std::unique_lock lock(wake_mutex_);
+    wake_.wait_until(lock, next, [this] { return stopping_.load(); });
+  }
+}
+
+TimePoint Poller::step() {
+  TimePoint next = clock_.now() + std::chrono::hours(1);
+  for (auto& s : sources_) {
+    if (stopping_) break;
+    const TimePoint now = clock_.now();
+    if (!s->loaded) {
+      // The schedule survives a restart: a poll cut short by a crash left next_poll_at in the
+      // past (it is written at the end), so it runs again at once.
+      auto row = ledger_.source(s->cfg.name);
+      if (row) {
+        s->next_poll = from_epoch_ms(row->next_poll_at);
+        s->loaded = true;
+      }
+    }
+    if (s->loaded && s->next_poll <= now) poll(*s, now);
+    next = std::min(next, s->loaded ? s->next_poll : now + std::chrono::seconds(5));
+  }
+  return next;
+}
+
+void Poller::poll(Source& s, TimePoint now) {
+  auto loaded = ledger_.source(s.cfg.name);
+  if (!loaded) {
+    s.next_poll = now + std::chrono::seconds(5);
+    return;
+  }
+  catalog::PullSourceRow row = *loaded;
+  row.last_poll_at = to_epoch_ms(now);
+  const TimePoint point = row.last_ok_at > 0 ? std::min(now, from_epoch_ms(row.last_ok_at)) : now;
+  const std::string from = window_start_date(point, s.cfg.look_back, timezone_);
+  auto session = connect_(s.cfg, s.calling_ae);
+  if (!session) return finish_poll(s, row, session.error().to_string(), now);
+  auto found = (*session)->find_studies(from);
+  if (!found) return finish_poll(s, row, found.error().to_string(), now);
+  log::info("pull: polled",
+            {{"source", s.cfg.name}, {"from", from}, {"studies", std::to_string(found->size())}});
+  std::string error;
+  std::set<std::string> seen;
+  for (const auto& f : *found) {
+    if (stopping_) break;
+    seen.insert(f.study_uid);
+    if (!handle_study(s, **session, f, to_epoch_ms(now))) {
+      error = "the association with the PACS failed during the poll";
+      break;
+    }
+  }
+  // Studies left incomplete whose date has left the window are asked for by UID.
+  auto left = ledger_.summary(s.cfg.name, 100);
+  if (left && error.empty())
+    for (const auto& r : left->incomplete_studies) {
+      if (stopping_) break;
+      if (seen.count(r.study_uid) != 0) continue;
+      FoundStudy f{r.study_uid, r.reported, {}};
+      if (!handle_study(s, **session, f, to_epoch_ms(now))) {
+        error = "the association with the PACS failed during the poll";
+        break;
+      }
+    }
+  finish_poll(s, row, error, now);
+}
+
+bool Poller::handle_study(Source& s, QrSession& session, const FoundStudy& found,
+                          std::int64_t now) {
+  auto row = ledger_.study(s.cfg.name, found.study_uid);
+  if (!row) return true;
+  std::int64_t reported = found.reported;
+  std::set<std::string> modalities = found.modalities;
+  if (reported < 0 || (!s.cfg.modalities.empty() && modalities.empty())) {
+    // The PACS did not say: ask at series and image level (a PACS that cannot answer leaves the
+    // count unknown, and the C-MOVE's own answer decides).
+    if (auto c = session.study_contents(found.study_uid)) {
+      if (reported < 0) reported = c->instances;
+      if (modalities.empty()) modalities = c->modalities;
+    }
+  }
+  if (!s.cfg.modalities.empty() && !modalities.empty() &&
+      std::none_of(s.cfg.modalities.begin(), s.cfg.modalities.end(),
+                   [&](const std::string& m) { return modalities.count(m) != 0; }))
+    return true;
+  auto held = ledger_.held_instances(found.study_uid);
+  if (!held) return true;
+  const StudyAction action = decide(*row, reported, *held, now);
+  if (action == StudyAction::kWait) return true;
+  if (action == StudyAction::kSkip) {
+    if (!*row || (*row)->state != "complete" || (*row)->held != *held ||
+        (*row)->reported != reported) {
+      catalog::PullStudyRow r = row->value_or(catalog::PullStudyRow{});
+      r.source = s.cfg.name;
+      r.study_uid = found.study_uid;
+      if (r.first_seen_at == 0) r.first_seen_at = now;
+      r.state = "complete";
+      r.held = *held;
+      r.reported = reported;
+      r.failures = 0;
+      r.last_error.clear();
+      (void)ledger_.save_study(r);
+    }
+    return true;
+  }
+  return retrieve(s, session, found.study_uid, reported, *held, *row, now);
+}
+
+bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_uid,
+                      std::int64_t reported, std::int64_t held_before,
+                      std::optional<catalog::PullStudyRow> row, std::int64_t now) {
+  catalog::PullStudyRow r = row.value_or(catalog::PullStudyRow{});
+  const bool again = row && row->state == "complete";  // it grew on the PACS
+  r.source = s.cfg.name;
+  r.study_uid = study_uid;
+  if (r.first_seen_at == 0) r.first_seen_at = now;
+  log::info(again ? "pull: study grew on the PACS, retrieving it again" : "pull: retrieving study",
+            {{"source", s.cfg.name},
+             {"study_uid", study_uid},
+             {"held", std::to_string(held_before)},
+             {"reported", std::to_string(reported)}});
+  sink_.expect(s.cfg.ae_title, study_uid, s.cfg.name);
+  auto moved = session.move_study(study_uid, s.destination);
+  const PullTally tally = sink_.done(s.cfg.ae_title, study_uid);
+  auto held = ledger_.held_instances(study_uid);
+  r.held = held ? *held : r.held;
+  r.reported = reported;
+  r.pulls += 1;
+  r.pulled_at = to_epoch_ms(clock_.now());
+  bool complete = false;
+  std::string why;
+  if (!moved) {
+    why = moved.error().to_string();
+  } else if (reported >= 0) {
+    complete = r.held >= reported;
+    if (!complete)
+      why = "holding " + std::to_string(r.held) + " of " + std::to_string(reported) +
+            " instances after C-MOVE (" + std::to_string(moved->failed) + " sub-operations failed)";
+  } else {
+    complete = moved->success() && moved->failed == 0;
+    if (!complete) why = "C-MOVE ended with " + std::to_string(moved->failed) + " failures";
+  }
+  if (complete) {
+    r.state = "complete";
+    r.failures = 0;
+    r.next_try_at = 0;
+    r.last_error.clear();
+  } else {
+    r.state = "incomplete";
+    if (stopping_) {
+      r.next_try_at = 0;  // cut short by our own stop: not the PACS's failure, asked again at once
+    } else {
+      r.failures += 1;
+      r.next_try_at = now + backoff(s.cfg.retry_initial, s.cfg.retry_max, r.failures).count();
+    }
+    r.last_error = why;
+  }
+  if (auto saved = ledger_.save_study(r); !saved)
+    log::error("pull: cannot record a study", {{"error", saved.error().to_string()}});
+  {
+    std::lock_guard lock(status_mutex_);
+    s.status.studies_pulled += 1;
+    s.status.objects_stored += tally.stored;
+    s.status.objects_duplicate += tally.duplicates;
+    s.status.rejected += tally.refused + (moved ? static_cast<std::uint64_t>(moved->failed) : 0);
+  }
+  if (complete)
+    log::info("pull: study complete", {{"source", s.cfg.name},
+                                       {"study_uid", study_uid},
+                                       {"stored", std::to_string(tally.stored)},
+                                       {"duplicates", std::to_string(tally.duplicates)},
+                                       {"held", std::to_string(r.held)}});
+  else
+    log::warn("pull: study incomplete, will retry", {{"source", s.cfg.name},
+                                                     {"study_uid", study_uid},
+                                                     {"stored", std::to_string(tally.stored)},
+                                                     {"held", std::to_string(r.held)},
+                                                     {"reported", std::to_string(reported)},
+                                                     {"reason", why}});
+  return moved.ok();
+}
+
+void Poller::finish_poll(Source& s, catalog::PullSourceRow row, const std::string& error,
+                         TimePoint started) {
+  const TimePoint now = clock_.now();
+  if (stopping_) {
+    s.next_poll = now;  // stopped mid-poll (a C-MOVE cut by our own stop): again at the next start
+  } else if (error.empty()) {
+    row.last_ok_at = to_epoch_ms(started);
+    row.failures = 0;
+    row.last_error.clear();
+    // A poll that took longer than `every` is followed by the next at once.
+    s.next_poll = std::max(started + s.cfg.every, now);
+  } else {
+    row.failures += 1;
+    row.last_error = error;
+    s.next_poll =
+        now + std::min<milliseconds>(backoff(s.cfg.retry_initial, s.cfg.retry_max, row.failures),
+                                     s.cfg.every);
+    log::warn(
+        "pull: poll failed, will retry",
+        {{"source", s.cfg.name}, {"reason", error}, {"failures", std::to_string(row.failures)}});
+  }
+  row.next_poll_at = to_epoch_ms(s.next_poll);
+  if (auto saved = ledger_.save_source(row); !saved)
+    log::error("pull: cannot record a poll", {{"error", saved.error().to_string()}});
+  std::lock_guard lock(status_mutex_);
+  s.status.last_poll_at = row.last_poll_at;
+  s.status.last_ok_at = row.last_ok_at;
+  s.status.next_poll_at = row.next_poll_at;
+  s.status.last_error = row.last_error;
+}
+
+std::vector<PullStatus> Poller::status() const {
+  std::vector<PullStatus> out;
+  for (const auto& s : sources_) {
+    PullStatus st;
+    {
+      std::lock_guard lock(status_mutex_);
+      st = s->status;
+    }
+    if (auto row = ledger_.source(s->cfg.name)) {
+      st.last_poll_at = row->last_poll_at;
+      st.last_ok_at = row->last_ok_at;
+      st.next_poll_at = row->next_poll_at;
+      st.last_error = row->last_error;
+    }
+    if (auto sum = ledger_.summary(s->cfg.name)) {
+      st.studies_complete = sum->complete;
+      st.studies_incomplete = sum->incomplete;
+      for (const auto& r : sum->incomplete_studies)
+        st.incomplete.push_back(
+            {r.study_uid, r.held, r.reported, r.pulls, r.next_try_at, r.last_error});
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+}  // namespace dirgw::ingest::pull

@@ -1,0 +1,235 @@
+#include "ingest/pull/qr_client.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+
+// clang-format off
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/dcmlayer.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
+#include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/oflog/oflog.h"
+// clang-format on
+
+namespace dirgw::ingest::pull {
+
+namespace {
+
+// Every connection to the PACS gets TCP_NODELAY (whatever the environment says) and socket
+// time-outs, before its first byte. DcmSCU takes a transport layer only as its "secure" one;
+// this layer hands back plain TCP connections whatever it is asked for.
+class TcpLayer final : public DcmTransportLayer {
+ public:
+  explicit TcpLayer(std::chrono::milliseconds timeout) : timeout_(timeout) {}
+  DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool) override {
+    int one = 1;
+    ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    DcmTransportConnection* c = DcmTransportLayer::createConnection(socket, OFFalse);
+    timeval tv{};
+    tv.tv_sec = std::max<long>(1, static_cast<long>((timeout_.count() + 999) / 1000));
+    ::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return c;
+  }
+
+ private:
+  std::chrono::milliseconds timeout_;
+};
+
+// DcmSCU keeps its transport-layer hook protected (it is meant for DcmTLSSCU).
+class Scu final : public DcmSCU {
+ public:
+  using DcmSCU::useSecureConnection;
+};
+
+Error dimse_error(const std::string& what, const OFCondition& cond) {
+  return make_error(ErrorCode::kNetwork, what + ": " + cond.text());
+}
+
+std::string text_of(DcmDataset* ds, const DcmTagKey& tag) {
+  OFString v;
+  if (ds == nullptr || ds->findAndGetOFStringArray(tag, v).bad()) return "";
+  std::string s = v.c_str();
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  return s;
+}
+
+std::set<std::string> split_modalities(const std::string& v) {
+  std::set<std::string> out;
+  std::size_t i = 0;
+  while (i <= v.size()) {
+    std::size_t j = v.find('\\', i);
+    if (j == std::string::npos) j = v.size();
+    std::string m = v.substr(i, j - i);
+    m.erase(0, m.find_first_not_of(' '));
+    while (!m.empty() && m.back() == ' ') m.pop_back();
+    if (!m.empty()) out.insert(m);
+    i = j + 1;
+  }
+  return out;
+}
+
+// Deletes DcmSCU's answers when the list goes out of scope.
+template <class T>
+struct Answers {
+  OFList<T*> list;
+  ~Answers() {
+    for (T* r : list) delete r;
+  }
+};
+
+class DcmtkSession final : public QrSession {
+ public:
+  DcmtkSession(const config::PullSource& source, const std::string& calling_ae)
+      : source_(source), layer_(source.timeout) {
+    scu_.setAETitle(calling_ae.c_str());
+    scu_.setPeerAETitle(source.ae_title.c_str());
+    scu_.setPeerHostName(source.host.c_str());
+    scu_.setPeerPort(static_cast<Uint16>(source.port));
+    const auto seconds = static_cast<Uint32>(std::max<long long>(
+        1, (std::chrono::duration_cast<std::chrono::milliseconds>(source.timeout).count() + 999) /
+               1000));
+    scu_.setACSETimeout(seconds);
+    scu_.setDIMSETimeout(seconds);
+    scu_.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+    scu_.setConnectionTimeout(static_cast<Sint32>(seconds));
+  }
+  ~DcmtkSession() override {
+    if (scu_.isConnected()) scu_.releaseAssociation();
+  }
+
+  Result<void> open() {
+    OFList<OFString> syntaxes;
+    syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
+    syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
+    scu_.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
+    scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
+    // The layer goes on DCMTK's network, which initNetwork() creates.
+    OFCondition cond = scu_.initNetwork();
+    if (cond.good()) cond = scu_.useSecureConnection(&layer_);
+    if (cond.bad()) return dimse_error("DCMTK network", cond);
+    cond = scu_.negotiateAssociation();
+    if (cond.bad()) return dimse_error("association with the PACS failed", cond);
+    find_ = scu_.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
+    move_ = scu_.findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
+    if (find_ == 0)
+      return make_error(ErrorCode::kNetwork,
+                        "the PACS refused Study Root C-FIND (check its AE table for our AE)");
+    return {};
+  }
+
+  Result<std::vector<FoundStudy>> find_studies(const std::string& from_date) override {
+    DcmDataset q;
+    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+    q.putAndInsertString(DCM_StudyDate, (from_date + "-").c_str());
+    q.putAndInsertString(DCM_StudyInstanceUID, "");
+    q.putAndInsertString(DCM_NumberOfStudyRelatedInstances, "");
+    q.putAndInsertString(DCM_ModalitiesInStudy, "");
+    Answers<QRResponse> a;
+    if (auto r = find(q, a); !r) return r.error();
+    std::vector<FoundStudy> out;
+    for (QRResponse* r : a.list) {
+      if (r->m_dataset == nullptr) continue;
+      FoundStudy f;
+      f.study_uid = text_of(r->m_dataset, DCM_StudyInstanceUID);
+      if (f.study_uid.empty()) continue;
+      const std::string n = text_of(r->m_dataset, DCM_NumberOfStudyRelatedInstances);
+      if (!n.empty() && n.size() < 10 && n.find_first_not_of("0123456789 ") == std::string::npos)
+        f.reported = std::stoll(n);
+      f.modalities = split_modalities(text_of(r->m_dataset, DCM_ModalitiesInStudy));
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  Result<StudyContents> study_contents(const std::string& study_uid) override {
+    DcmDataset q;
+    q.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
+    q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+    q.putAndInsertString(DCM_SeriesInstanceUID, "");
+    q.putAndInsertString(DCM_Modality, "");
+    Answers<QRResponse> series;
+    if (auto r = find(q, series); !r) return r.error();
+    StudyContents out;
+    for (QRResponse* s : series.list) {
+      const std::string uid = text_of(s->m_dataset, DCM_SeriesInstanceUID);
+      if (uid.empty()) continue;
+      const std::string modality = text_of(s->m_dataset, DCM_Modality);
+      if (!modality.empty()) out.modalities.insert(modality);
+      DcmDataset iq;
+      iq.putAndInsertString(DCM_QueryRetrieveLevel, "IMAGE");
+      iq.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+      iq.putAndInsertString(DCM_SeriesInstanceUID, uid.c_str());
+      iq.putAndInsertString(DCM_SOPInstanceUID, "");
+      Answers<QRResponse> images;
+      if (auto r = find(iq, images); !r) return r.error();
+      for (QRResponse* i : images.list)
+        if (!text_of(i->m_dataset, DCM_SOPInstanceUID).empty()) ++out.instances;
+    }
+    return out;
+  }
+
+  Result<MoveResult> move_study(const std::string& study_uid,
+                                const std::string& destination) override {
+    if (move_ == 0)
+      return make_error(ErrorCode::kNetwork,
+                        "the PACS refused Study Root C-MOVE (check its AE table for our AE)");
+    DcmDataset q;
+    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+    q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+    Answers<RetrieveResponse> a;
+    OFCondition cond = scu_.sendMOVERequest(move_, destination.c_str(), &q, &a.list);
+    if (cond.bad()) return dimse_error("C-MOVE failed", cond);
+    if (a.list.empty()) return make_error(ErrorCode::kNetwork, "C-MOVE: no answer");
+    const RetrieveResponse* last = a.list.back();
+    MoveResult m;
+    m.status = last->m_status;
+    m.completed = last->m_numberOfCompletedSubops;
+    m.failed = last->m_numberOfFailedSubops;
+    m.warning = last->m_numberOfWarningSubops;
+    return m;
+  }
+
+ private:
+  Result<void> find(DcmDataset& q, Answers<QRResponse>& a) {
+    OFCondition cond = scu_.sendFINDRequest(find_, &q, &a.list);
+    if (cond.bad()) return dimse_error("C-FIND failed", cond);
+    // The last answer is the final one: success, or a failure status.
+    if (!a.list.empty()) {
+      const Uint16 status = a.list.back()->m_status;
+      if (status != 0x0000 && status != 0xFF00 && status != 0xFF01) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "%04X", status);
+        return make_error(ErrorCode::kNetwork,
+                          std::string("C-FIND refused by the PACS (status ") + hex + ")");
+      }
+    }
+    return {};
+  }
+
+  const config::PullSource& source_;
+  TcpLayer layer_;
+  Scu scu_;
+  T_ASC_PresentationContextID find_ = 0, move_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<QrSession>> connect_dcmtk(const config::PullSource& source,
+                                                 const std::string& calling_ae) {
+  static std::once_flag once;
+  std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
+  auto s = std::make_unique<DcmtkSession>(source, calling_ae);
+  if (auto r = s->open(); !r) return r.error();
+  return std::unique_ptr<QrSession>(std::move(s));
+}
+
+}  // namespace dirgw::ingest::pull

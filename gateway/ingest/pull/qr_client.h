@@ -1,0 +1,57 @@
+// Query/retrieve against one PACS (issue 12, ingest.pull): C-FIND at study level for the studies
+// in a date range, SERIES/IMAGE C-FINDs to count a study's instances when the PACS does not
+// report NumberOfStudyRelatedInstances, and C-MOVE of one study to our own receiver. A session is
+// one association (DCMTK's DcmSCU); the poller sees only the QrSession interface, so that a unit
+// test drives it with a fake. Only UIDs, dates and counts are asked for: no patient value is
+// requested, and DCMTK's own logging (which prints datasets) stays off. No exceptions leave.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "config/pull_config.h"
+
+namespace dirgw::ingest::pull {
+
+struct FoundStudy {
+  std::string study_uid;
+  std::int64_t reported = -1;        // NumberOfStudyRelatedInstances; -1: not answered
+  std::set<std::string> modalities;  // ModalitiesInStudy; empty: not answered
+};
+
+struct StudyContents {
+  std::int64_t instances = 0;
+  std::set<std::string> modalities;
+};
+
+struct MoveResult {
+  std::uint16_t status = 0;  // the final C-MOVE-RSP's status
+  int completed = 0, failed = 0, warning = 0;
+  bool success() const { return status == 0x0000; }
+};
+
+class QrSession {
+ public:
+  virtual ~QrSession() = default;
+  // Studies whose Study Date is `from_date` (YYYYMMDD) or later.
+  virtual Result<std::vector<FoundStudy>> find_studies(const std::string& from_date) = 0;
+  // Series (with modality) then images of one study: what it holds, for PACS that do not
+  // answer NumberOfStudyRelatedInstances or ModalitiesInStudy.
+  virtual Result<StudyContents> study_contents(const std::string& study_uid) = 0;
+  // C-MOVE of the whole study to `destination`; returns when the PACS's final answer arrives.
+  virtual Result<MoveResult> move_study(const std::string& study_uid,
+                                        const std::string& destination) = 0;
+};
+
+// Opens a session (one association with the Study Root FIND and MOVE models) with the PACS.
+using QrConnect = std::function<Result<std::unique_ptr<QrSession>>(const config::PullSource&,
+                                                                   const std::string& calling_ae)>;
+Result<std::unique_ptr<QrSession>> connect_dcmtk(const config::PullSource& source,
+                                                 const std::string& calling_ae);
+
+}  // namespace dirgw::ingest::pull

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Pulling from a PACS that cannot push (issue 12, ingest.pull), with real parts: DCMTK's
+dcmqrscp is the PACS (its AE table knows dirgw's receiver as a move destination), Orthanc the
+repository, dirgwd polls with C-FIND every 2 s and retrieves with C-MOVE to its own SCP.
+
+- three studies of today are polled: all arrive in Orthanc exactly once; a fourth dated 2024
+  (outside the look-back window) never does;
+- a study added later arrives on the next poll; further polls retrieve nothing;
+- an instance added to a study already pulled makes it be retrieved again (only the new
+  instance is new to us);
+- kill -9 in the middle of a 40-instance C-MOVE: after a restart nothing is lost and nothing is
+  taken twice;
+- `dirgw sources` (and --json) and `dirgw study` show the pull source; logs carry no patient
+  value."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import log  # noqa: E402
+
+
+class Pacs:
+    """dcmqrscp with one storage area (AE PACS) that knows DIRGW at `dirgw_port`."""
+
+    def __init__(self, work, dirgw_port):
+        self.dir = os.path.join(work, "pacs")
+        self.storage = os.path.join(self.dir, "db")
+        os.makedirs(self.storage)
+        self.port = harness.free_port()
+        self.config = os.path.join(self.dir, "dcmqrscp.cfg")
+        with open(self.config, "w") as f:
+            f.write(f"""NetworkTCPPort  = {self.port}
+MaxPDUSize      = 16384
+MaxAssociations = 16
+HostTable BEGIN
+dirgw = (DIRGW, 127.0.0.1, {dirgw_port})
+HostTable END
+VendorTable BEGIN
+VendorTable END
+AETable BEGIN
+PACS   {self.storage}   RW (400, 1024mb)   ANY
+AETable END
+""")
+        # Forking mode: Debian's dcmqrscp 3.6.7 crashes after an association in --single-process.
+        self.process = harness.Process("dcmqrscp", ["dcmqrscp", "-c", self.config],
+                                       os.path.join(self.dir, "dcmqrscp.log"))
+        harness.wait_for("dcmqrscp to listen", self._listening, 20)
+        log(f"dcmqrscp (AE PACS) on 127.0.0.1:{self.port}")
+
+    def _listening(self):
+        import socket
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def load(self, files):
+        rc, out = harness.storescu(self.port, files, calling="LOADER", called="PACS")
+        if rc != 0:
+            raise RuntimeError(f"storescu into dcmqrscp failed: {out}")
+
+
+def dated(files, date):
+    """The PACS holds studies of `date` (synthetic studies carry a fixed 2024 date)."""
+    subprocess.run(["dcmodify", "-nb", "-q", "-m", f"StudyDate={date}"] + files, check=True)
+    return files
+
+
+def sources(gw, check):
+    rc, out, err = gw.run_cli("sources", "--json")
+    check(rc == 0, f"dirgw sources --json: {rc} {err}")
+    pulls = json.loads(out).get("pulls", []) if rc == 0 else []
+    return pulls[0] if pulls else {}
+
+
+def retrieving_lines(gw):
+    return [l for l in gw.log_text().splitlines() if "pull: retrieving study" in l or
+            "pull: study grew" in l]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    check = harness.Checks()
+    t_start = time.time()
+
+    work = harness.tempdir("dirgw-pull-")
+    manifest = os.path.join(work, "manifest.jsonl")
+    today = time.strftime("%Y%m%d")
+
+    def study(name, modality, n, seed, size=64, extra=()):
+        uid, files = harness.synth(args.build_dir, os.path.join(work, "synth", name), modality, n,
+                                   seed=seed, patient_index=seed - 40, manifest=manifest,
+                                   extra=["--rows", str(size), "--cols", str(size)] + list(extra))
+        return uid, files
+
+    a_uid, a = study("a", "CT", 3, 41)
+    b_uid, b = study("b", "MR", 2, 42)
+    c_uid, c = study("c", "CR", 1, 43)
+    old_uid, old = study("old", "CR", 1, 44)      # dated 2024: outside the window
+    d_uid, d = study("d", "CT", 2, 45)            # added later
+    _, b2 = study("b2", "MR", 1, 46, extra=["--study-uid", b_uid])  # B grows
+    k_uid, k = study("kill", "CT", 40, 47, size=256)  # C-MOVE cut by kill -9
+    for files in (a, b, c, d, b2, k):
+        dated(files, today)
+
+    repo = harness.Orthanc(work).start()
+    # The PACS must know dirgw's port and dirgw the PACS's: the gateway's configuration is
+    # written again once the PACS listens (same ports and state).
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, allowed_callers=("PACS1", "PACS"))
+    pacs = Pacs(work, gw.port)
+    ingest = (f"  pull:\n    - {{ name: old-pacs, ae_title: PACS, host: 127.0.0.1, port: {pacs.port},"
+              f" every: 2s, look_back: 1d, retry: {{ initial: 1s, max: 4s }}, timeout: 20s }}\n")
+    gw.reconfigure(ingest_yaml=ingest)
+    pacs.load(a + b + c + old)
+    gw.start()
+
+    first = {a_uid: 3, b_uid: 2, c_uid: 1}
+    harness.wait_for("the three studies in Orthanc",
+                     lambda: repo.count_instances() >= sum(first.values()), 60, 0.5)
+    p0 = sources(gw, check)
+    polls_before = p0.get("last_poll_at")
+    harness.wait_for("two further polls", lambda: sources(gw, check).get("last_poll_at") !=
+                     polls_before, 20, 0.5)
+    time.sleep(2.5)
+    count = repo.count_instances()
+    check(count == 6, f"Orthanc holds {count} instances, expected exactly 6")
+    for files in (a, b, c):
+        for p in files:
+            check(repo.instance_id(harness.sop_instance_uid(p)) is not None,
+                  f"instance {harness.sop_instance_uid(p)} is not in Orthanc")
+    check(repo.instance_id(harness.sop_instance_uid(old[0])) is None,
+          "the study dated outside the look-back window was pulled")
+    check(gw.status()["catalog"]["instances"] == 6,
+          f"catalog holds {gw.status()['catalog']['instances']}, expected 6 (taken twice?)")
+    moves = retrieving_lines(gw)
+    check(len(moves) == 3, f"{len(moves)} C-MOVEs for three studies over several polls")
+    rc, out, err = gw.run_cli("study", a_uid)
+    check(rc == 0 and "source: pull:old-pacs" in out, f"dirgw study shows no pull source: {out}{err}")
+    p1 = sources(gw, check)
+    check(p1.get("name") == "old-pacs" and p1.get("studies_complete") == 3 and
+          p1.get("objects_stored") == 6 and p1.get("last_error") == "" and
+          p1.get("last_ok_at") and p1.get("next_poll_at"), f"dirgw sources: {p1}")
+    rc, out, err = gw.run_cli("sources")
+    check(rc == 0 and "old-pacs" in out and "pull" in out, f"dirgw sources (table): {out}{err}")
+    log(f"first polls done in {time.time() - t_start:.0f}s: {count} instances, {len(moves)} moves")
+
+    # --- a study added later arrives on the next poll; then nothing more is asked for
+    pacs.load(d)
+    harness.wait_for("the later study in Orthanc", lambda: repo.count_instances() >= 8, 30, 0.5)
+    time.sleep(2.5)  # a further poll
+    check(repo.count_instances() == 8, f"Orthanc holds {repo.count_instances()}, expected 8")
+    check(len(retrieving_lines(gw)) == 4,
+          f"{len(retrieving_lines(gw))} C-MOVEs after the later study, expected 4")
+
+    # --- an instance added to a study already pulled: retrieved again, one new instance
+    pacs.load(b2)
+    harness.wait_for("the grown study's new instance in Orthanc",
+                     lambda: repo.count_instances() >= 9, 30, 0.5)
+    time.sleep(2.5)
+    check(repo.count_instances() == 9, f"Orthanc holds {repo.count_instances()}, expected 9")
+    grew = [l for l in gw.log_text().splitlines() if "pull: study grew" in l]
+    check(len(grew) == 1 and b_uid in grew[0], f"the grown study was retrieved {len(grew)} times")
+    check(gw.status()["catalog"]["instances"] == 9, "catalog count after the grown study")
+
+    # --- kill -9 in the middle of a 40-instance C-MOVE; restart: all arrive, none twice
+    pacs.load(k)
+    held = harness.wait_for("the C-MOVE of the large study to be under way",
+                            lambda: max(0, gw.status()["catalog"]["instances"] - 10), 30, 0.05)
+    gw.kill9()
+    log(f"killed -9 during the C-MOVE (at least {held + 1} of 40 held)")
+    gw.start()
+    harness.wait_for("the killed study in Orthanc", lambda: repo.count_instances() >= 49, 90, 0.5)
+    time.sleep(2.5)
+    st = gw.status()
+    check(repo.count_instances() == 49, f"after kill -9: Orthanc holds {repo.count_instances()}, "
+          "expected 49")
+    check(st["catalog"]["instances"] == 49,
+          f"after kill -9: catalog holds {st['catalog']['instances']}, expected 49 (taken twice?)")
+    p2 = sources(gw, check)
+    check(p2.get("studies_complete") == 5 and p2.get("studies_incomplete") == 0,
+          f"dirgw sources after the restart: {p2}")
+
+    hits = harness.scan_for_phi({"dirgwd.log": gw.log_text()}, manifest)
+    check(not hits, f"patient values in the log: {hits}")
+
+    gw.stop()
+    log(f"done in {time.time() - t_start:.0f}s")
+    if check.failures:
+        print(f"{len(check.failures)} failure(s)")
+        return 1
+    print("pull: all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
