@@ -233,6 +233,58 @@ TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
   EXPECT_EQ(catalog_->queries.status()->destinations[0].last_error, "0xA900");
 }
 
+// Issue 17, item 8: a batch that failed as a whole leaves nothing on the wire; the study's other
+// instances (never tried, due now) must not keep it SENDING while the circuit is open.
+TEST_F(CatalogTest, WholeBatchFailedLeavesStudyWaitingNotSending) {
+  for (int i = 1; i <= 4; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 2, 1 << 30);
+  ASSERT_EQ(due.size(), 2u);
+  auto begun = catalog_->delivery.begin_send("hdirs", due);
+  ASSERT_TRUE(begun.ok());
+  begun->permit.release();
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+  const auto retry_at = to_epoch_ms(clock_.now() + seconds(30));
+  ASSERT_TRUE(catalog_->delivery
+                  .record_deliveries(
+                      "hdirs", {{due[0].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at},
+                                {due[1].instance_id, DeliveryResult::kRetry, "HTTP 503", retry_at}})
+                  .ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+  // Its untried instances still go at the next attempt, which makes it SENDING again.
+  auto next = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 2, 1 << 30);
+  ASSERT_EQ(next.size(), 2u);
+  auto again = catalog_->delivery.begin_send("hdirs", next);
+  ASSERT_TRUE(again.ok());
+  again->permit.release();
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+  // Those two delivered: progress, but the first two wait for their retry: RETRY_WAIT.
+  ASSERT_TRUE(
+      catalog_->delivery
+          .record_deliveries("hdirs", {{next[0].instance_id, DeliveryResult::kDelivered, "", 0},
+                                       {next[1].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+}
+
+TEST_F(CatalogTest, BatchThatMadeProgressKeepsStudySendingWhileMoreIsDue) {
+  for (int i = 1; i <= 4; ++i)
+    ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  auto due = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 2, 1 << 30);
+  ASSERT_EQ(due.size(), 2u);
+  auto begun = catalog_->delivery.begin_send("hdirs", due);
+  ASSERT_TRUE(begun.ok());
+  begun->permit.release();
+  ASSERT_TRUE(
+      catalog_->delivery
+          .record_deliveries("hdirs", {{due[0].instance_id, DeliveryResult::kDelivered, "", 0},
+                                       {due[1].instance_id, DeliveryResult::kDelivered, "", 0}})
+          .ok());
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+}
+
 TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
