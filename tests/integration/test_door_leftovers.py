@@ -21,7 +21,6 @@ dcmconv, a real Orthanc with its DICOMweb plugin.
 
 import argparse
 import os
-import shutil
 import sqlite3
 import struct
 import subprocess
@@ -138,17 +137,6 @@ def sending_without_flight(check, a):
     log(f"while B was down: {samples} samples, {waiting} RETRY_WAIT, {bad} SENDING idle")
 
 
-def dimse_destination(gw, b):
-    """Points A's one destination at B's C-STORE SCP (type: dimse)."""
-    with open(gw.config_path) as f:
-        text = f.read()
-    text = text.replace("    type: stow-rs\n    url: http://unused/\n",
-                        f"    type: dimse\n    dimse: {{ ae_title: {b.ae_title}, calling_ae: PACS1, "
-                        f"host: 127.0.0.1, port: {b.port} }}\n")
-    with open(gw.config_path, "w") as f:
-        f.write(text)
-
-
 def un_uids_and_stale_error(check, args, work, repo, b):
     """Items 5 and 8. Returns (SOP Instance UID of the UN object, its study UID)."""
     folder = os.path.join(work, "export")
@@ -158,7 +146,7 @@ def un_uids_and_stale_error(check, args, work, repo, b):
     a = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-a", stable_age="1s",
                         batch_max=3, ingest_yaml=ingest, retry="{ initial: 300ms, max: 1s }",
                         circuit="{ failures: 2, cooldown: 1s }")
-    dimse_destination(a, b)
+    a.use_dimse_destination(b.ae_title, b.port, calling_ae="PACS1")
     a.start()
     _, files = harness.synth(args.build_dir, os.path.join(work, "rt"), "CT", 7, seed=171,
                              extra=["--rows", "16", "--cols", "16"])
