@@ -727,10 +727,14 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
       sink_.refused({calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
     } else if (!ctx.stored && cond != DUL_PEERABORTEDASSOCIATION) {
       // DCMTK failed the receive (an odd PDV fragment, a malformed PDU, the connection lost):
-      // the sender gets no answer, but status counts it and the row says why.
+      // the sender gets no answer, but status counts it and the row says why. A refusal already
+      // decided (the pre-scan's reason) whose answer could not be sent keeps its reason.
       stats_.refused++;
-      sink_.refused(
-          {calling_ae, peer, "C-STORE receive failed: " + why, refusal::kReceiveFailed, false});
+      const bool decided = !ctx.failure.empty();
+      sink_.refused({calling_ae, peer,
+                     decided ? "C-STORE refused: " + ctx.failure + " (the answer could not be sent)"
+                             : "C-STORE receive failed: " + why,
+                     decided ? refusal::kStoreRefused : refusal::kReceiveFailed, false});
     }
     if (ctx.stored) {
       // Stored and catalogued but the response could not be sent: the sender will send again
