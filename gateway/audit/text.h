@@ -7,13 +7,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/utf8.h"
+
 namespace dirgw::audit::text {
 
-// Decodes one code point at s[i] (strict: no overlong forms, no surrogates, at most U+10FFFF).
-// Returns the number of bytes it took, or 0 when s[i] does not start a valid sequence.
-std::size_t decode_utf8(std::string_view s, std::size_t i, char32_t& cp);
+using dirgw::decode_utf8;  // common/utf8.h
+using dirgw::is_valid_utf8;
 
-bool is_valid_utf8(std::string_view s);
 // Invalid bytes become U+FFFD, one per byte.
 std::string sanitize_utf8(std::string_view s);
 

@@ -110,6 +110,7 @@ namespace {
 // What one batch of answers changed, gathered while each instance's row is written.
 struct BatchEffects {
   std::set<std::int64_t> studies;                // studies whose state may have moved
+  std::set<std::int64_t> progressed;             // studies with an instance accepted or refused
   std::set<std::int64_t> sent_after_withdrawal;  // accepted while their withdrawal took effect
   bool any_sent = false;
   std::string last_error;
@@ -156,6 +157,7 @@ void apply_answer(Connection& db, const std::string& destination, const Delivery
   if (db.changes() == 0) return;
   if (gone && delivered) fx.sent_after_withdrawal.insert(study_id);
   fx.any_sent = fx.any_sent || delivered;
+  if (delivered || u.result == DeliveryResult::kRefused) fx.progressed.insert(study_id);
   if (!delivered && !u.error.empty()) fx.last_error = u.error;
   fx.studies.insert(study_id);
 }
@@ -210,7 +212,7 @@ Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
     finish_waiting_notifications(db, db_.clock(), destination);
     // Each study's state from its counters (schema 9), not a recount of its deliveries.
     for (auto id : fx.studies) {
-      auto moved = refresh_study_state(db, db_.clock(), id, destination);
+      auto moved = refresh_study_state(db, db_.clock(), id, destination, fx.progressed.count(id));
       if (moved && *moved == StudyState::kSent)
         audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
                           std::string(audit::kSuccess));

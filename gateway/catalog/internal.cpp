@@ -82,8 +82,8 @@ bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
 }
 
 std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock,
-                                              std::int64_t study_id,
-                                              const std::string& destination) {
+                                              std::int64_t study_id, const std::string& destination,
+                                              bool progressed) {
   const std::int64_t now = to_epoch_ms(clock.now());
   // The counters are kept by triggers as deliveries change (schema 9): nothing is recounted.
   auto cur = db.prepare(
@@ -96,7 +96,7 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
   if (state != kSending && state != kReady && state != kRetryWait) return std::nullopt;
   const std::int64_t pending = cur.int64(1), failed = cur.int64(3);
   bool due = cur.int64(2) > 0;
-  if (!due && pending > 0) {
+  if (!due && pending > 0 && progressed) {
     auto st = db.prepare(
         "SELECT 1 FROM deliveries WHERE study_id = ?1 AND destination = ?2 AND state = 'pending' "
         "AND next_attempt_at <= ?3 LIMIT 1");

@@ -38,10 +38,13 @@ bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
 // WITHDRAWN, and its pending deliveries never sent.
 bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
               const std::string& destination, const std::string& reason);
-// The state a sending study moves to from its deliveries' counts, if it moves.
+// The state a sending study moves to from its deliveries' counts, if it moves. SENDING means
+// something of the study is on the wire, or its last batch made progress and more is due now;
+// a study none of whose instances are in flight after a batch that failed as a whole (the
+// circuit may open: nothing may go for minutes) waits in RETRY_WAIT (issue 17, item 8).
 std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock,
-                                              std::int64_t study_id,
-                                              const std::string& destination);
+                                              std::int64_t study_id, const std::string& destination,
+                                              bool progressed = true);
 // Seals `e` onto the audit chain and inserts it.
 void append_audit(Connection& db, const Clock& clock, audit::Event e);
 

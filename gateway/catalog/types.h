@@ -219,6 +219,8 @@ inline constexpr const char* kValidation = "validation";
 inline constexpr const char* kOperator = "operator";
 inline constexpr const char* kNewVersion = "new-version";
 inline constexpr const char* kDeidRefused = "deid-refused";  // not de-identifiable as configured
+// Explicit VR Big Endian where the destination says big_endian: refuse (or it did not convert).
+inline constexpr const char* kBigEndianRefused = "big-endian-refused";
 // One SOP Instance UID received with different patient or study identity (issue 17).
 inline constexpr const char* kIdentityConflict = "identity-conflict";
 inline constexpr const char* kIdentityConflictText =
@@ -232,7 +234,7 @@ struct DerivedObject {
   std::string destination;
   std::string sha256;
   std::uint64_t size = 0;
-  std::string kind = "coerced";  // coerced | deidentified
+  std::string kind = "coerced";  // coerced | deidentified | converted (big endian)
   std::string sop_instance_uid;  // empty: the original's
 };
 

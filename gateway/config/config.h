@@ -192,7 +192,10 @@ struct Destination {
   std::string type = "stow-rs";
   std::string consent_mode = "opt-out";  // opt-in: nothing leaves without a recorded grant
   std::string withdrawal_notify_url;     // POSTed a JSON notice when consent is withdrawn
-  std::string url;                       // DICOMweb base URL; STOW-RS posts to <url>/studies
+  // Explicit VR Big Endian objects: "send" as received, "convert" to Explicit VR Little Endian
+  // (lossless, checked), or "refuse" (the study is quarantined for this destination).
+  std::string big_endian = "send";
+  std::string url;  // DICOMweb base URL; STOW-RS posts to <url>/studies
   Auth auth;
   int batch_max_instances = 50;
   std::uint64_t batch_max_bytes = 64ull << 20;

@@ -271,6 +271,13 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                    else
                      d.consent_mode = s;
                  });
+        r.scalar(m, p, "big_endian",
+                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                   if (s != "send" && s != "convert" && s != "refuse")
+                     r.error(k, v, "must be send, convert or refuse, not '" + s + "'");
+                   else
+                     d.big_endian = s;
+                 });
         if (m["auth"].IsDefined() && !m["auth"].IsNull())
           r.map(m["auth"], Reader::join(p, "auth"),
                 [&](const YAML::Node& a, const std::string& ap) { read_auth(r, a, ap, d.auth); },
@@ -318,8 +325,9 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 {"enabled", "profile", "options", "descriptor_allow_list", "safe_private",
                  "burned_in_allow"});
       },
-      {"name", "type", "url", "consent", "withdrawal_notify_url", "auth", "batch", "timeouts",
-       "retry", "circuit", "deidentify", "schedule", "bandwidth", "concurrency", "dimse"});
+      {"name", "type", "url", "consent", "big_endian", "withdrawal_notify_url", "auth", "batch",
+       "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth", "concurrency",
+       "dimse"});
 }
 
 }  // namespace

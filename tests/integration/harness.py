@@ -305,6 +305,18 @@ destinations:
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
+    def use_dimse_destination(self, ae_title, port, calling_ae=None):
+        """Before start(): the one destination (made with repository_url "http://unused/") becomes
+        `type: dimse`, C-STORE to ae_title at 127.0.0.1:port."""
+        with open(self.config_path) as f:
+            text = f.read()
+        calling = f"calling_ae: {calling_ae}, " if calling_ae else ""
+        text = text.replace("    type: stow-rs\n    url: http://unused/\n",
+                            f"    type: dimse\n    dimse: {{ ae_title: {ae_title}, {calling}"
+                            f"host: 127.0.0.1, port: {port} }}\n")
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
 
 def synth(build_dir, out_dir, modality, instances=None, seed=1, patient_index=0, manifest=None,
           extra=()):

@@ -509,6 +509,24 @@ def main():
         else:
             verbatim += 1
 
+    # Issue 17, item 10: validation (ontario-dir) records its own finding for the stored objects
+    # whose text, value lengths or private values it must flag.
+    flagged = 0
+    for r in results:
+        c = r.case
+        code = c["expect"].get("finding")
+        if not code or not r.ok or "sop_instance_uid" not in c:
+            continue
+
+        def recorded(c=c, code=code):
+            return state.query("SELECT count(*) FROM policy_findings WHERE sop_instance_uid = ? "
+                               "AND code = ?", (c["sop_instance_uid"], code))[0][0] > 0
+        try:
+            harness.wait_for(f"finding {code} for {c['name']}", recorded, 60, 0.5)
+            flagged += 1
+        except TimeoutError:
+            failures.append(f"{c['name']}: no validation finding {code} recorded")
+
     # Nothing half-received left behind, and only dirgw's own names on disk.
     try:
         harness.wait_for("spool/tmp to be empty", lambda: not state.temporaries(), 30, 0.5)
@@ -540,6 +558,7 @@ def main():
         if not r.ok:
             failures.append(f"{r.case['name']}: expected {expected_text(r.case['expect'])}; "
                             f"observed {r.observed}; {'; '.join(r.problems)}")
+    log(f"validation findings recorded for {flagged} stored cases")
     log(f"good study: {compared} instances compared; {verbatim} stored cases found in the catalog "
         f"under their Study Instance UID verbatim; refusals in status: "
         f"{status.get('refusals', {}).get('count')}")

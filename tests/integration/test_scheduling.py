@@ -167,13 +167,7 @@ def dimse_phase(args, work, manifest, check):
                                patient_index=5, manifest=manifest)
     repo = tds.DicomOrthanc(work).start()
     gw = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-dimse", stable_age="1s")
-    with open(gw.config_path) as f:
-        text = f.read()
-    text = text.replace("    type: stow-rs\n    url: http://unused/\n",
-                        f"    type: dimse\n    dimse: {{ ae_title: {repo.aet}, host: 127.0.0.1, "
-                        f"port: {repo.dicom_port} }}\n")
-    with open(gw.config_path, "w") as f:
-        f.write(text)
+    gw.use_dimse_destination(repo.aet, repo.dicom_port)
     gw.start()
     try:
         rc, out = harness.storescu(gw.port, files)

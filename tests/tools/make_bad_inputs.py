@@ -313,19 +313,22 @@ def splice(obj, raw_after_tag, raw, ts=EXPLICIT_LE):
 # ---------------------------------------------------------------------------------------------
 # The cases
 
-MISMATCH_NOTE = ("dirgwd's 0xA900 branch (scp.cpp) is unreachable: DCMTK writes the spool file's "
-                 "meta header from the C-STORE request, so the pre-scan's meta/dataset check "
-                 "refuses first, with 0xC000")
+MISMATCH_NOTE = ("the SCP compares the dataset's UIDs with the C-STORE request (from which DCMTK "
+                 "writes the spool file's meta header) and answers 0xA900; before issue 17's "
+                 "item 10 the pre-scan's meta/dataset check refused first, with 0xC000")
 
 
 def refused(reason, status="0xC000"):
     return {"outcome": "refused", "status": status, "reason": reason}
 
 
-def stored(later=None):
+def stored(later=None, finding=None):
+    """finding: a validation code the policy stage must record for the object (issue 17)."""
     d = {"outcome": "stored", "status": "0x0000"}
     if later:
         d["later"] = later
+    if finding:
+        d["finding"] = finding
     return d
 
 
@@ -440,15 +443,15 @@ def build(suite):
     s.add("odd-length-values", "lying lengths",
           "Accession Number and Patient ID with odd lengths (3 each, so the dataset stays even): "
           "DCMTK and modalities accept them; the pre-scan warns",
-          o.file(), stored("validation may warn; nothing to quarantine"))
+          o.file(), stored("validation warns (value.odd_length); nothing to quarantine"))
     o = Obj("lie-odd-dataset")
     o.set(E(0x00100020, "LO", b"ODD", pad=False))
     s.add("odd-length-dataset", "lying lengths",
           "one odd-length value, so the dataset has an odd length: DCMTK's SCP refuses the odd PDV "
           "fragment and aborts the association before any answer",
-          o.file(), ABORTED,
-          note="no C-STORE response and no refusal row: DCMTK fails the receive "
-               "('DIMSE: Odd Fragment Length'), dirgwd logs it and aborts")
+          o.file(), dict(ABORTED, refusal="receive failed"),
+          note="no C-STORE response: DCMTK fails the receive ('DIMSE: Odd Fragment Length'); "
+               "dirgwd aborts and records a refusal row (code receive-failed)")
     o = Obj("lie-group-len")
     o.set(E(0x00080000, "UL", struct.pack("<I", 7)))
     s.add("lying-group-length", "lying lengths",
@@ -677,11 +680,18 @@ def build_rest(s):
     s.add("uid-mismatch-instance", "invalid UIDs",
           "the command names one SOP Instance UID, the dataset carries another",
           part10(o.dataset(), o.sop_class, (uid_root("uid-mismatch") + ".99").encode(), EXPLICIT_LE),
-          refused("SOP Instance UID (0008,0018) differs from the meta header's"), note=MISMATCH_NOTE)
+          refused("differ from the C-STORE request", "0xA900"), note=MISMATCH_NOTE)
     s.add("uid-mismatch-class", "invalid UIDs",
           "the command says CT Image Storage, the dataset says Secondary Capture",
           part10(o.dataset(), CT_IMAGE.encode(), o.sop_instance, EXPLICIT_LE),
-          refused("SOP Class UID (0008,0016) differs from the meta header's"), note=MISMATCH_NOTE)
+          refused("differ from the C-STORE request", "0xA900"), note=MISMATCH_NOTE)
+    o = Obj("un-encoded-uids")
+    o.set(E(0x00080016, "UN", o.sop_class))
+    o.set(E(0x00080018, "UN", o.sop_instance))
+    s.add("un-encoded-uids", "invalid UIDs",
+          "SOP Class and SOP Instance UID written with VR UN (as some RT exporters do): their "
+          "values are the UIDs' text, read as UI (issue 17, item 5)",
+          o.file(), stored())
     for tag, name, reason in ((0x0020000D, "study", "dataset has no Study Instance UID"),
                               (0x0020000E, "series", "dataset has no Series Instance UID"),
                               (0x00080018, "sop-instance", "dataset has no SOP Instance UID")):
@@ -758,12 +768,14 @@ def build_rest(s):
     o.set(E(0x00091001, "UT", b"A" * (2 << 20)))
     s.add("oversized-private-implicit", "oversized values",
           "a 2 MiB private value in implicit VR: no VR, and private tags are exempt by tag",
-          o.file(), stored("de-identification removes private elements where configured"))
+          o.file(), stored("validation quarantines it (private value over 1 MiB)",
+                           finding="private.oversized"))
     o = Obj("big-private-ob")
     o.set(E(0x00090010, "LO", b"DIRGW TEST"))
     o.set(E(0x00091002, "OB", b"\x5a" * (6 << 20)))
     s.add("oversized-private-binary", "oversized values", "a 6 MiB private OB value",
-          o.file(), stored())
+          o.file(), stored("validation quarantines it (private value over 1 MiB)",
+                           finding="private.oversized"))
     o = Obj("big-public-text")
     o.set(E(0x0040A160, "UT", b"B" * ((1 << 20) + 2)))
     s.add("oversized-public-text", "oversized values", "Text Value (UT) of 1 MiB + 2 bytes",
@@ -798,14 +810,20 @@ def build_rest(s):
         ("utf8-invalid", b"ISO_IR 192", b"BAD\xff\xfe\xc0\x80^UTF8"),
         ("unknown-term", b"ISO_IR 999", b"BADINPUT^CHARSET"),
         ("escape-without-declaration", b"", b"Yamada^\x1b$B;3ED\x1b(B"),
+        ("latin1-undeclared", b"", b"M\xfcller^J\xf6rg"),
     ]
+    findings = {"utf8-invalid": "text.invalid_utf8", "latin1-undeclared":
+                "text.undeclared_characters"}
     for name, term, pn in charsets:
         o = Obj("charset-" + name)
         if term:
             o.set(E(0x00080005, "CS", term))
         o.set(E(0x00100010, "PN", pn))
         s.add("charset-" + name, "character sets", f"Specific Character Set {term!r}",
-              o.file(), stored("validation/coercion decide; bytes are kept as received"),
+              o.file(), stored(f"validation quarantines it ({findings[name]})"
+                               if name in findings else
+                               "validation/coercion decide; bytes are kept as received",
+                               finding=findings.get(name)),
               send={"tool": "storescu"} if name in ("iso2022-ir87", "gb18030", "utf8-ir192") else None)
 
     # --- the association and the stream -----------------------------------------------------

@@ -133,8 +133,9 @@ void print_status(const json& r) {
                   str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),
                   str(d, "circuit_probe_at").c_str());
     if (!d.value("last_error", std::string()).empty())
-      std::printf("  last error:   %s at %s\n", str(d, "last_error").c_str(),
-                  str(d, "last_error_at").c_str());
+      std::printf("  last error:   %s at %s%s\n", str(d, "last_error").c_str(),
+                  str(d, "last_error_at").c_str(),
+                  d.value("last_error_cleared", false) ? " (old: cleared by a later success)" : "");
     else
       std::printf("  last error:   none\n");
   }

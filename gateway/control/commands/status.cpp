@@ -93,6 +93,8 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       {"last_success_at", time_or_null(d.last_success_at)},
       {"last_error_at", time_or_null(d.last_error_at)},
       {"last_error", d.last_error},
+      // An error older than the last success is history, not the destination's state now.
+      {"last_error_cleared", !d.last_error.empty() && d.last_error_at < d.last_success_at},
       {"rate_instances_per_s", c.rate_per_s},
       {"circuit", scheduler::to_string(c.circuit)},
       {"circuit_failures", c.consecutive_failures},

@@ -13,5 +13,8 @@ inline constexpr const char* kAcseTimeout = "acse-timeout";    // no association
 inline constexpr const char* kStopping = "stopping";           // the daemon is shutting down
 inline constexpr const char* kObjectTooLarge = "object-too-large";
 inline constexpr const char* kStoreRefused = "store-refused";  // a C-STORE answered with a failure
+// DCMTK failed to receive a command or data set (odd PDV fragment, unparseable command,
+// malformed PDU, connection lost): the association is aborted, nothing is answered.
+inline constexpr const char* kReceiveFailed = "receive-failed";
 inline constexpr const char* kOther = "other";
 }  // namespace dirgw::ingest::refusal

@@ -231,6 +231,9 @@ DicomScp::DicomScp(const config::DicomIngest& cfg, const Spool& spool, ObjectSin
       limits_(limits),
       spool_floor_(spool_floor),
       metrics_(metrics) {
+  // The request's UIDs are the meta header's (DCMTK writes it from the request): compared in
+  // store_callback, which answers 0xA900 "data set does not match SOP class" (issue 17, item 10).
+  limits_.compare_meta_uids = false;
   // Offered: what the configuration lists and DCMTK can at least parse (a syntax it does not
   // know could not be written into the spool's file meta header).
   for (const auto& ts : cfg.transfer_syntaxes) {
@@ -659,6 +662,9 @@ void DicomScp::serve_association(void* handle, const std::string& calling_ae,
     if (cond.bad()) {
       log::warn("DIMSE receive failed: aborting association",
                 {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});
+      // DCMTK's condition texts name the problem, never a value of the message.
+      sink_.refused({calling_ae, peer, std::string("DIMSE receive failed: ") + cond.text(),
+                     refusal::kReceiveFailed, false});
       ASC_abortAssociation(assoc);
       return;
     }
@@ -719,6 +725,16 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
     if (ctx.too_large) {
       stats_.refused++;
       sink_.refused({calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
+    } else if (!ctx.stored && cond != DUL_PEERABORTEDASSOCIATION) {
+      // DCMTK failed the receive (an odd PDV fragment, a malformed PDU, the connection lost):
+      // the sender gets no answer, but status counts it and the row says why. A refusal already
+      // decided (the pre-scan's reason) whose answer could not be sent keeps its reason.
+      stats_.refused++;
+      const bool decided = !ctx.failure.empty();
+      sink_.refused({calling_ae, peer,
+                     decided ? "C-STORE refused: " + ctx.failure + " (the answer could not be sent)"
+                             : "C-STORE receive failed: " + why,
+                     decided ? refusal::kStoreRefused : refusal::kReceiveFailed, false});
     }
     if (ctx.stored) {
       // Stored and catalogued but the response could not be sent: the sender will send again

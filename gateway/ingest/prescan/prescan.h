@@ -31,6 +31,10 @@ struct PrescanLimits {
   std::uint32_t max_text_value = 1u << 20;
   // false: the dataset need not carry SOP Class/Instance, Study and Series UIDs (a DICOMDIR).
   bool require_object_uids = true;
+  // false: the dataset's SOP Class/Instance UIDs are returned but not compared with the meta
+  // header's. The C-STORE receiver compares them with the request itself (the spool file's meta
+  // header is written from the request), to answer 0xA900 rather than 0xC000.
+  bool compare_meta_uids = true;
 };
 
 struct PrescanResult {          // what the scan learned, for the catalog
@@ -47,6 +51,12 @@ struct PrescanResult {          // what the scan learned, for the catalog
   // Non-fatal findings (odd value lengths, ...), each with its offset; at most kMaxWarnings kept.
   std::vector<std::string> warnings;
   static constexpr std::size_t kMaxWarnings = 16;
+  // For validation (issue 17, item 10), as numbers: DCMTK pads odd values when it reads them, so
+  // only the pre-scan sees them. Tags as (group << 16) | element.
+  std::uint64_t odd_lengths = 0;  // defined-length values of odd length, at any level
+  std::uint32_t first_odd_length_tag = 0;
+  std::uint64_t largest_private_value = 0;  // longest defined-length private value
+  std::uint32_t largest_private_tag = 0;
 };
 
 Result<PrescanResult> prescan_file(const std::filesystem::path& path, const PrescanLimits& limits);

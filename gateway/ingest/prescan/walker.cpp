@@ -247,7 +247,14 @@ class Walker {
       }
       if (r_.error()) return *r_.error();
     }
-    if (len % 2 != 0) warn("odd value length for " + tag_text(tag) + at(p));
+    if (len % 2 != 0) {
+      warn("odd value length for " + tag_text(tag) + at(p));
+      if (out_.odd_lengths++ == 0) out_.first_odd_length_tag = tag;
+    }
+    if ((group & 1) != 0 && len > out_.largest_private_value) {
+      out_.largest_private_value = len;
+      out_.largest_private_tag = tag;
+    }
     const bool text =
         vr != nullptr ? vr->cls == VrClass::kText : ((group & 1) == 0 && !is_bulk_tag(tag));
     if (text && len > limits_.max_text_value) {
@@ -425,11 +432,11 @@ class Walker {
     if (auto e = uid(sop_instance_, "SOP Instance UID (0008,0018)")) return *e;
     if (auto e = uid(study_, "Study Instance UID (0020,000D)")) return *e;
     if (auto e = uid(series_, "Series Instance UID (0020,000E)")) return *e;
-    if (*sop_class_.value != out_.sop_class_uid) {
+    if (limits_.compare_meta_uids && *sop_class_.value != out_.sop_class_uid) {
       return reject("SOP Class UID (0008,0016) differs from the meta header's (0002,0002)" +
                     at(sop_class_.offset));
     }
-    if (*sop_instance_.value != out_.sop_instance_uid) {
+    if (limits_.compare_meta_uids && *sop_instance_.value != out_.sop_instance_uid) {
       return reject("SOP Instance UID (0008,0018) differs from the meta header's (0002,0003)" +
                     at(sop_instance_.offset));
     }

@@ -2,6 +2,7 @@
 
 #include <strings.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -16,6 +17,7 @@
 
 #include "common/text.h"
 #include "log/log.h"
+#include "policy/stage/byte_order.h"
 #include "policy/validate/rules.h"
 
 namespace dirgw::policy {
@@ -97,6 +99,7 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
     if (auto t = Tag::parse(tag)) rules_.set_attributes.emplace_back(*t, value);
   coerce_ = !rules_.institution_name.empty() || !rules_.issuer_of_patient_id.empty() ||
             rules_.fill_health_number_from_mrn || !rules_.set_attributes.empty();
+  for (const auto& d : config.destinations) byte_order_ = byte_order_ || d.big_endian != "send";
 }
 
 Stage::Health Stage::health() const {
@@ -154,8 +157,31 @@ Stage::Checked Stage::check_instances(
     if (k) keys.insert(k->begin(), k->end());
     if (!out.stat) out.stat = is_stat(checked, inst->calling_ae, config_.priority);
     if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
+    if (byte_order_) byte_order(checked, inst->id, out);
   }
   return out;
+}
+
+// Explicit VR Big Endian for destinations that convert or refuse it (byte_order.h): made from
+// what would otherwise leave for that destination (its coerced or de-identified copy if any).
+void Stage::byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out) {
+  for (const auto& dest : config_.destinations) {
+    if (dest.big_endian == "send") continue;
+    auto own = std::find_if(out.derived.begin(), out.derived.end(), [&](const auto& o) {
+      return o.instance_id == instance_id && o.destination == dest.name;
+    });
+    const bool derived = own != out.derived.end();
+    auto copy = byte_order_copy(dest.big_endian, dest.name,
+                                derived ? spool_.derived_path(own->sha256) : input, instance_id,
+                                derived ? own->sop_instance_uid : std::string(), spool_);
+    if (copy.derived) {
+      if (derived) out.derived.erase(own);
+      out.derived.push_back(std::move(*copy.derived));
+    } else if (!copy.refused.empty()) {
+      auto& [count, first] = out.byte_order_refused[dest.name];
+      if (count++ == 0) first = copy.refused;
+    }
+  }
 }
 
 // A de-identifying destination gets its own copy, made from what would otherwise leave (the
@@ -202,6 +228,11 @@ std::vector<catalog::PolicyDecision> Stage::propose(const catalog::PolicyWork& w
       d.reason =
           std::to_string(r->second.first) +
           " instance(s) not de-identifiable for this destination, first: " + r->second.second;
+    } else if (auto b = c.byte_order_refused.find(dest); b != c.byte_order_refused.end()) {
+      d.state = catalog::StudyState::kQuarantined;
+      d.code = catalog::reason::kBigEndianRefused;
+      d.reason = std::to_string(b->second.first) + " instance(s) in Explicit VR Big Endian, " +
+                 b->second.second;
     }
     proposals.push_back(std::move(d));
   }

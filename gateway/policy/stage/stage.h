@@ -64,9 +64,12 @@ class Stage {
     std::vector<catalog::DerivedObject> derived;
     // De-identifying destinations that cannot take an instance: how many, and the first reason.
     std::map<std::string, std::pair<int, std::string>> deid_refused;
+    // Destinations that refuse (or could not convert) an Explicit VR Big Endian instance.
+    std::map<std::string, std::pair<int, std::string>> byte_order_refused;
     bool stat = false;  // a priority rule matched (config.priority): forwarded first
   };
   void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
+  void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);
   Checked check_instances(
       const catalog::PolicyWork& w,
@@ -79,6 +82,7 @@ class Stage {
   std::optional<Profile> profile_;
   CoercionRules rules_;
   bool coerce_ = false;
+  bool byte_order_ = false;  // some destination's big_endian is not "send"
   metrics::GatewayMetrics* metrics_;
   const DeidTargets* deid_;
   std::function<void(std::int64_t)> before_record_;

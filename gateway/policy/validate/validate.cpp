@@ -18,6 +18,7 @@
 
 #include "common/files.h"
 #include "common/text.h"
+#include "common/utf8.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
 #include "dcmtk/dcmdata/dcdeftag.h"
@@ -29,6 +30,7 @@
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcstack.h"
 #include "dcmtk/dcmdata/dcxfer.h"
+#include "ingest/prescan/prescan.h"
 
 namespace dirgw::policy {
 
@@ -122,6 +124,14 @@ std::optional<std::string> string_value(DcmItem& item, const DcmTagKey& key) {
   DcmElement* e = find_element(item, key);
   if (e == nullptr) return std::nullopt;
   if (e->getLength() == 0) return std::string();
+  if (e->ident() == EVR_UN) {
+    // A string attribute some exporters write with VR UN (RT Dose's SOP Instance UID...): its
+    // bytes are the text; DCMTK would render them as hex (issue 17, item 5).
+    Uint8* bytes = nullptr;
+    if (e->getUint8Array(bytes).bad() || bytes == nullptr) return std::string();
+    return std::string(
+        trim_dicom(std::string_view(reinterpret_cast<const char*>(bytes), e->getLength())));
+  }
   OFString s;
   if (e->getOFStringArray(s, OFFalse).bad()) return std::string();
   return std::string(trim_dicom(std::string_view(s.c_str(), s.length())));
@@ -317,11 +327,52 @@ void check_charset_element(DcmElement& e, Collector& c) {
   }
 }
 
+// --- text encoding (issue 17, item 10) ----------------------------------------------------------
+
+// What the top-level Specific Character Set lets us check: the default repertoire (none declared:
+// 7-bit ASCII), UTF-8 (ISO_IR 192 as the only value), or something else (not judged here).
+enum class Repertoire { kAscii, kUtf8, kOther };
+
+Repertoire declared_repertoire(DcmItem& ds) {
+  OFString raw;
+  if (ds.findAndGetOFStringArray(DCM_SpecificCharacterSet, raw, OFFalse).bad())
+    return Repertoire::kAscii;
+  std::vector<std::string> values = split_values(std::string_view(raw.c_str(), raw.length()));
+  std::erase_if(values, [](const std::string& v) { return v.empty(); });
+  if (values.empty()) return Repertoire::kAscii;
+  if (values.size() == 1 && values[0] == "ISO_IR 192") return Repertoire::kUtf8;
+  return Repertoire::kOther;
+}
+
+// The VRs whose values Specific Character Set governs (PS3.5 6.1.2.3).
+bool is_charset_text(DcmEVR vr) {
+  return vr == EVR_SH || vr == EVR_LO || vr == EVR_ST || vr == EVR_LT || vr == EVR_UT ||
+         vr == EVR_PN || vr == EVR_UC;
+}
+
+void check_text_bytes(DcmElement& e, Repertoire repertoire, Collector& c) {
+  if (repertoire == Repertoire::kOther || e.getLength() == 0) return;
+  OFString raw;
+  if (e.getOFStringArray(raw, OFFalse).bad()) return;
+  const std::string_view bytes(raw.c_str(), raw.length());
+  if (repertoire == Repertoire::kUtf8) {
+    if (!is_valid_utf8(bytes))
+      c.error("text.invalid_utf8", tag_text(e.getTag()),
+              "text is not valid UTF-8, but Specific Character Set declares ISO_IR 192");
+    return;
+  }
+  if (std::any_of(bytes.begin(), bytes.end(), [](char ch) { return (ch & 0x80) != 0; }))
+    c.error("text.undeclared_characters", tag_text(e.getTag()),
+            "text has bytes outside ASCII, but no Specific Character Set declares them (the "
+            "repository would show other characters)");
+}
+
 // One walk over every element at every level: character sets anywhere, and the UIDs that are not
 // the four identifying ones (warnings: a bad referenced UID rarely stops a repository, but is worth
 // knowing).
 void walk_dataset(DcmItem& ds, const Profile& profile, Collector& c) {
-  if (!profile.check_character_set && !profile.check_uids) return;
+  if (!profile.check_character_set && !profile.check_uids && !profile.check_text_encoding) return;
+  const Repertoire repertoire = declared_repertoire(ds);
   DcmStack stack;
   while (ds.nextObject(stack, OFTrue).good()) {
     DcmObject* obj = stack.top();
@@ -329,6 +380,8 @@ void walk_dataset(DcmItem& ds, const Profile& profile, Collector& c) {
     auto* e = static_cast<DcmElement*>(obj);
     const DcmTagKey key = e->getTag();
     const bool top_level = stack.card() == 2 && stack.elem(1) == &ds;
+    if (profile.check_text_encoding && is_charset_text(e->ident()))
+      check_text_bytes(*e, repertoire, c);
     if (profile.check_character_set && key == DCM_SpecificCharacterSet) {
       check_charset_element(*e, c);
     } else if (profile.check_uids && e->ident() == EVR_UI) {
@@ -573,6 +626,33 @@ void check_identifiers(DcmItem& ds, Collector& c) {
   }
 }
 
+// Odd value lengths and oversized private values, from the structural pre-scan (DCMTK pads odd
+// values when it reads them). At most two findings: they do not count against max_findings.
+void value_length_findings(const std::filesystem::path& path, const Profile& profile,
+                           ValidationReport& report) {
+  auto scan = ingest::prescan_file(path, ingest::PrescanLimits{});
+  if (!scan) return;  // the object passed it at ingest; DCMTK's parse above judged it again
+  const auto tag = [](std::uint32_t t) {
+    return Tag{static_cast<std::uint16_t>(t >> 16), static_cast<std::uint16_t>(t & 0xFFFF)}
+        .to_string();
+  };
+  if (scan->odd_lengths > 0)
+    report.findings.push_back(
+        Finding{"value.odd_length", tag(scan->first_odd_length_tag),
+                std::to_string(scan->odd_lengths) +
+                    " value(s) of odd length (PS3.5 7.1.1: lengths are even); DCMTK pads them",
+                Severity::kWarning});
+  if (profile.max_private_value > 0 && scan->largest_private_value > profile.max_private_value) {
+    report.ok = false;
+    report.findings.push_back(Finding{"private.oversized", tag(scan->largest_private_tag),
+                                      "a private value of " +
+                                          std::to_string(scan->largest_private_value) +
+                                          " bytes, longer than the profile's limit of " +
+                                          std::to_string(profile.max_private_value),
+                                      Severity::kError});
+  }
+}
+
 }  // namespace
 
 ValidationReport validate_dataset(DcmItem& dataset, const Profile& profile) {
@@ -616,7 +696,9 @@ Result<ValidationReport> validate_file(const std::filesystem::path& path, const 
   }
   DcmDataset* ds = file.getDataset();
   if (ds == nullptr) return make_error(ErrorCode::kInternal, "DCMTK returned no dataset");
-  return validate_dataset(*ds, profile);
+  ValidationReport report = validate_dataset(*ds, profile);
+  if (profile.check_value_lengths) value_length_findings(path, profile, report);
+  return report;
 }
 
 Decision decide(const ValidationReport& report) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -65,6 +66,14 @@ struct Profile {
   bool check_pixel_data = true;     // pixel data length / fragments against the image attributes
   bool check_character_set = true;  // Specific Character Set (0008,0005) defined terms
   bool check_identifiers = true;    // identifiers free of path, control, shell and SQL characters
+  // Text values (SH LO ST LT UT PN UC) in the declared repertoire: valid UTF-8 under ISO_IR 192,
+  // 7-bit ASCII when no Specific Character Set is declared (undeclared Latin-1 and the like).
+  bool check_text_encoding = true;
+  // File-level checks (validate_file only; DCMTK pads odd values when it reads them, so these
+  // come from the structural pre-scan): odd value lengths (a warning) and private values longer
+  // than max_private_value (an error; 0: no limit).
+  bool check_value_lengths = true;
+  std::uint64_t max_private_value = 1u << 20;
   // Findings beyond this number are dropped and replaced by one "findings.truncated" warning, so a
   // hostile object cannot make the report (and the catalog row) arbitrarily large.
   std::size_t max_findings = 100;

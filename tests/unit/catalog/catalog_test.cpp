@@ -233,6 +233,55 @@ TEST_F(CatalogTest, RetryWaitsUntilNextAttemptAndOnlyUnacknowledgedGoAgain) {
   EXPECT_EQ(catalog_->queries.status()->destinations[0].last_error, "0xA900");
 }
 
+// Issue 17, item 8: a study of four instances, READY for hdirs.
+void four_ready(Catalog& catalog, const testing::FakeClock& clock) {
+  for (int i = 1; i <= 4; ++i)
+    ASSERT_TRUE(catalog.ingest.record_instance(instance("1.2.3", i)).ok());
+  ASSERT_EQ(testing::promote_ready(catalog, to_epoch_ms(clock.now())), 1);
+}
+
+// The next two due instances of hdirs, put on the wire (begin_send).
+std::vector<DueItem> start_two(Catalog& catalog, const testing::FakeClock& clock) {
+  auto due = *catalog.delivery.due_deliveries("hdirs", to_epoch_ms(clock.now()), 2, 1 << 30);
+  EXPECT_EQ(due.size(), 2u);
+  auto begun = catalog.delivery.begin_send("hdirs", due);
+  EXPECT_TRUE(begun.ok());
+  if (begun) begun->permit.release();
+  return due;
+}
+
+void answer_two(Catalog& catalog, const std::vector<DueItem>& due, DeliveryResult result,
+                std::int64_t retry_at = 0) {
+  ASSERT_EQ(due.size(), 2u);
+  const std::string error = result == DeliveryResult::kDelivered ? "" : "HTTP 503";
+  ASSERT_TRUE(catalog.delivery
+                  .record_deliveries("hdirs", {{due[0].instance_id, result, error, retry_at},
+                                               {due[1].instance_id, result, error, retry_at}})
+                  .ok());
+}
+
+// A batch that failed as a whole leaves nothing on the wire; the study's other instances (never
+// tried, due now) must not keep it SENDING while the circuit is open.
+TEST_F(CatalogTest, WholeBatchFailedLeavesStudyWaitingNotSending) {
+  four_ready(*catalog_, clock_);
+  const auto first = start_two(*catalog_, clock_);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+  answer_two(*catalog_, first, DeliveryResult::kRetry, to_epoch_ms(clock_.now() + seconds(30)));
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+  // Its untried instances still go at the next attempt, which makes it SENDING again.
+  const auto next = start_two(*catalog_, clock_);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+  // Those two delivered: progress, but the first two wait for their retry: RETRY_WAIT.
+  answer_two(*catalog_, next, DeliveryResult::kDelivered);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kRetryWait);
+}
+
+TEST_F(CatalogTest, BatchThatMadeProgressKeepsStudySendingWhileMoreIsDue) {
+  four_ready(*catalog_, clock_);
+  answer_two(*catalog_, start_two(*catalog_, clock_), DeliveryResult::kDelivered);
+  EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kSending);
+}
+
 TEST_F(CatalogTest, LateInstanceAfterSendOpensDelta) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1)).ok());
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);

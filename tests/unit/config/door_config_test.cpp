@@ -190,5 +190,28 @@ TEST(DoorConfig, Hl7TimeoutErrors) {
                "single value");
 }
 
+// Issue 17, item 3: a destination's answer to Explicit VR Big Endian.
+std::string destination_with(const std::string& key) {
+  return "facility: { name: Lakeside, id: LGH }\n"
+         "destinations:\n"
+         "  - name: hdirs\n"
+         "    type: stow-rs\n"
+         "    url: https://dir.example.org/dicom-web\n" +
+         key;
+}
+
+TEST(DoorConfig, BigEndianPerDestination) {
+  auto r = load_string(destination_with(""));
+  ASSERT_TRUE(r.ok()) << r.errors[0].message;
+  EXPECT_EQ(r.config->destinations[0].big_endian, "send");
+  for (const char* mode : {"send", "convert", "refuse"}) {
+    auto m = load_string(destination_with(std::string("    big_endian: ") + mode + "\n"));
+    ASSERT_TRUE(m.ok()) << m.errors[0].message;
+    EXPECT_EQ(m.config->destinations[0].big_endian, mode);
+  }
+  expect_error(load_string(destination_with("    big_endian: swap\n")),
+               "destinations[0].big_endian", 6, "must be send, convert or refuse, not 'swap'");
+}
+
 }  // namespace
 }  // namespace dirgw::config

@@ -9,6 +9,7 @@
 #include "dataset_builder.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcsequen.h"
+#include "dcmtk/dcmdata/dcvrobow.h"
 
 namespace dirgw::policy {
 namespace {
@@ -602,6 +603,99 @@ TEST(ValidateFile, UnreadableFileIsAnError) {
   Result<ValidationReport> d = validate_file(dir.path(), profile());
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.error().code, ErrorCode::kIo);
+}
+
+// --- issue 17, item 10: text encoding, odd lengths, oversized private values
+// ------------------------------------------------------------------------------------------------
+
+TEST(TextEncodingRule, InvalidUtf8UnderIsoIr192) {
+  auto ds = valid_ct();
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+  ds->putAndInsertString(DCM_StudyDescription, "CT T\xC3\xAAte");  // valid: passes
+  EXPECT_TRUE(validate_dataset(*ds, profile()).findings.empty());
+  ds->putAndInsertString(DCM_StudyDescription, "CT T\xEAte");  // Latin-1 byte: not UTF-8
+  ValidationReport r = validate_dataset(*ds, profile());
+  EXPECT_TRUE(has(r, "text.invalid_utf8", "(0008,1030)")) << dump(r);
+  expect_no_values(r, {"CT T"});
+}
+
+TEST(TextEncodingRule, UndeclaredEightBitText) {
+  auto ds = valid_ct();
+  ds->findAndDeleteElement(DCM_SpecificCharacterSet);
+  ds->putAndInsertString(DCM_PatientName, "M\xFCLLER^ANNA");  // Latin-1, undeclared
+  ValidationReport r = validate_dataset(*ds, profile());
+  EXPECT_TRUE(has(r, "text.undeclared_characters", "(0010,0010)")) << dump(r);
+  expect_no_values(r, {"LLER", "ANNA"});
+  // Declared, the same bytes are not judged here.
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
+  EXPECT_FALSE(validate_dataset(*ds, profile()).has("text.undeclared_characters"));
+  // Switched off in the profile: not judged.
+  ds->findAndDeleteElement(DCM_SpecificCharacterSet);
+  Profile off = profile();
+  off.check_text_encoding = false;
+  EXPECT_FALSE(validate_dataset(*ds, off).has("text.undeclared_characters"));
+}
+
+TEST(ValueLengthRule, OddLengthIsAWarningFromThePrescan) {
+  test::TempDir dir;
+  auto ds = valid_ct();
+  test::save(*ds, dir / "a.dcm");
+  std::string bytes = test::read_all(dir / "a.dcm");
+  // Accession Number "ACC0001 " (8, padded) becomes "ACC0001" of length 7 (DCMTK would pad it).
+  const std::string padded = std::string("SH\x08\x00", 4) + test::kAccession + " ";
+  const auto at = bytes.find(padded);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, padded.size(), std::string("SH\x07\x00", 4) + test::kAccession);
+  // Patient ID "MRN000123 " likewise (9): two odd values keep the dataset's length even.
+  const std::string id = std::string("LO\x0a\x00", 4) + test::kPatientId + " ";
+  const auto id_at = bytes.find(id);
+  ASSERT_NE(id_at, std::string::npos);
+  bytes.replace(id_at, id.size(), std::string("LO\x09\x00", 4) + test::kPatientId);
+  {
+    std::ofstream out(dir / "odd.dcm", std::ios::binary);
+    out << bytes;
+  }
+  Result<ValidationReport> r = validate_file(dir / "odd.dcm", profile());
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(has(*r, "value.odd_length", "(0008,0050)", Severity::kWarning)) << dump(*r);
+  EXPECT_TRUE(r->ok) << dump(*r);
+  expect_no_values(*r);
+}
+
+TEST(ValueLengthRule, OversizedPrivateValueIsAnError) {
+  test::TempDir dir;
+  auto ds = valid_ct();
+  ds->putAndInsertString(DcmTag(0x0009, 0x0010, EVR_LO), "SYNTH VENDOR");
+  const std::vector<Uint8> blob((1u << 20) + 2, 0x5A);
+  ds->putAndInsertUint8Array(DcmTag(0x0009, 0x1001, EVR_OB), blob.data(), blob.size());
+  test::save(*ds, dir / "a.dcm");
+  Result<ValidationReport> r = validate_file(dir / "a.dcm", profile());
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(has(*r, "private.oversized", "(0009,1001)")) << dump(*r);
+  EXPECT_FALSE(r->ok);
+  Profile loose = profile();
+  loose.max_private_value = 2u << 20;
+  Result<ValidationReport> l = validate_file(dir / "a.dcm", loose);
+  ASSERT_TRUE(l.ok());
+  EXPECT_TRUE(l->ok) << dump(*l);
+}
+
+// Issue 17, item 5: SOP Class/Instance UID written with VR UN are read as the UIDs they hold.
+TEST(UidRule, UnEncodedUidsAreReadAsUids) {
+  auto ds = valid_ct();
+  for (const DcmTagKey& key : {DCM_SOPClassUID, DCM_SOPInstanceUID}) {
+    OFString uid;
+    ASSERT_TRUE(ds->findAndGetOFString(key, uid).good());
+    std::string bytes(uid.c_str());
+    if (bytes.size() % 2 != 0) bytes += '\0';
+    ds->findAndDeleteElement(key);
+    auto* un = new DcmOtherByteOtherWord(DcmTag(key, EVR_UN));
+    ASSERT_TRUE(
+        un->putUint8Array(reinterpret_cast<const Uint8*>(bytes.data()), bytes.size()).good());
+    ASSERT_TRUE(ds->insert(un, true).good());
+  }
+  ValidationReport r = validate_dataset(*ds, profile());
+  EXPECT_TRUE(r.findings.empty()) << dump(r);
 }
 
 }  // namespace
