@@ -31,6 +31,7 @@
 #include "metrics/metrics.h"
 #include "policy/consent/consent_service.h"
 #include "policy/consent/hl7_consent.h"
+#include "policy/orders/hl7_orders.h"
 #include "policy/stage/stage.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
@@ -82,6 +83,7 @@ struct Application::Impl {
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
   std::unique_ptr<policy::ConsentHl7Sink> hl7_sink;
+  std::unique_ptr<policy::OrderHl7Sink> hl7_orders;  // ORM/OMI first, the rest to hl7_sink
   std::unique_ptr<audit::Forwarder> audit_forwarder;
   std::unique_ptr<ingest::Hl7Listener> hl7;
   std::int64_t started_at = 0;
@@ -224,7 +226,10 @@ Result<void> Application::Impl::start_listeners() {
     if (auto r = start_metrics(); !r) return r.error();
   if (config.ingest.hl7.enabled) {
     hl7_sink = std::make_unique<policy::ConsentHl7Sink>(config, *consent_service, catalog->consent);
-    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_sink);
+    hl7_orders =
+        std::make_unique<policy::OrderHl7Sink>(config.priority.hl7_orders, catalog->orders,
+                                               *hl7_sink, [this] { scheduler->work_available(); });
+    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_orders);
     if (auto r = hl7->start(); !r) return r.error();
   }
   return {};
