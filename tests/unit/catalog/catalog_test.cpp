@@ -515,11 +515,13 @@ TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
 // HL7 orders (schema 15): a STAT order and a study with the same accession number make the
 // study STAT whichever comes first; a routine order does not, and never lowers a STAT.
 std::int64_t study_id_of(Catalog& c, const std::string& uid) {
-  return c.db().locked([&](Connection& db) -> std::int64_t {
-    auto st = db.prepare("SELECT id FROM studies WHERE study_uid = ?1");
-    st.bind(1, uid);
-    return st.step() ? st.int64(0) : 0;
-  });
+  return c.db()
+      .locked([&](Connection& db) -> std::int64_t {
+        auto st = db.prepare("SELECT id FROM studies WHERE study_uid = ?1");
+        st.bind(1, uid);
+        return st.step() ? st.int64(0) : 0;
+      })
+      .value();
 }
 
 int priority_of(Catalog& c, const std::string& uid) {
