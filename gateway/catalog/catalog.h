@@ -9,7 +9,7 @@
 //   ConsentRegistry  consent changes (CLI, CSV, HL7) and the MRN -> health number table queries
 //   Queries          status, studies, study detail (read-only connection) operators OperatorActions
 //   retry / hold / release, quarantine release / delete audit      AuditLog         the
-//   hash-chained audit trail
+//   hash-chained audit trail; orders OrderBook HL7 order priorities by accession number
 // Shared rules (life-cycle transitions, withdrawal, audit append) live in internal.h.
 #pragma once
 
@@ -24,6 +24,7 @@
 #include "catalog/delivery_ledger.h"
 #include "catalog/ingest_ledger.h"
 #include "catalog/operator_actions.h"
+#include "catalog/order_book.h"
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
 #include "catalog/types.h"
@@ -51,6 +52,7 @@ class Catalog {
   Queries queries;
   OperatorActions operators;
   AuditLog audit;
+  OrderBook orders;  // HL7 order priorities by accession number (schema 17)
 
  private:
   explicit Catalog(std::unique_ptr<Database> db);

@@ -100,7 +100,7 @@ Result<std::vector<StudySummary>> Queries::studies(const std::string& state_filt
   return db_.read([&](Connection& db) -> Result<std::vector<StudySummary>> {
     auto st = db.prepare(
         "SELECT s.id, s.study_uid, s.state, s.instance_count, s.byte_count, s.first_received_at, "
-        "s.last_received_at FROM studies s "
+        "s.last_received_at, s.priority FROM studies s "
         "WHERE (?1 = '' AND ?3 = '') OR EXISTS (SELECT 1 FROM study_destinations sd "
         "WHERE sd.study_id = s.id AND (?1 = '' OR sd.state = ?1) "
         "AND (?3 = '' OR sd.destination = ?3)) OR (?3 = '' AND s.state = ?1) "
@@ -117,6 +117,7 @@ Result<std::vector<StudySummary>> Queries::studies(const std::string& state_filt
       s.bytes = st.int64(4);
       s.first_received_at = st.int64(5);
       s.last_received_at = st.int64(6);
+      s.priority = static_cast<int>(st.int64(7));
       out.push_back(std::move(s));
     }
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -133,8 +134,8 @@ Result<std::vector<StudySummary>> Queries::studies(const std::string& state_filt
 Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) {
   return db_.read([&](Connection& db) -> Result<std::optional<StudyDetail>> {
     auto st = db.prepare(
-        "SELECT id, state, instance_count, byte_count, first_received_at, last_received_at "
-        "FROM studies WHERE study_uid = ?1");
+        "SELECT id, state, instance_count, byte_count, first_received_at, last_received_at, "
+        "priority FROM studies WHERE study_uid = ?1");
     st.bind(1, study_uid);
     if (!st.step()) return std::optional<StudyDetail>();
     StudyDetail d;
@@ -145,6 +146,7 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
     d.summary.bytes = st.int64(3);
     d.summary.first_received_at = st.int64(4);
     d.summary.last_received_at = st.int64(5);
+    d.summary.priority = static_cast<int>(st.int64(6));
     auto sd = db.prepare(
         "SELECT destination, state, reason, round, updated_at, coalesce(sent_at, 0) "
         "FROM study_destinations WHERE study_id = ?1 ORDER BY destination");

@@ -113,6 +113,7 @@ struct Status {
 struct StudySummary {
   std::string study_uid, state;
   std::int64_t instances = 0, bytes = 0, first_received_at = 0, last_received_at = 0;
+  int priority = 0;  // 0 routine, 1 STAT by a rule (attribute, calling AE, HL7 order), 2 operator
   std::vector<std::pair<std::string, std::string>> destination_states;  // name, state
 };
 

@@ -30,6 +30,29 @@ std::string errno_text(int err) {
   return std::string(strerror_r(err, buf, sizeof buf));
 }
 
+Result<void> check_private_file(const std::filesystem::path& path, const std::string& what) {
+  if (path.empty()) return make_error(ErrorCode::kConfig, "no " + what + " given");
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0)
+    return make_error(ErrorCode::kConfig, what + " " + path.string() + ": " + errno_text(errno));
+  if (S_ISLNK(st.st_mode))
+    return make_error(ErrorCode::kConfig,
+                      what + " " + path.string() +
+                          " is a symbolic link: name the file itself (a link's target can be "
+                          "replaced by whoever may write where the link points)");
+  if (!S_ISREG(st.st_mode))
+    return make_error(ErrorCode::kConfig, what + " " + path.string() + " is not a regular file");
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return make_error(ErrorCode::kConfig,
+                      what + " " + path.string() + " has mode " + mode +
+                          ": group and others must have no access (chmod 600, owned by the "
+                          "gateway's user)");
+  }
+  return {};
+}
+
 namespace {
 Error io_error(const char* what, int err) {
   return make_error(err == ENOSPC || err == EDQUOT ? ErrorCode::kDiskFull : ErrorCode::kIo,

@@ -55,6 +55,11 @@ Result<std::uint64_t> free_bytes(const std::filesystem::path& path);
 Result<std::string> read_small_file(const std::filesystem::path& path,
                                     std::size_t limit = 16 * 1024 * 1024);
 
+// A file holding a secret (an OAuth2 client secret): it must be a regular file, not a symbolic
+// link (whose target could be swapped for another file), with no group or other permission bits
+// (0600 or 0400). The error says which rule `path` breaks; `what` names the file in it.
+Result<void> check_private_file(const std::filesystem::path& path, const std::string& what);
+
 // errno as text, for error details.
 std::string errno_text(int err);
 

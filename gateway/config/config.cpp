@@ -271,7 +271,63 @@ void read_stat_attribute(Reader& r, const YAML::Node& n, const std::string& k, P
         {"tag", "values"});
 }
 
+// An HL7 field path as the order reader takes it: SEG-FIELD[.COMPONENT[.SUBCOMPONENT]], e.g.
+// OBR-18, ORC-7.6 (hl7::Path accepts more; a configuration needs no more).
+bool valid_hl7_field_path(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size() && i < 3 &&
+         (std::isupper(static_cast<unsigned char>(s[i])) ||
+          std::isdigit(static_cast<unsigned char>(s[i]))))
+    ++i;
+  if (i != 3 || i >= s.size() || s[i] != '-') return false;
+  int numbers = 0;
+  for (++i; i <= s.size(); ++i) {
+    std::size_t start = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == start || i - start > 3 || s[start] == '0') return false;
+    ++numbers;
+    if (i == s.size()) break;
+    if (s[i] != '.') return false;
+  }
+  return numbers >= 1 && numbers <= 3;
+}
+
+void read_hl7_orders(Reader& r, const YAML::Node& n, const std::string& p, Hl7Orders& o) {
+  r.boolean(n, p, "enabled", o.enabled);
+  for (auto [key, out] : {std::pair{"accession_fields", &o.accession_fields},
+                          std::pair{"priority_fields", &o.priority_fields}}) {
+    if (!n[key].IsDefined() || n[key].IsNull()) continue;
+    out->clear();
+    r.list(n, p, key, "HL7 field paths such as OBR-18",
+           [&, out = out](const YAML::Node& v, const std::string& k) {
+             if (!v.IsScalar() || !valid_hl7_field_path(v.Scalar()))
+               r.error(k, v,
+                       "must be an HL7 field path SEG-FIELD[.COMPONENT], e.g. OBR-18 or ORC-7.6");
+             else
+               out->push_back(v.Scalar());
+           });
+    if (n[key].IsSequence() && n[key].size() == 0)
+      r.error(Reader::join(p, key), n[key], "must list at least one field");
+  }
+  if (n["stat_values"].IsDefined() && !n["stat_values"].IsNull()) {
+    o.stat_values.clear();
+    r.list(n, p, "stat_values", "priority codes", [&](const YAML::Node& v, const std::string& k) {
+      if (!v.IsScalar() || v.Scalar().empty() || v.Scalar().size() > 16)
+        r.error(k, v, "must be a priority code of 1 to 16 characters (HL7 table 0027: S, A, ...)");
+      else
+        o.stat_values.push_back(v.Scalar());
+    });
+    if (n["stat_values"].IsSequence() && n["stat_values"].size() == 0)
+      r.error(Reader::join(p, "stat_values"), n["stat_values"], "must list at least one value");
+  }
+}
+
 void read_priority(Reader& r, const YAML::Node& pn, const std::string& pp, Priority& pr) {
+  if (pn["hl7_orders"].IsDefined() && !pn["hl7_orders"].IsNull())
+    r.map(
+        pn["hl7_orders"], Reader::join(pp, "hl7_orders"),
+        [&](const YAML::Node& n, const std::string& p) { read_hl7_orders(r, n, p, pr.hl7_orders); },
+        {"enabled", "accession_fields", "priority_fields", "stat_values"});
   r.list(pn, pp, "stat_attributes", "{tag, values} rules",
          [&](const YAML::Node& v, const std::string& k) { read_stat_attribute(r, v, k, pr); });
   r.list(pn, pp, "stat_calling_aes", "calling AE titles",
@@ -308,7 +364,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   [&](const YAML::Node& pn, const std::string& pp) {
                     read_priority(r, pn, pp, c.priority);
                   },
-                  {"stat_attributes", "stat_calling_aes"});
+                  {"stat_attributes", "stat_calling_aes", "hl7_orders"});
           r.path(m, p, "state_dir", c.state_dir);
           r.path(m, p, "control_socket", c.control_socket);
           if (c.control_socket.string().size() > 100)

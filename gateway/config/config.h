@@ -156,9 +156,18 @@ struct StatAttribute {
   std::string tag;                  // "(0040,1003)"
   std::vector<std::string> values;  // any of them, compared after trimming, case-insensitive
 };
+// STAT from HL7 orders (ORM^O01, OMI^O23) on the MLLP listener (docs/scheduling.md).
+struct Hl7Orders {
+  bool enabled = true;
+  // HL7 field paths tried in order (first with a value wins), as SEG-FIELD[.COMPONENT].
+  std::vector<std::string> accession_fields = {"IPC-1", "OBR-18"};
+  std::vector<std::string> priority_fields = {"TQ1-9", "ORC-7.6", "OBR-27.6"};
+  std::vector<std::string> stat_values = {"S"};  // HL7 table 0027 codes that mean STAT
+};
 struct Priority {
   std::vector<StatAttribute> stat_attributes;
   std::vector<std::string> stat_calling_aes;
+  Hl7Orders hl7_orders;
 };
 
 // De-identification for one destination (DICOM PS3.15 Annex E, Basic Profile and options; see

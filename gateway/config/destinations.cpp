@@ -1,8 +1,10 @@
 // The destinations[] section: one reader per sub-block (auth, schedule, bandwidth, dimse,
 // deidentify...), each listing the keys it allows.
+#include <filesystem>
 #include <map>
 #include <set>
 
+#include "common/files.h"
 #include "config/reader.h"
 #include "scheduler/windows.h"
 
@@ -145,6 +147,16 @@ void read_oauth2(Reader& r, const YAML::Node& o, const std::string& op, Auth::OA
            });
   r.string(o, op, "client_id", a.client_id, 256);
   r.path(o, op, "client_secret_file", a.client_secret_file);
+  // A secret file that exists must be private now (a missing one is refused when dirgwd starts,
+  // so that a configuration can be checked on another machine): not a symbolic link, no group
+  // or other access (common/files.h).
+  std::error_code ec;
+  if (!a.client_secret_file.empty() &&
+      std::filesystem::symlink_status(a.client_secret_file, ec).type() !=
+          std::filesystem::file_type::not_found &&
+      !ec)
+    if (auto ok = check_private_file(a.client_secret_file, "client secret file"); !ok)
+      r.error(Reader::join(op, "client_secret_file"), o["client_secret_file"], ok.error().detail);
   r.string(o, op, "scope", a.scope, 1024);
   for (const char* key : {"token_url", "client_id", "client_secret_file"})
     if (!o[key].IsDefined()) r.error(Reader::join(op, key), o, "is required");
@@ -181,13 +193,7 @@ void read_scheduling(Reader& r, const YAML::Node& m, const std::string& p, Desti
         },
         {"windows", "stat_bypass"});
   read_bandwidth(r, m, p, "bandwidth", d.bandwidth);
-  if (d.type == "dimse" && m["bandwidth"].IsDefined())
-    r.error(Reader::join(p, "bandwidth"), m["bandwidth"],
-            "applies to stow-rs destinations only (the C-STORE sender is not paced yet)");
   r.integer(m, p, "concurrency", d.concurrency, 1, 64);
-  if (d.concurrency > 1)
-    r.error(Reader::join(p, "concurrency"), m["concurrency"],
-            "must be 1: parallel requests per destination are not implemented yet");
 }
 
 void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {

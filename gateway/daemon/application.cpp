@@ -33,6 +33,7 @@
 #include "metrics/metrics.h"
 #include "policy/consent/consent_service.h"
 #include "policy/consent/hl7_consent.h"
+#include "policy/orders/hl7_orders.h"
 #include "policy/stage/stage.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
@@ -92,6 +93,7 @@ struct Application::Impl {
   std::unique_ptr<catalog::ReportLedger> report_ledger;  // reports over HL7 (issue 12)
   std::unique_ptr<reports::ReportService> report_service;
   std::unique_ptr<reports::ReportRouter> hl7_router;
+  std::unique_ptr<policy::OrderHl7Sink> hl7_orders;  // ORM/OMI first, the rest to hl7_router/sink
   std::unique_ptr<ingest::Hl7Listener> hl7;
   std::int64_t started_at = 0;
   catalog::Reconciliation reconciliation;
@@ -254,7 +256,11 @@ Result<void> Application::Impl::start_listeners() {
       hl7_in = hl7_router.get();
       report_service->start();
     }
-    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_in);
+    // Orders (ORM/OMI) first; reports (ORU/MDM) next when on; the rest to the consent sink.
+    hl7_orders =
+        std::make_unique<policy::OrderHl7Sink>(config.priority.hl7_orders, catalog->orders, *hl7_in,
+                                               [this] { scheduler->work_available(); });
+    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_orders);
     if (auto r = hl7->start(); !r) return r.error();
   }
   return {};

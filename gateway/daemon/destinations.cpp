@@ -51,8 +51,11 @@ Result<std::shared_ptr<senders::TokenProvider>> oauth2_for(const config::Destina
   return std::shared_ptr<senders::TokenProvider>(std::move(*p));
 }
 
-std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d) {
+std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d,
+                                              const scheduler::ForwardSchedule& s) {
   senders::DimseOptions o;
+  for (const auto& b : {s.bucket, s.gateway_bucket})
+    if (b) o.bandwidth_buckets.push_back(b);
   o.host = d.dimse.host;
   o.port = static_cast<std::uint16_t>(d.dimse.port);
   o.called_ae = d.dimse.ae_title;
@@ -98,8 +101,10 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
     s.gateway_bucket = *gateway;
     s.rates.insert(s.rates.end(), gateway_rates.begin(), gateway_rates.end());
     s.auth = auth_kind(d);
+    // One sender per lane (`concurrency`), sharing the buckets and the token provider.
+    std::vector<std::unique_ptr<senders::Sender>> lanes;
     if (d.type == "dimse") {
-      out.senders.push_back(dimse_sender(d));
+      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(dimse_sender(d, s));
     } else {
       senders::StowRsOptions o = scheduler::stow_options(d);
       for (const auto& b : {s.bucket, s.gateway_bucket})
@@ -110,8 +115,9 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
         s.tokens = *tokens;
         o.token_provider = s.tokens;
       }
-      out.senders.push_back(senders::make_stow_rs_sender(o));
+      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(senders::make_stow_rs_sender(o));
     }
+    out.senders.push_back(senders::make_sender_pool(std::move(lanes)));
     out.schedules.push_back(std::move(s));
   }
   return out;

@@ -72,11 +72,16 @@ senders::StowRsOptions stow_options(const config::Destination& d) {
 
 std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
   if (notifier_ == nullptr) return std::nullopt;
+  // Another lane is at it: it sends what is due and keeps the next deadline.
+  std::unique_lock one_lane(notify_mutex_, std::try_to_lock);
+  if (!one_lane.owns_lock()) return std::nullopt;
   auto due = catalog_.delivery.due_notifications(destination_.name, to_epoch_ms(now));
   if (due) {
     for (const auto& n : *due) {
       auto out = notifier_->notify(n.body);
+      std::unique_lock lock(status_mutex_);
       const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1));
+      lock.unlock();
       (void)catalog_.delivery.record_notification(n.id, out.ok, out.ok ? "" : out.message,
                                                   out.ok ? 0 : next);
       log::info(out.ok ? "withdrawal notification delivered"
@@ -171,7 +176,7 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_f
   }
 }
 
-std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r) {
+std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& probing) {
   std::lock_guard lock(status_mutex_);
   if (circuit_ == Circuit::kOpen) {
     if (now < open_until_) {
@@ -180,7 +185,15 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r) {
     }
     circuit_ = Circuit::kHalfOpen;
   }
-  if (circuit_ == Circuit::kHalfOpen) return 1;  // a probe risks one instance
+  if (circuit_ == Circuit::kHalfOpen) {
+    if (probe_in_flight_) {
+      // A sibling lane wakes us when its probe has an answer; look again soon in any case.
+      r.next = now + std::chrono::seconds(1);
+      return std::nullopt;
+    }
+    probe_in_flight_ = probing = true;
+    return 1;  // a probe risks one instance
+  }
   return destination_.batch_max_instances;
 }
 
@@ -311,6 +324,79 @@ void Forwarder::next_due(TimePoint now, bool stat_only, StepResult& r) const {
   }
 }
 
+bool Forwarder::record_unrecorded() {
+  std::lock_guard one_lane(pick_mutex_);
+  if (unrecorded_.empty()) return true;
+  if (!catalog_.delivery.record_deliveries(destination_.name, unrecorded_)) return false;
+  unrecorded_.clear();
+  return true;
+}
+
+std::optional<catalog::SendBatch> Forwarder::pick_batch(TimePoint now, bool stat_only,
+                                                        int max_count, StepResult& r) {
+  std::lock_guard one_lane(pick_mutex_);
+  auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
+                                              destination_.batch_max_bytes, stat_only);
+  if (due && destination_.deidentify.enabled) refuse_identified(*due);
+  if (due && due->empty()) {
+    next_due(now, stat_only, r);
+    return std::nullopt;
+  }
+  // The last check (consent, holds) and marking the batch in flight are one catalog step, and
+  // the permit it returns keeps a withdrawal waiting until the request has left. Deliveries
+  // marked 'sending' are no longer due: the next lane picks other instances.
+  auto begun = due ? catalog_.delivery.begin_send(destination_.name, std::move(*due))
+                   : Result<catalog::SendBatch>(due.error());
+  if (!begun) {
+    log::error("forwarder: catalog error",
+               {{"destination", destination_.name}, {"error", begun.error().to_string()}});
+    r.next = now + std::chrono::seconds(5);
+    return std::nullopt;
+  }
+  r.did_work = true;
+  if (begun->dropped > 0)
+    log::info("instances dropped from a batch: their study may no longer be sent",
+              {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
+  if (begun->items.empty()) return std::nullopt;
+  return std::move(*begun);
+}
+
+void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
+  const std::vector<catalog::DueItem>& items = begun.items;
+  const std::vector<senders::Item> batch = batch_of(items, spool_);
+  int max_attempts = 0;
+  for (const auto& d : items) max_attempts = std::max(max_attempts, d.attempts);
+  if (before_send_) before_send_();
+  senders::SendContext context;
+  catalog::SendPermit& permit = begun.permit;
+  context.request_sent = [&permit] { permit.release(); };
+  const auto started = std::chrono::steady_clock::now();
+  senders::Outcome outcome = sender_.send(batch, context);
+  permit.release();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  // One backoff for the whole batch, so that its instances go again together.
+  const TimePoint after = clock_.now();
+  std::unique_lock lock(status_mutex_);
+  const std::int64_t retry_at =
+      to_epoch_ms(after + backoff_.next(max_attempts + 1, outcome.retry_after));
+  lock.unlock();
+  auto updates = updates_for(items, outcome, after, retry_at, r);
+  if (auto rec = catalog_.delivery.record_deliveries(destination_.name, updates); !rec) {
+    // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
+    // sent twice meanwhile) and a withdrawal's notification waits for these answers.
+    log::error("forwarder: cannot record outcome, will record it again",
+               {{"destination", destination_.name}, {"error", rec.error().to_string()}});
+    std::lock_guard one_lane(pick_mutex_);
+    unrecorded_.insert(unrecorded_.end(), std::make_move_iterator(updates.begin()),
+                       std::make_move_iterator(updates.end()));
+    r.next = after + std::chrono::seconds(5);
+    return;
+  }
+  after_request(outcome, batch.size(), ms, after, retry_at, r);
+}
+
 Forwarder::StepResult Forwarder::step() {
   StepResult r;
   const TimePoint now = clock_.now();
@@ -322,69 +408,27 @@ Forwarder::StepResult Forwarder::step() {
       if (at && (!r.next || *at < *r.next)) r.next = at;
     }
   } keep_notification_deadline{r, notify_next};
-  if (!unrecorded_.empty()) {
-    if (auto rec = catalog_.delivery.record_deliveries(destination_.name, unrecorded_); !rec) {
-      r.next = now + std::chrono::seconds(5);
-      return r;
-    }
-    unrecorded_.clear();
+  if (!record_unrecorded()) {
+    r.next = now + std::chrono::seconds(5);
+    return r;
   }
   for (const auto& rate : schedule_.rates) rate.apply(now);
   const auto stat_only = window_gate(now, r);
   if (!stat_only) return r;  // outside the windows: studies wait, SCHEDULED
-  const auto max_count = batch_limit(now, r);
+  bool probing = false;
+  struct ProbeEnd {  // after the probe's answer is recorded (or when there was none to send)
+    Forwarder& f;
+    const bool& probing;
+    ~ProbeEnd() {
+      if (!probing) return;
+      std::lock_guard lock(f.status_mutex_);
+      f.probe_in_flight_ = false;
+    }
+  } probe_end{*this, probing};
+  const auto max_count = batch_limit(now, r, probing);
   if (!max_count) return r;
-  auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), *max_count,
-                                              destination_.batch_max_bytes, *stat_only);
-  if (due && destination_.deidentify.enabled) refuse_identified(*due);
-  if (due && due->empty()) {
-    next_due(now, *stat_only, r);
-    return r;
-  }
-  // The last check (consent, holds) and marking the batch in flight are one catalog step, and
-  // the permit it returns keeps a withdrawal waiting until the request has left.
-  auto begun = due ? catalog_.delivery.begin_send(destination_.name, std::move(*due))
-                   : Result<catalog::SendBatch>(due.error());
-  if (!begun) {
-    log::error("forwarder: catalog error",
-               {{"destination", destination_.name}, {"error", begun.error().to_string()}});
-    r.next = now + std::chrono::seconds(5);
-    return r;
-  }
-  r.did_work = true;
-  if (begun->dropped > 0)
-    log::info("instances dropped from a batch: their study may no longer be sent",
-              {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
-  if (begun->items.empty()) return r;
-  const std::vector<catalog::DueItem>& items = begun->items;
-  const std::vector<senders::Item> batch = batch_of(items, spool_);
-  int max_attempts = 0;
-  for (const auto& d : items) max_attempts = std::max(max_attempts, d.attempts);
-  if (before_send_) before_send_();
-  senders::SendContext context;
-  catalog::SendPermit& permit = begun->permit;
-  context.request_sent = [&permit] { permit.release(); };
-  const auto started = std::chrono::steady_clock::now();
-  senders::Outcome outcome = sender_.send(batch, context);
-  permit.release();
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count();
-  // One backoff for the whole batch, so that its instances go again together.
-  const TimePoint after = clock_.now();
-  const std::int64_t retry_at =
-      to_epoch_ms(after + backoff_.next(max_attempts + 1, outcome.retry_after));
-  auto updates = updates_for(items, outcome, after, retry_at, r);
-  if (auto rec = catalog_.delivery.record_deliveries(destination_.name, updates); !rec) {
-    // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
-    // sent twice meanwhile) and a withdrawal's notification waits for these answers.
-    log::error("forwarder: cannot record outcome, will record it again",
-               {{"destination", destination_.name}, {"error", rec.error().to_string()}});
-    unrecorded_ = std::move(updates);
-    r.next = after + std::chrono::seconds(5);
-    return r;
-  }
-  after_request(outcome, batch.size(), ms, after, retry_at, r);
+  auto begun = pick_batch(now, *stat_only, *max_count, r);
+  if (begun) send_batch(std::move(*begun), r);
   return r;
 }
 
@@ -411,7 +455,9 @@ Scheduler::Scheduler(const config::Config& config, catalog::Catalog& catalog,
         d, catalog, spool, *senders_[i], clock, std::random_device{}(),
         metrics != nullptr ? &metrics->destination(d.name) : nullptr, notifiers_.back().get()));
     forwarders_.back()->set_schedule(std::move(schedule));
-    forwarder_wakeups_.push_back(std::make_unique<Wakeup>());
+    auto& lanes = forwarder_wakeups_.emplace_back();
+    for (int lane = 0; lane < std::max(1, d.concurrency); ++lane)
+      lanes.push_back(std::make_unique<Wakeup>());
   }
 }
 
@@ -420,12 +466,14 @@ Scheduler::~Scheduler() { stop(); }
 void Scheduler::start() {
   threads_.emplace_back(&Scheduler::readiness_loop, this);
   for (std::size_t i = 0; i < forwarders_.size(); ++i)
-    threads_.emplace_back(&Scheduler::forwarder_loop, this, i);
+    for (std::size_t lane = 0; lane < forwarder_wakeups_[i].size(); ++lane)
+      threads_.emplace_back(&Scheduler::forwarder_loop, this, i, lane);
 }
 
 void Scheduler::stop() {
   readiness_wakeup_.stop();
-  for (auto& w : forwarder_wakeups_) w->stop();
+  for (auto& lanes : forwarder_wakeups_)
+    for (auto& w : lanes) w->stop();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
@@ -433,7 +481,14 @@ void Scheduler::stop() {
 
 void Scheduler::work_available() {
   readiness_wakeup_.notify();
-  for (auto& w : forwarder_wakeups_) w->notify();
+  for (auto& lanes : forwarder_wakeups_)
+    for (auto& w : lanes) w->notify();
+}
+
+void Scheduler::wake_lanes(std::size_t index, std::size_t except) {
+  auto& lanes = forwarder_wakeups_[index];
+  for (std::size_t lane = 0; lane < lanes.size(); ++lane)
+    if (lane != except) lanes[lane]->notify();
 }
 
 std::vector<ForwarderStatus> Scheduler::status() const {
@@ -447,17 +502,19 @@ void Scheduler::readiness_loop() {
     auto r = readiness_.step();
     if (r.promoted > 0) log::info("studies stable", {{"count", std::to_string(r.promoted)}});
     if (r.ready > 0)
-      for (auto& w : forwarder_wakeups_) w->notify();
+      for (auto& lanes : forwarder_wakeups_)
+        for (auto& w : lanes) w->notify();
     if (!readiness_wakeup_.wait(r.next)) return;
   } while (true);
 }
 
-void Scheduler::forwarder_loop(std::size_t index) {
+void Scheduler::forwarder_loop(std::size_t index, std::size_t lane) {
   Forwarder& f = *forwarders_[index];
-  Wakeup& wake = *forwarder_wakeups_[index];
+  Wakeup& wake = *forwarder_wakeups_[index][lane];
   for (;;) {
     if (wake.stopped()) return;
     auto r = f.step();
+    if (r.did_work && forwarder_wakeups_[index].size() > 1) wake_lanes(index, lane);
     // After a batch that got answers, go straight on; when the whole batch must be retried the
     // destination is in trouble: sleep until the retry is due (or new work wakes us).
     if (r.did_work && r.sent + r.refused > 0) continue;

@@ -2,6 +2,8 @@
 //   Readiness  — a study with no new instance for stable_age becomes STABLE (then READY).
 //   Forwarder  — per destination: picks due deliveries in batches, hands them to its Sender,
 //                records each instance's outcome in the catalog (senders never touch SQLite).
+//                With `concurrency: N`, N lanes (threads) call step() on the same Forwarder:
+//                picking a batch and marking it in flight is serialised, the requests are not.
 // Each has a step(now) that does one round and says when it wants to run next; the threads
 // only call step() and wait, so tests drive step() with a fake clock and no sleeps.
 #pragma once
@@ -112,6 +114,8 @@ class Forwarder {
     bool did_work = false;
     std::optional<TimePoint> next;  // when to run again if nothing wakes us first
   };
+  // Thread-safe: a destination's lanes call it at the same time (the Sender must then be one
+  // that takes concurrent sends, senders::make_sender_pool).
   StepResult step();
   const std::string& name() const { return destination_.name; }
   ForwarderStatus status() const;
@@ -123,9 +127,18 @@ class Forwarder {
  private:
   // Circuit breaker: counts whole-request failures; thread-safe reads for status.
   void on_request_result(bool whole_failure, TimePoint now, bool auth_failed = false);
-  // The circuit's say on the next batch: how many instances (a half-open probe risks one), or
-  // none while it is open (r.next: when it may probe).
-  std::optional<int> batch_limit(TimePoint now, StepResult& r);
+  // The circuit's say on the next batch: how many instances (a half-open probe risks one, and
+  // only one lane probes: `probing` is set for it), or none while it is open (r.next: when it
+  // may probe) or while another lane's probe is out (a sibling wakes us when it ends).
+  std::optional<int> batch_limit(TimePoint now, StepResult& r, bool& probing);
+  // Picks the due batch and marks it in flight (catalog::DeliveryLedger::begin_send), or says
+  // why not through r: one lane at a time, so two lanes never pick the same instances.
+  std::optional<catalog::SendBatch> pick_batch(TimePoint now, bool stat_only, int max_count,
+                                               StepResult& r);
+  // Answers a lane could not record earlier, recorded now; false while the catalog refuses.
+  bool record_unrecorded();
+  // Sends a begun batch and records the answers (or keeps them in unrecorded_).
+  void send_batch(catalog::SendBatch begun, StepResult& r);
   // A de-identifying destination is never sent an original: due instances without their
   // de-identified copy fail with a reason (e.g. released from a de-identification quarantine).
   void refuse_identified(std::vector<catalog::DueItem>& due);
@@ -151,8 +164,11 @@ class Forwarder {
   const ingest::Spool& spool_;
   senders::Sender& sender_;
   const Clock& clock_;
-  Backoff backoff_;
+  std::mutex pick_mutex_;    // picking + begin_send, unrecorded_; before status_mutex_
+  std::mutex notify_mutex_;  // one lane sends withdrawal notifications at a time
+  Backoff backoff_;          // under status_mutex_ (its random state)
   mutable std::mutex status_mutex_;
+  bool probe_in_flight_ = false;  // half-open: one lane's probe is out
   Circuit circuit_ = Circuit::kClosed;
   TimePoint open_until_{};
   Millis cooldown_{0};
@@ -165,7 +181,9 @@ class Forwarder {
   std::vector<catalog::DeliveryUpdate> unrecorded_;  // answers the catalog could not take yet
 };
 
-// Runs Readiness and the Forwarders on their own threads.
+// Runs Readiness and the Forwarders on their own threads: `concurrency` lanes per destination.
+// `senders`: one per destination; for a destination with concurrency > 1, one that takes
+// concurrent sends (senders::make_sender_pool).
 class Scheduler {
  public:
   Scheduler(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
@@ -183,7 +201,10 @@ class Scheduler {
 
  private:
   void readiness_loop();
-  void forwarder_loop(std::size_t index);
+  void forwarder_loop(std::size_t index, std::size_t lane);
+  // Wakes every lane of destination `index` but `except` (after a request: a lane waiting for a
+  // sibling's half-open probe, or for work it left, looks again).
+  void wake_lanes(std::size_t index, std::size_t except);
 
   catalog::Catalog& catalog_;
   const Clock& clock_;
@@ -192,7 +213,8 @@ class Scheduler {
   std::vector<std::unique_ptr<senders::Notifier>> notifiers_;
   std::vector<std::unique_ptr<Forwarder>> forwarders_;
   Wakeup readiness_wakeup_;
-  std::vector<std::unique_ptr<Wakeup>> forwarder_wakeups_;
+  // Per destination, one per lane (config::Destination::concurrency): a Wakeup wakes one waiter.
+  std::vector<std::vector<std::unique_ptr<Wakeup>>> forwarder_wakeups_;
   std::vector<std::thread> threads_;
 };
 

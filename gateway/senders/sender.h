@@ -86,6 +86,11 @@ class Sender {
   Outcome send(const std::vector<Item>& batch) { return send(batch, SendContext{}); }
 };
 
+// A Sender for a destination's `concurrency` lanes: lends each send() one of `members` (one per
+// lane, each thread-compatible) that no other send() is using, waiting for one when all are
+// busy. Thread-safe. One member: that member, unchanged.
+std::unique_ptr<Sender> make_sender_pool(std::vector<std::unique_ptr<Sender>> members);
+
 struct StowRsOptions {
   std::string base_url;  // DICOMweb root, POST goes to base_url + "/studies"
   std::filesystem::path ca_file, client_cert, client_key, bearer_token_file;

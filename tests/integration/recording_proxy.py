@@ -1,6 +1,7 @@
 """An HTTP/1.1 relay of the test's own between dirgwd and the repository that records, for every
 request it passes on, the moment its first byte arrived (time.monotonic(), the test process's
-clock) and which of a set of watched strings (study UIDs) its body carries. Keep-alive
+clock), the moment its whole body had been passed on (`finished`), and which of a set of watched
+strings (study UIDs) its body carries. Keep-alive
 connections are followed request by request (Content-Length framing, as dirgw sends).
 
 Optionally throttles the bytes towards the repository, so that batches stay on the wire long
@@ -16,6 +17,7 @@ class Request:
         self.started = started
         self.line = line
         self.body_bytes = 0
+        self.finished = None
         self.carries = set()
 
 
@@ -38,6 +40,17 @@ class RecordingProxy:
     def close(self):
         self._stop.set()
         self._listener.close()
+
+    def max_in_flight(self):
+        """The most requests whose bodies were on their way at the same moment."""
+        with self.lock:
+            spans = [(r.started, r.finished) for r in self.requests if r.finished]
+        events = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans])
+        most = now = 0
+        for _, step in events:
+            now += step
+            most = max(most, now)
+        return most
 
     def requests_carrying(self, needle):
         with self.lock:
@@ -118,6 +131,7 @@ class RecordingProxy:
                 body += take
                 self._send(upstream, take)
             req.body_bytes = len(body)
+            req.finished = time.monotonic()
             req.carries = {w for w in watch if w.encode() in body}
 
     @staticmethod

@@ -162,8 +162,13 @@ void print_studies(const json& r) {
               "DESTINATIONS");
   for (const auto& s : r["studies"]) {
     std::string dests;
-    for (const auto& [name, state] : s["destinations"].items())
+    for (const auto& [name, state] : s["destinations"].items()) {
       dests += (dests.empty() ? "" : ", ") + name + "=" + state.get<std::string>();
+      // SCHEDULED: waiting for the destination's upload window, which opens then.
+      if (s.contains("window_opens_at") && s["window_opens_at"].contains(name) &&
+          s["window_opens_at"][name].is_string())
+        dests += " (window opens " + s["window_opens_at"][name].get<std::string>() + ")";
+    }
     std::printf("%-64s %-10s %9lld %10s  %s\n", str(s, "study_uid").c_str(),
                 str(s, "state").c_str(), s.value("instances", 0LL),
                 human_bytes(s.value("bytes", 0.0)).c_str(), dests.c_str());

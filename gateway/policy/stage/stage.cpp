@@ -62,6 +62,12 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
   return keys;
 }
 
+std::string accession_number(const std::filesystem::path& file) {
+  DcmFileFormat ff;
+  if (ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096).bad()) return "";
+  return get(*ff.getDataset(), DCM_AccessionNumber);
+}
+
 bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
              const config::Priority& rules) {
   for (const auto& ae : rules.stat_calling_aes)
@@ -156,6 +162,8 @@ Stage::Checked Stage::check_instances(
     auto k = patient_keys(checked, config_.policy.health_number_issuer);
     if (k) keys.insert(k->begin(), k->end());
     if (!out.stat) out.stat = is_stat(checked, inst->calling_ae, config_.priority);
+    if (out.accession.empty() && config_.ingest.hl7.enabled && config_.priority.hl7_orders.enabled)
+      out.accession = accession_number(original);
     if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
     if (byte_order_) byte_order(checked, inst->id, out);
   }
@@ -261,6 +269,16 @@ Stage::StepResult Stage::step(int limit) {
     // READY is only proposed here: the catalog reads consent in the transaction that commits
     // the decision (a withdrawal landing meanwhile is never missed).
     const auto proposals = propose(w, checked);
+    // An HL7 order for the study's accession number that said STAT (catalog/order_book.h):
+    // linking marks the study STAT, before the decision makes it READY.
+    if (!checked.accession.empty()) {
+      auto by_order = catalog_.orders.link_study(w.study_id, checked.accession);
+      if (!by_order)
+        log::error("policy: cannot note the study's accession number",
+                   {{"study_uid", w.study_uid}, {"error", by_order.error().to_string()}});
+      else if (*by_order)
+        log::info("study is STAT by its HL7 order: forwarded first", {{"study_uid", w.study_uid}});
+    }
     // Marked before the decision makes it READY, so no forwarder sees it as routine first.
     if (checked.stat) {
       if (auto m = catalog_.operators.mark_stat(w.study_id); !m)

@@ -29,6 +29,8 @@ namespace dirgw::policy {
 // health number from Other Patient IDs Sequence (kind "hn", issuer e.g. "ON").
 // Whether an instance makes its study STAT under the configured rules: its calling AE is listed,
 // or one of the listed attributes holds one of its values (case-insensitive).
+// Accession Number (0008,0050), trimmed; "" when absent or the file does not parse.
+std::string accession_number(const std::filesystem::path& file);
 bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
              const config::Priority& rules);
 Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::path& file,
@@ -66,7 +68,8 @@ class Stage {
     std::map<std::string, std::pair<int, std::string>> deid_refused;
     // Destinations that refuse (or could not convert) an Explicit VR Big Endian instance.
     std::map<std::string, std::pair<int, std::string>> byte_order_refused;
-    bool stat = false;  // a priority rule matched (config.priority): forwarded first
+    bool stat = false;      // a priority rule matched (config.priority): forwarded first
+    std::string accession;  // (0008,0050) of the first instance that has one, for HL7 orders
   };
   void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);

@@ -105,20 +105,7 @@ struct OAuth2ClientCredentials::Curl {
 };
 
 Result<void> check_secret_file(const std::filesystem::path& path) {
-  if (path.empty()) return config_error("no client secret file given");
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return config_error("client secret file " + path.string() + ": " + errno_text(errno));
-  if (!S_ISREG(st.st_mode))
-    return config_error("client secret file " + path.string() + " is not a regular file");
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return config_error("client secret file " + path.string() + " has mode " + mode +
-                        ": group and others must have no access (chmod 600, owned by the "
-                        "gateway's user)");
-  }
-  return {};
+  return check_private_file(path, "client secret file");
 }
 
 Result<std::unique_ptr<OAuth2ClientCredentials>> OAuth2ClientCredentials::create(

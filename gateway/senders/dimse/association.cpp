@@ -33,6 +33,7 @@
 
 #include "common/files.h"
 #include "log/log.h"
+#include "scheduler/bandwidth.h"
 
 namespace dirgw::senders::dimse {
 
@@ -83,6 +84,23 @@ Verdict classify_request_failure(const OFCondition& cond, bool tls) {
   }
   return {InstanceStatus::kRetry, "association request failed: " + text};
 }
+
+// The bandwidth cap for C-STORE: each PDU of a data set, once written to the socket, is paid
+// for from the destination's and the gateway's token buckets before the next one goes. Paying
+// after writing lets at most one PDU (<= max PDU, 128 KiB) beyond a bucket's budget out at a
+// time; over a study the rate follows the cap (docs/scheduling.md).
+class Pacer {
+ public:
+  explicit Pacer(const std::vector<std::shared_ptr<scheduler::TokenBucket>>& buckets)
+      : throttle_(buckets) {}
+  void written(std::uint64_t n) {
+    if (throttle_.unlimited()) return;
+    while (n > 0) n -= scheduler::acquire_blocking(throttle_, n, scheduler::sleep_real);
+  }
+
+ private:
+  scheduler::Throttle throttle_;
+};
 
 }  // namespace
 
@@ -328,6 +346,7 @@ StoreAnswer Association::store_as_is(const std::filesystem::path& file, const Fi
   if (max_out > 12 && chunk + 12 > max_out) chunk = max_out - 12;
   chunk &= ~1UL;
   std::vector<unsigned char> buf(chunk);
+  Pacer pacer(opts_.bandwidth_buckets);
   const std::uint64_t total = file_size - meta.dataset_offset;
   std::uint64_t sent = 0;
   while (sent < total) {
@@ -350,6 +369,7 @@ StoreAnswer Association::store_as_is(const std::filesystem::path& file, const Fi
     cond = DUL_WritePDVs(&assoc_->DULassociation, &list);
     if (cond.bad()) return lost(std::string("sending the data set failed: ") + cond.text());
     sent += got;
+    pacer.written(got);
   }
   return receive_store_response(message_id, sent);
 }
@@ -403,22 +423,28 @@ StoreAnswer Association::store_converted(const std::filesystem::path& file, cons
   T_DIMSE_C_StoreRSP rsp;
   std::memset(&rsp, 0, sizeof rsp);
   DcmDataset* detail = nullptr;
+  // DCMTK calls this after each PDU of the data set has been written to the socket.
   struct Progress {
+    std::uint64_t bytes = 0;
+    Pacer pacer;
     static void cb(void* data, T_DIMSE_StoreProgress* p, T_DIMSE_C_StoreRQ*) {
-      *static_cast<std::uint64_t*>(data) = static_cast<std::uint64_t>(p->progressBytes);
+      auto& self = *static_cast<Progress*>(data);
+      const auto now = static_cast<std::uint64_t>(std::max<long>(p->progressBytes, 0));
+      if (now > self.bytes) self.pacer.written(now - self.bytes);
+      self.bytes = std::max(self.bytes, now);
     }
   };
-  std::uint64_t bytes = 0;
-  cond = DIMSE_storeUser(assoc_, context_id, &req, nullptr, ff.getDataset(), &Progress::cb, &bytes,
-                         DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout), &rsp, &detail,
-                         nullptr, 0);
+  Progress progress{0, Pacer(opts_.bandwidth_buckets)};
+  cond = DIMSE_storeUser(assoc_, context_id, &req, nullptr, ff.getDataset(), &Progress::cb,
+                         &progress, DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout), &rsp,
+                         &detail, nullptr, 0);
   delete detail;
   if (cond == DIMSE_NODATAAVAILABLE) return lost("no C-STORE response within dimse_timeout");
   if (cond.bad()) return lost(std::string("C-STORE failed: ") + cond.text());
   StoreAnswer a;
   a.kind = StoreAnswer::Kind::kAnswered;
   a.status = rsp.DimseStatus;
-  a.bytes = bytes;
+  a.bytes = progress.bytes;
   return a;
 }
 

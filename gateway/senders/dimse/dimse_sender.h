@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "senders/sender.h"
 
@@ -36,6 +37,10 @@ struct DimseOptions {
   std::chrono::milliseconds dimse_timeout{120000};  // each C-STORE response
   std::uint32_t max_pdu = 131072;                   // what we accept; 4096..131072 (DCMTK's limits)
   DimseTlsOptions tls;
+  // Byte budgets every C-STORE of this sender draws from (its destination's cap and the
+  // gateway-wide one), as for STOW-RS: paced in DCMTK's store progress callback, which runs
+  // after each PDU of the data set is written to the socket (docs/scheduling.md).
+  std::vector<std::shared_ptr<scheduler::TokenBucket>> bandwidth_buckets;
 };
 
 // Never fails: problems with the options (unreadable TLS files, say) surface in the Outcome of

@@ -561,5 +561,49 @@ TEST_F(CatalogTest, AuditTrailRecordsReceiptsAndDetectsAnEditedEntry) {
   EXPECT_EQ(*bad->first_bad_seq, 2);
 }
 
+// HL7 orders (schema 17): a STAT order and a study with the same accession number make the
+// study STAT whichever comes first; a routine order does not, and never lowers a STAT.
+std::int64_t study_id_of(Catalog& c, const std::string& uid) {
+  return c.db()
+      .locked([&](Connection& db) -> std::int64_t {
+        auto st = db.prepare("SELECT id FROM studies WHERE study_uid = ?1");
+        st.bind(1, uid);
+        return st.step() ? st.int64(0) : 0;
+      })
+      .value();
+}
+
+int priority_of(Catalog& c, const std::string& uid) {
+  for (const auto& s : *c.queries.studies("", 100))
+    if (s.study_uid == uid) return s.priority;
+  return -1;
+}
+
+TEST_F(CatalogTest, StatOrderAndItsStudyMeetWhicheverComesFirst) {
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.10", 1)).ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.11", 2)).ok());
+  const auto before = study_id_of(*catalog_, "1.2.10"), after = study_id_of(*catalog_, "1.2.11");
+  // Study first: noted, no order yet; then the STAT order makes it STAT.
+  EXPECT_FALSE(*catalog_->orders.link_study(before, "ACC-B"));
+  EXPECT_EQ(priority_of(*catalog_, "1.2.10"), 0);
+  EXPECT_EQ(*catalog_->orders.record_order({"ACC-B", "S", true, "C1", "RIS/LGH"}), 1);
+  EXPECT_EQ(priority_of(*catalog_, "1.2.10"), 1);
+  // Order first: the study is STAT when it is noted.
+  EXPECT_EQ(*catalog_->orders.record_order({"ACC-A", "S", true, "C2", "RIS/LGH"}), 0);
+  EXPECT_TRUE(*catalog_->orders.link_study(after, "ACC-A"));
+  EXPECT_EQ(priority_of(*catalog_, "1.2.11"), 1);
+  // A routine order afterwards lowers nothing; a routine order alone raises nothing.
+  EXPECT_EQ(*catalog_->orders.record_order({"ACC-A", "R", false, "C3", "RIS/LGH"}), 0);
+  EXPECT_EQ(priority_of(*catalog_, "1.2.11"), 1);
+  ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.12", 3)).ok());
+  EXPECT_EQ(*catalog_->orders.record_order({"ACC-C", "R", false, "C4", "RIS/LGH"}), 0);
+  EXPECT_FALSE(*catalog_->orders.link_study(study_id_of(*catalog_, "1.2.12"), "ACC-C"));
+  EXPECT_EQ(priority_of(*catalog_, "1.2.12"), 0);
+  // An operator's STAT (2) stays 2.
+  ASSERT_TRUE(catalog_->operators.prioritize("1.2.12").ok());
+  EXPECT_EQ(*catalog_->orders.record_order({"ACC-C", "S", true, "C5", "RIS/LGH"}), 0);
+  EXPECT_EQ(priority_of(*catalog_, "1.2.12"), 2);
+}
+
 }  // namespace
 }  // namespace dirgw::catalog

@@ -2,6 +2,10 @@
 // gateway-wide), concurrency, auth.oauth2, priority, type dimse. Each key read, each error with
 // its key and line.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "config/config.h"
 #include "expect_error.h"
@@ -107,11 +111,47 @@ TEST(SchedulingConfig, BadBandwidth) {
                "forwarding.bandwidth.office_hours[0]", 4, "");
 }
 
-TEST(SchedulingConfig, ConcurrencyAboveOneIsRefusedClearly) {
-  expect_error(load_string(with("concurrency: 1", "concurrency: 4")), "destinations[0].concurrency",
-               13, "not implemented");
+TEST(SchedulingConfig, ConcurrencyFromOneTo64) {
+  auto r = load_string(with("concurrency: 1", "concurrency: 4"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->destinations[0].concurrency, 4);
   expect_error(load_string(with("concurrency: 1", "concurrency: 0")), "destinations[0].concurrency",
                13, "from 1 to 64");
+  expect_error(load_string(with("concurrency: 1", "concurrency: 65")),
+               "destinations[0].concurrency", 13, "from 1 to 64");
+}
+
+// A client secret file that exists must be a private regular file: a symbolic link or a file
+// that group or others may read is refused with the key and its line.
+TEST(SchedulingConfig, OAuth2SecretFileMustBePrivate) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("dirgw-secret-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto secret = dir / "secret";
+  { std::ofstream(secret) << "s3cret\n"; }
+  const auto config_with = [&](const std::filesystem::path& p) {
+    return load_string(
+        with("client_secret_file: /etc/dirgw/secret", "client_secret_file: " + p.string()));
+  };
+  std::filesystem::permissions(
+      secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_TRUE(config_with(secret).ok());
+  std::filesystem::permissions(secret, std::filesystem::perms::group_read,
+                               std::filesystem::perm_options::add);
+  expect_error(config_with(secret), "destinations[0].auth.oauth2.client_secret_file", 15,
+               "has mode 0640: group and others must have no access");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write |
+                                           std::filesystem::perms::others_read);
+  expect_error(config_with(secret), "destinations[0].auth.oauth2.client_secret_file", 15,
+               "has mode 0604");
+  std::filesystem::permissions(
+      secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const auto link = dir / "link";
+  std::filesystem::create_symlink(secret, link);
+  expect_error(config_with(link), "destinations[0].auth.oauth2.client_secret_file", 15,
+               "is a symbolic link");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(SchedulingConfig, OAuth2Errors) {
@@ -137,6 +177,31 @@ TEST(SchedulingConfig, PriorityErrors) {
                "priority.stat_calling_aes[0]", 7, "AE title");
 }
 
+TEST(SchedulingConfig, Hl7OrdersDefaultsAndKeys) {
+  auto r = load_string(kBase);
+  ASSERT_TRUE(r.ok());
+  const auto& d = r.config->priority.hl7_orders;
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.accession_fields, (std::vector<std::string>{"IPC-1", "OBR-18"}));
+  EXPECT_EQ(d.stat_values, (std::vector<std::string>{"S"}));
+  auto c = load_string(with("stat_calling_aes: [ER_CT]",
+                            "stat_calling_aes: [ER_CT]\n  hl7_orders: { accession_fields: [OBR-3], "
+                            "priority_fields: [ORC-7.6], stat_values: [S, A] }"));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c.config->priority.hl7_orders.accession_fields, std::vector<std::string>{"OBR-3"});
+  EXPECT_EQ(c.config->priority.hl7_orders.stat_values, (std::vector<std::string>{"S", "A"}));
+  expect_error(load_string(with("stat_calling_aes: [ER_CT]",
+                                "stat_calling_aes: [ER_CT]\n  hl7_orders: { accession_fields: "
+                                "[\"OBR 18\"] }")),
+               "priority.hl7_orders.accession_fields[0]", 8, "HL7 field path");
+  expect_error(load_string(with("stat_calling_aes: [ER_CT]",
+                                "stat_calling_aes: [ER_CT]\n  hl7_orders: { stat_values: [] }")),
+               "priority.hl7_orders.stat_values", 8, "at least one value");
+  expect_error(load_string(with("stat_calling_aes: [ER_CT]",
+                                "stat_calling_aes: [ER_CT]\n  hl7_orders: { accesion: [OBR-3] }")),
+               "priority.hl7_orders.accesion", 8, "");
+}
+
 TEST(SchedulingConfig, DimseErrors) {
   expect_error(load_string(with("type: dimse", "type: dicom")), "destinations[1].type", 17,
                "stow-rs or dimse");
@@ -152,8 +217,6 @@ TEST(SchedulingConfig, DimseErrors) {
                    "/etc/dirgw/c.key }\n",
                    "")),
                "destinations[1].dimse", 16, "required for type dimse");
-  expect_error(load_string(with("    type: dimse\n", "    type: dimse\n    bandwidth: 1MiB\n")),
-               "destinations[1].bandwidth", 18, "stow-rs destinations only");
   expect_error(load_string(with("    type: dimse\n", "    type: dimse\n    url: http://x/\n")),
                "destinations[1].url", 18, "stow-rs only");
 }
