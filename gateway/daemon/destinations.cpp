@@ -77,9 +77,26 @@ std::string auth_kind(const config::Destination& d) {
   return kind;
 }
 
+// The destination's sender, wrapped in the transcoding hook when `transcode:` is on.
+std::unique_ptr<senders::Sender> with_transcoding(std::unique_ptr<senders::Sender>&& sender,
+                                                  const config::Destination& d,
+                                                  const std::filesystem::path& spool_tmp,
+                                                  Destinations& out) {
+  if (d.transcode.to.empty()) {
+    out.transcoding.push_back(nullptr);
+    return std::move(sender);
+  }
+  auto counters = std::make_shared<senders::transcode::Counters>();
+  out.transcoding.push_back(counters);
+  return senders::transcode::make_transcoding_sender(
+      std::move(sender), {spool_tmp, d.transcode.max_pixel_bytes, d.transcode.syntax_parameter},
+      std::move(counters));
+}
+
 }  // namespace
 
-Result<Destinations> build_destinations(const config::Config& config, const Clock& clock) {
+Result<Destinations> build_destinations(const config::Config& config, const Clock& clock,
+                                        const std::filesystem::path& spool_tmp) {
   Destinations out;
   std::vector<scheduler::RateSwitch> gateway_rates;
   auto gateway = bucket_for(config.forwarding_bandwidth, config.timezone, clock,
@@ -99,7 +116,7 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
     s.rates.insert(s.rates.end(), gateway_rates.begin(), gateway_rates.end());
     s.auth = auth_kind(d);
     if (d.type == "dimse") {
-      out.senders.push_back(dimse_sender(d));
+      out.senders.push_back(with_transcoding(dimse_sender(d), d, spool_tmp, out));
     } else {
       senders::StowRsOptions o = scheduler::stow_options(d);
       for (const auto& b : {s.bucket, s.gateway_bucket})
@@ -110,11 +127,45 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
         s.tokens = *tokens;
         o.token_provider = s.tokens;
       }
-      out.senders.push_back(senders::make_stow_rs_sender(o));
+      out.senders.push_back(with_transcoding(senders::make_stow_rs_sender(o), d, spool_tmp, out));
     }
     out.schedules.push_back(std::move(s));
   }
   return out;
+}
+
+void register_transcode_metrics(
+    metrics::Registry& registry, const std::vector<std::string>& names,
+    const std::vector<std::shared_ptr<senders::transcode::Counters>>& counters) {
+  std::vector<std::pair<std::string, std::shared_ptr<senders::transcode::Counters>>> on;
+  for (std::size_t i = 0; i < names.size() && i < counters.size(); ++i)
+    if (counters[i]) on.emplace_back(names[i], counters[i]);
+  if (on.empty()) return;
+  registry.counter_callback(
+      "dirgw_transcode_objects_total",
+      "Objects by what the transcoding hook did: transcoded (the JPEG-LS copy was accepted), "
+      "skipped, verify_failed, refused (the destination refused JPEG-LS); since start",
+      {"destination", "result"}, [on] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [name, c] : on) {
+          const auto s = senders::transcode::snapshot(*c);
+          out.push_back({{name, "transcoded"}, static_cast<double>(s.transcoded)});
+          out.push_back({{name, "skipped"}, static_cast<double>(s.skipped)});
+          out.push_back({{name, "verify_failed"}, static_cast<double>(s.verify_failed)});
+          out.push_back({{name, "refused"}, static_cast<double>(s.refused)});
+        }
+        return out;
+      });
+  registry.counter_callback(
+      "dirgw_transcode_bytes_saved_total",
+      "Stored size minus sent size of the transcoded copies the destination accepted; since start",
+      {"destination"}, [on] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [name, c] : on)
+          out.push_back(
+              {{name}, static_cast<double>(senders::transcode::snapshot(*c).bytes_saved())});
+        return out;
+      });
 }
 
 }  // namespace dirgw::daemon

@@ -28,8 +28,9 @@ struct Item {
   std::uint64_t size = 0;      // must equal the file's size; checked before anything is sent
   // Set by the transcoding hook (senders/transcode) when `path` is a losslessly compressed copy
   // of the stored object (a temporary file, removed after the send): the copy's transfer syntax,
-  // which STOW-RS names in the part's Content-Type, and the stored original, which the DIMSE
-  // sender sends instead when the destination refuses the copy's syntax.
+  // which STOW-RS then names in the part's Content-Type (only when the destination asks for it:
+  // transcode.syntax_parameter), and the stored original, which the DIMSE sender sends instead
+  // when the destination refuses the copy's syntax.
   std::string transfer_syntax;
   std::filesystem::path original_path;
   std::uint64_t original_size = 0;

@@ -26,6 +26,7 @@
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
+#include "senders/transcode/transcoding_sender.h"
 
 namespace dirgw::control::commands {
 
@@ -47,6 +48,8 @@ struct LiveFacts {
   std::vector<ingest::folder::FolderStatus> folders;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
+  // One per configured destination: what transcoding did since start (nullopt: off).
+  std::vector<std::optional<senders::transcode::CountersSnapshot>> transcoding;
   std::vector<std::string> host_warnings;  // clock, certificates
   std::string audit_forwarder_error;       // the audit repository's last error, if any
   std::string audit_broken;                // why the audit trail did not verify at start

@@ -20,6 +20,10 @@ struct Options {
   // Objects whose Pixel Data is longer go as they are: the original, the copy and the decoded
   // copy are in memory together while one object is transcoded.
   std::uint64_t max_pixel_bytes = std::uint64_t{64} << 20;
+  // STOW-RS: name the copy's syntax in its part ("application/dicom; transfer-syntax=...", PS3.18
+  // 8.7.3.5.2). Off by default: the Part-10 meta header names it anyway, and Orthanc's DICOMweb
+  // plugin (1.7) refuses any part whose Content-Type is not exactly "application/dicom".
+  bool syntax_parameter = false;
 };
 
 // What decides whether an object may be transcoded, read from its data set.

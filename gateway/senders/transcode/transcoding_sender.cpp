@@ -63,7 +63,7 @@ class TranscodingSender final : public Sender {
         item.original_size = item.size;
         item.path = a.copy->path;
         item.size = a.copy->size;
-        item.transfer_syntax = std::string(kJpegLsLossless);
+        if (options_.syntax_parameter) item.transfer_syntax = std::string(kJpegLsLossless);
         log::debug("transcoded", {{"sop_instance_uid", item.sop_instance_uid},
                                   {"original_bytes", std::to_string(item.original_size)},
                                   {"copy_bytes", std::to_string(item.size)}});
