@@ -147,7 +147,8 @@ class RefusingOrthanc(tds.DicomOrthanc):
 
 def dimse_phase(args, work, files, check, refusing):
     label = "dimse-refusing" if refusing else "dimse"
-    repo = (RefusingOrthanc if refusing else tds.DicomOrthanc)(work).start()
+    # Each phase its own Orthanc storage: instances left by another phase would count.
+    repo = (RefusingOrthanc if refusing else tds.DicomOrthanc)(os.path.join(work, label)).start()
     gw = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-" + label,
                          stable_age="1s", dest_yaml="    transcode: jpeg-ls-lossless\n")
     gw.use_dimse(repo.aet, repo.dicom_port)
