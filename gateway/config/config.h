@@ -133,6 +133,13 @@ struct Bandwidth {
   std::uint64_t office_hours_max = 0;     // used inside office_hours (0: no cap then)
 };
 
+// Lossless transcoding before upload (docs/transcoding.md). `to` empty: off, objects go as stored.
+struct Transcode {
+  std::string to;                               // "jpeg-ls-lossless" or empty
+  std::uint64_t max_pixel_bytes = 64ull << 20;  // bigger Pixel Data goes as stored
+  bool syntax_parameter = false;  // STOW-RS parts say "application/dicom; transfer-syntax=..."
+};
+
 // When a destination may be sent to: window specs in facility.timezone (docs/scheduling.md).
 struct Schedule {
   std::vector<std::string> windows;  // empty: always open
@@ -225,6 +232,7 @@ struct Destination {
   // by the configuration check rather than silently ignored).
   int concurrency = 1;
   DimseDestination dimse;  // type: dimse
+  Transcode transcode;     // optional JPEG-LS Lossless copies before upload
 };
 
 struct Retention {

@@ -196,6 +196,33 @@ void read_scheduling(Reader& r, const YAML::Node& m, const std::string& p, Desti
   r.integer(m, p, "concurrency", d.concurrency, 1, 64);
 }
 
+// "jpeg-ls-lossless" / "off", or {to, max_pixel_bytes}.
+void read_transcode(Reader& r, const YAML::Node& m, const std::string& p, Transcode& t) {
+  const YAML::Node n = m["transcode"];
+  if (!n.IsDefined() || n.IsNull()) return;
+  auto target = [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    if (s == "jpeg-ls-lossless")
+      t.to = s;
+    else if (s == "off" || s == "none" || s == "false")
+      t.to.clear();
+    else
+      r.error(k, v,
+              "must be jpeg-ls-lossless or off, not '" + s + "' (transcoding is never lossy)");
+  };
+  if (n.IsScalar()) {
+    r.scalar(m, p, "transcode", target);
+    return;
+  }
+  r.map(n, Reader::join(p, "transcode"),
+        [&](const YAML::Node& tn, const std::string& tp) {
+          r.scalar(tn, tp, "to", target);
+          if (!tn["to"].IsDefined()) r.error(Reader::join(tp, "to"), tn, "is required");
+          r.size(tn, tp, "max_pixel_bytes", t.max_pixel_bytes, 1024, 1ull << 30);
+          r.boolean(tn, tp, "syntax_parameter", t.syntax_parameter);
+        },
+        {"to", "max_pixel_bytes", "syntax_parameter"});
+}
+
 void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {
   const std::string key = Reader::join(p, "dimse");
   if (!m["dimse"].IsDefined() || m["dimse"].IsNull()) {
@@ -289,6 +316,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 [&](const YAML::Node& a, const std::string& ap) { read_auth(r, a, ap, d.auth); },
                 {"ca", "client_cert", "client_key", "bearer_token_file", "verify_peer", "oauth2"});
         read_scheduling(r, m, p, d);
+        read_transcode(r, m, p, d.transcode);
         if (m["batch"].IsDefined() && !m["batch"].IsNull())
           r.map(m["batch"], Reader::join(p, "batch"),
                 [&](const YAML::Node& b, const std::string& bp) {
@@ -333,7 +361,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
       },
       {"name", "type", "url", "consent", "big_endian", "withdrawal_notify_url", "auth", "batch",
        "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth", "concurrency",
-       "dimse"});
+       "dimse", "transcode"});
 }
 
 }  // namespace

@@ -78,6 +78,8 @@ struct Application::Impl {
   std::unique_ptr<policy::DeidTargets> deid;
   std::unique_ptr<policy::Stage> policy_stage;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  // Per destination (null: transcoding off): what the transcoding hook did since start.
+  std::vector<std::shared_ptr<senders::transcode::Counters>> transcoding;
   std::unique_ptr<ingest::CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<ingest::folder::FolderWatcher> folders;  // watched export folders (issue 12)
@@ -165,11 +167,13 @@ Result<void> Application::Impl::open_state() {
 }
 
 Result<void> Application::Impl::build_stages() {
-  auto built = build_destinations(config, clock);
+  auto built = build_destinations(config, clock, spool->root() / "tmp");
   if (!built) return built.error();
   std::vector<std::string> dest_names;
   for (const auto& d : config.destinations) dest_names.push_back(d.name);
   metrics = std::make_unique<metrics::GatewayMetrics>(registry, dest_names, DIRGW_VERSION);
+  transcoding = built->transcoding;
+  register_transcode_metrics(registry, dest_names, transcoding);
   policy_stage =
       std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get(), deid.get());
   scheduler::PolicyStep policy_step = [this] {
@@ -336,6 +340,8 @@ commands::LiveFacts Application::Impl::live_facts() const {
     if (auto counts = report_ledger->counts()) f.hl7_reports = std::move(*counts);
   if (pull) f.pulls = pull->status();
   f.forwarders = scheduler->status();
+  for (const auto& t : transcoding)
+    f.transcoding.push_back(t ? std::optional(senders::transcode::snapshot(*t)) : std::nullopt);
   f.host_warnings = host_warnings(config, clock);
   if (audit_forwarder) f.audit_forwarder_error = audit_forwarder->last_error();
   f.audit_broken = audit->broken();

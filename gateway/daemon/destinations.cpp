@@ -80,9 +80,23 @@ std::string auth_kind(const config::Destination& d) {
   return kind;
 }
 
+// The destination's sender, wrapped in the transcoding hook when `transcode:` is on.
+// The sender itself when `counters` is null (transcoding off), else wrapped in the transcoding
+// hook; every lane of a destination shares its counters.
+std::unique_ptr<senders::Sender> with_transcoding(
+    std::unique_ptr<senders::Sender>&& sender, const config::Destination& d,
+    const std::filesystem::path& spool_tmp,
+    const std::shared_ptr<senders::transcode::Counters>& counters) {
+  if (!counters) return std::move(sender);
+  return senders::transcode::make_transcoding_sender(
+      std::move(sender), {spool_tmp, d.transcode.max_pixel_bytes, d.transcode.syntax_parameter},
+      counters);
+}
+
 }  // namespace
 
-Result<Destinations> build_destinations(const config::Config& config, const Clock& clock) {
+Result<Destinations> build_destinations(const config::Config& config, const Clock& clock,
+                                        const std::filesystem::path& spool_tmp) {
   Destinations out;
   std::vector<scheduler::RateSwitch> gateway_rates;
   auto gateway = bucket_for(config.forwarding_bandwidth, config.timezone, clock,
@@ -101,10 +115,17 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
     s.gateway_bucket = *gateway;
     s.rates.insert(s.rates.end(), gateway_rates.begin(), gateway_rates.end());
     s.auth = auth_kind(d);
-    // One sender per lane (`concurrency`), sharing the buckets and the token provider.
+    // One sender per lane (`concurrency`), sharing the buckets, the token provider and the
+    // transcoding counters.
     std::vector<std::unique_ptr<senders::Sender>> lanes;
+    auto counters =
+        d.transcode.to.empty() ? nullptr : std::make_shared<senders::transcode::Counters>();
+    out.transcoding.push_back(counters);
+    auto lane = [&](std::unique_ptr<senders::Sender> sender) {
+      return with_transcoding(std::move(sender), d, spool_tmp, counters);
+    };
     if (d.type == "dimse") {
-      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(dimse_sender(d, s));
+      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(lane(dimse_sender(d, s)));
     } else {
       senders::StowRsOptions o = scheduler::stow_options(d);
       for (const auto& b : {s.bucket, s.gateway_bucket})
@@ -115,12 +136,47 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
         s.tokens = *tokens;
         o.token_provider = s.tokens;
       }
-      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(senders::make_stow_rs_sender(o));
+      for (int i = 0; i < d.concurrency; ++i)
+        lanes.push_back(lane(senders::make_stow_rs_sender(o)));
     }
     out.senders.push_back(senders::make_sender_pool(std::move(lanes)));
     out.schedules.push_back(std::move(s));
   }
   return out;
+}
+
+void register_transcode_metrics(
+    metrics::Registry& registry, const std::vector<std::string>& names,
+    const std::vector<std::shared_ptr<senders::transcode::Counters>>& counters) {
+  std::vector<std::pair<std::string, std::shared_ptr<senders::transcode::Counters>>> on;
+  for (std::size_t i = 0; i < names.size() && i < counters.size(); ++i)
+    if (counters[i]) on.emplace_back(names[i], counters[i]);
+  if (on.empty()) return;
+  registry.counter_callback(
+      "dirgw_transcode_objects_total",
+      "Objects by what the transcoding hook did: transcoded (the JPEG-LS copy was accepted), "
+      "skipped, verify_failed, refused (the destination refused JPEG-LS); since start",
+      {"destination", "result"}, [on] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [name, c] : on) {
+          const auto s = senders::transcode::snapshot(*c);
+          out.push_back({{name, "transcoded"}, static_cast<double>(s.transcoded)});
+          out.push_back({{name, "skipped"}, static_cast<double>(s.skipped)});
+          out.push_back({{name, "verify_failed"}, static_cast<double>(s.verify_failed)});
+          out.push_back({{name, "refused"}, static_cast<double>(s.refused)});
+        }
+        return out;
+      });
+  registry.counter_callback(
+      "dirgw_transcode_bytes_saved_total",
+      "Stored size minus sent size of the transcoded copies the destination accepted; since start",
+      {"destination"}, [on] {
+        std::vector<metrics::Sample> out;
+        for (const auto& [name, c] : on)
+          out.push_back(
+              {{name}, static_cast<double>(senders::transcode::snapshot(*c).bytes_saved())});
+        return out;
+      });
 }
 
 }  // namespace dirgw::daemon

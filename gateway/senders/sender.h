@@ -26,6 +26,14 @@ struct Item {
   std::string sop_class_uid;
   std::filesystem::path path;  // complete Part-10 file in the spool
   std::uint64_t size = 0;      // must equal the file's size; checked before anything is sent
+  // Set by the transcoding hook (senders/transcode) when `path` is a losslessly compressed copy
+  // of the stored object (a temporary file, removed after the send): the copy's transfer syntax,
+  // which STOW-RS then names in the part's Content-Type (only when the destination asks for it:
+  // transcode.syntax_parameter), and the stored original, which the DIMSE sender sends instead
+  // when the destination refuses the copy's syntax.
+  std::string transfer_syntax;
+  std::filesystem::path original_path;
+  std::uint64_t original_size = 0;
 };
 
 enum class InstanceStatus { kAccepted, kRetry, kPermanent };
@@ -34,6 +42,9 @@ struct InstanceResult {
   std::string sop_instance_uid;
   InstanceStatus status;
   std::string reason;  // e.g. "FailureReason 0xA700 (out of resources)"; never patient data
+  // A transcoded item (Item::original_path set) that went as its stored original because the
+  // destination refused the copy's transfer syntax.
+  bool sent_original = false;
 };
 
 // For the request as a whole: kOk when every instance was accepted; kRetry when at least one

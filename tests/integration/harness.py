@@ -288,6 +288,17 @@ destinations:
             self.process.stop()
             self.process = None
 
+    def use_dimse(self, ae_title, port):
+        """Turns the destination into `type: dimse` to ae_title@127.0.0.1:port (before start)."""
+        with open(self.config_path) as f:
+            text = f.read()
+        text = text.replace(f"    type: stow-rs\n    url: {self._params['repository_url']}\n",
+                            f"    type: dimse\n    dimse: {{ ae_title: {ae_title}, host: 127.0.0.1, "
+                            f"port: {port} }}\n")
+        with open(self.config_path, "w") as f:
+            f.write(text)
+        return self
+
     def reconfigure(self, **changes):
         """Rewrites the configuration (same ports and state) with some parameters changed."""
         params = dict(self._params, **changes)

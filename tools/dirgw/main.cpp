@@ -128,6 +128,17 @@ void print_status(const json& r) {
                   gcap > 0 ? (" (gateway-wide " + human_bytes(gcap) + "/s)").c_str() : "");
       std::printf("  auth:         %s, %s\n", str(d, "auth").c_str(), str(d, "auth_state").c_str());
     }
+    if (d.contains("transcode") && d["transcode"].is_object()) {
+      const auto& t = d["transcode"];
+      std::printf(
+          "  transcode:    %s: %s transcoded, %s skipped, %s verify failed, %s refused; %s saved "
+          "(%s sent for %s stored) since start\n",
+          str(t, "to").c_str(), str(t, "transcoded").c_str(), str(t, "skipped").c_str(),
+          str(t, "verify_failed").c_str(), str(t, "refused").c_str(),
+          human_bytes(t.value("bytes_saved", 0.0)).c_str(),
+          human_bytes(t.value("sent_bytes", 0.0)).c_str(),
+          human_bytes(t.value("original_bytes", 0.0)).c_str());
+    }
     if (d.value("circuit", std::string("closed")) != "closed")
       std::printf("  circuit:      %s (%s failed requests in a row; next probe %s)\n",
                   str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),

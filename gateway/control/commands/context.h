@@ -28,6 +28,7 @@
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
+#include "senders/transcode/transcoding_sender.h"
 
 namespace dirgw::control::commands {
 
@@ -53,6 +54,8 @@ struct LiveFacts {
   std::vector<ingest::pull::PullStatus> pulls;
   // One per configured destination, in configuration order.
   std::vector<scheduler::ForwarderStatus> forwarders;
+  // One per configured destination: what transcoding did since start (nullopt: off).
+  std::vector<std::optional<senders::transcode::CountersSnapshot>> transcoding;
   std::vector<std::string> host_warnings;  // clock, certificates
   std::string audit_forwarder_error;       // the audit repository's last error, if any
   std::string audit_broken;                // why the audit trail did not verify at start

@@ -105,6 +105,23 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
   return out;
 }
 
+// Lossless transcoding (docs/transcoding.md): null when off; counts since the daemon started.
+json transcode_json(const config::Destination& cfg,
+                    const std::optional<senders::transcode::CountersSnapshot>& t) {
+  if (cfg.transcode.to.empty()) return nullptr;
+  const senders::transcode::CountersSnapshot s = t ? *t : senders::transcode::CountersSnapshot{};
+  return {{"to", cfg.transcode.to},
+          {"max_pixel_bytes", cfg.transcode.max_pixel_bytes},
+          {"transcoded", s.transcoded},
+          {"skipped", s.skipped},
+          {"verify_failed", s.verify_failed},
+          {"refused", s.refused},
+          {"original_bytes", s.original_bytes},
+          {"sent_bytes", s.sent_bytes},
+          {"bytes_saved", s.bytes_saved()},
+          {"since", "start"}};
+}
+
 }  // namespace
 
 json status(const Context& ctx) {
@@ -144,6 +161,9 @@ json status(const Context& ctx) {
     const scheduler::ForwarderStatus c =
         i < live.forwarders.size() ? live.forwarders[i] : scheduler::ForwarderStatus{};
     dests.push_back(destination_json(ctx.config.destinations[i], s->destinations[i], c, warnings));
+    dests.back()["transcode"] =
+        transcode_json(ctx.config.destinations[i],
+                       i < live.transcoding.size() ? live.transcoding[i] : std::nullopt);
   }
   out["destinations"] = dests;
   out["warnings"] = warnings;

@@ -23,7 +23,13 @@ using detail::clean_uid;
 using detail::iequals;
 using detail::parse_answer;
 
-constexpr std::string_view kPartHeader = "\r\nContent-Type: application/dicom\r\n\r\n";
+// The part's headers. A transcoded copy names its transfer syntax (PS3.18 8.7.3.5.2), so that
+// the repository need not guess from the bytes; a file sent as stored names none, as before.
+std::string part_header(const Item& item) {
+  if (item.transfer_syntax.empty()) return "\r\nContent-Type: application/dicom\r\n\r\n";
+  return "\r\nContent-Type: application/dicom; transfer-syntax=" + item.transfer_syntax +
+         "\r\n\r\n";
+}
 
 std::string hex4(std::uint16_t v) {
   static constexpr char kDigits[] = "0123456789ABCDEF";
@@ -155,7 +161,7 @@ Result<MultipartBody> MultipartBody::open(const std::vector<Item>& items, std::s
     }
     FileId id{st.st_dev, st.st_ino, static_cast<std::uint64_t>(st.st_size),
               static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
-    body.files_.push_back({item.path, id});
+    body.files_.push_back({item.path, id, part_header(item)});
   }
   if (first) return *first;
 
@@ -168,7 +174,7 @@ Result<MultipartBody> MultipartBody::open(const std::vector<Item>& items, std::s
     body.segments_.push_back(std::move(s));
   };
   for (std::size_t i = 0; i < body.files_.size(); ++i) {
-    add_text((i == 0 ? "--" : "\r\n--") + body.boundary_ + std::string(kPartHeader));
+    add_text((i == 0 ? "--" : "\r\n--") + body.boundary_ + body.files_[i].header);
     if (body.files_[i].id.size == 0) continue;
     Segment s;
     s.offset = body.total_size_;

@@ -32,6 +32,7 @@ struct SpoolProblem {
 // The multipart/related body of one STOW-RS request, produced on demand a chunk at a time:
 // the files are read while libcurl sends, never held in memory whole. Each part is
 //   --<boundary> CRLF "Content-Type: application/dicom" CRLF CRLF <file bytes> CRLF
+// ("application/dicom; transfer-syntax=<uid>" for an item with Item::transfer_syntax)
 // and the body ends with --<boundary>-- CRLF (RFC 2046 section 5.1.1, RFC 2387).
 class MultipartBody {
  public:
@@ -80,6 +81,7 @@ class MultipartBody {
   struct File {
     std::filesystem::path path;
     FileId id;
+    std::string header;  // CRLF Content-Type CRLF CRLF, after the boundary line
   };
 
   MultipartBody() = default;

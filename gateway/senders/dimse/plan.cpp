@@ -70,11 +70,13 @@ std::vector<AssociationRound> plan_rounds(const std::vector<PlanItem>& items,
     if (inserted) classes.push_back({item.sop_class_uid, {}, {}});
     ClassNeeds& c = classes[it->second];
     add_unique(c.syntaxes, item.transfer_syntax);
+    if (!item.original_syntax.empty()) add_unique(c.syntaxes, item.original_syntax);
     c.items.push_back(i);
   }
   for (ClassNeeds& c : classes) {
     const bool any_native = std::any_of(c.items.begin(), c.items.end(), [&](std::size_t i) {
-      return is_native_syntax(items[i].transfer_syntax);
+      return is_native_syntax(items[i].transfer_syntax) ||
+             is_native_syntax(items[i].original_syntax);
     });
     if (any_native)
       for (auto f : kFallbacks) add_unique(c.syntaxes, f);
@@ -129,6 +131,12 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
   }
   if (!class_accepted) {
     a.reason = "destination does not accept SOP class " + item.sop_class_uid;
+    return a;
+  }
+  if (!item.original_syntax.empty()) {
+    // A transcoded copy the destination does not take in its syntax: the stored original goes.
+    a = assign_context({item.sop_class_uid, item.original_syntax, ""}, contexts);
+    a.original = true;
     return a;
   }
   if (is_native_syntax(item.transfer_syntax)) {

@@ -7,6 +7,7 @@
 // encapsulated) and could be re-encoded into them losslessly.
 //
 // Assignment: an object goes in its own syntax when that was accepted (sent byte for byte);
+// a transcoded copy whose syntax was refused is replaced by its stored original, assigned alike;
 // a native object whose own syntax was refused goes in Explicit, else Implicit VR Little Endian
 // (re-encoded by DCMTK: lossless, only the byte layout changes); an encapsulated object
 // (JPEG, JPEG-LS, JPEG 2000, RLE, MPEG...) goes only in its own syntax, else it is refused
@@ -35,6 +36,9 @@ std::string describe_syntax(std::string_view transfer_syntax);
 struct PlanItem {
   std::string sop_class_uid;
   std::string transfer_syntax;  // as stored: the file's (0002,0010)
+  // A transcoded copy's stored original (its syntax, native): proposed too, and used when the
+  // destination refuses the copy's syntax (Assignment::original).
+  std::string original_syntax;
 };
 
 struct ProposedContext {
@@ -78,6 +82,7 @@ struct Assignment {
   std::uint8_t context_id = 0;
   std::string transfer_syntax;  // the syntax it goes in (kAsIs, kConvert)
   std::string reason;           // kRefused: why, naming the SOP class and syntax
+  bool original = false;        // the item's stored original goes, not the transcoded copy
 };
 
 Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedContext>& contexts);

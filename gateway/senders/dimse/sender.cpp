@@ -28,6 +28,9 @@ struct Prepared {
   std::size_t batch_index = 0;
   FileMeta meta;
   std::uint64_t size = 0;
+  // A transcoded item's stored original (Item::original_path), when its meta could be read: what
+  // goes if the destination refuses the copy's syntax.
+  std::optional<FileMeta> original_meta;
 };
 
 class DimseSender final : public Sender {
@@ -90,7 +93,15 @@ std::optional<Prepared> DimseSender::prepare(std::size_t index, const Item& item
                                                      item.sop_class_uid));
   if (meta->dataset_offset >= item.size)
     return fail(make_error(ErrorCode::kBadDicom, "file has a meta header but no data set"));
-  return Prepared{index, std::move(meta).value(), item.size};
+  Prepared p{index, std::move(meta).value(), item.size, std::nullopt};
+  if (!item.original_path.empty()) {
+    // Without a readable original the copy goes alone (the copy was checked above).
+    auto original = read_file_meta(item.original_path);
+    if (original && original->sop_instance_uid == item.sop_instance_uid &&
+        original->dataset_offset < item.original_size)
+      p.original_meta = std::move(original).value();
+  }
+  return p;
 }
 
 Outcome DimseSender::send(const std::vector<Item>& batch, const SendContext& /*context*/) {
@@ -108,7 +119,8 @@ Outcome DimseSender::send(const std::vector<Item>& batch, const SendContext& /*c
   std::vector<PlanItem> plan_items;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (auto p = prepare(i, batch[i], results[i])) {
-      plan_items.push_back({p->meta.sop_class_uid, p->meta.transfer_syntax});
+      plan_items.push_back({p->meta.sop_class_uid, p->meta.transfer_syntax,
+                            p->original_meta ? p->original_meta->transfer_syntax : ""});
       prepared.push_back(std::move(*p));
     }
   }
@@ -209,9 +221,15 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
     r.reason = a.reason;
     return std::nullopt;
   }
-  const StoreAnswer answer = a.kind == Assignment::Kind::kAsIs
-                                 ? assoc.store_as_is(item.path, p.meta, p.size, a.context_id)
-                                 : assoc.store_converted(item.path, p.meta, a.context_id);
+  // A transcoded copy refused in its syntax: its stored original goes in its place.
+  const bool original = a.original && p.original_meta.has_value();
+  const std::filesystem::path& path = original ? item.original_path : item.path;
+  const FileMeta& meta = original ? *p.original_meta : p.meta;
+  r.sent_original = original;
+  const StoreAnswer answer =
+      a.kind == Assignment::Kind::kAsIs
+          ? assoc.store_as_is(path, meta, original ? item.original_size : p.size, a.context_id)
+          : assoc.store_converted(path, meta, a.context_id);
   out.bytes_sent += answer.bytes;
   if (answer.kind == StoreAnswer::Kind::kNotSent) {
     r.status = answer.verdict.status;
@@ -227,7 +245,7 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
   Verdict v = classify_store_status(answer.status);
   if (a.kind == Assignment::Kind::kConvert && v.status == InstanceStatus::kAccepted) {
     const std::string sent_as = "sent as " + describe_syntax(a.transfer_syntax) + ", stored as " +
-                                describe_syntax(p.meta.transfer_syntax);
+                                describe_syntax(meta.transfer_syntax);
     v.reason = v.reason.empty() ? sent_as : v.reason + "; " + sent_as;
   }
   r.status = v.status;

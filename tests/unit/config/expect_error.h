@@ -24,4 +24,12 @@ inline void expect_error(const LoadResult& r, const std::string& key, int line,
   FAIL() << "no error for " << key << "; got:\n" << all;
 }
 
+// `text` with the first `from` replaced by `to` (a variant of a test's base configuration).
+inline std::string replace_once(std::string text, const std::string& from, const std::string& to) {
+  auto pos = text.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  if (pos != std::string::npos) text.replace(pos, from.size(), to);
+  return text;
+}
+
 }  // namespace dirgw::config::testing_support

@@ -186,5 +186,39 @@ TEST(DimseSyntax, Names) {
   EXPECT_FALSE(is_native_syntax(kRle));
 }
 
+// A transcoded copy (JPEG-LS) carries its stored original's syntax: both are proposed, with the
+// native fallbacks, and the original goes when the destination refuses JPEG-LS.
+TEST(DimsePlan, TranscodedCopyProposesItsOriginalSyntaxToo) {
+  auto rounds = plan_rounds({{kCt, kJpegLs, kEle}});
+  ASSERT_EQ(rounds.size(), 1u);
+  using P = std::pair<std::string, std::string>;
+  EXPECT_EQ(pairs(rounds[0]), (std::vector<P>{{kCt, kJpegLs}, {kCt, kEle}, {kCt, kIle}}));
+}
+
+TEST(DimsePlan, TranscodedCopyGoesAsItselfWhenJpegLsIsAccepted) {
+  const PlanItem item{kCt, kJpegLs, kEle};
+  auto rounds = plan_rounds({item});
+  auto a = assign_context(item, answer(rounds[0], {{kCt, kJpegLs}, {kCt, kEle}}));
+  EXPECT_EQ(a.kind, Assignment::Kind::kAsIs);
+  EXPECT_EQ(a.transfer_syntax, kJpegLs);
+  EXPECT_FALSE(a.original);
+}
+
+TEST(DimsePlan, TranscodedCopyFallsBackToItsOriginalWhenJpegLsIsRefused) {
+  const PlanItem item{kCt, kJpegLs, kEle};
+  auto rounds = plan_rounds({item});
+  auto a = assign_context(item, answer(rounds[0], {{kCt, kEle}}));
+  EXPECT_EQ(a.kind, Assignment::Kind::kAsIs);
+  EXPECT_EQ(a.transfer_syntax, kEle);
+  EXPECT_TRUE(a.original);
+  // Only Implicit accepted: the original is re-encoded, as any native object would be.
+  a = assign_context(item, answer(rounds[0], {{kCt, kIle}}));
+  EXPECT_EQ(a.kind, Assignment::Kind::kConvert);
+  EXPECT_TRUE(a.original);
+  // The class refused altogether: nothing goes.
+  a = assign_context(item, answer(rounds[0], {}));
+  EXPECT_EQ(a.kind, Assignment::Kind::kRefused);
+}
+
 }  // namespace
 }  // namespace dirgw::senders::dimse

@@ -200,5 +200,27 @@ TEST(MultipartBody, BoundariesAreLongRandomAndDistinct) {
   }
 }
 
+// A transcoded copy names its transfer syntax in its part (PS3.18 8.7.3.5.2); an item sent as
+// stored does not.
+TEST(MultipartBody, TranscodedPartNamesItsTransferSyntax) {
+  TempDir dir;
+  std::vector<Item> items = {dir.write("a", "AAAA", "1.2.3.1"), dir.write("b", "BB", "1.2.3.2")};
+  items[1].transfer_syntax = "1.2.840.10008.1.2.4.80";
+  auto body = MultipartBody::open(items, "b0undary");
+  ASSERT_TRUE(body.ok()) << body.error().to_string();
+  const std::string expected =
+      "--b0undary\r\n"
+      "Content-Type: application/dicom\r\n"
+      "\r\n"
+      "AAAA\r\n"
+      "--b0undary\r\n"
+      "Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.4.80\r\n"
+      "\r\n"
+      "BB\r\n"
+      "--b0undary--\r\n";
+  EXPECT_EQ(body->total_size(), expected.size());
+  EXPECT_EQ(read_all(*body, 7), expected);
+}
+
 }  // namespace
 }  // namespace dirgw::senders::dicomweb
