@@ -10,7 +10,8 @@ Catalog::Catalog(std::unique_ptr<Database> db)
       consent(*db_),
       queries(*db_),
       operators(*db_),
-      audit(*db_) {}
+      audit(*db_),
+      verify(*db_) {}
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::filesystem::path& path,
                                                std::vector<std::string> destinations,

@@ -27,6 +27,7 @@
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
 #include "catalog/types.h"
+#include "catalog/verify_ledger.h"
 
 namespace dirgw::catalog {
 
@@ -51,6 +52,7 @@ class Catalog {
   Queries queries;
   OperatorActions operators;
   AuditLog audit;
+  VerifyLedger verify;  // verification and retention (issue 15)
 
  private:
   explicit Catalog(std::unique_ptr<Database> db);

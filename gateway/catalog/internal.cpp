@@ -160,7 +160,7 @@ std::string notification_body(Connection& db, std::int64_t patient_id,
       "JOIN deliveries d ON d.instance_id = i.id AND d.destination = ?2 "
       "WHERE s.id IN (SELECT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
       "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
-      "WHERE pi.patient_id = ?1) AND (d.state = 'sent' OR d.in_doubt = 1) "
+      "WHERE pi.patient_id = ?1) AND (d.state IN ('sent', 'verified') OR d.in_doubt = 1) "
       "ORDER BY s.study_uid, i.sop_instance_uid");
   st.bind(1, patient_id).bind(2, destination);
   nlohmann::json uids = nlohmann::json::array();
