@@ -34,6 +34,7 @@
 #include "policy/stage/stage.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
+#include "verify/service.h"
 
 namespace dirgw::daemon {
 
@@ -75,6 +76,7 @@ struct Application::Impl {
   std::unique_ptr<policy::DeidTargets> deid;
   std::unique_ptr<policy::Stage> policy_stage;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  std::unique_ptr<verify::Service> verifier;  // verification and retention (issue 15)
   std::unique_ptr<ingest::CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<ingest::folder::FolderWatcher> folders;  // watched export folders (issue 12)
@@ -119,6 +121,7 @@ Result<void> Application::Impl::start() {
   if (auto r = start_listeners(); !r) return r.error();
   if (config.audit_syslog.enabled) start_audit_forwarder();
   scheduler->start();
+  verifier->start();
   return {};
 }
 
@@ -165,9 +168,13 @@ Result<void> Application::Impl::build_stages() {
     const auto p = policy_stage->step();
     return scheduler::PolicyRound{p.studies, p.ready, p.failed};
   };
+  std::vector<std::shared_ptr<senders::TokenProvider>> tokens;  // QIDO-RS shares them
+  for (const auto& s : built->schedules) tokens.push_back(s.tokens);
   scheduler = std::make_unique<scheduler::Scheduler>(
       config, *catalog, *spool, std::move(built->senders), clock, std::move(policy_step),
       metrics.get(), std::move(built->schedules));
+  verifier = std::make_unique<verify::Service>(config, *catalog, *spool, clock, &registry, tokens,
+                                               [this] { scheduler->work_available(); });
   consent_service = std::make_unique<policy::ConsentService>(
       config, catalog->consent, [this](audit::Event e) { audit->record(std::move(e)); },
       [this] { scheduler->work_available(); });
@@ -195,7 +202,8 @@ Result<void> Application::Impl::start_control() {
                         .work_available = [this] { scheduler->work_available(); },
                         .audit = [this](audit::Event e) { audit->record(std::move(e)); },
                         .audit_verified = [this] { audit->write_anchor(); },
-                        .live = [this] { return live_facts(); }});
+                        .live = [this] { return live_facts(); },
+                        .retention = &verifier->retention()});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -211,6 +219,7 @@ Result<void> Application::Impl::start_listeners() {
   if (config.ingest.dicom.enabled) {
     scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, *sink, limits,
                                              config.retention.spool_floor, metrics.get());
+    scp->set_make_room([this] { return verifier->make_room(); });
     if (auto r = scp->start(); !r) return r.error();
   }
   if (!config.ingest.folders.empty()) {
@@ -218,6 +227,7 @@ Result<void> Application::Impl::start_listeners() {
         config.ingest.folders, *spool, *sink, limits, clock, ingest::folder::ZipLimits{},
         metrics.get(), config.retention.spool_floor);
     folders->register_metrics(registry);
+    folders->set_make_room([this] { return verifier->make_room(); });
     if (auto r = folders->start(); !r) return r.error();
   }
   if (config.metrics.enabled)
@@ -303,6 +313,7 @@ commands::LiveFacts Application::Impl::live_facts() const {
   const auto health = policy_stage->health();
   f.policy_failures = health.consecutive_failures;
   f.policy_error = health.last_error;
+  f.verification = verifier->status();
   return f;
 }
 
@@ -340,6 +351,7 @@ void Application::Impl::stop() {
   if (folders) folders->stop();
   if (hl7) hl7->stop();
   scheduler->stop();
+  verifier->stop();
   control->stop();
   if (metrics_endpoint) metrics_endpoint->stop();
   audit->record(audit::EventType::kStopped);
@@ -356,6 +368,7 @@ int Application::run() {
     if (s.scp) s.scp->stop();
     if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();
+    if (s.verifier) s.verifier->stop();
     return 1;
   }
   log::info("dirgwd started", {{"version", DIRGW_VERSION},

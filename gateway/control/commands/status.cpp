@@ -143,6 +143,7 @@ json status(const Context& ctx) {
     dests.push_back(destination_json(ctx.config.destinations[i], s->destinations[i], c, warnings));
   }
   out["destinations"] = dests;
+  add_verification(ctx, live, out, warnings);
   out["warnings"] = warnings;
   out["refusals"] = {{"count", s->refusals}};
   if (s->last_refusal)
