@@ -62,7 +62,7 @@ TEST(VerificationConfig, DefaultsKeepFilesAWeek) {
 }
 
 TEST(VerificationConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
-  expect_error(load_string(with("verify: none", "verify: sometimes")), "destinations[1].verify", 9,
+  expect_error(load_string(with("verify: none", "verify: sometimes")), "destinations[1].verify", 10,
                "must be qido or none");
   expect_error(load_string(with("mode: qido,", "mode: storage-commitment,")),
                "destinations[0].verify.mode", 7, "storage commitment");
