@@ -235,6 +235,21 @@ void queue_late_notification(Connection& db, std::int64_t study_id, const std::s
   }
 }
 
+void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,
+                       const std::string& destination, audit::EventType type, std::string outcome,
+                       nlohmann::json detail) {
+  audit::Event e;
+  e.type = type;
+  e.actor = audit::system_actor();
+  e.outcome = std::move(outcome);
+  auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
+  uid.bind(1, study_id);
+  e.study_uid = uid.step() ? uid.text(0) : std::string();
+  e.destination = destination;
+  e.detail = std::move(detail);
+  append_audit(db, clock, std::move(e));
+}
+
 void append_audit(Connection& db, const Clock& clock, audit::Event e) {
   audit::Anchor prev;
   {

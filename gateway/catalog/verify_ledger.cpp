@@ -12,24 +12,6 @@ namespace {
 // Deliveries that no longer need the object: verified where it went, or never to go.
 constexpr const char* kDoneStates = "('verified', 'withdrawn', 'superseded')";
 
-std::string study_uid_of(Connection& db, std::int64_t study_id) {
-  auto st = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
-  st.bind(1, study_id);
-  return st.step() ? st.text(0) : std::string();
-}
-
-void audit_event(Connection& db, const Clock& clock, audit::EventType type, std::int64_t study_id,
-                 const std::string& destination, std::string outcome, nlohmann::json detail) {
-  audit::Event e;
-  e.type = type;
-  e.actor = audit::system_actor();
-  e.outcome = std::move(outcome);
-  e.study_uid = study_uid_of(db, study_id);
-  e.destination = destination;
-  e.detail = std::move(detail);
-  append_audit(db, clock, std::move(e));
-}
-
 // The instance's object is verified once every delivery of every instance holding it is done.
 void note_object_verified(Connection& db, std::int64_t instance_id, std::int64_t now) {
   db.prepare(std::string("UPDATE objects SET verified_at = ?2 WHERE verified_at IS NULL AND "
@@ -185,9 +167,9 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
         .run();
     const StudyCounts c = counts(db, study_id, destination);
     if (r.requeued > 0) {
-      audit_event(db, db_.clock(), audit::EventType::kDeliveryRequeued, study_id, destination,
-                  audit::failure("missing from the repository"),
-                  {{"instances", r.requeued}, {"sop_instance_uids", requeued_uids}});
+      audit_study_event(db, db_.clock(), study_id, destination, audit::EventType::kDeliveryRequeued,
+                        audit::failure("missing from the repository"),
+                        {{"instances", r.requeued}, {"sop_instance_uids", requeued_uids}});
       if (transition(
               db, db_.clock(), study_id, destination, StudyState::kReady, Cause::kVerified,
               std::to_string(r.requeued) + " instance(s) not listed by the repository: sent again"))
@@ -198,8 +180,8 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
       if (transition(db, db_.clock(), study_id, destination, StudyState::kFailed, Cause::kVerified,
                      why)) {
         r.study_state = StudyState::kFailed;
-        audit_event(db, db_.clock(), audit::EventType::kStudyFailed, study_id, destination,
-                    audit::failure(why), nlohmann::json::object());
+        audit_study_event(db, db_.clock(), study_id, destination, audit::EventType::kStudyFailed,
+                          audit::failure(why), nlohmann::json::object());
       }
     } else if (c.open == 0 && c.sent == 0 && c.failed == 0) {
       if (transition(db, db_.clock(), study_id, destination, StudyState::kVerified,
@@ -212,8 +194,8 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
             .bind(3, now)
             .run();
         r.study_state = StudyState::kVerified;
-        audit_event(db, db_.clock(), audit::EventType::kStudyVerified, study_id, destination,
-                    std::string(audit::kSuccess), {{"instances", r.verified}});
+        audit_study_event(db, db_.clock(), study_id, destination, audit::EventType::kStudyVerified,
+                          std::string(audit::kSuccess), {{"instances", r.verified}});
       }
     }
     return r;
@@ -320,9 +302,9 @@ Result<PurgeSummary> VerifyLedger::record_purged(const std::vector<PurgeCandidat
           transition(db, db_.clock(), study_id, dest, StudyState::kPurged, Cause::kRetention,
                      "spool files removed after verification");
       }
-      audit_event(db, db_.clock(), audit::EventType::kObjectsPurged, study_id, "",
-                  std::string(audit::kSuccess),
-                  {{"objects", totals.first}, {"bytes", totals.second}, {"reason", reason}});
+      audit_study_event(db, db_.clock(), study_id, "", audit::EventType::kObjectsPurged,
+                        std::string(audit::kSuccess),
+                        {{"objects", totals.first}, {"bytes", totals.second}, {"reason", reason}});
     }
     return out;
   });
