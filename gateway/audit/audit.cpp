@@ -26,7 +26,7 @@ struct TypeName {
   EventType type;
   std::string_view name;
 };
-constexpr std::array<TypeName, 12> kTypeNames{{
+constexpr std::array<TypeName, 15> kTypeNames{{
     {EventType::kObjectReceived, "object_received"},
     {EventType::kStudySent, "study_sent"},
     {EventType::kStudyFailed, "study_failed"},
@@ -39,6 +39,9 @@ constexpr std::array<TypeName, 12> kTypeNames{{
     {EventType::kConfigChanged, "config_changed"},
     {EventType::kAuditExported, "audit_exported"},
     {EventType::kConnectionRefused, "connection_refused"},
+    {EventType::kStudyVerified, "study_verified"},
+    {EventType::kDeliveryRequeued, "delivery_requeued"},
+    {EventType::kObjectsPurged, "objects_purged"},
 }};
 
 void append_detail(std::string& out, const json& j) {

@@ -35,6 +35,9 @@ enum class EventType {
   kConfigChanged,      // the configuration was loaded with a different content than before
   kAuditExported,      // the audit trail was exported (or verified) by someone
   kConnectionRefused,  // the front door refused a caller: unknown or unbound AE title, TLS
+  kStudyVerified,      // the repository lists every instance of a study sent to it (QIDO-RS)
+  kDeliveryRequeued,   // verification found instances missing from the repository: sent again
+  kObjectsPurged,      // retention removed verified spool files (age, or disk pressure)
 };
 
 // "object_received", "study_sent", ...: the stable name used in the canonical form.

@@ -168,7 +168,11 @@ DicomEventCodes dicom_event_codes(const Event& e) {
       return {kInstancesTransferred, std::nullopt, 'C'};
     case EventType::kStudySent:
     case EventType::kStudyFailed:
+    case EventType::kStudyVerified:
+    case EventType::kDeliveryRequeued:
       return {kInstancesTransferred, std::nullopt, 'R'};
+    case EventType::kObjectsPurged:
+      return {kInstancesAccessed, std::nullopt, 'D'};
     case EventType::kConsentChanged:
       return {kPatientRecord, kConsent, 'U'};
     case EventType::kQuarantineAction: {
@@ -215,7 +219,9 @@ std::vector<Participant> participants_of(const Event& e, const Actor& actor, boo
       }
       break;
     case EventType::kStudySent:
-    case EventType::kStudyFailed: {
+    case EventType::kStudyFailed:
+    case EventType::kStudyVerified:
+    case EventType::kDeliveryRequeued: {
       participants.push_back(own(ctx, self, kRoleSource));
       Participant dest;
       dest.user_id = e.destination;

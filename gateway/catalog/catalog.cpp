@@ -11,7 +11,8 @@ Catalog::Catalog(std::unique_ptr<Database> db)
       queries(*db_),
       operators(*db_),
       audit(*db_),
-      orders(*db_) {}
+      orders(*db_),
+      verify(*db_) {}
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::filesystem::path& path,
                                                std::vector<std::string> destinations,

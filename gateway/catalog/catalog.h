@@ -28,6 +28,7 @@
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
 #include "catalog/types.h"
+#include "catalog/verify_ledger.h"
 
 namespace dirgw::catalog {
 
@@ -52,7 +53,8 @@ class Catalog {
   Queries queries;
   OperatorActions operators;
   AuditLog audit;
-  OrderBook orders;  // HL7 order priorities by accession number (schema 17)
+  OrderBook orders;     // HL7 order priorities by accession number (schema 17)
+  VerifyLedger verify;  // verification and retention (issue 15)
 
  private:
   explicit Catalog(std::unique_ptr<Database> db);

@@ -116,12 +116,6 @@ struct BatchEffects {
   std::string last_error;
 };
 
-std::string study_uid_of(Connection& db, std::int64_t study_id) {
-  auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
-  uid.bind(1, study_id);
-  return uid.step() ? uid.text(0) : std::string();
-}
-
 // One instance's answer, recorded as it is, whatever happened meanwhile: an accepted instance
 // is held by the repository even if its study was withdrawn while it was on the wire.
 void apply_answer(Connection& db, const std::string& destination, const DeliveryUpdate& u,
@@ -160,19 +154,6 @@ void apply_answer(Connection& db, const std::string& destination, const Delivery
   if (delivered || u.result == DeliveryResult::kRefused) fx.progressed.insert(study_id);
   if (!delivered && !u.error.empty()) fx.last_error = u.error;
   fx.studies.insert(study_id);
-}
-
-void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,
-                       const std::string& destination, audit::EventType type, std::string outcome,
-                       nlohmann::json detail = nlohmann::json::object()) {
-  audit::Event e;
-  e.type = type;
-  e.actor = audit::system_actor();
-  e.outcome = std::move(outcome);
-  e.study_uid = study_uid_of(db, study_id);
-  e.destination = destination;
-  e.detail = std::move(detail);
-  append_audit(db, clock, std::move(e));
 }
 
 void note_destination_status(Connection& db, const std::string& destination, std::int64_t now,

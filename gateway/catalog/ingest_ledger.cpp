@@ -54,6 +54,12 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
       dup.bind(1, in.sop_instance_uid).bind(2, in.sha256);
       if (dup.step()) {
         RecordOutcome out{RecordKind::kDuplicate, dup.int64(0)};
+        // Received again after retention removed it: the spool holds the file once more.
+        db.prepare(
+              "UPDATE objects SET purged_at = NULL WHERE sha256 = ?1 AND purged_at IS NOT "
+              "NULL")
+            .bind(1, in.sha256)
+            .run();
         append_audit(db, db_.clock(), received_event(in, {{"duplicate", true}}));
         return out;
       }
@@ -273,7 +279,7 @@ Result<std::vector<std::string>> IngestLedger::object_hashes() {
     // each start).
     auto st = db.prepare(
         "SELECT sha256 FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM derived_objects) "
-        "ORDER BY sha256");
+        "AND purged_at IS NULL ORDER BY sha256");
     while (st.step()) out.push_back(st.text(0));
     return out;
   });

@@ -160,7 +160,7 @@ std::string notification_body(Connection& db, std::int64_t patient_id,
       "JOIN deliveries d ON d.instance_id = i.id AND d.destination = ?2 "
       "WHERE s.id IN (SELECT si.study_id FROM study_identifiers si JOIN patient_identifiers pi "
       "ON pi.kind = si.kind AND pi.issuer = si.issuer AND pi.value = si.value "
-      "WHERE pi.patient_id = ?1) AND (d.state = 'sent' OR d.in_doubt = 1) "
+      "WHERE pi.patient_id = ?1) AND (d.state IN ('sent', 'verified') OR d.in_doubt = 1) "
       "ORDER BY s.study_uid, i.sop_instance_uid");
   st.bind(1, patient_id).bind(2, destination);
   nlohmann::json uids = nlohmann::json::array();
@@ -233,6 +233,21 @@ void queue_late_notification(Connection& db, std::int64_t study_id, const std::s
         .bind(4, patient)
         .run();
   }
+}
+
+void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,
+                       const std::string& destination, audit::EventType type, std::string outcome,
+                       nlohmann::json detail) {
+  audit::Event e;
+  e.type = type;
+  e.actor = audit::system_actor();
+  e.outcome = std::move(outcome);
+  auto uid = db.prepare("SELECT study_uid FROM studies WHERE id = ?1");
+  uid.bind(1, study_id);
+  e.study_uid = uid.step() ? uid.text(0) : std::string();
+  e.destination = destination;
+  e.detail = std::move(detail);
+  append_audit(db, clock, std::move(e));
 }
 
 void append_audit(Connection& db, const Clock& clock, audit::Event e) {

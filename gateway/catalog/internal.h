@@ -47,6 +47,10 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
                                               bool progressed = true);
 // Seals `e` onto the audit chain and inserts it.
 void append_audit(Connection& db, const Clock& clock, audit::Event e);
+// A study's delivery event by the daemon itself (sent, failed, verified, re-queued, purged).
+void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,
+                       const std::string& destination, audit::EventType type, std::string outcome,
+                       nlohmann::json detail = nlohmann::json::object());
 
 // Withdrawal notifications (docs/policy.md): the body for a patient's studies; waiting ones
 // whose answers are all known made due; a follow-up for an instance found held late.

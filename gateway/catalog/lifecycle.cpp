@@ -101,7 +101,9 @@ bool transition_allowed(StudyState from, StudyState to, Cause cause) {
       // Release re-runs policy from STABLE.
       return to == S::kStable && cause == C::kOperator;
     case S::kSent:
-      return to == S::kVerified && cause == C::kVerified;
+      // Verification: all listed (VERIFIED), some missing and sent again (READY), or lost too
+      // often / listed as something else (FAILED).
+      return cause == C::kVerified && (to == S::kVerified || to == S::kReady || to == S::kFailed);
     case S::kVerified:
       return to == S::kPurged && cause == C::kRetention;
     case S::kWithdrawn:

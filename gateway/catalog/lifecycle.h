@@ -1,6 +1,7 @@
 // The study life cycle, per study per destination (docs/lifecycle.md):
 //
 //   RECEIVING -(stable_age)-> STABLE -(policy)-> READY -> SENDING -> SENT -> VERIFIED -> PURGED
+//                                                           (verification: missing -> READY)
 //                                      |-> HELD          |-> RETRY_WAIT -> SENDING
 //                                      '-> QUARANTINED   '-> FAILED
 //   any state before SENT -(consent withdrawn)-> WITHDRAWN
@@ -50,7 +51,7 @@ enum class Cause {
   kSendOutcome,  // the repository answered (or did not)
   kOperator,     // dirgw hold / release / retry
   kConsentWithdrawn,
-  kVerified,
+  kVerified,  // the verifier's outcome: listed by the repository, missing, or lost too often
   kRetention,
 };
 

@@ -148,16 +148,18 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
     d.summary.last_received_at = st.int64(5);
     d.summary.priority = static_cast<int>(st.int64(6));
     auto sd = db.prepare(
-        "SELECT destination, state, reason, round, updated_at, coalesce(sent_at, 0) "
+        "SELECT destination, state, reason, round, updated_at, coalesce(sent_at, 0), "
+        "verify_error, coalesce(verified_at, 0) "
         "FROM study_destinations WHERE study_id = ?1 ORDER BY destination");
     sd.bind(1, id);
     while (sd.step()) {
       d.destinations.push_back({sd.text(0), sd.text(1), sd.text(2), static_cast<int>(sd.int64(3)),
-                                sd.int64(4), sd.int64(5)});
+                                sd.int64(4), sd.int64(5), sd.text(6), sd.int64(7)});
       d.summary.destination_states.emplace_back(sd.text(0), sd.text(1));
     }
     auto rounds = db.prepare(
-        "SELECT d.destination, d.round, count(*), sum(d.state = 'sent'), sum(d.state = 'failed'), "
+        "SELECT d.destination, d.round, count(*), sum(d.state IN ('sent', 'verified')), "
+        "sum(d.state = 'failed'), "
         "sum(d.state IN ('pending', 'sending')), coalesce(min(d.sent_at), 0), "
         "coalesce(max(d.sent_at), 0) "
         "FROM deliveries d JOIN instances i ON i.id = d.instance_id WHERE i.study_id = ?1 "
@@ -169,9 +171,9 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
                           rounds.int64(7)});
     auto inst = db.prepare(
         "SELECT id, sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, "
-        "object_sha256, flags, calling_ae, size, received_at, source FROM instances WHERE study_id "
-        "= ?1 "
-        "ORDER BY id");
+        "object_sha256, flags, calling_ae, size, received_at, source, "
+        "(SELECT purged_at IS NOT NULL FROM objects o WHERE o.sha256 = object_sha256) "
+        "FROM instances WHERE study_id = ?1 ORDER BY id");
     inst.bind(1, id);
     std::vector<std::int64_t> ids;
     while (inst.step()) {
@@ -188,18 +190,21 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
       i.size = inst.int64(9);
       i.received_at = inst.int64(10);
       i.source = inst.text(11);
+      i.purged = !inst.is_null(12) && inst.int64(12) != 0;
       d.instances.push_back(std::move(i));
     }
     auto del = db.prepare(
         "SELECT destination, state, last_error, attempts, round, next_attempt_at, "
-        "coalesce(sent_at, 0) FROM deliveries WHERE instance_id = ?1 ORDER BY destination");
+        "coalesce(sent_at, 0), coalesce(verified_at, 0), resends FROM deliveries "
+        "WHERE instance_id = ?1 ORDER BY destination");
     for (std::size_t k = 0; k < ids.size(); ++k) {
       del.reset();
       del.bind(1, ids[k]);
       while (del.step())
         d.instances[k].deliveries.push_back(
             {del.text(0), del.text(1), del.text(2), static_cast<int>(del.int64(3)),
-             static_cast<int>(del.int64(4)), del.int64(5), del.int64(6)});
+             static_cast<int>(del.int64(4)), del.int64(5), del.int64(6), del.int64(7),
+             static_cast<int>(del.int64(8))});
     }
     return std::optional<StudyDetail>(std::move(d));
   });

@@ -17,6 +17,8 @@ class Queries {
                                             const std::string& destination_filter = "");
   Result<std::optional<StudyDetail>> study(const std::string& study_uid);
   Result<std::vector<StudySummary>> quarantined(int limit);
+  // Verified, awaiting, re-sent, lost per destination; purged and kept (verify_queries.cpp).
+  Result<VerificationCounts> verification();
 
  private:
   Database& db_;

@@ -121,12 +121,15 @@ struct DeliveryDetail {
   std::string destination, state, last_error;
   int attempts = 0, round = 1;
   std::int64_t next_attempt_at = 0, sent_at = 0;
+  std::int64_t verified_at = 0;  // 0: not verified
+  int resends = 0;               // sent again after verification found it missing
 };
 
 struct InstanceDetail {
   std::string sop_instance_uid, sop_class_uid, series_uid, modality, transfer_syntax, sha256, flags,
       calling_ae, source;
   std::int64_t size = 0, received_at = 0;
+  bool purged = false;  // its spool file was removed by retention (catalog row kept)
   std::vector<DeliveryDetail> deliveries;
 };
 
@@ -141,6 +144,8 @@ struct DestinationStateDetail {
   std::string destination, state, reason;
   int round = 1;
   std::int64_t updated_at = 0, sent_at = 0;
+  std::string verify_error;      // why the last verification could not run ("" if it ran)
+  std::int64_t verified_at = 0;  // 0: not VERIFIED
 };
 
 struct StudyDetail {
@@ -275,6 +280,26 @@ struct PolicyWork {
   // SOP Instance UIDs of this study also held with another patient identity or in another
   // study: the study stays QUARANTINED whatever else policy finds (until one side is deleted).
   std::vector<std::string> identity_conflicts;
+};
+
+}  // namespace dirgw::catalog
+
+namespace dirgw::catalog {
+
+// Verification and retention at a glance (issue 15), for dirgw status and the metrics.
+struct VerificationCounts {
+  struct Destination {
+    std::string name;
+    std::int64_t verified = 0;  // deliveries verified
+    std::int64_t awaiting = 0;  // acknowledged ('sent'), not verified yet
+    std::int64_t resent = 0;    // deliveries sent again after verification found them missing
+    std::int64_t lost = 0;      // failed by verification (lost too often, or another SOP Class)
+    std::int64_t failing_studies = 0;  // studies whose last check could not run
+    std::string last_check_error;      // one of their reasons
+  };
+  std::vector<Destination> destinations;
+  std::int64_t purged_objects = 0, purged_bytes = 0;
+  std::int64_t verified_kept_objects = 0, verified_kept_bytes = 0;  // verified, file still held
 };
 
 }  // namespace dirgw::catalog

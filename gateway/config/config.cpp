@@ -398,8 +398,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
             r.map(m["retention"], "retention",
                   [&](const YAML::Node& rn, const std::string& rp) {
                     r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
+                    r.duration(rn, rp, "keep_after_verified", c.retention.keep_after_verified,
+                               Duration(0), Duration(3650 * 86'400'000LL));
                   },
-                  {"spool_floor"});
+                  {"spool_floor", "keep_after_verified"});
           if (m["audit"].IsDefined() && !m["audit"].IsNull())
             r.map(m["audit"], "audit",
                   [&](const YAML::Node& an, const std::string& ap) {

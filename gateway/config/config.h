@@ -203,6 +203,21 @@ struct Deidentify {
   std::vector<BurnedInAllow> burned_in_allow;
 };
 
+// Proof of delivery (docs/verification.md): after a study is SENT, ask the repository what it
+// holds and mark each instance VERIFIED only when it is listed with the same SOP Class.
+struct Verification {
+  // qido: QIDO-RS on the destination's DICOMweb URL (stow-rs only; the default there). none: the
+  // study stays SENT and its spool files are never removed by retention (the default for dimse:
+  // storage commitment is not implemented).
+  std::string mode = "qido";
+  Duration delay{std::chrono::seconds(60)};  // after the last instance was acknowledged
+  Duration retry{std::chrono::minutes(5)};   // a check that could not run is tried again then
+  int max_resends = 3;  // an instance found missing this often more is FAILED, not re-sent
+  int page_size = 500;  // QIDO-RS limit per request (offset pages through the rest)
+  Duration timeout{std::chrono::seconds(30)};  // one QIDO-RS request
+  bool enabled() const { return mode != "none"; }
+};
+
 struct Destination {
   std::string name;
   std::string type = "stow-rs";
@@ -233,10 +248,14 @@ struct Destination {
   int concurrency = 1;
   DimseDestination dimse;  // type: dimse
   Transcode transcode;     // optional JPEG-LS Lossless copies before upload
+  Verification verify;
 };
 
 struct Retention {
   std::uint64_t spool_floor = 1ull << 30;  // free bytes below which the SCP refuses objects
+  // A spool file goes this long after every destination verified it (docs/verification.md);
+  // below spool_floor, verified files go at once, oldest first, before ingest is refused.
+  Duration keep_after_verified{std::chrono::hours(24 * 7)};
 };
 
 struct Metrics {

@@ -254,6 +254,39 @@ void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Dest
   if (m["url"].IsDefined()) r.error(Reader::join(p, "url"), m["url"], "is for stow-rs only");
 }
 
+// verify: none | qido, or {mode, delay, retry, max_resends, page_size, timeout}.
+void read_verify(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {
+  if (d.type == "dimse") d.verify.mode = "none";
+  const YAML::Node n = m["verify"];
+  if (!n.IsDefined() || n.IsNull()) return;
+  const std::string key = Reader::join(p, "verify");
+  auto mode = [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    if (s != "qido" && s != "none")
+      r.error(k, v,
+              "must be qido or none, not '" + s +
+                  "' (storage commitment for dimse destinations is not implemented)");
+    else if (s == "qido" && d.type == "dimse")
+      r.error(k, v, "qido needs a stow-rs destination; use none for dimse");
+    else
+      d.verify.mode = s;
+  };
+  if (n.IsScalar()) {
+    r.scalar(m, p, "verify", mode);
+    return;
+  }
+  auto& v = d.verify;
+  r.map(n, key,
+        [&](const YAML::Node& vn, const std::string& vp) {
+          r.scalar(vn, vp, "mode", mode);
+          r.duration(vn, vp, "delay", v.delay, Duration(0), Duration(7 * 86'400'000LL));
+          r.duration(vn, vp, "retry", v.retry, Duration(100), Duration(86'400'000));
+          r.integer(vn, vp, "max_resends", v.max_resends, 0, 100);
+          r.integer(vn, vp, "page_size", v.page_size, 1, 10000);
+          r.duration(vn, vp, "timeout", v.timeout, Duration(100), Duration(600'000));
+        },
+        {"mode", "delay", "retry", "max_resends", "page_size", "timeout"});
+}
+
 // Over 80 lines: a flat list of a destination's keys, one reader call each (the nested blocks
 // have readers of their own); splitting it would only scatter the list.
 void read_destination(Reader& r, const YAML::Node& n, const std::string& path, Destination& d) {
@@ -351,6 +384,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                              Duration(86'400'000));
                 },
                 {"failures", "cooldown"});
+        read_verify(r, m, p, d);
         if (m["deidentify"].IsDefined() && !m["deidentify"].IsNull())
           r.map(m["deidentify"], Reader::join(p, "deidentify"),
                 [&](const YAML::Node& dn, const std::string& dp) {
@@ -361,7 +395,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
       },
       {"name", "type", "url", "consent", "big_endian", "withdrawal_notify_url", "auth", "batch",
        "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth", "concurrency",
-       "dimse", "transcode"});
+       "dimse", "transcode", "verify"});
 }
 
 }  // namespace

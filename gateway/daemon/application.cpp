@@ -37,6 +37,7 @@
 #include "policy/stage/stage.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
+#include "verify/service.h"
 
 namespace dirgw::daemon {
 
@@ -80,6 +81,7 @@ struct Application::Impl {
   std::unique_ptr<scheduler::Scheduler> scheduler;
   // Per destination (null: transcoding off): what the transcoding hook did since start.
   std::vector<std::shared_ptr<senders::transcode::Counters>> transcoding;
+  std::unique_ptr<verify::Service> verifier;  // verification and retention (issue 15)
   std::unique_ptr<ingest::CatalogSink> sink;
   std::unique_ptr<ingest::DicomScp> scp;
   std::unique_ptr<ingest::folder::FolderWatcher> folders;  // watched export folders (issue 12)
@@ -132,6 +134,7 @@ Result<void> Application::Impl::start() {
   if (auto r = start_listeners(); !r) return r.error();
   if (config.audit_syslog.enabled) start_audit_forwarder();
   scheduler->start();
+  verifier->start();
   return {};
 }
 
@@ -180,9 +183,13 @@ Result<void> Application::Impl::build_stages() {
     const auto p = policy_stage->step();
     return scheduler::PolicyRound{p.studies, p.ready, p.failed};
   };
+  std::vector<std::shared_ptr<senders::TokenProvider>> tokens;  // QIDO-RS shares them
+  for (const auto& s : built->schedules) tokens.push_back(s.tokens);
   scheduler = std::make_unique<scheduler::Scheduler>(
       config, *catalog, *spool, std::move(built->senders), clock, std::move(policy_step),
       metrics.get(), std::move(built->schedules));
+  verifier = std::make_unique<verify::Service>(config, *catalog, *spool, clock, &registry, tokens,
+                                               [this] { scheduler->work_available(); });
   consent_service = std::make_unique<policy::ConsentService>(
       config, catalog->consent, [this](audit::Event e) { audit->record(std::move(e)); },
       [this] { scheduler->work_available(); });
@@ -214,7 +221,8 @@ Result<void> Application::Impl::start_control() {
                         .work_available = [this] { scheduler->work_available(); },
                         .audit = [this](audit::Event e) { audit->record(std::move(e)); },
                         .audit_verified = [this] { audit->write_anchor(); },
-                        .live = [this] { return live_facts(); }});
+                        .live = [this] { return live_facts(); },
+                        .retention = &verifier->retention()});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -232,6 +240,7 @@ Result<void> Application::Impl::start_listeners() {
     ingest::ObjectSink& scp_sink = pull_sink ? *pull_sink : static_cast<ingest::ObjectSink&>(*sink);
     scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, scp_sink, limits,
                                              config.retention.spool_floor, metrics.get());
+    scp->set_make_room([this] { return verifier->make_room(); });
     if (auto r = scp->start(); !r) return r.error();
   }
   if (pull_sink) {
@@ -245,6 +254,7 @@ Result<void> Application::Impl::start_listeners() {
         config.ingest.folders, *spool, *sink, limits, clock, ingest::folder::ZipLimits{},
         metrics.get(), config.retention.spool_floor);
     folders->register_metrics(registry);
+    folders->set_make_room([this] { return verifier->make_room(); });
     if (auto r = folders->start(); !r) return r.error();
   }
   if (config.metrics.enabled)
@@ -348,6 +358,7 @@ commands::LiveFacts Application::Impl::live_facts() const {
   const auto health = policy_stage->health();
   f.policy_failures = health.consecutive_failures;
   f.policy_error = health.last_error;
+  f.verification = verifier->status();
   return f;
 }
 
@@ -391,6 +402,7 @@ void Application::Impl::stop() {
   if (hl7) hl7->stop();
   if (report_service) report_service->stop();
   scheduler->stop();
+  verifier->stop();
   control->stop();
   if (metrics_endpoint) metrics_endpoint->stop();
   audit->record(audit::EventType::kStopped);
@@ -408,6 +420,7 @@ int Application::run() {
     if (s.scp) s.scp->stop();
     if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();
+    if (s.verifier) s.verifier->stop();
     return 1;
   }
   log::info("dirgwd started", {{"version", DIRGW_VERSION},

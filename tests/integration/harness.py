@@ -207,7 +207,11 @@ class Gateway(ControlClient):
     def __init__(self, build_dir, workdir, repository_url, allowed_callers=("PACS1",),
                  stable_age="2s", extra_yaml="", name="dirgw", batch_max=25, request_timeout="60s",
                  spool_floor="64MiB", retry="{ initial: 500ms, max: 5s }", circuit="",
-                 ingest_yaml="", consent="opt-out", policy_yaml="", dest_yaml=""):
+                 ingest_yaml="", consent="opt-out", policy_yaml="", dest_yaml="", verify="none",
+                 retention_yaml=""):
+        # verify: the destination's verify: block. "none" by default: the forwarding tests'
+        # assertions are about SENT; test_verification turns verification on
+        # (docs/verification.md).
         self.build_dir = os.path.abspath(build_dir)
         self.dirgwd = os.path.join(self.build_dir, "gateway/daemon/dirgwd")
         self.cli = os.path.join(self.build_dir, "tools/dirgw/dirgw")
@@ -224,7 +228,8 @@ class Gateway(ControlClient):
                             extra_yaml=extra_yaml, name=name, batch_max=batch_max,
                             request_timeout=request_timeout, spool_floor=spool_floor,
                             retry=retry, circuit=circuit, ingest_yaml=ingest_yaml,
-                            consent=consent, policy_yaml=policy_yaml, dest_yaml=dest_yaml)
+                            consent=consent, policy_yaml=policy_yaml, dest_yaml=dest_yaml,
+                            verify=verify, retention_yaml=retention_yaml)
         with open(self.config_path, "w") as f:
             f.write(f"""facility: {{ name: "Integration test facility", id: TEST }}
 state_dir: {self.state_dir}
@@ -242,12 +247,13 @@ ingest:
 {ingest_yaml}policy:
   stable_age: {stable_age}
 {policy_yaml}
-retention: {{ spool_floor: {spool_floor} }}
+retention: {{ spool_floor: {spool_floor}{retention_yaml} }}
 destinations:
   - name: repository
     type: stow-rs
     url: {repository_url}
     consent: {consent}
+    verify: {verify}
 {dest_yaml}    batch: {{ max_instances: {batch_max}, max_bytes: 32MiB }}
     timeouts: {{ connect: 2s, request: {request_timeout} }}
     retry: {retry}

@@ -38,6 +38,10 @@ CASES = [
     (['status', '--socket', '$SOCK'], 0, {'cmd': 'status'}),
     (['--socket', '$SOCK', 'status', 'x'], 2, None),
     (['--socket', '$SOCK', 'studies'], 0, {'cmd': 'studies'}),
+    (['--socket', '$SOCK', 'purge'], 0, {'cmd': 'purge', 'dry_run': False}),
+    (['--socket', '$SOCK', 'purge', '--dry-run'], 0, {'cmd': 'purge', 'dry_run': True}),
+    (['--socket', '$SOCK', 'purge', '--dry-run', '--json'], 0, {'cmd': 'purge', 'dry_run': True}),
+    (['--socket', '$SOCK', 'purge', 'x'], 2, None),
     (['--socket', '$SOCK', 'studies', '--state', 'HELD', '--destination', 'd', '--limit', '5'], 0, {'cmd': 'studies', 'destination': 'd', 'limit': 5, 'state': 'HELD'}),
     (['--socket', '$SOCK', 'studies', '--limit', 'abc'], 2, None),  # was sent as limit 0
     (['--socket', '$SOCK', 'studies', '--bogus'], 2, None),

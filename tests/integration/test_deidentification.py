@@ -216,6 +216,7 @@ def main():
     url: {research.dicomweb}
     batch: {{ max_instances: 10, max_bytes: 32MiB }}
     retry: {{ initial: 500ms, max: 5s }}
+    verify: none
     deidentify:
       profile: basic
       options: [retain_longitudinal_modified_dates, clean_structured_content]

@@ -70,6 +70,53 @@ void print_states(const json& states, const char* indent) {
                 s.value("studies", 0LL), s.value("instances", 0LL));
 }
 
+// Verification per destination and retention (issue 15, docs/verification.md).
+void print_verification(const json& d) {
+  if (!d.contains("verification")) return;
+  const auto& v = d["verification"];
+  if (str(v, "mode") == "none") {
+    std::printf("  verification: none (studies stay SENT; their spool files are kept)\n");
+    return;
+  }
+  std::printf(
+      "  verification: %s; %lld instances verified, %lld awaiting, %lld sent again, %lld lost\n",
+      str(v, "mode").c_str(), v.value("verified_instances", 0LL),
+      v.value("awaiting_instances", 0LL), v.value("resent_instances", 0LL),
+      v.value("lost_instances", 0LL));
+  if (v.value("studies_check_failing", 0LL) > 0)
+    std::printf("  verification failures: %lld studies could not be checked (%s); retried\n",
+                v.value("studies_check_failing", 0LL), str(v, "last_check_error").c_str());
+}
+
+void print_retention(const json& r) {
+  if (!r.contains("retention")) return;
+  const auto& t = r["retention"];
+  std::printf(
+      "retention:    keep %llds after verification; %lld objects purged (%s), %lld "
+      "verified kept (%s)\n",
+      t.value("keep_after_verified_s", 0LL), t.value("purged_objects", 0LL),
+      human_bytes(t.value("purged_bytes", 0.0)).c_str(), t.value("verified_kept_objects", 0LL),
+      human_bytes(t.value("verified_kept_bytes", 0.0)).c_str());
+}
+
+void print_purge(const json& r) {
+  if (!r.value("dry_run", false)) {
+    std::printf("purged %lld objects (%s)\n", r.value("objects", 0LL),
+                human_bytes(r.value("bytes", 0.0)).c_str());
+    return;
+  }
+  std::printf("would purge %lld verified objects (%s); spool free %s, floor %s\n",
+              r.value("objects", 0LL), human_bytes(r.value("bytes", 0.0)).c_str(),
+              r.contains("free_bytes") && r["free_bytes"].is_number()
+                  ? human_bytes(r.value("free_bytes", 0.0)).c_str()
+                  : "unknown",
+              human_bytes(r.value("floor_bytes", 0.0)).c_str());
+  for (const auto& o : r.value("list", json::array()))
+    std::printf("  %s %10s verified %s (%s)\n", str(o, "object").c_str(),
+                human_bytes(o.value("size", 0.0)).c_str(), str(o, "verified_at").c_str(),
+                str(o, "reason").c_str());
+}
+
 void print_status(const json& r) {
   std::printf("dirgw daemon: %s (pid %s, version %s, since %s)\n",
               str(r, "state", "running").c_str(), str(r, "pid").c_str(), str(r, "version").c_str(),
@@ -149,7 +196,9 @@ void print_status(const json& r) {
                   d.value("last_error_cleared", false) ? " (old: cleared by a later success)" : "");
     else
       std::printf("  last error:   none\n");
+    print_verification(d);
   }
+  print_retention(r);
   if (r.contains("startup")) {
     const auto& su = r["startup"];
     std::printf(
@@ -239,6 +288,16 @@ void print_study(const json& r) {
     std::printf("  %s: %s (round %s)%s%s\n", str(d, "destination").c_str(), str(d, "state").c_str(),
                 str(d, "round").c_str(), d.value("reason", std::string()).empty() ? "" : " — ",
                 d.value("reason", std::string()).c_str());
+    long long verified = 0, total = 0;
+    for (const auto& i : r["instance_list"])
+      for (const auto& x : i["deliveries"])
+        if (str(x, "destination") == str(d, "destination") && str(x, "state") != "superseded") {
+          ++total;
+          verified += str(x, "state") == "verified";
+        }
+    std::printf("    verified: %lld of %lld instances%s%s\n", verified, total,
+                d.value("verify_error", std::string()).empty() ? "" : "; verification failing: ",
+                d.value("verify_error", std::string()).c_str());
   }
   std::printf("  sends:\n");
   for (const auto& x : r["rounds"])
@@ -254,7 +313,9 @@ void print_study(const json& r) {
       del += (del.empty() ? "" : "; ") + str(d, "destination") + "=" + str(d, "state");
       if (d.value("attempts", 0) > 0) del += " x" + std::to_string(d.value("attempts", 0));
       if (!d.value("last_error", std::string()).empty()) del += " (" + str(d, "last_error") + ")";
+      if (d.value("resends", 0) > 0) del += " resent x" + std::to_string(d.value("resends", 0));
     }
+    if (i.value("purged", false)) del += " [spool file purged]";
     if (!i.value("flags", std::string()).empty()) del += " [" + str(i, "flags") + "]";
     std::printf("  %-64s %-6s %9s  %s\n", str(i, "sop_instance_uid").c_str(),
                 str(i, "modality").c_str(), human_bytes(i.value("size", 0.0)).c_str(), del.c_str());
@@ -682,6 +743,24 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
   }
 }
 
+void add_purge_command(CLI::App& app, const Global& g, Action& action) {
+  auto dry_run = std::make_shared<bool>(false);
+  auto* purge =
+      app.add_subcommand("purge",
+                         "remove spool files every destination has verified and that are\n"
+                         "past retention.keep_after_verified (below the spool floor: the\n"
+                         "oldest verified ones); --dry-run lists what would go");
+  purge->add_flag("--dry-run", *dry_run, "list what would go, remove nothing");
+  purge->callback([&g, &action, dry_run] {
+    action = [&g, dry_run] {
+      return ask_daemon(g, {{"cmd", "purge"}, {"dry_run", *dry_run}}, [](const json& r) {
+        print_purge(r);
+        return kExitOk;
+      });
+    };
+  });
+}
+
 void add_consent_commands(CLI::App& app, const Global& g, Action& action) {
   auto* consent =
       app.add_subcommand("consent",
@@ -910,6 +989,7 @@ int main(int argc, char** argv) {
   app.footer(kCommandFooter);  // what every command inherits; the tool's own is set below
 
   add_study_commands(app, g, action);
+  add_purge_command(app, g, action);
   add_consent_commands(app, g, action);
   add_quarantine_commands(app, g, action);
   add_audit_commands(app, g, action);

@@ -28,6 +28,10 @@ json consent(const Context& ctx, const json& request, const Peer& peer);
 json mrn_import(const Context& ctx, const json& request, const Peer& peer);
 json audit(const Context& ctx, const json& request, const Peer& peer);
 json quarantine(const Context& ctx, const json& request, const Peer& peer);
+// dirgw purge [--dry-run]: retention now, or what it would remove (purge.cpp).
+json purge(const Context& ctx, const json& request, const Peer& peer);
+// status's verification and retention parts and their warnings (verification.cpp).
+void add_verification(const Context& ctx, const LiveFacts& live, json& status, json& warnings);
 
 // Maps request["cmd"] to its handler; an unknown command is an error reply.
 json dispatch(const Context& ctx, const json& request, const Peer& peer);

@@ -29,6 +29,8 @@
 #include "policy/consent/consent_service.h"
 #include "scheduler/scheduler.h"
 #include "senders/transcode/transcoding_sender.h"
+#include "verify/retention.h"
+#include "verify/service.h"
 
 namespace dirgw::control::commands {
 
@@ -61,6 +63,8 @@ struct LiveFacts {
   std::string audit_broken;                // why the audit trail did not verify at start
   int policy_failures = 0;                 // the policy stage's failed rounds in a row
   std::string policy_error;                // and why (our words and the catalog's error)
+  // Verification per destination, in configuration order (issue 15; empty: not running).
+  std::vector<verify::VerificationStatus> verification;
 };
 
 struct Context {
@@ -77,6 +81,8 @@ struct Context {
   std::function<void(audit::Event)> audit;  // appends to the trail
   std::function<void()> audit_verified;     // the trail verified: the anchor may move on
   std::function<LiveFacts()> live;
+  // dirgw purge (issue 15); null: the command answers that retention is not running.
+  verify::Retention* retention = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

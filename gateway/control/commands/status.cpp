@@ -166,6 +166,7 @@ json status(const Context& ctx) {
                        i < live.transcoding.size() ? live.transcoding[i] : std::nullopt);
   }
   out["destinations"] = dests;
+  add_verification(ctx, live, out, warnings);
   out["warnings"] = warnings;
   out["refusals"] = {{"count", s->refusals}};
   if (s->last_refusal)

@@ -37,7 +37,9 @@ json study_destinations(const catalog::StudyDetail& d,
                 {"reason", x.reason},
                 {"round", x.round},
                 {"updated_at", format_utc_ms(x.updated_at)},
-                {"sent_at", time_or_null(x.sent_at)}};
+                {"sent_at", time_or_null(x.sent_at)},
+                {"verified_at", time_or_null(x.verified_at)},
+                {"verify_error", x.verify_error}};
     if (auto opens = scheduled(forwarders, x.destination, x.state, d.summary.priority)) {
       one["state"] = "SCHEDULED";
       one["catalog_state"] = x.state;
@@ -76,7 +78,9 @@ json study_instances(const catalog::StudyDetail& d) {
                      {"round", x.round},
                      {"last_error", x.last_error},
                      {"next_attempt_at", time_or_null(x.next_attempt_at)},
-                     {"sent_at", time_or_null(x.sent_at)}});
+                     {"sent_at", time_or_null(x.sent_at)},
+                     {"verified_at", time_or_null(x.verified_at)},
+                     {"resends", x.resends}});
     instances.push_back({{"sop_instance_uid", i.sop_instance_uid},
                          {"sop_class_uid", i.sop_class_uid},
                          {"series_uid", i.series_uid},
@@ -88,6 +92,7 @@ json study_instances(const catalog::StudyDetail& d) {
                          {"source", i.source},
                          {"flags", i.flags},
                          {"object", i.sha256},
+                         {"purged", i.purged},
                          {"deliveries", del}});
   }
   return instances;

@@ -702,6 +702,8 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
   ctx.calling_ae = calling_ae;
   ctx.peer = peer;
   auto free = free_bytes(spool_.root());
+  if ((!free || *free < spool_floor_) && make_room_ && make_room_())
+    free = free_bytes(spool_.root());
   if (!free || *free < spool_floor_) {
     ctx.refuse_reason = "spool below its free-space floor";
     ctx.temp_path = NULL_DEVICE_NAME;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -93,6 +94,9 @@ class DicomScp {
 
   int port() const { return port_; }
   const ScpStats& stats() const { return stats_; }
+  // Before start: called when the spool is below its floor, before an object is refused; true
+  // when it made room (retention removed verified objects: docs/verification.md).
+  void set_make_room(std::function<bool()> make_room) { make_room_ = std::move(make_room); }
 
  private:
   struct Worker;
@@ -119,6 +123,7 @@ class DicomScp {
   ObjectSink& sink_;
   PrescanLimits limits_;
   std::uint64_t spool_floor_;
+  std::function<bool()> make_room_;
   metrics::GatewayMetrics* metrics_;
   NegotiationRules rules_;
 

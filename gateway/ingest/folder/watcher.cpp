@@ -251,6 +251,8 @@ void FolderWatcher::settle_and_take(Folder& f, const std::string& name, const Fi
   f.settle.forget(name);  // whatever happens next, the unit waits for a new look
   if (spool_floor_ > 0) {
     auto free = free_bytes(spool_.root());
+    if ((!free || *free < spool_floor_) && make_room_ && make_room_())
+      free = free_bytes(spool_.root());
     if (!free || *free < spool_floor_) {
       // Back-pressure: the file stays in the folder until the spool has room again.
       return finish(f, name,

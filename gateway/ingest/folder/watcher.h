@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +50,9 @@ class FolderWatcher {
   std::vector<FolderStatus> status() const;
   // dirgw_folder_units_total{folder,outcome="taken|rejected"}, read at scrape time.
   void register_metrics(metrics::Registry& registry) const;
+  // Before start: called when the spool is below its floor, before a file is left waiting;
+  // true when it made room (retention removed verified objects: docs/verification.md).
+  void set_make_room(std::function<bool()> make_room) { make_room_ = std::move(make_room); }
 
  private:
   struct Folder;
@@ -71,6 +75,7 @@ class FolderWatcher {
   ZipLimits zip_;
   metrics::GatewayMetrics* metrics_;
   std::uint64_t spool_floor_;  // below it nothing is taken (as the SCP refuses): files wait
+  std::function<bool()> make_room_;
   UniqueFd inotify_;
   UniqueFd stop_read_, stop_write_;
   std::atomic<bool> stopping_{false};

@@ -145,6 +145,12 @@ Result<void> Spool::remove_object(const std::string& sha256) const {
   return {};
 }
 
+Result<void> Spool::remove_derived(const std::string& sha256) const {
+  if (::unlink(derived_path(sha256).c_str()) != 0 && errno != ENOENT)
+    return make_error(ErrorCode::kIo, "remove derived object: " + errno_text(errno));
+  return {};
+}
+
 Result<SpoolCleanup> Spool::remove_temporaries() const {
   SpoolCleanup c;
   std::error_code ec;

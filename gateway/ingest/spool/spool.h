@@ -58,6 +58,8 @@ class Spool {
   // Deletes an object the catalog no longer refers to (a quarantined study deleted by an
   // operator). An object already gone is not an error.
   Result<void> remove_object(const std::string& sha256) const;
+  // Deletes a derived copy (retention, once every destination verified it; gone: not an error).
+  Result<void> remove_derived(const std::string& sha256) const;
   const std::filesystem::path& root() const { return root_; }
 
  private:

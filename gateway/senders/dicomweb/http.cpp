@@ -124,12 +124,7 @@ bool usable_token(std::string_view token) {
          std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7F; });
 }
 
-// The Authorization header a request to this destination carries ("" when none): an OAuth2
-// token from the provider, or a bearer token re-read from its file for every request (a token
-// renewed on disk is used at once). One function for the STOW-RS and notification paths, so
-// both check the token alike. Errors: kRefused when the token cannot be had for good (the
-// destination should pause: authentication), kNetwork/kIo when it may work later.
-constexpr std::string_view kBearerPrefix = "Authorization: Bearer ";
+}  // namespace
 
 Result<std::string> authorization_header(const StowRsOptions& opts) {
   if (opts.token_provider) {
@@ -148,6 +143,8 @@ Result<std::string> authorization_header(const StowRsOptions& opts) {
     return make_error(ErrorCode::kIo, "bearer token file is empty or holds more than one token");
   return std::string(kBearerPrefix) + std::string(t);
 }
+
+namespace {
 
 class StowRsSender final : public Sender {
  public:

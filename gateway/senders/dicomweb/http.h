@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "senders/sender.h"
 
@@ -21,5 +22,14 @@ struct TransportVerdict {
   std::string message;    // short, for people; no patient data
 };
 TransportVerdict classify_curl_error(int curl_code);
+
+// The Authorization header a request to this destination carries ("" when none): an OAuth2
+// token from the provider, or a bearer token re-read from its file for every request (a token
+// renewed on disk is used at once). One function for the STOW-RS, notification and QIDO-RS
+// (verification) paths, so all check the token alike. Errors: kRefused when the token cannot be
+// had for good (the destination should pause: authentication), kNetwork/kIo when it may work
+// later.
+inline constexpr std::string_view kBearerPrefix = "Authorization: Bearer ";
+Result<std::string> authorization_header(const StowRsOptions& opts);
 
 }  // namespace dirgw::senders::dicomweb

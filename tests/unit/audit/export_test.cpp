@@ -93,6 +93,9 @@ TEST(AuditExport, EveryEventTypeMapsToItsDicomCodes) {
       {EventType::kConfigChanged, "110113", "110131", "E"},
       {EventType::kAuditExported, "110101", "", "R"},
       {EventType::kConnectionRefused, "110113", "110126", "E"},
+      {EventType::kStudyVerified, "110104", "", "R"},
+      {EventType::kDeliveryRequeued, "110104", "", "R"},
+      {EventType::kObjectsPurged, "110103", "", "D"},
   };
   ASSERT_EQ(table.size(), all_event_types().size());
   for (const auto& x : table) {

@@ -60,6 +60,8 @@ const std::set<std::tuple<S, S, C>>& allowed() {
       {S::kQuarantined, S::kReceiving, C::kNewInstance},
       {S::kQuarantined, S::kWithdrawn, C::kConsentWithdrawn},
       {S::kSent, S::kVerified, C::kVerified},
+      {S::kSent, S::kReady, C::kVerified},
+      {S::kSent, S::kFailed, C::kVerified},
       {S::kSent, S::kReceiving, C::kNewInstance},
       {S::kVerified, S::kPurged, C::kRetention},
       {S::kVerified, S::kReceiving, C::kNewInstance},
@@ -83,8 +85,13 @@ TEST(Lifecycle, EveryTransitionIsAllowedOrRefusedExactlyAsSpecified) {
 
 TEST(Lifecycle, NothingLeavesAfterSentExceptVerificationOrADelta) {
   for (S to : kAllStudyStates) {
-    if (to == S::kVerified || to == S::kReceiving) continue;
-    for (C cause : kAllCauses) EXPECT_FALSE(transition_allowed(S::kSent, to, cause));
+    if (to == S::kReceiving) continue;
+    for (C cause : kAllCauses) {
+      if (cause == C::kVerified) continue;
+      EXPECT_FALSE(transition_allowed(S::kSent, to, cause));
+    }
+    const bool by_verification = to == S::kVerified || to == S::kReady || to == S::kFailed;
+    EXPECT_EQ(transition_allowed(S::kSent, to, C::kVerified), by_verification);
   }
 }
 
