@@ -1,4 +1,4 @@
--- Schema 19: reports received over HL7 v2 (ORU^R01, MDM^T02; issue 12). A report is kept here,
+-- Schema 15: reports received over HL7 v2 (ORU^R01, MDM^T02; issue 12). A report is kept here,
 -- committed before the MLLP ACK, until it has become a DICOM object of its study (a Basic Text
 -- SR or an Encapsulated PDF that then goes through the ordinary intake: spool, instances,
 -- policy, life cycle). `message` is the ER7 as received (patient data: never logged); it is

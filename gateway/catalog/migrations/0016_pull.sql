@@ -1,4 +1,4 @@
--- Schema 20: PACS polled with C-FIND and retrieved with C-MOVE (issue 12, ingest.pull). The
+-- Schema 16: PACS polled with C-FIND and retrieved with C-MOVE (issue 12, ingest.pull). The
 -- poll point (start of the last poll that finished) and the schedule survive a restart; each
 -- study found gets a row saying whether we hold all of it, so that a complete study is never
 -- asked for again and an incomplete one is, with backoff.

@@ -1,4 +1,4 @@
--- Schema 15: STAT from HL7 orders (issue 14). An ORM^O01 / OMI^O23 records its order's priority
+-- Schema 17: STAT from HL7 orders (issue 14). An ORM^O01 / OMI^O23 records its order's priority
 -- by accession number before the MLLP ACK; the policy stage notes each study's accession number
 -- (0008,0050). A study and a STAT order with the same accession make the study STAT (priority 1),
 -- whichever arrives first. Accession numbers are kept here to link the two and never logged.
