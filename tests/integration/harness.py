@@ -294,13 +294,15 @@ destinations:
             self.process.stop()
             self.process = None
 
-    def use_dimse(self, ae_title, port):
-        """Turns the destination into `type: dimse` to ae_title@127.0.0.1:port (before start)."""
+    def use_dimse(self, ae_title, port, calling_ae=None):
+        """Before start(): the one destination becomes `type: dimse`, C-STORE to ae_title at
+        127.0.0.1:port (as calling_ae when given)."""
         with open(self.config_path) as f:
             text = f.read()
+        calling = f"calling_ae: {calling_ae}, " if calling_ae else ""
         text = text.replace(f"    type: stow-rs\n    url: {self._params['repository_url']}\n",
-                            f"    type: dimse\n    dimse: {{ ae_title: {ae_title}, host: 127.0.0.1, "
-                            f"port: {port} }}\n")
+                            f"    type: dimse\n    dimse: {{ ae_title: {ae_title}, {calling}"
+                            f"host: 127.0.0.1, port: {port} }}\n")
         with open(self.config_path, "w") as f:
             f.write(text)
         return self
@@ -321,18 +323,6 @@ destinations:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
-
-    def use_dimse_destination(self, ae_title, port, calling_ae=None):
-        """Before start(): the one destination (made with repository_url "http://unused/") becomes
-        `type: dimse`, C-STORE to ae_title at 127.0.0.1:port."""
-        with open(self.config_path) as f:
-            text = f.read()
-        calling = f"calling_ae: {calling_ae}, " if calling_ae else ""
-        text = text.replace("    type: stow-rs\n    url: http://unused/\n",
-                            f"    type: dimse\n    dimse: {{ ae_title: {ae_title}, {calling}"
-                            f"host: 127.0.0.1, port: {port} }}\n")
-        with open(self.config_path, "w") as f:
-            f.write(text)
 
 
 def synth(build_dir, out_dir, modality, instances=None, seed=1, patient_index=0, manifest=None,

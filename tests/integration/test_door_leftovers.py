@@ -147,7 +147,7 @@ def un_uids_and_stale_error(check, args, work, repo, b):
     a = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-a", stable_age="1s",
                         batch_max=3, ingest_yaml=ingest, retry="{ initial: 300ms, max: 1s }",
                         circuit="{ failures: 2, cooldown: 1s }")
-    a.use_dimse_destination(b.ae_title, b.port, calling_ae="PACS1")
+    a.use_dimse(b.ae_title, b.port, calling_ae="PACS1")
     a.start()
     _, files = harness.synth(args.build_dir, os.path.join(work, "rt"), "CT", 7, seed=171,
                              extra=["--rows", "16", "--cols", "16"])

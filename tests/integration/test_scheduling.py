@@ -167,7 +167,7 @@ def dimse_phase(args, work, manifest, check):
                                patient_index=5, manifest=manifest)
     repo = tds.DicomOrthanc(work).start()
     gw = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-dimse", stable_age="1s")
-    gw.use_dimse_destination(repo.aet, repo.dicom_port)
+    gw.use_dimse(repo.aet, repo.dicom_port)
     gw.start()
     try:
         rc, out = harness.storescu(gw.port, files)
