@@ -36,7 +36,9 @@ def main():
         total += len(files)
 
     repo = harness.Orthanc(work).start()
-    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, stable_age="2s").start()
+    # Verification on, as shipped (docs/verification.md), with a short delay for the demo.
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, stable_age="2s",
+                         verify="{ mode: qido, delay: 1s }").start()
 
     log(f"storescu (the PACS, AE PACS1) -> dirgwd: {total} instances")
     t0 = time.time()
@@ -50,6 +52,11 @@ def main():
     harness.wait_for("dirgw to record every study as SENT",
                      lambda: gw.status()["destinations"][0]["pending_instances"] == 0, 60, 0.5)
     log(f"all {total} instances in the repository {time.time() - t0:.1f}s after the first C-STORE")
+    harness.wait_for("the repository to list every instance (QIDO-RS): VERIFIED",
+                     lambda: gw.status()["destinations"][0]["verification"]["verified_instances"]
+                     >= total, 120, 0.5)
+    log(f"all {total} instances verified at the repository {time.time() - t0:.1f}s after the "
+        "first C-STORE")
 
     print("\n$ dirgw status")
     rc, out, err = gw.run_cli("status")
