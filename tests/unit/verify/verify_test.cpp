@@ -168,8 +168,7 @@ class VerifyTest : public ::testing::Test {
   std::vector<std::string> delivery_states(const std::string& study) {
     std::vector<std::string> out;
     const auto detail = catalog_->queries.study(study);
-    for (const auto& i : (*detail)->instances)
-      out.push_back(i.deliveries.at(0).state);
+    for (const auto& i : (*detail)->instances) out.push_back(i.deliveries.at(0).state);
     return out;
   }
   int audit_count(const char* type) {
