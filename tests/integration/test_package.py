@@ -164,6 +164,9 @@ def get_packages():
     # Not the jobserver of the `make test` that may have started ctest: its descriptors are
     # not ours (build-packages.sh passes its own -j).
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # Under ctest the build shares the machine with other tests (tests/integration/CMakeLists.txt).
+    if os.environ.get("DIRGW_PACKAGE_JOBS"):
+        env["JOBS"] = os.environ["DIRGW_PACKAGE_JOBS"]
     p = subprocess.run(["bash", os.path.join(SOURCE_DIR, "packaging/build-packages.sh"),
                         PACKAGE_BUILD_DIR], capture_output=True, text=True, env=env,
                        stdin=subprocess.DEVNULL, timeout=1800)
