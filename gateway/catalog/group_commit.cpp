@@ -1,6 +1,7 @@
 #include "catalog/group_commit.h"
 
 #include <algorithm>
+#include <exception>
 
 namespace dirgw::catalog {
 
@@ -33,7 +34,14 @@ void GroupCommit::lead(std::unique_lock<std::mutex>& lock) {
   for (Waiter* w : group)
     (w->new_versions == group.front()->new_versions ? same : other).push_back(w);
   for (Waiter* w : same) batch.push_back(w->instance);
-  auto results = ledger_.record_instances(batch, same.front()->new_versions);
+  std::vector<Result<RecordOutcome>> results;
+  try {
+    results = ledger_.record_instances(batch, same.front()->new_versions);
+  } catch (const std::exception& e) {
+    // Whatever it was, the callers must not wait for ever: each gets the error, nothing is
+    // acknowledged (the transaction rolled back when the exception left it).
+    results.assign(batch.size(), Result<RecordOutcome>(make_error(ErrorCode::kCatalog, e.what())));
+  }
   if (after_commit_for_test_) after_commit_for_test_(batch.size());
   lock.lock();
   for (std::size_t i = 0; i < same.size(); ++i) same[i]->outcome = std::move(results[i]);
