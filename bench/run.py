@@ -259,22 +259,48 @@ class Bench:
             self.clean(w)
         return secs
 
+    def ingest_floor(self, key, parallel):
+        """The disk's floor: the same objects, from memory, each written to a new file and
+        fdatasynced by `parallel` writers (benchlib.durable_writer)."""
+        w = self.tmp("ingest-floor")
+        blobs = []
+        for f in self.data[key]["files"]:
+            with open(f, "rb") as fh:
+                blobs.append(fh.read())
+        try:
+            self.settle()
+            secs = B.durable_writer(w, B.split(blobs, parallel))
+        finally:
+            self.clean(w)
+        return secs
+
     def case_ingest(self):
         reps = self.p["reps"]
         for key, parallel in (("ct", 1), ("ct", 4), ("cr", 1)):
             n = len(self.data[key]["files"])
             group = f"1. ingest {key.upper()} {self.label(key)}, {parallel} association{'s' if parallel > 1 else ''}"
-            base, ours = [], []
+            base, ours, floor = [], [], []
             for i in range(reps):
                 base.append(self.ingest_storescp(key, parallel))
                 ours.append(self.ingest_dirgw(key, parallel))
-                log(f"{group} rep {i + 1}: storescp {base[-1]:.2f}s, dirgwd {ours[-1]:.2f}s")
+                if key == "ct":
+                    floor.append(self.ingest_floor(key, parallel))
+                log(f"{group} rep {i + 1}: storescp {base[-1]:.2f}s, dirgwd {ours[-1]:.2f}s"
+                    + (f", disk floor {floor[-1]:.2f}s" if floor else ""))
             self.res.add(group, "storescp (baseline)", "inst/s", [n / s for s in base],
                          [self.mb(key) / s for s in base])
+            if floor:
+                w = "writer" if parallel == 1 else "writers"
+                self.res.add(group, f"disk floor ({parallel} {w}, write+fdatasync)", "inst/s",
+                             [n / s for s in floor], [self.mb(key) / s for s in floor])
             target = TARGETS["ingest4"] if parallel == 4 and key == "ct" else None
             self.res.add(group, "dirgwd (fsync+catalog)", "inst/s", [n / s for s in ours],
                          [self.mb(key) / s for s in ours], baseline="storescp (baseline)",
                          target=target)
+            if floor:
+                self.res.add(group, "dirgwd, vs the disk floor", "inst/s", [n / s for s in ours],
+                             [self.mb(key) / s for s in ours],
+                             baseline=f"disk floor ({parallel} {w}, write+fdatasync)")
 
     # 2. forward
     def dirgw_forward(self, key, url, verify):

@@ -16,6 +16,11 @@ class IngestLedger {
   // withdrawn study is withdrawn on arrival.
   Result<RecordOutcome> record_instance(const NewInstance& instance,
                                         NewVersionPolicy new_versions = NewVersionPolicy::kSend);
+  // The same for several instances in one transaction and one COMMIT (group commit): one result
+  // per instance, in order. An instance that fails is rolled back alone (a savepoint); when the
+  // COMMIT fails every instance fails.
+  std::vector<Result<RecordOutcome>> record_instances(const std::vector<const NewInstance*>& batch,
+                                                      NewVersionPolicy new_versions);
   Result<void> record_refusal(const Refusal& refusal);
 
   // Studies with no new instance since `cutoff` become STABLE (the policy stage decides next).
@@ -33,6 +38,8 @@ class IngestLedger {
   Result<void> record_reconciliation(const Reconciliation& r);
 
  private:
+  RecordOutcome record_in(Connection& db, const NewInstance& in, NewVersionPolicy new_versions,
+                          std::int64_t now);
   Database& db_;
 };
 

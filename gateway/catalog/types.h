@@ -49,6 +49,10 @@ enum class NewVersionPolicy { kSend, kHold };
 struct RecordOutcome {
   RecordKind kind;
   std::int64_t instance_id = 0;
+  // The study, or one of its destinations, began RECEIVING with this instance (new, or reopened
+  // after it had moved on), or the instance is a new version or an identity conflict: what the
+  // readiness and report threads need to be woken for.
+  bool opened = false;
 };
 
 struct DueItem {

@@ -1,13 +1,18 @@
 #include "daemon/application.h"
 
 #include <grp.h>
+#include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "audit/forwarder.h"
@@ -104,6 +109,13 @@ struct Application::Impl {
   ingest::PrescanLimits limits;
   std::atomic<bool> stopping{false};
   std::thread stopper;  // the bounded stop of the listeners, while the control socket answers
+  // Makes the spool's slot links durable in batches (spool.h: settle()), off the C-STORE path.
+  std::thread settler;
+  std::mutex settler_mutex;
+  std::condition_variable settler_cv;
+  bool settler_stop = false;
+  void start_settler();
+  void stop_settler();
 
   explicit Impl(config::Config c) : config(std::move(c)) {}
 
@@ -130,6 +142,7 @@ Result<void> Application::Impl::start() {
   started_at = to_epoch_ms(clock.now());
   if (auto r = open_state(); !r) return r.error();
   if (auto r = build_stages(); !r) return r.error();
+  start_settler();
   if (auto r = start_control(); !r) return r.error();
   if (auto r = start_listeners(); !r) return r.error();
   if (config.audit_syslog.enabled) start_audit_forwarder();
@@ -137,6 +150,24 @@ Result<void> Application::Impl::start() {
   verifier->start();
   return {};
 }
+
+namespace {
+// DIRGW_FAULT_FOR_TEST=kill-after-group-commit:N (tests/integration/test_fault_injection.py):
+// SIGKILL right after the Nth group commit's COMMIT returned, before any of its C-STOREs is
+// answered. Test-only; production never sets it.
+void install_fault_points_for_test(ingest::CatalogSink& sink) {
+  const char* fault = std::getenv("DIRGW_FAULT_FOR_TEST");
+  constexpr std::string_view kKill = "kill-after-group-commit:";
+  if (fault == nullptr || std::string_view(fault).rfind(kKill, 0) != 0) return;
+  const long at = std::strtol(fault + kKill.size(), nullptr, 10);
+  log::warn("test fault point armed: SIGKILL after a group commit",
+            {{"commit", std::to_string(at)}});
+  auto count = std::make_shared<std::atomic<long>>(0);
+  sink.group_commit().set_after_commit_for_test([count, at](std::size_t) {
+    if (++*count == at) ::kill(::getpid(), SIGKILL);
+  });
+}
+}  // namespace
 
 // Keys, spool and catalog, reconciled with each other before any listener opens.
 Result<void> Application::Impl::open_state() {
@@ -201,6 +232,7 @@ Result<void> Application::Impl::build_stages() {
       },
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
+  install_fault_points_for_test(*sink);
   sink->set_audit([this](const ingest::DoorRefusal& r) {
     audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));
   });
@@ -393,11 +425,36 @@ void Application::Impl::begin_stop() {
   });
 }
 
+void Application::Impl::start_settler() {
+  settler = std::thread([this] {
+    std::unique_lock lock(settler_mutex);
+    for (bool last = false; !last;) {
+      last = settler_cv.wait_for(lock, std::chrono::milliseconds(250),
+                                 [this] { return settler_stop; });
+      lock.unlock();
+      if (auto r = spool->settle(); !r)
+        log::error("cannot make spool links durable (retried)", {{"error", r.error().to_string()}});
+      lock.lock();
+    }
+  });
+}
+
+void Application::Impl::stop_settler() {
+  if (!settler.joinable()) return;
+  {
+    std::lock_guard lock(settler_mutex);
+    settler_stop = true;
+  }
+  settler_cv.notify_all();
+  settler.join();  // its last round settles what the stopped SCP committed
+}
+
 // Ordered shutdown: no new objects, then no new sends, then the catalog closes.
 void Application::Impl::stop() {
   if (stopper.joinable()) stopper.join();
   if (pull) pull->stop();
   if (scp) scp->stop();
+  stop_settler();
   if (folders) folders->stop();
   if (hl7) hl7->stop();
   if (report_service) report_service->stop();
@@ -418,6 +475,7 @@ int Application::run() {
     sd_notifyf(0, "STATUS=cannot start: %s", started.error().to_string().c_str());
     if (s.pull) s.pull->stop();
     if (s.scp) s.scp->stop();
+    s.stop_settler();
     if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();
     if (s.verifier) s.verifier->stop();

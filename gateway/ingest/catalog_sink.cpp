@@ -28,7 +28,7 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
   if (!o.source.empty()) in.source = o.source;  // a C-MOVE we asked for: "pull:<name>"
 
-  auto r = ledger_.record_instance(in, new_versions_);
+  auto r = commits_.record(in, new_versions_);
   if (!r) return r.error();
   if (r->kind == catalog::RecordKind::kDuplicate) return SinkOutcome::kDuplicate;
   if (r->kind == catalog::RecordKind::kIdentityConflict)
@@ -43,7 +43,9 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
                   ? "instance received again with different bytes: new version kept, study held"
                   : "instance received again with different bytes: new version kept and sent",
               {{"sop_instance_uid", in.sop_instance_uid}, {"study_uid", in.study_uid}});
-  if (instance_received_) instance_received_();
+  // Another instance of a study already RECEIVING changes nobody's plans: its stable time only
+  // moves later, which the readiness thread finds when it wakes for the earlier one.
+  if (r->opened && instance_received_) instance_received_();
   return SinkOutcome::kStored;
 }
 

@@ -1,12 +1,14 @@
 // The hand-off from ingest to the catalog: a received object becomes an instance row (or is
 // found a duplicate, or a new version of one held already), a refusal at the door is recorded
-// for status, and a new object wakes whoever waits for instances. Sees only the catalog's ingest
-// part.
+// for status, and an object that opens a study (new, or reopened) wakes whoever waits for
+// instances. The rows of objects received at the same time share one commit (group_commit.h).
+// Sees only the catalog's ingest part.
 #pragma once
 
 #include <functional>
 #include <string>
 
+#include "catalog/group_commit.h"
 #include "catalog/ingest_ledger.h"
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/prescan/prescan.h"
@@ -23,6 +25,7 @@ class CatalogSink final : public ObjectSink {
   CatalogSink(catalog::IngestLedger& ledger, std::function<void()> instance_received,
               catalog::NewVersionPolicy new_versions)
       : ledger_(ledger),
+        commits_(ledger),
         instance_received_(std::move(instance_received)),
         new_versions_(new_versions) {}
 
@@ -31,9 +34,12 @@ class CatalogSink final : public ObjectSink {
   void refused(const DoorRefusal& refusal) override;
   // Security refusals (who may call, TLS) are also handed here, for the audit trail.
   void set_audit(std::function<void(const DoorRefusal&)> audit) { audit_ = std::move(audit); }
+  // Every door's objects share one group commit (group_commit.h).
+  catalog::GroupCommit& group_commit() { return commits_; }
 
  private:
   catalog::IngestLedger& ledger_;
+  catalog::GroupCommit commits_;
   std::function<void()> instance_received_;
   catalog::NewVersionPolicy new_versions_;
   std::function<void(const DoorRefusal&)> audit_;

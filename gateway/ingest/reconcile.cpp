@@ -45,9 +45,17 @@ Result<catalog::Reconciliation> reconcile(const Spool& spool, catalog::IngestLed
                                           catalog::DeliveryLedger& delivery,
                                           const ReconcileOptions& options, const Clock& clock) {
   catalog::Reconciliation summary;
-  auto cleaned = spool.remove_temporaries();
+  // A slot whose object is catalogued (acknowledged) but whose link did not become durable is
+  // linked back before the temporaries go.
+  auto cleaned = spool.remove_temporaries([&ingest](const std::string& sha) {
+    auto known = ingest.has_object(sha);
+    return known && *known;
+  });
   if (!cleaned) return cleaned.error();
   summary.temporaries = cleaned->temporaries_removed;
+  if (cleaned->slots_relinked > 0)
+    log::info("spool slots of catalogued objects linked back after a stop",
+              {{"objects", std::to_string(cleaned->slots_relinked)}});
 
   auto on_disk = spool.list_objects();
   if (!on_disk) return on_disk.error();

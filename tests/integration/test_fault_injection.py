@@ -7,8 +7,10 @@ PACS (storescu) sends and while dirgwd forwards, at least 20 times; Orthanc is s
 while and started again; the spool's disk floor is reached. At the end every instance whose
 C-STORE got a success response must be in Orthanc with the right bytes, none missing, the
 catalog must pass PRAGMA integrity_check, and re-sends must stay within one batch per
-interruption. Prints: kills, resets, stalls, instances acknowledged, instances in repository,
-re-sends, lost."""
+interruption. Every third kill is dirgwd's own, at a test-only fault point: SIGKILL right after
+a group commit's COMMIT returned and before its C-STOREs are answered (DIRGW_FAULT_FOR_TEST,
+issue 16). Prints: kills (of which after a group commit), resets, stalls, instances acknowledged,
+instances in repository, re-sends, lost."""
 
 import argparse
 import os
@@ -64,6 +66,27 @@ class Pacs:
             time.sleep(0.2 if p.returncode != 0 else 0.4)
 
 
+def kill_after_group_commit(gw, rng):
+    """Restarts dirgwd armed to SIGKILL itself after its Nth group commit (the PACS keeps sending)
+    and waits until it did. True when it died at the fault point."""
+    os.environ["DIRGW_FAULT_FOR_TEST"] = f"kill-after-group-commit:{rng.randint(1, 25)}"
+    try:
+        gw.start()
+    except RuntimeError:
+        pass  # it may kill itself before its control socket answered (the PACS keeps sending)
+    finally:
+        del os.environ["DIRGW_FAULT_FOR_TEST"]
+    try:
+        harness.wait_for("dirgwd to kill itself after a group commit",
+                         lambda: not gw.process.alive(), 30, 0.05)
+    except TimeoutError:
+        gw.kill9()
+        return False
+    died = gw.process.proc.returncode == -9
+    gw.kill9()
+    return died
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -95,6 +118,7 @@ def main():
     pacs.thread.start()
 
     kills = 0
+    commit_kills = 0
     orthanc_restarts = 0
     disruptions = 0
     t_end = time.time() + 240
@@ -121,8 +145,11 @@ def main():
             continue
         gw.kill9()
         kills += 1
+        if kills % 3 == 0 and kill_after_group_commit(gw, rng):
+            kills += 1
+            commit_kills += 1
         gw.start()
-    log(f"{kills} kills done; letting everything drain")
+    log(f"{kills} kills done ({commit_kills} after a group commit); letting everything drain")
     proxy.set_mode("pass")
     proxy.rate = 0
 
@@ -201,7 +228,9 @@ def main():
     repo.stop()
     proxy.close()
 
-    print(f"fault injection: kills {kills}, resets {proxy.resets}, stalls {proxy.stalls}, "
+    if commit_kills == 0:
+        failures.append("dirgwd never died at the group-commit fault point")
+    print(f"fault injection: kills {kills} ({commit_kills} after a group commit), resets {proxy.resets}, stalls {proxy.stalls}, "
           f"refusal periods {disruptions}, orthanc restarts {orthanc_restarts}, "
           f"instances acknowledged {len(acked)}, instances in repository {in_repo}, "
           f"re-sends {resends}, lost {lost}, disk floor {'checked' if floor_checked else 'skipped'}")

@@ -708,7 +708,9 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
     ctx.refuse_reason = "spool below its free-space floor";
     ctx.temp_path = NULL_DEVICE_NAME;
   } else {
-    ctx.temp_path = spool_.new_temp_path().string();
+    // A pre-created slot: its name is durable already, so the object's data is its only flush.
+    auto slot = spool_.acquire_slot();
+    ctx.temp_path = slot ? slot->string() : spool_.new_temp_path().string();
   }
   ctx.socket = socket_fd;
   ctx.progress = progress;

@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <mutex>
+#include <string_view>
 
 #include "common/crypto.h"
 #include "common/files.h"
@@ -15,9 +18,100 @@ namespace fs = std::filesystem;
 
 namespace {
 constexpr char kHex[] = "0123456789abcdef";
+constexpr std::string_view kSlotPrefix = "slot-";
+constexpr int kSlotBatch = 32;
 
 std::string shard_name(int i) { return {kHex[(i >> 4) & 0xf], kHex[i & 0xf]}; }
+
+bool is_slot(const fs::path& p) { return p.filename().string().rfind(kSlotPrefix, 0) == 0; }
 }  // namespace
+
+struct Spool::Slots {
+  std::mutex mutex;
+  std::vector<fs::path> free;
+  struct Linked {
+    fs::path slot, shard;
+  };
+  std::vector<Linked> linked;  // committed slots whose link is not durable yet
+};
+
+Spool::Spool(fs::path root) : root_(std::move(root)), slots_(std::make_shared<Slots>()) {}
+
+Result<fs::path> Spool::acquire_slot() const {
+  std::lock_guard lock(slots_->mutex);
+  if (slots_->free.empty()) {
+    std::vector<fs::path> made;
+    for (int i = 0; i < kSlotBatch; ++i) {
+      fs::path p = root_ / "tmp" / (std::string(kSlotPrefix) + random_hex(16));
+      UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+      if (!fd.valid()) {
+        const int err = errno;
+        for (const auto& m : made) ::unlink(m.c_str());
+        return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                          "create spool slot: " + errno_text(err));
+      }
+      made.push_back(std::move(p));
+    }
+    // One directory fsync makes the whole batch of names durable.
+    if (auto r = fsync_dir(root_ / "tmp"); !r) {
+      for (const auto& m : made) ::unlink(m.c_str());
+      return r.error();
+    }
+    slots_->free = std::move(made);
+  }
+  fs::path p = std::move(slots_->free.back());
+  slots_->free.pop_back();
+  return p;
+}
+
+Result<int> Spool::settle() const {
+  std::vector<Slots::Linked> linked;
+  {
+    std::lock_guard lock(slots_->mutex);
+    linked.swap(slots_->linked);
+  }
+  if (linked.empty()) return 0;
+  std::vector<fs::path> shards;
+  for (const auto& l : linked) shards.push_back(l.shard);
+  std::sort(shards.begin(), shards.end());
+  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+  for (const auto& shard : shards) {
+    if (auto r = fsync_dir(shard); !r) {
+      // Keep them for the next round: the slots stay the durable copies meanwhile.
+      std::lock_guard lock(slots_->mutex);
+      slots_->linked.insert(slots_->linked.end(), linked.begin(), linked.end());
+      return r.error();
+    }
+  }
+  for (const auto& l : linked) ::unlink(l.slot.c_str());
+  return static_cast<int>(linked.size());
+}
+
+// The slot's data is durable (fdatasync) and so is its name: link it under its content name,
+// visible at once; settle() makes the link durable later and only then removes the slot.
+Result<StoredObject> Spool::link_slot(const fs::path& slot, StoredObject out) const {
+  if (::link(slot.c_str(), out.path.c_str()) == 0) {
+    std::lock_guard lock(slots_->mutex);
+    slots_->linked.push_back({slot, out.path.parent_path()});
+    return out;
+  }
+  const int err = errno;
+  if (err == EEXIST) {  // the same content committed meanwhile by another association
+    ::unlink(slot.c_str());
+    out.already_present = true;
+    return out;
+  }
+  if (err != EPERM && err != ENOSYS && err != EMLINK && err != EOPNOTSUPP)
+    return make_error(ErrorCode::kIo, "link into spool: " + errno_text(err));
+  // A file system without hard links: rename and fsync the directory, as for a temporary.
+  if (::rename(slot.c_str(), out.path.c_str()) != 0) {
+    const int rerr = errno;
+    ::unlink(slot.c_str());
+    return make_error(ErrorCode::kIo, "rename into spool: " + errno_text(rerr));
+  }
+  if (auto r = fsync_dir(out.path.parent_path()); !r) return r.error();
+  return out;
+}
 
 Result<Spool> Spool::open(const fs::path& root) {
   for (const auto& dir : {root / "tmp", root / "objects"}) {
@@ -81,13 +175,19 @@ Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size)
     return out;
   }
   // fsync through a writable descriptor is not needed: fsync flushes the inode's data whatever
-  // the open mode on Linux.
-  if (::fsync(fd.get()) != 0) {
+  // the open mode on Linux. A slot's name is durable already, so its data (and size) is all
+  // that needs flushing: fdatasync.
+  const bool slot = is_slot(temp);
+  if ((slot ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
     int err = errno;
     return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
                       "fsync received object: " + errno_text(err));
   }
   fd.reset();
+  if (slot) {
+    unlinker.keep = true;  // link_slot() owns it from here
+    return link_slot(temp, std::move(out));
+  }
   if (::rename(temp.c_str(), out.path.c_str()) != 0)
     return make_error(ErrorCode::kIo, "rename into spool: " + errno_text(errno));
   unlinker.keep = true;
@@ -151,13 +251,31 @@ Result<void> Spool::remove_derived(const std::string& sha256) const {
   return {};
 }
 
-Result<SpoolCleanup> Spool::remove_temporaries() const {
+Result<SpoolCleanup> Spool::remove_temporaries(
+    const std::function<bool(const std::string&)>& catalogued) const {
   SpoolCleanup c;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) {
-    if (e.is_regular_file(ec) && ::unlink(e.path().c_str()) == 0) ++c.temporaries_removed;
+    if (!e.is_regular_file(ec)) continue;
+    if (catalogued && is_slot(e.path()) && e.file_size(ec) > 0) {
+      auto sha = sha256_file(e.path());
+      if (!sha) return sha.error();
+      const fs::path target = object_path(*sha);
+      if (catalogued(*sha) && !fs::exists(target, ec)) {
+        if (::link(e.path().c_str(), target.c_str()) != 0)
+          return make_error(ErrorCode::kIo, "relink spool slot: " + errno_text(errno));
+        if (auto r = fsync_dir(target.parent_path()); !r) return r.error();
+        ++c.slots_relinked;
+      }
+    }
+    if (::unlink(e.path().c_str()) == 0) ++c.temporaries_removed;
   }
   if (ec) return make_error(ErrorCode::kIo, "scan spool/tmp: " + ec.message());
+  {
+    std::lock_guard lock(slots_->mutex);
+    slots_->free.clear();
+    slots_->linked.clear();
+  }
   return c;
 }
 

@@ -1,12 +1,21 @@
 // The spool: sole owner of object files on disk.
-//   spool/tmp/<random>.part          an object being received
+//   spool/tmp/<random>.part          an object being received (folders, pulls, derived copies)
+//   spool/tmp/slot-<random>          a pre-created receiving slot (the DICOM SCP)
 //   spool/objects/ab/<sha256>        complete objects, content-addressed
-// Names never contain a value taken from a DICOM or HL7 message. An object is made durable
-// (fsync file, rename, fsync directory) before anyone is told it was received.
+// Names never contain a value taken from a DICOM or HL7 message. An object is durable before
+// anyone is told it was received: either fsync file, rename, fsync directory; or, for a slot,
+// fdatasync the slot, whose directory entry was made durable when the slot was created (slots
+// are created in batches, one directory fsync per batch). A committed slot is hard-linked to its
+// content name at once (readers see it there); the shard directories are fsynced in batches
+// afterwards by settle(), and only then is the slot unlinked. Until then the slot is the durable
+// copy: after a crash remove_temporaries() links back every slot whose object the catalog knows
+// and that is missing from objects/ (docs/performance.md, "Spool slots").
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,6 +32,7 @@ struct StoredObject {
 
 struct SpoolCleanup {
   int temporaries_removed = 0;
+  int slots_relinked = 0;
 };
 
 class Spool {
@@ -33,6 +43,12 @@ class Spool {
 
   // A fresh name for an object about to be received.
   std::filesystem::path new_temp_path() const;
+  // A pre-created, durable, empty slot to receive an object into (commit() or discard_temp()
+  // it). Creates a batch of slots, with one directory fsync, when none is left.
+  Result<std::filesystem::path> acquire_slot() const;
+  // Makes the links of committed slots durable (one fsync per shard directory touched) and
+  // unlinks those slots. Returns how many slots were settled.
+  Result<int> settle() const;
 
   // Hashes, fsyncs and moves a completely received temporary into objects/. The temporary is
   // gone afterwards whatever the outcome.
@@ -42,7 +58,10 @@ class Spool {
   void discard_temp(const std::filesystem::path& temp) const;
 
   // Removes half-written temporaries left by a crash (call at start, before listeners open).
-  Result<SpoolCleanup> remove_temporaries() const;
+  // A slot whose content `catalogued` knows and that objects/ lacks is linked back first (its
+  // object was acknowledged, the link not yet durable when the daemon stopped).
+  Result<SpoolCleanup> remove_temporaries(
+      const std::function<bool(const std::string& sha256)>& catalogued = {}) const;
 
   std::filesystem::path object_path(const std::string& sha256) const;
 
@@ -63,8 +82,11 @@ class Spool {
   const std::filesystem::path& root() const { return root_; }
 
  private:
-  explicit Spool(std::filesystem::path root) : root_(std::move(root)) {}
+  struct Slots;  // the slot pool and the links waiting for settle()
+  explicit Spool(std::filesystem::path root);
+  Result<StoredObject> link_slot(const std::filesystem::path& slot, StoredObject out) const;
   std::filesystem::path root_;
+  std::shared_ptr<Slots> slots_;
 };
 
 }  // namespace dirgw::ingest

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "temp_catalog.h"
 
 namespace dirgw::ingest::test {
@@ -101,6 +105,48 @@ TEST_F(CatalogSinkTest, RefusalIsRecordedForStatus) {
   EXPECT_EQ(st->last_refusal->peer, "10.0.0.9:104");
   EXPECT_EQ(st->last_refusal->reason, "calling AE title not allowed");
   EXPECT_EQ(wakes_, 0);
+}
+
+// Group commit (issue 16): objects received at the same time share one transaction; each caller
+// gets its own outcome, and a study already RECEIVING wakes nobody.
+TEST_F(CatalogSinkTest, ConcurrentObjectsShareCommitsAndEachGetsItsOutcome) {
+  auto s = sink();
+  constexpr int kThreads = 4, kEach = 10;
+  std::vector<ReceivedObject> objects;
+  for (int i = 0; i < kThreads * kEach; ++i)
+    objects.push_back(received(dicom("1.2.826.0.1.3680043.2.1125.1.9" + std::to_string(i))));
+  std::atomic<int> stored{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = s->object_received(objects[static_cast<std::size_t>(t * kEach + i)]);
+        if (r.ok() && *r == SinkOutcome::kStored) ++stored;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(stored, kThreads * kEach);
+  const auto stats = s->group_commit().stats();
+  EXPECT_EQ(stats.instances, static_cast<std::uint64_t>(kThreads * kEach));
+  EXPECT_LE(stats.commits, stats.instances);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->instances.size(), static_cast<std::size_t>(kThreads * kEach));
+  EXPECT_EQ(wakes_, 1);  // only the first instance opened the study
+}
+
+TEST_F(CatalogSinkTest, TheHookRunsAfterTheCommitBeforeTheCallerReturns) {
+  auto s = sink();
+  std::size_t hooked = 0;
+  s->group_commit().set_after_commit_for_test([&](std::size_t n) {
+    hooked += n;
+    // The row is committed (visible on the read connection) before anyone is answered.
+    auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+    EXPECT_TRUE(study.ok() && study->has_value());
+  });
+  auto r = s->object_received(received(dicom()));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(hooked, 1u);
 }
 
 }  // namespace
