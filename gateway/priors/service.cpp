@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <limits>
 
 #include "common/files.h"
 #include "common/uid.h"
@@ -225,22 +226,28 @@ RequestOutcome Service::run(const catalog::PriorRequest& r) {
     settle(r, out, found.error().retryable());
     return out;
   }
-  Rules rules{o_.config.modalities, since_date(r), o_.config.max_studies,
+  // At most max_studies count: stored now or before, or failed. A study found to be this
+  // facility's only after retrieval (a repository that does not list Institution Name) does not
+  // count, so the next one is taken instead.
+  Rules rules{o_.config.modalities, since_date(r), std::numeric_limits<int>::max(),
               o_.config.skip_institutions, r.health_number_issuer};
   const std::size_t listed = found->size();
-  const auto chosen = select_priors(std::move(*found), rules);
-  out.found = static_cast<int>(chosen.size());
+  const auto eligible = select_priors(std::move(*found), rules);
   audit_event(r, audit::EventType::kPriorsSearched, std::string(audit::kSuccess), "",
-              {{"listed", listed}, {"selected", chosen.size()}});
+              {{"listed", listed}, {"eligible", eligible.size()}});
   bool retry = false;
-  for (const auto& s : chosen) {
+  for (const auto& s : eligible) {
+    if (out.found >= o_.config.max_studies) break;
     auto known = ledger_.study(s.study_uid);
     if (known && *known) {
+      if ((*known)->state == "skipped") continue;
       ++out.already;
+      ++out.found;
       continue;
     }
     auto got = fetch_study(r, s);
     if (!got) {
+      ++out.found;
       out.error = s.study_uid + ": " + got.error().detail;
       retry = retry || got.error().retryable();
       audit_event(r, audit::EventType::kPriorFetched, audit::failure(got.error().detail),
@@ -253,6 +260,7 @@ RequestOutcome Service::run(const catalog::PriorRequest& r) {
                   s.study_uid, {{"instances", got->instances}});
       continue;
     }
+    ++out.found;
     ++out.fetched;
     audit_event(r, audit::EventType::kPriorFetched, std::string(audit::kSuccess), s.study_uid,
                 {{"instances", got->instances},

@@ -64,8 +64,15 @@ def orm(control_id, mrn, health_number, accession):
 
 
 def mllp(port, message):
-    p = subprocess.run(["mllp_send", "--port", str(port), "127.0.0.1"], input=message.encode() + b"\x1c",
-                       capture_output=True, timeout=30)
+    """python3-hl7's mllp_send, as an interface engine would send. Returns the ACK's MSA-1."""
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"priors-{os.getpid()}.hl7")
+    with open(path, "wb") as f:
+        f.write(message.encode() + b"\x1c")
+    try:
+        p = subprocess.run(["mllp_send", "--port", str(port), "--file", path, "127.0.0.1"],
+                           capture_output=True, timeout=30)
+    finally:
+        os.unlink(path)
     out = p.stdout.decode("latin-1")
     for seg in out.replace("\n", "\r").split("\r"):
         if seg.startswith("MSA|"):
@@ -202,8 +209,8 @@ def main():
             check(any(m.get("0010,0020") == hn for m in mod),
                   f"{uid}: the old Patient ID in Original Attributes Sequence")
             check(tags.get("0008,0080") == "Outside Hospital", f"{uid}: Institution Name kept")
-            check((tags.get("0008,103E") or "").startswith(PREFIX),
-                  f"{uid}: series description prefixed: {tags.get('0008,103E')!r}")
+            check((tags.get("0008,103e") or "").startswith(PREFIX),
+                  f"{uid}: series description prefixed: {tags.get('0008,103e')!r}")
         q1 = listing["requests"][0]
         check(q1["state"] == "done" and q1["fetched"] == 3, f"request 1 done, 3 fetched: {q1}")
 
