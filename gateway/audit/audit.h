@@ -38,6 +38,8 @@ enum class EventType {
   kStudyVerified,      // the repository lists every instance of a study sent to it (QIDO-RS)
   kDeliveryRequeued,   // verification found instances missing from the repository: sent again
   kObjectsPurged,      // retention removed verified spool files (age, or disk pressure)
+  kPriorsSearched,     // the repository was searched for a patient's priors (issue 18)
+  kPriorFetched,       // a prior study was retrieved and stored into the local PACS (or not)
 };
 
 // "object_received", "study_sent", ...: the stable name used in the canonical form.

@@ -14,6 +14,7 @@ constexpr Code kAuditLogUsed{"110101", "DCM", "Audit Log Used"};
 constexpr Code kInstancesAccessed{"110103", "DCM", "DICOM Instances Accessed"};
 constexpr Code kInstancesTransferred{"110104", "DCM", "DICOM Instances Transferred"};
 constexpr Code kPatientRecord{"110110", "DCM", "Patient Record"};
+constexpr Code kQuery{"110112", "DCM", "Query"};
 constexpr Code kSecurityAlert{"110113", "DCM", "Security Alert"};
 constexpr Code kApplicationStart{"110120", "DCM", "Application Start"};
 constexpr Code kApplicationStop{"110121", "DCM", "Application Stop"};
@@ -173,6 +174,10 @@ DicomEventCodes dicom_event_codes(const Event& e) {
       return {kInstancesTransferred, std::nullopt, 'R'};
     case EventType::kObjectsPurged:
       return {kInstancesAccessed, std::nullopt, 'D'};
+    case EventType::kPriorsSearched:
+      return {kQuery, std::nullopt, 'E'};
+    case EventType::kPriorFetched:
+      return {kInstancesTransferred, std::nullopt, 'C'};
     case EventType::kConsentChanged:
       return {kPatientRecord, kConsent, 'U'};
     case EventType::kQuarantineAction: {

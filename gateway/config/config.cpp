@@ -427,9 +427,10 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   },
                   {"key_file"});
           detail::read_destinations(r, m, c.destinations);
+          read_priors(m, c.destinations, c.priors, r.errors());
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-         "retention", "metrics", "audit", "deidentification", "forwarding", "priority"});
+         "retention", "metrics", "audit", "deidentification", "forwarding", "priority", "priors"});
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/folders_config.h"
+#include "config/priors_config.h"
 #include "config/pull_config.h"
 
 namespace dirgw::config {
@@ -290,6 +291,7 @@ struct Config {
   Retention retention;
   Metrics metrics;
   AuditSyslog audit_syslog;
+  PriorsConfig priors;  // priors from the repository into the local PACS (docs/priors.md)
 };
 
 struct ConfigError {

@@ -25,6 +25,7 @@
 #include "daemon/audit_trail.h"
 #include "daemon/destinations.h"
 #include "daemon/host_checks.h"
+#include "daemon/priors_parts.h"
 #include "ingest/catalog_sink.h"
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/folder/watcher.h"
@@ -104,6 +105,7 @@ struct Application::Impl {
   std::unique_ptr<reports::ReportRouter> hl7_router;
   std::unique_ptr<policy::OrderHl7Sink> hl7_orders;  // ORM/OMI first, the rest to hl7_router/sink
   std::unique_ptr<ingest::Hl7Listener> hl7;
+  std::unique_ptr<PriorsParts> priors;  // priors into the local PACS (issue 18); null: off
   std::int64_t started_at = 0;
   catalog::Reconciliation reconciliation;
   ingest::PrescanLimits limits;
@@ -148,6 +150,7 @@ Result<void> Application::Impl::start() {
   if (config.audit_syslog.enabled) start_audit_forwarder();
   scheduler->start();
   verifier->start();
+  if (priors) priors->service->start();
   return {};
 }
 
@@ -221,6 +224,9 @@ Result<void> Application::Impl::build_stages() {
       metrics.get(), std::move(built->schedules));
   verifier = std::make_unique<verify::Service>(config, *catalog, *spool, clock, &registry, tokens,
                                                [this] { scheduler->work_available(); });
+  if (config.priors.enabled)
+    priors = build_priors(config, *catalog, *spool, clock, tokens, limits,
+                          [this](audit::Event e) { audit->record(std::move(e)); });
   consent_service = std::make_unique<policy::ConsentService>(
       config, catalog->consent, [this](audit::Event e) { audit->record(std::move(e)); },
       [this] { scheduler->work_available(); });
@@ -254,7 +260,9 @@ Result<void> Application::Impl::start_control() {
                         .audit = [this](audit::Event e) { audit->record(std::move(e)); },
                         .audit_verified = [this] { audit->write_anchor(); },
                         .live = [this] { return live_facts(); },
-                        .retention = &verifier->retention()});
+                        .retention = &verifier->retention(),
+                        .priors = priors ? priors->service.get() : nullptr,
+                        .prior_ledger = priors ? priors->ledger.get() : nullptr});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -306,7 +314,9 @@ Result<void> Application::Impl::start_listeners() {
     hl7_orders =
         std::make_unique<policy::OrderHl7Sink>(config.priority.hl7_orders, catalog->orders, *hl7_in,
                                                [this] { scheduler->work_available(); });
-    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, *hl7_orders);
+    ingest::Hl7Sink& hl7_first =
+        priors ? priors->hook_hl7(config, *catalog, *hl7_orders) : *hl7_orders;  // priors first
+    hl7 = std::make_unique<ingest::Hl7Listener>(io, config.ingest.hl7, hl7_first);
     if (auto r = hl7->start(); !r) return r.error();
   }
   return {};
@@ -458,6 +468,7 @@ void Application::Impl::stop() {
   if (folders) folders->stop();
   if (hl7) hl7->stop();
   if (report_service) report_service->stop();
+  if (priors) priors->service->stop();
   scheduler->stop();
   verifier->stop();
   control->stop();
@@ -479,6 +490,7 @@ int Application::run() {
     if (s.folders) s.folders->stop();
     if (s.scheduler) s.scheduler->stop();
     if (s.verifier) s.verifier->stop();
+    if (s.priors) s.priors->service->stop();
     return 1;
   }
   log::info("dirgwd started", {{"version", DIRGW_VERSION},

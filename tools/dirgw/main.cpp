@@ -761,6 +761,74 @@ void add_purge_command(CLI::App& app, const Global& g, Action& action) {
   });
 }
 
+// dirgw priors fetch|list (issue 18, docs/priors.md).
+void print_priors_list(const json& r) {
+  std::printf("%-8s %-20s %-10s %-24s %s\n", "REQUEST", "WHEN", "STATE", "TRIGGER",
+              "FOUND/FETCHED");
+  for (const auto& q : r.value("requests", json::array()))
+    std::printf("%-8lld %-20s %-10s %-24s %d/%d %s\n", q.value("id", 0LL),
+                q.value("created", "").c_str(), q.value("state", "").c_str(),
+                q.value("trigger", "").c_str(), q.value("found", 0), q.value("fetched", 0),
+                q.value("error", "").c_str());
+  std::printf("\n%-64s %-10s %-8s %-10s %-20s %s\n", "STUDY", "DATE", "MODALITY", "STATE",
+              "FETCHED", "TRIGGER");
+  for (const auto& s : r.value("studies", json::array()))
+    std::printf("%-64s %-10s %-8s %-10s %-20s %s\n", s.value("study_uid", "").c_str(),
+                s.value("study_date", "").c_str(), s.value("modalities", "").c_str(),
+                s.value("state", "").c_str(), s.value("fetched", "").c_str(),
+                s.value("trigger", "").c_str());
+}
+
+void add_priors_commands(CLI::App& app, const Global& g, Action& action) {
+  auto* priors = app.add_subcommand(
+      "priors",
+      "fetch PATIENT [--since 5y], list [PATIENT]: a patient's prior studies from the\n"
+      "regional repository into the local PACS, and what was fetched, when, why");
+  priors->require_subcommand(1);
+  struct Values {
+    std::string patient, since, health_number;
+  };
+  auto v = std::make_shared<Values>();
+  auto* fetch = priors->add_subcommand("fetch", "search the repository now and fetch the priors");
+  fetch->add_option("PATIENT", v->patient, "mrn:ISSUER:MRN (or the MRN, with priors.mrn_issuer)")
+      ->type_name("")
+      ->required();
+  auto* since = fetch->add_option("--since", v->since, "how far back, e.g. 5y, 18m (months), 90d")
+                    ->type_name("AGE");
+  auto* hn = fetch
+                 ->add_option("--health-number", v->health_number,
+                              "the patient's health number (default: the MRN table)")
+                 ->type_name("HN");
+  fetch->callback([&g, &action, v, since, hn] {
+    action = [&g, v, since, hn] {
+      json req = {{"cmd", "priors"}, {"action", "fetch"}, {"patient", v->patient}};
+      put_if(req, "since", since, v->since);
+      put_if(req, "health_number", hn, v->health_number);
+      return ask_daemon(g, req, [](const json& r) {
+        std::printf("request %lld: %s; %d prior(s) selected, %d fetched%s%s\n",
+                    r.value("request", 0LL), r.value("state", "").c_str(), r.value("found", 0),
+                    r.value("fetched", 0), r.value("error", "").empty() ? "" : "; ",
+                    r.value("error", "").c_str());
+        return kExitOk;
+      });
+    };
+  });
+  auto lv = std::make_shared<std::string>();
+  auto* list = priors->add_subcommand("list", "requests and fetched priors, newest first");
+  list->add_option("PATIENT", *lv, "mrn:ISSUER:MRN or the MRN (default: every patient)")
+      ->type_name("");
+  list->callback([&g, &action, lv] {
+    action = [&g, lv] {
+      json req = {{"cmd", "priors"}, {"action", "list"}};
+      if (!lv->empty()) req["patient"] = *lv;
+      return ask_daemon(g, req, [](const json& r) {
+        print_priors_list(r);
+        return kExitOk;
+      });
+    };
+  });
+}
+
 void add_consent_commands(CLI::App& app, const Global& g, Action& action) {
   auto* consent =
       app.add_subcommand("consent",
@@ -991,6 +1059,7 @@ int main(int argc, char** argv) {
   add_study_commands(app, g, action);
   add_purge_command(app, g, action);
   add_consent_commands(app, g, action);
+  add_priors_commands(app, g, action);
   add_quarantine_commands(app, g, action);
   add_audit_commands(app, g, action);
   add_config_commands(app, g, action);

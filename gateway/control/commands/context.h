@@ -27,6 +27,7 @@
 #include "ingest/pull/pull_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
+#include "priors/service.h"
 #include "scheduler/scheduler.h"
 #include "senders/transcode/transcoding_sender.h"
 #include "verify/retention.h"
@@ -83,6 +84,9 @@ struct Context {
   std::function<LiveFacts()> live;
   // dirgw purge (issue 15); null: the command answers that retention is not running.
   verify::Retention* retention = nullptr;
+  // dirgw priors (issue 18); null: priors are off and the command says so.
+  priors::Service* priors = nullptr;
+  catalog::PriorLedger* prior_ledger = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

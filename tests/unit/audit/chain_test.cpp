@@ -549,7 +549,7 @@ TEST(AuditEventType, NamesAreUniqueAndRoundTrip) {
     EXPECT_TRUE(names.insert(n).second) << n;
     EXPECT_EQ(parse_event_type(n), t);
   }
-  EXPECT_EQ(names.size(), 15u);  // issue 15 added study_verified, delivery_requeued, objects_purged
+  EXPECT_EQ(names.size(), 17u);  // issue 18 added priors_searched, prior_fetched
   EXPECT_FALSE(parse_event_type("Started").has_value());
 }
 

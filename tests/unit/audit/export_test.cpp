@@ -96,6 +96,8 @@ TEST(AuditExport, EveryEventTypeMapsToItsDicomCodes) {
       {EventType::kStudyVerified, "110104", "", "R"},
       {EventType::kDeliveryRequeued, "110104", "", "R"},
       {EventType::kObjectsPurged, "110103", "", "D"},
+      {EventType::kPriorsSearched, "110112", "", "E"},
+      {EventType::kPriorFetched, "110104", "", "C"},
   };
   ASSERT_EQ(table.size(), all_event_types().size());
   for (const auto& x : table) {
