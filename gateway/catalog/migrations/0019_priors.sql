@@ -1,4 +1,4 @@
--- Schema 23: priors from the regional repository into the local PACS (issue 18, docs/priors.md).
+-- Schema 19: priors from the regional repository into the local PACS (issue 18, docs/priors.md).
 -- prior_requests is the durable queue: an HL7 trigger or `dirgw priors fetch` records a request
 -- (before the MLLP ACK), the priors worker takes it up, retries it, and records the outcome.
 -- prior_studies holds one row per study ever fetched (or deliberately skipped), so that a prior
