@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Power cuts: nothing acknowledged is lost when the power goes, not only when the process dies.
+
+kill -9 leaves the kernel's page cache to be written; a power cut does not. dirgwd's whole
+state directory (catalog with its WAL, spool, keys, audit anchor) lives here on a FUSE file
+system that models the page cache (pagecache_fs.py, docs/durability.md): data becomes durable
+when the file is fsync'd, names when their directory is fsync'd, and everything else is thrown
+away at a cut. At each cut, at random moments while storescu sends synthetic studies and while
+dirgwd forwards them to a real Orthanc: the file system freezes (what survives is fixed at that
+instant), dirgwd is killed with SIGKILL, the file system is unmounted and mounted again with
+only what survived, and dirgwd restarts on it. Half the cuts are "torn": each pending page and
+each pending name change survives or not at random, as a kernel that had written back part of
+its cache would leave it.
+
+At the end every instance whose C-STORE got a success response must be in Orthanc with the
+right bytes, the catalog must hold each instance once and pass PRAGMA integrity_check (after
+every cut too). Prints: power cuts N, acknowledged A, lost L.
+
+Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 10),
+DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5).
+A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=60."""
+
+import argparse
+import atexit
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from chaos_proxy import ChaosProxy  # noqa: E402
+from harness import log  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+INSTANCES_PER_STUDY = 16
+
+
+class PageCacheMount:
+    """pagecache_fs.py mounted on a directory; after each cut it mounts what survived."""
+
+    def __init__(self, workdir, mountpoint):
+        self.workdir = workdir
+        self.mountpoint = mountpoint
+        self.generation = 0
+        self.image = os.path.join(workdir, "image-0")
+        os.makedirs(self.image)
+        os.makedirs(mountpoint, exist_ok=True)
+        self.control = os.path.join(workdir, "control.sock")
+        self.log_path = os.path.join(workdir, "pagecache_fs.log")
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "pagecache_fs.py"), self.image, mountpoint,
+             self.control], stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        atexit.register(self.cleanup)
+        self._wait_mounted()
+
+    def _wait_mounted(self):
+        def mounted():
+            if self.process.poll() is not None:
+                with open(self.log_path, "rb") as f:
+                    raise RuntimeError("pagecache_fs exited:\n" + f.read().decode(errors="replace")[-3000:])
+            if not os.path.ismount(self.mountpoint) or not os.path.exists(self.control):
+                return False
+            return json.loads(self.command("stats"))["generation"] == self.generation + 1
+        harness.wait_for("the page-cache file system to be mounted", mounted, 30, 0.02)
+        self.generation += 1
+
+    def command(self, text, timeout=120):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.control)
+            s.sendall(text.encode())
+            reply = s.recv(65536).decode()
+        if reply.startswith("error"):
+            raise RuntimeError(f"pagecache_fs {text!r}: {reply}")
+        return reply
+
+    def freeze(self, torn_seed=None):
+        """The power goes: from now on no operation reaches the file system; returns the
+        directory holding what survived."""
+        image = os.path.join(self.workdir, f"image-{self.generation}")
+        self.command(f"freeze {image}" + (f" torn {torn_seed}" if torn_seed is not None else ""))
+        return image
+
+    def release(self):
+        """Blocked operations fail from now on, so that a killed process can finish dying."""
+        self.command("release")
+
+    def remount(self, image):
+        """Unmounts; the file system comes back with what the cut left."""
+        self._unmount()
+        shutil.rmtree(self.image, ignore_errors=True)
+        self.image = image
+        self._wait_mounted()
+
+    def _unmount(self):
+        if subprocess.run(["umount", self.mountpoint], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+
+    def cleanup(self):
+        if self.process.poll() is None:
+            try:
+                self.command("quit", timeout=5)
+            except (OSError, RuntimeError):
+                pass
+            self._unmount()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Pacs:
+    """storescu as a PACS that keeps sending what was not acknowledged yet, in small chunks."""
+
+    def __init__(self, port, files):
+        self.port = port
+        self.remaining = list(files)
+        self.acked = set()
+        self.busy = False  # a storescu is running: a cut now lands while receiving
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while self.remaining and not self.stop.is_set():
+            chunk = self.remaining[:8]
+            env = dict(os.environ, TCP_NODELAY="1")
+            self.busy = True
+            p = subprocess.run(["storescu", "-v", "-aet", "PACS1", "-aec", "DIRGW", "-to", "5",
+                                "-ta", "5", "-td", "10", "127.0.0.1", str(self.port)] + chunk,
+                               capture_output=True, text=True, env=env, timeout=120)
+            self.busy = False
+            current = None
+            for line in (p.stdout + p.stderr).splitlines():
+                m = re.search(r"Sending file: (.*)$", line)
+                if m:
+                    current = m.group(1).strip()
+                elif "Received Store Response (Success)" in line and current:
+                    self.acked.add(current)
+                    current = None
+                elif "Received Store Response" in line:
+                    current = None
+            self.remaining = [f for f in self.remaining if f not in self.acked]
+            time.sleep(0.1 if p.returncode != 0 else 0.3)
+
+
+def read_image(image):
+    """What a restarted dirgwd would find: the catalog (checked on a copy, so that the image
+    stays as the cut left it) and which instances have their object in the spool."""
+    copy = image + ".check"
+    os.makedirs(copy)
+    for name in ("catalog.db", "catalog.db-wal"):
+        if os.path.exists(os.path.join(image, name)):
+            shutil.copy(os.path.join(image, name), copy)
+    db_path = os.path.join(copy, "catalog.db")
+    if not os.path.exists(db_path):
+        shutil.rmtree(copy)
+        return "no catalog", {}
+    db = sqlite3.connect(db_path)
+    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    rows = db.execute("SELECT i.sop_instance_uid, i.object_sha256, "
+                      "(SELECT group_concat(state) FROM deliveries d WHERE d.instance_id = i.id) "
+                      "FROM instances i").fetchall()
+    db.close()
+    shutil.rmtree(copy)
+    held = {}
+    for uid, sha, states in rows:
+        obj = os.path.join(image, "spool", "objects", sha[:2], sha)
+        held[uid] = (os.path.exists(obj), states or "")
+    return integrity, held
+
+
+def start_gateway(gw):
+    """dirgwd started, ready when its log says so (cheaper than polling the CLI)."""
+    before = gw.log_text().count("dirgwd started") if os.path.exists(gw.log_path) else 0
+    env = dict(os.environ, TCP_NODELAY="0")
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    gw.process = harness.Process("dirgwd", [gw.dirgwd, "--config", gw.config_path], gw.log_path,
+                                 env=env)
+    harness.wait_for("dirgwd to start", lambda: gw._alive_or_raise() and
+                     gw.log_text().count("dirgwd started") > before, 60, 0.02)
+
+
+def flushes(fs):
+    stats = json.loads(fs.command("stats"))
+    return stats["fsync"] + stats["fsyncdir"]
+
+
+def wait_for_work(fs, rng):
+    """A random point in dirgwd's work, whatever the machine's speed: after a random number of
+    flushes since it started (each received object makes three, each forwarded batch one or
+    two), or after a few seconds without them; then a little more, so that the cut also lands
+    between flushes, in the middle of a write or of a STOW-RS request."""
+    target = flushes(fs) + rng.randint(1, 40)
+    deadline = time.time() + 4
+    while time.time() < deadline and flushes(fs) < target:
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0, 0.3))
+
+
+def cut(gw, fs, rng, torn_fraction):
+    torn = rng.random() < torn_fraction
+    t0 = time.time()
+    image = fs.freeze(rng.randrange(1 << 30) if torn else None)
+    t1 = time.time()
+    gw.process.proc.kill()  # in the same frozen instant: nothing it does now reaches the disk
+    fs.release()
+    gw.process.proc.wait()
+    t2 = time.time()
+    gw.process.stop()
+    gw.process = None
+    fs.remount(image)
+    if os.environ.get("DIRGW_POWERCUT_TIMING"):
+        log(f"freeze {t1 - t0:.2f}s kill {t2 - t1:.2f}s remount {time.time() - t2:.2f}s")
+    return torn
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--cuts", type=int, default=int(os.environ.get("DIRGW_POWERCUT_CUTS", "100")))
+    ap.add_argument("--studies", type=int,
+                    default=int(os.environ.get("DIRGW_POWERCUT_STUDIES", "10")))
+    ap.add_argument("--torn", type=float,
+                    default=float(os.environ.get("DIRGW_POWERCUT_TORN", "0.5")))
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("DIRGW_POWERCUT_SEED", "0")) or
+                    int(time.time()))
+    args = ap.parse_args()
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        print("power cut test needs root and /dev/fuse")
+        return 1
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    # Stopped from outside: still unmount and stop what was started (atexit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    rng = random.Random(args.seed)
+    log(f"seed {args.seed} (DIRGW_POWERCUT_SEED={args.seed} repeats the cut points)")
+
+    work = harness.tempdir("dirgw-powercut-")
+    files = []
+    for k in range(args.studies):
+        _, f = harness.synth(args.build_dir, os.path.join(work, f"study{k}"), "CT",
+                             INSTANCES_PER_STUDY, seed=300 + k, patient_index=k,
+                             extra=["--rows", "96", "--cols", "96"])
+        files += f
+    uid_of = {path: harness.sop_instance_uid(path) for path in files}
+    log(f"{len(files)} instances in {args.studies} studies")
+
+    repo = harness.Orthanc(work).start()
+    proxy = ChaosProxy(repo.http_port)
+    proxy.rate = 2**19  # so that cuts land in the middle of forwarding requests too
+    gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
+                         stable_age="1s", batch_max=8, request_timeout="5s",
+                         retry="{ initial: 100ms, max: 1s }")
+    fs = PageCacheMount(os.path.join(work, "pagecache"), gw.state_dir)
+    start_gateway(gw)
+    pacs = Pacs(gw.port, files)
+    pacs.thread.start()
+
+    failures = []
+    cuts = torn_cuts = while_receiving = while_forwarding = 0
+    seen_in = {}  # instance UID -> the cuts after which its catalog row and object survived
+    started = time.time()
+    while cuts < args.cuts:
+        # Early cuts land while studies arrive; later ones mostly while they are forwarded.
+        parts_before = proxy.parts
+        wait_for_work(fs, rng)
+        while_receiving += pacs.busy
+        while_forwarding += proxy.parts != parts_before
+        torn_cuts += cut(gw, fs, rng, args.torn)
+        cuts += 1
+        integrity, held = read_image(fs.image)
+        if integrity != "ok":
+            failures.append(f"cut {cuts}: catalog integrity_check: {integrity}")
+        for uid, (present, _) in held.items():
+            if present:
+                seen_in.setdefault(uid, []).append(cuts)
+        t0 = time.time()
+        start_gateway(gw)
+        if os.environ.get("DIRGW_POWERCUT_TIMING"):
+            log(f"start {time.time() - t0:.2f}s")
+        if cuts % 20 == 0:
+            log(f"{cuts} cuts ({torn_cuts} torn), {len(pacs.acked)} acknowledged so far, "
+                f"{repo.count_instances()} in the repository")
+    log(f"{cuts} power cuts in {time.time() - started:.0f} s; letting everything drain")
+    proxy.rate = 0
+
+    harness.wait_for("the PACS to have every instance acknowledged", lambda: not pacs.remaining, 120, 0.5)
+    pacs.stop.set()
+    pacs.thread.join(60)
+    acked = sorted(pacs.acked)
+
+    def drained():
+        st = gw.status()
+        return st["destinations"][0]["pending_instances"] == 0 and st
+    try:
+        status = harness.wait_for("dirgw to send everything", drained, 120, 0.5)
+    except TimeoutError as e:
+        status = gw.status()
+        failures.append(str(e))
+
+    lost = 0
+    for path in acked:
+        uid = uid_of[path]
+        oid = repo.instance_id(uid)
+        if oid is None:
+            lost += 1
+            failures.append(f"acknowledged instance {uid} is not in the repository "
+                            f"(object and row survived cuts {seen_in.get(uid, [])[-5:]})")
+            continue
+        with open(path, "rb") as f:
+            diffs = harness.compare_datasets(f.read(), repo.instance_file(oid))
+        if diffs:
+            failures.append(f"instance {uid} differs in the repository: {diffs[:3]}")
+    in_repo = repo.count_instances()
+    if in_repo != len(files):
+        failures.append(f"the repository holds {in_repo} instances, expected {len(files)}")
+    if status["catalog"]["instances"] != len(files):
+        failures.append(f"catalog holds {status['catalog']['instances']} instances, expected {len(files)}")
+    gw.stop()
+    integrity, held = read_image_live(gw.state_dir)
+    if integrity != "ok":
+        failures.append(f"final catalog integrity_check: {integrity}")
+    text = gw.log_text()
+    for bad in ("ERROR: AddressSanitizer", "runtime error:"):
+        if bad in text:
+            failures.append(f"sanitizer report in dirgwd's log: {bad}")
+    stats = fs.command("stats")
+    fs.cleanup()
+    repo.stop()
+    proxy.close()
+
+    print(f"power cut: {while_receiving} cuts while storescu was sending, {while_forwarding} "
+          f"while dirgwd was forwarding, torn cuts {torn_cuts}, re-sends {proxy.parts - len(files)}, "
+          f"file system at the end {stats}")
+    print(f"power cuts {cuts}, acknowledged {len(acked)}, lost {lost}")
+    for f in failures:
+        print("FAIL:", f)
+    return 1 if failures or lost else 0
+
+
+def read_image_live(state_dir):
+    """integrity_check of the catalog on the mounted file system, after dirgwd stopped."""
+    db = sqlite3.connect(os.path.join(state_dir, "catalog.db"))
+    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    db.close()
+    return integrity, None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
