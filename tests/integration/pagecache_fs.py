@@ -174,6 +174,14 @@ class PageCacheFs(fusepy.Operations):
             raise fusepy.FuseOSError(errno.ENOTDIR)
         return parent, name
 
+    def _existing(self, path):
+        """(parent directory, name, node) of a path that must exist."""
+        parent, name = self._parent(path)
+        n = parent.entries.get(name)
+        if n is None:
+            raise fusepy.FuseOSError(errno.ENOENT)
+        return parent, name, n
+
     def _node(self, path, fh):
         if fh and fh in self.handles:
             return self.handles[fh]
@@ -256,10 +264,7 @@ class PageCacheFs(fusepy.Operations):
 
     @_locked
     def rmdir(self, path):
-        parent, name = self._parent(path)
-        n = parent.entries.get(name)
-        if n is None:
-            raise fusepy.FuseOSError(errno.ENOENT)
+        parent, name, n = self._existing(path)
         if not n.is_dir:
             raise fusepy.FuseOSError(errno.ENOTDIR)
         if n.entries:
@@ -331,10 +336,7 @@ class PageCacheFs(fusepy.Operations):
 
     @_locked
     def unlink(self, path):
-        parent, name = self._parent(path)
-        n = parent.entries.get(name)
-        if n is None:
-            raise fusepy.FuseOSError(errno.ENOENT)
+        parent, name, n = self._existing(path)
         if n.is_dir:
             raise fusepy.FuseOSError(errno.EISDIR)
         del parent.entries[name]
@@ -342,11 +344,8 @@ class PageCacheFs(fusepy.Operations):
 
     @_locked
     def rename(self, old, new):
-        op, oname = self._parent(old)
+        op, oname, n = self._existing(old)
         np_, nname = self._parent(new)
-        n = op.entries.get(oname)
-        if n is None:
-            raise fusepy.FuseOSError(errno.ENOENT)
         target = np_.entries.get(nname)
         if target is n:
             return 0

@@ -25,20 +25,19 @@ import atexit
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from chaos_proxy import ChaosProxy  # noqa: E402
 from harness import log  # noqa: E402
+from resending_pacs import ResendingPacs, missing_or_different, wait_drained  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 INSTANCES_PER_STUDY = 16
@@ -118,40 +117,6 @@ class PageCacheMount:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-class Pacs:
-    """storescu as a PACS that keeps sending what was not acknowledged yet, in small chunks."""
-
-    def __init__(self, port, files):
-        self.port = port
-        self.remaining = list(files)
-        self.acked = set()
-        self.busy = False  # a storescu is running: a cut now lands while receiving
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while self.remaining and not self.stop.is_set():
-            chunk = self.remaining[:8]
-            env = dict(os.environ, TCP_NODELAY="1")
-            self.busy = True
-            p = subprocess.run(["storescu", "-v", "-aet", "PACS1", "-aec", "DIRGW", "-to", "5",
-                                "-ta", "5", "-td", "10", "127.0.0.1", str(self.port)] + chunk,
-                               capture_output=True, text=True, env=env, timeout=120)
-            self.busy = False
-            current = None
-            for line in (p.stdout + p.stderr).splitlines():
-                m = re.search(r"Sending file: (.*)$", line)
-                if m:
-                    current = m.group(1).strip()
-                elif "Received Store Response (Success)" in line and current:
-                    self.acked.add(current)
-                    current = None
-                elif "Received Store Response" in line:
-                    current = None
-            self.remaining = [f for f in self.remaining if f not in self.acked]
-            time.sleep(0.1 if p.returncode != 0 else 0.3)
 
 
 def read_image(image):
@@ -263,7 +228,8 @@ def main():
                          retry="{ initial: 100ms, max: 1s }")
     fs = PageCacheMount(os.path.join(work, "pagecache"), gw.state_dir)
     start_gateway(gw)
-    pacs = Pacs(gw.port, files)
+    # Small associations with short time-outs: many of them end in a cut.
+    pacs = ResendingPacs(gw.port, files, chunk=8, timeout=5, pause_ok=0.3, pause_failed=0.1)
     pacs.thread.start()
 
     failures = []
@@ -294,33 +260,17 @@ def main():
     log(f"{cuts} power cuts in {time.time() - started:.0f} s; letting everything drain")
     proxy.rate = 0
 
-    harness.wait_for("the PACS to have every instance acknowledged", lambda: not pacs.remaining, 120, 0.5)
-    pacs.stop.set()
-    pacs.thread.join(60)
-    acked = sorted(pacs.acked)
-
-    def drained():
-        st = gw.status()
-        return st["destinations"][0]["pending_instances"] == 0 and st
+    acked = pacs.finish(120)
     try:
-        status = harness.wait_for("dirgw to send everything", drained, 120, 0.5)
+        status = wait_drained(gw, 120)
     except TimeoutError as e:
         status = gw.status()
         failures.append(str(e))
 
-    lost = 0
-    for path in acked:
-        uid = uid_of[path]
-        oid = repo.instance_id(uid)
-        if oid is None:
-            lost += 1
-            failures.append(f"acknowledged instance {uid} is not in the repository "
-                            f"(object and row survived cuts {seen_in.get(uid, [])[-5:]})")
-            continue
-        with open(path, "rb") as f:
-            diffs = harness.compare_datasets(f.read(), repo.instance_file(oid))
-        if diffs:
-            failures.append(f"instance {uid} differs in the repository: {diffs[:3]}")
+    missing, different = missing_or_different(repo, acked, uid_of.get)
+    lost = len(missing)
+    failures += [f"acknowledged instance {uid} is not in the repository (its object and catalog "
+                 f"row survived cuts {seen_in.get(uid, [])[-5:]})" for uid in missing] + different
     in_repo = repo.count_instances()
     if in_repo != len(files):
         failures.append(f"the repository holds {in_repo} instances, expected {len(files)}")
