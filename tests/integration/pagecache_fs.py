@@ -432,13 +432,17 @@ class Server:
     def run(self):
         threading.Thread(target=self.serve_control, daemon=True).start()
         while not self.quit:
+            t0 = time.time()
             self.fs = PageCacheFs(load_image(self.next_image))
             self.generation += 1
+            print(f"generation {self.generation}: image loaded in {time.time() - t0:.2f} s",
+                  flush=True)
             # Foreground, threaded; hard_remove: an unlinked open file stays reachable by its
             # handle (no .fuse_hidden renames). fuse_main returns when the test unmounts.
             fusepy.FUSE(self.fs, self.mountpoint, foreground=True, nothreads=False,
                         hard_remove=True, big_writes=True, max_write=131072, fsname="pagecache",
                         subtype="pagecache")
+            print(f"generation {self.generation}: unmounted", flush=True)
             if not self.fs.frozen:
                 break  # unmounted from outside without a cut: stop
 

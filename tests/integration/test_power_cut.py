@@ -16,9 +16,9 @@ At the end every instance whose C-STORE got a success response must be in Orthan
 right bytes, the catalog must hold each instance once and pass PRAGMA integrity_check (after
 every cut too). Prints: power cuts N, acknowledged A, lost L.
 
-Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 10),
+Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 24),
 DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5).
-A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=60."""
+A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=200."""
 
 import argparse
 import atexit
@@ -102,8 +102,13 @@ class PageCacheMount:
         self._wait_mounted()
 
     def _unmount(self):
-        if subprocess.run(["umount", self.mountpoint], capture_output=True).returncode != 0:
+        t0 = time.time()
+        p = subprocess.run(["umount", self.mountpoint], capture_output=True, text=True)
+        if p.returncode != 0:
+            log(f"umount: {p.stderr.strip()}; unmounting lazily")
             subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+        if os.environ.get("DIRGW_POWERCUT_TIMING"):
+            log(f"umount {time.time() - t0:.2f}s")
 
     def cleanup(self):
         if self.process.poll() is None:
@@ -164,10 +169,10 @@ def flushes(fs):
 def wait_for_work(fs, rng):
     """A random point in dirgwd's work, whatever the machine's speed: after a random number of
     flushes since it started (each received object makes three, each forwarded batch one or
-    two), or after a few seconds without them; then a little more, so that the cut also lands
+    two), or after two seconds without them (idle: everything delivered); then a little more, so that the cut also lands
     between flushes, in the middle of a write or of a STOW-RS request."""
-    target = flushes(fs) + rng.randint(1, 40)
-    deadline = time.time() + 4
+    target = flushes(fs) + rng.randint(1, 30)
+    deadline = time.time() + 2
     while time.time() < deadline and flushes(fs) < target:
         time.sleep(0.01)
     time.sleep(rng.uniform(0, 0.3))
@@ -195,7 +200,7 @@ def main():
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--cuts", type=int, default=int(os.environ.get("DIRGW_POWERCUT_CUTS", "100")))
     ap.add_argument("--studies", type=int,
-                    default=int(os.environ.get("DIRGW_POWERCUT_STUDIES", "10")))
+                    default=int(os.environ.get("DIRGW_POWERCUT_STUDIES", "24")))
     ap.add_argument("--torn", type=float,
                     default=float(os.environ.get("DIRGW_POWERCUT_TORN", "0.5")))
     ap.add_argument("--seed", type=int, default=int(os.environ.get("DIRGW_POWERCUT_SEED", "0")) or
