@@ -239,6 +239,7 @@ def main():
 
     failures = []
     cuts = torn_cuts = while_receiving = while_forwarding = 0
+    lost_at_cut = set()
     seen_in = {}  # instance UID -> the cuts after which its catalog row and object survived
     started = time.time()
     while cuts < args.cuts:
@@ -247,6 +248,9 @@ def main():
         wait_for_work(fs, rng)
         while_receiving += pacs.busy
         while_forwarding += proxy.parts != parts_before
+        # Acknowledged before the cut (storescu's output is read after its association ends,
+        # so everything here got its response before the freeze).
+        acked_before = set(pacs.acked)
         torn_cuts += cut(gw, fs, rng, args.torn)
         cuts += 1
         integrity, held = read_image(fs.image)
@@ -255,6 +259,13 @@ def main():
         for uid, (present, _) in held.items():
             if present:
                 seen_in.setdefault(uid, []).append(cuts)
+        for path in sorted(acked_before):
+            present, states = held.get(uid_of[path], (False, ""))
+            if not present and "sent" not in states.split(","):
+                lost_at_cut.add(uid_of[path])
+                failures.append(f"cut {cuts}: acknowledged instance {uid_of[path]} survived "
+                                f"neither with its object nor as sent (catalog row: "
+                                f"{'yes' if uid_of[path] in held else 'no'})")
         t0 = time.time()
         start_gateway(gw)
         if os.environ.get("DIRGW_POWERCUT_TIMING"):
@@ -273,7 +284,7 @@ def main():
         failures.append(str(e))
 
     missing, different = missing_or_different(repo, acked, uid_of.get)
-    lost = len(missing)
+    lost = len(set(missing) | lost_at_cut)
     failures += [f"acknowledged instance {uid} is not in the repository (its object and catalog "
                  f"row survived cuts {seen_in.get(uid, [])[-5:]})" for uid in missing] + different
     in_repo = repo.count_instances()
