@@ -232,6 +232,9 @@ def main():
                          stable_age="1s", batch_max=8, request_timeout="5s",
                          retry="{ initial: 100ms, max: 1s }")
     fs = PageCacheMount(os.path.join(work, "pagecache"), gw.state_dir)
+    # At exit, dirgwd dies before the file system goes (atexit runs the last registered first),
+    # so that the unmount is not busy.
+    atexit.register(lambda: gw.process and gw.process.proc.kill())
     start_gateway(gw)
     # Small associations with short time-outs: many of them end in a cut.
     pacs = ResendingPacs(gw.port, files, chunk=8, timeout=5, pause_ok=0.3, pause_failed=0.1)
