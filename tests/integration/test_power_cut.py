@@ -12,9 +12,11 @@ only what survived, and dirgwd restarts on it. Half the cuts are "torn": each pe
 each pending name change survives or not at random, as a kernel that had written back part of
 its cache would leave it.
 
-At the end every instance whose C-STORE got a success response must be in Orthanc with the
-right bytes, the catalog must hold each instance once and pass PRAGMA integrity_check (after
-every cut too). Prints: power cuts N, acknowledged A, lost L.
+After every cut, each instance whose C-STORE got a success response before it must have
+survived in the catalog with its spool object, or as sent; the catalog must pass PRAGMA
+integrity_check. At the end every acknowledged instance must be in Orthanc with the right
+attributes, Orthanc and the catalog must hold each instance once. Prints: power cuts N,
+acknowledged A, lost L.
 
 Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 24),
 DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5).
