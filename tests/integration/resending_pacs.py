@@ -1,8 +1,10 @@
-"""A PACS that keeps sending until every instance is acknowledged, and the check that what was
-acknowledged arrived: shared by the crash tests (test_fault_injection, test_power_cut)."""
+"""A PACS that keeps sending until every instance is acknowledged, and the checks that what was
+acknowledged arrived and that the stopped gateway left a sound catalog and a clean log: shared
+by the crash tests (test_fault_injection, test_power_cut)."""
 
 import os
 import re
+import sqlite3
 import subprocess
 import threading
 import time
@@ -82,3 +84,18 @@ def missing_or_different(repo, acked, uid_of=harness.sop_instance_uid):
         if diffs:
             failures.append(f"instance {uid} differs in the repository: {diffs[:3]}")
     return missing, failures
+
+
+def stopped_gateway_failures(gw):
+    """After gw.stop(): the catalog's PRAGMA integrity_check and sanitizer reports in its log."""
+    failures = []
+    db = sqlite3.connect(os.path.join(gw.state_dir, "catalog.db"))
+    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    db.close()
+    if integrity != "ok":
+        failures.append(f"catalog integrity_check: {integrity}")
+    text = gw.log_text()
+    for bad in ("ERROR: AddressSanitizer", "runtime error:"):
+        if bad in text:
+            failures.append(f"sanitizer report in dirgwd's log: {bad}")
+    return failures

@@ -14,7 +14,6 @@ import argparse
 import os
 import random
 import shutil
-import sqlite3
 import sys
 import time
 
@@ -22,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from chaos_proxy import ChaosProxy  # noqa: E402
 from harness import log  # noqa: E402
-from resending_pacs import ResendingPacs, missing_or_different, wait_drained  # noqa: E402
+from resending_pacs import (ResendingPacs, missing_or_different, stopped_gateway_failures,  # noqa: E402
+                            wait_drained)
 
 BATCH = 10
 STUDIES = 8
@@ -136,15 +136,7 @@ def main():
     else:
         log("not enough free disk to test the spool floor safely: skipped")
 
-    db = sqlite3.connect(os.path.join(gw.state_dir, "catalog.db"))
-    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-    db.close()
-    if integrity != "ok":
-        failures.append(f"catalog integrity_check: {integrity}")
-    text = gw.log_text()
-    for bad in ("ERROR: AddressSanitizer", "runtime error:"):
-        if bad in text:
-            failures.append(f"sanitizer report in dirgwd's log: {bad}")
+    failures += stopped_gateway_failures(gw)
     repo.stop()
     proxy.close()
 
