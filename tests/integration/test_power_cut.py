@@ -19,7 +19,8 @@ attributes, Orthanc and the catalog must hold each instance once. Prints: power 
 acknowledged A, lost L.
 
 Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 24),
-DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5).
+DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5),
+DIRGW_POWERCUT_TIMING=1 (logs how long each freeze, kill, remount and start took).
 A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=200."""
 
 import argparse
