@@ -6,9 +6,9 @@ disk after a power cut. A change becomes durable only the way POSIX promises, mo
 without a journal (or ext2), the worst legal case:
 
 - a file's data and size are durable when the file is fsync'd or fdatasync'd;
-- a directory's names (creates, renames, unlinks, mkdir, rmdir) are durable when that directory
-  is fsync'd; a renamed file whose data was synced but whose directory was not goes back to its
-  old name (or vanishes, if the old name was never durable either);
+- a directory's names (creates, renames, hard links, unlinks, mkdir, rmdir) are durable when
+  that directory is fsync'd; a renamed file whose data was synced but whose directory was
+  not goes back to its old name (or vanishes, if the old name was never durable either);
 - a new file or directory whose parent directory was not synced vanishes, whatever was synced
   inside it.
 
@@ -54,7 +54,7 @@ PAGE = 4096
 
 class Node:
     __slots__ = ("is_dir", "mode", "uid", "gid", "atime", "mtime", "ctime", "data", "durable",
-                 "entries", "durable_entries")
+                 "entries", "durable_entries", "nlink")
 
     def __init__(self, is_dir, mode, data=b"", entries=None):
         now = time.time()
@@ -63,6 +63,7 @@ class Node:
         self.uid = os.getuid()
         self.gid = os.getgid()
         self.atime = self.mtime = self.ctime = now
+        self.nlink = 1  # names of a file now (hard links); directories count their own
         if is_dir:
             self.entries = dict(entries or {})
             self.durable_entries = dict(self.entries)
@@ -73,14 +74,20 @@ class Node:
             self.entries = self.durable_entries = None
 
 
-def load_image(path):
-    """A real directory tree -> a Node tree, all of it durable."""
+def load_image(path, inodes=None):
+    """A real directory tree -> a Node tree, all of it durable; hard links stay one Node."""
+    inodes = {} if inodes is None else inodes
     st = os.lstat(path)
     if stat.S_ISDIR(st.st_mode):
-        entries = {name: load_image(os.path.join(path, name)) for name in os.listdir(path)}
+        entries = {name: load_image(os.path.join(path, name), inodes) for name in os.listdir(path)}
         return Node(True, st.st_mode, entries=entries)
+    node = inodes.get(st.st_ino)
+    if node is not None:
+        node.nlink += 1
+        return node
     with open(path, "rb") as f:
-        return Node(False, st.st_mode, data=f.read())
+        node = inodes[st.st_ino] = Node(False, st.st_mode, data=f.read())
+    return node
 
 
 def surviving_data(node, rng):
@@ -111,14 +118,19 @@ def surviving_entries(node, rng):
     return out
 
 
-def write_image(node, path, rng):
-    """Writes what survives a cut of the tree under node into the real directory path."""
+def write_image(node, path, rng, written=None):
+    """Writes what survives a cut of the tree under node into the real directory path. A file
+    with several surviving names (hard links, both names of a torn rename) is written once and
+    linked."""
+    written = {} if written is None else written
     if node.is_dir:
         os.mkdir(path, node.mode | 0o700)
         for name, child in sorted(surviving_entries(node, rng).items()):
-            # Both names of a torn rename: each gets a copy (a real disk has one inode, two links).
-            write_image(child, os.path.join(path, name), rng)
+            write_image(child, os.path.join(path, name), rng, written)
+    elif id(node) in written:
+        os.link(written[id(node)], path)
     else:
+        written[id(node)] = path
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, node.mode | 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(surviving_data(node, rng))
@@ -134,7 +146,6 @@ class PageCacheFs(fusepy.Operations):
     listxattr = None
     setxattr = None
     removexattr = None
-    link = None
     symlink = None
     readlink = None
     mknod = None
@@ -146,7 +157,7 @@ class PageCacheFs(fusepy.Operations):
         self.next_fh = 1
         self.frozen = False
         self.dead = False
-        self.stats = {"fsync": 0, "fsyncdir": 0, "writes": 0, "renames": 0}
+        self.stats = {"fsync": 0, "fsyncdir": 0, "writes": 0, "renames": 0, "links": 0}
 
     # --- helpers (called with the mutex held)
     def _enter(self):
@@ -219,7 +230,7 @@ class PageCacheFs(fusepy.Operations):
         if n.is_dir:
             mode, size, nlink = stat.S_IFDIR | n.mode, 4096, 2 + sum(c.is_dir for c in n.entries.values())
         else:
-            mode, size, nlink = stat.S_IFREG | n.mode, len(n.data), 1
+            mode, size, nlink = stat.S_IFREG | n.mode, len(n.data), n.nlink
         return {"st_mode": mode, "st_size": size, "st_nlink": nlink, "st_uid": n.uid,
                 "st_gid": n.gid, "st_atime": n.atime, "st_mtime": n.mtime, "st_ctime": n.ctime,
                 "st_blocks": (size + 511) // 512, "st_blksize": PAGE}
@@ -340,6 +351,22 @@ class PageCacheFs(fusepy.Operations):
         if n.is_dir:
             raise fusepy.FuseOSError(errno.EISDIR)
         del parent.entries[name]
+        n.nlink -= 1
+        return 0
+
+    @_locked
+    def link(self, target, source):
+        """A new name target for the file source: durable when target's directory is synced."""
+        n = self._lookup(source)
+        if n.is_dir:
+            raise fusepy.FuseOSError(errno.EPERM)
+        parent, name = self._parent(target)
+        if name in parent.entries:
+            raise fusepy.FuseOSError(errno.EEXIST)
+        parent.entries[name] = n
+        n.nlink += 1
+        parent.mtime = n.ctime = time.time()
+        self.stats["links"] += 1
         return 0
 
     @_locked
@@ -354,6 +381,8 @@ class PageCacheFs(fusepy.Operations):
                 raise fusepy.FuseOSError(errno.EISDIR if target.is_dir else errno.ENOTDIR)
             if target.is_dir and target.entries:
                 raise fusepy.FuseOSError(errno.ENOTEMPTY)
+        if target is not None and not target.is_dir:
+            target.nlink -= 1
         del op.entries[oname]
         np_.entries[nname] = n
         self.stats["renames"] += 1
