@@ -15,55 +15,19 @@ instances in repository, re-sends, lost."""
 import argparse
 import os
 import random
-import re
 import shutil
-import sqlite3
-import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from chaos_proxy import ChaosProxy  # noqa: E402
 from harness import log  # noqa: E402
+from resending_pacs import (ResendingPacs, missing_or_different, stopped_gateway_failures,  # noqa: E402
+                            wait_drained)
 
 BATCH = 10
 STUDIES = 8
-
-
-class Pacs:
-    """storescu as a PACS that keeps sending what was not acknowledged yet."""
-
-    def __init__(self, port, files):
-        self.port = port
-        self.remaining = list(files)
-        self.acked = set()
-        self.refused = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while self.remaining and not self.stop.is_set():
-            chunk = self.remaining[:20]
-            env = dict(os.environ, TCP_NODELAY="1")
-            p = subprocess.run(["storescu", "-v", "-aet", "PACS1", "-aec", "DIRGW", "-to", "10",
-                                "-ta", "10", "-td", "10", "127.0.0.1", str(self.port)] + chunk,
-                               capture_output=True, text=True, env=env, timeout=120)
-            current = None
-            for line in (p.stdout + p.stderr).splitlines():
-                m = re.search(r"Sending file: (.*)$", line)
-                if m:
-                    current = m.group(1).strip()
-                elif "Received Store Response (Success)" in line and current:
-                    self.acked.add(current)
-                    current = None
-                elif "Received Store Response" in line:
-                    self.refused += 1
-                    current = None
-            self.remaining = [f for f in self.remaining if f not in self.acked]
-            # A PACS sends as studies are read; not all at once.
-            time.sleep(0.2 if p.returncode != 0 else 0.4)
 
 
 def kill_after_group_commit(gw, rng):
@@ -114,7 +78,7 @@ def main():
                          stable_age="1s", batch_max=BATCH, request_timeout="4s",
                          retry="{ initial: 100ms, max: 1s }", circuit="{ failures: 3, cooldown: 500ms }")
     gw.start()
-    pacs = Pacs(gw.port, files)
+    pacs = ResendingPacs(gw.port, files)
     pacs.thread.start()
 
     kills = 0
@@ -153,30 +117,13 @@ def main():
     proxy.set_mode("pass")
     proxy.rate = 0
 
-    harness.wait_for("the PACS to have every instance acknowledged", lambda: not pacs.remaining, 180, 0.5)
-    pacs.stop.set()
-    pacs.thread.join(60)
-    acked = sorted(pacs.acked)
+    acked = pacs.finish(180)
+    status = wait_drained(gw, 180)
 
-    def drained():
-        st = gw.status()
-        return st["destinations"][0]["pending_instances"] == 0 and st
-    status = harness.wait_for("dirgw to send everything", drained, 180, 0.5)
-
-    failures = []
     in_repo = repo.count_instances()
-    lost = 0
-    for path in acked:
-        uid = harness.sop_instance_uid(path)
-        oid = repo.instance_id(uid)
-        if oid is None:
-            lost += 1
-            failures.append(f"acknowledged instance {uid} is not in the repository")
-            continue
-        with open(path, "rb") as f:
-            diffs = harness.compare_datasets(f.read(), repo.instance_file(oid))
-        if diffs:
-            failures.append(f"instance {uid} differs in the repository: {diffs[:3]}")
+    missing, failures = missing_or_different(repo, acked)
+    lost = len(missing)
+    failures = [f"acknowledged instance {uid} is not in the repository" for uid in missing] + failures
     if status["catalog"]["instances"] != len(files):
         failures.append(f"catalog holds {status['catalog']['instances']} instances, expected {len(files)}")
     states = {s["state"]: s["studies"] for s in status["destinations"][0]["states"]}
@@ -216,15 +163,7 @@ def main():
     else:
         log("not enough free disk to test the spool floor safely: skipped")
 
-    db = sqlite3.connect(os.path.join(gw.state_dir, "catalog.db"))
-    integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
-    db.close()
-    if integrity != "ok":
-        failures.append(f"catalog integrity_check: {integrity}")
-    text = gw.log_text()
-    for bad in ("ERROR: AddressSanitizer", "runtime error:"):
-        if bad in text:
-            failures.append(f"sanitizer report in dirgwd's log: {bad}")
+    failures += stopped_gateway_failures(gw)
     repo.stop()
     proxy.close()
 
