@@ -84,6 +84,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
     args = ap.parse_args()
+    # Fetched before the private network namespace (which has no route to the archive); inside,
+    # the unpacked copy is found.
+    tool = promtool(args.build_dir)
     harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
     check = harness.Checks()
     work = harness.tempdir("dirgw-ops-")
@@ -153,7 +156,6 @@ def main():
           f"dirgw_spool_floor_bytes = {samples.get('dirgw_spool_floor_bytes')}")
     gw.stop()
 
-    tool = promtool(args.build_dir)
     checked = "parser only"
     if tool:
         p = subprocess.run([tool, "check", "rules", RULES], capture_output=True, text=True)
