@@ -19,9 +19,12 @@ struct JitterPolicy {
   // A Retry-After longer than this is cut to it (a repository's typo must not stop a gateway
   // for days); 0: no bound beyond the caller's own maximum.
   Millis retry_after_max{std::chrono::minutes(15)};
-  // The extra wait after a Retry-After is uniform in [0, max(min_spread, spread * delay)].
-  double spread = 0.5;
-  Millis min_spread{1000};
+  // The extra wait after a Retry-After is uniform in [0, max(min_spread, spread * delay)]:
+  // enough that gateways told the same thing do not come back in the same instant, small enough
+  // that they come back together to share what the repository admits (a wide spread lets the
+  // first one back take everything that accumulated; docs/scaling.md).
+  double spread = 0.25;
+  Millis min_spread{250};
   // A circuit's cool-down c becomes uniform in [c * (1 - cooldown_spread), c].
   double cooldown_spread = 0.5;
 };

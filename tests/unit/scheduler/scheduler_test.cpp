@@ -49,28 +49,28 @@ TEST(Backoff, RetryAfterIsALowerBoundCappedAtItsMaximumWithJitter) {
   for (int i = 0; i < 200; ++i) {
     const auto d = b.next(1, seconds(30));
     EXPECT_GE(d, seconds(30));
-    EXPECT_LE(d, seconds(45));  // + up to half of it
+    EXPECT_LE(d, milliseconds(37500));  // + up to a quarter of it
     seen.insert(d.count());
     const auto capped = b.next(5, seconds(3600));
     EXPECT_GE(capped, seconds(120));
-    EXPECT_LE(capped, seconds(180));
+    EXPECT_LE(capped, seconds(150));
   }
   EXPECT_GT(seen.size(), 100u);  // gateways told the same Retry-After do not come back together
 }
 
-TEST(Backoff, ShortRetryAfterStillSpreadsOverASecond) {
+TEST(Backoff, ShortRetryAfterStillSpreads) {
   Backoff b(seconds(30), seconds(3600), 5);
   long long lo = 1'000'000, hi = 0;
   for (int i = 0; i < 500; ++i) {
     const auto d = b.next(9, seconds(1));  // Retry-After wins over the exponential delay
     EXPECT_GE(d, seconds(1));
-    EXPECT_LE(d, seconds(2));
+    EXPECT_LE(d, milliseconds(1250));  // at least 250 ms of spread
     lo = std::min<long long>(lo, d.count());
     hi = std::max<long long>(hi, d.count());
   }
-  EXPECT_LT(lo, 1100);
-  EXPECT_GT(hi, 1900);
-  EXPECT_EQ(b.next(1, milliseconds(0)) <= seconds(1), true);  // "now": within the minimum spread
+  EXPECT_LT(lo, 1025);
+  EXPECT_GT(hi, 1225);
+  EXPECT_LE(b.next(1, milliseconds(0)), milliseconds(250));  // "now": within the minimum spread
 }
 
 TEST(Backoff, WithoutItsOwnBoundRetryAfterIsCappedAtMax) {
@@ -78,7 +78,7 @@ TEST(Backoff, WithoutItsOwnBoundRetryAfterIsCappedAtMax) {
   EXPECT_EQ(b.retry_after_bound(), seconds(60));
   const auto d = b.next(1, seconds(3600));
   EXPECT_GE(d, seconds(60));
-  EXPECT_LE(d, seconds(90));
+  EXPECT_LE(d, seconds(75));
 }
 
 TEST(Backoff, CircuitCooldownIsJitteredDownNeverUp) {
@@ -172,7 +172,7 @@ TEST_F(SchedulerTest, WholeBatchRetryWaitsAndHonoursRetryAfter) {
   auto r = forwarder_->step();
   ASSERT_TRUE(r.next.has_value());
   EXPECT_GE(*r.next, clock_.now() + seconds(30));
-  EXPECT_LE(*r.next, clock_.now() + seconds(45));  // Retry-After plus at most half of it
+  EXPECT_LE(*r.next, clock_.now() + milliseconds(37500));  // plus at most a quarter of it
   clock_.advance(seconds(29));
   EXPECT_FALSE(forwarder_->step().did_work);  // nothing is sent before the retry is due
   clock_.advance(seconds(16));
@@ -193,7 +193,7 @@ TEST_F(SchedulerTest, ThrottledRequestHoldsTheWholeDestinationAndLeavesTheCircui
   sender_.script = {throttled, throttled, throttled};
   for (int round = 0; round < 3; ++round) {
     auto r = forwarder_->step();
-    EXPECT_EQ(r.retry, 1);
+    EXPECT_EQ(r.retry, round == 0 ? 1 : 2);  // from round 1 the second study goes along
     ASSERT_TRUE(r.next.has_value());
     EXPECT_GE(*r.next, clock_.now() + seconds(4));
     EXPECT_LE(*r.next, clock_.now() + seconds(5));  // 4 s + up to 1 s of jitter, not 10 s * 2^n
@@ -278,7 +278,7 @@ TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
   EXPECT_GE(probe_at, clock_.now() + seconds(30));
   EXPECT_LE(probe_at, clock_.now() + seconds(60));
   // While open, nothing is sent even if deliveries are due.
-  clock_.advance(probe_at - clock_.now() - seconds(1));
+  clock_.advance(std::chrono::duration_cast<milliseconds>(probe_at - clock_.now()) - seconds(1));
   EXPECT_FALSE(forwarder_->step().did_work);
   EXPECT_EQ(sender_.calls.size(), 2u);
   // Then one probe of a single instance (once one is due); it fails, the pause doubles.
