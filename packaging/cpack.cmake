@@ -57,6 +57,12 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/dirgw.tmpfiles
         DESTINATION ${DIRGW_TMPFILESDIR} RENAME dirgw.conf)
 install(FILES ${_dirgw_man_dir}/dirgwd.8.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES ${_dirgw_man_dir}/dirgw.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+# Operations: Prometheus alerting rules and a Grafana dashboard (docs/metrics.md), for the
+# monitoring server to load from /usr/share/dirgw.
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/prometheus/dirgw-alerts.yml
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/dirgw/prometheus)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/grafana/dirgw-dashboard.json
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/dirgw/grafana)
 # The unit's Documentation= points at README.md here.
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/packaging.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})

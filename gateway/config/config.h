@@ -235,6 +235,8 @@ struct Destination {
   Duration request_timeout{std::chrono::minutes(10)};
   Duration retry_initial{std::chrono::seconds(30)};
   Duration retry_max{std::chrono::hours(1)};
+  // A repository's (or token endpoint's) Retry-After is honoured up to this long, plus jitter.
+  Duration retry_after_max{std::chrono::minutes(15)};
   // A delivery still failing this long after its first failure becomes FAILED.
   Duration give_up_after{std::chrono::hours(24 * 7)};
   // After this many requests in a row fail as a whole, the destination's circuit opens: it is

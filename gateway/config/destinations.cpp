@@ -372,10 +372,12 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                   r.duration(t, tp, "max", d.retry_max, Duration(10), Duration(7 * 86'400'000LL));
                   r.duration(t, tp, "give_up_after", d.give_up_after, Duration(1000),
                              Duration(365 * 86'400'000LL));
+                  r.duration(t, tp, "retry_after_max", d.retry_after_max, Duration(1000),
+                             Duration(86'400'000));
                   if (d.retry_max < d.retry_initial)
                     r.error(tp, t, "max must not be less than initial");
                 },
-                {"initial", "max", "give_up_after"});
+                {"initial", "max", "give_up_after", "retry_after_max"});
         if (m["circuit"].IsDefined() && !m["circuit"].IsNull())
           r.map(m["circuit"], Reader::join(p, "circuit"),
                 [&](const YAML::Node& t, const std::string& tp) {

@@ -26,6 +26,7 @@
 #include "daemon/destinations.h"
 #include "daemon/host_checks.h"
 #include "daemon/priors_parts.h"
+#include "daemon/ops_metrics.h"
 #include "ingest/catalog_sink.h"
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/folder/watcher.h"
@@ -338,6 +339,10 @@ Result<void> Application::Impl::start_metrics() {
   metrics->set_spool_free_source([this] {
     auto f = free_bytes(spool->root());
     return f ? static_cast<double>(*f) : 0.0;
+  });
+  register_ops_metrics(registry, config, [this]() -> std::optional<bool> {
+    if (!audit_forwarder) return std::nullopt;  // off (or not started yet)
+    return audit_forwarder->last_error().empty();
   });
   metrics::EndpointOptions o;
   o.address = config.metrics.bind;

@@ -44,6 +44,7 @@ Result<std::shared_ptr<senders::TokenProvider>> oauth2_for(const config::Destina
   o.client_cert = d.auth.client_cert;
   o.client_key = d.auth.client_key;
   o.verify_peer = d.auth.verify_peer;
+  o.retry_after_max = d.retry_after_max;
   auto p = senders::dicomweb::OAuth2ClientCredentials::create(std::move(o), clock);
   if (!p)
     return make_error(ErrorCode::kConfig,

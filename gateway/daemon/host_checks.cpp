@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 #include <sys/timex.h>
 
+#include <ctime>
 #include <memory>
 
 #include "common/files.h"
@@ -20,14 +21,24 @@ struct Asn1TimeFree {
   void operator()(ASN1_TIME* t) const { ASN1_TIME_free(t); }
 };
 
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// The first certificate of a PEM file (none: unreadable or not PEM).
+std::unique_ptr<X509, X509Free> read_certificate(const std::filesystem::path& path) {
+  auto pem = read_small_file(path, 1 << 20);
+  if (!pem) return nullptr;
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size())));
+  if (bio == nullptr) return nullptr;
+  return std::unique_ptr<X509, X509Free>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+}
+
 // The warning for one destination's certificate, if any.
 std::optional<std::string> certificate_warning(const config::Destination& d, TimePoint now) {
   const std::string who = "destination " + d.name + ": client certificate ";
-  auto pem = read_small_file(d.auth.client_cert, 1 << 20);
-  if (!pem) return who + "unreadable";
-  BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
-  std::unique_ptr<X509, X509Free> cert(PEM_read_bio_X509(bio, nullptr, nullptr, nullptr));
-  BIO_free(bio);
+  if (!read_small_file(d.auth.client_cert, 1 << 20)) return who + "unreadable";
+  auto cert = read_certificate(d.auth.client_cert);
   if (cert == nullptr) return who + "is not PEM";
   std::unique_ptr<ASN1_TIME, Asn1TimeFree> from(ASN1_TIME_set(
       nullptr,
@@ -64,6 +75,29 @@ std::vector<std::string> certificate_warnings(const std::vector<config::Destinat
     if (auto w = certificate_warning(d, now)) out.push_back(std::move(*w));
   }
   return out;
+}
+
+std::vector<ConfiguredCertificate> configured_certificates(const config::Config& config) {
+  std::vector<ConfiguredCertificate> out;
+  const auto& tls = config.ingest.dicom.tls;
+  if (tls.enabled && !tls.certificate.empty())
+    out.push_back({"dicom_receiver", "", tls.certificate});
+  for (const auto& d : config.destinations) {
+    if (!d.auth.client_cert.empty()) out.push_back({"destination", d.name, d.auth.client_cert});
+    if (d.dimse.tls && !d.dimse.client_cert.empty())
+      out.push_back({"destination_dimse", d.name, d.dimse.client_cert});
+  }
+  if (config.audit_syslog.enabled && !config.audit_syslog.client_cert.empty())
+    out.push_back({"audit_syslog", "", config.audit_syslog.client_cert});
+  return out;
+}
+
+std::optional<std::int64_t> certificate_not_after(const std::filesystem::path& pem) {
+  auto cert = read_certificate(pem);
+  if (cert == nullptr) return std::nullopt;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm));
 }
 
 std::vector<std::string> host_warnings(const config::Config& config, const Clock& clock) {

@@ -3,6 +3,8 @@
 // client certificates expire soon. Read-only; nothing here changes the host.
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +23,17 @@ std::optional<std::string> clock_sync_warning();
 // within 30 days of `now`.
 std::vector<std::string> certificate_warnings(const std::vector<config::Destination>& destinations,
                                               TimePoint now);
+
+// Every certificate the configuration names that dirgw presents: the DICOM receiver's,
+// destinations' client certificates (STOW-RS, DICOM TLS), the audit forwarder's.
+struct ConfiguredCertificate {
+  std::string use;   // "dicom_receiver", "destination", "destination_dimse", "audit_syslog"
+  std::string name;  // the destination's name, else ""
+  std::filesystem::path path;
+};
+std::vector<ConfiguredCertificate> configured_certificates(const config::Config& config);
+// The first PEM certificate's notAfter, seconds since the epoch; none if unreadable or not PEM.
+std::optional<std::int64_t> certificate_not_after(const std::filesystem::path& pem);
 
 // Both of the above, clock first.
 std::vector<std::string> host_warnings(const config::Config& config, const Clock& clock);

@@ -325,6 +325,7 @@ struct GatewayMetrics::Families {
   GaugeFamily& backlog_instances;
   GaugeFamily& backlog_bytes;
   GaugeFamily& backlog_age;
+  CounterFamily& held;
 };
 
 // Over 80 lines: one statement per metric family, in the order docs/metrics.md lists them.
@@ -385,6 +386,10 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
       r.gauge_family("dirgw_backlog_oldest_age_seconds",
                      "Age of the oldest instance waiting for the destination; 0 when none waits.",
                      {"destination"});
+  auto& held = r.counter_family(
+      "dirgw_requests_retry_after_total",
+      "Requests the destination answered with Retry-After (429/503): it was left alone as told.",
+      {"destination"});
   auto& up = r.gauge("dirgw_up", "1 while the daemon runs.");
   r.gauge_family("dirgw_build_info", "Always 1; the version in a label.", {"version"})
       .with({std::string(version)})
@@ -408,7 +413,8 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
                                   circuit_open,
                                   backlog_instances,
                                   backlog_bytes,
-                                  backlog_age};
+                                  backlog_age,
+                                  held};
 }
 
 GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string>& destinations,
@@ -442,7 +448,7 @@ GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string
     destination_list_.push_back(std::make_unique<DestinationMetrics>(DestinationMetrics{
         f.sent.with(l), f.bytes_sent.with(l), f.failed.with(l), f.retried.with(l),
         f.stow_duration.with(l), f.circuit_open.with(l), f.backlog_instances.with(l),
-        f.backlog_bytes.with(l), f.backlog_age.with(l)}));
+        f.backlog_bytes.with(l), f.backlog_age.with(l), f.held.with(l)}));
     destinations_.emplace(name, destination_list_.back().get());
   }
   up.set(1);

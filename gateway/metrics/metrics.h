@@ -218,6 +218,7 @@ struct DestinationMetrics {
   Gauge& backlog_instances;
   Gauge& backlog_bytes;
   Gauge& backlog_oldest_age_seconds;
+  Counter& requests_held;  // whole requests answered with Retry-After: the destination waited
 };
 
 struct Backlog {

@@ -53,7 +53,8 @@ Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& c
       spool_(spool),
       sender_(sender),
       clock_(clock),
-      backoff_(destination.retry_initial, destination.retry_max, backoff_seed),
+      backoff_(destination.retry_initial, destination.retry_max, backoff_seed,
+               JitterPolicy{.retry_after_max = destination.retry_after_max}),
       metrics_(metrics),
       notifier_(notifier) {}
 
@@ -80,7 +81,7 @@ std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
     for (const auto& n : *due) {
       auto out = notifier_->notify(n.body);
       std::unique_lock lock(status_mutex_);
-      const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1));
+      const auto next = to_epoch_ms(clock_.now() + backoff_.next(n.attempts + 1, out.retry_after));
       lock.unlock();
       (void)catalog_.delivery.record_notification(n.id, out.ok, out.ok ? "" : out.message,
                                                   out.ok ? 0 : next);
@@ -127,6 +128,7 @@ ForwarderStatus Forwarder::status() const {
     st.consecutive_failures = consecutive_failures_;
     st.rate_per_s = sent / 60.0;
     st.auth_failed = auth_failed_;
+    if (now < held_until_) st.held_until = held_until_;
   }
   st.scheduled = schedule_.windows.has_value();
   if (schedule_.windows) {
@@ -168,7 +170,9 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_f
                                std::max(destination_.retry_max, destination_.circuit_cooldown))
                     : destination_.circuit_cooldown;
     circuit_ = Circuit::kOpen;
-    open_until_ = now + cooldown_;
+    // Jittered: gateways whose circuits opened in the same outage probe at different times, and
+    // so do not all come back at once when the repository recovers.
+    open_until_ = now + backoff_.cooldown(cooldown_);
     log::warn("destination keeps failing: circuit open, will probe with one instance",
               {{"destination", destination_.name},
                {"failures_in_a_row", std::to_string(consecutive_failures_)},
@@ -178,6 +182,10 @@ void Forwarder::on_request_result(bool whole_failure, TimePoint now, bool auth_f
 
 std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& probing) {
   std::lock_guard lock(status_mutex_);
+  if (now < held_until_) {  // the repository said when to come back (Retry-After)
+    r.next = held_until_;
+    return std::nullopt;
+  }
   if (circuit_ == Circuit::kOpen) {
     if (now < open_until_) {
       r.next = open_until_;
@@ -267,8 +275,17 @@ void Forwarder::after_request(const senders::Outcome& outcome, std::size_t insta
       recent_sent_.pop_front();
   }
   const bool whole_failure = r.sent == 0 && r.refused == 0 && r.retry > 0;
-  on_request_result(whole_failure, after, outcome.auth_failed);
+  // A Retry-After holds the whole destination (every lane) until the batch's retry time: the
+  // repository said when, with jitter added (Backoff::after_retry_after). A 429 is a repository
+  // that answers: it throttles, it is not down, so it does not count towards the circuit.
+  const bool throttled = outcome.http_status == 429;
+  if (outcome.retry_after && whole_failure) {
+    std::lock_guard lock(status_mutex_);
+    held_until_ = std::max(held_until_, from_epoch_ms(retry_at));
+  }
+  if (!throttled) on_request_result(whole_failure, after, outcome.auth_failed);
   if (metrics_ != nullptr) {
+    if (outcome.retry_after && whole_failure) metrics_->requests_held.inc();
     metrics_->instances_sent.inc(static_cast<std::uint64_t>(r.sent));
     metrics_->instances_failed.inc(static_cast<std::uint64_t>(r.refused));
     metrics_->instances_retried.inc(static_cast<std::uint64_t>(r.retry));

@@ -95,7 +95,8 @@ struct ForwarderStatus {
   int consecutive_failures = 0;
   double rate_per_s = 0;     // instances accepted per second over the last minute
   bool auth_failed = false;  // the last request failed authentication (401/403, no token)
-  bool scheduled = false;    // has upload windows
+  std::optional<TimePoint> held_until;  // the repository asked to wait (Retry-After) until then
+  bool scheduled = false;               // has upload windows
   bool window_open = true;
   std::optional<TimePoint> next_open;  // when closed: when the next window opens
   bool stat_bypass = true;
@@ -172,6 +173,7 @@ class Forwarder {
   Circuit circuit_ = Circuit::kClosed;
   TimePoint open_until_{};
   Millis cooldown_{0};
+  TimePoint held_until_{};  // a Retry-After answer: no lane sends before then
   int consecutive_failures_ = 0;
   bool auth_failed_ = false;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate

@@ -79,6 +79,9 @@ class TokenProvider {
   // The destination answered 401 to `rejected`: forget it, so that the next token() fetches a
   // new one. A token that was already replaced is left alone.
   virtual void invalidate(const std::string& rejected) = 0;
+  // After a token() that failed because the endpoint is busy (429/503 with Retry-After): how
+  // long it asked to be left alone, from now. None: no such request in force.
+  virtual std::optional<std::chrono::milliseconds> retry_after() { return std::nullopt; }
 };
 
 // What a sender tells its caller while a request is under way.
@@ -129,7 +132,8 @@ struct NotifyOutcome {
   bool ok = false;
   bool retry = true;
   int http_status = 0;
-  std::string message;  // short, no patient data
+  std::string message;                                   // short, no patient data
+  std::optional<std::chrono::milliseconds> retry_after;  // the endpoint's Retry-After, if any
 };
 NotifyOutcome post_notification(const StowRsOptions& options, const std::string& url,
                                 const std::string& json_body);

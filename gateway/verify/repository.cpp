@@ -77,6 +77,8 @@ class QidoRepository final : public Repository {
     return out;
   }
 
+  std::optional<std::chrono::milliseconds> retry_after() const override { return retry_after_; }
+
   Result<std::vector<Listed>> find_instance(const std::string& sop_instance_uid) override {
     if (!uid_syntax_ok(sop_instance_uid))
       return make_error(ErrorCode::kInvalidArgument, "not a UID: cannot ask for this instance");
@@ -105,6 +107,7 @@ class QidoRepository final : public Repository {
 
   QidoOptions o_;
   std::unique_ptr<CURL, CurlDeleter> curl_;
+  std::optional<std::chrono::milliseconds> retry_after_;  // the last failed request's
 };
 
 Result<std::vector<Listed>> QidoRepository::get(const std::string& url) {
@@ -112,8 +115,12 @@ Result<std::vector<Listed>> QidoRepository::get(const std::string& url) {
   std::unique_ptr<curl_slist, SlistDeleter> headers(
       curl_slist_append(nullptr, "Accept: application/dicom+json"));
   std::string token;
+  retry_after_.reset();
   auto auth = senders::dicomweb::authorization_header(o_.http);
-  if (!auth) return make_error(auth.error().code, auth.error().detail);
+  if (!auth) {
+    if (o_.http.token_provider) retry_after_ = o_.http.token_provider->retry_after();
+    return make_error(auth.error().code, auth.error().detail);
+  }
   if (!auth->empty()) {
     headers.reset(curl_slist_append(headers.release(), auth->c_str()));
     if (o_.http.token_provider) token = auth->substr(senders::dicomweb::kBearerPrefix.size());
@@ -133,6 +140,9 @@ Result<std::vector<Listed>> QidoRepository::get(const std::string& url) {
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(o_.timeout.count()));
   set(CURLOPT_WRITEFUNCTION, &on_write);
   set(CURLOPT_WRITEDATA, static_cast<void*>(&answer));
+  senders::dicomweb::RetryAfterHeader retry_after;
+  set(CURLOPT_HEADERFUNCTION, &senders::dicomweb::collect_retry_after);
+  set(CURLOPT_HEADERDATA, static_cast<void*>(&retry_after));
   if (rc != CURLE_OK)
     return make_error(ErrorCode::kConfig,
                       std::string("libcurl refused an option: ") + curl_easy_strerror(rc));
@@ -146,6 +156,8 @@ Result<std::vector<Listed>> QidoRepository::get(const std::string& url) {
     return make_error(rc == CURLE_OPERATION_TIMEDOUT ? ErrorCode::kTimeout : ErrorCode::kNetwork,
                       "QIDO-RS: " + v.message);
   }
+  if (status == 429 || status == 503)
+    retry_after_ = retry_after.delay(std::chrono::system_clock::now());
   if (status == 401 && o_.http.token_provider) o_.http.token_provider->invalidate(token);
   if (status == 404) return make_error(ErrorCode::kNotFound, "QIDO-RS answered HTTP 404");
   auto page = parse_qido(static_cast<int>(status), answer.body);

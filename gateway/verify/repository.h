@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,9 @@ class Repository {
   virtual Result<std::vector<Listed>> study_instances(const std::string& study_uid) = 0;
   // The instance with this SOP Instance UID, wherever the repository keeps it (empty: none).
   virtual Result<std::vector<Listed>> find_instance(const std::string& sop_instance_uid) = 0;
+  // After a question that could not be answered: the repository's Retry-After (429/503), or
+  // the token endpoint's, if it gave one. The verifier leaves the repository alone that long.
+  virtual std::optional<std::chrono::milliseconds> retry_after() const { return std::nullopt; }
 };
 
 struct QidoOptions {

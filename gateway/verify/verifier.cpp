@@ -47,7 +47,9 @@ Verifier::Verifier(const config::Destination& destination, catalog::VerifyLedger
       repository_(repository),
       clock_(clock),
       metrics_(metrics),
-      on_requeued_(std::move(on_requeued)) {}
+      on_requeued_(std::move(on_requeued)),
+      backoff_(destination.verify.retry, destination.verify.retry, std::random_device{}(),
+               scheduler::JitterPolicy{.retry_after_max = destination.retry_after_max}) {}
 
 VerifierHealth Verifier::health() const {
   std::lock_guard lock(health_mutex_);
@@ -95,7 +97,12 @@ bool Verifier::check_study(const catalog::VerifyStudy& study, TimePoint now, Ste
     ++r.errors;
     if (metrics_ != nullptr) metrics_->check_errors.inc();
     note_error(why, now);
-    const auto retry_at = to_epoch_ms(now + destination_.verify.retry);
+    // The repository is left alone until then: as long as it asked (Retry-After, bounded,
+    // plus jitter), else verify.retry jittered down by up to half.
+    const auto asked = repository_.retry_after();
+    paused_until_ = now + (asked ? backoff_.after_retry_after(*asked)
+                                 : backoff_.cooldown(destination_.verify.retry));
+    const auto retry_at = to_epoch_ms(paused_until_);
     (void)ledger_.record_verification_error(destination_.name, study.study_id, why, retry_at);
     log::warn("verification could not run: will try again",
               {{"destination", destination_.name},
@@ -163,8 +170,7 @@ Verifier::StepResult Verifier::step() {
   for (const auto& study : *due) {
     ++r.studies;
     if (!check_study(study, now, r) && r.errors > 0) {
-      // The repository cannot answer now: leave it alone until the retry time.
-      paused_until_ = now + destination_.verify.retry;
+      // The repository cannot answer now: check_study set when to ask again.
       r.next = paused_until_;
       break;
     }

@@ -17,6 +17,7 @@
 #include "catalog/verify_ledger.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "scheduler/backoff.h"
 #include "verify/metrics.h"
 #include "verify/repository.h"
 
@@ -58,7 +59,8 @@ class Verifier {
   const Clock& clock_;
   DestinationVerifyMetrics* metrics_;
   std::function<void()> on_requeued_;
-  TimePoint paused_until_{};  // after a check that could not run: the repository is left alone
+  scheduler::Backoff backoff_;  // jitter on every pause, Retry-After honoured
+  TimePoint paused_until_{};    // after a check that could not run: the repository is left alone
   mutable std::mutex health_mutex_;
   VerifierHealth health_;
 };

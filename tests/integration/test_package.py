@@ -63,6 +63,8 @@ DEB_FILES = [
     ("/usr/share/doc/dirgw/packaging.md", 0o644, "root", "root"),
     ("/usr/share/doc/dirgw/changelog.Debian.gz", 0o644, "root", "root"),
     ("/usr/share/doc/dirgw/copyright", 0o644, "root", "root"),
+    ("/usr/share/dirgw/prometheus/dirgw-alerts.yml", 0o644, "root", "root"),
+    ("/usr/share/dirgw/grafana/dirgw-dashboard.json", 0o644, "root", "root"),
 ]
 # What the maintainer scripts make.
 DEB_MADE = [
@@ -79,6 +81,8 @@ RPM_PATHS = {
     "/usr/share/man/man1/dirgw.1.gz", "/usr/share/doc/dirgw", "/usr/share/doc/dirgw/README.md",
     "/usr/share/doc/dirgw/packaging.md", STATE_DIR,
     "/usr/share/licenses/dirgw", "/usr/share/licenses/dirgw/LICENSE",
+    "/usr/share/dirgw", "/usr/share/dirgw/prometheus", "/usr/share/dirgw/grafana",
+    "/usr/share/dirgw/prometheus/dirgw-alerts.yml", "/usr/share/dirgw/grafana/dirgw-dashboard.json",
 }
 
 

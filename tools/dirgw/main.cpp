@@ -190,6 +190,9 @@ void print_status(const json& r) {
       std::printf("  circuit:      %s (%s failed requests in a row; next probe %s)\n",
                   str(d, "circuit").c_str(), str(d, "circuit_failures").c_str(),
                   str(d, "circuit_probe_at").c_str());
+    if (d.contains("retry_after_until") && !d["retry_after_until"].is_null())
+      std::printf("  retry-after:  the repository asked to wait; nothing goes before %s\n",
+                  str(d, "retry_after_until").c_str());
     if (!d.value("last_error", std::string()).empty())
       std::printf("  last error:   %s at %s%s\n", str(d, "last_error").c_str(),
                   str(d, "last_error_at").c_str(),

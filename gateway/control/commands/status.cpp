@@ -100,7 +100,9 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       {"circuit_failures", c.consecutive_failures},
       {"authentication_failed", c.auth_failed},
       {"circuit_probe_at",
-       c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)}};
+       c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)},
+      // The repository asked to wait (429/503 Retry-After): nothing goes before then.
+      {"retry_after_until", c.held_until ? json(format_utc(*c.held_until)) : json(nullptr)}};
   schedule_json(c, out);
   return out;
 }

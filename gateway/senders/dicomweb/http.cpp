@@ -50,7 +50,7 @@ struct Transfer {
   scheduler::Throttle* throttle = nullptr;  // null: no shared bandwidth cap
   std::string answer;
   bool answer_too_large = false;
-  std::string retry_after;
+  RetryAfterHeader retry_after;
   // Told once every byte of the body has gone to the socket (SendContext::request_sent).
   const std::function<void()>* request_sent = nullptr;
   std::uint64_t body_size = 0;
@@ -108,12 +108,10 @@ std::size_t on_header(char* data, std::size_t size, std::size_t nitems, void* us
   auto* t = static_cast<Transfer*>(userdata);
   std::string_view line(data, size * nitems);
   if (istarts_with(line, "HTTP/")) {  // a new response (after 100 Continue, say) starts afresh
-    t->retry_after.clear();
     t->answer.clear();
     t->answer_too_large = false;
-  } else if (istarts_with(line, "Retry-After:")) {
-    t->retry_after = std::string(trim_whitespace(line.substr(12)));
   }
+  t->retry_after.on_line(line);
   return size * nitems;
 }
 
@@ -296,6 +294,8 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
     if (!auth) {
       Outcome out = whole(batch, InstanceStatus::kRetry, auth.error().detail);
       out.auth_failed = auth.error().code == ErrorCode::kRefused;
+      // A busy token endpoint's Retry-After holds the destination as a busy repository's would.
+      if (opts_.token_provider) out.retry_after = opts_.token_provider->retry_after();
       return out;
     }
     if (!auth->empty()) ok = add_header(*auth);
@@ -344,8 +344,7 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
       out.auth_failed = true;
     }
   }
-  if (!transfer.retry_after.empty())
-    out.retry_after = parse_retry_after(transfer.retry_after, std::chrono::system_clock::now());
+  out.retry_after = transfer.retry_after.delay(std::chrono::system_clock::now());
   out.bytes_sent = uploaded > 0 ? static_cast<std::uint64_t>(uploaded) : 0;
 
   log::debug("stow-rs request done", {{"instances", std::to_string(batch.size())},
@@ -423,6 +422,25 @@ std::unique_ptr<Sender> make_stow_rs_sender(const StowRsOptions& options) {
 
 namespace dirgw::senders::dicomweb {
 void init_curl_once_public() { init_curl_once(); }
+
+void RetryAfterHeader::on_line(std::string_view line) {
+  if (istarts_with(line, "HTTP/")) {
+    value.clear();
+  } else if (istarts_with(line, "Retry-After:")) {
+    value = std::string(trim_whitespace(line.substr(12)));
+  }
+}
+
+std::optional<std::chrono::milliseconds> RetryAfterHeader::delay(
+    std::chrono::system_clock::time_point now) const {
+  if (value.empty()) return std::nullopt;
+  return parse_retry_after(value, now);
+}
+
+std::size_t collect_retry_after(char* data, std::size_t size, std::size_t nitems, void* header) {
+  static_cast<RetryAfterHeader*>(header)->on_line(std::string_view(data, size * nitems));
+  return size * nitems;
+}
 }  // namespace dirgw::senders::dicomweb
 
 namespace dirgw::senders {
@@ -458,6 +476,9 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
   dicomweb::apply_curl_tls(
       c, {opts.ca_file, opts.client_cert, opts.client_key, opts.verify_peer, opts.connect_timeout});
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+  dicomweb::RetryAfterHeader retry_after;
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &dicomweb::collect_retry_after);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, static_cast<void*>(&retry_after));
   // The answer body is not read into anything: it may echo patient data.
   curl_easy_setopt(
       c, CURLOPT_WRITEFUNCTION,
@@ -480,6 +501,7 @@ NotifyOutcome post_notification(const StowRsOptions& opts, const std::string& ur
     // A notification must not be lost: everything but success is tried again later.
     out.retry = true;
     out.message = "HTTP " + std::to_string(status);
+    out.retry_after = retry_after.delay(std::chrono::system_clock::now());
   }
   return out;
 }

@@ -3,7 +3,9 @@
 // parse_stow_response(). Only bytes go through here; what they mean is decided in stow.cpp.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,5 +33,17 @@ TransportVerdict classify_curl_error(int curl_code);
 // later.
 inline constexpr std::string_view kBearerPrefix = "Authorization: Bearer ";
 Result<std::string> authorization_header(const StowRsOptions& opts);
+
+// A response's Retry-After (RFC 9110 section 10.2.3), for every HTTP request dirgw makes (STOW-RS,
+// QIDO-RS, the OAuth2 token endpoint, notifications): fed each header line by libcurl, it keeps
+// the last response's value (a new status line, after a 100 Continue say, starts afresh).
+struct RetryAfterHeader {
+  std::string value;
+  void on_line(std::string_view line);
+  // The delay it asks for (parse_retry_after: seconds or HTTP-date), none without a usable one.
+  std::optional<std::chrono::milliseconds> delay(std::chrono::system_clock::time_point now) const;
+};
+// A CURLOPT_HEADERFUNCTION; CURLOPT_HEADERDATA is the RetryAfterHeader*.
+std::size_t collect_retry_after(char* data, std::size_t size, std::size_t nitems, void* header);
 
 }  // namespace dirgw::senders::dicomweb

@@ -136,7 +136,12 @@ Result<std::string> OAuth2ClientCredentials::token() {
   std::lock_guard lock(mutex_);
   TimePoint now = clock_.now();
   if (cached_ && now < cached_->refresh_at) return cached_->token;
-  auto fresh = fetch();
+  auto fresh =
+      now < not_before_
+          ? Result<Cached>(make_error(ErrorCode::kUnavailable,
+                                      "token endpoint " + opts_.token_url +
+                                          " asked to wait (Retry-After): not asked again yet"))
+          : fetch();
   if (!fresh) {
     // Refreshing early failed but the old token has not expired: use it while it lasts.
     if (cached_ && now < cached_->expires_at) {
@@ -151,6 +156,13 @@ Result<std::string> OAuth2ClientCredentials::token() {
   if (cached_) OPENSSL_cleanse(cached_->token.data(), cached_->token.size());
   cached_ = std::move(*fresh);
   return cached_->token;
+}
+
+std::optional<std::chrono::milliseconds> OAuth2ClientCredentials::retry_after() {
+  std::lock_guard lock(mutex_);
+  const TimePoint now = clock_.now();
+  if (now >= not_before_) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(not_before_ - now);
 }
 
 void OAuth2ClientCredentials::invalidate(const std::string& rejected) {
@@ -279,6 +291,9 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_write);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, static_cast<void*>(&answer));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
+  RetryAfterHeader retry_after;
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &collect_retry_after);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, static_cast<void*>(&retry_after));
 
   TimePoint asked_at = clock_.now();
   CURLcode rc = curl_easy_perform(c);
@@ -292,8 +307,11 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   const std::string where = "token endpoint " + opts_.token_url;
   if (rc != CURLE_OK) return transport_error(rc, where);
   const std::string status_text = "HTTP " + std::to_string(status);
-  if (status == 408 || status == 429 || (status >= 500 && status <= 599))
+  if (status == 408 || status == 429 || (status >= 500 && status <= 599)) {
+    if (auto wait = retry_after.delay(std::chrono::system_clock::now()))
+      not_before_ = asked_at + std::min(*wait, opts_.retry_after_max);
     return make_error(ErrorCode::kUnavailable, where + " answered " + status_text);
+  }
   if (status >= 400 && status <= 499) {
     std::string code = error_code_of(answer);
     return make_error(ErrorCode::kRefused, where + " refused the client (" + status_text +

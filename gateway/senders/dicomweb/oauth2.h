@@ -36,6 +36,8 @@ struct OAuth2Options {
   // When the answer has no expires_in (it is only RECOMMENDED).
   std::chrono::seconds lifetime_if_unknown{300};
   std::chrono::milliseconds timeout{15000};
+  // A 429/503 answer's Retry-After is honoured up to this long: no fetch before then.
+  std::chrono::milliseconds retry_after_max{std::chrono::minutes(15)};
   std::filesystem::path ca_file, client_cert, client_key;  // TLS to the token endpoint
   bool verify_peer = true;
 };
@@ -60,6 +62,8 @@ class OAuth2ClientCredentials final : public TokenProvider {
   void invalidate(const std::string& rejected) override;
   // Forgets whatever token is cached.
   void invalidate_all();
+  // The endpoint answered 429/503 with Retry-After: the time left until it may be asked again.
+  std::optional<std::chrono::milliseconds> retry_after() override;
 
  private:
   struct Cached {
@@ -75,6 +79,7 @@ class OAuth2ClientCredentials final : public TokenProvider {
   const Clock& clock_;
   std::mutex mutex_;  // held across a fetch: callers wait for it instead of fetching again
   std::optional<Cached> cached_;
+  TimePoint not_before_{};      // the endpoint's Retry-After: no fetch before then
   std::unique_ptr<Curl> curl_;  // one handle, so the connection to the endpoint is reused
 };
 

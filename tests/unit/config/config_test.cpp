@@ -254,6 +254,25 @@ TEST(Config, RetryGiveUpCircuitAndNewVersions) {
   expect_error(bad, "ingest.new_versions", 6, "send or hold");
 }
 
+TEST(Config, RetryAfterMaximumIsReadAndBounded) {
+  const std::string from = "retry: { initial: 10s, max: 30m }";
+  auto text = std::string(kGood);
+  EXPECT_EQ(load_string(text).config->destinations[0].retry_after_max, std::chrono::minutes(15));
+  text.replace(text.find(from), from.size(),
+               "retry: { initial: 10s, max: 30m, retry_after_max: 2m }");
+  auto r = load_string(text);
+  ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
+  EXPECT_EQ(r.config->destinations[0].retry_after_max, std::chrono::minutes(2));
+  auto bad = std::string(kGood);
+  bad.replace(bad.find(from), from.size(),
+              "retry: { initial: 10s, max: 30m, retry_after_max: 2d }");
+  auto b = load_string(bad);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.errors.at(0).key.find("retry.retry_after_max"), std::string::npos)
+      << b.errors.at(0).key;
+  EXPECT_GT(b.errors.at(0).line, 0);
+}
+
 }  // namespace
 }  // namespace dirgw::config
 

@@ -113,3 +113,38 @@ TEST_F(HostChecksTest, DestinationsWithoutClientCertificatesAreSkipped) {
 
 }  // namespace
 }  // namespace dirgw::daemon
+
+namespace dirgw::daemon {
+namespace {
+
+// The certificate-expiry metric (daemon/ops_metrics) reads notAfter with these.
+TEST_F(HostChecksTest, NotAfterIsReadFromThePemFile) {
+  const auto cert = certificate("metric.pem", kNow + 24h * 42);
+  const auto t = certificate_not_after(cert);
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(*t, to_epoch_ms(kNow + 24h * 42) / 1000);
+  EXPECT_FALSE(certificate_not_after(dir_ / "absent.pem").has_value());
+}
+
+TEST_F(HostChecksTest, ConfiguredCertificatesAreEveryOneDirgwPresents) {
+  config::Config c;
+  c.ingest.dicom.tls.enabled = true;
+  c.ingest.dicom.tls.certificate = "/etc/dirgw/tls/scp.pem";
+  c.destinations.push_back(destination("hdirs", "/etc/dirgw/tls/client.pem"));
+  c.destinations.push_back(destination("plain", ""));
+  c.destinations.back().dimse.tls = true;
+  c.destinations.back().dimse.client_cert = "/etc/dirgw/tls/dimse.pem";
+  c.audit_syslog.enabled = true;
+  c.audit_syslog.client_cert = "/etc/dirgw/tls/audit.pem";
+  const auto certs = configured_certificates(c);
+  ASSERT_EQ(certs.size(), 4u);
+  EXPECT_EQ(certs[0].use, "dicom_receiver");
+  EXPECT_EQ(certs[1].use, "destination");
+  EXPECT_EQ(certs[1].name, "hdirs");
+  EXPECT_EQ(certs[2].use, "destination_dimse");
+  EXPECT_EQ(certs[2].name, "plain");
+  EXPECT_EQ(certs[3].path, "/etc/dirgw/tls/audit.pem");
+}
+
+}  // namespace
+}  // namespace dirgw::daemon

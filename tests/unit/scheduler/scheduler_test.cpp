@@ -42,10 +42,57 @@ TEST(Backoff, FullJitterStaysWithinBoundsAndVaries) {
   EXPECT_GT(seen.size(), 100u);  // spread, not lock-step
 }
 
-TEST(Backoff, RetryAfterIsALowerBoundCappedAtMax) {
-  Backoff b(seconds(1), seconds(60), 3);
-  EXPECT_GE(b.next(1, seconds(30)), seconds(30));
-  EXPECT_EQ(b.next(1, seconds(3600)), seconds(60));
+TEST(Backoff, RetryAfterIsALowerBoundCappedAtItsMaximumWithJitter) {
+  Backoff b(seconds(1), seconds(60), 3, JitterPolicy{.retry_after_max = seconds(120)});
+  EXPECT_EQ(b.retry_after_bound(), seconds(120));
+  std::set<long long> seen;
+  for (int i = 0; i < 200; ++i) {
+    const auto d = b.next(1, seconds(30));
+    EXPECT_GE(d, seconds(30));
+    EXPECT_LE(d, milliseconds(37500));  // + up to a quarter of it
+    seen.insert(d.count());
+    const auto capped = b.next(5, seconds(3600));
+    EXPECT_GE(capped, seconds(120));
+    EXPECT_LE(capped, seconds(150));
+  }
+  EXPECT_GT(seen.size(), 100u);  // gateways told the same Retry-After do not come back together
+}
+
+TEST(Backoff, ShortRetryAfterStillSpreads) {
+  Backoff b(seconds(30), seconds(3600), 5);
+  long long lo = 1'000'000, hi = 0;
+  for (int i = 0; i < 500; ++i) {
+    const auto d = b.next(9, seconds(1));  // Retry-After wins over the exponential delay
+    EXPECT_GE(d, seconds(1));
+    EXPECT_LE(d, milliseconds(1250));  // at least 250 ms of spread
+    lo = std::min<long long>(lo, d.count());
+    hi = std::max<long long>(hi, d.count());
+  }
+  EXPECT_LT(lo, 1025);
+  EXPECT_GT(hi, 1225);
+  EXPECT_LE(b.next(1, milliseconds(0)), milliseconds(250));  // "now": within the minimum spread
+}
+
+TEST(Backoff, WithoutItsOwnBoundRetryAfterIsCappedAtMax) {
+  Backoff b(seconds(1), seconds(60), 3, JitterPolicy{.retry_after_max = milliseconds(0)});
+  EXPECT_EQ(b.retry_after_bound(), seconds(60));
+  const auto d = b.next(1, seconds(3600));
+  EXPECT_GE(d, seconds(60));
+  EXPECT_LE(d, seconds(75));
+}
+
+TEST(Backoff, CircuitCooldownIsJitteredDownNeverUp) {
+  Backoff b(seconds(1), seconds(60), 11);
+  std::set<long long> seen;
+  for (int i = 0; i < 300; ++i) {
+    const auto c = b.cooldown(seconds(60));
+    EXPECT_GE(c, seconds(30));
+    EXPECT_LE(c, seconds(60));
+    seen.insert(c.count() / 1000);
+  }
+  EXPECT_GT(seen.size(), 20u);  // probes spread over the second half of the cool-down
+  Backoff fixed(seconds(1), seconds(60), 11, JitterPolicy{.cooldown_spread = 0});
+  EXPECT_EQ(fixed.cooldown(seconds(60)), seconds(60));
 }
 
 TEST_F(SchedulerTest, ReadinessWaitsForStableAge) {
@@ -125,10 +172,69 @@ TEST_F(SchedulerTest, WholeBatchRetryWaitsAndHonoursRetryAfter) {
   auto r = forwarder_->step();
   ASSERT_TRUE(r.next.has_value());
   EXPECT_GE(*r.next, clock_.now() + seconds(30));
+  EXPECT_LE(*r.next, clock_.now() + milliseconds(37500));  // plus at most a quarter of it
   clock_.advance(seconds(29));
   EXPECT_FALSE(forwarder_->step().did_work);  // nothing is sent before the retry is due
-  clock_.advance(seconds(1));
+  clock_.advance(seconds(16));
   EXPECT_EQ(forwarder_->step().sent, 1);
+}
+
+// 429 + Retry-After: the repository throttles. Every lane of the destination waits as told
+// (a newly due instance too), and the circuit stays closed: the repository answers.
+TEST_F(SchedulerTest, ThrottledRequestHoldsTheWholeDestinationAndLeavesTheCircuitClosed) {
+  dest_.circuit_failures = 2;
+  receive("1.2.3", 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  auto throttled = [](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kRetry, 429);
+    o.retry_after = seconds(4);
+    return o;
+  };
+  sender_.script = {throttled, throttled, throttled};
+  for (int round = 0; round < 3; ++round) {
+    auto r = forwarder_->step();
+    EXPECT_EQ(r.retry, round == 0 ? 1 : 2);  // from round 1 the second study goes along
+    ASSERT_TRUE(r.next.has_value());
+    EXPECT_GE(*r.next, clock_.now() + seconds(4));
+    EXPECT_LE(*r.next, clock_.now() + seconds(5));  // 4 s + up to 1 s of jitter, not 10 s * 2^n
+    EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);
+    ASSERT_TRUE(forwarder_->status().held_until.has_value());
+    if (round == 0) {
+      // Another study becomes due meanwhile: it waits for the hold as well.
+      receive("1.2.4", 1);
+      ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+      clock_.advance(seconds(3));
+      EXPECT_FALSE(forwarder_->step().did_work);
+      EXPECT_EQ(sender_.calls.size(), 1u);
+      clock_.advance(seconds(2));
+    } else {
+      clock_.advance(seconds(5));
+    }
+  }
+  EXPECT_EQ(forwarder_->step().sent, 2);  // the hold is over: everything goes
+  EXPECT_FALSE(forwarder_->status().held_until.has_value());
+}
+
+// 503 + Retry-After counts towards the circuit (the repository is down) and the hold applies.
+TEST_F(SchedulerTest, UnavailableWithRetryAfterOpensTheCircuitAndHolds) {
+  dest_.circuit_failures = 1;
+  dest_.circuit_cooldown = seconds(2);
+  receive("1.2.3", 1);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  sender_.script.push_back([](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
+    o.retry_after = seconds(20);
+    return o;
+  });
+  auto r = forwarder_->step();
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_GE(*r.next, clock_.now() + seconds(20));  // the longer of cool-down and Retry-After
+  clock_.advance(seconds(19));
+  EXPECT_FALSE(forwarder_->step().did_work);
+  clock_.advance(seconds(11));
+  EXPECT_EQ(forwarder_->step().sent, 1);
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);
 }
 
 TEST_F(SchedulerTest, PermanentRefusalDoesNotBlockTheRest) {
@@ -165,18 +271,23 @@ TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
   auto second = forwarder_->step();
   EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
   ASSERT_TRUE(second.next.has_value());
-  EXPECT_GE(*second.next, clock_.now() + seconds(60));
+  // The cool-down is jittered down (30-60 s) so that gateways do not probe together.
+  EXPECT_GE(*second.next, clock_.now() + seconds(30));
+  EXPECT_LE(*second.next, clock_.now() + seconds(80));  // or the instances' own retry time
+  const TimePoint probe_at = forwarder_->status().open_until;
+  EXPECT_GE(probe_at, clock_.now() + seconds(30));
+  EXPECT_LE(probe_at, clock_.now() + seconds(60));
   // While open, nothing is sent even if deliveries are due.
-  clock_.advance(seconds(59));
+  clock_.advance(std::chrono::duration_cast<milliseconds>(probe_at - clock_.now()) - seconds(1));
   EXPECT_FALSE(forwarder_->step().did_work);
   EXPECT_EQ(sender_.calls.size(), 2u);
-  // Then one probe of a single instance; it fails, the pause doubles.
-  clock_.advance(seconds(1));
+  // Then one probe of a single instance (once one is due); it fails, the pause doubles.
+  clock_.advance(seconds(81));
   auto probe = forwarder_->step();
   ASSERT_EQ(sender_.calls.size(), 3u);
   EXPECT_EQ(sender_.calls[2].size(), 1u);
   EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
-  EXPECT_GE(*probe.next, clock_.now() + seconds(80));
+  EXPECT_GE(*probe.next, clock_.now() + seconds(40));
   // A successful probe closes it and full batches resume.
   clock_.advance(seconds(120));
   auto ok = forwarder_->step();

@@ -196,6 +196,35 @@ TEST(OAuth2, EndpointDownIsARetryableError) {
   EXPECT_NE(t.error().detail.find("cannot connect"), std::string::npos) << t.error().detail;
 }
 
+// 429/503 with Retry-After: the endpoint is not asked again before then (bounded), and the
+// provider says how long is left, so the forwarder holds the destination that long.
+TEST(OAuth2, BusyEndpointsRetryAfterIsHonoured) {
+  TempDir dir;
+  TokenEndpoint idp;
+  FakeClock clock;
+  auto o = options(idp.url(), write_secret(dir));
+  o.retry_after_max = 20s;
+  auto client = make(o, clock);
+  EXPECT_FALSE(client->retry_after().has_value());
+  idp.answer_with({429, {{"Retry-After", "30"}}, ""});
+  auto t = client->token();
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error().code, ErrorCode::kUnavailable);
+  ASSERT_TRUE(client->retry_after().has_value());
+  EXPECT_EQ(*client->retry_after(), 20s);  // capped at retry_after_max
+  EXPECT_EQ(idp.fetches(), 1);
+  clock.advance(15s);
+  EXPECT_FALSE(client->token().ok());  // not asked: still inside its Retry-After
+  EXPECT_EQ(idp.fetches(), 1);
+  EXPECT_EQ(*client->retry_after(), 5s);
+  clock.advance(5s);
+  EXPECT_FALSE(client->retry_after().has_value());
+  idp.answer_with({503, {}, ""});  // no Retry-After: the next call may ask again at once
+  EXPECT_FALSE(client->token().ok());
+  EXPECT_EQ(idp.fetches(), 2);
+  EXPECT_FALSE(client->retry_after().has_value());
+}
+
 TEST(OAuth2, EndpointErrorsAreValuesWithoutSecrets) {
   TempDir dir;
   TokenEndpoint idp;
@@ -393,6 +422,15 @@ TEST(StowRsWithOAuth2, NoTokenMeansNothingIsSent) {
   EXPECT_EQ(busy.kind, OutcomeKind::kRetry);
   EXPECT_FALSE(busy.auth_failed);
   EXPECT_NE(busy.message.find("no access token"), std::string::npos) << busy.message;
+
+  EXPECT_FALSE(busy.retry_after.has_value());
+
+  idp.answer_with({503, {{"Retry-After", "7"}}, ""});  // busy, and says for how long
+  Outcome told = sender->send({item(dir, "1.2.5.1")});
+  EXPECT_EQ(told.kind, OutcomeKind::kRetry);
+  ASSERT_TRUE(told.retry_after.has_value());
+  EXPECT_EQ(*told.retry_after, 7s);
+  clock.advance(8s);
 
   idp.answer_with({401, {{"Content-Type", "application/json"}}, R"({"error":"invalid_client"})"});
   Outcome refused = sender->send({item(dir, "1.2.5.1")});

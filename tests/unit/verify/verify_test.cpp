@@ -83,7 +83,11 @@ class FakeRepository final : public Repository {
  public:
   std::vector<Listed> held;
   std::optional<Error> failure;
+  std::optional<std::chrono::milliseconds> told;  // the Retry-After of a failure
   int asked = 0;
+  std::optional<std::chrono::milliseconds> retry_after() const override {
+    return failure ? told : std::nullopt;
+  }
   Result<std::vector<Listed>> study_instances(const std::string& study_uid) override {
     ++asked;
     if (failure) return *failure;
@@ -277,6 +281,29 @@ TEST_F(VerifyTest, ACheckThatCannotRunIsShownAndRetriedNeverAssumed) {
   EXPECT_EQ(state("1.9.4"), "VERIFIED");
   EXPECT_EQ(verifier_->health().consecutive_errors, 0);
   EXPECT_EQ((*catalog_->queries.study("1.9.4"))->destinations[0].verify_error, "");
+}
+
+// QIDO-RS answered 429/503 with Retry-After: the repository is asked again after that long
+// (plus up to a quarter of it), not after verify.retry; the study's own retry time is the same.
+TEST_F(VerifyTest, RepositoryRetryAfterSetsWhenToAskAgain) {
+  send_study("1.9.7", 1);
+  hold("1.9.7", 1, 1);
+  repo_.failure = make_error(ErrorCode::kUnavailable, "QIDO-RS answered HTTP 429");
+  repo_.told = seconds(20);
+  clock_.advance(seconds(61));
+  auto r = verifier_->step();
+  EXPECT_EQ(r.errors, 1);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_GE(*r.next, clock_.now() + seconds(20));
+  EXPECT_LE(*r.next, clock_.now() + seconds(25));
+  const int asked = repo_.asked;
+  clock_.advance(seconds(19));
+  verifier_->step();
+  EXPECT_EQ(repo_.asked, asked) << "asked again inside its Retry-After";
+  repo_.failure.reset();
+  clock_.advance(seconds(11));
+  verifier_->step();
+  EXPECT_EQ(state("1.9.7"), "VERIFIED");
 }
 
 TEST_F(VerifyTest, RetentionRemovesOnlyVerifiedFilesAfterTheirAge) {
