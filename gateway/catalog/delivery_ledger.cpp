@@ -135,7 +135,7 @@ void apply_answer(Connection& db, const std::string& destination, const Delivery
                                                              : "pending";
   db.prepare(
         "UPDATE deliveries SET state = ?3, attempts = attempts + 1, last_error = ?4, "
-        "next_attempt_at = ?5, in_doubt = 0, "
+        "next_attempt_at = ?5, in_doubt = 0, unconfirmed = ?7, "
         "sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END, "
         "first_failure_at = CASE WHEN ?3 = 'sent' THEN first_failure_at "
         "ELSE coalesce(first_failure_at, ?6) END "
@@ -147,6 +147,7 @@ void apply_answer(Connection& db, const std::string& destination, const Delivery
       .bind(4, u.error)
       .bind(5, gone ? 0 : u.next_attempt_at)
       .bind(6, now)
+      .bind(7, u.unconfirmed && u.result == DeliveryResult::kRefused ? 1 : 0)
       .run();
   if (db.changes() == 0) return;
   if (gone && delivered) fx.sent_after_withdrawal.insert(study_id);
@@ -197,7 +198,8 @@ Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
       if (moved && *moved == StudyState::kSent)
         audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
                           std::string(audit::kSuccess));
-      else if (moved && *moved == StudyState::kFailed)
+      else if (moved && *moved == StudyState::kFailed &&
+               !quarantine_if_unconfirmed(db, db_.clock(), id, destination, Cause::kSendOutcome))
         audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudyFailed,
                           audit::failure("refused by the repository"));
     }

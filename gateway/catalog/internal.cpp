@@ -128,6 +128,25 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
   return to;
 }
 
+bool quarantine_if_unconfirmed(Connection& db, const Clock& clock, std::int64_t study_id,
+                               const std::string& destination, Cause cause) {
+  auto st = db.prepare(
+      "SELECT count(*) FROM deliveries WHERE study_id = ?1 AND destination = ?2 AND "
+      "state = 'failed' AND unconfirmed = 1");
+  st.bind(1, study_id).bind(2, destination);
+  const std::int64_t n = st.step() ? st.int64(0) : 0;
+  if (n == 0) return false;
+  const std::string why = std::to_string(n) +
+                          " instance(s) the repository took but never confirmed storing: a person "
+                          "must look (dirgw quarantine release sends them again)";
+  if (!transition(db, clock, study_id, destination, StudyState::kQuarantined, cause, why,
+                  reason::kUnconfirmed))
+    return false;
+  audit_study_event(db, clock, study_id, destination, audit::EventType::kQuarantineAction,
+                    audit::failure(why), {{"reason_code", reason::kUnconfirmed}, {"instances", n}});
+  return true;
+}
+
 bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
                 const std::string& destination, StudyState to, Cause cause,
                 const std::string& reason, std::string_view code) {

@@ -45,6 +45,11 @@ bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
 std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock,
                                               std::int64_t study_id, const std::string& destination,
                                               bool progressed = true);
+// A study just become FAILED that has deliveries the repository took but never confirmed
+// (deliveries.unconfirmed, schema 19) is QUARANTINED instead, reason::kUnconfirmed, with a
+// quarantine_action audit event. True when it was.
+bool quarantine_if_unconfirmed(Connection& db, const Clock& clock, std::int64_t study_id,
+                               const std::string& destination, Cause cause);
 // Seals `e` onto the audit chain and inserts it.
 void append_audit(Connection& db, const Clock& clock, audit::Event e);
 // A study's delivery event by the daemon itself (sent, failed, verified, re-queued, purged).

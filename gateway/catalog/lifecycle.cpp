@@ -92,8 +92,10 @@ bool transition_allowed(StudyState from, StudyState to, Cause cause) {
              (to == S::kReady && cause == C::kOperator) ||
              (to == S::kHeld && (cause == C::kOperator || cause == C::kPolicy));
     case S::kFailed:
+      // Taken but never confirmed by the repository (issue 17, item 10): held for a person.
       return (to == S::kReady && cause == C::kOperator) ||
-             (to == S::kHeld && cause == C::kOperator);
+             (to == S::kHeld && cause == C::kOperator) ||
+             (to == S::kQuarantined && (cause == C::kSendOutcome || cause == C::kVerified));
     case S::kHeld:
       return (to == S::kReady && (cause == C::kOperator || cause == C::kPolicy)) ||
              (to == S::kQuarantined && cause == C::kPolicy);

@@ -43,6 +43,17 @@ Result<ActionResult> OperatorActions::operator_action(const std::string& study_u
             .bind(2, row.destination)
             .run();
       }
+      if (to == StudyState::kStable && row.state == "QUARANTINED") {
+        // What the repository took but never confirmed goes again, counted afresh (schema 20).
+        db.prepare(
+              "UPDATE deliveries SET state = 'pending', unconfirmed = 0, attempts = 0, "
+              "resends = 0, next_attempt_at = 0, first_failure_at = NULL WHERE destination = ?2 "
+              "AND state = 'failed' AND unconfirmed = 1 AND instance_id IN (SELECT id FROM "
+              "instances WHERE study_id = ?1)")
+            .bind(1, row.id)
+            .bind(2, row.destination)
+            .run();
+      }
       if (transition(db, db_.clock(), row.id, row.destination, target, Cause::kOperator, reason,
                      to == StudyState::kHeld ? reason::kOperator : "")) {
         ++r.changed;

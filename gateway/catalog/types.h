@@ -72,6 +72,9 @@ struct DeliveryUpdate {
   DeliveryResult result = DeliveryResult::kRetry;
   std::string error;  // our words, never patient data
   std::int64_t next_attempt_at = 0;
+  // With kRefused: the repository kept taking it without evidence of storage until the limit
+  // was spent; the study is QUARANTINED (reason::kUnconfirmed) instead of FAILED.
+  bool unconfirmed = false;
 };
 
 struct StateCount {
@@ -235,6 +238,9 @@ inline constexpr const char* kBigEndianRefused = "big-endian-refused";
 inline constexpr const char* kIdentityConflict = "identity-conflict";
 inline constexpr const char* kIdentityConflictText =
     "conflicting identity for one SOP Instance UID";
+// The repository kept answering without evidence of storage, or kept not listing it (issue 17,
+// item 10): a person must look; releasing it sends it again.
+inline constexpr const char* kUnconfirmed = "repository-unconfirmed";
 }  // namespace reason
 
 // A per-destination copy the policy stage wrote (coerced, or de-identified), sent instead of the

@@ -133,13 +133,14 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
         error = "not listed by the repository at verification: sent again";
       } else if (f.verdict == VerifyVerdict::kMissing) {
         state = "failed";
-        error = "the repository lost it " + std::to_string(resends + 1) +
-                " times: given up (dirgw retry sends it again)";
+        error = "not listed by the repository after " + std::to_string(resends + 1) +
+                " sends: quarantined (dirgw quarantine release sends it again)";
       }
       db.prepare(
             "UPDATE deliveries SET state = ?3, last_error = ?4, verify_attempts = "
             "verify_attempts + 1, verified_at = CASE WHEN ?3 = 'verified' THEN ?5 END, "
-            "resends = resends + (?3 = 'pending'), next_attempt_at = CASE WHEN ?3 = 'pending' "
+            "resends = resends + (?3 = 'pending'), unconfirmed = (?3 = 'failed' AND ?6), "
+            "next_attempt_at = CASE WHEN ?3 = 'pending' "
             "THEN ?5 ELSE next_attempt_at END, verify_next_at = 0 "
             "WHERE instance_id = ?1 AND destination = ?2")
           .bind(1, f.instance_id)
@@ -147,6 +148,7 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
           .bind(3, state)
           .bind(4, error)
           .bind(5, now)
+          .bind(6, f.verdict == VerifyVerdict::kMissing ? 1 : 0)
           .run();
       if (state == "verified") {
         ++r.verified;
@@ -180,8 +182,12 @@ Result<VerifyRecorded> VerifyLedger::record_verification(const std::string& dest
       if (transition(db, db_.clock(), study_id, destination, StudyState::kFailed, Cause::kVerified,
                      why)) {
         r.study_state = StudyState::kFailed;
-        audit_study_event(db, db_.clock(), study_id, destination, audit::EventType::kStudyFailed,
-                          audit::failure(why), nlohmann::json::object());
+        // Lost too often: held for a person (issue 17, item 10); listed otherwise: FAILED.
+        if (quarantine_if_unconfirmed(db, db_.clock(), study_id, destination, Cause::kVerified))
+          r.study_state = StudyState::kQuarantined;
+        else
+          audit_study_event(db, db_.clock(), study_id, destination, audit::EventType::kStudyFailed,
+                            audit::failure(why), nlohmann::json::object());
       }
     } else if (c.open == 0 && c.sent == 0 && c.failed == 0) {
       if (transition(db, db_.clock(), study_id, destination, StudyState::kVerified,

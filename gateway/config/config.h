@@ -227,6 +227,10 @@ struct Destination {
   // Explicit VR Big Endian objects: "send" as received, "convert" to Explicit VR Little Endian
   // (lossless, checked), or "refuse" (the study is quarantined for this destination).
   std::string big_endian = "send";
+  // VR UN elements of public tags the dictionary knows (SOP UIDs written as UN by some
+  // exporters): "decode" sends a copy with the dictionary's VR (lossless, policy/stage/un_vr.h),
+  // "send" sends them as received.
+  std::string un_elements = "decode";
   std::string url;  // DICOMweb base URL; STOW-RS posts to <url>/studies
   Auth auth;
   int batch_max_instances = 50;

@@ -344,6 +344,13 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                    else
                      d.big_endian = s;
                  });
+        r.scalar(m, p, "un_elements",
+                 [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                   if (s != "decode" && s != "send")
+                     r.error(k, v, "must be decode or send, not '" + s + "'");
+                   else
+                     d.un_elements = s;
+                 });
         if (m["auth"].IsDefined() && !m["auth"].IsNull())
           r.map(m["auth"], Reader::join(p, "auth"),
                 [&](const YAML::Node& a, const std::string& ap) { read_auth(r, a, ap, d.auth); },
@@ -395,9 +402,9 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 {"enabled", "profile", "options", "descriptor_allow_list", "safe_private",
                  "burned_in_allow"});
       },
-      {"name", "type", "url", "consent", "big_endian", "withdrawal_notify_url", "auth", "batch",
-       "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth", "concurrency",
-       "dimse", "transcode", "verify"});
+      {"name", "type", "url", "consent", "big_endian", "un_elements", "withdrawal_notify_url",
+       "auth", "batch", "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth",
+       "concurrency", "dimse", "transcode", "verify"});
 }
 
 }  // namespace

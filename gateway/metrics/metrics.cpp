@@ -430,6 +430,7 @@ GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string
       refused_prescan(f.refused.with({"prescan"})),
       refused_sop_mismatch(f.refused.with({"sop_mismatch"})),
       refused_spool_floor(f.refused.with({"spool_floor"})),
+      refused_too_large(f.refused.with({"too_large"})),
       refused_spool_error(f.refused.with({"spool_error"})),
       refused_catalog(f.refused.with({"catalog"})),
       associations_accepted(f.associations.with({"accepted"})),

@@ -246,6 +246,7 @@ class GatewayMetrics {
   Counter& refused_prescan;
   Counter& refused_sop_mismatch;
   Counter& refused_spool_floor;
+  Counter& refused_too_large;  // cut off while arriving: over max_object_size
   Counter& refused_spool_error;
   Counter& refused_catalog;
   Counter& associations_accepted;

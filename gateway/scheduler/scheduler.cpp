@@ -210,6 +210,14 @@ std::vector<catalog::DeliveryUpdate> Forwarder::updates_for(
     std::int64_t retry_at, StepResult& r) const {
   std::vector<catalog::DeliveryUpdate> updates;
   updates.reserve(items.size());
+  // An answer without evidence counts against an instance only when the repository answered per
+  // instance: it was alone in the request (as the circuit's probes send), or others in it were
+  // acknowledged. Orthanc answers a request holding a hostile object without evidence for all of
+  // them; its neighbours must not be quarantined for it.
+  const bool per_instance =
+      items.size() == 1 ||
+      std::any_of(outcome.instances.begin(), outcome.instances.end(),
+                  [](const auto& ir) { return ir.status == senders::InstanceStatus::kAccepted; });
   for (std::size_t i = 0; i < items.size(); ++i) {
     catalog::DeliveryUpdate u;
     u.instance_id = items[i].instance_id;
@@ -229,8 +237,16 @@ std::vector<catalog::DeliveryUpdate> Forwarder::updates_for(
     const auto& d = items[i];
     const std::int64_t failing_since =
         d.first_failure_at != 0 ? d.first_failure_at : to_epoch_ms(after);
-    if (st == senders::InstanceStatus::kRetry && !outcome.auth_failed &&
-        to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
+    // Taken without evidence of storage once more than verify.max_resends times: the same limit
+    // as an instance verification keeps finding missing; a person must look (issue 17, item 10).
+    if (st == senders::InstanceStatus::kRetry && ir != nullptr && ir->unconfirmed && per_instance &&
+        d.attempts + 1 > destination_.verify.max_resends) {
+      st = senders::InstanceStatus::kPermanent;
+      u.unconfirmed = true;
+      why = "the repository answered " + std::to_string(d.attempts + 1) +
+            " times without evidence of storing it: quarantined (" + why + ")";
+    } else if (st == senders::InstanceStatus::kRetry && !outcome.auth_failed &&
+               to_epoch_ms(after) - failing_since >= destination_.give_up_after.count()) {
       st = senders::InstanceStatus::kPermanent;
       why = "gave up after failing for " +
             std::to_string(destination_.give_up_after.count() / 1000) + "s: " + why;

@@ -45,6 +45,9 @@ struct InstanceResult {
   // A transcoded item (Item::original_path set) that went as its stored original because the
   // destination refused the copy's transfer syntax.
   bool sent_original = false;
+  // A 2xx answer that neither stored nor failed it (no evidence of storage): retried, and after
+  // the destination's limit quarantined rather than retried until give-up (issue 17, item 10).
+  bool unconfirmed = false;
 };
 
 // For the request as a whole: kOk when every instance was accepted; kRetry when at least one

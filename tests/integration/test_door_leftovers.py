@@ -6,11 +6,11 @@ dcmconv, a real Orthanc with its DICOMweb plugin.
   exporters write them) is accepted. DCMTK's senders cannot send one (storescu: "No SOP Class or
   Instance UID in file"; dcmsend puts "31"/"32", the first byte of the UN value's hex rendering,
   in the command), so it takes the way such a file really arrives: dirgwd A takes it from an
-  export folder and forwards it with its `type: dimse` destination, which sends the stored dataset
-  byte for byte with the meta header's UIDs, to dirgwd B's C-STORE SCP. B accepts it (before the
-  fix: refused, "differs from the meta header's", sop_instance_uid=31 in the log). Debian's
-  Orthanc then answers HTTP 400 to B's STOW-RS of it: recorded as a permanent failure with its
-  reason (dirgw does not rewrite UN as UI on the way out; see docs/ingest-dicom.md).
+  export folder and forwards it with its `type: dimse` destination (`un_elements: send`), which
+  sends the stored dataset byte for byte with the meta header's UIDs, to dirgwd B's C-STORE SCP.
+  B accepts it (before the fix: refused, "differs from the meta header's", sop_instance_uid=31 in
+  the log). B's STOW-RS to Orthanc then goes with the UIDs decoded as UI (`un_elements: decode`,
+  the default; test_door_final.py checks it reaches VERIFIED).
 - Item 8: while B is down, A's study is never shown SENDING when nothing of it is on the wire
   (RETRY_WAIT instead, read in one consistent catalog snapshot); after B comes up and A succeeds,
   `dirgw status` marks the last error as old (last_error_cleared, "(old: ...)").
@@ -146,7 +146,8 @@ def un_uids_and_stale_error(check, args, work, repo, b):
               f"settle: 1s, rescan: 1s }}\n")
     a = harness.Gateway(args.build_dir, work, "http://unused/", name="dirgw-a", stable_age="1s",
                         batch_max=3, ingest_yaml=ingest, retry="{ initial: 300ms, max: 1s }",
-                        circuit="{ failures: 2, cooldown: 1s }")
+                        circuit="{ failures: 2, cooldown: 1s }",
+                        dest_yaml="    un_elements: send\n")
     a.use_dimse(b.ae_title, b.port, calling_ae="PACS1")
     a.start()
     _, files = harness.synth(args.build_dir, os.path.join(work, "rt"), "CT", 7, seed=171,
@@ -208,8 +209,8 @@ def un_uids_and_stale_error(check, args, work, repo, b):
     row = harness.wait_for("B's first attempt to forward the UN-UID object", delivery, 60)
     in_orthanc = repo.instance_id(un_uid) is not None
     log(f"B forwarding the UN-UID object to Orthanc: {row}; in Orthanc: {in_orthanc}")
-    # Debian's Orthanc answers HTTP 400 to this object: recorded as a permanent failure with our
-    # reason, not retried for ever (docs/ingest-dicom.md).
+    # With un_elements: decode (B's default) Orthanc takes the copy whose UIDs are UI; with send,
+    # Debian's Orthanc answers HTTP 400: a permanent failure with our reason (docs/ingest-dicom.md).
     check(in_orthanc or (row[0] == "failed" and "HTTP 400" in row[2]),
           f"the repository's answer is recorded, not retried for ever: {row}")
     return un_uid, study_uid

@@ -12,6 +12,8 @@ inline constexpr const char* kTlsHandshake = "tls-handshake";  // no TLS, bad ce
 inline constexpr const char* kAcseTimeout = "acse-timeout";    // no association request in time
 inline constexpr const char* kStopping = "stopping";           // the daemon is shutting down
 inline constexpr const char* kObjectTooLarge = "object-too-large";
+// The spool's free space fell under its floor while an object was being received: cut off.
+inline constexpr const char* kSpoolFull = "spool-full";
 inline constexpr const char* kStoreRefused = "store-refused";  // a C-STORE answered with a failure
 // DCMTK failed to receive a command or data set (odd PDV fragment, unparseable command,
 // malformed PDU, connection lost): the association is aborted, nothing is answered.

@@ -61,7 +61,12 @@ struct StoreContext {
   std::string study_uid;
   int socket = -1;  // to cut an association that sends more than max_object_size
   std::atomic<std::int64_t>* progress = nullptr;  // the watchdog's view of this association
+  bool plain = true;  // no TLS: an A-ABORT PDU can be written on the socket directly
   bool too_large = false;
+  bool below_floor = false;  // the spool's free space fell under its floor during the receipt
+  std::uint64_t spool_floor = 0;
+  static constexpr std::uint64_t kFloorCheckStep = 4 * 1024 * 1024;
+  std::uint64_t next_floor_check = kFloorCheckStep;
   std::uint64_t bytes = 0;
   // Which refusal counter applies; and when reception ended (for the commit histogram).
   enum class Refusal { kNone, kPrescan, kSopMismatch, kSpoolFloor, kSpoolError, kCatalog };
@@ -109,19 +114,48 @@ void observe_store(metrics::GatewayMetrics& m, const StoreContext& ctx,
   }
 }
 
+// Ends the connection at once, from inside DCMTK's receive loop: an A-ABORT PDU if the peer is
+// still reading (plain TCP only: with TLS the bytes would corrupt the stream), then a TCP
+// disconnect. A shutdown() is not enough: Linux still delivers data already queued (and what keeps
+// arriving) after SHUT_RD, so DCMTK kept reading until the sender gave up (issue 17, item 10).
+// connect(AF_UNSPEC) drops the receive queue, sends a reset so a sender blocked in send() fails
+// at once, and makes DCMTK's next read fail; the fd itself stays DCMTK's to close.
+void cut_connection(int fd, bool plain) {
+  if (fd < 0) return;
+  if (plain) {
+    // A-ABORT: type 7, length 4, source 2 (service provider), reason 0 (not specified).
+    const unsigned char abort_pdu[10] = {0x07, 0, 0, 0, 0, 4, 0, 0, 2, 0};
+    [[maybe_unused]] auto n = ::send(fd, abort_pdu, sizeof abort_pdu, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (::connect(fd, &unspec, sizeof unspec) != 0) ::shutdown(fd, SHUT_RDWR);
+}
+
+// Called for every PDV DCMTK has written to the temporary: stops an object that passes
+// max_object_size, or that would take the spool below its free-space floor, before the next PDU
+// is read (so the temporary is at most one PDU over either allowance).
+void check_allowance(StoreContext& ctx, unsigned long received) {
+  const auto bytes = static_cast<std::uint64_t>(received);
+  if (bytes > ctx.max_object_size) {
+    ctx.too_large = true;
+  } else if (bytes >= ctx.next_floor_check) {
+    // Checked every kFloorCheckStep bytes: a statvfs per PDV would cost more than the write.
+    ctx.next_floor_check = bytes + StoreContext::kFloorCheckStep;
+    auto free = free_bytes(ctx.spool->root());
+    if (free && *free < ctx.spool_floor) ctx.below_floor = true;
+  }
+  if (ctx.too_large || ctx.below_floor) cut_connection(ctx.socket, ctx.plain);
+}
+
 void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ* req,
                     char* /*file*/, DcmDataset** /*dataset*/, T_DIMSE_C_StoreRSP* rsp,
                     DcmDataset** detail) {
   auto& ctx = *static_cast<StoreContext*>(data);
   if (ctx.progress != nullptr) *ctx.progress = steady_ms();
   if (progress->state == DIMSE_StoreProgressing) {
-    // Refuse to keep receiving an object beyond max_object_size: shut the socket, so DCMTK's
-    // next read fails, the temporary is deleted and nothing is acknowledged.
-    if (!ctx.too_large && progress->progressBytes > 0 &&
-        static_cast<std::uint64_t>(progress->progressBytes) > ctx.max_object_size) {
-      ctx.too_large = true;
-      if (ctx.socket >= 0) ::shutdown(ctx.socket, SHUT_RDWR);
-    }
+    if (!ctx.too_large && !ctx.below_floor && progress->progressBytes > 0)
+      check_allowance(ctx, progress->progressBytes);
     return;
   }
   if (progress->state != DIMSE_StoreEnd) return;
@@ -713,6 +747,8 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
     ctx.temp_path = slot ? slot->string() : spool_.new_temp_path().string();
   }
   ctx.socket = socket_fd;
+  ctx.plain = !tls_;
+  ctx.spool_floor = spool_floor_;
   ctx.progress = progress;
   const auto started = std::chrono::steady_clock::now();
   const OFCondition cond =
@@ -722,13 +758,17 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
   const std::string sop_uid = uid_text(req.AffectedSOPInstanceUID);
   if (cond.bad()) {
     if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
-    const std::string why = ctx.too_large ? std::string("object larger than max_object_size")
-                                          : std::string(cond.text());
+    const std::string why = ctx.too_large     ? "object larger than max_object_size"
+                            : ctx.below_floor ? "spool fell below its free-space floor"
+                                              : std::string(cond.text());
     log::warn("C-STORE failed before a response: nothing acknowledged",
               {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
-    if (ctx.too_large) {
+    if (ctx.too_large || ctx.below_floor) {
       stats_.refused++;
-      sink_.refused({calling_ae, peer, "C-STORE cut off: " + why, refusal::kObjectTooLarge, false});
+      if (metrics_ != nullptr)
+        (ctx.too_large ? metrics_->refused_too_large : metrics_->refused_spool_floor).inc();
+      sink_.refused({calling_ae, peer, "C-STORE cut off: " + why,
+                     ctx.too_large ? refusal::kObjectTooLarge : refusal::kSpoolFull, false});
     } else if (!ctx.stored && cond != DUL_PEERABORTEDASSOCIATION) {
       // DCMTK failed the receive (an odd PDV fragment, a malformed PDU, the connection lost):
       // the sender gets no answer, but status counts it and the row says why. A refusal already

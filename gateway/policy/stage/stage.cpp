@@ -18,6 +18,7 @@
 #include "common/text.h"
 #include "log/log.h"
 #include "policy/stage/byte_order.h"
+#include "policy/stage/un_vr.h"
 #include "policy/validate/rules.h"
 
 namespace dirgw::policy {
@@ -166,6 +167,7 @@ Stage::Checked Stage::check_instances(
       out.accession = accession_number(original);
     if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
     if (byte_order_) byte_order(checked, inst->id, out);
+    decode_un(checked, inst->id, out);
   }
   return out;
 }
@@ -189,6 +191,31 @@ void Stage::byte_order(const std::filesystem::path& input, std::int64_t instance
       auto& [count, first] = out.byte_order_refused[dest.name];
       if (count++ == 0) first = copy.refused;
     }
+  }
+}
+
+// UN elements the dictionary knows, decoded in a copy for destinations with un_elements: decode
+// (un_vr.h): made from
+// what would otherwise leave for it, last, so that it applies to coerced, de-identified and
+// converted copies too. One copy serves every destination that would send the same input.
+void Stage::decode_un(const std::filesystem::path& input, std::int64_t instance_id, Checked& out) {
+  std::map<std::string, std::optional<catalog::DerivedObject>> made;  // by input path
+  for (const auto& dest : config_.destinations) {
+    if (dest.un_elements != "decode") continue;
+    auto own = std::find_if(out.derived.begin(), out.derived.end(), [&](const auto& o) {
+      return o.instance_id == instance_id && o.destination == dest.name;
+    });
+    const bool derived = own != out.derived.end();
+    const auto from = derived ? spool_.derived_path(own->sha256) : input;
+    auto [it, fresh] = made.try_emplace(from.string());
+    if (fresh)
+      it->second = un_decoded_copy(dest.name, from, instance_id,
+                                   derived ? own->sop_instance_uid : std::string(), spool_);
+    if (!it->second) continue;
+    auto copy = *it->second;
+    copy.destination = dest.name;
+    if (derived) out.derived.erase(own);
+    out.derived.push_back(std::move(copy));
   }
 }
 

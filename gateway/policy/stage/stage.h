@@ -73,6 +73,7 @@ class Stage {
   };
   void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
+  void decode_un(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);
   Checked check_instances(
       const catalog::PolicyWork& w,

@@ -382,7 +382,10 @@ InstanceResult instance_result(const Item& item, const Verdicts& verdicts, bool 
   auto it = verdicts.find(clean_uid(item.sop_instance_uid));
   if (it == verdicts.end()) {
     if (is_2xx) {
-      return {item.sop_instance_uid, InstanceStatus::kRetry, "not acknowledged in the answer"};
+      InstanceResult r{item.sop_instance_uid, InstanceStatus::kRetry,
+                       "not acknowledged in the answer"};
+      r.unconfirmed = true;
+      return r;
     }
     return {item.sop_instance_uid, InstanceStatus::kPermanent,
             status_text + ", not acknowledged in the answer"};

@@ -51,6 +51,8 @@ const std::set<std::tuple<S, S, C>>& allowed() {
       {S::kFailed, S::kHeld, C::kOperator},
       {S::kFailed, S::kReceiving, C::kNewInstance},
       {S::kFailed, S::kWithdrawn, C::kConsentWithdrawn},
+      {S::kFailed, S::kQuarantined, C::kSendOutcome},
+      {S::kFailed, S::kQuarantined, C::kVerified},
       {S::kHeld, S::kReady, C::kOperator},
       {S::kHeld, S::kReady, C::kPolicy},
       {S::kHeld, S::kReceiving, C::kOperator},

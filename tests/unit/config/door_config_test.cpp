@@ -213,5 +213,16 @@ TEST(DoorConfig, BigEndianPerDestination) {
                "destinations[0].big_endian", 6, "must be send, convert or refuse, not 'swap'");
 }
 
+TEST(DoorConfig, UnElementsPerDestination) {
+  auto r = load_string(destination_with(""));
+  ASSERT_TRUE(r.ok()) << r.errors[0].message;
+  EXPECT_EQ(r.config->destinations[0].un_elements, "decode");
+  auto m = load_string(destination_with("    un_elements: send\n"));
+  ASSERT_TRUE(m.ok()) << m.errors[0].message;
+  EXPECT_EQ(m.config->destinations[0].un_elements, "send");
+  expect_error(load_string(destination_with("    un_elements: rewrite\n")),
+               "destinations[0].un_elements", 6, "must be decode or send, not 'rewrite'");
+}
+
 }  // namespace
 }  // namespace dirgw::config

@@ -296,6 +296,38 @@ TEST_F(SchedulerTest, CircuitOpensAfterRepeatedWholeFailuresAndProbesWithOne) {
   EXPECT_EQ(forwarder_->step().sent, 2);
 }
 
+// Issue 17, item 10: a repository that keeps answering 2xx without evidence of storing an
+// instance (Orthanc drops some hostile objects so) has it quarantined after verify.max_resends,
+// not retried until give_up_after and FAILED.
+TEST_F(SchedulerTest, TakenWithoutEvidenceTooOftenIsQuarantinedNotFailed) {
+  dest_.verify.max_resends = 2;
+  for (int i = 1; i <= 2; ++i) receive("1.2.4", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  auto no_evidence = [](const std::vector<senders::Item>& b) {
+    auto o = ScriptedSender::all(b, senders::InstanceStatus::kAccepted, 200);
+    for (auto& i : o.instances)
+      if (i.sop_instance_uid == "1.2.4.1.2") {
+        i.status = senders::InstanceStatus::kRetry;
+        i.reason = "not acknowledged in the answer";
+        i.unconfirmed = true;
+        o.kind = senders::OutcomeKind::kRetry;
+      }
+    return o;
+  };
+  sender_.script = {no_evidence, no_evidence, no_evidence};
+  EXPECT_EQ(forwarder_->step().retry, 1);
+  clock_.advance(seconds(60));
+  EXPECT_EQ(forwarder_->step().retry, 1);
+  clock_.advance(seconds(60));
+  EXPECT_EQ(forwarder_->step().refused, 1);
+  EXPECT_EQ(state("1.2.4"), "QUARANTINED");
+  auto d = **catalog_->queries.study("1.2.4");
+  EXPECT_NE(d.instances[1].deliveries[0].last_error.find(
+                "the repository answered 3 times without evidence of storing it: quarantined"),
+            std::string::npos)
+      << d.instances[1].deliveries[0].last_error;
+}
+
 TEST_F(SchedulerTest, DeliveryFailingPastGiveUpAgeBecomesFailed) {
   dest_.give_up_after = seconds(100);
   receive("1.2.3", 1);

@@ -235,16 +235,24 @@ TEST_F(VerifyTest, AnInstanceTheRepositoryLostIsSentAgainThenGivenUpPastTheLimit
   EXPECT_EQ(due->at(0).sop_instance_uid, "1.9.2.1.3");
   deliver_due();
   EXPECT_EQ(state("1.9.2"), "SENT");
-  // Lost again: max_resends (1) is spent, so it fails with a clear reason.
+  // Lost again: max_resends (1) is spent, so the study is quarantined with a clear reason
+  // (taken but never confirmed: a person must look; issue 17, item 10).
   clock_.advance(seconds(61));
   r = verifier_->step();
   EXPECT_EQ(r.failed, 1);
-  EXPECT_EQ(state("1.9.2"), "FAILED");
+  EXPECT_EQ(state("1.9.2"), "QUARANTINED");
   const auto detail = *catalog_->queries.study("1.9.2");
-  EXPECT_NE(detail->instances[2].deliveries[0].last_error.find("lost it 2 times"),
+  EXPECT_NE(detail->instances[2].deliveries[0].last_error.find(
+                "not listed by the repository after 2 sends: quarantined"),
             std::string::npos)
       << detail->instances[2].deliveries[0].last_error;
   EXPECT_EQ(catalog_->queries.verification()->destinations.at(0).lost, 1);
+  EXPECT_EQ(audit_count("quarantine_action"), 1);
+  EXPECT_EQ(audit_count("study_failed"), 0);
+  // Released from quarantine, it goes again.
+  ASSERT_TRUE(catalog_->operators.release_quarantine("1.9.2").ok());
+  EXPECT_EQ(delivery_states("1.9.2"),
+            (std::vector<std::string>{"verified", "verified", "pending"}));
 }
 
 TEST_F(VerifyTest, AnInstanceFoundAgainAfterAResendIsVerified) {

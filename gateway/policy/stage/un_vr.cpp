@@ -1,0 +1,191 @@
+// Issue 17, item 5 (the way out): VR UN elements the dictionary knows. See un_vr.h.
+#include "policy/stage/un_vr.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
+#include "dcmtk/dcmdata/dcdicent.h"
+#include "dcmtk/dcmdata/dcdict.h"
+#include "dcmtk/dcmdata/dcvr.h"
+#include "policy/stage/byte_order.h"
+
+namespace dirgw::policy {
+
+namespace {
+
+struct FileCloser {
+  void operator()(std::FILE* f) const {
+    if (f != nullptr) std::fclose(f);
+  }
+};
+using File = std::unique_ptr<std::FILE, FileCloser>;
+
+// Syntaxes whose dataset is not explicit VR little endian: nothing to decode, or not here.
+bool explicit_little_endian_dataset(std::string_view ts) {
+  return ts != "1.2.840.10008.1.2" && ts != "1.2.840.10008.1.2.1.99" && ts != "1.2.840.10008.1.2.2";
+}
+
+bool long_form(std::string_view vr) {
+  for (const char* v :
+       {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+    if (vr == v) return true;
+  return false;
+}
+
+// The VRs a UN value may be relabelled with, and the size a value must be a multiple of.
+// Sequences (their items would need re-encoding) and the dictionary's ambiguous VRs ("US or
+// SS", "OB or OW") are not among them.
+std::optional<unsigned> unit_of(std::string_view vr) {
+  static constexpr std::pair<std::string_view, unsigned> kSafe[] = {
+      {"AE", 2}, {"AS", 2}, {"AT", 4}, {"CS", 2}, {"DA", 2}, {"DS", 2}, {"DT", 2}, {"FL", 4},
+      {"FD", 8}, {"IS", 2}, {"LO", 2}, {"LT", 2}, {"PN", 2}, {"SH", 2}, {"SL", 4}, {"SS", 2},
+      {"ST", 2}, {"TM", 2}, {"UI", 2}, {"UL", 4}, {"US", 2}, {"OB", 2}, {"OD", 8}, {"OF", 4},
+      {"OL", 4}, {"OV", 8}, {"OW", 2}, {"SV", 8}, {"UC", 2}, {"UR", 2}, {"UT", 2}, {"UV", 8}};
+  for (const auto& [name, unit] : kSafe)
+    if (name == vr) return unit;
+  return std::nullopt;
+}
+
+// The dictionary's VR for a public tag, when it is one of the safe ones; empty otherwise.
+std::string dictionary_vr(std::uint16_t group, std::uint16_t element) {
+  if (group % 2 != 0 || group <= 0x0002 || group == 0xFFFE) return {};
+  std::string vr;
+  const DcmDataDictionary& dict = dcmDataDict.rdlock();
+  if (const DcmDictEntry* e = dict.findEntry(DcmTagKey(group, element), nullptr); e != nullptr)
+    vr = DcmVR(e->getEVR()).getVRName();
+  dcmDataDict.rdunlock();
+  return unit_of(vr) ? vr : std::string();
+}
+
+std::uint16_t u16(const unsigned char* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
+std::uint32_t u32(const unsigned char* p) {
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+// One header to replace: at `offset`, `old_size` bytes become `header`.
+struct Patch {
+  std::uint64_t offset = 0;
+  unsigned old_size = 0;
+  std::vector<unsigned char> header;
+};
+
+// The new header of a UN element (tag in `h`, value length `len`) relabelled `vr`.
+std::vector<unsigned char> header_for(const unsigned char* h, const std::string& vr,
+                                      std::uint32_t len) {
+  std::vector<unsigned char> out(h, h + 4);
+  out.push_back(static_cast<unsigned char>(vr[0]));
+  out.push_back(static_cast<unsigned char>(vr[1]));
+  if (long_form(vr)) {
+    out.insert(out.end(), {0, 0});
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<unsigned char>(len >> (8 * i)));
+  } else {
+    out.push_back(static_cast<unsigned char>(len));
+    out.push_back(static_cast<unsigned char>(len >> 8));
+  }
+  return out;
+}
+
+// Walks the top-level elements from `pos` to the first of undefined length (or the end) and
+// lists the UN headers to replace.
+std::vector<Patch> plan_patches(std::FILE* f, std::uint64_t pos, std::uint64_t size,
+                                UnDecoding& counts) {
+  std::vector<Patch> patches;
+  unsigned char h[12];
+  while (pos + 8 <= size) {
+    if (::fseeko(f, static_cast<off_t>(pos), SEEK_SET) != 0 || std::fread(h, 1, 8, f) != 8) break;
+    const std::string_view vr(reinterpret_cast<const char*>(h + 4), 2);
+    std::uint64_t header = 8, len = u16(h + 6);
+    if (long_form(vr)) {
+      if (pos + 12 > size || std::fread(h + 8, 1, 4, f) != 4) break;
+      header = 12;
+      len = u32(h + 8);
+    }
+    if (len == 0xFFFFFFFFu || pos + header + len > size) break;
+    if (vr == "UN") {
+      const std::string target = dictionary_vr(u16(h), u16(h + 2));
+      const auto unit = target.empty() ? std::nullopt : unit_of(target);
+      if (unit && len % *unit == 0 && (long_form(target) || len <= 0xFFFF)) {
+        patches.push_back({pos, 12, header_for(h, target, static_cast<std::uint32_t>(len))});
+        ++counts.decoded;
+      } else {
+        ++counts.kept;
+      }
+    }
+    pos += header + len;
+  }
+  return patches;
+}
+
+bool copy_range(std::FILE* in, std::FILE* out, std::uint64_t from, std::uint64_t to) {
+  if (::fseeko(in, static_cast<off_t>(from), SEEK_SET) != 0) return false;
+  std::vector<char> buf(1 << 16);
+  while (from < to) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), to - from));
+    if (std::fread(buf.data(), 1, want, in) != want ||
+        std::fwrite(buf.data(), 1, want, out) != want)
+      return false;
+    from += want;
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<UnDecoding> decode_un_elements(const std::filesystem::path& input,
+                                      const std::filesystem::path& output) {
+  auto ts = transfer_syntax_of(input);
+  if (!ts) return ts.error();
+  if (!explicit_little_endian_dataset(*ts))
+    return make_error(ErrorCode::kBadDicom, "dataset is not explicit VR little endian");
+  File in(std::fopen(input.c_str(), "rb"));
+  if (!in) return make_error(ErrorCode::kIo, "cannot open the object");
+  unsigned char meta[12];
+  // Preamble, "DICM", then (0002,0000) UL: the meta group's length says where the dataset starts.
+  if (::fseeko(in.get(), 132, SEEK_SET) != 0 || std::fread(meta, 1, 12, in.get()) != 12 ||
+      u16(meta) != 0x0002 || u16(meta + 2) != 0x0000 || std::memcmp(meta + 4, "UL", 2) != 0)
+    return make_error(ErrorCode::kBadDicom, "no meta group length");
+  const std::uint64_t dataset = 144 + u32(meta + 8);
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(input, ec);
+  if (ec) return make_error(ErrorCode::kIo, "stat: " + ec.message());
+  UnDecoding counts;
+  const auto patches = plan_patches(in.get(), dataset, size, counts);
+  if (patches.empty()) return counts;
+  File out(std::fopen(output.c_str(), "wb"));
+  if (!out) return make_error(ErrorCode::kIo, "cannot create the copy");
+  std::uint64_t pos = 0;
+  for (const auto& p : patches) {
+    if (!copy_range(in.get(), out.get(), pos, p.offset) ||
+        std::fwrite(p.header.data(), 1, p.header.size(), out.get()) != p.header.size())
+      return make_error(ErrorCode::kIo, "cannot write the copy");
+    pos = p.offset + p.old_size;
+  }
+  if (!copy_range(in.get(), out.get(), pos, size) || std::fflush(out.get()) != 0)
+    return make_error(ErrorCode::kIo, "cannot write the copy");
+  return counts;
+}
+
+std::optional<catalog::DerivedObject> un_decoded_copy(const std::string& destination,
+                                                      const std::filesystem::path& input,
+                                                      std::int64_t instance_id,
+                                                      const std::string& sop_instance_uid,
+                                                      const ingest::Spool& spool) {
+  const auto tmp = spool.new_temp_path();
+  auto decoded = decode_un_elements(input, tmp);
+  if (!decoded || decoded->decoded == 0) {
+    spool.discard_temp(tmp);
+    return std::nullopt;
+  }
+  auto stored = spool.commit_derived(tmp);
+  spool.discard_temp(tmp);
+  if (!stored) return std::nullopt;
+  return catalog::DerivedObject{instance_id,  destination,  stored->sha256,
+                                stored->size, "un-decoded", sop_instance_uid};
+}
+
+}  // namespace dirgw::policy
