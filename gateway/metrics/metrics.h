@@ -247,6 +247,7 @@ class GatewayMetrics {
   Counter& refused_spool_floor;
   Counter& refused_spool_error;
   Counter& refused_catalog;
+  Counter& refused_folder;  // watched-folder entries moved to rejected/ (units, not instances)
   Counter& associations_accepted;
   Counter& associations_rejected;
   Counter& associations_busy;          // refused: max_associations reached
