@@ -95,8 +95,11 @@ bool transition_allowed(StudyState from, StudyState to, Cause cause) {
       return (to == S::kReady && cause == C::kOperator) ||
              (to == S::kHeld && cause == C::kOperator);
     case S::kHeld:
+      // Policy judges a study again (STABLE) when what held it ends: its report came, or the
+      // wait for it did (require_report).
       return (to == S::kReady && (cause == C::kOperator || cause == C::kPolicy)) ||
-             (to == S::kQuarantined && cause == C::kPolicy);
+             (to == S::kQuarantined && cause == C::kPolicy) ||
+             (to == S::kStable && cause == C::kPolicy);
     case S::kQuarantined:
       // Release re-runs policy from STABLE.
       return to == S::kStable && cause == C::kOperator;
