@@ -97,8 +97,11 @@ bool transition_allowed(StudyState from, StudyState to, Cause cause) {
              (to == S::kHeld && cause == C::kOperator) ||
              (to == S::kQuarantined && (cause == C::kSendOutcome || cause == C::kVerified));
     case S::kHeld:
+      // Policy judges a study again (STABLE) when what held it ends: its report came, or the
+      // wait for it did (require_report).
       return (to == S::kReady && (cause == C::kOperator || cause == C::kPolicy)) ||
-             (to == S::kQuarantined && cause == C::kPolicy);
+             (to == S::kQuarantined && cause == C::kPolicy) ||
+             (to == S::kStable && cause == C::kPolicy);
     case S::kQuarantined:
       // Release re-runs policy from STABLE.
       return to == S::kStable && cause == C::kOperator;

@@ -57,6 +57,15 @@ Result<ActionResult> OperatorActions::operator_action(const std::string& study_u
       if (transition(db, db_.clock(), row.id, row.destination, target, Cause::kOperator, reason,
                      to == StudyState::kHeld ? reason::kOperator : "")) {
         ++r.changed;
+        // require_report: a study let go while waiting for its report goes without it.
+        if (row.state == "HELD" && to != StudyState::kHeld)
+          db.prepare(
+                "UPDATE study_destinations SET report_note = 'released by an operator without "
+                "report' WHERE study_id = ?1 AND destination = ?2 AND report_note = 'waiting for "
+                "report'")
+              .bind(1, row.id)
+              .bind(2, row.destination)
+              .run();
       } else {
         r.refused.push_back(row.destination + ": " + row.state + " cannot become " +
                             std::string(to_string(target)));

@@ -29,7 +29,9 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
   return db_.locked([&](Connection& db) -> Result<std::vector<PolicyWork>> {
     std::vector<PolicyWork> out;
     auto st = db.prepare(
-        "SELECT s.id, s.study_uid, group_concat(sd.destination, char(10)) FROM studies s "
+        "SELECT s.id, s.study_uid, group_concat(sd.destination, char(10)), s.first_received_at, "
+        "EXISTS (SELECT 1 FROM hl7_reports r WHERE r.study_uid = s.study_uid AND r.state = 'done' "
+        "AND r.status IN ('final', 'corrected')) FROM studies s "
         "JOIN study_destinations sd ON sd.study_id = s.id WHERE sd.state = 'STABLE' "
         "GROUP BY s.id ORDER BY s.last_received_at LIMIT ?1");
     st.bind(1, limit);
@@ -37,6 +39,8 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
       PolicyWork w;
       w.study_id = st.int64(0);
       w.study_uid = st.text(1);
+      w.first_received_at = st.int64(3);
+      w.final_report = st.int64(4) != 0;
       std::string dests = st.text(2);
       std::size_t pos = 0;
       while (pos <= dests.size()) {
@@ -122,8 +126,18 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
     std::vector<PolicyDecision> out;
     for (const auto& proposed : decisions) {
       PolicyDecision d = proposed;
-      if (d.state == StudyState::kReady)
+      if (d.state == StudyState::kReady) {
         d = consent_decision(d.destination, consent_of(db, patient, d.destination), d.opt_in);
+        d.report_note = proposed.report_note;
+      }
+      if (!d.report_note.empty())
+        db.prepare(
+              "UPDATE study_destinations SET report_note = ?3 WHERE study_id = ?1 AND "
+              "destination = ?2")
+            .bind(1, study_id)
+            .bind(2, d.destination)
+            .bind(3, d.report_note)
+            .run();
       if (d.state == StudyState::kWithdrawn) {
         withdraw(db, db_.clock(), study_id, d.destination, d.reason);
       } else {
@@ -132,6 +146,34 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
       }
       out.push_back(std::move(d));
     }
+    return out;
+  });
+}
+
+Result<ReportHoldRelease> PolicyLedger::release_report_holds(
+    const std::map<std::string, std::int64_t>& max_wait_ms) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<ReportHoldRelease> {
+    ReportHoldRelease out;
+    auto st = db.prepare(
+        "SELECT sd.study_id, sd.destination, s.first_received_at, EXISTS (SELECT 1 FROM "
+        "hl7_reports r WHERE r.study_uid = s.study_uid AND r.state = 'done' AND r.status IN "
+        "('final', 'corrected')) FROM study_destinations sd JOIN studies s ON s.id = sd.study_id "
+        "WHERE sd.state = 'HELD' AND sd.reason_code = ?1");
+    st.bind(1, reason::kWaitingReport);
+    std::vector<std::pair<std::int64_t, std::string>> go;
+    while (st.step()) {
+      auto wait = max_wait_ms.find(st.text(1));
+      // A destination no longer waiting for reports (configuration changed) lets it go too.
+      const std::int64_t until = wait == max_wait_ms.end() ? 0 : st.int64(2) + wait->second;
+      if (st.int64(3) != 0 || now >= until)
+        go.emplace_back(st.int64(0), st.text(1));
+      else if (out.next_at == 0 || until < out.next_at)
+        out.next_at = until;
+    }
+    for (const auto& [study_id, dest] : go)
+      if (transition(db, db_.clock(), study_id, dest, StudyState::kStable, Cause::kPolicy, ""))
+        ++out.released;
     return out;
   });
 }

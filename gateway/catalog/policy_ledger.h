@@ -2,6 +2,9 @@
 // findings and derived objects, and the findings shown for quarantine.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "catalog/database.h"
 #include "catalog/types.h"
 
@@ -21,6 +24,10 @@ class PolicyLedger {
                                                     const std::vector<PolicyDecision>& decisions,
                                                     const std::vector<DerivedObject>& derived);
   Result<std::vector<Finding>> findings(const std::string& study_uid);
+  // require_report: HELD 'waiting-report' rows whose study now has its final report, or whose
+  // wait (per destination, from the study's first instance) has ended, go back to STABLE.
+  Result<ReportHoldRelease> release_report_holds(
+      const std::map<std::string, std::int64_t>& max_wait_ms);
 
  private:
   Database& db_;

@@ -71,6 +71,15 @@ Result<Status> Queries::status() {
         d.last_error_at = ds.int64(1);
         d.last_error = ds.text(2);
       }
+      auto rep = db.prepare(
+          "SELECT coalesce(sum(state = 'HELD' AND reason_code = ?2), 0), "
+          "coalesce(sum(report_note LIKE 'sent without report%'), 0) FROM study_destinations "
+          "WHERE destination = ?1");
+      rep.bind(1, name).bind(2, reason::kWaitingReport);
+      if (rep.step()) {
+        d.waiting_report = rep.int64(0);
+        d.without_report = rep.int64(1);
+      }
       s.destinations.push_back(std::move(d));
     }
     {
@@ -149,12 +158,12 @@ Result<std::optional<StudyDetail>> Queries::study(const std::string& study_uid) 
     d.summary.priority = static_cast<int>(st.int64(6));
     auto sd = db.prepare(
         "SELECT destination, state, reason, round, updated_at, coalesce(sent_at, 0), "
-        "verify_error, coalesce(verified_at, 0) "
+        "verify_error, coalesce(verified_at, 0), report_note "
         "FROM study_destinations WHERE study_id = ?1 ORDER BY destination");
     sd.bind(1, id);
     while (sd.step()) {
       d.destinations.push_back({sd.text(0), sd.text(1), sd.text(2), static_cast<int>(sd.int64(3)),
-                                sd.int64(4), sd.int64(5), sd.text(6), sd.int64(7)});
+                                sd.int64(4), sd.int64(5), sd.text(6), sd.int64(7), sd.text(8)});
       d.summary.destination_states.emplace_back(sd.text(0), sd.text(1));
     }
     auto rounds = db.prepare(

@@ -120,6 +120,31 @@ Result<void> ReportLedger::mark(std::int64_t id, const std::string& state,
   });
 }
 
+Result<int> ReportLedger::expire_waiting(std::int64_t max_age_ms, int max_waiting) {
+  return db_.write([&](Connection& db) -> Result<int> {
+    const std::int64_t now = db_.now_ms();
+    const std::int64_t received_before = now - max_age_ms;
+    db.prepare(
+          "UPDATE hl7_reports SET state = 'expired', updated_at = ?2, reason = 'no study with its "
+          "accession number arrived within ingest.hl7.reports.max_waiting_age' WHERE state = "
+          "'waiting' AND received_at < ?1")
+        .bind(1, received_before)
+        .bind(2, now)
+        .run();
+    int expired = db.changes();
+    db.prepare(
+          "UPDATE hl7_reports SET state = 'expired', updated_at = ?2, reason = 'more than "
+          "ingest.hl7.reports.max_waiting reports waiting: the oldest expired' WHERE id IN "
+          "(SELECT id FROM hl7_reports WHERE state = 'waiting' ORDER BY id LIMIT max(0, "
+          "(SELECT count(*) FROM hl7_reports WHERE state = 'waiting') - ?1))")
+        .bind(1, max_waiting)
+        .bind(2, now)
+        .run();
+    expired += db.changes();
+    return expired;
+  });
+}
+
 Result<std::vector<ReportCounts>> ReportLedger::counts() {
   return db_.read([&](Connection& db) -> Result<std::vector<ReportCounts>> {
     auto st = db.prepare(

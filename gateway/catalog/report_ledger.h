@@ -60,6 +60,9 @@ class ReportLedger {
   Result<void> mark_done(const StoredReport& done);
   Result<void> mark(std::int64_t id, const std::string& state, const std::string& reason);
   Result<std::vector<ReportCounts>> counts();
+  // Waiting reports older than `max_age_ms`, then the oldest beyond `max_waiting`, become
+  // "expired" (kept with their message and a reason, never dropped). Returns how many.
+  Result<int> expire_waiting(std::int64_t max_age_ms, int max_waiting);
 
   // Studies not yet indexed (newer than the last indexed), each with its first received image.
   Result<std::vector<StudyToIndex>> unindexed_studies(int limit);

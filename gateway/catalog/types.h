@@ -92,6 +92,8 @@ struct DestinationStatus {
   std::int64_t last_success_at = 0;
   std::int64_t last_error_at = 0;
   std::string last_error;
+  // require_report: studies HELD for their report, and studies let go without one.
+  std::int64_t waiting_report = 0, without_report = 0;
 };
 
 struct Refusal {
@@ -153,6 +155,7 @@ struct DestinationStateDetail {
   std::int64_t updated_at = 0, sent_at = 0;
   std::string verify_error;      // why the last verification could not run ("" if it ran)
   std::int64_t verified_at = 0;  // 0: not VERIFIED
+  std::string report_note;       // require_report: "waiting for report", ... ("" otherwise)
 };
 
 struct StudyDetail {
@@ -241,6 +244,8 @@ inline constexpr const char* kIdentityConflictText =
 // The repository kept answering without evidence of storage, or kept not listing it (issue 17,
 // item 10): a person must look; releasing it sends it again.
 inline constexpr const char* kUnconfirmed = "repository-unconfirmed";
+// require_report: held until the study's final report is an object of it, or max_wait passed.
+inline constexpr const char* kWaitingReport = "waiting-report";
 }  // namespace reason
 
 // A per-destination copy the policy stage wrote (coerced, or de-identified), sent instead of the
@@ -263,6 +268,9 @@ struct PolicyDecision {
   std::string reason;
   std::string code;     // reason::k*
   bool opt_in = false;  // READY needs a recorded grant (else HELD "no consent recorded")
+  // require_report: what the report meant for this decision ("" when not required); kept in
+  // study_destinations.report_note, whatever consent then decides.
+  std::string report_note;
 };
 
 // Consent's say over a study that passed validation: READY, HELD or WITHDRAWN, and why.
@@ -290,6 +298,16 @@ struct PolicyWork {
   // SOP Instance UIDs of this study also held with another patient identity or in another
   // study: the study stays QUARANTINED whatever else policy finds (until one side is deleted).
   std::vector<std::string> identity_conflicts;
+  std::int64_t first_received_at = 0;
+  // A final (or corrected) HL7 report of the study is an object of it (require_report).
+  bool final_report = false;
+};
+
+// require_report: studies held for their report that may go now (released to STABLE, so policy
+// judges them again with the report), and when the next one's wait ends (0: none waiting).
+struct ReportHoldRelease {
+  int released = 0;
+  std::int64_t next_at = 0;
 };
 
 }  // namespace dirgw::catalog

@@ -52,6 +52,16 @@ std::optional<Duration> parse_duration(const std::string& text) {
   return Duration(ms);
 }
 
+std::string format_duration(Duration d) {
+  const long long ms = d.count();
+  for (const auto& [unit, size] : {std::pair<const char*, long long>{"d", 86'400'000},
+                                   {"h", 3'600'000},
+                                   {"m", 60'000},
+                                   {"s", 1000}})
+    if (ms != 0 && ms % size == 0) return std::to_string(ms / size) + unit;
+  return std::to_string(ms) + "ms";
+}
+
 std::optional<std::uint64_t> parse_size(const std::string& text) {
   std::size_t i = 0;
   while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
@@ -152,7 +162,8 @@ void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& 
     r.map(i["hl7"], Reader::join(ip, "hl7"),
           [&](const YAML::Node& h, const std::string& hp) { read_hl7(r, h, hp, in.hl7); },
           {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
-           "consent_grant_value", "max_connections", "idle_timeout", "message_timeout", "reports"});
+           "consent_grant_value", "max_connections", "idle_timeout", "message_timeout", "reports",
+           "max_message_size"});
   r.scalar(i, ip, "new_versions",
            [&](const YAML::Node& v, const std::string& k, const std::string& s) {
              if (s != "send" && s != "hold")
@@ -428,6 +439,12 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                   {"key_file"});
           detail::read_destinations(r, m, c.destinations);
           read_priors(m, c.destinations, c.priors, r.errors());
+          for (std::size_t i = 0; i < c.destinations.size(); ++i)
+            if (c.destinations[i].require_report.enabled && !c.ingest.hl7.reports.enabled)
+              r.error("destinations[" + std::to_string(i) + "].require_report",
+                      m["destinations"][i]["require_report"],
+                      "needs ingest.hl7.reports.enabled: true (the reports it waits for come "
+                      "over HL7)");
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
          "retention", "metrics", "audit", "deidentification", "forwarding", "priority", "priors"});

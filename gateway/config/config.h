@@ -68,6 +68,10 @@ struct Hl7Reports {
   std::string accession_field = "filler";  // "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14)
   std::string preliminary = "hold";        // a preliminary report: "hold" it, or "send" it
   std::string uid_root = "2.25";           // root of the UIDs of the objects we make
+  // Reports waiting for their images: at most max_waiting of them, none older than
+  // max_waiting_age; beyond, the oldest are expired (kept, state "expired", with the reason).
+  int max_waiting = 10000;
+  Duration max_waiting_age{std::chrono::hours(24 * 30)};
 };
 
 struct Hl7Ingest {
@@ -84,6 +88,9 @@ struct Hl7Ingest {
   // complete within message_timeout of its first byte (however slowly bytes trickle in).
   Duration idle_timeout{std::chrono::minutes(5)};
   Duration message_timeout{std::chrono::seconds(60)};
+  // The largest message accepted (MLLP frame and parse): a larger one is answered AR with the
+  // limit named. Reports with a PDF are the large ones (base64: 4/3 of the PDF's size).
+  std::uint64_t max_message_size = std::uint64_t{1} << 20;
   Hl7Reports reports;
 };
 
@@ -219,6 +226,14 @@ struct Verification {
   bool enabled() const { return mode != "none"; }
 };
 
+// require_report (issue 12): a study is held for this destination until its final report (HL7
+// ORU/MDM, docs/hl7.md) is an object of the study, or until it is max_wait old, then sent
+// without it. The report goes out with the images, in the same round.
+struct RequireReport {
+  bool enabled = false;
+  Duration max_wait{std::chrono::hours(24)};  // from the study's first instance
+};
+
 struct Destination {
   std::string name;
   std::string type = "stow-rs";
@@ -256,6 +271,7 @@ struct Destination {
   DimseDestination dimse;  // type: dimse
   Transcode transcode;     // optional JPEG-LS Lossless copies before upload
   Verification verify;
+  RequireReport require_report;
 };
 
 struct Retention {
@@ -319,6 +335,8 @@ LoadResult load_string(const std::string& yaml, const std::filesystem::path& sou
 
 // "90s", "5m", "250ms", "1h", "7d" -> milliseconds.
 std::optional<Duration> parse_duration(const std::string& text);
+// The inverse, in the largest unit that divides it: 4h, 90s, 250ms.
+std::string format_duration(Duration d);
 // "5GiB", "64MiB", "512KiB", "10MB", "1234" -> bytes.
 std::optional<std::uint64_t> parse_size(const std::string& text);
 

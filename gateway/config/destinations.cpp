@@ -287,6 +287,23 @@ void read_verify(Reader& r, const YAML::Node& m, const std::string& p, Destinati
         {"mode", "delay", "retry", "max_resends", "page_size", "timeout"});
 }
 
+// require_report: true | false | {max_wait: 4h}. That reports are on is checked by the caller.
+void read_require_report(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {
+  const YAML::Node n = m["require_report"];
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (n.IsScalar()) {
+    r.boolean(m, p, "require_report", d.require_report.enabled);
+    return;
+  }
+  r.map(n, Reader::join(p, "require_report"),
+        [&](const YAML::Node& rn, const std::string& rp) {
+          d.require_report.enabled = true;
+          r.duration(rn, rp, "max_wait", d.require_report.max_wait, Duration(1000),
+                     Duration(30 * 86'400'000LL));
+        },
+        {"max_wait"});
+}
+
 // Over 80 lines: a flat list of a destination's keys, one reader call each (the nested blocks
 // have readers of their own); splitting it would only scatter the list.
 void read_destination(Reader& r, const YAML::Node& n, const std::string& path, Destination& d) {
@@ -394,6 +411,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 },
                 {"failures", "cooldown"});
         read_verify(r, m, p, d);
+        read_require_report(r, m, p, d);
         if (m["deidentify"].IsDefined() && !m["deidentify"].IsNull())
           r.map(m["deidentify"], Reader::join(p, "deidentify"),
                 [&](const YAML::Node& dn, const std::string& dp) {
@@ -404,7 +422,7 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
       },
       {"name", "type", "url", "consent", "big_endian", "un_elements", "withdrawal_notify_url",
        "auth", "batch", "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth",
-       "concurrency", "dimse", "transcode", "verify"});
+       "concurrency", "dimse", "transcode", "verify", "require_report"});
 }
 
 }  // namespace

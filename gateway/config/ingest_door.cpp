@@ -98,6 +98,7 @@ void read_dicom_door(Reader& r, const YAML::Node& m, const std::string& p, Dicom
 void read_hl7_door(Reader& r, const YAML::Node& m, const std::string& p, Hl7Ingest& h) {
   r.duration(m, p, "idle_timeout", h.idle_timeout, Duration(1000), Duration(86'400'000));
   r.duration(m, p, "message_timeout", h.message_timeout, Duration(1000), Duration(3'600'000));
+  r.size(m, p, "max_message_size", h.max_message_size, 64 * 1024, std::uint64_t{64} << 20);
 }
 
 }  // namespace dirgw::config::detail

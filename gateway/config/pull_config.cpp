@@ -76,6 +76,15 @@ void read_one(Reader& r, const YAML::Node& m, const std::string& p, PullSource& 
   r.integer(m, p, "port", s.port, 1, 65535);
   r.ae_title(m, p, "calling_ae", s.calling_ae);
   r.ae_title(m, p, "move_destination", s.move_destination);
+  r.scalar(m, p, "retrieve", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
+    if (v != "move" && v != "get")
+      r.error(k, n, "must be move or get, not '" + v + "'");
+    else
+      s.retrieve = v;
+  });
+  if (s.retrieve == "get" && m["move_destination"].IsDefined())
+    r.error(Reader::join(p, "move_destination"), m["move_destination"],
+            "is for retrieve: move (with get the objects come back on our association)");
   r.duration(m, p, "every", s.every, std::chrono::seconds(1), std::chrono::hours(24 * 7));
   r.duration(m, p, "look_back", s.look_back, std::chrono::hours(1), std::chrono::hours(24 * 366));
   r.duration(m, p, "timeout", s.timeout, std::chrono::seconds(1), std::chrono::hours(1));
@@ -103,12 +112,17 @@ void read_pull(const YAML::Node& ingest, const std::string& ingest_key, const Di
            PullSource s;
            r.map(item, k, [&](const YAML::Node& m, const std::string& p) { read_one(r, m, p, s); },
                  {"name", "ae_title", "host", "port", "calling_ae", "move_destination", "every",
-                  "look_back", "modalities", "retry", "timeout"});
+                  "look_back", "modalities", "retry", "timeout", "retrieve"});
            if (!item.IsMap()) return;
            for (const auto& other : out)
              if (!s.name.empty() && s.name == other.name)
                r.error(k + ".name", item["name"], "the name '" + s.name + "' is used twice");
-           if (!dicom.enabled)
+           if (s.retrieve == "get") {
+             // C-GET: nothing calls us back; our AE title is still needed.
+             if (!dicom.enabled && s.calling_ae.empty())
+               r.error(k + ".calling_ae", item,
+                       "is required with retrieve: get when ingest.dicom is off (our AE title)");
+           } else if (!dicom.enabled)
              r.error(k, item,
                      "needs ingest.dicom enabled: the PACS sends what we ask for to our DICOM "
                      "receiver (C-MOVE)");

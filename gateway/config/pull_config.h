@@ -23,6 +23,10 @@ struct PullSource {
   int port = 104;
   std::string calling_ae;        // ours for C-FIND/C-MOVE; empty: ingest.dicom.ae_title
   std::string move_destination;  // the AE the PACS sends to; empty: ingest.dicom.ae_title
+  // How a study is retrieved: "move" (C-MOVE: the PACS opens an association to our receiver) or
+  // "get" (C-GET: the objects come back on our own association, for a PACS that cannot connect
+  // to us; they take the same intake path: pre-scan, spool, catalog).
+  std::string retrieve = "move";
   std::chrono::milliseconds every{std::chrono::minutes(15)};  // time between polls
   // Studies whose Study Date falls in the last look_back (counted from the last successful
   // poll, so that a daemon stopped for a week does not miss that week).

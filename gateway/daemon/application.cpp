@@ -96,6 +96,7 @@ struct Application::Impl {
   std::unique_ptr<catalog::PullLedger> pull_ledger;
   std::unique_ptr<ingest::pull::PullSink> pull_sink;
   std::unique_ptr<ingest::pull::Poller> pull;
+  ingest::pull::GetIntake get_intake;
   std::unique_ptr<commands::Context> commands;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
@@ -216,7 +217,7 @@ Result<void> Application::Impl::build_stages() {
       std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get(), deid.get());
   scheduler::PolicyStep policy_step = [this] {
     const auto p = policy_stage->step();
-    return scheduler::PolicyRound{p.studies, p.ready, p.failed};
+    return scheduler::PolicyRound{p.studies, p.ready, p.failed, p.next_report_check_at};
   };
   std::vector<std::shared_ptr<senders::TokenProvider>> tokens;  // QIDO-RS shares them
   for (const auto& s : built->schedules) tokens.push_back(s.tokens);
@@ -286,8 +287,13 @@ Result<void> Application::Impl::start_listeners() {
   }
   if (pull_sink) {
     pull_ledger = std::make_unique<catalog::PullLedger>(catalog->db());
-    pull = std::make_unique<ingest::pull::Poller>(config.ingest.pull, config.ingest.dicom.ae_title,
-                                                  config.timezone, *pull_ledger, *pull_sink, clock);
+    // C-GET sources (retrieve: get) receive on their own association, into the same intake.
+    get_intake = ingest::pull::GetIntake{spool.get(), pull_sink.get(), limits};
+    pull = std::make_unique<ingest::pull::Poller>(
+        config.ingest.pull, config.ingest.dicom.ae_title, config.timezone, *pull_ledger, *pull_sink,
+        clock, [this](const config::PullSource& s, const std::string& ae) {
+          return ingest::pull::connect_dcmtk(s, ae, &get_intake);
+        });
     pull->start();
   }
   if (!config.ingest.folders.empty()) {
@@ -307,6 +313,9 @@ Result<void> Application::Impl::start_listeners() {
       report_ledger = std::make_unique<catalog::ReportLedger>(catalog->db());
       report_service = std::make_unique<reports::ReportService>(
           config.ingest.hl7.reports, *report_ledger, *spool, *sink, limits);
+      // A study held for its report (require_report) is judged again once the report is in.
+      report_service->set_on_done([this] { scheduler->instance_received(); });
+      report_service->register_metrics(registry);
       hl7_router = std::make_unique<reports::ReportRouter>(*report_service, *hl7_sink);
       hl7_in = hl7_router.get();
       report_service->start();
@@ -395,6 +404,10 @@ commands::LiveFacts Application::Impl::live_facts() const {
   if (folders) f.folders = folders->status();
   if (report_ledger)
     if (auto counts = report_ledger->counts()) f.hl7_reports = std::move(*counts);
+  if (report_service) {
+    f.hl7_reports_ae = report_service->refused().ae;
+    f.hl7_reports_ar = report_service->refused().ar;
+  }
   if (pull) f.pulls = pull->status();
   f.forwarders = scheduler->status();
   for (const auto& t : transcoding)

@@ -51,7 +51,7 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
 
 void CatalogSink::refused(const DoorRefusal& refusal) {
   auto r = ledger_.record_refusal(
-      {0, "dicom", refusal.calling_ae, refusal.peer, refusal.reason, refusal.code});
+      {0, refusal.source, refusal.calling_ae, refusal.peer, refusal.reason, refusal.code});
   if (!r) log::error("cannot record a refusal", {{"error", r.error().to_string()}});
   if (refusal.security && audit_) audit_(refusal);
 }

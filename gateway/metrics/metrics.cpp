@@ -433,6 +433,7 @@ GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string
       refused_too_large(f.refused.with({"too_large"})),
       refused_spool_error(f.refused.with({"spool_error"})),
       refused_catalog(f.refused.with({"catalog"})),
+      refused_folder(f.refused.with({"folder"})),
       associations_accepted(f.associations.with({"accepted"})),
       associations_rejected(f.associations.with({"rejected"})),
       associations_busy(f.associations.with({"busy"})),

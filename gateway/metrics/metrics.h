@@ -249,6 +249,7 @@ class GatewayMetrics {
   Counter& refused_too_large;  // cut off while arriving: over max_object_size
   Counter& refused_spool_error;
   Counter& refused_catalog;
+  Counter& refused_folder;  // watched-folder entries moved to rejected/ (units, not instances)
   Counter& associations_accepted;
   Counter& associations_rejected;
   Counter& associations_busy;          // refused: max_associations reached

@@ -17,12 +17,14 @@ Readiness::StepResult Readiness::step() {
     return r;
   }
   r.promoted = *promoted;
+  std::int64_t policy_next = 0;
   if (policy_) {
     // Round after round while decisions get recorded; a round that records nothing (the catalog
     // refuses every write) ends the loop and backs off instead of spinning on the catalog.
     for (;;) {
       const PolicyRound p = policy_();
       r.ready += p.ready;
+      policy_next = p.next_at;
       if (p.studies == 0) {
         policy_failures_ = 0;
         break;
@@ -37,6 +39,8 @@ Readiness::StepResult Readiness::step() {
   }
   auto oldest = ingest_.oldest_receiving();
   if (oldest && oldest->has_value()) r.next = from_epoch_ms(**oldest) + stable_age_;
+  if (policy_next != 0 && (!r.next || from_epoch_ms(policy_next) < *r.next))
+    r.next = from_epoch_ms(policy_next);
   if (r.policy_failing) {
     const Millis backoff(std::min<std::int64_t>(1000LL << std::min(policy_failures_, 6), 60'000));
     if (!r.next || *r.next > now + backoff) r.next = now + backoff;

@@ -40,6 +40,9 @@ struct PolicyRound {
   int studies = 0;  // studies looked at
   int ready = 0;    // made READY
   int failed = 0;   // decisions that could not be recorded (those studies stay STABLE)
+  // When policy wants to run again although nothing arrived (a study's wait for its report
+  // ends; epoch ms, 0: no such time).
+  std::int64_t next_at = 0;
 };
 using PolicyStep = std::function<PolicyRound()>;
 

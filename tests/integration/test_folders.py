@@ -5,9 +5,11 @@ once, only when complete), plain Part-10 files, a dataset without meta header, a
 made by DCMTK's dcmmkdir and a zip; and hostile entries: a symbolic link to a DICOM file outside
 the folder, a fifo, a zip with a '../' entry, a zip bomb (1 GB of zeros), a text file, and a
 file deleted while it is being taken. The good studies arrive in Orthanc exactly once, every bad
-entry lands in rejected/ with a reason file, nothing outside the folder is read or written, and
-`dirgw study` / `dirgw sources` show the folder. Then kill -9 in the middle of a zip's intake:
-after a restart nothing is lost and nothing is taken twice. Logs carry no patient value."""
+entry lands in rejected/ with a reason file and counts as a refusal (dirgw status, metrics),
+nothing outside the folder is read or written, and `dirgw study` / `dirgw sources` show the
+folder. A 30-instance zip deleted in the middle of its intake: what was read stays, taken once,
+logged once, not a rejection. Then kill -9 in the middle of a zip's intake: after a restart
+nothing is lost and nothing is taken twice. Logs carry no patient value."""
 
 import argparse
 import contextlib
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -106,6 +109,7 @@ def main():
     out_uid, outside_files = study("outside", "CR", 1, 35)  # must never arrive
     gone_uid, gone = study("gone", "CR", 1, 36)         # deleted while being taken
     kill_uid, kill = study("kill", "CT", 40, 37)        # zip taken across a kill -9
+    del_uid, deleted = study("deleted", "CT", 30, 38)   # zip deleted while it is being read
     good = {plain_uid: 3, tree_uid: 2, zip_uid: 2, raw_uid: 1}
 
     folder = os.path.join(work, "export")
@@ -119,7 +123,10 @@ def main():
     repo = harness.Orthanc(work).start()
     ingest = (f"  folders:\n    - {{ path: {folder}, name: export, after: move, done_days: 7, "
               f"settle: 1s, rescan: 2s }}\n")
-    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, ingest_yaml=ingest).start()
+    metrics_port = harness.free_port()
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, ingest_yaml=ingest,
+                         extra_yaml=f"metrics: {{ enabled: true, bind: 127.0.0.1, "
+                                    f"port: {metrics_port} }}\n").start()
 
     # --- hostile entries first: refused without settling, never opened
     os.symlink(outside_file, os.path.join(folder, "link.dcm"))
@@ -206,6 +213,50 @@ def main():
           f"dirgw sources: {out}{err}")
     rc, out, err = gw.run_cli("sources")
     check(rc == 0 and "export" in out, f"dirgw sources (table): {out}{err}")
+    # Rejections are refusals too: beside C-STORE refusals in dirgw status, and in the metrics.
+    rf = st.get("refusals", {})
+    last = rf.get("last", {})
+    check(rf.get("count") == 5 and last.get("source") == "folder:export" and
+          last.get("reason_code") == "folder-rejected",
+          f"dirgw status counts the 5 rejections as refusals: {rf}")
+    rc, out, err = gw.run_cli("status")
+    check("refused input: 5" in out and "folder:export" in out, f"dirgw status prints them: {out}")
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        scraped = r.read().decode()
+    check('dirgw_instances_refused_total{reason="folder"} 5' in scraped,
+          "metrics count the rejections: " +
+          str([l for l in scraped.splitlines() if "refused_total" in l]))
+
+    # --- a zip deleted while it is being read: what was read stays, nothing is taken twice,
+    # logged once, neither done/ nor rejected/.
+    make_zip(os.path.join(work, "del.zip"), [(f"CT/{i}.dcm", p) for i, p in enumerate(deleted)])
+    base = gw.status()["catalog"]["instances"]
+    log_before = len(gw.log_text().splitlines())
+    os.rename(os.path.join(work, "del.zip"), os.path.join(folder, "del.zip"))
+    harness.wait_for("the zip's intake to start",
+                     lambda: gw.status()["catalog"]["instances"] > base, 30, 0.05)
+    try:
+        os.unlink(os.path.join(folder, "del.zip"))
+        log(f"del.zip deleted while {gw.status()['catalog']['instances'] - base} of 30 were in")
+        mid_read = True
+    except FileNotFoundError:
+        log("del.zip was taken whole before it could be deleted (not a mid-read deletion)")
+        mid_read = False
+    harness.wait_for("the deleted zip's objects in Orthanc",
+                     lambda: repo.count_instances() >= expected + 30, 60, 0.5)
+    time.sleep(3)  # a further rescan: nothing more may arrive
+    expected += 30
+    st = gw.status()
+    check(repo.count_instances() == expected and st["catalog"]["instances"] == expected,
+          f"deleted zip: Orthanc {repo.count_instances()}, catalog {st['catalog']['instances']}, "
+          f"expected {expected} (every object read once)")
+    check(not os.path.exists(os.path.join(folder, "done", "del.zip")) and
+          not reason(folder, "del.zip"), "the deleted zip went to neither done/ nor rejected/")
+    said = [l for l in gw.log_text().splitlines()[log_before:]
+            if "entry deleted while being read" in l]
+    check(len(said) == (1 if mid_read else 0),
+          f"the deletion was logged {len(said)} times, expected {1 if mid_read else 0}")
+    check(st.get("refusals", {}).get("count") == 5, "a deleted entry is not a refusal")
     log(f"first part done in {time.time() - t_start:.0f}s: {count} instances, sources {f0}")
 
     # --- kill -9 while a 40-instance zip is being taken; restart; all arrive, none twice

@@ -10,6 +10,9 @@
 - a PDF (OBX ED Base64) becomes an Encapsulated PDF with the same bytes;
 - the same message sent again adds nothing; a report whose accession belongs to another
   patient is answered AE; a preliminary is held (preliminary: hold);
+- a PDF report larger than ingest.hl7.max_message_size is answered AR naming the limit;
+- beyond max_waiting reports waiting for their images, the oldest is expired (kept, counted);
+  reports answered AE/AR are counted in dirgw status and sources;
 - no patient value nor report text appears in dirgwd's log."""
 
 import argparse
@@ -44,8 +47,9 @@ def oru(control_id, patient, status, obx, charset="", encoding="utf-8"):
     return ("\r".join(segs) + "\r").encode(encoding) + b"\x1c"
 
 
-def mllp_send(port, message):
-    """python3-hl7's mllp_send, as an interface engine would send. Returns the ACK's MSA-1."""
+def mllp_send(port, message, whole=False):
+    """python3-hl7's mllp_send, as an interface engine would send. Returns the ACK's MSA-1 (the
+    whole answer when `whole`)."""
     with tempfile.NamedTemporaryFile(suffix=".hl7", delete=False) as f:
         f.write(message)
     try:
@@ -54,6 +58,8 @@ def mllp_send(port, message):
     finally:
         os.unlink(f.name)
     out = p.stdout.decode("latin-1")
+    if whole:
+        return out
     for seg in out.replace("\n", "\r").split("\r"):
         if seg.startswith("MSA|"):
             return seg.split("|")[1]
@@ -83,7 +89,7 @@ def main():
         args.build_dir, work, f"http://127.0.0.1:{repo.http_port}/dicom-web", stable_age="1s",
         ingest_yaml=(f"  hl7:\n    enabled: true\n    bind: 127.0.0.1\n    port: {hl7_port}\n"
                      "    reports: { enabled: true, accession_field: filler, preliminary: hold,"
-                     " uid_root: \"1.2.826.0.1.3680043.10.1011.9\" }\n")).start()
+                     " uid_root: \"1.2.826.0.1.3680043.10.1011.9\", max_waiting: 2 }\n")).start()
 
     def instances(study_uid, sop_class):
         try:
@@ -182,14 +188,36 @@ def main():
         check(doc.rstrip(b"\0") == pdf, "the PDF's bytes are the report's")
     check(series != "", "the PDF has a series")
 
+    # 6. A PDF report larger than the listener's limit (ingest.hl7.max_message_size, 1 MiB by
+    # default): AR with the limit named, nothing stored; the next message is taken as usual.
+    big = b"%PDF-1.4\n" + os.urandom(900 * 1024) + b"\n%%EOF\n"
+    obx = f"OBX|1|ED|PDF^Report||RIS^AP^PDF^Base64^{base64.b64encode(big).decode()}||||||F"
+    ack = mllp_send(hl7_port, oru("R7", pat[c_uid], "F", obx), whole=True)
+    check("MSA|AR" in ack and "max_message_size" in ack,
+          f"a report beyond the message limit is answered AR naming the limit: {ack[:300]!r}")
+
+    # 7. Reports whose images never come: at most max_waiting (2) wait; the oldest is expired,
+    # kept with its reason, not dropped.
+    for n in (1, 2, 3):
+        lost = dict(pat[c_uid], accession=f"NOSUCH{n}")
+        check(mllp_send(hl7_port, oru(f"L{n}", lost, "F", "OBX|1|TX|||x||||||F")) == "AA",
+              f"report {n} for images that never come: AA")
+
     rc, out, err = gw.run_cli("sources", "--json")
-    counts = {k: v["count"] for k, v in (json.loads(out).get("hl7_reports") or {}).items()} \
-        if rc == 0 else {}
-    check(counts == {"waiting": 0, "held": 0, "refused": 1, "done": 4, "superseded": 1},
-          f"dirgw sources counts the reports by state: {counts} {err}")
+    src = json.loads(out) if rc == 0 else {}
+    counts = {k: v["count"] for k, v in (src.get("hl7_reports") or {}).items()}
+    check(counts == {"waiting": 2, "held": 0, "refused": 1, "done": 4, "superseded": 1,
+                     "expired": 1}, f"dirgw sources counts the reports by state: {counts} {err}")
+    check(src.get("hl7_reports_answered") == {"AE": 1, "AR": 0},
+          f"reports answered AE/AR since start: {src.get('hl7_reports_answered')}")
     rc, out, err = gw.run_cli("sources")
-    check(rc == 0 and "HL7 reports: waiting 0, held 0, refused 1, done 4, superseded 1" in out,
-          f"dirgw sources prints the reports: {out}")
+    check(rc == 0 and "HL7 reports: waiting 2, held 0, refused 1, done 4, superseded 1, "
+          "expired 1" in out, f"dirgw sources prints the reports: {out}")
+    st = gw.status()["ingest"].get("hl7_reports", {})
+    check(st.get("expired", {}).get("count") == 1 and st.get("answered") == {"AE": 1, "AR": 0},
+          f"dirgw status shows expired and refused reports: {st}")
+    rc, out, err = gw.run_cli("status")
+    check("1 expired; answered AE 1, AR 0" in out, f"dirgw status prints them: {out}")
 
     total = repo.count_instances()
     check(total == 2 + 2 + 1 + 2 + 1 + 1, f"nothing else arrived (repository holds {total})")

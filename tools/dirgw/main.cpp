@@ -143,6 +143,18 @@ void print_status(const json& r) {
                   str(f, "path").c_str(), str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
                   str(f, "rejected").c_str(), str(f, "last_error", "").empty() ? "" : "; error: ",
                   str(f, "last_error", "").c_str());
+  if (r.contains("ingest") && r["ingest"].contains("hl7_reports")) {
+    const auto& h = r["ingest"]["hl7_reports"];
+    auto count = [&](const char* state) {
+      return h.contains(state) ? h[state].value("count", 0LL) : 0LL;
+    };
+    std::printf(
+        "HL7 reports:  %lld waiting, %lld done, %lld refused, %lld expired; answered AE %lld, "
+        "AR %lld since start\n",
+        count("waiting"), count("done"), count("refused"), count("expired"),
+        h.contains("answered") ? h["answered"].value("AE", 0LL) : 0LL,
+        h.contains("answered") ? h["answered"].value("AR", 0LL) : 0LL);
+  }
   if (r.contains("ingest") && r["ingest"].contains("pulls"))
     for (const auto& p : r["ingest"]["pulls"])
       std::printf(
@@ -163,6 +175,13 @@ void print_status(const json& r) {
         human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
     std::printf("  last success: %s   current rate: %.1f instances/s\n",
                 str(d, "last_success_at", "never").c_str(), d.value("rate_instances_per_s", 0.0));
+    if (d.contains("require_report") && d["require_report"].is_object()) {
+      const auto& rr = d["require_report"];
+      std::printf(
+          "  reports:      %lld waiting for report, %lld sent without report (max_wait %s)\n",
+          rr.value("waiting_for_report", 0LL), rr.value("sent_without_report", 0LL),
+          str(rr, "max_wait").c_str());
+    }
     if (d.contains("window")) {
       const auto& w = d["window"];
       std::string line = str(w, "state");
@@ -215,7 +234,10 @@ void print_status(const json& r) {
   std::printf("refused input: %lld", rf.value("count", 0LL));
   if (rf.contains("last"))
     std::printf(" (last at %s from %s %s: %s)", str(rf["last"], "at").c_str(),
-                str(rf["last"], "calling_ae", "").c_str(), str(rf["last"], "peer").c_str(),
+                str(rf["last"], "calling_ae", "").c_str(),
+                // A watched folder's rejection has no caller nor peer: its source names it.
+                str(rf["last"], "peer").empty() ? str(rf["last"], "source").c_str()
+                                                : str(rf["last"], "peer").c_str(),
                 str(rf["last"], "reason").c_str());
   std::printf("\n");
 }
@@ -263,10 +285,16 @@ void print_sources(const json& r) {
   const json& reports = r.contains("hl7_reports") ? r["hl7_reports"] : json();
   if (reports.is_object()) {
     std::printf("\nHL7 reports:");
-    for (const char* state : {"waiting", "held", "refused", "done", "superseded"})
+    for (const char* state : {"waiting", "held", "refused", "done", "superseded", "expired"})
       std::printf(" %s %lld%s", state, reports[state].value("count", 0LL),
-                  std::string(state) == "superseded" ? "" : ",");
+                  std::string(state) == "expired" ? "" : ",");
     std::printf("\n");
+    if (r.contains("hl7_reports_answered") && r["hl7_reports_answered"].is_object())
+      std::printf("  answered since start: AE %lld, AR %lld (not stored, or refused at once)\n",
+                  r["hl7_reports_answered"].value("AE", 0LL),
+                  r["hl7_reports_answered"].value("AR", 0LL));
+    if (reports["expired"].value("count", 0LL) > 0)
+      std::printf("  expired reports: their images never came (max_waiting, max_waiting_age)\n");
     if (reports["waiting"].value("count", 0LL) > 0)
       std::printf("  oldest waiting for its images since %s\n",
                   str(reports["waiting"], "oldest_at").c_str());
@@ -291,6 +319,8 @@ void print_study(const json& r) {
     std::printf("  %s: %s (round %s)%s%s\n", str(d, "destination").c_str(), str(d, "state").c_str(),
                 str(d, "round").c_str(), d.value("reason", std::string()).empty() ? "" : " — ",
                 d.value("reason", std::string()).c_str());
+    if (!d.value("report", std::string()).empty())
+      std::printf("    report: %s\n", d.value("report", std::string()).c_str());
     long long verified = 0, total = 0;
     for (const auto& i : r["instance_list"])
       for (const auto& x : i["deliveries"])

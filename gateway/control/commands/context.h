@@ -53,6 +53,8 @@ struct LiveFacts {
   std::vector<ingest::folder::FolderStatus> folders;
   // HL7 reports by state (issue 12); none when ingest.hl7.reports is off.
   std::optional<std::vector<catalog::ReportCounts>> hl7_reports;
+  // HL7 reports answered AE / AR since start (the report service's counts).
+  std::uint64_t hl7_reports_ae = 0, hl7_reports_ar = 0;
   // PACS polled with C-FIND / C-MOVE, in configuration order (issue 12).
   std::vector<ingest::pull::PullStatus> pulls;
   // One per configured destination, in configuration order.

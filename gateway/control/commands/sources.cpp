@@ -22,11 +22,11 @@ json folders_json(const std::vector<ingest::folder::FolderStatus>& folders) {
 }
 
 // HL7 reports by state: waiting (for their images), held (preliminary), refused, done,
-// superseded; with the oldest of each.
+// superseded, expired (waited beyond max_waiting / max_waiting_age); with the oldest of each.
 json reports_json(const std::optional<std::vector<catalog::ReportCounts>>& counts) {
   if (!counts) return nullptr;
   json out = json::object();
-  for (const char* state : {"waiting", "held", "refused", "done", "superseded"})
+  for (const char* state : {"waiting", "held", "refused", "done", "superseded", "expired"})
     out[state] = {{"count", 0}, {"oldest_at", nullptr}};
   for (const auto& c : *counts)
     out[c.state] = {{"count", c.count}, {"oldest_at", time_or_null(c.oldest_at)}};
@@ -67,6 +67,9 @@ json sources(const Context& ctx) {
   return {{"ok", true},
           {"folders", folders_json(live.folders)},
           {"hl7_reports", reports_json(live.hl7_reports)},
+          {"hl7_reports_answered",
+           live.hl7_reports ? json{{"AE", live.hl7_reports_ae}, {"AR", live.hl7_reports_ar}}
+                            : json(nullptr)},
           {"pulls", pulls_json(live.pulls)}};
 }
 

@@ -103,6 +103,10 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
        c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)},
       // The repository asked to wait (429/503 Retry-After): nothing goes before then.
       {"retry_after_until", c.held_until ? json(format_utc(*c.held_until)) : json(nullptr)}};
+  if (cfg.require_report.enabled)
+    out["require_report"] = {{"max_wait", config::format_duration(cfg.require_report.max_wait)},
+                             {"waiting_for_report", d.waiting_report},
+                             {"sent_without_report", d.without_report}};
   schedule_json(c, out);
   return out;
 }
@@ -151,6 +155,12 @@ json status(const Context& ctx) {
   if (live.dicom) out["ingest"]["dicom"] = dicom_json(ctx.config, *live.dicom);
   if (!live.folders.empty()) out["ingest"]["folders"] = folders_json(live.folders);
   if (!live.pulls.empty()) out["ingest"]["pulls"] = pulls_json(live.pulls);
+  if (live.hl7_reports) {
+    // Reports by state (the catalog) and those answered AE / AR since start.
+    out["ingest"]["hl7_reports"] = reports_json(live.hl7_reports);
+    out["ingest"]["hl7_reports"]["answered"] = {{"AE", live.hl7_reports_ae},
+                                                {"AR", live.hl7_reports_ar}};
+  }
   const std::uint64_t floor = ctx.config.retention.spool_floor;
   auto free = free_bytes(ctx.spool.root());
   out["spool"] = {{"free_bytes", free ? static_cast<std::int64_t>(*free) : -1},

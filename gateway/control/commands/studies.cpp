@@ -39,7 +39,8 @@ json study_destinations(const catalog::StudyDetail& d,
                 {"updated_at", format_utc_ms(x.updated_at)},
                 {"sent_at", time_or_null(x.sent_at)},
                 {"verified_at", time_or_null(x.verified_at)},
-                {"verify_error", x.verify_error}};
+                {"verify_error", x.verify_error},
+                {"report", x.report_note}};
     if (auto opens = scheduled(forwarders, x.destination, x.state, d.summary.priority)) {
       one["state"] = "SCHEDULED";
       one["catalog_state"] = x.state;

@@ -18,5 +18,7 @@ inline constexpr const char* kStoreRefused = "store-refused";  // a C-STORE answ
 // DCMTK failed to receive a command or data set (odd PDV fragment, unparseable command,
 // malformed PDU, connection lost): the association is aborted, nothing is answered.
 inline constexpr const char* kReceiveFailed = "receive-failed";
+// A watched folder's entry moved to rejected/ (the folder's own code is in the reason).
+inline constexpr const char* kFolderRejected = "folder-rejected";
 inline constexpr const char* kOther = "other";
 }  // namespace dirgw::ingest::refusal

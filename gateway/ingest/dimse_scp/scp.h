@@ -48,6 +48,7 @@ struct DoorRefusal {
   std::string calling_ae, peer, reason;
   const char* code = refusal::kOther;
   bool security = false;
+  std::string source = "dicom";  // the door: dicom, or folder:<name> (refusals.source)
 };
 
 // Where received objects go next (the catalog, via the daemon).

@@ -228,6 +228,16 @@ UnitResult Intake::take_file(int dirfd, const std::string& name) {
   UnitResult r = take_opened(fd->get());
   struct stat after {};
   if (::fstat(fd->get(), &after) != 0) return retry(make_error(ErrorCode::kIo, "fstat"));
+  // Deleted while we read it: the open descriptor still read all of it, so what was stored stays;
+  // there is nothing left to move or take again.
+  if (after.st_nlink == 0 && r.kind != UnitKind::kRetry)
+    return {UnitKind::kGone,
+            "gone",
+            r.kind == UnitKind::kTaken ? "deleted while being read; its objects are kept"
+                                       : "deleted while being read (" + r.reason + ")",
+            r.stored,
+            r.duplicates,
+            0};
   // Changed while we read it: the objects taken (if any) stay (the catalog dedups); the file
   // waits for the settle time again.
   if (!same_file(before, after) && r.kind != UnitKind::kRetry)

@@ -312,6 +312,15 @@ void FolderWatcher::finish(Folder& f, const std::string& name, const UnitResult&
       }
       return;
     case UnitKind::kGone:
+      // Deleted by someone else while we read it: what was read is kept (the file had settled,
+      // every object is whole and durable); nothing is left to move. Said once: it is gone.
+      if (!r.detail.empty())
+        log::warn("folder: entry deleted while being read",
+                  {folder,
+                   {"detail", r.detail},
+                   {"stored", std::to_string(r.stored)},
+                   {"duplicates", std::to_string(r.duplicates)}});
+      return;
     case UnitKind::kChanged:
       return;
   }
@@ -332,6 +341,10 @@ void FolderWatcher::reject(Folder& f, const std::string& name, const std::string
   }
   log::warn("folder: entry rejected",
             {{"folder", f.cfg.name}, {"reason", reason}, {"detail", detail}});
+  // Beside the C-STORE refusals: dirgw status shows the last, the metrics count them.
+  sink_.refused(DoorRefusal{"", "", "folder " + f.cfg.name + ": " + reason + ": " + detail,
+                            refusal::kFolderRejected, false, "folder:" + f.cfg.name});
+  if (metrics_ != nullptr) metrics_->refused_folder.inc();
   std::lock_guard lock(status_mutex_);
   ++f.status.rejected;
 }

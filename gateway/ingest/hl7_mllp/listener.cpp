@@ -29,7 +29,8 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
       : owner_(owner),
         socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        deadline_(owner.cfg_.idle_timeout, owner.cfg_.message_timeout, clock_.now()) {
+        deadline_(owner.cfg_.idle_timeout, owner.cfg_.message_timeout, clock_.now()),
+        decoder_(static_cast<std::size_t>(owner.cfg_.max_message_size)) {
     boost::system::error_code ec;
     auto ep = socket_.remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -105,6 +106,11 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
       std::string out;
       bool fatal = false;
       for (auto& ev : events) {
+        if (ev.kind == hl7::MllpEvent::Kind::kError && ev.error == hl7::MllpError::kTooLarge) {
+          // The decoder drops the rest of the frame and stays in step: answered, not closed.
+          out += self->too_large(ev.bytes);
+          continue;
+        }
         if (ev.kind == hl7::MllpEvent::Kind::kError) {
           hl7::AckOptions o{self->owner_.next_control_id(), hl7_now(),
                             hl7::AckError::kSegmentSequence};
@@ -147,10 +153,25 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
                       });
   }
 
+  // A frame beyond ingest.hl7.max_message_size: AR naming the limit (a report with a large PDF
+  // is the usual cause). Its control ID is not known (the frame was not kept).
+  std::string too_large(std::size_t bytes) {
+    hl7::AckOptions o{owner_.next_control_id(), hl7_now(), hl7::AckError::kSegmentSequence};
+    const std::string limit = std::to_string(owner_.cfg_.max_message_size / 1024) + " KiB";
+    log::warn("HL7: message refused: larger than ingest.hl7.max_message_size",
+              {{"peer", peer_}, {"bytes_seen", std::to_string(bytes)}, {"limit", limit}});
+    auto framed = hl7::mllp_encode(hl7::make_ack_unparsed(
+        hl7::AckCode::kAR,
+        "message larger than " + limit + " (ingest.hl7.max_message_size): not stored", o));
+    return framed ? *framed : std::string();
+  }
+
   std::string respond(const std::string& payload) {
     hl7::AckOptions o{owner_.next_control_id(), hl7_now(),
                       hl7::AckError::kApplicationInternalError};
-    auto msg = hl7::Message::parse(payload);
+    hl7::ParseLimits limits;
+    limits.max_message_bytes = static_cast<std::size_t>(owner_.cfg_.max_message_size);
+    auto msg = hl7::Message::parse(payload, limits);
     std::string ack;
     if (!msg) {
       o.error = hl7::AckError::kSegmentSequence;

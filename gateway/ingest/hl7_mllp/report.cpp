@@ -221,13 +221,29 @@ Result<std::string> decode_base64(std::string_view text) {
   return out;
 }
 
+bool mdm_with_content(std::string_view trigger) {
+  return trigger == "T02" || trigger == "T04" || trigger == "T10";
+}
+
+std::string mdm_refusal(std::string_view trigger) {
+  if (mdm_with_content(trigger)) return {};
+  if (trigger == "T11" || trigger == "T03" || trigger == "T01" || trigger == "T05" ||
+      trigger == "T07" || trigger == "T09")
+    return "MDM^" + std::string(trigger) +
+           " carries no document content: not taken (send T02, T04 or T10 with the content; a "
+           "document already sent cannot be withdrawn from the repository, only replaced by T10)";
+  return "MDM^" + std::string(trigger) +
+         " is not taken: only T02 (original), T04 (status change) and T10 (replacement) with "
+         "content";
+}
+
 Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   Report r;
   r.message_type = m.message_type();
   const std::string trigger = m.trigger_event();
   if (!((r.message_type == "ORU" && trigger == "R01") ||
-        (r.message_type == "MDM" && trigger == "T02")))
-    return refused("only ORU^R01 and MDM^T02 carry reports");
+        (r.message_type == "MDM" && mdm_with_content(trigger))))
+    return refused("only ORU^R01 and MDM^T02, T04, T10 carry reports");
   r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
   auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset());
   r.facility = facility ? *facility : std::string();
@@ -253,6 +269,10 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   } else {
     r.status_code = component(m, field(txa, 17), 1);
     status = mdm_status(r.status_code);
+    // T10 replaces a document with new content: a correction, as ORU's C (a new version that
+    // references the one before). T04 (status change with content) is read as its TXA-17 says:
+    // a preliminary made final becomes the next version, as with ORU.
+    if (trigger == "T10" && status == ReportStatus::kFinal) status = ReportStatus::kCorrected;
   }
   if (!status) return refused("result status not handled (final, corrected or preliminary)");
   r.status = *status;

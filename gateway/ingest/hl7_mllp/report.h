@@ -39,9 +39,15 @@ struct Report {
 };
 
 // kProtocol with a reason (our words) when the message is not a report we can take: not ORU^R01 /
-// MDM^T02, no accession, no patient identifier, no text and no PDF, a status we do not handle
-// (cancelled, deleted), a character set we cannot decode, bad Base64.
+// MDM^T02/T04/T10, no accession, no patient identifier, no text and no PDF, a status we do not
+// handle (cancelled, deleted), a character set we cannot decode, bad Base64.
 Result<Report> extract_report(const Message& message, const ReportConfig& config);
+
+// MDM triggers taken as reports: T02 (original document), T04 (status change with content),
+// T10 (replacement with content: read as a correction, a new version).
+bool mdm_with_content(std::string_view trigger);
+// Why another MDM trigger is refused (answered AR; our words); "" for those taken.
+std::string mdm_refusal(std::string_view trigger);
 
 // Bytes in the character set named by MSH-18 (HL7 table 0211: "" / ASCII, 8859/1..9, 8859/15,
 // UNICODE UTF-8) to UTF-8. Without MSH-18 the text must be ASCII or valid UTF-8.

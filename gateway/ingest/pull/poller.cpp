@@ -209,7 +209,9 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
              {"held", std::to_string(held_before)},
              {"reported", std::to_string(reported)}});
   sink_.expect(s.cfg.ae_title, study_uid, s.cfg.name);
-  auto moved = session.move_study(study_uid, s.destination);
+  const bool get = s.cfg.retrieve == "get";
+  const std::string how = get ? "C-GET" : "C-MOVE";
+  auto moved = get ? session.get_study(study_uid) : session.move_study(study_uid, s.destination);
   const PullTally tally = sink_.done(s.cfg.ae_title, study_uid);
   auto held = ledger_.held_instances(study_uid);
   r.held = held ? *held : r.held;
@@ -224,10 +226,11 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
     complete = r.held >= reported;
     if (!complete)
       why = "holding " + std::to_string(r.held) + " of " + std::to_string(reported) +
-            " instances after C-MOVE (" + std::to_string(moved->failed) + " sub-operations failed)";
+            " instances after " + how + " (" + std::to_string(moved->failed) +
+            " sub-operations failed)";
   } else {
     complete = moved->success() && moved->failed == 0;
-    if (!complete) why = "C-MOVE ended with " + std::to_string(moved->failed) + " failures";
+    if (!complete) why = how + " ended with " + std::to_string(moved->failed) + " failures";
   }
   if (complete) {
     r.state = "complete";

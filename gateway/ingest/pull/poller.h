@@ -43,9 +43,12 @@ std::string window_start_date(TimePoint poll_point, std::chrono::milliseconds lo
 class Poller {
  public:
   // `our_ae`: ingest.dicom.ae_title (the default calling AE and move destination).
-  Poller(std::vector<config::PullSource> sources, std::string our_ae, std::string time_zone,
-         catalog::PullLedger& ledger, PullSink& sink, const Clock& clock,
-         QrConnect connect = connect_dcmtk);
+  Poller(
+      std::vector<config::PullSource> sources, std::string our_ae, std::string time_zone,
+      catalog::PullLedger& ledger, PullSink& sink, const Clock& clock,
+      QrConnect connect = [](const config::PullSource& s, const std::string& ae) {
+        return connect_dcmtk(s, ae);
+      });
   ~Poller();
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <mutex>
 
 // clang-format off
@@ -16,6 +17,7 @@
 #include "dcmtk/dcmnet/dcmlayer.h"
 #include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/oflog/oflog.h"
 // clang-format on
 
@@ -30,6 +32,7 @@ class TcpLayer final : public DcmTransportLayer {
  public:
   explicit TcpLayer(std::chrono::milliseconds timeout) : timeout_(timeout) {}
   DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool) override {
+    socket_ = socket;
     int one = 1;
     ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     DcmTransportConnection* c = DcmTransportLayer::createConnection(socket, OFFalse);
@@ -39,16 +42,100 @@ class TcpLayer final : public DcmTransportLayer {
     ::setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return c;
   }
+  int socket() const { return socket_; }
 
  private:
   std::chrono::milliseconds timeout_;
+  int socket_ = -1;
 };
 
-// DcmSCU keeps its transport-layer hook protected (it is meant for DcmTLSSCU).
+std::string uid_text(const char* v) {
+  std::string s(v);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+  return s;
+}
+
+// DcmSCU keeps its transport-layer hook protected (it is meant for DcmTLSSCU). For C-GET it
+// receives each C-STORE sub-operation bit-preserving into a spool temporary of ours (DCMTK's own
+// file name would be made from the SOP Instance UID: never used), which then takes the SCP's
+// intake path; the answer to the PACS says what became of the object.
 class Scu final : public DcmSCU {
  public:
   using DcmSCU::useSecureConnection;
+  void set_intake(const GetIntake* intake, const TcpLayer* layer, std::string calling_ae,
+                  std::string peer) {
+    intake_ = intake;
+    layer_ = layer;
+    calling_ae_ = std::move(calling_ae);
+    peer_ = std::move(peer);
+  }
+  int refused() const { return refused_; }
+
+ protected:
+  OFCondition handleSTORERequestFile(T_ASC_PresentationContextID* pres_id, const OFString&,
+                                     T_DIMSE_C_StoreRQ* request) override;
+  OFCondition sendSTOREResponse(T_ASC_PresentationContextID pres_id, Uint16 status,
+                                const T_DIMSE_C_StoreRQ& request) override {
+    return DcmSCU::sendSTOREResponse(pres_id, status != 0 ? status : answer_, request);
+  }
+  // An object beyond max_object_size: the connection is shut, the receive fails, the temporary
+  // is deleted and the C-GET ends (as the SCP cuts such a C-STORE).
+  void notifyRECEIVEProgress(const unsigned long bytes) override {
+    if (intake_ != nullptr && layer_ != nullptr && layer_->socket() >= 0 &&
+        bytes > intake_->limits.max_object_size)
+      ::shutdown(layer_->socket(), SHUT_RDWR);
+  }
+
+ private:
+  Uint16 refuse(Uint16 status, const std::string& why) {
+    ++refused_;
+    intake_->sink->refused(DoorRefusal{calling_ae_, peer_, "C-GET sub-operation refused: " + why,
+                                       refusal::kStoreRefused, false});
+    return status;
+  }
+  Uint16 take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request);
+
+  const GetIntake* intake_ = nullptr;
+  const TcpLayer* layer_ = nullptr;
+  std::string calling_ae_, peer_;
+  Uint16 answer_ = STATUS_STORE_Refused_OutOfResources;
+  int refused_ = 0;
 };
+
+OFCondition Scu::handleSTORERequestFile(T_ASC_PresentationContextID* pres_id, const OFString&,
+                                        T_DIMSE_C_StoreRQ* request) {
+  answer_ = STATUS_STORE_Refused_OutOfResources;
+  if (intake_ == nullptr) return EC_IllegalCall;
+  const auto temp = intake_->spool->new_temp_path();
+  const OFCondition cond = DcmSCU::handleSTORERequestFile(pres_id, temp.c_str(), request);
+  if (cond.bad()) {
+    intake_->spool->discard_temp(temp);
+    return cond;
+  }
+  answer_ = take(temp, *request);
+  return EC_Normal;
+}
+
+// The SCP's intake (scp.cpp, store_callback): pre-scan, UIDs as announced, spool, catalog.
+Uint16 Scu::take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request) {
+  auto scan = prescan_file(temp, intake_->limits);
+  if (!scan) {
+    intake_->spool->discard_temp(temp);
+    return refuse(STATUS_STORE_Error_CannotUnderstand, scan.error().detail);
+  }
+  if (scan->dataset_sop_instance_uid != uid_text(request.AffectedSOPInstanceUID) ||
+      scan->dataset_sop_class_uid != uid_text(request.AffectedSOPClassUID)) {
+    intake_->spool->discard_temp(temp);
+    return refuse(STATUS_STORE_Error_DataSetDoesNotMatchSOPClass,
+                  "dataset SOP class/instance differ from the C-STORE request");
+  }
+  auto stored = intake_->spool->commit(temp, intake_->limits.max_object_size);
+  if (!stored) return refuse(STATUS_STORE_Refused_OutOfResources, stored.error().to_string());
+  ReceivedObject obj{std::move(stored).value(), std::move(scan).value(), calling_ae_, peer_, ""};
+  if (auto sunk = intake_->sink->object_received(obj); !sunk)
+    return refuse(STATUS_STORE_Refused_OutOfResources, sunk.error().to_string());
+  return STATUS_Success;
+}
 
 Error dimse_error(const std::string& what, const OFCondition& cond) {
   return make_error(ErrorCode::kNetwork, what + ": " + cond.text());
@@ -88,8 +175,9 @@ struct Answers {
 
 class DcmtkSession final : public QrSession {
  public:
-  DcmtkSession(const config::PullSource& source, const std::string& calling_ae)
-      : source_(source), layer_(source.timeout) {
+  DcmtkSession(const config::PullSource& source, const std::string& calling_ae,
+               const GetIntake* intake)
+      : source_(source), layer_(source.timeout), intake_(intake) {
     scu_.setAETitle(calling_ae.c_str());
     scu_.setPeerAETitle(source.ae_title.c_str());
     scu_.setPeerHostName(source.host.c_str());
@@ -111,7 +199,19 @@ class DcmtkSession final : public QrSession {
     syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
     syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
     scu_.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
-    scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
+    if (get()) {
+      scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, syntaxes);
+      // C-GET's objects come back as C-STORE sub-operations on this association: we take the
+      // SCP role for every storage class DCMTK lists as commonly used (as its getscu does),
+      // uncompressed; a PACS holding compressed objects must convert them.
+      for (int i = 0; i < numberOfDcmLongSCUStorageSOPClassUIDs; ++i)
+        scu_.addPresentationContext(dcmLongSCUStorageSOPClassUIDs[i], syntaxes, ASC_SC_ROLE_SCP);
+      scu_.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
+      scu_.setProgressNotificationMode(OFTrue);
+      scu_.set_intake(intake_, &layer_, source_.ae_title, source_.host);
+    } else {
+      scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
+    }
     // The layer goes on DCMTK's network, which initNetwork() creates.
     OFCondition cond = scu_.initNetwork();
     if (cond.good()) cond = scu_.useSecureConnection(&layer_);
@@ -119,7 +219,9 @@ class DcmtkSession final : public QrSession {
     cond = scu_.negotiateAssociation();
     if (cond.bad()) return dimse_error("association with the PACS failed", cond);
     find_ = scu_.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
-    move_ = scu_.findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
+    move_ = scu_.findPresentationContextID(get() ? UID_GETStudyRootQueryRetrieveInformationModel
+                                                 : UID_MOVEStudyRootQueryRetrieveInformationModel,
+                                           "");
     if (find_ == 0)
       return make_error(ErrorCode::kNetwork,
                         "the PACS refused Study Root C-FIND (check its AE table for our AE)");
@@ -188,7 +290,32 @@ class DcmtkSession final : public QrSession {
     Answers<RetrieveResponse> a;
     OFCondition cond = scu_.sendMOVERequest(move_, destination.c_str(), &q, &a.list);
     if (cond.bad()) return dimse_error("C-MOVE failed", cond);
-    if (a.list.empty()) return make_error(ErrorCode::kNetwork, "C-MOVE: no answer");
+    return final_answer(a, "C-MOVE");
+  }
+
+  Result<MoveResult> get_study(const std::string& study_uid) override {
+    if (!get() || move_ == 0)
+      return make_error(ErrorCode::kNetwork,
+                        "the PACS refused Study Root C-GET (check its AE table for our AE)");
+    DcmDataset q;
+    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+    q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+    Answers<RetrieveResponse> a;
+    OFCondition cond = scu_.sendCGETRequest(move_, &q, &a.list);
+    // A failed receive (the connection cut, an object too large) leaves the association in
+    // the middle of a C-GET: it is not used again.
+    if (cond.bad()) {
+      scu_.abortAssociation();
+      return dimse_error("C-GET failed", cond);
+    }
+    return final_answer(a, "C-GET");
+  }
+
+ private:
+  bool get() const { return source_.retrieve == "get"; }
+
+  static Result<MoveResult> final_answer(const Answers<RetrieveResponse>& a, const char* what) {
+    if (a.list.empty()) return make_error(ErrorCode::kNetwork, std::string(what) + ": no answer");
     const RetrieveResponse* last = a.list.back();
     MoveResult m;
     m.status = last->m_status;
@@ -198,7 +325,6 @@ class DcmtkSession final : public QrSession {
     return m;
   }
 
- private:
   Result<void> find(DcmDataset& q, Answers<QRResponse>& a) {
     OFCondition cond = scu_.sendFINDRequest(find_, &q, &a.list);
     if (cond.bad()) return dimse_error("C-FIND failed", cond);
@@ -217,6 +343,7 @@ class DcmtkSession final : public QrSession {
 
   const config::PullSource& source_;
   TcpLayer layer_;
+  const GetIntake* intake_;
   Scu scu_;
   T_ASC_PresentationContextID find_ = 0, move_ = 0;
 };
@@ -224,10 +351,14 @@ class DcmtkSession final : public QrSession {
 }  // namespace
 
 Result<std::unique_ptr<QrSession>> connect_dcmtk(const config::PullSource& source,
-                                                 const std::string& calling_ae) {
+                                                 const std::string& calling_ae,
+                                                 const GetIntake* intake) {
   static std::once_flag once;
   std::call_once(once, [] { OFLog::configure(OFLogger::FATAL_LOG_LEVEL); });
-  auto s = std::make_unique<DcmtkSession>(source, calling_ae);
+  if (source.retrieve == "get" &&
+      (intake == nullptr || intake->spool == nullptr || intake->sink == nullptr))
+    return make_error(ErrorCode::kConfig, "C-GET needs the intake (spool and catalog)");
+  auto s = std::make_unique<DcmtkSession>(source, calling_ae, intake);
   if (auto r = s->open(); !r) return r.error();
   return std::unique_ptr<QrSession>(std::move(s));
 }

@@ -1,7 +1,9 @@
 // Query/retrieve against one PACS (issue 12, ingest.pull): C-FIND at study level for the studies
 // in a date range, SERIES/IMAGE C-FINDs to count a study's instances when the PACS does not
-// report NumberOfStudyRelatedInstances, and C-MOVE of one study to our own receiver. A session is
-// one association (DCMTK's DcmSCU); the poller sees only the QrSession interface, so that a unit
+// report NumberOfStudyRelatedInstances, and C-MOVE of one study to our own receiver, or C-GET
+// (the objects come back as C-STORE sub-operations on our own association, each received into a
+// spool temporary, pre-scanned, committed and handed to the ObjectSink as the SCP does). A session
+// is one association (DCMTK's DcmSCU); the poller sees only the QrSession interface, so that a unit
 // test drives it with a fake. Only UIDs, dates and counts are asked for: no patient value is
 // requested, and DCMTK's own logging (which prints datasets) stays off. No exceptions leave.
 #pragma once
@@ -15,6 +17,9 @@
 
 #include "common/result.h"
 #include "config/pull_config.h"
+#include "ingest/dimse_scp/scp.h"
+#include "ingest/prescan/prescan.h"
+#include "ingest/spool/spool.h"
 
 namespace dirgw::ingest::pull {
 
@@ -46,12 +51,27 @@ class QrSession {
   // C-MOVE of the whole study to `destination`; returns when the PACS's final answer arrives.
   virtual Result<MoveResult> move_study(const std::string& study_uid,
                                         const std::string& destination) = 0;
+  // C-GET of the whole study; the objects reach the intake's sink before this returns.
+  virtual Result<MoveResult> get_study(const std::string& study_uid) {
+    (void)study_uid;
+    return make_error(ErrorCode::kNetwork, "C-GET is not available on this session");
+  }
+};
+
+// Where the objects of a C-GET go: the same intake as a C-STORE to our receiver. The calling AE
+// recorded is the PACS's, so the pull sink counts them for the pull in progress.
+struct GetIntake {
+  const Spool* spool = nullptr;
+  ObjectSink* sink = nullptr;
+  PrescanLimits limits;
 };
 
 // Opens a session (one association with the Study Root FIND and MOVE models) with the PACS.
 using QrConnect = std::function<Result<std::unique_ptr<QrSession>>(const config::PullSource&,
                                                                    const std::string& calling_ae)>;
+// `intake` is needed for sources with retrieve: get (it outlives the session).
 Result<std::unique_ptr<QrSession>> connect_dcmtk(const config::PullSource& source,
-                                                 const std::string& calling_ae);
+                                                 const std::string& calling_ae,
+                                                 const GetIntake* intake = nullptr);
 
 }  // namespace dirgw::ingest::pull

@@ -113,8 +113,31 @@ void ReportService::run() {
 }
 
 ingest::Hl7Verdict ReportService::on_report(const hl7::Message& msg, const std::string& peer) {
+  ingest::Hl7Verdict v = answer(msg, peer);
+  if (v.code == AckCode::kAE) ++refused_ae_;
+  if (v.code == AckCode::kAR) ++refused_ar_;
+  return v;
+}
+
+void ReportService::register_metrics(metrics::Registry& registry) const {
+  registry.counter_callback(
+      "dirgw_hl7_reports_refused_total",
+      "HL7 reports answered AE or AR (not stored, or refused at once)", {"answer"}, [this] {
+        const Refused r = refused();
+        return std::vector<metrics::Sample>{{{"AE"}, static_cast<double>(r.ae)},
+                                            {{"AR"}, static_cast<double>(r.ar)}};
+      });
+}
+
+ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::string& peer) {
   if (auto h = hl7::check_header(msg); !h)
     return {AckCode::kAR, "message header not acceptable", AckError::kRequiredFieldMissing};
+  if (msg.message_type() == "MDM") {
+    if (std::string why = hl7::mdm_refusal(msg.trigger_event()); !why.empty()) {
+      log::warn("HL7 report refused", {{"peer", peer}, {"reason", why}});
+      return {AckCode::kAR, why, AckError::kUnsupportedEventCode};
+    }
+  }
   auto report = hl7::extract_report(msg, mapping_);
   if (!report) {
     log::warn("HL7 report refused", {{"peer", peer}, {"reason", report.error().detail}});
@@ -149,6 +172,7 @@ ingest::Hl7Verdict ReportService::on_report(const hl7::Message& msg, const std::
                                   {"status", std::string(hl7::to_string(report->status))},
                                   {"state", hold ? "held" : "waiting"}});
   if (hold) return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  expire_waiting();  // the limits hold as reports arrive, not only at the next round
   index_studies();
   auto row = ledger_.get(added->id);
   if (!row || !*row) return {AckCode::kAA, "", AckError::kApplicationInternalError};
@@ -161,6 +185,7 @@ ingest::Hl7Verdict ReportService::on_report(const hl7::Message& msg, const std::
 ReportService::Round ReportService::step() {
   std::lock_guard round(round_mutex_);
   Round out;
+  out.expired = expire_waiting();
   out.indexed = index_studies();
   auto waiting = ledger_.in_state("waiting", kWaitingBatch);
   if (!waiting) {
@@ -183,6 +208,21 @@ ReportService::Round ReportService::step() {
     }
   }
   return out;
+}
+
+// Reports whose images never came are not kept waiting for ever (ingest.hl7.reports.max_waiting,
+// max_waiting_age): the oldest become "expired", kept with their reason, shown by dirgw sources.
+int ReportService::expire_waiting() {
+  auto expired = ledger_.expire_waiting(cfg_.max_waiting_age.count(), cfg_.max_waiting);
+  if (!expired) {
+    log::error("reports: catalog error", {{"error", expired.error().to_string()}});
+    return 0;
+  }
+  if (*expired > 0)
+    log::warn("HL7 reports expired while waiting for their images",
+              {{"count", std::to_string(*expired)},
+               {"see", "dirgw sources: expired; the reason is in the catalog"}});
+  return *expired;
 }
 
 int ReportService::index_studies() {
@@ -208,7 +248,10 @@ ReportService::Tried ReportService::settle(const catalog::StoredReport& row, Out
 }
 
 ReportService::Tried ReportService::try_report(const catalog::StoredReport& row) {
-  auto msg = hl7::Message::parse(row.message);
+  hl7::ParseLimits parse_limits;  // as the listener accepted it
+  parse_limits.max_message_bytes =
+      std::max<std::size_t>(parse_limits.max_message_bytes, row.message.size());
+  auto msg = hl7::Message::parse(row.message, parse_limits);
   auto report = msg ? hl7::extract_report(*msg, mapping_) : Result<hl7::Report>(msg.error());
   if (!report) return settle(row, Outcome::kRefused, report.error().detail);
   auto latest = ledger_.latest_version(row.report_key);
@@ -283,6 +326,7 @@ ReportService::Tried ReportService::make_object(const catalog::StoredReport& row
   done.series_uid = id.series_uid;
   done.version = id.instance_number;
   if (auto m = ledger_.mark_done(done); !m) return {Outcome::kWaiting, m.error().to_string()};
+  if (on_done_) on_done_();
   log::info("HL7 report made into an object of its study",
             {{"report", std::to_string(row.id)},
              {"study_uid", study.study_uid},

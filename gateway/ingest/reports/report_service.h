@@ -8,8 +8,10 @@
 // and goes when they do (wake() on each instance received; a slow timer as a safety net).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +23,7 @@
 #include "ingest/hl7_mllp/report.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
+#include "metrics/metrics.h"
 
 namespace dirgw::reports {
 
@@ -42,13 +45,24 @@ class ReportService {
 
   // ORU^R01 / MDM^T02 from the listener: how to acknowledge it (our words only).
   ingest::Hl7Verdict on_report(const hl7::Message& message, const std::string& peer);
+  // Reports answered AE or AR since start (never stored, or refused at once): status, metrics.
+  struct Refused {
+    std::uint64_t ae = 0, ar = 0;
+  };
+  Refused refused() const { return {refused_ae_.load(), refused_ar_.load()}; }
+  // dirgw_hl7_reports_refused_total{answer="AE|AR"}, read at scrape time.
+  void register_metrics(metrics::Registry& registry) const;
 
   void start();  // the thread that sends waiting reports when their images arrive
   void stop();
   void wake();  // an instance was received
+  // Called once a report is an object of its study (a study held for it may go now); set
+  // before start().
+  void set_on_done(std::function<void()> on_done) { on_done_ = std::move(on_done); }
 
   struct Round {
     int indexed = 0, done = 0, waiting = 0, refused = 0, superseded = 0;
+    int expired = 0;  // waited too long, or too many waiting (max_waiting, max_waiting_age)
   };
   // One round: index the studies received since the last round, try every waiting report.
   Round step();
@@ -58,6 +72,8 @@ class ReportService {
     Outcome outcome = Outcome::kWaiting;
     std::string reason;  // our words
   };
+  ingest::Hl7Verdict answer(const hl7::Message& message, const std::string& peer);
+  int expire_waiting();
   int index_studies();
   Tried try_report(const catalog::StoredReport& row);
   Tried settle(const catalog::StoredReport& row, Outcome outcome, std::string reason);
@@ -76,6 +92,8 @@ class ReportService {
   std::condition_variable wake_cv_;
   bool woken_ = false, stopping_ = false;
   std::thread thread_;
+  std::function<void()> on_done_;
+  std::atomic<std::uint64_t> refused_ae_{0}, refused_ar_{0};
 };
 
 // The listener's sink: reports go to the ReportService, every other message to `next` (consent,

@@ -106,7 +106,10 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
     if (auto t = Tag::parse(tag)) rules_.set_attributes.emplace_back(*t, value);
   coerce_ = !rules_.institution_name.empty() || !rules_.issuer_of_patient_id.empty() ||
             rules_.fill_health_number_from_mrn || !rules_.set_attributes.empty();
-  for (const auto& d : config.destinations) byte_order_ = byte_order_ || d.big_endian != "send";
+  for (const auto& d : config.destinations) {
+    byte_order_ = byte_order_ || d.big_endian != "send";
+    require_report_ = require_report_ || d.require_report.enabled;
+  }
 }
 
 Stage::Health Stage::health() const {
@@ -269,13 +272,54 @@ std::vector<catalog::PolicyDecision> Stage::propose(const catalog::PolicyWork& w
       d.reason = std::to_string(b->second.first) + " instance(s) in Explicit VR Big Endian, " +
                  b->second.second;
     }
+    if (d.state == catalog::StudyState::kReady) wait_for_report(w, dest, d);
     proposals.push_back(std::move(d));
   }
   return proposals;
 }
 
+// require_report: a study the destination would take waits for its final report, at most
+// max_wait from its first instance; what the report meant is noted for dirgw study.
+void Stage::wait_for_report(const catalog::PolicyWork& w, const std::string& dest,
+                            catalog::PolicyDecision& d) const {
+  const auto cd = std::find_if(config_.destinations.begin(), config_.destinations.end(),
+                               [&](const config::Destination& c) { return c.name == dest; });
+  if (cd == config_.destinations.end() || !cd->require_report.enabled) return;
+  const std::string max_wait = config::format_duration(cd->require_report.max_wait);
+  if (w.final_report) {
+    d.report_note = "with its final report";
+  } else if (to_epoch_ms(clock_.now()) <
+             w.first_received_at + cd->require_report.max_wait.count()) {
+    d.state = catalog::StudyState::kHeld;
+    d.code = catalog::reason::kWaitingReport;
+    d.reason = "waiting for report (sent without it after " + max_wait + ")";
+    d.report_note = "waiting for report";
+  } else {
+    d.report_note = "sent without report after " + max_wait;
+  }
+}
+
+// require_report: studies whose report came or whose wait ended are judged again.
+void Stage::release_report_holds(StepResult& out) {
+  std::map<std::string, std::int64_t> max_wait;
+  for (const auto& d : config_.destinations)
+    if (d.require_report.enabled) max_wait[d.name] = d.require_report.max_wait.count();
+  auto released = catalog_.policy.release_report_holds(max_wait);
+  if (!released) {
+    log::error("policy: cannot release studies waiting for their report",
+               {{"error", released.error().to_string()}});
+    out.next_report_check_at = to_epoch_ms(clock_.now()) + 5000;
+    return;
+  }
+  out.next_report_check_at = released->next_at;
+  if (released->released > 0)
+    log::info("studies waiting for their report judged again",
+              {{"count", std::to_string(released->released)}});
+}
+
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
+  if (require_report_) release_report_holds(out);
   auto work = catalog_.policy.policy_work(limit);
   if (!work) {
     log::error("policy: catalog error", {{"error", work.error().to_string()}});

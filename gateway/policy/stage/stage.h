@@ -1,7 +1,8 @@
 // The policy stage: for each study that became STABLE, decides per destination between READY,
-// HELD (no consent yet), QUARANTINED (fails validation, with every reason) and WITHDRAWN
-// (consent withdrawn), and writes coerced copies as derived objects so that retries send
-// identical bytes. Reads the catalog, does its job, records the outcome in one transaction.
+// HELD (no consent yet, or waiting for its report: require_report), QUARANTINED (fails validation,
+// with every reason) and WITHDRAWN (consent withdrawn), and writes coerced copies as derived
+// objects so that retries send identical bytes. Reads the catalog, does its job, records the
+// outcome in one transaction.
 #pragma once
 
 #include <filesystem>
@@ -45,6 +46,8 @@ class Stage {
   struct StepResult {
     int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
     int failed = 0;  // decisions the catalog could not record (the study stays STABLE)
+    // require_report: when the next study waiting for its report stops waiting (0: none).
+    std::int64_t next_report_check_at = 0;
   };
   // Whether the stage can record its decisions; shown by dirgw status while it cannot.
   struct Health {
@@ -75,6 +78,9 @@ class Stage {
   void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   void decode_un(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);
+  void wait_for_report(const catalog::PolicyWork& w, const std::string& dest,
+                       catalog::PolicyDecision& d) const;
+  void release_report_holds(StepResult& out);
   Checked check_instances(
       const catalog::PolicyWork& w,
       const std::map<std::string, const catalog::PolicyWork::Instance*>& latest);
@@ -86,7 +92,8 @@ class Stage {
   std::optional<Profile> profile_;
   CoercionRules rules_;
   bool coerce_ = false;
-  bool byte_order_ = false;  // some destination's big_endian is not "send"
+  bool byte_order_ = false;      // some destination's big_endian is not "send"
+  bool require_report_ = false;  // some destination waits for reports
   metrics::GatewayMetrics* metrics_;
   const DeidTargets* deid_;
   std::function<void(std::int64_t)> before_record_;

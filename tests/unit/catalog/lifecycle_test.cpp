@@ -57,6 +57,7 @@ const std::set<std::tuple<S, S, C>>& allowed() {
       {S::kHeld, S::kReady, C::kPolicy},
       {S::kHeld, S::kReceiving, C::kOperator},
       {S::kHeld, S::kQuarantined, C::kPolicy},
+      {S::kHeld, S::kStable, C::kPolicy},
       {S::kHeld, S::kWithdrawn, C::kConsentWithdrawn},
       {S::kQuarantined, S::kStable, C::kOperator},
       {S::kQuarantined, S::kReceiving, C::kNewInstance},

@@ -61,6 +61,74 @@ TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
                "ingest.hl7.reports.require_report", 7, "unknown key");
 }
 
+// Reports on or off, then the destinations given; the first destination starts on line 8.
+std::string with_destinations(bool reports, const std::string& destinations) {
+  return std::string(
+             "facility: { name: Lakeside, id: LGH }\n"
+             "ingest:\n"
+             "  dicom: { enabled: false }\n"
+             "  hl7:\n"
+             "    enabled: true\n"
+             "    reports: { enabled: ") +
+         (reports ? "true" : "false") +
+         " }\n"
+         "destinations:\n" +
+         destinations;
+}
+
+TEST(Hl7ReportsConfig, RequireReportPerDestination) {
+  auto r = load_string(with_destinations(
+      true,
+      "  - { name: a, type: stow-rs, url: https://a.example.org/dw, require_report: { max_wait: "
+      "4h } }\n"
+      "  - { name: b, type: stow-rs, url: https://b.example.org/dw, require_report: true }\n"
+      "  - { name: c, type: stow-rs, url: https://c.example.org/dw }\n"));
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
+  const auto& d = r.config->destinations;
+  EXPECT_TRUE(d[0].require_report.enabled);
+  EXPECT_EQ(d[0].require_report.max_wait, std::chrono::hours(4));
+  EXPECT_TRUE(d[1].require_report.enabled);
+  EXPECT_EQ(d[1].require_report.max_wait, std::chrono::hours(24));  // the default
+  EXPECT_FALSE(d[2].require_report.enabled);
+  EXPECT_EQ(format_duration(d[0].require_report.max_wait), "4h");
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(90'000)), "90s");
+  EXPECT_EQ(format_duration(std::chrono::milliseconds(250)), "250ms");
+}
+
+TEST(Hl7ReportsConfig, RequireReportMistakes) {
+  expect_error(
+      load_string(with_destinations(false,
+                                    "  - { name: a, type: stow-rs, url: https://a.example.org/dw, "
+                                    "require_report: { max_wait: 4h } }\n")),
+      "destinations[0].require_report", 8, "ingest.hl7.reports.enabled");
+  auto bad =
+      load_string(with_destinations(true,
+                                    "  - name: a\n"
+                                    "    type: stow-rs\n"
+                                    "    url: https://a.example.org/dw\n"
+                                    "    require_report: { max_wait: forever, colour: red }\n"));
+  expect_error(bad, "destinations[0].require_report.max_wait", 11, "duration");
+  expect_error(bad, "destinations[0].require_report.colour", 11, "unknown key");
+}
+
+TEST(Hl7ReportsConfig, MaxMessageSize) {
+  auto r = load_string(
+      "facility: { name: Lakeside, id: LGH }\n"
+      "ingest:\n"
+      "  hl7: { enabled: true, max_message_size: 8MiB }\n"
+      "destinations:\n"
+      "  - { name: hdirs, type: stow-rs, url: https://dir.example.org/dicom-web }\n");
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
+  EXPECT_EQ(r.config->ingest.hl7.max_message_size, 8u << 20);
+  auto bad = load_string(
+      "facility: { name: Lakeside, id: LGH }\n"
+      "ingest:\n"
+      "  hl7: { enabled: true, max_message_size: 1GiB }\n"
+      "destinations:\n"
+      "  - { name: hdirs, type: stow-rs, url: https://dir.example.org/dicom-web }\n");
+  expect_error(bad, "ingest.hl7.max_message_size", 3, "");
+}
+
 TEST(Hl7ReportsConfig, NeedsTheListener) {
   std::string text = with_reports("      enabled: true\n");
   text.replace(text.find("    enabled: true\n"), 18, "    enabled: false\n");

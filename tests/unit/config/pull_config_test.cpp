@@ -81,6 +81,23 @@ TEST(PullConfig, ThePacsMustBeAllowedToCallUsBack) {
   expect_error(r, "ingest.pull[0].ae_title", 6, "allowed_callers");
 }
 
+TEST(PullConfig, RetrieveByGetNeedsNoCallBack) {
+  auto r = load_pull("    - { name: a, ae_title: STRANGER, host: pacs, retrieve: get }\n");
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
+  EXPECT_EQ(r.config->ingest.pull[0].retrieve, "get");
+  auto moved = load_pull("    - { name: a, ae_title: OLDPACS, host: pacs }\n");
+  ASSERT_TRUE(moved.ok());
+  EXPECT_EQ(moved.config->ingest.pull[0].retrieve, "move");  // the default
+}
+
+TEST(PullConfig, RetrieveMistakes) {
+  auto r = load_pull(
+      "    - { name: a, ae_title: OLDPACS, host: pacs, retrieve: fetch }\n"
+      "    - { name: b, ae_title: OLDPACS, host: pacs, retrieve: get, move_destination: X }\n");
+  expect_error(r, "ingest.pull[0].retrieve", 6, "move or get");
+  expect_error(r, "ingest.pull[1].move_destination", 7, "retrieve: move");
+}
+
 TEST(PullConfig, NamesAreUnique) {
   auto r = load_pull(
       "    - { name: a, ae_title: OLDPACS, host: pacs }\n"

@@ -124,6 +124,29 @@ TEST(Report, MdmT02) {
   EXPECT_EQ(r->text.reveal(), "Impression: normal.");
 }
 
+TEST(Report, MdmT04AndT10) {
+  const std::string base =
+      "MSH|^~\\&|DICT|LGH|DIRGW|LGH|20261203091500||MDM^T02|M77|P|2.5\r"
+      "PID|1||MRN001^^^LGH-MRN^MR\r"
+      "TXA|1|RAD^Radiology report|TX|20261203090000|||||^Roy^Luc||||||ACC9||AU\r"
+      "OBX|1|TX|||Impression: normal.||||||F\r";
+  std::string t04 = base, t10 = base, t11 = base;
+  t04.replace(t04.find("T02"), 3, "T04");
+  t10.replace(t10.find("T02"), 3, "T10");
+  t11.replace(t11.find("T02"), 3, "T11");
+  auto r4 = extract(t04);
+  ASSERT_TRUE(r4.ok()) << r4.error().detail;
+  EXPECT_EQ(r4->status, ReportStatus::kFinal);  // a status change to final: the next version
+  auto r10 = extract(t10);
+  ASSERT_TRUE(r10.ok()) << r10.error().detail;
+  EXPECT_EQ(r10->status, ReportStatus::kCorrected);  // a replacement: a correction
+  EXPECT_FALSE(extract(t11).ok());
+  EXPECT_TRUE(mdm_refusal("T02").empty());
+  EXPECT_TRUE(mdm_refusal("T10").empty());
+  EXPECT_NE(mdm_refusal("T11").find("cannot be withdrawn"), std::string::npos);
+  EXPECT_NE(mdm_refusal("T99").find("only T02"), std::string::npos);
+}
+
 TEST(Base64, StrictDecoding) {
   EXPECT_EQ(*decode_base64("aGVsbG8="), "hello");
   EXPECT_EQ(*decode_base64("aGVs\r\nbG8="), "hello");

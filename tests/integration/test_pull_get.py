@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Pulling with C-GET from a PACS that cannot connect back to us (issue 12, ingest.pull with
+`retrieve: get`), with real parts: DCMTK's dcmqrscp is the PACS and knows no route to dirgw (its
+host table points nowhere, and dirgw's receiver does not admit it), Orthanc the repository.
+
+- two studies of today are polled: every instance comes back on dirgw's own association (C-STORE
+  sub-operations), takes the intake path (pre-scan, spool, catalog) and arrives in Orthanc
+  exactly once, recorded with the source pull:<name>;
+- further polls retrieve nothing; a study added later arrives on the next poll;
+- nothing is asked of dirgw's receiver (no C-MOVE, no association from the PACS);
+- logs carry no patient value."""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import log  # noqa: E402
+from test_pull import Pacs, dated, retrieving_lines, sources  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    check = harness.Checks()
+    t_start = time.time()
+    work = harness.tempdir("dirgw-pull-get-")
+    manifest = os.path.join(work, "manifest.jsonl")
+    today = time.strftime("%Y%m%d")
+
+    def study(name, modality, n, seed):
+        return harness.synth(args.build_dir, os.path.join(work, "synth", name), modality, n,
+                             seed=seed, patient_index=seed - 50, manifest=manifest,
+                             extra=["--rows", "64", "--cols", "64"])
+
+    a_uid, a = study("a", "CT", 3, 61)
+    b_uid, b = study("b", "MR", 2, 62)
+    c_uid, c = study("c", "CR", 1, 63)
+    for files in (a, b, c):
+        dated(files, today)
+
+    repo = harness.Orthanc(work).start()
+    # The PACS's host table points at a port where nothing listens: it could not C-MOVE to us.
+    pacs = Pacs(work, harness.free_port())
+    ingest = (f"  pull:\n    - {{ name: get-pacs, ae_title: PACS, host: 127.0.0.1, port: {pacs.port},"
+              f" retrieve: get, every: 2s, look_back: 1d, retry: {{ initial: 1s, max: 4s }},"
+              f" timeout: 20s }}\n")
+    # allowed_callers without PACS: our receiver would refuse the PACS if it ever called.
+    gw = harness.Gateway(args.build_dir, work, repo.dicomweb, allowed_callers=("PACS1",),
+                         ingest_yaml=ingest)
+    pacs.load(a + b)
+    gw.start()
+
+    harness.wait_for("the two studies in Orthanc", lambda: repo.count_instances() >= 5, 60, 0.5)
+    polls_before = sources(gw, check).get("last_poll_at")
+    harness.wait_for("a further poll", lambda: sources(gw, check).get("last_poll_at") !=
+                     polls_before, 20, 0.5)
+    time.sleep(2.5)
+    check(repo.count_instances() == 5, f"Orthanc holds {repo.count_instances()}, expected 5")
+    for files in (a, b):
+        for p in files:
+            check(repo.instance_id(harness.sop_instance_uid(p)) is not None,
+                  f"instance {harness.sop_instance_uid(p)} is not in Orthanc")
+    st = gw.status()
+    check(st["catalog"]["instances"] == 5,
+          f"catalog holds {st['catalog']['instances']}, expected 5 (taken twice?)")
+    check(len(retrieving_lines(gw)) == 2,
+          f"{len(retrieving_lines(gw))} retrieves for two studies over several polls")
+    rc, out, err = gw.run_cli("study", a_uid)
+    check(rc == 0 and "source: pull:get-pacs" in out, f"dirgw study shows no pull source: {out}{err}")
+    p1 = sources(gw, check)
+    check(p1.get("studies_complete") == 2 and p1.get("objects_stored") == 5 and
+          p1.get("last_error") == "", f"dirgw sources: {p1}")
+    check(st.get("refusals", {}).get("count", 0) == 0,
+          f"nothing called our receiver (refusals: {st.get('refusals')})")
+
+    # A study added later arrives on the next poll.
+    pacs.load(c)
+    harness.wait_for("the later study in Orthanc", lambda: repo.count_instances() >= 6, 30, 0.5)
+    time.sleep(2.5)
+    check(repo.count_instances() == 6, f"Orthanc holds {repo.count_instances()}, expected 6")
+    check(len(retrieving_lines(gw)) == 3, f"{len(retrieving_lines(gw))} retrieves, expected 3")
+    text = gw.log_text()
+    check("C-GET" not in "".join(l for l in text.splitlines() if "error" in l.lower()),
+          "no C-GET error in the log")
+
+    hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)
+    check(not hits, f"patient values in the log: {hits}")
+    gw.stop()
+    repo.stop()
+    log(f"done in {time.time() - t_start:.0f}s")
+    print(f"pull get: {len(check.failures)} failures")
+    return 1 if check.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
