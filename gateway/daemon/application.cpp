@@ -222,7 +222,8 @@ Result<void> Application::Impl::start_control() {
                         .audit = [this](audit::Event e) { audit->record(std::move(e)); },
                         .audit_verified = [this] { audit->write_anchor(); },
                         .live = [this] { return live_facts(); },
-                        .retention = &verifier->retention()});
+                        .retention = &verifier->retention(),
+                        .day_report = &catalog->day_report});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {

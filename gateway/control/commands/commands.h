@@ -30,6 +30,8 @@ json audit(const Context& ctx, const json& request, const Peer& peer);
 json quarantine(const Context& ctx, const json& request, const Peer& peer);
 // dirgw purge [--dry-run]: retention now, or what it would remove (purge.cpp).
 json purge(const Context& ctx, const json& request, const Peer& peer);
+// dirgw report --day D [--destination D]: the daily reconciliation report (report.cpp).
+json report(const Context& ctx, const json& request, const Peer& peer);
 // status's verification and retention parts and their warnings (verification.cpp).
 void add_verification(const Context& ctx, const LiveFacts& live, json& status, json& warnings);
 

@@ -16,6 +16,7 @@
 #include "audit/export.h"
 #include "catalog/audit_log.h"
 #include "catalog/consent_registry.h"
+#include "catalog/day_report.h"
 #include "catalog/operator_actions.h"
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
@@ -83,6 +84,8 @@ struct Context {
   std::function<LiveFacts()> live;
   // dirgw purge (issue 15); null: the command answers that retention is not running.
   verify::Retention* retention = nullptr;
+  // dirgw report (issue 15, docs/report.md); null: the command answers that it is not here.
+  catalog::DayReportQueries* day_report = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.
