@@ -26,7 +26,7 @@ struct TypeName {
   EventType type;
   std::string_view name;
 };
-constexpr std::array<TypeName, 15> kTypeNames{{
+constexpr std::array<TypeName, 18> kTypeNames{{
     {EventType::kObjectReceived, "object_received"},
     {EventType::kStudySent, "study_sent"},
     {EventType::kStudyFailed, "study_failed"},
@@ -42,6 +42,9 @@ constexpr std::array<TypeName, 15> kTypeNames{{
     {EventType::kStudyVerified, "study_verified"},
     {EventType::kDeliveryRequeued, "delivery_requeued"},
     {EventType::kObjectsPurged, "objects_purged"},
+    {EventType::kStudyHeld, "study_held"},
+    {EventType::kStudyReleased, "study_released"},
+    {EventType::kStudyWithdrawn, "study_withdrawn"},
 }};
 
 void append_detail(std::string& out, const json& j) {

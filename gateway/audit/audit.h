@@ -38,6 +38,12 @@ enum class EventType {
   kStudyVerified,      // the repository lists every instance of a study sent to it (QIDO-RS)
   kDeliveryRequeued,   // verification found instances missing from the repository: sent again
   kObjectsPurged,      // retention removed verified spool files (age, or disk pressure)
+  // Policy decisions per study and destination (issue 15: the trail alone rebuilds the daily
+  // report): held (no consent, new version, operator), released from HELD or QUARANTINED, and
+  // withdrawn (consent withdrawn before it left). Quarantine itself is a quarantine_action.
+  kStudyHeld,
+  kStudyReleased,
+  kStudyWithdrawn,
 };
 
 // "object_received", "study_sent", ...: the stable name used in the canonical form.

@@ -173,6 +173,10 @@ DicomEventCodes dicom_event_codes(const Event& e) {
       return {kInstancesTransferred, std::nullopt, 'R'};
     case EventType::kObjectsPurged:
       return {kInstancesAccessed, std::nullopt, 'D'};
+    case EventType::kStudyHeld:
+    case EventType::kStudyReleased:
+    case EventType::kStudyWithdrawn:
+      return {kInstancesAccessed, std::nullopt, 'U'};
     case EventType::kConsentChanged:
       return {kPatientRecord, kConsent, 'U'};
     case EventType::kQuarantineAction: {

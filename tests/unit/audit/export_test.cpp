@@ -96,6 +96,9 @@ TEST(AuditExport, EveryEventTypeMapsToItsDicomCodes) {
       {EventType::kStudyVerified, "110104", "", "R"},
       {EventType::kDeliveryRequeued, "110104", "", "R"},
       {EventType::kObjectsPurged, "110103", "", "D"},
+      {EventType::kStudyHeld, "110103", "", "U"},
+      {EventType::kStudyReleased, "110103", "", "U"},
+      {EventType::kStudyWithdrawn, "110103", "", "U"},
   };
   ASSERT_EQ(table.size(), all_event_types().size());
   for (const auto& x : table) {
