@@ -105,4 +105,22 @@ Result<DayCounts> DayReportQueries::counts(std::int64_t from_ms, std::int64_t to
   });
 }
 
+Result<RecentFlow> DayReportQueries::recent_flow(std::int64_t since_ms) {
+  return db_.read([&](Connection& db) -> Result<RecentFlow> {
+    RecentFlow out;
+    out.since_ms = since_ms;
+    auto in = db.prepare("SELECT coalesce(sum(size), 0) FROM instances WHERE received_at >= ?1");
+    in.bind(1, since_ms);
+    if (in.step()) out.ingest_bytes = in.int64(0);
+    for (const auto& name : db_.destinations()) {
+      auto st = db.prepare(
+          "SELECT count(*) FROM deliveries WHERE destination = ?1 AND state IN ('sent', "
+          "'verified') AND sent_at >= ?2");
+      st.bind(1, name).bind(2, since_ms);
+      out.sent[name] = st.step() ? st.int64(0) : 0;
+    }
+    return out;
+  });
+}
+
 }  // namespace dirgw::catalog

@@ -22,13 +22,14 @@ enum class DayOutcome {
   kIsFailed,       // given up: refused for good, or lost by the repository too often
   kIsWithdrawn,    // consent withdrawn before it left
   kIsQuarantined,  // its study is quarantined for this destination (by reason)
-  kIsHeld,         // its study is held for this destination (by reason: no-consent, new-version ...)
-  kIsSuperseded,   // a newer version of the same SOP instance replaced it before it left
-  kIsPending,      // still to go (ready, sending, waiting to retry, not yet stable)
+  kIsHeld,        // its study is held for this destination (by reason: no-consent, new-version ...)
+  kIsSuperseded,  // a newer version of the same SOP instance replaced it before it left
+  kIsPending,     // still to go (ready, sending, waiting to retry, not yet stable)
 };
 inline constexpr DayOutcome kAllDayOutcomes[] = {
-    DayOutcome::kIsVerified,    DayOutcome::kIsSent, DayOutcome::kIsFailed,     DayOutcome::kIsWithdrawn,
-    DayOutcome::kIsQuarantined, DayOutcome::kIsHeld, DayOutcome::kIsSuperseded, DayOutcome::kIsPending};
+    DayOutcome::kIsVerified,   DayOutcome::kIsSent,        DayOutcome::kIsFailed,
+    DayOutcome::kIsWithdrawn,  DayOutcome::kIsQuarantined, DayOutcome::kIsHeld,
+    DayOutcome::kIsSuperseded, DayOutcome::kIsPending};
 std::string_view to_string(DayOutcome o);
 
 // The precedence: the delivery's own final state first (withdrawn, superseded, verified, sent,
@@ -57,12 +58,22 @@ struct DayCounts {
   std::vector<DestinationDay> destinations;  // in configuration order
 };
 
+// What came in and went out since a moment: the rates dirgw status forecasts from.
+struct RecentFlow {
+  std::int64_t since_ms = 0;
+  std::int64_t ingest_bytes = 0;             // of the instances received since
+  std::map<std::string, std::int64_t> sent;  // destination -> instances acknowledged since
+};
+
 class DayReportQueries {
  public:
   explicit DayReportQueries(Database& db) : db_(db) {}
   // One row per configured destination (even with nothing received); a delivery to a
   // destination no longer configured is not reported.
   Result<DayCounts> counts(std::int64_t from_ms, std::int64_t to_ms);
+  // Instances received (bytes) and acknowledged per destination since `since_ms`; both read by
+  // index (instances_received, deliveries_verify).
+  Result<RecentFlow> recent_flow(std::int64_t since_ms);
   // The catalog's clock (a test's fake one): "now" for the report's day and pending ages.
   TimePoint now() const { return db_.clock().now(); }
 

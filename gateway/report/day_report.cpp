@@ -83,11 +83,20 @@ Result<Day> make_day(const std::string& day, const std::string& time_zone) {
   return day_of(*z, date::local_days(ymd), time_zone);
 }
 
-Result<Day> day_before(TimePoint now, const std::string& time_zone) {
+Result<Day> day_before(TimePoint now, const std::string& time_zone, int days_back) {
   auto z = zone(time_zone);
   if (!z) return z.error();
   auto local = (*z)->to_local(date::floor<std::chrono::seconds>(now));
-  return day_of(*z, date::floor<date::days>(local) - date::days(1), time_zone);
+  return day_of(*z, date::floor<date::days>(local) - date::days(days_back), time_zone);
+}
+
+int minute_of_day(TimePoint now, const std::string& time_zone) {
+  auto z = zone(time_zone);
+  if (!z) return -1;
+  auto local = (*z)->to_local(date::floor<std::chrono::seconds>(now));
+  return static_cast<int>(
+      std::chrono::duration_cast<std::chrono::minutes>(local - date::floor<date::days>(local))
+          .count());
 }
 
 bool adds_up(const Report& r) {

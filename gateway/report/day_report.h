@@ -25,8 +25,11 @@ struct Day {
 
 // A strict YYYY-MM-DD (a real calendar date) in an IANA zone; the error says which is wrong.
 Result<Day> make_day(const std::string& day, const std::string& time_zone);
-// The facility day before the one `now` falls in (what the nightly report covers).
-Result<Day> day_before(TimePoint now, const std::string& time_zone);
+// The facility day `days_back` days before the one `now` falls in (1: yesterday, what the
+// nightly report covers).
+Result<Day> day_before(TimePoint now, const std::string& time_zone, int days_back = 1);
+// Minutes since local midnight at `now` in `time_zone` (0-1439); -1 for an unknown zone.
+int minute_of_day(TimePoint now, const std::string& time_zone);
 
 struct Report {
   Day day;

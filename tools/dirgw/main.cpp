@@ -155,6 +155,10 @@ void print_status(const json& r) {
               human_bytes(sp.value("free_bytes", 0.0)).c_str(),
               human_bytes(sp.value("floor_bytes", 0.0)).c_str(),
               sp.value("below_floor", false) ? "  WARNING: below floor, new objects refused" : "");
+  if (sp.contains("floor_reached_at"))
+    std::printf("  forecast:   floor reached %s if nothing leaves (ingest %s/s, last 15 min)\n",
+                str(sp, "floor_reached_at").c_str(),
+                human_bytes(sp.value("ingest_bytes_per_s", 0.0)).c_str());
   for (const auto& d : r["destinations"]) {
     std::printf("destination %s (%s)\n", str(d, "name").c_str(), str(d, "url").c_str());
     print_states(d["states"], "  ");
@@ -163,6 +167,10 @@ void print_status(const json& r) {
         human_bytes(d.value("pending_bytes", 0.0)).c_str(), str(d, "oldest_pending_at").c_str());
     std::printf("  last success: %s   current rate: %.1f instances/s\n",
                 str(d, "last_success_at", "never").c_str(), d.value("rate_instances_per_s", 0.0));
+    if (d.contains("forecast"))
+      std::printf("  forecast:     backlog drained %s (at %.2f instances/s, last 15 min%s)\n",
+                  str(d["forecast"], "drained_at").c_str(), d["forecast"].value("rate_per_s", 0.0),
+                  d.contains("window") ? ", inside upload windows" : "");
     if (d.contains("window")) {
       const auto& w = d["window"];
       std::string line = str(w, "state");
@@ -792,7 +800,7 @@ void print_report(const json& rep) {
 void add_report_command(CLI::App& app, const Global& g, Action& action) {
   struct Values {
     std::string day, destination;
-    bool csv = false;
+    bool csv = false, write = false, from_audit = false;
   };
   auto v = std::make_shared<Values>();
   auto* report = app.add_subcommand("report",
@@ -802,11 +810,24 @@ void add_report_command(CLI::App& app, const Global& g, Action& action) {
       ->type_name("YYYY-MM-DD");
   report->add_option("--destination", v->destination, "only this destination")->type_name("NAME");
   report->add_flag("--csv", v->csv, "print CSV (as the nightly file)");
+  report->add_flag("--write", v->write,
+                   "write the day's JSON and CSV files into report.folder now");
+  report->add_flag("--from-audit", v->from_audit,
+                   "rebuild the report from the audit trail alone (a cross-check)");
   report->callback([&g, &action, v] {
     action = [&g, v] {
       json request = {{"cmd", "report"}};
       if (!v->day.empty()) request["day"] = v->day;
       if (!v->destination.empty()) request["destination"] = v->destination;
+      if (v->from_audit) request["from_audit"] = true;
+      if (v->write) {
+        request["write"] = true;
+        return ask_daemon(g, request, [](const json& r) {
+          for (const auto& f : r.value("written", json::array()))
+            std::printf("written %s\n", f.get<std::string>().c_str());
+          return kExitOk;
+        });
+      }
       Global plain = g;
       plain.as_json = false;  // --json prints the report itself, not the reply around it
       return ask_daemon(plain, request, [&g, v](const json& r) {

@@ -28,6 +28,7 @@
 #include "ingest/pull/pull_status.h"
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
+#include "report/nightly.h"
 #include "scheduler/scheduler.h"
 #include "senders/transcode/transcoding_sender.h"
 #include "verify/retention.h"
@@ -86,6 +87,8 @@ struct Context {
   verify::Retention* retention = nullptr;
   // dirgw report (issue 15, docs/report.md); null: the command answers that it is not here.
   catalog::DayReportQueries* day_report = nullptr;
+  // report.folder's writer (null: no folder configured): `dirgw report --write`.
+  report::Nightly* nightly = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

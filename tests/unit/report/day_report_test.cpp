@@ -3,14 +3,18 @@
 // add up.
 #include "report/day_report.h"
 
+#include "report/from_audit.h"
+#include "report/nightly.h"
+
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 
 #include "catalog/catalog.h"
+#include "common/files.h"
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
+#include "fakes/temp_dir.h"
 
 namespace dirgw::report {
 namespace {
@@ -68,18 +72,7 @@ TEST(DayReportDay, DayBeforeIsYesterdayInTheFacilityZone) {
   EXPECT_EQ(day_before(now, "America/Toronto")->day, "2026-12-01");
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/dirgw-report-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing::TempDir;
 
 catalog::NewInstance instance(const std::string& study, int n, const std::string& source) {
   catalog::NewInstance in;
@@ -195,6 +188,52 @@ TEST_F(DayReportCatalog, EveryInstanceOfTheDayIsInExactlyOneColumn) {
       << csv;
 }
 
+// Issue 15: the audit trail alone rebuilds the day's report, column for column.
+TEST_F(DayReportCatalog, TheAuditTrailAloneRebuildsTheSameReport) {
+  receive("1.2.9", 2);  // the day before
+  clock_.advance(hours(3));
+  receive("1.2.1", 3);
+  receive("1.2.2", 2, "folder:ward");
+  receive("1.2.3", 2, "pull:pacs");
+  receive("1.2.4", 1);
+  receive("1.2.5", 1, "hl7:RIS");
+  receive("1.2.6", 4);
+  receive("1.2.7", 2);
+  ASSERT_EQ(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).value(), 8);
+  decide("1.2.9", catalog::StudyState::kReady, "");
+  decide("1.2.1", catalog::StudyState::kReady, "");
+  answer(catalog::DeliveryResult::kDelivered);
+  decide("1.2.2", catalog::StudyState::kReady, "");
+  answer(catalog::DeliveryResult::kRefused);
+  decide("1.2.3", catalog::StudyState::kHeld, catalog::reason::kNoConsent);
+  decide("1.2.4", catalog::StudyState::kQuarantined, catalog::reason::kValidation);
+  decide("1.2.5", catalog::StudyState::kWithdrawn, catalog::reason::kConsentWithdrawn);
+  decide("1.2.7", catalog::StudyState::kHeld, catalog::reason::kOperator);
+  ASSERT_TRUE(catalog_->operators.release("1.2.7", "").ok());  // held, then released: pending
+  decide("1.2.6", catalog::StudyState::kReady, "");
+  clock_.advance(hours(28));
+
+  auto from_catalog = catalog_->day_report.counts(day_.from_ms, day_.to_ms);
+  ASSERT_TRUE(from_catalog.ok());
+  auto events = catalog_->audit.audit_since(0, 100000);
+  ASSERT_TRUE(events.ok());
+  const auto from_trail = counts_from_audit(*events, day_.from_ms, day_.to_ms, {"hdirs"});
+  EXPECT_EQ(from_trail.instances, from_catalog->instances);
+  EXPECT_EQ(from_trail.studies, from_catalog->studies);
+  for (const auto& [source, c] : from_catalog->by_source) {
+    EXPECT_EQ(from_trail.by_source.at(source).instances, c.instances) << source;
+    EXPECT_EQ(from_trail.by_source.at(source).studies, c.studies) << source;
+  }
+  const auto& a = from_trail.destinations.at(0);
+  const auto& b = from_catalog->destinations.at(0);
+  for (auto o : catalog::kAllDayOutcomes)
+    EXPECT_EQ(a.outcomes.at(o), b.outcomes.at(o)) << catalog::to_string(o);
+  EXPECT_EQ(b.outcomes.at(DayOutcome::kIsPending), 6);
+  EXPECT_EQ(a.held_by_reason, b.held_by_reason);
+  EXPECT_EQ(a.quarantined_by_reason, b.quarantined_by_reason);
+  EXPECT_EQ(a.oldest_pending_received_ms, b.oldest_pending_received_ms);
+}
+
 TEST_F(DayReportCatalog, AnEmptyDayAddsUp) {
   auto counts = catalog_->day_report.counts(day_.from_ms, day_.to_ms);
   ASSERT_TRUE(counts.ok());
@@ -202,6 +241,50 @@ TEST_F(DayReportCatalog, AnEmptyDayAddsUp) {
   EXPECT_EQ(r.counts.instances, 0);
   EXPECT_TRUE(adds_up(r));
   EXPECT_TRUE(to_json(r)["destinations"][0]["oldest_pending_age_s"].is_null());
+}
+
+class NightlyTest : public ::testing::Test {
+ protected:
+  // 2026-12-03 00:30 in Toronto (05:30Z): before report.at (01:00).
+  testing::FakeClock clock_{from_epoch_ms(make_day("2026-12-03", "UTC")->from_ms) + hours(5) +
+                            std::chrono::minutes(30)};
+  TempDir dir_;
+  std::vector<std::string> asked_;
+  Nightly nightly_{{dir_.path() / "reports", 60, "America/Toronto"},
+                   clock_,
+                   [this](std::int64_t from, std::int64_t to) -> Result<catalog::DayCounts> {
+                     asked_.push_back(format_utc_ms(from));
+                     catalog::DayCounts c;
+                     c.from_ms = from;
+                     c.to_ms = to;
+                     return c;
+                   }};
+  bool written(const std::string& day) {
+    return fs::exists(report_path(dir_.path() / "reports", day, "json")) &&
+           fs::exists(report_path(dir_.path() / "reports", day, "csv"));
+  }
+};
+
+TEST_F(NightlyTest, YesterdaysFileOnceReportAtHasPassedAndOnlyOnce) {
+  // A new folder before 01:00: the day before yesterday only (the latest day due).
+  auto first = nightly_.step();
+  ASSERT_TRUE(first.ok()) << first.error().to_string();
+  EXPECT_EQ(*first, std::vector<std::string>{"2026-12-01"});
+  EXPECT_EQ(asked_, std::vector<std::string>{"2026-12-01T05:00:00Z"});
+  EXPECT_TRUE(written("2026-12-01"));
+  EXPECT_TRUE(nightly_.step()->empty());
+  clock_.advance(std::chrono::minutes(31));  // 01:01 local: yesterday is due
+  EXPECT_EQ(*nightly_.step(), std::vector<std::string>{"2026-12-02"});
+  EXPECT_TRUE(nightly_.step()->empty());
+  auto json = read_small_file(report_path(dir_.path() / "reports", "2026-12-02", "json"));
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(nlohmann::json::parse(*json)["day"], "2026-12-02");
+}
+
+TEST_F(NightlyTest, CatchesUpTheNightsItWasDownFor) {
+  ASSERT_EQ(nightly_.step()->size(), 1u);  // 2026-12-01
+  clock_.advance(hours(24 * 3));           // down for three nights: 12-02, 12-03, 12-04 due
+  EXPECT_EQ(*nightly_.step(), (std::vector<std::string>{"2026-12-02", "2026-12-03", "2026-12-04"}));
 }
 
 }  // namespace
