@@ -6,8 +6,9 @@ namespace {
 
 using Seconds = std::chrono::duration<double>;
 
+// To the millisecond: a forecast is not more exact, and a rate times a time then divides back.
 TimePoint after(TimePoint t, double seconds) {
-  return t + std::chrono::duration_cast<TimePoint::duration>(Seconds(seconds));
+  return t + std::chrono::round<Millis>(Seconds(seconds));
 }
 
 }  // namespace

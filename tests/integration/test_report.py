@@ -158,7 +158,7 @@ def main():
         check(rc == 0, f"storescu {key}: {out[-300:]}")
         harness.wait_for(f"{key} to be {want}", lambda: state(key) == want, 40, 0.2)
 
-    for key in ("A", "B", "E", "D"):
+    for key in ("A", "B", "E"):  # D: quarantined before consent matters
         rc, out, err = cli("consent", "grant", "hn:" + hn[uid[key]])
         check(rc == 0, f"grant {key}: {out} {err}")
     rc, out, err = cli("consent", "withdraw", "hn:" + hn[uid["W"]])
@@ -180,9 +180,12 @@ def main():
     log(f"forecast: {fc}; spool: {st['spool']}")
     check(fc.get("rate_per_s", 0) > 0 and fc.get("drained_at") not in (None, "n/a"),
           f"destination forecast: {fc}")
-    check(st["spool"].get("ingest_bytes_per_s", 0) > 0
-          and st["spool"].get("floor_reached_at") not in (None, "n/a"),
-          f"spool forecast: {st['spool']}")
+    sp = st["spool"]
+    rate = sp.get("ingest_bytes_per_s", 0)
+    # Beyond 60 days (a big test disk, a trickle of small test files) the forecast says n/a.
+    far = rate > 0 and (sp["free_bytes"] - sp["floor_bytes"]) / rate > 60 * 86400
+    check(rate > 0 and (sp.get("floor_reached_at") not in (None, "n/a") or far),
+          f"spool forecast: {sp}")
     rc, out, err = cli("status")
     check("forecast:" in out and "backlog drained" in out and "floor reached" in out,
           f"human status shows the forecasts: {out}")

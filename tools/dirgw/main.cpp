@@ -790,9 +790,11 @@ void print_report(const json& rep) {
     const auto& age = d["oldest_pending_age_s"];
     std::printf("  %s\n",
                 age.is_number() ? (std::to_string(age.get<long long>()) + "s").c_str() : "-");
-    for (const char* what : {"quarantined_by_reason", "held_by_reason"})
-      for (const auto& [code, n] : d.value(what, json::object()).items())
+    for (const char* what : {"quarantined_by_reason", "held_by_reason"}) {
+      const json reasons = d.value(what, json::object());  // items() must not outlive it
+      for (const auto& [code, n] : reasons.items())
         std::printf("    %s %s: %lld\n", what, code.c_str(), n.get<long long>());
+    }
   }
   std::printf("%s", str(rep, "check").c_str());
 }
