@@ -26,7 +26,7 @@ struct TypeName {
   EventType type;
   std::string_view name;
 };
-constexpr std::array<TypeName, 17> kTypeNames{{
+constexpr std::array<TypeName, 20> kTypeNames{{
     {EventType::kObjectReceived, "object_received"},
     {EventType::kStudySent, "study_sent"},
     {EventType::kStudyFailed, "study_failed"},
@@ -44,6 +44,9 @@ constexpr std::array<TypeName, 17> kTypeNames{{
     {EventType::kObjectsPurged, "objects_purged"},
     {EventType::kPriorsSearched, "priors_searched"},
     {EventType::kPriorFetched, "prior_fetched"},
+    {EventType::kStudyHeld, "study_held"},
+    {EventType::kStudyReleased, "study_released"},
+    {EventType::kStudyWithdrawn, "study_withdrawn"},
 }};
 
 void append_detail(std::string& out, const json& j) {

@@ -40,6 +40,12 @@ enum class EventType {
   kObjectsPurged,      // retention removed verified spool files (age, or disk pressure)
   kPriorsSearched,     // the repository was searched for a patient's priors (issue 18)
   kPriorFetched,       // a prior study was retrieved and stored into the local PACS (or not)
+  // Policy decisions per study and destination (issue 15: the trail alone rebuilds the daily
+  // report): held (no consent, new version, operator), released from HELD or QUARANTINED, and
+  // withdrawn (consent withdrawn before it left). Quarantine itself is a quarantine_action.
+  kStudyHeld,
+  kStudyReleased,
+  kStudyWithdrawn,
 };
 
 // "object_received", "study_sent", ...: the stable name used in the canonical form.

@@ -178,6 +178,10 @@ DicomEventCodes dicom_event_codes(const Event& e) {
       return {kQuery, std::nullopt, 'E'};
     case EventType::kPriorFetched:
       return {kInstancesTransferred, std::nullopt, 'C'};
+    case EventType::kStudyHeld:
+    case EventType::kStudyReleased:
+    case EventType::kStudyWithdrawn:
+      return {kInstancesAccessed, std::nullopt, 'U'};
     case EventType::kConsentChanged:
       return {kPatientRecord, kConsent, 'U'};
     case EventType::kQuarantineAction: {

@@ -12,7 +12,8 @@ Catalog::Catalog(std::unique_ptr<Database> db)
       operators(*db_),
       audit(*db_),
       orders(*db_),
-      verify(*db_) {}
+      verify(*db_),
+      day_report(*db_) {}
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::filesystem::path& path,
                                                std::vector<std::string> destinations,

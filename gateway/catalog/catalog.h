@@ -21,6 +21,7 @@
 #include "catalog/audit_log.h"
 #include "catalog/consent_registry.h"
 #include "catalog/database.h"
+#include "catalog/day_report.h"
 #include "catalog/delivery_ledger.h"
 #include "catalog/ingest_ledger.h"
 #include "catalog/operator_actions.h"
@@ -53,8 +54,9 @@ class Catalog {
   Queries queries;
   OperatorActions operators;
   AuditLog audit;
-  OrderBook orders;     // HL7 order priorities by accession number (schema 17)
-  VerifyLedger verify;  // verification and retention (issue 15)
+  OrderBook orders;             // HL7 order priorities by accession number (schema 17)
+  VerifyLedger verify;          // verification and retention (issue 15)
+  DayReportQueries day_report;  // the daily reconciliation report's counts (issue 15)
 
  private:
   explicit Catalog(std::unique_ptr<Database> db);

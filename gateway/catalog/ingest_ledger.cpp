@@ -11,8 +11,8 @@ namespace {
 // Every destination row of the study not yet sent becomes QUARANTINED for the conflict. Rows
 // already SENT (or later) keep their state: what left cannot be recalled, and a new round for the
 // conflicting instance was opened above (so it is this study's RECEIVING row that is held).
-void quarantine_identity_conflict(Connection& db, std::int64_t study_id, const std::string& sop_uid,
-                                  std::int64_t now) {
+void quarantine_identity_conflict(Connection& db, const Clock& clock, std::int64_t study_id,
+                                  const std::string& sop_uid, std::int64_t now) {
   // The finding `dirgw quarantine show` lists; the policy stage rewrites it on every run.
   db.prepare(
         "DELETE FROM policy_findings WHERE study_id = ?1 AND sop_instance_uid = ?2 AND code = ?3")
@@ -29,6 +29,19 @@ void quarantine_identity_conflict(Connection& db, std::int64_t study_id, const s
       .bind(4, reason::kIdentityConflictText)
       .bind(5, now)
       .run();
+  std::vector<std::pair<std::string, StudyState>> moving;  // for their audit events
+  {
+    auto st = db.prepare(
+        "SELECT destination, state FROM study_destinations WHERE study_id = ?1 AND state NOT IN "
+        "('SENT', 'VERIFIED', 'PURGED', 'WITHDRAWN', 'QUARANTINED')");
+    st.bind(1, study_id);
+    while (st.step())
+      moving.emplace_back(st.text(0),
+                          parse_study_state(st.text(1)).value_or(StudyState::kReceiving));
+  }
+  for (const auto& [dest, from] : moving)
+    audit_decision(db, clock, study_id, dest, from, StudyState::kQuarantined, Cause::kNewInstance,
+                   reason::kIdentityConflict);
   db.prepare(
         "UPDATE study_destinations SET state = 'QUARANTINED', reason_code = ?2, reason = ?3, "
         "updated_at = ?4 WHERE study_id = ?1 AND state NOT IN ('SENT', 'VERIFIED', 'PURGED', "
@@ -228,6 +241,9 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
           .bind(2, dest)
           .bind(3, now)
           .run();
+      if (db.changes() > 0)
+        audit_decision(db, db_.clock(), study_id, dest, StudyState::kReceiving, StudyState::kHeld,
+                       Cause::kNewInstance, reason::kNewVersion);
     }
     // A late instance of a withdrawn study is withdrawn on arrival: never pending, never sent.
     const bool withdrawn = !cur.is_null(0) && cur.text(0) == "WITHDRAWN";
@@ -243,7 +259,7 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
   }
   // Nothing of either version leaves until a person decides (docs/ingest-dicom.md).
   for (const std::int64_t id : conflicting)
-    quarantine_identity_conflict(db, id, in.sop_instance_uid, now);
+    quarantine_identity_conflict(db, db_.clock(), id, in.sop_instance_uid, now);
   append_audit(db, db_.clock(),
                received_event(in, {{"bytes", in.size},
                                    {"new_version", kind == RecordKind::kNewVersion},

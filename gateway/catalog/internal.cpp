@@ -19,6 +19,8 @@ audit::Event received_event(const NewInstance& in, nlohmann::json detail) {
   e.study_uid = in.study_uid;
   e.sop_instance_uid = in.sop_instance_uid;
   e.detail = std::move(detail);
+  // Where it came from, as the daily report counts it (dicom:AE, folder:, pull:, hl7:).
+  if (!in.source.empty() && e.detail.is_object()) e.detail["source"] = in.source;
   return e;
 }
 
@@ -166,7 +168,49 @@ bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
       .bind(5, to_epoch_ms(clock.now()))
       .bind(6, code)
       .run();
+  audit_decision(db, clock, study_id, destination, *from, to, cause, code);
   return true;
+}
+
+namespace {
+
+std::string_view cause_name(Cause cause) {
+  switch (cause) {
+    case Cause::kPolicy:
+      return "policy";
+    case Cause::kOperator:
+      return "operator";
+    case Cause::kConsentWithdrawn:
+      return "consent";
+    case Cause::kNewInstance:
+      return "new-instance";
+    default:
+      return "system";
+  }
+}
+
+}  // namespace
+
+void audit_decision(Connection& db, const Clock& clock, std::int64_t study_id,
+                    const std::string& destination, StudyState from, StudyState to, Cause cause,
+                    std::string_view code) {
+  const bool was_stopped = from == StudyState::kHeld || from == StudyState::kQuarantined;
+  std::optional<audit::EventType> type;
+  nlohmann::json detail = {{"cause", cause_name(cause)}, {"reason_code", code}};
+  if (to == StudyState::kHeld) {
+    type = audit::EventType::kStudyHeld;
+  } else if (to == StudyState::kWithdrawn) {
+    type = audit::EventType::kStudyWithdrawn;
+  } else if (to == StudyState::kQuarantined) {
+    type = audit::EventType::kQuarantineAction;
+    detail["action"] = "quarantine";
+  } else if (was_stopped) {
+    type = audit::EventType::kStudyReleased;
+    detail["from"] = to_string(from);
+  }
+  if (type)
+    audit_study_event(db, clock, study_id, destination, *type, std::string(audit::kSuccess),
+                      std::move(detail));
 }
 
 std::string notification_body(Connection& db, std::int64_t patient_id,

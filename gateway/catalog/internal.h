@@ -35,6 +35,12 @@ Result<audit::Event> audit_row(const sqlite::Statement& st);
 bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
                 const std::string& destination, StudyState to, Cause cause,
                 const std::string& reason, std::string_view code = "");
+// The audit event of a policy decision (issue 15): study_held, study_withdrawn, a
+// quarantine_action "quarantine", or study_released when a HELD or QUARANTINED study moves on.
+// transition() records it; a change made by other SQL calls it itself.
+void audit_decision(Connection& db, const Clock& clock, std::int64_t study_id,
+                    const std::string& destination, StudyState from, StudyState to, Cause cause,
+                    std::string_view code);
 // WITHDRAWN, and its pending deliveries never sent.
 bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
               const std::string& destination, const std::string& reason);

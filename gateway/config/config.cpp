@@ -246,6 +246,24 @@ void read_metrics(Reader& r, const YAML::Node& mn, const std::string& mp, Metric
   r.integer(mn, mp, "port", me.port, 0, 65535);
 }
 
+// report: { folder: /var/lib/dirgw/reports, at: "01:00" } (docs/report.md).
+void read_report(Reader& r, const YAML::Node& n, const std::string& p, Report& out) {
+  r.path(n, p, "folder", out.folder);
+  r.scalar(n, p, "at", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+    const bool shape = s.size() == 5 && s[2] == ':' &&
+                       std::isdigit(static_cast<unsigned char>(s[0])) &&
+                       std::isdigit(static_cast<unsigned char>(s[1])) &&
+                       std::isdigit(static_cast<unsigned char>(s[3])) &&
+                       std::isdigit(static_cast<unsigned char>(s[4]));
+    const int h = shape ? (s[0] - '0') * 10 + (s[1] - '0') : -1;
+    const int m = shape ? (s[3] - '0') * 10 + (s[4] - '0') : -1;
+    if (h < 0 || h > 23 || m < 0 || m > 59)
+      r.error(k, v, "must be a time of day HH:MM from 00:00 to 23:59, not '" + s + "'");
+    else
+      out.at_minute = h * 60 + m;
+  });
+}
+
 void read_timezone(Reader& r, const YAML::Node& f, const std::string& fp, std::string& out) {
   r.scalar(f, fp, "timezone", [&](const YAML::Node& v, const std::string& k, const std::string& s) {
     // Any window will do: make() is what resolves the zone in the system tzdb.
@@ -413,6 +431,12 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                                Duration(0), Duration(3650 * 86'400'000LL));
                   },
                   {"spool_floor", "keep_after_verified"});
+          if (m["report"].IsDefined() && !m["report"].IsNull())
+            r.map(m["report"], "report",
+                  [&](const YAML::Node& rn, const std::string& rp) {
+                    read_report(r, rn, rp, c.report);
+                  },
+                  {"folder", "at"});
           if (m["audit"].IsDefined() && !m["audit"].IsNull())
             r.map(m["audit"], "audit",
                   [&](const YAML::Node& an, const std::string& ap) {
@@ -447,7 +471,8 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                       "over HL7)");
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
-         "retention", "metrics", "audit", "deidentification", "forwarding", "priority", "priors"});
+         "retention", "metrics", "audit", "deidentification", "forwarding", "priority", "priors",
+         "report"});
 }
 
 }  // namespace

@@ -281,6 +281,13 @@ struct Retention {
   Duration keep_after_verified{std::chrono::hours(24 * 7)};
 };
 
+// The daily reconciliation report (docs/report.md): `dirgw report` needs nothing; a folder turns
+// on the nightly file, written at `at` (facility.timezone) for the day before.
+struct Report {
+  std::filesystem::path folder;  // empty: no nightly file
+  int at_minute = 60;            // minutes after local midnight ("01:00")
+};
+
 struct Metrics {
   bool enabled = false;
   std::string bind = "127.0.0.1";
@@ -311,6 +318,7 @@ struct Config {
   // The secret behind every pseudonym (32 bytes, 0600, created at first start when absent).
   std::filesystem::path deid_key_file;  // empty: <state_dir>/keys/deid.key
   Retention retention;
+  Report report;
   Metrics metrics;
   AuditSyslog audit_syslog;
   PriorsConfig priors;  // priors from the repository into the local PACS (docs/priors.md)

@@ -420,9 +420,26 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                 {"enabled", "profile", "options", "descriptor_allow_list", "safe_private",
                  "burned_in_allow"});
       },
-      {"name", "type", "url", "consent", "big_endian", "un_elements", "withdrawal_notify_url",
-       "auth", "batch", "timeouts", "retry", "circuit", "deidentify", "schedule", "bandwidth",
-       "concurrency", "dimse", "transcode", "verify", "require_report"});
+      {"name",
+       "type",
+       "url",
+       "consent",
+       "big_endian",
+       "un_elements",
+       "withdrawal_notify_url",
+       "auth",
+       "batch",
+       "timeouts",
+       "retry",
+       "circuit",
+       "deidentify",
+       "schedule",
+       "bandwidth",
+       "concurrency",
+       "dimse",
+       "transcode",
+       "verify",
+       "require_report"});
 }
 
 }  // namespace

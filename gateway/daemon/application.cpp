@@ -25,8 +25,8 @@
 #include "daemon/audit_trail.h"
 #include "daemon/destinations.h"
 #include "daemon/host_checks.h"
-#include "daemon/priors_parts.h"
 #include "daemon/ops_metrics.h"
+#include "daemon/priors_parts.h"
 #include "ingest/catalog_sink.h"
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/folder/watcher.h"
@@ -42,6 +42,7 @@
 #include "policy/consent/hl7_consent.h"
 #include "policy/orders/hl7_orders.h"
 #include "policy/stage/stage.h"
+#include "report/nightly.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
 #include "verify/service.h"
@@ -97,6 +98,7 @@ struct Application::Impl {
   std::unique_ptr<ingest::pull::PullSink> pull_sink;
   std::unique_ptr<ingest::pull::Poller> pull;
   ingest::pull::GetIntake get_intake;
+  std::unique_ptr<report::Nightly> nightly;  // report.folder (issue 15); null: not configured
   std::unique_ptr<commands::Context> commands;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
@@ -132,6 +134,7 @@ struct Application::Impl {
   void start_audit_forwarder();
   commands::LiveFacts live_facts() const;
   void report_status();
+  void write_nightly();
   void begin_stop();
   void stop();
 };
@@ -244,7 +247,24 @@ Result<void> Application::Impl::build_stages() {
   sink->set_audit([this](const ingest::DoorRefusal& r) {
     audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));
   });
+  if (!config.report.folder.empty())
+    nightly = std::make_unique<report::Nightly>(
+        report::NightlySettings{config.report.folder, config.report.at_minute, config.timezone},
+        clock, [this](std::int64_t from, std::int64_t to) {
+          return catalog->day_report.counts(from, to);
+        });
   return {};
+}
+
+// The nightly report files due now (and missed nights, after downtime): docs/report.md.
+void Application::Impl::write_nightly() {
+  auto written = nightly->step();
+  if (!written) {
+    log::warn("nightly report not written", {{"error", written.error().to_string()}});
+    return;
+  }
+  for (const auto& day : *written)
+    log::info("nightly report written", {{"day", day}, {"folder", config.report.folder.string()}});
 }
 
 Result<void> Application::Impl::start_control() {
@@ -264,7 +284,9 @@ Result<void> Application::Impl::start_control() {
                         .live = [this] { return live_facts(); },
                         .retention = &verifier->retention(),
                         .priors = priors ? priors->service.get() : nullptr,
-                        .prior_ledger = priors ? priors->ledger.get() : nullptr});
+                        .prior_ledger = priors ? priors->ledger.get() : nullptr,
+                        .day_report = &catalog->day_report,
+                        .nightly = nightly.get()});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -534,6 +556,9 @@ int Application::run() {
   // stop, so that removing the newest entries is detected too.
   asio::steady_timer anchor_timer(s.io);
   repeat(anchor_timer, std::chrono::minutes(1), [&] { s.audit->write_anchor(); });
+  // report.folder: looked at every minute (and now, to catch up after downtime).
+  asio::steady_timer report_timer(s.io);
+  if (s.nightly) repeat(report_timer, std::chrono::minutes(1), [&] { s.write_nightly(); });
   s.io.run();
 
   s.stop();

@@ -167,6 +167,10 @@ void print_status(const json& r) {
               human_bytes(sp.value("free_bytes", 0.0)).c_str(),
               human_bytes(sp.value("floor_bytes", 0.0)).c_str(),
               sp.value("below_floor", false) ? "  WARNING: below floor, new objects refused" : "");
+  if (sp.contains("floor_reached_at"))
+    std::printf("  forecast:   floor reached %s if nothing leaves (ingest %s/s, last 15 min)\n",
+                str(sp, "floor_reached_at").c_str(),
+                human_bytes(sp.value("ingest_bytes_per_s", 0.0)).c_str());
   for (const auto& d : r["destinations"]) {
     std::printf("destination %s (%s)\n", str(d, "name").c_str(), str(d, "url").c_str());
     print_states(d["states"], "  ");
@@ -182,6 +186,10 @@ void print_status(const json& r) {
           rr.value("waiting_for_report", 0LL), rr.value("sent_without_report", 0LL),
           str(rr, "max_wait").c_str());
     }
+    if (d.contains("forecast"))
+      std::printf("  forecast:     backlog drained %s (at %.2f instances/s, last 15 min%s)\n",
+                  str(d["forecast"], "drained_at").c_str(), d["forecast"].value("rate_per_s", 0.0),
+                  d.contains("window") ? ", inside upload windows" : "");
     if (d.contains("window")) {
       const auto& w = d["window"];
       std::string line = str(w, "state");
@@ -862,6 +870,82 @@ void add_priors_commands(CLI::App& app, const Global& g, Action& action) {
   });
 }
 
+// dirgw report: the daily reconciliation report as a table, its check line last.
+void print_report(const json& rep) {
+  std::printf("day %s (%s): %lld instances, %lld studies received; PACS count: %s\n",
+              str(rep, "day").c_str(), str(rep, "time_zone").c_str(),
+              rep["received"].value("instances", 0LL), rep["received"].value("studies", 0LL),
+              str(rep, "pacs_count").c_str());
+  for (const auto& [source, c] : rep["received"]["by_source"].items())
+    std::printf("  from %-24s %6lld instances %4lld studies\n", source.c_str(),
+                c.value("instances", 0LL), c.value("studies", 0LL));
+  static constexpr const char* kColumns[] = {"verified",    "sent", "failed",     "withdrawn",
+                                             "quarantined", "held", "superseded", "pending"};
+  std::printf("%-16s %9s %7s", "destination", "instances", "studies");
+  for (const char* c : kColumns) std::printf(" %11s", c);
+  std::printf("  oldest pending\n");
+  for (const auto& d : rep.value("destinations", json::array())) {
+    std::printf("%-16s %9lld %7lld", str(d, "destination").c_str(), d.value("instances", 0LL),
+                d.value("studies", 0LL));
+    for (const char* c : kColumns) std::printf(" %11lld", d.value(c, 0LL));
+    const auto& age = d["oldest_pending_age_s"];
+    std::printf("  %s\n",
+                age.is_number() ? (std::to_string(age.get<long long>()) + "s").c_str() : "-");
+    for (const char* what : {"quarantined_by_reason", "held_by_reason"}) {
+      const json reasons = d.value(what, json::object());  // items() must not outlive it
+      for (const auto& [code, n] : reasons.items())
+        std::printf("    %s %s: %lld\n", what, code.c_str(), n.get<long long>());
+    }
+  }
+  std::printf("%s", str(rep, "check").c_str());
+}
+
+void add_report_command(CLI::App& app, const Global& g, Action& action) {
+  struct Values {
+    std::string day, destination;
+    bool csv = false, write = false, from_audit = false;
+  };
+  auto v = std::make_shared<Values>();
+  auto* report = app.add_subcommand("report",
+                                    "the daily reconciliation report: per destination, what was\n"
+                                    "received on a facility day and where each instance stands");
+  report->add_option("--day", v->day, "the facility day (default: yesterday)")
+      ->type_name("YYYY-MM-DD");
+  report->add_option("--destination", v->destination, "only this destination")->type_name("NAME");
+  report->add_flag("--csv", v->csv, "print CSV (as the nightly file)");
+  report->add_flag("--write", v->write,
+                   "write the day's JSON and CSV files into report.folder now");
+  report->add_flag("--from-audit", v->from_audit,
+                   "rebuild the report from the audit trail alone (a cross-check)");
+  report->callback([&g, &action, v] {
+    action = [&g, v] {
+      json request = {{"cmd", "report"}};
+      if (!v->day.empty()) request["day"] = v->day;
+      if (!v->destination.empty()) request["destination"] = v->destination;
+      if (v->from_audit) request["from_audit"] = true;
+      if (v->write) {
+        request["write"] = true;
+        return ask_daemon(g, request, [](const json& r) {
+          for (const auto& f : r.value("written", json::array()))
+            std::printf("written %s\n", f.get<std::string>().c_str());
+          return kExitOk;
+        });
+      }
+      Global plain = g;
+      plain.as_json = false;  // --json prints the report itself, not the reply around it
+      return ask_daemon(plain, request, [&g, v](const json& r) {
+        if (g.as_json)
+          std::cout << r["report"].dump(2) << "\n";
+        else if (v->csv)
+          std::cout << r.value("csv", std::string());
+        else
+          print_report(r["report"]);
+        return r["report"].value("adds_up", false) ? kExitOk : kExitFailed;
+      });
+    };
+  });
+}
+
 void add_consent_commands(CLI::App& app, const Global& g, Action& action) {
   auto* consent =
       app.add_subcommand("consent",
@@ -1091,6 +1175,7 @@ int main(int argc, char** argv) {
 
   add_study_commands(app, g, action);
   add_purge_command(app, g, action);
+  add_report_command(app, g, action);
   add_consent_commands(app, g, action);
   add_priors_commands(app, g, action);
   add_quarantine_commands(app, g, action);

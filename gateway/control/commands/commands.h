@@ -33,6 +33,10 @@ json quarantine(const Context& ctx, const json& request, const Peer& peer);
 json purge(const Context& ctx, const json& request, const Peer& peer);
 // dirgw priors fetch PATIENT [--since 5y] | list [PATIENT] (priors.cpp, issue 18).
 json priors(const Context& ctx, const json& request, const Peer& peer);
+// dirgw report --day D [--destination D]: the daily reconciliation report (report.cpp).
+json report(const Context& ctx, const json& request, const Peer& peer);
+// status's forecasts: backlog drained, spool at its floor (forecast.cpp).
+void add_forecasts(const Context& ctx, const Result<std::uint64_t>& free, json& status);
 // status's verification and retention parts and their warnings (verification.cpp).
 void add_verification(const Context& ctx, const LiveFacts& live, json& status, json& warnings);
 

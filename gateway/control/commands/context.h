@@ -16,6 +16,7 @@
 #include "audit/export.h"
 #include "catalog/audit_log.h"
 #include "catalog/consent_registry.h"
+#include "catalog/day_report.h"
 #include "catalog/operator_actions.h"
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
@@ -28,6 +29,7 @@
 #include "ingest/spool/spool.h"
 #include "policy/consent/consent_service.h"
 #include "priors/service.h"
+#include "report/nightly.h"
 #include "scheduler/scheduler.h"
 #include "senders/transcode/transcoding_sender.h"
 #include "verify/retention.h"
@@ -89,6 +91,10 @@ struct Context {
   // dirgw priors (issue 18); null: priors are off and the command says so.
   priors::Service* priors = nullptr;
   catalog::PriorLedger* prior_ledger = nullptr;
+  // dirgw report (issue 15, docs/report.md); null: the command answers that it is not here.
+  catalog::DayReportQueries* day_report = nullptr;
+  // report.folder's writer (null: no folder configured): `dirgw report --write`.
+  report::Nightly* nightly = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

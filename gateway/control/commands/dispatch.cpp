@@ -17,6 +17,7 @@ json dispatch(const Context& ctx, const json& request, const Peer& peer) {
   if (cmd == "mrn_import") return mrn_import(ctx, request, peer);
   if (cmd == "purge") return purge(ctx, request, peer);
   if (cmd == "priors") return priors(ctx, request, peer);
+  if (cmd == "report") return report(ctx, request, peer);
   if (cmd == "ping") return {{"ok", true}};
   return error_reply("unknown command '" + cmd.substr(0, 32) + "'");
 }

@@ -179,6 +179,7 @@ json status(const Context& ctx) {
   }
   out["destinations"] = dests;
   add_verification(ctx, live, out, warnings);
+  add_forecasts(ctx, free, out);
   out["warnings"] = warnings;
   out["refusals"] = {{"count", s->refusals}};
   if (s->last_refusal)

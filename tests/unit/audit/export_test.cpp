@@ -98,6 +98,9 @@ TEST(AuditExport, EveryEventTypeMapsToItsDicomCodes) {
       {EventType::kObjectsPurged, "110103", "", "D"},
       {EventType::kPriorsSearched, "110112", "", "E"},
       {EventType::kPriorFetched, "110104", "", "C"},
+      {EventType::kStudyHeld, "110103", "", "U"},
+      {EventType::kStudyReleased, "110103", "", "U"},
+      {EventType::kStudyWithdrawn, "110103", "", "U"},
   };
   ASSERT_EQ(table.size(), all_event_types().size());
   for (const auto& x : table) {
