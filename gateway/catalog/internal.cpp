@@ -141,12 +141,9 @@ bool quarantine_if_unconfirmed(Connection& db, const Clock& clock, std::int64_t 
   const std::string why = std::to_string(n) +
                           " instance(s) the repository took but never confirmed storing: a person "
                           "must look (dirgw quarantine release sends them again)";
-  if (!transition(db, clock, study_id, destination, StudyState::kQuarantined, cause, why,
-                  reason::kUnconfirmed))
-    return false;
-  audit_study_event(db, clock, study_id, destination, audit::EventType::kQuarantineAction,
-                    audit::failure(why), {{"reason_code", reason::kUnconfirmed}, {"instances", n}});
-  return true;
+  // transition() records the quarantine_action (audit_decision), with the reason code.
+  return transition(db, clock, study_id, destination, StudyState::kQuarantined, cause, why,
+                    reason::kUnconfirmed);
 }
 
 bool transition(Connection& db, const Clock& clock, std::int64_t study_id,
