@@ -449,6 +449,23 @@ class Checks:
         return cond
 
 
+def spool_temporaries(spool):
+    """(name, size) of what spool/tmp holds besides the SCP's free slots: `slot-*` files that are
+    empty, created in advance and reused (docs/design.md, durability). A slot that received an
+    object holds its bytes until the shard directory is synced, then goes: it counts."""
+    tmp = os.path.join(spool, "tmp")
+    out = []
+    for name in os.listdir(tmp):
+        try:
+            size = os.path.getsize(os.path.join(tmp, name))
+        except FileNotFoundError:
+            continue
+        if name.startswith("slot-") and size == 0:
+            continue
+        out.append((name, size))
+    return out
+
+
 def tempdir(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     if os.environ.get("DIRGW_KEEP_TMP") != "1":

@@ -76,14 +76,7 @@ class State:
         return os.path.join(self.spool, "objects", sha256[:2], sha256)
 
     def temporaries(self):
-        tmp = os.path.join(self.spool, "tmp")
-        out = []
-        for name in os.listdir(tmp):
-            try:
-                out.append((name, os.path.getsize(os.path.join(tmp, name))))
-            except FileNotFoundError:
-                pass
-        return out
+        return harness.spool_temporaries(self.spool)
 
 
 def dataset_of(part10):
@@ -382,7 +375,7 @@ def check_spool_names(state):
             elif rel.startswith(objects + os.sep):
                 ok = re.fullmatch(r"[0-9a-f]{64}", name) is not None and name.startswith(rel[-2:])
             elif rel == os.path.join("spool", "tmp"):
-                ok = re.fullmatch(r"[0-9a-f]{32}\.part", name) is not None
+                ok = re.fullmatch(r"[0-9a-f]{32}\.part|slot-[0-9a-f]{32}", name) is not None
             else:
                 ok = plain.fullmatch(name) is not None
             if not ok:

@@ -84,7 +84,7 @@ def check_spool(gw, check):
             with open(os.path.join(objects, shard, name), "rb") as f:
                 check(hashlib.sha256(f.read()).hexdigest() == name, f"spool object {name} unchanged")
             n += 1
-    left = os.listdir(os.path.join(gw.state_dir, "spool", "tmp"))
+    left = harness.spool_temporaries(os.path.join(gw.state_dir, "spool"))
     check(not left, f"no transcoded copy left in spool/tmp: {left}")
     return n
 
