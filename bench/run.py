@@ -27,6 +27,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import fs  # noqa: E402
+import wan  # noqa: E402
 from benchlib import harness, log  # noqa: E402
 
 BATCH = 50  # instances per STOW-RS request: dirgwd's batch.max_instances, and the curl bodies
@@ -36,11 +38,13 @@ FULL = {
     "reps": 5, "memory_reps": 3,
     "ct": 500, "cr": (2, 3200, 3200), "us_frames": 650, "big_ct": 5000,
     "small": 500, "catalog_sizes": (1000, 100000),
+    "wan_ct": 200, "wan_reps": 2,
 }
 QUICK = {
     "reps": 1, "memory_reps": 1,
     "ct": 200, "cr": (2, 2000, 2000), "us_frames": 100, "big_ct": 1000,
     "small": 200, "catalog_sizes": (1000, 100000),
+    "wan_ct": 100, "wan_reps": 1,
 }
 
 TARGETS = {
@@ -150,6 +154,8 @@ class Bench:
         self.busy_sections = 0
         self.waited = 0.0
         self.trash = []
+        self.fs_label = ""  # the ingest groups' file system, when not the bench's own disk
+        self.min_free_gb = 30  # below this, a repetition's directories go at once
 
     def tmp(self, name):
         d = tempfile.mkdtemp(prefix=name + "-", dir=self.work)
@@ -162,7 +168,7 @@ class Bench:
         when it creates a file). Big directories go at once when space is short."""
         if self.args.keep:
             return
-        if now or self.free_gb() < 30:
+        if now or self.free_gb() < self.min_free_gb:
             shutil.rmtree(d, ignore_errors=True)
         else:
             self.trash.append(d)
@@ -278,7 +284,8 @@ class Bench:
         reps = self.p["reps"]
         for key, parallel in (("ct", 1), ("ct", 4), ("cr", 1)):
             n = len(self.data[key]["files"])
-            group = f"1. ingest {key.upper()} {self.label(key)}, {parallel} association{'s' if parallel > 1 else ''}"
+            group = (f"1. ingest {key.upper()} {self.label(key)}, {parallel} "
+                     f"association{'s' if parallel > 1 else ''}{self.fs_label}")
             base, ours, floor = [], [], []
             for i in range(reps):
                 base.append(self.ingest_storescp(key, parallel))
@@ -302,15 +309,20 @@ class Bench:
                              [self.mb(key) / s for s in ours],
                              baseline=f"disk floor ({parallel} {w}, write+fdatasync)")
 
+    # 1b. ingest on a journalled ext4 (bench/fs.py)
+    def case_ingest_ext4(self):
+        fs.case_ingest_ext4(self)
+
     # 2. forward
-    def dirgw_forward(self, key, url, verify):
+    def dirgw_forward(self, key, url, verify, concurrency=1):
         """Ingests with stable_age 3s, then times from the log line "studies stable" (the study
         becomes READY) to the "batch forwarded" line that brings the sent count to N. dirgwd
         fsyncs what it receives, so nothing is left to write back when forwarding starts."""
         files = self.data[key]["files"]
         n = len(files)
         w = self.tmp("fwd-dirgw")
-        gw = B.BenchGateway(self.build, w, url, stable_age="3s", batch=BATCH).start()
+        gw = B.BenchGateway(self.build, w, url, stable_age="3s", batch=BATCH,
+                            concurrency=concurrency).start()
         watch = B.LogWatch(gw.log_path)
         try:
             watch.skip_existing()
@@ -532,6 +544,10 @@ class Bench:
             if phases[key]:
                 self.res.add(group, name, "s", phases[key], better="lower")
 
+    # 6. WAN (bench/wan.py)
+    def case_wan(self):
+        wan.case_wan(self, BATCH, post_json)
+
     # 4. memory
     def case_memory(self):
         reps = self.p["memory_reps"]
@@ -690,7 +706,7 @@ def main():
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--quick", action="store_true", help="smaller studies, once each (~2 min)")
     ap.add_argument("--reps", type=int, help="repetitions per case (full: 5, memory 3)")
-    ap.add_argument("--cases", default="ingest,forward,e2e,memory,scale")
+    ap.add_argument("--cases", default="ingest,ingest_ext4,forward,e2e,memory,scale,wan")
     ap.add_argument("--workdir", default="/var/tmp", help="where the temporary directory goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--no-wait", action="store_true",
