@@ -334,6 +334,7 @@ class Bench:
             requests = 0
             http_ms = 0
             t1 = None
+            answers = []  # (time the line was seen, ms of its request)
             deadline = time.monotonic() + 1800
             while sent < n:
                 if time.monotonic() > deadline:
@@ -343,6 +344,7 @@ class Bench:
                         requests += 1
                         sent += int(B.field(line, "sent") or 0)
                         http_ms += int(B.field(line, "ms") or 0)
+                        answers.append((t, int(B.field(line, "ms") or 0)))
                         if int(B.field(line, "retry") or 0) or int(B.field(line, "refused") or 0):
                             raise RuntimeError("a batch was not accepted: " + line)
                         t1 = t
@@ -352,7 +354,11 @@ class Bench:
             if st["destinations"][0]["pending_instances"] != 0:
                 raise RuntimeError("dirgw status still shows pending instances")
             verify(n)
-            self.last_forward = {"requests": requests, "http_s": http_ms / 1000}
+            # With one request at a time: from one answer to the next request's start, i.e. the
+            # gateway's own work between requests (the log is polled every 5 ms: a median).
+            gaps = [(b[0] - a[0]) * 1000 - b[1] for a, b in zip(answers, answers[1:])]
+            self.last_forward = {"requests": requests, "http_s": http_ms / 1000,
+                                 "between_ms": statistics.median(gaps) if gaps else None}
             return t1 - t0, requests
         finally:
             gw.stop()
@@ -443,7 +449,7 @@ class Bench:
         w = self.tmp("sink")
         sink = B.NullSink(w, B.stow_answer(files)).start()
         body_bytes = [os.path.getsize(b) for b in bodies]
-        curl_t, ours_t, http_sink = [], [], []
+        curl_t, ours_t, http_sink, between = [], [], [], []
         try:
             for i in range(reps):
                 sink.reset_log()
@@ -462,6 +468,8 @@ class Bench:
                 secs, reqs = self.dirgw_forward(key, sink.url, verify)
                 ours_t.append(secs)
                 http_sink.append(self.last_forward["http_s"])
+                if self.last_forward["between_ms"] is not None:
+                    between.append(self.last_forward["between_ms"])
                 log(f"sink rep {i + 1}: curl {curl_t[-1]:.2f}s, dirgwd {ours_t[-1]:.2f}s ({reqs} requests)")
         finally:
             sink.stop()
@@ -474,6 +482,8 @@ class Bench:
         self.res.add(group, "(info) curl: sum of request times", "s", curl_t, better="lower")
         self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
         self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_sink, better="lower")
+        self.res.add(group, "(info) dirgwd: between requests, per batch", "ms", between,
+                     better="lower")
         shutil.rmtree(os.path.join(self.work, "bodies"), ignore_errors=True)
 
     # 3. end to end
@@ -701,6 +711,26 @@ def machine():
     }
 
 
+def progress(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def quiet_logs(path, verbose):
+    """Sends every module's detail lines (harness, benchlib, the cases) to a file, and to the
+    terminal only with --verbose: the terminal gets one line per case, then the table."""
+    f = open(path, "w")
+
+    def detail(msg):
+        f.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
+        f.flush()
+        if verbose:
+            progress(msg)
+
+    for module in (harness, B, wan, fs, sys.modules[__name__]):
+        module.log = detail
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", required=True)
@@ -712,6 +742,8 @@ def main():
     ap.add_argument("--no-wait", action="store_true",
                     help="do not wait for a quiet machine before each timed section")
     ap.add_argument("--output", help="JSON file (default bench/results/latest[-quick].json)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print every detail line too (always written to the .log beside the JSON)")
     args = ap.parse_args()
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for exe in ("gateway/daemon/dirgwd", "tools/dirgw/dirgw", "tools/synth/dirgw-synth"):
@@ -727,8 +759,13 @@ def main():
     os.environ["TCP_NODELAY"] = "1"
     params = dict(QUICK if args.quick else FULL)
     if args.reps:
-        params["reps"] = params["memory_reps"] = args.reps
+        params["reps"] = params["memory_reps"] = params["wan_reps"] = args.reps
+    out = args.output or os.path.join(RESULTS_DIR, "latest-quick.json" if args.quick else "latest.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    detail = quiet_logs(os.path.splitext(out)[0] + ".log", args.verbose)
     work = tempfile.mkdtemp(prefix="dirgw-bench-", dir=args.workdir)
+    progress(f"bench: {'quick' if args.quick else 'full'} run, {params['reps']} repetition(s), "
+             f"cases {', '.join(args.cases)}; details in {os.path.relpath(detail)}")
     log(f"bench: {'quick' if args.quick else 'full'} run, {params['reps']} repetition(s), in {work}")
     bench = Bench(args, params, work)
     load_before = os.getloadavg()
@@ -744,12 +781,13 @@ def main():
             try:
                 getattr(bench, "case_" + case)()
             except Exception as e:  # one broken case must not hide the others' numbers
-                traceback.print_exc()
+                log(traceback.format_exc())
                 failed.append(case)
                 bench.res.note(f"case {case} failed: {e}")
             finally:
                 bench.empty_trash()
-            log(f"case {case}: {time.monotonic() - t0:.0f}s")
+            progress(f"case {case}: {time.monotonic() - t0:.0f}s"
+                     + (" FAILED (see the log)" if case in failed else ""))
     finally:
         harness._stop_all()
         if not args.keep:
@@ -767,8 +805,6 @@ def main():
         "notes": bench.res.notes, "failed_cases": failed, "table": table,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
     }
-    out = args.output or os.path.join(RESULTS_DIR, "latest-quick.json" if args.quick else "latest.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(summary, f, indent=1)
     print()
