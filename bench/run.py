@@ -3,9 +3,12 @@
 studies from tools/synth. Prints a table of medians (min-max) with the ratio to each baseline and
 writes it as JSON to bench/results/. See docs/performance.md for the method and the latest table.
 
-  python3 bench/run.py --build-dir build-release            # full: 5 times, memory 3 (~10 min)
-  python3 bench/run.py --build-dir build-release --quick    # smaller studies, once each (~2 min)
-  ... --cases ingest,forward,e2e,memory,scale  --reps N  --workdir DIR  --keep
+  python3 bench/run.py --build-dir build-release            # full: 5 times, memory 3 (~15 min)
+  python3 bench/run.py --build-dir build-release --quick    # smaller studies, once each (~4 min)
+  ... --cases ingest,ingest_ext4,forward,e2e,memory,scale,wan  --reps N  --workdir DIR  --keep
+
+ingest_ext4 (bench/fs.py) runs the ingest cases again on a loop-mounted journalled ext4; wan
+(bench/wan.py) forwards over emulated 100 Mbit/s / 50 ms and 1 Gbit/s / 10 ms links (2 times).
 
 Everything runs inside a private network namespace with only loopback (as the integration
 tests), under a temporary directory in /var/tmp (a disk, never tmpfs: the spool and the
