@@ -90,6 +90,12 @@ class Link:
         with open(log_path) as f:
             return "ready" in f.read()
 
+    def check(self):
+        """The rules let packets through undelayed when no listener is bound (--queue-bypass):
+        a helper that died would quietly turn the WAN into loopback."""
+        if not self.helper or not self.helper.alive():
+            raise RuntimeError("the delay helper exited: the link was not emulated throughout")
+
     def rtt(self, tries=5):
         """The round trip as TCP sees it: median time of a connect() to the port, in ms."""
         import socket
@@ -202,6 +208,7 @@ def case_wan(bench, batch, post_json):
                                {"Resources": [study], "Synchronous": True})
                     t["router"].append(time.monotonic() - t0)
                     check_sink("Orthanc router")
+                    link.check()
                     log(f"wan {rate} rep {i + 1}: " + ", ".join(
                         f"{k} {100 * mb * 8e6 / v[-1] / bits:.0f}%" for k, v in t.items()))
             finally:
