@@ -72,8 +72,9 @@ clean:
 $(BENCH_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BENCH_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DDIRGW_BUILD_TESTS=OFF
 
-# The null HTTP sink of the forwarding benchmark is Debian's nginx.
-BENCH_PACKAGES := nginx-light
+# The null HTTP sink of the forwarding benchmark is Debian's nginx; the WAN case's packet delay
+# (bench/nfqdelay.py) needs iptables for its NFQUEUE rules (this kernel has no netem).
+BENCH_PACKAGES := nginx-light iptables
 
 bench: deps $(BENCH_BUILD_DIR)/CMakeCache.txt
 	@for p in $(BENCH_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || \

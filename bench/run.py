@@ -3,9 +3,12 @@
 studies from tools/synth. Prints a table of medians (min-max) with the ratio to each baseline and
 writes it as JSON to bench/results/. See docs/performance.md for the method and the latest table.
 
-  python3 bench/run.py --build-dir build-release            # full: 5 times, memory 3 (~10 min)
-  python3 bench/run.py --build-dir build-release --quick    # smaller studies, once each (~2 min)
-  ... --cases ingest,forward,e2e,memory,scale  --reps N  --workdir DIR  --keep
+  python3 bench/run.py --build-dir build-release            # full: 5 times, memory 3 (~15 min)
+  python3 bench/run.py --build-dir build-release --quick    # smaller studies, once each (~4 min)
+  ... --cases ingest,ingest_ext4,forward,e2e,memory,scale,wan  --reps N  --workdir DIR  --keep
+
+ingest_ext4 (bench/fs.py) runs the ingest cases again on a loop-mounted journalled ext4; wan
+(bench/wan.py) forwards over emulated 100 Mbit/s / 50 ms and 1 Gbit/s / 10 ms links (2 times).
 
 Everything runs inside a private network namespace with only loopback (as the integration
 tests), under a temporary directory in /var/tmp (a disk, never tmpfs: the spool and the
@@ -27,6 +30,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import fs  # noqa: E402
+import wan  # noqa: E402
 from benchlib import harness, log  # noqa: E402
 
 BATCH = 50  # instances per STOW-RS request: dirgwd's batch.max_instances, and the curl bodies
@@ -36,11 +41,13 @@ FULL = {
     "reps": 5, "memory_reps": 3,
     "ct": 500, "cr": (2, 3200, 3200), "us_frames": 650, "big_ct": 5000,
     "small": 500, "catalog_sizes": (1000, 100000),
+    "wan_ct": 200, "wan_reps": 2,
 }
 QUICK = {
     "reps": 1, "memory_reps": 1,
     "ct": 200, "cr": (2, 2000, 2000), "us_frames": 100, "big_ct": 1000,
     "small": 200, "catalog_sizes": (1000, 100000),
+    "wan_ct": 100, "wan_reps": 1,
 }
 
 TARGETS = {
@@ -150,6 +157,8 @@ class Bench:
         self.busy_sections = 0
         self.waited = 0.0
         self.trash = []
+        self.fs_label = ""  # the ingest groups' file system, when not the bench's own disk
+        self.min_free_gb = 30  # below this, a repetition's directories go at once
 
     def tmp(self, name):
         d = tempfile.mkdtemp(prefix=name + "-", dir=self.work)
@@ -162,7 +171,7 @@ class Bench:
         when it creates a file). Big directories go at once when space is short."""
         if self.args.keep:
             return
-        if now or self.free_gb() < 30:
+        if now or self.free_gb() < self.min_free_gb:
             shutil.rmtree(d, ignore_errors=True)
         else:
             self.trash.append(d)
@@ -278,7 +287,8 @@ class Bench:
         reps = self.p["reps"]
         for key, parallel in (("ct", 1), ("ct", 4), ("cr", 1)):
             n = len(self.data[key]["files"])
-            group = f"1. ingest {key.upper()} {self.label(key)}, {parallel} association{'s' if parallel > 1 else ''}"
+            group = (f"1. ingest {key.upper()} {self.label(key)}, {parallel} "
+                     f"association{'s' if parallel > 1 else ''}{self.fs_label}")
             base, ours, floor = [], [], []
             for i in range(reps):
                 base.append(self.ingest_storescp(key, parallel))
@@ -302,15 +312,20 @@ class Bench:
                              [self.mb(key) / s for s in ours],
                              baseline=f"disk floor ({parallel} {w}, write+fdatasync)")
 
+    # 1b. ingest on a journalled ext4 (bench/fs.py)
+    def case_ingest_ext4(self):
+        fs.case_ingest_ext4(self)
+
     # 2. forward
-    def dirgw_forward(self, key, url, verify):
+    def dirgw_forward(self, key, url, verify, concurrency=1):
         """Ingests with stable_age 3s, then times from the log line "studies stable" (the study
         becomes READY) to the "batch forwarded" line that brings the sent count to N. dirgwd
         fsyncs what it receives, so nothing is left to write back when forwarding starts."""
         files = self.data[key]["files"]
         n = len(files)
         w = self.tmp("fwd-dirgw")
-        gw = B.BenchGateway(self.build, w, url, stable_age="3s", batch=BATCH).start()
+        gw = B.BenchGateway(self.build, w, url, stable_age="3s", batch=BATCH,
+                            concurrency=concurrency).start()
         watch = B.LogWatch(gw.log_path)
         try:
             watch.skip_existing()
@@ -322,6 +337,7 @@ class Bench:
             requests = 0
             http_ms = 0
             t1 = None
+            answers = []  # (time the line was seen, ms of its request)
             deadline = time.monotonic() + 1800
             while sent < n:
                 if time.monotonic() > deadline:
@@ -331,6 +347,7 @@ class Bench:
                         requests += 1
                         sent += int(B.field(line, "sent") or 0)
                         http_ms += int(B.field(line, "ms") or 0)
+                        answers.append((t, int(B.field(line, "ms") or 0)))
                         if int(B.field(line, "retry") or 0) or int(B.field(line, "refused") or 0):
                             raise RuntimeError("a batch was not accepted: " + line)
                         t1 = t
@@ -340,7 +357,11 @@ class Bench:
             if st["destinations"][0]["pending_instances"] != 0:
                 raise RuntimeError("dirgw status still shows pending instances")
             verify(n)
-            self.last_forward = {"requests": requests, "http_s": http_ms / 1000}
+            # With one request at a time: from one answer to the next request's start, i.e. the
+            # gateway's own work between requests (the log is polled every 5 ms: a median).
+            gaps = [(b[0] - a[0]) * 1000 - b[1] for a, b in zip(answers, answers[1:])]
+            self.last_forward = {"requests": requests, "http_s": http_ms / 1000,
+                                 "between_ms": statistics.median(gaps) if gaps else None}
             return t1 - t0, requests
         finally:
             gw.stop()
@@ -431,7 +452,7 @@ class Bench:
         w = self.tmp("sink")
         sink = B.NullSink(w, B.stow_answer(files)).start()
         body_bytes = [os.path.getsize(b) for b in bodies]
-        curl_t, ours_t, http_sink = [], [], []
+        curl_t, ours_t, http_sink, between = [], [], [], []
         try:
             for i in range(reps):
                 sink.reset_log()
@@ -450,6 +471,8 @@ class Bench:
                 secs, reqs = self.dirgw_forward(key, sink.url, verify)
                 ours_t.append(secs)
                 http_sink.append(self.last_forward["http_s"])
+                if self.last_forward["between_ms"] is not None:
+                    between.append(self.last_forward["between_ms"])
                 log(f"sink rep {i + 1}: curl {curl_t[-1]:.2f}s, dirgwd {ours_t[-1]:.2f}s ({reqs} requests)")
         finally:
             sink.stop()
@@ -462,6 +485,8 @@ class Bench:
         self.res.add(group, "(info) curl: sum of request times", "s", curl_t, better="lower")
         self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
         self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_sink, better="lower")
+        self.res.add(group, "(info) dirgwd: between requests, per batch", "ms", between,
+                     better="lower")
         shutil.rmtree(os.path.join(self.work, "bodies"), ignore_errors=True)
 
     # 3. end to end
@@ -531,6 +556,10 @@ class Bench:
                           ("r_rest", "(info) router: then to last in dest")):
             if phases[key]:
                 self.res.add(group, name, "s", phases[key], better="lower")
+
+    # 6. WAN (bench/wan.py)
+    def case_wan(self):
+        wan.case_wan(self, BATCH, post_json)
 
     # 4. memory
     def case_memory(self):
@@ -685,17 +714,39 @@ def machine():
     }
 
 
+def progress(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def quiet_logs(path, verbose):
+    """Sends every module's detail lines (harness, benchlib, the cases) to a file, and to the
+    terminal only with --verbose: the terminal gets one line per case, then the table."""
+    f = open(path, "w")
+
+    def detail(msg):
+        f.write(f"[{time.strftime('%H:%M:%S')}] {msg}\n")
+        f.flush()
+        if verbose:
+            progress(msg)
+
+    for module in (harness, B, wan, fs, sys.modules[__name__]):
+        module.log = detail
+    return path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--quick", action="store_true", help="smaller studies, once each (~2 min)")
     ap.add_argument("--reps", type=int, help="repetitions per case (full: 5, memory 3)")
-    ap.add_argument("--cases", default="ingest,forward,e2e,memory,scale")
+    ap.add_argument("--cases", default="ingest,ingest_ext4,forward,e2e,memory,scale,wan")
     ap.add_argument("--workdir", default="/var/tmp", help="where the temporary directory goes")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--no-wait", action="store_true",
                     help="do not wait for a quiet machine before each timed section")
     ap.add_argument("--output", help="JSON file (default bench/results/latest[-quick].json)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print every detail line too (always written to the .log beside the JSON)")
     args = ap.parse_args()
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for exe in ("gateway/daemon/dirgwd", "tools/dirgw/dirgw", "tools/synth/dirgw-synth"):
@@ -711,8 +762,13 @@ def main():
     os.environ["TCP_NODELAY"] = "1"
     params = dict(QUICK if args.quick else FULL)
     if args.reps:
-        params["reps"] = params["memory_reps"] = args.reps
+        params["reps"] = params["memory_reps"] = params["wan_reps"] = args.reps
+    out = args.output or os.path.join(RESULTS_DIR, "latest-quick.json" if args.quick else "latest.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    detail = quiet_logs(os.path.splitext(out)[0] + ".log", args.verbose)
     work = tempfile.mkdtemp(prefix="dirgw-bench-", dir=args.workdir)
+    progress(f"bench: {'quick' if args.quick else 'full'} run, {params['reps']} repetition(s), "
+             f"cases {', '.join(args.cases)}; details in {os.path.relpath(detail)}")
     log(f"bench: {'quick' if args.quick else 'full'} run, {params['reps']} repetition(s), in {work}")
     bench = Bench(args, params, work)
     load_before = os.getloadavg()
@@ -728,12 +784,13 @@ def main():
             try:
                 getattr(bench, "case_" + case)()
             except Exception as e:  # one broken case must not hide the others' numbers
-                traceback.print_exc()
+                log(traceback.format_exc())
                 failed.append(case)
                 bench.res.note(f"case {case} failed: {e}")
             finally:
                 bench.empty_trash()
-            log(f"case {case}: {time.monotonic() - t0:.0f}s")
+            progress(f"case {case}: {time.monotonic() - t0:.0f}s"
+                     + (" FAILED (see the log)" if case in failed else ""))
     finally:
         harness._stop_all()
         if not args.keep:
@@ -751,8 +808,6 @@ def main():
         "notes": bench.res.notes, "failed_cases": failed, "table": table,
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
     }
-    out = args.output or os.path.join(RESULTS_DIR, "latest-quick.json" if args.quick else "latest.json")
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(summary, f, indent=1)
     print()
