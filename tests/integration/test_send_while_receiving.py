@@ -88,8 +88,8 @@ def main():
                      20, 0.2)
     all_early = time.monotonic() - started
     check(state(a_uid, "repository") == "RECEIVING" and in_repo(plain_repo, a_uid) == 0,
-          f"A complete at the early repository {all_early:.1f}s after its first instance, "
-          f"before stable age ({STABLE_AGE}s)")
+          f"A complete at the early repository {all_early:.1f}s after its first run, while "
+          f"still RECEIVING (stable age {STABLE_AGE}s after its last instance)")
     harness.log(f"A: {seen_while_receiving} instance(s) in the repository after the first run, "
                 f"all 6 after {all_early:.1f}s, study still RECEIVING")
 
@@ -119,7 +119,7 @@ def main():
                      lambda: state(a_uid, "repository") == "VERIFIED", STABLE_AGE + 40, 0.5)
     harness.wait_for("A SENT to plain", lambda: state(a_uid, "plain") == "SENT", 30, 0.5)
     detail = study(a_uid)
-    attempts = [d.get("attempts") for i in detail.get("instances", [])
+    attempts = [d.get("attempts") for i in detail.get("instance_list", [])
                 for d in i.get("deliveries", []) if d.get("destination") == "repository"]
     check(attempts == [1] * 6, f"each instance of A sent exactly once: attempts {attempts}")
     check(in_repo(early_repo, a_uid) == 6 and in_repo(plain_repo, a_uid) == 6,
@@ -136,7 +136,7 @@ def main():
     check(in_repo(early_repo, c_uid) == 2, f"only C's first 2 at the early repository "
           f"({in_repo(early_repo, c_uid)})")
     check(in_repo(plain_repo, c_uid) == 0, "nothing of C at the destination without the key")
-    c_sent = [d.get("state") for i in study(c_uid).get("instances", [])
+    c_sent = [d.get("state") for i in study(c_uid).get("instance_list", [])
               for d in i.get("deliveries", []) if d.get("destination") == "repository"]
     check(sorted(c_sent) == ["sent"] * 2 + ["withdrawn"] * 4,
           f"C's deliveries say what the repository holds: {sorted(c_sent)}")
