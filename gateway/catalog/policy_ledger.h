@@ -25,7 +25,7 @@ class PolicyLedger {
                                                     const std::vector<DerivedObject>& derived);
   Result<std::vector<Finding>> findings(const std::string& study_uid);
   // send_while_receiving (issue 16): RECEIVING studies with instances not yet checked on their
-  // own for any of `destinations` (those that send while receiving), oldest activity first.
+  // own for any of `destinations` (those that send while receiving), oldest study first.
   Result<std::vector<EarlyWork>> early_work(const std::vector<std::string>& destinations,
                                             int limit);
   // Records an early round in one transaction: the patient's identifiers (so that a withdrawal
