@@ -201,7 +201,7 @@ class BenchGateway(harness.ControlClient):
     cli_timeout = 120
 
     def __init__(self, build_dir, workdir, url, stable_age="1h", batch=50, name="dirgw",
-                 state_dir=None, concurrency=1):
+                 state_dir=None, concurrency=1, dest_extra=""):
         self.build_dir = os.path.abspath(build_dir)
         self.dirgwd = os.path.join(self.build_dir, "gateway/daemon/dirgwd")
         self.cli = os.path.join(self.build_dir, "tools/dirgw/dirgw")
@@ -214,6 +214,7 @@ class BenchGateway(harness.ControlClient):
         self.stable_age = stable_age
         self.batch = batch
         self.concurrency = concurrency
+        self.dest_extra = dest_extra  # more keys of the destination, e.g. send_while_receiving
         self.config_path = os.path.join(self.dir, "dirgw.yaml")
         self.log_path = os.path.join(self.dir, "dirgwd.log")
         self.write_config(url)
@@ -242,7 +243,7 @@ destinations:
     timeouts: {{ connect: 2s, request: 10m }}
     retry: {{ initial: 1s, max: 5s }}
     concurrency: {self.concurrency}
-""")
+{self.dest_extra}""")
 
     def start(self, wrapper=()):
         """wrapper: a command to run dirgwd under (strace ..., for bench/profile_ingest.py)."""

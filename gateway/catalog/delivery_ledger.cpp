@@ -24,7 +24,8 @@ Result<std::vector<DueItem>> DeliveryLedger::due_deliveries(const std::string& d
         "JOIN studies s ON s.id = i.study_id "
         "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
         "WHERE d.destination = ?1 AND d.state = 'pending' AND d.next_attempt_at <= ?2 "
-        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') AND (?4 = 0 OR s.priority > 0) "
+        "AND (sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') OR (sd.state = 'RECEIVING' AND "
+        "d.early = 1)) AND (?4 = 0 OR s.priority > 0) "
         "ORDER BY s.priority DESC, i.study_id, i.id LIMIT ?3");
     st.bind(1, destination).bind(2, now_ms).bind(3, max_count).bind(4, stat_only ? 1 : 0);
     std::vector<DueItem> out;
@@ -59,7 +60,8 @@ Result<std::optional<std::int64_t>> DeliveryLedger::next_due(const std::string& 
         "JOIN study_destinations sd ON sd.study_id = i.study_id AND sd.destination = d.destination "
         "JOIN studies s ON s.id = i.study_id "
         "WHERE d.destination = ?1 AND d.state = 'pending' "
-        "AND sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') AND (?2 = 0 OR s.priority > 0)");
+        "AND (sd.state IN ('READY', 'SENDING', 'RETRY_WAIT') OR (sd.state = 'RECEIVING' AND "
+        "d.early = 1)) AND (?2 = 0 OR s.priority > 0)");
     st.bind(1, destination).bind(2, stat_only ? 1 : 0);
     st.step();
     if (st.is_null(0)) return std::optional<std::int64_t>();
@@ -72,7 +74,10 @@ Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
   SendBatch batch;
   batch.permit = SendPermit(db_.send_gate());
   auto checked = db_.write([&](Connection& db) {
-    std::map<std::int64_t, bool> may_send;  // study id -> still sendable
+    // study id -> still sendable: the whole study (READY...), or, while it is RECEIVING, only
+    // its instances cleared on their own (send_while_receiving); nothing otherwise.
+    enum class May { kNo, kStudy, kEarlyOnly };
+    std::map<std::int64_t, May> may_send;
     for (auto& item : due) {
       auto known = may_send.find(item.study_id);
       if (known == may_send.end()) {
@@ -80,18 +85,25 @@ Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
             "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
         st.bind(1, item.study_id).bind(2, destination);
         const auto state = st.step() ? parse_study_state(st.text(0)) : std::nullopt;
-        const bool ok = state && sendable(*state);
-        if (ok && *state != StudyState::kSending)
+        May may = !state                             ? May::kNo
+                  : sendable(*state)                 ? May::kStudy
+                  : *state == StudyState::kReceiving ? May::kEarlyOnly
+                                                     : May::kNo;
+        // A RECEIVING study stays RECEIVING: stable age and policy still decide its state.
+        if (may == May::kStudy && *state != StudyState::kSending)
           transition(db, db_.clock(), item.study_id, destination, StudyState::kSending,
                      Cause::kSendStarted, "");
-        known = may_send.emplace(item.study_id, ok).first;
+        known = may_send.emplace(item.study_id, may).first;
       }
       bool marked = false;
-      if (known->second) {
+      if (known->second != May::kNo) {
         auto up = db.prepare(
             "UPDATE deliveries SET state = 'sending' WHERE instance_id = ?1 AND destination = ?2 "
-            "AND state = 'pending'");
-        up.bind(1, item.instance_id).bind(2, destination).run();
+            "AND state = 'pending' AND (?3 = 0 OR early = 1)");
+        up.bind(1, item.instance_id)
+            .bind(2, destination)
+            .bind(3, known->second == May::kEarlyOnly ? 1 : 0)
+            .run();
         marked = db.changes() == 1;
       }
       if (marked)
@@ -193,16 +205,8 @@ Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
     }
     finish_waiting_notifications(db, db_.clock(), destination);
     // Each study's state from its counters (schema 9), not a recount of its deliveries.
-    for (auto id : fx.studies) {
-      auto moved = refresh_study_state(db, db_.clock(), id, destination, fx.progressed.count(id));
-      if (moved && *moved == StudyState::kSent)
-        audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
-                          std::string(audit::kSuccess));
-      else if (moved && *moved == StudyState::kFailed &&
-               !quarantine_if_unconfirmed(db, db_.clock(), id, destination, Cause::kSendOutcome))
-        audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudyFailed,
-                          audit::failure("refused by the repository"));
-    }
+    for (auto id : fx.studies)
+      settle_study(db, db_.clock(), id, destination, fx.progressed.count(id) > 0);
     note_destination_status(db, destination, now, fx);
     return {};
   });

@@ -11,7 +11,8 @@ class DeliveryLedger {
  public:
   explicit DeliveryLedger(Database& db) : db_(db) {}
 
-  // Pending deliveries of READY/SENDING/RETRY_WAIT studies due at `now`, one study at a time,
+  // Pending deliveries of READY/SENDING/RETRY_WAIT studies due at `now` (and of RECEIVING
+  // studies, those cleared on their own: send_while_receiving), one study at a time,
   // within the batch limits: STAT studies (priority > 0) first, then oldest first. stat_only:
   // only STAT studies (a destination outside its upload window).
   Result<std::vector<DueItem>> due_deliveries(const std::string& destination, std::int64_t now_ms,
@@ -22,8 +23,10 @@ class DeliveryLedger {
   Result<std::optional<std::int64_t>> next_due(const std::string& destination,
                                                bool stat_only = false);
   // The last check before a request, atomic with marking the batch in flight: keeps the items
-  // whose study may still be sent, moves their deliveries to 'sending' and their studies to
-  // SENDING. The returned permit holds the send gate; release it once the request has left.
+  // whose study may still be sent (a RECEIVING study: only its instances cleared to go while
+  // receiving; the study stays RECEIVING), moves their deliveries to 'sending' and their
+  // studies to SENDING. The returned permit holds the send gate; release it once the request has
+  // left.
   Result<SendBatch> begin_send(const std::string& destination, std::vector<DueItem> due);
   // The repository's answers for a batch begun with begin_send (or, after a lost outcome,
   // recorded again). An answer that arrives for a study withdrawn meanwhile is still recorded as

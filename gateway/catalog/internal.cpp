@@ -130,6 +130,19 @@ std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock
   return to;
 }
 
+std::optional<StudyState> settle_study(Connection& db, const Clock& clock, std::int64_t study_id,
+                                       const std::string& destination, bool progressed) {
+  auto moved = refresh_study_state(db, clock, study_id, destination, progressed);
+  if (moved && *moved == StudyState::kSent)
+    audit_study_event(db, clock, study_id, destination, audit::EventType::kStudySent,
+                      std::string(audit::kSuccess));
+  else if (moved && *moved == StudyState::kFailed &&
+           !quarantine_if_unconfirmed(db, clock, study_id, destination, Cause::kSendOutcome))
+    audit_study_event(db, clock, study_id, destination, audit::EventType::kStudyFailed,
+                      audit::failure("refused by the repository"));
+  return moved;
+}
+
 bool quarantine_if_unconfirmed(Connection& db, const Clock& clock, std::int64_t study_id,
                                const std::string& destination, Cause cause) {
   auto st = db.prepare(

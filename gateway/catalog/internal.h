@@ -51,6 +51,10 @@ bool withdraw(Connection& db, const Clock& clock, std::int64_t study_id,
 std::optional<StudyState> refresh_study_state(Connection& db, const Clock& clock,
                                               std::int64_t study_id, const std::string& destination,
                                               bool progressed = true);
+// refresh_study_state, then the audit event of a study that became SENT (study_sent) or
+// FAILED (study_failed, or QUARANTINED as repository-unconfirmed: quarantine_if_unconfirmed).
+std::optional<StudyState> settle_study(Connection& db, const Clock& clock, std::int64_t study_id,
+                                       const std::string& destination, bool progressed);
 // A study just become FAILED that has deliveries the repository took but never confirmed
 // (deliveries.unconfirmed, schema 19) is QUARANTINED instead, reason::kUnconfirmed, with a
 // quarantine_action audit event. True when it was.

@@ -25,6 +25,104 @@ PolicyDecision consent_decision(const std::string& destination, ConsentState con
   return d;
 }
 
+namespace {
+
+// Read on every run, so a re-run (a release from quarantine, a late instance) never drops the
+// conflict; it ends when the operator deletes one side.
+std::vector<std::string> identity_conflicts(Connection& db, std::int64_t study_id) {
+  std::vector<std::string> out;
+  auto conflict = db.prepare(
+      "SELECT DISTINCT i.sop_instance_uid FROM instances i JOIN instances j "
+      "ON j.sop_instance_uid = i.sop_instance_uid AND j.id != i.id WHERE i.study_id = ?1 "
+      "AND (j.study_id != i.study_id OR (i.patient_identity != '' AND j.patient_identity != "
+      "'' AND i.patient_identity != j.patient_identity)) ORDER BY i.sop_instance_uid");
+  conflict.bind(1, study_id);
+  while (conflict.step()) out.push_back(conflict.text(0));
+  return out;
+}
+
+void record_identifiers(Connection& db, std::int64_t study_id,
+                        const std::vector<PatientKey>& identifiers) {
+  for (const auto& k : identifiers)
+    db.prepare(
+          "INSERT OR IGNORE INTO study_identifiers(study_id, kind, issuer, value) "
+          "VALUES (?1, ?2, ?3, ?4)")
+        .bind(1, study_id)
+        .bind(2, k.kind)
+        .bind(3, k.issuer)
+        .bind(4, k.value)
+        .run();
+}
+
+void record_derived(Connection& db, std::int64_t now, const std::vector<DerivedObject>& derived) {
+  for (const auto& o : derived) {
+    db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
+        .bind(1, o.sha256)
+        .bind(2, static_cast<std::int64_t>(o.size))
+        .bind(3, now)
+        .run();
+    auto ins = db.prepare(
+        "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind, "
+        "sop_instance_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    ins.bind(1, o.instance_id)
+        .bind(2, o.destination)
+        .bind(3, o.sha256)
+        .bind(4, static_cast<std::int64_t>(o.size))
+        .bind(5, o.kind);
+    if (o.sop_instance_uid.empty())
+      ins.bind_null(6);
+    else
+      ins.bind(6, o.sop_instance_uid);
+    ins.run();
+  }
+}
+
+// send_while_receiving: instances of the study already sent while it was RECEIVING, when the
+// study-level decision does not make it READY. They stay recorded as sent (the repository holds
+// them); the trail says so before the decision's own event, which governs the study.
+void note_sent_early(Connection& db, const Clock& clock, std::int64_t study_id,
+                     const PolicyDecision& d) {
+  auto st = db.prepare(
+      "SELECT count(*) FROM deliveries WHERE study_id = ?1 AND destination = ?2 AND early = 1 "
+      "AND state IN ('sent', 'verified', 'sending')");
+  st.bind(1, study_id).bind(2, d.destination);
+  const std::int64_t n = st.step() ? st.int64(0) : 0;
+  if (n == 0) return;
+  audit_study_event(
+      db, clock, study_id, d.destination, audit::EventType::kStudySent,
+      std::string(audit::kSuccess),
+      nlohmann::json{{"note", "sent while receiving, before the study-level decision"},
+                     {"instances", n},
+                     {"decision", std::string(to_string(d.state))},
+                     {"reason_code", d.code}});
+}
+
+// After the study-level decision: what was cleared early and is still pending is held back
+// unless the study goes (a late instance of a quarantined study must not let them go early); a
+// READY study whose instances all went while it was receiving is SENT at once.
+void after_decision(Connection& db, const Clock& clock, std::int64_t study_id,
+                    const PolicyDecision& d) {
+  if (d.state != StudyState::kReady) {
+    db.prepare(
+          "UPDATE deliveries SET early = 2 WHERE study_id = ?1 AND destination = ?2 AND "
+          "state = 'pending' AND early != 2")
+        .bind(1, study_id)
+        .bind(2, d.destination)
+        .run();
+    return;
+  }
+  auto st = db.prepare(
+      "SELECT open_count, sending_count FROM study_destinations WHERE study_id = ?1 AND "
+      "destination = ?2 AND EXISTS (SELECT 1 FROM deliveries WHERE study_id = ?1 AND "
+      "destination = ?2 AND early = 1)");
+  st.bind(1, study_id).bind(2, d.destination);
+  if (!st.step()) return;  // nothing went early: as before, the forwarder moves it on
+  // Nothing left to send, or an early batch still on the wire: its state from its counters.
+  if (st.int64(0) == 0 || st.int64(1) > 0) settle_study(db, clock, study_id, d.destination, true);
+}
+
+}  // namespace
+
 Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
   return db_.locked([&](Connection& db) -> Result<std::vector<PolicyWork>> {
     std::vector<PolicyWork> out;
@@ -59,15 +157,7 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
       while (inst.step())
         w.instances.push_back(
             {inst.int64(0), inst.text(1), inst.text(2), inst.int64(3), inst.text(4)});
-      // Read on every run, so a re-run (a release from quarantine, a late instance) never drops
-      // the conflict; it ends when the operator deletes one side.
-      auto conflict = db.prepare(
-          "SELECT DISTINCT i.sop_instance_uid FROM instances i JOIN instances j "
-          "ON j.sop_instance_uid = i.sop_instance_uid AND j.id != i.id WHERE i.study_id = ?1 "
-          "AND (j.study_id != i.study_id OR (i.patient_identity != '' AND j.patient_identity != "
-          "'' AND i.patient_identity != j.patient_identity)) ORDER BY i.sop_instance_uid");
-      conflict.bind(1, w.study_id);
-      while (conflict.step()) w.identity_conflicts.push_back(conflict.text(0));
+      w.identity_conflicts = identity_conflicts(db, w.study_id);
     }
     return out;
   });
@@ -79,15 +169,7 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
     const std::vector<DerivedObject>& derived) {
   const std::int64_t now = db_.now_ms();
   return db_.write([&](Connection& db) -> Result<std::vector<PolicyDecision>> {
-    for (const auto& k : identifiers)
-      db.prepare(
-            "INSERT OR IGNORE INTO study_identifiers(study_id, kind, issuer, value) "
-            "VALUES (?1, ?2, ?3, ?4)")
-          .bind(1, study_id)
-          .bind(2, k.kind)
-          .bind(3, k.issuer)
-          .bind(4, k.value)
-          .run();
+    record_identifiers(db, study_id, identifiers);
     db.prepare("DELETE FROM policy_findings WHERE study_id = ?1").bind(1, study_id).run();
     for (const auto& f : findings)
       db.prepare(
@@ -100,26 +182,7 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
           .bind(5, f.message)
           .bind(6, now)
           .run();
-    for (const auto& o : derived) {
-      db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
-          .bind(1, o.sha256)
-          .bind(2, static_cast<std::int64_t>(o.size))
-          .bind(3, now)
-          .run();
-      auto ins = db.prepare(
-          "INSERT OR REPLACE INTO derived_objects(instance_id, destination, sha256, size, kind, "
-          "sop_instance_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-      ins.bind(1, o.instance_id)
-          .bind(2, o.destination)
-          .bind(3, o.sha256)
-          .bind(4, static_cast<std::int64_t>(o.size))
-          .bind(5, o.kind);
-      if (o.sop_instance_uid.empty())
-        ins.bind_null(6);
-      else
-        ins.bind(6, o.sop_instance_uid);
-      ins.run();
-    }
+    record_derived(db, now, derived);
     // Consent is read here, in the transaction that commits the decision: a withdrawal either
     // committed before (and is seen) or comes after (and finds this study by its identifiers).
     const std::int64_t patient = find_patient(db, identifiers);
@@ -138,13 +201,107 @@ Result<std::vector<PolicyDecision>> PolicyLedger::record_policy(
             .bind(2, d.destination)
             .bind(3, d.report_note)
             .run();
+      if (d.state != StudyState::kReady) note_sent_early(db, db_.clock(), study_id, d);
       if (d.state == StudyState::kWithdrawn) {
         withdraw(db, db_.clock(), study_id, d.destination, d.reason);
       } else {
         transition(db, db_.clock(), study_id, d.destination, d.state, Cause::kPolicy, d.reason,
                    d.code);
       }
+      after_decision(db, db_.clock(), study_id, d);
       out.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+Result<std::vector<EarlyWork>> PolicyLedger::early_work(
+    const std::vector<std::string>& destinations, int limit) {
+  return db_.locked([&](Connection& db) -> Result<std::vector<EarlyWork>> {
+    // study id -> destinations with unchecked pending deliveries while it is RECEIVING
+    std::map<std::int64_t, std::set<std::string>> studies;
+    for (const auto& dest : destinations) {
+      auto st = db.prepare(
+          "SELECT DISTINCT d.study_id FROM deliveries d JOIN study_destinations sd ON "
+          "sd.study_id = d.study_id AND sd.destination = d.destination WHERE d.destination = ?1 "
+          "AND d.early = 0 AND d.state = 'pending' AND sd.state = 'RECEIVING' LIMIT ?2");
+      st.bind(1, dest).bind(2, limit);
+      while (st.step()) studies[st.int64(0)].insert(dest);
+    }
+    std::vector<EarlyWork> out;
+    for (const auto& [study_id, dests] : studies) {
+      if (static_cast<int>(out.size()) >= limit) break;
+      EarlyWork w;
+      w.study_id = study_id;
+      auto s = db.prepare("SELECT study_uid, first_received_at FROM studies WHERE id = ?1");
+      s.bind(1, study_id);
+      if (!s.step()) continue;
+      w.study_uid = s.text(0);
+      w.first_received_at = s.int64(1);
+      std::map<std::int64_t, PolicyWork::Instance> unchecked;
+      for (const auto& dest : dests) {
+        auto held = db.prepare(
+            "SELECT 1 FROM deliveries WHERE study_id = ?1 AND destination = ?2 AND early = 2 "
+            "AND state = 'pending' LIMIT 1");
+        held.bind(1, study_id).bind(2, dest);
+        (held.step() ? w.blocked : w.destinations).push_back(dest);
+        auto inst = db.prepare(
+            "SELECT i.id, i.sop_instance_uid, i.object_sha256, i.received_at, i.calling_ae "
+            "FROM deliveries d JOIN instances i ON i.id = d.instance_id WHERE d.study_id = ?1 "
+            "AND d.destination = ?2 AND d.early = 0 AND d.state = 'pending'");
+        inst.bind(1, study_id).bind(2, dest);
+        while (inst.step())
+          unchecked.try_emplace(inst.int64(0),
+                                PolicyWork::Instance{inst.int64(0), inst.text(1), inst.text(2),
+                                                     inst.int64(3), inst.text(4)});
+      }
+      for (auto& [id, i] : unchecked) w.instances.push_back(std::move(i));
+      w.identity_conflicts = identity_conflicts(db, study_id);
+      out.push_back(std::move(w));
+    }
+    return out;
+  });
+}
+
+Result<EarlyOutcome> PolicyLedger::record_early(std::int64_t study_id,
+                                                const std::vector<PatientKey>& identifiers,
+                                                const std::vector<EarlyDecision>& decisions,
+                                                const std::vector<DerivedObject>& derived) {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<EarlyOutcome> {
+    EarlyOutcome out;
+    // Before anything may go: from here on a withdrawal finds the study by its identifiers.
+    record_identifiers(db, study_id, identifiers);
+    record_derived(db, now, derived);
+    const std::int64_t patient = find_patient(db, identifiers);
+    for (const auto& d : decisions) {
+      auto st = db.prepare(
+          "SELECT state = 'RECEIVING', EXISTS (SELECT 1 FROM deliveries WHERE study_id = ?1 AND "
+          "destination = ?2 AND early = 2 AND state = 'pending') FROM study_destinations "
+          "WHERE study_id = ?1 AND destination = ?2");
+      st.bind(1, study_id).bind(2, d.destination);
+      // Held, withdrawn or stable meanwhile: the study-level path decides.
+      if (!st.step() || st.int64(0) == 0) continue;
+      const bool blocked = st.int64(1) != 0;
+      // Consent read here, in the transaction that clears the instances (as record_policy).
+      const bool consent =
+          consent_decision(d.destination, consent_of(db, patient, d.destination), d.opt_in).state ==
+          StudyState::kReady;
+      const bool go = !blocked && consent && d.held.empty();
+      int changed = 0;
+      for (const auto* ids : {&d.cleared, &d.held})
+        for (const auto id : *ids) {
+          db.prepare(
+                "UPDATE deliveries SET early = ?3 WHERE instance_id = ?1 AND destination = ?2 "
+                "AND state = 'pending' AND early = 0")
+              .bind(1, id)
+              .bind(2, d.destination)
+              .bind(3, go ? 1 : 2)
+              .run();
+          changed += db.changes();
+        }
+      (go ? out.cleared : out.held) += changed;
+      if (!go && !blocked && changed > 0) out.newly_blocked.push_back(d.destination);
     }
     return out;
   });

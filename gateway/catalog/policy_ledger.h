@@ -24,6 +24,19 @@ class PolicyLedger {
                                                     const std::vector<PolicyDecision>& decisions,
                                                     const std::vector<DerivedObject>& derived);
   Result<std::vector<Finding>> findings(const std::string& study_uid);
+  // send_while_receiving (issue 16): RECEIVING studies with instances not yet checked on their
+  // own for any of `destinations` (those that send while receiving), oldest study first.
+  Result<std::vector<EarlyWork>> early_work(const std::vector<std::string>& destinations,
+                                            int limit);
+  // Records an early round in one transaction: the patient's identifiers (so that a withdrawal
+  // finds the study from now on), the derived copies, and per destination still RECEIVING the
+  // instances cleared to go now, with consent read in this same transaction; held back instead
+  // when consent does not allow it, any instance of the round failed, or the study was already
+  // held back for that destination.
+  Result<EarlyOutcome> record_early(std::int64_t study_id,
+                                    const std::vector<PatientKey>& identifiers,
+                                    const std::vector<EarlyDecision>& decisions,
+                                    const std::vector<DerivedObject>& derived);
   // require_report: HELD 'waiting-report' rows whose study now has its final report, or whose
   // wait (per destination, from the study's first instance) has ended, go back to STABLE.
   Result<ReportHoldRelease> release_report_holds(

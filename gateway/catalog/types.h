@@ -303,6 +303,29 @@ struct PolicyWork {
   bool final_report = false;
 };
 
+// send_while_receiving (issue 16): a RECEIVING study's instances not yet checked on their own.
+// `destinations`: those that send while receiving, for which the study is RECEIVING and may
+// still send early; `blocked`: those for which an instance of the study was already held back
+// (nothing more of it goes early: its new instances are held back unchecked).
+struct EarlyWork : PolicyWork {
+  std::vector<std::string> blocked;
+};
+
+// What the policy stage found for one destination in an early round: instances whose own checks
+// passed, and instances held back (a finding; or all of the round's when any failed).
+struct EarlyDecision {
+  std::string destination;
+  bool opt_in = false;
+  std::vector<std::int64_t> cleared, held;
+};
+
+// What record_early committed: instances cleared to go now and held back, and the destinations
+// for which the study was held back for the first time (consent, a finding).
+struct EarlyOutcome {
+  int cleared = 0, held = 0;
+  std::vector<std::string> newly_blocked;
+};
+
 // require_report: studies held for their report that may go now (released to STABLE, so policy
 // judges them again with the report), and when the next one's wait ends (0: none waiting).
 struct ReportHoldRelease {

@@ -272,6 +272,10 @@ struct Destination {
   Transcode transcode;     // optional JPEG-LS Lossless copies before upload
   Verification verify;
   RequireReport require_report;
+  // Instances of a study still RECEIVING go out as soon as their own checks pass (consent,
+  // per-instance validation, coercion, de-identification); the study-level decision still
+  // governs READY/SENT/VERIFIED (docs/scheduling.md, "Sending while receiving").
+  bool send_while_receiving = false;
 };
 
 struct Retention {

@@ -194,6 +194,7 @@ void read_scheduling(Reader& r, const YAML::Node& m, const std::string& p, Desti
         {"windows", "stat_bypass"});
   read_bandwidth(r, m, p, "bandwidth", d.bandwidth);
   r.integer(m, p, "concurrency", d.concurrency, 1, 64);
+  r.boolean(m, p, "send_while_receiving", d.send_while_receiving);
 }
 
 // "jpeg-ls-lossless" / "off", or {to, max_pixel_bytes}.
@@ -439,7 +440,8 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
        "dimse",
        "transcode",
        "verify",
-       "require_report"});
+       "require_report",
+       "send_while_receiving"});
 }
 
 }  // namespace

@@ -220,7 +220,8 @@ Result<void> Application::Impl::build_stages() {
       std::make_unique<policy::Stage>(config, *catalog, *spool, clock, metrics.get(), deid.get());
   scheduler::PolicyStep policy_step = [this] {
     const auto p = policy_stage->step();
-    return scheduler::PolicyRound{p.studies, p.ready, p.failed, p.next_report_check_at};
+    return scheduler::PolicyRound{p.studies, p.ready, p.failed, p.next_report_check_at,
+                                  p.early_cleared};
   };
   std::vector<std::shared_ptr<senders::TokenProvider>> tokens;  // QIDO-RS shares them
   for (const auto& s : built->schedules) tokens.push_back(s.tokens);
@@ -243,6 +244,8 @@ Result<void> Application::Impl::build_stages() {
       },
       config.ingest.new_versions == "hold" ? catalog::NewVersionPolicy::kHold
                                            : catalog::NewVersionPolicy::kSend);
+  for (const auto& d : config.destinations)
+    if (d.send_while_receiving) sink->set_wake_on_every_instance(true);
   install_fault_points_for_test(*sink);
   sink->set_audit([this](const ingest::DoorRefusal& r) {
     audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));

@@ -44,8 +44,9 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
                   : "instance received again with different bytes: new version kept and sent",
               {{"sop_instance_uid", in.sop_instance_uid}, {"study_uid", in.study_uid}});
   // Another instance of a study already RECEIVING changes nobody's plans: its stable time only
-  // moves later, which the readiness thread finds when it wakes for the earlier one.
-  if (r->opened && instance_received_) instance_received_();
+  // moves later, which the readiness thread finds when it wakes for the earlier one (unless a
+  // destination sends while receiving: then the instance itself may go now).
+  if ((r->opened || wake_every_instance_) && instance_received_) instance_received_();
   return SinkOutcome::kStored;
 }
 

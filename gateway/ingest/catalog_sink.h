@@ -36,6 +36,9 @@ class CatalogSink final : public ObjectSink {
   void set_audit(std::function<void(const DoorRefusal&)> audit) { audit_ = std::move(audit); }
   // Every door's objects share one group commit (group_commit.h).
   catalog::GroupCommit& group_commit() { return commits_; }
+  // send_while_receiving: every stored instance wakes, not only one that opens a study (its own
+  // checks let it go before the study is stable).
+  void set_wake_on_every_instance(bool on) { wake_every_instance_ = on; }
 
  private:
   catalog::IngestLedger& ledger_;
@@ -43,6 +46,7 @@ class CatalogSink final : public ObjectSink {
   std::function<void()> instance_received_;
   catalog::NewVersionPolicy new_versions_;
   std::function<void(const DoorRefusal&)> audit_;
+  bool wake_every_instance_ = false;
 };
 
 }  // namespace dirgw::ingest

@@ -24,6 +24,7 @@ Readiness::StepResult Readiness::step() {
     for (;;) {
       const PolicyRound p = policy_();
       r.ready += p.ready;
+      r.early += p.early;
       policy_next = p.next_at;
       if (p.studies == 0) {
         policy_failures_ = 0;
@@ -538,7 +539,7 @@ void Scheduler::readiness_loop() {
   do {
     auto r = readiness_.step();
     if (r.promoted > 0) log::info("studies stable", {{"count", std::to_string(r.promoted)}});
-    if (r.ready > 0)
+    if (r.ready > 0 || r.early > 0)
       for (auto& lanes : forwarder_wakeups_)
         for (auto& w : lanes) w->notify();
     if (!readiness_wakeup_.wait(r.next)) return;

@@ -43,6 +43,8 @@ struct PolicyRound {
   // When policy wants to run again although nothing arrived (a study's wait for its report
   // ends; epoch ms, 0: no such time).
   std::int64_t next_at = 0;
+  // send_while_receiving: instances of RECEIVING studies cleared to go now (wakes forwarders).
+  int early = 0;
 };
 using PolicyStep = std::function<PolicyRound()>;
 
@@ -55,6 +57,7 @@ class Readiness {
   struct StepResult {
     int promoted = 0;
     int ready = 0;                  // studies the policy stage made READY
+    int early = 0;                  // instances cleared to go while their study is RECEIVING
     bool policy_failing = false;    // decisions cannot be recorded: backing off
     std::optional<TimePoint> next;  // none: nothing is RECEIVING
   };

@@ -109,6 +109,7 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
   for (const auto& d : config.destinations) {
     byte_order_ = byte_order_ || d.big_endian != "send";
     require_report_ = require_report_ || d.require_report.enabled;
+    if (d.send_while_receiving) early_destinations_.push_back(d.name);
   }
 }
 
@@ -317,15 +318,88 @@ void Stage::release_report_holds(StepResult& out) {
               {{"count", std::to_string(released->released)}});
 }
 
+void Stage::note_failure(const std::string& what, const Error& e) {
+  std::lock_guard lock(health_mutex_);
+  ++health_.consecutive_failures;
+  health_.last_error = what + ": " + e.to_string();
+}
+
+// Per destination: everything of the round goes, or (any instance failing any check, or an
+// identity conflict in the study) everything is held back; blocked destinations hold back
+// unchecked. Consent is the catalog's to read (record_early).
+std::vector<catalog::EarlyDecision> Stage::early_decisions(const catalog::EarlyWork& w,
+                                                           const Checked& c) const {
+  std::vector<std::int64_t> ids;
+  for (const auto& i : w.instances) ids.push_back(i.id);
+  std::vector<catalog::EarlyDecision> out;
+  for (const auto& dest : w.destinations) {
+    catalog::EarlyDecision d;
+    d.destination = dest;
+    for (const auto& cd : config_.destinations)
+      if (cd.name == dest) d.opt_in = cd.consent_mode == "opt-in";
+    const bool fails = !w.identity_conflicts.empty() || !c.findings.empty() ||
+                       c.deid_refused.count(dest) > 0 || c.byte_order_refused.count(dest) > 0;
+    (fails ? d.held : d.cleared) = ids;
+    out.push_back(std::move(d));
+  }
+  for (const auto& dest : w.blocked) out.push_back({dest, false, {}, ids});
+  return out;
+}
+
+void Stage::early_round(int limit, StepResult& out) {
+  auto work = catalog_.policy.early_work(early_destinations_, limit);
+  if (!work) {
+    log::error("policy: catalog error", {{"error", work.error().to_string()}});
+    note_failure("cannot read instances to check while receiving", work.error());
+    return;
+  }
+  for (const auto& w : *work) {
+    ++out.studies;
+    Checked checked;
+    if (!w.destinations.empty()) {
+      std::map<std::string, const catalog::PolicyWork::Instance*> latest;
+      for (const auto& i : w.instances) latest[i.sop_instance_uid] = &i;
+      checked = check_instances(w, latest);
+      // Copies made for other destinations are the study path's to record.
+      std::erase_if(checked.derived, [&](const catalog::DerivedObject& o) {
+        return std::find(w.destinations.begin(), w.destinations.end(), o.destination) ==
+               w.destinations.end();
+      });
+    }
+    const std::vector<catalog::PatientKey> keys(checked.keys.begin(), checked.keys.end());
+    auto recorded = catalog_.policy.record_early(w.study_id, keys, early_decisions(w, checked),
+                                                 checked.derived);
+    if (!recorded) {
+      log::error("policy: cannot record instances checked while receiving",
+                 {{"study_uid", w.study_uid}, {"error", recorded.error().to_string()}});
+      ++out.failed;
+      note_failure("cannot record instances checked while receiving", recorded.error());
+      continue;
+    }
+    {
+      std::lock_guard lock(health_mutex_);
+      health_ = {};
+    }
+    out.early_cleared += recorded->cleared;
+    out.early_held += recorded->held;
+    for (const auto& dest : recorded->newly_blocked)
+      log::info(
+          "send while receiving: study held back until its study-level decision (consent, or an "
+          "instance failed its checks)",
+          {{"study_uid", w.study_uid},
+           {"destination", dest},
+           {"findings", std::to_string(checked.findings.size())}});
+  }
+}
+
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
   if (require_report_) release_report_holds(out);
+  if (!early_destinations_.empty()) early_round(limit, out);
   auto work = catalog_.policy.policy_work(limit);
   if (!work) {
     log::error("policy: catalog error", {{"error", work.error().to_string()}});
-    std::lock_guard lock(health_mutex_);
-    ++health_.consecutive_failures;
-    health_.last_error = "cannot read studies to decide: " + work.error().to_string();
+    note_failure("cannot read studies to decide", work.error());
     return out;
   }
   for (const auto& w : *work) {
@@ -365,9 +439,7 @@ Stage::StepResult Stage::step(int limit) {
       log::error("policy: cannot record the decision",
                  {{"study_uid", w.study_uid}, {"error", decided.error().to_string()}});
       ++out.failed;
-      std::lock_guard lock(health_mutex_);
-      ++health_.consecutive_failures;
-      health_.last_error = "cannot record a policy decision: " + decided.error().to_string();
+      note_failure("cannot record a policy decision", decided.error());
       continue;
     }
     {

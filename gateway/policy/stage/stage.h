@@ -46,6 +46,9 @@ class Stage {
   struct StepResult {
     int studies = 0, ready = 0, held = 0, quarantined = 0, withdrawn = 0;
     int failed = 0;  // decisions the catalog could not record (the study stays STABLE)
+    // send_while_receiving: instances of RECEIVING studies cleared to go now / held back until
+    // the study-level decision (counted in `studies` and `failed` too, per study).
+    int early_cleared = 0, early_held = 0;
     // require_report: when the next study waiting for its report stops waiting (0: none).
     std::int64_t next_report_check_at = 0;
   };
@@ -81,6 +84,12 @@ class Stage {
   void wait_for_report(const catalog::PolicyWork& w, const std::string& dest,
                        catalog::PolicyDecision& d) const;
   void release_report_holds(StepResult& out);
+  // send_while_receiving: checks the new instances of RECEIVING studies on their own, exactly as
+  // the study path will (check_instances), and records which may go now (record_early).
+  void early_round(int limit, StepResult& out);
+  std::vector<catalog::EarlyDecision> early_decisions(const catalog::EarlyWork& w,
+                                                      const Checked& c) const;
+  void note_failure(const std::string& what, const Error& e);
   Checked check_instances(
       const catalog::PolicyWork& w,
       const std::map<std::string, const catalog::PolicyWork::Instance*>& latest);
@@ -92,8 +101,9 @@ class Stage {
   std::optional<Profile> profile_;
   CoercionRules rules_;
   bool coerce_ = false;
-  bool byte_order_ = false;      // some destination's big_endian is not "send"
-  bool require_report_ = false;  // some destination waits for reports
+  bool byte_order_ = false;                      // some destination's big_endian is not "send"
+  bool require_report_ = false;                  // some destination waits for reports
+  std::vector<std::string> early_destinations_;  // send_while_receiving: true
   metrics::GatewayMetrics* metrics_;
   const DeidTargets* deid_;
   std::function<void(std::int64_t)> before_record_;

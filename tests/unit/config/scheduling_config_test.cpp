@@ -121,6 +121,22 @@ TEST(SchedulingConfig, ConcurrencyFromOneTo64) {
                "destinations[0].concurrency", 13, "from 1 to 64");
 }
 
+// send_while_receiving (issue 16): a boolean per destination, false unless set.
+TEST(SchedulingConfig, SendWhileReceivingIsABooleanPerDestination) {
+  auto plain = load_string(kBase);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain.config->destinations[0].send_while_receiving);
+  auto r = load_string(with("concurrency: 1", "concurrency: 1\n    send_while_receiving: true"));
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
+  EXPECT_TRUE(r.config->destinations[0].send_while_receiving);
+  EXPECT_FALSE(r.config->destinations[1].send_while_receiving);
+  expect_error(
+      load_string(with("concurrency: 1", "concurrency: 1\n    send_while_receiving: soon")),
+      "destinations[0].send_while_receiving", 14, "true or false");
+  expect_error(load_string(with("concurrency: 1", "concurrency: 1\n    send_while_receving: true")),
+               "destinations[0].send_while_receving", 14, "");
+}
+
 // A client secret file that exists must be a private regular file: a symbolic link or a file
 // that group or others may read is refused with the key and its line.
 TEST(SchedulingConfig, OAuth2SecretFileMustBePrivate) {
