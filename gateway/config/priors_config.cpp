@@ -20,13 +20,13 @@ bool modality_code(const std::string& v) {
   });
 }
 
-// A list of strings that must pass `ok`; `what` says what is allowed.
+// A list of strings that must pass `ok`; `what` says what one item is allowed to be.
 void strings(Reader& r, const YAML::Node& m, const std::string& p, const char* key,
              const char* what, bool (*ok)(const std::string&), std::vector<std::string>& out) {
-  r.list(m, p, key, what, [&](const YAML::Node& n, const std::string& k) {
+  r.list(m, p, key, "values", [&](const YAML::Node& n, const std::string& k) {
     const std::string v = n.IsScalar() ? n.Scalar() : "";
     if (!ok(v))
-      r.error(k, n, std::string("must be ") + what);
+      r.error(k, n, std::string("must be ") + what + ", not '" + v.substr(0, 64) + "'");
     else
       out.push_back(v);
   });
@@ -43,13 +43,13 @@ void read_group(Reader& r, const YAML::Node& g, const std::string& k, PriorsConf
             if (!group.name.empty() && other.name == group.name)
               r.error(Reader::join(np, "name"), n["name"], "'" + group.name + "' is used twice");
           strings(r, n, np, "procedures",
-                  "procedure codes such as CPT4:71250 or 71250 (1-64 characters)", procedure_code,
+                  "a procedure code such as CPT4:71250 or 71250 (1-64 characters)", procedure_code,
                   group.procedures);
           strings(r, n, np, "body_parts",
-                  "Body Part Examined values such as CHEST (capital letters, digits, _)",
+                  "a Body Part Examined value such as CHEST (capital letters, digits, _)",
                   body_part_value, group.body_parts);
           strings(
-              r, n, np, "descriptions", "Study Description keywords of 1 to 64 characters",
+              r, n, np, "descriptions", "a Study Description keyword of 1 to 64 characters",
               +[](const std::string& v) { return !v.empty() && v.size() <= 64; },
               group.descriptions);
           if (group.procedures.empty() && group.body_parts.empty())
