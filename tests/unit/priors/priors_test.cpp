@@ -238,13 +238,24 @@ TEST(PriorsMultipart, PartsComeOutWholeWhateverTheChunking) {
   EXPECT_FALSE(cut.finish().ok());  // no closing delimiter
 }
 
-TEST(PriorsConfig, KeysAreReadAndErrorsNameKeyAndLine) {
-  const std::string base = R"(facility: { name: "F", id: F }
+// The line of each key a configuration's errors name.
+template <typename Loaded>
+std::map<std::string, int> error_lines(const Loaded& loaded) {
+  std::map<std::string, int> lines;
+  for (const auto& e : loaded.errors) lines[e.key] = e.line;
+  return lines;
+}
+
+// The facility and the repository destination every priors configuration below starts with.
+const std::string kWithRepository = R"(facility: { name: "F", id: F }
 destinations:
   - name: repo
     type: stow-rs
     url: http://127.0.0.1:1/dicom-web
 )";
+
+TEST(PriorsConfig, KeysAreReadAndErrorsNameKeyAndLine) {
+  const std::string& base = kWithRepository;
   auto ok = config::load_string(base + R"(priors:
   enabled: true
   repository: repo
@@ -267,20 +278,14 @@ destinations:
   rules: { years: 0, colour: red }
 )");
   ASSERT_FALSE(bad.ok());
-  std::map<std::string, int> lines;
-  for (const auto& e : bad.errors) lines[e.key] = e.line;
-  EXPECT_EQ(lines["priors.repository"], 8);
-  EXPECT_EQ(lines["priors.rules.years"], 10);
-  EXPECT_EQ(lines["priors.rules.colour"], 10);
+  const auto lines = error_lines(bad);
+  EXPECT_EQ(lines.at("priors.repository"), 8);
+  EXPECT_EQ(lines.at("priors.rules.years"), 10);
+  EXPECT_EQ(lines.at("priors.rules.colour"), 10);
 }
 
 TEST(PriorsConfig, TheRelevanceTableIsReadAndItsErrorsNameKeyAndLine) {
-  const std::string base = R"(facility: { name: "F", id: F }
-destinations:
-  - name: repo
-    type: stow-rs
-    url: http://127.0.0.1:1/dicom-web
-priors:
+  const std::string base = kWithRepository + R"(priors:
   enabled: true
   repository: repo
   local_pacs: { ae_title: PACS, host: 127.0.0.1, port: 4242 }
@@ -314,14 +319,13 @@ priors:
         - { name: k, body_parts: [KNEE], colour: red }
 )");
   ASSERT_FALSE(bad.ok());
-  std::map<std::string, int> lines;
-  for (const auto& e : bad.errors) lines[e.key] = e.line;
-  EXPECT_EQ(lines["priors.rules.relevance.unmapped"], 12);
-  EXPECT_EQ(lines["priors.rules.relevance.groups[0].body_parts[0]"], 15);
-  EXPECT_EQ(lines["priors.rules.relevance.groups[1].name"], 16);
-  EXPECT_EQ(lines["priors.rules.relevance.groups[1].procedures[0]"], 17);
-  EXPECT_EQ(lines["priors.rules.relevance.groups[2]"], 18);
-  EXPECT_EQ(lines["priors.rules.relevance.groups[3].colour"], 19);
+  const auto lines = error_lines(bad);
+  EXPECT_EQ(lines.at("priors.rules.relevance.unmapped"), 12);
+  EXPECT_EQ(lines.at("priors.rules.relevance.groups[0].body_parts[0]"), 15);
+  EXPECT_EQ(lines.at("priors.rules.relevance.groups[1].name"), 16);
+  EXPECT_EQ(lines.at("priors.rules.relevance.groups[1].procedures[0]"), 17);
+  EXPECT_EQ(lines.at("priors.rules.relevance.groups[2]"), 18);
+  EXPECT_EQ(lines.at("priors.rules.relevance.groups[3].colour"), 19);
 }
 
 // --- The worker, with fakes for the repository and the PACS.
