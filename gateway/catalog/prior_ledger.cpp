@@ -7,7 +7,27 @@ namespace {
 constexpr const char* kRequestColumns =
     "id, patient_ref, mrn, mrn_issuer, health_number, health_number_issuer, trigger_kind, "
     "trigger_ref, since_days, state, attempts, next_try_at, last_error, found, fetched, "
-    "created_at, done_at, actor";
+    "created_at, done_at, actor, procedures, body_part";
+
+// The procedure codes as one column, one a line (a code holds no line break: HL7 and DICOM
+// values are single-line).
+std::string lines_of(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : "\n") + s;
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    const auto end = s.find('\n', start);
+    out.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
 
 PriorRequest request_row(const sqlite::Statement& s) {
   PriorRequest r;
@@ -29,6 +49,8 @@ PriorRequest request_row(const sqlite::Statement& s) {
   r.created_at = s.int64(15);
   r.done_at = s.int64(16);
   r.actor = s.text(17);
+  r.procedures = split_lines(s.text(18));
+  r.body_part = s.text(19);
   return r;
 }
 
@@ -60,7 +82,8 @@ Result<std::int64_t> PriorLedger::add_request(const PriorRequest& r) {
     db.prepare(
           "INSERT INTO prior_requests (patient_ref, mrn, mrn_issuer, health_number, "
           "health_number_issuer, trigger_kind, trigger_ref, since_days, created_at, next_try_at, "
-          "actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)")
+          "actor, procedures, body_part) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, "
+          "?12)")
         .bind(1, r.patient_ref)
         .bind(2, r.mrn)
         .bind(3, r.mrn_issuer)
@@ -71,6 +94,8 @@ Result<std::int64_t> PriorLedger::add_request(const PriorRequest& r) {
         .bind(8, r.since_days)
         .bind(9, db_.now_ms())
         .bind(10, r.actor)
+        .bind(11, lines_of(r.procedures))
+        .bind(12, r.body_part)
         .run();
     return db.last_insert_rowid();
   });

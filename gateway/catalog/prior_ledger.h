@@ -20,6 +20,10 @@ struct PriorRequest {
   std::string trigger_ref;   // "ORM^O01 MSG00001", "alice"
   std::string actor;         // the audit trail's actor (audit::hl7_actor, audit::user_actor)
   int since_days = 0;
+  // The ordered exam, for the body part / procedure rule: procedure codes as SCHEME:CODE (or
+  // CODE), the body part an operator named. Neither: the rule does not apply.
+  std::vector<std::string> procedures;
+  std::string body_part;
   std::string state = "pending";
   int attempts = 0;
   std::int64_t next_try_at = 0;

@@ -20,6 +20,56 @@ bool modality_code(const std::string& v) {
   });
 }
 
+// A list of strings that must pass `ok`; `what` says what one item is allowed to be.
+void strings(Reader& r, const YAML::Node& m, const std::string& p, const char* key,
+             const char* what, bool (*ok)(const std::string&), std::vector<std::string>& out) {
+  r.list(m, p, key, "values", [&](const YAML::Node& n, const std::string& k) {
+    const std::string v = n.IsScalar() ? n.Scalar() : "";
+    if (!ok(v))
+      r.error(k, n, std::string("must be ") + what + ", not '" + v.substr(0, 64) + "'");
+    else
+      out.push_back(v);
+  });
+}
+
+void read_group(Reader& r, const YAML::Node& g, const std::string& k, PriorsConfig& c) {
+  r.map(g, k,
+        [&](const YAML::Node& n, const std::string& np) {
+          PriorsRelevanceGroup group;
+          r.string(n, np, "name", group.name, 64);
+          if (!n["name"].IsDefined() || group.name.empty())
+            r.error(Reader::join(np, "name"), n, "missing: the group's name (e.g. chest)");
+          for (const auto& other : c.relevance)
+            if (!group.name.empty() && other.name == group.name)
+              r.error(Reader::join(np, "name"), n["name"], "'" + group.name + "' is used twice");
+          strings(r, n, np, "procedures",
+                  "a procedure code such as CPT4:71250 or 71250 (1-64 characters)", procedure_code,
+                  group.procedures);
+          strings(r, n, np, "body_parts",
+                  "a Body Part Examined value such as CHEST (capital letters, digits, _)",
+                  body_part_value, group.body_parts);
+          strings(
+              r, n, np, "descriptions", "a Study Description keyword of 1 to 64 characters",
+              +[](const std::string& v) { return !v.empty() && v.size() <= 64; },
+              group.descriptions);
+          if (group.procedures.empty() && group.body_parts.empty())
+            r.error(np, n, "needs procedures or body_parts: what ordered exam the group is for");
+          c.relevance.push_back(std::move(group));
+        },
+        {"name", "procedures", "body_parts", "descriptions"});
+}
+
+void read_relevance(Reader& r, const YAML::Node& m, const std::string& p, PriorsConfig& c) {
+  r.scalar(m, p, "unmapped", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
+    if (v == "all" || v == "none")
+      c.relevance_unmapped_all = v == "all";
+    else
+      r.error(k, n, "must be all or none, not '" + v + "'");
+  });
+  r.list(m, p, "groups", "groups ({name, procedures, body_parts, descriptions})",
+         [&](const YAML::Node& g, const std::string& k) { read_group(r, g, k, c); });
+}
+
 void read_rules(Reader& r, const YAML::Node& m, const std::string& p, PriorsConfig& c) {
   r.list(m, p, "modalities", "modality codes such as CT or MR",
          [&](const YAML::Node& n, const std::string& k) {
@@ -39,6 +89,10 @@ void read_rules(Reader& r, const YAML::Node& m, const std::string& p, PriorsConf
            else
              c.skip_institutions.push_back(v);
          });
+  if (m["relevance"].IsDefined() && !m["relevance"].IsNull())
+    r.map(m["relevance"], Reader::join(p, "relevance"),
+          [&](const YAML::Node& n, const std::string& np) { read_relevance(r, n, np, c); },
+          {"unmapped", "groups"});
 }
 
 void read_pacs(Reader& r, const YAML::Node& m, const std::string& p, PriorsConfig& c) {
@@ -90,7 +144,7 @@ void read_body(Reader& r, const YAML::Node& m, const std::string& p,
   if (m["rules"].IsDefined() && !m["rules"].IsNull())
     r.map(m["rules"], Reader::join(p, "rules"),
           [&](const YAML::Node& n, const std::string& np) { read_rules(r, n, np, c); },
-          {"modalities", "years", "max_studies", "skip_institutions"});
+          {"modalities", "years", "max_studies", "skip_institutions", "relevance"});
   if (m["triggers"].IsDefined() && !m["triggers"].IsNull())
     r.map(m["triggers"], Reader::join(p, "triggers"),
           [&](const YAML::Node& n, const std::string& np) {
@@ -114,6 +168,15 @@ void read_body(Reader& r, const YAML::Node& m, const std::string& p,
 }
 
 }  // namespace
+
+bool procedure_code(const std::string& v) {
+  if (v.empty() || v.size() > 64 || v.front() == ':' || v.back() == ':' || v.front() == ' ' ||
+      v.back() == ' ')
+    return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return c >= ' ' && c <= '~' && c != '\\'; });
+}
+
+bool body_part_value(const std::string& v) { return modality_code(v); }
 
 void read_priors(const YAML::Node& root, const std::vector<Destination>& destinations,
                  PriorsConfig& out, std::vector<ConfigError>& errors) {

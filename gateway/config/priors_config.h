@@ -17,6 +17,17 @@ namespace dirgw::config {
 struct ConfigError;
 struct Destination;
 
+// One row of the body part / procedure table (rules.relevance.groups): an ordered exam whose
+// procedure code is one of `procedures`, or whose body part is one of `body_parts`, wants the
+// priors whose Body Part Examined is one of `body_parts`, whose Procedure Code Sequence holds one
+// of `procedures`, or whose Study Description contains one of `descriptions`.
+struct PriorsRelevanceGroup {
+  std::string name;
+  std::vector<std::string> procedures;    // "SCHEME:CODE", or "CODE" for any coding scheme
+  std::vector<std::string> body_parts;    // Body Part Examined values (CS: upper case)
+  std::vector<std::string> descriptions;  // Study Description keywords (any case)
+};
+
 struct PriorsConfig {
   bool enabled = false;
   // The repository: a stow-rs destination's name (its url and auth are used for QIDO-RS and
@@ -37,6 +48,10 @@ struct PriorsConfig {
   int years = 5;                               // studies of the last N years
   int max_studies = 10;                        // at most this many, most recent first
   std::vector<std::string> skip_institutions;  // Institution Name values of this facility
+  // The body part / procedure table; empty: every study passing the other rules is relevant.
+  std::vector<PriorsRelevanceGroup> relevance;
+  // An ordered exam the table does not know: all its priors (true) or none (false).
+  bool relevance_unmapped_all = true;
   // Triggers.
   bool on_orders = true;                  // ORM^O01, OMI^O23
   bool on_scheduling = false;             // SIU^S12
@@ -47,6 +62,12 @@ struct PriorsConfig {
   int max_attempts = 10;  // a request still failing after this many attempts is given up
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // one QIDO/WADO request
 };
+
+// What the relevance table, `dirgw priors fetch --procedure` and `--body-part` accept: a procedure
+// code "CODE" or "SCHEME:CODE" (printable ASCII without backslash, no colon or space at either end,
+// 1 to 64 characters); a Body Part Examined value (capital letters, digits, _; 1 to 16).
+bool procedure_code(const std::string& v);
+bool body_part_value(const std::string& v);
 
 // Reads the top-level `priors:` mapping; every problem names key and line.
 void read_priors(const YAML::Node& root, const std::vector<Destination>& destinations,

@@ -47,6 +47,7 @@ std::unique_ptr<PriorsParts> build_priors(
   priors::RepositoryOptions ro;
   ro.http = repository_http(config, tokens);
   ro.timeout = p.timeout;
+  ro.relevance_fields = !p.relevance.empty();  // the body part / procedure rule reads them
   parts->repository = priors::make_dicomweb_repository(std::move(ro));
   senders::DimseOptions d;
   d.host = p.pacs_host;

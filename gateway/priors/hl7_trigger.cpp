@@ -1,7 +1,9 @@
 #include "priors/hl7_trigger.h"
 
+#include <algorithm>
 #include <cstdlib>
 
+#include "common/text.h"
 #include "log/log.h"
 
 namespace dirgw::priors {
@@ -11,6 +13,26 @@ bool is_trigger(const config::PriorsConfig& c, const std::string& type, const st
     return true;
   if (c.on_scheduling && type == "SIU" && event == "S12") return true;
   return c.on_arrivals && type == "ADT" && (event == "A01" || event == "A04");
+}
+
+std::vector<std::string> ordered_procedures(const hl7::Message& msg) {
+  // The Universal Service ID of each OBR (orders), the Universal Service Identifier of each AIS
+  // (scheduling): CE/CWE, identifier in component 1 and coding system in 3, an alternate code in
+  // 4 and 6.
+  std::vector<std::string> out;
+  const std::string seg = msg.message_type() == "SIU" ? "AIS" : "OBR";
+  const std::string field = seg == "AIS" ? "-3." : "-4.";
+  for (std::size_t i = 1; i <= msg.count(seg) && out.size() < 32; ++i) {
+    const std::string at = seg + "(" + std::to_string(i) + ")" + field;
+    for (const auto& [code, scheme] : {std::pair{"1", "3"}, std::pair{"4", "6"}}) {
+      const std::string c(trim_whitespace(msg.get(at + code).value_or("")));
+      const std::string s(trim_whitespace(msg.get(at + scheme).value_or("")));
+      const std::string entry = s.empty() ? c : s + ":" + c;
+      if (!c.empty() && c.size() <= 64 && std::find(out.begin(), out.end(), entry) == out.end())
+        out.push_back(entry);
+    }
+  }
+  return out;
 }
 
 PriorsHl7Sink::PriorsHl7Sink(const config::PriorsConfig& config, Service& service,
@@ -47,6 +69,7 @@ ingest::Hl7Verdict PriorsHl7Sink::on_message(const hl7::Message& msg, const std:
     return next_.on_message(msg, peer);
   }
   r.patient_ref = log::phi_tag(r.health_number);
+  r.procedures = ordered_procedures(msg);
   r.trigger_kind = "hl7";
   r.trigger_ref = type + "^" + event + " " + msg.control_id();
   const auto colon = peer.rfind(':');

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "catalog/consent_registry.h"
 #include "config/config.h"
@@ -17,6 +18,11 @@ namespace dirgw::priors {
 // Whether the message type triggers a search under this configuration.
 bool is_trigger(const config::PriorsConfig& config, const std::string& type,
                 const std::string& event);
+
+// The ordered exam's procedure codes, as SCHEME:CODE (CODE without a coding system): OBR-4 of
+// each order (ORM^O01, OMI^O23), AIS-3 of each appointment resource (SIU); the alternate code
+// (components 4 and 6) too. For the body part / procedure rule (relevance.h).
+std::vector<std::string> ordered_procedures(const hl7::Message& msg);
 
 class PriorsHl7Sink final : public ingest::Hl7Sink {
  public:

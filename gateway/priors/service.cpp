@@ -12,6 +12,7 @@
 #include "common/uid.h"
 #include "log/log.h"
 #include "priors/coerce_prior.h"
+#include "priors/relevance.h"
 
 namespace dirgw::priors {
 
@@ -58,6 +59,9 @@ class PartFile {
   int fd_ = -1;
   std::uint64_t size_ = 0;
 };
+
+// A search's audit event names at most this many of the studies the rules left out.
+constexpr std::size_t kMaxSkippedInAudit = 100;
 
 std::string yyyymmdd(std::chrono::system_clock::time_point t) {
   const std::time_t secs = std::chrono::system_clock::to_time_t(t);
@@ -204,6 +208,55 @@ void Service::settle(const catalog::PriorRequest& r, RequestOutcome& out, bool r
     log::warn("priors: cannot record a request's end", {{"error", w.error().to_string()}});
 }
 
+// The search and the rules: the studies to fetch, most recent first, each with the rule that chose
+// it. nullopt when the request ended here (the search failed: recorded, audited, settled).
+std::optional<std::vector<Service::Chosen>> Service::choose(const catalog::PriorRequest& r,
+                                                            RequestOutcome& out) {
+  auto found = repository_.search(r.health_number, since_date(r));
+  auto fail = [&](const std::string& why, const Error& e) {
+    out.state = "failed";
+    out.error = why + e.detail;
+    audit_event(r, audit::EventType::kPriorsSearched, audit::failure(out.error), "", {});
+    settle(r, out, e.retryable());
+    return std::nullopt;
+  };
+  if (!found) return fail("search: ", found.error());
+  // At most max_studies count: stored now or before, or failed (run() counts). A study found to be
+  // this facility's only after retrieval (a repository that does not list Institution Name) does
+  // not count, so the next one is taken instead.
+  Rules rules{o_.config.modalities, since_date(r), std::numeric_limits<int>::max(),
+              o_.config.skip_institutions, r.health_number_issuer};
+  const std::size_t listed = found->size();
+  auto selection = select_priors_explained(std::move(*found), rules);
+  const Relevance relevance = relevance_for(o_.config, r.procedures, r.body_part);
+  std::vector<Chosen> chosen;
+  for (auto& s : selection.selected) {
+    std::string because = relevant_because(relevance, s);
+    if (because.empty() && relevance.wants_series_body_parts()) {
+      // Body Part Examined is a series attribute: a study-level answer lists one series' at most.
+      auto parts = repository_.series_body_parts(s.study_uid);
+      if (!parts) return fail("series search: ", parts.error());
+      because = relevant_because(relevance, s, *parts);
+    }
+    if (because.empty())
+      selection.skipped.push_back({s.study_uid, "relevance (" + relevance.rule + ")"});
+    else
+      chosen.push_back({std::move(s), std::move(because)});
+  }
+  nlohmann::json skipped = nlohmann::json::array();
+  for (const auto& k : selection.skipped) {
+    if (skipped.size() >= kMaxSkippedInAudit) break;
+    skipped.push_back({{"study", k.study_uid}, {"rule", k.rule}});
+  }
+  audit_event(r, audit::EventType::kPriorsSearched, std::string(audit::kSuccess), "",
+              {{"listed", listed},
+               {"eligible", chosen.size()},
+               {"relevance", relevance.rule},
+               {"skipped", std::move(skipped)},
+               {"skipped_total", selection.skipped.size()}});
+  return chosen;
+}
+
 RequestOutcome Service::run(const catalog::PriorRequest& r) {
   RequestOutcome out;
   auto withdrawn = consent_withdrawn_ ? consent_withdrawn_(r) : Result<bool>(false);
@@ -218,25 +271,10 @@ RequestOutcome Service::run(const catalog::PriorRequest& r) {
     settle(r, out, !withdrawn);
     return out;
   }
-  auto found = repository_.search(r.health_number, since_date(r));
-  if (!found) {
-    out.state = "failed";
-    out.error = "search: " + found.error().detail;
-    audit_event(r, audit::EventType::kPriorsSearched, audit::failure(out.error), "", {});
-    settle(r, out, found.error().retryable());
-    return out;
-  }
-  // At most max_studies count: stored now or before, or failed. A study found to be this
-  // facility's only after retrieval (a repository that does not list Institution Name) does not
-  // count, so the next one is taken instead.
-  Rules rules{o_.config.modalities, since_date(r), std::numeric_limits<int>::max(),
-              o_.config.skip_institutions, r.health_number_issuer};
-  const std::size_t listed = found->size();
-  const auto eligible = select_priors(std::move(*found), rules);
-  audit_event(r, audit::EventType::kPriorsSearched, std::string(audit::kSuccess), "",
-              {{"listed", listed}, {"eligible", eligible.size()}});
+  auto chosen = choose(r, out);
+  if (!chosen) return out;
   bool retry = false;
-  for (const auto& s : eligible) {
+  for (const auto& [s, because] : *chosen) {
     if (out.found >= o_.config.max_studies) break;
     auto known = ledger_.study(s.study_uid);
     if (known && *known) {
@@ -251,13 +289,13 @@ RequestOutcome Service::run(const catalog::PriorRequest& r) {
       out.error = s.study_uid + ": " + got.error().detail;
       retry = retry || got.error().retryable();
       audit_event(r, audit::EventType::kPriorFetched, audit::failure(got.error().detail),
-                  s.study_uid, {});
+                  s.study_uid, {{"selected_by", because}});
       continue;
     }
     if (!got->skipped.empty()) {
       ++out.skipped;
       audit_event(r, audit::EventType::kPriorFetched, audit::failure("not stored: " + got->skipped),
-                  s.study_uid, {{"instances", got->instances}});
+                  s.study_uid, {{"instances", got->instances}, {"selected_by", because}});
       continue;
     }
     ++out.found;
@@ -265,7 +303,8 @@ RequestOutcome Service::run(const catalog::PriorRequest& r) {
     audit_event(r, audit::EventType::kPriorFetched, std::string(audit::kSuccess), s.study_uid,
                 {{"instances", got->instances},
                  {"study_date", s.study_date},
-                 {"modalities", joined(s.modalities)}});
+                 {"modalities", joined(s.modalities)},
+                 {"selected_by", because}});
   }
   out.state = out.error.empty() ? "done" : "failed";
   log::info("priors: request handled", {{"request", std::to_string(r.id)},

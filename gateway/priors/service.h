@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -62,6 +63,12 @@ class Service {
   RequestOutcome run(const catalog::PriorRequest& request);
 
  private:
+  struct Chosen {
+    FoundStudy study;
+    std::string because;  // the rule that chose it (relevance.h), for the audit trail
+  };
+  std::optional<std::vector<Chosen>> choose(const catalog::PriorRequest& request,
+                                            RequestOutcome& out);
   struct Fetched {
     std::int64_t instances = 0;
     std::string skipped;  // why the study was not stored ("" : stored)

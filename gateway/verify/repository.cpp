@@ -5,8 +5,7 @@
 #include <functional>
 
 #include "common/uid.h"
-#include "senders/dicomweb/curl_tls.h"
-#include "senders/dicomweb/http.h"
+#include "senders/dicomweb/get.h"
 
 namespace dirgw::verify {
 
@@ -17,26 +16,8 @@ constexpr std::size_t kMaxAnswer = std::size_t{16} * 1024 * 1024;
 // A repository that keeps returning full pages is not believed past this many.
 constexpr int kMaxPages = 10000;
 
-struct Answer {
-  std::string body;
-  bool too_large = false;
-};
-
-std::size_t on_write(char* data, std::size_t size, std::size_t n, void* userdata) {
-  auto* a = static_cast<Answer*>(userdata);
-  if (a->body.size() + size * n > kMaxAnswer) {
-    a->too_large = true;
-    return 0;
-  }
-  a->body.append(data, size * n);
-  return size * n;
-}
-
 struct CurlDeleter {
   void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
 class QidoRepository final : public Repository {
@@ -111,56 +92,27 @@ class QidoRepository final : public Repository {
 };
 
 Result<std::vector<Listed>> QidoRepository::get(const std::string& url) {
-  if (!curl_) return make_error(ErrorCode::kInternal, "libcurl could not create a handle");
-  std::unique_ptr<curl_slist, SlistDeleter> headers(
-      curl_slist_append(nullptr, "Accept: application/dicom+json"));
-  std::string token;
-  retry_after_.reset();
-  auto auth = senders::dicomweb::authorization_header(o_.http);
-  if (!auth) {
-    if (o_.http.token_provider) retry_after_ = o_.http.token_provider->retry_after();
-    return make_error(auth.error().code, auth.error().detail);
+  std::string body;
+  bool too_large = false;
+  auto got =
+      senders::dicomweb::http_get(curl_.get(), o_.http, {url, "application/dicom+json", o_.timeout},
+                                  [&](std::string_view bytes, const senders::dicomweb::GetAnswer&) {
+                                    if (body.size() + bytes.size() > kMaxAnswer) {
+                                      too_large = true;
+                                      return false;
+                                    }
+                                    body.append(bytes);
+                                    return true;
+                                  });
+  retry_after_ = got.retry_after;
+  if (too_large) return make_error(ErrorCode::kProtocol, "QIDO-RS answer too long");
+  if (!got.transfer) {
+    const Error& e = got.transfer.error();
+    const bool transport = e.code == ErrorCode::kNetwork || e.code == ErrorCode::kTimeout;
+    return make_error(e.code, transport ? "QIDO-RS: " + e.detail : e.detail);
   }
-  if (!auth->empty()) {
-    headers.reset(curl_slist_append(headers.release(), auth->c_str()));
-    if (o_.http.token_provider) token = auth->substr(senders::dicomweb::kBearerPrefix.size());
-  }
-  CURL* c = curl_.get();
-  curl_easy_reset(c);
-  Answer answer;
-  CURLcode rc = senders::dicomweb::apply_curl_tls(
-      c, {o_.http.ca_file, o_.http.client_cert, o_.http.client_key, o_.http.verify_peer,
-          o_.http.connect_timeout});
-  auto set = [&rc, c](CURLoption option, auto value) {
-    if (rc == CURLE_OK) rc = curl_easy_setopt(c, option, value);
-  };
-  set(CURLOPT_URL, url.c_str());
-  set(CURLOPT_HTTPGET, 1L);
-  set(CURLOPT_HTTPHEADER, headers.get());
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(o_.timeout.count()));
-  set(CURLOPT_WRITEFUNCTION, &on_write);
-  set(CURLOPT_WRITEDATA, static_cast<void*>(&answer));
-  senders::dicomweb::RetryAfterHeader retry_after;
-  set(CURLOPT_HEADERFUNCTION, &senders::dicomweb::collect_retry_after);
-  set(CURLOPT_HEADERDATA, static_cast<void*>(&retry_after));
-  if (rc != CURLE_OK)
-    return make_error(ErrorCode::kConfig,
-                      std::string("libcurl refused an option: ") + curl_easy_strerror(rc));
-  rc = curl_easy_perform(c);
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
-  if (rc != CURLE_OK) {
-    if (answer.too_large) return make_error(ErrorCode::kProtocol, "QIDO-RS answer too long");
-    const auto v = senders::dicomweb::classify_curl_error(rc);
-    return make_error(rc == CURLE_OPERATION_TIMEDOUT ? ErrorCode::kTimeout : ErrorCode::kNetwork,
-                      "QIDO-RS: " + v.message);
-  }
-  if (status == 429 || status == 503)
-    retry_after_ = retry_after.delay(std::chrono::system_clock::now());
-  if (status == 401 && o_.http.token_provider) o_.http.token_provider->invalidate(token);
-  if (status == 404) return make_error(ErrorCode::kNotFound, "QIDO-RS answered HTTP 404");
-  auto page = parse_qido(static_cast<int>(status), answer.body);
+  if (got.status == 404) return make_error(ErrorCode::kNotFound, "QIDO-RS answered HTTP 404");
+  auto page = parse_qido(static_cast<int>(got.status), body);
   if (!page) return page.error();
   return std::move(page->entries);
 }

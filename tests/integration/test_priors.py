@@ -10,7 +10,10 @@ modalities, some from this facility, and the local PACS (DICOM port only).
 2. a second order fetches nothing new;
 3. a patient whose consent is withdrawn: nothing searched, nothing fetched;
 4. `dirgw priors fetch` by an operator, `dirgw priors list`;
-5. the audit trail names each search and fetch and its trigger; no patient value in the logs."""
+5. the audit trail names each search and fetch and its trigger; no patient value in the logs;
+6. the body part / procedure rule: a chest order (OBR-4 CPT4:71250) for a third patient brings
+   the chest CT (its body part on one of two series) and not the knee MR or the head MR;
+   `dirgw priors fetch --body-part KNEE` then brings the knee; the audit names the rules."""
 
 import argparse
 import datetime
@@ -54,12 +57,12 @@ def segment(name, values):
     return "|".join(fields)
 
 
-def orm(control_id, mrn, health_number, accession):
+def orm(control_id, mrn, health_number, accession, procedure="CT^CT HEAD"):
     return "\r".join([
         f"MSH|^~\\&|RIS|TEST|DIRGW|TEST|20261203100000||ORM^O01|{control_id}|P|2.3.1",
         segment("PID", {1: "1", 3: f"{mrn}^^^TEST-MRN^MR~{health_number}^^^ON^JHN"}),
         segment("ORC", {1: "NW", 2: "PL" + control_id, 7: "^^^^^R"}),
-        segment("OBR", {1: "1", 2: "PL" + control_id, 4: "CT^CT HEAD", 18: accession}),
+        segment("OBR", {1: "1", 2: "PL" + control_id, 4: procedure, 18: accession}),
     ]) + "\r"
 
 
@@ -89,7 +92,8 @@ def health_number(body):
     return body + str((10 - total % 10) % 10)
 
 
-def make_study(args, work, manifest, key, modality, seed, hn, years_ago, institution):
+def make_study(args, work, manifest, key, modality, seed, hn, years_ago, institution,
+               body_parts=None):
     """A synthetic study of the patient with health number `hn`, as the repository files it:
     Patient ID = the health number, issuer ON, the given date and institution."""
     out = os.path.join(work, "repo-" + key)
@@ -103,6 +107,12 @@ def make_study(args, work, manifest, key, modality, seed, hn, years_ago, institu
     subprocess.run(["dcmodify", "-nb", "-i", f"(0010,0020)={m['health_number']}",
                     "-i", "(0010,0021)=ON", "-i", f"(0008,0020)={date}",
                     "-i", f"(0008,0080)={institution}"] + files, check=True, capture_output=True)
+    for i, part in enumerate(body_parts or []):
+        # One series per body part: the second instance moves to a series of its own.
+        edit = ["-i", f"(0018,0015)={part}"]
+        if i > 0:
+            edit += ["-i", f"(0020,000E)={uid}.{90 + i}"]
+        subprocess.run(["dcmodify", "-nb"] + edit + [files[i]], check=True, capture_output=True)
     return {"uid": uid, "files": files, "modality": modality, "date": date, "mrn": m["patient_id"],
             "hn": m["health_number"], "institution": institution}
 
@@ -131,6 +141,38 @@ def audit_rows(gw, types):
     return [(t, a, o, s, json.loads(d)) for t, a, o, s, d in rows]
 
 
+def body_part_rule(gw, pacs, check, hl7_port, p3, done):
+    """6. A chest order brings the chest priors only; --body-part KNEE then the knee."""
+    mrn3, hn3 = p3["chest"]["mrn"], p3["chest"]["hn"]
+    ack = mllp(hl7_port, orm("ORD0004", mrn3, hn3, "ACCP0004", "71250^CT CHEST^CPT4"))
+    check(ack == "AA", f"chest ORM^O01 acknowledged AA: {ack}")
+    harness.wait_for("the chest order to finish", lambda: done(5), 60)
+    here = set(pacs_studies(pacs))
+    check(p3["chest"]["uid"] in here, "the chest order brings the chest CT")
+    check(p3["knee"]["uid"] not in here and p3["head"]["uid"] not in here,
+          "the chest order brings neither the knee MR nor the head MR")
+    rows = audit_rows(gw, ["priors_searched", "prior_fetched"])
+    search = [r for r in rows if r[0] == "priors_searched" and r[4]["trigger"] == "ORM^O01 ORD0004"]
+    check(len(search) == 1 and search[0][4].get("relevance") == "chest",
+          f"the chest order's search names its rule: {search}")
+    skipped = {k["study"]: k["rule"] for k in (search[0][4].get("skipped") if search else [])}
+    check(skipped.get(p3["knee"]["uid"]) == "relevance (chest)" and
+          skipped.get(p3["head"]["uid"]) == "relevance (chest)",
+          f"the knee and the head are skipped by the relevance rule: {skipped}")
+    fetched = [r for r in rows if r[0] == "prior_fetched" and r[3] == p3["chest"]["uid"]]
+    check(len(fetched) == 1 and fetched[0][4].get("selected_by") == "chest: body part CHEST",
+          f"the chest CT's fetch names the rule that chose it: {fetched}")
+    rc, out, err = gw.run_cli("priors", "fetch", f"mrn:TEST-MRN:{mrn3}", "--body-part", "KNEE",
+                              "--health-number", hn3)
+    check(rc == 0 and "1 fetched" in out, f"dirgw priors fetch --body-part KNEE: {rc} {out} {err}")
+    here = set(pacs_studies(pacs))
+    check(p3["knee"]["uid"] in here and p3["head"]["uid"] not in here,
+          "--body-part KNEE brings the knee MR, still not the head MR")
+    rc, out, err = gw.run_cli("priors", "fetch", f"mrn:TEST-MRN:{mrn3}", "--procedure", "bad\\x",
+                              "--health-number", hn3)
+    check(rc != 0 and "--procedure" in (out + err), f"a malformed --procedure is refused: {out} {err}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build-dir", required=True)
@@ -153,11 +195,21 @@ def main():
         "ct_7y": make_study(args, work, manifest, "g", "CT", 47, hn1, 7, "Outside Hospital"),
     }
     p2 = make_study(args, work, manifest, "h", "CT", 48, hn2, 1, "Outside Hospital")
+    # Patient 3, for the body part / procedure rule: a CT whose second series is the chest, a knee
+    # MR and a head MR.
+    hn3 = health_number("623456789")
+    p3 = {
+        "chest": make_study(args, work, manifest, "i", "CT", 49, hn3, 1, "Outside Hospital",
+                            ["ABDOMEN", "CHEST"]),
+        "knee": make_study(args, work, manifest, "j", "MR", 50, hn3, 2, "Outside Hospital",
+                           ["KNEE", "KNEE"]),
+        "head": make_study(args, work, manifest, "k", "MR", 51, hn3, 3, "Outside Hospital"),
+    }
     mrn, hn = p1["ct_1y"]["mrn"], p1["ct_1y"]["hn"]
 
     repo = harness.Orthanc(work, name="repository").start()
     pacs = PacsOrthanc(work).start()
-    for s in list(p1.values()) + [p2]:
+    for s in list(p1.values()) + [p2] + list(p3.values()):
         upload(repo, s)
     hl7_port = harness.free_port()
     priors_yaml = f"""priors:
@@ -165,7 +217,16 @@ def main():
   repository: repository
   local_pacs: {{ ae_title: {pacs.aet}, host: 127.0.0.1, port: {pacs.dicom_port} }}
   mrn_issuer: TEST-MRN
-  rules: {{ modalities: [CT, MR], years: 5, max_studies: 3, skip_institutions: ["{FACILITY}"] }}
+  rules:
+    modalities: [CT, MR]
+    years: 5
+    max_studies: 3
+    skip_institutions: ["{FACILITY}"]
+    relevance:
+      unmapped: all
+      groups:
+        - {{ name: chest, procedures: ["CPT4:71250"], body_parts: [CHEST, LUNG] }}
+        - {{ name: knee, procedures: ["CPT4:73721"], body_parts: [KNEE] }}
   triggers: {{ orders: true }}
   series_description_prefix: "{PREFIX}"
   retry: {{ initial: 500ms, max: 2s }}
@@ -253,6 +314,7 @@ def main():
                   for r in searches), "the refused search is audited with its trigger")
         check(any(r[1].startswith("user:") and r[4]["trigger_kind"] == "operator"
                   for r in searches), "the operator's search is audited with the operator")
+        body_part_rule(gw, pacs, check, hl7_port, p3, done)
         rc, out, err = gw.run_cli("audit", "verify")
         check(rc == 0, f"dirgw audit verify: {out} {err}")
     finally:

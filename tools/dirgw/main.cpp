@@ -823,11 +823,12 @@ void print_priors_list(const json& r) {
 void add_priors_commands(CLI::App& app, const Global& g, Action& action) {
   auto* priors = app.add_subcommand(
       "priors",
-      "fetch PATIENT [--since 5y], list [PATIENT]: a patient's prior studies from the\n"
-      "regional repository into the local PACS, and what was fetched, when, why");
+      "fetch PATIENT [--since 5y] [--procedure CODE | --body-part PART], list [PATIENT]:\n"
+      "a patient's prior studies from the regional repository into the local PACS, and what\n"
+      "was fetched, when, why");
   priors->require_subcommand(1);
   struct Values {
-    std::string patient, since, health_number;
+    std::string patient, since, health_number, procedure, body_part;
   };
   auto v = std::make_shared<Values>();
   auto* fetch = priors->add_subcommand("fetch", "search the repository now and fetch the priors");
@@ -840,11 +841,24 @@ void add_priors_commands(CLI::App& app, const Global& g, Action& action) {
                  ->add_option("--health-number", v->health_number,
                               "the patient's health number (default: the MRN table)")
                  ->type_name("HN");
-  fetch->callback([&g, &action, v, since, hn] {
-    action = [&g, v, since, hn] {
+  auto* procedure =
+      fetch
+          ->add_option("--procedure", v->procedure,
+                       "the ordered exam's procedure code, SCHEME:CODE or CODE: only the priors\n"
+                       "priors.rules.relevance maps it to")
+          ->type_name("CODE");
+  auto* body_part = fetch
+                        ->add_option("--body-part", v->body_part,
+                                     "the ordered exam's body part, e.g. CHEST: only the priors\n"
+                                     "priors.rules.relevance maps it to")
+                        ->type_name("PART");
+  fetch->callback([&g, &action, v, since, hn, procedure, body_part] {
+    action = [&g, v, since, hn, procedure, body_part] {
       json req = {{"cmd", "priors"}, {"action", "fetch"}, {"patient", v->patient}};
       put_if(req, "since", since, v->since);
       put_if(req, "health_number", hn, v->health_number);
+      put_if(req, "procedure", procedure, v->procedure);
+      put_if(req, "body_part", body_part, v->body_part);
       return ask_daemon(g, req, [](const json& r) {
         std::printf("request %lld: %s; %d prior(s) selected, %d fetched%s%s\n",
                     r.value("request", 0LL), r.value("state", "").c_str(), r.value("found", 0),

@@ -1,7 +1,8 @@
-// dirgw priors fetch PATIENT [--since 5y] and dirgw priors list [PATIENT] (issue 18,
-// docs/priors.md). A fetch records a request in the priors queue, as an HL7 order does, and waits
-// (bounded) for the priors worker to finish it. The patient is a keyed HMAC tag in logs and in the
-// audit trail; the answers carry study UIDs, dates and modalities, never a patient value.
+// dirgw priors fetch PATIENT [--since 5y] [--procedure CODE | --body-part PART] and dirgw priors
+// list [PATIENT] (issue 18, docs/priors.md). A fetch records a request in the priors queue, as an
+// HL7 order does, and waits (bounded) for the priors worker to finish it. The patient is a keyed
+// HMAC tag in logs and in the audit trail; the answers carry study UIDs, dates and modalities,
+// never a patient value.
 #include <chrono>
 #include <thread>
 
@@ -61,6 +62,19 @@ json priors_fetch(const Context& ctx, const json& request, const Peer& peer) {
   if (days < 0)
     return error_reply("--since must be a number of years, months or days: 5y, 18m, 90d");
   catalog::PriorRequest r;
+  const std::string procedure = request.value("procedure", "");
+  const std::string body_part = request.value("body_part", "");
+  if ((!procedure.empty() || !body_part.empty()) && ctx.config.priors.relevance.empty())
+    return error_reply(
+        "--procedure and --body-part need a body part / procedure table: "
+        "priors.rules.relevance in the configuration");
+  if (!procedure.empty() && !config::procedure_code(procedure))
+    return error_reply(
+        "--procedure must be a procedure code, SCHEME:CODE or CODE (printable, 1-64 characters)");
+  if (!body_part.empty() && !config::body_part_value(body_part))
+    return error_reply("--body-part must be a Body Part Examined value such as CHEST");
+  if (!procedure.empty()) r.procedures.push_back(procedure);
+  r.body_part = body_part;
   r.mrn = key->value;
   r.mrn_issuer = key->issuer;
   r.health_number = request.value("health_number", "");

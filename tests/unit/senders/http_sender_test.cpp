@@ -63,7 +63,7 @@ StowRsOptions options_for(const std::string& url) {
 }
 
 Item spool_item(const TempDir& dir, const std::string& uid, std::size_t padding, unsigned seed) {
-  return dir.write("obj-" + uid, "uid:" + uid + "|" + random_bytes(padding, seed), uid);
+  return write_item(dir, "obj-" + uid, "uid:" + uid + "|" + random_bytes(padding, seed), uid);
 }
 
 TEST(StowRsSender, PostsAWellFormedMultipartBodyAndReadsTheAnswer) {

@@ -27,8 +27,8 @@ std::string read_all(MultipartBody& body, std::size_t chunk) {
 
 TEST(MultipartBody, ByteExactFramingForTwoFiles) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.2.3.1"),
-                             dir.write("b", "BBBBBB", "1.2.3.2")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.2.3.1"),
+                             write_item(dir, "b", "BBBBBB", "1.2.3.2")};
   auto body = MultipartBody::open(items, "b0undary");
   ASSERT_TRUE(body.ok()) << body.error().to_string();
   const std::string expected =
@@ -57,7 +57,7 @@ TEST(MultipartBody, TinyChunksGiveTheSameBytesAsLargeChunks) {
   for (unsigned i = 0; i < 3; ++i) {
     contents.push_back(random_bytes(100000 + i * 777, i));
     items.push_back(
-        dir.write("f" + std::to_string(i), contents.back(), "1.2.3." + std::to_string(i)));
+        write_item(dir, "f" + std::to_string(i), contents.back(), "1.2.3." + std::to_string(i)));
   }
   std::string reference;
   for (std::size_t chunk :
@@ -89,8 +89,8 @@ TEST(MultipartBody, TinyChunksGiveTheSameBytesAsLargeChunks) {
 
 TEST(MultipartBody, RewindAndSeekReproduceTheSameBytes) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", random_bytes(5000, 1), "1.1"),
-                             dir.write("b", random_bytes(7000, 2), "1.2")};
+  std::vector<Item> items = {write_item(dir, "a", random_bytes(5000, 1), "1.1"),
+                             write_item(dir, "b", random_bytes(7000, 2), "1.2")};
   auto body = MultipartBody::open(items, "bnd");
   ASSERT_TRUE(body.ok());
   std::string full = read_all(*body, 1000);
@@ -114,7 +114,7 @@ TEST(MultipartBody, RewindAndSeekReproduceTheSameBytes) {
 
 TEST(MultipartBody, TotalSizeIsKnownBeforeReading) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", std::string(12345, 'x'), "1.1")};
+  std::vector<Item> items = {write_item(dir, "a", std::string(12345, 'x'), "1.1")};
   auto body = MultipartBody::open(items, "0123456789abcdef");
   ASSERT_TRUE(body.ok());
   const std::uint64_t framing =
@@ -126,8 +126,9 @@ TEST(MultipartBody, TotalSizeIsKnownBeforeReading) {
 
 TEST(MultipartBody, VanishedFileFailsAtOpenAndIsNamed) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.1"), dir.write("b", "BBBB", "1.2"),
-                             dir.write("c", "CCCC", "1.3")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.1"),
+                             write_item(dir, "b", "BBBB", "1.2"),
+                             write_item(dir, "c", "CCCC", "1.3")};
   std::filesystem::remove(items[1].path);
   std::vector<SpoolProblem> problems;
   auto body = MultipartBody::open(items, "bnd", &problems);
@@ -140,7 +141,8 @@ TEST(MultipartBody, VanishedFileFailsAtOpenAndIsNamed) {
 
 TEST(MultipartBody, SizeDifferentFromTheCatalogFailsAtOpen) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.1"), dir.write("b", "BBBB", "1.2")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.1"),
+                             write_item(dir, "b", "BBBB", "1.2")};
   items[0].size = 5;
   items[1].size = 3;
   std::vector<SpoolProblem> problems;
@@ -153,8 +155,8 @@ TEST(MultipartBody, SizeDifferentFromTheCatalogFailsAtOpen) {
 
 TEST(MultipartBody, FileThatVanishesDuringTheUploadStopsTheStream) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", random_bytes(4000, 1), "1.1"),
-                             dir.write("b", random_bytes(4000, 2), "1.2")};
+  std::vector<Item> items = {write_item(dir, "a", random_bytes(4000, 1), "1.1"),
+                             write_item(dir, "b", random_bytes(4000, 2), "1.2")};
   auto body = MultipartBody::open(items, "bnd");
   ASSERT_TRUE(body.ok());
   char buf[100];
@@ -170,11 +172,12 @@ TEST(MultipartBody, FileThatVanishesDuringTheUploadStopsTheStream) {
 
 TEST(MultipartBody, FileReplacedAfterOpenIsDetected) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.1"), dir.write("b", "BBBB", "1.2")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.1"),
+                             write_item(dir, "b", "BBBB", "1.2")};
   auto body = MultipartBody::open(items, "bnd");
   ASSERT_TRUE(body.ok());
   // Same size, another inode (both exist at once, so the inode cannot be reused).
-  auto replacement = dir.write("b2", "ZZZZ", "1.2");
+  auto replacement = write_item(dir, "b2", "ZZZZ", "1.2");
   std::filesystem::rename(replacement.path, items[1].path);
   read_all(*body, 64);
   EXPECT_TRUE(body->failed());
@@ -183,7 +186,7 @@ TEST(MultipartBody, FileReplacedAfterOpenIsDetected) {
 TEST(MultipartBody, RefusesEmptyBatchesAndUnsafeBoundaries) {
   TempDir dir;
   EXPECT_FALSE(MultipartBody::open({}, "bnd").ok());
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.1")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.1")};
   EXPECT_FALSE(MultipartBody::open(items, "").ok());
   EXPECT_FALSE(MultipartBody::open(items, "has space").ok());
   EXPECT_FALSE(MultipartBody::open(items, "quote\"d").ok());
@@ -204,7 +207,8 @@ TEST(MultipartBody, BoundariesAreLongRandomAndDistinct) {
 // stored does not.
 TEST(MultipartBody, TranscodedPartNamesItsTransferSyntax) {
   TempDir dir;
-  std::vector<Item> items = {dir.write("a", "AAAA", "1.2.3.1"), dir.write("b", "BB", "1.2.3.2")};
+  std::vector<Item> items = {write_item(dir, "a", "AAAA", "1.2.3.1"),
+                             write_item(dir, "b", "BB", "1.2.3.2")};
   items[1].transfer_syntax = "1.2.840.10008.1.2.4.80";
   auto body = MultipartBody::open(items, "b0undary");
   ASSERT_TRUE(body.ok()) << body.error().to_string();

@@ -366,7 +366,7 @@ StowRsOptions stow_options(const std::string& url, std::shared_ptr<TokenProvider
 }
 
 Item item(const TempDir& dir, const std::string& uid) {
-  return dir.write("obj-" + uid, "uid:" + uid + "|payload", uid);
+  return write_item(dir, "obj-" + uid, "uid:" + uid + "|payload", uid);
 }
 
 TEST(StowRsWithOAuth2, TokenFetchedOnceAndSentWithEveryRequest) {

@@ -49,7 +49,7 @@ std::vector<Item> study(const TempDir& dir, const std::string& prefix, int files
     for (std::size_t k = 0; k + 3 < payload.size(); ++k) {
       if (payload.compare(k, 4, "uid:") == 0) payload[k] = 'x';
     }
-    batch.push_back(dir.write("obj-" + uid, "uid:" + uid + "|" + payload, uid));
+    batch.push_back(write_item(dir, "obj-" + uid, "uid:" + uid + "|" + payload, uid));
   }
   return batch;
 }
