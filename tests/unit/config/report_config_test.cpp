@@ -42,7 +42,7 @@ TEST(ReportConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
   expect_error(load_string(replace_once(kBase, "/var/lib/dirgw/reports", "reports")),
                "report.folder", 3, "absolute path");
   expect_error(load_string(replace_once(kBase, "at: \"02:30\"", "when: \"02:30\"")), "report.when",
-               3, "unknown key (allowed here: at, folder)");
+               3, "unknown key (allowed here: at, folder, pacs)");
 }
 
 const char* kPacs = R"yaml(facility: { name: Lakeside, timezone: America/Toronto }
@@ -80,20 +80,20 @@ TEST(ReportConfig, PacsCountedByPullSourceOrByItsOwnAddress) {
 
 TEST(ReportConfig, PacsErrorsNameKeyLineAndWhatIsAllowed) {
   expect_error(load_string(replace_once(kPacs, "pull: old-pacs", "pull: new-pacs")),
-               "report.pacs[0].pull", 7, "no ingest.pull source is named 'new-pacs'");
+               "report.pacs[0].pull", 8, "no ingest.pull source is named 'new-pacs'");
   expect_error(load_string(replace_once(kPacs, "pull: old-pacs", "{ pull: old-pacs, port: 1 }")),
-               "report.pacs[0].port", 7, "comes from the pull source");
+               "report.pacs[0].port", 8, "comes from the pull source");
   expect_error(load_string(replace_once(kPacs, "host: pacs.example.org, ", "")),
-               "report.pacs[1].host", 8, "missing");
+               "report.pacs[1].host", 9, "missing");
   expect_error(load_string(replace_once(kPacs, "port: 4242", "port: 70000")), "report.pacs[1].port",
-               8, "from 1 to 65535");
+               9, "from 1 to 65535");
   expect_error(load_string(replace_once(kPacs, "timeout: 5s", "every: 5s")), "report.pacs[1].every",
-               8,
+               9,
                "unknown key (allowed here: ae_title, calling_ae, host, name, port, pull, timeout)");
   expect_error(load_string(replace_once(kPacs, "name: main-pacs", "name: old-pacs")),
-               "report.pacs[1]", 8, "counted twice");
+               "report.pacs[1]", 9, "counted twice");
   expect_error(load_string(replace_once(kPacs, "    - pull: old-pacs\n", "    - PACS1\n")),
-               "report.pacs[0]", 7, "must be a mapping");
+               "report.pacs[0]", 8, "must be a mapping");
   expect_error(load_string(replace_once(kBase, "at: \"02:30\"", "pacs: PACS1")), "report.pacs", 3,
                "must be a list of PACS");
 }
