@@ -13,7 +13,8 @@ Catalog::Catalog(std::unique_ptr<Database> db)
       audit(*db_),
       orders(*db_),
       verify(*db_),
-      day_report(*db_) {}
+      day_report(*db_),
+      pruner(*db_) {}
 
 Result<std::unique_ptr<Catalog>> Catalog::open(const std::filesystem::path& path,
                                                std::vector<std::string> destinations,

@@ -28,6 +28,7 @@
 #include "catalog/order_book.h"
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
+#include "catalog/row_pruner.h"
 #include "catalog/types.h"
 #include "catalog/verify_ledger.h"
 
@@ -57,6 +58,7 @@ class Catalog {
   OrderBook orders;             // HL7 order priorities by accession number (schema 17)
   VerifyLedger verify;          // verification and retention (issue 15)
   DayReportQueries day_report;  // the daily reconciliation report's counts (issue 15)
+  RowPruner pruner;             // finished studies' rows after retention.report_days (issue 15)
 
  private:
   explicit Catalog(std::unique_ptr<Database> db);

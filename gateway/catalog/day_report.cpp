@@ -91,6 +91,36 @@ DestinationDay count_destination(Connection& db, std::int64_t from_ms, std::int6
   return d;
 }
 
+// The figures of studies whose rows were pruned (row_pruner.h, schema 24): final outcomes only,
+// added to what the catalog still holds for the day.
+void add_pruned(Connection& db, std::int64_t from_ms, std::int64_t to_ms, DayCounts& out) {
+  auto st = db.prepare(
+      "SELECT kind, name, outcome, sum(instances), sum(studies) FROM pruned_counts "
+      "WHERE bucket >= ?1 AND bucket < ?2 GROUP BY kind, name, outcome");
+  st.bind(1, from_ms).bind(2, to_ms);
+  while (st.step()) {
+    const std::string kind = st.text(0), name = st.text(1), outcome = st.text(2);
+    const std::int64_t instances = st.int64(3), studies = st.int64(4);
+    if (kind == "total") {
+      out.instances += instances;
+      out.studies += studies;
+    } else if (kind == "source") {
+      out.by_source[name].instances += instances;
+      out.by_source[name].studies += studies;
+    } else if (kind == "destination") {
+      for (auto& d : out.destinations) {
+        if (d.destination != name) continue;
+        d.studies += studies;
+        for (auto o : kAllDayOutcomes)
+          if (to_string(o) == outcome) {
+            d.outcomes[o] += instances;
+            d.instances += instances;
+          }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Result<DayCounts> DayReportQueries::counts(std::int64_t from_ms, std::int64_t to_ms) {
@@ -101,6 +131,7 @@ Result<DayCounts> DayReportQueries::counts(std::int64_t from_ms, std::int64_t to
     count_received(db, from_ms, to_ms, out);
     for (const auto& name : db_.destinations())
       out.destinations.push_back(count_destination(db, from_ms, to_ms, name));
+    add_pruned(db, from_ms, to_ms, out);
     return out;
   });
 }
@@ -118,6 +149,22 @@ Result<RecentFlow> DayReportQueries::recent_flow(std::int64_t since_ms) {
           "'verified') AND sent_at >= ?2");
       st.bind(1, name).bind(2, since_ms);
       out.sent[name] = st.step() ? st.int64(0) : 0;
+    }
+    return out;
+  });
+}
+
+Result<std::map<std::string, std::int64_t>> DayReportQueries::instances_of_studies(
+    const std::vector<std::string>& study_uids) {
+  return db_.read([&](Connection& db) -> Result<std::map<std::string, std::int64_t>> {
+    std::map<std::string, std::int64_t> out;
+    auto st = db.prepare(
+        "SELECT count(DISTINCT i.sop_instance_uid) FROM studies s "
+        "JOIN instances i ON i.study_id = s.id WHERE s.study_uid = ?1");
+    for (const auto& uid : study_uids) {
+      st.reset();
+      st.bind(1, uid);
+      if (st.step() && st.int64(0) > 0) out[uid] = st.int64(0);
     }
     return out;
   });

@@ -74,6 +74,11 @@ class DayReportQueries {
   // Instances received (bytes) and acknowledged per destination since `since_ms`; both read by
   // index (instances_received, deliveries_verify).
   Result<RecentFlow> recent_flow(std::int64_t since_ms);
+  // For each of `study_uids`, the SOP instances the catalog holds of it (received on any day; a
+  // new version of an instance counted once): what dirgw has of the studies a PACS counts for a
+  // day (report.pacs). A study the catalog never received is absent from the map.
+  Result<std::map<std::string, std::int64_t>> instances_of_studies(
+      const std::vector<std::string>& study_uids);
   // The catalog's clock (a test's fake one): "now" for the report's day and pending ages.
   TimePoint now() const { return db_.clock().now(); }
 

@@ -323,6 +323,29 @@ void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id
   append_audit(db, clock, std::move(e));
 }
 
+std::vector<std::string> delete_study_rows(Connection& db, std::int64_t study_id) {
+  auto objs = db.prepare(
+      "SELECT DISTINCT i.object_sha256 FROM instances i WHERE i.study_id = ?1 AND NOT EXISTS "
+      "(SELECT 1 FROM instances j WHERE j.object_sha256 = i.object_sha256 AND j.study_id != ?1)");
+  objs.bind(1, study_id);
+  std::vector<std::string> shas;
+  while (objs.step()) shas.push_back(objs.text(0));
+  for (const char* sql :
+       {"DELETE FROM deliveries WHERE instance_id IN (SELECT id FROM instances WHERE study_id = "
+        "?1)",
+        "DELETE FROM derived_objects WHERE instance_id IN (SELECT id FROM instances WHERE "
+        "study_id = ?1)",
+        "DELETE FROM policy_findings WHERE study_id = ?1",
+        "DELETE FROM study_identifiers WHERE study_id = ?1",
+        "DELETE FROM study_accessions WHERE study_id = ?1",
+        "DELETE FROM study_destinations WHERE study_id = ?1",
+        "DELETE FROM instances WHERE study_id = ?1", "DELETE FROM studies WHERE id = ?1"})
+    db.prepare(sql).bind(1, study_id).run();
+  for (const auto& sha : shas)
+    db.prepare("DELETE FROM objects WHERE sha256 = ?1").bind(1, sha).run();
+  return shas;
+}
+
 void append_audit(Connection& db, const Clock& clock, audit::Event e) {
   audit::Anchor prev;
   {

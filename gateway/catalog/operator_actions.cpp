@@ -157,25 +157,8 @@ Result<ActionResult> OperatorActions::delete_quarantined(
       return r;
     }
     // Objects no other instance uses go too.
-    auto objs = db.prepare(
-        "SELECT DISTINCT i.object_sha256 FROM instances i WHERE i.study_id = ?1 AND NOT EXISTS "
-        "(SELECT 1 FROM instances j WHERE j.object_sha256 = i.object_sha256 AND j.study_id != ?1)");
-    objs.bind(1, id);
-    std::vector<std::string> shas;
-    while (objs.step()) shas.push_back(objs.text(0));
-    for (const char* sql :
-         {"DELETE FROM deliveries WHERE instance_id IN (SELECT id FROM instances WHERE study_id = "
-          "?1)",
-          "DELETE FROM derived_objects WHERE instance_id IN (SELECT id FROM instances WHERE "
-          "study_id = ?1)",
-          "DELETE FROM policy_findings WHERE study_id = ?1",
-          "DELETE FROM study_identifiers WHERE study_id = ?1",
-          "DELETE FROM study_destinations WHERE study_id = ?1",
-          "DELETE FROM instances WHERE study_id = ?1", "DELETE FROM studies WHERE id = ?1"})
-      db.prepare(sql).bind(1, id).run();
-    for (const auto& sha : shas)
-      db.prepare("DELETE FROM objects WHERE sha256 = ?1").bind(1, sha).run();
-    if (objects_to_remove != nullptr) *objects_to_remove = shas;
+    std::vector<std::string> shas = delete_study_rows(db, id);
+    if (objects_to_remove != nullptr) *objects_to_remove = std::move(shas);
     r.changed = 1;
     return r;
   });

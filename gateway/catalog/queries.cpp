@@ -51,7 +51,11 @@ Result<Status> Queries::status() {
       st.bind(1, name);
       while (st.step()) d.states.push_back({st.text(0), st.int64(1), st.int64(2)});
       auto pend = db.prepare(
-          "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0) "
+          "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0), "
+          // Of them, those of a HELD study (consent, operator, report): they do not drain
+          // while held, so the forecast leaves them out (docs/report.md#forecasts).
+          "coalesce(sum(EXISTS (SELECT 1 FROM study_destinations sd WHERE sd.study_id = "
+          "d.study_id AND sd.destination = d.destination AND sd.state = 'HELD')), 0) "
           "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
           "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending') "
           // A quarantined study's instances wait for a person, not for the destination.
@@ -62,6 +66,7 @@ Result<Status> Queries::status() {
       d.pending_instances = pend.int64(0);
       d.pending_bytes = pend.int64(1);
       d.oldest_pending_at = pend.int64(2);
+      d.held_instances = pend.int64(3);
       auto ds = db.prepare(
           "SELECT coalesce(last_success_at, 0), coalesce(last_error_at, 0), last_error "
           "FROM destination_status WHERE destination = ?1");

@@ -87,6 +87,7 @@ struct DestinationStatus {
   std::string name;
   std::vector<StateCount> states;
   std::int64_t pending_instances = 0;
+  std::int64_t held_instances = 0;  // of pending_instances, those of HELD studies
   std::int64_t pending_bytes = 0;
   std::int64_t oldest_pending_at = 0;
   std::int64_t last_success_at = 0;

@@ -429,14 +429,17 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                     r.size(rn, rp, "spool_floor", c.retention.spool_floor, 0, 1ull << 50);
                     r.duration(rn, rp, "keep_after_verified", c.retention.keep_after_verified,
                                Duration(0), Duration(3650 * 86'400'000LL));
+                    r.integer(rn, rp, "report_days", c.retention.report_days, 0, 36500);
                   },
-                  {"spool_floor", "keep_after_verified"});
+                  {"spool_floor", "keep_after_verified", "report_days"});
           if (m["report"].IsDefined() && !m["report"].IsNull())
             r.map(m["report"], "report",
                   [&](const YAML::Node& rn, const std::string& rp) {
                     read_report(r, rn, rp, c.report);
+                    read_report_pacs(rn, rp, c.ingest.pull, c.ingest.dicom, c.report.pacs,
+                                     r.errors());
                   },
-                  {"folder", "at"});
+                  {"folder", "at", "pacs"});
           if (m["audit"].IsDefined() && !m["audit"].IsNull())
             r.map(m["audit"], "audit",
                   [&](const YAML::Node& an, const std::string& ap) {

@@ -283,6 +283,9 @@ struct Retention {
   // A spool file goes this long after every destination verified it (docs/verification.md);
   // below spool_floor, verified files go at once, oldest first, before ingest is refused.
   Duration keep_after_verified{std::chrono::hours(24 * 7)};
+  // The report period: a finished study's catalog rows go this many days after it was last
+  // received (their figures kept for the daily report: catalog/row_pruner.h); 0: kept for ever.
+  int report_days = 400;
 };
 
 // The daily reconciliation report (docs/report.md): `dirgw report` needs nothing; a folder turns
@@ -290,6 +293,9 @@ struct Retention {
 struct Report {
   std::filesystem::path folder;  // empty: no nightly file
   int at_minute = 60;            // minutes after local midnight ("01:00")
+  // report.pacs: PACS whose own count of the day is shown beside dirgw's (config/pull_config.h);
+  // empty: "n/a".
+  std::vector<PullSource> pacs;
 };
 
 struct Metrics {

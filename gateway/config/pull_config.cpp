@@ -54,7 +54,10 @@ void read_modalities(Reader& r, const YAML::Node& m, const std::string& p, PullS
          });
 }
 
-void read_one(Reader& r, const YAML::Node& m, const std::string& p, PullSource& s) {
+// A PACS's name and address (ingest.pull and report.pacs): name, ae_title, host, port,
+// calling_ae; `name_hint` says what the missing name is for.
+void read_address(Reader& r, const YAML::Node& m, const std::string& p, PullSource& s,
+                  const std::string& name_hint) {
   r.scalar(m, p, "name", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
     if (!valid_name(v))
       r.error(k, n, "must be 1 to 64 letters, digits, '.', '-' or '_', not '" + v + "'");
@@ -62,7 +65,7 @@ void read_one(Reader& r, const YAML::Node& m, const std::string& p, PullSource& 
       s.name = v;
   });
   if (s.name.empty() && !m["name"].IsDefined())
-    r.error(Reader::join(p, "name"), m, "missing: a short name shown in status (e.g. old-pacs)");
+    r.error(Reader::join(p, "name"), m, "missing: " + name_hint);
   r.ae_title(m, p, "ae_title", s.ae_title);
   if (!m["ae_title"].IsDefined())
     r.error(Reader::join(p, "ae_title"), m, "missing: the PACS's AE title");
@@ -75,6 +78,10 @@ void read_one(Reader& r, const YAML::Node& m, const std::string& p, PullSource& 
   if (!m["host"].IsDefined()) r.error(Reader::join(p, "host"), m, "missing: the PACS's address");
   r.integer(m, p, "port", s.port, 1, 65535);
   r.ae_title(m, p, "calling_ae", s.calling_ae);
+}
+
+void read_one(Reader& r, const YAML::Node& m, const std::string& p, PullSource& s) {
+  read_address(r, m, p, s, "a short name shown in status (e.g. old-pacs)");
   r.ae_title(m, p, "move_destination", s.move_destination);
   r.scalar(m, p, "retrieve", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
     if (v != "move" && v != "get")
@@ -131,6 +138,58 @@ void read_pull(const YAML::Node& ingest, const std::string& ingest_key, const Di
                      "the PACS '" + s.ae_title +
                          "' calls our receiver back to send the studies: add it to "
                          "ingest.dicom.allowed_callers");
+           out.push_back(std::move(s));
+         });
+}
+
+namespace {
+
+void read_report_peer(Reader& r, const YAML::Node& m, const std::string& p,
+                      const std::vector<PullSource>& pulls, PullSource& s) {
+  if (m["pull"].IsDefined()) {
+    for (const char* k : {"name", "ae_title", "host", "port", "calling_ae", "timeout"})
+      if (m[k].IsDefined())
+        r.error(Reader::join(p, k), m[k],
+                "comes from the pull source with pull: (give either pull: or name/ae_title/host)");
+    r.scalar(m, p, "pull", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
+      auto it = std::find_if(pulls.begin(), pulls.end(),
+                             [&](const PullSource& ps) { return ps.name == v; });
+      if (it == pulls.end())
+        r.error(k, n, "no ingest.pull source is named '" + v.substr(0, 64) + "'");
+      else
+        s = *it;
+    });
+    return;
+  }
+  s.timeout = std::chrono::seconds(30);
+  read_address(r, m, p, s, "a short name shown in the report, or pull:");
+  r.duration(m, p, "timeout", s.timeout, std::chrono::seconds(1), std::chrono::minutes(10));
+}
+
+}  // namespace
+
+void read_report_pacs(const YAML::Node& report, const std::string& report_key,
+                      const std::vector<PullSource>& pulls, const DicomIngest& dicom,
+                      std::vector<PullSource>& out, std::vector<ConfigError>& errors) {
+  Reader r(errors);
+  r.list(report, report_key, "pacs",
+         "PACS to count ({pull: NAME} or {name, ae_title, host, port, calling_ae, timeout})",
+         [&](const YAML::Node& item, const std::string& k) {
+           PullSource s;
+           r.map(item, k,
+                 [&](const YAML::Node& m, const std::string& p) {
+                   read_report_peer(r, m, p, pulls, s);
+                 },
+                 {"pull", "name", "ae_title", "host", "port", "calling_ae", "timeout"});
+           if (!item.IsMap() || s.name.empty()) return;
+           for (const auto& other : out)
+             if (s.name == other.name)
+               r.error(k, item, "the PACS '" + s.name + "' is counted twice");
+           if (s.calling_ae.empty() && !dicom.enabled)
+             r.error(Reader::join(k, "calling_ae"), item,
+                     "is required when ingest.dicom is off (our AE title for the C-FIND)");
+           if (s.calling_ae.empty()) s.calling_ae = dicom.ae_title;
+           s.retrieve = "move";  // only C-FIND is used; no intake is needed
            out.push_back(std::move(s));
          });
 }

@@ -42,4 +42,13 @@ struct PullSource {
 void read_pull(const YAML::Node& ingest, const std::string& ingest_key, const DicomIngest& dicom,
                std::vector<PullSource>& out, std::vector<ConfigError>& errors);
 
+// Reads report.pacs (a list) from the report mapping, after ingest: the PACS whose own count of a
+// day (STUDY C-FIND by Study Date) `dirgw report` shows beside dirgw's (docs/report.md). Each is
+// `{pull: NAME}` (an ingest.pull source: its AE title, address, calling AE and time-out) or
+// `{name, ae_title, host, port, calling_ae, timeout}`; only name, AE, address, calling AE and
+// timeout of the PullSource are used. An empty calling AE becomes ingest.dicom.ae_title.
+void read_report_pacs(const YAML::Node& report, const std::string& report_key,
+                      const std::vector<PullSource>& pulls, const DicomIngest& dicom,
+                      std::vector<PullSource>& out, std::vector<ConfigError>& errors);
+
 }  // namespace dirgw::config

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string_view>
 #include <thread>
 
@@ -43,6 +44,7 @@
 #include "policy/orders/hl7_orders.h"
 #include "policy/stage/stage.h"
 #include "report/nightly.h"
+#include "report/pacs_count.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
 #include "verify/service.h"
@@ -99,6 +101,13 @@ struct Application::Impl {
   std::unique_ptr<ingest::pull::Poller> pull;
   ingest::pull::GetIntake get_intake;
   std::unique_ptr<report::Nightly> nightly;  // report.folder (issue 15); null: not configured
+  report::PacsCounts pacs_counts;  // report.pacs: the PACS's own count of a day; null: none
+  // The nightly writer and the catalog row pruning (retention.report_days) on their own thread:
+  // a report.pacs C-FIND may take its time-out and a first pruning many transactions, which the
+  // event loop (and the watchdog it feeds) must not wait for.
+  std::jthread nightly_thread;
+  void start_nightly();
+  void prune_rows();
   std::unique_ptr<commands::Context> commands;
   std::unique_ptr<control::Server> control;
   std::unique_ptr<policy::ConsentService> consent_service;
@@ -250,13 +259,53 @@ Result<void> Application::Impl::build_stages() {
   sink->set_audit([this](const ingest::DoorRefusal& r) {
     audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));
   });
+  pacs_counts = report::make_pacs_counts(
+      config.report.pacs,
+      [](const config::PullSource& pacs, const std::string& ae) {
+        return ingest::pull::connect_dcmtk(pacs, ae);
+      },
+      [this](const std::vector<std::string>& uids) {
+        return catalog->day_report.instances_of_studies(uids);
+      });
   if (!config.report.folder.empty())
     nightly = std::make_unique<report::Nightly>(
         report::NightlySettings{config.report.folder, config.report.at_minute, config.timezone},
-        clock, [this](std::int64_t from, std::int64_t to) {
-          return catalog->day_report.counts(from, to);
-        });
+        clock,
+        [this](std::int64_t from, std::int64_t to) { return catalog->day_report.counts(from, to); },
+        pacs_counts);
   return {};
+}
+
+// report.folder: looked at now (to catch up after downtime) and every minute; the catalog rows
+// past retention.report_days pruned now and every hour.
+void Application::Impl::start_nightly() {
+  if (!nightly && config.retention.report_days == 0) return;
+  nightly_thread = std::jthread([this](std::stop_token stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    std::unique_lock lock(m);
+    for (int minute = 0; !stop.stop_requested(); ++minute) {
+      lock.unlock();
+      if (nightly) write_nightly();
+      if (minute % 60 == 0) prune_rows();
+      lock.lock();
+      cv.wait_for(lock, stop, std::chrono::minutes(1), [] { return false; });
+    }
+  });
+}
+
+void Application::Impl::prune_rows() {
+  if (config.retention.report_days == 0) return;
+  const std::int64_t before = to_epoch_ms(clock.now()) -
+                              static_cast<std::int64_t>(config.retention.report_days) * 86'400'000;
+  auto pruned = catalog->pruner.prune(before);
+  if (!pruned)
+    log::warn("catalog rows not pruned", {{"error", pruned.error().to_string()}});
+  else if (pruned->studies > 0)
+    log::info("catalog rows pruned",
+              {{"studies", std::to_string(pruned->studies)},
+               {"instances", std::to_string(pruned->instances)},
+               {"report_days", std::to_string(config.retention.report_days)}});
 }
 
 // The nightly report files due now (and missed nights, after downtime): docs/report.md.
@@ -289,7 +338,9 @@ Result<void> Application::Impl::start_control() {
                         .priors = priors ? priors->service.get() : nullptr,
                         .prior_ledger = priors ? priors->ledger.get() : nullptr,
                         .day_report = &catalog->day_report,
-                        .nightly = nightly.get()});
+                        .nightly = nightly.get(),
+                        .pacs_counts = pacs_counts,
+                        .pruner = &catalog->pruner});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -505,6 +556,10 @@ void Application::Impl::stop_settler() {
 // Ordered shutdown: no new objects, then no new sends, then the catalog closes.
 void Application::Impl::stop() {
   if (stopper.joinable()) stopper.join();
+  if (nightly_thread.joinable()) {
+    nightly_thread.request_stop();
+    nightly_thread.join();
+  }
   if (pull) pull->stop();
   if (scp) scp->stop();
   stop_settler();
@@ -559,9 +614,7 @@ int Application::run() {
   // stop, so that removing the newest entries is detected too.
   asio::steady_timer anchor_timer(s.io);
   repeat(anchor_timer, std::chrono::minutes(1), [&] { s.audit->write_anchor(); });
-  // report.folder: looked at every minute (and now, to catch up after downtime).
-  asio::steady_timer report_timer(s.io);
-  if (s.nightly) repeat(report_timer, std::chrono::minutes(1), [&] { s.write_nightly(); });
+  s.start_nightly();
   s.io.run();
 
   s.stop();

@@ -120,6 +120,53 @@ std::string check_lines(const Report& r) {
   return out;
 }
 
+std::string pacs_summary(const Report& r) {
+  if (!r.pacs) return "n/a";
+  std::string out;
+  for (const auto& p : *r.pacs) {
+    if (!out.empty()) out += "; ";
+    out += p.pacs + ": ";
+    if (!p.available()) {
+      out += "unavailable: " + p.unavailable;
+      continue;
+    }
+    out += std::to_string(p.studies) + " studies, " + std::to_string(p.instances) + " instances, " +
+           std::to_string(p.never_received.size()) + " studies never received";
+  }
+  return out;
+}
+
+namespace {
+
+nlohmann::json pacs_json(const PacsDay& p) {
+  using nlohmann::json;
+  const bool ok = p.available();
+  auto num = [ok](std::int64_t v) { return ok ? json(v) : json(nullptr); };
+  return {{"pacs", p.pacs},
+          {"ae_title", p.ae_title},
+          {"study_date", p.study_date},
+          {"available", ok},
+          {"reason", p.unavailable},
+          {"studies", num(p.studies)},
+          {"instances", num(p.instances)},
+          {"received_studies", num(p.received_studies)},
+          {"received_instances", num(p.received_instances)},
+          {"studies_difference", num(p.studies - p.received_studies)},
+          {"instances_difference", num(p.instances - p.received_instances)},
+          {"never_received", p.never_received}};
+}
+
+// A `pacs` row's pacs_count field: what dirgw holds of the PACS's studies, or why no count.
+std::string pacs_csv_text(const PacsDay& p) {
+  if (!p.available()) return "unavailable: " + p.unavailable;
+  std::string uids;
+  for (const auto& u : p.never_received) uids += (uids.empty() ? "" : " ") + u;
+  return "study_date=" + p.study_date + ";received_studies=" + std::to_string(p.received_studies) +
+         ";received_instances=" + std::to_string(p.received_instances) + ";never_received=" + uids;
+}
+
+}  // namespace
+
 nlohmann::json to_json(const Report& r) {
   using nlohmann::json;
   json sources = json::object();
@@ -139,6 +186,9 @@ nlohmann::json to_json(const Report& r) {
     row["oldest_pending_age_s"] = age ? json(*age) : json(nullptr);
     dests.push_back(std::move(row));
   }
+  json pacs = json::array();
+  if (r.pacs)
+    for (const auto& p : *r.pacs) pacs.push_back(pacs_json(p));
   return {
       {"day", r.day.day},
       {"time_zone", r.day.time_zone},
@@ -148,7 +198,8 @@ nlohmann::json to_json(const Report& r) {
       {"received",
        {{"instances", r.counts.instances}, {"studies", r.counts.studies}, {"by_source", sources}}},
       {"destinations", dests},
-      {"pacs_count", "n/a"},
+      {"pacs_count", pacs_summary(r)},
+      {"pacs", pacs},
       {"adds_up", adds_up(r)},
       {"check", check_lines(r)}};
 }
@@ -160,11 +211,11 @@ std::string to_csv(const Report& r) {
   const std::string lead = r.day.day + "," + csv_field(r.day.time_zone) + ",";
   const std::string no_outcomes(std::size(catalog::kAllDayOutcomes), ',');
   out += lead + "received,," + std::to_string(r.counts.instances) + "," +
-         std::to_string(r.counts.studies) + no_outcomes + ",,,n/a," + (adds_up(r) ? "yes" : "no") +
-         "\r\n";
+         std::to_string(r.counts.studies) + no_outcomes + ",,,," + csv_field(pacs_summary(r)) +
+         "," + (adds_up(r) ? "yes" : "no") + "\r\n";
   for (const auto& [name, c] : r.counts.by_source)
     out += lead + "source," + csv_field(name) + "," + std::to_string(c.instances) + "," +
-           std::to_string(c.studies) + no_outcomes + ",,,,\r\n";
+           std::to_string(c.studies) + no_outcomes + ",,,,,\r\n";
   for (const auto& d : r.counts.destinations) {
     out += lead + "destination," + csv_field(d.destination) + "," + std::to_string(d.instances) +
            "," + std::to_string(d.studies);
@@ -175,6 +226,12 @@ std::string to_csv(const Report& r) {
            csv_field(reasons_text(d.held_by_reason)) + ",," +
            (d.outcome_total() == d.instances ? "yes" : "no") + "\r\n";
   }
+  if (r.pacs)
+    for (const auto& p : *r.pacs)
+      out += lead + "pacs," + csv_field(p.pacs) + "," +
+             (p.available() ? std::to_string(p.instances) + "," + std::to_string(p.studies)
+                            : std::string(",")) +
+             no_outcomes + ",,,," + csv_field(pacs_csv_text(p)) + ",\r\n";
   return out;
 }
 

@@ -5,13 +5,16 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "catalog/day_report.h"
 #include "common/clock.h"
 #include "common/result.h"
+#include "report/pacs_count.h"
 
 namespace dirgw::report {
 
@@ -35,7 +38,12 @@ struct Report {
   Day day;
   std::int64_t generated_at_ms = 0;
   catalog::DayCounts counts;
+  std::optional<std::vector<PacsDay>> pacs;  // report.pacs; nullopt: none configured ("n/a")
 };
+
+// "n/a", or per PACS "NAME: 5 studies, 20 instances, 1 study never received" or
+// "NAME: unavailable: <reason>", joined by "; ".
+std::string pacs_summary(const Report& r);
 
 // "check: <dest>: 12 received = 5 verified + 2 sent + ... : ok" per destination, one line each.
 std::string check_lines(const Report& r);

@@ -12,7 +12,8 @@ std::filesystem::path report_path(const std::filesystem::path& folder, const std
 Result<void> Nightly::write(const Day& day) {
   auto counts = counts_(day.from_ms, day.to_ms);
   if (!counts) return counts.error();
-  const Report r{day, to_epoch_ms(clock_.now()), std::move(*counts)};
+  Report r{day, to_epoch_ms(clock_.now()), std::move(*counts)};
+  if (pacs_) r.pacs = pacs_(day.day);
   if (auto made = make_dirs(settings_.folder, 0750); !made) return made.error();
   // CSV first: a day counts as written once its JSON exists.
   if (auto w = write_file_durably(report_path(settings_.folder, day.day, "csv"), to_csv(r), 0640);

@@ -32,8 +32,12 @@ class Nightly {
  public:
   using Counts =
       std::function<Result<catalog::DayCounts>(std::int64_t from_ms, std::int64_t to_ms)>;
-  Nightly(NightlySettings settings, const Clock& clock, Counts counts)
-      : settings_(std::move(settings)), clock_(clock), counts_(std::move(counts)) {}
+  // `pacs`: report.pacs's counts of a day (null: none configured).
+  Nightly(NightlySettings settings, const Clock& clock, Counts counts, PacsCounts pacs = nullptr)
+      : settings_(std::move(settings)),
+        clock_(clock),
+        counts_(std::move(counts)),
+        pacs_(std::move(pacs)) {}
 
   // Writes every due day's files that are missing; returns the days written (oldest first).
   Result<std::vector<std::string>> step();
@@ -44,6 +48,7 @@ class Nightly {
   NightlySettings settings_;
   const Clock& clock_;
   Counts counts_;
+  PacsCounts pacs_;
 };
 
 }  // namespace dirgw::report

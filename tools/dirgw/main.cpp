@@ -99,10 +99,33 @@ void print_retention(const json& r) {
       human_bytes(t.value("verified_kept_bytes", 0.0)).c_str());
 }
 
+// retention.report_days: the catalog rows pruned, or (dry run) the studies whose rows would go.
+void print_purge_rows(const json& rows, bool dry_run) {
+  if (!rows.is_object()) return;
+  if (rows.contains("error")) {
+    std::printf("catalog rows: not pruned: %s\n", str(rows, "error").c_str());
+    return;
+  }
+  if (!dry_run) {
+    std::printf("pruned the catalog rows of %lld finished studies (%lld instances)\n",
+                rows.value("studies", 0LL), rows.value("instances", 0LL));
+    return;
+  }
+  std::printf(
+      "would prune the catalog rows of %lld%s finished studies (%lld instances) last received "
+      "before %s (retention.report_days %lld)\n",
+      rows.value("studies", 0LL), rows.value("more", false) ? "+" : "",
+      rows.value("instances", 0LL), str(rows, "before").c_str(), rows.value("report_days", 0LL));
+  for (const auto& s : rows.value("list", json::array()))
+    std::printf("  study %s %lld instances, last received %s\n", str(s, "study_uid").c_str(),
+                s.value("instances", 0LL), str(s, "last_received_at").c_str());
+}
+
 void print_purge(const json& r) {
   if (!r.value("dry_run", false)) {
     std::printf("purged %lld objects (%s)\n", r.value("objects", 0LL),
                 human_bytes(r.value("bytes", 0.0)).c_str());
+    print_purge_rows(r.value("rows", json()), false);
     return;
   }
   std::printf("would purge %lld verified objects (%s); spool free %s, floor %s\n",
@@ -115,6 +138,7 @@ void print_purge(const json& r) {
     std::printf("  %s %10s verified %s (%s)\n", str(o, "object").c_str(),
                 human_bytes(o.value("size", 0.0)).c_str(), str(o, "verified_at").c_str(),
                 str(o, "reason").c_str());
+  print_purge_rows(r.value("rows", json()), true);
 }
 
 void print_status(const json& r) {
@@ -186,10 +210,17 @@ void print_status(const json& r) {
           rr.value("waiting_for_report", 0LL), rr.value("sent_without_report", 0LL),
           str(rr, "max_wait").c_str());
     }
-    if (d.contains("forecast"))
+    if (d.contains("forecast")) {
+      const auto& f = d["forecast"];
       std::printf("  forecast:     backlog drained %s (at %.2f instances/s, last 15 min%s)\n",
-                  str(d["forecast"], "drained_at").c_str(), d["forecast"].value("rate_per_s", 0.0),
+                  str(f, "drained_at").c_str(), f.value("rate_per_s", 0.0),
                   d.contains("window") ? ", inside upload windows" : "");
+      if (f.value("held_instances", 0LL) > 0)
+        std::printf(
+            "                %lld instances of HELD studies not counted (they wait for "
+            "consent, a person or a report)\n",
+            f.value("held_instances", 0LL));
+    }
     if (d.contains("window")) {
       const auto& w = d["window"];
       std::string line = str(w, "state");
@@ -790,7 +821,8 @@ void add_purge_command(CLI::App& app, const Global& g, Action& action) {
       app.add_subcommand("purge",
                          "remove spool files every destination has verified and that are\n"
                          "past retention.keep_after_verified (below the spool floor: the\n"
-                         "oldest verified ones); --dry-run lists what would go");
+                         "oldest verified ones), then the catalog rows of finished studies\n"
+                         "past retention.report_days; --dry-run lists what would go");
   purge->add_flag("--dry-run", *dry_run, "list what would go, remove nothing");
   purge->callback([&g, &action, dry_run] {
     action = [&g, dry_run] {
@@ -884,6 +916,26 @@ void add_priors_commands(CLI::App& app, const Global& g, Action& action) {
   });
 }
 
+// report.pacs: each PACS's own count of the studies of the day, and what dirgw holds of them.
+void print_report_pacs(const json& pacs) {
+  for (const auto& p : pacs) {
+    if (!p.value("available", false)) {
+      std::printf("  PACS %s (%s): unavailable: %s\n", str(p, "pacs").c_str(),
+                  str(p, "ae_title").c_str(), str(p, "reason").c_str());
+      continue;
+    }
+    const auto& never = p["never_received"];
+    std::printf(
+        "  PACS %s (%s), Study Date %s: %lld studies, %lld instances; dirgw received %lld "
+        "studies, %lld instances of them; %zu studies never received\n",
+        str(p, "pacs").c_str(), str(p, "ae_title").c_str(), str(p, "study_date").c_str(),
+        p.value("studies", 0LL), p.value("instances", 0LL), p.value("received_studies", 0LL),
+        p.value("received_instances", 0LL), never.size());
+    for (const auto& uid : never)
+      std::printf("    never received: %s\n", uid.get<std::string>().c_str());
+  }
+}
+
 // dirgw report: the daily reconciliation report as a table, its check line last.
 void print_report(const json& rep) {
   std::printf("day %s (%s): %lld instances, %lld studies received; PACS count: %s\n",
@@ -893,6 +945,7 @@ void print_report(const json& rep) {
   for (const auto& [source, c] : rep["received"]["by_source"].items())
     std::printf("  from %-24s %6lld instances %4lld studies\n", source.c_str(),
                 c.value("instances", 0LL), c.value("studies", 0LL));
+  print_report_pacs(rep.value("pacs", json::array()));
   static constexpr const char* kColumns[] = {"verified",    "sent", "failed",     "withdrawn",
                                              "quarantined", "held", "superseded", "pending"};
   std::printf("%-16s %9s %7s", "destination", "instances", "studies");

@@ -21,6 +21,7 @@
 #include "catalog/policy_ledger.h"
 #include "catalog/queries.h"
 #include "catalog/report_ledger.h"
+#include "catalog/row_pruner.h"
 #include "catalog/types.h"
 #include "config/config.h"
 #include "control/protocol.h"
@@ -95,6 +96,10 @@ struct Context {
   catalog::DayReportQueries* day_report = nullptr;
   // report.folder's writer (null: no folder configured): `dirgw report --write`.
   report::Nightly* nightly = nullptr;
+  // report.pacs: the PACS's own count of a day beside dirgw's (null: none configured, "n/a").
+  report::PacsCounts pacs_counts;
+  // retention.report_days: finished studies' catalog rows (null: not pruned here).
+  catalog::RowPruner* pruner = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

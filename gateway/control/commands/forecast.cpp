@@ -27,7 +27,10 @@ void add_forecasts(const Context& ctx, const Result<std::uint64_t>& free, json& 
   for (std::size_t i = 0; i < ctx.config.destinations.size(); ++i) {
     const auto& d = ctx.config.destinations[i];
     json& row = status["destinations"][i];
-    const std::int64_t backlog = row.value("pending_instances", std::int64_t{0});
+    // A HELD study's instances wait for consent, a person or a report, not for the
+    // repository: they are shown beside the backlog, not drained with it.
+    const std::int64_t held = row.value("held_instances", std::int64_t{0});
+    const std::int64_t backlog = row.value("pending_instances", std::int64_t{0}) - held;
     const double rate = static_cast<double>(flow->sent[d.name]) / seconds;
     report::OpenTimes open;
     std::optional<scheduler::WindowSet> windows;
@@ -40,6 +43,7 @@ void add_forecasts(const Context& ctx, const Result<std::uint64_t>& free, json& 
       open.next_close = [&](TimePoint t) { return windows->next_close(t); };
     }
     row["forecast"] = {{"backlog_instances", backlog},
+                       {"held_instances", held},
                        {"rate_per_s", rate},
                        {"drained_at", instant_or_na(report::drained_at(now, backlog, rate, open))}};
   }

@@ -67,6 +67,8 @@ json report(const Context& ctx, const json& request, const Peer& peer) {
   }
   if (!counts) return error_reply(counts.error().to_string());
   report::Report r{*day, to_epoch_ms(now), std::move(*counts)};
+  // The PACS's own count of the day (C-FIND by Study Date; report.pacs), asked now.
+  if (ctx.pacs_counts) r.pacs = ctx.pacs_counts(day->day);
   if (!only.empty())
     std::erase_if(r.counts.destinations,
                   [&](const catalog::DestinationDay& d) { return d.destination != only; });

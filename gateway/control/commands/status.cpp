@@ -88,6 +88,7 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
                                   : cfg.url},
       {"states", state_counts(d.states)},
       {"pending_instances", d.pending_instances},
+      {"held_instances", d.held_instances},
       {"pending_bytes", d.pending_bytes},
       {"oldest_pending_at", time_or_null(d.oldest_pending_at)},
       {"last_success_at", time_or_null(d.last_success_at)},

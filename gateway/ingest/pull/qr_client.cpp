@@ -229,27 +229,11 @@ class DcmtkSession final : public QrSession {
   }
 
   Result<std::vector<FoundStudy>> find_studies(const std::string& from_date) override {
-    DcmDataset q;
-    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
-    q.putAndInsertString(DCM_StudyDate, (from_date + "-").c_str());
-    q.putAndInsertString(DCM_StudyInstanceUID, "");
-    q.putAndInsertString(DCM_NumberOfStudyRelatedInstances, "");
-    q.putAndInsertString(DCM_ModalitiesInStudy, "");
-    Answers<QRResponse> a;
-    if (auto r = find(q, a); !r) return r.error();
-    std::vector<FoundStudy> out;
-    for (QRResponse* r : a.list) {
-      if (r->m_dataset == nullptr) continue;
-      FoundStudy f;
-      f.study_uid = text_of(r->m_dataset, DCM_StudyInstanceUID);
-      if (f.study_uid.empty()) continue;
-      const std::string n = text_of(r->m_dataset, DCM_NumberOfStudyRelatedInstances);
-      if (!n.empty() && n.size() < 10 && n.find_first_not_of("0123456789 ") == std::string::npos)
-        f.reported = std::stoll(n);
-      f.modalities = split_modalities(text_of(r->m_dataset, DCM_ModalitiesInStudy));
-      out.push_back(std::move(f));
-    }
-    return out;
+    return find_dated(from_date + "-");
+  }
+
+  Result<std::vector<FoundStudy>> find_studies_on(const std::string& date) override {
+    return find_dated(date);
   }
 
   Result<StudyContents> study_contents(const std::string& study_uid) override {
@@ -313,6 +297,31 @@ class DcmtkSession final : public QrSession {
 
  private:
   bool get() const { return source_.retrieve == "get"; }
+
+  // STUDY-level C-FIND by Study Date (a DICOM date or range), asking for UIDs and counts only.
+  Result<std::vector<FoundStudy>> find_dated(const std::string& dates) {
+    DcmDataset q;
+    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+    q.putAndInsertString(DCM_StudyDate, dates.c_str());
+    q.putAndInsertString(DCM_StudyInstanceUID, "");
+    q.putAndInsertString(DCM_NumberOfStudyRelatedInstances, "");
+    q.putAndInsertString(DCM_ModalitiesInStudy, "");
+    Answers<QRResponse> a;
+    if (auto r = find(q, a); !r) return r.error();
+    std::vector<FoundStudy> out;
+    for (QRResponse* r : a.list) {
+      if (r->m_dataset == nullptr) continue;
+      FoundStudy f;
+      f.study_uid = text_of(r->m_dataset, DCM_StudyInstanceUID);
+      if (f.study_uid.empty()) continue;
+      const std::string n = text_of(r->m_dataset, DCM_NumberOfStudyRelatedInstances);
+      if (!n.empty() && n.size() < 10 && n.find_first_not_of("0123456789 ") == std::string::npos)
+        f.reported = std::stoll(n);
+      f.modalities = split_modalities(text_of(r->m_dataset, DCM_ModalitiesInStudy));
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
 
   static Result<MoveResult> final_answer(const Answers<RetrieveResponse>& a, const char* what) {
     if (a.list.empty()) return make_error(ErrorCode::kNetwork, std::string(what) + ": no answer");

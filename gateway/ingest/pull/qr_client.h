@@ -45,6 +45,12 @@ class QrSession {
   virtual ~QrSession() = default;
   // Studies whose Study Date is `from_date` (YYYYMMDD) or later.
   virtual Result<std::vector<FoundStudy>> find_studies(const std::string& from_date) = 0;
+  // Studies whose Study Date is exactly `date` (YYYYMMDD): the PACS's own count of a day for
+  // the daily report (report.pacs, docs/report.md).
+  virtual Result<std::vector<FoundStudy>> find_studies_on(const std::string& date) {
+    (void)date;
+    return make_error(ErrorCode::kNetwork, "C-FIND by date is not available on this session");
+  }
   // Series (with modality) then images of one study: what it holds, for PACS that do not
   // answer NumberOfStudyRelatedInstances or ModalitiesInStudy.
   virtual Result<StudyContents> study_contents(const std::string& study_uid) = 0;

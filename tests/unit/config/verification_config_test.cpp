@@ -77,7 +77,7 @@ TEST(VerificationConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
   expect_error(load_string(with("keep_after_verified: 90s", "keep_after_verified: forever")),
                "retention.keep_after_verified", 3, "must be a duration");
   expect_error(load_string(with("keep_after_verified: 90s", "keep: 90s")), "retention.keep", 3,
-               "unknown key (allowed here: keep_after_verified, spool_floor)");
+               "unknown key (allowed here: keep_after_verified, report_days, spool_floor)");
   expect_error(load_string(with("dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }",
                                 "dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }\n    verify: qido")),
                "destinations[2].verify", 14, "qido needs a stow-rs destination");

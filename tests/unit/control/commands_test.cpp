@@ -11,6 +11,7 @@
 #include "common/files.h"
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
+#include "verify/retention.h"
 
 namespace dirgw::control::commands {
 namespace {
@@ -216,6 +217,103 @@ TEST_F(CommandsTest, StatusShowsCatalogAndLiveFacts) {
   EXPECT_EQ(r["refusals"]["count"], 1);
   EXPECT_EQ(r["refusals"]["last"]["calling_ae"], "STRANGER");
   EXPECT_EQ(r["refusals"]["last"]["reason"], "not allowed");
+}
+
+TEST_F(CommandsTest, ForecastBacklogLeavesHeldStudiesOutAndShowsThemApart) {
+  seed(kStudy, 1);
+  seed(kStudy, 2);
+  seed(kOther, 1);
+  make_ready();
+  ASSERT_EQ(run({{"cmd", "hold"}, {"study_uid", kStudy}, {"reason", "consent"}})["changed"], 1);
+  ctx_->day_report = &catalog_->day_report;
+  const json r = status(*ctx_);
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  const auto& d = r["destinations"][0];
+  EXPECT_EQ(d["pending_instances"], 3);
+  EXPECT_EQ(d["held_instances"], 2);
+  ASSERT_TRUE(d.contains("forecast")) << d.dump();
+  EXPECT_EQ(d["forecast"]["backlog_instances"], 1);
+  EXPECT_EQ(d["forecast"]["held_instances"], 2);
+}
+
+// retention.report_days through the CLI's commands: purge --dry-run lists the finished study
+// whose rows would go, purge removes its files and rows, and its day's report is unchanged.
+TEST_F(CommandsTest, PurgePrunesFinishedRowsAndTheDaysReportStaysTheSame) {
+  const std::string day = format_utc(clock_.now()).substr(0, 10);
+  seed(kStudy, 1);
+  seed(kStudy, 2);
+  seed(kOther, 1);  // stays SENT (not verified): its rows stay
+  make_ready();
+  auto due = catalog_->delivery.due_deliveries("repo", to_epoch_ms(clock_.now()), 100, 1 << 30);
+  ASSERT_TRUE(due.ok());
+  auto begun = catalog_->delivery.begin_send("repo", *due);
+  ASSERT_TRUE(begun.ok());
+  begun->permit.release();
+  std::vector<catalog::DeliveryUpdate> up;
+  for (const auto& d : *due) up.push_back({d.instance_id, catalog::DeliveryResult::kDelivered});
+  ASSERT_TRUE(catalog_->delivery.record_deliveries("repo", up).ok());
+  auto sent = catalog_->verify.due_studies("repo", to_epoch_ms(clock_.now()),
+                                           to_epoch_ms(clock_.now()), 10);
+  ASSERT_TRUE(sent.ok());
+  for (const auto& st : *sent) {
+    if (st.study_uid != kStudy) continue;
+    std::vector<catalog::VerifyFinding> findings;
+    for (const auto& i : *catalog_->verify.sent_instances(st.study_id, "repo"))
+      findings.push_back({i.instance_id, catalog::VerifyVerdict::kListed});
+    ASSERT_TRUE(catalog_->verify.record_verification("repo", st.study_id, findings, 3).ok());
+  }
+  verify::Retention retention(config_.retention, catalog_->verify, *spool_, clock_);
+  ctx_->retention = &retention;
+  ctx_->day_report = &catalog_->day_report;
+  ctx_->pruner = &catalog_->pruner;
+  json before = run({{"cmd", "report"}, {"day", day}});
+  ASSERT_TRUE(before["ok"]) << before.dump();
+
+  // Past keep_after_verified: the files go; the rows stay for the report period.
+  clock_.advance(hours(24 * 8));
+  json purged = run({{"cmd", "purge"}});
+  ASSERT_TRUE(purged["ok"]) << purged.dump();
+  EXPECT_EQ(purged["objects"], 2);
+  EXPECT_EQ(purged["rows"], json({{"studies", 0}, {"instances", 0}}));
+
+  clock_.advance(hours(24 * 400));
+  const json dry = run({{"cmd", "purge"}, {"dry_run", true}});
+  ASSERT_TRUE(dry["ok"]) << dry.dump();
+  EXPECT_EQ(dry["objects"], 0);
+  EXPECT_EQ(dry["rows"]["report_days"], 400);
+  EXPECT_EQ(dry["rows"]["studies"], 1);
+  EXPECT_EQ(dry["rows"]["instances"], 2);
+  ASSERT_EQ(dry["rows"]["list"].size(), 1u);
+  EXPECT_EQ(dry["rows"]["list"][0]["study_uid"], kStudy);
+  EXPECT_TRUE(run({{"cmd", "study"}, {"study_uid", kStudy}})["ok"]);  // dry: nothing went
+  purged = run({{"cmd", "purge"}});
+  ASSERT_TRUE(purged["ok"]) << purged.dump();
+  EXPECT_EQ(purged["rows"], json({{"studies", 1}, {"instances", 2}}));
+  EXPECT_EQ(audited_.back().detail["rows"]["studies"], 1);
+  EXPECT_FALSE(run({{"cmd", "study"}, {"study_uid", kStudy}})["ok"]);
+  EXPECT_TRUE(run({{"cmd", "study"}, {"study_uid", kOther}})["ok"]);
+
+  json after = run({{"cmd", "report"}, {"day", day}});
+  ASSERT_TRUE(after["ok"]) << after.dump();
+  before["report"].erase("generated_at");
+  after["report"].erase("generated_at");
+  EXPECT_EQ(after["report"], before["report"]);
+  EXPECT_EQ(after["csv"], before["csv"]);
+  EXPECT_EQ(after["report"]["destinations"][0]["verified"], 2);
+  EXPECT_EQ(after["report"]["destinations"][0]["sent"], 1);
+}
+
+TEST_F(CommandsTest, PurgeDryRunListsTheRowsThatWouldGo) {
+  ctx_->day_report = &catalog_->day_report;
+  ctx_->pruner = &catalog_->pruner;
+  verify::Retention retention(config_.retention, catalog_->verify, *spool_, clock_);
+  ctx_->retention = &retention;
+  const json dry = run({{"cmd", "purge"}, {"dry_run", true}});
+  ASSERT_TRUE(dry["ok"]) << dry.dump();
+  EXPECT_EQ(dry["rows"]["studies"], 0);
+  EXPECT_EQ(dry["rows"]["list"], json::array());
+  config_.retention.report_days = 0;  // kept for ever: nothing to list
+  EXPECT_TRUE(run({{"cmd", "purge"}, {"dry_run", true}})["rows"].is_null());
 }
 
 TEST_F(CommandsTest, StatusWithoutDicomReceiverHasNoIngestSection) {

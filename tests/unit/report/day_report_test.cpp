@@ -188,6 +188,72 @@ TEST_F(DayReportCatalog, EveryInstanceOfTheDayIsInExactlyOneColumn) {
       << csv;
 }
 
+// retention.report_days (catalog/row_pruner.h): a finished study's rows go once it is older than
+// the report period, never an unfinished one's; the day's report says the same afterwards.
+TEST_F(DayReportCatalog, PrunedStudiesLeaveTheirDayReportAsItWas) {
+  clock_.advance(hours(3));
+  receive("1.2.1", 3);                 // verified, files purged: pruned
+  receive("1.2.2", 2, "folder:ward");  // sent, verification pending: kept
+  receive("1.2.3", 1);                 // failed, its file still in the spool: kept
+  receive("1.2.4", 1);                 // held: kept
+  ASSERT_EQ(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).value(), 4);
+  decide("1.2.3", catalog::StudyState::kReady, "");
+  answer(catalog::DeliveryResult::kRefused);
+  decide("1.2.1", catalog::StudyState::kReady, "");
+  decide("1.2.2", catalog::StudyState::kReady, "");
+  answer(catalog::DeliveryResult::kDelivered);
+  decide("1.2.4", catalog::StudyState::kHeld, catalog::reason::kNoConsent);
+  clock_.advance(hours(1));
+  auto due = catalog_->verify.due_studies("hdirs", to_epoch_ms(clock_.now()),
+                                          to_epoch_ms(clock_.now()), 10);
+  ASSERT_TRUE(due.ok());
+  for (const auto& study : *due) {
+    if (study.study_uid != "1.2.1") continue;
+    std::vector<catalog::VerifyFinding> findings;
+    for (const auto& i : *catalog_->verify.sent_instances(study.study_id, "hdirs"))
+      findings.push_back({i.instance_id, catalog::VerifyVerdict::kListed});
+    ASSERT_TRUE(catalog_->verify.record_verification("hdirs", study.study_id, findings, 3).ok());
+  }
+  auto purgeable = catalog_->verify.purgeable(to_epoch_ms(clock_.now()), 100);
+  ASSERT_TRUE(purgeable.ok());
+  ASSERT_EQ(purgeable->size(), 3u);
+  ASSERT_TRUE(catalog_->verify.record_purged(*purgeable, "age").ok());
+  const auto before = catalog_->day_report.counts(day_.from_ms, day_.to_ms);
+  ASSERT_TRUE(before.ok());
+  const auto audit_before = catalog_->audit.audit_since(0, 100000)->size();
+
+  // Not older than the report period yet: nothing goes.
+  const std::int64_t period = 400LL * 86'400'000;
+  EXPECT_TRUE(catalog_->pruner.prunable(to_epoch_ms(clock_.now()) - period, 10)->empty());
+  clock_.advance(hours(24 * 401));
+  const std::int64_t cutoff = to_epoch_ms(clock_.now()) - period;
+  auto prunable = catalog_->pruner.prunable(cutoff, 10);
+  ASSERT_TRUE(prunable.ok());
+  ASSERT_EQ(prunable->size(), 1u);
+  EXPECT_EQ((*prunable)[0].study_uid, "1.2.1");
+  EXPECT_EQ((*prunable)[0].instances, 3);
+  auto pruned = catalog_->pruner.prune(cutoff, 1);
+  ASSERT_TRUE(pruned.ok()) << pruned.error().to_string();
+  EXPECT_EQ(pruned->studies, 1);
+  EXPECT_EQ(pruned->instances, 3);
+  EXPECT_EQ(catalog_->pruner.prune(cutoff)->studies, 0);  // once
+  auto left = catalog_->queries.studies("", 100, "");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->size(), 3u);
+  for (const auto& st : *left) EXPECT_NE(st.study_uid, "1.2.1");
+  EXPECT_EQ(catalog_->audit.audit_since(0, 100000)->size(), audit_before);  // never pruned
+
+  const auto after = catalog_->day_report.counts(day_.from_ms, day_.to_ms);
+  ASSERT_TRUE(after.ok()) << after.error().to_string();
+  const Report rb{day_, 0, *before}, ra{day_, 0, *after};
+  EXPECT_EQ(to_json(ra), to_json(rb));
+  EXPECT_EQ(to_csv(ra), to_csv(rb));
+  EXPECT_EQ(after->destinations[0].outcomes.at(DayOutcome::kIsVerified), 3);
+  EXPECT_EQ(after->studies, 4);
+  EXPECT_EQ(after->by_source.at("dicom:PACS1").instances, 5);
+  EXPECT_TRUE(adds_up(ra));
+}
+
 // Issue 15: the audit trail alone rebuilds the day's report, column for column.
 TEST_F(DayReportCatalog, TheAuditTrailAloneRebuildsTheSameReport) {
   receive("1.2.9", 2);  // the day before
