@@ -1,4 +1,4 @@
--- Schema 24: catalog row pruning (issue 15, retention.report_days, docs/verification.md). The rows
+-- Schema 25: catalog row pruning (issue 15, retention.report_days, docs/verification.md). The rows
 -- of a finished study (every destination verified or given up, every delivery final, every object
 -- purged from the spool) go once it is older than the report period; its figures go first into
 -- pruned_counts, which the daily report adds to what the catalog still holds, so that an old
