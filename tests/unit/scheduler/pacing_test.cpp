@@ -17,6 +17,15 @@ using std::chrono::seconds;
 using testing::FakeClock;
 using Answer = Pacer::Answer;
 
+// Two requests `gap` apart, the second throttled (its hold ends at once): pacing starts at
+// half of 1/gap.
+void throttle_after_gap(Pacer& p, FakeClock& clock, milliseconds gap) {
+  p.on_request(clock.now());
+  clock.advance(gap);
+  p.on_request(clock.now());
+  p.on_answer(clock.now(), Answer::kThrottled, clock.now());
+}
+
 TEST(Pacer, NeverThrottledNeverPaces) {
   FakeClock clock;
   Pacer p;
@@ -77,10 +86,7 @@ TEST(Pacer, AdmittedRequestsAddIncreasePerSecondFromTheEndOfTheHold) {
 TEST(Pacer, AnIdleSpellOrAFailureEarnsNoMoreThanTwoRequestsWorth) {
   FakeClock clock;
   Pacer p(PacingPolicy{.decrease = 0.5, .increase = 1.0});
-  p.on_request(clock.now());
-  clock.advance(seconds(1));
-  p.on_request(clock.now());
-  p.on_answer(clock.now(), Answer::kThrottled, clock.now());
+  throttle_after_gap(p, clock, seconds(1));
   EXPECT_DOUBLE_EQ(*p.rate(clock.now()), 0.5);
   clock.advance(seconds(30));  // nothing to send for 30 s: 4 s (two requests at 0.5/s) count
   p.on_request(clock.now());
@@ -127,10 +133,7 @@ TEST(Pacer, AThrottleRightAfterAHoldDoesNotCutAgain) {
 TEST(Pacer, APacedRateThatWasNotTheLimitIsNotWhatGetsCut) {
   FakeClock clock;
   Pacer p(PacingPolicy{.decrease = 0.5, .increase = 1.0});
-  p.on_request(clock.now());
-  clock.advance(milliseconds(500));
-  p.on_request(clock.now());
-  p.on_answer(clock.now(), Answer::kThrottled, clock.now());
+  throttle_after_gap(p, clock, milliseconds(500));
   EXPECT_DOUBLE_EQ(*p.rate(clock.now()), 1.0);
   // Slow requests (2 s each): the rate grows to 7 requests/s, far above what goes.
   for (int i = 0; i < 5; ++i) {
