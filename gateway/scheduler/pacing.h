@@ -3,9 +3,10 @@
 // answered 429/503, the gateway paces its own requests to a destination: AIMD on a request rate,
 // as TCP does on its window. A throttled request multiplies the rate by `decrease` (and the
 // Retry-After hold is kept as well); every second of admitted requests adds `increase` requests/s.
-// Gateways that each do this converge to equal shares of what the repository admits (the
-// additive step is the same for all, the cut is proportional to what each takes), so the one that
-// comes back first after a hold does not keep more of the bucket. With no throttling for
+// Gateways throttled together converge to equal rates (the additive step is the same for all,
+// the cut proportional to each one's rate), and the one that comes back first after a hold does
+// not burst through the bucket. Behind a token bucket the 429s do not fall in proportion to rate,
+// so equal shares are not reached reliably (docs/scaling.md). With no throttling for
 // `release_after` the pacing ends. Pure: times come from the caller (tests use a fake clock).
 #pragma once
 
