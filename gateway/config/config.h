@@ -256,6 +256,13 @@ struct Destination {
   Duration retry_max{std::chrono::hours(1)};
   // A repository's (or token endpoint's) Retry-After is honoured up to this long, plus jitter.
   Duration retry_after_max{std::chrono::minutes(15)};
+  // Self-pacing after a 429/503 (retry.pacing, docs/scaling.md): AIMD on the request rate.
+  struct Pacing {
+    bool enabled = true;
+    double decrease = 0.5;  // a throttled request multiplies the paced rate by this
+    double increase = 1.0;  // requests/s added per second of admitted requests
+    Duration release_after{std::chrono::minutes(5)};  // no throttling this long: pacing ends
+  } pacing;
   // A delivery still failing this long after its first failure becomes FAILED.
   Duration give_up_after{std::chrono::hours(24 * 7)};
   // After this many requests in a row fail as a whole, the destination's circuit opens: it is

@@ -180,6 +180,19 @@ void read_auth(Reader& r, const YAML::Node& a, const std::string& ap, Auth& auth
   }
 }
 
+// retry.pacing: self-pacing after a 429/503 (docs/scaling.md).
+void read_pacing(Reader& r, const YAML::Node& t, const std::string& tp, Destination::Pacing& p) {
+  if (!t["pacing"].IsDefined() || t["pacing"].IsNull()) return;
+  r.map(t["pacing"], Reader::join(tp, "pacing"),
+        [&](const YAML::Node& n, const std::string& np) {
+          r.boolean(n, np, "enabled", p.enabled);
+          r.number(n, np, "decrease", p.decrease, 0.1, 0.95);
+          r.number(n, np, "increase", p.increase, 0.01, 1000);
+          r.duration(n, np, "release_after", p.release_after, Duration(1000), Duration(86'400'000));
+        },
+        {"enabled", "decrease", "increase", "release_after"});
+}
+
 void read_scheduling(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {
   if (m["schedule"].IsDefined() && !m["schedule"].IsNull())
     r.map(
@@ -401,8 +414,9 @@ void read_destination(Reader& r, const YAML::Node& n, const std::string& path, D
                              Duration(86'400'000));
                   if (d.retry_max < d.retry_initial)
                     r.error(tp, t, "max must not be less than initial");
+                  read_pacing(r, t, tp, d.pacing);
                 },
-                {"initial", "max", "give_up_after", "retry_after_max"});
+                {"initial", "max", "give_up_after", "retry_after_max", "pacing"});
         if (m["circuit"].IsDefined() && !m["circuit"].IsNull())
           r.map(m["circuit"], Reader::join(p, "circuit"),
                 [&](const YAML::Node& t, const std::string& tp) {

@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -97,6 +98,31 @@ class Reader {
       else
         out = static_cast<Int>(x);
     });
+  }
+
+  // A decimal number such as 0.5 or 2 (no exponent, no sign).
+  void number(const YAML::Node& p, const std::string& path, const char* key, double& out, double lo,
+              double hi) {
+    scalar(p, path, key, [&](const YAML::Node& n, const std::string& k, const std::string& v) {
+      double x = -1;
+      bool ok = !v.empty() && v.size() < 32 && v.find_first_not_of("0123456789.") == v.npos;
+      if (ok) {
+        const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        ok = ec == std::errc() && end == v.data() + v.size();
+      }
+      if (!ok || x < lo || x > hi)
+        error(k, n,
+              "must be a number from " + format_number(lo) + " to " + format_number(hi) +
+                  ", not '" + v + "'");
+      else
+        out = x;
+    });
+  }
+  static std::string format_number(double x) {
+    std::string s = std::to_string(x);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
   }
 
   void duration(const YAML::Node& p, const std::string& path, const char* key, Duration& out,

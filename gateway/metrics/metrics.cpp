@@ -326,6 +326,7 @@ struct GatewayMetrics::Families {
   GaugeFamily& backlog_bytes;
   GaugeFamily& backlog_age;
   CounterFamily& held;
+  GaugeFamily& paced_rate;
 };
 
 // Over 80 lines: one statement per metric family, in the order docs/metrics.md lists them.
@@ -390,6 +391,11 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
       "dirgw_requests_retry_after_total",
       "Requests the destination answered with Retry-After (429/503): it was left alone as told.",
       {"destination"});
+  auto& paced_rate = r.gauge_family(
+      "dirgw_paced_request_rate",
+      "Requests per second the gateway allows itself to the destination after being throttled "
+      "(self-pacing, AIMD); 0 while not pacing.",
+      {"destination"});
   auto& up = r.gauge("dirgw_up", "1 while the daemon runs.");
   r.gauge_family("dirgw_build_info", "Always 1; the version in a label.", {"version"})
       .with({std::string(version)})
@@ -414,7 +420,8 @@ GatewayMetrics::Families GatewayMetrics::make_families(Registry& r, std::string_
                                   backlog_instances,
                                   backlog_bytes,
                                   backlog_age,
-                                  held};
+                                  held,
+                                  paced_rate};
 }
 
 GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string>& destinations,
@@ -450,7 +457,7 @@ GatewayMetrics::GatewayMetrics(Registry& registry, const std::vector<std::string
     destination_list_.push_back(std::make_unique<DestinationMetrics>(DestinationMetrics{
         f.sent.with(l), f.bytes_sent.with(l), f.failed.with(l), f.retried.with(l),
         f.stow_duration.with(l), f.circuit_open.with(l), f.backlog_instances.with(l),
-        f.backlog_bytes.with(l), f.backlog_age.with(l), f.held.with(l)}));
+        f.backlog_bytes.with(l), f.backlog_age.with(l), f.held.with(l), f.paced_rate.with(l)}));
     destinations_.emplace(name, destination_list_.back().get());
   }
   up.set(1);

@@ -219,6 +219,7 @@ struct DestinationMetrics {
   Gauge& backlog_bytes;
   Gauge& backlog_oldest_age_seconds;
   Counter& requests_held;  // whole requests answered with Retry-After: the destination waited
+  Gauge& paced_rate;       // requests/s allowed after throttling (self-pacing); 0: not pacing
 };
 
 struct Backlog {

@@ -60,6 +60,11 @@ Forwarder::Forwarder(const config::Destination& destination, catalog::Catalog& c
       clock_(clock),
       backoff_(destination.retry_initial, destination.retry_max, backoff_seed,
                JitterPolicy{.retry_after_max = destination.retry_after_max}),
+      pacer_(PacingPolicy{.enabled = destination.pacing.enabled,
+                          .decrease = destination.pacing.decrease,
+                          .increase = destination.pacing.increase,
+                          .release_after = destination.pacing.release_after},
+             backoff_seed + 1),
       metrics_(metrics),
       notifier_(notifier) {}
 
@@ -134,6 +139,7 @@ ForwarderStatus Forwarder::status() const {
     st.rate_per_s = sent / 60.0;
     st.auth_failed = auth_failed_;
     if (now < held_until_) st.held_until = held_until_;
+    st.paced_rate = pacer_.rate(now);
   }
   st.scheduled = schedule_.windows.has_value();
   if (schedule_.windows) {
@@ -197,6 +203,13 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& pr
       return std::nullopt;
     }
     circuit_ = Circuit::kHalfOpen;
+  }
+  // Throttled lately: requests go no faster than the paced rate (docs/scaling.md).
+  const auto due = pacer_.wait_until(now);
+  if (metrics_ != nullptr) metrics_->paced_rate.set(pacer_.rate(now).value_or(0.0));
+  if (due) {
+    r.next = *due;
+    return std::nullopt;
   }
   if (circuit_ == Circuit::kHalfOpen) {
     if (probe_in_flight_) {
@@ -278,6 +291,19 @@ std::vector<catalog::DeliveryUpdate> Forwarder::updates_for(
   return updates;
 }
 
+void Forwarder::pace(const senders::Outcome& outcome, bool whole_failure, TimePoint after,
+                     std::int64_t retry_at) {
+  // 429 and 503 ask for less; the next request waits for the hold and then the paced rate.
+  const bool throttled =
+      whole_failure && (outcome.http_status == 429 || outcome.http_status == 503);
+  const Pacer::Answer answer = throttled       ? Pacer::Answer::kThrottled
+                               : whole_failure ? Pacer::Answer::kFailed
+                                               : Pacer::Answer::kAdmitted;
+  std::lock_guard lock(status_mutex_);
+  pacer_.on_answer(after, answer, std::max(held_until_, from_epoch_ms(retry_at)));
+  if (metrics_ != nullptr) metrics_->paced_rate.set(pacer_.rate(after).value_or(0.0));
+}
+
 void Forwarder::after_request(const senders::Outcome& outcome, std::size_t instances,
                               std::int64_t ms, TimePoint after, std::int64_t retry_at,
                               StepResult& r) {
@@ -304,6 +330,7 @@ void Forwarder::after_request(const senders::Outcome& outcome, std::size_t insta
     std::lock_guard lock(status_mutex_);
     held_until_ = std::max(held_until_, from_epoch_ms(retry_at));
   }
+  pace(outcome, whole_failure, after, retry_at);
   if (!throttled) on_request_result(whole_failure, after, outcome.auth_failed);
   if (metrics_ != nullptr) {
     if (outcome.retry_after && whole_failure) metrics_->requests_held.inc();
@@ -408,6 +435,10 @@ void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
   senders::SendContext context;
   catalog::SendPermit& permit = begun.permit;
   context.request_sent = [&permit] { permit.release(); };
+  {
+    std::lock_guard lock(status_mutex_);
+    pacer_.on_request(clock_.now());
+  }
   const auto started = std::chrono::steady_clock::now();
   senders::Outcome outcome = sender_.send(batch, context);
   permit.release();

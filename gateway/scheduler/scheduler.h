@@ -25,6 +25,7 @@
 #include "metrics/metrics.h"
 #include "scheduler/backoff.h"
 #include "scheduler/bandwidth.h"
+#include "scheduler/pacing.h"
 #include "scheduler/wakeup.h"
 #include "scheduler/windows.h"
 #include "senders/sender.h"
@@ -102,6 +103,7 @@ struct ForwarderStatus {
   double rate_per_s = 0;     // instances accepted per second over the last minute
   bool auth_failed = false;  // the last request failed authentication (401/403, no token)
   std::optional<TimePoint> held_until;  // the repository asked to wait (Retry-After) until then
+  std::optional<double> paced_rate;     // requests/s allowed after throttling; none: not pacing
   bool scheduled = false;               // has upload windows
   bool window_open = true;
   std::optional<TimePoint> next_open;  // when closed: when the next window opens
@@ -154,6 +156,9 @@ class Forwarder {
   std::vector<catalog::DeliveryUpdate> updates_for(const std::vector<catalog::DueItem>& items,
                                                    const senders::Outcome& outcome, TimePoint after,
                                                    std::int64_t retry_at, StepResult& r) const;
+  // Self-pacing: tells the pacer how the repository answered (429/503: throttled).
+  void pace(const senders::Outcome& outcome, bool whole_failure, TimePoint after,
+            std::int64_t retry_at);
   // Log, rate, circuit, metrics and the next wake-up after a recorded answer.
   void after_request(const senders::Outcome& outcome, std::size_t instances, std::int64_t ms,
                      TimePoint after, std::int64_t retry_at, StepResult& r);
@@ -180,6 +185,7 @@ class Forwarder {
   TimePoint open_until_{};
   Millis cooldown_{0};
   TimePoint held_until_{};  // a Retry-After answer: no lane sends before then
+  Pacer pacer_;             // under status_mutex_: self-pacing after a 429/503
   int consecutive_failures_ = 0;
   bool auth_failed_ = false;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate

@@ -12,9 +12,10 @@ and URL path on the proxy (/gwK/dicom-web), so the proxy knows whose request it 
   2. The repository comes back: the requests of the first second after the first gateway is
      back stay bounded
      (Retry-After honoured, jittered circuit probes and holds: no stampede).
-  3. While every gateway still has a backlog, the admitted rate is >= 90 % of N. Each gateway's
-     share of it is printed; within 25 % of an equal share is the target, not yet met reliably
-     (printed as NOT MET, not asserted: see below).
+  3. While every gateway still has a backlog, the admitted rate is >= 90 % of N; each
+     gateway paces itself after throttling (retry.pacing, docs/scaling.md) and its `dirgw
+     status` shows its paced rate. Each gateway's share is printed; within 25 % of an equal
+     share is the target, not yet met reliably (printed as NOT MET, not asserted: see below).
   4. Everything arrives once: Orthanc holds every instance, and the proxy admitted exactly one
      request per instance (one instance per request).
 
@@ -236,11 +237,12 @@ def main():
     # 3. The figures.
     check(f["window"] >= 5, f"window with every backlog non-empty too short: {f['window']:.1f} s")
     check(f["rate"] >= 0.9 * RATE, f"admitted rate {f['rate']:.2f} r/s under 90 % of {RATE}")
-    # Fairness (issue 15: each within 25 % of an equal share) is NOT met reliably yet: one run
-    # printed shares 28/24/25/23, a clean-clone run 14/20/26/41. Retry-After plus jitter alone
-    # lets the gateway that comes back first keep the bucket's tokens; self-pacing is missing
-    # (issue 15 stays open for it). Printed, loudly, and not asserted until it is built, so that
-    # the checks above and below (rate used, no stampede, Retry-After honoured, all once) gate.
+    # Fairness (issue 15: each within 25 % of an equal share) is still NOT met reliably with
+    # self-pacing (retry.pacing defaults): three runs gave max deviations 15 %, 23 % and 58 %.
+    # A token bucket favours the gateway whose paced requests come most often (it takes each
+    # token as it accrues; a slower gateway's request finds the bucket empty), so 429s do not
+    # fall in proportion to rate as AIMD assumes (docs/scaling.md). Printed, loudly, and not
+    # asserted, so that the checks above and below gate.
     if f["dev"] > 0.25:
         log(f"NOT MET (issue 15, open): a gateway's share is {f['dev'] * 100:.0f} % off an "
             f"equal share (target 25 %)")
@@ -262,11 +264,17 @@ def main():
     for uid in uids:
         series = orthanc.get(f"/dicom-web/studies/{uid}/instances") or []
         check(len(series) == INSTANCES, f"study {uid}: {len(series)} of {INSTANCES} instances")
+    paced = []
     for gw in gateways:
         st = gw.status()
         dest = st.get("destinations", [{}])[0]
         check(dest.get("pending_instances", -1) == 0,
               f"{gw.dir}: {dest.get('pending_instances')} instances still pending")
+        # Throttled within retry.pacing.release_after (5 min): still pacing, and status says so.
+        paced.append(dest.get("paced_requests_per_s"))
+        check(paced[-1] is not None, f"{gw.dir}: dirgw status shows no paced rate after 429s")
+    log("paced rate at the end (requests/s): " +
+        ", ".join("-" if p is None else f"{p:.2f}" for p in paced))
     for gw in gateways:
         gw.stop()
     proxy.close()

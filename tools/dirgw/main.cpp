@@ -251,6 +251,9 @@ void print_status(const json& r) {
     if (d.contains("retry_after_until") && !d["retry_after_until"].is_null())
       std::printf("  retry-after:  the repository asked to wait; nothing goes before %s\n",
                   str(d, "retry_after_until").c_str());
+    if (d.contains("paced_requests_per_s") && !d["paced_requests_per_s"].is_null())
+      std::printf("  pacing:       throttled lately: at most %.2f requests/s (self-pacing)\n",
+                  d["paced_requests_per_s"].get<double>());
     if (!d.value("last_error", std::string()).empty())
       std::printf("  last error:   %s at %s%s\n", str(d, "last_error").c_str(),
                   str(d, "last_error_at").c_str(),

@@ -103,7 +103,9 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       {"circuit_probe_at",
        c.circuit == scheduler::Circuit::kOpen ? json(format_utc(c.open_until)) : json(nullptr)},
       // The repository asked to wait (429/503 Retry-After): nothing goes before then.
-      {"retry_after_until", c.held_until ? json(format_utc(*c.held_until)) : json(nullptr)}};
+      {"retry_after_until", c.held_until ? json(format_utc(*c.held_until)) : json(nullptr)},
+      // Throttled lately: the request rate the gateway allows itself (self-pacing); null: none.
+      {"paced_requests_per_s", c.paced_rate ? json(*c.paced_rate) : json(nullptr)}};
   if (cfg.require_report.enabled)
     out["require_report"] = {{"max_wait", config::format_duration(cfg.require_report.max_wait)},
                              {"waiting_for_report", d.waiting_report},

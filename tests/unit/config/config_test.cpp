@@ -254,6 +254,39 @@ TEST(Config, RetryGiveUpCircuitAndNewVersions) {
   expect_error(bad, "ingest.new_versions", 6, "send or hold");
 }
 
+TEST(Config, PacingAfterThrottlingIsReadAndChecked) {
+  const std::string from = "retry: { initial: 10s, max: 30m }";
+  auto text = std::string(kGood);
+  const auto defaults = load_string(text).config->destinations[0].pacing;
+  EXPECT_TRUE(defaults.enabled);
+  EXPECT_DOUBLE_EQ(defaults.decrease, 0.5);
+  EXPECT_DOUBLE_EQ(defaults.increase, 1.0);
+  EXPECT_EQ(defaults.release_after, std::chrono::minutes(5));
+  text.replace(text.find(from), from.size(),
+               "retry: { initial: 10s, max: 30m, pacing: { enabled: true, decrease: 0.7, "
+               "increase: 2.5, release_after: 10m } }");
+  auto r = load_string(text);
+  ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
+  EXPECT_DOUBLE_EQ(r.config->destinations[0].pacing.decrease, 0.7);
+  EXPECT_DOUBLE_EQ(r.config->destinations[0].pacing.increase, 2.5);
+  EXPECT_EQ(r.config->destinations[0].pacing.release_after, std::chrono::minutes(10));
+  for (const char* bad_pacing : {"{ decrease: 1.5 }", "{ decrease: half }", "{ increase: 0 }",
+                                 "{ increase: -1 }", "{ enabled: maybe }", "{ fast: true }"}) {
+    auto bad = std::string(kGood);
+    bad.replace(bad.find(from), from.size(),
+                std::string("retry: { initial: 10s, max: 30m, pacing: ") + bad_pacing + " }");
+    auto b = load_string(bad);
+    ASSERT_FALSE(b.ok()) << bad_pacing;
+    EXPECT_NE(b.errors.at(0).key.find("retry.pacing."), std::string::npos) << b.errors.at(0).key;
+    EXPECT_GT(b.errors.at(0).line, 0);
+  }
+  auto bad = std::string(kGood);
+  bad.replace(bad.find(from), from.size(),
+              "retry: { initial: 10s, max: 30m, pacing: { decrease: 2 } }");
+  EXPECT_NE(load_string(bad).errors.at(0).message.find("from 0.1 to 0.95"), std::string::npos)
+      << load_string(bad).errors.at(0).message;
+}
+
 TEST(Config, RetryAfterMaximumIsReadAndBounded) {
   const std::string from = "retry: { initial: 10s, max: 30m }";
   auto text = std::string(kGood);
