@@ -109,7 +109,8 @@ def wait_for(what, predicate, timeout, interval=0.2):
 class Orthanc:
     """A real Orthanc + DICOMweb plugin acting as the regional repository."""
 
-    def __init__(self, workdir, name="repository"):
+    def __init__(self, workdir, name="repository", extra_config=None):
+        """extra_config: keys merged into Orthanc's configuration (its DICOM server, say)."""
         self.dir = os.path.join(workdir, f"orthanc-{name}")
         os.makedirs(self.dir, exist_ok=True)
         self.http_port = free_port()
@@ -128,6 +129,7 @@ class Orthanc:
             "Plugins": [DICOMWEB_PLUGIN],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
         }
+        cfg.update(extra_config or {})
         self.config_path = os.path.join(self.dir, "orthanc.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=2)
