@@ -7,8 +7,8 @@
 
 namespace dirgw::catalog {
 
-Result<void> VerifyLedger::record_commitment_request(const CommitmentTransaction& t,
-                                                     int instances, std::int64_t requested_at) {
+Result<void> VerifyLedger::record_commitment_request(const CommitmentTransaction& t, int instances,
+                                                     std::int64_t requested_at) {
   return db_.write([&](Connection& db) -> Result<void> {
     db.prepare(
           "INSERT INTO commitment_transactions(transaction_uid, destination, study_id, "
@@ -62,8 +62,8 @@ Result<void> VerifyLedger::record_commitment_answer(const std::string& uid,
   });
 }
 
-Result<int> VerifyLedger::expire_commitments(const std::string& destination,
-                                             std::int64_t study_id, std::int64_t now) {
+Result<int> VerifyLedger::expire_commitments(const std::string& destination, std::int64_t study_id,
+                                             std::int64_t now) {
   return db_.write([&](Connection& db) -> Result<int> {
     auto st = db.prepare(
         "UPDATE commitment_transactions SET state = 'expired' WHERE study_id = ?1 AND "

@@ -91,9 +91,9 @@ std::uint16_t CommitmentInbox::event_report(const std::string& calling_ae, const
   auto refuse = [&](std::uint16_t status, const char* why) {
     // UIDs and AE titles only: a report names no patient.
     log::warn("storage commitment report refused", {{"calling_ae", calling_ae},
-                                                     {"peer", peer},
-                                                     {"transaction_uid", report.transaction_uid},
-                                                     {"reason", why}});
+                                                    {"peer", peer},
+                                                    {"transaction_uid", report.transaction_uid},
+                                                    {"reason", why}});
     return status;
   };
   auto t = ledger_.commitment_transaction(report.transaction_uid);

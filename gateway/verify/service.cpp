@@ -26,9 +26,9 @@ Service::Service(const config::Config& config, catalog::Catalog& catalog,
       // on an association of its own, reaches the inbox through the SCP.
       const auto linger = std::min<std::chrono::milliseconds>(d.verify.timeout, kCommitLinger);
       committers_.push_back(make_dimse_committer(scheduler::dimse_options(d), *inbox_, linger));
-      verifiers_.push_back(std::make_unique<Verifier>(
-          d, catalog.verify, *committers_.back(), *inbox_, clock,
-          metrics_ ? metrics_->destination(d.name) : nullptr));
+      verifiers_.push_back(
+          std::make_unique<Verifier>(d, catalog.verify, *committers_.back(), *inbox_, clock,
+                                     metrics_ ? metrics_->destination(d.name) : nullptr));
       continue;
     }
     QidoOptions o;

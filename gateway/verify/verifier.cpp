@@ -129,11 +129,10 @@ void Verifier::could_not_run(const catalog::VerifyStudy& study, const std::strin
                                : backoff_.cooldown(destination_.verify.retry));
   const auto retry_at = to_epoch_ms(paused_until_);
   (void)ledger_.record_verification_error(destination_.name, study.study_id, why, retry_at);
-  log::warn("verification could not run: will try again",
-            {{"destination", destination_.name},
-             {"study_uid", study.study_uid},
-             {"error", why},
-             {"retry_at", format_utc_ms(retry_at)}});
+  log::warn("verification could not run: will try again", {{"destination", destination_.name},
+                                                           {"study_uid", study.study_uid},
+                                                           {"error", why},
+                                                           {"retry_at", format_utc_ms(retry_at)}});
 }
 
 // The study is due: a transaction still pending past its deadline was never answered (shown and

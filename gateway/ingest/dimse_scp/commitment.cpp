@@ -100,19 +100,18 @@ bool send_event_report_rsp(T_ASC_Association* assoc, std::uint8_t pres_id,
   r.EventTypeID = rq.EventTypeID;
   r.opts = O_NEVENTREPORT_AFFECTEDSOPCLASSUID | O_NEVENTREPORT_AFFECTEDSOPINSTANCEUID |
            O_NEVENTREPORT_EVENTTYPEID;
-  return DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &rsp, nullptr, nullptr, nullptr,
-                                          nullptr)
+  return DIMSE_sendMessageUsingMemoryData(assoc, pres_id, &rsp, nullptr, nullptr, nullptr, nullptr)
       .good();
 }
 
 }  // namespace
 
 bool accept_commitment_context(T_ASC_Parameters* params, const T_ASC_PresentationContext& pc) {
-  for (const char* ts : {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax})
+  for (const char* ts :
+       {UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax})
     for (int t = 0; t < pc.transferSyntaxCount; ++t)
       if (uid_text(pc.proposedTransferSyntaxes[t]) == ts)
-        return ASC_acceptPresentationContext(params, pc.presentationContextID, ts,
-                                             pc.proposedRole)
+        return ASC_acceptPresentationContext(params, pc.presentationContextID, ts, pc.proposedRole)
             .good();
   return false;
 }

@@ -53,8 +53,9 @@ Result<std::uint16_t> Association::n_action(std::uint8_t context_id, DcmDataset&
   if (cond.bad() || rsp.CommandField != DIMSE_N_ACTION_RSP ||
       rsp.msg.NActionRSP.MessageIDBeingRespondedTo != a.MessageID) {
     abort();
-    return Error{ErrorCode::kNetwork, cond.bad() ? std::string("no N-ACTION response: ") + cond.text()
-                                                 : std::string("unexpected answer to the N-ACTION")};
+    return Error{ErrorCode::kNetwork, cond.bad()
+                                          ? std::string("no N-ACTION response: ") + cond.text()
+                                          : std::string("unexpected answer to the N-ACTION")};
   }
   if (rsp.msg.NActionRSP.DataSetType != DIMSE_DATASET_NULL) {
     DcmDataset* reply = nullptr;
@@ -123,8 +124,8 @@ Result<void> request_storage_commitment(const DimseOptions& options,
   if (!status) return status.error();
   if (*status != 0x0000) {
     assoc->release();
-    return Error{ErrorCode::kRefused, "N-ACTION refused with DIMSE status " +
-                                          dimse::hex_status(*status)};
+    return Error{ErrorCode::kRefused,
+                 "N-ACTION refused with DIMSE status " + dimse::hex_status(*status)};
   }
   if (assoc->serve_reports(linger, receiver, answered)) assoc->release();
   return {};

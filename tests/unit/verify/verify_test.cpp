@@ -10,12 +10,12 @@
 
 #include "catalog/catalog.h"
 #include "catalog/sqlite/sqlite.h"
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdatset.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcitem.h"
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
-#include "dcmtk/config/osconfig.h"
-#include "dcmtk/dcmdata/dcdeftag.h"
-#include "dcmtk/dcmdata/dcdatset.h"
-#include "dcmtk/dcmdata/dcitem.h"
 #include "ingest/dimse_scp/commitment.h"
 #include "verify/commitment.h"
 #include "verify/qido.h"
@@ -571,8 +571,9 @@ TEST_F(CommitmentTest, AReportThatNeverComesIsShownAndAskedAgainNeverAssumed) {
   EXPECT_NE(committer_verifier_->health().last_error.find("no N-EVENT-REPORT within 30s"),
             std::string::npos)
       << committer_verifier_->health().last_error;
-  EXPECT_NE((*catalog_->queries.study("1.9.21"))->destinations.at(0).verify_error.find(
-                "no N-EVENT-REPORT"),
+  EXPECT_NE((*catalog_->queries.study("1.9.21"))
+                ->destinations.at(0)
+                .verify_error.find("no N-EVENT-REPORT"),
             std::string::npos);
   EXPECT_EQ(committer_.asked.size(), 1u) << "left alone for verify.retry";
   clock_.advance(seconds(301));
