@@ -80,6 +80,8 @@ def main():
     trail = gw.log_text()
     check("storage commitment requested" in trail and "storage commitment: study verified" in trail,
           "the log shows the request and the verification")
+    check('msg="association accepted" calling_ae=REPO' in trail,
+          "the report came on Orthanc's own association to dirgw's SCP")
     v = gw.status()["destinations"][0]["verification"]
     check(v.get("mode") == "storage-commitment" and v.get("verified_instances", 0) >= 3,
           f"status shows storage commitment: {v}")
