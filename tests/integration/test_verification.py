@@ -11,7 +11,7 @@
    verified (held here);
 5. below the spool floor, verified files are removed before a C-STORE is refused (A700), and the
    unverified ones stay.
-Storage commitment (type: dimse) is not implemented and not tested here."""
+Storage commitment (type: dimse) is tested in test_storage_commitment.py."""
 
 import argparse
 import http.client
