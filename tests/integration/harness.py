@@ -181,6 +181,11 @@ class Orthanc:
     def instance_file(self, orthanc_id):
         return self.get(f"/instances/{orthanc_id}/file", raw=True)
 
+    def delete_instance(self, orthanc_id):
+        """Removes an instance behind dirgw's back (a repository that loses what it took)."""
+        req = urllib.request.Request(f"{self.url}/instances/{orthanc_id}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).read()
+
 
 class ControlClient:
     """The CLI side of a running dirgwd (self.cli, self.socket): shared by the integration
@@ -195,6 +200,17 @@ class ControlClient:
     def status_ok(self):
         rc, out, _ = self.run_cli("status", "--json")
         return rc == 0 and json.loads(out).get("ok")
+
+    def study(self, uid):
+        """`dirgw study UID --json`."""
+        rc, out, err = self.run_cli("study", uid, "--json")
+        if rc != 0:
+            raise RuntimeError(f"dirgw study failed ({rc}): {err}")
+        return json.loads(out)
+
+    def study_state(self, uid):
+        """The study's state for its first destination."""
+        return self.study(uid)["destinations"][0]["state"]
 
     def status(self):
         rc, out, err = self.run_cli("status", "--json")

@@ -16,11 +16,9 @@ comes are tested in tests/unit/verify (no DCMTK tool sends an N-EVENT-REPORT of 
 """
 
 import argparse
-import json
 import os
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -57,13 +55,7 @@ def main():
     }).start()
     gw.use_dimse("REPO", dicom_port).start()
 
-    def study(uid):
-        rc, out, err = gw.run_cli("study", uid, "--json")
-        assert rc == 0, err
-        return json.loads(out)
-
-    def state(uid):
-        return study(uid)["destinations"][0]["state"]
+    study, state = gw.study, gw.study_state
 
     # 1: SENT -> VERIFIED by storage commitment.
     rc, out = harness.storescu(gw.port, a_files)
@@ -95,8 +87,7 @@ def main():
     lost_uid = harness.sop_instance_uid(b_files[1])
     lost_id = harness.wait_for("B's instance to reach Orthanc", lambda: repo.instance_id(lost_uid),
                                60, 0.05)
-    req = urllib.request.Request(repo.url + "/instances/" + lost_id, method="DELETE")
-    urllib.request.urlopen(req, timeout=30).read()
+    repo.delete_instance(lost_id)
     check(repo.instance_id(lost_uid) is None, "the instance was not deleted from Orthanc")
     check(state(b_uid) in ("SENDING", "SENT", "READY"), f"B not yet verified: {state(b_uid)}")
     harness.wait_for("B's failed instance to be sent again and B VERIFIED",
