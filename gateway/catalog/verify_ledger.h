@@ -55,6 +55,14 @@ struct PurgeCandidate {
   std::vector<std::string> derived;  // its derived copies' hashes (spool/derived)
 };
 
+// A storage commitment request (schema 23): a Transaction UID dirgw issued for one study and
+// destination.
+struct CommitmentTransaction {
+  std::string transaction_uid, destination, state;  // pending | answered | expired | failed
+  std::int64_t study_id = 0;
+  std::int64_t deadline = 0;
+};
+
 struct PurgeSummary {
   std::vector<PurgeCandidate> marked;  // the objects recorded purged: remove these files
   std::int64_t bytes = 0;
@@ -84,6 +92,18 @@ class VerifyLedger {
   // at retry_at; nothing is assumed.
   Result<void> record_verification_error(const std::string& destination, std::int64_t study_id,
                                          const std::string& error, std::int64_t retry_at);
+
+  // Storage commitment (verify: storage-commitment). Records the N-ACTION before it goes, and
+  // leaves the study's sent deliveries alone until `deadline` (verify_next_at), without an error.
+  Result<void> record_commitment_request(const CommitmentTransaction& t, int instances,
+                                         std::int64_t requested_at);
+  Result<std::optional<CommitmentTransaction>> commitment_transaction(const std::string& uid);
+  // The transaction's outcome: answered (with counts), failed (the N-ACTION did not go).
+  Result<void> record_commitment_answer(const std::string& uid, const std::string& state,
+                                        int committed, int failed);
+  // Pending transactions of the study past their deadline become 'expired'; how many did.
+  Result<int> expire_commitments(const std::string& destination, std::int64_t study_id,
+                                 std::int64_t now);
 
   // Objects verified by every destination at or before `verified_before`, not yet purged,
   // oldest verification first.

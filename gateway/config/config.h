@@ -214,15 +214,17 @@ struct Deidentify {
 // Proof of delivery (docs/verification.md): after a study is SENT, ask the repository what it
 // holds and mark each instance VERIFIED only when it is listed with the same SOP Class.
 struct Verification {
-  // qido: QIDO-RS on the destination's DICOMweb URL (stow-rs only; the default there). none: the
-  // study stays SENT and its spool files are never removed by retention (the default for dimse:
-  // storage commitment is not implemented).
+  // qido: QIDO-RS on the destination's DICOMweb URL (stow-rs only; the default there).
+  // storage-commitment: N-ACTION / N-EVENT-REPORT (dimse only). none: the study stays SENT and
+  // its spool files are never removed by retention (the default for dimse).
   std::string mode = "qido";
   Duration delay{std::chrono::seconds(60)};  // after the last instance was acknowledged
   Duration retry{std::chrono::minutes(5)};   // a check that could not run is tried again then
   int max_resends = 3;  // an instance found missing this often more is FAILED, not re-sent
   int page_size = 500;  // QIDO-RS limit per request (offset pages through the rest)
-  Duration timeout{std::chrono::seconds(30)};  // one QIDO-RS request
+  // One QIDO-RS request; storage-commitment: how long the N-EVENT-REPORT may take after the
+  // N-ACTION was answered.
+  Duration timeout{std::chrono::seconds(30)};
   bool enabled() const { return mode != "none"; }
 };
 

@@ -268,19 +268,20 @@ void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Dest
   if (m["url"].IsDefined()) r.error(Reader::join(p, "url"), m["url"], "is for stow-rs only");
 }
 
-// verify: none | qido, or {mode, delay, retry, max_resends, page_size, timeout}.
+// verify: none | qido | storage-commitment, or {mode, delay, retry, max_resends, page_size,
+// timeout}. qido for stow-rs only, storage-commitment for dimse only.
 void read_verify(Reader& r, const YAML::Node& m, const std::string& p, Destination& d) {
   if (d.type == "dimse") d.verify.mode = "none";
   const YAML::Node n = m["verify"];
   if (!n.IsDefined() || n.IsNull()) return;
   const std::string key = Reader::join(p, "verify");
   auto mode = [&](const YAML::Node& v, const std::string& k, const std::string& s) {
-    if (s != "qido" && s != "none")
-      r.error(k, v,
-              "must be qido or none, not '" + s +
-                  "' (storage commitment for dimse destinations is not implemented)");
+    if (s != "qido" && s != "none" && s != "storage-commitment")
+      r.error(k, v, "must be qido, storage-commitment or none, not '" + s + "'");
     else if (s == "qido" && d.type == "dimse")
-      r.error(k, v, "qido needs a stow-rs destination; use none for dimse");
+      r.error(k, v, "qido needs a stow-rs destination; use storage-commitment or none for dimse");
+    else if (s == "storage-commitment" && d.type != "dimse")
+      r.error(k, v, "storage-commitment needs a dimse destination; use qido or none for stow-rs");
     else
       d.verify.mode = s;
   };

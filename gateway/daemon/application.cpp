@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <string_view>
 #include <thread>
@@ -359,6 +360,16 @@ Result<void> Application::Impl::start_listeners() {
     scp = std::make_unique<ingest::DicomScp>(config.ingest.dicom, *spool, scp_sink, limits,
                                              config.retention.spool_floor, metrics.get());
     scp->set_make_room([this] { return verifier->make_room(); });
+    // Storage commitment reports from the dimse destinations that are asked for them.
+    std::set<std::string> repository_aes, our_aes;
+    for (const auto& d : config.destinations)
+      if (d.type == "dimse" && d.verify.mode == "storage-commitment") {
+        repository_aes.insert(d.dimse.ae_title);
+        our_aes.insert(d.dimse.calling_ae);
+      }
+    if (!repository_aes.empty())
+      scp->set_commitment(&verifier->commitment_receiver(), std::move(repository_aes),
+                          std::move(our_aes));
     if (auto r = scp->start(); !r) return r.error();
   }
   if (pull_sink) {

@@ -54,20 +54,9 @@ Result<std::shared_ptr<senders::TokenProvider>> oauth2_for(const config::Destina
 
 std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d,
                                               const scheduler::ForwardSchedule& s) {
-  senders::DimseOptions o;
+  senders::DimseOptions o = scheduler::dimse_options(d);
   for (const auto& b : {s.bucket, s.gateway_bucket})
     if (b) o.bandwidth_buckets.push_back(b);
-  o.host = d.dimse.host;
-  o.port = static_cast<std::uint16_t>(d.dimse.port);
-  o.called_ae = d.dimse.ae_title;
-  o.calling_ae = d.dimse.calling_ae;
-  o.connect_timeout = d.connect_timeout;
-  o.tls.enabled = d.dimse.tls;
-  o.tls.ca_file = d.dimse.ca;
-  o.tls.client_cert = d.dimse.client_cert;
-  o.tls.client_key = d.dimse.client_key;
-  o.tls.verify_peer = d.dimse.verify_peer;
-  o.tls.verify_hostname = d.dimse.verify_hostname;
   return senders::make_dimse_sender(o);
 }
 

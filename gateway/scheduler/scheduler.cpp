@@ -81,6 +81,22 @@ senders::StowRsOptions stow_options(const config::Destination& d) {
   return o;
 }
 
+senders::DimseOptions dimse_options(const config::Destination& d) {
+  senders::DimseOptions o;
+  o.host = d.dimse.host;
+  o.port = static_cast<std::uint16_t>(d.dimse.port);
+  o.called_ae = d.dimse.ae_title;
+  o.calling_ae = d.dimse.calling_ae;
+  o.connect_timeout = d.connect_timeout;
+  o.tls.enabled = d.dimse.tls;
+  o.tls.ca_file = d.dimse.ca;
+  o.tls.client_cert = d.dimse.client_cert;
+  o.tls.client_key = d.dimse.client_key;
+  o.tls.verify_peer = d.dimse.verify_peer;
+  o.tls.verify_hostname = d.dimse.verify_hostname;
+  return o;
+}
+
 std::optional<TimePoint> Forwarder::send_notifications(TimePoint now) {
   if (notifier_ == nullptr) return std::nullopt;
   // Another lane is at it: it sends what is due and keeps the next deadline.

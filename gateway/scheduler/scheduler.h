@@ -28,12 +28,15 @@
 #include "scheduler/pacing.h"
 #include "scheduler/wakeup.h"
 #include "scheduler/windows.h"
+#include "senders/dimse/dimse_sender.h"
 #include "senders/sender.h"
 
 namespace dirgw::scheduler {
 
 // The sender options a destination's configuration implies.
 senders::StowRsOptions stow_options(const config::Destination& d);
+// For `type: dimse` (the C-STORE sender, storage commitment); no bandwidth buckets.
+senders::DimseOptions dimse_options(const config::Destination& d);
 
 // The policy stage as the scheduler sees it: one round of decisions over STABLE studies. The
 // daemon wires the real stage in; the scheduler knows nothing of consent or validation.

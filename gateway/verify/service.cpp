@@ -5,6 +5,10 @@
 
 namespace dirgw::verify {
 
+namespace {
+constexpr std::chrono::milliseconds kCommitLinger{5000};
+}  // namespace
+
 Service::Service(const config::Config& config, catalog::Catalog& catalog,
                  const ingest::Spool& spool, const Clock& clock, metrics::Registry* registry,
                  const std::vector<std::shared_ptr<senders::TokenProvider>>& tokens,
@@ -13,9 +17,20 @@ Service::Service(const config::Config& config, catalog::Catalog& catalog,
   std::vector<std::string> names;
   for (const auto& d : config.destinations) names.push_back(d.name);
   if (registry != nullptr) metrics_ = std::make_unique<VerifyMetrics>(*registry, names);
+  inbox_ = std::make_unique<CommitmentInbox>(config, catalog.verify, metrics_.get(), on_requeued);
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
     const auto& d = config.destinations[i];
     if (!d.verify.enabled()) continue;
+    if (d.verify.mode == "storage-commitment") {
+      // The association waits this long for a report on it; one the destination sends later,
+      // on an association of its own, reaches the inbox through the SCP.
+      const auto linger = std::min<std::chrono::milliseconds>(d.verify.timeout, kCommitLinger);
+      committers_.push_back(make_dimse_committer(scheduler::dimse_options(d), *inbox_, linger));
+      verifiers_.push_back(
+          std::make_unique<Verifier>(d, catalog.verify, *committers_.back(), *inbox_, clock,
+                                     metrics_ ? metrics_->destination(d.name) : nullptr));
+      continue;
+    }
     QidoOptions o;
     o.http = scheduler::stow_options(d);
     if (i < tokens.size()) o.http.token_provider = tokens[i];

@@ -18,6 +18,7 @@
 #include "metrics/metrics.h"
 #include "scheduler/wakeup.h"
 #include "senders/sender.h"
+#include "verify/commitment.h"
 #include "verify/metrics.h"
 #include "verify/repository.h"
 #include "verify/retention.h"
@@ -28,7 +29,7 @@ namespace dirgw::verify {
 // One destination's verification, as dirgw status shows it.
 struct VerificationStatus {
   std::string destination;
-  std::string mode;  // qido | none
+  std::string mode;  // qido | storage-commitment | none
   VerifierHealth health;
 };
 
@@ -46,6 +47,8 @@ class Service {
   void wake() { wakeup_.notify(); }
   bool make_room() { return retention_->make_room(); }
   Retention& retention() { return *retention_; }
+  // Where storage commitment reports go (the SCP's N-EVENT-REPORT handler; docs/verification.md).
+  ingest::CommitmentReceiver& commitment_receiver() { return *inbox_; }
   std::vector<VerificationStatus> status() const;
 
  private:
@@ -54,6 +57,8 @@ class Service {
   const config::Config& config_;
   std::unique_ptr<VerifyMetrics> metrics_;
   std::vector<std::unique_ptr<Repository>> repositories_;
+  std::unique_ptr<CommitmentInbox> inbox_;
+  std::vector<std::unique_ptr<Committer>> committers_;
   std::vector<std::unique_ptr<Verifier>> verifiers_;
   std::unique_ptr<Retention> retention_;
   scheduler::Wakeup wakeup_;

@@ -18,6 +18,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "scheduler/backoff.h"
+#include "verify/commitment.h"
 #include "verify/metrics.h"
 #include "verify/repository.h"
 
@@ -36,6 +37,12 @@ class Verifier {
   Verifier(const config::Destination& destination, catalog::VerifyLedger& ledger,
            Repository& repository, const Clock& clock, DestinationVerifyMetrics* metrics = nullptr,
            std::function<void()> on_requeued = {});
+  // verify: storage-commitment: each due study is asked with an N-ACTION (its Transaction UID
+  // recorded first); `inbox` records the report whenever it comes. A transaction unanswered
+  // past verify.timeout is a check that could not run.
+  Verifier(const config::Destination& destination, catalog::VerifyLedger& ledger,
+           Committer& committer, CommitmentInbox& inbox, const Clock& clock,
+           DestinationVerifyMetrics* metrics = nullptr);
 
   struct StepResult {
     int studies = 0, verified = 0, requeued = 0, failed = 0, errors = 0;
@@ -52,10 +59,20 @@ class Verifier {
   Result<std::vector<Listed>> listing(const catalog::VerifyStudy& study,
                                       const std::vector<catalog::VerifyInstance>& instances);
   void note_error(const std::string& error, TimePoint now);
+  void note_ran(TimePoint now);
+  // The check could not run: recorded on the study, shown, the destination left alone.
+  void could_not_run(const catalog::VerifyStudy& study, const std::string& why, TimePoint now,
+                     StepResult& r);
+  // verify: storage-commitment: one N-ACTION for the study's sent instances.
+  bool request_commitment(const catalog::VerifyStudy& study,
+                          const std::vector<catalog::VerifyInstance>& instances, TimePoint now,
+                          StepResult& r);
 
   const config::Destination& destination_;
   catalog::VerifyLedger& ledger_;
-  Repository& repository_;
+  Repository* repository_ = nullptr;
+  Committer* committer_ = nullptr;
+  CommitmentInbox* inbox_ = nullptr;
   const Clock& clock_;
   DestinationVerifyMetrics* metrics_;
   std::function<void()> on_requeued_;
@@ -64,6 +81,11 @@ class Verifier {
   mutable std::mutex health_mutex_;
   VerifierHealth health_;
 };
+
+// Adds what one check found to the destination's counters (null: none).
+void count_findings(DestinationVerifyMetrics* metrics,
+                    const std::vector<catalog::VerifyFinding>& findings,
+                    const catalog::VerifyRecorded& recorded);
 
 // Pure: the findings for `sent` from what the repository lists.
 std::vector<catalog::VerifyFinding> compare(const std::vector<catalog::VerifyInstance>& sent,

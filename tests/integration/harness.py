@@ -109,7 +109,8 @@ def wait_for(what, predicate, timeout, interval=0.2):
 class Orthanc:
     """A real Orthanc + DICOMweb plugin acting as the regional repository."""
 
-    def __init__(self, workdir, name="repository"):
+    def __init__(self, workdir, name="repository", extra_config=None):
+        """extra_config: keys merged into Orthanc's configuration (its DICOM server, say)."""
         self.dir = os.path.join(workdir, f"orthanc-{name}")
         os.makedirs(self.dir, exist_ok=True)
         self.http_port = free_port()
@@ -128,6 +129,7 @@ class Orthanc:
             "Plugins": [DICOMWEB_PLUGIN],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True},
         }
+        cfg.update(extra_config or {})
         self.config_path = os.path.join(self.dir, "orthanc.json")
         with open(self.config_path, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -179,6 +181,11 @@ class Orthanc:
     def instance_file(self, orthanc_id):
         return self.get(f"/instances/{orthanc_id}/file", raw=True)
 
+    def delete_instance(self, orthanc_id):
+        """Removes an instance behind dirgw's back (a repository that loses what it took)."""
+        req = urllib.request.Request(f"{self.url}/instances/{orthanc_id}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).read()
+
 
 class ControlClient:
     """The CLI side of a running dirgwd (self.cli, self.socket): shared by the integration
@@ -193,6 +200,17 @@ class ControlClient:
     def status_ok(self):
         rc, out, _ = self.run_cli("status", "--json")
         return rc == 0 and json.loads(out).get("ok")
+
+    def study(self, uid):
+        """`dirgw study UID --json`."""
+        rc, out, err = self.run_cli("study", uid, "--json")
+        if rc != 0:
+            raise RuntimeError(f"dirgw study failed ({rc}): {err}")
+        return json.loads(out)
+
+    def study_state(self, uid):
+        """The study's state for its first destination."""
+        return self.study(uid)["destinations"][0]["state"]
 
     def status(self):
         rc, out, err = self.run_cli("status", "--json")

@@ -11,7 +11,7 @@
    verified (held here);
 5. below the spool floor, verified files are removed before a C-STORE is refused (A700), and the
    unverified ones stay.
-Storage commitment (type: dimse) is not implemented and not tested here."""
+Storage commitment (type: dimse) is tested in test_storage_commitment.py."""
 
 import argparse
 import http.client
@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -110,13 +109,7 @@ def main():
                          stable_age="2s", verify=verify,
                          retention_yaml=", keep_after_verified: 6s").start()
 
-    def study(uid):
-        rc, out, err = gw.run_cli("study", uid, "--json")
-        assert rc == 0, err
-        return json.loads(out)
-
-    def state(uid):
-        return study(uid)["destinations"][0]["state"]
+    study, state = gw.study, gw.study_state
 
     def spool_files(uid):
         objs = [i["object"] for i in study(uid)["instance_list"]]
@@ -136,8 +129,7 @@ def main():
     lost_uid = harness.sop_instance_uid(b_files[1])
     lost_id = harness.wait_for("B's instance to reach Orthanc", lambda: repo.instance_id(lost_uid),
                                60, 0.05)
-    req = urllib.request.Request(repo.url + "/instances/" + lost_id, method="DELETE")
-    urllib.request.urlopen(req, timeout=30).read()
+    repo.delete_instance(lost_id)
     check(repo.instance_id(lost_uid) is None, "the instance was not deleted from Orthanc")
     harness.wait_for("A to be VERIFIED", lambda: state(a_uid) == "VERIFIED", 30, 0.2)
     a = study(a_uid)

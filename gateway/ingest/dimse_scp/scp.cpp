@@ -566,7 +566,7 @@ void DicomScp::accept_association(int fd, const std::string& peer, Worker& w) {
 // Answers every proposed presentation context (negotiation.h decides); each refusal is logged with
 // its SOP class and reason, counted, and the association's refusals recorded in one row.
 void DicomScp::negotiate_contexts(void* handle, const std::string& calling_ae,
-                                  const std::string& peer) {
+                                  const std::string& peer, bool commitment, bool commitment_only) {
   auto* assoc = static_cast<T_ASC_Association*>(handle);
   std::vector<ProposedContext> proposed;
   const int n = ASC_countPresentationContexts(assoc->params);
@@ -581,7 +581,16 @@ void DicomScp::negotiate_contexts(void* handle, const std::string& calling_ae,
   int refused = 0;
   std::string first;
   for (std::size_t i = 0; i < proposed.size(); ++i) {
-    const ContextDecision d = negotiate({proposed[i]}, rules_).front();
+    if (commitment && proposed[i].abstract_syntax == kStorageCommitmentClass) {
+      T_ASC_PresentationContext pc;
+      if (ASC_findAcceptedPresentationContextID(assoc, proposed[i].abstract_syntax.c_str()) == 0 &&
+          ASC_getPresentationContext(assoc->params, static_cast<int>(i), &pc).good() &&
+          accept_commitment_context(assoc->params, pc))
+        continue;
+    }
+    ContextDecision d = negotiate({proposed[i]}, rules_).front();
+    if (commitment_only || proposed[i].abstract_syntax == kStorageCommitmentClass)
+      d.result = ContextResult::kAbstractSyntaxNotSupported;
     const auto id = static_cast<T_ASC_PresentationContextID>(d.id);
     if (d.result == ContextResult::kAccepted) {
       ASC_acceptPresentationContext(assoc->params, id, d.transfer_syntax.c_str());
@@ -632,17 +641,20 @@ void DicomScp::handle_association(void* handle, std::string peer, int socket_fd,
   const std::string peer_address = peer.substr(0, peer.rfind(':'));
   const CallerDecision caller = callers_->decide(
       calling_ae, peer_address, tls_ ? peer_certificate_subject(assoc) : std::nullopt);
-  if (called_ae != cfg_.ae_title) {
+  // A repository sending storage commitment reports (set_commitment): admitted for that alone.
+  const bool repository = commitment_ != nullptr && commitment_callers_.count(calling_ae) > 0;
+  const bool commitment_only = repository && !caller.admitted;
+  if (called_ae != cfg_.ae_title && !(repository && commitment_called_.count(called_ae) > 0)) {
     reject(ASC_REASON_SU_CALLEDAETITLENOTRECOGNIZED, "called AE title is not " + cfg_.ae_title,
            refusal::kCalledAe);
-  } else if (!caller.admitted) {
+  } else if (!caller.admitted && !commitment_only) {
     reject(ASC_REASON_SU_CALLINGAETITLENOTRECOGNIZED, caller.why, caller.code);
   } else if (stopping_) {
     reject(ASC_REASON_SU_NOREASON, "the receiver is stopping", refusal::kStopping,
            ASC_RESULT_REJECTEDTRANSIENT);
   } else {
-    negotiate_contexts(assoc, calling_ae, peer);
-    ASC_setAPTitles(assoc->params, nullptr, nullptr, cfg_.ae_title.c_str());
+    negotiate_contexts(assoc, calling_ae, peer, repository, commitment_only);
+    ASC_setAPTitles(assoc->params, nullptr, nullptr, called_ae.c_str());
     const OFCondition cond = ASC_acknowledgeAssociation(assoc);
     if (cond.bad()) {
       log::warn("association acknowledge failed", {{"peer", peer}, {"reason", cond.text()}});
@@ -705,6 +717,15 @@ void DicomScp::serve_association(void* handle, const std::string& calling_ae,
     if (progress != nullptr) *progress = steady_ms();
     if (msg.CommandField == DIMSE_C_ECHO_RQ) {
       DIMSE_sendEchoResponse(assoc, pres_id, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
+      continue;
+    }
+    if (msg.CommandField == DIMSE_N_EVENT_REPORT_RQ && commitment_ != nullptr &&
+        commitment_callers_.count(calling_ae) > 0) {
+      if (!serve_event_report(assoc, pres_id, msg.msg.NEventReportRQ, *commitment_, calling_ae,
+                              peer, dimse_secs)) {
+        ASC_abortAssociation(assoc);
+        return;
+      }
       continue;
     }
     if (msg.CommandField != DIMSE_C_STORE_RQ) {

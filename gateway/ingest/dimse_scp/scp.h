@@ -15,6 +15,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "common/result.h"
 #include "config/config.h"
 #include "ingest/dimse_scp/callers.h"
+#include "ingest/dimse_scp/commitment.h"
 #include "ingest/dimse_scp/negotiation.h"
 #include "ingest/dimse_scp/refusal.h"
 #include "ingest/prescan/prescan.h"
@@ -98,6 +100,17 @@ class DicomScp {
   // Before start: called when the spool is below its floor, before an object is refused; true
   // when it made room (retention removed verified objects: docs/verification.md).
   void set_make_room(std::function<bool()> make_room) { make_room_ = std::move(make_room); }
+  // Before start: storage commitment reports (docs/verification.md). The Storage Commitment
+  // Push Model context is accepted only from `repository_aes` (the AE titles of the dimse
+  // destinations with verify: storage-commitment), which are admitted for that context alone
+  // when allowed_callers does not name them, calling us by ae_title or by one of `called_aes`
+  // (those destinations' calling_ae: the AE title the repository knows us by).
+  void set_commitment(CommitmentReceiver* receiver, std::set<std::string> repository_aes,
+                      std::set<std::string> called_aes) {
+    commitment_ = receiver;
+    commitment_callers_ = std::move(repository_aes);
+    commitment_called_ = std::move(called_aes);
+  }
 
  private:
   struct Worker;
@@ -111,7 +124,10 @@ class DicomScp {
   // when `negotiating_only`); returns how many.
   int cut_workers(int how, bool negotiating_only);
   bool wait_workers(std::chrono::milliseconds limit);
-  void negotiate_contexts(void* assoc, const std::string& calling_ae, const std::string& peer);
+  // `commitment`: the caller is a repository that may send storage commitment reports;
+  // `commitment_only`: and nothing else (allowed_callers does not name it).
+  void negotiate_contexts(void* assoc, const std::string& calling_ae, const std::string& peer,
+                          bool commitment = false, bool commitment_only = false);
   // After the A-ASSOCIATE-AC: C-ECHO and C-STORE until release, abort or time-out.
   void serve_association(void* assoc, const std::string& calling_ae, const std::string& peer,
                          int socket_fd, std::atomic<std::int64_t>* progress);
@@ -125,6 +141,8 @@ class DicomScp {
   PrescanLimits limits_;
   std::uint64_t spool_floor_;
   std::function<bool()> make_room_;
+  CommitmentReceiver* commitment_ = nullptr;
+  std::set<std::string> commitment_callers_, commitment_called_;
   metrics::GatewayMetrics* metrics_;
   NegotiationRules rules_;
 

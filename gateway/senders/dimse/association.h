@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "ingest/dimse_scp/commitment.h"
 #include "senders/dimse/dimse_sender.h"
 #include "senders/dimse/meta.h"
 #include "senders/dimse/outcome.h"
@@ -20,6 +22,7 @@
 struct T_ASC_Network;
 struct T_ASC_Association;
 class DcmTLSTransportLayer;
+class DcmDataset;
 
 namespace dirgw::senders::dimse {
 class SocketTuningLayer;
@@ -85,6 +88,14 @@ class Association {
   // The file loaded by DCMTK and written in the context's syntax (a native syntax: lossless).
   StoreAnswer store_converted(const std::filesystem::path& file, const FileMeta& meta,
                               std::uint8_t context_id);
+
+  // Storage commitment (commitment_scu.cpp). The N-ACTION-RQ (action type 1) and the status of
+  // its N-ACTION-RSP; an error when the association failed (it is aborted then).
+  Result<std::uint16_t> n_action(std::uint8_t context_id, DcmDataset& action_information);
+  // Answers N-EVENT-REPORT-RQs arriving on this association (from the destination: `receiver`
+  // is told its AE title) until done() or `linger` has passed; false when the association failed.
+  bool serve_reports(std::chrono::milliseconds linger, ingest::CommitmentReceiver& receiver,
+                     const std::function<bool()>& done);
 
   // A-RELEASE; false when the peer did not confirm (the association is gone either way).
   bool release();

@@ -50,9 +50,24 @@ TEST(VerificationConfig, EveryKeyIsRead) {
   EXPECT_EQ(v.page_size, 50);
   EXPECT_EQ(v.timeout, seconds(10));
   EXPECT_FALSE(c.destinations[1].verify.enabled());
-  EXPECT_FALSE(c.destinations[2].verify.enabled()) << "dimse: storage commitment not built";
+  EXPECT_FALSE(c.destinations[2].verify.enabled()) << "dimse: none unless asked";
   EXPECT_EQ(c.destinations[3].verify.mode, "qido") << "stow-rs verifies by default";
   EXPECT_EQ(c.destinations[3].verify.delay, seconds(60));
+}
+
+TEST(VerificationConfig, StorageCommitmentForDimse) {
+  auto r = load_string(with("dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }",
+                            "dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }\n"
+                            "    verify: { mode: storage-commitment, timeout: 20s }"));
+  ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
+  EXPECT_EQ(r.config->destinations[2].verify.mode, "storage-commitment");
+  EXPECT_TRUE(r.config->destinations[2].verify.enabled());
+  EXPECT_EQ(r.config->destinations[2].verify.timeout, seconds(20));
+  auto s = load_string(with("dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }",
+                            "dimse: { ae_title: ARCHIVE, host: 10.0.0.5 }\n"
+                            "    verify: storage-commitment"));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s.config->destinations[2].verify.mode, "storage-commitment");
 }
 
 TEST(VerificationConfig, DefaultsKeepFilesAWeek) {
@@ -63,9 +78,9 @@ TEST(VerificationConfig, DefaultsKeepFilesAWeek) {
 
 TEST(VerificationConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
   expect_error(load_string(with("verify: none", "verify: sometimes")), "destinations[1].verify", 10,
-               "must be qido or none");
+               "must be qido, storage-commitment or none");
   expect_error(load_string(with("mode: qido,", "mode: storage-commitment,")),
-               "destinations[0].verify.mode", 7, "storage commitment");
+               "destinations[0].verify.mode", 7, "storage-commitment needs a dimse destination");
   expect_error(load_string(with("max_resends: 5", "max_resends: 500")),
                "destinations[0].verify.max_resends", 7, "from 0 to 100");
   expect_error(load_string(with("page_size: 50", "page_size: 0")),

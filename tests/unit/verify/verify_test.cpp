@@ -10,8 +10,14 @@
 
 #include "catalog/catalog.h"
 #include "catalog/sqlite/sqlite.h"
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdatset.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcitem.h"
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
+#include "ingest/dimse_scp/commitment.h"
+#include "verify/commitment.h"
 #include "verify/qido.h"
 #include "verify/retention.h"
 #include "verify/verifier.h"
@@ -385,6 +391,215 @@ TEST_F(VerifyTest, AnObjectReceivedAgainAfterItsPurgeIsKnownAgain) {
   in.size = 100;
   EXPECT_EQ(catalog_->ingest.record_instance(in)->kind, catalog::RecordKind::kDuplicate);
   EXPECT_EQ(catalog_->ingest.object_hashes()->size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage commitment (verify: storage-commitment): the messages, the findings, and on a real
+// catalog a fake committer and the inbox that records the reports.
+
+TEST(CommitmentMessages, TheRequestCarriesTheTransactionAndEveryInstance) {
+  auto ds = ingest::build_commitment_request("2.25.7", {{kCt, "1.2.3.1"}, {kCt, "1.2.3.2"}});
+  // The request and a report of event type 1 share their layout: read it back as one.
+  auto back = ingest::parse_commitment_report(*ds, 1);
+  ASSERT_TRUE(back.ok()) << back.error().detail;
+  EXPECT_EQ(back->transaction_uid, "2.25.7");
+  ASSERT_EQ(back->committed.size(), 2u);
+  EXPECT_EQ(back->committed[1].sop_instance_uid, "1.2.3.2");
+  EXPECT_EQ(back->committed[1].sop_class_uid, kCt);
+  EXPECT_TRUE(back->failed.empty());
+}
+
+TEST(CommitmentMessages, AReportWithFailuresIsReadWithItsReasons) {
+  auto ds = ingest::build_commitment_request("2.25.8", {{kCt, "1.2.3.1"}});
+  DcmItem* item = nullptr;
+  ASSERT_TRUE(ds->findOrCreateSequenceItem(DCM_FailedSOPSequence, item, -2).good());
+  item->putAndInsertString(DCM_ReferencedSOPClassUID, kCt);
+  item->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.3.2");
+  item->putAndInsertUint16(DCM_FailureReason, 0x0112);
+  auto r = ingest::parse_commitment_report(*ds, 2);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->event_type, 2);
+  ASSERT_EQ(r->failed.size(), 1u);
+  EXPECT_EQ(r->failed[0].sop_instance_uid, "1.2.3.2");
+  EXPECT_EQ(r->failed[0].failure_reason, 0x0112);
+  EXPECT_FALSE(ingest::parse_commitment_report(*ds, 1).ok()) << "event 1 with failures";
+  EXPECT_FALSE(ingest::parse_commitment_report(*ds, 3).ok()) << "no such event type";
+}
+
+TEST(CommitmentMessages, AMalformedReportIsAnErrorThatNamesNoValue) {
+  DcmDataset empty;
+  auto r = ingest::parse_commitment_report(empty, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().detail.find("Transaction UID"), std::string::npos);
+  auto ds = ingest::build_commitment_request("2.25.9", {{kCt, "1.2.3.1"}});
+  DcmItem* item = nullptr;
+  ASSERT_TRUE(ds->findOrCreateSequenceItem(DCM_ReferencedSOPSequence, item, -2).good());
+  item->putAndInsertString(DCM_ReferencedSOPClassUID, "DOE^JOHN");
+  auto bad = ingest::parse_commitment_report(*ds, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().detail.find("DOE"), std::string::npos) << bad.error().detail;
+  EXPECT_NE(bad.error().detail.find("item 2"), std::string::npos) << bad.error().detail;
+}
+
+TEST(CommitmentFindings, CommittedFailedOrAnotherClassAndUnnamedLeftAlone) {
+  std::vector<catalog::VerifyInstance> sent = {{1, "1.1", kCt, "1", 10, false},
+                                               {2, "1.2", kCt, "1", 10, false},
+                                               {3, "1.3", kCt, "1", 10, false},
+                                               {4, "1.4", kCt, "1", 10, false}};
+  ingest::CommitmentReport r;
+  r.committed = {{kCt, "1.1"}, {"1.2.840.10008.5.1.4.1.1.4", "1.3"}, {kCt, "9.9"}};
+  r.failed = {{kCt, "1.2", 0x0112}};
+  auto f = commitment_findings(sent, r);
+  ASSERT_EQ(f.size(), 3u) << "1.4 is not named, 9.9 was never sent";
+  EXPECT_EQ(f[0].instance_id, 1);
+  EXPECT_EQ(f[0].verdict, catalog::VerifyVerdict::kListed);
+  EXPECT_EQ(f[1].instance_id, 3);
+  EXPECT_EQ(f[1].verdict, catalog::VerifyVerdict::kMismatch);
+  EXPECT_EQ(f[2].instance_id, 2);
+  EXPECT_EQ(f[2].verdict, catalog::VerifyVerdict::kMissing);
+}
+
+TEST(CommitmentFindings, TransactionUidsAreFreshAndWellFormed) {
+  const auto a = new_transaction_uid(), b = new_transaction_uid();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind("2.25.", 0), 0u);
+  EXPECT_LE(a.size(), 64u);
+}
+
+// Remembers what it was asked; the test answers through the inbox, as the SCP would.
+class FakeCommitter final : public Committer {
+ public:
+  struct Asked {
+    std::string transaction_uid;
+    std::vector<ingest::CommitRef> refs;
+  };
+  std::vector<Asked> asked;
+  std::optional<Error> failure;
+  Result<void> request(const std::string& uid, const std::vector<ingest::CommitRef>& refs,
+                       const std::function<bool()>&) override {
+    asked.push_back({uid, refs});
+    if (failure) return *failure;
+    return {};
+  }
+};
+
+class CommitmentTest : public VerifyTest {
+ protected:
+  void SetUp() override {
+    VerifyTest::SetUp();
+    config::Destination d = dest_;
+    d.type = "dimse";
+    d.url.clear();
+    d.dimse.ae_title = "REPO";
+    d.verify.mode = "storage-commitment";
+    d.verify.timeout = seconds(30);
+    config_.destinations = {d};
+    inbox_ = std::make_unique<CommitmentInbox>(config_, catalog_->verify, nullptr,
+                                               [this] { ++requeued_calls_; });
+    committer_verifier_ = std::make_unique<Verifier>(config_.destinations[0], catalog_->verify,
+                                                     committer_, *inbox_, clock_);
+  }
+  // The report the destination sends for the last request: these committed, the rest failed.
+  std::uint16_t report(const std::vector<std::string>& failed_uids,
+                       const std::string& calling_ae = "REPO") {
+    ingest::CommitmentReport r;
+    r.transaction_uid = committer_.asked.back().transaction_uid;
+    for (const auto& ref : committer_.asked.back().refs) {
+      if (std::find(failed_uids.begin(), failed_uids.end(), ref.sop_instance_uid) !=
+          failed_uids.end())
+        r.failed.push_back({ref.sop_class_uid, ref.sop_instance_uid, 0x0112});
+      else
+        r.committed.push_back(ref);
+    }
+    r.event_type = r.failed.empty() ? 1 : 2;
+    return inbox_->event_report(calling_ae, "127.0.0.1:1", r);
+  }
+
+  config::Config config_;
+  FakeCommitter committer_;
+  std::unique_ptr<CommitmentInbox> inbox_;
+  std::unique_ptr<Verifier> committer_verifier_;
+};
+
+TEST_F(CommitmentTest, CommittedBecomesVerifiedAndAFailedInstanceIsSentAgain) {
+  send_study("1.9.20", 3);
+  clock_.advance(seconds(61));
+  committer_verifier_->step();
+  ASSERT_EQ(committer_.asked.size(), 1u);
+  EXPECT_EQ(committer_.asked[0].refs.size(), 3u);
+  EXPECT_EQ(state("1.9.20"), "SENT") << "nothing assumed before the report";
+  committer_verifier_->step();
+  EXPECT_EQ(committer_.asked.size(), 1u) << "not asked again while the report may still come";
+  // Reports not from the destination's AE title, or for a transaction dirgw did not issue,
+  // are refused with a failure status and change nothing.
+  EXPECT_EQ(report({}, "INTRUDER"), ingest::kStatusNotAuthorized);
+  ingest::CommitmentReport forged;
+  forged.transaction_uid = "2.25.1234";
+  forged.event_type = 1;
+  forged.committed = committer_.asked[0].refs;
+  EXPECT_EQ(inbox_->event_report("REPO", "127.0.0.1:1", forged), ingest::kStatusProcessingFailure);
+  EXPECT_EQ(state("1.9.20"), "SENT");
+  // Two committed, one failed: the failed one goes again, then is committed.
+  EXPECT_EQ(report({"1.9.20.1.2"}), ingest::kStatusSuccess);
+  EXPECT_EQ(delivery_states("1.9.20"),
+            (std::vector<std::string>{"verified", "pending", "verified"}));
+  EXPECT_EQ(state("1.9.20"), "READY");
+  EXPECT_EQ(requeued_calls_, 1);
+  EXPECT_EQ(report({}), ingest::kStatusSuccess) << "a repeated report is acknowledged";
+  EXPECT_EQ(delivery_states("1.9.20"),
+            (std::vector<std::string>{"verified", "pending", "verified"}));
+  deliver_due();
+  clock_.advance(seconds(61));
+  committer_verifier_->step();
+  ASSERT_EQ(committer_.asked.size(), 2u);
+  ASSERT_EQ(committer_.asked[1].refs.size(), 1u);
+  EXPECT_EQ(committer_.asked[1].refs[0].sop_instance_uid, "1.9.20.1.2");
+  EXPECT_EQ(report({}), ingest::kStatusSuccess);
+  EXPECT_EQ(state("1.9.20"), "VERIFIED");
+  EXPECT_EQ(audit_count("study_verified"), 1);
+}
+
+TEST_F(CommitmentTest, AReportThatNeverComesIsShownAndAskedAgainNeverAssumed) {
+  send_study("1.9.21", 2);
+  clock_.advance(seconds(61));
+  committer_verifier_->step();
+  ASSERT_EQ(committer_.asked.size(), 1u);
+  clock_.advance(seconds(31));  // past verify.timeout
+  auto r = committer_verifier_->step();
+  EXPECT_EQ(r.errors, 1);
+  EXPECT_EQ(state("1.9.21"), "SENT");
+  EXPECT_NE(committer_verifier_->health().last_error.find("no N-EVENT-REPORT within 30s"),
+            std::string::npos)
+      << committer_verifier_->health().last_error;
+  EXPECT_NE((*catalog_->queries.study("1.9.21"))
+                ->destinations.at(0)
+                .verify_error.find("no N-EVENT-REPORT"),
+            std::string::npos);
+  EXPECT_EQ(committer_.asked.size(), 1u) << "left alone for verify.retry";
+  clock_.advance(seconds(301));
+  committer_verifier_->step();
+  ASSERT_EQ(committer_.asked.size(), 2u) << "asked again after verify.retry";
+  // The transaction survives in the catalog: an inbox made afresh (a restart) takes the report.
+  inbox_ = std::make_unique<CommitmentInbox>(config_, catalog_->verify, nullptr, [] {});
+  EXPECT_EQ(report({}), ingest::kStatusSuccess);
+  EXPECT_EQ(state("1.9.21"), "VERIFIED");
+}
+
+TEST_F(CommitmentTest, ARequestThatCannotGoIsShownAndRetried) {
+  send_study("1.9.22", 1);
+  clock_.advance(seconds(61));
+  committer_.failure = Error{ErrorCode::kNetwork, "connection refused"};
+  auto r = committer_verifier_->step();
+  EXPECT_EQ(r.errors, 1);
+  EXPECT_NE(committer_verifier_->health().last_error.find("storage commitment: connection refused"),
+            std::string::npos);
+  EXPECT_EQ(state("1.9.22"), "SENT");
+  committer_.failure.reset();
+  clock_.advance(seconds(301));
+  committer_verifier_->step();
+  EXPECT_EQ(committer_.asked.size(), 2u);
+  EXPECT_EQ(report({}), ingest::kStatusSuccess);
+  EXPECT_EQ(state("1.9.22"), "VERIFIED");
 }
 
 }  // namespace
