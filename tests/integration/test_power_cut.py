@@ -13,7 +13,8 @@ each pending name change survives or not at random, as a kernel that had written
 its cache would leave it.
 
 After every cut, each instance whose C-STORE got a success response before it must have
-survived in the catalog with its spool object, or as sent; the catalog must pass PRAGMA
+survived in the catalog with its spool object (in objects/, or as the spool slot it was received
+into, which start-up links back), or as sent; the catalog must pass PRAGMA
 integrity_check. At the end every acknowledged instance must be in Orthanc with the right
 attributes, Orthanc and the catalog must hold each instance once. Prints: power cuts N,
 acknowledged A, lost L.
@@ -25,6 +26,7 @@ A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=200."""
 
 import argparse
 import atexit
+import hashlib
 import json
 import os
 import random
@@ -147,11 +149,27 @@ def read_image(image):
                       "FROM instances i").fetchall()
     db.close()
     shutil.rmtree(copy)
+    slots = slot_hashes(image)
     held = {}
     for uid, sha, states in rows:
         obj = os.path.join(image, "spool", "objects", sha[:2], sha)
-        held[uid] = (os.path.exists(obj), states or "")
+        where = "objects" if os.path.exists(obj) else "slot" if sha in slots else None
+        held[uid] = (where, states or "")
     return integrity, held
+
+
+def slot_hashes(image):
+    """The content hashes of the spool slots (spool/tmp/slot-*) a cut left: an acknowledged
+    object whose hard link into objects/ was not durable yet survives as its slot, and dirgwd's
+    start-up links it back (Spool::remove_temporaries) before anything reads objects/."""
+    tmp = os.path.join(image, "spool", "tmp")
+    out = set()
+    for name in os.listdir(tmp) if os.path.isdir(tmp) else []:
+        path = os.path.join(tmp, name)
+        if name.startswith("slot-") and os.path.getsize(path) > 0:
+            with open(path, "rb") as f:
+                out.add(hashlib.sha256(f.read()).hexdigest())
+    return out
 
 
 def start_gateway(gw):
@@ -245,8 +263,9 @@ def main():
     pacs.thread.start()
 
     failures = []
-    cuts = torn_cuts = while_receiving = while_forwarding = 0
+    cuts = torn_cuts = while_receiving = while_forwarding = in_slot = 0
     lost_at_cut = set()
+    acked_in_slot = set()  # acknowledged, not sent, and found only as a slot after a cut
     seen_in = {}  # instance UID -> the cuts after which its catalog row and object survived
     started = time.time()
     while cuts < args.cuts:
@@ -263,12 +282,16 @@ def main():
         integrity, held = read_image(fs.image)
         if integrity != "ok":
             failures.append(f"cut {cuts}: catalog integrity_check: {integrity}")
-        for uid, (present, _) in held.items():
-            if present:
+        for uid, (where, _) in held.items():
+            if where:
                 seen_in.setdefault(uid, []).append(cuts)
+            if where == "slot":
+                in_slot += 1
         for path in sorted(acked_before):
-            present, states = held.get(uid_of[path], (False, ""))
-            if not present and "sent" not in states.split(","):
+            where, states = held.get(uid_of[path], (None, ""))
+            if where == "slot" and "sent" not in states.split(","):
+                acked_in_slot.add(uid_of[path])
+            if not where and "sent" not in states.split(","):
                 lost_at_cut.add(uid_of[path])
                 failures.append(f"cut {cuts}: acknowledged instance {uid_of[path]} survived "
                                 f"neither with its object nor as sent (catalog row: "
@@ -308,6 +331,8 @@ def main():
 
     print(f"power cut: {while_receiving} cuts while storescu was sending, {while_forwarding} "
           f"while dirgwd was forwarding, torn cuts {torn_cuts}, re-sends {proxy.parts - len(files)}, "
+          f"objects found only as their slot after a cut {in_slot} (acknowledged and not sent: "
+          f"{len(acked_in_slot)} instances, each must reach the repository), "
           f"file system at the end {stats}")
     print(f"power cuts {cuts}, acknowledged {len(acked)}, lost {lost}")
     for f in failures:

