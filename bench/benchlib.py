@@ -6,6 +6,7 @@ namespace); nothing here edits it. Every process is started through harness.Proc
 harness stops whatever is still running at exit.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -530,9 +531,14 @@ def prefill_catalog(state_dir, instances, destination="repository"):
     # Spool files: hard links of one small file (creating a file per object cost 1.5 ms on this
     # disk; a link needs no new inode). Their content does not hash to their name: in the bench
     # nothing reads them (the destination is down, start-up checks that they exist).
-    template = os.path.join(state_dir, "spool", "bench-prefill-object")
-    with open(template, "wb") as f:
-        f.write(TEMPLATE_BYTES)
+    os.makedirs(os.path.join(state_dir, "spool", "tmp"), exist_ok=True)
+
+    def new_template():
+        path = os.path.join(state_dir, "spool", "tmp", f"bench-prefill-{secrets.token_hex(8)}")
+        with open(path, "wb") as f:
+            f.write(TEMPLATE_BYTES)
+        return path
+    template, links = new_template(), 0
     for i in range(256):
         os.makedirs(os.path.join(objects_dir, f"{i:02x}"), exist_ok=True)
     db.execute("PRAGMA journal_mode=OFF")  # no rollback journal or WAL copy while filling
@@ -567,7 +573,10 @@ def prefill_catalog(state_dir, instances, destination="repository"):
                 rows = []
                 for k in range(1, count + 1):
                     sha = hashlib.sha256(f"dirgw bench object {i0 + k}".encode()).hexdigest()
+                    if links == 60_000:  # ext4 allows 65,000 links to one inode
+                        template, links = new_template(), 0
                     os.link(template, os.path.join(objects_dir, sha[:2], sha))
+                    links += 1
                     rows.append((sha, len(TEMPLATE_BYTES), t + k * step_ms, verified, i0 + k))
                 files += count
                 db.execute("CREATE TEMP TABLE IF NOT EXISTS prefill_sha(id INTEGER PRIMARY KEY, "
@@ -603,6 +612,8 @@ def prefill_catalog(state_dir, instances, destination="repository"):
     db.execute("COMMIT")
     db.execute("PRAGMA journal_mode=WAL")
     db.close()
+    for path in glob.glob(os.path.join(state_dir, "spool", "tmp", "bench-prefill-*")):
+        os.unlink(path)  # the links in objects/ stay
     return {"studies": len(studies), "spool_files": files}
 
 

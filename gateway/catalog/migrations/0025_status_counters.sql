@@ -214,6 +214,9 @@ CREATE INDEX study_destinations_without_report ON study_destinations(destination
 -- Start-up reconciliation: the objects that still have a spool file, and derived copies by hash.
 CREATE INDEX objects_unpurged ON objects(sha256) WHERE purged_at IS NULL;
 CREATE INDEX derived_objects_sha ON derived_objects(sha256);
+-- A missing object's instances (flag_missing_object) and retention's object -> instances: by
+-- hash, not a scan of every delivery (found by tests/unit/catalog/query_plans_test.cpp).
+CREATE INDEX instances_object ON instances(object_sha256);
 
 -- Each start records itself; an ordered stop closes its row. A start after a run without a
 -- stopped_at (kill -9, power cut, crash) reconciles the whole spool; after an ordered stop only

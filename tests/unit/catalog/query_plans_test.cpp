@@ -107,7 +107,8 @@ TEST(QueryPlans, HotStatementsUseIndexesNotScans) {
     ASSERT_TRUE(catalog.ingest.record_instance(instance("1.2.3", 2, 'b')).ok());
     std::vector<NewInstance> batch{instance("1.2.4", 1, 'c'), instance("1.2.4", 2, 'c')};
     std::vector<const NewInstance*> ptrs{&batch[0], &batch[1]};
-    for (const auto& r : catalog.ingest.record_instances(ptrs)) ASSERT_TRUE(r.ok());
+    for (const auto& r : catalog.ingest.record_instances(ptrs, NewVersionPolicy::kSend))
+      ASSERT_TRUE(r.ok());
     ASSERT_TRUE(catalog.ingest.flag_missing_object(std::string(63, 'c') + "2").ok());
     // Readiness and the forwarder's due query.
     ASSERT_TRUE(catalog.ingest.oldest_receiving().ok());
