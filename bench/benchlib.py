@@ -6,6 +6,7 @@ namespace); nothing here edits it. Every process is started through harness.Proc
 harness stops whatever is still running at exit.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -13,6 +14,7 @@ import random
 import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -256,6 +258,46 @@ destinations:
                          lambda: self.alive_or_raise() and self.status_ok(), 600, 0.05)
         return self
 
+    def request(self, obj, timeout=120):
+        """One request over the control socket, as the CLI sends it (a JSON line), without the
+        CLI process: the daemon's side of `dirgw status`."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.socket)
+            s.sendall((json.dumps(obj) + "\n").encode())
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def timed_request(self, obj):
+        t0 = time.monotonic()
+        if not self.request(obj).get("ok"):
+            raise RuntimeError(f"dirgwd refused {obj}")
+        return time.monotonic() - t0
+
+    def start_timed(self):
+        """Starts dirgwd; returns the seconds until its control socket first answers status
+        (polled every 5 ms, without the CLI), reconciliation of spool and catalog included."""
+        env = dict(os.environ)
+        env["TCP_NODELAY"] = "0"
+        t0 = time.monotonic()
+        self.process = harness.Process("dirgwd", [self.dirgwd, "--config", self.config_path],
+                                       self.log_path, env=env)
+        while True:
+            self.alive_or_raise()
+            try:
+                if self.request({"cmd": "status"}).get("ok"):
+                    return time.monotonic() - t0
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() - t0 > 600:
+                raise RuntimeError("dirgwd did not answer on its control socket in 600 s")
+            time.sleep(0.005)
+
     @property
     def pid(self):
         return self.process.proc.pid
@@ -440,61 +482,176 @@ http {{
 
 # --- catalog pre-fill --------------------------------------------------------------------------
 
-def prefill_catalog(state_dir, instances, per_study=100, destination="repository"):
-    """Adds `instances` already-delivered instances (studies of `per_study`, all SENT) to the
-    catalog that dirgwd created in state_dir, with plain INSERTs matching
-    gateway/catalog/migrations/*.sql, and writes their spool files (a few bytes each, named by
-    their real SHA-256), because dirgwd's start-up reconciliation flags catalogued objects whose
-    file is missing. Run while dirgwd is stopped."""
+# Shares of a pre-filled catalog, oldest studies first (docs/performance.md, 5): most instances
+# verified by the repository and their spool files purged after retention; some verified and
+# still kept; the newest waiting for a destination that is down (RETRY_WAIT, spool files present).
+PREFILL_PURGED, PREFILL_KEPT = 0.94, 0.04
+INSTANCES_PER_DAY = 500_000  # a large hospital: received_at spreads the rows over n / this days
+TEMPLATE_BYTES = b"dirgw bench pre-filled spool object\n"
+
+
+def _prefill_studies(instances, rng):
+    """[(first instance index, count, category)]: studies of 200-500 instances, oldest first; the
+    category by where the study starts (purged / kept / pending), the last study always pending."""
+    out, i = [], 0
+    while i < instances:
+        count = min(rng.randrange(200, 501), instances - i)
+        frac = i / instances
+        out.append([i, count, "purged" if frac < PREFILL_PURGED else
+                    "kept" if frac < PREFILL_PURGED + PREFILL_KEPT else "pending"])
+        i += count
+    out[-1][2] = "pending"
+    return out
+
+
+def prefill_catalog(state_dir, instances, destination="repository"):
+    """Adds `instances` instances to the catalog dirgwd created in state_dir (run while dirgwd is
+    stopped), as a site would have them after n / 500,000 days: studies of 200-500 instances,
+    PREFILL_PURGED of them VERIFIED with their spool files purged, PREFILL_KEPT VERIFIED and
+    kept, the rest RETRY_WAIT (pending deliveries, next attempt in a day). Rows are generated
+    inside SQLite (recursive CTEs, one transaction per 200 studies), matching
+    gateway/catalog/migrations/*.sql; the counter triggers are dropped meanwhile and the
+    counters computed once at the end. Kept and pending objects get a spool file (hard links of
+    one small file). Audit entries are not generated (start-up reads only the trail after its
+    anchor). Returns
+    {"studies", "spool_files"}."""
     rng = random.Random(instances)
     root = "1.2.826.0.1.3680043.10.1011.99"
-    now = int(time.time() * 1000) - 86400000
+    now = int(time.time() * 1000)
+    step_ms = 86_400_000 // INSTANCES_PER_DAY
+    t0 = now - instances * step_ms
     objects_dir = os.path.join(state_dir, "spool", "objects")
-    db = sqlite3.connect(os.path.join(state_dir, "catalog.db"))
+    db = sqlite3.connect(os.path.join(state_dir, "catalog.db"), isolation_level=None)
+    db.execute("PRAGMA cache_size=-262144")  # 256 MiB: this process only, not dirgwd
+    db.execute("PRAGMA synchronous=OFF")
+    # The counter triggers (schemas 9 and 25) cost more than the rows: dropped while filling,
+    # the counters computed once at the end as the migrations compute them, then put back.
+    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND "
+                          "name != 'deliveries_need_study' AND tbl_name IN ('deliveries', "
+                          "'studies', 'study_destinations', 'objects')").fetchall()
+    for name, _ in triggers:
+        db.execute(f"DROP TRIGGER {name}")
+    # Spool files: hard links of one small file (creating a file per object cost 1.5 ms on this
+    # disk; a link needs no new inode). Their content does not hash to their name: in the bench
+    # nothing reads them (the destination is down, start-up checks that they exist).
+    os.makedirs(os.path.join(state_dir, "spool", "tmp"), exist_ok=True)
+
+    def new_template():
+        path = os.path.join(state_dir, "spool", "tmp", f"bench-prefill-{secrets.token_hex(8)}")
+        with open(path, "wb") as f:
+            f.write(TEMPLATE_BYTES)
+        return path
+    template, links = new_template(), 0
+    for i in range(256):
+        os.makedirs(os.path.join(objects_dir, f"{i:02x}"), exist_ok=True)
+    db.execute("PRAGMA journal_mode=OFF")  # no rollback journal or WAL copy while filling
+    inst0 = db.execute("SELECT coalesce(max(id), 0) FROM instances").fetchone()[0]
+    sid0 = db.execute("SELECT coalesce(max(id), 0) FROM studies").fetchone()[0]
+    studies = _prefill_studies(instances, rng)
+    files = 0
+    for chunk in range(0, len(studies), 200):
+        db.execute("BEGIN")
+        for s, (first, count, cat) in enumerate(studies[chunk:chunk + 200], start=chunk):
+            sid, i0 = sid0 + s + 1, inst0 + first  # instance ids i0+1 .. i0+count
+            t = t0 + first * step_ms
+            t_end = t + count * step_ms
+            pending = cat == "pending"
+            sent = None if pending else t_end + 600_000
+            verified = None if pending else t_end + 3_600_000
+            db.execute("INSERT INTO studies(id, study_uid, state, first_received_at, "
+                       "last_received_at, instance_count, byte_count) VALUES (?,?,?,?,?,?,?)",
+                       (sid, f"{root}.1.{1_000_000 + sid}", "STABLE", t, t_end, count, count * 530_000))
+            db.execute("INSERT INTO study_destinations(study_id, destination, state, updated_at, "
+                       "sent_at, verified_at) VALUES (?,?,?,?,?,?)",
+                       (sid, destination, "RETRY_WAIT" if pending else "VERIFIED",
+                        t_end + 600_000, sent, verified))
+            if cat == "purged":
+                db.execute(
+                    "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < ?1) "
+                    "INSERT INTO objects(sha256, size, created_at, purged_at, verified_at) "
+                    "SELECT printf('%016x%048x', ?2 + k, 0), 530000, ?3 + k * ?4, ?5, ?6 FROM c",
+                    (count, i0, t, step_ms, verified + 86_400_000, verified))
+                sha_sql = "printf('%016x%048x', ?2 + k, 0)"
+            else:
+                rows = []
+                for k in range(1, count + 1):
+                    sha = hashlib.sha256(f"dirgw bench object {i0 + k}".encode()).hexdigest()
+                    if links == 60_000:  # ext4 allows 65,000 links to one inode
+                        template, links = new_template(), 0
+                    os.link(template, os.path.join(objects_dir, sha[:2], sha))
+                    links += 1
+                    rows.append((sha, len(TEMPLATE_BYTES), t + k * step_ms, verified, i0 + k))
+                files += count
+                db.execute("CREATE TEMP TABLE IF NOT EXISTS prefill_sha(id INTEGER PRIMARY KEY, "
+                           "sha TEXT)")
+                db.execute("DELETE FROM prefill_sha")
+                db.executemany("INSERT INTO prefill_sha(id, sha) VALUES (?5, ?1)", rows)
+                db.executemany("INSERT INTO objects(sha256, size, created_at, verified_at) "
+                               "VALUES (?1, ?2, ?3, ?4)", [r[:4] for r in rows])
+                sha_sql = "(SELECT sha FROM prefill_sha WHERE id = ?2 + k)"
+            db.execute(
+                "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < ?1) "
+                "INSERT INTO instances(id, study_id, sop_instance_uid, sop_class_uid, series_uid, "
+                "transfer_syntax, modality, object_sha256, size, received_at, calling_ae, peer, "
+                "source, patient_identity) "
+                f"SELECT ?2 + k, ?5, ?6 || '.' || k, '1.2.840.10008.5.1.4.1.1.2', ?7, "
+                f"'1.2.840.10008.1.2.1', 'CT', {sha_sql}, 530000, ?3 + k * ?4, 'PACS1', "
+                "'127.0.0.1:40000', 'dicom:PACS1', 'P' || ?5 || '|BENCH' FROM c",
+                (count, i0, t, step_ms, sid, f"{root}.3.{1_000_000 + sid}",
+                 f"{root}.2.{1_000_000 + sid}"))
+            db.execute(
+                "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < ?1) "
+                "INSERT INTO deliveries(instance_id, destination, state, attempts, sent_at, "
+                "verified_at, next_attempt_at, study_id) "
+                "SELECT ?2 + k, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM c",
+                (count, i0, destination, "pending" if pending else "verified",
+                 3 if pending else 1, sent, verified, now + 86_400_000 if pending else 0, sid))
+        db.execute("COMMIT")
+    db.execute("BEGIN")
+    for sql in PREFILL_COUNTERS:
+        db.execute(sql)
+    for _, sql in triggers:
+        db.execute(sql)
+    db.execute("COMMIT")
     db.execute("PRAGMA journal_mode=WAL")
-    cur = db.cursor()
-    cur.execute("BEGIN")
-    n_studies = (instances + per_study - 1) // per_study
-    inst_id = cur.execute("SELECT coalesce(max(id), 0) FROM instances").fetchone()[0]
-    study_id0 = cur.execute("SELECT coalesce(max(id), 0) FROM studies").fetchone()[0]
-    objects, insts, deliveries, studies, sds = [], [], [], [], []
-    left = instances
-    for s in range(n_studies):
-        sid = study_id0 + s + 1
-        count = min(per_study, left)
-        left -= count
-        study_uid = f"{root}.1.{sid}.{rng.randrange(10**8)}"
-        series_uid = f"{root}.2.{sid}.{rng.randrange(10**8)}"
-        t = now + s * 1000
-        for k in range(count):
-            inst_id += 1
-            content = f"dirgw bench pre-filled object {inst_id} {rng.getrandbits(64)}\n".encode()
-            sha = hashlib.sha256(content).hexdigest()
-            shard = os.path.join(objects_dir, sha[:2])
-            os.makedirs(shard, exist_ok=True)
-            with open(os.path.join(shard, sha), "wb") as f:
-                f.write(content)
-            size = len(content)
-            objects.append((sha, size, t))
-            insts.append((inst_id, sid, f"{series_uid}.{k + 1}", "1.2.840.10008.5.1.4.1.1.2",
-                          series_uid, "1.2.840.10008.1.2.1", "CT", sha, size, t, "PACS1",
-                          "127.0.0.1:40000"))
-            deliveries.append((inst_id, destination, "sent", 1, t + 2000))
-        studies.append((sid, study_uid, "STABLE", t, t + 500, count, count * size))
-        sds.append((sid, destination, "SENT", t + 2000, t + 2000))
-    cur.executemany("INSERT INTO objects(sha256, size, created_at) VALUES (?,?,?)", objects)
-    cur.executemany("INSERT INTO studies(id, study_uid, state, first_received_at, last_received_at, "
-                    "instance_count, byte_count) VALUES (?,?,?,?,?,?,?)", studies)
-    cur.executemany("INSERT INTO study_destinations(study_id, destination, state, updated_at, "
-                    "sent_at) VALUES (?,?,?,?,?)", sds)
-    cur.executemany("INSERT INTO instances(id, study_id, sop_instance_uid, sop_class_uid, "
-                    "series_uid, transfer_syntax, modality, object_sha256, size, received_at, "
-                    "calling_ae, peer) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", insts)
-    cur.executemany("INSERT INTO deliveries(instance_id, destination, state, attempts, sent_at) "
-                    "VALUES (?,?,?,?,?)", deliveries)
-    db.commit()
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
+    for path in glob.glob(os.path.join(state_dir, "spool", "tmp", "bench-prefill-*")):
+        os.unlink(path)  # the links in objects/ stay
+    return {"studies": len(studies), "spool_files": files}
+
+
+# The per-study and per-state counters of schemas 9 and 25, computed from the rows (as the
+# migrations' own UPDATEs do) after a pre-fill without triggers.
+PREFILL_COUNTERS = [
+    "UPDATE study_destinations SET "
+    "open_count = (SELECT count(*) FROM deliveries d WHERE d.study_id = study_destinations.study_id"
+    " AND d.destination = study_destinations.destination AND d.state IN ('pending', 'sending')), "
+    "sending_count = (SELECT count(*) FROM deliveries d WHERE d.study_id = "
+    "study_destinations.study_id AND d.destination = study_destinations.destination "
+    "AND d.state = 'sending'), "
+    "failed_count = (SELECT count(*) FROM deliveries d WHERE d.study_id = "
+    "study_destinations.study_id AND d.destination = study_destinations.destination "
+    "AND d.state = 'failed'), "
+    "live_count = (SELECT count(*) FROM deliveries d WHERE d.study_id = study_destinations.study_id"
+    " AND d.destination = study_destinations.destination AND d.state != 'superseded'), "
+    "open_bytes = (SELECT coalesce(sum(i.size), 0) FROM deliveries d JOIN instances i "
+    "ON i.id = d.instance_id WHERE d.study_id = study_destinations.study_id "
+    "AND d.destination = study_destinations.destination AND d.state IN ('pending', 'sending'))",
+    "DELETE FROM delivery_counts",
+    "INSERT INTO delivery_counts(destination, state, deliveries) "
+    "SELECT destination, state, count(*) FROM deliveries GROUP BY destination, state",
+    "DELETE FROM study_destination_counts",
+    "INSERT INTO study_destination_counts(destination, state, studies, deliveries, open, "
+    "open_bytes) SELECT destination, state, count(*), sum(live_count), sum(open_count), "
+    "sum(open_bytes) FROM study_destinations GROUP BY destination, state",
+    "DELETE FROM study_counts",
+    "INSERT INTO study_counts(state, studies, instances, bytes) "
+    "SELECT state, count(*), sum(instance_count), sum(byte_count) FROM studies GROUP BY state",
+    "DELETE FROM object_counts",
+    "INSERT INTO object_counts(kind, objects, bytes) SELECT CASE WHEN purged_at IS NOT NULL "
+    "THEN 'purged' WHEN verified_at IS NOT NULL THEN 'verified' ELSE 'held' END AS k, count(*), "
+    "sum(size) FROM objects GROUP BY k",
+]
 
 
 def durable_writer(directory, parts):

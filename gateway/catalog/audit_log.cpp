@@ -14,19 +14,42 @@ Result<void> AuditLog::audit(audit::Event event) {
   });
 }
 
+namespace {
+
+audit::VerifyResult verify_rows(Connection& db, audit::Verifier& v, std::int64_t from_seq) {
+  auto st = db.prepare(std::string(kAuditColumns) + "WHERE seq >= ?1 ORDER BY seq");
+  st.bind(1, from_seq);
+  while (st.step()) {
+    auto e = audit_row(st);
+    if (!e) {
+      v.reject(st.int64(0), e.error().detail);
+      break;
+    }
+    if (!v.add(*e)) break;
+  }
+  return v.finish();
+}
+
+}  // namespace
+
 Result<audit::VerifyResult> AuditLog::verify_audit(const std::optional<audit::Anchor>& anchor) {
   return db_.read([&](Connection& db) -> Result<audit::VerifyResult> {
     audit::Verifier v(audit::ChainHasher::plain(), audit::Anchor{}, anchor);
-    auto st = db.prepare(std::string(kAuditColumns) + "ORDER BY seq");
-    while (st.step()) {
-      auto e = audit_row(st);
-      if (!e) {
-        v.reject(st.int64(0), e.error().detail);
-        break;
-      }
-      if (!v.add(*e)) break;
-    }
-    return v.finish();
+    return verify_rows(db, v, 0);
+  });
+}
+
+Result<audit::VerifyResult> AuditLog::verify_audit_from_anchor(const audit::Anchor& anchor) {
+  if (anchor.seq <= 1) return verify_audit(anchor);
+  return db_.read([&](Connection& db) -> Result<audit::VerifyResult> {
+    // The anchored entry's own prev_hash as the start: its link is the part of the chain this
+    // check leaves to `dirgw audit verify`; its content must recompute to the anchor's hash.
+    audit::Anchor start{anchor.seq - 1, ""};
+    auto prev = db.prepare("SELECT prev_hash FROM audit_events WHERE seq = ?1");
+    prev.bind(1, anchor.seq);
+    if (prev.step()) start.hash = prev.text(0);
+    audit::Verifier v(audit::ChainHasher::plain(), start, anchor);
+    return verify_rows(db, v, anchor.seq);
   });
 }
 

@@ -14,6 +14,10 @@ class AuditLog {
   Result<void> audit(audit::Event event);
   // Streams the trail through a verifier (on the read connection).
   Result<audit::VerifyResult> verify_audit(const std::optional<audit::Anchor>& anchor);
+  // The start-up check: the anchored entry recomputes to the anchor's hash and every entry after
+  // it chains on. Reads the entries since the anchor, not the whole trail (millions of entries at
+  // a large site); `dirgw audit verify` still checks everything.
+  Result<audit::VerifyResult> verify_audit_from_anchor(const audit::Anchor& anchor);
   Result<std::vector<audit::Event>> audit_since(std::int64_t since_ms, int limit);
   Result<std::vector<audit::Event>> audit_after(std::int64_t after_seq, int limit);
   Result<audit::Anchor> audit_head();

@@ -230,14 +230,19 @@ Result<void> DeliveryLedger::record_destination_error(const std::string& destina
 Result<int> DeliveryLedger::recover_interrupted_sends() {
   return db_.write([&](Connection& db) -> Result<int> {
     // Withdrawn meanwhile: never sent again, but the repository may hold them.
+    // Through the partial index of open deliveries (schema 27): the backlog, not every delivery
+    // ever kept (the index's own condition must be in the WHERE clause for SQLite to use it).
     db.prepare(
-          "UPDATE deliveries SET state = 'withdrawn', in_doubt = 1 WHERE state = 'sending' AND "
+          "UPDATE deliveries INDEXED BY deliveries_open SET state = 'withdrawn', in_doubt = 1 "
+          "WHERE state IN ('pending', 'sending') AND state = 'sending' AND "
           "EXISTS (SELECT 1 FROM instances i JOIN study_destinations sd ON sd.study_id = "
           "i.study_id AND sd.destination = deliveries.destination WHERE i.id = "
           "deliveries.instance_id AND sd.state = 'WITHDRAWN')")
         .run();
     int in_doubt = db.changes();
-    db.prepare("UPDATE deliveries SET state = 'pending', in_doubt = 1 WHERE state = 'sending'")
+    db.prepare(
+          "UPDATE deliveries INDEXED BY deliveries_open SET state = 'pending', in_doubt = 1 "
+          "WHERE state IN ('pending', 'sending') AND state = 'sending'")
         .run();
     in_doubt += db.changes();
     for (const auto& dest : db_.destinations()) finish_waiting_notifications(db, db_.clock(), dest);

@@ -325,17 +325,55 @@ Result<bool> IngestLedger::has_object(const std::string& sha256) {
   });
 }
 
-Result<std::vector<std::string>> IngestLedger::object_hashes() {
+Result<std::vector<std::string>> IngestLedger::object_hashes(const std::string& shard) {
   return db_.locked([&](Connection& db) -> Result<std::vector<std::string>> {
     std::vector<std::string> out;
     // Originals only: derived objects live in spool/derived/, which the spool's listing of
     // received objects does not include (counting them made every coerced object "missing" at
-    // each start).
+    // each start). Through the partial index of unpurged objects: purged rows are never read.
     auto st = db.prepare(
-        "SELECT sha256 FROM objects WHERE sha256 NOT IN (SELECT sha256 FROM derived_objects) "
-        "AND purged_at IS NULL ORDER BY sha256");
+        "SELECT sha256 FROM objects INDEXED BY objects_unpurged WHERE purged_at IS NULL "
+        "AND sha256 >= ?1 AND sha256 < ?2 "
+        "AND NOT EXISTS (SELECT 1 FROM derived_objects d WHERE d.sha256 = objects.sha256) "
+        "ORDER BY sha256");
+    st.bind(1, shard).bind(2, shard.empty() ? std::string("g") : shard + "g");
     while (st.step()) out.push_back(st.text(0));
     return out;
+  });
+}
+
+Result<void> IngestLedger::each_open_object(const std::function<void(const std::string&)>& each) {
+  return db_.read([&](Connection& db) -> Result<void> {
+    auto st = db.prepare(
+        "SELECT i.object_sha256 FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+        "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending')");
+    for (const auto& dest : db_.destinations()) {
+      st.reset();
+      st.bind(1, dest);
+      while (st.step()) each(st.text(0));
+    }
+    return {};
+  });
+}
+
+Result<bool> IngestLedger::begin_run() {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) -> Result<bool> {
+    auto last =
+        db.prepare("SELECT stopped_at IS NOT NULL FROM daemon_runs ORDER BY id DESC LIMIT 1");
+    const bool ordered = last.step() && last.int64(0) != 0;
+    db.prepare("INSERT INTO daemon_runs(started_at) VALUES (?1)").bind(1, now).run();
+    return ordered;
+  });
+}
+
+Result<void> IngestLedger::end_run() {
+  const std::int64_t now = db_.now_ms();
+  return db_.write([&](Connection& db) {
+    db.prepare(
+          "UPDATE daemon_runs SET stopped_at = ?1 WHERE id = (SELECT max(id) FROM daemon_runs)")
+        .bind(1, now)
+        .run();
   });
 }
 

@@ -2,6 +2,10 @@
 // readiness (RECEIVING -> STABLE) and start-up reconciliation of spool and catalog.
 #pragma once
 
+#include <functional>
+#include <string>
+#include <vector>
+
 #include "catalog/database.h"
 #include "catalog/types.h"
 
@@ -31,8 +35,17 @@ class IngestLedger {
 
   // Start-up reconciliation of spool and catalog.
   Result<bool> has_object(const std::string& sha256);
-  // The received objects the catalog knows (originals; not derived copies).
-  Result<std::vector<std::string>> object_hashes();
+  // The received objects the catalog knows and has not purged (originals; not derived copies),
+  // sorted; only those of one spool shard ("3f") when given.
+  Result<std::vector<std::string>> object_hashes(const std::string& shard = "");
+  // Calls `each` with the object of every delivery still to be sent (pending, sending): the
+  // files an ordered stop cannot have lost but that must be there. Reads the partial index of
+  // open deliveries (schema 27), never the whole catalog.
+  Result<void> each_open_object(const std::function<void(const std::string&)>& each);
+  // Records this daemon run's start; true when the run before ended with an ordered stop
+  // (end_run()), false after a kill, crash or power cut, or on a catalog that never recorded one.
+  Result<bool> begin_run();
+  Result<void> end_run();
   // Pending deliveries of instances whose object is missing become failed, with the reason.
   Result<int> flag_missing_object(const std::string& sha256);
   Result<void> record_reconciliation(const Reconciliation& r);

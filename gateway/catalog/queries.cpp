@@ -16,6 +16,68 @@ int Queries::schema_version() {
   return v ? *v : 0;
 }
 
+namespace {
+
+// One destination's part of status, from the counters of schema 27 and partial indexes: what it
+// reads grows with what it shows (the backlog's first row, studies in error), not with the
+// catalog. The plans are asserted by tests/unit/catalog/query_plans_test.cpp.
+DestinationStatus destination_status(Connection& db, const std::string& name) {
+  DestinationStatus d;
+  d.name = name;
+  // Instances per state are the study's deliveries to this destination, superseded versions left
+  // out: a SENT study counts what was (or will be) sent, not every version.
+  auto st = db.prepare(
+      "SELECT state, studies, deliveries FROM study_destination_counts "
+      "WHERE destination = ?1 AND studies > 0 ORDER BY state");
+  st.bind(1, name);
+  while (st.step()) d.states.push_back({st.text(0), st.int64(1), st.int64(2)});
+  // A quarantined study's instances wait for a person, not for the destination.
+  // Of them, those of a HELD study (consent, operator, report): they do not drain while held,
+  // so the forecast leaves them out (docs/report.md#forecasts).
+  auto pend = db.prepare(
+      "SELECT coalesce(sum(open), 0), coalesce(sum(open_bytes), 0), "
+      "coalesce(sum(CASE WHEN state = 'HELD' THEN open END), 0) FROM "
+      "study_destination_counts WHERE destination = ?1 AND state != 'QUARANTINED'");
+  pend.bind(1, name);
+  pend.step();
+  d.pending_instances = pend.int64(0);
+  d.pending_bytes = pend.int64(1);
+  d.held_instances = pend.int64(2);
+  // Instance ids grow as instances arrive: the first open delivery by id is the oldest.
+  auto oldest = db.prepare(
+      "SELECT i.received_at FROM deliveries d JOIN instances i ON i.id = d.instance_id "
+      "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending') "
+      "AND NOT EXISTS (SELECT 1 FROM study_destinations sd WHERE sd.study_id = d.study_id "
+      "AND sd.destination = d.destination AND sd.state = 'QUARANTINED') "
+      "ORDER BY d.instance_id LIMIT 1");
+  oldest.bind(1, name);
+  d.oldest_pending_at = oldest.step() ? oldest.int64(0) : 0;
+  auto ds = db.prepare(
+      "SELECT coalesce(last_success_at, 0), coalesce(last_error_at, 0), last_error "
+      "FROM destination_status WHERE destination = ?1");
+  ds.bind(1, name);
+  if (ds.step()) {
+    d.last_success_at = ds.int64(0);
+    d.last_error_at = ds.int64(1);
+    d.last_error = ds.text(2);
+  }
+  auto waiting = db.prepare(
+      "SELECT count(*) FROM study_destinations WHERE destination = ?1 AND state = 'HELD' "
+      "AND reason_code = ?2");
+  waiting.bind(1, name).bind(2, reason::kWaitingReport);
+  waiting.step();
+  d.waiting_report = waiting.int64(0);
+  auto without = db.prepare(
+      "SELECT count(*) FROM study_destinations WHERE destination = ?1 "
+      "AND report_note LIKE 'sent without report%'");
+  without.bind(1, name);
+  without.step();
+  d.without_report = without.int64(0);
+  return d;
+}
+
+}  // namespace
+
 Result<Status> Queries::status() {
   return db_.read([&](Connection& db) -> Result<Status> {
     Status s;
@@ -24,10 +86,12 @@ Result<Status> Queries::status() {
       st.step();
       s.schema_version = static_cast<int>(st.int64(0));
     }
+    // Counter tables kept by triggers (schema 27): status reads a few rows whatever the
+    // catalog's size, never the studies, deliveries or objects it counts.
     {
       auto st = db.prepare(
-          "SELECT count(*), coalesce(sum(instance_count), 0), coalesce(sum(byte_count), 0) "
-          "FROM studies");
+          "SELECT coalesce(sum(studies), 0), coalesce(sum(instances), 0), "
+          "coalesce(sum(bytes), 0) FROM study_counts");
       st.step();
       s.studies = st.int64(0);
       s.instances = st.int64(1);
@@ -35,58 +99,11 @@ Result<Status> Queries::status() {
     }
     {
       auto st = db.prepare(
-          "SELECT state, count(*), sum(instance_count) FROM studies GROUP BY state ORDER BY state");
+          "SELECT state, studies, instances FROM study_counts WHERE studies > 0 ORDER BY state");
       while (st.step()) s.ingest_states.push_back({st.text(0), st.int64(1), st.int64(2)});
     }
-    for (const auto& name : db_.destinations()) {
-      DestinationStatus d;
-      d.name = name;
-      auto st = db.prepare(
-          // Instances per state are the study's deliveries to this destination, superseded
-          // versions left out: a SENT study counts what was (or will be) sent, not every version.
-          "SELECT sd.state, count(*), coalesce(sum((SELECT count(*) FROM deliveries d "
-          "WHERE d.study_id = sd.study_id AND d.destination = sd.destination "
-          "AND d.state != 'superseded')), 0) FROM study_destinations sd "
-          "WHERE sd.destination = ?1 GROUP BY sd.state ORDER BY sd.state");
-      st.bind(1, name);
-      while (st.step()) d.states.push_back({st.text(0), st.int64(1), st.int64(2)});
-      auto pend = db.prepare(
-          "SELECT count(*), coalesce(sum(i.size), 0), coalesce(min(i.received_at), 0), "
-          // Of them, those of a HELD study (consent, operator, report): they do not drain
-          // while held, so the forecast leaves them out (docs/report.md#forecasts).
-          "coalesce(sum(EXISTS (SELECT 1 FROM study_destinations sd WHERE sd.study_id = "
-          "d.study_id AND sd.destination = d.destination AND sd.state = 'HELD')), 0) "
-          "FROM deliveries d JOIN instances i ON i.id = d.instance_id "
-          "WHERE d.destination = ?1 AND d.state IN ('pending', 'sending') "
-          // A quarantined study's instances wait for a person, not for the destination.
-          "AND NOT EXISTS (SELECT 1 FROM study_destinations sd WHERE sd.study_id = d.study_id "
-          "AND sd.destination = d.destination AND sd.state = 'QUARANTINED')");
-      pend.bind(1, name);
-      pend.step();
-      d.pending_instances = pend.int64(0);
-      d.pending_bytes = pend.int64(1);
-      d.oldest_pending_at = pend.int64(2);
-      d.held_instances = pend.int64(3);
-      auto ds = db.prepare(
-          "SELECT coalesce(last_success_at, 0), coalesce(last_error_at, 0), last_error "
-          "FROM destination_status WHERE destination = ?1");
-      ds.bind(1, name);
-      if (ds.step()) {
-        d.last_success_at = ds.int64(0);
-        d.last_error_at = ds.int64(1);
-        d.last_error = ds.text(2);
-      }
-      auto rep = db.prepare(
-          "SELECT coalesce(sum(state = 'HELD' AND reason_code = ?2), 0), "
-          "coalesce(sum(report_note LIKE 'sent without report%'), 0) FROM study_destinations "
-          "WHERE destination = ?1");
-      rep.bind(1, name).bind(2, reason::kWaitingReport);
-      if (rep.step()) {
-        d.waiting_report = rep.int64(0);
-        d.without_report = rep.int64(1);
-      }
-      s.destinations.push_back(std::move(d));
-    }
+    for (const auto& name : db_.destinations())
+      s.destinations.push_back(destination_status(db, name));
     {
       auto st = db.prepare("SELECT count(*) FROM refusals");
       st.step();

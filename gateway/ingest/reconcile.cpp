@@ -1,6 +1,7 @@
 #include "ingest/reconcile.h"
 
-#include <set>
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <system_error>
 
@@ -14,10 +15,10 @@ namespace {
 // Complete objects the catalog does not know: adopted when they parse, quarantined otherwise.
 Result<void> adopt_orphans(const Spool& spool, catalog::IngestLedger& ingest,
                            const std::vector<std::string>& on_disk,
-                           const std::set<std::string>& known, const ReconcileOptions& options,
+                           const std::vector<std::string>& known, const ReconcileOptions& options,
                            catalog::Reconciliation& summary) {
   for (const auto& sha : on_disk) {
-    if (known.count(sha)) continue;
+    if (std::binary_search(known.begin(), known.end(), sha)) continue;
     const auto path = spool.object_path(sha);
     auto scan = prescan_file(path, options.limits);
     std::error_code ec;
@@ -39,6 +40,63 @@ Result<void> adopt_orphans(const Spool& spool, catalog::IngestLedger& ingest,
   return {};
 }
 
+Result<void> flag_missing(catalog::IngestLedger& ingest, const std::vector<std::string>& missing,
+                          catalog::Reconciliation& summary) {
+  for (const auto& sha : missing) {
+    auto n = ingest.flag_missing_object(sha);
+    if (!n) return n.error();
+    log::error("catalogued object is missing from the spool: its deliveries are failed",
+               {{"object", sha}, {"deliveries", std::to_string(*n)}});
+    ++summary.missing;
+  }
+  return {};
+}
+
+// After a kill, crash or power cut: every spool file against every unpurged catalogued object,
+// one shard at a time (memory bounded by a shard, rows read through the partial index of unpurged
+// objects, never the purged history). Returns the number of spool files seen.
+Result<std::size_t> reconcile_everything(const Spool& spool, catalog::IngestLedger& ingest,
+                                         const ReconcileOptions& options,
+                                         catalog::Reconciliation& summary) {
+  std::size_t files = 0;
+  for (int shard = 0; shard < 256; ++shard) {
+    auto on_disk = spool.list_objects(shard);
+    if (!on_disk) return on_disk.error();
+    std::sort(on_disk->begin(), on_disk->end());
+    files += on_disk->size();
+    constexpr char kHex[] = "0123456789abcdef";
+    const std::string prefix{kHex[shard >> 4], kHex[shard & 0xf]};
+    auto known = ingest.object_hashes(prefix);
+    if (!known) return known.error();
+    if (auto r = adopt_orphans(spool, ingest, *on_disk, *known, options, summary); !r)
+      return r.error();
+    std::vector<std::string> missing;
+    std::set_difference(known->begin(), known->end(), on_disk->begin(), on_disk->end(),
+                        std::back_inserter(missing));
+    if (auto r = flag_missing(ingest, missing, summary); !r) return r.error();
+  }
+  return files;
+}
+
+// After an ordered stop nothing was being received or renamed, so no spool file can lack its
+// row; what must still be there are the files of deliveries not yet sent. Returns how many
+// objects were checked.
+Result<std::size_t> reconcile_open(const Spool& spool, catalog::IngestLedger& ingest,
+                                   catalog::Reconciliation& summary) {
+  std::size_t checked = 0;
+  std::vector<std::string> missing;
+  auto r = ingest.each_open_object([&](const std::string& sha) {
+    ++checked;
+    std::error_code ec;
+    if (!std::filesystem::exists(spool.object_path(sha), ec) && !ec) missing.push_back(sha);
+  });
+  if (!r) return r.error();
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  if (auto f = flag_missing(ingest, missing, summary); !f) return f.error();
+  return checked;
+}
+
 }  // namespace
 
 Result<catalog::Reconciliation> reconcile(const Spool& spool, catalog::IngestLedger& ingest,
@@ -57,21 +115,17 @@ Result<catalog::Reconciliation> reconcile(const Spool& spool, catalog::IngestLed
     log::info("spool slots of catalogued objects linked back after a stop",
               {{"objects", std::to_string(cleaned->slots_relinked)}});
 
-  auto on_disk = spool.list_objects();
-  if (!on_disk) return on_disk.error();
-  auto known_list = ingest.object_hashes();
-  if (!known_list) return known_list.error();
-  std::set<std::string> known(known_list->begin(), known_list->end());
-  std::set<std::string> present(on_disk->begin(), on_disk->end());
-  if (auto r = adopt_orphans(spool, ingest, *on_disk, known, options, summary); !r)
-    return r.error();
-  for (const auto& sha : known) {
-    if (present.count(sha)) continue;
-    auto n = ingest.flag_missing_object(sha);
-    if (!n) return n.error();
-    log::error("catalogued object is missing from the spool: its deliveries are failed",
-               {{"object", sha}, {"deliveries", std::to_string(*n)}});
-    ++summary.missing;
+  auto ordered = ingest.begin_run();
+  if (!ordered) return ordered.error();
+  std::size_t files = 0;
+  if (*ordered) {
+    auto checked = reconcile_open(spool, ingest, summary);
+    if (!checked) return checked.error();
+    files = *checked;
+  } else {
+    auto seen = reconcile_everything(spool, ingest, options, summary);
+    if (!seen) return seen.error();
+    files = *seen;
   }
   // Requests that were on the wire when the daemon stopped: their outcome is unknown.
   auto in_flight = delivery.recover_interrupted_sends();
@@ -85,7 +139,8 @@ Result<catalog::Reconciliation> reconcile(const Spool& spool, catalog::IngestLed
              {"adopted", std::to_string(summary.adopted)},
              {"quarantined", std::to_string(summary.quarantined)},
              {"missing", std::to_string(summary.missing)},
-             {"objects", std::to_string(on_disk->size())}});
+             {"after", *ordered ? "an ordered stop" : "an interrupted run"},
+             {"objects_checked", std::to_string(files)}});
   if (auto r = ingest.record_reconciliation(summary); !r) return r.error();
   return summary;
 }

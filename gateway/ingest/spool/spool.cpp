@@ -216,17 +216,25 @@ Result<StoredObject> Spool::commit_derived(const fs::path& temp) const {
 
 Result<std::vector<std::string>> Spool::list_objects() const {
   std::vector<std::string> out;
-  std::error_code ec;
   for (int i = 0; i < 256; ++i) {
-    for (const auto& e : fs::directory_iterator(root_ / "objects" / shard_name(i), ec)) {
-      const std::string name = e.path().filename().string();
-      // Only our own names: 64 lower-case hex digits in their own shard.
-      if (name.size() == 64 && name.find_first_not_of(kHex) == std::string::npos &&
-          name.compare(0, 2, shard_name(i)) == 0)
-        out.push_back(name);
-    }
-    if (ec) return make_error(ErrorCode::kIo, "scan spool: " + ec.message());
+    auto shard = list_objects(i);
+    if (!shard) return shard.error();
+    out.insert(out.end(), shard->begin(), shard->end());
   }
+  return out;
+}
+
+Result<std::vector<std::string>> Spool::list_objects(int shard) const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ / "objects" / shard_name(shard), ec)) {
+    const std::string name = e.path().filename().string();
+    // Only our own names: 64 lower-case hex digits in their own shard.
+    if (name.size() == 64 && name.find_first_not_of(kHex) == std::string::npos &&
+        name.compare(0, 2, shard_name(shard)) == 0)
+      out.push_back(name);
+  }
+  if (ec) return make_error(ErrorCode::kIo, "scan spool: " + ec.message());
   return out;
 }
 

@@ -72,6 +72,9 @@ class Spool {
 
   // Every complete object's hash (for start-up reconciliation with the catalog).
   Result<std::vector<std::string>> list_objects() const;
+  // The same for one of the 256 shard directories (0..255), so that a caller walking the whole
+  // spool holds one shard's names at a time.
+  Result<std::vector<std::string>> list_objects(int shard) const;
   // Moves an object out of the spool into `dir` (made durable), e.g. one that does not parse.
   Result<void> move_object(const std::string& sha256, const std::filesystem::path& dir) const;
   // Deletes an object the catalog no longer refers to (a quarantined study deleted by an

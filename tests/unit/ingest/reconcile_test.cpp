@@ -89,5 +89,38 @@ TEST_F(ReconcileTest, CataloguedObjectMissingFromTheSpoolIsFlagged) {
   for (const auto& d : (*study)->instances.front().deliveries) EXPECT_EQ(d.state, "failed");
 }
 
+// After an ordered stop (issue 16: start-up flat at millions of rows) only spool/tmp/ and the
+// files of deliveries still to be sent are checked; a missing one is still flagged.
+TEST_F(ReconcileTest, AfterAnOrderedStopOnlyOpenDeliveriesAreChecked) {
+  ASSERT_TRUE(run().ok());  // first start: a catalog that never recorded a stop
+  const std::string bytes = dicom();
+  const auto o = store(bytes);
+  auto scan = prescan_bytes(bytes, PrescanLimits{});
+  ASSERT_TRUE(scan.ok());
+  ASSERT_TRUE(catalog_->ingest.record_instance(new_instance(*scan, o, "PACS1", "peer")).ok());
+  ASSERT_TRUE(catalog_->ingest.end_run().ok());
+  std::filesystem::remove(o.path);
+  ASSERT_TRUE(write_file_durably(spool_->new_temp_path(), "half", 0640).ok());
+  auto r = run();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->missing, 1) << "a pending delivery's file is checked after an ordered stop";
+  EXPECT_EQ(r->temporaries, 1);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  for (const auto& d : (*study)->instances.front().deliveries) EXPECT_EQ(d.state, "failed");
+}
+
+// An orphan can only be left by an interrupted run (a rename into objects/ whose row never
+// committed): after one, the whole spool is walked again and the orphan adopted.
+TEST_F(ReconcileTest, AfterAnInterruptedRunTheWholeSpoolIsReconciled) {
+  ASSERT_TRUE(run().ok());
+  ASSERT_TRUE(catalog_->ingest.end_run().ok());
+  ASSERT_TRUE(run().ok());  // this run is then killed: no end_run()
+  store(dicom());
+  auto r = run();
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->adopted, 1);
+}
+
 }  // namespace
 }  // namespace dirgw::ingest::test
