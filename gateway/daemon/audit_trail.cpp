@@ -51,7 +51,8 @@ void AuditTrail::check_at_start() {
   // only: start-up stays flat however long the trail (docs/audit.md, the anchor).
   auto anchor = audit::read_anchor(config_.state_dir / "audit.anchor");
   if (anchor) {
-    auto v = log_.verify_audit_from_anchor(*anchor);
+    // No anchor file yet (a first start): the whole trail, which is then short.
+    auto v = *anchor ? log_.verify_audit_from_anchor(**anchor) : log_.verify_audit(std::nullopt);
     if (v && !v->ok) {
       broken_ = v->reason;
       log::error("the audit trail does not verify: its anchor is kept and status warns",

@@ -309,9 +309,11 @@ std::vector<catalog::DeliveryUpdate> Forwarder::updates_for(
 
 void Forwarder::pace(const senders::Outcome& outcome, bool whole_failure, TimePoint after,
                      std::int64_t retry_at) {
-  // 429 and 503 ask for less; the next request waits for the hold and then the paced rate.
-  const bool throttled =
-      whole_failure && (outcome.http_status == 429 || outcome.http_status == 503);
+  // A 429, or a 503 with Retry-After, asks for less; the next request waits for the hold and
+  // then the paced rate. A 503 without Retry-After is a repository down, not throttling: the
+  // circuit deals with it, and pacing would only slow the recovery.
+  const bool throttled = whole_failure && (outcome.http_status == 429 ||
+                                           (outcome.http_status == 503 && outcome.retry_after));
   const Pacer::Answer answer = throttled       ? Pacer::Answer::kThrottled
                                : whole_failure ? Pacer::Answer::kFailed
                                                : Pacer::Answer::kAdmitted;
