@@ -141,11 +141,18 @@ Result<void> write_durably_via(
 }
 
 Result<void> make_dirs(const std::filesystem::path& dir, unsigned mode) {
+  // A directory made here is durable only once its parent is synced: without that, a power cut
+  // can take a new spool shard away with the objects already renamed (and synced) into it.
   std::filesystem::path cur;
   for (const auto& part : dir) {
     cur /= part;
     if (cur.empty()) continue;
-    if (::mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) return io_error("mkdir", errno);
+    if (::mkdir(cur.c_str(), mode) == 0) {
+      const auto parent = cur.parent_path();
+      if (auto r = fsync_dir(parent.empty() ? std::filesystem::path(".") : parent); !r) return r;
+    } else if (errno != EEXIST) {
+      return io_error("mkdir", errno);
+    }
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
