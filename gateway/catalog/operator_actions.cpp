@@ -34,10 +34,12 @@ Result<ActionResult> OperatorActions::operator_action(const std::string& study_u
       if (to == StudyState::kReady && row.state == "HELD" && row.ingest_state == "RECEIVING")
         target = StudyState::kReceiving;
       if (to == StudyState::kReady && (row.state == "FAILED" || row.state == "RETRY_WAIT")) {
-        // Retry: failed deliveries go again, and nothing waits for its backoff.
+        // Retry: failed deliveries go again, counted afresh (the backoff starts small, the
+        // resend limit starts over), and nothing waits for its backoff.
         db.prepare(
-              "UPDATE deliveries SET state = 'pending', next_attempt_at = 0, "
-              "first_failure_at = NULL WHERE destination = ?2 AND state IN ('pending', "
+              "UPDATE deliveries SET state = 'pending', next_attempt_at = 0, attempts = 0, "
+              "resends = 0, first_failure_at = NULL WHERE destination = ?2 AND state IN "
+              "('pending', "
               "'failed') AND instance_id IN (SELECT id FROM instances WHERE study_id = ?1)")
             .bind(1, row.id)
             .bind(2, row.destination)

@@ -400,13 +400,21 @@ TEST_F(CatalogTest, RetryFailedSendsFailedInstancesAgainNow) {
                                      {{due[0].instance_id, DeliveryResult::kRefused, "gave up", 0}})
                   .ok());
   ASSERT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kFailed);
+  // Failed after many tries and resends (verification kept finding it missing).
+  sqlite::Connection db((dir_.path() / "catalog.db").string());
+  db.exec("UPDATE deliveries SET attempts = 7, resends = 3 WHERE destination = 'hdirs'");
   auto r = catalog_->operators.retry_all_failed("");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->changed, 1);
   EXPECT_EQ(state_of(*catalog_, "1.2.3", "hdirs"), kReady);
-  EXPECT_EQ(
-      catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30)->size(),
-      1u);
+  auto again = *catalog_->delivery.due_deliveries("hdirs", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(again.size(), 1u);
+  // An operator's retry counts afresh: the backoff starts small again, and the resend limit
+  // does not fail the instance on its next missing finding.
+  EXPECT_EQ(again[0].attempts, 0);
+  auto resends = db.prepare("SELECT resends FROM deliveries WHERE destination = 'hdirs'");
+  ASSERT_TRUE(resends.step());
+  EXPECT_EQ(resends.int64(0), 0);
 }
 
 TEST_F(CatalogTest, MissingObjectFailsItsPendingDeliveries) {
