@@ -5,6 +5,8 @@
 // FAILED; every delivery final (verified, withdrawn, superseded, failed: no verification
 // pending); every object of it purged from the spool (a row is never removed while its file is
 // there: start-up reconciliation would adopt the file as new). The audit trail is not touched.
+// The refusals older than the period go as well (a scanner refused all year must not grow the
+// catalog without end).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +25,7 @@ struct PrunableStudy {
 };
 
 struct PruneResult {
-  std::int64_t studies = 0, instances = 0;
+  std::int64_t studies = 0, instances = 0, refusals = 0;
 };
 
 class RowPruner {
@@ -37,6 +39,7 @@ class RowPruner {
 
  private:
   Result<PruneResult> prune_batch(std::int64_t before_ms, int batch);
+  Result<std::int64_t> prune_refusals(std::int64_t before_ms, int batch);
   Database& db_;
 };
 

@@ -302,10 +302,11 @@ void Application::Impl::prune_rows() {
   auto pruned = catalog->pruner.prune(before);
   if (!pruned)
     log::warn("catalog rows not pruned", {{"error", pruned.error().to_string()}});
-  else if (pruned->studies > 0)
+  else if (pruned->studies > 0 || pruned->refusals > 0)
     log::info("catalog rows pruned",
               {{"studies", std::to_string(pruned->studies)},
                {"instances", std::to_string(pruned->instances)},
+               {"refusals", std::to_string(pruned->refusals)},
                {"report_days", std::to_string(config.retention.report_days)}});
 }
 

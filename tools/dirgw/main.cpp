@@ -13,6 +13,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -54,6 +55,25 @@ std::string human_bytes(double b) {
   return buf;
 }
 
+// Seconds as people write them: "7d", "36h", "1d 2h", "45s" (at most two units, the second
+// left out when it is zero).
+std::string human_duration(long long s) {
+  if (s < 0) return "-";
+  static constexpr struct {
+    long long seconds;
+    const char* unit;
+  } kUnits[] = {{86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
+  for (std::size_t i = 0; i < std::size(kUnits); ++i) {
+    if (s < kUnits[i].seconds && kUnits[i].seconds > 1) continue;
+    std::string out = std::to_string(s / kUnits[i].seconds) + kUnits[i].unit;
+    const long long rest = s % kUnits[i].seconds;
+    if (rest > 0 && i + 1 < std::size(kUnits))
+      out += " " + std::to_string(rest / kUnits[i + 1].seconds) + kUnits[i + 1].unit;
+    return out;
+  }
+  return "0s";
+}
+
 std::string str(const json& j, const char* key, const char* fallback = "-") {
   if (!j.contains(key) || j[key].is_null()) return fallback;
   if (j[key].is_string()) return j[key].get<std::string>();
@@ -92,9 +112,9 @@ void print_retention(const json& r) {
   if (!r.contains("retention")) return;
   const auto& t = r["retention"];
   std::printf(
-      "retention:    keep %llds after verification; %lld objects purged (%s), %lld "
+      "retention:    keep %s after verification; %lld objects purged (%s), %lld "
       "verified kept (%s)\n",
-      t.value("keep_after_verified_s", 0LL), t.value("purged_objects", 0LL),
+      human_duration(t.value("keep_after_verified_s", 0LL)).c_str(), t.value("purged_objects", 0LL),
       human_bytes(t.value("purged_bytes", 0.0)).c_str(), t.value("verified_kept_objects", 0LL),
       human_bytes(t.value("verified_kept_bytes", 0.0)).c_str());
 }
@@ -107,8 +127,10 @@ void print_purge_rows(const json& rows, bool dry_run) {
     return;
   }
   if (!dry_run) {
-    std::printf("pruned the catalog rows of %lld finished studies (%lld instances)\n",
-                rows.value("studies", 0LL), rows.value("instances", 0LL));
+    std::printf("pruned the catalog rows of %lld finished studies (%lld instances) and %lld "
+                "refusals older than the report period\n",
+                rows.value("studies", 0LL), rows.value("instances", 0LL),
+                rows.value("refusals", 0LL));
     return;
   }
   std::printf(
@@ -959,8 +981,7 @@ void print_report(const json& rep) {
                 d.value("studies", 0LL));
     for (const char* c : kColumns) std::printf(" %11lld", d.value(c, 0LL));
     const auto& age = d["oldest_pending_age_s"];
-    std::printf("  %s\n",
-                age.is_number() ? (std::to_string(age.get<long long>()) + "s").c_str() : "-");
+    std::printf("  %s\n", age.is_number() ? human_duration(age.get<long long>()).c_str() : "-");
     for (const char* what : {"quarantined_by_reason", "held_by_reason"}) {
       const json reasons = d.value(what, json::object());  // items() must not outlive it
       for (const auto& [code, n] : reasons.items())

@@ -79,7 +79,9 @@ json purge(const Context& ctx, const json& request, const Peer& peer) {
   json rows = nullptr;
   if (ctx.pruner != nullptr && ctx.day_report != nullptr && ctx.config.retention.report_days > 0) {
     auto pruned = ctx.pruner->prune(rows_before(ctx));
-    rows = pruned ? json{{"studies", pruned->studies}, {"instances", pruned->instances}}
+    rows = pruned ? json{{"studies", pruned->studies},
+                         {"instances", pruned->instances},
+                         {"refusals", pruned->refusals}}
                   : json{{"error", pruned.error().to_string()}};
   }
   record_audit(ctx, audit::EventType::kOperatorAction, actor_of(peer), std::string(audit::kSuccess),

@@ -274,7 +274,7 @@ TEST_F(CommandsTest, PurgePrunesFinishedRowsAndTheDaysReportStaysTheSame) {
   json purged = run({{"cmd", "purge"}});
   ASSERT_TRUE(purged["ok"]) << purged.dump();
   EXPECT_EQ(purged["objects"], 2);
-  EXPECT_EQ(purged["rows"], json({{"studies", 0}, {"instances", 0}}));
+  EXPECT_EQ(purged["rows"], json({{"studies", 0}, {"instances", 0}, {"refusals", 0}}));
 
   clock_.advance(hours(24 * 400));
   const json dry = run({{"cmd", "purge"}, {"dry_run", true}});
@@ -288,7 +288,7 @@ TEST_F(CommandsTest, PurgePrunesFinishedRowsAndTheDaysReportStaysTheSame) {
   EXPECT_TRUE(run({{"cmd", "study"}, {"study_uid", kStudy}})["ok"]);  // dry: nothing went
   purged = run({{"cmd", "purge"}});
   ASSERT_TRUE(purged["ok"]) << purged.dump();
-  EXPECT_EQ(purged["rows"], json({{"studies", 1}, {"instances", 2}}));
+  EXPECT_EQ(purged["rows"], json({{"studies", 1}, {"instances", 2}, {"refusals", 0}}));
   EXPECT_EQ(audited_.back().detail["rows"]["studies"], 1);
   EXPECT_FALSE(run({{"cmd", "study"}, {"study_uid", kStudy}})["ok"]);
   EXPECT_TRUE(run({{"cmd", "study"}, {"study_uid", kOther}})["ok"]);

@@ -254,6 +254,32 @@ TEST_F(DayReportCatalog, PrunedStudiesLeaveTheirDayReportAsItWas) {
   EXPECT_TRUE(adds_up(ra));
 }
 
+// Refusals older than the report period go with the rows; status counts what is left without
+// walking the table (queries.cpp: the ids stay contiguous).
+TEST_F(DayReportCatalog, RefusalsOlderThanThePeriodArePruned) {
+  const auto refuse = [&] {
+    ASSERT_TRUE(catalog_->ingest
+                    .record_refusal({to_epoch_ms(clock_.now()), "dicom", "SCANNER", "10.0.0.9",
+                                     "calling AE title not allowed", "ae-not-allowed"})
+                    .ok());
+  };
+  for (int i = 0; i < 30; ++i) refuse();
+  clock_.advance(hours(24 * 10));
+  for (int i = 0; i < 4; ++i) refuse();
+  EXPECT_EQ(catalog_->queries.status()->refusals, 34);
+  const std::int64_t cutoff = to_epoch_ms(clock_.now()) - 5LL * 86'400'000;
+  auto pruned = catalog_->pruner.prune(cutoff, 1);  // the refusals 25 at a time
+  ASSERT_TRUE(pruned.ok()) << pruned.error().to_string();
+  EXPECT_EQ(pruned->refusals, 30);
+  auto st = catalog_->queries.status();
+  EXPECT_EQ(st->refusals, 4);
+  ASSERT_TRUE(st->last_refusal.has_value());
+  EXPECT_EQ(st->last_refusal->code, "ae-not-allowed");
+  EXPECT_EQ(catalog_->pruner.prune(cutoff)->refusals, 0);
+  refuse();
+  EXPECT_EQ(catalog_->queries.status()->refusals, 5);
+}
+
 // Issue 15: the audit trail alone rebuilds the day's report, column for column.
 TEST_F(DayReportCatalog, TheAuditTrailAloneRebuildsTheSameReport) {
   receive("1.2.9", 2);  // the day before
