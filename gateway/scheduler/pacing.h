@@ -1,13 +1,13 @@
-// Self-pacing after throttling (issue 15, docs/scaling.md): many gateways share one repository
-// fairly. A gateway the repository never throttled sends as fast as it can. Once a request is
-// answered 429/503, the gateway paces its own requests to a destination: AIMD on a request rate,
-// as TCP does on its window. A throttled request multiplies the rate by `decrease` (and the
-// Retry-After hold is kept as well); every second of admitted requests adds `increase` requests/s.
-// Gateways throttled together converge to equal rates (the additive step is the same for all,
-// the cut proportional to each one's rate), and the one that comes back first after a hold does
-// not burst through the bucket. Behind a token bucket the 429s do not fall in proportion to rate,
-// so equal shares are not reached reliably (docs/scaling.md). With no throttling for
-// `release_after` the pacing ends. Pure: times come from the caller (tests use a fake clock).
+// Self-pacing after throttling (issue 15, docs/scaling.md), opt-in (retry.pacing.enabled). A
+// gateway the repository never throttled sends as fast as it can. Once a request is answered
+// 429/503, the gateway paces its own requests to a destination: AIMD on a request rate, as TCP
+// does on its window. A throttled request multiplies the rate by `decrease` (and the
+// Retry-After hold is kept as well); every second of admitted requests adds `increase`
+// requests/s. It sends fewer requests the repository refuses, but behind a token bucket the
+// refusals are too few for AIMD to even the rates out, and gateways that pace share the
+// repository less evenly than gateways that only hold as told (measured, and modelled in
+// bench/fairness_sim.py): hence off by default. With no throttling for `release_after` the
+// pacing ends. Pure: times come from the caller (tests use a fake clock).
 #pragma once
 
 #include <chrono>

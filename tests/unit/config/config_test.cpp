@@ -258,7 +258,7 @@ TEST(Config, PacingAfterThrottlingIsReadAndChecked) {
   const std::string from = "retry: { initial: 10s, max: 30m }";
   auto text = std::string(kGood);
   const auto defaults = load_string(text).config->destinations[0].pacing;
-  EXPECT_TRUE(defaults.enabled);
+  EXPECT_FALSE(defaults.enabled);  // opt-in: docs/scaling.md
   EXPECT_DOUBLE_EQ(defaults.decrease, 0.5);
   EXPECT_DOUBLE_EQ(defaults.increase, 1.0);
   EXPECT_EQ(defaults.release_after, std::chrono::minutes(5));
