@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,8 +53,9 @@ QUICK = {
 
 TARGETS = {
     "ingest4": 0.90,      # dirgwd >= 90% of storescp's rate, four associations
-    "fwd_orthanc": 0.90,  # >= 90% of curl -> Orthanc
-    "fwd_sink": 0.80,     # >= 80% of curl -> null sink
+    "ingest1": 0.65,      # >= 65% of storescp's rate, one association (issue 16)
+    "fwd_orthanc": 1.00,  # >= curl -> Orthanc (issue 16)
+    "fwd_sink": 0.90,     # >= 90% of curl -> null sink (issue 16)
     "e2e": 1.5,           # >= 1.5x as fast as Orthanc as a router
     "e2e_swr": 2.5,       # with send_while_receiving: >= 2.5x (issue 16)
     "rss_mb": 64,         # peak RSS < 64 MB
@@ -307,7 +309,8 @@ class Bench:
                 w = "writer" if parallel == 1 else "writers"
                 self.res.add(group, f"disk floor ({parallel} {w}, write+fdatasync)", "inst/s",
                              [n / s for s in floor], [self.mb(key) / s for s in floor])
-            target = TARGETS["ingest4"] if parallel == 4 and key == "ct" else None
+            target = (None if key != "ct" else TARGETS["ingest4"] if parallel == 4
+                      else TARGETS["ingest1"] if parallel == 1 else None)
             self.res.add(group, "dirgwd (fsync+catalog)", "inst/s", [n / s for s in ours],
                          [self.mb(key) / s for s in ours], baseline="storescp (baseline)",
                          target=target)
@@ -654,6 +657,7 @@ class Bench:
         cli = {s: [] for s in sizes}
         server = {s: [] for s in sizes}
         hwm = {s: [] for s in sizes}
+        crash = {s: [] for s in sizes}
         for i in range(reps):
             files = self.data[f"small-{i}"]["files"]
             for size in sizes:
@@ -682,6 +686,19 @@ class Bench:
                     f"status {min(cli[size][-3:]) * 1000:.0f} ms (server "
                     f"{min(server[size][-3:]) * 1000:.0f} ms), {per[size][-1]:.2f} ms/instance, "
                     f"VmHWM {hwm[size][-1]:.1f} MB")
+        # After kill -9 the next start walks the whole spool (docs/durability.md, reconciliation):
+        # once per size, after the repetitions (it changes nothing in the state directory).
+        for size in sizes:
+            gw = states[size]
+            try:
+                gw.start_timed()
+                gw.process.stop(signal.SIGKILL)
+                gw.process = None
+                self.settle()
+                crash[size].append(gw.start_timed())
+            finally:
+                gw.stop()
+            log(f"scale: {size:,} in catalog: start after kill -9 {crash[size][-1]:.2f}s")
         self.clean(w0, now=True)
         lo = sizes[0]
         self.res.add(group, f"{lo:,} instances (baseline)", "ms/inst", per[lo], better="lower")
@@ -692,6 +709,9 @@ class Bench:
         for size in sizes:
             self.res.add(group, f"dirgwd start, {size:,} in catalog", "s", start[size],
                          better="lower", target=TARGETS["scale_start_s"])
+        for size in sizes:
+            self.res.add(group, f"dirgwd start after kill -9, {size:,} in catalog", "s",
+                         crash[size], better="lower", target=TARGETS["scale_start_s"])
         for size in sizes:
             self.res.add(group, f"dirgw status, {size:,} in catalog", "ms",
                          [t * 1000 for t in cli[size]], better="lower",
