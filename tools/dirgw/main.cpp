@@ -127,10 +127,10 @@ void print_purge_rows(const json& rows, bool dry_run) {
     return;
   }
   if (!dry_run) {
-    std::printf("pruned the catalog rows of %lld finished studies (%lld instances) and %lld "
-                "refusals older than the report period\n",
-                rows.value("studies", 0LL), rows.value("instances", 0LL),
-                rows.value("refusals", 0LL));
+    std::printf(
+        "pruned the catalog rows of %lld finished studies (%lld instances) and %lld "
+        "refusals older than the report period\n",
+        rows.value("studies", 0LL), rows.value("instances", 0LL), rows.value("refusals", 0LL));
     return;
   }
   std::printf(
