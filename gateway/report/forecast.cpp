@@ -27,8 +27,8 @@ std::optional<TimePoint> drained_at(TimePoint now, std::int64_t backlog, double 
     auto close = windows.next_close ? windows.next_close(*open) : std::nullopt;
     const double span = close ? Seconds(*close - *open).count() : left;
     if (!close || span >= left) {
-      const TimePoint done = after(*open, left);
-      return done <= horizon ? std::optional<TimePoint>(done) : std::nullopt;
+      if (left > Seconds(horizon - *open).count()) return std::nullopt;
+      return after(*open, left);
     }
     left -= span;
     t = *close;
@@ -40,9 +40,11 @@ std::optional<TimePoint> floor_reached_at(TimePoint now, std::uint64_t free_byte
                                           std::uint64_t floor_bytes, double ingest_bytes_per_s) {
   if (free_bytes <= floor_bytes) return now;
   if (!(ingest_bytes_per_s > 0)) return std::nullopt;
-  const TimePoint at =
-      after(now, static_cast<double>(free_bytes - floor_bytes) / ingest_bytes_per_s);
-  return at <= now + kForecastHorizon ? std::optional<TimePoint>(at) : std::nullopt;
+  // Compared in seconds before it becomes a time: a trickle of ingest beside a large free
+  // space gives centuries, past what a time point holds (UBSan caught the overflow).
+  const double seconds = static_cast<double>(free_bytes - floor_bytes) / ingest_bytes_per_s;
+  if (!(seconds <= Seconds(kForecastHorizon).count())) return std::nullopt;
+  return after(now, seconds);
 }
 
 }  // namespace dirgw::report
