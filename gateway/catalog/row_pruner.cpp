@@ -83,13 +83,15 @@ Result<std::int64_t> RowPruner::prune_refusals(std::int64_t before_ms, int batch
   return db_.write([&](Connection& db) -> Result<std::int64_t> {
     // A prefix by id, up to the first row still inside the period (even if the clock once went
     // back and a later row is older): the ids left stay contiguous.
-    auto oldest = db.prepare("SELECT id, at FROM refusals ORDER BY id LIMIT ?1");
-    oldest.bind(1, static_cast<std::int64_t>(batch));
     std::int64_t last = 0, n = 0;
-    while (oldest.step() && oldest.int64(1) < before_ms) {
-      last = oldest.int64(0);
-      ++n;
-    }
+    {
+      auto oldest = db.prepare("SELECT id, at FROM refusals ORDER BY id LIMIT ?1");
+      oldest.bind(1, static_cast<std::int64_t>(batch));
+      while (oldest.step() && oldest.int64(1) < before_ms) {
+        last = oldest.int64(0);
+        ++n;
+      }
+    }  // the read is finished before the rows go
     if (n > 0) db.prepare("DELETE FROM refusals WHERE id <= ?1").bind(1, last).run();
     return n;
   });

@@ -193,16 +193,22 @@ def feed(build_dir, work, gateways):
     return uids, results
 
 
+def behind_proxy(build_dir, work, proxy, name, pacing=False):
+    """A gateway sending one instance per request to its own path on the proxy."""
+    return harness.Gateway(
+        build_dir, work, f"http://127.0.0.1:{proxy.port}/{name}/dicom-web", name=name,
+        stable_age="1s", batch_max=1, request_timeout="30s",
+        retry="{ initial: 1s, max: 10s, retry_after_max: 30s"
+              + (", pacing: { enabled: true }" if pacing else "") + " }",
+        circuit="{ failures: 3, cooldown: 4s }")
+
+
 def paced_gateway(build_dir, work, proxy, orthanc, check):
     """Item 5: a gateway with retry.pacing enabled, throttled from its first request (the
     bucket emptied, refilled at one request per 5 s), shows its paced rate and still delivers
     all."""
     name, count = "gw-paced", 6
-    gw = harness.Gateway(
-        build_dir, work, f"http://127.0.0.1:{proxy.port}/{name}/dicom-web", name=name,
-        stable_age="1s", batch_max=1, request_timeout="30s",
-        retry="{ initial: 1s, max: 10s, retry_after_max: 30s, pacing: { enabled: true } }",
-        circuit="{ failures: 3, cooldown: 4s }").start()
+    gw = behind_proxy(build_dir, work, proxy, name, pacing=True).start()
     before = orthanc.count_instances()
     proxy.set_rate(0.2, empty=True)
     out = os.path.join(work, "study-paced")
@@ -222,12 +228,10 @@ def paced_gateway(build_dir, work, proxy, orthanc, check):
     proxy.set_rate(RATE)
     harness.wait_for(f"{name}'s study in Orthanc", lambda: orthanc.count_instances() >=
                      before + count, 60, interval=0.5)
-    mine = [e for e in proxy.snapshot() if e[1] == name]
+    codes = [e[2] for e in proxy.snapshot() if e[1] == name]
     log(f"paced gateway: paced rate {rates[-1]:.2f} requests/s after a 429; "
-        f"{sum(1 for e in mine if e[2] == 429)} refused, "
-        f"{sum(1 for e in mine if e[2] == 200)} admitted")
-    check(sum(1 for e in mine if e[2] == 200) == count,
-          f"{name}: {sum(1 for e in mine if e[2] == 200)} requests admitted for {count}")
+        f"{codes.count(429)} refused, {codes.count(200)} admitted")
+    check(codes.count(200) == count, f"{name}: {codes.count(200)} requests admitted for {count}")
     series = orthanc.get(f"/dicom-web/studies/{uid}/instances") or []
     check(len(series) == count, f"study {uid}: {len(series)} of {count} instances")
     gw.stop()
@@ -248,12 +252,7 @@ def main():
     names = [f"gw{i}" for i in range(GATEWAYS)]
     gateways = []
     for name in names:
-        gw = harness.Gateway(
-            args.build_dir, work, f"http://127.0.0.1:{proxy.port}/{name}/dicom-web", name=name,
-            stable_age="1s", batch_max=1, request_timeout="30s",
-            retry="{ initial: 1s, max: 10s, retry_after_max: 30s }",
-            circuit="{ failures: 3, cooldown: 4s }")
-        gateways.append(gw.start())
+        gateways.append(behind_proxy(args.build_dir, work, proxy, name).start())
 
     # 1. Outage: every gateway is fed, tries, is told to wait.
     uids, sent = feed(args.build_dir, work, gateways)

@@ -66,9 +66,10 @@ std::string human_duration(long long s) {
   for (std::size_t i = 0; i < std::size(kUnits); ++i) {
     if (s < kUnits[i].seconds && kUnits[i].seconds > 1) continue;
     std::string out = std::to_string(s / kUnits[i].seconds) + kUnits[i].unit;
-    const long long rest = s % kUnits[i].seconds;
-    if (rest > 0 && i + 1 < std::size(kUnits))
-      out += " " + std::to_string(rest / kUnits[i + 1].seconds) + kUnits[i + 1].unit;
+    if (i + 1 < std::size(kUnits)) {
+      const long long next = s % kUnits[i].seconds / kUnits[i + 1].seconds;
+      if (next > 0) out += " " + std::to_string(next) + kUnits[i + 1].unit;
+    }
     return out;
   }
   return "0s";
