@@ -69,49 +69,70 @@ Result<std::optional<std::int64_t>> DeliveryLedger::next_due(const std::string& 
   });
 }
 
+namespace {
+
+// The last check of begin_send, inside the caller's write transaction: keeps the items whose
+// study may still be sent and marks them 'sending'; the rest are counted as dropped.
+void begin_in(Connection& db, const Clock& clock, const std::string& destination,
+              std::vector<DueItem> due, SendBatch& batch) {
+  // study id -> still sendable: the whole study (READY...), or, while it is RECEIVING, only
+  // its instances cleared on their own (send_while_receiving); nothing otherwise.
+  enum class May { kNo, kStudy, kEarlyOnly };
+  std::map<std::int64_t, May> may_send;
+  for (auto& item : due) {
+    auto known = may_send.find(item.study_id);
+    if (known == may_send.end()) {
+      auto st = db.prepare(
+          "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
+      st.bind(1, item.study_id).bind(2, destination);
+      const auto state = st.step() ? parse_study_state(st.text(0)) : std::nullopt;
+      May may = !state                             ? May::kNo
+                : sendable(*state)                 ? May::kStudy
+                : *state == StudyState::kReceiving ? May::kEarlyOnly
+                                                   : May::kNo;
+      // A RECEIVING study stays RECEIVING: stable age and policy still decide its state.
+      if (may == May::kStudy && *state != StudyState::kSending)
+        transition(db, clock, item.study_id, destination, StudyState::kSending, Cause::kSendStarted,
+                   "");
+      known = may_send.emplace(item.study_id, may).first;
+    }
+    bool marked = false;
+    if (known->second != May::kNo) {
+      auto up = db.prepare(
+          "UPDATE deliveries SET state = 'sending' WHERE instance_id = ?1 AND destination = ?2 "
+          "AND state = 'pending' AND (?3 = 0 OR early = 1)");
+      up.bind(1, item.instance_id)
+          .bind(2, destination)
+          .bind(3, known->second == May::kEarlyOnly ? 1 : 0)
+          .run();
+      marked = db.changes() == 1;
+    }
+    if (marked)
+      batch.items.push_back(std::move(item));
+    else
+      ++batch.dropped;
+  }
+}
+
+// A begun batch that will not go: its deliveries are 'pending' again.
+void abandon_in(Connection& db, const std::string& destination, const std::vector<DueItem>& items) {
+  for (const auto& item : items)
+    db.prepare(
+          "UPDATE deliveries SET state = 'pending' WHERE instance_id = ?1 AND destination = ?2 "
+          "AND state = 'sending'")
+        .bind(1, item.instance_id)
+        .bind(2, destination)
+        .run();
+}
+
+}  // namespace
+
 Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
                                              std::vector<DueItem> due) {
   SendBatch batch;
   batch.permit = SendPermit(db_.send_gate());
-  auto checked = db_.write([&](Connection& db) {
-    // study id -> still sendable: the whole study (READY...), or, while it is RECEIVING, only
-    // its instances cleared on their own (send_while_receiving); nothing otherwise.
-    enum class May { kNo, kStudy, kEarlyOnly };
-    std::map<std::int64_t, May> may_send;
-    for (auto& item : due) {
-      auto known = may_send.find(item.study_id);
-      if (known == may_send.end()) {
-        auto st = db.prepare(
-            "SELECT state FROM study_destinations WHERE study_id = ?1 AND destination = ?2");
-        st.bind(1, item.study_id).bind(2, destination);
-        const auto state = st.step() ? parse_study_state(st.text(0)) : std::nullopt;
-        May may = !state                             ? May::kNo
-                  : sendable(*state)                 ? May::kStudy
-                  : *state == StudyState::kReceiving ? May::kEarlyOnly
-                                                     : May::kNo;
-        // A RECEIVING study stays RECEIVING: stable age and policy still decide its state.
-        if (may == May::kStudy && *state != StudyState::kSending)
-          transition(db, db_.clock(), item.study_id, destination, StudyState::kSending,
-                     Cause::kSendStarted, "");
-        known = may_send.emplace(item.study_id, may).first;
-      }
-      bool marked = false;
-      if (known->second != May::kNo) {
-        auto up = db.prepare(
-            "UPDATE deliveries SET state = 'sending' WHERE instance_id = ?1 AND destination = ?2 "
-            "AND state = 'pending' AND (?3 = 0 OR early = 1)");
-        up.bind(1, item.instance_id)
-            .bind(2, destination)
-            .bind(3, known->second == May::kEarlyOnly ? 1 : 0)
-            .run();
-        marked = db.changes() == 1;
-      }
-      if (marked)
-        batch.items.push_back(std::move(item));
-      else
-        ++batch.dropped;
-    }
-  });
+  auto checked = db_.write(
+      [&](Connection& db) { begin_in(db, db_.clock(), destination, std::move(due), batch); });
   if (!checked) return checked.error();
   if (batch.items.empty()) batch.permit.release();
   return batch;
@@ -191,25 +212,47 @@ void note_destination_status(Connection& db, const std::string& destination, std
 
 }  // namespace
 
+namespace {
+
+// record_deliveries inside the caller's write transaction.
+void record_in(Connection& db, const Clock& clock, const std::string& destination,
+               const std::vector<DeliveryUpdate>& updates) {
+  const std::int64_t now = to_epoch_ms(clock.now());
+  BatchEffects fx;
+  for (const auto& u : updates) apply_answer(db, destination, u, now, fx);
+  for (auto id : fx.sent_after_withdrawal) {
+    audit_study_event(db, clock, id, destination, audit::EventType::kStudySent,
+                      std::string(audit::kSuccess),
+                      nlohmann::json{{"note", "sent before withdrawal took effect"}});
+    queue_late_notification(db, id, destination, now);
+  }
+  finish_waiting_notifications(db, clock, destination);
+  // Each study's state from its counters (schema 9), not a recount of its deliveries.
+  for (auto id : fx.studies) settle_study(db, clock, id, destination, fx.progressed.count(id) > 0);
+  note_destination_status(db, destination, now, fx);
+}
+
+}  // namespace
+
 Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
                                                const std::vector<DeliveryUpdate>& updates) {
-  const std::int64_t now = db_.now_ms();
-  return db_.write([&](Connection& db) -> Result<void> {
-    BatchEffects fx;
-    for (const auto& u : updates) apply_answer(db, destination, u, now, fx);
-    for (auto id : fx.sent_after_withdrawal) {
-      audit_study_event(db, db_.clock(), id, destination, audit::EventType::kStudySent,
-                        std::string(audit::kSuccess),
-                        nlohmann::json{{"note", "sent before withdrawal took effect"}});
-      queue_late_notification(db, id, destination, now);
-    }
-    finish_waiting_notifications(db, db_.clock(), destination);
-    // Each study's state from its counters (schema 9), not a recount of its deliveries.
-    for (auto id : fx.studies)
-      settle_study(db, db_.clock(), id, destination, fx.progressed.count(id) > 0);
-    note_destination_status(db, destination, now, fx);
-    return {};
+  return db_.write([&](Connection& db) { record_in(db, db_.clock(), destination, updates); });
+}
+
+Result<SendBatch> DeliveryLedger::commit_batch(const std::string& destination,
+                                               const std::vector<DeliveryUpdate>& answers,
+                                               std::vector<DueItem> next,
+                                               const std::vector<DueItem>& abandon) {
+  SendBatch batch;
+  if (!next.empty()) batch.permit = SendPermit(db_.send_gate());
+  auto done = db_.write([&](Connection& db) {
+    if (!answers.empty()) record_in(db, db_.clock(), destination, answers);
+    abandon_in(db, destination, abandon);
+    begin_in(db, db_.clock(), destination, std::move(next), batch);
   });
+  if (!done) return done.error();
+  if (batch.items.empty()) batch.permit.release();
+  return batch;
 }
 
 Result<void> DeliveryLedger::record_destination_error(const std::string& destination,

@@ -33,6 +33,13 @@ class DeliveryLedger {
   // it is: accepted instances are 'sent' (the repository holds them), the rest 'withdrawn'.
   Result<void> record_deliveries(const std::string& destination,
                                  const std::vector<DeliveryUpdate>& updates);
+  // The forwarder's one commit per batch (a destination with one request at a time), in one
+  // transaction: `answers` as record_deliveries records them, the deliveries of `abandon` (a begun
+  // batch that will not go after all) 'pending' again, and the last check of `next` as
+  // begin_send does it. With `next` empty no permit is taken and none is returned.
+  Result<SendBatch> commit_batch(const std::string& destination,
+                                 const std::vector<DeliveryUpdate>& answers,
+                                 std::vector<DueItem> next, const std::vector<DueItem>& abandon);
   Result<void> record_destination_error(const std::string& destination, const std::string& error);
   // At start: deliveries left 'sending' by a stop mid-request go back to 'pending' (or to
   // 'withdrawn', marked in doubt, when their study was withdrawn); waiting withdrawal

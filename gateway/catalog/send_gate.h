@@ -6,7 +6,9 @@
 // patient's instances (docs/policy.md, "What a withdrawal guarantees").
 //
 // Writer-preferring: once a withdrawal waits, no new batch passes the gate, so a busy gateway
-// cannot starve a withdrawal. A withdrawal waits at most for the uploads already under way.
+// cannot starve a withdrawal. A withdrawal waits at most for the uploads already under way and,
+// for a destination with one request at a time, for the one batch begun beside the current
+// request (scheduler::Forwarder::send_batch), which goes as soon as that request is answered.
 #pragma once
 
 #include <condition_variable>

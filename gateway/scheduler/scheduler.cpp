@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <future>
 #include <set>
 
 #include "log/log.h"
@@ -407,14 +408,6 @@ void Forwarder::next_due(TimePoint now, bool stat_only, StepResult& r) const {
   }
 }
 
-bool Forwarder::record_unrecorded() {
-  std::lock_guard one_lane(pick_mutex_);
-  if (unrecorded_.empty()) return true;
-  if (!catalog_.delivery.record_deliveries(destination_.name, unrecorded_)) return false;
-  unrecorded_.clear();
-  return true;
-}
-
 std::optional<catalog::SendBatch> Forwarder::pick_batch(TimePoint now, bool stat_only,
                                                         int max_count, StepResult& r) {
   std::lock_guard one_lane(pick_mutex_);
@@ -444,6 +437,70 @@ std::optional<catalog::SendBatch> Forwarder::pick_batch(TimePoint now, bool stat
   return std::move(*begun);
 }
 
+bool Forwarder::may_pipeline(TimePoint now) const {
+  if (destination_.concurrency > 1) return false;
+  if (schedule_.windows && !schedule_.windows->open_at(now)) return false;
+  std::lock_guard lock(status_mutex_);
+  return circuit_ == Circuit::kClosed && now >= held_until_ && !pacer_.rate(now);
+}
+
+std::optional<catalog::SendBatch> Forwarder::take_next_batch() {
+  std::lock_guard one_lane(pick_mutex_);
+  std::optional<catalog::SendBatch> next = std::move(next_batch_);
+  next_batch_.reset();
+  return next;
+}
+
+bool Forwarder::settle(std::optional<catalog::SendBatch> batch) {
+  std::vector<catalog::DeliveryUpdate> answers;
+  {
+    std::lock_guard one_lane(pick_mutex_);
+    answers.swap(unrecorded_);
+  }
+  if (answers.empty() && !batch) return true;
+  auto done = catalog_.delivery.commit_batch(
+      destination_.name, answers, {}, batch ? batch->items : std::vector<catalog::DueItem>{});
+  if (done) return true;
+  // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is sent
+  // twice meanwhile) and a withdrawal's notification waits for these answers.
+  log::error("forwarder: cannot record outcome, will record it again",
+             {{"destination", destination_.name}, {"error", done.error().to_string()}});
+  std::lock_guard one_lane(pick_mutex_);
+  unrecorded_.insert(unrecorded_.begin(), std::make_move_iterator(answers.begin()),
+                     std::make_move_iterator(answers.end()));
+  if (batch && !next_batch_) next_batch_ = std::move(*batch);
+  return false;
+}
+
+void Forwarder::settle_next_batch() { settle(take_next_batch()); }
+
+Forwarder::Prepared Forwarder::prepare_next(std::vector<catalog::DeliveryUpdate> answers, bool pick,
+                                            TimePoint now) {
+  Prepared p;
+  std::vector<catalog::DueItem> due;
+  if (pick) {
+    auto found = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now),
+                                                  destination_.batch_max_instances,
+                                                  destination_.batch_max_bytes);
+    if (found && destination_.deidentify.enabled) refuse_identified(*found);
+    if (found) due = std::move(*found);
+  }
+  if (answers.empty() && due.empty()) return p;
+  auto committed = catalog_.delivery.commit_batch(destination_.name, answers, std::move(due), {});
+  if (!committed) {
+    log::error("forwarder: catalog error",
+               {{"destination", destination_.name}, {"error", committed.error().to_string()}});
+    p.answers = std::move(answers);
+    return p;
+  }
+  if (committed->dropped > 0)
+    log::info(
+        "instances dropped from a batch: their study may no longer be sent",
+        {{"destination", destination_.name}, {"dropped", std::to_string(committed->dropped)}});
+  if (!committed->items.empty()) p.next = std::move(*committed);
+  return p;
+}
+
 void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
   const std::vector<catalog::DueItem>& items = begun.items;
   const std::vector<senders::Item> batch = batch_of(items, spool_);
@@ -453,6 +510,18 @@ void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
   senders::SendContext context;
   catalog::SendPermit& permit = begun.permit;
   context.request_sent = [&permit] { permit.release(); };
+  // One request at a time: the catalog's commit runs beside the request, on a helper thread.
+  std::future<Prepared> preparing;
+  if (const TimePoint now = clock_.now(); may_pipeline(now)) {
+    std::vector<catalog::DeliveryUpdate> answers;
+    {
+      std::lock_guard one_lane(pick_mutex_);
+      answers.swap(unrecorded_);
+    }
+    preparing = std::async(std::launch::async, [this, answers = std::move(answers), now]() mutable {
+      return prepare_next(std::move(answers), true, now);
+    });
+  }
   {
     std::lock_guard lock(status_mutex_);
     pacer_.on_request(clock_.now());
@@ -463,6 +532,7 @@ void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count();
+  Prepared ahead = preparing.valid() ? preparing.get() : Prepared{};
   // One backoff for the whole batch, so that its instances go again together.
   const TimePoint after = clock_.now();
   std::unique_lock lock(status_mutex_);
@@ -470,14 +540,22 @@ void Forwarder::send_batch(catalog::SendBatch begun, StepResult& r) {
       to_epoch_ms(after + backoff_.next(max_attempts + 1, outcome.retry_after));
   lock.unlock();
   auto updates = updates_for(items, outcome, after, retry_at, r);
-  if (auto rec = catalog_.delivery.record_deliveries(destination_.name, updates); !rec) {
-    // Kept and recorded first thing next time: the deliveries stay 'sending' (so nothing is
-    // sent twice meanwhile) and a withdrawal's notification waits for these answers.
-    log::error("forwarder: cannot record outcome, will record it again",
-               {{"destination", destination_.name}, {"error", rec.error().to_string()}});
+  // An answer that took something (accepted or refused) lets the next batch go as begun, and
+  // these answers wait for its commit; after a batch that failed whole, the next one goes back
+  // to 'pending' with these answers recorded now: the destination is in trouble.
+  bool deferred = false;
+  {
     std::lock_guard one_lane(pick_mutex_);
-    unrecorded_.insert(unrecorded_.end(), std::make_move_iterator(updates.begin()),
-                       std::make_move_iterator(updates.end()));
+    unrecorded_.insert(unrecorded_.begin(), std::make_move_iterator(ahead.answers.begin()),
+                       std::make_move_iterator(ahead.answers.end()));
+    unrecorded_.insert(unrecorded_.end(), updates.begin(), updates.end());
+    if (ahead.next && r.sent + r.refused > 0 && !next_batch_) {
+      next_batch_ = std::move(*ahead.next);
+      ahead.next.reset();
+      deferred = true;
+    }
+  }
+  if (!deferred && !settle(std::move(ahead.next))) {
     r.next = after + std::chrono::seconds(5);
     return;
   }
@@ -495,13 +573,24 @@ Forwarder::StepResult Forwarder::step() {
       if (at && (!r.next || *at < *r.next)) r.next = at;
     }
   } keep_notification_deadline{r, notify_next};
-  if (!record_unrecorded()) {
+  // A batch begun by the last commit goes now, unless something changed since (a window
+  // closed, a hold, the circuit): it is then pending again and the usual pick decides.
+  auto ready = take_next_batch();
+  if (!ready && !settle(std::nullopt)) {
     r.next = now + std::chrono::seconds(5);
     return r;
   }
+  const auto put_back = [&] {
+    if (!ready) return;
+    if (!settle(std::move(ready)) && !r.next) r.next = now + std::chrono::seconds(5);
+    ready.reset();
+  };
   for (const auto& rate : schedule_.rates) rate.apply(now);
   const auto stat_only = window_gate(now, r);
-  if (!stat_only) return r;  // outside the windows: studies wait, SCHEDULED
+  if (!stat_only) {  // outside the windows: studies wait, SCHEDULED
+    put_back();
+    return r;
+  }
   bool probing = false;
   struct ProbeEnd {  // after the probe's answer is recorded (or when there was none to send)
     Forwarder& f;
@@ -513,7 +602,15 @@ Forwarder::StepResult Forwarder::step() {
     }
   } probe_end{*this, probing};
   const auto max_count = batch_limit(now, r, probing);
+  if (!max_count || *stat_only || probing ||
+      (ready && static_cast<int>(ready->items.size()) > *max_count))
+    put_back();
   if (!max_count) return r;
+  if (ready) {
+    r.did_work = true;
+    send_batch(std::move(*ready), r);
+    return r;
+  }
   auto begun = pick_batch(now, *stat_only, *max_count, r);
   if (begun) send_batch(std::move(*begun), r);
   return r;
@@ -598,6 +695,10 @@ void Scheduler::readiness_loop() {
 void Scheduler::forwarder_loop(std::size_t index, std::size_t lane) {
   Forwarder& f = *forwarders_[index];
   Wakeup& wake = *forwarder_wakeups_[index][lane];
+  struct SettleOnStop {
+    Forwarder& f;
+    ~SettleOnStop() { f.settle_next_batch(); }
+  } settle_on_stop{f};
   for (;;) {
     if (wake.stopped()) return;
     auto r = f.step();

@@ -129,6 +129,9 @@ class Forwarder {
   // Thread-safe: a destination's lanes call it at the same time (the Sender must then be one
   // that takes concurrent sends, senders::make_sender_pool).
   StepResult step();
+  // When the lane stops: the answers still waiting are recorded, and a batch begun for the next
+  // step goes back to 'pending'.
+  void settle_next_batch();
   const std::string& name() const { return destination_.name; }
   ForwarderStatus status() const;
   // Before the first step: windows, caps, auth (daemon/destinations.h). Default: always open.
@@ -147,10 +150,27 @@ class Forwarder {
   // why not through r: one lane at a time, so two lanes never pick the same instances.
   std::optional<catalog::SendBatch> pick_batch(TimePoint now, bool stat_only, int max_count,
                                                StepResult& r);
-  // Answers a lane could not record earlier, recorded now; false while the catalog refuses.
-  bool record_unrecorded();
-  // Sends a begun batch and records the answers (or keeps them in unrecorded_).
+  // Sends a begun batch and records the answers (or keeps them in unrecorded_). With one request
+  // at a time (may_pipeline), a helper thread makes the catalog's one commit of this batch while
+  // its request is in flight: the previous request's answers, and the last check of the next
+  // batch (catalog::DeliveryLedger::commit_batch). This request's answers then wait in
+  // unrecorded_ for the next batch's commit, and the next batch in next_batch_ for the next step;
+  // with no next batch, the answers are recorded at once, as with several lanes.
   void send_batch(catalog::SendBatch begun, StepResult& r);
+  // The helper's part: picks the next batch and makes the commit (see send_batch).
+  struct Prepared {
+    std::optional<catalog::SendBatch> next;
+    std::vector<catalog::DeliveryUpdate> answers;  // given back when the commit failed
+  };
+  Prepared prepare_next(std::vector<catalog::DeliveryUpdate> answers, bool pick, TimePoint now);
+  // One lane, and nothing (windows, a hold, the circuit, pacing) that could stop the next batch:
+  // the next batch may be prepared during the current request.
+  bool may_pipeline(TimePoint now) const;
+  // The batch begun with the last commit, if any (taken out of next_batch_).
+  std::optional<catalog::SendBatch> take_next_batch();
+  // Records the answers still waiting and puts a begun batch that will not go back to 'pending',
+  // in one commit; false while the catalog refuses (both are then kept for the next step).
+  bool settle(std::optional<catalog::SendBatch> batch);
   // A de-identifying destination is never sent an original: due instances without their
   // de-identified copy fail with a reason (e.g. released from a de-identification quarantine).
   void refuse_identified(std::vector<catalog::DueItem>& due);
@@ -195,7 +215,10 @@ class Forwarder {
   metrics::DestinationMetrics* metrics_;
   senders::Notifier* notifier_;  // withdrawal notifications; none: the destination takes none
   std::function<void()> before_send_;
-  std::vector<catalog::DeliveryUpdate> unrecorded_;  // answers the catalog could not take yet
+  // Under pick_mutex_: answers not recorded yet (left for the next batch's commit, or refused by
+  // the catalog), and the batch that commit began, which the next step sends.
+  std::vector<catalog::DeliveryUpdate> unrecorded_;
+  std::optional<catalog::SendBatch> next_batch_;
 };
 
 // Runs Readiness and the Forwarders on their own threads: `concurrency` lanes per destination.

@@ -92,6 +92,7 @@ class GatedSender final : public senders::Sender {
 class ConcurrencyTest : public ForwarderFixture {
  protected:
   void make_forwarder() {
+    dest_.concurrency = 3;  // as the daemon configures a destination whose lanes these are
     forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, gated_, clock_, 42);
   }
   // `lanes` threads each stepping until nothing is left to do.

@@ -28,10 +28,12 @@ class ScriptedSender final : public senders::Sender {
 
   using senders::Sender::send;
   senders::Outcome send(const std::vector<senders::Item>& batch,
-                        const senders::SendContext&) override {
+                        const senders::SendContext& context) override {
     std::vector<std::string> uids;
     for (const auto& i : batch) uids.push_back(i.sop_instance_uid);
     calls.push_back(uids);
+    // Like the STOW-RS sender: the request has left before the answer comes.
+    if (context.request_sent) context.request_sent();
     if (script.empty()) return all(batch, senders::InstanceStatus::kAccepted, 200);
     auto s = std::move(script.front());
     script.pop_front();

@@ -56,6 +56,28 @@ TEST_F(ScheduleTest, OutsideTheWindowNothingIsSentAndStatusSaysWhenItOpens) {
   EXPECT_TRUE(forwarder_->status().window_open);
 }
 
+// A batch begun with the last answers (one request at a time) does not go once the window has
+// closed: it is pending again, and waits for the next window with the rest.
+TEST_F(ScheduleTest, ABatchBegunBeforeTheWindowClosedWaitsForTheNextWindow) {
+  forwarder_->set_schedule(ten_to_eleven(false));
+  for (int i = 1; i <= 15; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  clock_.advance(hours(3) - seconds(1));  // 10:59:59
+  EXPECT_EQ(forwarder_->step().sent, 10);
+  clock_.advance(seconds(2));  // 11:00:01: closed
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.sent, 0);
+  EXPECT_EQ(sender_.calls.size(), 1u);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_EQ(*r.next, clock_.now() + hours(23) - seconds(1));
+  const auto study = catalog_->queries.study("1.2.3");
+  for (const auto& i : (*study)->instances)
+    EXPECT_NE(i.deliveries.at(0).state, "sending") << i.sop_instance_uid;
+  clock_.advance(hours(23));
+  EXPECT_EQ(forwarder_->step().sent, 5);
+  EXPECT_EQ(state("1.2.3"), catalog::kSent);
+}
+
 TEST_F(ScheduleTest, AStatStudyBypassesTheClosedWindowAndOthersWait) {
   forwarder_->set_schedule(ten_to_eleven());
   receive("1.2.3", 1);

@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <filesystem>
+#include <set>
 
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
@@ -120,6 +121,79 @@ TEST_F(SchedulerTest, AcceptedBatchMarksStudySent) {
   EXPECT_EQ(sender_.calls[0].size(), 3u);
   EXPECT_EQ(state("1.2.3"), catalog::kSent);
   EXPECT_FALSE(forwarder_->step().did_work);
+}
+
+// One request at a time (issue 16): while a request is in flight, one commit records the previous
+// request's answers and begins the next batch, so the next step sends it at once; a lane that
+// stops records what is left and puts a begun batch back.
+TEST_F(SchedulerTest, OneRequestAtATimeMakesOneCommitPerBatchBesideTheRequest) {
+  for (int i = 1; i <= 25; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  const auto in_state = [&](const std::string& want) {
+    std::set<std::string> out;
+    const auto study = catalog_->queries.study("1.2.3");
+    for (const auto& i : (*study)->instances)
+      if (i.deliveries.at(0).state == want) out.insert(i.sop_instance_uid);
+    return out;
+  };
+  const auto uids = [](const std::vector<std::string>& call) {
+    return std::set<std::string>(call.begin(), call.end());
+  };
+  auto r = forwarder_->step();
+  EXPECT_EQ(r.sent, 10);
+  ASSERT_EQ(sender_.calls.size(), 1u);
+  const auto first = uids(sender_.calls[0]);
+  // The first batch's answers wait for the next commit; the next batch is begun already.
+  EXPECT_TRUE(in_state("sent").empty());
+  auto begun = in_state("sending");
+  EXPECT_EQ(begun.size(), 20u);
+  for (const auto& uid : first) begun.erase(uid);
+  EXPECT_EQ(begun.size(), 10u);
+  EXPECT_EQ(state("1.2.3"), catalog::kSending);
+
+  r = forwarder_->step();
+  EXPECT_EQ(r.sent, 10);
+  ASSERT_EQ(sender_.calls.size(), 2u);
+  EXPECT_EQ(uids(sender_.calls[1]), begun) << "the step sent the batch begun with the commit";
+  EXPECT_EQ(in_state("sent"), first);
+  EXPECT_EQ(in_state("sending").size(), 15u);
+
+  forwarder_->settle_next_batch();  // the lane stops
+  EXPECT_EQ(in_state("sent").size(), 20u);
+  EXPECT_TRUE(in_state("sending").empty());
+  EXPECT_EQ(in_state("pending").size(), 5u);
+
+  r = forwarder_->step();
+  EXPECT_EQ(r.sent, 5);
+  EXPECT_EQ(in_state("sent").size(), 25u) << "the last batch is recorded at once";
+  EXPECT_EQ(state("1.2.3"), catalog::kSent);
+  EXPECT_FALSE(forwarder_->step().did_work);
+  EXPECT_EQ(sender_.calls.size(), 3u);
+}
+
+// A batch that failed whole puts the next one back and records its answers at once; with
+// several lanes (concurrency > 1) every answer is recorded at once and nothing is begun ahead.
+TEST_F(SchedulerTest, NoBatchIsBegunAheadAfterAWholeFailureOrWithSeveralLanes) {
+  for (int i = 1; i <= 25; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  const auto count = [&](const std::string& want) {
+    int n = 0;
+    const auto study = catalog_->queries.study("1.2.3");
+    for (const auto& i : (*study)->instances) n += i.deliveries.at(0).state == want ? 1 : 0;
+    return n;
+  };
+  sender_.script.push_back([](const std::vector<senders::Item>& b) {
+    return ScriptedSender::all(b, senders::InstanceStatus::kRetry, 503);
+  });
+  EXPECT_EQ(forwarder_->step().retry, 10);
+  EXPECT_EQ(count("sending"), 0);
+  EXPECT_EQ(count("pending"), 25);
+  dest_.concurrency = 2;
+  forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, sender_, clock_, 42);
+  clock_.advance(std::chrono::minutes(10));
+  EXPECT_EQ(forwarder_->step().sent, 10);
+  EXPECT_EQ(count("sending"), 0);
+  EXPECT_EQ(count("sent"), 10);
 }
 
 // A de-identifying destination never gets an original: instances without their de-identified

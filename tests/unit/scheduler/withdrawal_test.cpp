@@ -124,6 +124,19 @@ class WithdrawalTest : public ::testing::Test {
     return *catalog_->delivery.due_notifications("repo", to_epoch_ms(clock_.now()) + 1);
   }
 
+  // A withdrawal on its own thread, returned once it is blocked at the send gate (deterministic:
+  // the caller goes on only then); `returned` says when it has returned.
+  std::thread withdraw_blocked_at_gate(std::atomic<bool>& returned) {
+    std::thread t([this, &returned] {
+      withdraw();
+      returned = true;
+    });
+    while (catalog_->delivery.send_gate_for_test().waiting_writers_for_test() == 0)
+      std::this_thread::yield();
+    EXPECT_FALSE(returned.load()) << "the withdrawal returned while a checked batch was pending";
+    return t;
+  }
+
   void expect_no_request_after_withdrawal() {
     ASSERT_GT(withdrawal_returned_, 0);
     for (int start : repository_.request_starts)
@@ -168,16 +181,7 @@ TEST_F(WithdrawalTest, BetweenLastCheckAndRequestTheWithdrawalWaitsForTheRequest
   ASSERT_EQ(stage_->step().ready, 1);
   std::thread withdrawal;
   std::atomic<bool> returned{false};
-  forwarder_->set_before_send_for_test([&] {
-    withdrawal = std::thread([&] {
-      withdraw();
-      returned = true;
-    });
-    // Deterministic: go on only once the withdrawal is blocked at the gate.
-    while (catalog_->delivery.send_gate_for_test().waiting_writers_for_test() == 0)
-      std::this_thread::yield();
-    EXPECT_FALSE(returned.load()) << "the withdrawal returned while a checked batch was pending";
-  });
+  forwarder_->set_before_send_for_test([&] { withdrawal = withdraw_blocked_at_gate(returned); });
   // The request has left: the withdrawal returns before the answer comes.
   repository_.during = [&] { withdrawal.join(); };
   auto r = forwarder_->step();
@@ -192,6 +196,32 @@ TEST_F(WithdrawalTest, BetweenLastCheckAndRequestTheWithdrawalWaitsForTheRequest
   EXPECT_EQ(repository_.request_starts.size(), 1u);
   EXPECT_EQ(catalog_sent(), repository_.held);
   EXPECT_EQ(state(), "WITHDRAWN");
+  auto notes = due_notifications();
+  ASSERT_EQ(notes.size(), 1u);
+  for (const auto& sop : repository_.held)
+    EXPECT_NE(notes[0].body.find(sop), std::string::npos) << "notification lacks " << sop;
+}
+
+// Window 2b: one request at a time, the next batch was checked and begun by the commit made
+// beside the previous request (issue 16). A withdrawal then waits until that batch has left too,
+// and nothing starts after it returns.
+TEST_F(WithdrawalTest, ABatchBegunWithTheLastAnswersHoldsTheWithdrawalUntilItLeaves) {
+  config_.destinations[0].batch_max_instances = 2;
+  receive(1, 4);
+  make_stable();
+  ASSERT_EQ(stage_->step().ready, 1);
+  EXPECT_EQ(forwarder_->step().sent, 2);  // the other two were begun during this request
+  std::atomic<bool> returned{false};
+  std::thread withdrawal = withdraw_blocked_at_gate(returned);
+  repository_.during = [&] { withdrawal.join(); };
+  EXPECT_EQ(forwarder_->step().sent, 2);
+  repository_.during = {};
+  EXPECT_TRUE(returned.load());
+  for (int i = 0; i < 3; ++i) forwarder_->step();
+  ASSERT_EQ(repository_.request_starts.size(), 2u);
+  expect_no_request_after_withdrawal();
+  EXPECT_EQ(catalog_sent(), repository_.held);
+  EXPECT_EQ(repository_.held.size(), 4u);
   auto notes = due_notifications();
   ASSERT_EQ(notes.size(), 1u);
   for (const auto& sop : repository_.held)
