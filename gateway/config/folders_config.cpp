@@ -20,7 +20,7 @@ struct Errors {
   }
 };
 
-bool valid_name(const std::string& s) {
+bool valid_folder_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -105,7 +105,7 @@ FolderIngest read_one(Errors& e, const YAML::Node& item, const std::string& key)
   }
   read_path(e, item, key, f);
   if (const std::string* v = scalar(e, item, key, "name")) {
-    if (!valid_name(*v))
+    if (!valid_folder_name(*v))
       e.add(key + ".name", item["name"],
             "must be 1 to 64 letters, digits, '.', '-' or '_', not '" + *v + "'");
     else

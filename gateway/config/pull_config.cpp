@@ -14,7 +14,7 @@ namespace {
 using detail::Reader;
 using std::chrono::milliseconds;
 
-bool valid_name(const std::string& s) {
+bool valid_source_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -59,7 +59,7 @@ void read_modalities(Reader& r, const YAML::Node& m, const std::string& p, PullS
 void read_address(Reader& r, const YAML::Node& m, const std::string& p, PullSource& s,
                   const std::string& name_hint) {
   r.scalar(m, p, "name", [&](const YAML::Node& n, const std::string& k, const std::string& v) {
-    if (!valid_name(v))
+    if (!valid_source_name(v))
       r.error(k, n, "must be 1 to 64 letters, digits, '.', '-' or '_', not '" + v + "'");
     else
       s.name = v;

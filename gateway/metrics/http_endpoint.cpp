@@ -15,9 +15,10 @@ namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using boost::system::error_code;
 
-namespace {
+// Named, not anonymous: HttpEndpoint::Shared (external linkage) holds pointers to it.
+namespace detail {
 class Session;
-}  // namespace
+}  // namespace detail
 
 // What the handlers share with the endpoint. Handlers hold it by shared_ptr, so a completion
 // that arrives after stop() (or after the endpoint is gone) finds `stopped` and does nothing.
@@ -29,7 +30,7 @@ struct HttpEndpoint::Shared {
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;  // after an accept error such as EMFILE: do not spin
   bool stopped = false;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<detail::Session*, std::weak_ptr<detail::Session>> sessions;
 };
 
 namespace {
@@ -78,6 +79,10 @@ Response route(const http::request_parser<http::empty_body>::value_type& request
   }
   return r;
 }
+
+}  // namespace
+
+namespace detail {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -181,6 +186,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Response response_;
 };
 
+}  // namespace detail
+
+namespace {
+
 void accept(const std::shared_ptr<Shared>& shared) {
   shared->acceptor.async_accept([shared](const error_code& ec, tcp::socket socket) {
     if (shared->stopped || ec == asio::error::operation_aborted) return;
@@ -193,7 +202,7 @@ void accept(const std::shared_ptr<Shared>& shared) {
       return;
     }
     if (shared->sessions.size() < shared->options.max_connections) {
-      std::make_shared<Session>(std::move(socket), shared)->start();
+      std::make_shared<detail::Session>(std::move(socket), shared)->start();
     } else {
       error_code ignored;
       socket.close(ignored);
@@ -240,7 +249,7 @@ void HttpEndpoint::stop() {
   shared_->acceptor.close(ignored);
   shared_->retry_timer.cancel();
   // Copy first: closing a session can end it, and its destructor edits the map.
-  std::vector<std::shared_ptr<Session>> open;
+  std::vector<std::shared_ptr<detail::Session>> open;
   for (auto& [ptr, weak] : shared_->sessions)
     if (auto s = weak.lock()) open.push_back(std::move(s));
   for (auto& s : open) s->close();

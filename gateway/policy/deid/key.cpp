@@ -47,7 +47,7 @@ Error key_error(ErrorCode code, std::string_view what, int err = 0) {
   return make_error(code, std::move(detail));
 }
 
-Result<Key> load(const std::filesystem::path& path) {
+Result<Key> load_key(const std::filesystem::path& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) {
     const int err = errno;
@@ -115,10 +115,10 @@ Result<void> create(const std::filesystem::path& path) {
 }  // namespace
 
 Result<Key> load_or_create_key(const std::filesystem::path& path) {
-  Result<Key> key = load(path);
+  Result<Key> key = load_key(path);
   if (key.ok() || key.error().code != ErrorCode::kNotFound) return key;
   if (auto r = create(path); !r) return r.error();
-  return load(path);
+  return load_key(path);
 }
 
 }  // namespace dirgw::policy::deid

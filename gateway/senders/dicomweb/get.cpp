@@ -11,11 +11,11 @@ namespace dirgw::senders::dicomweb {
 
 namespace {
 
-struct SlistDeleter {
+struct GetSlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
-struct Transfer {
+struct GetTransfer {
   CURL* handle = nullptr;
   const BodySink* sink = nullptr;
   GetAnswer answer;
@@ -23,8 +23,8 @@ struct Transfer {
   bool stopped = false;
 };
 
-std::size_t on_header(char* data, std::size_t size, std::size_t n, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
+std::size_t on_get_header(char* data, std::size_t size, std::size_t n, void* userdata) {
+  auto* t = static_cast<GetTransfer*>(userdata);
   const std::string_view line(data, size * n);
   t->retry_after.on_line(line);
   constexpr std::string_view kName = "Content-Type:";
@@ -34,8 +34,8 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* userdat
   return size * n;
 }
 
-std::size_t on_write(char* data, std::size_t size, std::size_t n, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
+std::size_t on_get_write(char* data, std::size_t size, std::size_t n, void* userdata) {
+  auto* t = static_cast<GetTransfer*>(userdata);
   if (t->answer.status == 0)
     curl_easy_getinfo(t->handle, CURLINFO_RESPONSE_CODE, &t->answer.status);
   if (!(*t->sink)(std::string_view(data, size * n), t->answer)) {
@@ -49,13 +49,13 @@ std::size_t on_write(char* data, std::size_t size, std::size_t n, void* userdata
 
 GetAnswer http_get(CURL* c, const StowRsOptions& http, const GetRequest& request,
                    const BodySink& sink) {
-  Transfer t;
+  GetTransfer t;
   if (c == nullptr) {
     t.answer.transfer = make_error(ErrorCode::kInternal, "libcurl could not create a handle");
     return std::move(t.answer);
   }
   const std::string accept = "Accept: " + request.accept;
-  std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, accept.c_str()));
+  std::unique_ptr<curl_slist, GetSlistDeleter> headers(curl_slist_append(nullptr, accept.c_str()));
   std::string token;
   auto auth = authorization_header(http);
   if (!auth) {
@@ -77,9 +77,9 @@ GetAnswer http_get(CURL* c, const StowRsOptions& http, const GetRequest& request
   set(CURLOPT_HTTPGET, 1L);
   set(CURLOPT_HTTPHEADER, headers.get());
   set(CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
-  set(CURLOPT_HEADERFUNCTION, &on_header);
+  set(CURLOPT_HEADERFUNCTION, &on_get_header);
   set(CURLOPT_HEADERDATA, static_cast<void*>(&t));
-  set(CURLOPT_WRITEFUNCTION, &on_write);
+  set(CURLOPT_WRITEFUNCTION, &on_get_write);
   set(CURLOPT_WRITEDATA, static_cast<void*>(&t));
   if (rc != CURLE_OK) {
     t.answer.transfer = make_error(

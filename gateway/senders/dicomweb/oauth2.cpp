@@ -54,7 +54,7 @@ bool visible_ascii(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7F; });
 }
 
-bool iequals(std::string_view a, std::string_view b) {
+bool ascii_iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
@@ -74,7 +74,7 @@ std::string error_code_of(const std::string& answer) {
   return e;
 }
 
-std::size_t on_write(char* data, std::size_t size, std::size_t nmemb, void* userdata) {
+std::size_t on_token_write(char* data, std::size_t size, std::size_t nmemb, void* userdata) {
   auto* answer = static_cast<std::string*>(userdata);
   std::size_t n = size * nmemb;
   if (answer->size() + n > kMaxTokenAnswer) return 0;
@@ -224,7 +224,8 @@ Result<TokenAnswer> read_token_answer(const std::string& answer, const std::stri
   if (j.contains("token_type")) {
     // Required by RFC 6749 5.1, but some servers leave it out; anything other than Bearer is a
     // token this sender cannot present.
-    if (!j["token_type"].is_string() || !iequals(j["token_type"].get<std::string>(), "bearer"))
+    if (!j["token_type"].is_string() ||
+        !ascii_iequals(j["token_type"].get<std::string>(), "bearer"))
       return make_error(ErrorCode::kProtocol, where + ": token_type is not Bearer");
   }
   out.lifetime = lifetime_if_unknown;
@@ -288,7 +289,7 @@ Result<OAuth2ClientCredentials::Cached> OAuth2ClientCredentials::fetch() {
   curl_easy_setopt(c, CURLOPT_POST, 1L);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.s.c_str());
   curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.s.size()));
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_write);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &on_token_write);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, static_cast<void*>(&answer));
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(opts_.timeout.count()));
   RetryAfterHeader retry_after;

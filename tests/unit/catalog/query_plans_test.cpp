@@ -40,13 +40,13 @@ int install_trace(sqlite3* db, const char**, const sqlite3_api_routines*) {
   return SQLITE_OK;
 }
 
-class TempDir {
+class PlansTempDir {
  public:
-  TempDir() {
+  PlansTempDir() {
     char tmpl[] = "/tmp/dirgw-plans-XXXXXX";
     path_ = ::mkdtemp(tmpl);
   }
-  ~TempDir() { fs::remove_all(path_); }
+  ~PlansTempDir() { fs::remove_all(path_); }
   const fs::path& path() const { return path_; }
 
  private:
@@ -84,7 +84,7 @@ bool scans_a_large_table(const std::string& sql, const std::string& detail) {
 
 TEST(QueryPlans, HotStatementsUseIndexesNotScans) {
   ASSERT_EQ(sqlite3_auto_extension(reinterpret_cast<void (*)()>(install_trace)), SQLITE_OK);
-  TempDir dir;
+  PlansTempDir dir;
   testing::FakeClock clock;
   {
     auto c = Catalog::open(dir.path() / "catalog.db", {"hdirs", "backup"}, clock);
@@ -169,7 +169,7 @@ std::string rows(sqlite::Connection& db, const std::string& sql) {
 }
 
 TEST(QueryPlans, CountersAgreeWithARecount) {
-  TempDir dir;
+  PlansTempDir dir;
   testing::FakeClock clock;
   {
     auto c = Catalog::open(dir.path() / "catalog.db", {"hdirs", "backup"}, clock);

@@ -6,14 +6,16 @@
 namespace dirgw::config {
 namespace {
 
-const char* kHead = R"(facility: { name: "Lakeside General", id: LGH }
+const char* kPullHead = R"(facility: { name: "Lakeside General", id: LGH }
 destinations: [{ name: repo, type: stow-rs, url: "https://dir.example.org/dicom-web" }]
 ingest:
   dicom: { ae_title: DIRGW, allowed_callers: [MODALITY1, OLDPACS] }
   pull:
 )";
 
-LoadResult load_pull(const std::string& items) { return load_string(std::string(kHead) + items); }
+LoadResult load_pull(const std::string& items) {
+  return load_string(std::string(kPullHead) + items);
+}
 
 using testing_support::expect_error;
 

@@ -11,7 +11,7 @@ namespace {
 using testing_support::expect_error;
 using testing_support::replace_once;
 
-const char* kBase = R"yaml(facility: { name: Lakeside, timezone: America/Toronto }
+const char* kReportBase = R"yaml(facility: { name: Lakeside, timezone: America/Toronto }
 ingest: { dicom: { allowed_callers: [PACS1] } }
 report: { folder: /var/lib/dirgw/reports, at: "02:30" }
 destinations:
@@ -20,7 +20,7 @@ destinations:
 )yaml";
 
 TEST(ReportConfig, EveryKeyIsRead) {
-  auto r = load_string(kBase);
+  auto r = load_string(kReportBase);
   ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].key + ": " + r.errors[0].message);
   EXPECT_EQ(r.config->report.folder, "/var/lib/dirgw/reports");
   EXPECT_EQ(r.config->report.at_minute, 150);
@@ -28,21 +28,21 @@ TEST(ReportConfig, EveryKeyIsRead) {
 
 TEST(ReportConfig, NoBlockNoNightlyFile) {
   auto r = load_string(
-      replace_once(kBase, "report: { folder: /var/lib/dirgw/reports, at: \"02:30\" }\n", ""));
+      replace_once(kReportBase, "report: { folder: /var/lib/dirgw/reports, at: \"02:30\" }\n", ""));
   ASSERT_TRUE(r.ok());
   EXPECT_TRUE(r.config->report.folder.empty());
   EXPECT_EQ(r.config->report.at_minute, 60);
 }
 
 TEST(ReportConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
-  expect_error(load_string(replace_once(kBase, "\"02:30\"", "\"24:00\"")), "report.at", 3,
+  expect_error(load_string(replace_once(kReportBase, "\"02:30\"", "\"24:00\"")), "report.at", 3,
                "HH:MM from 00:00 to 23:59");
-  expect_error(load_string(replace_once(kBase, "\"02:30\"", "2am")), "report.at", 3,
+  expect_error(load_string(replace_once(kReportBase, "\"02:30\"", "2am")), "report.at", 3,
                "HH:MM from 00:00 to 23:59");
-  expect_error(load_string(replace_once(kBase, "/var/lib/dirgw/reports", "reports")),
+  expect_error(load_string(replace_once(kReportBase, "/var/lib/dirgw/reports", "reports")),
                "report.folder", 3, "absolute path");
-  expect_error(load_string(replace_once(kBase, "at: \"02:30\"", "when: \"02:30\"")), "report.when",
-               3, "unknown key (allowed here: at, folder, pacs)");
+  expect_error(load_string(replace_once(kReportBase, "at: \"02:30\"", "when: \"02:30\"")),
+               "report.when", 3, "unknown key (allowed here: at, folder, pacs)");
 }
 
 const char* kPacs = R"yaml(facility: { name: Lakeside, timezone: America/Toronto }
@@ -75,7 +75,7 @@ TEST(ReportConfig, PacsCountedByPullSourceOrByItsOwnAddress) {
   EXPECT_EQ(p[1].port, 4242);
   EXPECT_EQ(p[1].calling_ae, "GW");  // ingest.dicom.ae_title
   EXPECT_EQ(p[1].timeout, std::chrono::seconds(5));
-  EXPECT_TRUE(load_string(kBase).config->report.pacs.empty());
+  EXPECT_TRUE(load_string(kReportBase).config->report.pacs.empty());
 }
 
 TEST(ReportConfig, PacsErrorsNameKeyLineAndWhatIsAllowed) {
@@ -94,14 +94,14 @@ TEST(ReportConfig, PacsErrorsNameKeyLineAndWhatIsAllowed) {
                "report.pacs[1]", 9, "counted twice");
   expect_error(load_string(replace_once(kPacs, "    - pull: old-pacs\n", "    - PACS1\n")),
                "report.pacs[0]", 8, "must be a mapping");
-  expect_error(load_string(replace_once(kBase, "at: \"02:30\"", "pacs: PACS1")), "report.pacs", 3,
-               "must be a list of PACS");
+  expect_error(load_string(replace_once(kReportBase, "at: \"02:30\"", "pacs: PACS1")),
+               "report.pacs", 3, "must be a list of PACS");
 }
 
 TEST(ReportConfig, RetentionReportDays) {
-  EXPECT_EQ(load_string(kBase).config->retention.report_days, 400);
+  EXPECT_EQ(load_string(kReportBase).config->retention.report_days, 400);
   const std::string with_days =
-      replace_once(kBase, "report: {", "retention: { report_days: 30 }\nreport: {");
+      replace_once(kReportBase, "report: {", "retention: { report_days: 30 }\nreport: {");
   auto r = load_string(with_days);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.config->retention.report_days, 30);

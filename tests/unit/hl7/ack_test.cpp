@@ -7,7 +7,7 @@
 namespace dirgw::hl7 {
 namespace {
 
-const std::string kAdt =
+const std::string kAckAdt =
     "MSH|^~\\&|REG|LGH|DIRGW|LGHGW|20240105123000-0500||ADT^A04^ADT_A01|MSG0001|P|2.5.1\r"
     "PID|1||MRN000123^^^LGH-MRN^MR||SYNTHETIC^PATIENT\r";
 
@@ -21,7 +21,7 @@ AckOptions options() {
 Message parse(std::string_view bytes) { return Message::parse(bytes).value(); }
 
 TEST(Ack, Accept) {
-  std::string ack = make_ack(parse(kAdt), AckCode::kAA, "", options());
+  std::string ack = make_ack(parse(kAckAdt), AckCode::kAA, "", options());
   EXPECT_EQ(ack,
             "MSH|^~\\&|DIRGW|LGHGW|REG|LGH|20240105123001||ACK^A04^ACK|DIRGW0042|P|2.5.1\r"
             "MSA|AA|MSG0001\r");
@@ -35,7 +35,7 @@ TEST(Ack, Accept) {
 TEST(Ack, ErrorCarriesErrSegment) {
   AckOptions o = options();
   o.error = AckError::kRequiredFieldMissing;
-  std::string ack = make_ack(parse(kAdt), AckCode::kAE, "PID-3 has no identifier", o);
+  std::string ack = make_ack(parse(kAckAdt), AckCode::kAE, "PID-3 has no identifier", o);
   Message m = parse(ack);
   EXPECT_EQ(m.get("MSA-1"), "AE");
   EXPECT_EQ(m.get("MSA-2"), "MSG0001");
@@ -48,24 +48,24 @@ TEST(Ack, ErrorCarriesErrSegment) {
 }
 
 TEST(Ack, RejectDefaultsToInternalError) {
-  Message m = parse(make_ack(parse(kAdt), AckCode::kAR, "catalog unavailable", options()));
+  Message m = parse(make_ack(parse(kAckAdt), AckCode::kAR, "catalog unavailable", options()));
   EXPECT_EQ(m.get("MSA-1"), "AR");
   EXPECT_EQ(m.get("ERR-3.1"), "207");
 }
 
 TEST(Ack, TextIsEscapedAndCleaned) {
   std::string ack =
-      make_ack(parse(kAdt), AckCode::kAE, "bad|field^sep&x~y\\z\r\nMSH|evil", options());
+      make_ack(parse(kAckAdt), AckCode::kAE, "bad|field^sep&x~y\\z\r\nMSH|evil", options());
   Message m = parse(ack);
   EXPECT_EQ(m.segments().size(), 3u);  // the CR/LF did not start a segment
   EXPECT_EQ(m.get("ERR-8"), "bad|field^sep&x~y\\z  MSH|evil");
   std::string long_text(1000, 'x');
-  Message l = parse(make_ack(parse(kAdt), AckCode::kAE, long_text, options()));
+  Message l = parse(make_ack(parse(kAckAdt), AckCode::kAE, long_text, options()));
   EXPECT_EQ(l.get("ERR-8")->size(), 200u);
 }
 
 TEST(Ack, NeverEchoesPatientData) {
-  std::string ack = make_ack(parse(kAdt), AckCode::kAE, "rejected", options());
+  std::string ack = make_ack(parse(kAckAdt), AckCode::kAE, "rejected", options());
   for (const char* value : {"MRN000123", "SYNTHETIC", "PATIENT"}) {
     EXPECT_EQ(ack.find(value), std::string::npos) << value;
   }

@@ -7,7 +7,7 @@
 namespace dirgw::hl7 {
 namespace {
 
-Message parse(const std::string& text) { return std::move(Message::parse(text)).value(); }
+Message parse_order(const std::string& text) { return std::move(Message::parse(text)).value(); }
 
 const char* kOrm =
     "MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ORM^O01|C1|P|2.3.1\r"
@@ -15,7 +15,7 @@ const char* kOrm =
     "OBR|1|PL1||CT^HEAD||||||||||||||ACC1\r";
 
 TEST(Orders, OrmPriorityFromOrc76AndAccessionFromObr18) {
-  const auto m = parse(kOrm);
+  const auto m = parse_order(kOrm);
   EXPECT_TRUE(is_order_message(m));
   auto orders = extract_orders(m, {});
   ASSERT_TRUE(orders.ok());
@@ -27,7 +27,7 @@ TEST(Orders, OrmPriorityFromOrc76AndAccessionFromObr18) {
 }
 
 TEST(Orders, OmiPriorityFromTq19AndAccessionFromIpc1) {
-  const auto m = parse(
+  const auto m = parse_order(
       "MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||OMI^O23^OMI_O23|C2|P|2.5.1\r"
       "ORC|NW|PL2\r"
       "TQ1|1||||||||s\r"
@@ -43,7 +43,7 @@ TEST(Orders, OmiPriorityFromTq19AndAccessionFromIpc1) {
 }
 
 TEST(Orders, RoutineAndConfiguredValuesAndFields) {
-  const auto m = parse(
+  const auto m = parse_order(
       "MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ORM^O01|C3|P|2.3.1\r"
       "ORC|NW|PL3|FL3||||^^^^^A\r"
       "OBR|1|PL3|FL3|CT^HEAD\r");
@@ -61,7 +61,7 @@ TEST(Orders, RoutineAndConfiguredValuesAndFields) {
 }
 
 TEST(Orders, OneOrderPerGroup) {
-  const auto m = parse(
+  const auto m = parse_order(
       "MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ORM^O01|C4|P|2.3.1\r"
       "ORC|NW|PL4|||||^^^^^R\r"
       "OBR|1|PL4||CT^HEAD||||||||||||||ACC4A\r"
@@ -77,10 +77,10 @@ TEST(Orders, OneOrderPerGroup) {
 }
 
 TEST(Orders, OtherMessagesAreNotOrders) {
-  EXPECT_FALSE(
-      is_order_message(parse("MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ADT^A08|C5|P|2.5\r")));
-  EXPECT_FALSE(
-      is_order_message(parse("MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ORM^O02|C6|P|2.5\r")));
+  EXPECT_FALSE(is_order_message(
+      parse_order("MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ADT^A08|C5|P|2.5\r")));
+  EXPECT_FALSE(is_order_message(
+      parse_order("MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261203100000||ORM^O02|C6|P|2.5\r")));
   OrderConfig bad;
   bad.accession_paths = {"not a path"};
   EXPECT_FALSE(check_config(bad).ok());

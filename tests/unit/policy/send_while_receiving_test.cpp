@@ -12,7 +12,7 @@ namespace dirgw::policy {
 namespace {
 
 using std::chrono::seconds;
-constexpr const char* kStudy = "1.2.826.0.1.3680043.10.543.91";
+constexpr const char* kReceivingStudy = "1.2.826.0.1.3680043.10.543.91";
 
 class SendWhileReceivingTest : public ::testing::Test {
  protected:
@@ -36,14 +36,14 @@ class SendWhileReceivingTest : public ::testing::Test {
   void arrive(int i, const std::string& health_number = test::kHealthNumber) {
     auto ds = test::valid_ct();
     test::set_health_number(*ds, health_number);
-    testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy,
-                            std::string(kStudy) + ".1." + std::to_string(i));
+    testing::spool_instance(*spool_, catalog_->ingest, *ds, kReceivingStudy,
+                            std::string(kReceivingStudy) + ".1." + std::to_string(i));
   }
   std::vector<catalog::DueItem> due(const std::string& dest) {
     return *catalog_->delivery.due_deliveries(dest, to_epoch_ms(clock_.now()), 100, 1ull << 40);
   }
   std::string state(const std::string& dest) {
-    auto study = catalog_->queries.study(kStudy);
+    auto study = catalog_->queries.study(kReceivingStudy);
     for (const auto& d : (*study)->destinations)
       if (d.destination == dest) return d.state;
     return "?";
@@ -132,7 +132,7 @@ TEST_F(SendWhileReceivingTest, BeginSendDropsEarlyItemsOfAStudyNoLongerReceiving
   stage().step();
   auto items = due("early");
   ASSERT_EQ(items.size(), 1u);
-  ASSERT_TRUE(catalog_->operators.hold(kStudy, "early", "checking").ok());
+  ASSERT_TRUE(catalog_->operators.hold(kReceivingStudy, "early", "checking").ok());
   auto batch = catalog_->delivery.begin_send("early", items);
   ASSERT_TRUE(batch.ok());
   EXPECT_TRUE(batch->items.empty());
@@ -156,7 +156,7 @@ TEST_F(SendWhileReceivingTest, AFailingInstanceHoldsBackTheRestOfTheStudy) {
   become_stable();
   stage().step();
   EXPECT_EQ(state("early"), "QUARANTINED");
-  auto detail = *catalog_->queries.study(kStudy);
+  auto detail = *catalog_->queries.study(kReceivingStudy);
   int sent = 0;
   for (const auto& i : detail->instances)
     for (const auto& d : i.deliveries)

@@ -54,7 +54,7 @@ std::vector<Item> study(const TempDir& dir, const std::string& prefix, int files
   return batch;
 }
 
-StowRsOptions options_for(const std::string& url) {
+StowRsOptions throttled_options_for(const std::string& url) {
   StowRsOptions o;
   o.base_url = url + "/dicom-web";
   o.connect_timeout = 2000ms;
@@ -72,7 +72,7 @@ TEST(ThrottledUpload, StaysWithinTenPercentOfTheCap) {
   SystemClock clock;
   const std::uint64_t cap = 2 * kMiB;
   auto destination = std::make_shared<scheduler::TokenBucket>(clock, cap, 64 * 1024);
-  auto opts = options_for(server.url());
+  auto opts = throttled_options_for(server.url());
   opts.bandwidth_buckets = {destination};
   auto sender = make_stow_rs_sender(opts);
 
@@ -97,9 +97,9 @@ TEST(ThrottledUpload, TwoDestinationsShareTheGatewayCap) {
   // Each destination alone may go faster than the gateway as a whole.
   auto cap_a = std::make_shared<scheduler::TokenBucket>(clock, 3 * kMiB, 64 * 1024);
   auto cap_b = std::make_shared<scheduler::TokenBucket>(clock, 3 * kMiB, 64 * 1024);
-  auto opts_a = options_for(server_a.url());
+  auto opts_a = throttled_options_for(server_a.url());
   opts_a.bandwidth_buckets = {cap_a, gateway};
-  auto opts_b = options_for(server_b.url());
+  auto opts_b = throttled_options_for(server_b.url());
   opts_b.bandwidth_buckets = {cap_b, gateway};
   auto sender_a = make_stow_rs_sender(opts_a);
   auto sender_b = make_stow_rs_sender(opts_b);
@@ -125,7 +125,7 @@ TEST(ThrottledUpload, AnUnlimitedBucketDoesNotSlowTheUpload) {
   TempDir dir;
   FakeHttpServer server(accept_parts);
   SystemClock clock;
-  auto opts = options_for(server.url());
+  auto opts = throttled_options_for(server.url());
   opts.bandwidth_buckets = {std::make_shared<scheduler::TokenBucket>(clock, 0)};
   auto sender = make_stow_rs_sender(opts);
   auto started = std::chrono::steady_clock::now();
