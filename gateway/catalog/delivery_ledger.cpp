@@ -114,15 +114,20 @@ void begin_in(Connection& db, const Clock& clock, const std::string& destination
   }
 }
 
-// A begun batch that will not go: its deliveries are 'pending' again.
-void abandon_in(Connection& db, const std::string& destination, const std::vector<DueItem>& items) {
-  for (const auto& item : items)
+// A begun batch that will not go: its deliveries are 'pending' again. Returns their studies.
+std::set<std::int64_t> abandon_in(Connection& db, const std::string& destination,
+                                  const std::vector<DueItem>& items) {
+  std::set<std::int64_t> studies;
+  for (const auto& item : items) {
     db.prepare(
           "UPDATE deliveries SET state = 'pending' WHERE instance_id = ?1 AND destination = ?2 "
           "AND state = 'sending'")
         .bind(1, item.instance_id)
         .bind(2, destination)
         .run();
+    if (db.changes() > 0) studies.insert(item.study_id);
+  }
+  return studies;
 }
 
 }  // namespace
@@ -214,9 +219,9 @@ void note_destination_status(Connection& db, const std::string& destination, std
 
 namespace {
 
-// record_deliveries inside the caller's write transaction.
-void record_in(Connection& db, const Clock& clock, const std::string& destination,
-               const std::vector<DeliveryUpdate>& updates) {
+// record_deliveries inside the caller's write transaction. Returns the studies it settled.
+std::set<std::int64_t> record_in(Connection& db, const Clock& clock, const std::string& destination,
+                                 const std::vector<DeliveryUpdate>& updates) {
   const std::int64_t now = to_epoch_ms(clock.now());
   BatchEffects fx;
   for (const auto& u : updates) apply_answer(db, destination, u, now, fx);
@@ -230,13 +235,14 @@ void record_in(Connection& db, const Clock& clock, const std::string& destinatio
   // Each study's state from its counters (schema 9), not a recount of its deliveries.
   for (auto id : fx.studies) settle_study(db, clock, id, destination, fx.progressed.count(id) > 0);
   note_destination_status(db, destination, now, fx);
+  return fx.studies;
 }
 
 }  // namespace
 
 Result<void> DeliveryLedger::record_deliveries(const std::string& destination,
                                                const std::vector<DeliveryUpdate>& updates) {
-  return db_.write([&](Connection& db) { record_in(db, db_.clock(), destination, updates); });
+  return db_.write([&](Connection& db) { (void)record_in(db, db_.clock(), destination, updates); });
 }
 
 Result<SendBatch> DeliveryLedger::commit_batch(const std::string& destination,
@@ -246,8 +252,14 @@ Result<SendBatch> DeliveryLedger::commit_batch(const std::string& destination,
   SendBatch batch;
   if (!next.empty()) batch.permit = SendPermit(db_.send_gate());
   auto done = db_.write([&](Connection& db) {
-    if (!answers.empty()) record_in(db, db_.clock(), destination, answers);
-    abandon_in(db, destination, abandon);
+    // The batch put back first: a study whose answers failed whole then has nothing in flight
+    // when they are recorded, and waits in RETRY_WAIT as it would have without a batch ahead.
+    // A study with no answers here is settled as after progress (SENDING while more is due).
+    const auto abandoned = abandon_in(db, destination, abandon);
+    std::set<std::int64_t> settled;
+    if (!answers.empty()) settled = record_in(db, db_.clock(), destination, answers);
+    for (auto id : abandoned)
+      if (settled.count(id) == 0) settle_study(db, db_.clock(), id, destination, true);
     begin_in(db, db_.clock(), destination, std::move(next), batch);
   });
   if (!done) return done.error();

@@ -188,6 +188,8 @@ TEST_F(SchedulerTest, NoBatchIsBegunAheadAfterAWholeFailureOrWithSeveralLanes) {
   EXPECT_EQ(forwarder_->step().retry, 10);
   EXPECT_EQ(count("sending"), 0);
   EXPECT_EQ(count("pending"), 25);
+  // Nothing on the wire: the study waits, it is not shown as SENDING (issue 17, item 8).
+  EXPECT_EQ(state("1.2.3"), catalog::kRetryWait);
   dest_.concurrency = 2;
   forwarder_ = std::make_unique<Forwarder>(dest_, *catalog_, *spool_, sender_, clock_, 42);
   clock_.advance(std::chrono::minutes(10));
