@@ -134,13 +134,7 @@ std::set<std::int64_t> abandon_in(Connection& db, const std::string& destination
 
 Result<SendBatch> DeliveryLedger::begin_send(const std::string& destination,
                                              std::vector<DueItem> due) {
-  SendBatch batch;
-  batch.permit = SendPermit(db_.send_gate());
-  auto checked = db_.write(
-      [&](Connection& db) { begin_in(db, db_.clock(), destination, std::move(due), batch); });
-  if (!checked) return checked.error();
-  if (batch.items.empty()) batch.permit.release();
-  return batch;
+  return commit_batch(destination, {}, std::move(due), {});
 }
 
 namespace {
@@ -214,10 +208,6 @@ void note_destination_status(Connection& db, const std::string& destination, std
         .bind(3, fx.last_error)
         .run();
 }
-
-}  // namespace
-
-namespace {
 
 // record_deliveries inside the caller's write transaction. Returns the studies it settled.
 std::set<std::int64_t> record_in(Connection& db, const Clock& clock, const std::string& destination,

@@ -198,6 +198,39 @@ TEST_F(SchedulerTest, NoBatchIsBegunAheadAfterAWholeFailureOrWithSeveralLanes) {
   EXPECT_EQ(count("sent"), 10);
 }
 
+// The commit made beside the request fails (the catalog refuses): the answers are kept, nothing
+// is begun ahead, the lane looks again later, and once the catalog takes writes again every
+// answer is recorded and every instance is sent exactly once.
+TEST_F(SchedulerTest, ACommitRefusedBesideTheRequestKeepsTheAnswersForLater) {
+  for (int i = 1; i <= 25; ++i) receive("1.2.3", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  const auto refuse = [&](bool on) {
+    ASSERT_TRUE(catalog_->db()
+                    .locked([on](catalog::Connection& db) {
+                      db.exec(on ? "CREATE TRIGGER refuse BEFORE UPDATE ON destination_status "
+                                   "BEGIN SELECT RAISE(ABORT, 'the disk refuses'); END"
+                                 : "DROP TRIGGER refuse");
+                    })
+                    .ok());
+  };
+  EXPECT_EQ(forwarder_->step().sent, 10);  // its answers wait for the next commit
+  refuse(true);
+  auto r = forwarder_->step();  // that commit fails beside the second request
+  EXPECT_EQ(r.sent, 10);
+  ASSERT_TRUE(r.next.has_value());
+  EXPECT_EQ(*r.next, clock_.now() + std::chrono::seconds(5));
+  EXPECT_FALSE(forwarder_->step().did_work) << "nothing goes while answers are unrecorded";
+  EXPECT_EQ(sender_.calls.size(), 2u);
+  refuse(false);
+  while (forwarder_->step().did_work) {
+  }
+  EXPECT_EQ(state("1.2.3"), catalog::kSent);
+  std::set<std::string> sent;
+  for (const auto& call : sender_.calls) sent.insert(call.begin(), call.end());
+  EXPECT_EQ(sent.size(), 25u);
+  EXPECT_EQ(sender_.calls.size(), 3u) << "each instance once";
+}
+
 // A de-identifying destination never gets an original: instances without their de-identified
 // copy (here: none was ever made, as after releasing a de-identification quarantine) fail with
 // the reason and nothing is sent.
