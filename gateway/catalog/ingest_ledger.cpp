@@ -58,7 +58,11 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
                                                     NewVersionPolicy new_versions) {
   const std::int64_t now = db_.now_ms();
   return db_.write([&](Connection& db) -> Result<RecordOutcome> {
-    return record_in(db, in, new_versions, now);
+    RecordOutcome out = record_in(db, in, new_versions, now);
+    if (in.before_commit) {
+      if (auto durable = in.before_commit(); !durable) return durable.error();  // rolls back
+    }
+    return out;
   });
 }
 
@@ -73,7 +77,16 @@ std::vector<Result<RecordOutcome>> IngestLedger::record_instances(
     for (const NewInstance* in : batch) {
       db.exec("SAVEPOINT instance");
       try {
-        out.push_back(record_in(db, *in, new_versions, now));
+        RecordOutcome recorded = record_in(db, *in, new_versions, now);
+        // The object's data is made durable before its rows can commit; if it cannot be, its
+        // rows go and the others of the group still commit.
+        Result<void> durable = in->before_commit ? in->before_commit() : Result<void>{};
+        if (!durable) {
+          db.exec("ROLLBACK TO instance");
+          out.push_back(durable.error());
+        } else {
+          out.push_back(recorded);
+        }
         db.exec("RELEASE instance");
       } catch (const sqlite::SqliteError& e) {
         db.exec("ROLLBACK TO instance");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,10 @@ struct NewInstance {
   std::string patient_identity;
   // Where the object came from: "dicom:<calling AE>" or "folder:<name>" (shown by dirgw study).
   std::string source;
+  // When set, called inside the transaction after the instance's rows are written and before
+  // they can commit: it makes the object's data durable (the SCP's slot flush, begun when the
+  // last byte arrived, runs meanwhile). Failing, it rolls this instance back alone.
+  std::function<Result<void>()> before_commit;
 };
 
 // kIdentityConflict: the SOP Instance UID is held already for another patient or study; both are

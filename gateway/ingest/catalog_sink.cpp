@@ -27,6 +27,7 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
 Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
   if (!o.source.empty()) in.source = o.source;  // a C-MOVE we asked for: "pull:<name>"
+  in.before_commit = o.make_durable;
 
   auto r = commits_.record(in, new_versions_);
   if (!r) return r.error();

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <optional>
 
 // clang-format off
 #include "dcmtk/config/osconfig.h"
@@ -167,6 +168,10 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     set_comment(ctx, detail, ctx.refuse_reason);
     return;
   }
+  // The slot's data goes to disk on a spool thread from here: the pre-scan, the hash and the
+  // catalog's statements run meanwhile, and the catalog commits the object's rows only once it
+  // is durable (make_durable below). Nothing is answered before both.
+  const auto flushing = ctx.spool->start_flush(ctx.temp_path);
   auto scan = prescan_file(ctx.temp_path, *ctx.limits);
   if (!scan) {
     ctx.spool->discard_temp(ctx.temp_path);
@@ -186,17 +191,29 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     set_comment(ctx, detail, "dirgw: dataset UIDs differ from the request");
     return;
   }
-  auto stored = ctx.spool->commit(ctx.temp_path, ctx.max_object_size);
-  if (!stored) {
+  const auto spool_failed = [&](const Error& e) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;
     ctx.refusal = StoreContext::Refusal::kSpoolError;
-    ctx.failure = stored.error().to_string();
+    ctx.failure = e.to_string();
     set_comment(ctx, detail, "dirgw: cannot store the object now");
-    return;
-  }
-  ReceivedObject obj{std::move(stored).value(), std::move(scan).value(), ctx.calling_ae, ctx.peer};
+  };
+  auto hashed = ctx.spool->hash_received(ctx.temp_path, ctx.max_object_size);
+  if (!hashed) return spool_failed(hashed.error());
+  ReceivedObject obj{std::move(hashed).value(), std::move(scan).value(), ctx.calling_ae, ctx.peer};
+  std::optional<Result<StoredObject>> durable;  // set once the data is durable and linked
+  obj.make_durable = [&]() -> Result<void> {
+    durable = ctx.spool->finish_commit(ctx.temp_path, obj.stored, flushing);
+    if (!*durable) return durable->error();
+    return {};
+  };
   ctx.study_uid = obj.scan.study_uid;
   auto sunk = ctx.sink->object_received(obj);
+  if (sunk && !durable) {
+    // A sink that records nothing durable of its own need not call make_durable: done here.
+    if (auto made = obj.make_durable(); !made) return spool_failed(made.error());
+  }
+  if (!sunk && !durable) ctx.spool->discard_temp(ctx.temp_path);
+  if (durable && !*durable) return spool_failed(durable->error());
   ctx.bytes = obj.stored.size;
   if (!sunk) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;

@@ -40,6 +40,9 @@ struct ReceivedObject {
   std::string calling_ae;
   std::string peer;
   std::string source;  // set by a door that knows better ("pull:<name>"); empty: derived
+  // Set by the SCP when the object's data is not durable yet: the sink calls it before the
+  // object's record can commit and fails the object if it fails (catalog::NewInstance).
+  std::function<Result<void>()> make_durable;
 };
 
 enum class SinkOutcome { kStored, kDuplicate };

@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <string_view>
+#include <thread>
 
 #include "common/crypto.h"
 #include "common/files.h"
@@ -20,19 +24,122 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 constexpr std::string_view kSlotPrefix = "slot-";
 constexpr int kSlotBatch = 32;
+// A new batch of slots is started on a spool thread when this few are left.
+constexpr std::size_t kSlotLowWater = 16;
+// At most this many spool threads (flushes of as many associations at once, and the top-up).
+constexpr std::size_t kMaxWorkers = 8;
 
 std::string shard_name(int i) { return {kHex[(i >> 4) & 0xf], kHex[i & 0xf]}; }
 
 bool is_slot(const fs::path& p) { return p.filename().string().rfind(kSlotPrefix, 0) == 0; }
+
+// Removes a temporary when it goes out of scope, unless kept.
+struct TempGuard {
+  const fs::path& p;
+  bool keep = false;
+  ~TempGuard() {
+    if (!keep) ::unlink(p.c_str());
+  }
+};
+
+// kSlotBatch new empty slots in `tmp`, their names made durable by one directory fsync.
+Result<std::vector<fs::path>> create_slots(const fs::path& tmp) {
+  std::vector<fs::path> made;
+  for (int i = 0; i < kSlotBatch; ++i) {
+    fs::path p = tmp / (std::string(kSlotPrefix) + random_hex(16));
+    UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
+    if (!fd.valid()) {
+      const int err = errno;
+      for (const auto& m : made) ::unlink(m.c_str());
+      return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
+                        "create spool slot: " + errno_text(err));
+    }
+    made.push_back(std::move(p));
+  }
+  // One directory fsync makes the whole batch of names durable.
+  if (auto r = fsync_dir(tmp); !r) {
+    for (const auto& m : made) ::unlink(m.c_str());
+    return r.error();
+  }
+  return made;
+}
 }  // namespace
+
+struct EarlyFlush {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  int err = 0;  // errno of a failed open or fdatasync
+
+  void finish(int e) {
+    {
+      std::lock_guard lock(mutex);
+      err = e;
+      done = true;
+    }
+    cv.notify_all();
+  }
+  int wait() {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return done; });
+    return err;
+  }
+};
 
 struct Spool::Slots {
   std::mutex mutex;
   std::vector<fs::path> free;
+  bool topping_up = false;  // a batch of slots is being created on a spool thread
+  // Bumped by remove_temporaries(): a top-up begun before it does not hand out its slots, which
+  // may have been removed meanwhile (a slot must exist, durably, before it is used).
+  std::uint64_t generation = 0;
   struct Linked {
     fs::path slot, shard;
   };
   std::vector<Linked> linked;  // committed slots whose link is not durable yet
+
+  // The spool's threads: started when work finds none idle, at most kMaxWorkers; they drain
+  // what is queued and are joined when the last copy of the Spool goes.
+  std::mutex work_mutex;
+  std::condition_variable work_cv;
+  std::deque<std::function<void()>> work;
+  std::vector<std::thread> workers;
+  std::size_t idle = 0;
+  bool stopping = false;
+
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard lock(work_mutex);
+      work.push_back(std::move(task));
+      if (work.size() > idle && workers.size() < kMaxWorkers)
+        workers.emplace_back([this] { run(); });
+    }
+    work_cv.notify_one();
+  }
+
+  void run() {
+    std::unique_lock lock(work_mutex);
+    for (;;) {
+      ++idle;
+      work_cv.wait(lock, [&] { return stopping || !work.empty(); });
+      --idle;
+      if (work.empty()) return;  // stopping, and nothing left to do
+      auto task = std::move(work.front());
+      work.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
+  ~Slots() {
+    {
+      std::lock_guard lock(work_mutex);
+      stopping = true;
+    }
+    work_cv.notify_all();
+    for (auto& t : workers) t.join();
+  }
 };
 
 Spool::Spool(fs::path root) : root_(std::move(root)), slots_(std::make_shared<Slots>()) {}
@@ -40,28 +147,36 @@ Spool::Spool(fs::path root) : root_(std::move(root)), slots_(std::make_shared<Sl
 Result<fs::path> Spool::acquire_slot() const {
   std::lock_guard lock(slots_->mutex);
   if (slots_->free.empty()) {
-    std::vector<fs::path> made;
-    for (int i = 0; i < kSlotBatch; ++i) {
-      fs::path p = root_ / "tmp" / (std::string(kSlotPrefix) + random_hex(16));
-      UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640));
-      if (!fd.valid()) {
-        const int err = errno;
-        for (const auto& m : made) ::unlink(m.c_str());
-        return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
-                          "create spool slot: " + errno_text(err));
-      }
-      made.push_back(std::move(p));
-    }
-    // One directory fsync makes the whole batch of names durable.
-    if (auto r = fsync_dir(root_ / "tmp"); !r) {
-      for (const auto& m : made) ::unlink(m.c_str());
-      return r.error();
-    }
-    slots_->free = std::move(made);
+    // None left (the first object, or a burst faster than the top-up): create a batch here.
+    auto made = create_slots(root_ / "tmp");
+    if (!made) return made.error();
+    slots_->free = std::move(made).value();
   }
   fs::path p = std::move(slots_->free.back());
   slots_->free.pop_back();
+  if (slots_->free.size() < kSlotLowWater && !slots_->topping_up) {
+    slots_->topping_up = true;
+    Slots* slots = slots_.get();  // the task runs on a thread that Slots joins before it goes
+    slots_->submit([slots, tmp = root_ / "tmp", generation = slots_->generation] {
+      auto made = create_slots(tmp);  // a failure is met again, and reported, by acquire_slot()
+      std::lock_guard slots_lock(slots->mutex);
+      slots->topping_up = false;
+      if (made && generation == slots->generation)
+        slots->free.insert(slots->free.end(), made->begin(), made->end());
+    });
+  }
   return p;
+}
+
+std::shared_ptr<EarlyFlush> Spool::start_flush(const fs::path& slot) const {
+  if (!is_slot(slot) || slot.parent_path() != root_ / "tmp") return nullptr;
+  auto flush = std::make_shared<EarlyFlush>();
+  slots_->submit([flush, slot] {
+    UniqueFd fd(::open(slot.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return flush->finish(errno);
+    flush->finish(::fdatasync(fd.get()) == 0 ? 0 : errno);
+  });
+  return flush;
 }
 
 Result<int> Spool::settle() const {
@@ -140,13 +255,13 @@ fs::path Spool::object_path(const std::string& sha256) const {
 }
 
 Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size) const {
-  struct Unlinker {
-    const fs::path& p;
-    bool keep = false;
-    ~Unlinker() {
-      if (!keep) ::unlink(p.c_str());
-    }
-  } unlinker{temp};
+  auto hashed = hash_received(temp, max_size);
+  if (!hashed) return hashed;
+  return finish_commit(temp, std::move(hashed).value());
+}
+
+Result<StoredObject> Spool::hash_received(const fs::path& temp, std::uint64_t max_size) const {
+  TempGuard unlinker{temp};
 
   UniqueFd fd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return make_error(ErrorCode::kIo, "open received object: " + errno_text(errno));
@@ -170,20 +285,34 @@ Result<StoredObject> Spool::commit(const fs::path& temp, std::uint64_t max_size)
   out.size = size;
   out.path = object_path(out.sha256);
   struct stat st {};
-  if (::stat(out.path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size) {
-    out.already_present = true;  // same content already durable; drop the temporary
-    return out;
-  }
-  // fsync through a writable descriptor is not needed: fsync flushes the inode's data whatever
-  // the open mode on Linux. A slot's name is durable already, so its data (and size) is all
-  // that needs flushing: fdatasync.
+  // Same content already durable: finish_commit() drops the temporary.
+  out.already_present =
+      ::stat(out.path.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_size) == size;
+  unlinker.keep = true;
+  return out;
+}
+
+Result<StoredObject> Spool::finish_commit(const fs::path& temp, StoredObject out,
+                                          const std::shared_ptr<EarlyFlush>& flushing) const {
+  TempGuard unlinker{temp};
+  if (out.already_present) return out;
+  // fsync through a read-only descriptor is enough: fsync flushes the inode's data whatever the
+  // open mode on Linux. A slot's name is durable already, so its data (and size) is all that
+  // needs flushing: fdatasync.
   const bool slot = is_slot(temp);
-  if ((slot ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0) {
-    int err = errno;
+  int err = 0;
+  if (flushing && slot) {
+    err = flushing->wait();
+  } else {
+    UniqueFd fd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid())
+      err = errno;
+    else if ((slot ? ::fdatasync(fd.get()) : ::fsync(fd.get())) != 0)
+      err = errno;
+  }
+  if (err != 0)
     return make_error(err == ENOSPC ? ErrorCode::kDiskFull : ErrorCode::kIo,
                       "fsync received object: " + errno_text(err));
-  }
-  fd.reset();
   if (slot) {
     unlinker.keep = true;  // link_slot() owns it from here
     return link_slot(temp, std::move(out));
@@ -283,6 +412,7 @@ Result<SpoolCleanup> Spool::remove_temporaries(
     std::lock_guard lock(slots_->mutex);
     slots_->free.clear();
     slots_->linked.clear();
+    ++slots_->generation;
   }
   return c;
 }

@@ -10,6 +10,10 @@
 // afterwards by settle(), and only then is the slot unlinked. Until then the slot is the durable
 // copy: after a crash remove_temporaries() links back every slot whose object the catalog knows
 // and that is missing from objects/ (docs/performance.md, "Spool slots").
+// Two things run on the spool's own threads, beside the receiving ones: a received slot's
+// fdatasync, started as soon as its last byte is in (start_flush()), so that the pre-scan and the
+// hash run while the disk writes; and topping up the free slots before they run out, so that an
+// association seldom waits for a batch of slots to be created.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +33,9 @@ struct StoredObject {
   std::filesystem::path path;
   bool already_present = false;  // identical bytes were already in the spool
 };
+
+// A slot's data being made durable on a spool thread; commit() waits for it.
+struct EarlyFlush;
 
 struct SpoolCleanup {
   int temporaries_removed = 0;
@@ -50,9 +57,25 @@ class Spool {
   // unlinks those slots. Returns how many slots were settled.
   Result<int> settle() const;
 
+  // Starts the fdatasync of a completely received slot on a spool thread and returns at once;
+  // hand the result to commit(). Nothing (a null pointer) for a temporary that is not a slot.
+  std::shared_ptr<EarlyFlush> start_flush(const std::filesystem::path& slot) const;
+
   // Hashes, fsyncs and moves a completely received temporary into objects/. The temporary is
-  // gone afterwards whatever the outcome.
+  // gone afterwards whatever the outcome. Equivalent to hash_received() then finish_commit().
   Result<StoredObject> commit(const std::filesystem::path& temp, std::uint64_t max_size) const;
+
+  // The two halves of commit(), for a caller that does other work between them (the DICOM SCP
+  // runs the catalog's statements while the slot's data flush started by start_flush() goes on).
+  // hash_received(): the content name and size, and whether identical bytes are in objects/
+  // already; nothing is flushed or moved (the temporary is removed on failure).
+  Result<StoredObject> hash_received(const std::filesystem::path& temp,
+                                     std::uint64_t max_size) const;
+  // finish_commit(): makes the data durable (waits for `flushing`, this slot's flush from
+  // start_flush(), or flushes itself when null), then links or renames it under its content name
+  // (the temporary is removed on failure, or when the bytes were there already).
+  Result<StoredObject> finish_commit(const std::filesystem::path& temp, StoredObject hashed,
+                                     const std::shared_ptr<EarlyFlush>& flushing = nullptr) const;
 
   // Removes one temporary of ours that will not be committed (nothing if it is gone already).
   void discard_temp(const std::filesystem::path& temp) const;
@@ -85,7 +108,7 @@ class Spool {
   const std::filesystem::path& root() const { return root_; }
 
  private:
-  struct Slots;  // the slot pool and the links waiting for settle()
+  struct Slots;  // the slot pool, the links waiting for settle(), the spool's threads
   explicit Spool(std::filesystem::path root);
   Result<StoredObject> link_slot(const std::filesystem::path& slot, StoredObject out) const;
   std::filesystem::path root_;

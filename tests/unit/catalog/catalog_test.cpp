@@ -141,6 +141,44 @@ TEST_F(CatalogTest, IdenticalResendIsDuplicateAndAddsNothing) {
   EXPECT_EQ(catalog_->queries.status()->destinations[0].pending_instances, 1);
 }
 
+// The SCP's object is made durable inside the catalog's transaction (its flush ran beside the
+// statements): before_commit runs after the instance's rows are written and before they can
+// commit, and an instance whose data cannot be made durable is rolled back alone.
+TEST_F(CatalogTest, AnInstanceWhoseDataCannotBeMadeDurableIsRolledBackAlone) {
+  std::vector<std::string> calls;
+  NewInstance failing = instance("1.2.3", 1), kept = instance("1.2.3", 2);
+  failing.before_commit = [&]() -> Result<void> {
+    calls.push_back("failing");
+    return make_error(ErrorCode::kIo, "fsync received object: Input/output error");
+  };
+  kept.before_commit = [&]() -> Result<void> {
+    calls.push_back("kept");
+    // Inside the transaction: the rows are written, not yet visible to the reader connection.
+    EXPECT_EQ(catalog_->queries.status()->instances, 0);
+    return {};
+  };
+  auto out = catalog_->ingest.record_instances({&failing, &kept}, NewVersionPolicy::kSend);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_FALSE(out[0].ok());
+  EXPECT_EQ(out[0].error().code, ErrorCode::kIo);
+  ASSERT_TRUE(out[1].ok()) << out[1].error().to_string();
+  EXPECT_EQ(calls, (std::vector<std::string>{"failing", "kept"}));
+  auto s = catalog_->queries.status();
+  EXPECT_EQ(s->studies, 1);
+  EXPECT_EQ(s->instances, 1);
+  EXPECT_EQ(s->destinations[0].pending_instances, 1);
+  auto detail = catalog_->queries.study("1.2.3");
+  ASSERT_TRUE(detail.ok() && detail->has_value());
+  // The one alone: the same through record_instance, and nothing of it stays.
+  NewInstance lone = instance("1.2.4", 1);
+  lone.before_commit = [] { return Result<void>(make_error(ErrorCode::kDiskFull, "full")); };
+  auto r = catalog_->ingest.record_instance(lone);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kDiskFull);
+  EXPECT_EQ(catalog_->queries.status()->studies, 1);
+  EXPECT_EQ(catalog_->queries.status()->instances, 1);
+}
+
 TEST_F(CatalogTest, SameInstanceOtherBytesIsNewVersion) {
   ASSERT_TRUE(catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'f'))).ok());
   auto r = catalog_->ingest.record_instance(instance("1.2.3", 1, std::string(64, 'e')));

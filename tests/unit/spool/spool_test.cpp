@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "common/crypto.h"
 #include "unit/policy/dataset_builder.h"
@@ -18,6 +20,12 @@ namespace fs = std::filesystem;
 
 void write(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
+}
+
+fs::path write_temp(const Spool& s, const std::string& bytes) {
+  fs::path p = s.new_temp_path();
+  write(p, bytes);
+  return p;
 }
 
 class SpoolTest : public ::testing::Test {
@@ -174,6 +182,84 @@ TEST_F(SpoolTest, AtStartACataloguedSlotWhoseLinkIsMissingIsLinkedBack) {
   EXPECT_FALSE(fs::exists(s.object_path(sha256_hex("never acknowledged"))));
   EXPECT_TRUE(fs::is_empty(dir_ / "spool" / "tmp"));
   (void)empty;
+}
+
+// The DICOM SCP's path (issue 16): the slot's flush starts when its last byte is in and runs on a
+// spool thread while the object is hashed (and the catalog writes its rows); the object gets its
+// content name only once finish_commit() has seen that flush done.
+TEST_F(SpoolTest, ASlotFlushedEarlyIsLinkedOnlyWhenItsCommitIsFinished) {
+  Spool s = spool();
+  auto slot = s.acquire_slot();
+  ASSERT_TRUE(slot.ok());
+  write(*slot, "received bytes");
+  auto flushing = s.start_flush(*slot);
+  ASSERT_NE(flushing, nullptr);
+  auto hashed = s.hash_received(*slot, 1 << 20);
+  ASSERT_TRUE(hashed.ok()) << hashed.error().to_string();
+  EXPECT_EQ(hashed->sha256, sha256_hex("received bytes"));
+  EXPECT_EQ(hashed->size, 14u);
+  EXPECT_FALSE(hashed->already_present);
+  EXPECT_FALSE(fs::exists(hashed->path));  // no content name before the data is durable
+  EXPECT_TRUE(fs::exists(*slot));
+  auto stored = s.finish_commit(*slot, *hashed, flushing);
+  ASSERT_TRUE(stored.ok()) << stored.error().to_string();
+  EXPECT_EQ(stored->path, s.object_path(sha256_hex("received bytes")));
+  EXPECT_EQ(fs::hard_link_count(stored->path), 2u);  // the slot stays the copy until settled
+  EXPECT_EQ(*s.settle(), 1);
+  EXPECT_FALSE(fs::exists(*slot));
+}
+
+TEST_F(SpoolTest, OnlySlotsAreFlushedEarly) {
+  Spool s = spool();
+  EXPECT_EQ(s.start_flush(s.new_temp_path()), nullptr);
+  EXPECT_EQ(s.start_flush(dir_ / "slot-elsewhere"), nullptr);
+  // A temporary that is not a slot is still committed, with its own fsync and directory fsync.
+  const fs::path temp = s.new_temp_path();
+  write(temp, "from a folder");
+  auto hashed = s.hash_received(temp, 1 << 20);
+  ASSERT_TRUE(hashed.ok());
+  auto stored = s.finish_commit(temp, *hashed, nullptr);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(fs::exists(stored->path));
+  EXPECT_FALSE(fs::exists(temp));
+  EXPECT_EQ(*s.settle(), 0);  // renamed, not linked: nothing to settle
+}
+
+TEST_F(SpoolTest, HashingDoesNotKeepATemporaryOverTheLimitOrBytesAlreadyThere) {
+  Spool s = spool();
+  auto big = s.acquire_slot();
+  write(*big, std::string(100, 'x'));
+  auto flushing = s.start_flush(*big);
+  auto refused = s.hash_received(*big, 99);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kPrescanRejected);
+  EXPECT_FALSE(fs::exists(*big));
+  ASSERT_TRUE(s.commit(write_temp(s, "twice"), 1 << 20).ok());
+  auto again = s.acquire_slot();
+  write(*again, "twice");
+  auto hashed = s.hash_received(*again, 1 << 20);
+  ASSERT_TRUE(hashed.ok());
+  EXPECT_TRUE(hashed->already_present);
+  auto stored = s.finish_commit(*again, *hashed, s.start_flush(*again));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->already_present);
+  EXPECT_FALSE(fs::exists(*again));
+}
+
+// Slots are topped up on a spool thread before they run out, so that an association seldom
+// waits for a batch of files to be created; each batch's names are durable before use.
+TEST_F(SpoolTest, SlotsAreToppedUpBeforeTheyRunOut) {
+  Spool s = spool();
+  std::set<fs::path> taken;
+  for (int i = 0; i < 17; ++i) taken.insert(*s.acquire_slot());  // 15 of the first 32 left
+  const auto files = [&] {
+    return std::distance(fs::directory_iterator(dir_ / "spool" / "tmp"), fs::directory_iterator{});
+  };
+  for (int i = 0; i < 500 && files() < 64; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(files(), 64);  // a second batch of 32, made without a caller waiting for it
+  for (int i = 0; i < 40; ++i) EXPECT_TRUE(taken.insert(*s.acquire_slot()).second);
+  for (const auto& p : taken) EXPECT_TRUE(fs::exists(p));
 }
 
 }  // namespace
