@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "common/crypto.h"
@@ -108,12 +109,22 @@ struct Spool::Slots {
   bool stopping = false;
 
   void submit(std::function<void()> task) {
-    {
-      std::lock_guard lock(work_mutex);
-      work.push_back(std::move(task));
-      if (work.size() > idle && workers.size() < kMaxWorkers)
+    std::unique_lock lock(work_mutex);
+    if (work.size() >= idle && workers.size() < kMaxWorkers) {
+      try {
         workers.emplace_back([this] { run(); });
+      } catch (const std::system_error&) {
+        // No thread to be had: with none at all, the caller does the work itself (a slower
+        // path, never a lost flush); otherwise the running ones take it in turn.
+        if (workers.empty()) {
+          lock.unlock();
+          task();
+          return;
+        }
+      }
     }
+    work.push_back(std::move(task));
+    lock.unlock();
     work_cv.notify_one();
   }
 
