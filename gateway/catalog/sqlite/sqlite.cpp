@@ -25,8 +25,9 @@ Connection::Connection(const std::string& path, bool read_only) {
   sqlite3_extended_result_codes(db_, 1);
   // Statement journals (a statement inside a savepoint) and sorters stay in memory: on disk each
   // one is a new file in /var/tmp, created, written and unlinked several times per instance
-  // received (docs/performance.md, "Where the time goes"). They are small and bounded by the
-  // size of one statement's changes; nothing in them needs to outlive the connection.
+  // received (docs/performance.md, "The slot's flush beside the hash and the catalog's
+  // statements"). They are small and bounded by the size of one statement's changes; nothing in
+  // them needs to outlive the connection.
   exec("PRAGMA temp_store=MEMORY");
 }
 

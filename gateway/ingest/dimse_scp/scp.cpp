@@ -208,12 +208,12 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
   };
   ctx.study_uid = obj.scan.study_uid;
   auto sunk = ctx.sink->object_received(obj);
-  if (sunk && !durable) {
+  if (durable && !*durable) return spool_failed(durable->error());
+  if (!durable && !sunk) ctx.spool->discard_temp(ctx.temp_path);
+  if (!durable && sunk) {
     // A sink that records nothing durable of its own need not call make_durable: done here.
     if (auto made = obj.make_durable(); !made) return spool_failed(made.error());
   }
-  if (!sunk && !durable) ctx.spool->discard_temp(ctx.temp_path);
-  if (durable && !*durable) return spool_failed(durable->error());
   ctx.bytes = obj.stored.size;
   if (!sunk) {
     rsp->DimseStatus = STATUS_STORE_Refused_OutOfResources;

@@ -34,7 +34,7 @@ struct StoredObject {
   bool already_present = false;  // identical bytes were already in the spool
 };
 
-// A slot's data being made durable on a spool thread; commit() waits for it.
+// A slot's data being made durable on a spool thread; finish_commit() waits for it.
 struct EarlyFlush;
 
 struct SpoolCleanup {
@@ -58,7 +58,8 @@ class Spool {
   Result<int> settle() const;
 
   // Starts the fdatasync of a completely received slot on a spool thread and returns at once;
-  // hand the result to commit(). Nothing (a null pointer) for a temporary that is not a slot.
+  // hand the result to finish_commit(). Nothing (a null pointer) for a temporary that is not a
+  // slot.
   std::shared_ptr<EarlyFlush> start_flush(const std::filesystem::path& slot) const;
 
   // Hashes, fsyncs and moves a completely received temporary into objects/. The temporary is
