@@ -276,8 +276,9 @@ struct Destination {
   Deidentify deidentify;  // enabled: this destination receives de-identified copies only
   Schedule schedule;
   Bandwidth bandwidth;
-  // Parallel requests to this destination. Only 1 is implemented (values above 1 are refused
-  // by the configuration check rather than silently ignored).
+  // Requests in flight to this destination at once (1-64): STOW-RS requests or C-STORE
+  // associations, one sender lane each (make_sender_pool). 1 keeps strict oldest-first order;
+  // 2-4 keep a long, fast link busy while the repository stores a batch.
   int concurrency = 1;
   DimseDestination dimse;  // type: dimse
   Transcode transcode;     // optional JPEG-LS Lossless copies before upload
