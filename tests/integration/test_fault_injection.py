@@ -16,7 +16,9 @@ import argparse
 import os
 import random
 import shutil
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,9 +32,14 @@ BATCH = 10
 STUDIES = 8
 
 
-def kill_after_group_commit(gw, rng):
-    """Restarts dirgwd armed to SIGKILL itself after its Nth group commit (the PACS keeps sending)
-    and waits until it did. True when it died at the fault point."""
+def kill_after_group_commit(gw, rng, files):
+    """Restarts dirgwd armed to SIGKILL itself after its Nth group commit and waits until it did.
+    True when it died at the fault point.
+
+    A group commit needs instances arriving, and on a quiet machine the PACS may have had all
+    of them acknowledged already: so a second sender of the test's own sends instances again,
+    ten per association, until dirgwd dies. Received again, an instance is a duplicate: its
+    audit entry is written in a group commit like any other, and it is never forwarded twice."""
     os.environ["DIRGW_FAULT_FOR_TEST"] = f"kill-after-group-commit:{rng.randint(1, 25)}"
     try:
         gw.start()
@@ -40,13 +47,31 @@ def kill_after_group_commit(gw, rng):
         pass  # it may kill itself before its control socket answered (the PACS keeps sending)
     finally:
         del os.environ["DIRGW_FAULT_FOR_TEST"]
+    process = gw.process
+    stop = threading.Event()
+
+    def send_again():
+        first = rng.randrange(len(files))
+        while not stop.is_set() and process.alive():
+            chunk = [files[(first + k) % len(files)] for k in range(10)]
+            first += 10
+            subprocess.run(["storescu", "-aet", "PACS1", "-aec", "DIRGW", "-to", "10", "-ta", "10",
+                            "-td", "10", "127.0.0.1", str(gw.port)] + chunk,
+                           capture_output=True, timeout=60)
+            time.sleep(0.1)
+
+    again = threading.Thread(target=send_again, daemon=True)
+    again.start()
     try:
         harness.wait_for("dirgwd to kill itself after a group commit",
-                         lambda: not gw.process.alive(), 30, 0.05)
+                         lambda: not process.alive(), 30, 0.05)
     except TimeoutError:
         gw.kill9()
         return False
-    died = gw.process.proc.returncode == -9
+    finally:
+        stop.set()
+        again.join(70)
+    died = process.proc.returncode == -9
     gw.kill9()
     return died
 
@@ -109,7 +134,7 @@ def main():
             continue
         gw.kill9()
         kills += 1
-        if kills % 3 == 0 and kill_after_group_commit(gw, rng):
+        if kills % 3 == 0 and kill_after_group_commit(gw, rng, files):
             kills += 1
             commit_kills += 1
         gw.start()
