@@ -35,6 +35,8 @@ import fs  # noqa: E402
 import wan  # noqa: E402
 from benchlib import harness, log  # noqa: E402
 
+# Requests in flight in the second send_while_receiving run of the end-to-end case.
+SWR_LANES = 2
 BATCH = 50  # instances per STOW-RS request: dirgwd's batch.max_instances, and the curl bodies
 RESULTS_DIR = os.path.join(B.HERE, "results")
 
@@ -538,8 +540,8 @@ class Bench:
                 dest.stop()
                 self.clean(w)
             # The same with send_while_receiving: instances go while the study still arrives;
-            # with one request in flight, then two (issue 16: 2-4 per destination).
-            for concurrency, times in ((1, swr), (2, swr2)):
+            # with one request in flight, then SWR_LANES (issue 16: 2-4 per destination).
+            for concurrency, times in ((1, swr), (SWR_LANES, swr2)):
                 w = self.tmp(f"e2e-swr{concurrency}")
                 dest = B.orthanc(w, "repo").start()
                 gw = B.BenchGateway(self.build, w, dest.dicomweb, stable_age="1s", batch=BATCH,
@@ -570,14 +572,14 @@ class Bench:
                 dest.stop()
                 self.clean(w)
             log(f"e2e rep {i + 1}: dirgwd {ours[-1]:.2f}s, send_while_receiving {swr[-1]:.2f}s "
-                f"(concurrency 2: {swr2[-1]:.2f}s), Orthanc router {router_t[-1]:.2f}s")
+                f"(concurrency {SWR_LANES}: {swr2[-1]:.2f}s), Orthanc router {router_t[-1]:.2f}s")
         self.res.add(group, "Orthanc router (StableAge 1) (baseline)", "s", router_t, better="lower")
         self.res.add(group, "dirgwd (stable_age 1s)", "s", ours, better="lower",
                      baseline="Orthanc router (StableAge 1) (baseline)", target=TARGETS["e2e"])
         self.res.add(group, "dirgwd send_while_receiving (stable_age 1s)", "s", swr,
                      better="lower", baseline="Orthanc router (StableAge 1) (baseline)",
                      target=TARGETS["e2e_swr"])
-        self.res.add(group, "dirgwd send_while_receiving, concurrency 2", "s", swr2,
+        self.res.add(group, f"dirgwd send_while_receiving, concurrency {SWR_LANES}", "s", swr2,
                      better="lower", baseline="Orthanc router (StableAge 1) (baseline)",
                      target=TARGETS["e2e_swr"])
         for key, name in (("ingest", "(info) dirgwd: C-STOREs (storescu)"),

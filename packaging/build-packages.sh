@@ -10,7 +10,8 @@
 #   BUILD_DIR    configured here when new (RelWithDebInfo, tests off, prefix /usr); an
 #                existing tree is reused (incremental build) unless it is a sanitizer or Debug
 #                build, which must not be shipped. Its install prefix is set to /usr.
-#   --build-type T  RelWithDebInfo (default) or Release, for a new BUILD_DIR. The packaged
+#   --build-type T  RelWithDebInfo (default for a new BUILD_DIR) or Release; given, it also
+#                applies to a reused tree (CMake recompiles what the change needs). The packaged
 #                binaries are stripped either way; RelWithDebInfo keeps the debug information
 #                in the build tree for whoever debugs a crash of that build, and its -g makes
 #                the compile 30-45 % longer (the package test uses Release).
@@ -28,6 +29,7 @@ ONLY=""
 OUT=""
 BUILD=""
 BUILD_TYPE=RelWithDebInfo
+BUILD_TYPE_GIVEN=""
 
 die() { echo "build-packages.sh: $*" >&2; exit 1; }
 
@@ -36,8 +38,9 @@ while [ $# -gt 0 ]; do
     --release) RELEASE="${2:?--release needs a number}"; shift 2 ;;
     --only) ONLY="${2:?--only needs deb or rpm}"; shift 2 ;;
     --out) OUT="${2:?--out needs a directory}"; shift 2 ;;
-    --build-type) BUILD_TYPE="${2:?--build-type needs RelWithDebInfo or Release}"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --build-type) BUILD_TYPE="${2:?--build-type needs RelWithDebInfo or Release}"
+                  BUILD_TYPE_GIVEN=1; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     -*) die "unknown option $1" ;;
     *) [ -z "$BUILD" ] || die "one build directory only"; BUILD="$1"; shift ;;
   esac
@@ -90,8 +93,13 @@ else
   if [ "$(cache_value CMAKE_INSTALL_PREFIX)" != /usr ]; then
     say "setting the install prefix of $BUILD to /usr (was $(cache_value CMAKE_INSTALL_PREFIX))"
   fi
+  type_arg=()
+  if [ -n "$BUILD_TYPE_GIVEN" ] && [ "$(cache_value CMAKE_BUILD_TYPE)" != "$BUILD_TYPE" ]; then
+    say "switching $BUILD from $(cache_value CMAKE_BUILD_TYPE) to $BUILD_TYPE"
+    type_arg=(-DCMAKE_BUILD_TYPE="$BUILD_TYPE")
+  fi
   # Re-running cmake also picks up new install rules; it recompiles nothing by itself.
-  cmake -S "$SRC_DIR" -B "$BUILD" -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+  cmake -S "$SRC_DIR" -B "$BUILD" -DCMAKE_INSTALL_PREFIX=/usr "${type_arg[@]}" >/dev/null
 fi
 say "building $BUILD with -j$JOBS"
 cmake --build "$BUILD" -j"$JOBS"

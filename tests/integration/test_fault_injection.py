@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -55,9 +54,7 @@ def kill_after_group_commit(gw, rng, files):
         while not stop.is_set() and process.alive():
             chunk = [files[(first + k) % len(files)] for k in range(10)]
             first += 10
-            subprocess.run(["storescu", "-aet", "PACS1", "-aec", "DIRGW", "-to", "10", "-ta", "10",
-                            "-td", "10", "127.0.0.1", str(gw.port)] + chunk,
-                           capture_output=True, timeout=60)
+            harness.storescu(gw.port, chunk, extra=["-to", "10", "-ta", "10", "-td", "10"])
             time.sleep(0.1)
 
     again = threading.Thread(target=send_again, daemon=True)
