@@ -46,13 +46,11 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 $(TEST_BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DDIRGW_SANITIZE=ON -DDIRGW_BUILD_TESTS=ON -DDIRGW_UNITY_BUILD=$(UNITY)
 
-# Unit tests run in parallel (no shared ports or files); then integration and fuzz tests, also
-# in parallel except those marked RUN_SERIAL (tests/integration/CMakeLists.txt: builds, rate
-# measurements, kill timing; the fuzz targets' clang build).
+# tests/run_suite.sh: builds what the integration tests run, then runs them JOBS at a time
+# (RUN_SERIAL ones alone: rate measurements) while the unit tests and the fuzz targets build and
+# run at nice 19 beside them, in the CPU the integration tests leave idle.
 test: deps $(TEST_BUILD_DIR)/CMakeCache.txt
-	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)
-	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200 -j$(JOBS) -L unit
-	cd $(TEST_BUILD_DIR) && ctest --output-on-failure --timeout 1200 -j$(JOBS) -LE unit
+	bash tests/run_suite.sh $(TEST_BUILD_DIR) $(JOBS)
 
 unit: deps $(TEST_BUILD_DIR)/CMakeCache.txt
 	cmake --build $(TEST_BUILD_DIR) -j$(JOBS)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# tests/run_suite.sh: what `make test` runs once its build directory is configured.
+#
+#   tests/run_suite.sh BUILD_DIR [JOBS]
+#
+# Two lanes side by side, after building what the integration tests run (the target
+# dirgw_integration_deps: dirgwd, the CLI, the study generator, the DIMSE test driver):
+#   integration  ctest -L integration, JOBS at a time, in the foreground. Its tests spend most of
+#                their time waiting on sockets, Orthanc and time-outs (about half the CPU is idle).
+#   background   at nice 19, so that it only takes the CPU the integration tests leave: build the
+#                unit tests, run them (-L unit, one at a time), build the fuzz targets with clang
+#                (one job), run them (-L fuzz). Its output goes to BUILD_DIR/background.log and is
+#                printed when the integration lane ends (at once if it fails first).
+# The integration lane runs its ctest from BUILD_DIR/tests/integration, so that the two ctest runs
+# keep their own Testing/ directories (LastTest.log, cost data).
+# Exit: 0 when both lanes passed, 1 otherwise.
+set -uo pipefail
+
+if [ "${1:-}" = --background ]; then
+  # The background lane, started below under nice 19 (its children inherit it).
+  set -e
+  BUILD=${2:?}
+  echo "== unit tests: build (one job)"
+  cmake --build "$BUILD" -j1
+  echo "== unit tests: run"
+  (cd "$BUILD" && ctest --output-on-failure --timeout 1200 -L unit)
+  echo "== fuzz targets: clang build (one job) and runs"
+  (cd "$BUILD" && JOBS=1 ctest --output-on-failure --timeout 1200 -L fuzz)
+  exit 0
+fi
+
+BUILD=${1:?usage: tests/run_suite.sh BUILD_DIR [JOBS]}
+JOBS=${2:-$(nproc)}
+BUILD=$(cd "$BUILD" && pwd)
+LOG="$BUILD/background.log"
+
+say() { echo "run_suite: $*"; }
+
+say "building what the integration tests run (-j$JOBS)"
+cmake --build "$BUILD" -j"$JOBS" --target dirgw_integration_deps || exit 1
+
+started=$(date +%s)
+(
+  nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" > "$LOG" 2>&1
+  rc=$?
+  if [ $rc != 0 ]; then
+    echo "run_suite: the background lane (unit build and tests, fuzz) FAILED after" \
+      "$(($(date +%s) - started)) s; its output follows when the integration tests end ($LOG)" >&2
+  fi
+  exit $rc
+) &
+bg_pid=$!
+
+say "integration tests, $JOBS at a time; unit build and tests, fuzz in the background ($LOG)"
+(cd "$BUILD/tests/integration" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L integration)
+integration_rc=$?
+say "integration lane done after $(($(date +%s) - started)) s (exit $integration_rc)"
+
+if kill -0 "$bg_pid" 2> /dev/null; then
+  say "waiting for the background lane"
+fi
+wait "$bg_pid"
+background_rc=$?
+say "background lane done after $(($(date +%s) - started)) s (exit $background_rc); its output:"
+cat "$LOG"
+
+if [ $integration_rc != 0 ] || [ $background_rc != 0 ]; then
+  say "FAILED: integration lane exit $integration_rc, background lane exit $background_rc"
+  exit 1
+fi
+say "all passed"
