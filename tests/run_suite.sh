@@ -7,10 +7,12 @@
 # dirgw_integration_deps: dirgwd, the CLI, the study generator, the DIMSE test driver):
 #   integration  ctest -L integration, JOBS at a time, in the foreground. Its tests spend most of
 #                their time waiting on sockets, Orthanc and time-outs (about half the CPU is idle).
-#   background   at nice 19, so that it only takes the CPU the integration tests leave: build the
-#                unit tests, run them (-L unit, one at a time), build the fuzz targets with clang
-#                (one job), run them (-L fuzz). Its output goes to BUILD_DIR/background.log and is
-#                printed when the integration lane ends (at once if it fails first).
+#   background   at nice 19, so that it mostly takes the CPU the integration tests leave: build
+#                the unit tests, run them (-L unit), build the fuzz targets with clang and run them
+#                (-L fuzz), each JOBS at a time: at nice 19 a second job costs the integration
+#                tests little and uses the whole machine once they are done. Its output goes to
+#                BUILD_DIR/background.log and is printed when the integration lane ends (its
+#                failure is announced at once).
 # The integration lane runs its ctest from BUILD_DIR/tests/integration, so that the two ctest runs
 # keep their own Testing/ directories (LastTest.log, cost data).
 # Exit: 0 when both lanes passed, 1 otherwise.
@@ -20,12 +22,13 @@ if [ "${1:-}" = --background ]; then
   # The background lane, started below under nice 19 (its children inherit it).
   set -e
   BUILD=${2:?}
-  echo "== unit tests: build (one job)"
-  cmake --build "$BUILD" -j1
+  JOBS=${3:?}
+  echo "== unit tests: build"
+  cmake --build "$BUILD" -j"$JOBS"
   echo "== unit tests: run"
-  (cd "$BUILD" && ctest --output-on-failure --timeout 1200 -L unit)
-  echo "== fuzz targets: clang build (one job) and runs"
-  (cd "$BUILD" && JOBS=1 ctest --output-on-failure --timeout 1200 -L fuzz)
+  (cd "$BUILD" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L unit)
+  echo "== fuzz targets: clang build and runs"
+  (cd "$BUILD" && JOBS=$JOBS ctest --output-on-failure --timeout 1200 -j"$JOBS" -L fuzz)
   exit 0
 fi
 
@@ -41,7 +44,7 @@ cmake --build "$BUILD" -j"$JOBS" --target dirgw_integration_deps || exit 1
 
 started=$(date +%s)
 (
-  nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" > "$LOG" 2>&1
+  nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" "$JOBS" > "$LOG" 2>&1
   rc=$?
   if [ $rc != 0 ]; then
     echo "run_suite: the background lane (unit build and tests, fuzz) FAILED after" \

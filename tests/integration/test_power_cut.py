@@ -191,10 +191,11 @@ def flushes(fs):
 def wait_for_work(fs, rng):
     """A random point in dirgwd's work, whatever the machine's speed: after a random number of
     flushes since it started (each received object makes three, each forwarded batch one or
-    two), or after two seconds without them (idle: everything delivered); then a little more, so that the cut also lands
-    between flushes, in the middle of a write or of a STOW-RS request."""
+    two), or after one second at most (idle, everything delivered: a longer wait writes
+    nothing more); then a little more, so that the cut also lands between flushes, in the
+    middle of a write or of a STOW-RS request."""
     target = flushes(fs) + rng.randint(1, 30)
-    deadline = time.time() + 2
+    deadline = time.time() + 1
     while time.time() < deadline and flushes(fs) < target:
         time.sleep(0.01)
     time.sleep(rng.uniform(0, 0.3))
