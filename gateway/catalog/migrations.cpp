@@ -16,9 +16,14 @@ int latest_schema_version() { return migrations().empty() ? 0 : migrations().bac
 Result<int> migrate(sqlite::Connection& db, int target) {
   if (target < 0) target = latest_schema_version();
   try {
-    auto st = db.prepare("PRAGMA user_version");
-    st.step();
-    int current = static_cast<int>(st.int64(0));
+    int current = 0;
+    {
+      // Done with before the migrations run: a statement still active keeps its tables locked
+      // against DROP INDEX / DROP TABLE (SQLITE_LOCKED).
+      auto st = db.prepare("PRAGMA user_version");
+      st.step();
+      current = static_cast<int>(st.int64(0));
+    }
     if (current > latest_schema_version())
       return make_error(ErrorCode::kCatalogSchema,
                         "catalog is at schema " + std::to_string(current) + ", this build knows " +
