@@ -5,7 +5,8 @@ strings (study UIDs) its body carries. Keep-alive
 connections are followed request by request (Content-Length framing, as dirgw sends).
 
 Optionally throttles the bytes towards the repository, so that batches stay on the wire long
-enough for a test to land something in the middle of one."""
+enough for a test to land something in the middle of one, or refuses every request for a while
+(`refuse`)."""
 
 import socket
 import threading
@@ -25,6 +26,9 @@ class RecordingProxy:
     def __init__(self, upstream_port, host="127.0.0.1", rate=0):
         self.upstream = (host, upstream_port)
         self.rate = rate  # bytes/s towards the repository; 0: unlimited
+        # While set, every request is refused: its connection is closed before anything reaches
+        # the repository, and it is not recorded (the sender sees a transport error and retries).
+        self.refuse = False
         self.watch = set()  # strings (as bytes) to look for in request bodies
         self.lock = threading.Lock()
         self.requests = []
@@ -65,6 +69,9 @@ class RecordingProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client):
+        if self.refuse:
+            client.close()
+            return
         try:
             upstream = socket.create_connection(self.upstream, timeout=5)
         except OSError:
@@ -109,6 +116,8 @@ class RecordingProxy:
                 buf += data
             if req is None:
                 req = Request(time.monotonic(), b"")
+            if self.refuse:  # a kept-alive connection: this request goes no further
+                return
             head, buf = buf.split(b"\r\n\r\n", 1)
             req.line = head.split(b"\r\n", 1)[0].decode("latin-1")
             length = 0

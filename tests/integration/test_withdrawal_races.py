@@ -61,8 +61,11 @@ def main():
     returned = {}
 
     def trial(i, uid, files, when):
-        """Sends the study, then withdraws: after a random delay, at once ("none": before the
-        study is stable), or once a request carrying it has started ("sent")."""
+        """Sends the study, then withdraws: after a random delay; at once, with the proxy
+        refusing every request until the withdrawal has returned ("none": on a busy machine the
+        study can be stable and sent before the CLI's withdrawal lands, so "at once" alone does
+        not make sure nothing was sent); or once a request carrying it has started ("sent")."""
+        proxy.refuse = when == "none"
         rc, out = harness.storescu(gw.port, files)
         check(rc == 0, f"storescu trial {i}")
         if when == "random":
@@ -72,6 +75,7 @@ def main():
                              lambda: proxy.requests_carrying(uid), 60, 0.005)
         rc, out, err = gw.run_cli("consent", "withdraw", "hn:" + hn[uid])
         returned[uid] = time.monotonic()
+        proxy.refuse = False
         check(rc == 0, f"withdraw trial {i}: {rc} {out} {err}")
 
     for i, (uid, files) in enumerate(studies[:TRIALS]):
@@ -88,7 +92,7 @@ def main():
         if not missing:
             break
         log(f"the random delays missed a window ({landed}): trial {i} withdraws "
-            f"{'at once' if missing[0] == 'none' else 'once a request carrying it started'}")
+            f"{'while the proxy refuses requests' if missing[0] == 'none' else 'once a request carrying it started'}")
         harness.wait_for("the backlog to drain",
                          lambda: gw.status()["destinations"][0]["pending_instances"] == 0, 60,
                          0.3)
