@@ -13,7 +13,8 @@
 # Measured in a clean clone (2026-12-04): the machine is busy throughout (the integration tests'
 # ASan processes, Orthanc and the package test's build take most of both CPUs), so the background
 # lane gets through the unit build while they run and ends a few minutes after them. The whole
-# took 27.1 min, against 29.6 with the unit tests first and the fuzz build alone (RUN_SERIAL).
+# took 27.1 and 27.6 min (29.7 on a slower day of the machine), against 29.6 with the unit tests
+# first and the fuzz build alone (RUN_SERIAL).
 # The integration lane runs its ctest from BUILD_DIR/tests/integration, so that the two ctest runs
 # keep their own Testing/ directories (LastTest.log, cost data). An interrupted run stops both.
 # Exit: 0 when both lanes passed, 1 otherwise.
