@@ -48,7 +48,7 @@ $(TEST_BUILD_DIR)/CMakeCache.txt:
 
 # tests/run_suite.sh: builds what the integration tests run, then runs them JOBS at a time
 # (RUN_SERIAL ones alone: rate measurements) while the unit tests and the fuzz targets build and
-# run at nice 19 beside them, in the CPU the integration tests leave idle.
+# run at nice 19 beside them, in whatever CPU the integration tests leave.
 test: deps $(TEST_BUILD_DIR)/CMakeCache.txt
 	bash tests/run_suite.sh $(TEST_BUILD_DIR) $(JOBS)
 

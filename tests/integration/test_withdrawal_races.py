@@ -86,6 +86,10 @@ def main():
     # coverage asserted below does not depend on the load.
     tried = TRIALS
     for i, (uid, files) in enumerate(studies[TRIALS:], start=TRIALS):
+        # What Orthanc holds is final only once nothing is left to send.
+        harness.wait_for("the backlog to drain",
+                         lambda: gw.status()["destinations"][0]["pending_instances"] == 0, 60,
+                         0.3)
         landed = landings(studies[:tried], repo)
         missing = [w for w, n in (("none", landed["none"]),
                                   ("sent", landed["part"] + landed["all"])) if n == 0]
@@ -93,9 +97,6 @@ def main():
             break
         log(f"the random delays missed a window ({landed}): trial {i} withdraws "
             f"{'while the proxy refuses requests' if missing[0] == 'none' else 'once a request carrying it started'}")
-        harness.wait_for("the backlog to drain",
-                         lambda: gw.status()["destinations"][0]["pending_instances"] == 0, 60,
-                         0.3)
         trial(i, uid, files, missing[0])
         tried += 1
     studies = studies[:tried]
@@ -128,7 +129,7 @@ def main():
             log(f"MISMATCH {uid}: catalog {len(sent or ())}, Orthanc {len(held[uid])}, "
                 f"notified {len(notified(notices, uid))}")
         agree += ok
-        landed["none" if not held[uid] else "all" if len(held[uid]) == 6 else "part"] += 1
+        landed[window(len(held[uid]))] += 1
     log(f"withdrawal landed: before anything was sent {landed['none']}, "
         f"with part sent {landed['part']}, after all was sent {landed['all']}")
     print(f"withdrawal races {len(studies)}, violations {violations}, "
@@ -153,12 +154,16 @@ def in_orthanc(repo, uid):
     return {x["MainDicomTags"]["SOPInstanceUID"] for x in found}
 
 
+def window(held):
+    """Where a withdrawal landed, from how many of the study's 6 instances Orthanc holds."""
+    return "none" if held == 0 else "all" if held == 6 else "part"
+
+
 def landings(studies, repo):
-    """How many of `studies` Orthanc holds none, part or all (6) of."""
+    """How many of `studies` Orthanc holds none, part or all of."""
     landed = {"none": 0, "part": 0, "all": 0}
     for uid, _ in studies:
-        n = len(in_orthanc(repo, uid))
-        landed["none" if n == 0 else "all" if n == 6 else "part"] += 1
+        landed[window(len(in_orthanc(repo, uid)))] += 1
     return landed
 
 
