@@ -376,7 +376,8 @@ Result<void> Application::Impl::start_listeners() {
   if (pull_sink) {
     pull_ledger = std::make_unique<catalog::PullLedger>(catalog->db());
     // C-GET sources (retrieve: get) receive on their own association, into the same intake.
-    get_intake = ingest::pull::GetIntake{spool.get(), pull_sink.get(), limits};
+    get_intake = ingest::pull::GetIntake{spool.get(), pull_sink.get(), limits,
+                                         config.ingest.dicom.transfer_syntaxes};
     pull = std::make_unique<ingest::pull::Poller>(
         config.ingest.pull, config.ingest.dicom.ae_title, config.timezone, *pull_ledger, *pull_sink,
         clock, [this](const config::PullSource& s, const std::string& ae) {

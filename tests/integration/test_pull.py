@@ -28,7 +28,8 @@ from harness import log  # noqa: E402
 class Pacs:
     """dcmqrscp with one storage area (AE PACS) that knows DIRGW at `dirgw_port`."""
 
-    def __init__(self, work, dirgw_port):
+    def __init__(self, work, dirgw_port, options=()):
+        """options: more dcmqrscp options (+xs: it also takes and holds JPEG lossless)."""
         self.dir = os.path.join(work, "pacs")
         self.storage = os.path.join(self.dir, "db")
         os.makedirs(self.storage)
@@ -48,7 +49,7 @@ PACS   {self.storage}   RW (400, 1024mb)   ANY
 AETable END
 """)
         # Forking mode: Debian's dcmqrscp 3.6.7 crashes after an association in --single-process.
-        self.process = harness.Process("dcmqrscp", ["dcmqrscp", "-c", self.config],
+        self.process = harness.Process("dcmqrscp", ["dcmqrscp", "-c", self.config] + list(options),
                                        os.path.join(self.dir, "dcmqrscp.log"))
         harness.wait_for("dcmqrscp to listen", self._listening, 20)
         log(f"dcmqrscp (AE PACS) on 127.0.0.1:{self.port}")
@@ -58,8 +59,8 @@ AETable END
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
-    def load(self, files):
-        rc, out = harness.storescu(self.port, files, calling="LOADER", called="PACS")
+    def load(self, files, extra=()):
+        rc, out = harness.storescu(self.port, files, calling="LOADER", called="PACS", extra=extra)
         if rc != 0:
             raise RuntimeError(f"storescu into dcmqrscp failed: {out}")
 

@@ -3,15 +3,19 @@
 `retrieve: get`), with real parts: DCMTK's dcmqrscp is the PACS and knows no route to dirgw (its
 host table points nowhere, and dirgw's receiver does not admit it), Orthanc the repository.
 
-- two studies of today are polled: every instance comes back on dirgw's own association (C-STORE
+- three studies of today are polled: every instance comes back on dirgw's own association (C-STORE
   sub-operations), takes the intake path (pre-scan, spool, catalog) and arrives in Orthanc
   exactly once, recorded with the source pull:<name>;
+- one of them the PACS holds JPEG lossless and cannot decompress (dcmqrscp): the C-GET association
+  proposes the study's classes in the compressed syntaxes too, so it comes back as the PACS holds
+  it, and reaches Orthanc bit for bit, still JPEG lossless;
 - further polls retrieve nothing; a study added later arrives on the next poll;
 - nothing is asked of dirgw's receiver (no C-MOVE, no association from the PACS);
 - logs carry no patient value."""
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -40,12 +44,18 @@ def main():
     a_uid, a = study("a", "CT", 3, 61)
     b_uid, b = study("b", "MR", 2, 62)
     c_uid, c = study("c", "CR", 1, 63)
-    for files in (a, b, c):
+    d_uid, d = study("d", "CT", 3, 64)
+    for files in (a, b, c, d):
         dated(files, today)
+    # Study d as the PACS holds it: JPEG lossless (first-order prediction), compressed by DCMTK.
+    for p in d:
+        subprocess.run(["dcmcjpeg", "+e1", p, p + ".jpeg"], check=True)
+        os.replace(p + ".jpeg", p)
 
     repo = harness.Orthanc(work).start()
     # The PACS's host table points at a port where nothing listens: it could not C-MOVE to us.
-    pacs = Pacs(work, harness.free_port())
+    # +xs: it takes JPEG lossless as sent and keeps it so; it cannot decompress for a C-GET.
+    pacs = Pacs(work, harness.free_port(), options=["+xs"])
     ingest = (f"  pull:\n    - {{ name: get-pacs, ae_title: PACS, host: 127.0.0.1, port: {pacs.port},"
               f" retrieve: get, every: 2s, look_back: 1d, retry: {{ initial: 1s, max: 4s }},"
               f" timeout: 20s }}\n")
@@ -53,37 +63,57 @@ def main():
     gw = harness.Gateway(args.build_dir, work, repo.dicomweb, allowed_callers=("PACS1",),
                          ingest_yaml=ingest)
     pacs.load(a + b)
+    pacs.load(d, extra=["-xs"])  # storescu proposes JPEG lossless for them
     gw.start()
 
-    harness.wait_for("the two studies in Orthanc", lambda: repo.count_instances() >= 5, 60, 0.5)
+    harness.wait_for("the three studies in Orthanc", lambda: repo.count_instances() >= 8, 60, 0.5)
     polls_before = sources(gw, check).get("last_poll_at")
     harness.wait_for("a further poll", lambda: sources(gw, check).get("last_poll_at") !=
                      polls_before, 20, 0.5)
     time.sleep(2.5)
-    check(repo.count_instances() == 5, f"Orthanc holds {repo.count_instances()}, expected 5")
-    for files in (a, b):
+    check(repo.count_instances() == 8, f"Orthanc holds {repo.count_instances()}, expected 8")
+    for files in (a, b, d):
         for p in files:
             check(repo.instance_id(harness.sop_instance_uid(p)) is not None,
                   f"instance {harness.sop_instance_uid(p)} is not in Orthanc")
+    # The compressed study as the PACS held it: JPEG lossless in Orthanc, every attribute and the
+    # encapsulated pixel data equal to what was loaded into the PACS.
+    for p in d:
+        oid = repo.instance_id(harness.sop_instance_uid(p))
+        if oid is None:
+            continue
+        ts = repo.get(f"/instances/{oid}/metadata/TransferSyntax", raw=True)
+        check(ts == b"1.2.840.10008.1.2.4.70", f"{harness.sop_instance_uid(p)} arrived as {ts!r}")
+        with open(p, "rb") as f:
+            diffs = harness.compare_datasets(f.read(), repo.instance_file(oid))
+        check(not diffs, f"{harness.sop_instance_uid(p)} changed on the way: {diffs[:5]}")
+    get_lines = [l for l in gw.log_text().splitlines() if "pull: C-GET association" in l]
+    check(any(f"study_uid={d_uid}" in l and "image_classes=" in l for l in get_lines),
+          f"no C-GET association logged for the compressed study: {get_lines}")
+    # dcmqrscp sends on the first context of a class: the uncompressed-first association fails
+    # the JPEG objects, the second (the PACS's choice first) brings them. Only for that study.
+    second = [l for l in get_lines if "layout=pacs-choice-first" in l]
+    check(len(second) == 1 and f"study_uid={d_uid}" in second[0],
+          f"the PACS's-choice association should be used once, for the compressed study: {second}")
     st = gw.status()
-    check(st["catalog"]["instances"] == 5,
-          f"catalog holds {st['catalog']['instances']}, expected 5 (taken twice?)")
-    check(len(retrieving_lines(gw)) == 2,
-          f"{len(retrieving_lines(gw))} retrieves for two studies over several polls")
+    check(st["catalog"]["instances"] == 8,
+          f"catalog holds {st['catalog']['instances']}, expected 8 (taken twice?)")
+    check(len(retrieving_lines(gw)) == 3,
+          f"{len(retrieving_lines(gw))} retrieves for three studies over several polls")
     rc, out, err = gw.run_cli("study", a_uid)
     check(rc == 0 and "source: pull:get-pacs" in out, f"dirgw study shows no pull source: {out}{err}")
     p1 = sources(gw, check)
-    check(p1.get("studies_complete") == 2 and p1.get("objects_stored") == 5 and
+    check(p1.get("studies_complete") == 3 and p1.get("objects_stored") == 8 and
           p1.get("last_error") == "", f"dirgw sources: {p1}")
     check(st.get("refusals", {}).get("count", 0) == 0,
           f"nothing called our receiver (refusals: {st.get('refusals')})")
 
     # A study added later arrives on the next poll.
     pacs.load(c)
-    harness.wait_for("the later study in Orthanc", lambda: repo.count_instances() >= 6, 30, 0.5)
+    harness.wait_for("the later study in Orthanc", lambda: repo.count_instances() >= 9, 30, 0.5)
     time.sleep(2.5)
-    check(repo.count_instances() == 6, f"Orthanc holds {repo.count_instances()}, expected 6")
-    check(len(retrieving_lines(gw)) == 3, f"{len(retrieving_lines(gw))} retrieves, expected 3")
+    check(repo.count_instances() == 9, f"Orthanc holds {repo.count_instances()}, expected 9")
+    check(len(retrieving_lines(gw)) == 4, f"{len(retrieving_lines(gw))} retrieves, expected 4")
     text = gw.log_text()
     check("C-GET" not in "".join(l for l in text.splitlines() if "error" in l.lower()),
           "no C-GET error in the log")

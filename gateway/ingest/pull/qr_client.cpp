@@ -21,6 +21,10 @@
 #include "dcmtk/oflog/oflog.h"
 // clang-format on
 
+#include "common/uid.h"
+#include "ingest/pull/get_contexts.h"
+#include "log/log.h"
+
 namespace dirgw::ingest::pull {
 
 namespace {
@@ -173,55 +177,130 @@ struct Answers {
   }
 };
 
+// The last answer of a C-MOVE or C-GET: its status and sub-operation counts.
+Result<MoveResult> final_answer(const Answers<RetrieveResponse>& a, const char* what) {
+  if (a.list.empty()) return make_error(ErrorCode::kNetwork, std::string(what) + ": no answer");
+  const RetrieveResponse* last = a.list.back();
+  MoveResult m;
+  m.status = last->m_status;
+  m.completed = last->m_numberOfCompletedSubops;
+  m.failed = last->m_numberOfFailedSubops;
+  m.warning = last->m_numberOfWarningSubops;
+  return m;
+}
+
+// The identifier of a C-MOVE or C-GET of one whole study.
+DcmDataset study_identifier(const std::string& study_uid) {
+  DcmDataset q;
+  q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
+  q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+  return q;
+}
+
+// Our AE, the PACS's address and the time-outs, on a new DcmSCU.
+void configure(DcmSCU& scu, const config::PullSource& source, const std::string& calling_ae) {
+  scu.setAETitle(calling_ae.c_str());
+  scu.setPeerAETitle(source.ae_title.c_str());
+  scu.setPeerHostName(source.host.c_str());
+  scu.setPeerPort(static_cast<Uint16>(source.port));
+  const auto seconds = static_cast<Uint32>(std::max<long long>(
+      1, (std::chrono::duration_cast<std::chrono::milliseconds>(source.timeout).count() + 999) /
+             1000));
+  scu.setACSETimeout(seconds);
+  scu.setDIMSETimeout(seconds);
+  scu.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+  scu.setConnectionTimeout(static_cast<Sint32>(seconds));
+}
+
+Result<void> negotiate(Scu& scu, TcpLayer& layer) {
+  // The layer goes on DCMTK's network, which initNetwork() creates.
+  OFCondition cond = scu.initNetwork();
+  if (cond.good()) cond = scu.useSecureConnection(&layer);
+  if (cond.bad()) return dimse_error("DCMTK network", cond);
+  cond = scu.negotiateAssociation();
+  if (cond.bad()) return dimse_error("association with the PACS failed", cond);
+  return {};
+}
+
+OFList<OFString> of_list(const std::vector<std::string>& v) {
+  OFList<OFString> out;
+  for (const auto& s : v) out.push_back(s.c_str());
+  return out;
+}
+
+// An association has at most 128 presentation contexts (odd IDs 1-255); one is the GET model's.
+constexpr std::size_t kMaxContexts = 128;
+
+// One C-GET: an association of its own, with the GET model and the storage contexts planned for
+// the study (get_contexts.h), released when the retrieve ends.
+class GetAssociation {
+ public:
+  GetAssociation(const config::PullSource& source, const std::string& calling_ae,
+                 const GetIntake* intake)
+      : layer_(source.timeout) {
+    configure(scu_, source, calling_ae);
+    scu_.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
+    scu_.setProgressNotificationMode(OFTrue);
+    scu_.set_intake(intake, &layer_, source.ae_title, source.host);
+  }
+  ~GetAssociation() {
+    if (scu_.isConnected()) scu_.releaseAssociation();
+  }
+
+  Result<MoveResult> get(const std::string& study_uid, const GetContextPlan& plan) {
+    const OFList<OFString> uncompressed =
+        of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
+    scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed);
+    for (const auto& pc : plan.contexts)
+      scu_.addPresentationContext(pc.sop_class.c_str(), of_list(pc.transfer_syntaxes),
+                                  ASC_SC_ROLE_SCP);
+    if (auto r = negotiate(scu_, layer_); !r) return r.error();
+    const T_ASC_PresentationContextID id =
+        scu_.findPresentationContextID(UID_GETStudyRootQueryRetrieveInformationModel, "");
+    if (id == 0)
+      return make_error(ErrorCode::kNetwork,
+                        "the PACS refused Study Root C-GET (check its AE table for our AE)");
+    DcmDataset q = study_identifier(study_uid);
+    Answers<RetrieveResponse> a;
+    OFCondition cond = scu_.sendCGETRequest(id, &q, &a.list);
+    // A failed receive (the connection cut, an object too large) leaves the association in
+    // the middle of a C-GET: it is aborted, not released.
+    if (cond.bad()) {
+      scu_.abortAssociation();
+      return dimse_error("C-GET failed", cond);
+    }
+    return final_answer(a, "C-GET");
+  }
+
+ private:
+  TcpLayer layer_;
+  Scu scu_;
+};
+
 class DcmtkSession final : public QrSession {
  public:
   DcmtkSession(const config::PullSource& source, const std::string& calling_ae,
                const GetIntake* intake)
-      : source_(source), layer_(source.timeout), intake_(intake) {
-    scu_.setAETitle(calling_ae.c_str());
-    scu_.setPeerAETitle(source.ae_title.c_str());
-    scu_.setPeerHostName(source.host.c_str());
-    scu_.setPeerPort(static_cast<Uint16>(source.port));
-    const auto seconds = static_cast<Uint32>(std::max<long long>(
-        1, (std::chrono::duration_cast<std::chrono::milliseconds>(source.timeout).count() + 999) /
-               1000));
-    scu_.setACSETimeout(seconds);
-    scu_.setDIMSETimeout(seconds);
-    scu_.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
-    scu_.setConnectionTimeout(static_cast<Sint32>(seconds));
+      : source_(source), calling_ae_(calling_ae), layer_(source.timeout), intake_(intake) {
+    configure(scu_, source, calling_ae);
   }
   ~DcmtkSession() override {
     if (scu_.isConnected()) scu_.releaseAssociation();
   }
 
+  // FIND, and MOVE for C-MOVE sources. A C-GET source's retrieves each open an association of
+  // their own (get_study).
   Result<void> open() {
     OFList<OFString> syntaxes;
     syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
     syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
     scu_.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
-    if (get()) {
-      scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, syntaxes);
-      // C-GET's objects come back as C-STORE sub-operations on this association: we take the
-      // SCP role for every storage class DCMTK lists as commonly used (as its getscu does),
-      // uncompressed; a PACS holding compressed objects must convert them.
-      for (int i = 0; i < numberOfDcmLongSCUStorageSOPClassUIDs; ++i)
-        scu_.addPresentationContext(dcmLongSCUStorageSOPClassUIDs[i], syntaxes, ASC_SC_ROLE_SCP);
-      scu_.setStorageMode(DCMSCU_STORAGE_BIT_PRESERVING);
-      scu_.setProgressNotificationMode(OFTrue);
-      scu_.set_intake(intake_, &layer_, source_.ae_title, source_.host);
-    } else {
+    if (!get())
       scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
-    }
-    // The layer goes on DCMTK's network, which initNetwork() creates.
-    OFCondition cond = scu_.initNetwork();
-    if (cond.good()) cond = scu_.useSecureConnection(&layer_);
-    if (cond.bad()) return dimse_error("DCMTK network", cond);
-    cond = scu_.negotiateAssociation();
-    if (cond.bad()) return dimse_error("association with the PACS failed", cond);
+    if (auto r = negotiate(scu_, layer_); !r) return r.error();
     find_ = scu_.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
-    move_ = scu_.findPresentationContextID(get() ? UID_GETStudyRootQueryRetrieveInformationModel
-                                                 : UID_MOVEStudyRootQueryRetrieveInformationModel,
-                                           "");
+    if (!get())
+      move_ = scu_.findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
     if (find_ == 0)
       return make_error(ErrorCode::kNetwork,
                         "the PACS refused Study Root C-FIND (check its AE table for our AE)");
@@ -255,10 +334,15 @@ class DcmtkSession final : public QrSession {
       iq.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
       iq.putAndInsertString(DCM_SeriesInstanceUID, uid.c_str());
       iq.putAndInsertString(DCM_SOPInstanceUID, "");
+      iq.putAndInsertString(DCM_SOPClassUID, "");
       Answers<QRResponse> images;
       if (auto r = find(iq, images); !r) return r.error();
-      for (QRResponse* i : images.list)
-        if (!text_of(i->m_dataset, DCM_SOPInstanceUID).empty()) ++out.instances;
+      for (QRResponse* i : images.list) {
+        if (text_of(i->m_dataset, DCM_SOPInstanceUID).empty()) continue;
+        ++out.instances;
+        const std::string sop_class = text_of(i->m_dataset, DCM_SOPClassUID);
+        if (!sop_class.empty() && uid_syntax_ok(sop_class)) out.sop_classes.insert(sop_class);
+      }
     }
     return out;
   }
@@ -268,9 +352,7 @@ class DcmtkSession final : public QrSession {
     if (move_ == 0)
       return make_error(ErrorCode::kNetwork,
                         "the PACS refused Study Root C-MOVE (check its AE table for our AE)");
-    DcmDataset q;
-    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
-    q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
+    DcmDataset q = study_identifier(study_uid);
     Answers<RetrieveResponse> a;
     OFCondition cond = scu_.sendMOVERequest(move_, destination.c_str(), &q, &a.list);
     if (cond.bad()) return dimse_error("C-MOVE failed", cond);
@@ -278,21 +360,37 @@ class DcmtkSession final : public QrSession {
   }
 
   Result<MoveResult> get_study(const std::string& study_uid) override {
-    if (!get() || move_ == 0)
-      return make_error(ErrorCode::kNetwork,
-                        "the PACS refused Study Root C-GET (check its AE table for our AE)");
-    DcmDataset q;
-    q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
-    q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
-    Answers<RetrieveResponse> a;
-    OFCondition cond = scu_.sendCGETRequest(move_, &q, &a.list);
-    // A failed receive (the connection cut, an object too large) leaves the association in
-    // the middle of a C-GET: it is not used again.
-    if (cond.bad()) {
-      scu_.abortAssociation();
-      return dimse_error("C-GET failed", cond);
-    }
-    return final_answer(a, "C-GET");
+    if (!get() || intake_ == nullptr)
+      return make_error(ErrorCode::kNetwork, "C-GET is not configured for this source");
+    // What the study holds, to propose its classes in every syntax the receiver takes; a PACS
+    // that answers neither gets the common classes uncompressed, as before.
+    StudyContents contents;
+    if (auto c = study_contents(study_uid)) contents = std::move(c).value();
+    std::vector<std::string> fallback(
+        dcmLongSCUStorageSOPClassUIDs,
+        dcmLongSCUStorageSOPClassUIDs + numberOfDcmLongSCUStorageSOPClassUIDs);
+    auto retrieve = [&](GetLayout layout) -> Result<MoveResult> {
+      const GetContextPlan plan =
+          plan_get_contexts(contents.sop_classes, contents.modalities, intake_->transfer_syntaxes,
+                            fallback, kMaxContexts - 1, layout);
+      log::info("pull: C-GET association",
+                {{"source", source_.name},
+                 {"study_uid", study_uid},
+                 {"layout", layout == GetLayout::kUncompressedFirst ? "uncompressed-first"
+                                                                    : "pacs-choice-first"},
+                 {"sop_classes_reported", std::to_string(contents.sop_classes.size())},
+                 {"image_classes", std::to_string(plan.image_classes)},
+                 {"contexts", std::to_string(plan.contexts.size() + 1)},
+                 {"not_proposed", std::to_string(plan.dropped)}});
+      GetAssociation association(source_, calling_ae_, intake_);
+      return association.get(study_uid, plan);
+    };
+    auto first = retrieve(GetLayout::kUncompressedFirst);
+    if (!first || first->failed == 0) return first;
+    // Some objects did not come: a PACS that sends on the first context of a class (dcmqrscp
+    // does) and cannot convert what it holds compressed. Once more with its own choice first;
+    // what came already comes again and is counted as a duplicate.
+    return retrieve(GetLayout::kPacsChoiceFirst);
   }
 
  private:
@@ -323,17 +421,6 @@ class DcmtkSession final : public QrSession {
     return out;
   }
 
-  static Result<MoveResult> final_answer(const Answers<RetrieveResponse>& a, const char* what) {
-    if (a.list.empty()) return make_error(ErrorCode::kNetwork, std::string(what) + ": no answer");
-    const RetrieveResponse* last = a.list.back();
-    MoveResult m;
-    m.status = last->m_status;
-    m.completed = last->m_numberOfCompletedSubops;
-    m.failed = last->m_numberOfFailedSubops;
-    m.warning = last->m_numberOfWarningSubops;
-    return m;
-  }
-
   Result<void> find(DcmDataset& q, Answers<QRResponse>& a) {
     OFCondition cond = scu_.sendFINDRequest(find_, &q, &a.list);
     if (cond.bad()) return dimse_error("C-FIND failed", cond);
@@ -351,6 +438,7 @@ class DcmtkSession final : public QrSession {
   }
 
   const config::PullSource& source_;
+  std::string calling_ae_;
   TcpLayer layer_;
   const GetIntake* intake_;
   Scu scu_;

@@ -1,11 +1,13 @@
 // Query/retrieve against one PACS (issue 12, ingest.pull): C-FIND at study level for the studies
 // in a date range, SERIES/IMAGE C-FINDs to count a study's instances when the PACS does not
 // report NumberOfStudyRelatedInstances, and C-MOVE of one study to our own receiver, or C-GET
-// (the objects come back as C-STORE sub-operations on our own association, each received into a
-// spool temporary, pre-scanned, committed and handed to the ObjectSink as the SCP does). A session
-// is one association (DCMTK's DcmSCU); the poller sees only the QrSession interface, so that a unit
-// test drives it with a fake. Only UIDs, dates and counts are asked for: no patient value is
-// requested, and DCMTK's own logging (which prints datasets) stays off. No exceptions leave.
+// (the objects come back as C-STORE sub-operations on an association of our own, proposed for the
+// study's classes in every syntax the receiver takes, get_contexts.h; each object is received into
+// a spool temporary, pre-scanned, committed and handed to the ObjectSink as the SCP does). A
+// session is one association (DCMTK's DcmSCU) for C-FIND and C-MOVE, and one more per C-GET; the
+// poller sees only the QrSession interface, so that a unit test drives it with a fake. Only UIDs,
+// SOP classes, modalities, dates and counts are asked for: no patient value is requested, and
+// DCMTK's own logging (which prints datasets) stays off. No exceptions leave.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,7 @@ struct FoundStudy {
 struct StudyContents {
   std::int64_t instances = 0;
   std::set<std::string> modalities;
+  std::set<std::string> sop_classes;  // SOP Class UIDs the PACS returned at IMAGE level, if any
 };
 
 struct MoveResult {
@@ -57,7 +60,8 @@ class QrSession {
   // C-MOVE of the whole study to `destination`; returns when the PACS's final answer arrives.
   virtual Result<MoveResult> move_study(const std::string& study_uid,
                                         const std::string& destination) = 0;
-  // C-GET of the whole study; the objects reach the intake's sink before this returns.
+  // C-GET of the whole study, on an association of its own proposed for the study's SOP classes
+  // and modalities (get_contexts.h); the objects reach the intake's sink before this returns.
   virtual Result<MoveResult> get_study(const std::string& study_uid) {
     (void)study_uid;
     return make_error(ErrorCode::kNetwork, "C-GET is not available on this session");
@@ -65,11 +69,14 @@ class QrSession {
 };
 
 // Where the objects of a C-GET go: the same intake as a C-STORE to our receiver. The calling AE
-// recorded is the PACS's, so the pull sink counts them for the pull in progress.
+// recorded is the PACS's, so the pull sink counts them for the pull in progress. The C-GET
+// association proposes the transfer syntaxes the receiver offers (ingest.dicom.transfer_syntaxes),
+// so that the PACS can send its objects as it holds them (get_contexts.h).
 struct GetIntake {
   const Spool* spool = nullptr;
   ObjectSink* sink = nullptr;
   PrescanLimits limits;
+  std::vector<std::string> transfer_syntaxes;
 };
 
 // Opens a session (one association with the Study Root FIND and MOVE models) with the PACS.
