@@ -2,7 +2,8 @@
 """Watched export folders (issue 12), with real parts: dirgwd watches a folder and forwards to a
 real Orthanc. Into the folder go a file written by a slow writer (ten pieces over 3 s: taken
 once, only when complete), plain Part-10 files, a dataset without meta header, a DICOMDIR tree
-made by DCMTK's dcmmkdir and a zip; and hostile entries: a symbolic link to a DICOM file outside
+made by DCMTK's dcmmkdir, an export tree without DICOMDIR (study and series folders, with a
+hidden file) and a zip; and hostile entries: a symbolic link to a DICOM file outside
 the folder, a fifo, a zip with a '../' entry, a zip bomb (1 GB of zeros), a text file, and a
 file deleted while it is being taken. The good studies arrive in Orthanc exactly once, every bad
 entry lands in rejected/ with a reason file and counts as a refusal (dirgw status, metrics),
@@ -110,7 +111,8 @@ def main():
     gone_uid, gone = study("gone", "CR", 1, 36)         # deleted while being taken
     kill_uid, kill = study("kill", "CT", 40, 37)        # zip taken across a kill -9
     del_uid, deleted = study("deleted", "CT", 30, 38)   # zip deleted while it is being read
-    good = {plain_uid: 3, tree_uid: 2, zip_uid: 2, raw_uid: 1}
+    exp_uid, exported = study("export", "CT", 3, 39)    # an export tree without DICOMDIR
+    good = {plain_uid: 3, tree_uid: 2, zip_uid: 2, raw_uid: 1, exp_uid: 3}
 
     folder = os.path.join(work, "export")
     outside = os.path.join(work, "outside")
@@ -150,6 +152,16 @@ def main():
     os.rename(os.path.join(work, "mr.zip"), os.path.join(folder, "mr.zip"))
     strip_meta(raw[0], os.path.join(work, "RAW0001"))
     os.rename(os.path.join(work, "RAW0001"), os.path.join(folder, "RAW0001"))
+    # An export tree as PACS and EMR exports write them: study/series folders, no DICOMDIR, file
+    # names without an extension, and a desktop's hidden file.
+    exp = os.path.join(work, "exp")
+    for i, p in enumerate(exported):
+        series = os.path.join(exp, "STUDY0001", f"SER{i // 2 + 1:04d}")
+        os.makedirs(series, exist_ok=True)
+        shutil.copy(p, os.path.join(series, f"IM{i + 1:06d}"))
+    with open(os.path.join(exp, ".DS_Store"), "wb") as f:
+        f.write(b"\0" * 64)
+    os.rename(exp, os.path.join(folder, "exp"))
 
     # A file deleted while it is taken: written, then removed right when it settles. Either it was
     # taken whole before the removal or it is gone; never half of it, never an error loop.
@@ -175,7 +187,7 @@ def main():
     gone_taken = repo.instance_id(harness.sop_instance_uid(gone[0])) is not None
     expected = sum(good.values()) + (1 if gone_taken else 0)
     check(count == expected, f"Orthanc holds {count} instances, expected exactly {expected}")
-    for files in (plain, tree, zipped, raw):
+    for files in (plain, tree, zipped, raw, exported):
         for p in files:
             uid = harness.sop_instance_uid(p)
             check(repo.instance_id(uid) is not None, f"instance {uid} is not in Orthanc")
@@ -189,7 +201,7 @@ def main():
                        ("bomb.zip", "zip_limits"), ("notes.txt", "not_dicom")):
         check(f"reason: {code}" in reason(folder, name),
               f"{name}: rejected/ reason is {reason(folder, name)!r}, expected {code}")
-    for name in ("a.dcm", "b.dcm", "slow.dcm", "cd", "mr.zip", "RAW0001"):
+    for name in ("a.dcm", "b.dcm", "slow.dcm", "cd", "mr.zip", "RAW0001", "exp"):
         check(os.path.exists(os.path.join(folder, "done", name)), f"{name} not moved to done/")
         check(not os.path.exists(os.path.join(folder, name)), f"{name} still in the folder")
     slow_done = os.path.join(folder, "done", "slow.dcm")

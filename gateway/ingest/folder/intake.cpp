@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -282,16 +283,94 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name) {
       return rejected(tree.error().detail, "not a directory");
     return retry(tree.error());
   }
+  // The tree as the settle rule saw it, to notice a writer still adding to it while we read.
+  auto before = tree_stamp(tree->get());
+  if (!before)
+    return before.error().code == ErrorCode::kRefused
+               ? rejected("tree_limits", "more than 100000 entries or 16 levels")
+               : retry(before.error());
+  UnitResult out;
   auto index = open_reference(tree->get(), {"DICOMDIR"});
-  if (!index) {
-    if (index.error().code == ErrorCode::kNotFound)
-      return rejected("no_dicomdir", "a directory without a DICOMDIR at its top");
-    if (index.error().code == ErrorCode::kRefused)
-      return rejected(index.error().detail, "the DICOMDIR is not a regular file");
+  if (index) {
+    out = take_media(tree->get(), index->get());
+  } else if (index.error().code == ErrorCode::kNotFound) {
+    std::size_t seen = 0;
+    out = take_export_tree(tree->get(), 0, seen);
+    if (out.kind == UnitKind::kTaken && out.stored + out.duplicates == 0)
+      out =
+          rejected("no_dicom_objects", "a directory without a DICOMDIR and without a DICOM object");
+  } else if (index.error().code == ErrorCode::kRefused) {
+    return rejected(index.error().detail, "the DICOMDIR is not a regular file");
+  } else {
     return retry(index.error());
   }
+  if (out.kind == UnitKind::kRetry) return out;
+  auto after = tree_stamp(tree->get());
+  if (!after || !(*after == *before))
+    return {UnitKind::kChanged, "changed",      "changed while being read",
+            out.stored,         out.duplicates, out.skipped};
+  return out;
+}
+
+// A tree without a DICOMDIR (an export: study and series folders of files, as PACS, viewers and
+// EMR exports write them): every file in it, in name order, through take_opened. Hidden names
+// (a leading '.') and DICOMDIR index files of subfolders are skipped; a symbolic link or other
+// special entry refuses the tree without being opened, as at the top of the folder.
+UnitResult Intake::take_export_tree(int dirfd, int depth, std::size_t& seen) {
+  auto names = list_names(dirfd, kMaxTreeEntries);
+  if (!names)
+    return names.error().code == ErrorCode::kRefused
+               ? rejected("tree_limits", "more than 100000 entries or 16 levels")
+               : retry(names.error());
+  std::sort(names->begin(), names->end());
+  UnitResult out;
+  for (const auto& name : *names) {
+    UnitResult one;
+    const std::string where = " (entry " + std::to_string(++seen) + " of the tree)";
+    if (name.front() == '.' || name == "DICOMDIR") {
+      one.skipped = 1;
+      merge(out, one);
+      continue;
+    }
+    const EntryInfo info = look_at(dirfd, name);
+    if (info.kind == EntryKind::kGone) {
+      one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
+    } else if (info.kind == EntryKind::kDirectory) {
+      auto sub = depth >= 16 ? Result<UniqueFd>(make_error(ErrorCode::kRefused, "tree_limits"))
+                             : open_dir_at(dirfd, name);
+      if (sub)
+        one = take_export_tree(sub->get(), depth + 1, seen);
+      else if (sub.error().code == ErrorCode::kNotFound)
+        one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
+      else if (sub.error().code == ErrorCode::kRefused)
+        one = rejected(sub.error().detail, "not a directory, or more than 16 levels" + where);
+      else
+        one = retry(sub.error());
+    } else if (info.kind == EntryKind::kRegular) {
+      auto file = open_file_at(dirfd, name);
+      if (file)
+        one = take_opened(file->get());
+      else if (file.error().code == ErrorCode::kNotFound)
+        one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
+      else if (file.error().code == ErrorCode::kRefused)
+        one = rejected(file.error().detail, "not a regular file");
+      else
+        one = retry(file.error());
+      if (one.kind == UnitKind::kRejected) one.detail += where;
+    } else {
+      one = rejected(std::string(kind_reason(info.kind)),
+                     "not a regular file or directory: refused without being opened" + where);
+    }
+    merge(out, one);
+    if (out.kind == UnitKind::kRetry || out.kind == UnitKind::kChanged) break;
+  }
+  return out;
+}
+
+// A media tree: the files its DICOMDIR references, and only those.
+UnitResult Intake::take_media(int tree_fd, int index_fd) {
   TempFile t(spool_);
-  if (auto refused = copy_file(index->get(), t, limits_.max_object_size)) return *refused;
+  if (auto refused = copy_file(index_fd, t, limits_.max_object_size)) return *refused;
   const std::filesystem::path copy = t.release();
   PrescanLimits index_limits = limits_;
   index_limits.require_object_uids = false;
@@ -302,7 +381,7 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name) {
   if (!refs) return rejected("dicomdir", refs.error().detail);
   UnitResult out;
   for (std::size_t i = 0; i < refs->size(); ++i) {
-    auto file = open_reference(tree->get(), (*refs)[i]);
+    auto file = open_reference(tree_fd, (*refs)[i]);
     UnitResult one;
     if (!file) {
       const auto code = file.error().code;

@@ -1,9 +1,9 @@
 // Takes one unit of a watched folder (a file: Part 10, a dataset without meta, or a zip of
-// those; or a directory holding a DICOMDIR media tree) through the same intake as C-STORE: each
-// object is copied into a spool temporary, pre-scanned, committed durably to the spool and handed
-// to the ObjectSink (the catalog), which dedups by content, so a unit taken again after a crash
-// adds nothing. The unit itself is not touched here: the watcher moves or deletes it only after
-// every object of it is durable in spool and catalog.
+// those; or a directory: a DICOMDIR media tree, or an export tree of such files without one)
+// through the same intake as C-STORE: each object is copied into a spool temporary, pre-scanned,
+// committed durably to the spool and handed to the ObjectSink (the catalog), which dedups by
+// content, so a unit taken again after a crash adds nothing. The unit itself is not touched here:
+// the watcher moves or deletes it only after every object of it is durable in spool and catalog.
 #pragma once
 
 #include <filesystem>
@@ -51,6 +51,8 @@ class Intake {
  private:
   UnitResult take_zip(int fd, std::uint64_t size);
   UnitResult take_opened(int fd);
+  UnitResult take_media(int tree_fd, int index_fd);
+  UnitResult take_export_tree(int dirfd, int depth, std::size_t& seen);
 
   const Spool& spool_;
   ObjectSink& sink_;

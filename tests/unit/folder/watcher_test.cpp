@@ -152,15 +152,68 @@ TEST_F(Watcher, ZipOfObjectsIsTakenAndABadZipRejected) {
   EXPECT_FALSE(fs::exists(dir_ / "escape.dcm"));
 }
 
-TEST_F(Watcher, DirectoryWithoutDicomdirIsRejectedOnceSettled) {
+// An export tree without a DICOMDIR (study/series folders, as PACS and EMR exports write them):
+// every file in it once settled; hidden files and nested DICOMDIRs skipped.
+TEST_F(Watcher, ExportTreeWithoutDicomdirIsTakenOnceSettled) {
   auto& w = watcher();
-  fs::create_directories(folder_ / "tree");
-  std::ofstream(folder_ / "tree" / "x") << dicom();
+  fs::create_directories(folder_ / "tree" / "series1");
+  fs::create_directories(folder_ / "tree" / "series2" / "deeper");
+  std::ofstream(folder_ / "tree" / "series1" / "IM1", std::ios::binary) << dicom("1.2.3.21");
+  std::ofstream(folder_ / "tree" / "series1" / "IM2.dcm", std::ios::binary) << dicom("1.2.3.22");
+  std::ofstream(folder_ / "tree" / "series2" / "deeper" / "x", std::ios::binary)
+      << dicom("1.2.3.23");
+  std::ofstream(folder_ / "tree" / ".DS_Store") << "finder";
+  std::ofstream(folder_ / "tree" / "series2" / "DICOMDIR") << "an index of a subfolder";
   w.step(true);
-  EXPECT_TRUE(fs::exists(folder_ / "tree"));
+  EXPECT_TRUE(fs::exists(folder_ / "tree"));  // not settled yet
+  EXPECT_EQ(instances(), 0);
   clock_.advance(seconds(6));
   w.step(true);
-  EXPECT_NE(reason_of("tree").find("reason: no_dicomdir"), std::string::npos);
+  EXPECT_EQ(instances(), 3);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "tree" / "series2" / "deeper" / "x"));
+}
+
+// A file in the tree that is not DICOM: the objects beside it are taken, the tree goes to
+// rejected/ with the reason (nothing in it is deleted or silently passed over).
+TEST_F(Watcher, ExportTreeWithANonDicomFileKeepsItsObjectsAndIsRejected) {
+  auto& w = watcher();
+  fs::create_directories(folder_ / "tree" / "s");
+  std::ofstream(folder_ / "tree" / "s" / "a", std::ios::binary) << dicom("1.2.3.31");
+  std::ofstream(folder_ / "tree" / "s" / "b", std::ios::binary) << dicom("1.2.3.32");
+  std::ofstream(folder_ / "tree" / "index.html") << "<html>viewer</html>";
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 2);
+  const std::string why = reason_of("tree");
+  EXPECT_NE(why.find("reason: not_dicom"), std::string::npos) << why;
+  EXPECT_NE(why.find("of the tree"), std::string::npos) << why;
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "tree" / "index.html"));
+}
+
+// A symbolic link anywhere in the tree refuses it; what it points to is never opened.
+TEST_F(Watcher, ExportTreeWithASymlinkIsRefused) {
+  auto& w = watcher();
+  fs::create_directories(dir_ / "outside");
+  std::ofstream(dir_ / "outside" / "secret", std::ios::binary) << dicom("1.2.3.41");
+  fs::create_directories(folder_ / "tree" / "s");
+  std::ofstream(folder_ / "tree" / "s" / "a", std::ios::binary) << dicom("1.2.3.42");
+  fs::create_symlink(dir_ / "outside" / "secret", folder_ / "tree" / "s" / "link");
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_NE(reason_of("tree").find("reason: symlink"), std::string::npos);
+  EXPECT_EQ(instances(), 1);  // the file beside it, not what the link points to
+  EXPECT_TRUE(fs::exists(dir_ / "outside" / "secret"));
+}
+
+TEST_F(Watcher, DirectoryWithNoDicomObjectIsRejected) {
+  auto& w = watcher();
+  fs::create_directories(folder_ / "empty");
+  fs::create_directories(folder_ / "hidden");
+  std::ofstream(folder_ / "hidden" / ".part") << "a writer's temporary";
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_NE(reason_of("empty").find("reason: no_dicom_objects"), std::string::npos);
+  EXPECT_NE(reason_of("hidden").find("reason: no_dicom_objects"), std::string::npos);
 }
 
 // The DICOMDIR DCMTK's dcmmkdir wrote for a CD with DICOM\IM000001 and DICOM\IM000002 (the
