@@ -281,26 +281,30 @@ class DcmtkSession final : public QrSession {
  public:
   DcmtkSession(const config::PullSource& source, const std::string& calling_ae,
                const GetIntake* intake)
-      : source_(source), calling_ae_(calling_ae), layer_(source.timeout), intake_(intake) {
-    configure(scu_, source, calling_ae);
-  }
-  ~DcmtkSession() override {
-    if (scu_.isConnected()) scu_.releaseAssociation();
-  }
+      : source_(source), calling_ae_(calling_ae), intake_(intake) {}
+  ~DcmtkSession() override { disconnect(); }
 
   // FIND, and MOVE for C-MOVE sources. A C-GET source's retrieves each open an association of
-  // their own (get_study).
+  // their own (get_study); this one is released meanwhile and negotiated again by the next
+  // C-FIND, so that it neither sits idle through a long retrieve (a PACS may drop it) nor makes
+  // a second association at the same time (a PACS may allow one per AE).
   Result<void> open() {
-    OFList<OFString> syntaxes;
-    syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
-    syntaxes.push_back(UID_LittleEndianImplicitTransferSyntax);
-    scu_.addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
+    disconnect();
+    layer_ = std::make_unique<TcpLayer>(source_.timeout);
+    scu_ = std::make_unique<Scu>();
+    configure(*scu_, source_, calling_ae_);
+    const OFList<OFString> syntaxes =
+        of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
+    scu_->addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
     if (!get())
-      scu_.addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
-    if (auto r = negotiate(scu_, layer_); !r) return r.error();
-    find_ = scu_.findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
+      scu_->addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
+    if (auto r = negotiate(*scu_, *layer_); !r) {
+      disconnect();
+      return r.error();
+    }
+    find_ = scu_->findPresentationContextID(UID_FINDStudyRootQueryRetrieveInformationModel, "");
     if (!get())
-      move_ = scu_.findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
+      move_ = scu_->findPresentationContextID(UID_MOVEStudyRootQueryRetrieveInformationModel, "");
     if (find_ == 0)
       return make_error(ErrorCode::kNetwork,
                         "the PACS refused Study Root C-FIND (check its AE table for our AE)");
@@ -354,7 +358,8 @@ class DcmtkSession final : public QrSession {
                         "the PACS refused Study Root C-MOVE (check its AE table for our AE)");
     DcmDataset q = study_identifier(study_uid);
     Answers<RetrieveResponse> a;
-    OFCondition cond = scu_.sendMOVERequest(move_, destination.c_str(), &q, &a.list);
+    if (!connected()) return make_error(ErrorCode::kNetwork, "no association with the PACS");
+    OFCondition cond = scu_->sendMOVERequest(move_, destination.c_str(), &q, &a.list);
     if (cond.bad()) return dimse_error("C-MOVE failed", cond);
     return final_answer(a, "C-MOVE");
   }
@@ -366,6 +371,7 @@ class DcmtkSession final : public QrSession {
     // that answers neither gets the common classes uncompressed, as before.
     StudyContents contents;
     if (auto c = study_contents(study_uid)) contents = std::move(c).value();
+    disconnect();
     std::vector<std::string> fallback(
         dcmLongSCUStorageSOPClassUIDs,
         dcmLongSCUStorageSOPClassUIDs + numberOfDcmLongSCUStorageSOPClassUIDs);
@@ -395,6 +401,13 @@ class DcmtkSession final : public QrSession {
 
  private:
   bool get() const { return source_.retrieve == "get"; }
+  bool connected() const { return scu_ != nullptr && scu_->isConnected(); }
+  // The SCU goes before its transport layer: DCMTK's network holds a pointer to the layer.
+  void disconnect() {
+    if (connected()) scu_->releaseAssociation();
+    scu_.reset();
+    layer_.reset();
+  }
 
   // STUDY-level C-FIND by Study Date (a DICOM date or range), asking for UIDs and counts only.
   Result<std::vector<FoundStudy>> find_dated(const std::string& dates) {
@@ -422,7 +435,9 @@ class DcmtkSession final : public QrSession {
   }
 
   Result<void> find(DcmDataset& q, Answers<QRResponse>& a) {
-    OFCondition cond = scu_.sendFINDRequest(find_, &q, &a.list);
+    if (!connected())
+      if (auto r = open(); !r) return r.error();
+    OFCondition cond = scu_->sendFINDRequest(find_, &q, &a.list);
     if (cond.bad()) return dimse_error("C-FIND failed", cond);
     // The last answer is the final one: success, or a failure status.
     if (!a.list.empty()) {
@@ -439,9 +454,9 @@ class DcmtkSession final : public QrSession {
 
   const config::PullSource& source_;
   std::string calling_ae_;
-  TcpLayer layer_;
+  std::unique_ptr<TcpLayer> layer_;
   const GetIntake* intake_;
-  Scu scu_;
+  std::unique_ptr<Scu> scu_;
   T_ASC_PresentationContextID find_ = 0, move_ = 0;
 };
 
