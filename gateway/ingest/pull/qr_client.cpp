@@ -251,9 +251,14 @@ class GetAssociation {
     const OFList<OFString> uncompressed =
         of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
     scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed);
+    // The SCP role is asked for once per SOP class (PS3.7 D.3.3.4: one role selection item per
+    // class, applying to each of its contexts); DCMTK writes one item per context that names a
+    // role, so a class's further contexts name none.
+    std::set<std::string> role_asked;
     for (const auto& pc : plan.contexts)
-      scu_.addPresentationContext(pc.sop_class.c_str(), of_list(pc.transfer_syntaxes),
-                                  ASC_SC_ROLE_SCP);
+      scu_.addPresentationContext(
+          pc.sop_class.c_str(), of_list(pc.transfer_syntaxes),
+          role_asked.insert(pc.sop_class).second ? ASC_SC_ROLE_SCP : ASC_SC_ROLE_DEFAULT);
     if (auto r = negotiate(scu_, layer_); !r) return r.error();
     const T_ASC_PresentationContextID id =
         scu_.findPresentationContextID(UID_GETStudyRootQueryRetrieveInformationModel, "");
