@@ -191,6 +191,36 @@ TEST_F(Watcher, ExportTreeWithANonDicomFileKeepsItsObjectsAndIsRejected) {
 }
 
 // A symbolic link anywhere in the tree refuses it; what it points to is never opened.
+// A writer that adds to a tree while it is being read: the tree is not moved to done/ with an
+// unread file in it; it settles again and is taken whole.
+TEST_F(Watcher, TreeChangedWhileBeingReadWaitsAndIsTakenWhole) {
+  fs::create_directories(folder_ / "tree" / "s");
+  std::ofstream(folder_ / "tree" / "s" / "a", std::ios::binary) << dicom("1.2.3.51");
+  std::ofstream(folder_ / "tree" / "s" / "b", std::ios::binary) << dicom("1.2.3.52");
+  bool added = false;
+  // The first object of the study wakes the sink's callback: the "writer" adds a file then.
+  sink_ = std::make_unique<CatalogSink>(
+      catalog_->ingest,
+      [&] {
+        if (added) return;
+        added = true;
+        std::ofstream(folder_ / "tree" / "s" / "c", std::ios::binary) << dicom("1.2.3.53");
+      },
+      catalog::NewVersionPolicy::kSend);
+  auto& w = watcher();
+  clock_.advance(seconds(6));
+  w.step(true);
+  ASSERT_TRUE(added);
+  EXPECT_TRUE(fs::exists(folder_ / "tree" / "s" / "c"));  // still in place, not in done/
+  EXPECT_FALSE(fs::exists(folder_ / "done" / "tree"));
+  clock_.advance(seconds(6));
+  w.step(true);
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 3);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "tree" / "s" / "c"));
+}
+
 TEST_F(Watcher, ExportTreeWithASymlinkIsRefused) {
   auto& w = watcher();
   fs::create_directories(dir_ / "outside");
