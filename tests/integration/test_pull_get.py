@@ -9,6 +9,9 @@ host table points nowhere, and dirgw's receiver does not admit it), Orthanc the 
 - one of them the PACS holds JPEG lossless and cannot decompress (dcmqrscp): the C-GET association
   proposes the study's classes in the compressed syntaxes too, so it comes back as the PACS holds
   it, and reaches Orthanc bit for bit, still JPEG lossless;
+- a second PACS, an Orthanc with its DICOM server (it answers SOP Class UID at IMAGE level and
+  sends each object on a context accepted in its own syntax), holds another JPEG-lossless CT: it
+  comes in one association, on the class's JPEG context (not its first), still JPEG lossless;
 - further polls retrieve nothing; a study added later arrives on the next poll;
 - nothing is asked of dirgw's receiver (no C-MOVE, no association from the PACS);
 - logs carry no patient value."""
@@ -45,10 +48,11 @@ def main():
     b_uid, b = study("b", "MR", 2, 62)
     c_uid, c = study("c", "CR", 1, 63)
     d_uid, d = study("d", "CT", 3, 64)
-    for files in (a, b, c, d):
+    e_uid, e = study("e", "CT", 3, 65)
+    for files in (a, b, c, d, e):
         dated(files, today)
-    # Study d as the PACS holds it: JPEG lossless (first-order prediction), compressed by DCMTK.
-    for p in d:
+    # Studies d and e as their PACS hold them: JPEG lossless (first-order prediction), by DCMTK.
+    for p in d + e:
         subprocess.run(["dcmcjpeg", "+e1", p, p + ".jpeg"], check=True)
         os.replace(p + ".jpeg", p)
 
@@ -56,9 +60,17 @@ def main():
     # The PACS's host table points at a port where nothing listens: it could not C-MOVE to us.
     # +xs: it takes JPEG lossless as sent and keeps it so; it cannot decompress for a C-GET.
     pacs = Pacs(work, harness.free_port(), options=["+xs"])
+    # The second PACS: Orthanc's DICOM server (AE OPACS), which lets our AE C-GET.
+    opacs_port = harness.free_port()
+    opacs = harness.Orthanc(work, "pacs", extra_config={
+        "DicomServerEnabled": True, "DicomAet": "OPACS", "DicomPort": opacs_port,
+        "DicomModalities": {"dirgw": {"AET": "DIRGW", "Host": "127.0.0.1",
+                                      "Port": harness.free_port(), "AllowGet": True}}}).start()
+    every = " retrieve: get, every: 2s, look_back: 1d, retry: { initial: 1s, max: 4s }, timeout: 20s"
     ingest = (f"  pull:\n    - {{ name: get-pacs, ae_title: PACS, host: 127.0.0.1, port: {pacs.port},"
-              f" retrieve: get, every: 2s, look_back: 1d, retry: {{ initial: 1s, max: 4s }},"
-              f" timeout: 20s }}\n")
+              f"{every} }}\n"
+              f"    - {{ name: orthanc-pacs, ae_title: OPACS, host: 127.0.0.1, port: {opacs_port},"
+              f"{every} }}\n")
     # allowed_callers without PACS: our receiver would refuse the PACS if it ever called.
     gw = harness.Gateway(args.build_dir, work, repo.dicomweb, allowed_callers=("PACS1",),
                          ingest_yaml=ingest)
@@ -118,10 +130,28 @@ def main():
     check("C-GET" not in "".join(l for l in text.splitlines() if "error" in l.lower()),
           "no C-GET error in the log")
 
+    # The second PACS: Orthanc reports the SOP class and sends on the context in the object's
+    # syntax, so one association (uncompressed context first) brings the JPEG study as it is.
+    rc, out = harness.storescu(opacs_port, e, calling="LOADER", called="OPACS", extra=["-xs"])
+    check(rc == 0, f"storescu into Orthanc's DICOM server: {out[-500:]}")
+    harness.wait_for("the study of the second PACS in the repository",
+                     lambda: repo.count_instances() >= 12, 30, 0.5)
+    for p in e:
+        oid = repo.instance_id(harness.sop_instance_uid(p))
+        ts = repo.get(f"/instances/{oid}/metadata/TransferSyntax", raw=True) if oid else None
+        check(ts == b"1.2.840.10008.1.2.4.70", f"{harness.sop_instance_uid(p)} arrived as {ts!r}")
+    e_lines = [l for l in gw.log_text().splitlines()
+               if "pull: C-GET association" in l and f"study_uid={e_uid}" in l]
+    check(len(e_lines) == 1 and "layout=uncompressed-first" in e_lines[0] and
+          "sop_classes_reported=1" in e_lines[0],
+          f"the second PACS's study should come in one association, its class reported: {e_lines}")
+    text = gw.log_text()
+
     hits = harness.scan_for_phi({"dirgwd.log": text}, manifest)
     check(not hits, f"patient values in the log: {hits}")
     gw.stop()
     repo.stop()
+    opacs.stop()
     log(f"done in {time.time() - t_start:.0f}s")
     print(f"pull get: {len(check.failures)} failures")
     return 1 if check.failures else 0
