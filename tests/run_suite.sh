@@ -10,11 +10,11 @@
 #                run them (-L unit), build the fuzz targets with clang and run them (-L fuzz),
 #                each JOBS at a time. Its output goes to BUILD_DIR/background.log and is printed
 #                when the integration lane ends; a failure is announced at once.
-# Measured in a clean clone (2026-12-04): the machine is busy throughout (the integration tests'
-# ASan processes, Orthanc and the package test's build take most of both CPUs), so the background
-# lane gets through the unit build while they run and ends a few minutes after them. The whole
-# took 27.1 and 27.6 min (29.7 on a slower day of the machine), against 29.6 with the unit tests
-# first and the fuzz build alone (RUN_SERIAL).
+# Measured in clean clones (2026-12-04): on a shared, busy machine the integration tests' ASan
+# processes, Orthanc and the package test's build took most of both CPUs, the background lane
+# ended a few minutes after the integration lane, and the whole took 27.1-29.7 min (29.6 with
+# the unit tests first and the fuzz build alone). On a quiet machine it took 16.4-16.7 min, the
+# background lane done before the integration lane (README, "make test").
 # The integration lane runs its ctest from BUILD_DIR/tests/integration, so that the two ctest runs
 # keep their own Testing/ directories (LastTest.log, cost data). An interrupted run stops both.
 # Exit: 0 when both lanes passed, 1 otherwise.
