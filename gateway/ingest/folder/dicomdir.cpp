@@ -144,7 +144,7 @@ Result<FileStamp> tree_stamp(int tree_fd) {
     if (!dir.valid()) return make_error(ErrorCode::kIo, "open directory: " + errno_text(errno));
     Result<void> inner;
     auto r = each_entry(dir.get(), [&](const std::string& name) {
-      if (++entries > kMaxTreeEntries || depth > 16) {
+      if (++entries > kMaxTreeEntries || depth > kMaxTreeDepth) {
         inner = make_error(ErrorCode::kRefused, "tree_limits");
         return false;
       }

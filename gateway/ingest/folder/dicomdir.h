@@ -18,6 +18,9 @@ namespace dirgw::ingest::folder {
 
 inline constexpr std::size_t kMaxDicomdirRecords = 100000;
 inline constexpr std::size_t kMaxTreeEntries = 100000;
+inline constexpr int kMaxTreeDepth = 16;
+// The detail of a tree refused for its size (reason code tree_limits).
+inline constexpr const char* kTreeLimitsDetail = "more than 100000 entries or 16 levels";
 
 // A referenced file: its Referenced File ID split into components ("DICOM", "IMG001").
 using FileId = std::vector<std::string>;

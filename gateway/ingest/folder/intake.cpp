@@ -34,6 +34,12 @@ UnitResult retry(const Error& e) {
   return r;
 }
 
+// Changed while we read it: what was taken stays (the catalog dedups); the unit settles again.
+UnitResult changed(const UnitResult& so_far) {
+  return {UnitKind::kChanged, "changed",         "changed while being read",
+          so_far.stored,      so_far.duplicates, so_far.skipped};
+}
+
 // A spool temporary being filled; removed unless handed on with release().
 class TempFile {
  public:
@@ -275,7 +281,7 @@ UnitResult Intake::take_zip(int fd, std::uint64_t size) {
   return out;
 }
 
-UnitResult Intake::take_tree(int dirfd, const std::string& name) {
+UnitResult Intake::take_tree(int dirfd, const std::string& name, const FileStamp& settled) {
   auto tree = open_dir_at(dirfd, name);
   if (!tree) {
     if (tree.error().code == ErrorCode::kNotFound) return {UnitKind::kGone, "gone", "", 0, 0, 0};
@@ -283,12 +289,6 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name) {
       return rejected(tree.error().detail, "not a directory");
     return retry(tree.error());
   }
-  // The tree as the settle rule saw it, to notice a writer still adding to it while we read.
-  auto before = tree_stamp(tree->get());
-  if (!before)
-    return before.error().code == ErrorCode::kRefused
-               ? rejected("tree_limits", "more than 100000 entries or 16 levels")
-               : retry(before.error());
   UnitResult out;
   auto index = open_reference(tree->get(), {"DICOMDIR"});
   if (index) {
@@ -304,62 +304,46 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name) {
   } else {
     return retry(index.error());
   }
-  if (out.kind == UnitKind::kRetry) return out;
+  if (out.kind == UnitKind::kRetry || out.kind == UnitKind::kChanged) return out;
+  // A writer that added to the tree while we read it: not moved to done/ with an unread file.
   auto after = tree_stamp(tree->get());
-  if (!after || !(*after == *before))
-    return {UnitKind::kChanged, "changed",      "changed while being read",
-            out.stored,         out.duplicates, out.skipped};
+  if (after) after->ino = settled.ino;
+  if (!after || !(*after == settled)) return changed(out);
   return out;
 }
 
 // A tree without a DICOMDIR (an export: study and series folders of files, as PACS, viewers and
-// EMR exports write them): every file in it, in name order, through take_opened. Hidden names
-// (a leading '.') and DICOMDIR index files of subfolders are skipped; a symbolic link or other
-// special entry refuses the tree without being opened, as at the top of the folder.
+// EMR exports write them): every file in it, in name order, taken as a top-level file is. Hidden
+// names (a leading '.') and DICOMDIR index files of subfolders are skipped; a symbolic link or
+// other special entry refuses the tree without being opened, as at the top of the folder.
 UnitResult Intake::take_export_tree(int dirfd, int depth, std::size_t& seen) {
   auto names = list_names(dirfd, kMaxTreeEntries);
   if (!names)
-    return names.error().code == ErrorCode::kRefused
-               ? rejected("tree_limits", "more than 100000 entries or 16 levels")
-               : retry(names.error());
+    return names.error().code == ErrorCode::kRefused ? rejected("tree_limits", kTreeLimitsDetail)
+                                                     : retry(names.error());
   std::sort(names->begin(), names->end());
   UnitResult out;
   for (const auto& name : *names) {
+    // Where a refusal is in the tree: names are never logged (they can carry a patient's name).
+    const std::string at = " (entry " + std::to_string(++seen) + " of the tree)";
     UnitResult one;
-    const std::string where = " (entry " + std::to_string(++seen) + " of the tree)";
     if (name.front() == '.' || name == "DICOMDIR") {
       one.skipped = 1;
-      merge(out, one);
-      continue;
-    }
-    const EntryInfo info = look_at(dirfd, name);
-    if (info.kind == EntryKind::kGone) {
-      one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
-    } else if (info.kind == EntryKind::kDirectory) {
-      auto sub = depth >= 16 ? Result<UniqueFd>(make_error(ErrorCode::kRefused, "tree_limits"))
-                             : open_dir_at(dirfd, name);
-      if (sub)
-        one = take_export_tree(sub->get(), depth + 1, seen);
-      else if (sub.error().code == ErrorCode::kNotFound)
-        one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
-      else if (sub.error().code == ErrorCode::kRefused)
-        one = rejected(sub.error().detail, "not a directory, or more than 16 levels" + where);
-      else
-        one = retry(sub.error());
+    } else if (const EntryInfo info = look_at(dirfd, name); info.kind == EntryKind::kGone) {
+      one = changed(one);
     } else if (info.kind == EntryKind::kRegular) {
-      auto file = open_file_at(dirfd, name);
-      if (file)
-        one = take_opened(file->get());
-      else if (file.error().code == ErrorCode::kNotFound)
-        one = {UnitKind::kChanged, "changed", "changed while being read", 0, 0, 0};
-      else if (file.error().code == ErrorCode::kRefused)
-        one = rejected(file.error().detail, "not a regular file");
-      else
-        one = retry(file.error());
-      if (one.kind == UnitKind::kRejected) one.detail += where;
-    } else {
+      one = take_file(dirfd, name);
+      if (one.kind == UnitKind::kGone) one = changed(one);  // deleted while we read the tree
+      if (one.kind == UnitKind::kRejected) one.detail += at;
+    } else if (info.kind != EntryKind::kDirectory) {
       one = rejected(std::string(kind_reason(info.kind)),
-                     "not a regular file or directory: refused without being opened" + where);
+                     "not a regular file or directory: refused without being opened" + at);
+    } else if (depth >= kMaxTreeDepth) {
+      one = rejected("tree_limits", kTreeLimitsDetail + at);
+    } else if (auto sub = open_dir_at(dirfd, name); sub) {
+      one = take_export_tree(sub->get(), depth + 1, seen);
+    } else {
+      one = sub.error().code == ErrorCode::kNotFound ? changed(one) : retry(sub.error());
     }
     merge(out, one);
     if (out.kind == UnitKind::kRetry || out.kind == UnitKind::kChanged) break;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "ingest/dimse_scp/scp.h"
+#include "ingest/folder/settle.h"
 #include "ingest/folder/zip_reader.h"
 #include "ingest/prescan/prescan.h"
 #include "ingest/spool/spool.h"
@@ -40,7 +41,10 @@ class Intake {
       : spool_(spool), sink_(sink), limits_(limits), zip_(zip), source_(std::move(source)) {}
 
   UnitResult take_file(int dirfd, const std::string& name);
-  UnitResult take_tree(int dirfd, const std::string& name);
+  // `settled`: the tree's stamp the settle rule accepted (tree_stamp); read again afterwards, a
+  // tree that differs is left to settle again (kChanged) instead of being moved with an unread
+  // file in it.
+  UnitResult take_tree(int dirfd, const std::string& name, const FileStamp& settled);
 
   // One object whose bytes are in `temp` (a spool temporary of ours, consumed): wrapped in a
   // meta header when it has none, pre-scanned, committed, catalogued. Public for the zip visitor.

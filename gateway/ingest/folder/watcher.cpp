@@ -233,7 +233,7 @@ void FolderWatcher::handle(Folder& f, const std::string& name, TimePoint now) {
       auto stamp = tree_stamp(d->get());
       if (!stamp) {
         if (stamp.error().code == ErrorCode::kRefused)
-          reject(f, name, "tree_limits", "more than 100000 entries or 16 levels");
+          reject(f, name, "tree_limits", kTreeLimitsDetail);
         return;
       }
       stamp->ino = info.stamp.ino;
@@ -261,7 +261,7 @@ void FolderWatcher::settle_and_take(Folder& f, const std::string& name, const Fi
     }
   }
   const UnitResult r =
-      tree ? f.intake.take_tree(f.dir.get(), name) : f.intake.take_file(f.dir.get(), name);
+      tree ? f.intake.take_tree(f.dir.get(), name, stamp) : f.intake.take_file(f.dir.get(), name);
   finish(f, name, r);
 }
 
