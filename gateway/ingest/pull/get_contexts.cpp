@@ -150,8 +150,8 @@ GetContextPlan plan_get_contexts(const std::set<std::string>& sop_classes,
       continue;
     }
     std::vector<std::string> every = uncompressed;
-    for (const auto& list : {common, rare})
-      for (const auto& ts : list)
+    for (const auto* list : {&common, &rare})
+      for (const auto& ts : *list)
         if (!is_video_syntax(ts) || is_video_class(c)) every.push_back(ts);
     propose(c, std::move(every));
   }

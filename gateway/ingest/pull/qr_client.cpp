@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <utility>
 
 // clang-format off
 #include "dcmtk/config/osconfig.h"
@@ -228,6 +230,11 @@ OFList<OFString> of_list(const std::vector<std::string>& v) {
   return out;
 }
 
+// The query/retrieve models' syntaxes.
+OFList<OFString> uncompressed() {
+  return of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
+}
+
 // An association has at most 128 presentation contexts (odd IDs 1-255); one is the GET model's.
 constexpr std::size_t kMaxContexts = 128;
 
@@ -248,9 +255,7 @@ class GetAssociation {
   }
 
   Result<MoveResult> get(const std::string& study_uid, const GetContextPlan& plan) {
-    const OFList<OFString> uncompressed =
-        of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
-    scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed);
+    scu_.addPresentationContext(UID_GETStudyRootQueryRetrieveInformationModel, uncompressed());
     // The SCP role is asked for once per SOP class (PS3.7 D.3.3.4: one role selection item per
     // class, applying to each of its contexts); DCMTK writes one item per context that names a
     // role, so a class's further contexts name none.
@@ -298,11 +303,9 @@ class DcmtkSession final : public QrSession {
     layer_ = std::make_unique<TcpLayer>(source_.timeout);
     scu_ = std::make_unique<Scu>();
     configure(*scu_, source_, calling_ae_);
-    const OFList<OFString> syntaxes =
-        of_list({UID_LittleEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax});
-    scu_->addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, syntaxes);
+    scu_->addPresentationContext(UID_FINDStudyRootQueryRetrieveInformationModel, uncompressed());
     if (!get())
-      scu_->addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, syntaxes);
+      scu_->addPresentationContext(UID_MOVEStudyRootQueryRetrieveInformationModel, uncompressed());
     if (auto r = negotiate(*scu_, *layer_); !r) {
       disconnect();
       return r.error();
@@ -325,6 +328,7 @@ class DcmtkSession final : public QrSession {
   }
 
   Result<StudyContents> study_contents(const std::string& study_uid) override {
+    contents_.reset();
     DcmDataset q;
     q.putAndInsertString(DCM_QueryRetrieveLevel, "SERIES");
     q.putAndInsertString(DCM_StudyInstanceUID, study_uid.c_str());
@@ -353,6 +357,7 @@ class DcmtkSession final : public QrSession {
         if (!sop_class.empty() && uid_syntax_ok(sop_class)) out.sop_classes.insert(sop_class);
       }
     }
+    contents_.emplace(study_uid, out);
     return out;
   }
 
@@ -374,8 +379,13 @@ class DcmtkSession final : public QrSession {
       return make_error(ErrorCode::kNetwork, "C-GET is not configured for this source");
     // What the study holds, to propose its classes in every syntax the receiver takes; a PACS
     // that answers neither gets the common classes uncompressed, as before.
+    // The poller asked for them just before when the PACS reports no counts: not asked twice.
     StudyContents contents;
-    if (auto c = study_contents(study_uid)) contents = std::move(c).value();
+    if (contents_ && contents_->first == study_uid)
+      contents = std::move(contents_->second);
+    else if (auto c = study_contents(study_uid))
+      contents = std::move(c).value();
+    contents_.reset();
     disconnect();
     std::vector<std::string> fallback(
         dcmLongSCUStorageSOPClassUIDs,
@@ -463,6 +473,8 @@ class DcmtkSession final : public QrSession {
   const GetIntake* intake_;
   std::unique_ptr<Scu> scu_;
   T_ASC_PresentationContextID find_ = 0, move_ = 0;
+  // The last study_contents() answer, for the get_study() of the same study that follows it.
+  std::optional<std::pair<std::string, StudyContents>> contents_;
 };
 
 }  // namespace
