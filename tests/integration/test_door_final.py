@@ -150,7 +150,13 @@ def cut_over_size(check, args, work, repo, gw):
           f"largest object in spool/tmp {probe.peak / 2**20:.2f} MiB <= limit + one PDU "
           f"({allowance / 2**20:.2f} MiB); all unaccepted bytes there at most "
           f"{probe.peak_total / 2**20:.2f} MiB")
+    # The refusal row is written as the SCP closes the cut association, which can be just after
+    # the sender was told: wait a little for the last one, then count them exactly.
     codes = refusal_codes(gw)
+    deadline = time.monotonic() + 10
+    while codes.count("object-too-large") < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        codes = refusal_codes(gw)
     check(codes.count("object-too-large") == 6,
           f"one refusal row object-too-large per cut: {codes}")
     check(good_result.get("rc") == 0, f"the good study's storescu: {good_result.get('out', '')[-200:]}")
