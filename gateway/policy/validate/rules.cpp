@@ -115,6 +115,7 @@ CharsetProblem check_specific_character_set(const std::vector<std::string>& valu
   if (values.empty()) return CharsetProblem::kNone;
   if (values.size() == 1) {
     if (values[0].empty()) return CharsetProblem::kNone;
+    if (values[0] == "ISO_IR 6") return CharsetProblem::kAsciiAlias;
     return known_character_set_term(values[0]) ? CharsetProblem::kNone
                                                : CharsetProblem::kUnknownTerm;
   }

@@ -45,6 +45,8 @@ bool valid_da(std::string_view value);
 enum class CharsetProblem {
   kNone,
   kUnknownTerm,         // a value that is not a defined term
+  kAsciiAlias,          // "ISO_IR 6" alone: not a defined term, but read as ASCII by DCMTK, Orthanc
+                        // and most viewers (written by several vendors' devices): a warning
   kInvalidCombination,  // several values where one is not an ISO 2022 term (or a repeated term)
 };
 // `values` are the backslash-separated values with their padding removed. An empty list (or a

@@ -315,6 +315,11 @@ void check_charset_element(DcmElement& e, Collector& c) {
   switch (check_specific_character_set(values)) {
     case CharsetProblem::kNone:
       return;
+    case CharsetProblem::kAsciiAlias:
+      c.warning("charset.ascii_alias", tag_text(e.getTag()),
+                "Specific Character Set is ISO_IR 6, not a defined term: read as the default "
+                "repertoire (ASCII)");
+      return;
     case CharsetProblem::kUnknownTerm:
       c.error("charset.unknown", tag_text(e.getTag()),
               "Specific Character Set holds a term that is not defined in PS3.3 C.12.1.1.2");
@@ -330,7 +335,8 @@ void check_charset_element(DcmElement& e, Collector& c) {
 // --- text encoding (issue 17, item 10) ----------------------------------------------------------
 
 // What the top-level Specific Character Set lets us check: the default repertoire (none declared:
-// 7-bit ASCII), UTF-8 (ISO_IR 192 as the only value), or something else (not judged here).
+// 7-bit ASCII; "ISO_IR 6" alone is read as that too), UTF-8 (ISO_IR 192 as the only value), or
+// something else (not judged here).
 enum class Repertoire { kAscii, kUtf8, kOther };
 
 Repertoire declared_repertoire(DcmItem& ds) {
@@ -339,7 +345,7 @@ Repertoire declared_repertoire(DcmItem& ds) {
     return Repertoire::kAscii;
   std::vector<std::string> values = split_values(std::string_view(raw.c_str(), raw.length()));
   std::erase_if(values, [](const std::string& v) { return v.empty(); });
-  if (values.empty()) return Repertoire::kAscii;
+  if (values.empty() || (values.size() == 1 && values[0] == "ISO_IR 6")) return Repertoire::kAscii;
   if (values.size() == 1 && values[0] == "ISO_IR 192") return Repertoire::kUtf8;
   return Repertoire::kOther;
 }

@@ -114,7 +114,9 @@ TEST(Charset, SingleValues) {
                            "ISO_IR 203", "ISO 2022 IR 6", "ISO 2022 IR 87"}) {
     EXPECT_EQ(check_specific_character_set(S{term}), CharsetProblem::kNone) << term;
   }
-  EXPECT_EQ(check_specific_character_set(S{"ISO_IR 6"}), CharsetProblem::kUnknownTerm);
+  EXPECT_EQ(check_specific_character_set(S{"ISO_IR 6"}), CharsetProblem::kAsciiAlias);
+  EXPECT_EQ(check_specific_character_set(S{"ISO_IR 6", "ISO 2022 IR 87"}),
+            CharsetProblem::kUnknownTerm);
   EXPECT_EQ(check_specific_character_set(S{"UTF-8"}), CharsetProblem::kUnknownTerm);
   EXPECT_EQ(check_specific_character_set(S{"iso_ir 100"}), CharsetProblem::kUnknownTerm);
 }

@@ -636,6 +636,24 @@ TEST(TextEncodingRule, UndeclaredEightBitText) {
   EXPECT_FALSE(validate_dataset(*ds, off).has("text.undeclared_characters"));
 }
 
+// "ISO_IR 6" is not a defined term, but several vendors write it and DCMTK and Orthanc read it as
+// ASCII: a warning, not a reason to quarantine; the text is then judged as ASCII.
+TEST(CharacterSetRule, IsoIr6IsAWarningAndMeansAscii) {
+  auto ds = valid_ct();
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 6");
+  ValidationReport r = validate_dataset(*ds, profile());
+  EXPECT_TRUE(r.ok) << dump(r);
+  EXPECT_TRUE(has(r, "charset.ascii_alias", "(0008,0005)", Severity::kWarning)) << dump(r);
+  EXPECT_EQ(r.count(Severity::kWarning), 1u) << dump(r);
+  ds->putAndInsertString(DCM_PatientName, "M\xFCLLER^ANNA");
+  r = validate_dataset(*ds, profile());
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(has(r, "text.undeclared_characters", "(0010,0010)")) << dump(r);
+  // Still an error beside code extensions, where it is no alias of anything.
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 6\\ISO 2022 IR 87");
+  EXPECT_TRUE(validate_dataset(*ds, profile()).has("charset.unknown"));
+}
+
 TEST(ValueLengthRule, OddLengthIsAWarningFromThePrescan) {
   test::TempDir dir;
   auto ds = valid_ct();
