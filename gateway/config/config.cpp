@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <functional>
@@ -13,6 +14,7 @@
 #include <sstream>
 
 #include "config/reader.h"
+#include "policy/validate/finding_codes.h"
 #include "scheduler/windows.h"
 
 namespace dirgw::config {
@@ -201,6 +203,46 @@ void read_coercion(Reader& r, const YAML::Node& cn, const std::string& cp, Coerc
   }
 }
 
+// A Modality (0008,0060) is a CS value: 1-16 upper-case letters, digits, space or underscore.
+bool modality_shape(const std::string& v) {
+  if (v.empty() || v.size() > 16) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ' ';
+  });
+}
+
+void read_validation_adjustments(Reader& r, const YAML::Node& vn, const std::string& vp,
+                                 ValidationAdjustments& out) {
+  r.list(
+      vn, vp, "allow_modalities", "modality codes", [&](const YAML::Node& v, const std::string& k) {
+        if (!v.IsScalar() || !modality_shape(v.Scalar()))
+          r.error(k, v, "must be a modality code such as OP or SEG (upper case, 1-16 characters)");
+        else
+          out.allow_modalities.push_back(v.Scalar());
+      });
+  if (vn["max_private_value"].IsDefined() && !vn["max_private_value"].IsNull()) {
+    std::uint64_t limit = 0;
+    const std::size_t before = r.errors().size();
+    r.size(vn, vp, "max_private_value", limit, 0, std::uint64_t{1} << 32);
+    if (r.errors().size() == before) out.max_private_value = limit;
+  }
+  r.list(vn, vp, "accept_findings", "finding codes",
+         [&](const YAML::Node& v, const std::string& k) {
+           const auto* code = v.IsScalar() ? policy::find_finding_code(v.Scalar()) : nullptr;
+           if (code == nullptr)
+             r.error(k, v,
+                     "must be a validation finding code (docs/validation.md), such as "
+                     "charset.unknown");
+           else if (!code->acceptable)
+             r.error(k, v,
+                     "'" + std::string(code->code) +
+                         "' cannot be accepted: an object with "
+                         "it is always quarantined (docs/validation.md)");
+           else
+             out.accept_findings.push_back(v.Scalar());
+         });
+}
+
 void read_policy(Reader& r, const YAML::Node& pn, const std::string& pp, Policy& po) {
   r.duration(pn, pp, "stable_age", po.stable_age, Duration(0), Duration(86'400'000));
   r.string(pn, pp, "health_number_issuer", po.health_number_issuer, 64);
@@ -214,8 +256,9 @@ void read_policy(Reader& r, const YAML::Node& pn, const std::string& pp, Policy&
                        else
                          po.validation_profile = s;
                      });
+            read_validation_adjustments(r, vn, vp, po.validation);
           },
-          {"profile"});
+          {"profile", "allow_modalities", "max_private_value", "accept_findings"});
   if (pn["coercion"].IsDefined() && !pn["coercion"].IsNull())
     r.map(
         pn["coercion"], Reader::join(pp, "coercion"),

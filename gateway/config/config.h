@@ -112,9 +112,17 @@ struct Coercion {
   std::vector<std::pair<std::string, std::string>> set;
 };
 
+// A site's adjustments to its validation profile (docs/validation.md, "Site adjustments").
+struct ValidationAdjustments {
+  std::vector<std::string> allow_modalities;       // accepted besides the profile's list
+  std::optional<std::uint64_t> max_private_value;  // replaces the profile's (0: no limit)
+  std::vector<std::string> accept_findings;        // codes reported as warnings, not quarantined
+};
+
 struct Policy {
   Duration stable_age{std::chrono::seconds(60)};
   std::string validation_profile = "ontario-dir";  // or "none"
+  ValidationAdjustments validation;
   std::string health_number_issuer = "ON";
   Coercion coercion;
 };

@@ -7,6 +7,8 @@
 - a study with an invalid health number is quarantined with every reason, is corrected at the
   PACS and sent again, and arrives after `dirgw quarantine release`;
 - `dirgw consent import` reports rejected rows with their line numbers;
+- the site's adjustments to the validation profile (a modality allowed, a finding accepted) let a
+  study through that the profile alone would quarantine;
 - no patient value appears in dirgwd's log."""
 
 import argparse
@@ -50,7 +52,9 @@ def main():
     gw = harness.Gateway(args.build_dir, work, f"http://127.0.0.1:{proxy.port}/dicom-web",
                          stable_age="1s", batch_max=5, consent="opt-in",
                          policy_yaml="  coercion: { fill_health_number_from_mrn: true, "
-                                     "set: { \"(0008,1010)\": GWSTAMP } }\n",
+                                     "set: { \"(0008,1010)\": GWSTAMP } }\n"
+                                     "  validation: { allow_modalities: [OP], "
+                                     "accept_findings: [charset.unknown] }\n",
                          ingest_yaml=f"  hl7: {{ enabled: true, bind: 127.0.0.1, port: {hl7_port} }}\n",
                          dest_yaml=f"    withdrawal_notify_url: http://127.0.0.1:{notices.port}/withdrawals\n").start()
 
@@ -196,6 +200,26 @@ def main():
         check(other[0].get("PatientID") == e_hn, f"coerced health number in the repository: {other}")
         check("OriginalAttributesSequence" in (tags or {}), "Original Attributes Sequence present")
         check((tags or {}).get("StationName") == "GWSTAMP", "the configured attribute is stamped")
+
+    # 6. The site's adjustments to the profile (policy.validation): an ophthalmic photograph (OP,
+    #    not on ontario-dir's list) from a device that writes an undefined character set term is
+    #    forwarded, and the accepted finding is logged; without them it would be quarantined.
+    f_uid, f_files = harness.synth(args.build_dir, os.path.join(work, "f"), "CT", 2, seed=36,
+                                   patient_index=7, manifest=manifest, extra=small)
+    f_hn = [json.loads(l) for l in open(manifest)][-1]["health_number"]
+    for f in f_files:
+        subprocess.run(["dcmodify", "-nb", "-m", "(0008,0060)=OP", "-i", "(0008,0005)=ISO_IR 999",
+                        f], check=True)
+    rc, out, err = cli("consent", "grant", "hn:" + f_hn)
+    rc, out = harness.storescu(gw.port, f_files)
+    check(rc == 0, "storescu F")
+    harness.wait_for("F (OP, ISO_IR 999) to be sent", lambda: dest_state(f_uid) in ("SENT", "QUARANTINED"),
+                     30, 0.3)
+    check(dest_state(f_uid) == "SENT", f"F under the site's adjustments: {study(f_uid)}")
+    for f in f_files:
+        check(repo.instance_id(harness.sop_instance_uid(f)) is not None, "F's instance in Orthanc")
+    check(f"study_uid={f_uid}" in gw.log_text() and "accepted_findings=charset.unknown:2" in gw.log_text(),
+          "the accepted findings are logged with the decision")
 
     # A restart with coercion on finds every object where it should be (coerced copies live in
     # spool/derived/ and were once all reported missing at each start).

@@ -87,6 +87,21 @@ bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
   return false;
 }
 
+namespace {
+// The site's adjustments (policy.validation, docs/validation.md) on top of a built-in profile.
+void adjust_profile(Profile& p, const config::Policy& policy) {
+  if (!policy.health_number_issuer.empty()) p.health_number_issuer = policy.health_number_issuer;
+  if (!p.allowed_modalities.empty())  // empty: every modality already
+    for (const auto& m : policy.validation.allow_modalities)
+      if (std::find(p.allowed_modalities.begin(), p.allowed_modalities.end(), m) ==
+          p.allowed_modalities.end())
+        p.allowed_modalities.push_back(m);
+  if (policy.validation.max_private_value)
+    p.max_private_value = *policy.validation.max_private_value;
+  p.accepted = policy.validation.accept_findings;
+}
+}  // namespace
+
 Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const ingest::Spool& spool,
              const Clock& clock, metrics::GatewayMetrics* metrics, const DeidTargets* deid)
     : config_(config),
@@ -97,6 +112,7 @@ Stage::Stage(const config::Config& config, catalog::Catalog& catalog, const inge
       deid_(deid) {
   if (config.policy.validation_profile != "none")
     profile_ = builtin_profile(config.policy.validation_profile);
+  if (profile_) adjust_profile(*profile_, config.policy);
   rules_.facility = config.facility_name;
   rules_.institution_name = config.policy.coercion.institution_name;
   rules_.issuer_of_patient_id = config.policy.coercion.issuer_of_patient_id;
@@ -160,8 +176,10 @@ Stage::Checked Stage::check_instances(
       if (!report) {
         findings.push_back({uid, "parse", "", report.error().detail});
       } else {
-        for (const auto& f : report->findings)
+        for (const auto& f : report->findings) {
           if (f.severity == Severity::kError) findings.push_back({uid, f.code, f.tag, f.message});
+          if (f.accepted) ++out.accepted[f.code];
+        }
       }
     }
     auto k = patient_keys(checked, config_.policy.health_number_issuer);
@@ -446,6 +464,10 @@ Stage::StepResult Stage::step(int limit) {
       std::lock_guard lock(health_mutex_);
       health_ = {};
     }
+    // Findings the site accepts (policy.validation.accept_findings), as code:instances.
+    std::string accepted;
+    for (const auto& [code, n] : checked.accepted)
+      accepted += (accepted.empty() ? "" : ",") + code + ":" + std::to_string(n);
     for (const auto& d : *decided) {
       switch (d.state) {
         case catalog::StudyState::kQuarantined:
@@ -461,11 +483,21 @@ Stage::StepResult Stage::step(int limit) {
         default:
           ++out.ready;
       }
-      log::info("policy decided", {{"study_uid", w.study_uid},
-                                   {"destination", d.destination},
-                                   {"state", std::string(catalog::to_string(d.state))},
-                                   {"reason", d.reason},
-                                   {"findings", std::to_string(findings.size())}});
+      const std::string state(catalog::to_string(d.state));
+      const std::string count = std::to_string(findings.size());
+      if (accepted.empty())
+        log::info("policy decided", {{"study_uid", w.study_uid},
+                                     {"destination", d.destination},
+                                     {"state", state},
+                                     {"reason", d.reason},
+                                     {"findings", count}});
+      else
+        log::info("policy decided", {{"study_uid", w.study_uid},
+                                     {"destination", d.destination},
+                                     {"state", state},
+                                     {"reason", d.reason},
+                                     {"findings", count},
+                                     {"accepted_findings", accepted}});
     }
   }
   return out;

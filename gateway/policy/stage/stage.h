@@ -76,6 +76,8 @@ class Stage {
     std::map<std::string, std::pair<int, std::string>> byte_order_refused;
     bool stat = false;      // a priority rule matched (config.priority): forwarded first
     std::string accession;  // (0008,0050) of the first instance that has one, for HL7 orders
+    // Findings the site accepts (policy.validation.accept_findings): code -> instances.
+    std::map<std::string, int> accepted;
   };
   void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);

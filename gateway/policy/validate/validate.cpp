@@ -67,6 +67,11 @@ Profile ontario_dir_profile() {
   return p;
 }
 
+bool accepts(const Profile& profile, std::string_view code) {
+  return std::find(profile.accepted.begin(), profile.accepted.end(), code) !=
+         profile.accepted.end();
+}
+
 std::optional<Profile> builtin_profile(std::string_view name) {
   if (name == "ontario-dir") return ontario_dir_profile();
   return std::nullopt;
@@ -80,7 +85,8 @@ std::string tag_text(const DcmTagKey& k) { return Tag{k.getGroup(), k.getElement
 
 class Collector {
  public:
-  Collector(ValidationReport& report, std::size_t max) : report_(report), max_(max) {}
+  Collector(ValidationReport& report, const Profile& profile)
+      : report_(report), profile_(profile), max_(profile.max_findings) {}
   Collector(const Collector&) = delete;
   Collector& operator=(const Collector&) = delete;
 
@@ -100,6 +106,10 @@ class Collector {
 
  private:
   void add(Finding f) {
+    if (f.severity == Severity::kError && accepts(profile_, f.code)) {
+      f.severity = Severity::kWarning;
+      f.accepted = true;
+    }
     if (f.severity == Severity::kError) report_.ok = false;
     if (report_.findings.size() >= max_) {
       truncated_ = true;
@@ -109,6 +119,7 @@ class Collector {
   }
 
   ValidationReport& report_;
+  const Profile& profile_;
   std::size_t max_;
   bool truncated_ = false;
 };
@@ -649,13 +660,14 @@ void value_length_findings(const std::filesystem::path& path, const Profile& pro
                     " value(s) of odd length (PS3.5 7.1.1: lengths are even); DCMTK pads them",
                 Severity::kWarning});
   if (profile.max_private_value > 0 && scan->largest_private_value > profile.max_private_value) {
-    report.ok = false;
+    const bool accepted = accepts(profile, "private.oversized");
+    if (!accepted) report.ok = false;
     report.findings.push_back(Finding{"private.oversized", tag(scan->largest_private_tag),
                                       "a private value of " +
                                           std::to_string(scan->largest_private_value) +
                                           " bytes, longer than the profile's limit of " +
                                           std::to_string(profile.max_private_value),
-                                      Severity::kError});
+                                      accepted ? Severity::kWarning : Severity::kError, accepted});
   }
 }
 
@@ -663,7 +675,7 @@ void value_length_findings(const std::filesystem::path& path, const Profile& pro
 
 ValidationReport validate_dataset(DcmItem& dataset, const Profile& profile) {
   ValidationReport report;
-  Collector c(report, profile.max_findings);
+  Collector c(report, profile);
   check_required(dataset, profile, c);
   check_health_number(dataset, profile, c);
   if (profile.check_uids) check_identifying_uids(dataset, c);

@@ -32,6 +32,7 @@ struct Finding {
   std::string tag;      // "(0010,1002)"; empty for findings about the whole object
   std::string message;  // our words; never a value taken from the object
   Severity severity = Severity::kError;
+  bool accepted = false;  // an error the profile accepts (Profile::accepted): reported as a warning
 };
 
 struct ValidationReport {
@@ -77,7 +78,14 @@ struct Profile {
   // Findings beyond this number are dropped and replaced by one "findings.truncated" warning, so a
   // hostile object cannot make the report (and the catalog row) arbitrarily large.
   std::size_t max_findings = 100;
+  // Finding codes the site accepts (policy.validation.accept_findings): reported as warnings,
+  // marked `accepted`, so that they do not fail the report. Only codes that finding_codes.h marks
+  // acceptable belong here (the configuration checks it).
+  std::vector<std::string> accepted;
 };
+
+// Whether the profile accepts findings of this code.
+bool accepts(const Profile& profile, std::string_view code);
 
 // "ontario-dir": the Ontario diagnostic imaging repository profile (docs/validation.md).
 Profile ontario_dir_profile();

@@ -233,6 +233,47 @@ TEST(Config, DurationAndSizeParsing) {
   EXPECT_FALSE(parse_size("GiB"));
 }
 
+// A site's adjustments to its validation profile: modalities, the private value limit and the
+// findings it accepts; a code that does not exist, or that can never be accepted, is refused.
+TEST(Config, ValidationAdjustmentsAndTheirErrors) {
+  const std::string from = "policy: { stable_age: 5s }";
+  auto r = load_string(with(from,
+                            "policy:\n"
+                            "  validation:\n"
+                            "    profile: ontario-dir\n"
+                            "    allow_modalities: [OP, SEG]\n"
+                            "    max_private_value: 64MiB\n"
+                            "    accept_findings: [charset.unknown, health_number.missing]"));
+  ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
+  const auto& v = r.config->policy.validation;
+  EXPECT_EQ(v.allow_modalities, (std::vector<std::string>{"OP", "SEG"}));
+  ASSERT_TRUE(v.max_private_value.has_value());
+  EXPECT_EQ(*v.max_private_value, 64u << 20);
+  EXPECT_EQ(v.accept_findings,
+            (std::vector<std::string>{"charset.unknown", "health_number.missing"}));
+  // Absent: nothing changes the profile.
+  auto plain = load_string(kGood);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain.config->policy.validation.max_private_value.has_value());
+  EXPECT_TRUE(plain.config->policy.validation.accept_findings.empty());
+
+  const auto bad = [&](const std::string& line) {
+    return load_string(with(from, "policy:\n  validation:\n    " + line));
+  };
+  expect_error(bad("allow_modalities: [op]"), "policy.validation.allow_modalities[0]", 15,
+               "modality code");
+  expect_error(bad("max_private_value: lots"), "policy.validation.max_private_value", 15,
+               "must be a size");
+  expect_error(bad("accept_findings: [charset.unkown]"), "policy.validation.accept_findings[0]", 15,
+               "finding code");
+  expect_error(bad("accept_findings: [parse]"), "policy.validation.accept_findings[0]", 15,
+               "cannot be accepted");
+  expect_error(bad("accept_findings: [identifier.unsafe_characters]"),
+               "policy.validation.accept_findings[0]", 15, "cannot be accepted");
+  expect_error(bad("accept_findings: charset.unknown"), "policy.validation.accept_findings", 15,
+               "must be a list");
+}
+
 }  // namespace
 }  // namespace dirgw::config
 

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "catalog/catalog.h"
 #include "fakes/fake_clock.h"
 #include "fakes/spooled_study.h"
@@ -31,10 +33,12 @@ class StageTest : public ::testing::Test {
     if (!stage_) stage_ = std::make_unique<Stage>(config_, *catalog_, *spool_, clock_);
     return *stage_;
   }
-  void receive(int n, const std::string& health_number = test::kHealthNumber) {
+  void receive(int n, const std::string& health_number = test::kHealthNumber,
+               const std::function<void(DcmDataset&)>& edit = {}) {
     for (int i = 1; i <= n; ++i) {
       auto ds = test::valid_ct();
       test::set_health_number(*ds, health_number);
+      if (edit) edit(*ds);
       testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy,
                               std::string(kStudy) + ".1." + std::to_string(i));
     }
@@ -86,6 +90,44 @@ TEST_F(StageTest, AnInvalidHealthNumberIsQuarantinedWithEveryFinding) {
   EXPECT_GE(findings->size(), 2u);  // one per instance at least
   for (const auto& f : *findings)
     EXPECT_EQ(f.message.find("1234567890"), std::string::npos) << "a finding repeats the value";
+}
+
+// The site's health number issuer (policy.health_number_issuer) is the one validation looks for:
+// a site that writes it as an OID is not quarantined for "no health number".
+TEST_F(StageTest, TheSitesHealthNumberIssuerIsTheOneValidated) {
+  const std::string oid = "2.16.840.1.113883.4.59";
+  config_.policy.health_number_issuer = oid;
+  receive(1, test::kHealthNumber, [&](DcmDataset& ds) {
+    ds.findAndDeleteElement(DCM_OtherPatientIDsSequence);
+    test::set_health_number(ds, test::kHealthNumber, oid);
+  });
+  EXPECT_EQ(stage().step().ready, 1);
+  EXPECT_EQ(row().state, "READY");
+}
+
+// A modality outside the profile's list is quarantined, unless the site allows it; and a
+// finding the site accepts no longer quarantines (policy.validation).
+TEST_F(StageTest, TheSitesValidationAdjustments) {
+  const auto ophthalmic = [](DcmDataset& ds) { ds.putAndInsertString(DCM_Modality, "OP"); };
+  receive(1, test::kHealthNumber, ophthalmic);
+  EXPECT_EQ(stage().step().quarantined, 1);
+  auto findings = catalog_->policy.findings(kStudy);
+  ASSERT_TRUE(findings.ok());
+  ASSERT_EQ(findings->size(), 1u);
+  EXPECT_EQ(findings->at(0).code, "modality.not_allowed");
+
+  // A second gateway state: OP allowed, a wrong check digit accepted.
+  stage_.reset();
+  catalog_.reset();
+  std::filesystem::remove_all(dir_ / "c.db");
+  std::filesystem::remove(dir_ / "c.db-wal");
+  std::filesystem::remove(dir_ / "c.db-shm");
+  catalog_ = std::move(catalog::Catalog::open(dir_ / "c.db", {"repo"}, clock_)).value();
+  config_.policy.validation.allow_modalities = {"OP"};
+  config_.policy.validation.accept_findings = {"health_number.check_digit"};
+  receive(1, "1234567890", ophthalmic);
+  EXPECT_EQ(stage().step().ready, 1);
+  EXPECT_EQ(row().state, "READY");
 }
 
 TEST_F(StageTest, CoercionWritesDeterministicDerivedObjects) {

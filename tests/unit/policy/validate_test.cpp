@@ -10,6 +10,7 @@
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcvrobow.h"
+#include "policy/validate/finding_codes.h"
 
 namespace dirgw::policy {
 namespace {
@@ -142,6 +143,45 @@ TEST(Validate, EveryFailureIsReported) {
   // Two attribute.missing; "1.2..3" is both an empty UID component and an unsafe "..".
   EXPECT_EQ(r.count(Severity::kError), 9u) << dump(r);
   expect_no_values(r);
+  // Every code is one the configuration knows (policy.validation.accept_findings).
+  for (const Finding& f : r.findings) EXPECT_NE(find_finding_code(f.code), nullptr) << f.code;
+}
+
+// A site accepts some findings (policy.validation.accept_findings): they stay in the report,
+// as warnings marked accepted, and no longer fail it; the others still do.
+TEST(Validate, AcceptedFindingsAreWarnings) {
+  auto ds = valid_ct();
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 999");
+  test::set_health_number(*ds, "1234567890");  // wrong check digit
+  Profile p = profile();
+  p.accepted = {"charset.unknown"};
+  ValidationReport r = validate_dataset(*ds, p);
+  EXPECT_FALSE(r.ok) << dump(r);
+  EXPECT_TRUE(has(r, "charset.unknown", "(0008,0005)", Severity::kWarning)) << dump(r);
+  EXPECT_TRUE(has(r, "health_number.check_digit", "(0010,1002)")) << dump(r);
+  p.accepted.push_back("health_number.check_digit");
+  r = validate_dataset(*ds, p);
+  EXPECT_TRUE(r.ok) << dump(r);
+  EXPECT_EQ(r.count(Severity::kWarning), 2u) << dump(r);
+  for (const Finding& f : r.findings) EXPECT_TRUE(f.accepted) << f.code;
+  EXPECT_TRUE(decide(r).accepted());
+  // A warning of its own is not "accepted": only errors the site let through are.
+  ds->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 6");
+  r = validate_dataset(*ds, p);
+  ASSERT_TRUE(has(r, "charset.ascii_alias", "(0008,0005)", Severity::kWarning)) << dump(r);
+  for (const Finding& f : r.findings) EXPECT_EQ(f.accepted, f.code != "charset.ascii_alias");
+}
+
+// The codes a site may never accept are those that make an object unsafe to forward at all.
+TEST(Validate, FindingCodesThatCannotBeAccepted) {
+  for (std::string_view code : {"parse", "identifier.unsafe_characters", "uid.bad_character",
+                                "uid.empty", "uid.too_long", "health_number.conflicting"}) {
+    const auto* c = find_finding_code(code);
+    ASSERT_NE(c, nullptr) << code;
+    EXPECT_FALSE(c->acceptable) << code;
+  }
+  EXPECT_TRUE(find_finding_code("modality.not_allowed")->acceptable);
+  EXPECT_EQ(find_finding_code("no.such_code"), nullptr);
 }
 
 // --- health number
@@ -696,6 +736,13 @@ TEST(ValueLengthRule, OversizedPrivateValueIsAnError) {
   Result<ValidationReport> l = validate_file(dir / "a.dcm", loose);
   ASSERT_TRUE(l.ok());
   EXPECT_TRUE(l->ok) << dump(*l);
+  // Accepted by the site: reported, as a warning.
+  Profile accepting = profile();
+  accepting.accepted = {"private.oversized"};
+  Result<ValidationReport> a = validate_file(dir / "a.dcm", accepting);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->ok) << dump(*a);
+  EXPECT_TRUE(has(*a, "private.oversized", "(0009,1001)", Severity::kWarning)) << dump(*a);
 }
 
 // Issue 17, item 5: SOP Class/Instance UID written with VR UN are read as the UIDs they hold.
