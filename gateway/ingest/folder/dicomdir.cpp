@@ -46,6 +46,19 @@ bool same_ignoring_case(const std::string& a, const std::string& b) {
          });
 }
 
+// An ISO 9660 name as a CD mounted without name mapping (or copied byte for byte) shows it:
+// "IM000001;1" (a version number) or "IM000001." (the empty extension), each of which the
+// DICOMDIR writes as IM000001. The bare name; the name itself when it has neither form.
+std::string without_iso9660_suffix(const std::string& name) {
+  std::string out = name;
+  const auto semi = out.rfind(';');
+  if (semi != std::string::npos && semi + 1 < out.size() &&
+      out.find_first_not_of("0123456789", semi + 1) == std::string::npos)
+    out.erase(semi);
+  if (out.size() > 1 && out.back() == '.') out.pop_back();
+  return out;
+}
+
 // Collects file IDs of a record and its children (iteratively: depth costs heap, not stack).
 Result<std::vector<FileId>> collect(DcmDirectoryRecord& root) {
   std::vector<FileId> out;
@@ -100,18 +113,21 @@ Result<std::vector<FileId>> dicomdir_references(const std::filesystem::path& own
 }
 
 Result<std::string> find_entry(int dirfd, const std::string& component) {
-  std::string exact, folded;
+  std::string exact, folded, iso9660;
   auto r = each_entry(dirfd, [&](const std::string& name) {
     if (name == component) {
       exact = name;
       return false;
     }
     if (folded.empty() && same_ignoring_case(name, component)) folded = name;
+    if (iso9660.empty() && same_ignoring_case(without_iso9660_suffix(name), component))
+      iso9660 = name;
     return true;
   });
   if (!r) return r.error();
   if (!exact.empty()) return exact;
   if (!folded.empty()) return folded;
+  if (!iso9660.empty()) return iso9660;
   return make_error(ErrorCode::kNotFound, "a referenced file is missing from the tree");
 }
 

@@ -33,8 +33,9 @@ Result<std::vector<FileId>> dicomdir_references(const std::filesystem::path& own
 // Splits a Referenced File ID value ("DICOM\IMG001") and checks each component.
 Result<FileId> split_file_id(const std::string& value);
 
-// The entry of `dirfd` whose name matches `component` (exactly, else ignoring ASCII case), as
-// readdir spells it; kNotFound when there is none.
+// The entry of `dirfd` whose name matches `component` (exactly, else ignoring ASCII case, else as
+// an ISO 9660 name: "IM000001;1" or "IM000001." for IM000001, as a CD shows them when mounted
+// without name mapping), as readdir spells it; kNotFound when there is none.
 Result<std::string> find_entry(int dirfd, const std::string& component);
 
 // Opens the regular file `id` names under tree_fd.

@@ -277,6 +277,23 @@ TEST_F(Watcher, DicomdirTreeTakesOnlyTheReferencedFiles) {
   EXPECT_TRUE(fs::exists(folder_ / "done" / "cd" / "DICOMDIR"));
 }
 
+// A CD copied as an ISO 9660 file system shows it without name mapping: lower case, version
+// numbers (";1") and the empty extension ("."), where the DICOMDIR says DICOM\IM000001.
+TEST_F(Watcher, DicomdirTreeWithIso9660Names) {
+  auto& w = watcher();
+  const fs::path staging = dir_ / "cd";
+  fs::create_directories(staging / "dicom");
+  std::ofstream(staging / "dicom" / "im000001;1", std::ios::binary) << dicom("1.2.3.31");
+  std::ofstream(staging / "dicom" / "IM000002.", std::ios::binary) << dicom("1.2.3.32");
+  write_dicomdir(staging);
+  fs::rename(staging, folder_ / "cd");
+  w.step(true);
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 2);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "cd" / "DICOMDIR"));
+}
+
 TEST_F(Watcher, DicomdirReferenceOutsideTheTreeIsRefused) {
   auto& w = watcher();
   const fs::path staging = dir_ / "cd";
