@@ -216,6 +216,7 @@ struct Deidentify {
   bool clean_graphics = false;
   std::vector<std::string> descriptor_allow_list;
   std::vector<SafePrivate> safe_private;
+  bool safe_private_table = false;  // retain_safe_private: PS3.15 Table E.3.10-1's attributes too
   std::vector<BurnedInAllow> burned_in_allow;
 };
 

@@ -87,6 +87,8 @@ bool apply_deid_option(const std::string& o, Deidentify& d, std::string& conflic
     d.clean_structured_content = true;
   else if (o == "clean_graphics")
     d.clean_graphics = true;
+  else if (o == "retain_safe_private")
+    d.safe_private_table = true;
   else if (o == "retain_longitudinal_full_dates" || o == "retain_longitudinal_modified_dates") {
     const std::string dates = o == "retain_longitudinal_full_dates" ? "full" : "modified";
     if (d.dates != "remove" && d.dates != dates)
@@ -116,8 +118,9 @@ void read_deidentify(Reader& r, const YAML::Node& m, const std::string& p, Deide
               "unknown option (allowed: retain_uids, retain_device_identity, "
               "retain_institution_identity, retain_patient_characteristics, "
               "retain_longitudinal_full_dates, retain_longitudinal_modified_dates, "
-              "clean_descriptors, clean_structured_content, clean_graphics; Retain Safe Private "
-              "is the safe_private list)");
+              "clean_descriptors, clean_structured_content, clean_graphics, "
+              "retain_safe_private; the site's own safe private attributes are the safe_private "
+              "list)");
     else if (!conflict.empty())
       r.error(k, v, conflict);
   });

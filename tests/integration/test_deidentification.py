@@ -6,7 +6,8 @@ The regional repository ("repository") receives the identified originals; a rese
 - every research instance says Patient Identity Removed = YES with a De-identification Method
   (and its code sequence); its Study/Series/SOP Instance UIDs are 2.25 pseudonyms; Patient ID and
   name are a pseudonym; Pixel Data is byte for byte the original's; a private attribute on the
-  safe list is kept and any other private attribute is gone; no value of the synthetic patients
+  safe list is kept (the site's, and PS3.15 Table E.3.10-1's with `retain_safe_private`) and any
+  other private attribute is gone; no value of the synthetic patients
   (name, IDs, health number, birth date, accession) appears in any research file;
 - a second study of the same patient, sent after a restart, gets the same pseudonymous Patient ID
   (the key persists, 0600), and the re-sent first study the same UIDs;
@@ -181,6 +182,11 @@ def main():
                         (0x0009, 0x0011, "ACME OTHER"), (0x0009, 0x1110, "SECRET NOTE")])
     mr_uid, mr_files = harness.synth(args.build_dir, os.path.join(work, "mr"), "MR", 1, seed=41,
                                      patient_index=7, manifest=manifest, extra=small)
+    # A GE private block: Scan Pitch Ratio is in PS3.15 Table E.3.10-1 (retain_safe_private),
+    # element 0x28 of the block is not.
+    for f in mr_files:
+        add_private(f, [(0x0043, 0x0010, "GEMS_PARM_01"), (0x0043, 0x1027, "0.984:1"),
+                        (0x0043, 0x1028, "GE UNLISTED")])
     others = []
     for i, mod in enumerate(("CR", "DX", "SC")):
         uid, files = harness.synth(args.build_dir, os.path.join(work, mod.lower()), mod, 1,
@@ -219,7 +225,7 @@ def main():
     verify: none
     deidentify:
       profile: basic
-      options: [retain_longitudinal_modified_dates, clean_structured_content]
+      options: [retain_longitudinal_modified_dates, clean_structured_content, retain_safe_private]
       safe_private: [ {{ group: 0x0009, creator: "ACME SAFE", element: 0x10 }} ]
 """
     # Validation is not what this test is about (the SR has no health number).
@@ -341,6 +347,12 @@ def main():
         tags = research.get(f"/instances/{oid}/simplified-tags")
         if tags.get("Modality") == "MR":
             mr_pids.add(tags.get("PatientID"))
+            path = os.path.join(work, "r-mr.dcm")
+            open(path, "wb").write(research.get(f"/instances/{oid}/file", raw=True))
+            d = dump(path)
+            check("0.984:1" in d and "GEMS_PARM_01" in d,
+                  "a private attribute of the standard's safe list is kept, with its creator")
+            check("GE UNLISTED" not in d, "a private attribute not on it is removed")
     check(mr_pids == ct_pids, f"same patient, same pseudonym after restart: {mr_pids} {ct_pids}")
 
     # No mapping in clear: pseudonyms appear neither in the log nor in the audit export.

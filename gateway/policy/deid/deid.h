@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -32,6 +33,11 @@ struct SafePrivateAttribute {
   std::string creator;       // e.g. "SIEMENS CSA HEADER", compared after trimming spaces
   std::uint8_t element = 0;  // e.g. 0x10 for (0029,xx10)
 };
+
+// PS3.15 Table E.3.10-1: the standard's sample list of private attributes thought safe (vendors
+// do not guarantee them), for a site that asks for it (`retain_safe_private`); its edition.
+const std::vector<SafePrivateAttribute>& standard_safe_private();
+std::string_view standard_safe_private_edition();
 
 // Objects of a kind known to carry burned-in text that a site nevertheless allows: every
 // non-empty field must match (case-sensitive, values trimmed). Without allow_marked_yes the rule

@@ -7,6 +7,10 @@ deid::DeidOptions deid_options(const config::Deidentify& d) {
   for (const auto& sp : d.safe_private)
     o.safe_private.push_back(
         {static_cast<std::uint16_t>(sp.group), sp.creator, static_cast<std::uint8_t>(sp.element)});
+  if (d.safe_private_table) {
+    const auto& table = deid::standard_safe_private();
+    o.safe_private.insert(o.safe_private.end(), table.begin(), table.end());
+  }
   o.retain_uids = d.retain_uids;
   o.retain_device_identity = d.retain_device_identity;
   o.retain_institution_identity = d.retain_institution_identity;

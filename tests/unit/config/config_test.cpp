@@ -142,7 +142,8 @@ const char* kResearch = R"(  - name: research
     url: https://research.example.org/dicom-web
     deidentify:
       profile: basic
-      options: [retain_longitudinal_modified_dates, retain_device_identity, clean_descriptors]
+      options: [retain_longitudinal_modified_dates, retain_device_identity, clean_descriptors,
+                retain_safe_private]
       descriptor_allow_list: ["CT CHEST"]
       safe_private: [ { group: 0x0029, creator: "SIEMENS CSA HEADER", element: 0x10 } ]
       burned_in_allow: [ { modality: US, manufacturer: ACME } ]
@@ -163,6 +164,8 @@ TEST(Config, DeidentifyBlockMapsEveryOption) {
   EXPECT_EQ(d.safe_private[0].group, 0x29);
   EXPECT_EQ(d.safe_private[0].element, 0x10);
   EXPECT_EQ(d.safe_private[0].creator, "SIEMENS CSA HEADER");
+  EXPECT_TRUE(d.safe_private_table);
+  EXPECT_FALSE(r.config->destinations[0].deidentify.safe_private_table);
   ASSERT_EQ(d.burned_in_allow.size(), 1u);
   EXPECT_EQ(d.burned_in_allow[0].modality, "US");
   EXPECT_EQ(r.config->deid_key_file, "/etc/dirgw/deid.key");
@@ -191,7 +194,7 @@ TEST(Config, DeidentifyErrorsNameTheKey) {
   refused("profile: basic", "profile: everything", "destinations[1].deidentify.profile", "basic");
   refused("{ modality: US, manufacturer: ACME }", "{ allow_marked_yes: true }",
           "destinations[1].deidentify.burned_in_allow[0]", "at least one");
-  refused(", clean_descriptors]", "]", "destinations[1].deidentify.descriptor_allow_list",
+  refused(", clean_descriptors,", ",", "destinations[1].deidentify.descriptor_allow_list",
           "clean_descriptors");
 }
 

@@ -550,6 +550,33 @@ TEST(DeidPrivate, BlockNumberDoesNotMatterOnlyCreatorAndElement) {
   EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0029, 0x1211)));
 }
 
+// PS3.15 Table E.3.10-1 (retain_safe_private): a Siemens MR diffusion b-value and a GE CT scan
+// pitch are kept with their creators; what the table does not list, in the same block, is not.
+TEST(DeidPrivate, TheStandardsSafePrivateTable) {
+  const auto& table = standard_safe_private();
+  EXPECT_EQ(table.size(), 130u);  // the 2020 edition's rows (safe_private_e3_10_1.tsv)
+  EXPECT_EQ(standard_safe_private_edition(), "2020");
+  DcmDataset ds;
+  put_private(ds, 0x0019, 0x0010, EVR_LO, "SIEMENS MR HEADER");
+  put_private(ds, 0x0019, 0x100C, EVR_IS, "1000");         // B Value: in the table
+  put_private(ds, 0x0019, 0x1008, EVR_CS, "IMAGE NUM 4");  // CSA Image Header Type: not
+  put_private(ds, 0x0043, 0x0010, EVR_LO, "GEMS_PARM_01");
+  put_private(ds, 0x0043, 0x1027, EVR_SH, "0.984:1");  // Scan Pitch Ratio: in the table
+  put_private(ds, 0x0043, 0x1028, EVR_OB, "UNIQUE");   // not
+  put_private(ds, 0x0009, 0x0010, EVR_LO, "GEMS_PARM_01");
+  put_private(ds, 0x0009, 0x1027, EVR_SH, "0.984:1");  // the creator's element, wrong group
+  DeidOptions o;
+  o.safe_private = table;
+  ASSERT_TRUE(deidentify_dataset(ds, o, test_key()).ok());
+  EXPECT_TRUE(ds.tagExists(DcmTagKey(0x0019, 0x100C)));
+  EXPECT_TRUE(ds.tagExists(DcmTagKey(0x0019, 0x0010)));
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0019, 0x1008)));
+  EXPECT_TRUE(ds.tagExists(DcmTagKey(0x0043, 0x1027)));
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0043, 0x1028)));
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0009, 0x1027)));
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0009, 0x0010)));
+}
+
 TEST(DeidPrivate, WithoutItsCreatorNothingIsSafe) {
   DcmDataset ds;
   put_private(ds, 0x0029, 0x1010, EVR_OB, "CSA1");  // no (0029,0010)
