@@ -114,7 +114,8 @@ def extract(args):
     print(f"{len(out)} rows -> {args.output}", file=sys.stderr)
 
 
-def read_tsv(path):
+def read_tsv(path, columns=COLUMNS):
+    """The rows of a table TSV (dicts by column) and its "# edition:" / "# source:" lines."""
     meta, rows, header = {}, [], None
     for line in open(path, encoding="utf-8"):
         line = line.rstrip("\n")
@@ -126,12 +127,12 @@ def read_tsv(path):
         cells = line.split("\t")
         if header is None:
             header = cells
-            if header != COLUMNS:
+            if header != columns:
                 raise SystemExit(f"{path}: unexpected header {header}")
             continue
-        if len(cells) != len(COLUMNS):
+        if len(cells) != len(columns):
             raise SystemExit(f"{path}: row with {len(cells)} cells: {line!r}")
-        rows.append(dict(zip(COLUMNS, cells)))
+        rows.append(dict(zip(columns, cells)))
     return meta, rows
 
 
