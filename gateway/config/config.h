@@ -68,6 +68,9 @@ struct Hl7Reports {
   std::string accession_field = "filler";  // "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14)
   std::string preliminary = "hold";        // a preliminary report: "hold" it, or "send" it
   std::string uid_root = "2.25";           // root of the UIDs of the objects we make
+  // The character set of a report without MSH-18 whose text is not ASCII or UTF-8, e.g.
+  // "8859/1"; empty: such a report is refused (AE) with the reason.
+  std::string default_charset;
   // Reports waiting for their images: at most max_waiting of them, none older than
   // max_waiting_age; beyond, the oldest are expired (kept, state "expired", with the reason).
   int max_waiting = 10000;

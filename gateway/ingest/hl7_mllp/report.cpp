@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "common/text.h"
+#include "ingest/hl7_mllp/charsets.h"
 
 namespace dirgw::hl7 {
 
@@ -40,17 +41,6 @@ std::string component(const Message& m, std::string_view raw_field, std::size_t 
   const auto s = part(comp, sep.subcomponent, sub - 1);
   std::string v(trim_whitespace(unescape(s, sep)));
   return v == "\"\"" ? std::string() : v;
-}
-
-const char* iconv_name(std::string_view charset) {
-  static constexpr std::pair<std::string_view, const char*> kSets[] = {
-      {"8859/1", "ISO-8859-1"},   {"8859/2", "ISO-8859-2"},   {"8859/3", "ISO-8859-3"},
-      {"8859/4", "ISO-8859-4"},   {"8859/5", "ISO-8859-5"},   {"8859/6", "ISO-8859-6"},
-      {"8859/7", "ISO-8859-7"},   {"8859/8", "ISO-8859-8"},   {"8859/9", "ISO-8859-9"},
-      {"8859/15", "ISO-8859-15"}, {"UNICODE UTF-8", "UTF-8"}, {"ASCII", "ASCII"}};
-  for (const auto& [name, iconv] : kSets)
-    if (name == charset) return iconv;
-  return nullptr;
 }
 
 bool valid_utf8(std::string_view s) {
@@ -105,7 +95,7 @@ std::string dtm_digits(std::string_view v) {
 
 // The text and PDF of every OBX segment: TX/FT/ST/CE repetitions are lines; an ED whose type is
 // PDF (with Base64 encoding) is the document.
-Result<void> read_observations(const Message& m, Report& r) {
+Result<void> read_observations(const Message& m, Report& r, std::string_view fallback) {
   const Separators& sep = m.separators();
   std::string text;
   for (std::size_t i = 0; i < m.count("OBX"); ++i) {
@@ -141,7 +131,7 @@ Result<void> read_observations(const Message& m, Report& r) {
     }
   }
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  auto utf8 = hl7_text_to_utf8(text, m.charset());
+  auto utf8 = hl7_text_to_utf8(text, m.charset(), fallback);
   if (!utf8) return utf8.error();
   r.text = Phi<std::string>(std::move(*utf8));
   if (r.text.reveal().empty() && r.pdf.reveal().empty())
@@ -149,8 +139,8 @@ Result<void> read_observations(const Message& m, Report& r) {
   return {};
 }
 
-Result<std::string> utf8_field(const Message& m, std::string value) {
-  return hl7_text_to_utf8(value, m.charset());
+Result<std::string> utf8_field(const Message& m, std::string value, std::string_view fallback) {
+  return hl7_text_to_utf8(value, m.charset(), fallback);
 }
 
 }  // namespace
@@ -166,15 +156,21 @@ std::string_view to_string(ReportStatus status) {
   }
 }
 
-Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset) {
-  const std::string set(trim_whitespace(charset));
+Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset,
+                                     std::string_view fallback) {
+  std::string set(trim_whitespace(charset));
   const bool ascii = std::all_of(bytes.begin(), bytes.end(),
                                  [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  if (set.empty() || set == "ASCII") {
+  if (set.empty()) {
+    if (ascii || valid_utf8(bytes)) return std::string(bytes);
+    if (fallback.empty()) return refused("non-ASCII text without a character set in MSH-18");
+    set = std::string(fallback);  // the site's default_charset
+  }
+  if (strcasecmp(set.c_str(), "ASCII") == 0) {
     if (ascii || valid_utf8(bytes)) return std::string(bytes);
     return refused("non-ASCII text without a character set in MSH-18");
   }
-  const char* from = iconv_name(set);
+  const char* from = hl7_charset_iconv_name(set);
   if (from == nullptr) return refused("character set in MSH-18 not supported");
   if (ascii) return std::string(bytes);
   if (std::strcmp(from, "UTF-8") == 0) {
@@ -245,7 +241,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
         (r.message_type == "MDM" && mdm_with_content(trigger))))
     return refused("only ORU^R01 and MDM^T02, T04, T10 carry reports");
   r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
-  auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset());
+  auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset(), config.default_charset);
   r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);
   if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
@@ -276,7 +272,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   }
   if (!status) return refused("result status not handled (final, corrected or preliminary)");
   r.status = *status;
-  if (auto ok = read_observations(m, r); !ok) return ok.error();
+  if (auto ok = read_observations(m, r, config.default_charset); !ok) return ok.error();
   // Author: OBR-32 (principal result interpreter), else OBX-16 (responsible observer), else
   // TXA-22 / TXA-9 (authenticator, originator).
   std::string family = component(m, field(obr, 32), 1, 2),
@@ -286,11 +282,12 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
     family = component(m, field(seg, n), 2);
     given = component(m, field(seg, n), 3);
   }
-  auto author = utf8_field(m, person_name(family, given));
+  auto author = utf8_field(m, person_name(family, given), config.default_charset);
   if (!author) return author.error();
   r.author = Phi<std::string>(std::move(*author));
   auto title = utf8_field(
-      m, obr != nullptr ? component(m, field(obr, 4), 2) : component(m, field(txa, 2), 2));
+      m, obr != nullptr ? component(m, field(obr, 4), 2) : component(m, field(txa, 2), 2),
+      config.default_charset);
   if (!title) return title.error();
   r.title = Phi<std::string>(std::move(*title));
   for (const auto& [seg, n] : {std::pair{obr, 7}, {m.segment("OBX"), 14}, {txa, 4}, {obr, 22}}) {

@@ -21,6 +21,10 @@ std::string_view to_string(ReportStatus status);  // "preliminary", "final", "co
 struct ReportConfig {
   // Where the Accession Number is read: "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14).
   std::string accession_field = "filler";
+  // The character set of a message without MSH-18 whose text is neither ASCII nor UTF-8 (a
+  // sender that writes Latin-1 and says nothing): an MSH-18 term, e.g. "8859/1". Empty: such a
+  // message is refused.
+  std::string default_charset;
 };
 
 struct Report {
@@ -50,8 +54,10 @@ bool mdm_with_content(std::string_view trigger);
 std::string mdm_refusal(std::string_view trigger);
 
 // Bytes in the character set named by MSH-18 (HL7 table 0211: "" / ASCII, 8859/1..9, 8859/15,
-// UNICODE UTF-8) to UTF-8. Without MSH-18 the text must be ASCII or valid UTF-8.
-Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset);
+// UNICODE UTF-8; and the field's other spellings, see charsets.h) to UTF-8. Without
+// MSH-18 the text must be ASCII or valid UTF-8, else it is read in `fallback` when one is given.
+Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view charset,
+                                     std::string_view fallback = {});
 
 // Strict Base64 (RFC 4648 alphabet, padding; CR/LF/space ignored).
 Result<std::string> decode_base64(std::string_view text);

@@ -74,6 +74,7 @@ ReportService::ReportService(const config::Hl7Reports& cfg, catalog::ReportLedge
                              ingest::PrescanLimits limits)
     : cfg_(cfg), ledger_(ledger), spool_(spool), sink_(sink), limits_(limits) {
   mapping_.accession_field = cfg.accession_field;
+  mapping_.default_charset = cfg.default_charset;
 }
 
 ReportService::~ReportService() { stop(); }

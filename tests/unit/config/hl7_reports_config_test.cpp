@@ -33,18 +33,21 @@ TEST(Hl7ReportsConfig, DefaultsWhenAbsent) {
   EXPECT_EQ(c.accession_field, "filler");
   EXPECT_EQ(c.preliminary, "hold");
   EXPECT_EQ(c.uid_root, "2.25");
+  EXPECT_EQ(c.default_charset, "");
 }
 
 TEST(Hl7ReportsConfig, EveryKeyRead) {
   auto r = load_string(
       with_reports("      enabled: true\n      accession_field: placer\n      preliminary: send\n"
-                   "      uid_root: \"1.2.826.0.1.3680043.10.1011\"\n"));
+                   "      uid_root: \"1.2.826.0.1.3680043.10.1011\"\n"
+                   "      default_charset: \"8859/1\"\n"));
   ASSERT_TRUE(r.ok()) << r.errors[0].message;
   const auto& c = r.config->ingest.hl7.reports;
   EXPECT_TRUE(c.enabled);
   EXPECT_EQ(c.accession_field, "placer");
   EXPECT_EQ(c.preliminary, "send");
   EXPECT_EQ(c.uid_root, "1.2.826.0.1.3680043.10.1011");
+  EXPECT_EQ(c.default_charset, "8859/1");
 }
 
 TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
@@ -57,6 +60,8 @@ TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
   expect_error(
       load_string(with_reports("      uid_root: \"1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16\"\n")),
       "ingest.hl7.reports.uid_root", 7, "at most 32");
+  expect_error(load_string(with_reports("      default_charset: EBCDIC\n")),
+               "ingest.hl7.reports.default_charset", 7, "MSH-18 character set");
   expect_error(load_string(with_reports("      require_report: true\n")),
                "ingest.hl7.reports.require_report", 7, "unknown key");
 }

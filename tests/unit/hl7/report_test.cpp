@@ -85,6 +85,39 @@ TEST(Report, Utf8DeclaredOrUndeclared) {
   EXPECT_FALSE(extract(oru("ISO IR87", "F", obx)).ok());
 }
 
+// MSH-18 as senders write it in the field, any case; and a site's default for a sender that
+// writes Latin-1 (or Windows-1252) and declares nothing.
+TEST(Report, CharacterSetSpellingsAndTheSitesDefault) {
+  const std::string latin1 = "OBX|1|TX|||\xe9panchement \x80 pleural||||||F\r";
+  for (const char* name : {"ISO-8859-1", "iso8859-1", "ISO_IR 100", "latin1"}) {
+    auto r = extract(oru(name, "F", "OBX|1|TX|||\xe9panchement pleural||||||F\r"));
+    ASSERT_TRUE(r.ok()) << name << ": " << r.error().detail;
+    EXPECT_EQ(r->text.reveal(), "\xc3\xa9panchement pleural") << name;
+  }
+  for (const char* name : {"UTF-8", "utf8", "ISO_IR 192"})
+    EXPECT_TRUE(extract(oru(name, "F", "OBX|1|TX|||\xc3\xa9t\xc3\xa9||||||F\r")).ok()) << name;
+  auto cp1252 = extract(oru("WINDOWS-1252", "F", latin1));
+  ASSERT_TRUE(cp1252.ok()) << cp1252.error().detail;
+  EXPECT_EQ(cp1252->text.reveal(), "\xc3\xa9panchement \xe2\x82\xac pleural");  // 0x80: euro
+
+  // Undeclared and not UTF-8: refused, unless the site names its senders' character set.
+  std::string undeclared = oru("", "F", "OBX|1|TX|||\xe9t\xe9||||||F\r");
+  undeclared.replace(undeclared.find("H\xc3\xa9l\xc3\xa8ne"), 8, "H\xe9l\xe8ne");
+  EXPECT_FALSE(extract(undeclared).ok());
+  ReportConfig cfg;
+  cfg.default_charset = "8859/1";
+  auto r = extract(undeclared, cfg);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->text.reveal(), "\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(r->author.reveal(), "Gagnon^H\xc3\xa9l\xc3\xa8ne");
+  // UTF-8 without MSH-18 stays UTF-8 whatever the default.
+  auto utf8 = extract(oru("", "F", "OBX|1|TX|||\xc3\xa9t\xc3\xa9||||||F\r"), cfg);
+  ASSERT_TRUE(utf8.ok());
+  EXPECT_EQ(utf8->text.reveal(), "\xc3\xa9t\xc3\xa9");
+  // The default does not override what MSH-18 says.
+  EXPECT_FALSE(extract(oru("UNICODE UTF-8", "F", "OBX|1|TX|||\xe9t\xe9||||||F\r"), cfg).ok());
+}
+
 TEST(Report, EmbeddedPdf) {
   const std::string b64 = "JVBERi0xLjQKJcK1wrYK";  // "%PDF-1.4\n%\xc2\xb5\xc2\xb6\n"
   auto r = extract(oru("", "F", "OBX|1|ED|PDF^Report||RIS^AP^PDF^Base64^" + b64 + "||||||F\r"));
