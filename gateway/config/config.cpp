@@ -226,21 +226,32 @@ void read_validation_adjustments(Reader& r, const YAML::Node& vn, const std::str
     r.size(vn, vp, "max_private_value", limit, 0, std::uint64_t{1} << 32);
     if (r.errors().size() == before) out.max_private_value = limit;
   }
-  r.list(vn, vp, "accept_findings", "finding codes",
-         [&](const YAML::Node& v, const std::string& k) {
-           const auto* code = v.IsScalar() ? policy::find_finding_code(v.Scalar()) : nullptr;
-           if (code == nullptr)
-             r.error(k, v,
-                     "must be a validation finding code (docs/validation.md), such as "
-                     "charset.unknown");
-           else if (!code->acceptable)
-             r.error(k, v,
-                     "'" + std::string(code->code) +
-                         "' cannot be accepted: an object with "
-                         "it is always quarantined (docs/validation.md)");
-           else
-             out.accept_findings.push_back(v.Scalar());
-         });
+  r.list(
+      vn, vp, "accept_findings", "finding codes", [&](const YAML::Node& v, const std::string& k) {
+        // "code" or "code (gggg,eeee)".
+        const std::string entry = v.IsScalar() ? v.Scalar() : "";
+        const auto space = entry.find(' ');
+        std::string tag = space == std::string::npos ? "" : entry.substr(space + 1);
+        for (char& ch : tag) ch = static_cast<char>(std::toupper(ch));  // as findings write it
+        const auto* code = policy::find_finding_code(entry.substr(0, space));
+        if (code == nullptr || (space != std::string::npos && !tag_shape(tag)))
+          r.error(k, v,
+                  "must be a validation finding code (docs/validation.md), such as "
+                  "charset.unknown, or a code and a tag, such as \"attribute.missing "
+                  "(0008,0050)\"");
+        else if (!code->acceptable)
+          r.error(k, v,
+                  "'" + std::string(code->code) +
+                      "' cannot be accepted: an object with it is always quarantined "
+                      "(docs/validation.md)");
+        else if (code->needs_tag && tag.empty())
+          r.error(k, v,
+                  "'" + std::string(code->code) +
+                      "' is accepted only for a named attribute, e.g. \"" +
+                      std::string(code->code) + " (0008,0050)\"");
+        else
+          out.accept_findings.push_back(tag.empty() ? entry : std::string(code->code) + " " + tag);
+      });
 }
 
 void read_policy(Reader& r, const YAML::Node& pn, const std::string& pp, Policy& po) {

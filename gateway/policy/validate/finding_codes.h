@@ -19,13 +19,16 @@ namespace dirgw::policy {
 struct FindingCode {
   std::string_view code;
   bool acceptable;
+  // Accepted only for a named attribute ("attribute.missing (0008,0050)"): the code covers
+  // attributes as different as the Accession Number and the Patient ID.
+  bool needs_tag = false;
 };
 
 inline constexpr std::array<FindingCode, 37> kFindingCodes = {{
     {"parse", false},
-    {"attribute.missing", true},
-    {"attribute.empty", true},
-    {"attribute.too_long", true},
+    {"attribute.missing", true, true},
+    {"attribute.empty", true, true},
+    {"attribute.too_long", true, true},
     {"health_number.missing", true},
     {"health_number.empty", true},
     {"health_number.wrong_length", true},

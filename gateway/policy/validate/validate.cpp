@@ -67,9 +67,12 @@ Profile ontario_dir_profile() {
   return p;
 }
 
-bool accepts(const Profile& profile, std::string_view code) {
-  return std::find(profile.accepted.begin(), profile.accepted.end(), code) !=
-         profile.accepted.end();
+bool accepts(const Profile& profile, std::string_view code, std::string_view tag) {
+  return std::any_of(profile.accepted.begin(), profile.accepted.end(), [&](const std::string& a) {
+    if (a == code) return true;
+    return !tag.empty() && a.size() == code.size() + 1 + tag.size() && a.starts_with(code) &&
+           a[code.size()] == ' ' && a.ends_with(tag);
+  });
 }
 
 std::optional<Profile> builtin_profile(std::string_view name) {
@@ -106,7 +109,7 @@ class Collector {
 
  private:
   void add(Finding f) {
-    if (f.severity == Severity::kError && accepts(profile_, f.code)) {
+    if (f.severity == Severity::kError && accepts(profile_, f.code, f.tag)) {
       f.severity = Severity::kWarning;
       f.accepted = true;
     }
@@ -660,7 +663,7 @@ void value_length_findings(const std::filesystem::path& path, const Profile& pro
                     " value(s) of odd length (PS3.5 7.1.1: lengths are even); DCMTK pads them",
                 Severity::kWarning});
   if (profile.max_private_value > 0 && scan->largest_private_value > profile.max_private_value) {
-    const bool accepted = accepts(profile, "private.oversized");
+    const bool accepted = accepts(profile, "private.oversized", tag(scan->largest_private_tag));
     if (!accepted) report.ok = false;
     report.findings.push_back(Finding{"private.oversized", tag(scan->largest_private_tag),
                                       "a private value of " +

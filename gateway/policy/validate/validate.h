@@ -78,14 +78,15 @@ struct Profile {
   // Findings beyond this number are dropped and replaced by one "findings.truncated" warning, so a
   // hostile object cannot make the report (and the catalog row) arbitrarily large.
   std::size_t max_findings = 100;
-  // Finding codes the site accepts (policy.validation.accept_findings): reported as warnings,
-  // marked `accepted`, so that they do not fail the report. Only codes that finding_codes.h marks
-  // acceptable belong here (the configuration checks it).
+  // Findings the site accepts (policy.validation.accept_findings): reported as warnings, marked
+  // `accepted`, so that they do not fail the report. Each entry is a code ("charset.unknown"),
+  // or a code and a tag ("attribute.missing (0008,0050)"): only that attribute's finding. Only
+  // codes that finding_codes.h marks acceptable belong here (the configuration checks it).
   std::vector<std::string> accepted;
 };
 
-// Whether the profile accepts findings of this code.
-bool accepts(const Profile& profile, std::string_view code);
+// Whether the profile accepts a finding of this code about this tag.
+bool accepts(const Profile& profile, std::string_view code, std::string_view tag);
 
 // "ontario-dir": the Ontario diagnostic imaging repository profile (docs/validation.md).
 Profile ontario_dir_profile();

@@ -246,14 +246,17 @@ TEST(Config, ValidationAdjustmentsAndTheirErrors) {
                             "    profile: ontario-dir\n"
                             "    allow_modalities: [OP, SEG]\n"
                             "    max_private_value: 64MiB\n"
-                            "    accept_findings: [charset.unknown, health_number.missing]"));
+                            "    accept_findings: [charset.unknown, health_number.missing, "
+                            "\"attribute.missing (0008,0050)\", \"pixel_data.length_short "
+                            "(7fe0,0010)\"]"));
   ASSERT_TRUE(r.ok()) << r.errors.at(0).to_string("x");
   const auto& v = r.config->policy.validation;
   EXPECT_EQ(v.allow_modalities, (std::vector<std::string>{"OP", "SEG"}));
   ASSERT_TRUE(v.max_private_value.has_value());
   EXPECT_EQ(*v.max_private_value, 64u << 20);
-  EXPECT_EQ(v.accept_findings,
-            (std::vector<std::string>{"charset.unknown", "health_number.missing"}));
+  EXPECT_EQ(v.accept_findings, (std::vector<std::string>{"charset.unknown", "health_number.missing",
+                                                         "attribute.missing (0008,0050)",
+                                                         "pixel_data.length_short (7FE0,0010)"}));
   // Absent: nothing changes the profile.
   auto plain = load_string(kGood);
   ASSERT_TRUE(plain.ok());
@@ -275,6 +278,12 @@ TEST(Config, ValidationAdjustmentsAndTheirErrors) {
                "policy.validation.accept_findings[0]", 15, "cannot be accepted");
   expect_error(bad("accept_findings: charset.unknown"), "policy.validation.accept_findings", 15,
                "must be a list");
+  // A code that covers attributes as different as the Accession Number and the Patient ID is
+  // accepted only with the attribute's tag.
+  expect_error(bad("accept_findings: [attribute.missing]"), "policy.validation.accept_findings[0]",
+               15, "only for a named attribute");
+  expect_error(bad("accept_findings: [\"attribute.missing 0008,0050\"]"),
+               "policy.validation.accept_findings[0]", 15, "a code and a tag");
 }
 
 }  // namespace

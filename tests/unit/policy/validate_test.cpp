@@ -170,6 +170,17 @@ TEST(Validate, AcceptedFindingsAreWarnings) {
   r = validate_dataset(*ds, p);
   ASSERT_TRUE(has(r, "charset.ascii_alias", "(0008,0005)", Severity::kWarning)) << dump(r);
   for (const Finding& f : r.findings) EXPECT_EQ(f.accepted, f.code != "charset.ascii_alias");
+
+  // A code and a tag: only that attribute's finding is accepted.
+  auto no_ids = valid_ct();
+  no_ids->findAndDeleteElement(DCM_AccessionNumber);
+  no_ids->findAndDeleteElement(DCM_PatientID);
+  Profile q = profile();
+  q.accepted = {"attribute.missing (0008,0050)"};
+  r = validate_dataset(*no_ids, q);
+  EXPECT_FALSE(r.ok) << dump(r);
+  EXPECT_TRUE(has(r, "attribute.missing", "(0008,0050)", Severity::kWarning)) << dump(r);
+  EXPECT_TRUE(has(r, "attribute.missing", "(0010,0020)")) << dump(r);
 }
 
 // The codes a site may never accept are those that make an object unsafe to forward at all.
