@@ -4,10 +4,11 @@
 // non-conformant value the regional repository takes anyway). Header only: the configuration
 // reader checks the list against it without linking the validator.
 //
-// Not acceptable, whatever the site says: an object DCMTK cannot parse, an identifier that is not
-// safe to treat as data, a UID that is empty, too long or has characters other than digits and
-// dots (each is used as a key and in DICOMweb URLs), and two different health numbers for one
-// patient (which could file the study under the wrong person).
+// Not acceptable, whatever the site says: an object DCMTK cannot parse, a UID that is empty, too
+// long or has characters other than digits and dots (each is used as a key and in DICOMweb URLs),
+// and two different health numbers for one patient (which could file the study under the wrong
+// person). An identifier with characters that are unsafe as data (a RIS whose accession numbers
+// are "CT/26/0001") may be accepted for a named attribute only; dirgw never uses one as a path.
 #pragma once
 
 #include <algorithm>
@@ -55,7 +56,7 @@ inline constexpr std::array<FindingCode, 37> kFindingCodes = {{
     {"charset.unknown", true},
     {"charset.invalid_combination", true},
     {"charset.ascii_alias", true},
-    {"identifier.unsafe_characters", false},
+    {"identifier.unsafe_characters", true, true},
     {"text.invalid_utf8", true},
     {"text.undeclared_characters", true},
     {"value.odd_length", true},

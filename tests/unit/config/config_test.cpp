@@ -274,8 +274,10 @@ TEST(Config, ValidationAdjustmentsAndTheirErrors) {
                "finding code");
   expect_error(bad("accept_findings: [parse]"), "policy.validation.accept_findings[0]", 15,
                "cannot be accepted");
+  expect_error(bad("accept_findings: [uid.bad_character]"), "policy.validation.accept_findings[0]",
+               15, "cannot be accepted");
   expect_error(bad("accept_findings: [identifier.unsafe_characters]"),
-               "policy.validation.accept_findings[0]", 15, "cannot be accepted");
+               "policy.validation.accept_findings[0]", 15, "only for a named attribute");
   expect_error(bad("accept_findings: charset.unknown"), "policy.validation.accept_findings", 15,
                "must be a list");
   // A code that covers attributes as different as the Accession Number and the Patient ID is

@@ -185,13 +185,17 @@ TEST(Validate, AcceptedFindingsAreWarnings) {
 
 // The codes a site may never accept are those that make an object unsafe to forward at all.
 TEST(Validate, FindingCodesThatCannotBeAccepted) {
-  for (std::string_view code : {"parse", "identifier.unsafe_characters", "uid.bad_character",
-                                "uid.empty", "uid.too_long", "health_number.conflicting"}) {
+  for (std::string_view code :
+       {"parse", "uid.bad_character", "uid.empty", "uid.too_long", "health_number.conflicting"}) {
     const auto* c = find_finding_code(code);
     ASSERT_NE(c, nullptr) << code;
     EXPECT_FALSE(c->acceptable) << code;
   }
   EXPECT_TRUE(find_finding_code("modality.not_allowed")->acceptable);
+  // Only for a named attribute: these codes cover attributes as different as an Accession Number
+  // and a Patient ID (a UID with a '/' stays refused by uid.bad_character).
+  for (std::string_view code : {"identifier.unsafe_characters", "attribute.missing"})
+    EXPECT_TRUE(find_finding_code(code)->acceptable && find_finding_code(code)->needs_tag) << code;
   EXPECT_EQ(find_finding_code("no.such_code"), nullptr);
 }
 
