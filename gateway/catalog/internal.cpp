@@ -340,7 +340,8 @@ std::vector<std::string> delete_study_rows(Connection& db, std::int64_t study_id
         "DELETE FROM study_accessions WHERE study_id = ?1",
         "DELETE FROM study_destinations WHERE study_id = ?1",
         "DELETE FROM commitment_transactions WHERE study_id = ?1",
-        "DELETE FROM instances WHERE study_id = ?1", "DELETE FROM studies WHERE id = ?1"})
+        "DELETE FROM deid_reviews WHERE study_id = ?1", "DELETE FROM instances WHERE study_id = ?1",
+        "DELETE FROM studies WHERE id = ?1"})
     db.prepare(sql).bind(1, study_id).run();
   for (const auto& sha : shas)
     db.prepare("DELETE FROM objects WHERE sha256 = ?1").bind(1, sha).run();

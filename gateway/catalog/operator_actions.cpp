@@ -142,6 +142,41 @@ Result<ActionResult> OperatorActions::release_quarantine(const std::string& stud
   return operator_action(study_uid, "", StudyState::kStable, "released from quarantine");
 }
 
+Result<ActionResult> OperatorActions::release_reviewed_burned_in(const std::string& study_uid,
+                                                                 const std::string& destination,
+                                                                 const std::string& reviewer) {
+  const std::int64_t now = db_.now_ms();
+  auto reviewed = db_.write([&](Connection& db) -> Result<ActionResult> {
+    ActionResult r;
+    auto st = db.prepare(
+        "SELECT s.id, sd.state, sd.reason_code FROM studies s JOIN study_destinations sd ON "
+        "sd.study_id = s.id WHERE s.study_uid = ?1 AND sd.destination = ?2");
+    st.bind(1, study_uid).bind(2, destination);
+    if (!st.step())
+      return make_error(ErrorCode::kNotFound, "no such study for destination " + destination);
+    if (st.text(1) != "QUARANTINED" || st.text(2) != reason::kDeidRefused) {
+      r.refused.push_back(destination + ": not quarantined as not de-identifiable (" + st.text(1) +
+                          (st.text(2).empty() ? "" : ", " + st.text(2)) + ")");
+      return r;
+    }
+    const std::int64_t id = st.int64(0);
+    db.prepare(
+          "INSERT OR REPLACE INTO deid_reviews(study_id, destination, through_instance_id, "
+          "reviewed_at, operator) VALUES (?1, ?2, (SELECT coalesce(max(id), 0) FROM instances "
+          "WHERE study_id = ?1), ?3, ?4)")
+        .bind(1, id)
+        .bind(2, destination)
+        .bind(3, now)
+        .bind(4, reviewer)
+        .run();
+    r.changed = 1;
+    return r;
+  });
+  if (!reviewed || reviewed->changed == 0) return reviewed;
+  return operator_action(study_uid, destination, StudyState::kStable,
+                         "released after a burned-in review");
+}
+
 Result<ActionResult> OperatorActions::delete_quarantined(
     const std::string& study_uid, std::vector<std::string>* objects_to_remove) {
   return db_.write([&](Connection& db) -> Result<ActionResult> {

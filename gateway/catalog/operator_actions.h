@@ -25,6 +25,13 @@ class OperatorActions {
   // Quarantine: release (re-run policy from STABLE), delete (drop the study's rows; the
   // objects no other study uses are returned for the spool to remove).
   Result<ActionResult> release_quarantine(const std::string& study_uid);
+  // Release for one de-identifying destination after an operator reviewed the pixel data for
+  // burned-in text (schema 29): the burned-in screen is waived for that destination and the
+  // instances the study holds now, then policy runs again. Refused (nothing changed) unless the
+  // study is QUARANTINED for that destination with reason deid-refused.
+  Result<ActionResult> release_reviewed_burned_in(const std::string& study_uid,
+                                                  const std::string& destination,
+                                                  const std::string& reviewer);
   Result<ActionResult> delete_quarantined(const std::string& study_uid,
                                           std::vector<std::string>* objects_to_remove);
 

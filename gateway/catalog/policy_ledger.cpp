@@ -158,6 +158,10 @@ Result<std::vector<PolicyWork>> PolicyLedger::policy_work(int limit) {
         w.instances.push_back(
             {inst.int64(0), inst.text(1), inst.text(2), inst.int64(3), inst.text(4)});
       w.identity_conflicts = identity_conflicts(db, w.study_id);
+      auto reviews = db.prepare(
+          "SELECT destination, through_instance_id FROM deid_reviews WHERE study_id = ?1");
+      reviews.bind(1, w.study_id);
+      while (reviews.step()) w.burned_in_reviewed[reviews.text(0)] = reviews.int64(1);
     }
     return out;
   });

@@ -307,6 +307,9 @@ struct PolicyWork {
   std::int64_t first_received_at = 0;
   // A final (or corrected) HL7 report of the study is an object of it (require_report).
   bool final_report = false;
+  // Destinations whose burned-in screen an operator waived for this study (schema 29): the
+  // instances with an id up to the value were reviewed.
+  std::map<std::string, std::int64_t> burned_in_reviewed;
 };
 
 // send_while_receiving (issue 16): a RECEIVING study's instances not yet checked on their own.

@@ -24,6 +24,7 @@ The regional repository ("repository") receives the identified originals; a rese
 - the pseudonyms never appear in dirgwd's log or the audit export (no mapping in clear)."""
 
 import argparse
+import base64
 import json
 import os
 import re
@@ -264,6 +265,17 @@ def main():
           f"US quarantined for research with its reason: {us_research}")
     check(repo.count_instances() == 9, f"repository holds 9, has {repo.count_instances()}")
     check(research.count_instances() == 7, f"research holds 7, has {research.count_instances()}")
+    # An operator looked at the ultrasound's frames: no identifying text. A plain release would
+    # screen it again; a release after the review waives the burned-in screen for research and
+    # the instances the study holds now. Only for a destination that refused it on that ground.
+    rc, out, err = gw.run_cli("quarantine", "release", us_uid, "--reviewed-burned-in", "repository")
+    check(rc != 0 and "not quarantined as not de-identifiable" in (out + err),
+          f"a review for a destination that did not refuse it: {rc} {out} {err}")
+    rc, out, err = gw.run_cli("quarantine", "release", us_uid, "--reviewed-burned-in", "research")
+    check(rc == 0, f"release after a burned-in review: {rc} {out} {err}")
+    harness.wait_for("the reviewed US in research", lambda: research.count_instances() == 8, 60, 0.3)
+    check(settled(us_uid, {"repository": "SENT", "research": "SENT"}),
+          f"US sent to research after the review: {dest_states(us_uid)}")
     # The repository receives the originals unchanged.
     for f in ct_files + [sr_file]:
         oid = repo.instance_id(harness.sop_instance_uid(f))
@@ -316,7 +328,8 @@ def main():
         check(any(pixel_data(path) == pixel_data(f) for f in ct_files),
               "Pixel Data byte for byte the original's")
     check(len(ct_pids) == 1, f"one patient, one pseudonym: {len(ct_pids)}")
-    check(len(pseudo_pids) == 4, f"four patients, four pseudonyms: {len(pseudo_pids)}")
+    check(len(pseudo_pids) == 5, f"five patients (the reviewed US's too), five pseudonyms: "
+                                 f"{len(pseudo_pids)}")
     check(len(sr_refs) == 1 and sr_refs[0] in research_sops,
           f"the SR's reference resolves to a de-identified CT image: {sr_refs}")
 
@@ -357,6 +370,10 @@ def main():
 
     # No mapping in clear: pseudonyms appear neither in the log nor in the audit export.
     rc, audit_out, err = gw.run_cli("audit", "export")
+    details = [base64.b64decode(v).decode("utf-8", "replace")
+               for v in re.findall(r'type="dirgw-detail" value="([^"]*)"', audit_out)]
+    check(any('"reviewed_burned_in":"research"' in d for d in details),
+          "the burned-in review (release, destination, operator) is in the audit trail")
     texts = {"dirgwd log": gw.log_text(), "audit export": audit_out}
     for name, text in texts.items():
         leaked = [u for u in pseudo_uids | pseudo_pids if u in text]
@@ -370,7 +387,8 @@ def main():
         print(f"FAILED: {len(check.failures)} check(s)")
         sys.exit(1)
     log("de-identification: research received CT, MR, CR, DX, SC and an SR de-identified (8), "
-        "US and PDF quarantined for research only, SR reference resolves, pseudonyms consistent "
+        "US and PDF quarantined for research only, the US released after a burned-in review, SR "
+        "reference resolves, pseudonyms consistent "
         "across a restart, none in log or audit")
 
 

@@ -1123,6 +1123,7 @@ void add_quarantine_commands(CLI::App& app, const Global& g, Action& action) {
   struct Values {
     std::string uid;
     bool yes = false;
+    std::string reviewed;  // release --reviewed-burned-in DEST
   };
   struct Sub {
     const char* name;
@@ -1138,10 +1139,16 @@ void add_quarantine_commands(CLI::App& app, const Global& g, Action& action) {
     if (name != "list")
       sub->add_option("UID", v->uid, "the study instance UID")->type_name("")->required();
     if (name == "delete") sub->add_flag("--yes", v->yes, "do not ask");
+    if (name == "release")
+      sub->add_option("--reviewed-burned-in", v->reviewed,
+                      "DEST: you looked at the images and they carry no identifying burned-in\n"
+                      "text: DEST (a de-identifying destination) takes them (audited)")
+          ->type_name("DEST");
     sub->callback([&g, &action, v, name] {
       action = [&g, v, name] {
         json req = {{"cmd", "quarantine"}, {"action", name}};
         if (name != "list") req["study_uid"] = v->uid;
+        if (!v->reviewed.empty()) req["reviewed_burned_in"] = v->reviewed;
         bool confirmed = v->yes;
         if (name == "delete" && !confirmed) {
           if (!confirm_delete(v->uid)) return kExitUsage;

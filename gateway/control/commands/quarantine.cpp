@@ -35,14 +35,25 @@ json quarantine_show(const Context& ctx, const std::string& uid) {
   return {{"ok", true}, {"study_uid", uid}, {"findings", arr}};
 }
 
-json quarantine_release(const Context& ctx, const std::string& uid, const Peer& peer) {
-  auto r = ctx.operators.release_quarantine(uid);
+// With reviewed_burned_in (a destination): the operator looked at the pixel data, and the
+// burned-in screen is waived for that destination and the study's instances as they are now.
+json quarantine_release(const Context& ctx, const json& request, const std::string& uid,
+                        const Peer& peer) {
+  const std::string reviewed = request.value("reviewed_burned_in", "");
+  auto r = reviewed.empty() ? ctx.operators.release_quarantine(uid)
+                            : ctx.operators.release_reviewed_burned_in(uid, reviewed, who(peer));
   if (!r) return error_reply(r.error().detail);
-  log::info("quarantine released: policy runs again",
-            {{"study_uid", uid}, {"operator", who(peer)}});
+  if (reviewed.empty())
+    log::info("quarantine released: policy runs again",
+              {{"study_uid", uid}, {"operator", who(peer)}});
+  else if (r->changed > 0)
+    log::info("quarantine released after a burned-in review: policy runs again",
+              {{"study_uid", uid}, {"destination", reviewed}, {"operator", who(peer)}});
+  json details = {{"action", "release"}};
+  if (!reviewed.empty()) details["reviewed_burned_in"] = reviewed;
   record_audit(ctx, audit::EventType::kQuarantineAction, actor_of(peer),
                r->changed > 0 ? std::string(audit::kSuccess) : audit::failure("not quarantined"),
-               uid, {{"action", "release"}});
+               uid, details);
   if (ctx.work_available) ctx.work_available();
   return {{"ok", r->changed > 0},
           {"changed", r->changed},
@@ -80,7 +91,7 @@ json quarantine(const Context& ctx, const json& request, const Peer& peer) {
   if (action == "list") return quarantine_list(ctx);
   if (uid.empty()) return error_reply("give a study UID");
   if (action == "show") return quarantine_show(ctx, uid);
-  if (action == "release") return quarantine_release(ctx, uid, peer);
+  if (action == "release") return quarantine_release(ctx, request, uid, peer);
   if (action == "delete") return quarantine_delete(ctx, request, uid, peer);
   return error_reply("quarantine actions: list, show, release, delete");
 }

@@ -74,6 +74,10 @@ struct DeidOptions {
   bool clean_structured_content = false;
   bool clean_graphics = false;
   std::vector<BurnedInAllowRule> burned_in_allow;
+  // An operator looked at this object's pixel data and found no identifying burned-in text
+  // (dirgw quarantine release --reviewed-burned-in): the burned-in screen does not refuse it.
+  // Set per object by the policy stage, never from the configuration.
+  bool burned_in_reviewed = false;
 };
 
 // kConfig with the reason: creator empty or longer than 64, even group, an empty allow rule...

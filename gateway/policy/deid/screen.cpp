@@ -92,6 +92,7 @@ Decision screen_dataset(DcmItem& ds, const DeidOptions& options) {
   const bool prone = burned_in_prone_class(sop_class) || burned_in_prone_modality(modality);
   if (marked_yes || (unmarked && prone)) {
     const bool allowed =
+        options.burned_in_reviewed ||
         std::any_of(options.burned_in_allow.begin(), options.burned_in_allow.end(),
                     [&](const BurnedInAllowRule& r) {
                       return (!marked_yes || r.allow_marked_yes) &&

@@ -49,15 +49,24 @@ Result<DeidTargets> DeidTargets::make(const config::Config& config) {
 
 DeidTargets::Copy DeidTargets::copy(const std::string& destination,
                                     const std::filesystem::path& input, std::int64_t instance_id,
-                                    const ingest::Spool& spool) const {
+                                    const ingest::Spool& spool, bool burned_in_reviewed) const {
   Copy out;
   const auto options = options_.find(destination);
   if (options == options_.end() || !key_) {
     out.refused = "no de-identification configured";
     return out;
   }
+  const deid::DeidOptions* use = &options->second;
+  deid::DeidOptions reviewed;
+  if (burned_in_reviewed) {
+    // An operator looked at this instance's pixel data (schema 29). The other screens
+    // (encapsulated documents, SR, overlays, recognizable features) stay.
+    reviewed = options->second;
+    reviewed.burned_in_reviewed = true;
+    use = &reviewed;
+  }
   const auto tmp = spool.new_temp_path();
-  auto report = deid::deidentify_file(input, tmp, options->second, *key_);
+  auto report = deid::deidentify_file(input, tmp, *use, *key_);
   if (!report) {
     spool.discard_temp(tmp);
     // kRefused carries the screen's reasons ("burned-in-annotation", ...): our words only.

@@ -35,9 +35,12 @@ class DeidTargets {
     std::string refused;  // else why not, in our words (screen reasons, never values)
   };
   // Writes the de-identified copy of `input` (the original, or its coerced copy) for
-  // `destination` into the spool's derived objects.
+  // `destination` into the spool's derived objects. `burned_in_reviewed`: an operator reviewed
+  // the instance's pixel data (dirgw quarantine release --reviewed-burned-in): the burned-in
+  // screen does not refuse it.
   Copy copy(const std::string& destination, const std::filesystem::path& input,
-            std::int64_t instance_id, const ingest::Spool& spool) const;
+            std::int64_t instance_id, const ingest::Spool& spool,
+            bool burned_in_reviewed = false) const;
 
  private:
   std::optional<deid::Key> key_;

@@ -187,7 +187,7 @@ Stage::Checked Stage::check_instances(
     if (!out.stat) out.stat = is_stat(checked, inst->calling_ae, config_.priority);
     if (out.accession.empty() && config_.ingest.hl7.enabled && config_.priority.hl7_orders.enabled)
       out.accession = accession_number(original);
-    if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, out);
+    if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, w, out);
     if (byte_order_) byte_order(checked, inst->id, out);
     decode_un(checked, inst->id, out);
   }
@@ -245,13 +245,16 @@ void Stage::decode_un(const std::filesystem::path& input, std::int64_t instance_
 // coerced copy if there is one), in place of the coerced copy; or, when the object may not be
 // de-identified (burned-in text, an encapsulated document...), nothing: the study is quarantined
 // for that destination alone.
-void Stage::deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out) {
+void Stage::deidentify(const std::filesystem::path& input, std::int64_t instance_id,
+                       const catalog::PolicyWork& w, Checked& out) {
   for (const auto& dest : config_.destinations) {
     if (!deid_->deidentifies(dest.name)) continue;
     std::erase_if(out.derived, [&](const catalog::DerivedObject& o) {
       return o.instance_id == instance_id && o.destination == dest.name;
     });
-    auto copy = deid_->copy(dest.name, input, instance_id, spool_);
+    const auto review = w.burned_in_reviewed.find(dest.name);
+    const bool reviewed = review != w.burned_in_reviewed.end() && instance_id <= review->second;
+    auto copy = deid_->copy(dest.name, input, instance_id, spool_, reviewed);
     if (copy.derived) {
       out.derived.push_back(std::move(*copy.derived));
     } else {

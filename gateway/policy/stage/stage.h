@@ -79,7 +79,8 @@ class Stage {
     // Findings the site accepts (policy.validation.accept_findings): code -> instances.
     std::map<std::string, int> accepted;
   };
-  void deidentify(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
+  void deidentify(const std::filesystem::path& input, std::int64_t instance_id,
+                  const catalog::PolicyWork& w, Checked& out);
   void byte_order(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   void decode_un(const std::filesystem::path& input, std::int64_t instance_id, Checked& out);
   std::vector<catalog::PolicyDecision> propose(const catalog::PolicyWork& w, const Checked& c);

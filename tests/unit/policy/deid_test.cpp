@@ -881,6 +881,17 @@ TEST(DeidScreen, BurnedInAnnotation) {
   EXPECT_TRUE(screen_dataset(*sc, o).rejected());  // the rule does not cover "YES"
   o.burned_in_allow[0].allow_marked_yes = true;
   EXPECT_TRUE(screen_dataset(*sc, o).accepted());
+
+  // An operator's review of the pixel data waives the burned-in screen, marked YES or not, and
+  // nothing else: recognizable features still refuse.
+  DeidOptions reviewed;
+  reviewed.burned_in_reviewed = true;
+  us->putAndInsertString(DCM_BurnedInAnnotation, "YES");
+  EXPECT_TRUE(screen_dataset(*us, reviewed).accepted());
+  us->putAndInsertString(DCM_RecognizableVisualFeatures, "YES");
+  d = screen_dataset(*us, reviewed);
+  ASSERT_TRUE(d.rejected());
+  EXPECT_EQ(d.reasons, std::vector<std::string>{"recognizable-visual-features"});
 }
 
 TEST(DeidScreen, DocumentsReportsOverlaysAndFaces) {

@@ -224,6 +224,36 @@ TEST_F(DeidStageTest, AnObjectProneToBurnedInTextIsQuarantinedForResearchOnly) {
   // Nothing of it is due for research while it is quarantined.
   EXPECT_TRUE(catalog_->delivery.due_deliveries("research", to_epoch_ms(clock_.now()), 10, 1 << 30)
                   ->empty());
+
+  // A plain release runs the screen again: quarantined again. A release after an operator's
+  // review of the pixel data waives the burned-in screen for research and these two instances.
+  ASSERT_TRUE(catalog_->operators.release_quarantine(kStudy).ok());
+  EXPECT_EQ(stage().step().quarantined, 1);
+  auto wrong = catalog_->operators.release_reviewed_burned_in(kStudy, "repo", "tester");
+  ASSERT_TRUE(wrong.ok());
+  EXPECT_EQ(wrong->changed, 0);  // repo is READY, not quarantined as not de-identifiable
+  ASSERT_FALSE(wrong->refused.empty());
+  auto reviewed = catalog_->operators.release_reviewed_burned_in(kStudy, "research", "tester");
+  ASSERT_TRUE(reviewed.ok());
+  EXPECT_EQ(reviewed->changed, 1);
+  EXPECT_EQ(stage().step().ready, 1);
+  EXPECT_EQ(states()["research"], "READY");
+  auto due = catalog_->delivery.due_deliveries("research", to_epoch_ms(clock_.now()), 10, 1 << 30);
+  ASSERT_EQ(due->size(), 2u);
+  for (const auto& d : *due) EXPECT_TRUE(d.derived);  // de-identified copies, never the original
+
+  // A third instance arriving later was not reviewed: screened as usual.
+  auto ds = test::valid_ct();
+  test::set_health_number(*ds, test::kHealthNumber);
+  ds->putAndInsertString(DCM_Modality, "US");
+  ds->findAndDeleteElement(DCM_BurnedInAnnotation);
+  testing::spool_instance(*spool_, catalog_->ingest, *ds, kStudy, std::string(kStudy) + ".1.3");
+  clock_.advance(seconds(120));
+  ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
+  stage().step();
+  EXPECT_NE(states()["research"].find("QUARANTINED: 1 instance(s) not de-identifiable"),
+            std::string::npos)
+      << states()["research"];
 }
 
 // Suspected defect (issue 11): when recording a decision keeps failing, the stage reported
