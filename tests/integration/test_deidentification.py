@@ -268,6 +268,11 @@ def main():
     # An operator looked at the ultrasound's frames: no identifying text. A plain release would
     # screen it again; a release after the review waives the burned-in screen for research and
     # the instances the study holds now. Only for a destination that refused it on that ground.
+    rc, out, err = gw.run_cli("quarantine", "show", us_uid)
+    check(rc == 0 and "quarantined for research:" in out and "burned-in-annotation" in out,
+          f"quarantine show names the destination and the reason: {out} {err}")
+    rc, out, err = gw.run_cli("quarantine", "list")
+    check(rc == 0 and us_uid in out and "for research" in out, f"quarantine list: {out} {err}")
     rc, out, err = gw.run_cli("quarantine", "release", us_uid, "--reviewed-burned-in", "repository")
     check(rc != 0 and "not quarantined as not de-identifiable" in (out + err),
           f"a review for a destination that did not refuse it: {rc} {out} {err}")

@@ -608,6 +608,10 @@ void print_quarantine(const std::string& action, const json& r) {
                   s.value("findings", 0), str(s, "first_reason").c_str());
   } else if (action == "show") {
     std::printf("study %s: %zu finding(s)\n", str(r, "study_uid").c_str(), r["findings"].size());
+    if (r.contains("destinations"))
+      for (const auto& d : r["destinations"])
+        std::printf("  quarantined for %s: %s\n", str(d, "destination").c_str(),
+                    str(d, "reason").c_str());
     for (const auto& f : r["findings"])
       std::printf("  %s %-32s %-12s %s\n", str(f, "sop_instance_uid").c_str(),
                   str(f, "code").c_str(), str(f, "tag", "").c_str(), str(f, "message").c_str());

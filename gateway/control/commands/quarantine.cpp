@@ -14,11 +14,18 @@ json quarantine_list(const Context& ctx) {
   json arr = json::array();
   for (const auto& s : *list) {
     auto f = ctx.policy.findings(s.study_uid);
+    // Without a validation finding (not de-identifiable, an identity conflict, unconfirmed by the
+    // repository) the first reason names the destinations: `quarantine show` says why.
+    std::string first = f && !f->empty() ? f->front().code : "";
+    if (first.empty()) {
+      for (const auto& [dest, state] : s.destination_states)
+        if (state == "QUARANTINED") first += (first.empty() ? "for " : ", ") + dest;
+    }
     arr.push_back({{"study_uid", s.study_uid},
                    {"instances", s.instances},
                    {"last_received_at", format_utc_ms(s.last_received_at)},
                    {"findings", f ? static_cast<int>(f->size()) : -1},
-                   {"first_reason", f && !f->empty() ? f->front().code : ""}});
+                   {"first_reason", first}});
   }
   return {{"ok", true}, {"studies", arr}};
 }
@@ -32,7 +39,15 @@ json quarantine_show(const Context& ctx, const std::string& uid) {
                    {"code", x.code},
                    {"tag", x.tag},
                    {"message", x.message}});
-  return {{"ok", true}, {"study_uid", uid}, {"findings", arr}};
+  // Each destination the study is quarantined for, with its reason (our words): what an
+  // operator needs to choose between a fix, a release and a --reviewed-burned-in release.
+  json dests = json::array();
+  auto study = ctx.queries.study(uid);
+  if (study && *study)
+    for (const auto& d : (*study)->destinations)
+      if (d.state == "QUARANTINED")
+        dests.push_back({{"destination", d.destination}, {"reason", d.reason}});
+  return {{"ok", true}, {"study_uid", uid}, {"findings", arr}, {"destinations", dests}};
 }
 
 // With reviewed_burned_in (a destination): the operator looked at the pixel data, and the
@@ -54,7 +69,7 @@ json quarantine_release(const Context& ctx, const json& request, const std::stri
   record_audit(ctx, audit::EventType::kQuarantineAction, actor_of(peer),
                r->changed > 0 ? std::string(audit::kSuccess) : audit::failure("not quarantined"),
                uid, details);
-  if (ctx.work_available) ctx.work_available();
+  if (ctx.work_available && r->changed > 0) ctx.work_available();
   return {{"ok", r->changed > 0},
           {"changed", r->changed},
           {"refused", r->refused},

@@ -548,6 +548,18 @@ TEST_F(CommandsTest, QuarantineListShowAndRelease) {
   auto shown = run({{"cmd", "quarantine"}, {"action", "show"}, {"study_uid", kStudy}});
   EXPECT_EQ(shown["findings"][0]["code"], "MISSING_PATIENT_ID");
   EXPECT_EQ(shown["findings"][0]["tag"], "(0010,0020)");
+  ASSERT_EQ(shown["destinations"].size(), 1u) << shown.dump();  // each one it is quarantined for
+  EXPECT_EQ(shown["destinations"][0]["destination"], "repo");
+  // A release after a burned-in review is for a destination that refused it on that ground only.
+  auto reviewed = run({{"cmd", "quarantine"},
+                       {"action", "release"},
+                       {"study_uid", kStudy},
+                       {"reviewed_burned_in", "repo"}});
+  EXPECT_EQ(reviewed["ok"], false) << reviewed.dump();
+  EXPECT_NE(reviewed["error"].get<std::string>().find("not quarantined as not de-identifiable"),
+            std::string::npos)
+      << reviewed.dump();
+  EXPECT_EQ(audited_.back().detail, json({{"action", "release"}, {"reviewed_burned_in", "repo"}}));
   auto released = run({{"cmd", "quarantine"}, {"action", "release"}, {"study_uid", kStudy}});
   EXPECT_EQ(released["ok"], true);
   EXPECT_EQ(released["changed"], 1);
