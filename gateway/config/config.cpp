@@ -203,29 +203,19 @@ void read_coercion(Reader& r, const YAML::Node& cn, const std::string& cp, Coerc
   }
 }
 
-// A Modality (0008,0060) is a CS value: 1-16 upper-case letters, digits, space or underscore.
-bool modality_shape(const std::string& v) {
-  if (v.empty() || v.size() > 16) return false;
-  return std::all_of(v.begin(), v.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == ' ';
-  });
-}
-
 void read_validation_adjustments(Reader& r, const YAML::Node& vn, const std::string& vp,
                                  ValidationAdjustments& out) {
   r.list(
       vn, vp, "allow_modalities", "modality codes", [&](const YAML::Node& v, const std::string& k) {
-        if (!v.IsScalar() || !modality_shape(v.Scalar()))
+        if (!v.IsScalar() || !detail::modality_code(v.Scalar()))
           r.error(k, v, "must be a modality code such as OP or SEG (upper case, 1-16 characters)");
         else
           out.allow_modalities.push_back(v.Scalar());
       });
-  if (vn["max_private_value"].IsDefined() && !vn["max_private_value"].IsNull()) {
-    std::uint64_t limit = 0;
-    const std::size_t before = r.errors().size();
-    r.size(vn, vp, "max_private_value", limit, 0, std::uint64_t{1} << 32);
-    if (r.errors().size() == before) out.max_private_value = limit;
-  }
+  // Left at the sentinel when absent or refused (the limit is at most 4 GiB).
+  std::uint64_t limit = UINT64_MAX;
+  r.size(vn, vp, "max_private_value", limit, 0, std::uint64_t{1} << 32);
+  if (limit != UINT64_MAX) out.max_private_value = limit;
   r.list(
       vn, vp, "accept_findings", "finding codes", [&](const YAML::Node& v, const std::string& k) {
         // "code" or "code (gggg,eeee)".

@@ -11,14 +11,9 @@ namespace dirgw::config {
 
 namespace {
 
+using detail::modality_code;
 using detail::Reader;
 using std::chrono::milliseconds;
-
-bool modality_code(const std::string& v) {
-  return !v.empty() && v.size() <= 16 && std::all_of(v.begin(), v.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
 
 // A list of strings that must pass `ok`; `what` says what one item is allowed to be.
 void strings(Reader& r, const YAML::Node& m, const std::string& p, const char* key,

@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <filesystem>
@@ -218,6 +219,13 @@ inline bool valid_ipv4(const std::string& s) {
     i = j + 1;
   }
   return parts == 4;
+}
+
+// A Modality (0008,0060) or Body Part Examined code: 1-16 upper-case letters, digits or '_'.
+inline bool modality_code(const std::string& v) {
+  return !v.empty() && v.size() <= 16 && std::all_of(v.begin(), v.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 // ingest.dicom's connection keys (tls, callers, stop_grace) and ingest.hl7's time-outs

@@ -16,13 +16,12 @@ Two steps, both deterministic, as for Table E.1-1 (gen_table.py):
 
 The TSV is the single source of truth: the C++ rows are always generated from it.
 """
-import argparse
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_table import c_string, read_tsv  # noqa: E402
+from gen_table import c_string, read_tsv, run_cli  # noqa: E402
 
 COLUMNS = ["group", "creator", "element", "vr", "vm", "meaning"]
 TAG = re.compile(r"^\(([0-9A-Fa-f]{4}),xx([0-9A-Fa-f]{2})\)$")
@@ -104,18 +103,7 @@ def inc(args):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    x = sub.add_parser("extract")
-    x.add_argument("rst")
-    x.add_argument("--edition", required=True)
-    x.add_argument("--source", required=True)
-    x.add_argument("-o", "--output", required=True)
-    i = sub.add_parser("inc")
-    i.add_argument("tsv")
-    i.add_argument("-o", "--output", required=True)
-    args = p.parse_args()
-    extract(args) if args.cmd == "extract" else inc(args)
+    run_cli(__doc__, lambda x: x.add_argument("rst"), extract, inc)
 
 
 if __name__ == "__main__":

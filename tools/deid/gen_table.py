@@ -170,12 +170,13 @@ def inc(args):
         f.write(text)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def run_cli(doc, inputs, extract_fn, inc_fn):
+    """The generators' command line: `extract` (its inputs added by `inputs(parser)`, then
+    --edition, --source, -o) and `inc TSV -o OUT`."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     x = sub.add_parser("extract")
-    x.add_argument("--profile", required=True)
-    x.add_argument("--attributes", required=True)
+    inputs(x)
     x.add_argument("--edition", required=True)
     x.add_argument("--source", required=True)
     x.add_argument("-o", "--output", required=True)
@@ -183,7 +184,14 @@ def main():
     i.add_argument("tsv")
     i.add_argument("-o", "--output", required=True)
     args = p.parse_args()
-    extract(args) if args.cmd == "extract" else inc(args)
+    extract_fn(args) if args.cmd == "extract" else inc_fn(args)
+
+
+def main():
+    def inputs(x):
+        x.add_argument("--profile", required=True)
+        x.add_argument("--attributes", required=True)
+    run_cli(__doc__, inputs, extract, inc)
 
 
 if __name__ == "__main__":
