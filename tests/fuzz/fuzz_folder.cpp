@@ -81,11 +81,28 @@ void raw(std::string_view in) {
   auto uids = raw_dataset_uids(in);
   if (!uids) return;
   FUZZ_CHECK(!uids->sop_class.empty() && !uids->sop_instance.empty(), "empty UIDs accepted");
-  const std::string object = implicit_le_meta(*uids) + std::string(in);
+  const std::string object = part10_meta(*uids, transfer_syntax_of(uids->syntax)) + std::string(in);
   auto scan = dirgw::ingest::prescan_bytes(object, dirgw::ingest::PrescanLimits{});
   if (scan) {
     FUZZ_CHECK(scan->sop_instance_uid == uids->sop_instance, "meta and our UIDs differ");
     FUZZ_CHECK(scan->dataset_sop_class_uid == uids->sop_class, "dataset and our UIDs differ");
+  }
+}
+
+// The input after a preamble and "DICM": a meta header to write again, maybe.
+void repair(std::string_view in) {
+  const std::string file = std::string(128, '\0') + "DICM" + std::string(in);
+  auto r = meta_repair(file);
+  if (!r) return;
+  FUZZ_CHECK(r->dataset_offset >= 132 && r->dataset_offset <= file.size(), "offset outside");
+  FUZZ_CHECK(!r->why.empty() && dirgw::fuzz::printable_ascii(r->why), "not our own words");
+  const std::string object =
+      part10_meta(r->uids, r->transfer_syntax) + file.substr(r->dataset_offset);
+  FUZZ_CHECK(!meta_repair(object).has_value(), "a written meta header needs repair again");
+  auto scan = dirgw::ingest::prescan_bytes(object, dirgw::ingest::PrescanLimits{});
+  if (scan) {
+    FUZZ_CHECK(scan->sop_instance_uid == r->uids.sop_instance, "meta and dataset UIDs differ");
+    FUZZ_CHECK(scan->dataset_sop_class_uid == r->uids.sop_class, "dataset and meta differ");
   }
 }
 
@@ -94,15 +111,18 @@ void raw(std::string_view in) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 3) {
+  switch (data[0] % 4) {
     case 0:
       zip(in);
       break;
     case 1:
       dicomdir(in);
       break;
-    default:
+    case 2:
       raw(in);
+      break;
+    default:
+      repair(in);
       break;
   }
   return 0;

@@ -166,6 +166,8 @@ void merge(UnitResult& a, const UnitResult& b) {
   a.stored += b.stored;
   a.duplicates += b.duplicates;
   a.skipped += b.skipped;
+  a.meta_rewritten += b.meta_rewritten;
+  if (a.kind == UnitKind::kTaken && a.detail.empty()) a.detail = b.detail;
   if (a.kind == UnitKind::kTaken && b.kind != UnitKind::kTaken) {
     a.kind = b.kind;
     a.reason = b.reason;
@@ -183,31 +185,43 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   } discard{spool_, temp};
   UniqueFd fd(::open(temp.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return retry(make_error(ErrorCode::kIo, "open spool temporary"));
-  auto head = read_at(fd.get(), 0, 132);
+  // The meta header and the start of the dataset: enough to wrap a dataset that has no meta
+  // header, or to write again one that is incomplete or contradicts its dataset.
+  auto head = read_at(fd.get(), 0, 64 * 1024);
   if (!head) return retry(head.error());
-  const bool part10 = head->size() == 132 && std::memcmp(head->data() + 128, "DICM", 4) == 0;
-  std::filesystem::path object = temp;
-  std::optional<TempFile> wrapped;
+  const bool part10 = head->size() >= 132 && head->compare(128, 4, "DICM") == 0;
+  std::optional<RawUids> raw;
+  std::optional<MetaRepair> repair;
   if (!part10) {
-    auto start = read_at(fd.get(), 0, 64 * 1024);
-    if (!start) return retry(start.error());
-    auto uids = raw_dataset_uids(*start);
-    if (!uids) return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset");
-    wrapped.emplace(spool_);
-    const std::string meta = implicit_le_meta(*uids);
-    if (auto r = wrapped->open(); !r) return retry(r.error());
-    if (auto r = wrapped->write(meta.data(), meta.size()); !r) return retry(r.error());
-    if (auto r = copy_into(fd.get(), 0, *wrapped, limits_.max_object_size); !r)
+    raw = raw_dataset_uids(*head);
+    if (!raw) return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset");
+  } else {
+    repair = meta_repair(*head);
+  }
+  std::filesystem::path object = temp;
+  UnitResult out;
+  if (raw || repair) {
+    TempFile wrapped(spool_);
+    const std::string meta = raw ? part10_meta(*raw, transfer_syntax_of(raw->syntax))
+                                 : part10_meta(repair->uids, repair->transfer_syntax);
+    if (auto r = wrapped.open(); !r) return retry(r.error());
+    if (auto r = wrapped.write(meta.data(), meta.size()); !r) return retry(r.error());
+    if (auto r = copy_into(fd.get(), repair ? repair->dataset_offset : 0, wrapped,
+                           limits_.max_object_size);
+        !r)
       return r.error().code == ErrorCode::kRefused
                  ? rejected("too_large", "larger than max_object_size")
                  : retry(r.error());
-    object = wrapped->release();
+    object = wrapped.release();
     spool_.discard_temp(temp);
     discard.p = object;
+    if (repair) {
+      out.meta_rewritten = 1;
+      out.detail = repair->why;
+    }
   }
   auto scan = prescan_file(object, limits_);
   if (!scan) return rejected("prescan", scan.error().detail);
-  UnitResult out;
   if (scan->sop_class_uid == kMediaStorageDirectory) {
     out.skipped = 1;  // a DICOMDIR inside a zip: an index, not an object
     return out;

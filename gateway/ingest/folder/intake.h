@@ -29,8 +29,11 @@ enum class UnitKind {
 struct UnitResult {
   UnitKind kind = UnitKind::kTaken;
   std::string reason;  // a code: "not_dicom", "prescan", "zip_entry_path", "symlink", ...
-  std::string detail;  // words for people; never a patient value nor a name from the data
+  // Words for people; never a patient value nor a name from the data. For a unit taken: why
+  // the first rewritten meta header was rewritten, if any was.
+  std::string detail;
   int stored = 0, duplicates = 0, skipped = 0;
+  int meta_rewritten = 0;  // objects whose meta header was written again (raw_dataset.h)
 };
 
 class Intake {

@@ -2,19 +2,31 @@
 
 #include <cstdint>
 
+#include "ingest/prescan/encoding.h"
+
 namespace dirgw::ingest::folder {
 
 namespace {
 
-constexpr const char* kImplicitLe = "1.2.840.10008.1.2";
+namespace pd = prescan_detail;
+
+constexpr std::string_view kImplicitLe = "1.2.840.10008.1.2";
+constexpr std::string_view kExplicitLe = "1.2.840.10008.1.2.1";
+constexpr std::string_view kExplicitBe = "1.2.840.10008.1.2.2";
 // dirgw's implementation class UID (the one the de-identification writer uses too).
 constexpr const char* kImplementationClassUid = "2.25.291037474183716587532690612361375866813";
+constexpr std::size_t kPreambleAndPrefix = 132;
 
-std::uint32_t le16(std::string_view b, std::size_t at) {
-  return static_cast<unsigned char>(b[at]) | static_cast<unsigned char>(b[at + 1]) << 8;
+const unsigned char* bytes(std::string_view b, std::size_t at) {
+  return reinterpret_cast<const unsigned char*>(b.data()) + at;
 }
-std::uint32_t le32(std::string_view b, std::size_t at) {
-  return le16(b, at) | le16(b, at + 2) << 16;
+std::uint32_t le16(std::string_view b, std::size_t at) { return pd::get16(bytes(b, at), false); }
+std::uint32_t le32(std::string_view b, std::size_t at) { return pd::get32(bytes(b, at), false); }
+std::uint32_t get16(std::string_view b, std::size_t at, bool big) {
+  return pd::get16(bytes(b, at), big);
+}
+std::uint32_t get32(std::string_view b, std::size_t at, bool big) {
+  return pd::get32(bytes(b, at), big);
 }
 
 bool uid_text(std::string_view v) {
@@ -22,6 +34,30 @@ bool uid_text(std::string_view v) {
   for (char c : v)
     if (!(c == '.' || (c >= '0' && c <= '9'))) return false;
   return true;
+}
+
+std::string_view trimmed(std::string_view v) {
+  while (!v.empty() && (v.back() == '\0' || v.back() == ' ')) v.remove_suffix(1);
+  return v;
+}
+
+// One element's header at head[at]: its tag, where its value starts and its length; nullopt
+// when it does not fit in head or is not of this encoding.
+struct Element {
+  std::uint32_t tag;
+  std::size_t value_at;
+  std::uint32_t length;
+};
+std::optional<Element> element_at(std::string_view head, std::size_t at, RawSyntax syntax) {
+  if (head.size() - at < 8) return std::nullopt;
+  const bool big = syntax == RawSyntax::kExplicitBe;
+  const std::uint32_t tag = get16(head, at, big) << 16 | get16(head, at + 2, big);
+  if (syntax == RawSyntax::kImplicitLe) return Element{tag, at + 8, le32(head, at + 4)};
+  const pd::VrInfo* vr = pd::find_vr(bytes(head, at + 4));
+  if (vr == nullptr) return std::nullopt;
+  if (!vr->long_form) return Element{tag, at + 8, get16(head, at + 6, big)};
+  if (head.size() - at < 12 || le16(head, at + 6) != 0) return std::nullopt;
+  return Element{tag, at + 12, get32(head, at + 8, big)};
 }
 
 void put16(std::string& out, std::uint32_t v) {
@@ -32,7 +68,8 @@ void put32(std::string& out, std::uint32_t v) {
   put16(out, v & 0xffff);
   put16(out, v >> 16);
 }
-void put_ui(std::string& out, std::uint32_t element, std::string v) {
+void put_ui(std::string& out, std::uint32_t element, std::string_view value) {
+  std::string v(value);
   if (v.size() % 2 != 0) v.push_back('\0');
   put16(out, 0x0002);
   put16(out, element);
@@ -41,30 +78,103 @@ void put_ui(std::string& out, std::uint32_t element, std::string v) {
   out += v;
 }
 
+// What a Part-10 meta header says, read leniently: explicit VR little endian elements of group
+// 0002 from offset 132 until the first element of another group.
+struct MetaSeen {
+  std::optional<std::uint32_t> group_length;
+  bool version = false;
+  std::optional<std::string> sop_class, sop_instance, ts;
+  std::size_t end = 0;  // where the first element after group 0002 starts
+};
+
+std::optional<MetaSeen> read_meta(std::string_view head) {
+  MetaSeen m;
+  std::size_t at = kPreambleAndPrefix;
+  std::uint32_t last = 0;
+  for (;;) {
+    if (head.size() - at < 4) return std::nullopt;
+    if (le16(head, at) != 0x0002) break;
+    auto e = element_at(head, at, RawSyntax::kExplicitLe);
+    if (!e || (at > kPreambleAndPrefix && e->tag <= last) || e->length == pd::kUndefinedLength ||
+        e->length > head.size() - e->value_at)
+      return std::nullopt;
+    const std::string_view value = head.substr(e->value_at, e->length);
+    switch (e->tag) {
+      case 0x00020000u:
+        if (e->length != 4) return std::nullopt;
+        m.group_length = le32(head, e->value_at);
+        break;
+      case 0x00020001u:
+        m.version = true;
+        break;
+      case 0x00020002u:
+        m.sop_class = std::string(trimmed(value));
+        break;
+      case 0x00020003u:
+        m.sop_instance = std::string(trimmed(value));
+        break;
+      case 0x00020010u:
+        m.ts = std::string(trimmed(value));
+        break;
+      default:
+        break;
+    }
+    last = e->tag;
+    at = e->value_at + e->length;
+  }
+  m.end = at;
+  // A group length that disagrees with the elements: which one is right is not ours to guess.
+  if (m.group_length && kPreambleAndPrefix + 12 + *m.group_length != m.end) return std::nullopt;
+  return m;
+}
+
+void add(std::string& why, std::string_view what) {
+  if (!why.empty()) why += "; ";
+  why += what;
+}
+
 }  // namespace
 
-std::optional<RawUids> raw_dataset_uids(std::string_view head) {
+std::optional<RawUids> dataset_uids(std::string_view head, RawSyntax syntax) {
   RawUids out;
+  out.syntax = syntax;
   std::size_t at = 0;
   std::uint32_t last = 0;
-  while (at + 8 <= head.size()) {
-    const std::uint32_t tag = le16(head, at) << 16 | le16(head, at + 2);
-    const std::uint32_t len = le32(head, at + 4);
-    if (tag < 0x00080000u || (at > 0 && tag <= last)) return std::nullopt;
-    if (tag > 0x00080018u) break;
-    if (len == 0xffffffffu || len > head.size() - at - 8) return std::nullopt;
-    std::string_view value = head.substr(at + 8, len);
-    while (!value.empty() && (value.back() == '\0' || value.back() == ' ')) value.remove_suffix(1);
-    if (tag == 0x00080016u) out.sop_class = value;
-    if (tag == 0x00080018u) out.sop_instance = value;
-    last = tag;
-    at += 8 + len;
+  while (head.size() - at >= 8) {
+    auto e = element_at(head, at, syntax);
+    if (!e) return std::nullopt;
+    if (e->tag < 0x00080000u || (at > 0 && e->tag <= last)) return std::nullopt;
+    if (e->tag > 0x00080018u) break;
+    if (e->length == pd::kUndefinedLength || e->length > head.size() - e->value_at)
+      return std::nullopt;
+    const std::string_view value = trimmed(head.substr(e->value_at, e->length));
+    if (e->tag == 0x00080016u) out.sop_class = value;
+    if (e->tag == 0x00080018u) out.sop_instance = value;
+    last = e->tag;
+    at = e->value_at + e->length;
   }
   if (!uid_text(out.sop_class) || !uid_text(out.sop_instance)) return std::nullopt;
   return out;
 }
 
-std::string implicit_le_meta(const RawUids& uids) {
+std::optional<RawUids> raw_dataset_uids(std::string_view head) {
+  if (auto u = dataset_uids(head, RawSyntax::kImplicitLe)) return u;
+  return dataset_uids(head, RawSyntax::kExplicitLe);
+}
+
+std::string_view transfer_syntax_of(RawSyntax syntax) {
+  switch (syntax) {
+    case RawSyntax::kImplicitLe:
+      return kImplicitLe;
+    case RawSyntax::kExplicitLe:
+      return kExplicitLe;
+    case RawSyntax::kExplicitBe:
+      break;
+  }
+  return kExplicitBe;
+}
+
+std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax) {
   std::string elements;
   put16(elements, 0x0002);
   put16(elements, 0x0001);
@@ -75,7 +185,7 @@ std::string implicit_le_meta(const RawUids& uids) {
   elements.push_back('\1');
   put_ui(elements, 0x0002, uids.sop_class);
   put_ui(elements, 0x0003, uids.sop_instance);
-  put_ui(elements, 0x0010, kImplicitLe);
+  put_ui(elements, 0x0010, transfer_syntax);
   put_ui(elements, 0x0012, kImplementationClassUid);
   std::string out(128, '\0');
   out += "DICM";
@@ -85,6 +195,44 @@ std::string implicit_le_meta(const RawUids& uids) {
   put16(out, 4);
   put32(out, static_cast<std::uint32_t>(elements.size()));
   return out + elements;
+}
+
+std::optional<MetaRepair> meta_repair(std::string_view head) {
+  if (head.size() < kPreambleAndPrefix || head.compare(128, 4, "DICM") != 0) return std::nullopt;
+  auto meta = read_meta(head);
+  if (!meta) return std::nullopt;
+  const std::string_view dataset = head.substr(meta->end);
+  MetaRepair r;
+  r.dataset_offset = meta->end;
+  std::optional<RawUids> uids;
+  if (meta->ts && !meta->ts->empty()) {
+    auto ts = pd::classify(*meta->ts);
+    // Unknown and deflated datasets: left to the pre-scan as they are.
+    if (!ts || ts->deflated) return std::nullopt;
+    r.transfer_syntax = *meta->ts;
+    uids =
+        dataset_uids(dataset, ts->encoding == pd::Encoding::kImplicitLE   ? RawSyntax::kImplicitLe
+                              : ts->encoding == pd::Encoding::kExplicitBE ? RawSyntax::kExplicitBe
+                                                                          : RawSyntax::kExplicitLe);
+  } else {
+    uids = raw_dataset_uids(dataset);
+    if (uids) r.transfer_syntax = transfer_syntax_of(uids->syntax);
+    add(r.why, "no transfer syntax (0002,0010): the dataset's encoding read from it");
+  }
+  if (!uids) return std::nullopt;
+  if (!meta->group_length) add(r.why, "no group length (0002,0000)");
+  if (!meta->version) add(r.why, "no version (0002,0001)");
+  if (!meta->sop_class || meta->sop_class->empty())
+    add(r.why, "no media storage SOP class UID (0002,0002)");
+  else if (*meta->sop_class != uids->sop_class)
+    add(r.why, "media storage SOP class UID (0002,0002) differs from the dataset's");
+  if (!meta->sop_instance || meta->sop_instance->empty())
+    add(r.why, "no media storage SOP instance UID (0002,0003)");
+  else if (*meta->sop_instance != uids->sop_instance)
+    add(r.why, "media storage SOP instance UID (0002,0003) differs from the dataset's");
+  if (r.why.empty()) return std::nullopt;
+  r.uids = std::move(*uids);
+  return r;
 }
 
 }  // namespace dirgw::ingest::folder

@@ -292,6 +292,11 @@ void FolderWatcher::finish(Folder& f, const std::string& name, const UnitResult&
         f.status.last_error = after.error().to_string();
         return;
       }
+      if (r.meta_rewritten > 0)
+        // The dataset is the sender's; the meta header in front of it is the file's, and ours
+        // now. Named so that IT staff can tell the exporter what it writes.
+        log::warn("folder: meta header written again from the dataset",
+                  {folder, {"objects", std::to_string(r.meta_rewritten)}, {"first", r.detail}});
       log::info("folder: taken", {folder,
                                   {"stored", std::to_string(r.stored)},
                                   {"duplicates", std::to_string(r.duplicates)}});

@@ -1,6 +1,7 @@
 // Internals of the pre-scan (prescan.h): the DICOM encoding facts every part of it needs.
 // Byte order, value representations, transfer syntaxes, the tags it looks at, and the one way
-// it rejects. Not an interface for other modules.
+// it rejects. Not an interface for other modules, except that the folder intake reads a meta
+// header and the start of a dataset with find_vr and classify (ingest/folder/raw_dataset.cpp).
 #pragma once
 
 #include <cstddef>

@@ -4,7 +4,9 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "ingest/prescan/byte_source.h"
@@ -49,7 +51,10 @@ class InflateSource final : public Source {
       const int rc = inflate(&zs_, Z_NO_FLUSH);
       if (rc == Z_STREAM_END) {
         done_ = true;
-        if (auto trailing = check_trailing(); !trailing) return trailing.error();
+        const auto last = static_cast<uInt>(want - zs_.avail_out);
+        const uLong crc = crc32(crc_, reinterpret_cast<const Bytef*>(out), last);
+        if (auto trailing = check_trailing(crc, total_out_ + last); !trailing)
+          return trailing.error();
         break;
       }
       if (rc == Z_BUF_ERROR && zs_.avail_in == 0) {
@@ -63,6 +68,7 @@ class InflateSource final : public Source {
         return reject("corrupt deflate stream at offset " + std::to_string(raw_pos()));
     }
     const std::size_t produced = want - zs_.avail_out;
+    crc_ = crc32(crc_, reinterpret_cast<const Bytef*>(out), static_cast<uInt>(produced));
     total_out_ += produced;
     if (total_out_ > max_out_) {
       return reject("inflated dataset larger than max_inflated_size at offset " +
@@ -86,21 +92,32 @@ class InflateSource final : public Source {
  private:
   std::uint64_t raw_pos() const { return raw_offset_ + zs_.total_in; }
 
-  // PS3.5 A.5 allows one NUL byte to pad the deflated stream to even length; anything else
-  // after the end of the stream is refused.
-  Result<void> check_trailing() {
-    std::uint64_t extra = zs_.avail_in;
-    bool nonzero =
-        std::any_of(zs_.next_in, zs_.next_in + zs_.avail_in, [](Bytef b) { return b != 0; });
-    char probe[2];
-    while (extra <= 1) {
-      auto got = raw_.read(probe, sizeof probe);
+  // PS3.5 A.5 allows one NUL byte to pad the deflated stream to even length. Some writers
+  // leave a gzip trailer after the stream instead (RFC 1952: the CRC-32 and the size modulo
+  // 2^32 of the inflated data, little endian), which DCMTK ignores; it is accepted when both
+  // match what was inflated, with or without the NUL. Anything else after the end of the
+  // stream is refused.
+  Result<void> check_trailing(uLong crc, std::uint64_t inflated) {
+    constexpr std::size_t kGzipTrailer = 8;
+    unsigned char tail[kGzipTrailer + 2];
+    std::size_t extra = std::min<std::size_t>(zs_.avail_in, sizeof tail);
+    std::memcpy(tail, zs_.next_in, extra);
+    bool more = zs_.avail_in > sizeof tail;
+    while (!more && extra < sizeof tail) {
+      auto got = raw_.read(reinterpret_cast<char*>(tail) + extra, sizeof tail - extra);
       if (!got) return got.error();
       if (*got == 0) break;
-      for (std::size_t i = 0; i < *got; ++i) nonzero = nonzero || probe[i] != 0;
       extra += *got;
     }
-    if (extra > 1 || nonzero) {
+    if (!more && extra == sizeof tail) {  // one byte more than a trailer and its pad can be
+      more = true;
+    }
+    const bool pad_only = extra == 0 || (extra == 1 && tail[0] == 0);
+    const bool gzip_trailer =
+        (extra == kGzipTrailer || (extra == kGzipTrailer + 1 && tail[kGzipTrailer] == 0)) &&
+        get32(tail, false) == static_cast<std::uint32_t>(crc) &&
+        get32(tail + 4, false) == static_cast<std::uint32_t>(inflated);
+    if (more || !(pad_only || gzip_trailer)) {
       return reject("data after the end of the deflate stream at offset " +
                     std::to_string(raw_pos()));
     }
@@ -117,6 +134,7 @@ class InflateSource final : public Source {
   bool done_ = false;
   bool raw_eof_ = false;
   std::uint64_t total_out_ = 0;
+  uLong crc_ = crc32(0L, Z_NULL, 0);
 };
 
 }  // namespace dirgw::ingest::prescan_detail

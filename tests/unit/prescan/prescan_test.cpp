@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <climits>
 #include <cstdio>
@@ -133,6 +134,34 @@ TEST(PrescanAccepts, DeflatedExplicitLittleEndian) {
   EXPECT_EQ(r->dataset_sop_instance_uid, test::kSopInstance);
   // PS3.5 A.5: one NUL may pad the deflated stream to even length.
   EXPECT_TRUE(accepted(scan(part10(test::kDeflated, deflated + std::string(1, '\0')))));
+}
+
+// A gzip trailer (RFC 1952: CRC-32 and size of the inflated data) after the stream, as some
+// writers leave it: accepted when it matches, with or without the NUL pad; refused otherwise.
+TEST(PrescanAccepts, DeflatedWithAGzipTrailerThatMatches) {
+  const std::string dataset = deflatable_dataset();
+  const std::string deflated = test::raw_deflate(dataset);
+  auto le32 = [](std::uint32_t v) {
+    return std::string{static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF),
+                       static_cast<char>((v >> 16) & 0xFF), static_cast<char>((v >> 24) & 0xFF)};
+  };
+  const auto crc = static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0),
+                                                    reinterpret_cast<const Bytef*>(dataset.data()),
+                                                    static_cast<uInt>(dataset.size())));
+  const auto size = static_cast<std::uint32_t>(dataset.size());
+  const std::string trailer = le32(crc) + le32(size);
+  auto r = scan(part10(test::kDeflated, deflated + trailer));
+  ASSERT_TRUE(accepted(r));
+  EXPECT_EQ(r->dataset_sop_instance_uid, test::kSopInstance);
+  EXPECT_TRUE(accepted(scan(part10(test::kDeflated, deflated + trailer + std::string(1, '\0')))));
+  EXPECT_TRUE(rejected_with(scan(part10(test::kDeflated, deflated + le32(crc ^ 1) + le32(size))),
+                            "data after the end of the deflate stream"));
+  EXPECT_TRUE(rejected_with(scan(part10(test::kDeflated, deflated + le32(crc) + le32(size + 1))),
+                            "data after the end of the deflate stream"));
+  EXPECT_TRUE(rejected_with(scan(part10(test::kDeflated, deflated + trailer + "xy")),
+                            "data after the end of the deflate stream"));
+  EXPECT_TRUE(rejected_with(scan(part10(test::kDeflated, deflated + trailer.substr(0, 7))),
+                            "data after the end of the deflate stream"));
 }
 
 TEST(PrescanAccepts, JpipReferencedDeflateIsDeflated) {

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Files from the field, not from tools/synth, through both doors and the de-identification.
+
+The corpus is pydicom's test data as Debian ships it (package python3-pydicom, installed by
+`make deps`): about 90 objects written by GE, Siemens, Philips, Toshiba, Agfa, Mortara, OFFIS,
+GDCM and others over twenty years. Nine transfer syntaxes (implicit and explicit little endian,
+explicit big endian, deflate, JPEG baseline, extended, lossless, JPEG-LS, JPEG 2000, RLE);
+Japanese, Korean, Chinese, Arabic, Hebrew, Greek, Russian and Latin character sets, with ISO
+2022 escapes; SR, RT, segmentation, waveform; private sequences, UN sequences, odd lengths;
+files without meta header, with a meta header that lacks its group length or contradicts its
+dataset, a gzip trailer after a deflate stream; truncated and broken files; and a CD tree with a
+DICOMDIR of files without extension.
+
+Every file goes to dirgwd by C-STORE (dcmsend, which proposes each file's own transfer syntax,
+as a PACS does) and again through a watched folder, and the CD tree through the folder. A
+research destination asks for de-identification (basic profile, Clean Structured Content).
+Then:
+- dirgwd never stops, and stops cleanly at the end;
+- every file is accounted for: C-STORE answered with success (the instance is in the
+  catalog) or with a failure status dirgwd counted as a refusal; in the folder, every entry is
+  in done/ or in rejected/ with a .reason;
+- what must be taken is taken: files DCMTK reads and the C-STORE door accepts are not refused by
+  the folder because of their meta header (no group length, UIDs left over from an edit of the
+  dataset), a missing meta header in explicit VR, or a gzip trailer after a deflate stream; the
+  rewritten meta headers are logged;
+- what is broken is refused with a reason (truncated files, no SOP Class UID);
+- every instance in the catalog reaches the repository, by SOP Instance UID;
+- for research, every study ends SENT or QUARANTINED with a reason; every research instance
+  says Patient Identity Removed, and no identifying value of any original (patient name
+  components, IDs, birth date, accession number, physicians, original UIDs) appears anywhere in
+  its bytes;
+- no patient value of the corpus appears in dirgwd's log or in a .reason file."""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import log  # noqa: E402
+
+CORPUS = "/usr/lib/python3/dist-packages/pydicom/data"
+
+# Read by DCMTK and accepted over C-STORE, so the folder must take them too (the comment says
+# what about each one used to stop the folder, or is unusual).
+MUST_TAKE = {
+    "rtplan.dcm": "meta header's SOP Instance UID left over from an edit",
+    "rtdose.dcm": "meta header's SOP Instance UID left over from an edit",
+    "rtdose_expb.dcm": "the same, big endian",
+    "badVR.dcm": "meta header's SOP Instance UID left over from an edit",
+    "chrJapMulti.dcm": "meta header's SOP Instance UID left over from an edit",
+    "ExplVR_LitEndNoMeta.dcm": "explicit VR little endian without meta header",
+    "image_dfl.dcm": "a gzip trailer after the deflate stream",
+    "CT_small.dcm": "GE CT",
+    "MR_small_bigendian.dcm": "explicit big endian",
+    "JPEG2000.dcm": "JPEG 2000",
+    "MR_small_jpeg_ls_lossless.dcm": "JPEG-LS",
+    "SC_rgb_rle_16bit_2frame.dcm": "RLE, two frames",
+    "liver_1frame.dcm": "segmentation",
+    "waveform_ecg.dcm": "12-lead ECG",
+    "chrH31.dcm": "Japanese, ISO 2022 escapes",
+}
+# Broken: refused by the folder, with a reason.
+MUST_REFUSE = {"MR_truncated.dcm", "rtplan_truncated.dcm", "priv_SQ.dcm"}
+
+# Identifying attributes searched for in what research receives. Institution and station names
+# are left out: in this corpus some equal the manufacturer's name, which research keeps.
+IDENTIFYING = ["0010,0010", "0010,0020", "0010,0030", "0008,0050", "0008,0090", "0008,1050",
+               "0008,1070", "0010,1000", "0010,1001"]
+ORIGINAL_UIDS = ["0008,0018", "0020,000d", "0020,000e"]
+
+
+def dump_values(path, tags):
+    """tag -> raw value bytes (as written, in the file's character set) of the top-level elements;
+    {} when DCMTK cannot read the file."""
+    args = ["dcmdump", "-q", "+L", "+sd"]
+    for t in tags:
+        args += ["+P", t]
+    p = subprocess.run(args + [path], capture_output=True)
+    out = {}
+    for line in p.stdout.split(b"\n"):
+        m = re.match(rb"\s*\(([0-9a-f]{4},[0-9a-f]{4})\) [A-Z][A-Z] \[(.*)\]", line)
+        if m and m.group(1).decode() not in out:
+            out[m.group(1).decode()] = m.group(2)
+    return out
+
+
+def identifying_values(path):
+    """The values (bytes) that must not reach research: names split into components."""
+    values = set()
+    for tag, v in dump_values(path, IDENTIFYING).items():
+        parts = re.split(rb"[\^=\\]", v) if tag in ("0010,0010", "0008,0090", "0008,1050",
+                                                     "0008,1070", "0010,1001") else [v]
+        for part in parts:
+            part = part.strip()
+            if len(part) >= 5:
+                values.add(part)
+    return values
+
+
+def sop_uid(path):
+    return dump_values(path, ["0008,0018"]).get("0008,0018", b"").rstrip(b"\0 ").decode(
+        "ascii", "replace") or None
+
+
+def dcmsend(port, path):
+    p = subprocess.run(["dcmsend", "-v", "-aet", "PACS1", "-aec", "DIRGW", "127.0.0.1", str(port),
+                        path], capture_output=True, text=True, errors="replace", timeout=120)
+    out = p.stdout + p.stderr
+    if re.search(r"\* with status (SUCCESS|WARNING)\s*:\s*1", out):
+        return "stored"
+    if re.search(r"\* with status (FAILURE|ERROR)\s*:\s*1", out):
+        return "refused"
+    return "not sent"  # dcmsend could not read the file or found no presentation context
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    check = harness.Checks()
+    t_start = time.time()
+    if not os.path.isdir(os.path.join(CORPUS, "test_files")):
+        print(f"FAIL: {CORPUS} is missing: install python3-pydicom (make deps does)")
+        return 1
+    files = sorted(glob.glob(os.path.join(CORPUS, "test_files", "*.dcm")) +
+                   glob.glob(os.path.join(CORPUS, "test_files", "dicomdirtests", "*.dcm")) +
+                   glob.glob(os.path.join(CORPUS, "charset_files", "*.dcm")))
+    names = [os.path.basename(f) for f in files]
+    check(len(files) >= 80 and all(n in names for n in list(MUST_TAKE) + list(MUST_REFUSE)),
+          f"the corpus has the files this test names ({len(files)} found)")
+    cd_tree = os.path.join(CORPUS, "test_files", "dicomdirtests")
+    cd_files = [f for d in ("77654033", "98892001", "98892003")
+                for f in glob.glob(os.path.join(cd_tree, d, "**", "*"), recursive=True)
+                if os.path.isfile(f)]
+
+    work = harness.tempdir("dirgw-corpus-")
+    folder = os.path.join(work, "drop")
+    os.makedirs(folder)
+    repo = harness.Orthanc(work, name="repository").start()
+    research = harness.Orthanc(work, name="research").start()
+    research_yaml = f"""  - name: research
+    type: stow-rs
+    url: {research.dicomweb}
+    batch: {{ max_instances: 20, max_bytes: 32MiB }}
+    retry: {{ initial: 500ms, max: 5s }}
+    verify: none
+    deidentify:
+      profile: basic
+      options: [clean_structured_content]
+"""
+    # Validation is not what this test is about: no file of the corpus has a health number.
+    gw = harness.Gateway(
+        args.build_dir, work, repo.dicomweb, stable_age="1s", batch_max=20,
+        policy_yaml="  validation: { profile: none }\n",
+        ingest_yaml=f"  folders:\n    - {{ path: {folder}, name: drop, settle: 300ms, "
+                    f"rescan: 2s }}\n",
+        extra_yaml=research_yaml).start()
+
+    # 1. C-STORE, one association per file, as the files' own transfer syntaxes.
+    outcome = {}
+    for f in files:
+        outcome[f] = dcmsend(gw.port, f)
+        if not gw.process.alive():
+            check(False, f"dirgwd died after C-STORE of {os.path.basename(f)}")
+            return 1
+    counts = {k: sum(1 for v in outcome.values() if v == k) for k in ("stored", "refused",
+                                                                      "not sent")}
+    log(f"C-STORE: {counts}")
+    check(counts["stored"] >= 60, f"most of the corpus is stored over C-STORE: {counts}")
+
+    # 2. The folder: every file, then the CD tree.
+    dropped = {}
+    for i, f in enumerate(files):
+        name = f"{i:03d}-{os.path.basename(f)}"
+        shutil.copy(f, os.path.join(folder, "." + name))
+        os.rename(os.path.join(folder, "." + name), os.path.join(folder, name))
+        dropped[name] = f
+    tmp_cd = os.path.join(folder, ".cd")
+    for d in ("77654033", "98892001", "98892003"):
+        shutil.copytree(os.path.join(cd_tree, d), os.path.join(tmp_cd, d))
+    shutil.copy(os.path.join(cd_tree, "DICOMDIR"), os.path.join(tmp_cd, "DICOMDIR"))
+    os.rename(tmp_cd, os.path.join(folder, "cd"))
+
+    def folder_left():
+        return [n for n in os.listdir(folder) if n not in ("done", "rejected")
+                and not n.startswith(".")]
+    harness.wait_for("the folder emptied into done/ and rejected/", lambda: not folder_left(),
+                     120, 0.5)
+    done = set(os.listdir(os.path.join(folder, "done")))
+    rejected = {n[:-len(".reason")]: open(os.path.join(folder, "rejected", n)).read()
+                for n in os.listdir(os.path.join(folder, "rejected")) if n.endswith(".reason")}
+    for name in dropped:
+        check((name in done) != (name in rejected),
+              f"{name}: in done/ or rejected/ (with a reason), once")
+    for name, f in dropped.items():
+        base = os.path.basename(f)
+        if base in MUST_TAKE:
+            check(name in done, f"{base} ({MUST_TAKE[base]}) taken by the folder; reason: "
+                                f"{rejected.get(name, '-')[:200]}")
+        if base in MUST_REFUSE:
+            check(name in rejected and "detail: " in rejected[name],
+                  f"{base} refused by the folder with a reason")
+    check("cd" in done, f"the CD tree taken: {rejected.get('cd', '')[:200]}")
+    log(f"folder: {len(done)} taken, {len(rejected)} rejected")
+    dlog = gw.log_text()
+    check("meta header written again from the dataset" in dlog and
+          "(0002,0003) differs from the dataset's" in dlog,
+          "the rewritten meta headers are logged, with why")
+
+    # 3. Everything settles: every study SENT to the repository, SENT or QUARANTINED for
+    # research.
+    def settled():
+        st = gw.status()
+        studies = st["catalog"]["studies"]
+        if any(s["state"] in ("RECEIVING",) for s in st["catalog"]["states"]):
+            return False
+        for d in st["destinations"]:
+            final = sum(s["studies"] for s in d["states"] if s["state"] in ("SENT",
+                                                                             "QUARANTINED"))
+            if final != studies or d["pending_instances"] != 0:
+                return False
+        return True
+    harness.wait_for("every study settled for both destinations", settled, 180, 1)
+    rc, out, err = gw.run_cli("studies", "--json", "--limit", "1000")
+    check(rc == 0, f"dirgw studies: {err}")
+    studies = json.loads(out)["studies"] if rc == 0 else []
+    catalog_uids = set()
+    for s in studies:
+        uid = s["study_uid"]
+        rc, out, err = gw.run_cli("study", uid, "--json")
+        if not check(rc == 0, f"dirgw study {uid}: {err}"):
+            continue
+        detail = json.loads(out)
+        for d in detail["destinations"]:
+            if d["destination"] == "repository":
+                check(d["state"] == "SENT", f"{uid}: repository {d['state']}")
+            else:
+                check(d["state"] == "SENT" or (d["state"] == "QUARANTINED" and d.get("reason")),
+                      f"{uid}: research {d['state']} {d.get('reason', '')}")
+        for inst in detail["instance_list"]:
+            catalog_uids.add(inst["sop_instance_uid"])
+    check(len(catalog_uids) >= 60, f"the catalog holds the corpus: {len(catalog_uids)} instances")
+
+    # Every C-STORE answered with success is in the catalog; every refusal is counted.
+    for f, o in outcome.items():
+        if o == "stored":
+            check(sop_uid(f) in catalog_uids,
+                  f"{os.path.basename(f)}: stored over C-STORE, in the catalog")
+    st = gw.status()
+    check(st["ingest"]["dicom"]["refused"] == counts["refused"],
+          f"C-STORE refusals counted: {st['ingest']['dicom']['refused']} vs {counts['refused']}")
+    for name, f in dropped.items():
+        if name in done and sop_uid(f):
+            check(sop_uid(f) in catalog_uids, f"{name}: taken by the folder, in the catalog")
+    for f in cd_files:
+        u = sop_uid(f)
+        check(u in catalog_uids, f"CD file {os.path.relpath(f, cd_tree)} in the catalog")
+
+    # 4. The repository holds every instance of the catalog.
+    repo_uids = set()
+    for oid in repo.get("/instances"):
+        tags = repo.get(f"/instances/{oid}/simplified-tags")
+        repo_uids.add(tags.get("SOPInstanceUID"))
+    missing = catalog_uids - repo_uids
+    check(not missing, f"every catalog instance in the repository; missing {len(missing)}: "
+                       f"{sorted(missing)[:5]}")
+
+    # 5. Research: de-identified, nothing identifying left in any byte.
+    identifying, uids = set(), set()
+    for f in files + cd_files:
+        identifying |= identifying_values(f)
+        for t, v in dump_values(f, ORIGINAL_UIDS).items():
+            v = v.rstrip(b"\0 ")
+            if len(v) >= 10:
+                uids.add(v)
+    # The search itself works: the repository holds the originals, identified.
+    found = 0
+    for oid in repo.get("/instances")[:40]:
+        data = repo.get(f"/instances/{oid}/file", raw=True)
+        found += any(v in data for v in identifying)
+    check(len(identifying) >= 50 and found >= 10,
+          f"the search finds the originals' values in the repository's copies: {found} of 40 "
+          f"({len(identifying)} values)")
+    research_ids = research.get("/instances")
+    check(len(research_ids) >= 30, f"research received the de-identifiable part: "
+                                   f"{len(research_ids)} instances")
+    for oid in research_ids:
+        data = research.get(f"/instances/{oid}/file", raw=True)
+        tags = research.get(f"/instances/{oid}/simplified-tags")
+        check(tags.get("PatientIdentityRemoved") == "YES",
+              f"research {oid}: Patient Identity Removed YES")
+        hits = [v for v in identifying if v in data]
+        check(not hits, f"research {oid} ({tags.get('SOPClassUID')}): {len(hits)} identifying "
+                        f"value(s) of the originals in its bytes")
+        uid_hits = [v for v in uids if v in data]
+        check(not uid_hits, f"research {oid}: {len(uid_hits)} original UID(s) in its bytes")
+
+    # 6. No patient value in dirgwd's log nor in a .reason file.
+    texts = {"dirgwd.log": dlog.encode("utf-8", "replace")}
+    texts.update({f"rejected/{n}.reason": r.encode() for n, r in rejected.items()})
+    for name, text in texts.items():
+        hits = [v for v in identifying if v in text]
+        check(not hits, f"{name}: {len(hits)} patient value(s) of the corpus")
+
+    check(gw.stop() == 0, "dirgwd stops cleanly")
+    repo.stop()
+    research.stop()
+    log(f"done in {time.time() - t_start:.0f}s")
+    if check.failures:
+        print(f"{len(check.failures)} failure(s)")
+        return 1
+    print(f"field corpus: all checks passed ({len(files)} files and a CD of {len(cd_files)}; "
+          f"C-STORE {counts}; folder {len(done)} taken, {len(rejected)} rejected; "
+          f"research {len(research_ids)} instances)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
