@@ -175,6 +175,10 @@ struct DimseDestination {
   std::filesystem::path ca, client_cert, client_key;
   bool verify_peer = true;
   bool verify_hostname = true;
+  // An object stored compressed (JPEG, JPEG-LS, RLE) whose syntax the destination refuses:
+  // "always" decompresses it to Explicit/Implicit VR Little Endian, "lossless" only when it was
+  // compressed losslessly, "never" refuses it (docs/dimse-sender.md).
+  std::string decompress = "always";
 };
 
 // Which studies are STAT: they bypass upload windows and go before older work.

@@ -259,6 +259,13 @@ void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Dest
           r.path(n, np, "client_key", x.client_key);
           r.boolean(n, np, "verify_peer", x.verify_peer);
           r.boolean(n, np, "verify_hostname", x.verify_hostname);
+          r.scalar(n, np, "decompress",
+                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                     if (s == "always" || s == "lossless" || s == "never")
+                       x.decompress = s;
+                     else
+                       r.error(k, v, "must be always, lossless or never, not '" + s + "'");
+                   });
           for (const char* k : {"ae_title", "host"})
             if (!n[k].IsDefined()) r.error(Reader::join(np, k), n, "is required");
           if (x.client_cert.empty() != x.client_key.empty())
@@ -267,7 +274,7 @@ void read_dimse_block(Reader& r, const YAML::Node& m, const std::string& p, Dest
             r.error(Reader::join(np, "tls"), n, "must be true when ca or client_cert is given");
         },
         {"ae_title", "calling_ae", "host", "port", "tls", "ca", "client_cert", "client_key",
-         "verify_peer", "verify_hostname"});
+         "verify_peer", "verify_hostname", "decompress"});
   if (m["url"].IsDefined()) r.error(Reader::join(p, "url"), m["url"], "is for stow-rs only");
 }
 

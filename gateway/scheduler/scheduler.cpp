@@ -95,6 +95,9 @@ senders::DimseOptions dimse_options(const config::Destination& d) {
   o.tls.client_key = d.dimse.client_key;
   o.tls.verify_peer = d.dimse.verify_peer;
   o.tls.verify_hostname = d.dimse.verify_hostname;
+  o.decompress = d.dimse.decompress == "never"      ? senders::DimseOptions::Decompress::kNever
+                 : d.dimse.decompress == "lossless" ? senders::DimseOptions::Decompress::kLossless
+                                                    : senders::DimseOptions::Decompress::kAlways;
   return o;
 }
 

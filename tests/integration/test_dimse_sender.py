@@ -263,10 +263,31 @@ def main():
         with open(deflated_as_explicit, "rb") as fh:
             diffs = harness.compare_datasets(fh.read(), stored)
         check(not diffs, f"deflated object: every attribute equal after re-encoding: {diffs[:5]}")
+    # This Orthanc does not take RLE: the RLE object goes decompressed (decompress: always, the
+    # default), its pixel data exactly what DCMTK's own dcmdrle makes of it.
+    r = res.get(uid(rle), {})
+    check(r.get("status") == "accepted" and "stored as RLE Lossless" in r.get("reason", "") and
+          "(decompressed)" in r.get("reason", ""), f"RLE object sent decompressed: {r}")
+    oid = repo.instance_id(uid(rle))
+    if check(oid is not None, "the decompressed RLE object is in Orthanc"):
+        stored = repo.instance_file(oid)
+        check(syntax_of(stored) in (EXPLICIT, IMPLICIT), f"stored uncompressed: {syntax_of(stored)}")
+        rle_plain = os.path.join(work, "rle-plain.dcm")
+        subprocess.run(["dcmdrle", "+te", rle, rle_plain], check=True, capture_output=True)
+        with open(rle_plain, "rb") as fh:
+            diffs = harness.compare_datasets(fh.read(), stored)
+        check(not diffs, f"decompressed RLE object: every attribute equal to dcmdrle's: {diffs[:5]}")
+    check(summary.get("outcome") == "ok", f"batch outcome ok: {summary}")
+    check(repo.count_instances() == 8, f"8 instances in Orthanc: {repo.count_instances()}")
+    repo.delete_instance(oid) if oid else None
+    # decompress: never: refused permanently, naming the syntax and why.
+    rc, res, summary, _ = drv.send(repo.dicom_port, repo.aet, [rle], extra=["--decompress", "never"],
+                                   name="rle, decompress never")
     r = res.get(uid(rle), {})
     check(r.get("status") == "permanent" and
-          f"destination does not accept transfer syntax RLE Lossless ({RLE})" in r.get("reason", ""),
-          f"RLE object refused permanently, naming the syntax: {r}")
+          f"proposed: RLE Lossless ({RLE})" in r.get("reason", "") and
+          "not decompressed: the destination's decompress is never" in r.get("reason", ""),
+          f"RLE object refused permanently with decompress never, naming the syntax: {r}")
     check(repo.instance_id(uid(rle)) is None, "the RLE object is not in Orthanc")
     check(summary.get("outcome") == "permanent", f"batch outcome permanent (one refusal, no retry): {summary}")
     check(repo.count_instances() == 7, f"7 instances in Orthanc: {repo.count_instances()}")

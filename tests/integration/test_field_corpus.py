@@ -13,7 +13,8 @@ DICOMDIR of files without extension.
 
 Every file goes to dirgwd by C-STORE (dcmsend, which proposes each file's own transfer syntax,
 as a PACS does) and again through a watched folder, and the CD tree through the folder. A
-research destination asks for de-identification (basic profile, Clean Structured Content).
+research destination asks for de-identification (basic profile, Clean Structured Content), and
+an archive over C-STORE (DCMTK's storescp) takes uncompressed objects only, as many archives do.
 Then:
 - dirgwd never stops, and stops cleanly at the end;
 - every file is accounted for: C-STORE answered with success (the instance is in the
@@ -29,6 +30,9 @@ Then:
   says Patient Identity Removed, and no identifying value of any original (patient name
   components, IDs, birth date, accession number, physicians, original UIDs) appears anywhere in
   its bytes;
+- the archive receives every object it can: compressed ones DCMTK can decode (JPEG, JPEG-LS,
+  RLE) decompressed; JPEG 2000 ones, which Debian's DCMTK cannot decode, fail permanently with
+  that reason; every study ends SENT or FAILED there;
 - no patient value of the corpus appears in dirgwd's log or in a .reason file."""
 
 import argparse
@@ -74,12 +78,13 @@ MUST_REFUSE = {"MR_truncated.dcm", "rtplan_truncated.dcm", "priv_SQ.dcm"}
 IDENTIFYING = ["0010,0010", "0010,0020", "0010,0030", "0008,0050", "0008,0090", "0008,1050",
                "0008,1070", "0010,1000", "0010,1001"]
 ORIGINAL_UIDS = ["0008,0018", "0020,000d", "0020,000e"]
+NATIVE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 
 
 def dump_values(path, tags):
     """tag -> raw value bytes (as written, in the file's character set) of the top-level elements;
     {} when DCMTK cannot read the file."""
-    args = ["dcmdump", "-q", "+L", "+sd"]
+    args = ["dcmdump", "-q", "-Un", "+L", "+sd"]
     for t in tags:
         args += ["+P", t]
     p = subprocess.run(args + [path], capture_output=True)
@@ -157,6 +162,17 @@ def main():
       options: [clean_structured_content]
 """
     # Validation is not what this test is about: no file of the corpus has a health number.
+    archive_dir = os.path.join(work, "archive")
+    os.makedirs(archive_dir)
+    archive_port = harness.free_port()
+    archive = harness.Process("storescp", ["storescp", "-aet", "ARCHIVE", "-od", archive_dir,
+                                           str(archive_port)], os.path.join(work, "storescp.log"))
+    research_yaml += f"""  - name: archive
+    type: dimse
+    dimse: {{ ae_title: ARCHIVE, host: 127.0.0.1, port: {archive_port} }}
+    batch: {{ max_instances: 20, max_bytes: 32MiB }}
+    retry: {{ initial: 500ms, max: 5s }}
+"""
     gw = harness.Gateway(
         args.build_dir, work, repo.dicomweb, stable_age="1s", batch_max=20,
         policy_yaml="  validation: { profile: none }\n",
@@ -224,7 +240,8 @@ def main():
             return False
         for d in st["destinations"]:
             final = sum(s["studies"] for s in d["states"] if s["state"] in ("SENT",
-                                                                             "QUARANTINED"))
+                                                                             "QUARANTINED",
+                                                                             "FAILED"))
             if final != studies or d["pending_instances"] != 0:
                 return False
         return True
@@ -233,6 +250,7 @@ def main():
     check(rc == 0, f"dirgw studies: {err}")
     studies = json.loads(out)["studies"] if rc == 0 else []
     catalog_uids = set()
+    archive_deliveries = {}  # SOP Instance UID -> its archive delivery
     for s in studies:
         uid = s["study_uid"]
         rc, out, err = gw.run_cli("study", uid, "--json")
@@ -242,11 +260,17 @@ def main():
         for d in detail["destinations"]:
             if d["destination"] == "repository":
                 check(d["state"] == "SENT", f"{uid}: repository {d['state']}")
+            elif d["destination"] == "archive":
+                check(d["state"] == "SENT" or (d["state"] == "FAILED" and d.get("reason")),
+                      f"{uid}: archive {d['state']} {d.get('reason', '')}")
             else:
                 check(d["state"] == "SENT" or (d["state"] == "QUARANTINED" and d.get("reason")),
                       f"{uid}: research {d['state']} {d.get('reason', '')}")
         for inst in detail["instance_list"]:
             catalog_uids.add(inst["sop_instance_uid"])
+            for d in inst["deliveries"]:
+                if d["destination"] == "archive" and d["state"] != "superseded":
+                    archive_deliveries[inst["sop_instance_uid"]] = d
     check(len(catalog_uids) >= 60, f"the catalog holds the corpus: {len(catalog_uids)} instances")
 
     # Every C-STORE answered with success is in the catalog; every refusal is counted.
@@ -272,6 +296,31 @@ def main():
     missing = catalog_uids - repo_uids
     check(not missing, f"every catalog instance in the repository; missing {len(missing)}: "
                        f"{sorted(missing)[:5]}")
+
+    # 4b. The archive takes uncompressed objects only: it holds every instance of the catalog
+    # but the JPEG 2000 ones, which failed with the reason; the compressed ones it holds went
+    # decompressed.
+    in_archive = {}
+    for name in os.listdir(archive_dir):
+        v = dump_values(os.path.join(archive_dir, name), ["0002,0010", "0008,0018"])
+        in_archive[v.get("0008,0018", b"").rstrip(b"\0 ").decode()] = \
+            v.get("0002,0010", b"").rstrip(b"\0 ").decode()
+    check(all(ts in NATIVE for ts in in_archive.values()),
+          f"the archive holds uncompressed objects only: {set(in_archive.values())}")
+    j2k = 0
+    for u, d in archive_deliveries.items():
+        if d["state"] == "sent":
+            check(u in in_archive, f"{u}: sent to the archive, and there")
+        else:
+            check(d["state"] == "failed" and "JPEG 2000" in d.get("last_error", "") and
+                  "no decoder" in d.get("last_error", ""),
+                  f"{u}: not sent to the archive only for want of a JPEG 2000 decoder: {d}")
+            j2k += 1
+    check("sent decompressed: the destination refused their compressed syntax" in gw.log_text(),
+          "the batches sent decompressed say so in the log")
+    check(len(in_archive) >= 50 and j2k >= 3,
+          f"the archive holds {len(in_archive)}; {j2k} JPEG 2000 objects failed")
+    log(f"archive: {len(in_archive)} instances, {j2k} JPEG 2000 refused")
 
     # 5. Research: de-identified, nothing identifying left in any byte.
     identifying, uids = set(), set()
@@ -311,6 +360,7 @@ def main():
         check(not hits, f"{name}: {len(hits)} patient value(s) of the corpus")
 
     check(gw.stop() == 0, "dirgwd stops cleanly")
+    archive.stop()
     repo.stop()
     research.stop()
     log(f"done in {time.time() - t_start:.0f}s")

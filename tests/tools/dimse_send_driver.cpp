@@ -45,7 +45,7 @@ int usage() {
   std::cerr << "usage: dimse_send_driver --host H --port P --called AE [--calling AE]\n"
                "  [--tls --ca F [--cert F --key F] [--no-verify-peer] [--no-verify-hostname]]\n"
                "  [--connect-timeout-ms N] [--acse-timeout-ms N] [--dimse-timeout-ms N]\n"
-               "  [--max-pdu N] [--batches N] FILE...\n";
+               "  [--max-pdu N] [--batches N] [--decompress never|lossless|always] FILE...\n";
   return 2;
 }
 
@@ -94,6 +94,12 @@ int main(int argc, char** argv) {
         o.max_pdu = static_cast<std::uint32_t>(std::stoul(next()));
       else if (a == "--batches")
         batches = std::stoi(next());
+      else if (a == "--decompress") {
+        const std::string v = next();
+        using D = dirgw::senders::DimseOptions::Decompress;
+        if (v != "never" && v != "lossless" && v != "always") return usage();
+        o.decompress = v == "never" ? D::kNever : v == "lossless" ? D::kLossless : D::kAlways;
+      }
       else if (a.rfind("--", 0) == 0)
         return usage();
       else

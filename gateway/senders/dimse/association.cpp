@@ -20,6 +20,10 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcostrmb.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/cond.h"
 #include "dcmtk/dcmnet/dcmlayer.h"
@@ -38,6 +42,46 @@
 namespace dirgw::senders::dimse {
 
 namespace {
+
+// DCMTK's codec list is process-wide: the decoders are registered once and never deregistered
+// (other threads may be decoding). JPEG-LS may already be registered by the transcoder, which
+// DCMTK tolerates.
+void register_decoders_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    DJDecoderRegistration::registerCodecs();
+    DJLSDecoderRegistration::registerCodecs();
+    DcmRLEDecoderRegistration::registerCodecs();
+  });
+}
+
+// The size of the dataset's pixel data once decompressed, from its Image Pixel module.
+std::uint64_t decompressed_pixel_bytes(DcmDataset& ds) {
+  Uint16 rows = 0, columns = 0, samples = 1, bits = 16;
+  Sint32 frames = 1;
+  ds.findAndGetUint16(DCM_Rows, rows);
+  ds.findAndGetUint16(DCM_Columns, columns);
+  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
+  ds.findAndGetUint16(DCM_BitsAllocated, bits);
+  if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
+  return std::uint64_t{rows} * columns * samples * static_cast<std::uint64_t>(frames) *
+         ((bits + 7u) / 8u);
+}
+
+// Decodes an encapsulated dataset into `target_syntax` (a native syntax); why not, when not.
+std::optional<std::string> decompress_dataset(DcmDataset& ds, const std::string& target_syntax) {
+  const std::uint64_t bytes = decompressed_pixel_bytes(ds);
+  if (bytes > Association::kMaxDecompressedBytes)
+    return "not decompressed: its pixel data would take " + std::to_string(bytes >> 20) +
+           " MiB, more than " + std::to_string(Association::kMaxDecompressedBytes >> 20) + " MiB";
+  register_decoders_once();
+  const E_TransferSyntax xfer = DcmXfer(target_syntax.c_str()).getXfer();
+  const OFCondition cond = ds.chooseRepresentation(xfer, nullptr);
+  if (cond.bad() || !ds.canWriteXfer(xfer))
+    return std::string("DCMTK could not decompress it: ") +
+           (cond.bad() ? cond.text() : "no decoder took it");
+  return std::nullopt;
+}
 
 int whole_seconds(std::chrono::milliseconds ms) {
   // DCMTK counts in seconds; round up so that 500 ms does not become "no time-out".
@@ -399,17 +443,25 @@ StoreAnswer Association::receive_store_response(std::uint16_t message_id, std::u
 }
 
 StoreAnswer Association::store_converted(const std::filesystem::path& file, const FileMeta& meta,
-                                         std::uint8_t context_id) {
+                                         std::uint8_t context_id, bool decompress) {
   if (assoc_ == nullptr) return lost("association already closed");
+  auto not_sent = [](std::string reason) {
+    StoreAnswer a;
+    a.kind = StoreAnswer::Kind::kNotSent;
+    a.verdict = {InstanceStatus::kPermanent, std::move(reason)};
+    return a;
+  };
   // Values over 4 KiB (pixel data) stay in the file until they are written out.
   DcmFileFormat ff;
   OFCondition cond = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
-  if (cond.bad()) {
-    StoreAnswer a;
-    a.kind = StoreAnswer::Kind::kNotSent;
-    a.verdict = {InstanceStatus::kPermanent,
-                 std::string("DCMTK cannot read the spool file for re-encoding: ") + cond.text()};
-    return a;
+  if (cond.bad())
+    return not_sent(std::string("DCMTK cannot read the spool file for re-encoding: ") +
+                    cond.text());
+  if (decompress) {
+    std::string target;
+    for (const auto& c : contexts_)
+      if (c.id == context_id) target = c.transfer_syntax;
+    if (auto why = decompress_dataset(*ff.getDataset(), target)) return not_sent(*why);
   }
   T_DIMSE_C_StoreRQ req;
   std::memset(&req, 0, sizeof req);

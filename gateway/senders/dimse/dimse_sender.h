@@ -37,6 +37,9 @@ struct DimseOptions {
   std::chrono::milliseconds dimse_timeout{120000};  // each C-STORE response
   std::uint32_t max_pdu = 131072;                   // what we accept; 4096..131072 (DCMTK's limits)
   DimseTlsOptions tls;
+  // Compressed objects the destination refuses in their own syntax (plan.h, Decompress).
+  enum class Decompress { kNever, kLossless, kAlways };
+  Decompress decompress = Decompress::kAlways;
   // Byte budgets every C-STORE of this sender draws from (its destination's cap and the
   // gateway-wide one), as for STOW-RS: paced in DCMTK's store progress callback, which runs
   // after each PDU of the data set is written to the socket (docs/scheduling.md).

@@ -53,6 +53,17 @@ bool is_native_syntax(std::string_view ts) {
          ts == kDeflatedExplicitVrLittleEndian || ts == kExplicitVrBigEndian;
 }
 
+bool decodable_syntax(std::string_view ts, bool lossy_too) {
+  constexpr std::string_view kLossless[] = {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+                                            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5"};
+  constexpr std::string_view kLossy[] = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                                         "1.2.840.10008.1.2.4.81"};
+  auto in = [&](const auto& list) {
+    return std::find(std::begin(list), std::end(list), ts) != std::end(list);
+  };
+  return in(kLossless) || (lossy_too && in(kLossy));
+}
+
 std::string describe_syntax(std::string_view ts) {
   for (const auto& s : kSyntaxNames)
     if (s.uid == ts) return std::string(s.name) + " (" + std::string(ts) + ")";
@@ -76,7 +87,7 @@ std::vector<AssociationRound> plan_rounds(const std::vector<PlanItem>& items,
   for (ClassNeeds& c : classes) {
     const bool any_native = std::any_of(c.items.begin(), c.items.end(), [&](std::size_t i) {
       return is_native_syntax(items[i].transfer_syntax) ||
-             is_native_syntax(items[i].original_syntax);
+             is_native_syntax(items[i].original_syntax) || items[i].decompressible;
     });
     if (any_native)
       for (auto f : kFallbacks) add_unique(c.syntaxes, f);
@@ -115,7 +126,10 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
   const NegotiatedContext* own = nullptr;
   const NegotiatedContext* fallback[std::size(kFallbacks)] = {};
   bool class_accepted = false;
+  std::string proposed;  // the syntaxes proposed for the class, for the reason
   for (const auto& c : contexts) {
+    if (c.abstract_syntax == item.sop_class_uid)
+      proposed += (proposed.empty() ? "" : ", ") + describe_syntax(c.transfer_syntax);
     if (!c.accepted || c.abstract_syntax != item.sop_class_uid) continue;
     class_accepted = true;
     if (c.transfer_syntax == item.transfer_syntax && own == nullptr) own = &c;
@@ -129,8 +143,11 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
     a.transfer_syntax = own->transfer_syntax;
     return a;
   }
+  const std::string why_not =
+      item.not_decompressed.empty() ? "" : " (not decompressed: " + item.not_decompressed + ")";
   if (!class_accepted) {
-    a.reason = "destination does not accept SOP class " + item.sop_class_uid;
+    a.reason = "destination accepted no presentation context for SOP class " + item.sop_class_uid +
+               " (proposed: " + (proposed.empty() ? "none" : proposed) + ")" + why_not;
     return a;
   }
   if (!item.original_syntax.empty()) {
@@ -139,10 +156,10 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
     a.original = true;
     return a;
   }
-  if (is_native_syntax(item.transfer_syntax)) {
+  if (is_native_syntax(item.transfer_syntax) || item.decompressible) {
     for (const auto* f : fallback) {
       if (f == nullptr) continue;
-      a.kind = Assignment::Kind::kConvert;
+      a.kind = item.decompressible ? Assignment::Kind::kDecompress : Assignment::Kind::kConvert;
       a.context_id = f->id;
       a.transfer_syntax = f->transfer_syntax;
       return a;
@@ -154,7 +171,7 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
   }
   a.reason = "destination does not accept transfer syntax " +
              describe_syntax(item.transfer_syntax) + " for SOP class " + item.sop_class_uid +
-             " (an encapsulated object is only sent in its own syntax)";
+             why_not;
   return a;
 }
 

@@ -9,9 +9,11 @@
 // Assignment: an object goes in its own syntax when that was accepted (sent byte for byte);
 // a transcoded copy whose syntax was refused is replaced by its stored original, assigned alike;
 // a native object whose own syntax was refused goes in Explicit, else Implicit VR Little Endian
-// (re-encoded by DCMTK: lossless, only the byte layout changes); an encapsulated object
-// (JPEG, JPEG-LS, JPEG 2000, RLE, MPEG...) goes only in its own syntax, else it is refused
-// permanently: we never decompress or transcode pixel data on the way out.
+// (re-encoded by DCMTK: lossless, only the byte layout changes); an encapsulated object goes in
+// its own syntax, else, when DCMTK can decode it (JPEG, JPEG-LS, RLE; not JPEG 2000 or MPEG,
+// which Debian's DCMTK cannot) and the destination's `decompress` allows, decompressed to
+// Explicit, else Implicit VR Little Endian (PlanItem::decompressible, Kind::kDecompress); else
+// it is refused permanently, with the reason.
 #pragma once
 
 #include <cstddef>
@@ -33,12 +35,22 @@ bool is_native_syntax(std::string_view transfer_syntax);
 // "JPEG-LS Lossless (1.2.840.10008.1.2.4.80)", or the UID alone when it is not one we name.
 std::string describe_syntax(std::string_view transfer_syntax);
 
+// Encapsulated syntaxes DCMTK decodes here (dcmjpeg, dcmjpls, dcmdata's RLE): lossless ones
+// (JPEG Lossless, JPEG-LS Lossless, RLE) and, with lossy_too, JPEG Baseline and Extended and
+// JPEG-LS Near-Lossless. Decompressing a lossy image loses nothing more; the object keeps
+// Lossy Image Compression (0028,2110) "01".
+bool decodable_syntax(std::string_view transfer_syntax, bool lossy_too);
+
 struct PlanItem {
   std::string sop_class_uid;
   std::string transfer_syntax;  // as stored: the file's (0002,0010)
   // A transcoded copy's stored original (its syntax, native): proposed too, and used when the
   // destination refuses the copy's syntax (Assignment::original).
   std::string original_syntax;
+  // Encapsulated, and may go decompressed when its own syntax is refused; else, for an
+  // encapsulated object, why not (the destination's `decompress`, or no decoder).
+  bool decompressible = false;
+  std::string not_decompressed;
 };
 
 struct ProposedContext {
@@ -74,13 +86,14 @@ struct NegotiatedContext {
 
 struct Assignment {
   enum class Kind {
-    kAsIs,     // in its own syntax, the stored dataset bytes unchanged
-    kConvert,  // native object re-encoded into another native syntax
-    kRefused,  // not sendable over this association: permanent
+    kAsIs,        // in its own syntax, the stored dataset bytes unchanged
+    kConvert,     // native object re-encoded into another native syntax
+    kDecompress,  // encapsulated object decompressed into a native syntax
+    kRefused,     // not sendable over this association: permanent
   };
   Kind kind = Kind::kRefused;
   std::uint8_t context_id = 0;
-  std::string transfer_syntax;  // the syntax it goes in (kAsIs, kConvert)
+  std::string transfer_syntax;  // the syntax it goes in (kAsIs, kConvert, kDecompress)
   std::string reason;           // kRefused: why, naming the SOP class and syntax
   bool original = false;        // the item's stored original goes, not the transcoded copy
 };

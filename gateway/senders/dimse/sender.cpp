@@ -57,8 +57,22 @@ class DimseSender final : public Sender {
   // association was lost (the instance may or may not have been stored).
   std::optional<std::string> store_one(Association& assoc, const Item& item, const Prepared& p,
                                        const PlanItem& plan, InstanceResult& r, Outcome& out);
+  // An encapsulated item: may it go decompressed (the destination's `decompress`, a decoder)?
+  void decide_decompression(PlanItem& item) const {
+    using D = DimseOptions::Decompress;
+    const bool lossy_too = opts_.decompress == D::kAlways;
+    if (opts_.decompress != D::kNever && decodable_syntax(item.transfer_syntax, lossy_too))
+      item.decompressible = true;
+    else if (opts_.decompress == D::kNever)
+      item.not_decompressed = "the destination's decompress is never";
+    else if (decodable_syntax(item.transfer_syntax, true))
+      item.not_decompressed = "compressed lossily, and the destination's decompress is lossless";
+    else
+      item.not_decompressed = "DCMTK has no decoder for it here";
+  }
 
   DimseOptions opts_;
+  int decompressed_ = 0;  // in the current batch, accepted after decompression
   std::string peer_;
   std::unique_ptr<Network> network_;
 };
@@ -119,15 +133,22 @@ Outcome DimseSender::send(const std::vector<Item>& batch, const SendContext& /*c
   std::vector<PlanItem> plan_items;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (auto p = prepare(i, batch[i], results[i])) {
-      plan_items.push_back({p->meta.sop_class_uid, p->meta.transfer_syntax,
-                            p->original_meta ? p->original_meta->transfer_syntax : ""});
+      PlanItem item{p->meta.sop_class_uid, p->meta.transfer_syntax,
+                    p->original_meta ? p->original_meta->transfer_syntax : ""};
+      if (item.original_syntax.empty() && !is_native_syntax(item.transfer_syntax))
+        decide_decompression(item);
+      plan_items.push_back(std::move(item));
       prepared.push_back(std::move(*p));
     }
   }
 
+  decompressed_ = 0;
   auto finish = [&](const std::string& note) {
     out.kind = dicomweb::aggregate_kind(results);
     out.message = "C-STORE to " + peer_ + ": " + dicomweb::count_summary(results);
+    if (decompressed_ > 0)
+      out.message += " (" + std::to_string(decompressed_) + " sent decompressed: the destination " +
+                     "refused their compressed syntax)";
     if (!note.empty()) out.message += " (" + note + ")";
     log::info("dimse batch done", {{"destination", peer_},
                                    {"instances", std::to_string(batch.size())},
@@ -229,7 +250,8 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
   const StoreAnswer answer =
       a.kind == Assignment::Kind::kAsIs
           ? assoc.store_as_is(path, meta, original ? item.original_size : p.size, a.context_id)
-          : assoc.store_converted(path, meta, a.context_id);
+          : assoc.store_converted(path, meta, a.context_id,
+                                  a.kind == Assignment::Kind::kDecompress);
   out.bytes_sent += answer.bytes;
   if (answer.kind == StoreAnswer::Kind::kNotSent) {
     r.status = answer.verdict.status;
@@ -243,9 +265,12 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
     return answer.failure;
   }
   Verdict v = classify_store_status(answer.status);
-  if (a.kind == Assignment::Kind::kConvert && v.status == InstanceStatus::kAccepted) {
+  if (a.kind == Assignment::Kind::kDecompress && v.status == InstanceStatus::kAccepted)
+    ++decompressed_;
+  if (a.kind != Assignment::Kind::kAsIs && v.status == InstanceStatus::kAccepted) {
     const std::string sent_as = "sent as " + describe_syntax(a.transfer_syntax) + ", stored as " +
-                                describe_syntax(meta.transfer_syntax);
+                                describe_syntax(meta.transfer_syntax) +
+                                (a.kind == Assignment::Kind::kDecompress ? " (decompressed)" : "");
     v.reason = v.reason.empty() ? sent_as : v.reason + "; " + sent_as;
   }
   r.status = v.status;

@@ -71,6 +71,11 @@ TEST(SchedulingConfig, EveryKeyIsRead) {
   EXPECT_EQ(p.dimse.port, 11112);
   EXPECT_TRUE(p.dimse.tls);
   EXPECT_EQ(p.dimse.client_key, "/etc/dirgw/c.key");
+  EXPECT_EQ(p.dimse.decompress, "always");  // the default
+  auto l = load_string(with("client_key: /etc/dirgw/c.key }",
+                            "client_key: /etc/dirgw/c.key, decompress: lossless }"));
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l.config->destinations[1].dimse.decompress, "lossless");
 }
 
 TEST(SchedulingConfig, DefaultsSendAtAnyTimeUncapped) {
@@ -235,6 +240,9 @@ TEST(SchedulingConfig, DimseErrors) {
                "destinations[1].dimse", 16, "required for type dimse");
   expect_error(load_string(with("    type: dimse\n", "    type: dimse\n    url: http://x/\n")),
                "destinations[1].url", 18, "stow-rs only");
+  expect_error(load_string(with("client_key: /etc/dirgw/c.key }",
+                                "client_key: /etc/dirgw/c.key, decompress: lossy }")),
+               "destinations[1].dimse.decompress", 18, "must be always, lossless or never");
 }
 
 }  // namespace

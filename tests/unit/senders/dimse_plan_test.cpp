@@ -135,15 +135,56 @@ TEST(DimseAssign, BigEndianIsConvertedLosslessly) {
   EXPECT_EQ(a.kind, Assignment::Kind::kConvert);
 }
 
-TEST(DimseAssign, EncapsulatedObjectIsNeverConverted) {
+TEST(DimseAssign, EncapsulatedObjectIsNotConvertedUnlessDecompressible) {
   auto r = plan_rounds({{kCt, kRle}, {kCt, kEle}})[0];
-  auto a = assign_context({kCt, kRle}, answer(r, {{kCt, kEle}, {kCt, kIle}}));
+  PlanItem rle{kCt, kRle, ""};
+  rle.not_decompressed = "the destination's decompress is never";
+  auto a = assign_context(rle, answer(r, {{kCt, kEle}, {kCt, kIle}}));
   EXPECT_EQ(a.kind, Assignment::Kind::kRefused);
   EXPECT_NE(a.reason.find("destination does not accept transfer syntax RLE Lossless (" +
                           std::string(kRle) + ")"),
             std::string::npos)
       << a.reason;
   EXPECT_NE(a.reason.find(kCt), std::string::npos);
+  EXPECT_NE(a.reason.find("(not decompressed: the destination's decompress is never)"),
+            std::string::npos)
+      << a.reason;
+}
+
+// A compressed object the destination refuses in its own syntax goes decompressed, when it may.
+TEST(DimseAssign, DecompressibleObjectGoesDecompressed) {
+  PlanItem jpeg{kCt, "1.2.840.10008.1.2.4.50", ""};
+  jpeg.decompressible = true;
+  // Alone in its class, it still brings the native fallbacks into the proposal.
+  auto r = plan_rounds({jpeg})[0];
+  ASSERT_EQ(r.contexts.size(), 3u);
+  EXPECT_EQ(r.contexts[1].transfer_syntax, kEle);
+  EXPECT_EQ(r.contexts[2].transfer_syntax, kIle);
+  auto a = assign_context(jpeg, answer(r, {{kCt, kIle}}));
+  EXPECT_EQ(a.kind, Assignment::Kind::kDecompress);
+  EXPECT_EQ(a.transfer_syntax, kIle);
+  // Its own syntax accepted: it goes as it is.
+  EXPECT_EQ(assign_context(jpeg, answer(r, {{kCt, "1.2.840.10008.1.2.4.50"}, {kCt, kEle}})).kind,
+            Assignment::Kind::kAsIs);
+  // Without the flag, the proposal has its own syntax only.
+  EXPECT_EQ(plan_rounds({{kCt, "1.2.840.10008.1.2.4.50"}})[0].contexts.size(), 1u);
+}
+
+TEST(DimseAssign, DecodableSyntaxes) {
+  for (const char* lossless : {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
+                               "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5"}) {
+    EXPECT_TRUE(decodable_syntax(lossless, false)) << lossless;
+    EXPECT_TRUE(decodable_syntax(lossless, true)) << lossless;
+  }
+  for (const char* lossy :
+       {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"}) {
+    EXPECT_FALSE(decodable_syntax(lossy, false)) << lossy;
+    EXPECT_TRUE(decodable_syntax(lossy, true)) << lossy;
+  }
+  // No JPEG 2000 or MPEG decoder in Debian's DCMTK; native syntaxes are not "decoded".
+  for (const char* no : {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+                         "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.1"})
+    EXPECT_FALSE(decodable_syntax(no, true)) << no;
 }
 
 TEST(DimseAssign, UnknownSyntaxIsTreatedAsEncapsulated) {
@@ -159,7 +200,10 @@ TEST(DimseAssign, SopClassNotAcceptedAtAll) {
   auto r = plan_rounds({{kMr, kEle}})[0];
   auto a = assign_context({kMr, kEle}, answer(r, {}));
   EXPECT_EQ(a.kind, Assignment::Kind::kRefused);
-  EXPECT_EQ(a.reason, std::string("destination does not accept SOP class ") + kMr);
+  EXPECT_EQ(a.reason, std::string("destination accepted no presentation context for SOP class ") +
+                          kMr +
+                          " (proposed: Explicit VR Little Endian (1.2.840.10008.1.2.1), "
+                          "Implicit VR Little Endian (1.2.840.10008.1.2))");
 }
 
 TEST(DimseAssign, NativeRefusedWhenNoNativeSyntaxAccepted) {
