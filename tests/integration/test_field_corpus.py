@@ -224,6 +224,9 @@ def main():
         if base in MUST_REFUSE:
             check(name in rejected and "detail: " in rejected[name],
                   f"{base} refused by the folder with a reason")
+        if base == "DICOMDIR-empty.dcm":
+            check("reason: dicomdir_alone" in rejected.get(name, ""),
+                  f"a DICOMDIR alone refused as such: {rejected.get(name, '-')[:200]}")
     check("cd" in done, f"the CD tree taken: {rejected.get('cd', '')[:200]}")
     log(f"folder: {len(done)} taken, {len(rejected)} rejected")
     dlog = gw.log_text()

@@ -195,6 +195,10 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   if (!part10) {
     raw = raw_dataset_uids(*head);
     if (!raw) return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset");
+  } else if (meta_sop_class(*head) == kMediaStorageDirectory) {
+    UnitResult index;
+    index.skipped = 1;  // a DICOMDIR: an index, not an object (take_file says so when alone)
+    return index;
   } else {
     repair = meta_repair(*head);
   }
@@ -222,10 +226,6 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   }
   auto scan = prescan_file(object, limits_);
   if (!scan) return rejected("prescan", scan.error().detail);
-  if (scan->sop_class_uid == kMediaStorageDirectory) {
-    out.skipped = 1;  // a DICOMDIR inside a zip: an index, not an object
-    return out;
-  }
   discard.p.clear();  // commit consumes the temporary whatever happens
   auto stored = spool_.commit(object, limits_.max_object_size);
   if (!stored) return retry(stored.error());
@@ -247,6 +247,12 @@ UnitResult Intake::take_file(int dirfd, const std::string& name) {
   struct stat before {};
   if (::fstat(fd->get(), &before) != 0) return retry(make_error(ErrorCode::kIo, "fstat"));
   UnitResult r = take_opened(fd->get());
+  // A DICOMDIR copied in by itself: its objects were left behind (a zip's or a tree's DICOMDIR
+  // is an index beside its objects and skipped there).
+  if (r.kind == UnitKind::kTaken && r.stored + r.duplicates == 0 && r.skipped > 0)
+    r = rejected("dicomdir_alone",
+                 "a DICOMDIR by itself, without the files it indexes: copy the whole media folder "
+                 "(the DICOMDIR and the folders beside it) in as one directory");
   struct stat after {};
   if (::fstat(fd->get(), &after) != 0) return retry(make_error(ErrorCode::kIo, "fstat"));
   // Deleted while we read it: the open descriptor still read all of it, so what was stored stays;

@@ -197,6 +197,13 @@ std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax) {
   return out + elements;
 }
 
+std::optional<std::string> meta_sop_class(std::string_view head) {
+  if (head.size() < kPreambleAndPrefix || head.compare(128, 4, "DICM") != 0) return std::nullopt;
+  auto meta = read_meta(head);
+  if (!meta) return std::nullopt;
+  return meta->sop_class;
+}
+
 std::optional<MetaRepair> meta_repair(std::string_view head) {
   if (head.size() < kPreambleAndPrefix || head.compare(128, 4, "DICM") != 0) return std::nullopt;
   auto meta = read_meta(head);

@@ -54,4 +54,8 @@ struct MetaRepair {
 // dataset, no UIDs in the dataset); the pre-scan then judges the file as it is.
 std::optional<MetaRepair> meta_repair(std::string_view head);
 
+// The media storage SOP class UID (0002,0002) of a Part-10 file's head, read as meta_repair
+// reads it; nullopt when there is none to read.
+std::optional<std::string> meta_sop_class(std::string_view head);
+
 }  // namespace dirgw::ingest::folder

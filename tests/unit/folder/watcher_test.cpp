@@ -277,6 +277,23 @@ TEST_F(Watcher, DicomdirTreeTakesOnlyTheReferencedFiles) {
   EXPECT_TRUE(fs::exists(folder_ / "done" / "cd" / "DICOMDIR"));
 }
 
+// A DICOMDIR copied in by itself (its folders left behind) is refused with words that say so,
+// not taken for an empty success nor refused for lacking object UIDs.
+TEST_F(Watcher, DicomdirAloneIsRejectedWithWhatToDo) {
+  auto& w = watcher();
+  const fs::path staging = dir_ / "alone";
+  fs::create_directories(staging);
+  write_dicomdir(staging);
+  fs::rename(staging / "DICOMDIR", folder_ / "DICOMDIR");
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 0);
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "DICOMDIR"));
+  EXPECT_NE(reason_of("DICOMDIR").find("reason: dicomdir_alone"), std::string::npos)
+      << reason_of("DICOMDIR");
+  EXPECT_NE(reason_of("DICOMDIR").find("copy the whole media folder"), std::string::npos);
+}
+
 // A CD copied as an ISO 9660 file system shows it without name mapping: lower case, version
 // numbers (";1") and the empty extension ("."), where the DICOMDIR says DICOM\IM000001.
 TEST_F(Watcher, DicomdirTreeWithIso9660Names) {
