@@ -44,14 +44,16 @@ namespace dirgw::senders::dimse {
 namespace {
 
 // DCMTK's codec list is process-wide: the decoders are registered once and never deregistered
-// (other threads may be decoding). JPEG-LS may already be registered by the transcoder, which
-// DCMTK tolerates.
+// (other threads may be decoding). JPEG-LS may already be registered by the transcoder, with the
+// same parameters (the first registration wins). The SOP Instance UID is never replaced (the
+// catalog, the C-STORE request and verification know the object by it); colour JPEG is
+// converted as its Photometric Interpretation says, as dcmdjpeg does.
 void register_decoders_once() {
   static std::once_flag once;
   std::call_once(once, [] {
-    DJDecoderRegistration::registerCodecs();
-    DJLSDecoderRegistration::registerCodecs();
-    DcmRLEDecoderRegistration::registerCodecs();
+    DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_never);
+    DJLSDecoderRegistration::registerCodecs(EJLSUC_never, EJLSPC_restore);
+    DcmRLEDecoderRegistration::registerCodecs(/*pCreateSOPInstanceUID=*/OFFalse);
   });
 }
 
