@@ -12,7 +12,9 @@ dataset, a gzip trailer after a deflate stream; truncated and broken files; and 
 DICOMDIR of files without extension.
 
 Every file goes to dirgwd by C-STORE (dcmsend, which proposes each file's own transfer syntax,
-as a PACS does) and again through a watched folder, and the CD tree through the folder. A
+as a PACS does) and again through a watched folder, and the CD tree through the folder; then
+the corpus is put in a PACS that cannot push (DCMTK's dcmqrscp) and pulled from it, once with
+C-MOVE and once with C-GET. A
 research destination asks for de-identification (basic profile, Clean Structured Content), and
 an archive over C-STORE (DCMTK's storescp) takes uncompressed objects only, as many archives do.
 Then:
@@ -33,7 +35,10 @@ Then:
 - the archive receives every object it can: compressed ones DCMTK can decode (JPEG, JPEG-LS,
   RLE) decompressed; JPEG 2000 ones, which Debian's DCMTK cannot decode, fail permanently with
   that reason; every study ends SENT or FAILED there;
-- no patient value of the corpus appears in dirgwd's log or in a .reason file."""
+- no patient value of the corpus appears in dirgwd's log or in a .reason file;
+- pulled with C-MOVE and with C-GET, every object the PACS holds reaches the repository and every
+  study is complete: with C-GET the PACS can only send on contexts we proposed, and it does not
+  report SOP classes, so the RT plan, structure set and ECG need their modalities' classes."""
 
 import argparse
 import glob
@@ -48,6 +53,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import log  # noqa: E402
+from test_pull import Pacs  # noqa: E402
 
 CORPUS = "/usr/lib/python3/dist-packages/pydicom/data"
 
@@ -123,6 +129,59 @@ def dcmsend(port, path):
     if re.search(r"\* with status (FAILURE|ERROR)\s*:\s*1", out):
         return "refused"
     return "not sent"  # dcmsend could not read the file or found no presentation context
+
+
+def pull_corpus(build_dir, work, files, retrieve, check):
+    """The corpus in dcmqrscp (its Study Date made today's, for the poll's look-back), pulled by
+    a gateway of its own with `retrieve` (move or get) into an Orthanc of its own."""
+    work = os.path.join(work, f"pull-{retrieve}")
+    copies = os.path.join(work, "corpus")
+    os.makedirs(copies)
+    today = time.strftime("%Y%m%d")
+    dated = []
+    for f in files:
+        c = os.path.join(copies, os.path.basename(f))
+        shutil.copy(f, c)
+        subprocess.run(["dcmodify", "-nb", "-q", "-i", f"(0008,0020)={today}", c],
+                       capture_output=True)
+        dated.append(c)
+    repo = harness.Orthanc(work, name="repository").start()
+    gw = harness.Gateway(build_dir, work, repo.dicomweb, allowed_callers=("PACS1", "PACS"),
+                         stable_age="1s", policy_yaml="  validation: { profile: none }\n")
+    pacs = Pacs(work, gw.port)
+    held = set()
+    for f in dated:
+        p = subprocess.run(["dcmsend", "-v", "-aet", "LOADER", "-aec", "PACS", "127.0.0.1",
+                            str(pacs.port), f], capture_output=True, text=True, errors="replace")
+        if re.search(r"\* with status SUCCESS\s*:\s*1", p.stdout + p.stderr):
+            held.add(sop_uid(f))
+    gw.reconfigure(ingest_yaml=f"  pull:\n    - {{ name: pacs, ae_title: PACS, host: 127.0.0.1, "
+                               f"port: {pacs.port}, every: 2s, look_back: 1d, retrieve: {retrieve}, "
+                               f"retry: {{ initial: 1s, max: 4s }}, timeout: 20s }}\n")
+    gw.start()
+
+    def in_repo():
+        return {repo.get(f"/instances/{oid}/simplified-tags").get("SOPInstanceUID")
+                for oid in repo.get("/instances")}
+    try:
+        harness.wait_for(f"every object pulled with C-{retrieve.upper()} in the repository",
+                         lambda: held <= in_repo(), 90, 1)
+    except Exception as e:  # reported below, with what is missing
+        log(str(e))
+    missing = held - in_repo()
+    rc, out, err = gw.run_cli("sources", "--json")
+    pulls = json.loads(out).get("pulls", [{}]) if rc == 0 else [{}]
+    log(f"pull with C-{retrieve.upper()}: PACS holds {len(held)}, missing {len(missing)}; "
+        f"studies complete {pulls[0].get('studies_complete')}, incomplete "
+        f"{pulls[0].get('studies_incomplete')}")
+    check(pulls[0].get("studies_incomplete") == 0 and not pulls[0].get("incomplete"),
+          f"C-{retrieve.upper()}: no study left incomplete: {pulls[0].get('incomplete')}")
+    check(len(held) >= 25 and not missing,
+          f"C-{retrieve.upper()}: every object the PACS holds ({len(held)}) in the repository; "
+          f"missing {sorted(missing)[:5]}")
+    check(gw.stop() == 0, f"dirgwd (pull with C-{retrieve.upper()}) stops cleanly")
+    pacs.process.stop()
+    repo.stop()
 
 
 def main():
@@ -366,6 +425,10 @@ def main():
     archive.stop()
     repo.stop()
     research.stop()
+
+    # 7. The PACS that cannot push: the same files pulled with C-MOVE, then with C-GET.
+    for retrieve in ("move", "get"):
+        pull_corpus(args.build_dir, work, files, retrieve, check)
     log(f"done in {time.time() - t_start:.0f}s")
     if check.failures:
         print(f"{len(check.failures)} failure(s)")

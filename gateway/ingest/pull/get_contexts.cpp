@@ -70,7 +70,7 @@ const std::vector<std::string>& secondary_capture_classes() {
 
 }  // namespace
 
-std::vector<std::string> image_classes_of_modality(const std::string& modality) {
+std::vector<std::string> classes_of_modality(const std::string& modality) {
   static const std::map<std::string, std::vector<std::string>, std::less<>> table = {
       {"CT", {storage("2"), storage("2.1"), storage("2.2")}},
       {"MR", {storage("4"), storage("4.1"), storage("4.3"), storage("4.4"), storage("4.2")}},
@@ -93,6 +93,27 @@ std::vector<std::string> image_classes_of_modality(const std::string& modality) 
       {"OPT", {storage("77.1.5.4")}},
       {"IVOCT", {storage("14.1"), storage("14.2")}},
       {"RTIMAGE", {storage("481.1")}},
+      // Objects without pixel data, for a PACS that does not report SOP Class UIDs at IMAGE
+      // level (DCMTK's dcmqrscp, many others): without these an RT plan or an ECG finds no
+      // context, since DCMTK's list of common classes does not fit beside the image classes.
+      {"RTDOSE", {storage("481.2")}},
+      {"RTSTRUCT", {storage("481.3")}},
+      {"RTPLAN", {storage("481.5"), storage("481.8")}},
+      {"RTRECORD", {storage("481.4"), storage("481.6"), storage("481.7"), storage("481.9")}},
+      {"ECG", {storage("9.1.1"), storage("9.1.2"), storage("9.1.3")}},
+      {"HD", {storage("9.2.1")}},
+      {"EPS", {storage("9.3.1")}},
+      {"AU", {storage("9.4.1"), storage("9.4.2")}},
+      {"PR", {storage("11.1"), storage("11.2"), storage("11.3"), storage("11.4")}},
+      {"KO", {storage("88.59")}},
+      {"SR",
+       {storage("88.11"), storage("88.22"), storage("88.33"), storage("88.34"), storage("88.35"),
+        storage("88.50"), storage("88.65"), storage("88.67"), storage("88.68"), storage("88.69"),
+        storage("88.73")}},
+      {"SEG", {storage("66.4")}},
+      {"REG", {storage("66.1"), storage("66.3")}},
+      {"FID", {storage("66.2")}},
+      {"DOC", {storage("104.1"), storage("104.2"), storage("104.3")}},
   };
   auto it = table.find(modality);
   return it == table.end() ? std::vector<std::string>{} : it->second;
@@ -129,7 +150,7 @@ GetContextPlan plan_get_contexts(const std::set<std::string>& sop_classes,
   };
   for (const auto& c : sop_classes) add_class(c);
   for (const auto& m : modalities)
-    for (const auto& c : image_classes_of_modality(m)) add_class(c);
+    for (const auto& c : classes_of_modality(m)) add_class(c);
   for (const auto& c : secondary_capture_classes()) add_class(c);
 
   GetContextPlan plan;

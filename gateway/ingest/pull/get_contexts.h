@@ -10,8 +10,8 @@
 // and many cannot (DCMTK's dcmqrscp fails the sub-operation). So each retrieve gets an
 // association of its own, proposed for that study:
 //
-//   1. the study's image classes (those the PACS reported at IMAGE level, else those its
-//      modalities use, and always the Secondary Capture family): an uncompressed context
+//   1. the study's classes (those the PACS reported at IMAGE level, else those its modalities
+//      use, and always the Secondary Capture family); its image classes: an uncompressed context
 //      (explicit and implicit VR little endian, big endian when offered), then one context per
 //      compressed syntax the receiver offers (ingest.dicom.transfer_syntaxes), the syntaxes most
 //      common in archives first, video syntaxes only for the video classes;
@@ -63,8 +63,9 @@ GetContextPlan plan_get_contexts(const std::set<std::string>& sop_classes,
                                  const std::vector<std::string>& fallback, std::size_t budget,
                                  GetLayout layout = GetLayout::kUncompressedFirst);
 
-// The image storage classes a modality's objects use (PS3.3 / PS3.4), or none for a modality
-// not listed.
-std::vector<std::string> image_classes_of_modality(const std::string& modality);
+// The storage classes a modality's objects use (PS3.3 / PS3.4): image classes, and for the
+// modalities without pixel data (RTPLAN, RTSTRUCT, RTDOSE, RTRECORD, ECG, HD, EPS, AU, PR, KO,
+// SR, SEG, REG, FID, DOC) theirs; none for a modality not listed.
+std::vector<std::string> classes_of_modality(const std::string& modality);
 
 }  // namespace dirgw::ingest::pull

@@ -71,7 +71,7 @@ TEST(GetContexts, ModalitiesBringTheirClassesAndSecondaryCaptureAlwaysComes) {
   const auto offered = config::default_storage_transfer_syntaxes();
   const auto plan = plan_get_contexts({}, {"CT"}, offered, {}, 127);
   const auto classes = by_class(plan);
-  for (const auto& c : image_classes_of_modality("CT")) {
+  for (const auto& c : classes_of_modality("CT")) {
     ASSERT_TRUE(classes.count(c)) << c;
     EXPECT_TRUE(has(classes.at(c), kJpegLossless)) << c;
   }
@@ -157,9 +157,33 @@ TEST(GetContexts, PacsChoiceFirstOffersEverySyntaxInTheClasssFirstContext) {
   EXPECT_EQ(plan.dropped, 0u);
 }
 
+// A PACS that does not report SOP Class UIDs (dcmqrscp): an RT plan, a structure set or an ECG
+// study still finds its classes, uncompressed, before DCMTK's long list fills the rest (found
+// with pydicom's rtplan.dcm, rtstruct.dcm and waveform_ecg.dcm over C-GET from dcmqrscp).
+TEST(GetContexts, NonImageModalitiesBringTheirClassesBeforeTheFallback) {
+  const auto offered = config::default_storage_transfer_syntaxes();
+  const auto fallback = many_classes(200);
+  const std::string rt_plan = "1.2.840.10008.5.1.4.1.1.481.5";
+  const std::string rt_ion_plan = "1.2.840.10008.5.1.4.1.1.481.8";
+  const std::string rt_struct = "1.2.840.10008.5.1.4.1.1.481.3";
+  const std::string ecg = "1.2.840.10008.5.1.4.1.1.9.1.1";
+  for (const auto& [modality, wanted] :
+       std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"RTPLAN", {rt_plan, rt_ion_plan}}, {"RTSTRUCT", {rt_struct}}, {"ECG", {ecg}}}) {
+    const auto plan = plan_get_contexts({}, {modality}, offered, fallback, 127);
+    const auto classes = by_class(plan);
+    for (const auto& c : wanted) {
+      ASSERT_TRUE(classes.count(c)) << modality << " " << c;
+      EXPECT_TRUE(has(classes.at(c), kExplicit) && has(classes.at(c), kImplicit)) << c;
+      EXPECT_FALSE(has(classes.at(c), kJpegLossless)) << c;  // no pixel data to compress
+    }
+    EXPECT_GT(plan.dropped, 0u);  // the fallback did not all fit, and these came first
+  }
+}
+
 TEST(GetContexts, UnknownModalityHasNoClasses) {
-  EXPECT_TRUE(image_classes_of_modality("XYZ").empty());
-  EXPECT_FALSE(image_classes_of_modality("MG").empty());
+  EXPECT_TRUE(classes_of_modality("XYZ").empty());
+  EXPECT_FALSE(classes_of_modality("MG").empty());
 }
 
 }  // namespace
