@@ -25,7 +25,7 @@ struct FindingCode {
   bool needs_tag = false;
 };
 
-inline constexpr std::array<FindingCode, 37> kFindingCodes = {{
+inline constexpr std::array<FindingCode, 38> kFindingCodes = {{
     {"parse", false},
     {"attribute.missing", true, true},
     {"attribute.empty", true, true},
@@ -45,6 +45,7 @@ inline constexpr std::array<FindingCode, 37> kFindingCodes = {{
     {"uid.empty_component", true},
     {"uid.leading_zero", true},
     {"date.invalid", true},
+    {"date.old_format", true},
     {"modality.not_allowed", true},
     {"pixel_data.attribute_missing", true},
     {"pixel_data.attribute_invalid", true},

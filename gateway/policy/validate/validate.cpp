@@ -421,10 +421,20 @@ void walk_dataset(DcmItem& ds, const Profile& profile, Collector& c) {
 void check_dates(DcmItem& ds, Collector& c) {
   std::optional<std::string> v = string_value(ds, DCM_StudyDate);
   if (!v || v->empty()) return;
-  if (!valid_da(*v)) {
-    c.error("date.invalid", tag_text(DCM_StudyDate),
-            "Study Date is not a valid date of the form YYYYMMDD");
+  if (valid_da(*v)) return;
+  // ACR-NEMA and DICOM before 3.0 wrote YYYY.MM.DD, which PS3.5 6.2 recommends receivers accept:
+  // a code of its own, so that a site whose repository takes it can accept it without accepting
+  // dates that are no dates.
+  const std::string_view s = *v;
+  if (s.size() == 10 && s[4] == '.' && s[7] == '.' &&
+      valid_da(std::string(s.substr(0, 4)) + std::string(s.substr(5, 2)) +
+               std::string(s.substr(8, 2)))) {
+    c.error("date.old_format", tag_text(DCM_StudyDate),
+            "Study Date is written YYYY.MM.DD, the form before DICOM 3.0, not YYYYMMDD");
+    return;
   }
+  c.error("date.invalid", tag_text(DCM_StudyDate),
+          "Study Date is not a valid date of the form YYYYMMDD");
 }
 
 void check_modality(DcmItem& ds, const Profile& profile, Collector& c) {

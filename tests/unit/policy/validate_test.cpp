@@ -348,8 +348,26 @@ TEST(UidRule, UidWithPathSeparatorIsAlsoUnsafe) {
 // --- dates, modality
 // -------------------------------------------------------------------------------
 
+// ACR-NEMA's YYYY.MM.DD (a GE ultrasound of 1997 in pydicom's test files): a code of its own,
+// which a site may accept without accepting dates that are no dates.
+TEST(DateRule, AcrNemaFormHasItsOwnCode) {
+  auto ds = valid_ct();
+  ds->putAndInsertString(DCM_StudyDate, "1997.04.24");
+  ValidationReport r = validate_dataset(*ds, profile());
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(has(r, "date.old_format", "(0008,0020)")) << dump(r);
+  EXPECT_FALSE(r.has("date.invalid")) << dump(r);
+  Profile p = profile();
+  p.accepted.push_back("date.old_format");
+  EXPECT_TRUE(validate_dataset(*ds, p).ok) << dump(validate_dataset(*ds, p));
+  ds->putAndInsertString(DCM_StudyDate, "1997.02.30");  // no such day: not the old form
+  ValidationReport bad = validate_dataset(*ds, p);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_TRUE(has(bad, "date.invalid", "(0008,0020)")) << dump(bad);
+}
+
 TEST(DateRule, InvalidStudyDate) {
-  for (const char* date : {"20240230", "2024.01.05", "2024-01-05", "240105", "20240105120000"}) {
+  for (const char* date : {"20240230", "2024.02.30", "2024-01-05", "240105", "20240105120000"}) {
     auto ds = valid_ct();
     ds->putAndInsertString(DCM_StudyDate, date);
     ValidationReport r = validate_dataset(*ds, profile());
