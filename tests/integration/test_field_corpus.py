@@ -263,6 +263,13 @@ def main():
         shutil.copytree(os.path.join(cd_tree, d), os.path.join(tmp_cd, d))
     shutil.copy(os.path.join(cd_tree, "DICOMDIR"), os.path.join(tmp_cd, "DICOMDIR"))
     os.rename(tmp_cd, os.path.join(folder, "cd"))
+    # The same CD with a DICOMDIR whose item lengths disagree with its sequence's (DCMTK reads
+    # it; the pre-scan does not): taken as an export tree, and rejected/ says so.
+    tmp_cd = os.path.join(folder, ".cd-nooffset")
+    for d in ("77654033", "98892001", "98892003"):
+        shutil.copytree(os.path.join(cd_tree, d), os.path.join(tmp_cd, d))
+    shutil.copy(os.path.join(cd_tree, "DICOMDIR-nooffset"), os.path.join(tmp_cd, "DICOMDIR"))
+    os.rename(tmp_cd, os.path.join(folder, "cd-nooffset"))
 
     def folder_left():
         return [n for n in os.listdir(folder) if n not in ("done", "rejected")
@@ -287,6 +294,10 @@ def main():
             check("reason: dicomdir_alone" in rejected.get(name, ""),
                   f"a DICOMDIR alone refused as such: {rejected.get(name, '-')[:200]}")
     check("cd" in done, f"the CD tree taken: {rejected.get('cd', '')[:200]}")
+    why = rejected.get("cd-nooffset", "")
+    check("reason: dicomdir_unreadable" in why and
+          f"{len(cd_files)} DICOM object(s) of the tree were taken" in why,
+          f"the CD with an unreadable DICOMDIR taken as an export tree, and said so: {why[:300]}")
     log(f"folder: {len(done)} taken, {len(rejected)} rejected")
     dlog = gw.log_text()
     check("meta header written again from the dataset" in dlog and

@@ -313,6 +313,25 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name, const FileStamp
   auto index = open_reference(tree->get(), {"DICOMDIR"});
   if (index) {
     out = take_media(tree->get(), index->get());
+    if (out.kind == UnitKind::kRejected && out.reason == "dicomdir_unreadable") {
+      // A DICOMDIR that cannot be read (media burned by software that writes lengths or offsets
+      // wrong): the images beside it are still the patient's. The tree is taken as an export
+      // tree, and goes to rejected/ saying so, so that the media's source can be told.
+      const std::string why = out.detail;
+      std::size_t seen = 0;
+      UnitResult all = take_export_tree(tree->get(), 0, seen);
+      if (all.kind == UnitKind::kRetry || all.kind == UnitKind::kChanged) return all;
+      const int taken = all.stored + all.duplicates;
+      std::string detail = "the DICOMDIR cannot be read (" + why + "); ";
+      detail += taken > 0 ? std::to_string(taken) +
+                                " DICOM object(s) of the tree were taken as from an export tree"
+                          : "no DICOM object in the tree";
+      if (all.kind == UnitKind::kRejected) detail += "; " + all.reason + ": " + all.detail;
+      out = all;
+      out.kind = UnitKind::kRejected;
+      out.reason = "dicomdir_unreadable";
+      out.detail = detail;
+    }
   } else if (index.error().code == ErrorCode::kNotFound) {
     std::size_t seen = 0;
     out = take_export_tree(tree->get(), 0, seen);
@@ -382,7 +401,11 @@ UnitResult Intake::take_media(int tree_fd, int index_fd) {
   Result<std::vector<FileId>> refs =
       scan ? dicomdir_references(copy) : Result<std::vector<FileId>>(scan.error());
   spool_.discard_temp(copy);
-  if (!refs) return rejected("dicomdir", refs.error().detail);
+  // Refused (a reference out of the tree, too many records): nothing of the tree is taken.
+  // Unreadable (the pre-scan or DCMTK cannot read it): take_tree takes the tree without it.
+  if (!refs)
+    return rejected(refs.error().code == ErrorCode::kRefused ? "dicomdir" : "dicomdir_unreadable",
+                    refs.error().detail);
   UnitResult out;
   for (std::size_t i = 0; i < refs->size(); ++i) {
     auto file = open_reference(tree_fd, (*refs)[i]);

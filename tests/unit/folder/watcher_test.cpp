@@ -277,6 +277,29 @@ TEST_F(Watcher, DicomdirTreeTakesOnlyTheReferencedFiles) {
   EXPECT_TRUE(fs::exists(folder_ / "done" / "cd" / "DICOMDIR"));
 }
 
+// A CD whose DICOMDIR cannot be read (here cut short; pydicom's DICOMDIR-nooffset has item
+// lengths that disagree with its sequence): its images are taken as from an export tree, and the
+// tree goes to rejected/ saying why and what was taken.
+TEST_F(Watcher, UnreadableDicomdirTreeIsTakenAsAnExportTree) {
+  auto& w = watcher();
+  const fs::path staging = dir_ / "cd";
+  fs::create_directories(staging / "DICOM");
+  std::ofstream(staging / "DICOM" / "IM000001", std::ios::binary) << dicom("1.2.3.21");
+  std::ofstream(staging / "DICOM" / "IM000002", std::ios::binary) << dicom("1.2.3.22");
+  write_dicomdir(staging);
+  fs::resize_file(staging / "DICOMDIR", fs::file_size(staging / "DICOMDIR") - 40);
+  fs::rename(staging, folder_ / "cd");
+  w.step(true);
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 2);
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "cd" / "DICOM" / "IM000001"));
+  const std::string why = reason_of("cd");
+  EXPECT_NE(why.find("reason: dicomdir_unreadable"), std::string::npos) << why;
+  EXPECT_NE(why.find("the DICOMDIR cannot be read"), std::string::npos) << why;
+  EXPECT_NE(why.find("2 DICOM object(s) of the tree were taken"), std::string::npos) << why;
+}
+
 // A DICOMDIR copied in by itself (its folders left behind) is refused with words that say so,
 // not taken for an empty success nor refused for lacking object UIDs.
 TEST_F(Watcher, DicomdirAloneIsRejectedWithWhatToDo) {
