@@ -403,6 +403,7 @@ UnitResult Intake::take_media(int tree_fd, int index_fd) {
   spool_.discard_temp(copy);
   // Refused (a reference out of the tree, too many records): nothing of the tree is taken.
   // Unreadable (the pre-scan or DCMTK cannot read it): take_tree takes the tree without it.
+  if (!refs && refs.error().retryable()) return retry(refs.error());  // our side (I/O)
   if (!refs)
     return rejected(refs.error().code == ErrorCode::kRefused ? "dicomdir" : "dicomdir_unreadable",
                     refs.error().detail);
