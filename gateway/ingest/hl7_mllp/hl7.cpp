@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "common/text.h"
 
@@ -105,6 +106,48 @@ Result<Path> Path::parse(std::string_view text) {
 // --- escapes
 // ------------------------------------------------------------------------------------------
 
+namespace {
+
+// The number after a formatting command (".sp 2", ".sk+3", ".ti-2", ".sp"), its sign dropped:
+// absent is `fallback`; nullopt when what follows is not a number. Capped: a report asks for a
+// few lines, not millions.
+std::optional<int> formatting_count(std::string_view rest, int fallback) {
+  while (!rest.empty() && (rest.front() == ' ' || rest.front() == '+' || rest.front() == '-'))
+    rest.remove_prefix(1);
+  if (rest.empty()) return fallback;
+  int n = 0;
+  for (char d : rest) {
+    if (d < '0' || d > '9') return std::nullopt;
+    n = std::min(n * 10 + (d - '0'), 1000);
+  }
+  return n;
+}
+
+// HL7 2.7 2.7.6, formatted text (FT): the commands that shape lines, as plain text. nullopt
+// when `body` is not one of them.
+std::optional<std::string> formatting_text(std::string_view body) {
+  constexpr int kMaxLines = 10, kMaxSpaces = 80;
+  auto starts = [&](std::string_view cmd) { return body.substr(0, cmd.size()) == cmd; };
+  if (body == ".br") return std::string("\n");
+  if (starts(".sp")) {  // end the line and skip n (default 1) vertical spaces
+    auto n = formatting_count(body.substr(3), 1);
+    if (!n) return std::nullopt;
+    return std::string(static_cast<std::size_t>(1 + std::min(*n, kMaxLines)), '\n');
+  }
+  if (starts(".sk")) {  // skip n spaces to the right
+    auto n = formatting_count(body.substr(3), 1);
+    if (!n) return std::nullopt;
+    return std::string(static_cast<std::size_t>(std::min(*n, kMaxSpaces)), ' ');
+  }
+  // Indents, centring and fill mode: layout only, nothing of the text.
+  for (std::string_view cmd : {".in", ".ti"})
+    if (starts(cmd) && formatting_count(body.substr(3), 0)) return std::string();
+  if (body == ".ce" || body == ".fi" || body == ".nf") return std::string();
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::string unescape(std::string_view raw, const Separators& sep) {
   std::string out;
   out.reserve(raw.size());
@@ -133,8 +176,8 @@ std::string unescape(std::string_view raw, const Separators& sep) {
       out += sep.repetition;
     } else if (body == "E") {
       out += sep.escape;
-    } else if (body == ".br") {
-      out += '\n';
+    } else if (auto formatted = formatting_text(body)) {
+      out += *formatted;
     } else if (body == "H" || body == "N") {
       // highlighting on/off: no meaning for data
     } else if (!body.empty() && (body[0] == 'C' || body[0] == 'M') && body.size() > 1 &&

@@ -128,6 +128,14 @@ TEST(Escape, Decoding) {
   EXPECT_EQ(unescape("\\X41424344\\", s), "ABCD");
   EXPECT_EQ(unescape("\\X0D0A\\", s), "\r\n");
   EXPECT_EQ(unescape("line\\.br\\next", s), "line\nnext");
+  // FT formatting commands (HL7 2.7 2.7.6), as RIS reports write them.
+  EXPECT_EQ(unescape("a\\.sp\\b", s), "a\n\nb");
+  EXPECT_EQ(unescape("a\\.sp 2\\b", s), "a\n\n\nb");
+  EXPECT_EQ(unescape("a\\.sp+1\\b", s), "a\n\nb");
+  EXPECT_EQ(unescape("a\\.sp 99999999\\b", s), "a" + std::string(11, '\n') + "b");  // capped
+  EXPECT_EQ(unescape("a\\.sk 3\\b", s), "a   b");
+  EXPECT_EQ(unescape("\\.in+4\\\\.ti-2\\\\.ce\\Title\\.fi\\\\.nf\\", s), "Title");
+  EXPECT_EQ(unescape("\\.spx\\", s), "\\.spx\\");  // not a command: kept
   EXPECT_EQ(unescape("\\H\\bold\\N\\", s), "bold");
   EXPECT_EQ(unescape("\\C2842\\x", s), "x");
   EXPECT_EQ(unescape("\\Zsite\\", s), "\\Zsite\\");  // unknown: kept
