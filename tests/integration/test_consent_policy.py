@@ -174,6 +174,19 @@ def main():
         check(b"MSA|AA" not in reply, f"broken framing must not be acknowledged as applied: {reply[:80]!r}")
     ack = mllp(hl7_port, adt("A08", "MSG0007", pid3, "N"))
     check("MSA|AA|MSG0007" in ack, f"the listener still works after broken framing: {ack!r}")
+    # A sender that ends its frame with the end block alone (no CR) and waits for its ACK.
+    with socket.create_connection(("127.0.0.1", hl7_port), timeout=10) as sock:
+        sock.sendall(b"\x0b" + adt("A08", "MSG0008", pid3, "N").encode() + b"\x1c")
+        reply = b""
+        try:
+            while not reply.endswith(b"\x1c\x0d"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError:  # no answer within the socket's 10 s
+            pass
+    check(b"MSA|AA|MSG0008" in reply, f"a frame without its final CR is answered: {reply[:80]!r}")
 
     # 5. Coercion: a study without a health number gets it from the MRN table (CSV), in a
     #    derived copy with the replaced values in Original Attributes Sequence.

@@ -8,8 +8,6 @@ std::string_view describe(MllpError error) {
       return "data outside an MLLP frame";
     case MllpError::kUnexpectedStart:
       return "start block inside an MLLP frame";
-    case MllpError::kMissingCarriageReturn:
-      return "end block not followed by a carriage return";
     case MllpError::kTooLarge:
       return "message larger than allowed";
   }
@@ -78,6 +76,13 @@ void MllpDecoder::feed(std::string_view bytes, std::vector<MllpEvent>& out) {
           break;
         }
         if (c == kMllpEnd) {
+          // The payload is whole at the end block: it is yielded now, whether or not the CR
+          // follows (some senders omit it and wait for the ACK).
+          MllpEvent ev;
+          ev.kind = MllpEvent::Kind::kMessage;
+          ev.message = std::move(buffer_);
+          out.push_back(std::move(ev));
+          buffer_ = std::string();
           state_ = State::kEnd;
         } else {  // kMllpStart
           error(MllpError::kUnexpectedStart, buffer_.size() + 1, out);
@@ -87,20 +92,10 @@ void MllpDecoder::feed(std::string_view bytes, std::vector<MllpEvent>& out) {
         break;
       }
       case State::kEnd:
-        if (c == kMllpTrailer) {
-          MllpEvent ev;
-          ev.kind = MllpEvent::Kind::kMessage;
-          ev.message = std::move(buffer_);
-          out.push_back(std::move(ev));
-          buffer_ = std::string();
-          state_ = State::kIdle;
-          ++i;
-        } else {
-          error(MllpError::kMissingCarriageReturn, buffer_.size() + 2, out);
-          buffer_.clear();
-          // The offending byte is judged again from the idle state: a start block begins a frame.
-          state_ = State::kIdle;
-        }
+        // The CR of the frame's end (or an LF some senders write instead) is taken; anything
+        // else is judged again from the idle state: a start block begins the next frame.
+        state_ = State::kIdle;
+        if (c == kMllpTrailer || c == '\n') ++i;
         break;
       case State::kDiscard:
         if (c == kMllpEnd) {

@@ -1,5 +1,6 @@
 // MLLP framing (HL7 v2 Minimal Lower Layer Protocol): a message travels as
-// <VT 0x0B> payload <FS 0x1C><CR 0x0D>. The decoder is a streaming state machine: feed it whatever
+// <VT 0x0B> payload <FS 0x1C><CR 0x0D> (the CR may be missing: some senders omit it, and a payload
+// is whole at its FS). The decoder is a streaming state machine: feed it whatever
 // the socket gave, in pieces of any size, and it yields complete payloads and framing errors in
 // stream order. Memory is bounded by max_message_bytes whatever the peer sends.
 #pragma once
@@ -19,10 +20,9 @@ inline constexpr char kMllpTrailer = '\x0D';
 inline constexpr std::size_t kDefaultMaxMessageBytes = std::size_t{1} << 20;
 
 enum class MllpError {
-  kDataBeforeStart,        // bytes outside a frame (before 0x0B); they are dropped
-  kUnexpectedStart,        // 0x0B inside a frame: the partial frame is dropped, a new one begins
-  kMissingCarriageReturn,  // 0x1C not followed by 0x0D: the frame is dropped
-  kTooLarge,               // payload beyond max_message_bytes: dropped up to the frame's end
+  kDataBeforeStart,  // bytes outside a frame (before 0x0B); they are dropped
+  kUnexpectedStart,  // 0x0B inside a frame: the partial frame is dropped, a new one begins
+  kTooLarge,         // payload beyond max_message_bytes: dropped up to the frame's end
 };
 std::string_view describe(MllpError error);
 
@@ -45,7 +45,8 @@ class MllpDecoder {
 
   // True between frames with nothing buffered: the peer may close the connection here without
   // losing part of a message.
-  bool idle() const { return state_ == State::kIdle; }
+  // Between frames (after an end block, the optional CR included): nothing partial is held.
+  bool idle() const { return state_ == State::kIdle || state_ == State::kEnd; }
   std::size_t buffered() const { return buffer_.size(); }
 
  private:

@@ -105,15 +105,24 @@ TEST(Mllp, StartInsideFrame) {
   EXPECT_EQ(messages(ev), std::vector<std::string>{kMsg});
 }
 
-TEST(Mllp, MissingCarriageReturn) {
+// Some senders end a frame with the end block alone (or with LF) and wait for the ACK: the
+// payload is whole at the end block and is yielded at once, with no error.
+TEST(Mllp, EndBlockWithoutCarriageReturn) {
   MllpDecoder d;
-  auto ev = d.feed(std::string(1, kMllpStart) + "dropped" + kMllpEnd + frame(kMsg));
-  EXPECT_EQ(errors(ev), std::vector<MllpError>{MllpError::kMissingCarriageReturn});
+  auto ev = d.feed(std::string(1, kMllpStart) + "first" + kMllpEnd);
+  EXPECT_TRUE(errors(ev).empty());
+  EXPECT_EQ(messages(ev), std::vector<std::string>{"first"});
+  EXPECT_TRUE(d.idle());     // nothing partial: the peer may wait for its ACK
+  ev = d.feed(frame(kMsg));  // the next frame right after the end block
+  EXPECT_TRUE(errors(ev).empty());
   EXPECT_EQ(messages(ev), std::vector<std::string>{kMsg});
-  ev = d.feed(std::string(1, kMllpStart) + "dropped" + kMllpEnd + "x" + frame("ok"));
-  EXPECT_EQ(errors(ev), (std::vector<MllpError>{MllpError::kMissingCarriageReturn,
-                                                MllpError::kDataBeforeStart}));
-  EXPECT_EQ(messages(ev), std::vector<std::string>{"ok"});
+  ev = d.feed(std::string(1, kMllpStart) + "lf" + kMllpEnd + "\n" + frame("ok"));
+  EXPECT_TRUE(errors(ev).empty());
+  EXPECT_EQ(messages(ev), (std::vector<std::string>{"lf", "ok"}));
+  // Anything else after the end block is outside a frame, as before.
+  ev = d.feed(std::string(1, kMllpStart) + "taken" + kMllpEnd + "x" + frame("next"));
+  EXPECT_EQ(errors(ev), std::vector<MllpError>{MllpError::kDataBeforeStart});
+  EXPECT_EQ(messages(ev), (std::vector<std::string>{"taken", "next"}));
 }
 
 TEST(Mllp, TooLargeIsDroppedAndTheNextFrameDecoded) {
