@@ -634,6 +634,16 @@ def build_deflate_bomb(s):
 
 
 def build_rest(s):
+    # --- what DCMTK itself cannot survive ------------------------------------------------------
+    # DCMTK 3.6.7 reads any item of a Directory Record Sequence (0004,1220) as a directory record
+    # and "corrects" its record type with verify(OFTrue), which throws std::out_of_range (and
+    # ends the process) when the last value is longer than 16 bytes. Found by fuzz_folder.
+    o = Obj("dirrec-type")
+    o.set(E(0x00041220, "SQ", [Item([E(0x00041430, "CS", b"IMAGE AND A LONG TAIL\\IMAGE TOO LONG TAIL")])]))
+    s.add("directory-record-type-too-long", "DCMTK crash",
+          "a Directory Record Sequence item whose record type's last value is 19 bytes",
+          o.file(), refused("value of (0004,1430) has a component longer than 16 bytes"))
+
     # --- envelope: meta header, preamble, zero bytes ----------------------------------------
     o = Obj("whole-file")
     s.add("whole-file-as-dataset", "meta header / preamble",

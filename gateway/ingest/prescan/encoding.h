@@ -32,6 +32,8 @@ constexpr std::uint32_t kTagStudyUid = 0x0020000Du;
 constexpr std::uint32_t kTagSeriesUid = 0x0020000Eu;
 constexpr std::uint32_t kTagPatientId = 0x00100020u;
 constexpr std::uint32_t kTagIssuerOfPatientId = 0x00100021u;
+constexpr std::uint32_t kTagDirectoryRecordType = 0x00041430u;
+constexpr std::uint32_t kTagReferencedFileId = 0x00041500u;
 
 // Every rejection: ErrorCode::kPrescanRejected with a detail naming the reason and the offset.
 Error reject(std::string detail);

@@ -260,10 +260,42 @@ class Walker {
     if (text && len > limits_.max_text_value) {
       return reject("value of " + tag_text(tag) + " longer than max_text_value" + at(p));
     }
+    if (tag == kTagDirectoryRecordType || tag == kTagReferencedFileId)
+      return check_record_code_string(p, tag, len);
     if (top) {
       if (Found* slot = top_level_slot(tag)) return read_top_level(p, tag, len, *slot);
     }
     return skip_value(len, p, "value");
+  }
+
+  // DCMTK 3.6.7 reads every item of a Directory Record Sequence (0004,1220), in any object, as a
+  // directory record, and "corrects" its Directory Record Type (0004,1430) and Referenced File
+  // ID (0004,1500) with DcmByteString::verify(OFTrue): when the last value is longer than a code
+  // string may be (16 bytes), that function underflows a position and throws std::out_of_range,
+  // which ends the process (dcmdump too). Found by fuzz_folder. Refused here, before DCMTK.
+  Result<void> check_record_code_string(std::uint64_t p, std::uint32_t tag, std::uint32_t len) {
+    constexpr std::uint32_t kMaxValues = 8;  // (0004,1500) has VM 1-8
+    if (len > kMaxValues * (kMaxCs + 1)) {
+      return reject("value of " + tag_text(tag) + " longer than a code string of up to 8 values" +
+                    at(p));
+    }
+    std::string value(len, '\0');
+    if (!r_.read(value.data(), len)) {
+      if (r_.error()) return *r_.error();
+      return reject("value extends beyond the end of the data" + at(p));
+    }
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t end = value.find('\\', start);
+      const std::size_t n = (end == std::string::npos ? value.size() : end) - start;
+      if (n > kMaxCs) {
+        return reject("value of " + tag_text(tag) + " has a component longer than 16 bytes" +
+                      at(p));
+      }
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    return {};
   }
 
   // An item or sequence delimiter, or an item, where a data element was expected.

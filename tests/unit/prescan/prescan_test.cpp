@@ -54,6 +54,17 @@ std::string standard_dataset(Enc enc) {
   return b.take();
 }
 
+// An object with a Directory Record Sequence (0004,1220) whose one record has these Directory
+// Record Type (0004,1430) and Referenced File ID (0004,1500) values.
+std::string with_directory_record(Enc enc, std::string_view type, std::string_view file_id) {
+  DatasetBuilder b(enc);
+  b.begin_sequence(0x00041220u).begin_item();
+  b.str(0x00041430u, "CS", type).str(0x00041500u, "CS", file_id);
+  b.end_item().end_sequence();
+  standard_head(b);
+  return b.take();
+}
+
 // depth nested sequences (0040,A730), one item each, innermost item holds one element.
 std::string nested_dataset(int depth, bool undefined, Enc enc = Enc::kExplicitLE,
                            std::string_view vr = "SQ") {
@@ -162,6 +173,27 @@ TEST(PrescanAccepts, DeflatedWithAGzipTrailerThatMatches) {
                             "data after the end of the deflate stream"));
   EXPECT_TRUE(rejected_with(scan(part10(test::kDeflated, deflated + trailer.substr(0, 7))),
                             "data after the end of the deflate stream"));
+}
+
+// DCMTK 3.6.7 throws (and so ends the process) when it reads a directory record whose record
+// type or file ID has a last value longer than 16 bytes (found by fuzz_folder); what a DICOMDIR
+// writes passes.
+TEST(PrescanRejects, DirectoryRecordCodeStringsDcmtkCannotRead) {
+  for (Enc enc : {Enc::kExplicitLE, Enc::kImplicitLE}) {
+    const std::string_view ts = enc == Enc::kExplicitLE ? test::kExplicitLE : test::kImplicitLE;
+    EXPECT_TRUE(accepted(
+        scan(part10(ts, with_directory_record(enc, "IMAGE", "DICOM\\ST000001\\IM000001")))));
+    EXPECT_TRUE(accepted(scan(part10(ts, with_directory_record(enc, "STUDY COMPONENT", "A")))));
+    EXPECT_TRUE(rejected_with(
+        scan(part10(ts, with_directory_record(enc, "IMAGE AND A LONG TAIL", "DICOM\\IM1"))),
+        "value of (0004,1430) has a component longer than 16 bytes"));
+    EXPECT_TRUE(rejected_with(
+        scan(part10(ts, with_directory_record(enc, "IMAGE", "DICOM\\IM000001ABCDEFGHIJ"))),
+        "value of (0004,1500) has a component longer than 16 bytes"));
+    EXPECT_TRUE(rejected_with(
+        scan(part10(ts, with_directory_record(enc, "IMAGE", std::string(200, 'A')))),
+        "value of (0004,1500) longer than a code string"));
+  }
 }
 
 TEST(PrescanAccepts, JpipReferencedDeflateIsDeflated) {
