@@ -99,8 +99,7 @@ int main(int argc, char** argv) {
         using D = dirgw::senders::DimseOptions::Decompress;
         if (v != "never" && v != "lossless" && v != "always") return usage();
         o.decompress = v == "never" ? D::kNever : v == "lossless" ? D::kLossless : D::kAlways;
-      }
-      else if (a.rfind("--", 0) == 0)
+      } else if (a.rfind("--", 0) == 0)
         return usage();
       else
         files.push_back(a);

@@ -190,9 +190,9 @@ TEST(PrescanRejects, DirectoryRecordCodeStringsDcmtkCannotRead) {
     EXPECT_TRUE(rejected_with(
         scan(part10(ts, with_directory_record(enc, "IMAGE", "DICOM\\IM000001ABCDEFGHIJ"))),
         "value of (0004,1500) has a component longer than 16 bytes"));
-    EXPECT_TRUE(rejected_with(
-        scan(part10(ts, with_directory_record(enc, "IMAGE", std::string(200, 'A')))),
-        "value of (0004,1500) longer than a code string"));
+    EXPECT_TRUE(
+        rejected_with(scan(part10(ts, with_directory_record(enc, "IMAGE", std::string(200, 'A')))),
+                      "value of (0004,1500) longer than a code string"));
   }
 }
 
