@@ -167,7 +167,7 @@ void merge(UnitResult& a, const UnitResult& b) {
   a.duplicates += b.duplicates;
   a.skipped += b.skipped;
   a.meta_rewritten += b.meta_rewritten;
-  if (a.kind == UnitKind::kTaken && a.detail.empty()) a.detail = b.detail;
+  if (a.first_meta_rewrite.empty()) a.first_meta_rewrite = b.first_meta_rewrite;
   if (a.kind == UnitKind::kTaken && b.kind != UnitKind::kTaken) {
     a.kind = b.kind;
     a.reason = b.reason;
@@ -195,12 +195,13 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   if (!part10) {
     raw = raw_dataset_uids(*head);
     if (!raw) return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset");
-  } else if (meta_sop_class(*head) == kMediaStorageDirectory) {
-    UnitResult index;
-    index.skipped = 1;  // a DICOMDIR: an index, not an object (take_file says so when alone)
-    return index;
-  } else {
-    repair = meta_repair(*head);
+  } else if (const auto meta = read_meta_header(*head)) {
+    if (meta->sop_class == kMediaStorageDirectory) {
+      UnitResult index;
+      index.skipped = 1;  // a DICOMDIR: an index, not an object (take_file says so when alone)
+      return index;
+    }
+    repair = meta_repair(*head, *meta);
   }
   std::filesystem::path object = temp;
   UnitResult out;
@@ -221,7 +222,7 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
     discard.p = object;
     if (repair) {
       out.meta_rewritten = 1;
-      out.detail = repair->why;
+      out.first_meta_rewrite = repair->why;
     }
   }
   auto scan = prescan_file(object, limits_);

@@ -29,11 +29,10 @@ enum class UnitKind {
 struct UnitResult {
   UnitKind kind = UnitKind::kTaken;
   std::string reason;  // a code: "not_dicom", "prescan", "zip_entry_path", "symlink", ...
-  // Words for people; never a patient value nor a name from the data. For a unit taken: why
-  // the first rewritten meta header was rewritten, if any was.
-  std::string detail;
+  std::string detail;  // words for people; never a patient value nor a name from the data
   int stored = 0, duplicates = 0, skipped = 0;
-  int meta_rewritten = 0;  // objects whose meta header was written again (raw_dataset.h)
+  int meta_rewritten = 0;          // objects whose meta header was written again (raw_dataset.h)
+  std::string first_meta_rewrite;  // why the first of them was: our words (MetaRepair::why)
 };
 
 class Intake {

@@ -20,12 +20,10 @@ constexpr std::size_t kPreambleAndPrefix = 132;
 const unsigned char* bytes(std::string_view b, std::size_t at) {
   return reinterpret_cast<const unsigned char*>(b.data()) + at;
 }
-std::uint32_t le16(std::string_view b, std::size_t at) { return pd::get16(bytes(b, at), false); }
-std::uint32_t le32(std::string_view b, std::size_t at) { return pd::get32(bytes(b, at), false); }
-std::uint32_t get16(std::string_view b, std::size_t at, bool big) {
+std::uint32_t get16(std::string_view b, std::size_t at, bool big = false) {
   return pd::get16(bytes(b, at), big);
 }
-std::uint32_t get32(std::string_view b, std::size_t at, bool big) {
+std::uint32_t get32(std::string_view b, std::size_t at, bool big = false) {
   return pd::get32(bytes(b, at), big);
 }
 
@@ -52,11 +50,11 @@ std::optional<Element> element_at(std::string_view head, std::size_t at, RawSynt
   if (head.size() - at < 8) return std::nullopt;
   const bool big = syntax == RawSyntax::kExplicitBe;
   const std::uint32_t tag = get16(head, at, big) << 16 | get16(head, at + 2, big);
-  if (syntax == RawSyntax::kImplicitLe) return Element{tag, at + 8, le32(head, at + 4)};
+  if (syntax == RawSyntax::kImplicitLe) return Element{tag, at + 8, get32(head, at + 4)};
   const pd::VrInfo* vr = pd::find_vr(bytes(head, at + 4));
   if (vr == nullptr) return std::nullopt;
   if (!vr->long_form) return Element{tag, at + 8, get16(head, at + 6, big)};
-  if (head.size() - at < 12 || le16(head, at + 6) != 0) return std::nullopt;
+  if (head.size() - at < 12 || get16(head, at + 6) != 0) return std::nullopt;
   return Element{tag, at + 12, get32(head, at + 8, big)};
 }
 
@@ -76,56 +74,6 @@ void put_ui(std::string& out, std::uint32_t element, std::string_view value) {
   out += "UI";
   put16(out, static_cast<std::uint32_t>(v.size()));
   out += v;
-}
-
-// What a Part-10 meta header says, read leniently: explicit VR little endian elements of group
-// 0002 from offset 132 until the first element of another group.
-struct MetaSeen {
-  std::optional<std::uint32_t> group_length;
-  bool version = false;
-  std::optional<std::string> sop_class, sop_instance, ts;
-  std::size_t end = 0;  // where the first element after group 0002 starts
-};
-
-std::optional<MetaSeen> read_meta(std::string_view head) {
-  MetaSeen m;
-  std::size_t at = kPreambleAndPrefix;
-  std::uint32_t last = 0;
-  for (;;) {
-    if (head.size() - at < 4) return std::nullopt;
-    if (le16(head, at) != 0x0002) break;
-    auto e = element_at(head, at, RawSyntax::kExplicitLe);
-    if (!e || (at > kPreambleAndPrefix && e->tag <= last) || e->length == pd::kUndefinedLength ||
-        e->length > head.size() - e->value_at)
-      return std::nullopt;
-    const std::string_view value = head.substr(e->value_at, e->length);
-    switch (e->tag) {
-      case 0x00020000u:
-        if (e->length != 4) return std::nullopt;
-        m.group_length = le32(head, e->value_at);
-        break;
-      case 0x00020001u:
-        m.version = true;
-        break;
-      case 0x00020002u:
-        m.sop_class = std::string(trimmed(value));
-        break;
-      case 0x00020003u:
-        m.sop_instance = std::string(trimmed(value));
-        break;
-      case 0x00020010u:
-        m.ts = std::string(trimmed(value));
-        break;
-      default:
-        break;
-    }
-    last = e->tag;
-    at = e->value_at + e->length;
-  }
-  m.end = at;
-  // A group length that disagrees with the elements: which one is right is not ours to guess.
-  if (m.group_length && kPreambleAndPrefix + 12 + *m.group_length != m.end) return std::nullopt;
-  return m;
 }
 
 void add(std::string& why, std::string_view what) {
@@ -197,26 +145,63 @@ std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax) {
   return out + elements;
 }
 
-std::optional<std::string> meta_sop_class(std::string_view head) {
+std::optional<MetaHeader> read_meta_header(std::string_view head) {
   if (head.size() < kPreambleAndPrefix || head.compare(128, 4, "DICM") != 0) return std::nullopt;
-  auto meta = read_meta(head);
-  if (!meta) return std::nullopt;
-  return meta->sop_class;
+  MetaHeader m;
+  std::size_t at = kPreambleAndPrefix;
+  std::uint32_t last = 0;
+  for (;;) {
+    if (head.size() - at < 4) return std::nullopt;
+    if (get16(head, at) != 0x0002) break;
+    auto e = element_at(head, at, RawSyntax::kExplicitLe);
+    if (!e || (at > kPreambleAndPrefix && e->tag <= last) || e->length == pd::kUndefinedLength ||
+        e->length > head.size() - e->value_at)
+      return std::nullopt;
+    const std::string_view value = head.substr(e->value_at, e->length);
+    switch (e->tag) {
+      case 0x00020000u:
+        if (e->length != 4) return std::nullopt;
+        m.group_length = get32(head, e->value_at);
+        break;
+      case 0x00020001u:
+        m.version = true;
+        break;
+      case 0x00020002u:
+        m.sop_class = std::string(trimmed(value));
+        break;
+      case 0x00020003u:
+        m.sop_instance = std::string(trimmed(value));
+        break;
+      case 0x00020010u:
+        m.ts = std::string(trimmed(value));
+        break;
+      default:
+        break;
+    }
+    last = e->tag;
+    at = e->value_at + e->length;
+  }
+  m.end = at;
+  // A group length that disagrees with the elements: which one is right is not ours to guess.
+  if (m.group_length && kPreambleAndPrefix + 12 + *m.group_length != m.end) return std::nullopt;
+  return m;
 }
 
 std::optional<MetaRepair> meta_repair(std::string_view head) {
-  if (head.size() < kPreambleAndPrefix || head.compare(128, 4, "DICM") != 0) return std::nullopt;
-  auto meta = read_meta(head);
-  if (!meta) return std::nullopt;
-  const std::string_view dataset = head.substr(meta->end);
+  auto meta = read_meta_header(head);
+  return meta ? meta_repair(head, *meta) : std::nullopt;
+}
+
+std::optional<MetaRepair> meta_repair(std::string_view head, const MetaHeader& meta) {
+  const std::string_view dataset = head.substr(meta.end);
   MetaRepair r;
-  r.dataset_offset = meta->end;
+  r.dataset_offset = meta.end;
   std::optional<RawUids> uids;
-  if (meta->ts && !meta->ts->empty()) {
-    auto ts = pd::classify(*meta->ts);
+  if (meta.ts && !meta.ts->empty()) {
+    auto ts = pd::classify(*meta.ts);
     // Unknown and deflated datasets: left to the pre-scan as they are.
     if (!ts || ts->deflated) return std::nullopt;
-    r.transfer_syntax = *meta->ts;
+    r.transfer_syntax = *meta.ts;
     uids =
         dataset_uids(dataset, ts->encoding == pd::Encoding::kImplicitLE   ? RawSyntax::kImplicitLe
                               : ts->encoding == pd::Encoding::kExplicitBE ? RawSyntax::kExplicitBe
@@ -227,15 +212,15 @@ std::optional<MetaRepair> meta_repair(std::string_view head) {
     add(r.why, "no transfer syntax (0002,0010): the dataset's encoding read from it");
   }
   if (!uids) return std::nullopt;
-  if (!meta->group_length) add(r.why, "no group length (0002,0000)");
-  if (!meta->version) add(r.why, "no version (0002,0001)");
-  if (!meta->sop_class || meta->sop_class->empty())
+  if (!meta.group_length) add(r.why, "no group length (0002,0000)");
+  if (!meta.version) add(r.why, "no version (0002,0001)");
+  if (!meta.sop_class || meta.sop_class->empty())
     add(r.why, "no media storage SOP class UID (0002,0002)");
-  else if (*meta->sop_class != uids->sop_class)
+  else if (*meta.sop_class != uids->sop_class)
     add(r.why, "media storage SOP class UID (0002,0002) differs from the dataset's");
-  if (!meta->sop_instance || meta->sop_instance->empty())
+  if (!meta.sop_instance || meta.sop_instance->empty())
     add(r.why, "no media storage SOP instance UID (0002,0003)");
-  else if (*meta->sop_instance != uids->sop_instance)
+  else if (*meta.sop_instance != uids->sop_instance)
     add(r.why, "media storage SOP instance UID (0002,0003) differs from the dataset's");
   if (r.why.empty()) return std::nullopt;
   r.uids = std::move(*uids);

@@ -40,6 +40,20 @@ std::string_view transfer_syntax_of(RawSyntax syntax);
 // dirgw's implementation class UID).
 std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax);
 
+// What a Part-10 file's meta header says, read leniently: explicit VR little endian elements of
+// group 0002 from offset 132 until the first element of another group.
+struct MetaHeader {
+  std::optional<std::uint32_t> group_length;
+  bool version = false;
+  std::optional<std::string> sop_class, sop_instance, ts;
+  std::size_t end = 0;  // where the first element after group 0002 starts
+};
+
+// The meta header of a Part-10 file's head (from offset 0); nullopt when there is none to read
+// (no DICM, not explicit VR little endian, out of order, beyond the head, or a group length that
+// disagrees with its elements: which one is right is not ours to guess).
+std::optional<MetaHeader> read_meta_header(std::string_view head);
+
 // A Part-10 file's meta header that must be written again: what the dataset says instead.
 struct MetaRepair {
   std::uint64_t dataset_offset = 0;  // where the dataset starts in the file
@@ -53,9 +67,7 @@ struct MetaRepair {
 // (not explicit VR little endian, a group length that disagrees with its elements, a deflated
 // dataset, no UIDs in the dataset); the pre-scan then judges the file as it is.
 std::optional<MetaRepair> meta_repair(std::string_view head);
-
-// The media storage SOP class UID (0002,0002) of a Part-10 file's head, read as meta_repair
-// reads it; nullopt when there is none to read.
-std::optional<std::string> meta_sop_class(std::string_view head);
+// The same with the meta header already read from `head`.
+std::optional<MetaRepair> meta_repair(std::string_view head, const MetaHeader& meta);
 
 }  // namespace dirgw::ingest::folder

@@ -275,6 +275,13 @@ void FolderWatcher::finish(Folder& f, const std::string& name, const UnitResult&
   if (metrics_ != nullptr)
     metrics_->instances_received_folder.inc(static_cast<std::uint64_t>(r.stored + r.duplicates));
   const log::Field folder{"folder", f.cfg.name};
+  if (r.meta_rewritten > 0 && r.kind != UnitKind::kRetry && r.kind != UnitKind::kChanged)
+    // The dataset is the sender's; the meta header in front of it is the file's, and ours now.
+    // Said once per unit (a unit taken again after a retry would say it again), whether the unit
+    // is taken or rejected for something else, so that IT staff can tell the exporter.
+    log::warn(
+        "folder: meta header written again from the dataset",
+        {folder, {"objects", std::to_string(r.meta_rewritten)}, {"first", r.first_meta_rewrite}});
   switch (r.kind) {
     case UnitKind::kTaken: {
       Result<void> after;
@@ -292,11 +299,6 @@ void FolderWatcher::finish(Folder& f, const std::string& name, const UnitResult&
         f.status.last_error = after.error().to_string();
         return;
       }
-      if (r.meta_rewritten > 0)
-        // The dataset is the sender's; the meta header in front of it is the file's, and ours
-        // now. Named so that IT staff can tell the exporter what it writes.
-        log::warn("folder: meta header written again from the dataset",
-                  {folder, {"objects", std::to_string(r.meta_rewritten)}, {"first", r.detail}});
       log::info("folder: taken", {folder,
                                   {"stored", std::to_string(r.stored)},
                                   {"duplicates", std::to_string(r.duplicates)}});

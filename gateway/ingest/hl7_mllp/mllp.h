@@ -43,9 +43,8 @@ class MllpDecoder {
   void feed(std::string_view bytes, std::vector<MllpEvent>& out);
   std::vector<MllpEvent> feed(std::string_view bytes);
 
-  // True between frames with nothing buffered: the peer may close the connection here without
-  // losing part of a message.
-  // Between frames (after an end block, the optional CR included): nothing partial is held.
+  // True between frames with nothing buffered (after an end block too, whether or not its CR has
+  // come): the peer may close the connection here without losing part of a message.
   bool idle() const { return state_ == State::kIdle || state_ == State::kEnd; }
   std::size_t buffered() const { return buffer_.size(); }
 

@@ -99,19 +99,17 @@ class InflateSource final : public Source {
   // stream is refused.
   Result<void> check_trailing(uLong crc, std::uint64_t inflated) {
     constexpr std::size_t kGzipTrailer = 8;
+    // Room for a trailer, its pad, and one byte more: enough to tell "too much" apart.
     unsigned char tail[kGzipTrailer + 2];
     std::size_t extra = std::min<std::size_t>(zs_.avail_in, sizeof tail);
     std::memcpy(tail, zs_.next_in, extra);
-    bool more = zs_.avail_in > sizeof tail;
-    while (!more && extra < sizeof tail) {
+    while (extra < sizeof tail) {
       auto got = raw_.read(reinterpret_cast<char*>(tail) + extra, sizeof tail - extra);
       if (!got) return got.error();
       if (*got == 0) break;
       extra += *got;
     }
-    if (!more && extra == sizeof tail) {  // one byte more than a trailer and its pad can be
-      more = true;
-    }
+    const bool more = extra > kGzipTrailer + 1;
     const bool pad_only = extra == 0 || (extra == 1 && tail[0] == 0);
     const bool gzip_trailer =
         (extra == kGzipTrailer || (extra == kGzipTrailer + 1 && tail[kGzipTrailer] == 0)) &&

@@ -126,10 +126,7 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
   const NegotiatedContext* own = nullptr;
   const NegotiatedContext* fallback[std::size(kFallbacks)] = {};
   bool class_accepted = false;
-  std::string proposed;  // the syntaxes proposed for the class, for the reason
   for (const auto& c : contexts) {
-    if (c.abstract_syntax == item.sop_class_uid)
-      proposed += (proposed.empty() ? "" : ", ") + describe_syntax(c.transfer_syntax);
     if (!c.accepted || c.abstract_syntax != item.sop_class_uid) continue;
     class_accepted = true;
     if (c.transfer_syntax == item.transfer_syntax && own == nullptr) own = &c;
@@ -146,6 +143,10 @@ Assignment assign_context(const PlanItem& item, const std::vector<NegotiatedCont
   const std::string why_not =
       item.not_decompressed.empty() ? "" : " (not decompressed: " + item.not_decompressed + ")";
   if (!class_accepted) {
+    std::string proposed;  // only when refused: this runs for every instance sent
+    for (const auto& c : contexts)
+      if (c.abstract_syntax == item.sop_class_uid)
+        proposed += (proposed.empty() ? "" : ", ") + describe_syntax(c.transfer_syntax);
     a.reason = "destination accepted no presentation context for SOP class " + item.sop_class_uid +
                " (proposed: " + (proposed.empty() ? "none" : proposed) + ")" + why_not;
     return a;

@@ -75,6 +75,20 @@ Result<PrescanResult> repaired(const std::string& file) {
       ingest::PrescanLimits{});
 }
 
+TEST(MetaRepair, TheMetaHeaderIsReadOnceForBothUses) {
+  dirgw::test::Meta m;
+  m.sop_class = "1.2.840.10008.1.3.10";  // a DICOMDIR: the intake skips it by this
+  const std::string file = dirgw::test::part10(m, explicit_dataset());
+  auto meta = read_meta_header(file);
+  ASSERT_TRUE(meta.has_value());
+  EXPECT_EQ(meta->sop_class, "1.2.840.10008.1.3.10");
+  EXPECT_EQ(meta->sop_instance, dirgw::test::kSopInstance);
+  EXPECT_EQ(meta->ts, "1.2.840.10008.1.2.1");
+  EXPECT_TRUE(meta->version);
+  EXPECT_EQ(file.compare(meta->end, 8, explicit_dataset().substr(0, 8)), 0);
+  EXPECT_FALSE(read_meta_header(explicit_dataset()).has_value());  // no DICM
+}
+
 TEST(MetaRepair, AConformantMetaHeaderIsLeftAlone) {
   EXPECT_FALSE(meta_repair(dirgw::test::part10(dirgw::test::kExplicitLE, explicit_dataset())));
   EXPECT_FALSE(meta_repair(implicit_dataset()));  // no meta header at all: raw_dataset_uids
