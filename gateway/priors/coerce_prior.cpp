@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/dcmtk_guard.h"
 #include "policy/coerce/coerce.h"
 
 namespace dirgw::priors {
@@ -24,7 +25,9 @@ std::string text_of(DcmItem& ds, const DcmTagKey& key) {
 
 Result<PriorHeader> read_prior_header(const std::filesystem::path& path) {
   DcmFileFormat file;
-  OFCondition c = file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  OFCondition c = dcmtk_guard([&] {
+    return file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  });
   if (c.bad() || file.getDataset() == nullptr)
     return make_error(ErrorCode::kBadDicom, std::string("cannot parse the prior: ") + c.text());
   PriorHeader h;

@@ -458,6 +458,10 @@ def run(args):
             command, expect = c_echo_rq(args.message_id), 0x8030
         else:
             command, expect = c_store_rq(args.message_id, sop_class, sop_instance), 0x8001
+        if args.command_extra:
+            # Elements after group 0000, outside its group length: a hostile command set.
+            with open(args.command_extra, "rb") as f:
+                command += f.read()
         send_stream(conn, args, p_data_stream(args, pc_id, command, meta, pdv_max))
 
         fields = read_response(conn, expect)
@@ -499,6 +503,8 @@ def parse_args(argv):
     p.add_argument("--pdu-size", type=int,
                    help="P-DATA-TF PDU size to send (default: the peer's maximum); may exceed it")
     p.add_argument("--message-id", type=int, default=1)
+    p.add_argument("--command-extra", metavar="FILE",
+                   help="implicit VR LE elements (the file's bytes) appended to the command set")
     p.add_argument("--stall-after", type=int, metavar="N",
                    help="after N bytes of P-DATA on the wire, pause --stall-seconds")
     p.add_argument("--stall-seconds", type=float, default=60.0)

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "common/uid.h"
 #include "dcmtk/config/osconfig.h"
@@ -122,8 +123,10 @@ bool serve_event_report(T_ASC_Association* assoc, std::uint8_t pres_id,
   DcmDataset* raw = nullptr;
   if (rq.DataSetType != DIMSE_DATASET_NULL) {
     T_ASC_PresentationContextID data_pres = 0;
-    const OFCondition cond = DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, dimse_secs,
-                                                          &data_pres, &raw, nullptr, nullptr);
+    const OFCondition cond = dcmtk_guard([&] {
+      return DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, dimse_secs, &data_pres, &raw,
+                                          nullptr, nullptr);
+    });
     if (cond.bad()) {
       log::warn("storage commitment report: data set not received",
                 {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});

@@ -24,9 +24,11 @@
 #include "dcmtk/dcmnet/dul.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "ingest/dimse_scp/negotiation.h"
 #include "ingest/dimse_scp/tls.h"
+#include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -149,9 +151,11 @@ void check_allowance(StoreContext& ctx, unsigned long received) {
   if (ctx.too_large || ctx.below_floor) cut_connection(ctx.socket, ctx.plain);
 }
 
+// noexcept: it runs inside DIMSE_storeProvider, whose dcmtk_guard is for DCMTK's exceptions;
+// one of ours (the spool, the catalog) still ends the process, as it would anywhere else.
 void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_StoreRQ* req,
                     char* /*file*/, DcmDataset** /*dataset*/, T_DIMSE_C_StoreRSP* rsp,
-                    DcmDataset** detail) {
+                    DcmDataset** detail) noexcept {
   auto& ctx = *static_cast<StoreContext*>(data);
   if (ctx.progress != nullptr) *ctx.progress = steady_ms();
   if (progress->state == DIMSE_StoreProgressing) {
@@ -354,12 +358,18 @@ Result<void> DicomScp::start() {
   auto callers = Callers::make(cfg_.allowed_callers, cfg_.callers);
   if (!callers) return callers.error();
   callers_ = std::make_unique<Callers>(std::move(callers).value());
+  DcmTransportLayer* inner = nullptr;  // DCMTK's plain TCP
   if (cfg_.tls.enabled) {
     auto tls = ScpTls::make(cfg_.tls);
     if (!tls) return tls.error();
     tls_ = std::move(tls).value();
-    if (auto r = tls_->install(network_); !r) return r.error();
+    inner = static_cast<DcmTransportLayer*>(tls_->layer());
   }
+  // Every association's bytes pass a watch before DCMTK parses them (pdu_watch.h).
+  watched_layer_ = std::make_unique<WatchedLayer>(inner);
+  if (OFCondition c = ASC_setTransportLayer(net, watched_layer_.get(), /*takeoverOwnership=*/0);
+      c.bad())
+    return make_error(ErrorCode::kNetwork, std::string("DCMTK transport layer: ") + c.text());
   listener_ = std::thread(&DicomScp::listen_loop, this);
   log::info("DICOM listener ready", {{"ae_title", cfg_.ae_title},
                                      {"address", cfg_.bind},
@@ -706,8 +716,9 @@ void DicomScp::serve_association(void* handle, const std::string& calling_ae,
   for (;;) {
     T_DIMSE_Message msg;
     T_ASC_PresentationContextID pres_id = 0;
-    const OFCondition cond =
-        DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_secs, &pres_id, &msg, nullptr);
+    const OFCondition cond = dcmtk_guard([&] {
+      return DIMSE_receiveCommand(assoc, DIMSE_NONBLOCKING, dimse_secs, &pres_id, &msg, nullptr);
+    });
     if (cond == DUL_PEERREQUESTEDRELEASE) {
       ASC_acknowledgeRelease(assoc);
       return;
@@ -723,11 +734,13 @@ void DicomScp::serve_association(void* handle, const std::string& calling_ae,
       return;
     }
     if (cond.bad()) {
+      // DCMTK's condition texts name the problem, never a value of the message; the watch's
+      // reason, when it cut the connection, says more than DCMTK's "network read failed".
+      const std::string why = dimse_failure_text(cond);
       log::warn("DIMSE receive failed: aborting association",
-                {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});
-      // DCMTK's condition texts name the problem, never a value of the message.
-      sink_.refused({calling_ae, peer, std::string("DIMSE receive failed: ") + cond.text(),
-                     refusal::kReceiveFailed, false});
+                {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", why}});
+      sink_.refused(
+          {calling_ae, peer, "DIMSE receive failed: " + why, refusal::kReceiveFailed, false});
       ASC_abortAssociation(assoc);
       return;
     }
@@ -789,9 +802,10 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
   ctx.spool_floor = spool_floor_;
   ctx.progress = progress;
   const auto started = std::chrono::steady_clock::now();
-  const OFCondition cond =
-      DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
-                          store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
+  const OFCondition cond = dcmtk_guard([&] {
+    return DIMSE_storeProvider(assoc, pres_id, &req, ctx.temp_path.c_str(), OFTrue, nullptr,
+                               store_callback, &ctx, DIMSE_NONBLOCKING, dimse_secs);
+  });
   delete ctx.status_detail;
   const std::string sop_uid = uid_text(req.AffectedSOPInstanceUID);
   if (cond.bad()) {

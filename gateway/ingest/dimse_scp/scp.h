@@ -33,6 +33,7 @@
 namespace dirgw::ingest {
 
 class ScpTls;
+class WatchedLayer;
 
 struct ReceivedObject {
   StoredObject stored;
@@ -158,6 +159,7 @@ class DicomScp {
   bool stopped_ = false;
   std::unique_ptr<Callers> callers_;
   std::unique_ptr<ScpTls> tls_;
+  std::unique_ptr<WatchedLayer> watched_layer_;  // outlives network_ (dropped in ~DicomScp)
   std::thread listener_;
   std::mutex workers_mutex_;
   std::mutex receive_mutex_;  // DCMTK's socket hand-over is a process-wide global

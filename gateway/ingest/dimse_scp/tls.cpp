@@ -62,12 +62,7 @@ Result<std::unique_ptr<ScpTls>> ScpTls::make(const config::DicomTls& cfg) {
   return tls;
 }
 
-Result<void> ScpTls::install(void* network) {
-  OFCondition c =
-      ASC_setTransportLayer(static_cast<T_ASC_Network*>(network), &impl_->layer, /*own=*/0);
-  if (c.bad()) return tls_error("transport layer", c);
-  return {};
-}
+void* ScpTls::layer() { return &impl_->layer; }
 
 std::optional<std::string> peer_certificate_subject(void* association) {
   auto* assoc = static_cast<T_ASC_Association*>(association);

@@ -22,9 +22,9 @@ class ScpTls {
   ScpTls(const ScpTls&) = delete;
   ScpTls& operator=(const ScpTls&) = delete;
 
-  // Hands the layer to a DCMTK network (T_ASC_Network*); associations received with
-  // useSecureLayer then handshake TLS first.
-  Result<void> install(void* network);
+  // The layer (DcmTransportLayer*). The SCP's own layer wraps it (watched_layer.h); associations
+  // received with useSecureLayer then handshake TLS first.
+  void* layer();
 
  private:
   ScpTls();

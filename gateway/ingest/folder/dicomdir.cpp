@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
 
 // clang-format off
 #include "dcmtk/config/osconfig.h"
@@ -15,6 +16,7 @@
 #include "dcmtk/dcmdata/dcdirrec.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "ingest/folder/safe_open.h"
 
 namespace dirgw::ingest::folder {
@@ -105,11 +107,17 @@ Result<FileId> split_file_id(const std::string& value) {
 }
 
 Result<std::vector<FileId>> dicomdir_references(const std::filesystem::path& own_copy) {
-  DcmDicomDir dir(own_copy.c_str());
-  if (dir.error().bad())
-    return make_error(ErrorCode::kBadDicom,
-                      "DICOMDIR cannot be read: " + std::string(dir.error().text()));
-  return collect(dir.getRootRecord());
+  std::unique_ptr<DcmDicomDir> dir;
+  Result<std::vector<FileId>> refs = std::vector<FileId>{};
+  const OFCondition cond = dcmtk_guard([&]() -> OFCondition {
+    dir = std::make_unique<DcmDicomDir>(own_copy.c_str());
+    if (dir->error().bad()) return dir->error();
+    refs = collect(dir->getRootRecord());
+    return EC_Normal;
+  });
+  if (cond.bad())
+    return make_error(ErrorCode::kBadDicom, "DICOMDIR cannot be read: " + std::string(cond.text()));
+  return refs;
 }
 
 Result<std::string> find_entry(int dirfd, const std::string& component) {

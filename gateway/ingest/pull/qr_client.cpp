@@ -23,7 +23,9 @@
 #include "dcmtk/oflog/oflog.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "common/uid.h"
+#include "ingest/dimse_scp/watched_layer.h"
 #include "ingest/pull/get_contexts.h"
 #include "log/log.h"
 
@@ -33,7 +35,8 @@ namespace {
 
 // Every connection to the PACS gets TCP_NODELAY (whatever the environment says) and socket
 // time-outs, before its first byte. DcmSCU takes a transport layer only as its "secure" one;
-// this layer hands back plain TCP connections whatever it is asked for.
+// this layer hands back plain TCP connections whatever it is asked for, watched: the PACS's
+// answers pass a watch before DCMTK parses them (watched_layer.h).
 class TcpLayer final : public DcmTransportLayer {
  public:
   explicit TcpLayer(std::chrono::milliseconds timeout) : timeout_(timeout) {}
@@ -41,7 +44,8 @@ class TcpLayer final : public DcmTransportLayer {
     socket_ = socket;
     int one = 1;
     ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    DcmTransportConnection* c = DcmTransportLayer::createConnection(socket, OFFalse);
+    DcmTransportConnection* c =
+        watch_connection(socket, DcmTransportLayer::createConnection(socket, OFFalse));
     timeval tv{};
     tv.tv_sec = std::max<long>(1, static_cast<long>((timeout_.count() + 999) / 1000));
     ::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -99,7 +103,8 @@ class Scu final : public DcmSCU {
                                        refusal::kStoreRefused, false});
     return status;
   }
-  Uint16 take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request);
+  // noexcept: it runs inside sendCGETRequest, whose dcmtk_guard is for DCMTK's exceptions.
+  Uint16 take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request) noexcept;
 
   const GetIntake* intake_ = nullptr;
   const TcpLayer* layer_ = nullptr;
@@ -123,7 +128,7 @@ OFCondition Scu::handleSTORERequestFile(T_ASC_PresentationContextID* pres_id, co
 }
 
 // The SCP's intake (scp.cpp, store_callback): pre-scan, UIDs as announced, spool, catalog.
-Uint16 Scu::take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request) {
+Uint16 Scu::take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& request) noexcept {
   auto scan = prescan_file(temp, intake_->limits);
   if (!scan) {
     intake_->spool->discard_temp(temp);
@@ -144,7 +149,7 @@ Uint16 Scu::take(const std::filesystem::path& temp, const T_DIMSE_C_StoreRQ& req
 }
 
 Error dimse_error(const std::string& what, const OFCondition& cond) {
-  return make_error(ErrorCode::kNetwork, what + ": " + cond.text());
+  return make_error(ErrorCode::kNetwork, what + ": " + dimse_failure_text(cond));
 }
 
 std::string text_of(DcmDataset* ds, const DcmTagKey& tag) {
@@ -272,7 +277,7 @@ class GetAssociation {
                         "the PACS refused Study Root C-GET (check its AE table for our AE)");
     DcmDataset q = study_identifier(study_uid);
     Answers<RetrieveResponse> a;
-    OFCondition cond = scu_.sendCGETRequest(id, &q, &a.list);
+    OFCondition cond = dcmtk_guard([&] { return scu_.sendCGETRequest(id, &q, &a.list); });
     // A failed receive (the connection cut, an object too large) leaves the association in
     // the middle of a C-GET: it is aborted, not released.
     if (cond.bad()) {
@@ -369,7 +374,9 @@ class DcmtkSession final : public QrSession {
     DcmDataset q = study_identifier(study_uid);
     Answers<RetrieveResponse> a;
     if (!connected()) return make_error(ErrorCode::kNetwork, "no association with the PACS");
-    OFCondition cond = scu_->sendMOVERequest(move_, destination.c_str(), &q, &a.list);
+    OFCondition cond =
+        dcmtk_guard([&] { return scu_->sendMOVERequest(move_, destination.c_str(), &q, &a.list); });
+    if (dcmtk_threw(cond)) scu_->abortAssociation();  // its state is unknown after that
     if (cond.bad()) return dimse_error("C-MOVE failed", cond);
     return final_answer(a, "C-MOVE");
   }
@@ -452,7 +459,8 @@ class DcmtkSession final : public QrSession {
   Result<void> find(DcmDataset& q, Answers<QRResponse>& a) {
     if (!connected())
       if (auto r = open(); !r) return r.error();
-    OFCondition cond = scu_->sendFINDRequest(find_, &q, &a.list);
+    OFCondition cond = dcmtk_guard([&] { return scu_->sendFINDRequest(find_, &q, &a.list); });
+    if (dcmtk_threw(cond)) scu_->abortAssociation();  // its state is unknown after that
     if (cond.bad()) return dimse_error("C-FIND failed", cond);
     // The last answer is the final one: success, or a failure status.
     if (!a.list.empty()) {

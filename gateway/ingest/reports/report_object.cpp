@@ -12,6 +12,8 @@
 #include "dcmtk/dcmsr/dsrdoc.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
+
 namespace dirgw::reports {
 
 namespace {
@@ -174,7 +176,7 @@ Result<void> load_image(DcmFileFormat& image, std::string_view bytes) {
   in.setBuffer(bytes.data(), static_cast<offile_off_t>(bytes.size()));
   in.setEos();
   image.transferInit();
-  OFCondition c = image.read(in, EXS_Unknown, EGL_noChange);
+  OFCondition c = dcmtk_guard([&] { return image.read(in, EXS_Unknown, EGL_noChange); });
   image.transferEnd();
   if (c.bad()) return bad("cannot parse the study's image", c);
   return {};

@@ -10,6 +10,7 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "common/uid.h"
 #include "ingest/reports/report_object.h"
@@ -53,7 +54,8 @@ std::string dicom_datetime(std::int64_t epoch_ms) {
 // The Accession Number and Patient ID of a received image (patient data: never logged).
 std::pair<std::string, std::string> image_keys(const std::filesystem::path& file) {
   DcmFileFormat ff;
-  if (ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096).bad()) return {};
+  if (dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); }).bad())
+    return {};
   const char* acc = nullptr;
   const char* pid = nullptr;
   ff.getDataset()->findAndGetString(DCM_AccessionNumber, acc);

@@ -17,6 +17,7 @@
 #include <set>
 #include <string_view>
 
+#include "common/dcmtk_guard.h"
 #include "common/files.h"
 #include "common/text.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
@@ -355,8 +356,9 @@ Result<CoercionResult> coerce_file(const std::filesystem::path& in_path,
                       "stat object: " + errno_text(err));
   }
   DcmFileFormat file;
-  OFCondition cond =
-      file.loadFile(OFFilename(in_path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  OFCondition cond = dcmtk_guard([&] {
+    return file.loadFile(OFFilename(in_path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  });
   if (cond.bad()) {
     return make_error(ErrorCode::kBadDicom, std::string("cannot parse the object: ") + cond.text());
   }

@@ -15,6 +15,7 @@
 #include <random>
 #include <string>
 
+#include "common/dcmtk_guard.h"
 #include "common/files.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
@@ -85,8 +86,9 @@ Result<Loaded> load(const std::filesystem::path& in_path) {
   }
   Loaded l;
   l.file = std::make_unique<DcmFileFormat>();
-  OFCondition cond =
-      l.file->loadFile(OFFilename(in_path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  OFCondition cond = dcmtk_guard([&] {
+    return l.file->loadFile(OFFilename(in_path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  });
   if (cond.bad()) {
     return make_error(ErrorCode::kBadDicom, std::string("cannot parse the object: ") + cond.text());
   }

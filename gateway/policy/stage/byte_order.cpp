@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "common/dcmtk_guard.h"
 #include "common/files.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
@@ -17,8 +18,10 @@ namespace dirgw::policy {
 namespace {
 
 Result<void> load(DcmFileFormat& ff, const std::filesystem::path& file, E_FileReadMode mode) {
-  const OFCondition c =
-      ff.loadFile(OFFilename(file.c_str()), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, mode);
+  const OFCondition c = dcmtk_guard([&] {
+    return ff.loadFile(OFFilename(file.c_str()), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                       mode);
+  });
   if (c.bad()) return make_error(ErrorCode::kBadDicom, std::string("cannot parse: ") + c.text());
   return {};
 }
@@ -64,7 +67,7 @@ Result<void> convert_to_little_endian(const std::filesystem::path& input,
   DcmDataset* ds = original.getDataset();
   if (ds == nullptr || ds->getOriginalXfer() != EXS_BigEndianExplicit)
     return make_error(ErrorCode::kBadDicom, "not Explicit VR Big Endian");
-  if (auto loaded = ds->loadAllDataIntoMemory(); loaded.bad())
+  if (auto loaded = dcmtk_guard([&] { return ds->loadAllDataIntoMemory(); }); loaded.bad())
     return make_error(ErrorCode::kBadDicom, std::string("cannot read: ") + loaded.text());
   auto before = pixel_values(*ds);
   if (!before) return before.error();

@@ -15,6 +15,7 @@
 #include "dcmtk/dcmdata/dcsequen.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "log/log.h"
 #include "policy/stage/byte_order.h"
@@ -37,7 +38,8 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
                                                       const std::string& health_number_issuer) {
   DcmFileFormat ff;
   // A read limit keeps pixel data on disk.
-  OFCondition cond = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096);
+  OFCondition cond =
+      dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); });
   if (cond.bad())
     return make_error(ErrorCode::kBadDicom, std::string("cannot parse: ") + cond.text());
   DcmDataset& ds = *ff.getDataset();
@@ -65,7 +67,8 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
 
 std::string accession_number(const std::filesystem::path& file) {
   DcmFileFormat ff;
-  if (ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096).bad()) return "";
+  if (dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); }).bad())
+    return "";
   return get(*ff.getDataset(), DCM_AccessionNumber);
 }
 
@@ -75,7 +78,8 @@ bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
     if (!calling_ae.empty() && ae == calling_ae) return true;
   if (rules.stat_attributes.empty()) return false;
   DcmFileFormat ff;
-  if (ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096).bad()) return false;
+  if (dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); }).bad())
+    return false;
   DcmDataset& ds = *ff.getDataset();
   for (const auto& a : rules.stat_attributes) {
     unsigned g = 0, e = 0;

@@ -16,6 +16,7 @@
 #include <limits>
 #include <utility>
 
+#include "common/dcmtk_guard.h"
 #include "common/files.h"
 #include "common/text.h"
 #include "common/utf8.h"
@@ -715,7 +716,9 @@ Result<ValidationReport> validate_file(const std::filesystem::path& path, const 
   }
 
   DcmFileFormat file;
-  OFCondition cond = file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  OFCondition cond = dcmtk_guard([&] {
+    return file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+  });
   if (cond.bad()) {
     ValidationReport report;
     report.ok = false;

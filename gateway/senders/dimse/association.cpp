@@ -35,7 +35,9 @@
 #include "dcmtk/oflog/oflog.h"
 // clang-format on
 
+#include "common/dcmtk_guard.h"
 #include "common/files.h"
+#include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 #include "scheduler/bandwidth.h"
 
@@ -78,7 +80,7 @@ std::optional<std::string> decompress_dataset(DcmDataset& ds, const std::string&
            " MiB, more than " + std::to_string(Association::kMaxDecompressedBytes >> 20) + " MiB";
   register_decoders_once();
   const E_TransferSyntax xfer = DcmXfer(target_syntax.c_str()).getXfer();
-  const OFCondition cond = ds.chooseRepresentation(xfer, nullptr);
+  const OFCondition cond = dcmtk_guard([&] { return ds.chooseRepresentation(xfer, nullptr); });
   if (cond.bad() || !ds.canWriteXfer(xfer))
     return std::string("DCMTK could not decompress it: ") +
            (cond.bad() ? cond.text() : "no decoder took it");
@@ -154,7 +156,8 @@ class Pacer {
 // (and before a TLS handshake). Debian's DCMTK leaves Nagle's algorithm on for the connections
 // it opens unless the environment says otherwise, and a C-STORE answer then waits for delayed
 // ACKs; we switch it off whatever the environment says. Writes to and reads from a peer that
-// stopped are bounded by dimse_timeout, per socket, not by DCMTK's process-wide defaults.
+// stopped are bounded by dimse_timeout, per socket, not by DCMTK's process-wide defaults. What
+// the destination answers passes a watch before DCMTK parses it (watched_layer.h).
 class SocketTuningLayer final : public DcmTransportLayer {
  public:
   SocketTuningLayer(DcmTransportLayer* inner, std::chrono::milliseconds io_timeout)
@@ -163,9 +166,9 @@ class SocketTuningLayer final : public DcmTransportLayer {
   DcmTransportConnection* createConnection(DcmNativeSocketType socket, OFBool secure) override {
     int one = 1;
     nodelay_ = ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
-    DcmTransportConnection* c = inner_ != nullptr
-                                    ? inner_->createConnection(socket, secure)
-                                    : DcmTransportLayer::createConnection(socket, secure);
+    DcmTransportConnection* c = ingest::watch_connection(
+        socket, inner_ != nullptr ? inner_->createConnection(socket, secure)
+                                  : DcmTransportLayer::createConnection(socket, secure));
     // After the connection's constructor, which applies DCMTK's global socket time-outs.
     timeval tv{};
     tv.tv_sec = whole_seconds(io_timeout_);
@@ -425,13 +428,16 @@ StoreAnswer Association::receive_store_response(std::uint16_t message_id, std::u
   std::memset(&rsp, 0, sizeof rsp);
   T_ASC_PresentationContextID pres_id = 0;
   DcmDataset* detail = nullptr;
-  OFCondition cond = DIMSE_receiveCommand(
-      assoc_, DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout), &pres_id, &rsp, &detail);
+  OFCondition cond = dcmtk_guard([&] {
+    return DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout),
+                                &pres_id, &rsp, &detail);
+  });
   delete detail;  // ErrorComment and the like: the peer's words, possibly patient data
   if (cond == DIMSE_NODATAAVAILABLE) return lost("no C-STORE response within dimse_timeout");
   if (cond == DUL_PEERABORTEDASSOCIATION) return lost("destination aborted the association");
   if (cond == DUL_PEERREQUESTEDRELEASE) return lost("destination released the association");
-  if (cond.bad()) return lost(std::string("receiving the C-STORE response failed: ") + cond.text());
+  if (cond.bad())
+    return lost("receiving the C-STORE response failed: " + ingest::dimse_failure_text(cond));
   if (rsp.CommandField != DIMSE_C_STORE_RSP)
     return lost("unexpected DIMSE command " + std::to_string(static_cast<int>(rsp.CommandField)) +
                 " instead of a C-STORE response");
@@ -455,7 +461,8 @@ StoreAnswer Association::store_converted(const std::filesystem::path& file, cons
   };
   // Values over 4 KiB (pixel data) stay in the file until they are written out.
   DcmFileFormat ff;
-  OFCondition cond = ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+  OFCondition cond = dcmtk_guard(
+      [&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect); });
   if (cond.bad())
     return not_sent(std::string("DCMTK cannot read the spool file for re-encoding: ") +
                     cond.text());
@@ -489,12 +496,14 @@ StoreAnswer Association::store_converted(const std::filesystem::path& file, cons
     }
   };
   Progress progress{0, Pacer(opts_.bandwidth_buckets)};
-  cond = DIMSE_storeUser(assoc_, context_id, &req, nullptr, ff.getDataset(), &Progress::cb,
-                         &progress, DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout), &rsp,
-                         &detail, nullptr, 0);
+  cond = dcmtk_guard([&] {
+    return DIMSE_storeUser(assoc_, context_id, &req, nullptr, ff.getDataset(), &Progress::cb,
+                           &progress, DIMSE_NONBLOCKING, whole_seconds(opts_.dimse_timeout), &rsp,
+                           &detail, nullptr, 0);
+  });
   delete detail;
   if (cond == DIMSE_NODATAAVAILABLE) return lost("no C-STORE response within dimse_timeout");
-  if (cond.bad()) return lost(std::string("C-STORE failed: ") + cond.text());
+  if (cond.bad()) return lost("C-STORE failed: " + ingest::dimse_failure_text(cond));
   StoreAnswer a;
   a.kind = StoreAnswer::Kind::kAnswered;
   a.status = rsp.DimseStatus;

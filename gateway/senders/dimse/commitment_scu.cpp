@@ -2,11 +2,13 @@
 
 #include <cstring>
 
+#include "common/dcmtk_guard.h"
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/dul.h"
+#include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 #include "senders/dimse/association.h"
 
@@ -47,22 +49,30 @@ Result<std::uint16_t> Association::n_action(std::uint8_t context_id, DcmDataset&
   std::memset(&rsp, 0, sizeof rsp);
   T_ASC_PresentationContextID pres_id = 0;
   DcmDataset* detail = nullptr;
-  cond = DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, seconds_at_least_one(opts_.dimse_timeout),
-                              &pres_id, &rsp, &detail);
+  cond = dcmtk_guard([&] {
+    return DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING,
+                                seconds_at_least_one(opts_.dimse_timeout), &pres_id, &rsp, &detail);
+  });
   delete detail;  // the peer's words
   if (cond.bad() || rsp.CommandField != DIMSE_N_ACTION_RSP ||
       rsp.msg.NActionRSP.MessageIDBeingRespondedTo != a.MessageID) {
     abort();
-    return Error{ErrorCode::kNetwork, cond.bad()
-                                          ? std::string("no N-ACTION response: ") + cond.text()
-                                          : std::string("unexpected answer to the N-ACTION")};
+    return Error{ErrorCode::kNetwork,
+                 cond.bad() ? "no N-ACTION response: " + ingest::dimse_failure_text(cond)
+                            : std::string("unexpected answer to the N-ACTION")};
   }
   if (rsp.msg.NActionRSP.DataSetType != DIMSE_DATASET_NULL) {
     DcmDataset* reply = nullptr;
-    (void)DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
-                                       seconds_at_least_one(opts_.dimse_timeout), &pres_id, &reply,
-                                       nullptr, nullptr);
+    const OFCondition got = dcmtk_guard([&] {
+      return DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
+                                          seconds_at_least_one(opts_.dimse_timeout), &pres_id,
+                                          &reply, nullptr, nullptr);
+    });
     delete reply;
+    if (dcmtk_threw(got)) {  // the association's state is unknown after that
+      abort();
+      return Error{ErrorCode::kNetwork, std::string("the N-ACTION reply: ") + got.text()};
+    }
   }
   return rsp.msg.NActionRSP.DimseStatus;
 }
@@ -76,8 +86,9 @@ bool Association::serve_reports(std::chrono::milliseconds linger,
     T_DIMSE_Message msg;
     std::memset(&msg, 0, sizeof msg);
     T_ASC_PresentationContextID pres_id = 0;
-    const OFCondition cond =
-        DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 1, &pres_id, &msg, nullptr);
+    const OFCondition cond = dcmtk_guard([&] {
+      return DIMSE_receiveCommand(assoc_, DIMSE_NONBLOCKING, 1, &pres_id, &msg, nullptr);
+    });
     if (cond == DIMSE_NODATAAVAILABLE) continue;
     if (cond.bad()) {
       abort();

@@ -9,6 +9,7 @@
 #include <new>
 
 #include "common/crypto.h"
+#include "common/dcmtk_guard.h"
 
 // DCMTK last: its headers define macros.
 #include <dcmtk/dcmdata/dcdatset.h>
@@ -132,14 +133,17 @@ Attempt failed(Attempt::Kind kind, std::string why, const std::filesystem::path&
 std::optional<std::string> verify(const std::filesystem::path& copy,
                                   const std::filesystem::path& original) {
   DcmFileFormat decoded;
-  if (decoded.loadFile(copy.c_str()).bad()) return "the copy does not load";
+  if (dcmtk_guard([&] { return decoded.loadFile(copy.c_str()); }).bad())
+    return "the copy does not load";
   DcmDataset& ds = *decoded.getDataset();
   if (ds.getOriginalXfer() != EXS_JPEGLSLossless) return "the copy is not JPEG-LS Lossless";
-  if (ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad())
+  if (dcmtk_guard([&] { return ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr); }).bad())
     return "the copy does not decode";
   ds.removeAllButCurrentRepresentations();  // the compressed fragments are no longer needed
   DcmFileFormat stored;
-  if (stored.loadFile(original.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength).bad())
+  if (dcmtk_guard([&] {
+        return stored.loadFile(original.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength);
+      }).bad())
     return "the original does not load again";
   DcmDataset& os = *stored.getDataset();
   if (description_of(ds) != description_of(os))
@@ -155,7 +159,7 @@ Attempt encode(std::unique_ptr<DcmFileFormat> ff, const std::filesystem::path& o
   DcmDataset& ds = *ff->getDataset();
   const std::string before = description_of(ds);
   DJLSRepresentationParameter lossless(0, OFTrue);
-  if (ds.chooseRepresentation(EXS_JPEGLSLossless, &lossless).bad() ||
+  if (dcmtk_guard([&] { return ds.chooseRepresentation(EXS_JPEGLSLossless, &lossless); }).bad() ||
       !ds.canWriteXfer(EXS_JPEGLSLossless))
     return skipped("the JPEG-LS codec cannot encode these pixels losslessly");
   if (description_of(ds) != before)
@@ -211,8 +215,8 @@ Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& 
   register_codecs_once();
   try {
     auto ff = std::make_unique<DcmFileFormat>();
-    const OFCondition loaded =
-        ff->loadFile(original.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength);
+    const OFCondition loaded = dcmtk_guard(
+        [&] { return ff->loadFile(original.c_str(), EXS_Unknown, EGL_noChange, kMaxReadLength); });
     if (loaded.bad())
       return {Attempt::Kind::kError, std::string("cannot read the object: ") + loaded.text(),
               std::nullopt};
@@ -237,9 +241,10 @@ std::optional<std::string> verify_copy(const std::filesystem::path& copy,
 std::optional<std::string> decoded_pixels_for_test(const std::filesystem::path& file) {
   register_codecs_once();
   DcmFileFormat ff;
-  if (ff.loadFile(file.c_str()).bad()) return std::nullopt;
+  if (dcmtk_guard([&] { return ff.loadFile(file.c_str()); }).bad()) return std::nullopt;
   DcmDataset& ds = *ff.getDataset();
-  if (ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr).bad()) return std::nullopt;
+  if (dcmtk_guard([&] { return ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr); }).bad())
+    return std::nullopt;
   return pixel_bytes(ds);
 }
 

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""DIMSE command sets that DCMTK cannot survive do not end dirgwd (docs/hostile-input.md).
+
+DCMTK parses every DIMSE command set itself, before any code of ours sees the message, from any
+host that reaches the port under an allowed calling AE title (which is no authentication). Two
+ways that ended dirgwd, both found on 2026-12-05:
+
+- DCMTK 3.6.7 throws std::out_of_range while it reads a Directory Record Sequence (0004,1220) item
+  whose Directory Record Type has a last value longer than 16 bytes, in any data set: the
+  exception is now caught (common/dcmtk_guard.h);
+- its reader is recursive and has no depth limit: sequences nested 16,384 deep (512 KiB)
+  overflowed the stack. The SCP's transport now ends a connection whose command set grows past
+  16 KiB before DCMTK reads more of it (ingest/dimse_scp/pdu_watch.h).
+
+Here, with a real dirgwd and DCMTK's storescu, a C-ECHO and a C-STORE carrying each: every such
+association is ended, its refusal recorded with the reason, nothing is stored, dirgwd lives; a
+good study sent afterwards is stored whole; dirgwd stops cleanly with no sanitizer report. DCMTK
+leaks the objects it was building when it threw (1-2 KB a message); those allocations, and only
+DCMTK's, are suppressed for LeakSanitizer (tests/data/lsan/hostile-commands.supp)."""
+
+import argparse
+import os
+import shlex
+import sqlite3
+import struct
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import log  # noqa: E402
+
+RAWSCU = os.path.join(harness.SOURCE_DIR, "tests/tools/rawscu.py")
+SUPPRESSIONS = os.path.join(harness.SOURCE_DIR, "tests/data/lsan/hostile-commands.supp")
+GOOD_INSTANCES = 3
+
+
+def implicit(group, element, value):
+    if len(value) % 2:
+        value += b" "
+    return struct.pack("<HHI", group, element, len(value)) + value
+
+
+def directory_record_bomb():
+    """(0004,1220) with one item whose (0004,1430) ends in a 19-byte value, implicit VR LE."""
+    record = implicit(0x0004, 0x1430, b"IMAGE AND A LONG TAIL\\IMAGE TOO LONG TAIL")
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, len(record)) + record
+    return struct.pack("<HHI", 0x0004, 0x1220, len(item)) + item
+
+
+def deep_nesting(depth):
+    """Sequences nested `depth` deep, undefined lengths, implicit VR LE (16 bytes a level)."""
+    down = struct.pack("<HHI", 0x0008, 0x1115, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE000,
+                                                                          0xFFFFFFFF)
+    up = struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    return down * depth + up * depth
+
+
+def rawscu(port, *args):
+    """args: the file to send (if any) first, then options."""
+    p = subprocess.run([sys.executable, RAWSCU, "127.0.0.1", str(port), *args, "--calling-ae",
+                        "PACS1", "--called-ae", "DIRGW", "--timeout", "20"],
+                       capture_output=True, text=True, timeout=120)
+    line = (p.stdout.strip().splitlines() or ["rawscu: " + p.stderr.strip()[-300:]])[-1]
+    return line, dict(tok.partition("=")[::2] for tok in shlex.split(line) if "=" in tok)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    args = ap.parse_args()
+    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    check = harness.Checks()
+    work = harness.tempdir("dirgw-hostile-commands-")
+    catalog = None
+
+    def query(sql):
+        con = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=30)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    # The repository is never reached: stable_age keeps the study here; only the door matters.
+    os.environ["LSAN_OPTIONS"] = f"suppressions={SUPPRESSIONS}:print_suppressions=0"
+    gw = harness.Gateway(args.build_dir, work, "http://127.0.0.1:9/dicom-web", stable_age="1h")
+    gw.start()
+    catalog = os.path.join(gw.state_dir, "catalog.db")
+    extras = {}
+    for name, data in (("directory record", directory_record_bomb()),
+                       ("sequences nested 65,536 deep", deep_nesting(65536))):
+        extras[name] = os.path.join(work, name.replace(" ", "-").replace(",", "") + ".bin")
+        with open(extras[name], "wb") as f:
+            f.write(data)
+    expected = {"directory record": "DICOM library failed",
+                "sequences nested 65,536 deep": "command set longer than 16384 bytes"}
+
+    good_uid, good_files = harness.synth(args.build_dir, os.path.join(work, "good"), "CT",
+                                         GOOD_INSTANCES, seed=7)
+    hostile = [(kind, message, extra) for kind in extras
+               for message, extra in (("C-ECHO", ["--echo"]), ("C-STORE", [good_files[0]]))]
+    for kind, message, extra in hostile:
+        what = f"{message} with {kind} in its command set"
+        before = query("SELECT coalesce(max(id), 0) FROM refusals")[0][0]
+        line, fields = rawscu(gw.port, *extra, "--command-extra", extras[kind])
+        log(f"{what}: {line}")
+        check(line.startswith("aborted") or "closed" in fields,
+              f"{what}: dirgwd ends the association (got: {line})")
+        check(gw.process.alive(), f"{what}: dirgwd is alive after it")
+        reasons = [r[0] for r in query(f"SELECT reason FROM refusals WHERE id > {before}")]
+        check(any(expected[kind] in r for r in reasons),
+              f"{what}: the refusal is recorded with its reason ({reasons})")
+    check(query("SELECT count(*) FROM instances")[0][0] == 0, "nothing was stored from them")
+    check(gw.status_ok(), "dirgwd answers on its control socket")
+
+    rc, out = harness.storescu(gw.port, [os.path.join(work, "good")])
+    check(rc == 0, f"the good study is sent afterwards (storescu rc {rc}: {out[-500:]})")
+    stored = query("SELECT count(*) FROM instances i JOIN studies s ON s.id = i.study_id "
+                   f"WHERE s.study_uid = '{good_uid}'")[0][0]
+    check(stored == GOOD_INSTANCES, f"the good study is stored whole ({stored}/{GOOD_INSTANCES})")
+
+    exit_code = gw.stop()
+    check(exit_code == 0, f"dirgwd stops cleanly on SIGTERM (exit {exit_code})")
+    text = gw.log_text()
+    for kind in extras:
+        check(text.count(expected[kind]) >= 2, f"the log says why ({kind}): '{expected[kind]}'")
+    for needle in ("terminate called", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:"):
+        check(needle not in text, f"no '{needle}' in dirgwd's log")
+    if check.failures:
+        print(f"FAILED: {len(check.failures)} check(s)")
+        return 1
+    print("OK: dirgwd survived command sets that DCMTK cannot")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
