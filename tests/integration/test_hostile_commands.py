@@ -30,6 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import log  # noqa: E402
 
+sys.path.insert(0, os.path.join(harness.SOURCE_DIR, "tests/tools"))
+from hostile_scp import HostileScp  # noqa: E402
+
 RAWSCU = os.path.join(harness.SOURCE_DIR, "tests/tools/rawscu.py")
 SUPPRESSIONS = os.path.join(harness.SOURCE_DIR, "tests/data/lsan/hostile-commands.supp")
 GOOD_INSTANCES = 3
@@ -63,6 +66,21 @@ def rawscu(port, *args):
                        capture_output=True, text=True, timeout=120)
     line = (p.stdout.strip().splitlines() or ["rawscu: " + p.stderr.strip()[-300:]])[-1]
     return line, dict(tok.partition("=")[::2] for tok in shlex.split(line) if "=" in tok)
+
+
+def clean_log(check, text, who):
+    for needle in ("terminate called", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:"):
+        check(needle not in text, f"no '{needle}' in {who}'s log")
+
+
+def query2(gw, sql):
+    con = sqlite3.connect(f"file:{os.path.join(gw.state_dir, 'catalog.db')}?mode=ro", uri=True,
+                          timeout=30)
+    try:
+        return con.execute(sql).fetchall()[0][0]
+    finally:
+        con.close()
 
 
 def main():
@@ -124,9 +142,48 @@ def main():
     text = gw.log_text()
     for kind in extras:
         check(text.count(expected[kind]) >= 2, f"the log says why ({kind}): '{expected[kind]}'")
-    for needle in ("terminate called", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                   "runtime error:"):
-        check(needle not in text, f"no '{needle}' in dirgwd's log")
+    clean_log(check, text, "the SCP's dirgwd")
+
+    # The other side: a DIMSE destination whose C-STORE answers, and a PACS whose C-FIND answers,
+    # carry the same command sets. dirgwd parses those with DCMTK too.
+    payloads = [directory_record_bomb(), deep_nesting(65536)]
+    destination, pacs = HostileScp(payloads), HostileScp(payloads)
+    pull = (f"  pull:\n    - {{ name: hostile-pacs, ae_title: PACS, host: 127.0.0.1, "
+            f"port: {pacs.port}, every: 1s, look_back: 1d, retry: {{ initial: 1s, max: 1s }}, "
+            f"timeout: 10s }}\n")
+    gw2 = harness.Gateway(args.build_dir, work, "http://127.0.0.1:9/dicom-web", name="client",
+                          stable_age="1s", ingest_yaml=pull, allowed_callers=("PACS1", "PACS"))
+    gw2.use_dimse("HOSTILE", destination.port)
+    gw2.start()
+    rc, out = harness.storescu(gw2.port, [os.path.join(work, "good")])
+    check(rc == 0, f"the study is received by the second dirgwd (rc {rc})")
+
+    def both_met(scp):
+        return scp.answered >= 2 and scp.associations >= 2
+
+    for name, scp in (("the destination", destination), ("the PACS", pacs)):
+        try:
+            harness.wait_for(f"{name} to answer with both command sets", lambda scp=scp:
+                             both_met(scp) and gw2.process.alive(), 60, 0.5)
+        except TimeoutError as e:
+            check(False, str(e))
+    check(gw2.process.alive(), "the second dirgwd is alive after both")
+    harness.wait_for("the log to record both", lambda: all(
+        expected[k] in gw2.log_text() for k in expected), 20, 0.5)
+    text = gw2.log_text()
+    lines = text.splitlines()
+    for kind, needle in expected.items():
+        check(any(needle in l and "C-STORE" in l for l in lines),
+              f"the sender says why the destination's answer was not taken ({kind})")
+        check(any(needle in l and "C-FIND" in l for l in lines),
+              f"the pull says why the PACS's answer was not taken ({kind})")
+    sent = query2(gw2, "SELECT count(*) FROM deliveries WHERE state = 'sent'")
+    check(sent == 0, f"nothing counts as delivered to the hostile destination ({sent})")
+    exit_code = gw2.stop()
+    check(exit_code == 0, f"the second dirgwd stops cleanly on SIGTERM (exit {exit_code})")
+    clean_log(check, gw2.log_text(), "the client's dirgwd")
+    destination.stop()
+    pacs.stop()
     if check.failures:
         print(f"FAILED: {len(check.failures)} check(s)")
         return 1
