@@ -13,8 +13,6 @@ namespace pd = prescan_detail;
 constexpr std::string_view kImplicitLe = "1.2.840.10008.1.2";
 constexpr std::string_view kExplicitLe = "1.2.840.10008.1.2.1";
 constexpr std::string_view kExplicitBe = "1.2.840.10008.1.2.2";
-// dirgw's implementation class UID (the one the de-identification writer uses too).
-constexpr const char* kImplementationClassUid = "2.25.291037474183716587532690612361375866813";
 constexpr std::size_t kPreambleAndPrefix = 132;
 
 const unsigned char* bytes(std::string_view b, std::size_t at) {
@@ -56,24 +54,6 @@ std::optional<Element> element_at(std::string_view head, std::size_t at, RawSynt
   if (!vr->long_form) return Element{tag, at + 8, get16(head, at + 6, big)};
   if (head.size() - at < 12 || get16(head, at + 6) != 0) return std::nullopt;
   return Element{tag, at + 12, get32(head, at + 8, big)};
-}
-
-void put16(std::string& out, std::uint32_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>((v >> 8) & 0xff));
-}
-void put32(std::string& out, std::uint32_t v) {
-  put16(out, v & 0xffff);
-  put16(out, v >> 16);
-}
-void put_ui(std::string& out, std::uint32_t element, std::string_view value) {
-  std::string v(value);
-  if (v.size() % 2 != 0) v.push_back('\0');
-  put16(out, 0x0002);
-  put16(out, element);
-  out += "UI";
-  put16(out, static_cast<std::uint32_t>(v.size()));
-  out += v;
 }
 
 void add(std::string& why, std::string_view what) {
@@ -120,29 +100,6 @@ std::string_view transfer_syntax_of(RawSyntax syntax) {
       break;
   }
   return kExplicitBe;
-}
-
-std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax) {
-  std::string elements;
-  put16(elements, 0x0002);
-  put16(elements, 0x0001);
-  elements += "OB";
-  put16(elements, 0);
-  put32(elements, 2);
-  elements.push_back('\0');
-  elements.push_back('\1');
-  put_ui(elements, 0x0002, uids.sop_class);
-  put_ui(elements, 0x0003, uids.sop_instance);
-  put_ui(elements, 0x0010, transfer_syntax);
-  put_ui(elements, 0x0012, kImplementationClassUid);
-  std::string out(128, '\0');
-  out += "DICM";
-  put16(out, 0x0002);
-  put16(out, 0x0000);
-  out += "UL";
-  put16(out, 4);
-  put32(out, static_cast<std::uint32_t>(elements.size()));
-  return out + elements;
 }
 
 std::optional<MetaHeader> read_meta_header(std::string_view head) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "ingest/prescan/part10.h"
+
 namespace dirgw::ingest::folder {
 
 // kExplicitBe only for reading a Part-10 file's dataset (meta_repair); a dataset without meta
@@ -36,9 +38,10 @@ std::optional<RawUids> raw_dataset_uids(std::string_view head);
 // The transfer syntax UID of a dataset's encoding.
 std::string_view transfer_syntax_of(RawSyntax syntax);
 
-// A preamble, "DICM" and a meta header (group length, version, these UIDs, the transfer syntax,
-// dirgw's implementation class UID).
-std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax);
+// A preamble, "DICM" and a meta header for these UIDs (ingest/prescan/part10.h).
+inline std::string part10_meta(const RawUids& uids, std::string_view transfer_syntax) {
+  return ingest::part10_meta(uids.sop_class, uids.sop_instance, transfer_syntax);
+}
 
 // What a Part-10 file's meta header says, read leniently: explicit VR little endian elements of
 // group 0002 from offset 132 until the first element of another group.
