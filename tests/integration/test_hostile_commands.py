@@ -12,9 +12,17 @@ ways that ended dirgwd, both found on 2026-12-05:
   overflowed the stack. The SCP's transport now ends a connection whose command set grows past
   16 KiB before DCMTK reads more of it (ingest/dimse_scp/pdu_watch.h).
 
-Here, with a real dirgwd and DCMTK's storescu, a C-ECHO and a C-STORE carrying each: every such
-association is ended, its refusal recorded with the reason, nothing is stored, dirgwd lives; a
-good study sent afterwards is stored whole; dirgwd stops cleanly with no sanitizer report. DCMTK
+Here, with a real dirgwd and DCMTK's storescu:
+
+1. a C-ECHO and a C-STORE carrying each: every such association is ended, its refusal recorded
+   with the reason, nothing is stored, dirgwd lives; a good study sent afterwards is stored whole;
+2. a DIMSE destination and a PACS (tests/tools/hostile_scp.py) whose C-STORE and C-FIND answers
+   carry each: a second dirgwd says why it did not take them, counts nothing as delivered, lives;
+3. a storage commitment report from the destination's AE title whose data set nests 100,000
+   deep: pre-scanned before DCMTK parses it (ingest/dimse_scp/checked_receive.h), refused, not
+   answered;
+
+and both dirgwd stop cleanly with no sanitizer report. DCMTK
 leaks the objects it was building when it threw (1-2 KB a message); those allocations, and only
 DCMTK's, are suppressed for LeakSanitizer (tests/data/lsan/hostile-commands.supp)."""
 
@@ -59,10 +67,10 @@ def deep_nesting(depth):
     return down * depth + up * depth
 
 
-def rawscu(port, *args):
+def rawscu(port, *args, calling="PACS1"):
     """args: the file to send (if any) first, then options."""
     p = subprocess.run([sys.executable, RAWSCU, "127.0.0.1", str(port), *args, "--calling-ae",
-                        "PACS1", "--called-ae", "DIRGW", "--timeout", "20"],
+                        calling, "--called-ae", "DIRGW", "--timeout", "20"],
                        capture_output=True, text=True, timeout=120)
     line = (p.stdout.strip().splitlines() or ["rawscu: " + p.stderr.strip()[-300:]])[-1]
     return line, dict(tok.partition("=")[::2] for tok in shlex.split(line) if "=" in tok)
@@ -151,8 +159,11 @@ def main():
     pull = (f"  pull:\n    - {{ name: hostile-pacs, ae_title: PACS, host: 127.0.0.1, "
             f"port: {pacs.port}, every: 1s, look_back: 1d, retry: {{ initial: 1s, max: 1s }}, "
             f"timeout: 10s }}\n")
+    # Storage commitment: the destination's AE may send reports to the SCP (part 3 below).
+    verify = "{ mode: storage-commitment, delay: 1s, retry: 2s, max_resends: 1, timeout: 15s }"
     gw2 = harness.Gateway(args.build_dir, work, "http://127.0.0.1:9/dicom-web", name="client",
-                          stable_age="1s", ingest_yaml=pull, allowed_callers=("PACS1", "PACS"))
+                          stable_age="1s", ingest_yaml=pull, allowed_callers=("PACS1", "PACS"),
+                          verify=verify)
     gw2.use_dimse("HOSTILE", destination.port)
     gw2.start()
     rc, out = harness.storescu(gw2.port, [os.path.join(work, "good")])
@@ -168,17 +179,36 @@ def main():
         except TimeoutError as e:
             check(False, str(e))
     check(gw2.process.alive(), "the second dirgwd is alive after both")
-    harness.wait_for("the log to record both", lambda: all(
-        expected[k] in gw2.log_text() for k in expected), 20, 0.5)
-    text = gw2.log_text()
-    lines = text.splitlines()
+    def said(needle, path):
+        return any(needle in l and path in l for l in gw2.log_text().splitlines())
+
+    def all_said():
+        return all(said(n, p) for n in expected.values() for p in ("C-STORE", "C-FIND"))
+    try:
+        harness.wait_for("the log to say why, for each answer", all_said, 30, 0.5)
+    except TimeoutError:
+        pass
     for kind, needle in expected.items():
-        check(any(needle in l and "C-STORE" in l for l in lines),
+        check(said(needle, "C-STORE"),
               f"the sender says why the destination's answer was not taken ({kind})")
-        check(any(needle in l and "C-FIND" in l for l in lines),
-              f"the pull says why the PACS's answer was not taken ({kind})")
+        check(said(needle, "C-FIND"), f"the pull says why the PACS's answer was not taken ({kind})")
     sent = query2(gw2, "SELECT count(*) FROM deliveries WHERE state = 'sent'")
     check(sent == 0, f"nothing counts as delivered to the hostile destination ({sent})")
+
+    # 3. A storage commitment report (N-EVENT-REPORT) from the destination's AE whose data set
+    # nests 100,000 deep: DCMTK would parse it in memory; it is pre-scanned first.
+    report = os.path.join(work, "deep-report.bin")
+    with open(report, "wb") as f:
+        f.write(deep_nesting(100000))
+    line, fields = rawscu(gw2.port, "--n-event-report", report, calling="HOSTILE")
+    log(f"N-EVENT-REPORT whose data set nests 100,000 deep: {line}")
+    check(not line.startswith("status="), f"the report is not answered ({line})")
+    check(gw2.process.alive(), "the second dirgwd is alive after the report")
+    harness.wait_for("the refusal in the log", lambda: "data set refused before parsing" in
+                     gw2.log_text(), 20, 0.5)
+    check(any("storage commitment report" in l and "sequence nesting deeper than max_depth" in l
+              for l in gw2.log_text().splitlines()),
+          "the log says the report's data set was refused for its nesting")
     exit_code = gw2.stop()
     check(exit_code == 0, f"the second dirgwd stops cleanly on SIGTERM (exit {exit_code})")
     clean_log(check, gw2.log_text(), "the client's dirgwd")

@@ -34,6 +34,8 @@ VERIFICATION = "1.2.840.10008.1.1"
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 # A UUID-derived root (PS3.5 B.2), so no organisation's root is borrowed.
 IMPLEMENTATION_CLASS_UID = "2.25.153898137512406934710187405398118426311"
 IMPLEMENTATION_VERSION = "DIRGW_RAWSCU"
@@ -117,6 +119,18 @@ def c_echo_rq(message_id):
         (0x0100, us(0x0030)),
         (0x0110, us(message_id)),
         (0x0800, us(0x0101)),  # no dataset
+    ])
+
+
+def n_event_report_rq(message_id, event_type=1):
+    """A storage commitment report (PS3.4 J.3.3): Storage Commitment Push Model, a data set."""
+    return command_set([
+        (0x0002, uid_bytes(STORAGE_COMMITMENT)),
+        (0x0100, us(0x0100)),
+        (0x0110, us(message_id)),
+        (0x0800, us(0x0000)),
+        (0x1000, uid_bytes(STORAGE_COMMITMENT_INSTANCE)),
+        (0x1002, us(event_type)),
     ])
 
 
@@ -411,7 +425,11 @@ def broken_pdu(kind):
 
 def run(args):
     meta = None
-    if not args.echo:
+    if args.n_event_report:
+        args.raw_dataset = args.n_event_report
+        meta = {"dataset_offset": 0}
+        sop_class, transfer_syntax = STORAGE_COMMITMENT, IMPLICIT_LE
+    elif not args.echo:
         if args.raw_dataset:
             meta = {"sop_class": SECONDARY_CAPTURE, "sop_instance": "2.25.1",
                     "transfer_syntax": EXPLICIT_LE, "dataset_offset": 0}
@@ -456,6 +474,8 @@ def run(args):
         pdv_max = max(pdu_max - 6, 2)  # the PDV item header (length, context id, control) is 6 bytes
         if args.echo:
             command, expect = c_echo_rq(args.message_id), 0x8030
+        elif args.n_event_report:
+            command, expect = n_event_report_rq(args.message_id), 0x8100
         else:
             command, expect = c_store_rq(args.message_id, sop_class, sop_instance), 0x8001
         if args.command_extra:
@@ -503,6 +523,9 @@ def parse_args(argv):
     p.add_argument("--pdu-size", type=int,
                    help="P-DATA-TF PDU size to send (default: the peer's maximum); may exceed it")
     p.add_argument("--message-id", type=int, default=1)
+    p.add_argument("--n-event-report", metavar="FILE",
+                   help="send a storage commitment N-EVENT-REPORT whose data set is the file's "
+                        "bytes (implicit VR LE)")
     p.add_argument("--command-extra", metavar="FILE",
                    help="implicit VR LE elements (the file's bytes) appended to the command set")
     p.add_argument("--stall-after", type=int, metavar="N",
@@ -513,7 +536,8 @@ def parse_args(argv):
                    help="after the association, send a malformed PDU (default kind: type)")
     p.add_argument("--timeout", type=float, default=30.0, help="socket time-out in seconds")
     args = p.parse_args(argv)
-    if not args.echo and not args.broken_pdu and not (args.file or args.raw_dataset):
+    if not args.echo and not args.broken_pdu and not (args.file or args.raw_dataset or
+                                                      args.n_event_report):
         p.error("a FILE or --raw-dataset is needed unless --echo or --broken-pdu")
     if args.file and args.raw_dataset:
         p.error("give either FILE or --raw-dataset")

@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "common/uid.h"
 #include "dcmtk/config/osconfig.h"
@@ -12,6 +11,7 @@
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
+#include "ingest/dimse_scp/checked_receive.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -123,10 +123,8 @@ bool serve_event_report(T_ASC_Association* assoc, std::uint8_t pres_id,
   DcmDataset* raw = nullptr;
   if (rq.DataSetType != DIMSE_DATASET_NULL) {
     T_ASC_PresentationContextID data_pres = 0;
-    const OFCondition cond = dcmtk_guard([&] {
-      return DIMSE_receiveDataSetInMemory(assoc, DIMSE_NONBLOCKING, dimse_secs, &data_pres, &raw,
-                                          nullptr, nullptr);
-    });
+    // Pre-scanned before DCMTK parses it: a destination's report is untrusted input too.
+    const OFCondition cond = receive_dataset_checked(assoc, dimse_secs, &data_pres, &raw);
     if (cond.bad()) {
       log::warn("storage commitment report: data set not received",
                 {{"calling_ae", calling_ae}, {"peer", peer}, {"reason", cond.text()}});

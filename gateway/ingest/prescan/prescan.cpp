@@ -4,6 +4,7 @@
 //   inflate_source.h  deflated datasets (PS3.5 A.5), inflated as a stream under a limit
 //   meta.*            the file meta information (PS3.10 7.1)
 //   walker.*          the iterative dataset walker and its limits
+//   part10.*          the meta header put in front of a data set that came without one
 #include "ingest/prescan/prescan.h"
 
 #include <fcntl.h>
@@ -17,12 +18,15 @@
 #include "ingest/prescan/encoding.h"
 #include "ingest/prescan/inflate_source.h"
 #include "ingest/prescan/meta.h"
+#include "ingest/prescan/part10.h"
 #include "ingest/prescan/walker.h"
 
 namespace dirgw::ingest {
 namespace {
 
 using namespace prescan_detail;
+
+constexpr std::string_view kPlaceholderUid = "1.2.840.10008.1.1";  // Verification SOP Class
 
 Result<PrescanResult> prescan(RandomAccess& ra, const PrescanLimits& limits) {
   if (ra.size() > limits.max_object_size) return reject("file larger than max_object_size");
@@ -74,6 +78,17 @@ Result<PrescanResult> prescan_file(const std::filesystem::path& path, const Pres
 
 Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits) {
   MemoryAccess memory(bytes);
+  return prescan(memory, limits);
+}
+
+Result<PrescanResult> prescan_dataset(std::string_view dataset, std::string_view transfer_syntax,
+                                      PrescanLimits limits) {
+  limits.require_object_uids = false;
+  limits.compare_meta_uids = false;
+  // Placeholder media storage UIDs: the meta header is ours, only its transfer syntax matters.
+  std::string whole = part10_meta(kPlaceholderUid, kPlaceholderUid, transfer_syntax);
+  whole.append(dataset);
+  MemoryAccess memory(whole);
   return prescan(memory, limits);
 }
 

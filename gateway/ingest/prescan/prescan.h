@@ -63,4 +63,11 @@ Result<PrescanResult> prescan_file(const std::filesystem::path& path, const Pres
 // Convenience for tests/fuzzing: same checks on bytes in memory.
 Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits);
 
+// A data set without preamble and meta header, in `transfer_syntax` (one received over DIMSE that
+// DCMTK is to parse in memory: a storage commitment report, a C-FIND identifier). The same checks,
+// with a meta header of our own in front; it need not carry the object UIDs. The offsets in a
+// reason count the 132 + meta bytes in front.
+Result<PrescanResult> prescan_dataset(std::string_view dataset, std::string_view transfer_syntax,
+                                      PrescanLimits limits);
+
 }  // namespace dirgw::ingest

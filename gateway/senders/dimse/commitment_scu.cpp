@@ -8,6 +8,7 @@
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/dimse.h"
 #include "dcmtk/dcmnet/dul.h"
+#include "ingest/dimse_scp/checked_receive.h"
 #include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 #include "senders/dimse/association.h"
@@ -63,13 +64,10 @@ Result<std::uint16_t> Association::n_action(std::uint8_t context_id, DcmDataset&
   }
   if (rsp.msg.NActionRSP.DataSetType != DIMSE_DATASET_NULL) {
     DcmDataset* reply = nullptr;
-    const OFCondition got = dcmtk_guard([&] {
-      return DIMSE_receiveDataSetInMemory(assoc_, DIMSE_NONBLOCKING,
-                                          seconds_at_least_one(opts_.dimse_timeout), &pres_id,
-                                          &reply, nullptr, nullptr);
-    });
-    delete reply;
-    if (dcmtk_threw(got)) {  // the association's state is unknown after that
+    const OFCondition got = ingest::receive_dataset_checked(
+        assoc_, seconds_at_least_one(opts_.dimse_timeout), &pres_id, &reply);
+    delete reply;     // nothing in it is needed
+    if (got.bad()) {  // the association's state is unknown after that
       abort();
       return Error{ErrorCode::kNetwork, std::string("the N-ACTION reply: ") + got.text()};
     }

@@ -237,6 +237,27 @@ TEST(PrescanAccepts, NestingUpToMaxDepth) {
   }
 }
 
+// A data set received over DIMSE, without preamble and meta header (prescan_dataset): the same
+// rules, no object UIDs required, the transfer syntax given.
+TEST(PrescanDataset, ChecksADataSetWithoutItsMetaHeader) {
+  EXPECT_TRUE(accepted(prescan_dataset(nested_dataset(32, true, Enc::kImplicitLE),
+                                       test::kImplicitLE, PrescanLimits{})));
+  EXPECT_TRUE(accepted(prescan_dataset(nested_dataset(3, false), test::kExplicitLE, {})));
+  // A storage commitment report has no SOP Instance, Study or Series UID of an object.
+  DatasetBuilder report(Enc::kImplicitLE);
+  report.str(0x00081195u, "UI", "1.2.3.4");
+  EXPECT_TRUE(accepted(prescan_dataset(report.take(), test::kImplicitLE, {})));
+  for (bool undefined : {true, false}) {
+    auto r =
+        prescan_dataset(nested_dataset(33, undefined, Enc::kImplicitLE), test::kImplicitLE, {});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().detail.find("sequence nesting deeper than max_depth"), std::string::npos)
+        << r.error().detail;
+  }
+  // Read in the transfer syntax it is given: explicit bytes as implicit VR do not pass.
+  EXPECT_FALSE(prescan_dataset(nested_dataset(3, false), test::kImplicitLE, {}).ok());
+}
+
 TEST(PrescanAccepts, UnknownVrSequenceOfUndefinedLengthIsImplicitInside) {
   DatasetBuilder b;
   standard_head(b);
