@@ -21,7 +21,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO/build-fuzz}
 JOBS=${JOBS:-$(nproc)}
 CC_FUZZ=${FUZZ_CC:-clang}
 CXX_FUZZ=${FUZZ_CXX:-clang++}
-ALL_TARGETS=(prescan intake stow config folder)
+ALL_TARGETS=(prescan intake stow config folder pdu_watch)
 # The HL7 v2 / MLLP codec has a target once its module exists (tests/fuzz/CMakeLists.txt).
 if [ -f "$REPO/gateway/ingest/hl7_mllp/hl7.h" ] && grep -qs hl7_mllp "$REPO/gateway/ingest/CMakeLists.txt"; then
   ALL_TARGETS+=(hl7)
@@ -89,6 +89,11 @@ if [ "$DO_BUILD" = 1 ]; then
       -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DCMAKE_CXX_FLAGS=-O1 \
       -DDIRGW_SANITIZE=ON -DDIRGW_FUZZ=ON -DDIRGW_BUILD_TESTS=OFF -DDIRGW_WERROR=OFF \
       > "$BUILD_DIR/configure.log" 2>&1 || { tail -30 "$BUILD_DIR/configure.log"; exit 2; }
+  else
+    # Again, so that a target added since the tree was configured exists (make does not
+    # regenerate for a target it does not know).
+    cmake "$BUILD_DIR" > "$BUILD_DIR/configure.log" 2>&1 ||
+      { tail -30 "$BUILD_DIR/configure.log"; exit 2; }
   fi
   bins=()
   for t in "${TARGETS[@]}"; do bins+=(--target "fuzz_$t"); done
@@ -123,6 +128,7 @@ for t in "${TARGETS[@]}"; do
     hl7) add_seed "$REPO/tests/data/hl7"; max_len=8192 ;;
     reports) add_seed "$REPO/tests/data/hl7/reports"; max_len=8192 ;;
     folder) add_seed "$REPO/tests/data/folder"; max_len=16384 ;;
+    pdu_watch) add_seed "$REPO/tests/data/pdu_watch"; max_len=65536 ;;
   esac
   add_seed "$REPO/tests/data/regressions/$t"
   dict=()
