@@ -210,6 +210,8 @@ struct TokenAnswer {
   std::chrono::seconds lifetime{0};
 };
 
+constexpr std::chrono::seconds kMaxTokenLifetime{86400};
+
 Result<TokenAnswer> read_token_answer(const std::string& answer, const std::string& where,
                                       std::chrono::seconds lifetime_if_unknown) {
   auto j = nlohmann::json::parse(answer, nullptr, false);
@@ -235,7 +237,9 @@ Result<TokenAnswer> read_token_answer(const std::string& answer, const std::stri
     if (e.is_number_integer() || e.is_number_unsigned()) {
       secs = e.get<std::int64_t>();
     } else if (e.is_number_float()) {
-      secs = static_cast<std::int64_t>(e.get<double>());
+      const double d = e.get<double>();  // 1e300 is valid JSON: no cast before the range check
+      secs = d > 0 && d < double(kMaxTokenLifetime.count()) ? static_cast<std::int64_t>(d)
+                                                            : kMaxTokenLifetime.count();
     } else if (e.is_string()) {  // some servers send "3599"
       const std::string s = e.get<std::string>();
       if (!s.empty() && s.size() < 12 && std::all_of(s.begin(), s.end(), [](char ch) {
@@ -243,7 +247,9 @@ Result<TokenAnswer> read_token_answer(const std::string& answer, const std::stri
           }))
         secs = std::stoll(s);
     }
-    if (secs > 0) out.lifetime = std::chrono::seconds(secs);
+    // The server's number: capped, so that no clock arithmetic overflows and a token is asked
+    // for again at least daily.
+    if (secs > 0) out.lifetime = std::chrono::seconds(std::min(secs, kMaxTokenLifetime.count()));
   }
   return out;
 }

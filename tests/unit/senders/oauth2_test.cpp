@@ -268,6 +268,30 @@ TEST(OAuth2, EndpointErrorsAreValuesWithoutSecrets) {
   EXPECT_EQ(*ok, "abc");
 }
 
+// expires_in is the token server's number: absurd ones (beyond a day's worth of years, beyond
+// int64, a float beyond it) neither overflow the clock arithmetic nor keep a token for ever: the
+// lifetime is capped at one day, so the token is asked for again.
+TEST(OAuth2, AbsurdLifetimesAreCapped) {
+  TempDir dir;
+  TokenEndpoint idp;
+  FakeClock clock;
+  auto client = make(options(idp.url(), write_secret(dir)), clock);
+  for (const char* expires :
+       {"9223372036854775807", "1e300", "18446744073709551615", "-5", "\"99999999999\""}) {
+    idp.answer_with(
+        {200, {}, std::string(R"({"access_token":"abc","expires_in":)") + expires + "}"});
+    clock.advance(std::chrono::hours(24 * 400));  // whatever came before has expired
+    auto t = client->token();
+    ASSERT_TRUE(t.ok()) << expires << ": " << t.error().to_string();
+    EXPECT_EQ(*t, "abc") << expires;
+    idp.answer_with({200, {}, R"({"access_token":"next","expires_in":3600})"});
+    clock.advance(std::chrono::hours(25));
+    auto again = client->token();
+    ASSERT_TRUE(again.ok()) << expires;
+    EXPECT_EQ(*again, "next") << expires << ": the first token is not kept beyond a day";
+  }
+}
+
 TEST(OAuth2, RefreshFailureKeepsUsingAStillValidToken) {
   TempDir dir;
   TokenEndpoint idp(/*expires_in=*/600);
