@@ -15,7 +15,7 @@ UNITY ?= ON
 
 DEB_PACKAGES := build-essential cmake pkg-config python3 \
 	libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 \
-	libyaml-cpp-dev libcli11-dev libpugixml-dev googletest libgtest-dev nlohmann-json3-dev libhowardhinnant-date-dev tzdata libsystemd-dev zlib1g-dev libarchive-dev \
+	libyaml-cpp-dev libcli11-dev libpugixml-dev googletest libgtest-dev nlohmann-json3-dev libhowardhinnant-date-dev tzdata libsystemd-dev zlib1g-dev libarchive-dev libopenjp2-7-dev \
 	orthanc orthanc-dicomweb curl iproute2 util-linux rpm rpmlint lintian file libxml2-utils clang libclang-rt-14-dev openssl python3-hl7 python3-fusepy python3-pydicom
 
 .PHONY: all deps build test unit integration demo clean format package help bench fuzz

@@ -40,6 +40,7 @@
 #include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 #include "scheduler/bandwidth.h"
+#include "senders/transcode/jpeg2000.h"
 
 namespace dirgw::senders::dimse {
 
@@ -79,6 +80,10 @@ std::optional<std::string> decompress_dataset(DcmDataset& ds, const std::string&
     return "not decompressed: its pixel data would take " + std::to_string(bytes >> 20) +
            " MiB, more than " + std::to_string(Association::kMaxDecompressedBytes >> 20) + " MiB";
   register_decoders_once();
+  // JPEG 2000: DCMTK has no decoder; OpenJPEG's replaces the pixel data (transcode/jpeg2000.h).
+  if (transcode::is_jpeg2000_syntax(DcmXfer(ds.getOriginalXfer()).getXferID()))
+    if (auto why = transcode::decode_jpeg2000(ds))
+      return "OpenJPEG could not decompress it: " + *why;
   const E_TransferSyntax xfer = DcmXfer(target_syntax.c_str()).getXfer();
   const OFCondition cond = dcmtk_guard([&] { return ds.chooseRepresentation(xfer, nullptr); });
   if (cond.bad() || !ds.canWriteXfer(xfer))

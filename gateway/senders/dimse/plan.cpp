@@ -54,10 +54,12 @@ bool is_native_syntax(std::string_view ts) {
 }
 
 bool decodable_syntax(std::string_view ts, bool lossy_too) {
+  // DCMTK's decoders, and OpenJPEG's for JPEG 2000 (.90, .91; transcode/jpeg2000.h).
   constexpr std::string_view kLossless[] = {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-                                            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5"};
+                                            "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+                                            "1.2.840.10008.1.2.5"};
   constexpr std::string_view kLossy[] = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
-                                         "1.2.840.10008.1.2.4.81"};
+                                         "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"};
   auto in = [&](const auto& list) {
     return std::find(std::begin(list), std::end(list), ts) != std::end(list);
   };

@@ -171,19 +171,21 @@ TEST(DimseAssign, DecompressibleObjectGoesDecompressed) {
 }
 
 TEST(DimseAssign, DecodableSyntaxes) {
-  for (const char* lossless : {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70",
-                               "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.5"}) {
+  for (const char* lossless :
+       {"1.2.840.10008.1.2.4.57", "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.5"}) {
     EXPECT_TRUE(decodable_syntax(lossless, false)) << lossless;
     EXPECT_TRUE(decodable_syntax(lossless, true)) << lossless;
   }
-  for (const char* lossy :
-       {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81"}) {
+  for (const char* lossy : {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51",
+                            "1.2.840.10008.1.2.4.81", "1.2.840.10008.1.2.4.91"}) {
     EXPECT_FALSE(decodable_syntax(lossy, false)) << lossy;
     EXPECT_TRUE(decodable_syntax(lossy, true)) << lossy;
   }
-  // No JPEG 2000 or MPEG decoder in Debian's DCMTK; native syntaxes are not "decoded".
-  for (const char* no : {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
-                         "1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.1"})
+  // JPEG 2000 through OpenJPEG (transcode/jpeg2000.h); no MPEG or HTJ2K decoder here; native
+  // syntaxes are not "decoded".
+  for (const char* no :
+       {"1.2.840.10008.1.2.4.100", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.1"})
     EXPECT_FALSE(decodable_syntax(no, true)) << no;
 }
 
