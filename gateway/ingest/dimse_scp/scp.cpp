@@ -711,6 +711,7 @@ void DicomScp::serve_association(void* handle, const std::string& calling_ae,
     }
   } observe_duration{metrics_, std::chrono::steady_clock::now()};
   log::info("association accepted", {{"calling_ae", calling_ae}, {"peer", peer}});
+  (void)take_watch_verdict();  // one left by an earlier association of this thread is not ours
   const int dimse_secs = static_cast<int>(
       std::chrono::duration_cast<std::chrono::seconds>(cfg_.dimse_timeout).count());
   for (;;) {
@@ -812,7 +813,7 @@ bool DicomScp::serve_store(void* handle, unsigned char pres_id, void* request,
     if (ctx.refuse_reason.empty()) spool_.discard_temp(ctx.temp_path);
     const std::string why = ctx.too_large     ? "object larger than max_object_size"
                             : ctx.below_floor ? "spool fell below its free-space floor"
-                                              : std::string(cond.text());
+                                              : dimse_failure_text(cond);
     log::warn("C-STORE failed before a response: nothing acknowledged",
               {{"sop_instance_uid", sop_uid}, {"peer", peer}, {"reason", why}});
     if (ctx.too_large || ctx.below_floor) {

@@ -224,6 +224,7 @@ Result<void> negotiate(Scu& scu, TcpLayer& layer) {
   OFCondition cond = scu.initNetwork();
   if (cond.good()) cond = scu.useSecureConnection(&layer);
   if (cond.bad()) return dimse_error("DCMTK network", cond);
+  (void)take_watch_verdict();  // one left by an earlier association is not this one's
   cond = scu.negotiateAssociation();
   if (cond.bad()) return dimse_error("association with the PACS failed", cond);
   return {};

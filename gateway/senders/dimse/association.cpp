@@ -266,6 +266,7 @@ bool Network::last_nodelay() const { return layer_ != nullptr && layer_->nodelay
 std::unique_ptr<Association> Association::request(Network& network, const DimseOptions& opts,
                                                   const std::vector<ProposedContext>& contexts,
                                                   Verdict* failure) {
+  (void)ingest::take_watch_verdict();  // one left by an earlier association is not this one's
   T_ASC_Parameters* params = nullptr;
   const long max_pdu = std::clamp<long>(opts.max_pdu, ASC_MINIMUMPDUSIZE, ASC_MAXIMUMPDUSIZE);
   OFCondition cond = ASC_createAssociationParameters(&params, max_pdu);
