@@ -17,7 +17,8 @@ Here, with a real dirgwd and DCMTK's storescu:
 1. a C-ECHO and a C-STORE carrying each: every such association is ended, its refusal recorded
    with the reason, nothing is stored, dirgwd lives; a good study sent afterwards is stored whole;
 2. a DIMSE destination and a PACS (tests/tools/hostile_scp.py) whose C-STORE and C-FIND answers
-   carry each: a second dirgwd says why it did not take them, counts nothing as delivered, lives;
+   carry each, and a PACS whose C-FIND identifiers (data sets, which DCMTK's DcmSCU parses in
+   memory) do: a second dirgwd says why it did not take them, counts nothing as delivered, lives;
 3. a storage commitment report from the destination's AE title whose data set nests 100,000
    deep: pre-scanned before DCMTK parses it (ingest/dimse_scp/checked_receive.h), refused, not
    answered;
@@ -156,9 +157,12 @@ def main():
     # carry the same command sets. dirgwd parses those with DCMTK too.
     payloads = [directory_record_bomb(), deep_nesting(65536)]
     destination, pacs = HostileScp(payloads), HostileScp(payloads)
-    pull = (f"  pull:\n    - {{ name: hostile-pacs, ae_title: PACS, host: 127.0.0.1, "
-            f"port: {pacs.port}, every: 1s, look_back: 1d, retry: {{ initial: 1s, max: 1s }}, "
-            f"timeout: 10s }}\n")
+    # A PACS whose C-FIND identifiers (data sets, which DcmSCU parses in memory) carry them.
+    identifiers = HostileScp([directory_record_bomb(), deep_nesting(100000)], mode="identifier")
+    pull = "  pull:\n" + "".join(
+        f"    - {{ name: {name}, ae_title: PACS, host: 127.0.0.1, port: {scp.port}, every: 1s, "
+        f"look_back: 1d, retry: {{ initial: 1s, max: 1s }}, timeout: 10s }}\n"
+        for name, scp in (("hostile-pacs", pacs), ("hostile-identifiers", identifiers)))
     # Storage commitment: the destination's AE may send reports to the SCP (part 3 below).
     verify = "{ mode: storage-commitment, delay: 1s, retry: 2s, max_resends: 1, timeout: 15s }"
     gw2 = harness.Gateway(args.build_dir, work, "http://127.0.0.1:9/dicom-web", name="client",
@@ -172,7 +176,8 @@ def main():
     def both_met(scp):
         return scp.answered >= 2 and scp.associations >= 2
 
-    for name, scp in (("the destination", destination), ("the PACS", pacs)):
+    for name, scp in (("the destination", destination), ("the PACS", pacs),
+                      ("the PACS with hostile identifiers", identifiers)):
         try:
             harness.wait_for(f"{name} to answer with both command sets", lambda scp=scp:
                              both_met(scp) and gw2.process.alive(), 60, 0.5)
@@ -183,7 +188,9 @@ def main():
         return any(needle in l and path in l for l in gw2.log_text().splitlines())
 
     def all_said():
-        return all(said(n, p) for n in expected.values() for p in ("C-STORE", "C-FIND"))
+        return all(said(n, p) for n in expected.values() for p in ("C-STORE", "C-FIND")) and \
+            said("max_depth", "refused before it was parsed") and \
+            said("longer than 16", "refused before it was parsed")
     try:
         harness.wait_for("the log to say why, for each answer", all_said, 30, 0.5)
     except TimeoutError:
@@ -192,6 +199,9 @@ def main():
         check(said(needle, "C-STORE"),
               f"the sender says why the destination's answer was not taken ({kind})")
         check(said(needle, "C-FIND"), f"the pull says why the PACS's answer was not taken ({kind})")
+    for needle in ("sequence nesting deeper than max_depth", "has a component longer than 16"):
+        check(said(needle, "C-FIND failed: DIMSE data set refused before it was parsed"),
+              f"the pull refuses an identifier before DCMTK parses it ({needle})")
     sent = query2(gw2, "SELECT count(*) FROM deliveries WHERE state = 'sent'")
     check(sent == 0, f"nothing counts as delivered to the hostile destination ({sent})")
 
@@ -214,6 +224,7 @@ def main():
     clean_log(check, gw2.log_text(), "the client's dirgwd")
     destination.stop()
     pacs.stop()
+    identifiers.stop()
     if check.failures:
         print(f"FAILED: {len(check.failures)} check(s)")
         return 1

@@ -1,10 +1,12 @@
 """A DICOM peer that answers with hostile command sets, for the integration tests.
 
-It accepts any association (every proposed presentation context, with its first transfer
-syntax), reads each request (its command and, when one follows, its data set) and answers it
-with a response command set that carries extra bytes after group 0000: what the test wants
-DCMTK on the other side to parse. The answers cycle through `payloads` one association after
-another, so a peer that retries meets each in turn. A-RELEASE is answered; everything else is
+It accepts any association (every proposed presentation context, in Implicit VR Little Endian
+when proposed, else its first transfer syntax), reads each request (its command and, when one follows, its data set) and answers it.
+With mode "command", the response command set carries extra bytes after group 0000; with mode
+"identifier", a C-FIND is answered with one pending response whose identifier (data set) is the
+payload, then a final one. Either way it is what the test wants DCMTK on the other side to
+parse. The payloads cycle one association after another, so a peer that retries meets each in
+turn. A-RELEASE is answered; everything else is
 ignored. Serves on 127.0.0.1 in a thread until stop(). Used by test_hostile_commands.py as a
 DIMSE destination (answers to C-STORE) and as a PACS to poll (answers to C-FIND).
 """
@@ -49,14 +51,16 @@ def _associate_ac(rq_body):
         pos += 4 + length
         if item_type != 0x20 or len(value) < 4:
             continue
-        pc_id, first_ts, sub = value[0], None, 4
+        pc_id, proposed, sub = value[0], [], 4
         while sub + 4 <= len(value):
             st, _, sl = struct.unpack(">BBH", value[sub:sub + 4])
-            if st == 0x40 and first_ts is None:
-                first_ts = value[sub + 4:sub + 4 + sl]
+            if st == 0x40:
+                proposed.append(value[sub + 4:sub + 4 + sl].rstrip(b"\0 "))
             sub += 4 + sl
-        body += rawscu.item(0x21, struct.pack(">BBBB", pc_id, 0, 0, 0) +
-                            rawscu.item(0x40, first_ts or rawscu.IMPLICIT_LE.encode()))
+        # Implicit VR LE when proposed: the payloads are written in it.
+        implicit = rawscu.IMPLICIT_LE.encode()
+        chosen = implicit if implicit in proposed or not proposed else proposed[0]
+        body += rawscu.item(0x21, struct.pack(">BBBB", pc_id, 0, 0, 0) + rawscu.item(0x40, chosen))
     user = rawscu.item(0x51, struct.pack(">I", 16384))
     user += rawscu.item(0x52, rawscu.IMPLEMENTATION_CLASS_UID.encode())
     body += rawscu.item(0x50, user)
@@ -64,9 +68,10 @@ def _associate_ac(rq_body):
 
 
 class HostileScp:
-    def __init__(self, payloads):
-        """payloads: bytes appended to each response command set, one per association, cycled."""
+    def __init__(self, payloads, mode="command"):
+        """payloads: bytes, one per association, cycled (see the module's text for `mode`)."""
         self.payloads = list(payloads)
+        self.mode = mode
         self.associations = 0
         self.answered = 0
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -136,16 +141,28 @@ class HostileScp:
 
     def _answer(self, conn, pc_id, fields, payload):
         field = struct.unpack("<H", fields.get(0x0100, b"\x00\x00")[:2])[0]
-        elements = [(0x0002, fields.get(0x0002, rawscu.uid_bytes(rawscu.VERIFICATION))),
-                    (0x0100, rawscu.us(field | 0x8000)),
-                    (0x0120, fields.get(0x0110, rawscu.us(1))),
-                    (0x0800, rawscu.us(0x0101)),
-                    (0x0900, rawscu.us(0x0000))]
-        if 0x1000 in fields:
-            elements.append((0x1000, fields[0x1000]))
-        command = rawscu.command_set(sorted(elements)) + payload
+
+        def response(status, data_set):
+            elements = [(0x0002, fields.get(0x0002, rawscu.uid_bytes(rawscu.VERIFICATION))),
+                        (0x0100, rawscu.us(field | 0x8000)),
+                        (0x0120, fields.get(0x0110, rawscu.us(1))),
+                        (0x0800, rawscu.us(0x0000 if data_set else 0x0101)),
+                        (0x0900, rawscu.us(status))]
+            if 0x1000 in fields:
+                elements.append((0x1000, fields[0x1000]))
+            return rawscu.command_set(sorted(elements))
+
+        def send(data, is_command):
+            step = 16000
+            for i in range(0, max(len(data), 1), step):
+                last = i + step >= len(data)
+                conn.sendall(rawscu.pdu(0x04, rawscu.pdv(pc_id, is_command, last,
+                                                         data[i:i + step])))
+
         self.answered += 1
-        step = 16000
-        for i in range(0, len(command), step):
-            last = i + step >= len(command)
-            conn.sendall(rawscu.pdu(0x04, rawscu.pdv(pc_id, True, last, command[i:i + step])))
+        if self.mode == "identifier" and field == 0x0020:  # C-FIND-RQ
+            send(response(0xFF00, True), True)
+            send(payload, False)
+            send(response(0x0000, False), True)
+            return
+        send(response(0x0000, False) + payload, True)

@@ -28,8 +28,11 @@ class WatchedLayer final : public DcmTransportLayer {
   DcmTransportLayer* inner_;
 };
 
-// Takes over `inner` (may be nullptr: then nullptr) and returns the watched connection.
-DcmTransportConnection* watch_connection(DcmNativeSocketType socket, DcmTransportConnection* inner);
+// Takes over `inner` (may be nullptr: then nullptr) and returns the watched connection. With
+// check_answers (a connection we opened), the data sets DCMTK's DcmSCU parses in memory are
+// pre-scanned first (pdu_watch.h).
+DcmTransportConnection* watch_connection(DcmNativeSocketType socket, DcmTransportConnection* inner,
+                                         bool check_answers = false);
 
 // Why the last connection read on this thread was refused by its watch, once; nullopt if none.
 std::optional<std::string> take_watch_verdict();

@@ -45,7 +45,8 @@ class TcpLayer final : public DcmTransportLayer {
     int one = 1;
     ::setsockopt(socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     DcmTransportConnection* c =
-        watch_connection(socket, DcmTransportLayer::createConnection(socket, OFFalse));
+        watch_connection(socket, DcmTransportLayer::createConnection(socket, OFFalse),
+                         /*check_answers=*/true);
     timeval tv{};
     tv.tv_sec = std::max<long>(1, static_cast<long>((timeout_.count() + 999) / 1000));
     ::setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
