@@ -13,7 +13,9 @@ constexpr std::uint8_t kPDataTf = 0x04;
 constexpr std::uint64_t kMaxAcceptBody = 64 * 1024;
 // Command fields whose data set DcmSCU parses in memory (DCMTK 3.6.7's sendFINDRequest reads a
 // pending answer's identifier, sendMOVERequest any announced data set; C-GET answers' data sets
-// are not read, and C-STORE sub-operations go to a file and through the pre-scan).
+// are not read, and C-STORE sub-operations go to a file and through the pre-scan). This mirrors
+// DcmSCU's code: a DCMTK upgrade must be checked against it (a data set DcmSCU starts to read
+// that is not held here is parsed unchecked; one held that it does not read waits for nothing).
 constexpr std::uint16_t kCFindRsp = 0x8020;
 constexpr std::uint16_t kCMoveRsp = 0x8021;
 constexpr std::uint16_t kNoDataSet = 0x0101;
