@@ -17,11 +17,10 @@ namespace dirgw::ingest {
 
 namespace {
 
-constexpr unsigned short kModule = kDcmtkGuardModule;
-constexpr unsigned short kRefused = 2;
+constexpr unsigned short kRefused = 2;  // beside dcmtk_guard's kDcmtkThrew, in its module
 
 OFCondition refused(const std::string& why) {
-  return OFCondition(kModule, kRefused, OF_error, why.c_str());
+  return OFCondition(kDcmtkGuardModule, kRefused, OF_error, why.c_str());
 }
 
 // Appends what DCMTK writes to a string, up to a limit; past it, the write fails and DCMTK ends

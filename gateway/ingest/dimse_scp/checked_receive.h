@@ -12,9 +12,9 @@
 #include "dcmtk/dcmnet/assoc.h"
 // clang-format on
 
-namespace dirgw::ingest {
+#include "ingest/dimse_scp/pdu_watch.h"  // kMaxInMemoryDataSet
 
-inline constexpr std::size_t kMaxInMemoryDataSet = 64u << 20;
+namespace dirgw::ingest {
 
 // Receives the data set that follows the command just received on `assoc`, at most `max_bytes`
 // of it. On success *out is the parsed data set (the caller's to delete) and *pres_id its

@@ -126,8 +126,8 @@ Result<void> PduWatch::take_pdv_header() {
       return trip("DIMSE command set longer than " + std::to_string(max_command_bytes_) +
                   " bytes (" + std::to_string(command_bytes_) +
                   " announced): connection closed before it was parsed");
-  } else if (holding_ && held_.size() + pdv_left_ > kMaxHeldDataSet) {
-    return trip("DIMSE data set larger than " + std::to_string(kMaxHeldDataSet >> 20) +
+  } else if (holding_ && held_.size() + pdv_left_ > kMaxInMemoryDataSet) {
+    return trip("DIMSE data set larger than " + std::to_string(kMaxInMemoryDataSet >> 20) +
                 " MiB in an answer: connection closed before it was parsed");
   }
   state_ = State::kPdvData;

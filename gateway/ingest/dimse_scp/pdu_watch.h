@@ -30,10 +30,13 @@
 
 namespace dirgw::ingest {
 
+// The largest data set DCMTK is let parse in memory from a peer: held here, or received by
+// checked_receive.h.
+inline constexpr std::size_t kMaxInMemoryDataSet = 64u << 20;
+
 class PduWatch {
  public:
   static constexpr std::size_t kDefaultMaxCommandBytes = 16 * 1024;
-  static constexpr std::size_t kMaxHeldDataSet = 64u << 20;
 
   explicit PduWatch(std::size_t max_command_bytes = kDefaultMaxCommandBytes,
                     bool check_answers = false)

@@ -177,15 +177,15 @@ std::optional<std::string> frames_of(DcmPixelSequence& seq, Sint32 frames,
   if (seq.getItem(table, 0).good() && table != nullptr && table->getLength() >= 4 &&
       table->getLength() / 4 == static_cast<Uint32>(frames) && table->getUint8Array(bot).good() &&
       bot != nullptr) {
+    // The table's entries, little endian, from the first fragment's item.
+    auto offset_of = [bot](Sint32 f) {
+      const Uint8* p = bot + 4 * f;
+      return std::uint64_t{p[0]} | (std::uint64_t{p[1]} << 8) | (std::uint64_t{p[2]} << 16) |
+             (std::uint64_t{p[3]} << 24);
+    };
     for (Sint32 f = 0; f < frames; ++f) {
-      const std::uint64_t start = std::uint64_t{bot[4 * f]} | (std::uint64_t{bot[4 * f + 1]} << 8) |
-                                  (std::uint64_t{bot[4 * f + 2]} << 16) |
-                                  (std::uint64_t{bot[4 * f + 3]} << 24);
-      const std::uint64_t end = f + 1 < frames ? std::uint64_t{bot[4 * f + 4]} |
-                                                     (std::uint64_t{bot[4 * f + 5]} << 8) |
-                                                     (std::uint64_t{bot[4 * f + 6]} << 16) |
-                                                     (std::uint64_t{bot[4 * f + 7]} << 24)
-                                               : at;
+      const std::uint64_t start = offset_of(f);
+      const std::uint64_t end = f + 1 < frames ? offset_of(f + 1) : at;
       std::vector<Bytes> frame;
       for (std::size_t i = 0; i < fragments.size(); ++i)
         if (offsets[i] >= start && offsets[i] < end) frame.push_back(fragments[i]);
