@@ -476,6 +476,14 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
                     r.integer(rn, rp, "report_days", c.retention.report_days, 0, 36500);
                   },
                   {"spool_floor", "keep_after_verified", "report_days"});
+          if (m["codecs"].IsDefined() && !m["codecs"].IsNull())
+            r.map(m["codecs"], "codecs",
+                  [&](const YAML::Node& cn, const std::string& cp) {
+                    r.duration(cn, cp, "timeout", c.codecs.timeout, Duration(100),
+                               Duration(86'400'000LL));
+                    r.size(cn, cp, "memory_limit", c.codecs.memory_limit, 256ull << 20, 1ull << 40);
+                  },
+                  {"timeout", "memory_limit"});
           if (m["report"].IsDefined() && !m["report"].IsNull())
             r.map(m["report"], "report",
                   [&](const YAML::Node& rn, const std::string& rp) {
@@ -519,7 +527,7 @@ void read_root(Reader& r, const YAML::Node& root, Config& c) {
         },
         {"facility", "state_dir", "control_socket", "log", "ingest", "policy", "destinations",
          "retention", "metrics", "audit", "deidentification", "forwarding", "priority", "priors",
-         "report"});
+         "report", "codecs"});
 }
 
 }  // namespace

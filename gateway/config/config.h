@@ -306,6 +306,13 @@ struct Destination {
   bool send_while_receiving = false;
 };
 
+// The codec process (senders/transcode/codec_worker.h): decompression for C-STORE destinations
+// and JPEG-LS transcoding run in a child process, one object at a time, with these limits.
+struct Codecs {
+  Duration timeout{std::chrono::minutes(5)};  // one object's job; the worker is stopped after it
+  std::uint64_t memory_limit = 4ull << 30;    // the worker's address space
+};
+
 struct Retention {
   std::uint64_t spool_floor = 1ull << 30;  // free bytes below which the SCP refuses objects
   // A spool file goes this long after every destination verified it (docs/verification.md);
@@ -356,6 +363,7 @@ struct Config {
   // The secret behind every pseudonym (32 bytes, 0600, created at first start when absent).
   std::filesystem::path deid_key_file;  // empty: <state_dir>/keys/deid.key
   Retention retention;
+  Codecs codecs;
   Report report;
   Metrics metrics;
   AuditSyslog audit_syslog;

@@ -48,6 +48,7 @@
 #include "report/pacs_count.h"
 #include "scheduler/scheduler.h"
 #include "senders/sender.h"
+#include "senders/transcode/codec_worker.h"
 #include "verify/service.h"
 
 namespace dirgw::daemon {
@@ -580,6 +581,8 @@ void Application::Impl::stop() {
   if (hl7) hl7->stop();
   if (report_service) report_service->stop();
   if (priors) priors->service->stop();
+  // A decompression or transcoding in progress would hold its sender until codecs.timeout.
+  senders::transcode::CodecWorker::stop_all_jobs();
   scheduler->stop();
   verifier->stop();
   control->stop();

@@ -53,8 +53,12 @@ Result<std::shared_ptr<senders::TokenProvider>> oauth2_for(const config::Destina
 }
 
 std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d,
-                                              const scheduler::ForwardSchedule& s) {
+                                              const scheduler::ForwardSchedule& s,
+                                              const config::Codecs& codecs,
+                                              const std::filesystem::path& spool_tmp) {
   senders::DimseOptions o = scheduler::dimse_options(d);
+  o.codec = senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit);
+  o.scratch_dir = spool_tmp;
   for (const auto& b : {s.bucket, s.gateway_bucket})
     if (b) o.bandwidth_buckets.push_back(b);
   return senders::make_dimse_sender(o);
@@ -75,12 +79,12 @@ std::string auth_kind(const config::Destination& d) {
 // hook; every lane of a destination shares its counters.
 std::unique_ptr<senders::Sender> with_transcoding(
     std::unique_ptr<senders::Sender>&& sender, const config::Destination& d,
-    const std::filesystem::path& spool_tmp,
+    const std::filesystem::path& spool_tmp, const config::Codecs& codecs,
     const std::shared_ptr<senders::transcode::Counters>& counters) {
   if (!counters) return std::move(sender);
   return senders::transcode::make_transcoding_sender(
       std::move(sender), {spool_tmp, d.transcode.max_pixel_bytes, d.transcode.syntax_parameter},
-      counters);
+      counters, senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit));
 }
 
 }  // namespace
@@ -112,10 +116,11 @@ Result<Destinations> build_destinations(const config::Config& config, const Cloc
         d.transcode.to.empty() ? nullptr : std::make_shared<senders::transcode::Counters>();
     out.transcoding.push_back(counters);
     auto lane = [&](std::unique_ptr<senders::Sender> sender) {
-      return with_transcoding(std::move(sender), d, spool_tmp, counters);
+      return with_transcoding(std::move(sender), d, spool_tmp, config.codecs, counters);
     };
     if (d.type == "dimse") {
-      for (int i = 0; i < d.concurrency; ++i) lanes.push_back(lane(dimse_sender(d, s)));
+      for (int i = 0; i < d.concurrency; ++i)
+        lanes.push_back(lane(dimse_sender(d, s, config.codecs, spool_tmp)));
     } else {
       senders::StowRsOptions o = scheduler::stow_options(d);
       for (const auto& b : {s.bucket, s.gateway_bucket})

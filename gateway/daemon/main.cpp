@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "daemon/application.h"
 #include "log/log.h"
+#include "senders/transcode/codec_worker.h"
 
 namespace {
 constexpr const char* kUsage =
@@ -27,6 +28,9 @@ constexpr const char* kUsage =
 }
 
 int main(int argc, char** argv) {
+  // The codec process (senders/transcode/codec_worker.h): dirgwd started again by itself.
+  if (argc > 1 && std::string(argv[1]) == "--codec-worker")
+    return dirgw::senders::transcode::run_codec_worker(argc, argv);
   std::string config_path = "/etc/dirgw/dirgw.yaml";
   bool check = false;
   for (int i = 1; i < argc; ++i) {

@@ -20,10 +20,7 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcostrmb.h"
-#include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcxfer.h"
-#include "dcmtk/dcmjpeg/djdecode.h"
-#include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/cond.h"
 #include "dcmtk/dcmnet/dcmlayer.h"
@@ -40,57 +37,11 @@
 #include "ingest/dimse_scp/watched_layer.h"
 #include "log/log.h"
 #include "scheduler/bandwidth.h"
-#include "senders/transcode/jpeg2000.h"
+#include "senders/transcode/decompress.h"
 
 namespace dirgw::senders::dimse {
 
 namespace {
-
-// DCMTK's codec list is process-wide: the decoders are registered once and never deregistered
-// (other threads may be decoding). JPEG-LS may already be registered by the transcoder, with the
-// same parameters (the first registration wins). The SOP Instance UID is never replaced (the
-// catalog, the C-STORE request and verification know the object by it); colour JPEG is
-// converted as its Photometric Interpretation says, as dcmdjpeg does.
-void register_decoders_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation, EUC_never);
-    DJLSDecoderRegistration::registerCodecs(EJLSUC_never, EJLSPC_restore);
-    DcmRLEDecoderRegistration::registerCodecs(/*pCreateSOPInstanceUID=*/OFFalse);
-  });
-}
-
-// The size of the dataset's pixel data once decompressed, from its Image Pixel module.
-std::uint64_t decompressed_pixel_bytes(DcmDataset& ds) {
-  Uint16 rows = 0, columns = 0, samples = 1, bits = 16;
-  Sint32 frames = 1;
-  ds.findAndGetUint16(DCM_Rows, rows);
-  ds.findAndGetUint16(DCM_Columns, columns);
-  ds.findAndGetUint16(DCM_SamplesPerPixel, samples);
-  ds.findAndGetUint16(DCM_BitsAllocated, bits);
-  if (ds.findAndGetSint32(DCM_NumberOfFrames, frames).bad() || frames < 1) frames = 1;
-  return std::uint64_t{rows} * columns * samples * static_cast<std::uint64_t>(frames) *
-         ((bits + 7u) / 8u);
-}
-
-// Decodes an encapsulated dataset into `target_syntax` (a native syntax); why not, when not.
-std::optional<std::string> decompress_dataset(DcmDataset& ds, const std::string& target_syntax) {
-  const std::uint64_t bytes = decompressed_pixel_bytes(ds);
-  if (bytes > Association::kMaxDecompressedBytes)
-    return "not decompressed: its pixel data would take " + std::to_string(bytes >> 20) +
-           " MiB, more than " + std::to_string(Association::kMaxDecompressedBytes >> 20) + " MiB";
-  register_decoders_once();
-  // JPEG 2000: DCMTK has no decoder; OpenJPEG's replaces the pixel data (transcode/jpeg2000.h).
-  if (transcode::is_jpeg2000_syntax(DcmXfer(ds.getOriginalXfer()).getXferID()))
-    if (auto why = transcode::decode_jpeg2000(ds))
-      return "OpenJPEG could not decompress it: " + *why;
-  const E_TransferSyntax xfer = DcmXfer(target_syntax.c_str()).getXfer();
-  const OFCondition cond = dcmtk_guard([&] { return ds.chooseRepresentation(xfer, nullptr); });
-  if (cond.bad() || !ds.canWriteXfer(xfer))
-    return std::string("DCMTK could not decompress it: ") +
-           (cond.bad() ? cond.text() : "no decoder took it");
-  return std::nullopt;
-}
 
 int whole_seconds(std::chrono::milliseconds ms) {
   // DCMTK counts in seconds; round up so that 500 ms does not become "no time-out".
@@ -476,7 +427,7 @@ StoreAnswer Association::store_converted(const std::filesystem::path& file, cons
     std::string target;
     for (const auto& c : contexts_)
       if (c.id == context_id) target = c.transfer_syntax;
-    if (auto why = decompress_dataset(*ff.getDataset(), target)) return not_sent(*why);
+    if (auto why = transcode::decompress_dataset(*ff.getDataset(), target)) return not_sent(*why);
   }
   T_DIMSE_C_StoreRQ req;
   std::memset(&req, 0, sizeof req);

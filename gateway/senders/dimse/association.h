@@ -87,10 +87,11 @@ class Association {
                           std::uint64_t file_size, std::uint8_t context_id);
   // The file loaded by DCMTK and written in the context's syntax (a native syntax: lossless).
   // With `decompress`, an encapsulated object is decoded first (plan.h, decodable_syntax); one
-  // that cannot be, or would be larger than kMaxDecompressedBytes, is not sent (permanent).
+  // that cannot be, or would be larger than transcode::kMaxDecompressedBytes, is not sent
+  // (permanent). In memory, in this process: dirgwd decompresses in its codec process instead
+  // (DimseSender::store_decompressed) and hands this the decompressed copy.
   StoreAnswer store_converted(const std::filesystem::path& file, const FileMeta& meta,
                               std::uint8_t context_id, bool decompress = false);
-  static constexpr std::uint64_t kMaxDecompressedBytes = std::uint64_t{512} << 20;
 
   // Storage commitment (commitment_scu.cpp). The N-ACTION-RQ (action type 1) and the status of
   // its N-ACTION-RSP; an error when the association failed (it is aborted then).

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "senders/sender.h"
+#include "senders/transcode/codec_worker.h"
 
 namespace dirgw::senders {
 
@@ -40,6 +41,10 @@ struct DimseOptions {
   // Compressed objects the destination refuses in their own syntax (plan.h, Decompress).
   enum class Decompress { kNever, kLossless, kAlways };
   Decompress decompress = Decompress::kAlways;
+  // The codec process that decompresses (transcode/codec_worker.h) and where it writes the
+  // decompressed copy (the spool's tmp/). No program: decoded in this process, in memory.
+  transcode::CodecSettings codec;
+  std::filesystem::path scratch_dir;
   // Byte budgets every C-STORE of this sender draws from (its destination's cap and the
   // gateway-wide one), as for STOW-RS: paced in DCMTK's store progress callback, which runs
   // after each PDU of the data set is written to the socket (docs/scheduling.md).

@@ -7,6 +7,7 @@
 // C-STORE. An association costs one round trip (three more with TLS) per batch of up to
 // max_instances objects.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <optional>
@@ -35,7 +36,7 @@ struct Prepared {
 
 class DimseSender final : public Sender {
  public:
-  explicit DimseSender(const DimseOptions& options) : opts_(options) {
+  explicit DimseSender(const DimseOptions& options) : opts_(options), codec_(options.codec) {
     peer_ = opts_.called_ae + "@" + opts_.host + ":" + std::to_string(opts_.port);
   }
   // The send gate (SendContext::request_sent) is released by the forwarder when the batch is
@@ -71,7 +72,13 @@ class DimseSender final : public Sender {
       item.not_decompressed = "DCMTK has no decoder for it here";
   }
 
+  // Decompresses into a copy in the codec process (codec_worker.h) and sends the copy; kNotSent
+  // with the reason when it cannot be decompressed.
+  StoreAnswer store_decompressed(Association& assoc, const std::filesystem::path& path,
+                                 const FileMeta& meta, const Assignment& a, const Item& item);
+
   DimseOptions opts_;
+  transcode::CodecWorker codec_;
   int decompressed_ = 0;  // in the current batch, accepted after decompression
   std::string peer_;
   std::unique_ptr<Network> network_;
@@ -233,6 +240,31 @@ std::optional<Verdict> DimseSender::run_round(const AssociationRound& round,
   return rest;
 }
 
+StoreAnswer DimseSender::store_decompressed(Association& assoc, const std::filesystem::path& path,
+                                            const FileMeta& meta, const Assignment& a,
+                                            const Item& item) {
+  const transcode::Attempt made = codec_.decompress(path, a.transfer_syntax, opts_.scratch_dir);
+  if (made.kind != transcode::Attempt::Kind::kTranscoded || !made.copy) {
+    StoreAnswer no;
+    no.kind = StoreAnswer::Kind::kNotSent;
+    // Not decodable, or the codec crashed or hung on it: the same again next time (permanent).
+    // A file or resource trouble may pass (retried).
+    no.verdict = {made.kind == transcode::Attempt::Kind::kError ? InstanceStatus::kRetry
+                                                                : InstanceStatus::kPermanent,
+                  made.reason};
+    if (made.kind == transcode::Attempt::Kind::kCodecFailed)
+      log::error("codec process failed on an object: it is not sent decompressed",
+                 {{"destination", peer_},
+                  {"sop_instance_uid", item.sop_instance_uid},
+                  {"reason", made.reason}});
+    return no;
+  }
+  // The copy is in the context's syntax already: DCMTK writes it out without a codec.
+  StoreAnswer answer = assoc.store_converted(made.copy->path, meta, a.context_id, false);
+  ::unlink(made.copy->path.c_str());
+  return answer;
+}
+
 std::optional<std::string> DimseSender::store_one(Association& assoc, const Item& item,
                                                   const Prepared& p, const PlanItem& plan,
                                                   InstanceResult& r, Outcome& out) {
@@ -247,11 +279,13 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
   const std::filesystem::path& path = original ? item.original_path : item.path;
   const FileMeta& meta = original ? *p.original_meta : p.meta;
   r.sent_original = original;
+  const bool decompress = a.kind == Assignment::Kind::kDecompress;
   const StoreAnswer answer =
       a.kind == Assignment::Kind::kAsIs
           ? assoc.store_as_is(path, meta, original ? item.original_size : p.size, a.context_id)
-          : assoc.store_converted(path, meta, a.context_id,
-                                  a.kind == Assignment::Kind::kDecompress);
+      : decompress && !opts_.codec.program.empty()
+          ? store_decompressed(assoc, path, meta, a, item)
+          : assoc.store_converted(path, meta, a.context_id, decompress);
   out.bytes_sent += answer.bytes;
   if (answer.kind == StoreAnswer::Kind::kNotSent) {
     r.status = answer.verdict.status;

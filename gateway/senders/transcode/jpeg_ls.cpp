@@ -212,6 +212,12 @@ std::optional<std::string> skip_reason(const PixelFacts& f, const Options& optio
 }
 
 Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& options) {
+  // A random name: never a value from the object (DESIGN.md).
+  return transcode_jpeg_ls(original, options, options.tmp_dir / (random_hex(16) + ".jls.part"));
+}
+
+Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& options,
+                          const std::filesystem::path& copy) {
   register_codecs_once();
   try {
     auto ff = std::make_unique<DcmFileFormat>();
@@ -221,8 +227,7 @@ Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& 
       return {Attempt::Kind::kError, std::string("cannot read the object: ") + loaded.text(),
               std::nullopt};
     if (auto why = skip_reason(facts_of(*ff->getDataset()), options)) return skipped(*why);
-    // A random name: never a value from the object (DESIGN.md).
-    return encode(std::move(ff), original, options.tmp_dir / (random_hex(16) + ".jls.part"));
+    return encode(std::move(ff), original, copy);
   } catch (const std::bad_alloc&) {
     return {Attempt::Kind::kError, "out of memory", std::nullopt};
   }

@@ -52,6 +52,7 @@ struct Attempt {
     kSkipped,       // not eligible, or the codec refused it: the original goes
     kVerifyFailed,  // the copy decoded to other pixels (or description): removed, original goes
     kError,         // I/O or memory: the original goes
+    kCodecFailed,   // the codec process crashed or was stopped on it (codec_worker.h)
   };
   Kind kind = Kind::kSkipped;
   std::string reason;  // for kSkipped / kVerifyFailed / kError; no patient data
@@ -62,6 +63,9 @@ struct Attempt {
 // options.tmp_dir under a random name, decodes that copy again and compares. Thread-safe (the
 // DCMTK codecs are registered once, on first use).
 Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& options);
+// The same, writing the copy at `copy` (a name the caller chose in the spool's tmp/).
+Attempt transcode_jpeg_ls(const std::filesystem::path& original, const Options& options,
+                          const std::filesystem::path& copy);
 
 // The check transcode_jpeg_ls() makes before it offers a copy: `copy` decodes, names the same
 // instance, describes its pixels alike and its decoded Pixel Data equals `original`'s byte for

@@ -28,8 +28,11 @@ class Copies {
 class TranscodingSender final : public Sender {
  public:
   TranscodingSender(std::unique_ptr<Sender>&& inner, Options options,
-                    std::shared_ptr<Counters> counters)
-      : inner_(std::move(inner)), options_(std::move(options)), counters_(std::move(counters)) {}
+                    std::shared_ptr<Counters> counters, CodecSettings codec)
+      : inner_(std::move(inner)),
+        options_(std::move(options)),
+        counters_(std::move(counters)),
+        codec_(std::move(codec)) {}
 
   Outcome send(const std::vector<Item>& batch, const SendContext& context) override {
     Copies copies;
@@ -55,7 +58,7 @@ class TranscodingSender final : public Sender {
  private:
   // Replaces the item's file with a verified copy when there is one; true if it did.
   bool prepare(Item& item, Copies& copies) {
-    Attempt a = transcode_jpeg_ls(item.path, options_);
+    Attempt a = codec_.jpeg_ls(item.path, options_);
     switch (a.kind) {
       case Attempt::Kind::kTranscoded:
         copies.add(a.copy->path);
@@ -72,6 +75,11 @@ class TranscodingSender final : public Sender {
         counters_->verify_failed.fetch_add(1, std::memory_order_relaxed);
         log::warn("transcoded copy failed verification; the original is sent",
                   {{"sop_instance_uid", item.sop_instance_uid}, {"reason", a.reason}});
+        return false;
+      case Attempt::Kind::kCodecFailed:
+        counters_->skipped.fetch_add(1, std::memory_order_relaxed);
+        log::error("codec process failed on an object; the original is sent",
+                   {{"sop_instance_uid", item.sop_instance_uid}, {"reason", a.reason}});
         return false;
       case Attempt::Kind::kError:
         counters_->skipped.fetch_add(1, std::memory_order_relaxed);
@@ -90,6 +98,7 @@ class TranscodingSender final : public Sender {
   std::unique_ptr<Sender> inner_;
   Options options_;
   std::shared_ptr<Counters> counters_;
+  CodecWorker codec_;  // this lane's: one send() at a time
 };
 
 }  // namespace
@@ -106,9 +115,10 @@ CountersSnapshot snapshot(const Counters& c) {
 }
 
 std::unique_ptr<Sender> make_transcoding_sender(std::unique_ptr<Sender>&& inner, Options options,
-                                                std::shared_ptr<Counters> counters) {
+                                                std::shared_ptr<Counters> counters,
+                                                CodecSettings codec) {
   return std::make_unique<TranscodingSender>(std::move(inner), std::move(options),
-                                             std::move(counters));
+                                             std::move(counters), std::move(codec));
 }
 
 }  // namespace dirgw::senders::transcode

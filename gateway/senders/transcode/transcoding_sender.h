@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "senders/sender.h"
+#include "senders/transcode/codec_worker.h"
 #include "senders/transcode/jpeg_ls.h"
 
 namespace dirgw::senders::transcode {
@@ -33,7 +34,9 @@ struct CountersSnapshot {
 };
 CountersSnapshot snapshot(const Counters& counters);
 
+// `codec`: where the codec runs (codec_worker.h; the default, an empty command, is this process).
 std::unique_ptr<Sender> make_transcoding_sender(std::unique_ptr<Sender>&& inner, Options options,
-                                                std::shared_ptr<Counters> counters);
+                                                std::shared_ptr<Counters> counters,
+                                                CodecSettings codec = {});
 
 }  // namespace dirgw::senders::transcode

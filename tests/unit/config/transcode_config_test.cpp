@@ -2,6 +2,8 @@
 // form, and each error with its key and line.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "config/config.h"
 #include "expect_error.h"
 
@@ -57,6 +59,25 @@ TEST(TranscodeConfig, ErrorsNameKeyLineAndWhatIsAllowed) {
                "destinations[1].transcode.syntax_parameter", 10, "");
   expect_error(load_string(with("max_pixel_bytes: 16MiB", "near_lossless: 2")),
                "destinations[1].transcode.near_lossless", 10, "unknown key");
+}
+
+// The top-level `codecs:` block (the codec process's limits, docs/hostile-input.md).
+TEST(CodecsConfig, DefaultsAndBounds) {
+  auto r = load_string(kBase);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->codecs.timeout, std::chrono::minutes(5));
+  EXPECT_EQ(r.config->codecs.memory_limit, 4ull << 30);
+  const std::string base = std::string(kBase) + "codecs: { timeout: 30s, memory_limit: 1GiB }\n";
+  auto set = load_string(base);
+  ASSERT_TRUE(set.ok()) << (set.errors.empty() ? "" : set.errors[0].message);
+  EXPECT_EQ(set.config->codecs.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(set.config->codecs.memory_limit, 1ull << 30);
+  expect_error(load_string(testing_support::replace_once(base, "30s", "10ms")), "codecs.timeout",
+               13, "between");
+  expect_error(load_string(testing_support::replace_once(base, "1GiB", "1MiB")),
+               "codecs.memory_limit", 13, "between");
+  expect_error(load_string(testing_support::replace_once(base, "memory_limit", "threads")),
+               "codecs.threads", 13, "unknown key");
 }
 
 }  // namespace

@@ -1,0 +1,80 @@
+// The codec process: image decoders and encoders (DCMTK's JPEG, JPEG-LS and RLE codecs,
+// OpenJPEG) run in a child process of dirgwd, one object at a time, never in the daemon. They
+// parse the most intricate bytes an outside system sends (compressed pixel data is not looked
+// at by the pre-scan), and a crash, a hang or a runaway allocation in one of them would
+// otherwise stop every door and every destination, again after each restart while the object
+// waits in the queue. In the child it costs that object: the worker is stopped (a time-out) or
+// found dead, the object fails with the reason, and the next job starts a fresh worker.
+//
+// The worker is dirgwd itself started again (`dirgwd --codec-worker`, from /proc/self/exe: the
+// same build even after a package upgrade replaced the file), talking over a socket pair on its
+// standard input and output. It closes every other descriptor it inherited, cannot dump core
+// (the pixels are patient data), dies with its parent, and runs under an address-space limit.
+// Requests and answers carry spool paths and syntax UIDs only: never a value of the object.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/files.h"
+#include "senders/transcode/jpeg_ls.h"
+
+namespace dirgw::senders::transcode {
+
+struct CodecSettings {
+  // The worker's program and its command line (argv[0] first); no program: the codecs run in this
+  // process (unit tests, tools).
+  std::string program;
+  std::vector<std::string> command;
+  std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // one object's job
+  std::uint64_t memory_limit = std::uint64_t{4} << 30;         // the worker's address space
+};
+
+// dirgwd's own settings: `dirgwd --codec-worker` from /proc/self/exe.
+CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit);
+
+// One worker process, started on first use and again after it died; one job at a time (a sender
+// lane owns one). Not thread-safe.
+class CodecWorker {
+ public:
+  explicit CodecWorker(CodecSettings settings) : settings_(std::move(settings)) {}
+  ~CodecWorker();
+  CodecWorker(const CodecWorker&) = delete;
+  CodecWorker& operator=(const CodecWorker&) = delete;
+
+  // transcode_jpeg_ls() in the worker.
+  Attempt jpeg_ls(const std::filesystem::path& original, const Options& options);
+  // decompress_file() in the worker.
+  Attempt decompress(const std::filesystem::path& original, const std::string& target_syntax,
+                     const std::filesystem::path& out_dir);
+
+  // dirgwd is stopping: every job in progress ends now with kError (its worker killed), and no
+  // new one starts. Process-wide and for good; thread-safe.
+  static void stop_all_jobs();
+
+  // How many workers were started, and how many ended by a crash or were stopped (tests, status).
+  std::uint64_t started() const { return started_; }
+  std::uint64_t failed() const { return failed_; }
+
+ private:
+  Attempt run(const std::vector<std::string>& request);
+  bool spawn(std::string& why);
+  void stop(bool kill);
+
+  CodecSettings settings_;
+  pid_t pid_ = -1;
+  UniqueFd channel_;
+  std::uint64_t started_ = 0;
+  std::uint64_t failed_ = 0;
+};
+
+// The worker's main loop (dirgwd --codec-worker): jobs from standard input, answers to standard
+// output, until the daemon closes the channel. Returns the process's exit status.
+int run_codec_worker(int argc, char** argv);
+
+}  // namespace dirgw::senders::transcode
