@@ -551,7 +551,8 @@ void Application::Impl::start_settler() {
                                  [this] { return settler_stop; });
       lock.unlock();
       if (auto r = spool->settle(); !r)
-        log::error("cannot make spool links durable (retried)", {{"error", r.error().to_string()}});
+        log::error("a spool directory flush failed: the objects' slots are kept until restart",
+                   {{"error", r.error().to_string()}});
       lock.lock();
     }
   });

@@ -10,7 +10,8 @@ dirgwd forwards them to a real Orthanc: the file system freezes (what survives i
 instant), dirgwd is killed with SIGKILL, the file system is unmounted and mounted again with
 only what survived, and dirgwd restarts on it. Half the cuts are "torn": each pending page and
 each pending name change survives or not at random, as a kernel that had written back part of
-its cache would leave it.
+its cache would leave it. About a third of the cuts come shortly after a kill -9 and a restart
+(the page cache kept): dirgwd then starts on names that show but are not on the disk yet.
 
 After every cut, each instance whose C-STORE got a success response before it must have
 survived in the catalog with its spool object (in objects/, or as the spool slot it was received
@@ -21,6 +22,7 @@ acknowledged A, lost L.
 
 Environment: DIRGW_POWERCUT_CUTS (default 100), DIRGW_POWERCUT_STUDIES (default 24),
 DIRGW_POWERCUT_SEED (repeats a run), DIRGW_POWERCUT_TORN (fraction of torn cuts, default 0.5),
+DIRGW_POWERCUT_KILLS (fraction of cuts that come after a kill -9 and a restart, default 0.3),
 DIRGW_POWERCUT_TIMING=1 (logs how long each freeze, kill, remount and start took).
 A longer run: DIRGW_POWERCUT_CUTS=1000 DIRGW_POWERCUT_STUDIES=200."""
 
@@ -226,6 +228,8 @@ def main():
                     default=int(os.environ.get("DIRGW_POWERCUT_STUDIES", "24")))
     ap.add_argument("--torn", type=float,
                     default=float(os.environ.get("DIRGW_POWERCUT_TORN", "0.5")))
+    ap.add_argument("--kills", type=float,
+                    default=float(os.environ.get("DIRGW_POWERCUT_KILLS", "0.3")))
     ap.add_argument("--seed", type=int, default=int(os.environ.get("DIRGW_POWERCUT_SEED", "0")) or
                     int(time.time()))
     args = ap.parse_args()
@@ -264,7 +268,7 @@ def main():
     pacs.thread.start()
 
     failures = []
-    cuts = torn_cuts = while_receiving = while_forwarding = in_slot = 0
+    cuts = torn_cuts = while_receiving = while_forwarding = in_slot = kills = 0
     lost_at_cut = set()
     acked_in_slot = set()  # acknowledged, not sent, and found only as a slot after a cut
     seen_in = {}  # instance UID -> the cuts after which its catalog row and object survived
@@ -272,6 +276,17 @@ def main():
     while cuts < args.cuts:
         # Early cuts land while studies arrive; later ones mostly while they are forwarded.
         parts_before = proxy.parts
+        if rng.random() < args.kills:
+            # A kill -9 first, the page cache kept: dirgwd starts on names that show but may not
+            # be on the disk yet (the links of the last objects before settle()), and the cut
+            # comes while it runs again.
+            wait_for_work(fs, rng)
+            gw.process.proc.kill()
+            gw.process.proc.wait()
+            gw.process.stop()
+            gw.process = None
+            kills += 1
+            start_gateway(gw)
         wait_for_work(fs, rng)
         while_receiving += pacs.busy
         while_forwarding += proxy.parts != parts_before
@@ -331,7 +346,8 @@ def main():
     proxy.close()
 
     print(f"power cut: {while_receiving} cuts while storescu was sending, {while_forwarding} "
-          f"while dirgwd was forwarding, torn cuts {torn_cuts}, re-sends {proxy.parts - len(files)}, "
+          f"while dirgwd was forwarding, torn cuts {torn_cuts}, cuts after a kill -9 and a "
+          f"restart {kills}, re-sends {proxy.parts - len(files)}, "
           f"objects found only as their slot after a cut {in_slot} (acknowledged and not sent: "
           f"{len(acked_in_slot)} instances, each must reach the repository), "
           f"file system at the end {stats}")

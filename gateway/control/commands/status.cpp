@@ -171,6 +171,12 @@ json status(const Context& ctx) {
                   {"below_floor", free && *free < floor}};
   json warnings = json::array();
   add_daemon_warnings(ctx.config, free, live, warnings);
+  std::string flush_error;
+  if (const std::size_t kept = ctx.spool.kept_slots(&flush_error); kept > 0)
+    warnings.push_back("spool: a directory flush failed (" + flush_error +
+                       "): " + std::to_string(kept) +
+                       " received object(s) kept in spool/tmp until dirgwd restarts; check the "
+                       "disk (dmesg), then restart dirgwd");
   json dests = json::array();
   for (std::size_t i = 0; i < s->destinations.size(); ++i) {
     const scheduler::ForwarderStatus c =

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -98,6 +99,12 @@ struct Spool::Slots {
     fs::path slot, shard;
   };
   std::vector<Linked> linked;  // committed slots whose link is not durable yet
+  // Committed slots whose shard directory's fsync failed: kept, never unlinked in this run. A
+  // second fsync after an I/O error may succeed without writing what the first failed to write
+  // (the kernel reports a write-back error once and may drop the page), so only a restart,
+  // which renames each kept slot over its object and fsyncs the directory anew, lets them go.
+  std::vector<Linked> kept;
+  std::string kept_error;
 
   // The spool's threads: started when work finds none idle, at most kMaxWorkers; they drain
   // what is queued and are joined when the last copy of the Spool goes.
@@ -201,16 +208,36 @@ Result<int> Spool::settle() const {
   for (const auto& l : linked) shards.push_back(l.shard);
   std::sort(shards.begin(), shards.end());
   shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+  std::vector<fs::path> failed;
+  std::optional<Error> first;
   for (const auto& shard : shards) {
     if (auto r = fsync_dir(shard); !r) {
-      // Keep them for the next round: the slots stay the durable copies meanwhile.
-      std::lock_guard lock(slots_->mutex);
-      slots_->linked.insert(slots_->linked.end(), linked.begin(), linked.end());
-      return r.error();
+      failed.push_back(shard);
+      if (!first) first = r.error();
     }
   }
-  for (const auto& l : linked) ::unlink(l.slot.c_str());
-  return static_cast<int>(linked.size());
+  int settled = 0;
+  std::vector<Slots::Linked> kept;
+  for (auto& l : linked) {
+    if (std::binary_search(failed.begin(), failed.end(), l.shard)) {
+      kept.push_back(std::move(l));  // the slot stays the durable copy, until the next start
+    } else {
+      ::unlink(l.slot.c_str());
+      ++settled;
+    }
+  }
+  if (!first) return settled;
+  std::lock_guard lock(slots_->mutex);
+  slots_->kept.insert(slots_->kept.end(), kept.begin(), kept.end());
+  slots_->kept_error = first->detail;
+  return make_error(first->code, first->detail + ": " + std::to_string(kept.size()) +
+                                     " received object(s) kept in spool/tmp until dirgwd restarts");
+}
+
+std::size_t Spool::kept_slots(std::string* error) const {
+  std::lock_guard lock(slots_->mutex);
+  if (error != nullptr) *error = slots_->kept_error;
+  return slots_->kept.size();
 }
 
 // The slot's data is durable (fdatasync) and so is its name: link it under its content name,
@@ -403,26 +430,45 @@ Result<SpoolCleanup> Spool::remove_temporaries(
     const std::function<bool(const std::string&)>& catalogued) const {
   SpoolCleanup c;
   std::error_code ec;
+  std::vector<fs::path> shards;  // directories that got a name back: fsynced before the slots go
+  std::vector<fs::path> relinked;
   for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) {
     if (!e.is_regular_file(ec)) continue;
     if (catalogued && is_slot(e.path()) && e.file_size(ec) > 0) {
       auto sha = sha256_file(e.path());
       if (!sha) return sha.error();
-      const fs::path target = object_path(*sha);
-      if (catalogued(*sha) && !fs::exists(target, ec)) {
+      if (catalogued(*sha)) {
+        // An acknowledged object whose slot is still here: its name in objects/ may not be on
+        // the disk even when it shows (a kill before settle(), or a directory fsync that
+        // failed: after an I/O error a later fsync need not write the entry again). Linked
+        // again, the name changes the directory, so the fsync below writes it; the slot goes
+        // only after that fsync. (Not a rename: over a hard link of the same file it does
+        // nothing.) Nothing reads objects/ yet.
+        const fs::path target = object_path(*sha);
+        const bool was_there = ::unlink(target.c_str()) == 0;
         if (::link(e.path().c_str(), target.c_str()) != 0)
           return make_error(ErrorCode::kIo, "relink spool slot: " + errno_text(errno));
-        if (auto r = fsync_dir(target.parent_path()); !r) return r.error();
-        ++c.slots_relinked;
+        shards.push_back(target.parent_path());
+        relinked.push_back(e.path());
+        if (!was_there) ++c.slots_relinked;
+        continue;
       }
     }
     if (::unlink(e.path().c_str()) == 0) ++c.temporaries_removed;
   }
   if (ec) return make_error(ErrorCode::kIo, "scan spool/tmp: " + ec.message());
+  std::sort(shards.begin(), shards.end());
+  shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+  for (const auto& shard : shards)
+    if (auto r = fsync_dir(shard); !r) return r.error();
+  for (const auto& slot : relinked)
+    if (::unlink(slot.c_str()) == 0) ++c.temporaries_removed;
   {
     std::lock_guard lock(slots_->mutex);
     slots_->free.clear();
     slots_->linked.clear();
+    slots_->kept.clear();
+    slots_->kept_error.clear();
     ++slots_->generation;
   }
   return c;

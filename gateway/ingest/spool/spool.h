@@ -54,8 +54,12 @@ class Spool {
   // it). Creates a batch of slots, with one directory fsync, when none is left.
   Result<std::filesystem::path> acquire_slot() const;
   // Makes the links of committed slots durable (one fsync per shard directory touched) and
-  // unlinks those slots. Returns how many slots were settled.
+  // unlinks those slots. Returns how many slots were settled. When a shard directory's fsync
+  // fails, its slots are kept (the durable copies) until the next start, and the error says how
+  // many; the other shards' slots are settled.
   Result<int> settle() const;
+  // How many committed slots a failed directory fsync kept in tmp/ (and that fsync's error).
+  std::size_t kept_slots(std::string* error = nullptr) const;
 
   // Starts the fdatasync of a completely received slot on a spool thread and returns at once;
   // hand the result to finish_commit(). Nothing (a null pointer) for a temporary that is not a
@@ -82,8 +86,9 @@ class Spool {
   void discard_temp(const std::filesystem::path& temp) const;
 
   // Removes half-written temporaries left by a crash (call at start, before listeners open).
-  // A slot whose content `catalogued` knows and that objects/ lacks is linked back first (its
-  // object was acknowledged, the link not yet durable when the daemon stopped).
+  // A slot whose content `catalogued` knows is renamed over its object's name first, and that
+  // shard directory fsynced (its object was acknowledged; its name in objects/ may not have been
+  // durable when the daemon stopped, even if it shows).
   Result<SpoolCleanup> remove_temporaries(
       const std::function<bool(const std::string& sha256)>& catalogued = {}) const;
 

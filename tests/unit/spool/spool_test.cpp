@@ -184,6 +184,67 @@ TEST_F(SpoolTest, AtStartACataloguedSlotWhoseLinkIsMissingIsLinkedBack) {
   (void)empty;
 }
 
+// A kill -9 before settle() leaves the slot and a link that shows but may not be on the disk:
+// start-up links the name again (so that the directory changes and its fsync writes the entry),
+// fsyncs the shard, and only then removes the slot.
+TEST_F(SpoolTest, AtStartACataloguedSlotWhoseLinkShowsIsLinkedAgainThenRemoved) {
+  Spool s = spool();
+  auto slot = s.acquire_slot();
+  write(*slot, "acknowledged before a kill");
+  auto stored = s.commit(*slot, 1 << 20);
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(fs::hard_link_count(stored->path), 2u);  // the same file under both names
+  const std::string known = sha256_hex("acknowledged before a kill");
+  auto cleaned = s.remove_temporaries([&](const std::string& sha) { return sha == known; });
+  ASSERT_TRUE(cleaned.ok()) << cleaned.error().to_string();
+  EXPECT_EQ(cleaned->slots_relinked, 0);  // it showed already
+  EXPECT_FALSE(fs::exists(*slot));
+  ASSERT_TRUE(fs::exists(stored->path));
+  EXPECT_EQ(fs::hard_link_count(stored->path), 1u);
+  std::ifstream in(stored->path, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "acknowledged before a kill");
+  EXPECT_TRUE(fs::is_empty(dir_ / "spool" / "tmp"));
+}
+
+// A shard directory whose fsync fails keeps its slots until the next start (a second fsync after
+// an I/O error need not write the entry); the other shards settle.
+TEST_F(SpoolTest, ASlotWhoseShardCannotBeFlushedIsKeptUntilTheNextStart) {
+  Spool s = spool();
+  auto a = s.acquire_slot(), b = s.acquire_slot();
+  write(*a, "first object");
+  write(*b, "second object");
+  auto sa = s.commit(*a, 1 << 20);
+  auto sb = s.commit(*b, 1 << 20);
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  ASSERT_NE(sa->path.parent_path(), sb->path.parent_path()) << "two shards";
+  // The first shard cannot be opened for its fsync (moved away, then back).
+  const fs::path shard = sa->path.parent_path(), away = shard.string() + ".away";
+  fs::rename(shard, away);
+  auto settled = s.settle();
+  fs::rename(away, shard);
+  ASSERT_FALSE(settled.ok());
+  EXPECT_NE(settled.error().detail.find("1 received object(s) kept in spool/tmp until dirgwd "
+                                        "restarts"),
+            std::string::npos)
+      << settled.error().detail;
+  std::string why;
+  EXPECT_EQ(s.kept_slots(&why), 1u);
+  EXPECT_FALSE(why.empty());
+  EXPECT_TRUE(fs::exists(*a)) << "kept: the durable copy";
+  EXPECT_FALSE(fs::exists(*b)) << "its shard was flushed: settled";
+  // Never tried again in this run.
+  EXPECT_EQ(*s.settle(), 0);
+  EXPECT_TRUE(fs::exists(*a));
+  // The next start links it again and lets it go.
+  Spool again = spool();
+  auto cleaned = again.remove_temporaries(
+      [&](const std::string& sha) { return sha == sa->sha256 || sha == sb->sha256; });
+  ASSERT_TRUE(cleaned.ok()) << cleaned.error().to_string();
+  EXPECT_FALSE(fs::exists(*a));
+  EXPECT_TRUE(fs::exists(sa->path));
+  EXPECT_EQ(again.kept_slots(), 0u);
+}
+
 // The DICOM SCP's path (issue 16): the slot's flush starts when its last byte is in and runs on a
 // spool thread while the object is hashed (and the catalog writes its rows); the object gets its
 // content name only once finish_commit() has seen that flush done.
