@@ -184,7 +184,6 @@ CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint
                "--memory-limit", std::to_string(memory_limit),
                "--parent",       std::to_string(::getpid())};
   s.timeout = timeout;
-  s.memory_limit = memory_limit;
   return s;
 }
 
@@ -219,14 +218,15 @@ bool CodecWorker::spawn(std::string& why) {
   return true;
 }
 
-void CodecWorker::stop(bool kill) {
-  if (pid_ < 0) return;
-  channel_.reset();  // a worker waiting for its next job reads the end and exits
-  if (kill) ::kill(pid_, SIGKILL);
+int CodecWorker::stop(bool kill) {
+  if (pid_ < 0) return 0;
+  channel_.reset();                 // a worker waiting for its next job reads the end and exits
+  if (kill) ::kill(pid_, SIGKILL);  // one that is dead already keeps its own exit status
   int status = 0;
   while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
+  return status;
 }
 
 void CodecWorker::stop_all_jobs() { g_stopping.store(true); }
@@ -262,13 +262,8 @@ Attempt CodecWorker::run(const std::vector<std::string>& request) {
             std::nullopt};
   }
   if (r != ReadResult::kOk) {
-    // It died on this object (or answered garbage): its exit says how.
-    channel_.reset();
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
+    // It died on this object (or broke the framing): its exit says how.
+    const int status = stop(true);
     ++failed_;
     return {Attempt::Kind::kCodecFailed,
             "the codec process " + describe_exit(status) + " while working on it", std::nullopt};

@@ -9,7 +9,8 @@
 // The worker is dirgwd itself started again (`dirgwd --codec-worker`, from /proc/self/exe: the
 // same build even after a package upgrade replaced the file), talking over a socket pair on its
 // standard input and output. It closes every other descriptor it inherited, cannot dump core
-// (the pixels are patient data), dies with its parent, and runs under an address-space limit.
+// (the pixels are patient data), and runs under an address-space limit. It dies with the thread
+// that started it (PR_SET_PDEATHSIG): a sender lane's thread, which lives as long as dirgwd.
 // Requests and answers carry spool paths and syntax UIDs only: never a value of the object.
 #pragma once
 
@@ -32,10 +33,9 @@ struct CodecSettings {
   std::string program;
   std::vector<std::string> command;
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // one object's job
-  std::uint64_t memory_limit = std::uint64_t{4} << 30;         // the worker's address space
 };
 
-// dirgwd's own settings: `dirgwd --codec-worker` from /proc/self/exe.
+// dirgwd's own settings: `dirgwd --codec-worker --memory-limit N` from /proc/self/exe.
 CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit);
 
 // One worker process, started on first use and again after it died; one job at a time (a sender
@@ -64,7 +64,8 @@ class CodecWorker {
  private:
   Attempt run(const std::vector<std::string>& request);
   bool spawn(std::string& why);
-  void stop(bool kill);
+  // Closes the channel, kills the worker when `kill`, reaps it; its wait status.
+  int stop(bool kill);
 
   CodecSettings settings_;
   pid_t pid_ = -1;
