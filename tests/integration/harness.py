@@ -10,6 +10,7 @@ namespace whose only interface is loopback (enter_private_network()): whatever b
 reachable from this test alone. Everything started is stopped at exit.
 """
 
+import argparse
 import atexit
 import contextlib
 import json
@@ -465,6 +466,27 @@ class Checks:
             self.failures.append(what)
             print("FAIL:", what, flush=True)
         return cond
+
+    def finish(self, passed):
+        """The test's exit status: 1 after saying how many checks failed, else 0 after `passed`."""
+        if self.failures:
+            print(f"FAILED: {len(self.failures)} check(s)", flush=True)
+            return 1
+        print(passed, flush=True)
+        return 0
+
+
+def test_args(script, extra=None):
+    """An integration test's command line: --build-dir, and what `extra(parser)` adds. The test
+    runs in a private network namespace: this re-executes `script` there first (tests stop what
+    they start, and nothing they start listens outside)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    if extra:
+        extra(ap)
+    args = ap.parse_args()
+    enter_private_network([os.path.abspath(script)] + sys.argv[1:])
+    return args
 
 
 def spool_temporaries(spool):

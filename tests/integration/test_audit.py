@@ -3,7 +3,6 @@
 and stop are recorded; `dirgw audit verify` proves the chain intact; an edited, a removed and a
 reordered entry are each found and named; `dirgw audit export` writes DICOM audit messages."""
 
-import argparse
 import re
 import socket
 import ssl
@@ -72,10 +71,7 @@ class SyslogReceiver:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-audit-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

@@ -23,7 +23,6 @@ decompressed (`decompress: always`, the default).
 After each part dirgwd stops cleanly (exit 0) and no `dirgwd --codec-worker` process is left.
 """
 
-import argparse
 import os
 import subprocess
 import sys
@@ -114,10 +113,7 @@ def wait_settled(gw, study_uid, expect, timeout=60):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     work = harness.tempdir("dirgw-codec-")
     archive_dir = os.path.join(work, "archive")
@@ -212,11 +208,7 @@ def main():
     check(gw3.stop() == 0, "dirgwd stopped cleanly")
     check(not codec_workers(), f"no codec process left: {codec_workers()}")
     archive.stop()
-    if check.failures:
-        print(f"FAILED: {len(check.failures)} check(s)")
-        return 1
-    print("codec isolation: OK")
-    return 0
+    return check.finish("codec isolation: OK")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ closed within a second; on SIGTERM during a 10,000-object association the SCP re
 associations at once, `dirgw status` says "stopping", the daemon exits within stop_grace plus a
 little, and every object storescu saw acknowledged is in the catalog after a restart."""
 
-import argparse
 import os
 import re
 import signal
@@ -203,10 +202,7 @@ def bounded_stop(check, args, work, gw):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-conn-")
     check = harness.Checks()
     repo = harness.Orthanc(work).start()

@@ -11,7 +11,6 @@
   study through that the profile alone would quarantine;
 - no patient value appears in dirgwd's log."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,10 +24,7 @@ from harness import log  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-consent-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

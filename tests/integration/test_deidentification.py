@@ -23,7 +23,6 @@ The regional repository ("repository") receives the identified originals; a rese
 - `dirgw deid preview` prints the changes without sending anything;
 - the pseudonyms never appear in dirgwd's log or the audit export (no mapping in clear)."""
 
-import argparse
 import base64
 import json
 import os
@@ -167,10 +166,7 @@ def pixel_data(path):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-deid-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

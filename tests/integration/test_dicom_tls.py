@@ -6,7 +6,6 @@ refused; an AE title bound to an address and a certificate subject is refused fr
 with another certificate; each refusal is in the refusals table with its code and in the audit
 trail with the peer's address; a rejected association's socket is closed within a second."""
 
-import argparse
 import json
 import os
 import socket
@@ -33,10 +32,7 @@ def dcmtk(tool, gw, extra, files=(), calling="PACS1"):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-tls-")
     check = harness.Checks()
     pki = door.TestPki(work)

@@ -19,7 +19,6 @@ tests/tools/dimse_send_driver.cpp (one batch per run, outcomes as JSON lines):
 - TCP_NODELAY is on although the environment says TCP_NODELAY=0; no patient value in any output.
 """
 
-import argparse
 import json
 import os
 import socket
@@ -194,10 +193,7 @@ class Driver:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-dimse-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

@@ -22,7 +22,6 @@ with its DICOMweb plugin.
   gateway sends one instance per request (batch max_instances 1), as the circuit's probes do.
 """
 
-import argparse
 import json
 import os
 import struct
@@ -251,10 +250,7 @@ def unconfirmed_quarantined(check, args, work, repo, gw):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-door-final-")
     check = harness.Checks()
     started = time.monotonic()

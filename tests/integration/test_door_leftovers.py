@@ -20,7 +20,6 @@ dcmconv, a real Orthanc with its DICOMweb plugin.
   big-endian-refused).
 """
 
-import argparse
 import os
 import sqlite3
 import struct
@@ -260,10 +259,7 @@ def big_endian(check, args, work, repo, b):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-leftovers-")
     check = harness.Checks()
     repo = harness.Orthanc(work).start()

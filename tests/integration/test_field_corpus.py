@@ -41,7 +41,6 @@ Then:
   study is complete: with C-GET the PACS can only send on contexts we proposed, and it does not
   report SOP classes, so the RT plan, structure set and ECG need their modalities' classes."""
 
-import argparse
 import glob
 import json
 import os
@@ -186,10 +185,7 @@ def pull_corpus(build_dir, work, files, retrieve, check):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     t_start = time.time()
     if not os.path.isdir(os.path.join(CORPUS, "test_files")):

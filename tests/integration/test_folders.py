@@ -12,7 +12,6 @@ folder. A 30-instance zip deleted in the middle of its intake: what was read sta
 logged once, not a rejection. Then kill -9 in the middle of a zip's intake: after a restart
 nothing is lost and nothing is taken twice. Logs carry no patient value."""
 
-import argparse
 import contextlib
 import json
 import os
@@ -87,10 +86,7 @@ def strip_meta(src, dst):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     t_start = time.time()
 
@@ -309,11 +305,7 @@ def main():
 
     gw.stop()
     log(f"done in {time.time() - t_start:.0f}s")
-    if check.failures:
-        print(f"{len(check.failures)} failure(s)")
-        return 1
-    print("folders: all checks passed")
-    return 0
+    return check.finish("folders: all checks passed")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@
      `dirgw study`; a study that waits first is made STAT by a later OMI^O23 (TQ1-9 S, IPC-1)
      and goes at once too."""
 
-import argparse
 import datetime
 import json
 import os
@@ -258,10 +257,7 @@ def hl7_stat_phase(args, work, manifest, check):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     work = harness.tempdir("dirgw-fwd-")
     manifest = os.path.join(work, "manifest.jsonl")
@@ -272,11 +268,7 @@ def main():
             "dirgwd-hl7.log": hl7_stat_phase(args, work, manifest, check)}
     phi = harness.scan_for_phi(logs, manifest)
     check(not phi, f"no patient value in the logs: {phi[:3]}")
-    if check.failures:
-        print(f"{len(check.failures)} check(s) failed", flush=True)
-        return 1
-    log("forwarding (more): all checks passed")
-    return 0
+    return check.finish("forwarding (more): all checks passed")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ PACS, a real dirgwd, a real Orthanc with its DICOMweb plugin.
 - A refused presentation context (a C-FIND proposal) is logged and counted, in status and metrics.
 """
 
-import argparse
 import os
 import shutil
 import struct
@@ -82,10 +81,7 @@ def dcmsend(port, files):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-front-door-")
     manifest = os.path.join(work, "manifest.jsonl")
     failures = []

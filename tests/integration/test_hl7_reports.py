@@ -15,7 +15,6 @@
   reports answered AE/AR are counted in dirgw status and sources;
 - no patient value nor report text appears in dirgwd's log."""
 
-import argparse
 import base64
 import json
 import os
@@ -67,10 +66,7 @@ def mllp_send(port, message, whole=False):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-reports-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

@@ -27,7 +27,6 @@ and both dirgwd stop cleanly with no sanitizer report. DCMTK
 leaks the objects it was building when it threw (1-2 KB a message); those allocations, and only
 DCMTK's, are suppressed for LeakSanitizer (tests/data/lsan/hostile-commands.supp)."""
 
-import argparse
 import os
 import shlex
 import sqlite3
@@ -93,10 +92,7 @@ def query2(gw, sql):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     work = harness.tempdir("dirgw-hostile-commands-")
     catalog = None
@@ -232,11 +228,7 @@ def main():
     destination.stop()
     pacs.stop()
     identifiers.stop()
-    if check.failures:
-        print(f"FAILED: {len(check.failures)} check(s)")
-        return 1
-    print("OK: dirgwd survived command sets that DCMTK cannot")
-    return 0
+    return check.finish("OK: dirgwd survived command sets that DCMTK cannot")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ an identical re-send acknowledged but neither stored nor sent twice, a re-send w
 bytes kept as a flagged new version, `dirgw retry --failed` after the repository refused for
 good, and the exit codes and messages of refused actions."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -17,10 +16,7 @@ from harness import log  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-lifecycle-")
     check = harness.Checks()
     failures = check.failures

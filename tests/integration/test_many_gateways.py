@@ -23,7 +23,6 @@ and URL path on the proxy (/gwK/dicom-web), so the proxy knows whose request it 
 Prints a figures line: gateways G, admitted r/s X of N (Y %), shares a/b/c/d (max dev Z %),
 post-outage burst B."""
 
-import argparse
 import email.utils
 import http.client
 import http.server
@@ -241,10 +240,7 @@ def paced_gateway(build_dir, work, proxy, orthanc, check):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     work = harness.tempdir("dirgw-many-")
     began = time.monotonic()
@@ -327,11 +323,7 @@ def main():
     proxy.close()
     orthanc.stop()
     log(f"wall time {time.monotonic() - began:.0f} s")
-    if check.failures:
-        print(f"{len(check.failures)} check(s) failed", flush=True)
-        return 1
-    print("many gateways: OK", flush=True)
-    return 0
+    return check.finish("many gateways: OK", flush=True)
 
 
 if __name__ == "__main__":

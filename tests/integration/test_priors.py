@@ -15,7 +15,6 @@ modalities, some from this facility, and the local PACS (DICOM port only).
    the chest CT (its body part on one of two series) and not the knee MR or the head MR;
    `dirgw priors fetch --body-part KNEE` then brings the knee; the audit names the rules."""
 
-import argparse
 import datetime
 import json
 import os
@@ -174,10 +173,7 @@ def body_part_rule(gw, pacs, check, hl7_port, p3, done):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-priors-")
     check = harness.Checks()
     started = time.monotonic()
@@ -325,11 +321,7 @@ def main():
     hits = harness.scan_for_phi({"dirgwd log": gw.log_text()}, manifest)
     check(not hits, f"no patient value in the daemon's log: {hits[:3]}")
     log(f"test_priors: {time.monotonic() - started:.1f} s")
-    if check.failures:
-        print(f"{len(check.failures)} check(s) failed")
-        return 1
-    print("test_priors: OK")
-    return 0
+    return check.finish("test_priors: OK")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ repository, dirgwd polls with C-FIND every 2 s and retrieves with C-MOVE to its 
 - `dirgw sources` (and --json) and `dirgw study` show the pull source; logs carry no patient
   value."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -84,10 +83,7 @@ def retrieving_lines(gw):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     t_start = time.time()
 
@@ -193,11 +189,7 @@ def main():
 
     gw.stop()
     log(f"done in {time.time() - t_start:.0f}s")
-    if check.failures:
-        print(f"{len(check.failures)} failure(s)")
-        return 1
-    print("pull: all checks passed")
-    return 0
+    return check.finish("pull: all checks passed")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ host table points nowhere, and dirgw's receiver does not admit it), Orthanc the 
 - nothing is asked of dirgw's receiver (no C-MOVE, no association from the PACS);
 - logs carry no patient value."""
 
-import argparse
 import os
 import subprocess
 import sys
@@ -29,10 +28,7 @@ from test_pull import Pacs, dated, retrieving_lines, sources  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     t_start = time.time()
     work = harness.tempdir("dirgw-pull-get-")

@@ -12,7 +12,6 @@ its check line; the CSV form says the same; the nightly file is written (at star
 (`--from-audit`) says the same; `dirgw status` shows its forecasts ("n/a" before any rate,
 then the backlog's drain time and when the spool would reach its floor)."""
 
-import argparse
 import csv
 import datetime
 import http.client
@@ -101,10 +100,7 @@ def orthanc_instances(repo, study_uid):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-report-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

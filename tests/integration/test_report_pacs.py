@@ -10,7 +10,6 @@ count"), with real parts: DCMTK's dcmqrscp is the PACS, dirgwd the gateway, `dir
 - the table, the CSV (19 fields on every row) and the file `--write` puts into report.folder say
   the same; the log carries no patient value."""
 
-import argparse
 import csv
 import datetime
 import io
@@ -26,10 +25,7 @@ from test_pull import Pacs, dated  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
     t_start = time.time()
 
@@ -126,11 +122,7 @@ def main():
     gw.stop()
     pacs.process.stop()
     log(f"done in {time.time() - t_start:.0f}s")
-    if check.failures:
-        print(f"{len(check.failures)} failure(s)")
-        return 1
-    print("report_pacs: all checks passed")
-    return 0
+    return check.finish("report_pacs: all checks passed")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@
   without report after 20s" in dirgw study, counted by dirgw status);
 - nothing of either study reaches the repository before its time."""
 
-import argparse
 import json
 import os
 import sys
@@ -23,10 +22,7 @@ MAX_WAIT = 20
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-require-report-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

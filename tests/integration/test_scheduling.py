@@ -14,7 +14,6 @@ never waits for a minute boundary).
   6. type: dimse: the study goes by C-STORE to Orthanc's DICOM port, data sets byte for byte;
      and once over TLS (test CA, client certificate required) to DCMTK's storescp."""
 
-import argparse
 import base64
 import datetime
 import http.server
@@ -242,10 +241,7 @@ def dimse_tls_phase(args, work, manifest, check):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     check = harness.Checks()
 
     work = harness.tempdir("dirgw-sched-")
@@ -328,11 +324,7 @@ def main():
             "dirgwd-tls.log": dimse_tls_phase(args, work, manifest, check)}
     phi = harness.scan_for_phi(logs, manifest)
     check(not phi, f"no patient value in the logs: {phi[:3]}")
-    if check.failures:
-        print(f"{len(check.failures)} check(s) failed", flush=True)
-        return 1
-    log("scheduling: all checks passed")
-    return 0
+    return check.finish("scheduling: all checks passed")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ still arriving, beside one without the key, each to its own real Orthanc.
 - study C's patient withdraws while C is arriving: what went before stays recorded as sent, the
   rest never leaves."""
 
-import argparse
 import json
 import os
 import sys
@@ -23,10 +22,7 @@ STABLE_AGE = 8  # seconds; the pauses between storescu runs are shorter
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-swr-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()

@@ -15,7 +15,6 @@ Forged reports (another AE title, a Transaction UID dirgw did not issue) and a r
 comes are tested in tests/unit/verify (no DCMTK tool sends an N-EVENT-REPORT of one's choosing).
 """
 
-import argparse
 import os
 import sys
 import time
@@ -26,10 +25,7 @@ from harness import log  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-commit-")
     check = harness.Checks()
     started = time.monotonic()

@@ -12,7 +12,6 @@ synthetic CT to dirgwd, whose destination has `transcode: jpeg-ls-lossless`.
    sets byte for byte as stored.
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -186,10 +185,7 @@ def dimse_phase(args, work, files, check, refusing):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
 
     work = harness.tempdir("dirgw-transcoding-")
     manifest = os.path.join(work, "manifest.jsonl")
@@ -201,11 +197,7 @@ def main():
             "dirgwd-refusing.log": dimse_phase(args, work, files, check, refusing=True)}
     leaks = harness.scan_for_phi(logs, manifest)
     check(not leaks, f"patient values in the logs: {leaks[:3]}")
-    if check.failures:
-        print(f"FAILED: {len(check.failures)} check(s)")
-        return 1
-    print("transcoding: OK")
-    return 0
+    return check.finish("transcoding: OK")
 
 
 if __name__ == "__main__":

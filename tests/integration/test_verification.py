@@ -13,7 +13,6 @@
    unverified ones stay.
 Storage commitment (type: dimse) is tested in test_storage_commitment.py."""
 
-import argparse
 import http.client
 import http.server
 import json
@@ -83,10 +82,7 @@ class QidoSwitch:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-verify-")
     check = harness.Checks()
     failures = check.failures

@@ -7,7 +7,6 @@ not DICOM, a truncated instance, a calling AE title not on the list) is refused 
 DIMSE status or association rejection and a log line with the reason, and the good studies
 still arrive whole. Logs must carry no patient value."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -29,10 +28,7 @@ def rawscu(port, *args, file=None):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
 
     work = harness.tempdir("dirgw-skeleton-")
     manifest = os.path.join(work, "manifest.jsonl")

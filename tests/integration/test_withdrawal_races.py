@@ -12,7 +12,6 @@ every trial:
 - the withdrawal notification lists exactly the instances Orthanc holds.
 Prints: withdrawal races N, violations V, catalog = repository M/N."""
 
-import argparse
 import json
 import os
 import random
@@ -31,10 +30,7 @@ SPARE = 4
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build-dir", required=True)
-    args = ap.parse_args()
-    harness.enter_private_network([os.path.abspath(__file__)] + sys.argv[1:])
+    args = harness.test_args(__file__)
     work = harness.tempdir("dirgw-races-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()
