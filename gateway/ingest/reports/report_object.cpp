@@ -192,7 +192,9 @@ Result<void> write_report_object(const hl7::Report& report, const std::filesyste
                                  const ObjectIdentity& id, const std::filesystem::path& out) {
   DcmFileFormat in;
   // A read limit keeps pixel data on disk.
-  if (auto c = in.loadFile(image.c_str(), EXS_Unknown, EGL_noChange, 4096); c.bad())
+  if (auto c =
+          dcmtk_guard([&] { return in.loadFile(image.c_str(), EXS_Unknown, EGL_noChange, 4096); });
+      c.bad())
     return bad("cannot parse the study's image", c);
   DcmFileFormat ff;
   if (auto b = build(report, *in.getDataset(), id, ff); !b) return b;

@@ -12,6 +12,7 @@
 #include "dataset_builder.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "ingest/folder/dicomdir.h"
+#include "ingest/reports/report_object.h"
 #include "policy/coerce/coerce.h"
 #include "policy/deid/deid.h"
 #include "policy/stage/byte_order.h"
@@ -99,6 +100,20 @@ TEST_P(DcmtkExceptions, CoercionFails) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kBadDicom);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "out.dcm"));
+}
+
+// The report writer reads one of the study's images for its patient and study attributes.
+TEST_P(DcmtkExceptions, ReportObjectFails) {
+  hl7::Report report;
+  report.text = Phi<std::string>("Impression: no acute findings.");
+  reports::ObjectIdentity id;
+  id.sop_instance_uid = "1.2.826.0.1.3680043.10.1011.9.1";
+  id.series_uid = "1.2.826.0.1.3680043.10.1011.9.2";
+  id.created = "20261205120000";
+  auto r = reports::write_report_object(report, file_, id, dir_ / "report.dcm");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().detail.find("DICOM library failed"), std::string::npos) << r.error().detail;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "report.dcm"));
 }
 
 TEST_P(DcmtkExceptions, DeidentificationFails) {
