@@ -320,6 +320,24 @@ TEST_F(CommandsTest, StatusWithoutDicomReceiverHasNoIngestSection) {
   EXPECT_FALSE(status(*ctx_).contains("ingest"));
 }
 
+// A spool directory whose fsync failed keeps its objects' slots until a restart: status says so.
+TEST_F(CommandsTest, StatusWarnsOfSlotsKeptAfterAFailedDirectoryFlush) {
+  auto slot = spool_->acquire_slot();
+  ASSERT_TRUE(slot.ok());
+  ASSERT_TRUE(write_file_durably(*slot, "kept object", 0640).ok());
+  auto stored = spool_->commit(*slot, 1 << 20);
+  ASSERT_TRUE(stored.ok());
+  const fs::path shard = stored->path.parent_path(), away = shard.string() + ".away";
+  fs::rename(shard, away);  // its fsync cannot even open it
+  EXPECT_FALSE(spool_->settle().ok());
+  fs::rename(away, shard);
+  const std::string warnings = status(*ctx_)["warnings"].dump();
+  EXPECT_NE(warnings.find("spool: a directory flush failed ("), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find("1 received object(s) kept in spool/tmp until dirgwd restarts"),
+            std::string::npos)
+      << warnings;
+}
+
 TEST_F(CommandsTest, StatusWarningsComeInTheirOrder) {
   config_.retention.spool_floor = std::uint64_t{1} << 62;  // no disk has that much free
   live_.host_warnings = {"system clock is not synchronised (NTP): audit times may be wrong"};
