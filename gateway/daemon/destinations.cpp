@@ -57,7 +57,8 @@ std::unique_ptr<senders::Sender> dimse_sender(const config::Destination& d,
                                               const config::Codecs& codecs,
                                               const std::filesystem::path& spool_tmp) {
   senders::DimseOptions o = scheduler::dimse_options(d);
-  o.codec = senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit);
+  o.codec = senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit,
+                                                      spool_tmp.parent_path());
   o.scratch_dir = spool_tmp;
   for (const auto& b : {s.bucket, s.gateway_bucket})
     if (b) o.bandwidth_buckets.push_back(b);
@@ -84,7 +85,9 @@ std::unique_ptr<senders::Sender> with_transcoding(
   if (!counters) return std::move(sender);
   return senders::transcode::make_transcoding_sender(
       std::move(sender), {spool_tmp, d.transcode.max_pixel_bytes, d.transcode.syntax_parameter},
-      counters, senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit));
+      counters,
+      senders::transcode::daemon_codec_settings(codecs.timeout, codecs.memory_limit,
+                                                spool_tmp.parent_path()));
 }
 
 }  // namespace

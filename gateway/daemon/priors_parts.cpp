@@ -54,8 +54,8 @@ std::unique_ptr<PriorsParts> build_priors(
   d.port = static_cast<std::uint16_t>(p.pacs_port);
   d.called_ae = p.pacs_ae_title;
   d.calling_ae = p.pacs_calling_ae;
-  d.codec =
-      senders::transcode::daemon_codec_settings(config.codecs.timeout, config.codecs.memory_limit);
+  d.codec = senders::transcode::daemon_codec_settings(config.codecs.timeout,
+                                                      config.codecs.memory_limit, spool.root());
   d.scratch_dir = spool.root() / "tmp";
   parts->pacs = senders::make_dimse_sender(d);
   priors::ServiceOptions so{p, config.facility_name, "local-pacs:" + p.pacs_ae_title, limits};

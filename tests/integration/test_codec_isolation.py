@@ -20,6 +20,8 @@ decompressed (`decompress: always`, the default).
    the first study, and its compressed instances now go through the codec process and arrive
    uncompressed, their pixel data equal to what DCMTK's own dcmdrle / dcmdjpls make of the
    originals.
+4. The sandbox (test-only fault codec-open:PATH: the worker tries to open PATH and answers how
+   it went): the codec process cannot open the catalog nor the log's HMAC key.
 After each part dirgwd stops cleanly (exit 0) and no `dirgwd --codec-worker` process is left.
 """
 
@@ -38,10 +40,21 @@ IMPLICIT = "1.2.840.10008.1.2"
 PIXEL_DATA = (0x7FE0, 0x0010)
 
 
-def codec_workers():
-    """PIDs of codec processes still running (any dirgwd's)."""
-    p = subprocess.run(["pgrep", "-f", "dirgwd --codec-worker"], capture_output=True, text=True)
+def codec_workers(gw_pid):
+    """PIDs of the codec processes that the dirgwd with that PID started, still running (other
+    tests' gateways run beside this one)."""
+    p = subprocess.run(["pgrep", "-f", f"dirgwd --codec-worker .*--parent {gw_pid} "],
+                       capture_output=True, text=True)
     return [int(x) for x in p.stdout.split()]
+
+
+def stop(gw, check):
+    """Stops dirgwd; true when it exited 0 and left no codec process behind."""
+    pid = gw.process.proc.pid
+    rc = gw.stop()
+    check(rc == 0, f"dirgwd stopped cleanly: {rc}")
+    left = codec_workers(pid)
+    check(not left, f"no codec process left: {left}")
 
 
 def dcmsend(port, files):
@@ -122,7 +135,6 @@ def main():
     archive = harness.Process("storescp", ["storescp", "-aet", "ARCHIVE", "-od", archive_dir,
                                            str(archive_port)], os.path.join(work, "storescp.log"))
     harness.wait_for("storescp", lambda: archive.alive() and _connects(archive_port), 30)
-    check(not codec_workers(), "no codec process before the test")
 
     s1, files1 = make_study(args.build_dir, work, "s1", 31, 1)
     uids1 = [harness.sop_instance_uid(f) for f in files1]
@@ -146,9 +158,7 @@ def main():
           "the log names each failure once")
     check(not harness.spool_temporaries(os.path.join(gw.state_dir, "spool")),
           "no decompressed copy left in spool/tmp")
-    rc = gw.stop()
-    check(rc == 0, f"dirgwd stopped cleanly: {rc}")
-    check(not codec_workers(), f"no codec process left: {codec_workers()}")
+    stop(gw, check)
 
     # --- 2. The codec hangs: stopped after codecs.timeout.
     s2, files2 = make_study(args.build_dir, work, "s2", 32, 2)
@@ -165,22 +175,21 @@ def main():
     check(st == "failed" and "did not finish within 2 s and was stopped" in why,
           f"the hung job was stopped after the time-out: {state[uids2[0]]}")
     check(took >= 2.0, f"not before the time-out: {took:.1f} s")
-    harness.wait_for("the hung worker gone", lambda: len(codec_workers()) <= 1, 10)
-    check(gw2.stop() == 0, "dirgwd stopped cleanly")
-    check(not codec_workers(), f"no codec process left: {codec_workers()}")
+    harness.wait_for("the hung worker gone", lambda: len(codec_workers(gw2.process.proc.pid)) <= 1,
+                     10)
+    stop(gw2, check)
 
     # --- 2b. A stop while the codec hangs (time-out 10 min) does not wait for it: the job ends,
     # the worker is killed, and the instance stays to be sent (not failed).
     gw2 = start_gateway(args.build_dir, work, archive_port, "codec-hang", timeout="10m")
     rc, out = dcmsend(gw2.port, [files2[1]])
     check(rc == 0, f"dcmsend stored the JPEG-LS instance: {out[-500:]}")
-    harness.wait_for("a codec process at work", lambda: codec_workers(), 30)
+    harness.wait_for("a codec process at work", lambda: codec_workers(gw2.process.proc.pid), 30)
     time.sleep(0.5)
     started = time.monotonic()
-    rc = gw2.stop()
+    stop(gw2, check)
     took = time.monotonic() - started
-    check(rc == 0 and took < 15, f"dirgwd stopped cleanly in {took:.1f} s although its codec hung: {rc}")
-    check(not codec_workers(), f"no codec process left: {codec_workers()}")
+    check(took < 15, f"dirgwd stopped in {took:.1f} s although its codec hung")
 
     # --- 3. No fault: the failed instances retried, decompressed by the codec process.
     gw3 = start_gateway(args.build_dir, work, archive_port, None)
@@ -205,8 +214,24 @@ def main():
         with open(plain, "rb") as fh:
             diffs = harness.compare_datasets(fh.read(), stored)
         check(not diffs, f"{tool[4:]} instance: every attribute equal to {tool}'s: {diffs[:5]}")
-    check(gw3.stop() == 0, "dirgwd stopped cleanly")
-    check(not codec_workers(), f"no codec process left: {codec_workers()}")
+    stop(gw3, check)
+    # --- 4. The sandbox: a codec taken over by an image could open files; in its sandbox it
+    # cannot open the catalog or the pseudonymisation key (test-only fault: the worker tries and
+    # answers how it went).
+    state = os.path.join(work, "dirgw", "state")
+    secrets = (os.path.join(state, "catalog.db"), os.path.join(state, "keys", "log-hmac.key"))
+    for k, secret in enumerate(secrets):
+        check(os.path.exists(secret), f"{secret} exists")
+        s3, files3 = make_study(args.build_dir, work, f"s{3 + k}", 33 + k, 3 + k)
+        gw2 = start_gateway(args.build_dir, work, archive_port, "codec-open:" + secret)
+        rc, out = dcmsend(gw2.port, [files3[0]])
+        check(rc == 0, f"dcmsend stored the RLE instance: {out[-500:]}")
+        st, why = wait_settled(gw2, s3, 1)[harness.sop_instance_uid(files3[0])]
+        check(st == "failed" and f"test open of {secret}: Permission denied" in why,
+              f"the codec process cannot open {os.path.basename(secret)}: {why}")
+        check("codec process not sandboxed" not in gw2.log_text(), "the codec process is sandboxed")
+        stop(gw2, check)
+
     archive.stop()
     return check.finish("codec isolation: OK")
 

@@ -267,7 +267,8 @@ Result<StoredObject> Spool::link_slot(const fs::path& slot, StoredObject out) co
 }
 
 Result<Spool> Spool::open(const fs::path& root) {
-  for (const auto& dir : {root / "tmp", root / "objects"}) {
+  // derived/ now too, not at its first copy: the codec process's sandbox names it at its start.
+  for (const auto& dir : {root / "tmp", root / "objects", root / "derived"}) {
     if (auto r = make_dirs(dir, 0750); !r) return r.error();
   }
   bool created = false;

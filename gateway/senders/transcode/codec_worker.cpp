@@ -27,6 +27,7 @@
 #include "common/crypto.h"
 #include "log/log.h"
 #include "senders/transcode/decompress.h"
+#include "senders/transcode/sandbox.h"
 
 extern char** environ;
 
@@ -144,14 +145,23 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 }
 
 // Test-only faults (tests/integration/test_codec_isolation.py): the worker stops or hangs on
-// every job, as a codec would on a hostile image.
-void test_fault() {
+// every job, as a codec would on a hostile image, or tries to open a file, as a codec taken over
+// by one would (the job's answer says whether the sandbox let it; never what the file holds).
+std::optional<Attempt> test_fault() {
   const char* fault = std::getenv("DIRGW_FAULT_FOR_TEST");
-  if (fault == nullptr) return;
+  if (fault == nullptr) return std::nullopt;
   const std::string_view f(fault);
   if (f == "codec-crash") std::abort();
   if (f == "codec-hang")
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  if (f.rfind("codec-open:", 0) == 0) {
+    const std::string path(f.substr(11));
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    return Attempt{Attempt::Kind::kSkipped,
+                   "test open of " + path + ": " + (fd.valid() ? "opened" : errno_text(errno)),
+                   std::nullopt};
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> answer_fields(const Attempt& a) {
@@ -162,7 +172,7 @@ std::vector<std::string> answer_fields(const Attempt& a) {
 
 Attempt run_job(const std::vector<std::string>& f) {
   if (f.size() != 6) return {Attempt::Kind::kError, "malformed codec request", std::nullopt};
-  test_fault();
+  if (auto faulted = test_fault()) return *faulted;
   const std::string& op = f[0];
   if (op == "decompress") return decompress_file(f[1], f[3], f[2]);
   if (op == "jpeg-ls") {
@@ -177,12 +187,16 @@ Attempt run_job(const std::vector<std::string>& f) {
 
 }  // namespace
 
-CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit) {
+CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit,
+                                    const std::filesystem::path& spool) {
   CodecSettings s;
   s.program = "/proc/self/exe";
   s.command = {"dirgwd",         "--codec-worker",
                "--memory-limit", std::to_string(memory_limit),
-               "--parent",       std::to_string(::getpid())};
+               "--parent",       std::to_string(::getpid()),
+               "--read",         (spool / "objects").string(),
+               "--read",         (spool / "derived").string(),
+               "--write",        (spool / "tmp").string()};
   s.timeout = timeout;
   return s;
 }
@@ -319,10 +333,13 @@ Attempt CodecWorker::decompress(const std::filesystem::path& original,
 int run_codec_worker(int argc, char** argv) {
   std::uint64_t memory_limit = 0;
   pid_t parent = 0;
+  SandboxPaths sandbox;
   for (int i = 1; i + 1 < argc; ++i) {
     const std::string_view a(argv[i]);
     if (a == "--memory-limit") memory_limit = std::strtoull(argv[++i], nullptr, 10);
     if (a == "--parent") parent = static_cast<pid_t>(std::atol(argv[++i]));
+    if (a == "--read") sandbox.read.emplace_back(argv[++i]);
+    if (a == "--write") sandbox.write.emplace_back(argv[++i]);
   }
   // Nothing of the daemon's but the channel and the log: no catalog, no sockets, no spool fds.
   ::close_range(3, ~0u, 0);
@@ -343,6 +360,11 @@ int run_codec_worker(int argc, char** argv) {
   (void)memory_limit;
 #endif
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+  // Told where it may read and write: nowhere else from now on (sandbox.h).
+  if (!sandbox.read.empty() || !sandbox.write.empty())
+    if (const std::string why = enter_sandbox(sandbox); !why.empty())
+      log::warn("codec process not sandboxed: it runs with dirgwd's own file access",
+                {{"reason", why}});
   for (;;) {
     std::string body;
     const ReadResult r = read_message(0, body, std::nullopt);

@@ -9,8 +9,9 @@
 // The worker is dirgwd itself started again (`dirgwd --codec-worker`, from /proc/self/exe: the
 // same build even after a package upgrade replaced the file), talking over a socket pair on its
 // standard input and output. It closes every other descriptor it inherited, cannot dump core
-// (the pixels are patient data), and runs under an address-space limit. It dies with the thread
-// that started it (PR_SET_PDEATHSIG): a sender lane's thread, which lives as long as dirgwd.
+// (the pixels are patient data), runs under an address-space limit and in a Landlock sandbox
+// (sandbox.h: the spool's objects to read, its tmp/ to write, nothing else). It dies with the
+// thread that started it (PR_SET_PDEATHSIG): a sender lane's thread, which lives as long as dirgwd.
 // Requests and answers carry spool paths and syntax UIDs only: never a value of the object.
 #pragma once
 
@@ -35,8 +36,10 @@ struct CodecSettings {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};  // one object's job
 };
 
-// dirgwd's own settings: `dirgwd --codec-worker --memory-limit N` from /proc/self/exe.
-CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit);
+// dirgwd's own settings: `dirgwd --codec-worker` from /proc/self/exe, with its memory limit and
+// its sandbox (sandbox.h): it reads the spool's objects/ and derived/, and writes its tmp/.
+CodecSettings daemon_codec_settings(std::chrono::milliseconds timeout, std::uint64_t memory_limit,
+                                    const std::filesystem::path& spool);
 
 // One worker process, started on first use and again after it died; one job at a time (a sender
 // lane owns one). Not thread-safe.

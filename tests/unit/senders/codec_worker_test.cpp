@@ -14,6 +14,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "senders/transcode/decompress.h"
 
@@ -147,6 +149,36 @@ TEST_F(CodecWorkerTest, WithoutAProgramTheCodecsRunInThisProcess) {
   ASSERT_EQ(a.kind, Attempt::Kind::kTranscoded) << a.reason;
   EXPECT_EQ(w.started(), 0u);
   fs::remove(a.copy->path);
+}
+
+// In its sandbox (sandbox.h) the worker decodes what it may read and writes where it may; any
+// other file is out of its reach (the test-only fault opens one and reports how it went).
+TEST_F(CodecWorkerTest, TheSandboxedWorkerReadsAndWritesOnlyWhereItIsTold) {
+  CodecSettings s = worker();
+  s.command.insert(s.command.end(),
+                   {"--read", kCodecFieldFiles.string(), "--write", dir_.string()});
+  CodecWorker w(s);
+  const Attempt a = w.decompress(kCodecFieldFiles / "MR_small_RLE.dcm", kExplicit, dir_);
+  ASSERT_EQ(a.kind, Attempt::Kind::kTranscoded) << a.reason;
+  fs::remove(a.copy->path);
+  { std::ofstream(dir_ / "inside.txt") << "x"; }
+  for (const auto& [path, expected] : std::vector<std::pair<std::string, std::string>>{
+           {(dir_ / "inside.txt").string(), "opened"},
+           {(kCodecFieldFiles / "MR_small.dcm").string(), "opened"},
+           {"/etc/hostname", "Permission denied"},
+           {std::string(DIRGWD_PATH), "Permission denied"}}) {
+    ::setenv("DIRGW_FAULT_FOR_TEST", ("codec-open:" + path).c_str(), 1);
+    CodecWorker probe(s);
+    const Attempt t = probe.decompress(kCodecFieldFiles / "MR_small_RLE.dcm", kExplicit, dir_);
+    EXPECT_EQ(t.kind, Attempt::Kind::kSkipped);
+    EXPECT_NE(t.reason.find("test open of " + path + ": " + expected), std::string::npos)
+        << t.reason;
+  }
+  // Unrestricted without the paths: the same file opens.
+  ::setenv("DIRGW_FAULT_FOR_TEST", "codec-open:/etc/hostname", 1);
+  CodecWorker free_worker(worker());
+  const Attempt f = free_worker.decompress(kCodecFieldFiles / "MR_small_RLE.dcm", kExplicit, dir_);
+  EXPECT_NE(f.reason.find("test open of /etc/hostname: opened"), std::string::npos) << f.reason;
 }
 
 // The worker's side of the channel, spoken to directly: a malformed request gets an error
