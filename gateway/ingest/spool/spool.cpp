@@ -102,7 +102,7 @@ struct Spool::Slots {
   // Committed slots whose shard directory's fsync failed: kept, never unlinked in this run. A
   // second fsync after an I/O error may succeed without writing what the first failed to write
   // (the kernel reports a write-back error once and may drop the page), so only a restart,
-  // which renames each kept slot over its object and fsyncs the directory anew, lets them go.
+  // which links each kept slot's object name again and fsyncs the directory, lets them go.
   std::vector<Linked> kept;
   std::string kept_error;
 
