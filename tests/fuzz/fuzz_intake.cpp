@@ -36,11 +36,15 @@ std::string trim(std::string s) {
   return s;
 }
 
-// The value DCMTK holds for a top-level UI element, or nullptr when it is absent or not UI.
+// The value DCMTK holds for a top-level UI element; false when it is absent or UN.
 bool dcmtk_uid(DcmDataset& ds, const DcmTagKey& key, std::string& out) {
   DcmElement* el = nullptr;
   if (ds.findAndGetElement(key, el, OFFalse).bad() || el == nullptr) return false;
-  if (el->ident() != EVR_UI) return false;
+  // The pre-scan takes these only with VR UI or UN (in implicit VR, DCMTK's dictionary says UI).
+  // DCMTK keeps UN as bytes, not a string (its unknown-VR conversion is off): not compared.
+  FUZZ_CHECK(el->ident() == EVR_UI || el->ident() == EVR_UN,
+             "DCMTK reads an object UID with a VR other than UI or UN");
+  if (el->ident() == EVR_UN) return false;
   char* s = nullptr;
   Uint32 len = 0;
   if (el->getString(s, len).bad() || s == nullptr) {

@@ -5,7 +5,8 @@
 #   tests/fuzz/run.sh [--seconds N] [--target NAME]... [--build-dir DIR] [--build-only|--no-build]
 #
 #   --seconds N     how long each target fuzzes (default: $FUZZ_SECONDS or 60)
-#   --target NAME   prescan, intake, stow, config, folder, hl7, reports (repeatable; default: all)
+#   --target NAME   prescan, intake, policy, stow, config, folder, pdu_watch, hl7, reports
+#                   (repeatable; default: all)
 #   --build-dir DIR the clang build (default: build-fuzz/ in the repository)
 #   --build-only    configure and build, do not fuzz      --no-build  fuzz what is built
 #
@@ -21,7 +22,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO/build-fuzz}
 JOBS=${JOBS:-$(nproc)}
 CC_FUZZ=${FUZZ_CC:-clang}
 CXX_FUZZ=${FUZZ_CXX:-clang++}
-ALL_TARGETS=(prescan intake stow config folder pdu_watch)
+ALL_TARGETS=(prescan intake stow config folder pdu_watch policy)
 # The HL7 v2 / MLLP codec has a target once its module exists (tests/fuzz/CMakeLists.txt).
 if [ -f "$REPO/gateway/ingest/hl7_mllp/hl7.h" ] && grep -qs hl7_mllp "$REPO/gateway/ingest/CMakeLists.txt"; then
   ALL_TARGETS+=(hl7)
@@ -122,7 +123,7 @@ for t in "${TARGETS[@]}"; do
   seeds=()
   add_seed() { [ -d "$1" ] && seeds+=("$1") || true; }
   case "$t" in
-    prescan|intake) add_seed "$BUILD_DIR/seeds/dicom"; max_len=16384 ;;
+    prescan|intake|policy) add_seed "$BUILD_DIR/seeds/dicom"; max_len=16384 ;;
     stow) add_seed "$REPO/tests/data/stow"; max_len=16384 ;;
     config) add_seed "$REPO/tests/data/config"; add_seed "$BUILD_DIR/seeds/config"; max_len=8192 ;;
     hl7) add_seed "$REPO/tests/data/hl7"; max_len=8192 ;;
@@ -132,7 +133,7 @@ for t in "${TARGETS[@]}"; do
   esac
   add_seed "$REPO/tests/data/regressions/$t"
   dict=()
-  case "$t" in prescan|intake) dname=dicom ;; reports) dname=hl7 ;; *) dname=$t ;; esac
+  case "$t" in prescan|intake|policy) dname=dicom ;; reports) dname=hl7 ;; *) dname=$t ;; esac
   [ -f "$REPO/tests/fuzz/dicts/$dname.dict" ] && dict=(-dict="$REPO/tests/fuzz/dicts/$dname.dict")
   log="$BUILD_DIR/fuzz-$t.log"
   echo "fuzz: $t for ${SECS}s (log: $log)"

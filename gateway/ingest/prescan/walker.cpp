@@ -263,7 +263,10 @@ class Walker {
     if (tag == kTagDirectoryRecordType || tag == kTagReferencedFileId)
       return check_record_code_string(p, tag, len);
     if (top) {
-      if (Found* slot = top_level_slot(tag)) return read_top_level(p, tag, len, *slot);
+      if (Found* slot = top_level_slot(tag)) {
+        if (auto v = check_identity_vr(p, tag, vr); !v) return v;
+        return read_top_level(p, tag, len, *slot);
+      }
     }
     return skip_value(len, p, "value");
   }
@@ -411,6 +414,21 @@ class Walker {
            : tag == kTagPatientId         ? &patient_id_
            : tag == kTagIssuerOfPatientId ? &issuer_
                                           : nullptr;
+  }
+
+  // The values the catalog keeps (an object's UIDs, modality, patient ID) must be read by DCMTK as
+  // the same value: in explicit VR, DCMTK takes the VR the object states, so a SOP Instance UID
+  // stated as US is a list of numbers to every later stage (found by fuzz_policy: de-identified,
+  // it came out without a SOP Instance UID). Only their own VR is taken, and UN, which objects
+  // from the field carry (pydicom's rtdose_rle.dcm states its SOP Class UID as UN) and whose
+  // bytes are the value as text; implicit VR states none.
+  Result<void> check_identity_vr(std::uint64_t p, std::uint32_t tag, const VrInfo* vr) {
+    if (vr == nullptr || vr_is(vr, "UN")) return {};
+    const char* own = tag == kTagModality                                    ? "CS"
+                      : tag == kTagPatientId || tag == kTagIssuerOfPatientId ? "LO"
+                                                                             : "UI";
+    if (vr_is(vr, own)) return {};
+    return reject(tag_text(tag) + " has VR " + vr->name + ", not " + own + at(p));
   }
 
   Result<void> read_top_level(std::uint64_t p, std::uint32_t tag, std::uint32_t len, Found& slot) {

@@ -933,6 +933,46 @@ TEST(PrescanRejects, RequiredDatasetUidsMissing) {
                             "dataset has no Study Instance UID"));
 }
 
+// In explicit VR, DCMTK reads an element with the VR it states: a SOP Instance UID stated as US
+// is a list of numbers to every later stage (found by fuzz_policy). The values the catalog keeps
+// must be stated with their own VR.
+TEST(PrescanRejects, IdentityValuesStatedWithAnotherVr) {
+  struct {
+    std::uint32_t tag;
+    const char* vr;
+    const char* want;
+  } cases[] = {
+      {0x00080018u, "US", "(0008,0018) has VR US, not UI at offset"},
+      {0x00080016u, "OB", "(0008,0016) has VR OB, not UI"},
+      {0x0020000Du, "LO", "(0020,000D) has VR LO, not UI"},
+      {0x0020000Eu, "SH", "(0020,000E) has VR SH, not UI"},
+      {0x00080060u, "LO", "(0008,0060) has VR LO, not CS"},
+      {0x00100020u, "OB", "(0010,0020) has VR OB, not LO"},
+  };
+  for (const auto& c : cases) {
+    DatasetBuilder b;
+    auto put = [&](std::uint32_t tag, const char* vr, std::string_view value) {
+      b.str(tag, tag == c.tag ? c.vr : vr, value);
+    };
+    put(0x00080016u, "UI", test::kSecondaryCapture);
+    put(0x00080018u, "UI", test::kSopInstance);
+    put(0x00080060u, "CS", "OT");
+    put(0x00100020u, "LO", "PID-1");
+    put(0x0020000Du, "UI", test::kStudy);
+    put(0x0020000Eu, "UI", test::kSeries);
+    EXPECT_TRUE(rejected_with(scan(part10(test::kExplicitLE, b.take())), c.want)) << c.want;
+  }
+  // UN is taken (objects from the field state standard attributes so).
+  DatasetBuilder un;
+  un.element(0x00080016u, "UN", test::kSecondaryCapture)
+      .str(0x00080018u, "UI", test::kSopInstance)
+      .str(0x0020000Du, "UI", test::kStudy)
+      .str(0x0020000Eu, "UI", test::kSeries);
+  auto r = scan(part10(test::kExplicitLE, un.take()));
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->dataset_sop_class_uid, test::kSecondaryCapture);
+}
+
 TEST(PrescanRejects, MetaAndDatasetSopDisagree) {
   Meta m;
   m.sop_instance = "1.2.3.999";
