@@ -5,6 +5,7 @@
 #include <string>
 #include <system_error>
 
+#include "common/files.h"
 #include "ingest/catalog_sink.h"
 #include "log/log.h"
 
@@ -17,6 +18,7 @@ Result<void> adopt_orphans(const Spool& spool, catalog::IngestLedger& ingest,
                            const std::vector<std::string>& on_disk,
                            const std::vector<std::string>& known, const ReconcileOptions& options,
                            catalog::Reconciliation& summary) {
+  bool shard_synced = false;
   for (const auto& sha : on_disk) {
     if (std::binary_search(known.begin(), known.end(), sha)) continue;
     const auto path = spool.object_path(sha);
@@ -29,6 +31,14 @@ Result<void> adopt_orphans(const Spool& spool, catalog::IngestLedger& ingest,
       if (auto m = spool.move_object(sha, options.unparseable_dir); !m) return m.error();
       ++summary.quarantined;
       continue;
+    }
+    // After a kill the name may be in the page cache only (linked just before a COMMIT that did
+    // not happen, its slot removed by this start): made durable before the catalog relies on it,
+    // or a power cut later takes an object the catalog records and a sender was told it has
+    // (found by test_power_cut's kill-then-cut events).
+    if (!shard_synced) {
+      if (auto s = fsync_dir(path.parent_path()); !s) return s.error();
+      shard_synced = true;
     }
     StoredObject stored{sha, size, path, true};
     auto r = ingest.record_instance(new_instance(*scan, stored, "", "reconciliation"));
