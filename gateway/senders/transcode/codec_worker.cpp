@@ -306,14 +306,9 @@ Attempt CodecWorker::jpeg_ls(const std::filesystem::path& original, const Option
   if (settings_.program.empty()) return transcode_jpeg_ls(original, options);
   // The copy's name is chosen here, so that what a stopped worker left is removed here.
   const std::filesystem::path copy = options.tmp_dir / (random_hex(16) + ".jls.part");
-  Attempt a = run({"jpeg-ls", original.string(), copy.string(), "",
-                   std::to_string(options.max_pixel_bytes), options.syntax_parameter ? "1" : "0"});
-  if (a.kind != Attempt::Kind::kTranscoded || !a.copy || a.copy->path != copy) {
-    ::unlink(copy.c_str());
-    if (a.kind == Attempt::Kind::kTranscoded)
-      return {Attempt::Kind::kError, "the codec process named another copy", std::nullopt};
-  }
-  return a;
+  return run_for(copy,
+                 {"jpeg-ls", original.string(), copy.string(), "",
+                  std::to_string(options.max_pixel_bytes), options.syntax_parameter ? "1" : "0"});
 }
 
 Attempt CodecWorker::decompress(const std::filesystem::path& original,
@@ -321,12 +316,16 @@ Attempt CodecWorker::decompress(const std::filesystem::path& original,
                                 const std::filesystem::path& out_dir) {
   const std::filesystem::path copy = out_dir / (random_hex(16) + ".dec.part");
   if (settings_.program.empty()) return decompress_file(original, target_syntax, copy);
-  Attempt a = run({"decompress", original.string(), copy.string(), target_syntax, "0", "0"});
-  if (a.kind != Attempt::Kind::kTranscoded || !a.copy || a.copy->path != copy) {
-    ::unlink(copy.c_str());
-    if (a.kind == Attempt::Kind::kTranscoded)
-      return {Attempt::Kind::kError, "the codec process named another copy", std::nullopt};
-  }
+  return run_for(copy, {"decompress", original.string(), copy.string(), target_syntax, "0", "0"});
+}
+
+Attempt CodecWorker::run_for(const std::filesystem::path& copy,
+                             const std::vector<std::string>& request) {
+  Attempt a = run(request);
+  if (a.kind == Attempt::Kind::kTranscoded && a.copy && a.copy->path == copy) return a;
+  ::unlink(copy.c_str());  // whatever a failed or stopped worker left under the name
+  if (a.kind == Attempt::Kind::kTranscoded)
+    return {Attempt::Kind::kError, "the codec process named another copy", std::nullopt};
   return a;
 }
 

@@ -66,6 +66,8 @@ class CodecWorker {
 
  private:
   Attempt run(const std::vector<std::string>& request);
+  // run(), for a job that writes `copy` (a name chosen here): removed unless it is the answer.
+  Attempt run_for(const std::filesystem::path& copy, const std::vector<std::string>& request);
   bool spawn(std::string& why);
   // Closes the channel, kills the worker when `kill`, reaps it; its wait status.
   int stop(bool kill);

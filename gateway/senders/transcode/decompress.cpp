@@ -85,21 +85,20 @@ Attempt decompress_file(const std::filesystem::path& original, const std::string
               std::nullopt};
     if (auto why = decompress_dataset(*ff.getDataset(), target_syntax))
       return {Attempt::Kind::kSkipped, *why, std::nullopt};
-    const std::filesystem::path& out = copy;
     cond = dcmtk_guard([&] {
-      return ff.saveFile(out.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+      return ff.saveFile(copy.c_str(), xfer, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
                          EWM_updateMeta);
     });
     std::error_code ec;
-    const auto size = std::filesystem::file_size(out, ec);
+    const auto size = std::filesystem::file_size(copy, ec);
     if (cond.bad() || ec) {
-      ::unlink(out.c_str());
+      ::unlink(copy.c_str());
       return {Attempt::Kind::kError,
               std::string("cannot write the decompressed copy: ") +
                   (cond.bad() ? cond.text() : ec.message()),
               std::nullopt};
     }
-    return {Attempt::Kind::kTranscoded, "", Transcoded{out, size}};
+    return {Attempt::Kind::kTranscoded, "", Transcoded{copy, size}};
   } catch (const std::bad_alloc&) {
     return {Attempt::Kind::kError, "out of memory", std::nullopt};
   }
