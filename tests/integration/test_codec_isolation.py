@@ -22,6 +22,9 @@ decompressed (`decompress: always`, the default).
    originals.
 4. The sandbox (test-only fault codec-open:PATH: the worker tries to open PATH and answers how
    it went): the codec process cannot open the catalog nor the log's HMAC key.
+5. A slow codec (codec-slow: 1.5 s a job) and a PACS that aborts an association idle for 1 s (a
+   second dirgwd, native syntaxes only): the compressed instances are decompressed with no
+   association open, then sent over a new one; all four arrive and no association goes idle.
 After each part dirgwd stops cleanly (exit 0) and no `dirgwd --codec-worker` process is left.
 """
 
@@ -233,6 +236,40 @@ def main():
         stop(gw2, check)
 
     archive.stop()
+
+    # --- 5. A slow codec does not hold the association. The archive is a PACS that aborts an
+    # association idle for 1 s (a second dirgwd: its dimse_timeout) and takes native syntaxes
+    # only; each decompression takes 1.5 s (test-only fault codec-slow). Held open during the
+    # decompression, the association would be aborted at the first compressed object, every
+    # time; released first, every object arrives.
+    peer = harness.Gateway(args.build_dir, work, "http://127.0.0.1:9/unused", name="pacs",
+                           allowed_callers=("DIRGW",),
+                           ingest_yaml="    transfer_syntaxes: [explicit-vr-little-endian, "
+                                       "implicit-vr-little-endian]\n")
+    with open(peer.config_path) as f:
+        text = f.read()
+    with open(peer.config_path, "w") as f:
+        f.write(text.replace("dimse_timeout: 30s", "dimse_timeout: 1s")
+                .replace("ae_title: DIRGW", "ae_title: ARCHIVE"))
+    peer.start()
+    s5, files5 = make_study(args.build_dir, work, "s5", 35, 5)
+    gw5 = start_gateway(args.build_dir, work, peer.port, "codec-slow:1500")
+    rc, out = dcmsend(gw5.port, files5)
+    check(rc == 0, f"dcmsend stored the fifth study: {out[-500:]}")
+    try:
+        state = wait_settled(gw5, s5, 4, timeout=45)
+    except TimeoutError:
+        state = instances_of(gw5, s5)  # still retrying: the checks below say what is missing
+    check(all(st in ("sent", "verified") for st, _ in state.values()),
+          f"every instance delivered past the slow codec: {state}")
+    at_peer = {i["sop_instance_uid"] for i in peer.study(s5).get("instance_list", [])}
+    check(at_peer == {harness.sop_instance_uid(f) for f in files5},
+          f"the PACS holds all four instances: {len(at_peer)}")
+    check("association idle beyond dimse_timeout" not in peer.log_text(),
+          "the PACS never found an association of ours idle")
+    check("association lost" not in gw5.log_text(), "no association lost")
+    stop(gw5, check)
+    peer.stop()
     return check.finish("codec isolation: OK")
 
 

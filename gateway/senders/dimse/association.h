@@ -89,7 +89,7 @@ class Association {
   // With `decompress`, an encapsulated object is decoded first (plan.h, decodable_syntax); one
   // that cannot be, or would be larger than transcode::kMaxDecompressedBytes, is not sent
   // (permanent). In memory, in this process: dirgwd decompresses in its codec process instead
-  // (DimseSender::store_decompressed) and hands this the decompressed copy.
+  // (DimseSender::send_decompressed) and hands this the decompressed copy.
   StoreAnswer store_converted(const std::filesystem::path& file, const FileMeta& meta,
                               std::uint8_t context_id, bool decompress = false);
 

@@ -6,9 +6,17 @@
 // idle one; and a peer that dropped an idle association would fail the next batch's first
 // C-STORE. An association costs one round trip (three more with TLS) per batch of up to
 // max_instances objects.
+//
+// Decompression never holds an association open: the objects the destination takes as they are
+// go first, the association is released, the codec process decompresses the others (a chunk of
+// copies at a time, kDecompressChunkBytes), and a new association with the same proposal sends
+// the copies. A PACS drops an association idle for longer than its own time-out (30-60 s is
+// common), and a large multi-frame can take longer than that to decode: held open, every attempt
+// would lose the association at the same object and the batch would be retried for ever.
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 
@@ -24,6 +32,10 @@
 namespace dirgw::senders::dimse {
 
 namespace {
+
+// Decompressed copies made before each association that sends them: at least one object, then
+// up to this many bytes of copies in the spool's tmp/ at once.
+constexpr std::uint64_t kDecompressChunkBytes = 512ull << 20;
 
 struct Prepared {
   std::size_t batch_index = 0;
@@ -54,10 +66,21 @@ class DimseSender final : public Sender {
                                    const std::vector<Prepared>& prepared,
                                    const std::vector<PlanItem>& plan_items,
                                    const std::vector<Item>& batch, Outcome& out, std::string& note);
-  // One instance over an established association: sets `r`. Returns the failure when the
-  // association was lost (the instance may or may not have been stored).
+  // One instance over an established association, as `a` assigns it: sets `r`. Returns the
+  // failure when the association was lost (the instance may or may not have been stored).
   std::optional<std::string> store_one(Association& assoc, const Item& item, const Prepared& p,
-                                       const PlanItem& plan, InstanceResult& r, Outcome& out);
+                                       const Assignment& a, InstanceResult& r, Outcome& out);
+  // The round's items that need the codec process (`later`, positions in round.items, with their
+  // assignments from the first association): decompressed with no association open, then sent
+  // over new ones, a chunk of copies at a time. Returns what run_round() returns.
+  std::optional<Verdict> send_decompressed(
+      const AssociationRound& round, const std::vector<Prepared>& prepared,
+      const std::vector<std::pair<std::size_t, Assignment>>& later, const std::vector<Item>& batch,
+      Outcome& out, std::string& note);
+  // An answer to a C-STORE (or why none came) into `r`, as store_one() describes.
+  std::optional<std::string> record_answer(const StoreAnswer& answer, const Assignment& a,
+                                           const FileMeta& meta, const Item& item,
+                                           InstanceResult& r, Outcome& out);
   // An encapsulated item: may it go decompressed (the destination's `decompress`, a decoder)?
   void decide_decompression(PlanItem& item) const {
     using D = DimseOptions::Decompress;
@@ -72,10 +95,11 @@ class DimseSender final : public Sender {
       item.not_decompressed = "DCMTK has no decoder for it here";
   }
 
-  // Decompresses into a copy in the codec process (codec_worker.h) and sends the copy; kNotSent
-  // with the reason when it cannot be decompressed.
-  StoreAnswer store_decompressed(Association& assoc, const std::filesystem::path& path,
-                                 const FileMeta& meta, const Assignment& a, const Item& item);
+  // Decompresses into a copy in the codec process (codec_worker.h); nullopt, with the verdict in
+  // `r`, when it cannot be decompressed.
+  std::optional<transcode::Transcoded> decompress_copy(const std::filesystem::path& path,
+                                                       const Assignment& a, const Item& item,
+                                                       InstanceResult& r);
 
   DimseOptions opts_;
   transcode::CodecWorker codec_;
@@ -219,17 +243,28 @@ std::optional<Verdict> DimseSender::run_round(const AssociationRound& round,
               {"contexts", std::to_string(round.contexts.size())},
               {"tls", network_->tls() ? "on" : "off"},
               {"tcp_nodelay", network_->last_nodelay() ? "on" : "off"}});
+  // Objects to decompress in the codec process wait until this association is released.
+  std::vector<std::pair<std::size_t, Assignment>> later;
   std::optional<Verdict> rest;
   for (std::size_t k = 0; k < round.items.size() && !rest; ++k) {
     const Prepared& p = prepared[round.items[k]];
     const Item& item = batch[p.batch_index];
-    const auto lost =
-        store_one(*assoc, item, p, plan_items[round.items[k]], out.instances[p.batch_index], out);
+    Assignment a = assign_context(plan_items[round.items[k]], assoc->contexts());
+    if (a.kind == Assignment::Kind::kDecompress && !opts_.codec.program.empty()) {
+      later.emplace_back(k, std::move(a));
+      continue;
+    }
+    const auto lost = store_one(*assoc, item, p, a, out.instances[p.batch_index], out);
     if (!lost) continue;
     rest = Verdict{InstanceStatus::kRetry, "not sent: association lost after " + std::to_string(k) +
                                                " of " + std::to_string(round.items.size()) +
                                                " instances (" + *lost + ")"};
     set_all(*rest, k + 1);
+    for (const auto& [position, assignment] : later) {
+      InstanceResult& r = out.instances[prepared[round.items[position]].batch_index];
+      r.status = rest->status;
+      r.reason = rest->reason;
+    }
     note = *lost;
     log::warn(
         "dimse association lost",
@@ -237,38 +272,120 @@ std::optional<Verdict> DimseSender::run_round(const AssociationRound& round,
   }
   if (assoc->usable() && !assoc->release())
     log::debug("dimse association release not confirmed", {{"destination", peer_}});
-  return rest;
+  assoc.reset();
+  if (rest || later.empty()) return rest;
+  return send_decompressed(round, prepared, later, batch, out, note);
 }
 
-StoreAnswer DimseSender::store_decompressed(Association& assoc, const std::filesystem::path& path,
-                                            const FileMeta& meta, const Assignment& a,
-                                            const Item& item) {
-  const transcode::Attempt made = codec_.decompress(path, a.transfer_syntax, opts_.scratch_dir);
-  if (made.kind != transcode::Attempt::Kind::kTranscoded || !made.copy) {
-    StoreAnswer no;
-    no.kind = StoreAnswer::Kind::kNotSent;
-    // Not decodable, or the codec crashed or hung on it: the same again next time (permanent).
-    // A file or resource trouble may pass (retried).
-    no.verdict = {made.kind == transcode::Attempt::Kind::kError ? InstanceStatus::kRetry
-                                                                : InstanceStatus::kPermanent,
-                  made.reason};
-    if (made.kind == transcode::Attempt::Kind::kCodecFailed)
-      log::error("codec process failed on an object: it is not sent decompressed",
-                 {{"destination", peer_},
-                  {"sop_instance_uid", item.sop_instance_uid},
-                  {"reason", made.reason}});
-    return no;
+std::optional<Verdict> DimseSender::send_decompressed(
+    const AssociationRound& round, const std::vector<Prepared>& prepared,
+    const std::vector<std::pair<std::size_t, Assignment>>& later, const std::vector<Item>& batch,
+    Outcome& out, std::string& note) {
+  struct Copy {
+    std::size_t position;  // in round.items
+    const Assignment* assignment;
+    transcode::Transcoded file;
+  };
+  std::vector<Copy> chunk;
+  auto remove_copies = [&] {
+    for (const Copy& c : chunk) ::unlink(c.file.path.c_str());
+    chunk.clear();
+  };
+  auto result_of = [&](std::size_t position) -> InstanceResult& {
+    return out.instances[prepared[round.items[position]].batch_index];
+  };
+  // Everything not yet answered (this chunk's copies, the objects after it) gets `v`.
+  auto fail_from = [&](std::size_t next, const Verdict& v) {
+    auto set = [&](std::size_t position) {
+      result_of(position).status = v.status;
+      result_of(position).reason = v.reason;
+    };
+    for (const Copy& c : chunk) set(c.position);
+    for (std::size_t j = next; j < later.size(); ++j) set(later[j].first);
+    remove_copies();
+    note = v.reason;
+    return v;
+  };
+  std::size_t next = 0;
+  while (next < later.size()) {
+    // Decompress up to a chunk's worth, with no association open.
+    std::uint64_t bytes = 0;
+    while (next < later.size() && (chunk.empty() || bytes < kDecompressChunkBytes)) {
+      const auto& [position, assignment] = later[next++];
+      const Item& item = batch[prepared[round.items[position]].batch_index];
+      auto copy = decompress_copy(item.path, assignment, item, result_of(position));
+      if (!copy) continue;
+      bytes += copy->size;
+      chunk.push_back({position, &assignment, std::move(*copy)});
+    }
+    if (chunk.empty()) continue;
+    Verdict failure{InstanceStatus::kRetry, ""};
+    auto assoc = Association::request(*network_, opts_, round.contexts, &failure);
+    if (!assoc) {
+      log::warn("dimse association not established",
+                {{"destination", peer_}, {"reason", failure.reason}});
+      return fail_from(next, failure);
+    }
+    for (std::size_t c = 0; c < chunk.size(); ++c) {
+      const Copy& copy = chunk[c];
+      const Prepared& p = prepared[round.items[copy.position]];
+      const Item& item = batch[p.batch_index];
+      InstanceResult& r = result_of(copy.position);
+      const Assignment& a = *copy.assignment;
+      const bool accepted = std::any_of(
+          assoc->contexts().begin(), assoc->contexts().end(),
+          [&](const NegotiatedContext& n) { return n.id == a.context_id && n.accepted; });
+      StoreAnswer answer;
+      if (accepted) {
+        // The copy is in the context's syntax already: DCMTK writes it out without a codec.
+        answer = assoc->store_converted(copy.file.path, p.meta, a.context_id, false);
+      } else {
+        answer.kind = StoreAnswer::Kind::kNotSent;
+        answer.verdict = {InstanceStatus::kRetry, "not sent: the destination no longer accepted " +
+                                                      describe_syntax(a.transfer_syntax) +
+                                                      " after decompression"};
+      }
+      ::unlink(copy.file.path.c_str());
+      const auto lost = record_answer(answer, a, p.meta, item, r, out);
+      if (!lost) continue;
+      chunk.erase(chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(c) + 1);
+      log::warn(
+          "dimse association lost",
+          {{"destination", peer_}, {"sop_instance_uid", item.sop_instance_uid}, {"reason", *lost}});
+      return fail_from(
+          next, {InstanceStatus::kRetry,
+                 "not sent: association lost while sending decompressed copies (" + *lost + ")"});
+    }
+    chunk.clear();
+    if (assoc->usable() && !assoc->release())
+      log::debug("dimse association release not confirmed", {{"destination", peer_}});
   }
-  // The copy is in the context's syntax already: DCMTK writes it out without a codec.
-  StoreAnswer answer = assoc.store_converted(made.copy->path, meta, a.context_id, false);
-  ::unlink(made.copy->path.c_str());
-  return answer;
+  return std::nullopt;
+}
+
+std::optional<transcode::Transcoded> DimseSender::decompress_copy(const std::filesystem::path& path,
+                                                                  const Assignment& a,
+                                                                  const Item& item,
+                                                                  InstanceResult& r) {
+  const transcode::Attempt made = codec_.decompress(path, a.transfer_syntax, opts_.scratch_dir);
+  if (made.kind == transcode::Attempt::Kind::kTranscoded && made.copy) return made.copy;
+  // Not decodable, or the codec crashed or hung on it: the same again next time (permanent).
+  // A file or resource trouble may pass (retried).
+  r.status = made.kind == transcode::Attempt::Kind::kError ? InstanceStatus::kRetry
+                                                           : InstanceStatus::kPermanent;
+  r.reason = made.reason;
+  if (made.kind == transcode::Attempt::Kind::kCodecFailed)
+    log::error("codec process failed on an object: it is not sent decompressed",
+               {{"destination", peer_},
+                {"sop_instance_uid", item.sop_instance_uid},
+                {"reason", made.reason}});
+  if (made.copy) ::unlink(made.copy->path.c_str());
+  return std::nullopt;
 }
 
 std::optional<std::string> DimseSender::store_one(Association& assoc, const Item& item,
-                                                  const Prepared& p, const PlanItem& plan,
+                                                  const Prepared& p, const Assignment& a,
                                                   InstanceResult& r, Outcome& out) {
-  const Assignment a = assign_context(plan, assoc.contexts());
   if (a.kind == Assignment::Kind::kRefused) {
     r.status = InstanceStatus::kPermanent;
     r.reason = a.reason;
@@ -279,13 +396,18 @@ std::optional<std::string> DimseSender::store_one(Association& assoc, const Item
   const std::filesystem::path& path = original ? item.original_path : item.path;
   const FileMeta& meta = original ? *p.original_meta : p.meta;
   r.sent_original = original;
-  const bool decompress = a.kind == Assignment::Kind::kDecompress;
   const StoreAnswer answer =
       a.kind == Assignment::Kind::kAsIs
           ? assoc.store_as_is(path, meta, original ? item.original_size : p.size, a.context_id)
-      : decompress && !opts_.codec.program.empty()
-          ? store_decompressed(assoc, path, meta, a, item)
-          : assoc.store_converted(path, meta, a.context_id, decompress);
+          : assoc.store_converted(path, meta, a.context_id,
+                                  a.kind == Assignment::Kind::kDecompress);
+  return record_answer(answer, a, meta, item, r, out);
+}
+
+std::optional<std::string> DimseSender::record_answer(const StoreAnswer& answer,
+                                                      const Assignment& a, const FileMeta& meta,
+                                                      const Item& item, InstanceResult& r,
+                                                      Outcome& out) {
   out.bytes_sent += answer.bytes;
   if (answer.kind == StoreAnswer::Kind::kNotSent) {
     r.status = answer.verdict.status;

@@ -144,9 +144,10 @@ std::string seconds_text(std::chrono::milliseconds ms) {
   return ms.count() % 1000 == 0 ? std::to_string(s) + " s" : std::to_string(ms.count()) + " ms";
 }
 
-// Test-only faults (tests/integration/test_codec_isolation.py): the worker stops or hangs on
-// every job, as a codec would on a hostile image, or tries to open a file, as a codec taken over
-// by one would (the job's answer says whether the sandbox let it; never what the file holds).
+// Test-only faults (tests/integration/test_codec_isolation.py): the worker stops, hangs or is
+// slow on every job, as a codec would on a hostile or very large image, or tries to open a file, as
+// a codec taken over by one would (the job's answer says whether the sandbox let it; never what the
+// file holds).
 std::optional<Attempt> test_fault() {
   const char* fault = std::getenv("DIRGW_FAULT_FOR_TEST");
   if (fault == nullptr) return std::nullopt;
@@ -154,6 +155,11 @@ std::optional<Attempt> test_fault() {
   if (f == "codec-crash") std::abort();
   if (f == "codec-hang")
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  if (f.rfind("codec-slow:", 0) == 0) {
+    // A slow decoder (a large multi-frame): the job takes this many milliseconds more, then runs.
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(fault + 11)));
+    return std::nullopt;
+  }
   if (f.rfind("codec-open:", 0) == 0) {
     const std::string path(f.substr(11));
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
