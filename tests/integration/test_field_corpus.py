@@ -426,9 +426,12 @@ def main():
         tags = research.get(f"/instances/{oid}/simplified-tags")
         check(tags.get("PatientIdentityRemoved") == "YES",
               f"research {oid}: Patient Identity Removed YES")
-        hits = [v for v in identifying if v in data]
+        # A new UID is 2.25 and 39 random digits: an identifying value of digits only (the corpus
+        # has "99000") is found in one of a run's UIDs now and then, which is no leak.
+        no_new_uids = re.sub(rb"2\.25\.[0-9]+", b"", data)
+        hits = [v for v in identifying if v in (no_new_uids if v.isdigit() else data)]
         check(not hits, f"research {oid} ({tags.get('SOPClassUID')}): {len(hits)} identifying "
-                        f"value(s) of the originals in its bytes")
+                        f"value(s) of the originals in its bytes: {hits[:3]}")
         uid_hits = [v for v in uids if v in data]
         check(not uid_hits, f"research {oid}: {len(uid_hits)} original UID(s) in its bytes")
 
