@@ -21,7 +21,8 @@ decompressed (`decompress: always`, the default).
    uncompressed, their pixel data equal to what DCMTK's own dcmdrle / dcmdjpls make of the
    originals.
 4. The sandbox (test-only fault codec-open:PATH: the worker tries to open PATH and answers how
-   it went): the codec process cannot open the catalog nor the log's HMAC key.
+   it went): the codec process cannot open the catalog nor the log's HMAC key, nor make a
+   socket (codec-socket).
 5. A slow codec (codec-slow: 1.5 s a job) and a PACS that aborts an association idle for 1 s (a
    second dirgwd, native syntaxes only): the compressed instances are decompressed with no
    association open, then sent over a new one; all four arrive and no association goes idle.
@@ -234,6 +235,18 @@ def main():
               f"the codec process cannot open {os.path.basename(secret)}: {why}")
         check("codec process not sandboxed" not in gw2.log_text(), "the codec process is sandboxed")
         stop(gw2, check)
+    # ... nor make a socket (its system call filter; Landlock alone would allow it on Debian
+    # 12's kernel).
+    s4, files4 = make_study(args.build_dir, work, "s4b", 36, 6)
+    gw2 = start_gateway(args.build_dir, work, archive_port, "codec-socket")
+    rc, out = dcmsend(gw2.port, [files4[0]])
+    check(rc == 0, f"dcmsend stored the RLE instance: {out[-500:]}")
+    st, why = wait_settled(gw2, s4, 1)[harness.sop_instance_uid(files4[0])]
+    check(st == "failed" and "test socket: Operation not permitted" in why,
+          f"the codec process cannot make a socket: {why}")
+    check("without its system call filter" not in gw2.log_text(),
+          "the codec process has its system call filter")
+    stop(gw2, check)
 
     archive.stop()
 

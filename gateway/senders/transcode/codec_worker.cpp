@@ -145,9 +145,9 @@ std::string seconds_text(std::chrono::milliseconds ms) {
 }
 
 // Test-only faults (tests/integration/test_codec_isolation.py): the worker stops, hangs or is
-// slow on every job, as a codec would on a hostile or very large image, or tries to open a file, as
-// a codec taken over by one would (the job's answer says whether the sandbox let it; never what the
-// file holds).
+// slow on every job, as a codec would on a hostile or very large image, or tries to open a file
+// or make a TCP socket, as a codec taken over by one would (the job's answer says whether the
+// sandbox let it; never what a file holds).
 std::optional<Attempt> test_fault() {
   const char* fault = std::getenv("DIRGW_FAULT_FOR_TEST");
   if (fault == nullptr) return std::nullopt;
@@ -159,6 +159,12 @@ std::optional<Attempt> test_fault() {
     // A slow decoder (a large multi-frame): the job takes this many milliseconds more, then runs.
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(fault + 11)));
     return std::nullopt;
+  }
+  if (f == "codec-socket") {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return Attempt{Attempt::Kind::kSkipped,
+                   std::string("test socket: ") + (fd.valid() ? "made" : errno_text(errno)),
+                   std::nullopt};
   }
   if (f.rfind("codec-open:", 0) == 0) {
     const std::string path(f.substr(11));
@@ -222,6 +228,10 @@ bool CodecWorker::spawn(std::string& why) {
   posix_spawn_file_actions_adddup2(&actions, theirs.get(), 1);
   std::vector<char*> argv;
   for (auto& a : settings_.command) argv.push_back(a.data());
+  // A worker that cannot sandbox itself says so once per dirgwd, not at every start.
+  static std::atomic<bool> first{true};
+  std::string quiet = "--sandbox-warned";
+  if (!first.exchange(false)) argv.push_back(quiet.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
   const int rc =
@@ -346,6 +356,7 @@ int run_codec_worker(int argc, char** argv) {
     if (a == "--read") sandbox.read.emplace_back(argv[++i]);
     if (a == "--write") sandbox.write.emplace_back(argv[++i]);
   }
+  const bool warned = argc > 1 && std::string_view(argv[argc - 1]) == "--sandbox-warned";
   // Nothing of the daemon's but the channel and the log: no catalog, no sockets, no spool fds.
   ::close_range(3, ~0u, 0);
   // Dies with dirgwd (and exits if dirgwd is already gone).
@@ -365,11 +376,18 @@ int run_codec_worker(int argc, char** argv) {
   (void)memory_limit;
 #endif
   OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
-  // Told where it may read and write: nowhere else from now on (sandbox.h).
-  if (!sandbox.read.empty() || !sandbox.write.empty())
-    if (const std::string why = enter_sandbox(sandbox); !why.empty())
+  // Told where it may read and write: nowhere else from now on, and no sockets, exec or
+  // ptrace (sandbox.h).
+  if (!sandbox.read.empty() || !sandbox.write.empty()) {
+    const std::string files = enter_sandbox(sandbox);
+    const std::string calls = enter_syscall_filter();
+    if (!files.empty() && !warned)
       log::warn("codec process not sandboxed: it runs with dirgwd's own file access",
-                {{"reason", why}});
+                {{"reason", files}});
+    if (!calls.empty() && !warned)
+      log::warn("codec process without its system call filter: it may open sockets",
+                {{"reason", calls}});
+  }
   for (;;) {
     std::string body;
     const ReadResult r = read_message(0, body, std::nullopt);

@@ -181,6 +181,29 @@ TEST_F(CodecWorkerTest, TheSandboxedWorkerReadsAndWritesOnlyWhereItIsTold) {
   EXPECT_NE(f.reason.find("test open of /etc/hostname: opened"), std::string::npos) << f.reason;
 }
 
+// Its system call filter (sandbox.h, enter_syscall_filter): no socket, whatever the kernel's
+// Landlock; decoding still works; without the sandbox's paths the same socket is made.
+TEST_F(CodecWorkerTest, TheSandboxedWorkerMakesNoSocket) {
+  CodecSettings s = worker();
+  s.command.insert(s.command.end(),
+                   {"--read", kCodecFieldFiles.string(), "--write", dir_.string()});
+  {
+    CodecWorker w(s);
+    const Attempt a =
+        w.decompress(kCodecFieldFiles / "MR_small_jpeg_ls_lossless.dcm", kExplicit, dir_);
+    ASSERT_EQ(a.kind, Attempt::Kind::kTranscoded) << a.reason;
+    fs::remove(a.copy->path);
+  }
+  ::setenv("DIRGW_FAULT_FOR_TEST", "codec-socket", 1);
+  CodecWorker probe(s);
+  const Attempt t = probe.decompress(kCodecFieldFiles / "MR_small_RLE.dcm", kExplicit, dir_);
+  EXPECT_EQ(t.kind, Attempt::Kind::kSkipped);
+  EXPECT_NE(t.reason.find("test socket: Operation not permitted"), std::string::npos) << t.reason;
+  CodecWorker free_worker(worker());
+  const Attempt f = free_worker.decompress(kCodecFieldFiles / "MR_small_RLE.dcm", kExplicit, dir_);
+  EXPECT_NE(f.reason.find("test socket: made"), std::string::npos) << f.reason;
+}
+
 // The worker's side of the channel, spoken to directly: a malformed request gets an error
 // answer, an oversized one ends the worker, and so does the end of the channel.
 TEST_F(CodecWorkerTest, TheWorkerRefusesMalformedRequests) {
