@@ -244,6 +244,9 @@ Result<Message> Message::parse(std::string_view bytes, const ParseLimits& limits
   if (bytes.size() > limits.max_message_bytes) {
     return make_error(ErrorCode::kInvalidArgument, "HL7 message larger than allowed");
   }
+  // A UTF-8 byte order mark, and line ends, before MSH: some engines write them. Skipped.
+  if (bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);
+  while (!bytes.empty() && (bytes.front() == '\r' || bytes.front() == '\n')) bytes.remove_prefix(1);
   if (bytes.size() < 8 || bytes.substr(0, 3) != "MSH") {
     return protocol("message does not start with an MSH segment");
   }

@@ -111,6 +111,14 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
           out += self->too_large(ev.bytes);
           continue;
         }
+        if (ev.kind == hl7::MllpEvent::Kind::kError &&
+            ev.error == hl7::MllpError::kDataBeforeStart) {
+          // Bytes outside a frame (a stray line end or space between frames, a probe): dropped;
+          // the frame after them is a message like any other.
+          log::warn("HL7: bytes outside an MLLP frame dropped",
+                    {{"peer", self->peer_}, {"bytes", std::to_string(ev.bytes)}});
+          continue;
+        }
         if (ev.kind == hl7::MllpEvent::Kind::kError) {
           hl7::AckOptions o{self->owner_.next_control_id(), hl7_now(),
                             hl7::AckError::kSegmentSequence};
@@ -120,6 +128,11 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
           log::warn("HL7: MLLP framing error, connection closed", {{"peer", self->peer_}});
           fatal = true;
           break;
+        }
+        if (ev.message.find_first_not_of(" \t\r\n") == std::string::npos) {
+          // An empty frame: some engines send one to keep the connection open. No answer.
+          log::debug("HL7: empty MLLP frame ignored", {{"peer", self->peer_}});
+          continue;
         }
         out += self->respond(ev.message);
       }

@@ -92,10 +92,14 @@ void MllpDecoder::feed(std::string_view bytes, std::vector<MllpEvent>& out) {
         break;
       }
       case State::kEnd:
-        // The CR of the frame's end (or an LF some senders write instead) is taken; anything
-        // else is judged again from the idle state: a start block begins the next frame.
-        state_ = State::kIdle;
+        // The CR of the frame's end (or an LF some senders write instead, or CR LF) is taken;
+        // anything else is judged again from the idle state: a start block begins the next frame.
+        state_ = c == kMllpTrailer ? State::kEndCr : State::kIdle;
         if (c == kMllpTrailer || c == '\n') ++i;
+        break;
+      case State::kEndCr:
+        state_ = State::kIdle;
+        if (c == '\n') ++i;
         break;
       case State::kDiscard:
         if (c == kMllpEnd) {

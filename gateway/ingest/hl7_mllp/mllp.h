@@ -1,8 +1,8 @@
 // MLLP framing (HL7 v2 Minimal Lower Layer Protocol): a message travels as
 // <VT 0x0B> payload <FS 0x1C><CR 0x0D> (the CR may be missing: some senders omit it, and a payload
-// is whole at its FS). The decoder is a streaming state machine: feed it whatever
-// the socket gave, in pieces of any size, and it yields complete payloads and framing errors in
-// stream order. Memory is bounded by max_message_bytes whatever the peer sends.
+// is whole at its FS; some write LF or CR LF instead). The decoder is a streaming state machine:
+// feed it whatever the socket gave, in pieces of any size, and it yields complete payloads and
+// framing errors in stream order. Memory is bounded by max_message_bytes whatever the peer sends.
 #pragma once
 
 #include <cstddef>
@@ -45,11 +45,13 @@ class MllpDecoder {
 
   // True between frames with nothing buffered (after an end block too, whether or not its CR has
   // come): the peer may close the connection here without losing part of a message.
-  bool idle() const { return state_ == State::kIdle || state_ == State::kEnd; }
+  bool idle() const {
+    return state_ == State::kIdle || state_ == State::kEnd || state_ == State::kEndCr;
+  }
   std::size_t buffered() const { return buffer_.size(); }
 
  private:
-  enum class State { kIdle, kJunk, kMessage, kEnd, kDiscard, kDiscardEnd };
+  enum class State { kIdle, kJunk, kMessage, kEnd, kEndCr, kDiscard, kDiscardEnd };
 
   void start_frame();
   void error(MllpError e, std::size_t bytes, std::vector<MllpEvent>& out);

@@ -89,12 +89,27 @@ TEST(Mllp, DataBeforeStartIsReportedThenTheMessageDelivered) {
   EXPECT_EQ(ev[1].message, kMsg);
 }
 
-TEST(Mllp, TrailingNewlineBetweenFramesIsJunk) {
+// Some senders end a frame with 0x1C 0x0D 0x0A: the LF is part of the end, not junk.
+TEST(Mllp, CrLfAfterTheEndBlockIsTaken) {
   MllpDecoder d;
-  auto ev = d.feed(frame("a") + "\n" + frame("b"));
+  auto ev = d.feed(frame("a") + "\n" + frame("b") + "\n");
+  EXPECT_EQ(messages(ev), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(errors(ev).empty());
+  EXPECT_TRUE(d.idle());
+  // Byte at a time, the same.
+  MllpDecoder e;
+  std::vector<MllpEvent> all;
+  for (char c : frame("a") + "\n" + frame("b")) e.feed(std::string_view(&c, 1), all);
+  EXPECT_EQ(messages(all), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(errors(all).empty());
+}
+
+TEST(Mllp, MoreLineEndsBetweenFramesAreJunk) {
+  MllpDecoder d;
+  auto ev = d.feed(frame("a") + "\n \r\n" + frame("b"));
   EXPECT_EQ(messages(ev), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(errors(ev), std::vector<MllpError>{MllpError::kDataBeforeStart});
-  EXPECT_TRUE(d.feed("\n").empty());  // junk is reported when the next frame starts
+  EXPECT_TRUE(d.feed("\n\n").empty());  // junk is reported when the next frame starts
   EXPECT_FALSE(d.idle());
 }
 

@@ -103,6 +103,18 @@ TEST(Parse, SegmentTerminators) {
   }
 }
 
+// Some engines write a UTF-8 byte order mark, or line ends, before MSH.
+TEST(Parse, ByteOrderMarkAndLineEndsBeforeMsh) {
+  for (const std::string& s :
+       {std::string("\xEF\xBB\xBFMSH|^~\\&|A|B|C|D|||ADT^A08|7|P|2.5\rPID|1||X"),
+        std::string("\r\nMSH|^~\\&|A|B|C|D|||ADT^A08|7|P|2.5\rPID|1||X")}) {
+    Message m = parse_ok(s);
+    EXPECT_EQ(m.control_id(), "7");
+    EXPECT_EQ(m.get("PID-3"), "X");
+  }
+  EXPECT_FALSE(Message::parse("\xEF\xBB\xBF\r\nPID|1||X\rMSH|^~\\&|A").ok());
+}
+
 TEST(Parse, OtherSeparators) {
   Message m = parse_ok("MSH#@*$%#A#B#C#D###ADT@A04#9#P#2.5\rPID#1##ID1@@@AUTH*ID2@@@ON%x\r");
   EXPECT_EQ(m.separators().field, '#');
