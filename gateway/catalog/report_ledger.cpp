@@ -31,24 +31,51 @@ StoredReport row(sqlite::Statement& st) {
 
 Result<ReportAdded> ReportLedger::add(const std::string& message_key, const std::string& report_key,
                                       const std::string& accession, const std::string& status,
-                                      const std::string& state, const std::string& message) {
+                                      const std::string& state, const std::string& message,
+                                      const std::string& body_sha256) {
   return db_.write([&](Connection& db) -> Result<ReportAdded> {
-    auto known = db.prepare("SELECT id FROM hl7_reports WHERE message_key = ?1");
-    known.bind(1, message_key);
-    if (known.step()) return ReportAdded{known.int64(0), true};
+    // A row under this key: the same message when its content is the same (or unknown: stored
+    // before schema 30); else the control ID was used again, and this message is keyed by its
+    // content too.
+    std::string key = message_key;
+    bool reused = false;
+    for (int pass = 0; pass < 2; ++pass) {
+      auto known = db.prepare("SELECT id, body_sha256 FROM hl7_reports WHERE message_key = ?1");
+      known.bind(1, key);
+      if (!known.step()) break;
+      if (known.text(1).empty() || known.text(1) == body_sha256)
+        return ReportAdded{known.int64(0), true, reused};
+      key = message_key + "#" + body_sha256.substr(0, 16);
+      reused = true;
+    }
+    // The same content as the newest version already made of this report (an engine's "resend
+    // result" under a new control ID): known.
+    auto same = db.prepare(
+        "SELECT id FROM hl7_reports WHERE report_key = ?1 AND body_sha256 = ?2 AND state = 'done' "
+        "ORDER BY version DESC LIMIT 1");
+    same.bind(1, report_key).bind(2, body_sha256);
+    if (!body_sha256.empty() && same.step()) {
+      auto latest = db.prepare(
+          "SELECT id FROM hl7_reports WHERE report_key = ?1 AND state = 'done' "
+          "ORDER BY version DESC LIMIT 1");
+      latest.bind(1, report_key);
+      if (latest.step() && latest.int64(0) == same.int64(0))
+        return ReportAdded{same.int64(0), true, reused};
+    }
     const std::int64_t now = db_.now_ms();
     db.prepare(
           "INSERT INTO hl7_reports(message_key, report_key, accession, status, state, message, "
-          "received_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)")
-        .bind(1, message_key)
+          "received_at, updated_at, body_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)")
+        .bind(1, key)
         .bind(2, report_key)
         .bind(3, accession)
         .bind(4, status)
         .bind(5, state)
         .bind(6, message)
         .bind(7, now)
+        .bind(8, body_sha256)
         .run();
-    return ReportAdded{db.last_insert_rowid(), false};
+    return ReportAdded{db.last_insert_rowid(), false, reused};
   });
 }
 

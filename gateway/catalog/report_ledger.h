@@ -22,7 +22,12 @@ struct StoredReport {
 
 struct ReportAdded {
   std::int64_t id = 0;
-  bool known = false;  // the same message (message_key) was received before: nothing added
+  // The same message was received before (its control ID and content, or its content as a
+  // version already made): nothing added; `id` is the row it was stored as.
+  bool known = false;
+  // A control ID received before with other content: this one was stored under
+  // "<message_key>#<digest>" (the other report is not hidden by it).
+  bool control_id_reused = false;
 };
 
 struct StudyToIndex {
@@ -46,10 +51,11 @@ class ReportLedger {
   explicit ReportLedger(Database& db) : db_(db) {}
 
   // Committed (synchronous=FULL) before the caller acknowledges the message. state: "waiting"
-  // or "held".
+  // or "held". `body_sha256`: the digest of the message's segments after MSH.
   Result<ReportAdded> add(const std::string& message_key, const std::string& report_key,
                           const std::string& accession, const std::string& status,
-                          const std::string& state, const std::string& message);
+                          const std::string& state, const std::string& message,
+                          const std::string& body_sha256);
   Result<std::optional<StoredReport>> get(std::int64_t id);
   // Reports in `state`, oldest first.
   Result<std::vector<StoredReport>> in_state(const std::string& state, int limit);

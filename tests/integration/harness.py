@@ -429,6 +429,18 @@ def compare_datasets(sent, received):
     return diffs
 
 
+def json_value(ds, tag):
+    """The first value of a tag in DICOM JSON (a PN's alphabetic group), or ""."""
+    v = ds.get(tag, {}).get("Value", [""])[0]
+    return v.get("Alphabetic", "") if isinstance(v, dict) else v
+
+
+def sr_text(ds):
+    """The text of a Basic Text SR's content items, in DICOM JSON, one item a line."""
+    items = ds.get("0040A730", {}).get("Value", [])
+    return "\n".join(v for v in (json_value(i, "0040A160") for i in items) if v)
+
+
 def sop_instance_uid(path):
     with open(path, "rb") as f:
         els = dataset_elements(f.read())

@@ -101,13 +101,7 @@ def main():
         sop = inst["00080018"]["Value"][0]
         return repo.get(f"/dicom-web/studies/{study_uid}/series/{series}/instances/{sop}/metadata")[0]
 
-    def value(ds, tag):
-        v = ds.get(tag, {}).get("Value", [""])[0]
-        return v.get("Alphabetic", "") if isinstance(v, dict) else v
-
-    def sr_text(ds):
-        items = ds.get("0040A730", {}).get("Value", [])
-        return "\n".join(v for v in (value(i, "0040A160") for i in items) if v)
+    value, sr_text = harness.json_value, harness.sr_text
 
     # 1. A final report for a study already sent: a Basic Text SR of that study.
     rc, _ = harness.storescu(gw.port, a_files)

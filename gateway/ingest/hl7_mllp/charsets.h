@@ -29,6 +29,9 @@ inline const char* hl7_charset_iconv_name(std::string_view charset) {
       {"UTF-8", "UTF-8"},
       {"UTF8", "UTF-8"},
       {"UNICODE UTF8", "UTF-8"},
+      // Table 0211's "UNICODE" (ISO/IEC 10646) names no encoding; senders that write it send
+      // UTF-8, which is then checked as such.
+      {"UNICODE", "UTF-8"},
       {"ISO_IR 192", "UTF-8"},
       {"ISO-8859-1", "ISO-8859-1"},
       {"ISO8859-1", "ISO-8859-1"},

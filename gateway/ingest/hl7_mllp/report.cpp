@@ -59,11 +59,15 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-// A result status to what it means for the report; nullopt for statuses we refuse.
+// A result status (OBR-25, table 0123; or OBX-11, table 0085) to what it means for the report;
+// nullopt for statuses we refuse. A is an amendment: OBX-11's "amended", and what several RIS
+// send in OBR-25 for an addendum after signing (table 0123 calls it "some results available",
+// which a radiology report, dictated whole, does not use). Read as a correction: a new version
+// that references the one before. Read as preliminary, an addendum would never go.
 std::optional<ReportStatus> oru_status(std::string_view code) {
   if (code == "F") return ReportStatus::kFinal;
-  if (code == "C") return ReportStatus::kCorrected;
-  if (code == "P" || code == "R" || code == "S" || code == "A") return ReportStatus::kPreliminary;
+  if (code == "C" || code == "A") return ReportStatus::kCorrected;
+  if (code == "P" || code == "R" || code == "S") return ReportStatus::kPreliminary;
   return std::nullopt;
 }
 
@@ -173,6 +177,21 @@ Result<std::string> hl7_text_to_utf8(std::string_view bytes, std::string_view ch
   const char* from = hl7_charset_iconv_name(set);
   if (from == nullptr) return refused("character set in MSH-18 not supported");
   if (ascii) return std::string(bytes);
+  if (std::strncmp(from, "ISO-8859-", 9) == 0 && valid_utf8(bytes)) {
+    // Multi-byte UTF-8 under a declared ISO 8859 set: an engine that converted the text and not
+    // MSH-18. Latin text read as ISO 8859 is almost never valid UTF-8, so it is taken as UTF-8
+    // (read as 8859 it would be "Ã©" for "é").
+    return std::string(bytes);
+  }
+  if (std::strcmp(from, "ISO-8859-1") == 0 && std::any_of(bytes.begin(), bytes.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x80 && u < 0xA0;
+      })) {
+    // Bytes 0x80-0x9F are control codes in ISO 8859-1 and never text: a sender that says 8859/1
+    // with them writes Windows-1252 (quotes, dashes from a word processor), which is 8859-1
+    // everywhere else. Read as such; a byte that Windows-1252 leaves undefined is refused below.
+    from = "WINDOWS-1252";
+  }
   if (std::strcmp(from, "UTF-8") == 0) {
     if (valid_utf8(bytes)) return std::string(bytes);
     return refused("text is not valid UTF-8 although MSH-18 says so");
@@ -274,9 +293,14 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   r.status = *status;
   if (auto ok = read_observations(m, r, config.default_charset); !ok) return ok.error();
   // Author: OBR-32 (principal result interpreter), else OBX-16 (responsible observer), else
-  // TXA-22 / TXA-9 (authenticator, originator).
+  // TXA-22 / TXA-9 (authenticator, originator). OBR-32 is ID&family&given in its first
+  // component; HL7 2.3 senders often write it as components instead (ID^family^given).
   std::string family = component(m, field(obr, 32), 1, 2),
               given = component(m, field(obr, 32), 1, 3);
+  if (family.empty() && component(m, field(obr, 32), 2).size() > 0) {
+    family = component(m, field(obr, 32), 2);
+    given = component(m, field(obr, 32), 3);
+  }
   for (const auto& [seg, n] : {std::pair{m.segment("OBX"), 16}, {txa, 22}, {txa, 9}}) {
     if (!family.empty()) break;
     family = component(m, field(seg, n), 2);

@@ -103,10 +103,13 @@ Result<void> build_sr(const hl7::Report& r, const std::string& study_uid, const 
                                                                      : DSRTypes::PF_Final);
   if (r.status != hl7::ReportStatus::kPreliminary) {
     doc.completeDocument();
-    const std::string verifier = r.author.reveal().empty() ? "UNKNOWN" : r.author.reveal();
+    // Verified by its author; a report that names none stays UNVERIFIED (complete, but no one
+    // is invented as its verifying observer).
     const std::string org = r.facility.empty() ? "UNKNOWN" : r.facility.substr(0, 64);
-    if (auto c = doc.verifyDocument(verifier.c_str(), org.c_str(), id.created.c_str()); c.bad())
-      return bad("SR verification", c);
+    if (!r.author.reveal().empty())
+      if (auto c = doc.verifyDocument(r.author.reveal().c_str(), org.c_str(), id.created.c_str());
+          c.bad())
+        return bad("SR verification", c);
   }
   if (!id.predecessor_sop_instance.empty())
     doc.getPredecessorDocuments().addItem(study_uid.c_str(), id.predecessor_series_uid.c_str(),

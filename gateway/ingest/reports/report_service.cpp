@@ -10,6 +10,7 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 // clang-format on
 
+#include "common/crypto.h"
 #include "common/dcmtk_guard.h"
 #include "common/text.h"
 #include "common/uid.h"
@@ -147,7 +148,7 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
     return refuse(report.error());
   }
   const bool hold = report->status == hl7::ReportStatus::kPreliminary && cfg_.preliminary == "hold";
-  std::string er7;
+  std::string er7, body;
   for (const auto& s : msg.segments()) {
     // Stored as received, separators and all (the parser kept every field's raw text).
     std::string line;
@@ -160,17 +161,21 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
       line += s.fields[i];
     }
     er7 += line + '\r';
+    if (s.id != "MSH") body += line + '\r';
   }
   std::lock_guard round(round_mutex_);
-  auto added =
-      ledger_.add(report->message_key, report_key(*report), report->accession.reveal(),
-                  std::string(hl7::to_string(report->status)), hold ? "held" : "waiting", er7);
+  auto added = ledger_.add(report->message_key, report_key(*report), report->accession.reveal(),
+                           std::string(hl7::to_string(report->status)), hold ? "held" : "waiting",
+                           er7, sha256_hex(body));
   if (!added) {
     log::error("HL7 report could not be stored", {{"error", added.error().to_string()}});
     return {AckCode::kAE, "report could not be stored; send it again",
             AckError::kApplicationInternalError};
   }
-  if (added->known) return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  if (added->control_id_reused)
+    log::warn("HL7 report: control ID received before with another report; stored as a new one",
+              {{"peer", peer}, {"report", std::to_string(added->id)}});
+  if (added->known) return known_answer(added->id);
   log::info("HL7 report stored", {{"report", std::to_string(added->id)},
                                   {"status", std::string(hl7::to_string(report->status))},
                                   {"state", hold ? "held" : "waiting"}});
@@ -179,6 +184,28 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
   index_studies();
   auto row = ledger_.get(added->id);
   if (!row || !*row) return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  const Tried t = try_report(**row);
+  if (t.outcome == Outcome::kRefused)
+    return {AckCode::kAE, t.reason, AckError::kUnknownKeyIdentifier};
+  return {AckCode::kAA, "", AckError::kApplicationInternalError};
+}
+
+// A message received before: a report that was refused or expired is tried again (what refused
+// it may have changed: a study merged, its images arrived), and answered by that try, so that an
+// engine that sends it again after an AE is never told AA for a report that was not taken.
+// Otherwise AA, as the first time.
+ingest::Hl7Verdict ReportService::known_answer(std::int64_t id) {
+  auto row = ledger_.get(id);
+  if (!row || !*row || ((*row)->state != "refused" && (*row)->state != "expired"))
+    return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  if (auto m = ledger_.mark(id, "waiting", ""); !m) {
+    log::error("reports: catalog error", {{"error", m.error().to_string()}});
+    return {AckCode::kAE, (*row)->reason, AckError::kUnknownKeyIdentifier};
+  }
+  log::info("HL7 report sent again: tried again",
+            {{"report", std::to_string(id)}, {"was", (*row)->state}});
+  (*row)->state = "waiting";
+  index_studies();
   const Tried t = try_report(**row);
   if (t.outcome == Outcome::kRefused)
     return {AckCode::kAE, t.reason, AckError::kUnknownKeyIdentifier};

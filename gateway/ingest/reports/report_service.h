@@ -73,6 +73,7 @@ class ReportService {
     std::string reason;  // our words
   };
   ingest::Hl7Verdict answer(const hl7::Message& message, const std::string& peer);
+  ingest::Hl7Verdict known_answer(std::int64_t id);
   int expire_waiting();
   int index_studies();
   Tried try_report(const catalog::StoredReport& row);

@@ -59,6 +59,40 @@ TEST(Report, Statuses) {
   auto r = extract(oru("", "", "OBX|1|TX|||text||||||C\r"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, ReportStatus::kCorrected);
+  // A: an amendment or addendum after signing (OBX-11 "amended"; OBR-25 as several RIS send
+  // it): a new version, never a preliminary that would be held or superseded.
+  EXPECT_EQ(extract(oru("", "A", obx))->status, ReportStatus::kCorrected);
+  EXPECT_EQ(extract(oru("", "", "OBX|1|TX|||addendum||||||A\r"))->status, ReportStatus::kCorrected);
+}
+
+// OBR-32 written as components (ID^family^given, HL7 2.3 style) instead of subcomponents.
+TEST(Report, AuthorInComponents) {
+  std::string er7 = oru("", "F", "OBX|1|TX|||text||||||F\r");
+  er7.replace(er7.find("Gagnon&Gagnon&H"), 15, "12345^Radiologue^H");
+  auto r = extract(er7);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->author.reveal(), "Radiologue^H\xc3\xa9l\xc3\xa8ne");
+}
+
+// What senders that declare 8859/1 send in the field: Windows-1252 punctuation from a word
+// processor (0x80-0x9F are control codes in ISO 8859-1), or UTF-8 converted by an engine that
+// left MSH-18 alone. "UNICODE" alone is taken as UTF-8.
+TEST(Report, DeclaredLatin1ThatIsNot) {
+  auto cp = extract(oru("8859/1", "F",
+                        "OBX|1|TX|||Patient\x92s \x93"
+                        "acute\x94 \x96 \xe9||||||F\r"));
+  ASSERT_TRUE(cp.ok()) << cp.error().detail;
+  EXPECT_EQ(cp->text.reveal(),
+            "Patient\xe2\x80\x99s \xe2\x80\x9c"
+            "acute\xe2\x80\x9d \xe2\x80\x93 \xc3\xa9");
+  // A byte Windows-1252 leaves undefined is still refused.
+  EXPECT_FALSE(extract(oru("8859/1", "F", "OBX|1|TX|||bad \x81 byte||||||F\r")).ok());
+  auto utf8 = extract(oru("8859/1", "F", "OBX|1|TX|||\xc3\x89panchement, c\xc5\x93ur||||||F\r"));
+  ASSERT_TRUE(utf8.ok()) << utf8.error().detail;
+  EXPECT_EQ(utf8->text.reveal(), "\xc3\x89panchement, c\xc5\x93ur");
+  auto unicode = extract(oru("UNICODE", "F", "OBX|1|TX|||\xc3\xa9t\xc3\xa9||||||F\r"));
+  ASSERT_TRUE(unicode.ok()) << unicode.error().detail;
+  EXPECT_EQ(unicode->text.reveal(), "\xc3\xa9t\xc3\xa9");
 }
 
 TEST(Report, Latin1IsDecodedToUtf8) {
