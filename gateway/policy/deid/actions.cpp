@@ -100,6 +100,14 @@ Result<void> Deidentifier::empty(DcmItem& item, DcmElement* e) {
     return {};
   }
   const DcmEVR vr = target_vr(e, nullptr);
+  if (vr == EVR_SQ) {
+    // A sequence DCMTK kept as bytes (a defined-length UN): an empty sequence in its place.
+    const DcmTagKey key = e->getTag().getXTag();
+    auto* fresh = new DcmSequenceOfItems(DcmTag(key, DcmVR(EVR_SQ)));
+    if (item.insert(fresh, OFTrue /* replace e, which is deleted */).good()) return {};
+    delete fresh;
+    return make_error(ErrorCode::kInternal, "cannot empty " + tag_text(key));
+  }
   if (vr == e->ident() || vr == EVR_UN) {
     e->clear();
     return {};

@@ -4,12 +4,16 @@
 #include "policy/deid/deid.h"
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/dcmtk_guard.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
 #include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcsequen.h"
 #include "policy/deid/deid_internal.h"
 
 namespace dirgw::policy::deid {
@@ -19,6 +23,48 @@ namespace {
 // Tags dirgw treats although Table E.1-1 does not list them.
 const DcmTagKey kTextValue(0x0040, 0xA160);
 const DcmTagKey kUnformattedTextValue(0x0070, 0x0006);
+
+// A value DCMTK kept as bytes (VR UN, or an implicit-VR tag its dictionary does not know: a
+// vendor's private sequence, a public attribute newer than DCMTK) that holds items, i.e. starts
+// with an item tag: a sequence in UN's encoding (implicit VR little endian, PS3.5 6.2.2).
+// Parsed into a sequence in `item`'s place, so that its items are de-identified like any other's;
+// kept as bytes, whatever is nested (a patient's name, original UIDs) would pass unread. The
+// pre-scan walked these items already (their depth, count and structure). nullptr when `e` is
+// not one, or its items do not parse (it is then treated as before: an opaque value).
+// DCMTK's own way of reading a sequence given as UN (its constructor for that is protected):
+// the items are read in implicit VR little endian whatever the object's syntax.
+struct UnSequence : DcmSequenceOfItems {
+  UnSequence(const DcmTag& tag, Uint32 length) : DcmSequenceOfItems(tag, length, OFTrue) {}
+};
+
+DcmElement* as_sequence(DcmItem& item, DcmElement* e) {
+  const DcmEVR vr = e->ident();
+  if (vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) return nullptr;
+  const Uint32 length = e->getLength();
+  if (length < 8 || length == DCM_UndefinedLength) return nullptr;
+  Uint8* bytes = nullptr;
+  if (e->getUint8Array(bytes).bad() || bytes == nullptr) return nullptr;
+  if (bytes[0] != 0xFE || bytes[1] != 0xFF || bytes[2] != 0x00 || bytes[3] != 0xE0) return nullptr;
+  DcmTag tag(e->getTag());
+  tag.setVR(DcmVR(EVR_SQ));
+  auto seq = std::make_unique<UnSequence>(tag, length);
+  DcmInputBufferStream in;
+  in.setBuffer(bytes, length);
+  in.setEos();
+  const OFCondition read = dcmtk_guard([&] {
+    seq->transferInit();
+    const OFCondition c = seq->read(in, EXS_LittleEndianImplicit, EGL_noChange, DCM_MaxReadLength);
+    seq->transferEnd();
+    return c;
+  });
+  if (read.bad()) return nullptr;
+  DcmSequenceOfItems* parsed = seq.release();  // owned by `item` once inserted
+  if (item.insert(parsed, OFTrue /* replace e, which is deleted */).bad()) {
+    delete parsed;
+    return nullptr;
+  }
+  return parsed;
+}
 
 }  // namespace
 
@@ -54,6 +100,8 @@ Result<void> Deidentifier::process_item(const Frame& f, std::vector<Frame>& chil
   DcmItem& item = *f.item;
   std::vector<DcmElement*> elements;
   for (unsigned long i = 0; i < item.card(); ++i) elements.push_back(item.getElement(i));
+  for (DcmElement*& e : elements)
+    if (DcmElement* seq = as_sequence(item, e)) e = seq;
   PrivateBlocks blocks = collect_creators(elements);
   for (DcmElement* e : elements) {
     if (auto r = process_element(item, e, f, blocks, children); !r) return r;
@@ -101,6 +149,7 @@ Result<void> Deidentifier::process_element(DcmItem& item, DcmElement* e, const F
   if (k == kTextValue || k == kUnformattedTextValue) return replace_text_value(item, e, path);
 
   const TableRow* row = find_row(g, el);
+  if (row == nullptr) row = find_supplement_row(g, el);
   if (row == nullptr) {
     // Not in the table: kept. A sequence's items are de-identified all the same.
     if (is_sequence(e)) {

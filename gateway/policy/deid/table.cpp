@@ -16,7 +16,83 @@ bool is_repeating_group(std::uint16_t group, std::uint16_t base) {
   return (group & 0xFF00) == base && (group & 0x00FF) <= 0x1E && group % 2 == 0;
 }
 
+constexpr Action N = Action::kNone;
+constexpr std::array<Action, kOptionColumns> kNoOption{N, N, N, N, N, N, N, N, N, N};
+// Retain UIDs (the second column): kept.
+constexpr std::array<Action, kOptionColumns> kUidOption{N, Action::kK, N, N, N, N, N, N, N, N};
+// Clean Descriptors (the eighth): cleaned.
+constexpr std::array<Action, kOptionColumns> kDescriptorOption{N, N, N,          N, N,
+                                                               N, N, Action::kC, N, N};
+
+// Sorted by tag. Found by a review with objects as vendors and tools write them (KOS and SR
+// references, enhanced multi-frame concatenations, presentation states, RT).
+constexpr TableRow kSupplementRows[] = {
+    {0x0008, 0x1167, 0xFFFF, 0xFFFF, false, "MultiFrameSourceSOPInstanceUID", "UI",
+     "Multi-frame Source SOP Instance UID", Action::kU, kUidOption},
+    {0x0008, 0x1190, 0xFFFF, 0xFFFF, false, "RetrieveURL", "UR", "Retrieve URL", Action::kX,
+     kNoOption},
+    {0x0008, 0x3012, 0xFFFF, 0xFFFF, false, "RadiopharmaceuticalAdministrationEventUID", "UI",
+     "Radiopharmaceutical Administration Event UID", Action::kU, kUidOption},
+    {0x0010, 0x0033, 0xFFFF, 0xFFFF, false, "PatientBirthDateInAlternativeCalendar", "LO",
+     "Patient's Birth Date in Alternative Calendar", Action::kX, kNoOption},
+    {0x0010, 0x0034, 0xFFFF, 0xFFFF, false, "PatientDeathDateInAlternativeCalendar", "LO",
+     "Patient's Death Date in Alternative Calendar", Action::kX, kNoOption},
+    {0x0020, 0x0242, 0xFFFF, 0xFFFF, false, "SOPInstanceUIDOfConcatenationSource", "UI",
+     "SOP Instance UID of Concatenation Source", Action::kU, kUidOption},
+    {0x0020, 0x9312, 0xFFFF, 0xFFFF, false, "VolumeFrameOfReferenceUID", "UI",
+     "Volume Frame of Reference UID", Action::kU, kUidOption},
+    {0x0020, 0x9313, 0xFFFF, 0xFFFF, false, "TableFrameOfReferenceUID", "UI",
+     "Table Frame of Reference UID", Action::kU, kUidOption},
+    {0x0028, 0x0304, 0xFFFF, 0xFFFF, false, "ReferencedColorPaletteInstanceUID", "UI",
+     "Referenced Color Palette Instance UID", Action::kU, kUidOption},
+    {0x0028, 0x7FE0, 0xFFFF, 0xFFFF, false, "PixelDataProviderURL", "UR", "Pixel Data Provider URL",
+     Action::kX, kNoOption},
+    {0x0040, 0x0400, 0xFFFF, 0xFFFF, false, "CommentsOnTheScheduledProcedureStep", "LT",
+     "Comments on the Scheduled Procedure Step", Action::kX, kDescriptorOption},
+    {0x0040, 0x0556, 0xFFFF, 0xFFFF, false, "AcquisitionContextDescription", "ST",
+     "Acquisition Context Description", Action::kX, kDescriptorOption},
+    {0x0040, 0xE001, 0xFFFF, 0xFFFF, false, "HL7InstanceIdentifier", "ST",
+     "HL7 Instance Identifier", Action::kX, kNoOption},
+    {0x0040, 0xE010, 0xFFFF, 0xFFFF, false, "RetrieveURI", "UR", "Retrieve URI", Action::kX,
+     kNoOption},
+    {0x0040, 0xE011, 0xFFFF, 0xFFFF, false, "RetrieveLocationUID", "UI", "Retrieve Location UID",
+     Action::kX, kNoOption},
+    {0x0042, 0x0010, 0xFFFF, 0xFFFF, false, "DocumentTitle", "ST", "Document Title", Action::kZ,
+     kDescriptorOption},
+    {0x0044, 0x0102, 0xFFFF, 0xFFFF, false, "AssertionUID", "UI", "Assertion UID", Action::kU,
+     kUidOption},
+    {0x0062, 0x0006, 0xFFFF, 0xFFFF, false, "SegmentDescription", "ST", "Segment Description",
+     Action::kX, kDescriptorOption},
+    {0x0070, 0x0068, 0xFFFF, 0xFFFF, false, "GraphicLayerDescription", "LO",
+     "Graphic Layer Description", Action::kX, kDescriptorOption},
+    {0x0070, 0x0080, 0xFFFF, 0xFFFF, false, "ContentLabel", "CS", "Content Label", Action::kD,
+     kNoOption},
+    {0x0070, 0x0081, 0xFFFF, 0xFFFF, false, "ContentDescription", "LO", "Content Description",
+     Action::kX, kDescriptorOption},
+    {0x3002, 0x0004, 0xFFFF, 0xFFFF, false, "RTImageDescription", "ST", "RT Image Description",
+     Action::kX, kDescriptorOption},
+    {0x3008, 0x0202, 0xFFFF, 0xFFFF, false, "TreatmentStatusComment", "ST",
+     "Treatment Status Comment", Action::kX, kDescriptorOption},
+    {0x300A, 0x0402, 0xFFFF, 0xFFFF, false, "SetupImageComment", "ST", "Setup Image Comment",
+     Action::kX, kDescriptorOption},
+    {0x300A, 0x0675, 0xFFFF, 0xFFFF, false, "EquipmentFrameOfReferenceUID", "UI",
+     "Equipment Frame of Reference UID", Action::kU, kUidOption},
+};
+
 }  // namespace
+
+std::span<const TableRow> supplement_rows() {
+  return {std::begin(kSupplementRows), std::end(kSupplementRows)};
+}
+
+const TableRow* find_supplement_row(std::uint16_t group, std::uint16_t element) {
+  const std::uint32_t k = key(group, element);
+  const auto* end = std::end(kSupplementRows);
+  const auto* it = std::lower_bound(
+      std::begin(kSupplementRows), end, k,
+      [](const TableRow& r, std::uint32_t v) { return key(r.group, r.element) < v; });
+  return it != end && key(it->group, it->element) == k ? it : nullptr;
+}
 
 std::span<const TableRow> table_rows() {
   return {std::begin(kGeneratedRows), std::end(kGeneratedRows)};

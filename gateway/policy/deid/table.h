@@ -69,6 +69,13 @@ std::string_view table_source();   // where the data came from
 // 5000-501E / 6000-601E, then the private row for any odd group. nullptr: not in the table.
 const TableRow* find_row(std::uint16_t group, std::uint16_t element);
 
+// dirgw's own rows, for attributes Table E.1-1 (2024b) does not list that hold what its rows
+// remove: an instance's own UIDs under other names (U, kept with Retain UIDs), addresses that
+// carry original UIDs and patient IDs (X), a birth date in another calendar (X), free text
+// (X; C with Clean Descriptors). nullptr for any other attribute. See docs/deidentification.md.
+const TableRow* find_supplement_row(std::uint16_t group, std::uint16_t element);
+std::span<const TableRow> supplement_rows();
+
 // "X", "Z/D", "X/Z/U*", ... ("" for kNone).
 std::string_view action_code(Action a);
 std::string_view option_name(OptionColumn c);

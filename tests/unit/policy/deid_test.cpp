@@ -622,6 +622,85 @@ TEST(DeidUn, ListedAttributesEncodedAsUnAreTreatedByTheirTag) {
   EXPECT_EQ(uid->ident(), EVR_UI);
 }
 
+// One item in UN's encoding (implicit VR little endian): a Patient's Name and a Referenced SOP
+// Instance UID, as a converter that did not know the sequence's tag leaves it (defined length).
+std::string un_item_bytes(const std::string& name, const std::string& uid) {
+  auto element = [](Uint16 g, Uint16 e, std::string v) {
+    if (v.size() % 2) v.push_back(g == 0x0008 ? '\0' : ' ');
+    std::string out;
+    for (Uint16 x : {g, e}) out += {static_cast<char>(x & 0xFF), static_cast<char>(x >> 8)};
+    const auto n = static_cast<Uint32>(v.size());
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+    return out + v;
+  };
+  const std::string body = element(0x0008, 0x1155, uid) + element(0x0010, 0x0010, name);
+  std::string item("\xFE\xFF\x00\xE0", 4);
+  const auto n = static_cast<Uint32>(body.size());
+  for (int i = 0; i < 4; ++i) item.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+  return item + body;
+}
+
+// Sequences DCMTK kept as bytes (UN of defined length): a vendor's private sequence that Retain
+// Safe Private keeps, and a public attribute DCMTK's dictionary does not know, are parsed and
+// their items cleaned; a listed sequence that is emptied (Z) becomes an empty sequence. Kept as
+// bytes, the nested name and UID went out unread (found by a review with vendors' objects).
+TEST(DeidUn, SequencesEncodedAsUnAreParsedAndTheirItemsCleaned) {
+  const std::string uid = "1.2.826.0.1.3680043.10.543.60";
+  DcmDataset ds;
+  put_private(ds, 0x0011, 0x0010, EVR_LO, "ACME SEQ");
+  put_un(ds, DcmTagKey(0x0011, 0x1001), un_item_bytes("DOE^NESTED", uid));
+  put_un(ds, DcmTagKey(0x0040, 0x0F00), un_item_bytes("DOE^UNKNOWN", uid));
+  put_un(ds, DCM_ReferencedStudySequence, std::string(8, '\0'));  // not items: emptied (Z)
+  DeidOptions o;
+  o.safe_private = {{0, "ACME SEQ", 0x01}};
+  ASSERT_TRUE(deidentify_dataset(ds, o, test_key()).ok());
+  for (const DcmTagKey& k : {DcmTagKey(0x0011, 0x1001), DcmTagKey(0x0040, 0x0F00)}) {
+    DcmItem* item = nullptr;
+    ASSERT_TRUE(ds.findAndGetSequenceItem(k, item, 0).good()) << k.toString();
+    EXPECT_EQ(str(*item, DCM_PatientName), "") << k.toString();
+    EXPECT_EQ(str(*item, DCM_ReferencedSOPInstanceUID), pseudonymize_uid(test_key(), uid));
+  }
+  DcmElement* study = nullptr;
+  ASSERT_TRUE(ds.findAndGetElement(DCM_ReferencedStudySequence, study).good());
+  EXPECT_EQ(study->ident(), EVR_SQ);
+  EXPECT_EQ(static_cast<DcmSequenceOfItems*>(study)->card(), 0u);
+}
+
+// --- dirgw's rows beside Table E.1-1 ------------------------------------------------------------
+
+// Attributes the 2024b table does not list that hold an instance's own UIDs under another name,
+// addresses with original UIDs and IDs, a birth date, free text (table.h, find_supplement_row).
+TEST(DeidSupplement, OriginalUidsAddressesAndTextOutsideTheTable) {
+  const std::string sop = "1.2.826.0.1.3680043.10.543.71";
+  auto fill = [&](DcmDataset& ds) {
+    ds.putAndInsertString(DCM_SOPInstanceUID, sop.c_str());
+    ds.putAndInsertString(DCM_SOPInstanceUIDOfConcatenationSource, sop.c_str());
+    ds.putAndInsertString(DCM_RetrieveURL, "https://pacs.example/studies/1.2.3?PatientID=MRN7");
+    ds.putAndInsertString(DCM_PatientBirthDateInAlternativeCalendar, "5730-01-01");
+    ds.putAndInsertString(DCM_ContentDescription, "GSPS for DOE");
+  };
+  DcmDataset ds;
+  fill(ds);
+  ASSERT_TRUE(deidentify_dataset(ds, DeidOptions{}, test_key()).ok());
+  EXPECT_EQ(str(ds, DCM_SOPInstanceUIDOfConcatenationSource), pseudonymize_uid(test_key(), sop));
+  EXPECT_EQ(str(ds, DCM_SOPInstanceUIDOfConcatenationSource), str(ds, DCM_SOPInstanceUID));
+  for (const DcmTagKey& k :
+       {DCM_RetrieveURL, DCM_PatientBirthDateInAlternativeCalendar, DCM_ContentDescription})
+    EXPECT_FALSE(ds.tagExists(k)) << k.toString();
+  DcmDataset kept;
+  fill(kept);
+  DeidOptions o;
+  o.retain_uids = true;
+  ASSERT_TRUE(deidentify_dataset(kept, o, test_key()).ok());
+  EXPECT_EQ(str(kept, DCM_SOPInstanceUIDOfConcatenationSource), sop);
+  // Sorted, and none of them is a row of the standard's table (which would take precedence).
+  const auto rows = supplement_rows();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(find_row(rows[i].group, rows[i].element), nullptr) << rows[i].keyword;
+    EXPECT_EQ(find_supplement_row(rows[i].group, rows[i].element), &rows[i]) << rows[i].keyword;
+  }
+}
+
 // --- pseudonyms ---------------------------------------------------------------------------------
 
 TEST(DeidPseudonyms, StableAcrossVersions) {
