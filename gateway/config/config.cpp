@@ -165,7 +165,7 @@ void read_ingest(Reader& r, const YAML::Node& i, const std::string& ip, Ingest& 
           [&](const YAML::Node& h, const std::string& hp) { read_hl7(r, h, hp, in.hl7); },
           {"enabled", "bind", "port", "consent_field", "consent_withdraw_value",
            "consent_grant_value", "max_connections", "idle_timeout", "message_timeout", "reports",
-           "max_message_size"});
+           "max_message_size", "processing_ids"});
   r.scalar(i, ip, "new_versions",
            [&](const YAML::Node& v, const std::string& k, const std::string& s) {
              if (s != "send" && s != "hold")

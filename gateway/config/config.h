@@ -94,6 +94,10 @@ struct Hl7Ingest {
   // The largest message accepted (MLLP frame and parse): a larger one is answered AR with the
   // limit named. Reports with a PDF are the large ones (base64: 4/3 of the PDF's size).
   std::uint64_t max_message_size = std::uint64_t{1} << 20;
+  // MSH-11's processing IDs taken (HL7 table 0103: P production, T training/test, D debugging);
+  // another is answered AR (ERR 202) and not applied: an interface test sent to the production
+  // port must not withdraw a patient's consent or file a report.
+  std::vector<std::string> processing_ids{"P"};
   Hl7Reports reports;
 };
 

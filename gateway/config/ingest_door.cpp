@@ -99,6 +99,19 @@ void read_hl7_door(Reader& r, const YAML::Node& m, const std::string& p, Hl7Inge
   r.duration(m, p, "idle_timeout", h.idle_timeout, Duration(1000), Duration(86'400'000));
   r.duration(m, p, "message_timeout", h.message_timeout, Duration(1000), Duration(3'600'000));
   r.size(m, p, "max_message_size", h.max_message_size, 64 * 1024, std::uint64_t{64} << 20);
+  if (m["processing_ids"].IsDefined()) {
+    h.processing_ids.clear();
+    r.list(m, p, "processing_ids", "MSH-11 processing IDs, e.g. [P] or [P, T]",
+           [&](const YAML::Node& v, const std::string& k) {
+             if (!v.IsScalar() || (v.Scalar() != "P" && v.Scalar() != "T" && v.Scalar() != "D"))
+               r.error(k, v, "must be P (production), T (training/test) or D (debugging)");
+             else
+               h.processing_ids.push_back(v.Scalar());
+           });
+    if (h.processing_ids.empty())
+      r.error(Reader::join(p, "processing_ids"), m["processing_ids"],
+              "must name at least one processing ID, e.g. [P]");
+  }
 }
 
 }  // namespace dirgw::config::detail

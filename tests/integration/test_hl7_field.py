@@ -18,7 +18,9 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
 5. A control ID used again for another report (an engine's counter reset): that report is taken
    and reaches its study. The addendum's content sent again under a new control ID (an engine's
    "resend result") adds no third version.
-6. No patient value or report text in dirgwd's log.
+6. A message with MSH-11 T (an interface test sent to the production port) is answered AR and
+   not filed (ingest.hl7.processing_ids: [P], the default).
+7. No patient value or report text in dirgwd's log.
 """
 
 import json
@@ -201,7 +203,15 @@ def main():
     check("control ID received before with another report" in gw.log_text(),
           "the reused control ID is logged")
 
-    # --- 6. Nothing of the patients or the reports in the log.
+    # --- 6. An interface test on the production port (MSH-11 T): refused, not filed.
+    test_msg = oru("F8", p["d"], "F", b"TEST MESSAGE - IGNORE").replace(b"|P|2.5|", b"|T|2.5|")
+    answer = send_one(hl7_port, test_msg)
+    check(answer[0] == "AR" and "processing ID T" in answer[2],
+          f"a test message is refused AR: {answer}")
+    time.sleep(2)
+    check(not any("TEST MESSAGE" in text(ds) for ds in srs("d")), "the test message is not filed")
+
+    # --- 7. Nothing of the patients or the reports in the log.
     gw.stop()
     repo.stop()
     log_text = gw.log_text()

@@ -1,8 +1,10 @@
 #include "ingest/hl7_mllp/listener.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
+#include "common/text.h"
 #include "ingest/hl7_mllp/deadline.h"
 #include "ingest/hl7_mllp/mllp.h"
 #include "log/log.h"
@@ -179,6 +181,20 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
     return framed ? *framed : std::string();
   }
 
+  // MSH-11.1 not among ingest.hl7.processing_ids (an interface test sent to the production
+  // port): why, else "".
+  std::string processing_refusal(const hl7::Message& msg) const {
+    std::string id(trim_whitespace(msg.get("MSH-11").value_or("")));
+    if (id.empty()) id = "P";  // not said: production, as HL7 assumes
+    const auto& ids = owner_.cfg_.processing_ids;
+    if (std::find(ids.begin(), ids.end(), id) != ids.end()) return {};
+    const std::string what = id == "T" ? " (training/test)" : id == "D" ? " (debugging)" : "";
+    std::string shown;
+    for (char c : id.substr(0, 8)) shown.push_back(c > ' ' && c < 0x7f ? c : '_');
+    return "processing ID " + shown + what +
+           " not accepted here (ingest.hl7.processing_ids): not applied";
+  }
+
   std::string respond(const std::string& payload) {
     hl7::AckOptions o{owner_.next_control_id(), hl7_now(),
                       hl7::AckError::kApplicationInternalError};
@@ -190,6 +206,10 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
       o.error = hl7::AckError::kSegmentSequence;
       ack = hl7::make_ack_unparsed(hl7::AckCode::kAR, "message does not parse", o);
       log::warn("HL7: message refused", {{"peer", peer_}, {"reason", msg.error().detail}});
+    } else if (std::string why = processing_refusal(*msg); !why.empty()) {
+      o.error = hl7::AckError::kUnsupportedProcessingId;
+      ack = hl7::make_ack(*msg, hl7::AckCode::kAR, why, o);
+      log::warn("HL7: message refused", {{"peer", peer_}, {"reason", why}});
     } else {
       Hl7Verdict v = owner_.sink_.on_message(*msg, peer_);
       o.error = v.error;

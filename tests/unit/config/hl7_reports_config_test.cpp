@@ -116,6 +116,29 @@ TEST(Hl7ReportsConfig, RequireReportMistakes) {
   expect_error(bad, "destinations[0].require_report.colour", 11, "unknown key");
 }
 
+// MSH-11 processing IDs: production only by default; a test port may take T as well.
+TEST(Hl7ReportsConfig, ProcessingIds) {
+  auto config = [](const std::string& hl7) {
+    return load_string(
+        "facility: { name: Lakeside, id: LGH }\n"
+        "ingest:\n"
+        "  hl7: { enabled: true" +
+        hl7 +
+        " }\n"
+        "destinations:\n"
+        "  - { name: hdirs, type: stow-rs, url: https://dir.example.org/dicom-web }\n");
+  };
+  auto d = config("");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.config->ingest.hl7.processing_ids, std::vector<std::string>{"P"});
+  auto t = config(", processing_ids: [P, T]");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t.config->ingest.hl7.processing_ids, (std::vector<std::string>{"P", "T"}));
+  expect_error(config(", processing_ids: [X]"), "ingest.hl7.processing_ids[0]", 3,
+               "P (production)");
+  expect_error(config(", processing_ids: []"), "ingest.hl7.processing_ids", 3, "at least one");
+}
+
 TEST(Hl7ReportsConfig, MaxMessageSize) {
   auto r = load_string(
       "facility: { name: Lakeside, id: LGH }\n"
