@@ -88,6 +88,7 @@ namespace {
 
 using detail::Reader;
 using detail::valid_ae_title;
+using detail::valid_hl7_field_path;
 using detail::valid_ipv4;
 
 void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIngest& d) {
@@ -344,27 +345,6 @@ void read_stat_attribute(Reader& r, const YAML::Node& n, const std::string& k, P
         {"tag", "values"});
 }
 
-// An HL7 field path as the order reader takes it: SEG-FIELD[.COMPONENT[.SUBCOMPONENT]], e.g.
-// OBR-18, ORC-7.6 (hl7::Path accepts more; a configuration needs no more).
-bool valid_hl7_field_path(const std::string& s) {
-  std::size_t i = 0;
-  while (i < s.size() && i < 3 &&
-         (std::isupper(static_cast<unsigned char>(s[i])) ||
-          std::isdigit(static_cast<unsigned char>(s[i]))))
-    ++i;
-  if (i != 3 || i >= s.size() || s[i] != '-') return false;
-  int numbers = 0;
-  for (++i; i <= s.size(); ++i) {
-    std::size_t start = i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    if (i == start || i - start > 3 || s[start] == '0') return false;
-    ++numbers;
-    if (i == s.size()) break;
-    if (s[i] != '.') return false;
-  }
-  return numbers >= 1 && numbers <= 3;
-}
-
 void read_hl7_orders(Reader& r, const YAML::Node& n, const std::string& p, Hl7Orders& o) {
   r.boolean(n, p, "enabled", o.enabled);
   for (auto [key, out] : {std::pair{"accession_fields", &o.accession_fields},
@@ -568,5 +548,30 @@ LoadResult load_file(const std::filesystem::path& path) {
   ss << in.rdbuf();
   return load_string(ss.str(), path);
 }
+
+namespace detail {
+
+// An HL7 field path as the order reader takes it: SEG-FIELD[.COMPONENT[.SUBCOMPONENT]], e.g.
+// OBR-18, ORC-7.6 (hl7::Path accepts more; a configuration needs no more).
+bool valid_hl7_field_path(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size() && i < 3 &&
+         (std::isupper(static_cast<unsigned char>(s[i])) ||
+          std::isdigit(static_cast<unsigned char>(s[i]))))
+    ++i;
+  if (i != 3 || i >= s.size() || s[i] != '-') return false;
+  int numbers = 0;
+  for (++i; i <= s.size(); ++i) {
+    std::size_t start = i;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == start || i - start > 3 || s[start] == '0') return false;
+    ++numbers;
+    if (i == s.size()) break;
+    if (s[i] != '.') return false;
+  }
+  return numbers >= 1 && numbers <= 3;
+}
+
+}  // namespace detail
 
 }  // namespace dirgw::config

@@ -29,7 +29,15 @@ void read_hl7_reports(Reader& r, const YAML::Node& h, const std::string& hp, Hl7
   r.map(h["reports"], Reader::join(hp, "reports"),
         [&](const YAML::Node& m, const std::string& p) {
           r.boolean(m, p, "enabled", out.enabled);
-          one_of(r, m, p, "accession_field", {"filler", "placer"}, out.accession_field);
+          r.scalar(m, p, "accession_field",
+                   [&](const YAML::Node& v, const std::string& k, const std::string& s) {
+                     if (s == "filler" || s == "placer" || valid_hl7_field_path(s))
+                       out.accession_field = s;
+                     else
+                       r.error(k, v,
+                               "must be filler, placer or an HL7 field path such as OBR-18, not '" +
+                                   s + "'");
+                   });
           one_of(r, m, p, "preliminary", {"hold", "send"}, out.preliminary);
           r.scalar(m, p, "uid_root",
                    [&](const YAML::Node& v, const std::string& k, const std::string& s) {

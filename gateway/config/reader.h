@@ -232,6 +232,8 @@ inline bool modality_code(const std::string& v) {
 // (idle_timeout, message_timeout): ingest_door.cpp.
 void read_dicom_door(Reader& r, const YAML::Node& m, const std::string& path, DicomIngest& d);
 void read_hl7_door(Reader& r, const YAML::Node& m, const std::string& path, Hl7Ingest& h);
+// An HL7 field path SEG-FIELD[.COMPONENT[.SUBCOMPONENT]], e.g. OBR-18, ORC-7.6 (config.cpp).
+bool valid_hl7_field_path(const std::string& s);
 // ingest.hl7.reports (hl7_reports_config.cpp).
 void read_hl7_reports(Reader& r, const YAML::Node& m, const std::string& path, Hl7Reports& out);
 // A list of upload-window specs, each checked for syntax (destinations.cpp).

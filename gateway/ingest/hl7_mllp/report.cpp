@@ -265,15 +265,24 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   r.patient_ids = patient_identifiers(m);
   if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
   const bool filler = config.accession_field == "filler";
+  const bool placer = config.accession_field == "placer";
   const Segment* obr = m.segment("OBR");
   const Segment* txa = m.segment("TXA");
   std::string accession;
-  if (obr != nullptr) accession = component(m, field(obr, filler ? 3 : 2), 1);
-  if (accession.empty() && txa != nullptr)
-    accession = component(m, field(txa, filler ? 15 : 14), 1);
+  if (filler || placer) {
+    if (obr != nullptr) accession = component(m, field(obr, filler ? 3 : 2), 1);
+    if (accession.empty() && txa != nullptr)
+      accession = component(m, field(txa, filler ? 15 : 14), 1);
+  } else {
+    // A field path (OBR-18, OBR-20...: where the site's RIS writes the accession).
+    accession = std::string(trim_whitespace(m.get(config.accession_field).value_or("")));
+    if (accession == "\"\"") accession.clear();
+  }
   if (accession.empty())
-    return refused(filler ? "no accession number (filler order number, OBR-3)"
-                          : "no accession number (placer order number, OBR-2)");
+    return refused(filler   ? "no accession number (filler order number, OBR-3)"
+                   : placer ? "no accession number (placer order number, OBR-2)"
+                            : "no accession number in " + config.accession_field +
+                                  " (ingest.hl7.reports.accession_field)");
   if (accession.size() > 16) return refused("accession number longer than 16 characters");
   r.accession = Phi<std::string>(std::move(accession));
   std::optional<ReportStatus> status;

@@ -20,6 +20,7 @@ std::string_view to_string(ReportStatus status);  // "preliminary", "final", "co
 
 struct ReportConfig {
   // Where the Accession Number is read: "filler" (OBR-3, TXA-15) or "placer" (OBR-2, TXA-14).
+  // filler (OBR-3; TXA-15), placer (OBR-2; TXA-14), or an HL7 field path (OBR-18, OBR-20.1...).
   std::string accession_field = "filler";
   // The character set of a message without MSH-18 whose text is neither ASCII nor UTF-8 (a
   // sender that writes Latin-1 and says nothing): an MSH-18 term, e.g. "8859/1". Empty: such a

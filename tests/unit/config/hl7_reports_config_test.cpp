@@ -52,7 +52,11 @@ TEST(Hl7ReportsConfig, EveryKeyRead) {
 
 TEST(Hl7ReportsConfig, MistakesNameKeyLineAndAllowedValues) {
   expect_error(load_string(with_reports("      accession_field: obr3\n")),
-               "ingest.hl7.reports.accession_field", 7, "must be filler or placer");
+               "ingest.hl7.reports.accession_field", 7,
+               "must be filler, placer or an HL7 field path");
+  auto path = load_string(with_reports("      enabled: true\n      accession_field: OBR-18\n"));
+  ASSERT_TRUE(path.ok());
+  EXPECT_EQ(path.config->ingest.hl7.reports.accession_field, "OBR-18");
   expect_error(load_string(with_reports("      preliminary: maybe\n")),
                "ingest.hl7.reports.preliminary", 7, "must be hold or send");
   expect_error(load_string(with_reports("      uid_root: \"1.02.3\"\n")),

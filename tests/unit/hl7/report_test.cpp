@@ -50,6 +50,23 @@ TEST(Report, PlacerAccessionWhenConfigured) {
   EXPECT_EQ(r->accession.reveal(), "PL77");
 }
 
+// A RIS whose OBR-3 holds its own order number writes the accession elsewhere (OBR-18 here).
+TEST(Report, AccessionFromAFieldPath) {
+  std::string er7 = oru("", "F", "OBX|1|TX|||text||||||F\r", "ORD778899");
+  er7.replace(er7.find("|||||||||||||||20261203091000"), 29,
+              "|||||||||||ACC55^X||||20261203091000");
+  ReportConfig cfg;
+  cfg.accession_field = "OBR-18";
+  auto r = extract(er7, cfg);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->accession.reveal(), "ACC55");
+  cfg.accession_field = "OBR-19";
+  auto none = extract(er7, cfg);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().detail,
+            "no accession number in OBR-19 (ingest.hl7.reports.accession_field)");
+}
+
 TEST(Report, Statuses) {
   const std::string obx = "OBX|1|TX|||text||||||F\r";
   EXPECT_EQ(extract(oru("", "P", obx))->status, ReportStatus::kPreliminary);
