@@ -12,7 +12,8 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
    the quotes and the dash, no C1 control code. OBR-32 written as components (ID^family^given):
    the SR names its author and is VERIFIED by them.
 3. An addendum after the final (OBR-25 A): a second version of the report, which references the
-   first (Predecessor Documents Sequence).
+   first (Predecessor Documents Sequence). A correction whose PID-3 gained the health number
+   (registration added it) is still the same report's second version.
 4. A report refused (its accession belongs to another patient) is refused again when the engine
    sends the same bytes again (AE both times, never AE then AA).
 5. A control ID used again for another report (an engine's counter reset): that report is taken
@@ -37,8 +38,10 @@ VT, FS, CR = b"\x0b", b"\x1c", b"\x0d"
 
 
 def oru(control_id, patient, status, text, charset="", author="Gagnon&Gagnon&Helene",
-        accession=None):
+        accession=None, health_number=None):
     pid3 = f"{patient['patient_id']}^^^{patient['issuer']}^MR"
+    if health_number:  # registration added the health number, first
+        pid3 = f"{health_number}^^^ON^JHN~" + pid3
     acc = accession or patient["accession"]
     segs = [
         f"MSH|^~\\&|RIS|LGH|DIRGW|LGH|20261205091500||ORU^R01|{control_id}|P|2.5||||||{charset}",
@@ -183,6 +186,17 @@ def main():
     refs = json.dumps(pred)
     check("ADDENDUM: 4 mm nodule" in text(second) and first_sop in refs,
           f"the addendum is the second version, referencing the first: {text(second)!r}")
+
+    # --- 3b. A correction whose PID-3 gained the patient's health number (which sorts before the
+    # MRN): still the same report, its second version.
+    harness.wait_for("B's report", lambda: len(srs("b")) == 1, 30, 0.3)
+    b_first = value(srs("b")[0], "00080018")
+    correction = oru("F9", p["b"], "C", b"Corrected: small nodule.", health_number="1234567897")
+    check(send_one(hl7_port, correction)[0] == "AA", "the correction is acknowledged AA")
+    harness.wait_for("B's correction", lambda: len(srs("b")) == 2, 30, 0.3)
+    b_second = srs("b")[1]
+    check(value(b_second, "00200013") == 2 and b_first in json.dumps(b_second.get("0040A360")),
+          f"the correction is version 2 of the same report: {value(b_second, '00200013')}")
 
     # --- 4. Refused, then the same bytes again: refused again.
     other = dict(p["b"], patient_id="SOMEONEELSE")

@@ -27,14 +27,35 @@ using hl7::AckError;
 constexpr int kIndexBatch = 200;
 constexpr int kWaitingBatch = 100;
 
-// The versions of one report: its accession and its patient (the smallest PID-3 ID, so that
+// How an identifier's type (CX-5) ranks for the report's key: the facility's own record number
+// first, national and insurance numbers last, since registration adds or drops those between a
+// final and its correction (a health number added to PID-3 must not start a new report).
+int id_rank(std::string_view type) {
+  if (type == "MR" || type == "MRN" || type == "PI" || type == "PT") return 0;
+  for (const char* national : {"JHN", "HC", "NH", "NI", "SS", "SB", "DL", "PPN", "AN", "VN"})
+    if (type == national) return 2;
+  return 1;
+}
+
+}  // namespace
+
+// The versions of one report: its accession and its patient, named by one PID-3 ID that stays
+// when others come and go: the best-ranked type (id_rank), the smallest ID among those (so that
 // the order of the repetitions does not matter).
 std::string report_key(const hl7::Report& r) {
   std::string patient;
-  for (const auto& id : r.patient_ids)
-    if (patient.empty() || id.id.reveal() < patient) patient = id.id.reveal();
+  int rank = 3;
+  for (const auto& id : r.patient_ids) {
+    const int k = id_rank(id.identifier_type);
+    if (k < rank || (k == rank && id.id.reveal() < patient)) {
+      rank = k;
+      patient = id.id.reveal();
+    }
+  }
   return r.accession.reveal() + '\x1f' + patient;
 }
+
+namespace {
 
 // "hl7:<sending application>": printable ASCII only (it reaches status and the audit trail).
 std::string source_of(const hl7::Message& m) {

@@ -27,6 +27,11 @@
 
 namespace dirgw::reports {
 
+// The key that chains the versions of one report: its accession and one PID-3 ID that stays when
+// others come and go (the facility's record number before a health number, which registration
+// may add between a final and its correction).
+std::string report_key(const hl7::Report& report);
+
 // What happened to one report in a round.
 enum class Outcome {
   kDone,        // the object is in the spool and the catalog
