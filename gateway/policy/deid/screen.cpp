@@ -41,6 +41,17 @@ bool burned_in_prone_class(std::string_view uid) {
       "1.2.840.10008.5.1.4.1.1.77.1.4.1",  // Video Photographic
       "1.2.840.10008.5.1.4.1.1.77.1.5.1",  // Ophthalmic Photography 8 Bit
       "1.2.840.10008.5.1.4.1.1.77.1.5.2",  // Ophthalmic Photography 16 Bit
+      // Found by a review: slide labels, dermatology and wide-field photographs, and the
+      // frames of angiography consoles that write the patient's name and date into them.
+      "1.2.840.10008.5.1.4.1.1.77.1.3",    // VL Slide-Coordinates Microscopic
+      "1.2.840.10008.5.1.4.1.1.77.1.6",    // VL Whole Slide Microscopy
+      "1.2.840.10008.5.1.4.1.1.77.1.7",    // Dermoscopic Photography
+      "1.2.840.10008.5.1.4.1.1.77.1.5.5",  // Wide Field Ophthalmic Photography Stereographic
+      "1.2.840.10008.5.1.4.1.1.77.1.5.6",  // Wide Field Ophthalmic Photography 3D Coordinates
+      "1.2.840.10008.5.1.4.1.1.12.1",      // X-Ray Angiographic
+      "1.2.840.10008.5.1.4.1.1.12.1.1",    // Enhanced XA
+      "1.2.840.10008.5.1.4.1.1.12.2",      // X-Ray Radiofluoroscopic
+      "1.2.840.10008.5.1.4.1.1.12.2.1",    // Enhanced XRF
   };
   return std::find(std::begin(kClasses), std::end(kClasses), uid) != std::end(kClasses);
 }
@@ -59,6 +70,18 @@ bool rule_matches(const BurnedInAllowRule& r, const std::string& sop_class,
   };
   return match(r.sop_class_uid, sop_class) && match(r.modality, modality) &&
          match(r.manufacturer, manufacturer) && match(r.model, model);
+}
+
+// A slide's label in the pixels: Specimen Label in Image (0048,0010) YES, or a whole-slide image
+// whose Image Type names its LABEL or OVERVIEW (the photograph of the whole slide, label
+// included). The label carries the patient's name, a barcode, the accession.
+bool specimen_label_in_image(DcmItem& ds, const std::string& modality) {
+  const std::optional<std::string> label = item_string(ds, DcmTagKey(0x0048, 0x0010));
+  if (label && iequals(*label, "YES")) return true;
+  if (modality != "SM") return false;
+  const std::string type = "\\" + item_string(ds, DCM_ImageType).value_or("") + "\\";
+  return type.find("\\LABEL\\") != std::string::npos ||
+         type.find("\\OVERVIEW\\") != std::string::npos;
 }
 
 bool has_embedded_overlay(DcmItem& ds) {
@@ -87,7 +110,8 @@ Decision screen_dataset(DcmItem& ds, const DeidOptions& options) {
     why.emplace_back("structured-report");
   }
   const std::optional<std::string> burned = item_string(ds, DCM_BurnedInAnnotation);
-  const bool marked_yes = burned && iequals(*burned, "YES");
+  const bool marked_yes =
+      (burned && iequals(*burned, "YES")) || specimen_label_in_image(ds, modality);
   const bool unmarked = !burned || burned->empty();
   const bool prone = burned_in_prone_class(sop_class) || burned_in_prone_modality(modality);
   if (marked_yes || (unmarked && prone)) {

@@ -973,6 +973,30 @@ TEST(DeidScreen, BurnedInAnnotation) {
   EXPECT_EQ(d.reasons, std::vector<std::string>{"recognizable-visual-features"});
 }
 
+// Found by a review: a whole-slide image of the slide's label (which carries the patient's name)
+// marked Burned In Annotation NO, and unmarked angiography and dermoscopy, passed the screen.
+TEST(DeidScreen, SlideLabelsAngiographyAndDermoscopy) {
+  DeidOptions o;
+  auto wsi = test::valid_ct();
+  wsi->putAndInsertString(DCM_SOPClassUID, "1.2.840.10008.5.1.4.1.1.77.1.6");
+  wsi->putAndInsertString(DCM_Modality, "SM");
+  wsi->putAndInsertString(DCM_BurnedInAnnotation, "NO");
+  wsi->putAndInsertString(DCM_ImageType, "DERIVED\\PRIMARY\\VOLUME\\NONE");
+  EXPECT_TRUE(screen_dataset(*wsi, o).accepted());
+  wsi->putAndInsertString(DCM_ImageType, "ORIGINAL\\PRIMARY\\LABEL\\NONE");
+  EXPECT_TRUE(screen_dataset(*wsi, o).rejected());
+  wsi->putAndInsertString(DCM_ImageType, "DERIVED\\PRIMARY\\VOLUME\\NONE");
+  wsi->putAndInsertString(DcmTagKey(0x0048, 0x0010), "YES");  // Specimen Label in Image
+  EXPECT_EQ(screen_dataset(*wsi, o).reasons, std::vector<std::string>{"burned-in-annotation"});
+  for (const char* cls : {"1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.77.1.7"}) {
+    auto img = test::valid_ct();
+    img->putAndInsertString(DCM_SOPClassUID, cls);
+    EXPECT_TRUE(screen_dataset(*img, o).rejected()) << cls;  // unmarked
+    img->putAndInsertString(DCM_BurnedInAnnotation, "NO");
+    EXPECT_TRUE(screen_dataset(*img, o).accepted()) << cls;
+  }
+}
+
 TEST(DeidScreen, DocumentsReportsOverlaysAndFaces) {
   DeidOptions o;
   auto pdf = test::valid_ct();
