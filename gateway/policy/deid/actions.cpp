@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
+#include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcitem.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcvrat.h"
@@ -229,13 +230,36 @@ Result<char> Deidentifier::apply(DcmItem& item, DcmElement* e, const TableRow& r
   return make_error(ErrorCode::kInternal, "unknown action");
 }
 
+// An SR content item that restates the patient (TID 1007 Subject Context, Patient): Subject
+// Birth Date always, Subject Age and Sex unless Retain Patient Characteristics. Its value would
+// otherwise get the generic row of its attribute (a DATE item's Date is kept or shifted with the
+// longitudinal date options), while the Patient module's Birth Date in the same object is emptied.
+// The items are optional in the template: removed.
+bool Deidentifier::restates_patient(DcmItem& content_item) const {
+  DcmItem* name = nullptr;
+  if (content_item.findAndGetSequenceItem(DCM_ConceptNameCodeSequence, name, 0).bad() ||
+      name == nullptr)
+    return false;
+  if (item_string(*name, DCM_CodingSchemeDesignator).value_or("") != "DCM") return false;
+  const std::string code = item_string(*name, DCM_CodeValue).value_or("");
+  if (code == "121031") return true;  // Subject Birth Date
+  return !o_.retain_patient_characteristics && (code == "121032" || code == "121033");
+}
+
 void Deidentifier::push_items(DcmElement* e, const std::string& path,
                               std::vector<Frame>& children) {
   auto* seq = static_cast<DcmSequenceOfItems*>(e);
   const std::string base = path + tag_text(e->getTag()) + "[";
-  for (unsigned long i = 0; i < seq->card(); ++i) {
+  const bool content = e->getTag().getXTag() == DCM_ContentSequence;
+  for (unsigned long i = 0, n = 0; i < seq->card(); ++n) {
     DcmItem* it = seq->getItem(i);
-    if (it != nullptr) children.push_back({it, base + std::to_string(i) + "].", 0});
+    if (it != nullptr && content && restates_patient(*it)) {
+      delete seq->remove(i);
+      note(base + std::to_string(n) + "]", "X (subject context)", 'X', true, false);
+      continue;
+    }
+    if (it != nullptr) children.push_back({it, base + std::to_string(n) + "].", 0});
+    ++i;
   }
 }
 

@@ -103,6 +103,7 @@ class Deidentifier {
   Result<char> apply(DcmItem& item, DcmElement* e, const TableRow& row, Action a,
                      std::vector<Frame>& children, const std::string& path);
   void push_items(DcmElement* e, const std::string& path, std::vector<Frame>& children);
+  bool restates_patient(DcmItem& content_item) const;
   // An attribute of a Table E.1-1 row (not a private or overlay one): its resolved action.
   Result<void> process_table_attribute(DcmItem& item, DcmElement* e, const TableRow& row,
                                        const Frame& f, std::vector<Frame>& children);

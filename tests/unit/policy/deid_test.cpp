@@ -861,6 +861,56 @@ TEST(DeidText, SrTextValuesAreNeverSentRaw) {
   EXPECT_EQ(str(*item, DCM_TextValue), "no ACUTE findings");
 }
 
+// SR subject context (TID 1007) restates the patient: its birth date never goes (kept as is with
+// Retain Longitudinal Full Dates, it undid the emptied Patient's Birth Date); age and sex only
+// with Retain Patient Characteristics.
+TEST(DeidText, SrSubjectContextDoesNotRestateThePatient) {
+  auto content_item = [](const char* code, const char* type, const DcmTagKey& key,
+                         const char* value) {
+    auto* item = new DcmItem();
+    item->putAndInsertString(DCM_ValueType, type);
+    DcmItem* name = nullptr;
+    item->findOrCreateSequenceItem(DCM_ConceptNameCodeSequence, name, 0);
+    name->putAndInsertString(DCM_CodeValue, code);
+    name->putAndInsertString(DCM_CodingSchemeDesignator, "DCM");
+    name->putAndInsertString(DCM_CodeMeaning, "subject");
+    item->putAndInsertString(key, value);
+    return item;
+  };
+  auto sr = [&]() {
+    auto ds = std::make_unique<DcmDataset>();
+    ds->putAndInsertString(DCM_SOPClassUID, "1.2.840.10008.5.1.4.1.1.88.33");
+    ds->putAndInsertString(DCM_PatientBirthDate, "19671123");
+    auto* seq = new DcmSequenceOfItems(DCM_ContentSequence);
+    seq->insert(content_item("121031", "DATE", DCM_Date, "19671123"));
+    seq->insert(content_item("121033", "TEXT", DCM_TextValue, "97"));
+    seq->insert(content_item("121032", "TEXT", DCM_TextValue, "F"));
+    seq->insert(content_item("121071", "TEXT", DCM_TextValue, "finding"));
+    ds->insert(seq, OFTrue);
+    return ds;
+  };
+  auto codes = [](DcmDataset& ds) {
+    std::vector<std::string> out;
+    DcmItem* it = nullptr;
+    for (unsigned long i = 0; ds.findAndGetSequenceItem(DCM_ContentSequence, it, i).good(); ++i) {
+      DcmItem* name = nullptr;
+      it->findAndGetSequenceItem(DCM_ConceptNameCodeSequence, name, 0);
+      out.push_back(str(*name, DCM_CodeValue));
+    }
+    return out;
+  };
+  DeidOptions o;
+  o.clean_structured_content = true;
+  o.dates = LongitudinalDates::kRetainFull;
+  auto a = sr();
+  ASSERT_TRUE(deidentify_dataset(*a, o, test_key()).ok());
+  EXPECT_EQ(codes(*a), std::vector<std::string>{"121071"});
+  o.retain_patient_characteristics = true;
+  auto b = sr();
+  ASSERT_TRUE(deidentify_dataset(*b, o, test_key()).ok());
+  EXPECT_EQ(codes(*b), (std::vector<std::string>{"121033", "121032", "121071"}));
+}
+
 TEST(DeidText, CharacterSetKeptAndReplacementsValidInIt) {
   auto ds = test::valid_ct();
   ds->putAndInsertString(DCM_SpecificCharacterSet, "\\ISO 2022 IR 87");
