@@ -20,7 +20,8 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
    and reaches its study. The addendum's content sent again under a new control ID (an engine's
    "resend result") adds no third version.
 6. A message with MSH-11 T (an interface test sent to the production port) is answered AR and
-   not filed (ingest.hl7.processing_ids: [P], the default).
+   not filed (ingest.hl7.processing_ids: [P], the default). A cancelled order (OBR-25 X) is
+   answered AA and not filed: an AE would stall the engine's queue behind it.
 7. No patient value or report text in dirgwd's log.
 """
 
@@ -224,6 +225,14 @@ def main():
           f"a test message is refused AR: {answer}")
     time.sleep(2)
     check(not any("TEST MESSAGE" in text(ds) for ds in srs("d")), "the test message is not filed")
+
+    # A cancelled order (OBR-25 X) carries no report: AA (an AE would stall the engine's queue),
+    # nothing filed.
+    cancel = oru("F10", p["d"], "X", b"Order cancelled.")
+    check(send_one(hl7_port, cancel)[0] == "AA", "a cancellation is acknowledged AA")
+    time.sleep(2)
+    check(not any("Order cancelled" in text(ds) for ds in srs("d")), "the cancellation is not filed")
+    check("HL7 report ignored" in gw.log_text(), "the log says it was ignored")
 
     # --- 7. Nothing of the patients or the reports in the log.
     gw.stop()

@@ -71,6 +71,17 @@ std::optional<ReportStatus> oru_status(std::string_view code) {
   return std::nullopt;
 }
 
+// Result statuses that say something about an order but carry no report to file: X cancelled,
+// O order received, I in progress, N completed with results pending, Y/Z no order or patient on
+// record (OBR-25, table 0123); D deleted, U made final without the results again (OBX-11, table
+// 0085). Answered AA and not stored (an AE here stalls an interface engine's queue behind a
+// notification we have no use for).
+bool notification_only(std::string_view code) {
+  for (const char* c : {"X", "O", "I", "N", "Y", "Z", "D", "U"})
+    if (code == c) return true;
+  return false;
+}
+
 // TXA-17 Document Completion Status (table 0271).
 std::optional<ReportStatus> mdm_status(std::string_view code) {
   if (code == "AU" || code == "LA") return ReportStatus::kFinal;
@@ -298,6 +309,9 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
     // a preliminary made final becomes the next version, as with ORU.
     if (trigger == "T10" && status == ReportStatus::kFinal) status = ReportStatus::kCorrected;
   }
+  if (!status && r.message_type == "ORU" && notification_only(r.status_code))
+    return make_error(ErrorCode::kNotFound, "result status " + r.status_code +
+                                                " carries no report (a notification): not stored");
   if (!status) return refused("result status not handled (final, corrected or preliminary)");
   r.status = *status;
   if (auto ok = read_observations(m, r, config.default_charset); !ok) return ok.error();

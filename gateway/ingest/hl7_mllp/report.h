@@ -46,6 +46,8 @@ struct Report {
 // kProtocol with a reason (our words) when the message is not a report we can take: not ORU^R01 /
 // MDM^T02/T04/T10, no accession, no patient identifier, no text and no PDF, a status we do not
 // handle (cancelled, deleted), a character set we cannot decode, bad Base64.
+// kNotFound (not an error to refuse): a notification that carries no report (OBR-25 X cancelled,
+// I in progress, ...; notification_only in report.cpp), to be acknowledged and not stored.
 Result<Report> extract_report(const Message& message, const ReportConfig& config);
 
 // MDM triggers taken as reports: T02 (original document), T04 (status change with content),

@@ -164,6 +164,10 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
     }
   }
   auto report = hl7::extract_report(msg, mapping_);
+  if (!report && report.error().code == ErrorCode::kNotFound) {
+    log::info("HL7 report ignored", {{"peer", peer}, {"reason", report.error().detail}});
+    return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  }
   if (!report) {
     log::warn("HL7 report refused", {{"peer", peer}, {"reason", report.error().detail}});
     return refuse(report.error());

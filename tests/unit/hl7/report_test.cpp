@@ -71,7 +71,13 @@ TEST(Report, Statuses) {
   const std::string obx = "OBX|1|TX|||text||||||F\r";
   EXPECT_EQ(extract(oru("", "P", obx))->status, ReportStatus::kPreliminary);
   EXPECT_EQ(extract(oru("", "C", obx))->status, ReportStatus::kCorrected);
-  EXPECT_FALSE(extract(oru("", "X", obx)).ok());  // cancelled: not a report to file
+  // Cancelled, in progress: a notification, not a report to file (answered AA, not stored).
+  for (const char* code : {"X", "I"}) {
+    auto n = extract(oru("", code, obx));
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.error().code, ErrorCode::kNotFound) << code;
+  }
+  EXPECT_EQ(extract(oru("", "Q", obx)).error().code, ErrorCode::kProtocol);  // unknown: refused
   // No OBR-25: the first OBX-11 decides.
   auto r = extract(oru("", "", "OBX|1|TX|||text||||||C\r"));
   ASSERT_TRUE(r.ok());
