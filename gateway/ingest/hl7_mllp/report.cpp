@@ -108,15 +108,55 @@ std::string dtm_digits(std::string_view v) {
   return out.substr(0, 14);
 }
 
-// The text and PDF of every OBX segment: TX/FT/ST/CE repetitions are lines; an ED whose type is
-// PDF (with Base64 encoding) is the document.
+// A numeric observation as a line: "Nodule size: 4 mm" (OBX-3's text, OBX-5, OBX-6's text or
+// code); SN's comparator and numbers ("<^5", "^2^-^4") joined as written.
+std::string numeric_line(const Message& m, const Segment* obx, const std::string& type) {
+  const Separators& sep = m.separators();
+  std::string label = component(m, field(obx, 3), 2);
+  if (label.empty()) label = component(m, field(obx, 3), 1);
+  std::string value;
+  if (type == "SN") {
+    const auto rep = part(field(obx, 5), sep.repetition, 0);
+    for (std::size_t c = 0; c < 4; ++c)
+      value += std::string(trim_whitespace(unescape(part(rep, sep.component, c), sep)));
+  } else {
+    value = component(m, field(obx, 5), 1);
+  }
+  if (value.empty()) return {};
+  std::string unit = component(m, field(obx, 6), 2);
+  if (unit.empty()) unit = component(m, field(obx, 6), 1);
+  return (label.empty() ? "" : label + ": ") + value + (unit.empty() ? "" : " " + unit);
+}
+
+// The text and PDF of the report, in message order: every OBX's TX/FT/ST/CE repetitions are lines,
+// an NM or SN observation a line of its own ("Nodule size: 4 mm"), and the comments (NTE-3) that
+// follow the order or an observation are lines too (an addendum is sometimes one); an ED whose
+// type is PDF (with Base64 encoding) is the document.
 Result<void> read_observations(const Message& m, Report& r, std::string_view fallback) {
   const Separators& sep = m.separators();
   std::string text;
-  for (std::size_t i = 0; i < m.count("OBX"); ++i) {
-    const Segment* obx = m.segment("OBX", i);
+  bool in_order = false;  // NTE before the OBR are the patient's notes: not the report's
+  for (const Segment& s : m.segments()) {
+    if (s.id == "OBR" || s.id == "TXA") in_order = true;
+    if (s.id == "NTE" && in_order) {
+      std::string_view rest = field(&s, 3);
+      for (;;) {
+        const auto at = rest.find(sep.repetition);
+        const std::string line = unescape(rest.substr(0, at), sep);
+        if (line != "\"\"" && !line.empty()) text += line + "\n";
+        if (at == std::string_view::npos) break;
+        rest.remove_prefix(at + 1);
+      }
+      continue;
+    }
+    if (s.id != "OBX") continue;
+    const Segment* obx = &s;
     const std::string type(trim_whitespace(field(obx, 2)));
     const std::string_view value = field(obx, 5);
+    if (type == "NM" || type == "SN") {
+      if (const std::string line = numeric_line(m, obx, type); !line.empty()) text += line + "\n";
+      continue;
+    }
     if (type == "ED") {
       const std::string_view rep = part(value, sep.repetition, 0);
       const std::string subtype(trim_whitespace(unescape(part(rep, sep.component, 2), sep)));

@@ -42,6 +42,22 @@ TEST(Report, FinalTextReport) {
   ASSERT_EQ(r->patient_ids.size(), 2u);
 }
 
+// Measurements (NM, SN) and comments (NTE after the order or an observation) are part of the
+// report's text, in message order; a patient's note (NTE after PID) is not.
+TEST(Report, MeasurementsAndCommentsAreText) {
+  std::string er7 = oru("", "F",
+                        "OBX|1|TX|IMP||Nodule in the right upper lobe.||||||F\r"
+                        "OBX|2|NM|21889-1^Nodule size^LN||4|mm^millimetre^UCUM|||||F\r"
+                        "OBX|3|SN|^Growth||<^5|%|||||F\r"
+                        "NTE|1||ADDENDUM: compared with the prior CT, stable.\r");
+  er7.insert(er7.find("OBR|"), "NTE|1||patient note\r");
+  auto r = extract(er7);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->text.reveal(),
+            "Nodule in the right upper lobe.\nNodule size: 4 millimetre\nGrowth: <5 %\n"
+            "ADDENDUM: compared with the prior CT, stable.");
+}
+
 TEST(Report, PlacerAccessionWhenConfigured) {
   ReportConfig cfg;
   cfg.accession_field = "placer";
