@@ -196,6 +196,20 @@ Result<std::vector<StudyToIndex>> ReportLedger::unindexed_studies(int limit) {
   });
 }
 
+Result<std::vector<StudyToIndex>> ReportLedger::blank_accession_studies(int limit) {
+  return db_.locked([&](Connection& db) -> Result<std::vector<StudyToIndex>> {
+    auto st = db.prepare(
+        "SELECT study_id, newest FROM (SELECT a.study_id, a.image_sha256, (SELECT i.object_sha256 "
+        "FROM instances i WHERE i.study_id = a.study_id AND i.source NOT LIKE 'hl7:%' ORDER BY "
+        "i.id DESC LIMIT 1) AS newest FROM study_accessions a WHERE a.accession = '') WHERE "
+        "newest IS NOT NULL AND newest <> image_sha256 ORDER BY study_id LIMIT ?1");
+    st.bind(1, limit);
+    std::vector<StudyToIndex> out;
+    while (st.step()) out.push_back({st.int64(0), st.text(1)});
+    return out;
+  });
+}
+
 Result<void> ReportLedger::put_accession(std::int64_t study_id, const std::string& accession,
                                          const std::string& patient_id,
                                          const std::string& image_sha256) {

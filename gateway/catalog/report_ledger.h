@@ -72,6 +72,10 @@ class ReportLedger {
 
   // Studies not yet indexed (newer than the last indexed), each with its first received image.
   Result<std::vector<StudyToIndex>> unindexed_studies(int limit);
+  // Studies indexed without an accession (their first image had none: a modality that started
+  // before the worklist was picked) that have received another image since: its object, to be
+  // read again.
+  Result<std::vector<StudyToIndex>> blank_accession_studies(int limit);
   Result<void> put_accession(std::int64_t study_id, const std::string& accession,
                              const std::string& patient_id, const std::string& image_sha256);
   Result<std::vector<StudyMatch>> studies_with_accession(const std::string& accession);

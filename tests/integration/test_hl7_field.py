@@ -18,7 +18,8 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
    sends the same bytes again (AE both times, never AE then AA).
 5. A control ID used again for another report (an engine's counter reset): that report is taken
    and reaches its study. The addendum's content sent again under a new control ID (an engine's
-   "resend result") adds no third version.
+   "resend result") adds no third version. A study whose first image had no accession (the next
+   one has it) is found by its report.
 6. A message with MSH-11 T (an interface test sent to the production port) is answered AR and
    not filed (ingest.hl7.processing_ids: [P], the default). A cancelled order (OBR-25 X) is
    answered AA and not filed: an AE would stall the engine's queue behind it.
@@ -28,6 +29,7 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -217,6 +219,24 @@ def main():
     check(len(srs("a")) == 2, f"no third version of A's report: {len(srs('a'))}")
     check("control ID received before with another report" in gw.log_text(),
           "the reused control ID is logged")
+
+    # --- 5b. A study whose first image had no accession (the modality started before the worklist
+    # was picked); the next image has it: the report finds the study.
+    e_uid, e_files = harness.synth(args.build_dir, os.path.join(work, "e"), "CT", 2, seed=80,
+                                   patient_index=20, manifest=manifest, extra=small)
+    pe = next(json.loads(l) for l in open(manifest) if json.loads(l)["study_uid"] == e_uid)
+    subprocess.run(["dcmodify", "-nb", "-m", "(0008,0050)=", e_files[0]], check=True,
+                   capture_output=True)
+    for f in e_files:  # one after the other: the first is indexed before the second arrives
+        check(harness.storescu(gw.port, [f])[0] == 0, "storescu E")
+        time.sleep(1.5)
+    studies["e"] = (e_uid, e_files)
+    check(send_one(hl7_port, oru("F11", pe, "F", b"Late accession: normal."))[0] == "AA",
+          "the report for the late-accession study: AA")
+    # (The study itself is quarantined for the repository: its first image lacks the accession the
+    # profile requires. The report is an object of the study all the same.)
+    harness.wait_for("E's report in the catalog", lambda: any(
+        i.get("sop_class_uid") == SR for i in gw.study(e_uid).get("instance_list", [])), 30, 0.3)
 
     # --- 6. An interface test on the production port (MSH-11 T): refused, not filed.
     test_msg = oru("F8", p["d"], "F", b"TEST MESSAGE - IGNORE").replace(b"|P|2.5|", b"|T|2.5|")

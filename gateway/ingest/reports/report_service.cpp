@@ -283,6 +283,10 @@ int ReportService::expire_waiting() {
 int ReportService::index_studies() {
   auto studies = ledger_.unindexed_studies(kIndexBatch);
   if (!studies) return 0;
+  // And a study indexed without an accession that has a newer image: read that one (the
+  // first image of a study may carry none, the next ones the worklist's).
+  if (auto blank = ledger_.blank_accession_studies(kIndexBatch); blank)
+    studies->insert(studies->end(), blank->begin(), blank->end());
   for (const auto& s : *studies) {
     std::pair<std::string, std::string> keys;
     if (!s.image_sha256.empty()) keys = image_keys(spool_.object_path(s.image_sha256));
