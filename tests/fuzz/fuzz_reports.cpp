@@ -5,6 +5,7 @@
 //   - an accepted report's text, title and author are valid UTF-8, and it has text or a PDF;
 //   - the object built from it (into a fixed synthetic study, whose image is in ISO 8859-1) passes
 //     the structural pre-scan, keeps the study's UID and carries the UIDs we gave it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -62,14 +63,14 @@ const std::string& image() {
 
 bool utf8(std::string_view s) { return hl7::hl7_text_to_utf8(s, "UNICODE UTF-8").ok(); }
 
-void exercise(const hl7::Message& m, const char* accession_field) {
-  hl7::ReportConfig cfg;
-  cfg.accession_field = accession_field;
-  auto r = hl7::extract_report(m, cfg);
+void exercise_order(const hl7::Message& m, const hl7::ReportConfig& cfg, std::size_t order) {
+  auto r = hl7::extract_report(m, cfg, order);
   if (!r) {
     FUZZ_CHECK(printable_ascii(r.error().detail), "report refusal quotes the message");
     return;
   }
+  FUZZ_CHECK(hl7::report_order_of(r->message_key) == order,
+             "a report's key does not name its order");
   FUZZ_CHECK(!r->text.reveal().empty() || !r->pdf.reveal().empty(), "report without content");
   FUZZ_CHECK(utf8(r->text.reveal()) && utf8(r->title.reveal()) && utf8(r->author.reveal()),
              "report text is not UTF-8");
@@ -92,6 +93,15 @@ void exercise(const hl7::Message& m, const char* accession_field) {
   FUZZ_CHECK(scan->dataset_sop_instance_uid == id.sop_instance_uid, "the report's UID changed");
   FUZZ_CHECK(scan->dataset_sop_class_uid == dirgw::reports::report_sop_class(*r),
              "the report's SOP class is not the one announced");
+}
+
+// Every order of the message (linked exams), as the report service reads them.
+void exercise(const hl7::Message& m, const char* accession_field) {
+  hl7::ReportConfig cfg;
+  cfg.accession_field = accession_field;
+  const std::size_t orders = hl7::report_orders(m);
+  for (std::size_t order = 0; order < std::min<std::size_t>(orders, 65); ++order)
+    exercise_order(m, cfg, order);
 }
 
 }  // namespace

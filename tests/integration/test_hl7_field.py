@@ -19,7 +19,8 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
 5. A control ID used again for another report (an engine's counter reset): that report is taken
    and reaches its study. The addendum's content sent again under a new control ID (an engine's
    "resend result") adds no third version. A study whose first image had no accession (the next
-   one has it) is found by its report.
+   one has it) is found by its report. Exams dictated together (one ORU, an OBR each) give each
+   study its own report.
 6. A message with MSH-11 T (an interface test sent to the production port) is answered AR and
    not filed (ingest.hl7.processing_ids: [P], the default). A cancelled order (OBR-25 X) is
    answered AA and not filed: an AE would stall the engine's queue behind it.
@@ -237,6 +238,32 @@ def main():
     # profile requires. The report is an object of the study all the same.)
     harness.wait_for("E's report in the catalog", lambda: any(
         i.get("sop_class_uid") == SR for i in gw.study(e_uid).get("instance_list", [])), 30, 0.3)
+
+    # --- 5c. Exams dictated together (linked exams): one ORU, an OBR per exam; each study gets its
+    # own report, not both texts in the first.
+    linked = {}
+    for name, seed in (("f", 81), ("g", 82)):
+        uid, files = harness.synth(args.build_dir, os.path.join(work, name), "CT", 1, seed=seed,
+                                   patient_index=21, manifest=manifest, extra=small)
+        studies[name] = (uid, files)
+        linked[name] = next(json.loads(l) for l in open(manifest)
+                            if json.loads(l)["study_uid"] == uid)
+        if name == "g":  # the same patient as f
+            for key, tag in (("patient_id", "(0010,0020)"), ("patient_name", "(0010,0010)"),
+                             ("issuer", "(0010,0021)")):
+                linked["g"][key] = linked["f"][key]
+                subprocess.run(["dcmodify", "-nb", "-m", f"{tag}={linked['f'][key]}"] + files,
+                               check=True, capture_output=True)
+        check(harness.storescu(gw.port, files)[0] == 0, f"storescu {name}")
+    check(linked["f"]["accession"] != linked["g"]["accession"], "two accessions")
+    chest = oru("F12", linked["f"], "F", b"CT chest: clear.")
+    abdomen = oru("F12", linked["g"], "F", b"CT abdomen: normal.")
+    both = chest + b"\r".join(l for l in abdomen.split(b"\r") if l.startswith((b"OBR", b"OBX")))
+    check(send_one(hl7_port, both)[0] == "AA", "the linked exams' report: AA")
+    harness.wait_for("both linked reports", lambda: len(srs("f")) == 1 and len(srs("g")) == 1,
+                     30, 0.3)
+    check(text(srs("f")[0]) == "CT chest: clear." and text(srs("g")[0]) == "CT abdomen: normal.",
+          f"each exam has its own text: {text(srs('f')[0])!r} {text(srs('g')[0])!r}")
 
     # --- 6. An interface test on the production port (MSH-11 T): refused, not filed.
     test_msg = oru("F8", p["d"], "F", b"TEST MESSAGE - IGNORE").replace(b"|P|2.5|", b"|T|2.5|")

@@ -132,11 +132,13 @@ std::string numeric_line(const Message& m, const Segment* obx, const std::string
 // an NM or SN observation a line of its own ("Nodule size: 4 mm"), and the comments (NTE-3) that
 // follow the order or an observation are lines too (an addendum is sometimes one); an ED whose
 // type is PDF (with Base64 encoding) is the document.
-Result<void> read_observations(const Message& m, Report& r, std::string_view fallback) {
+Result<void> read_observations(const Message& m, Report& r, std::string_view fallback,
+                               std::size_t begin, std::size_t end) {
   const Separators& sep = m.separators();
   std::string text;
   bool in_order = false;  // NTE before the OBR are the patient's notes: not the report's
-  for (const Segment& s : m.segments()) {
+  for (std::size_t k = begin; k < end; ++k) {
+    const Segment& s = m.segments()[k];
     if (s.id == "OBR" || s.id == "TXA") in_order = true;
     if (s.id == "NTE" && in_order) {
       std::string_view rest = field(&s, 3);
@@ -303,7 +305,30 @@ std::string mdm_refusal(std::string_view trigger) {
          "content";
 }
 
-Result<Report> extract_report(const Message& m, const ReportConfig& config) {
+// Exams dictated together are a handful; a message with hundreds of OBR segments is refused
+// rather than read once per order.
+constexpr std::size_t kMaxOrders = 64;
+// Between a message's key and its order: a control byte, which no parsed field holds (the parser
+// refuses them), so a control ID cannot pose as an order.
+constexpr std::string_view kOrderMark =
+    "\x1f"
+    "obr";
+
+std::size_t report_orders(const Message& m) {
+  return m.message_type() == "ORU" ? std::max<std::size_t>(1, m.count("OBR")) : 1;
+}
+
+std::size_t report_order_of(std::string_view message_key) {
+  const auto at = message_key.rfind(kOrderMark);
+  if (at == std::string_view::npos) return 0;
+  std::size_t n = 0;
+  for (std::size_t i = at + kOrderMark.size();
+       i < message_key.size() && message_key[i] >= '0' && message_key[i] <= '9' && n < 100000; ++i)
+    n = n * 10 + static_cast<std::size_t>(message_key[i] - '0');
+  return n > 0 ? n - 1 : 0;
+}
+
+Result<Report> extract_report(const Message& m, const ReportConfig& config, std::size_t order) {
   Report r;
   r.message_type = m.message_type();
   const std::string trigger = m.trigger_event();
@@ -311,13 +336,34 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
         (r.message_type == "MDM" && mdm_with_content(trigger))))
     return refused("only ORU^R01 and MDM^T02, T04, T10 carry reports");
   r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
+  // Several orders in one message (exams dictated together: PowerScribe's linked exams): each
+  // OBR, with the observations that follow it, is a report of its own study.
+  const std::size_t orders = report_orders(m);
+  if (orders > kMaxOrders) return refused("more than 64 orders (OBR) in one message");
+  if (order >= orders) return refused("no such order in the message");
+  if (order > 0) r.message_key += std::string(kOrderMark) + std::to_string(order + 1);
+  std::size_t begin = 0, end = m.segments().size(), seen = 0;
+  if (r.message_type == "ORU") {
+    for (std::size_t k = 0; k < m.segments().size(); ++k) {
+      if (m.segments()[k].id != "OBR") continue;
+      if (seen == order) begin = k;
+      if (seen == order + 1) {
+        end = k;
+        break;
+      }
+      ++seen;
+    }
+  }
+  const Segment* first_obx = nullptr;
+  for (std::size_t k = begin; k < end && first_obx == nullptr; ++k)
+    if (m.segments()[k].id == "OBX") first_obx = &m.segments()[k];
   auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset(), config.default_charset);
   r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);
   if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
   const bool filler = config.accession_field == "filler";
   const bool placer = config.accession_field == "placer";
-  const Segment* obr = m.segment("OBR");
+  const Segment* obr = m.segment("OBR", order);
   const Segment* txa = m.segment("TXA");
   std::string accession;
   if (filler || placer) {
@@ -326,7 +372,10 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
       accession = component(m, field(txa, filler ? 15 : 14), 1);
   } else {
     // A field path (OBR-18, OBR-20...: where the site's RIS writes the accession).
-    accession = std::string(trim_whitespace(m.get(config.accession_field).value_or("")));
+    std::string path = config.accession_field;
+    if (order > 0 && path.rfind("OBR-", 0) == 0)
+      path = "OBR(" + std::to_string(order + 1) + ")" + path.substr(3);
+    accession = std::string(trim_whitespace(m.get(path).value_or("")));
     if (accession == "\"\"") accession.clear();
   }
   if (accession.empty())
@@ -339,7 +388,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
   std::optional<ReportStatus> status;
   if (r.message_type == "ORU") {
     r.status_code = component(m, field(obr, 25), 1);
-    if (r.status_code.empty()) r.status_code = component(m, field(m.segment("OBX"), 11), 1);
+    if (r.status_code.empty()) r.status_code = component(m, field(first_obx, 11), 1);
     status = oru_status(r.status_code);
   } else {
     r.status_code = component(m, field(txa, 17), 1);
@@ -354,7 +403,17 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
                                                 " carries no report (a notification): not stored");
   if (!status) return refused("result status not handled (final, corrected or preliminary)");
   r.status = *status;
-  if (auto ok = read_observations(m, r, config.default_charset); !ok) return ok.error();
+  // An order without observations of its own, beside others: the dictation covers them all (some
+  // RIS send the text once, after the last OBR), so it gets the text of every order.
+  if (orders > 1 && first_obx == nullptr) {
+    for (std::size_t k = 0; k < m.segments().size(); ++k)
+      if (m.segments()[k].id == "OBR") {
+        begin = k;
+        break;
+      }
+    end = m.segments().size();
+  }
+  if (auto ok = read_observations(m, r, config.default_charset, begin, end); !ok) return ok.error();
   // Author: OBR-32 (principal result interpreter), else OBX-16 (responsible observer), else
   // TXA-22 / TXA-9 (authenticator, originator). OBR-32 is ID&family&given in its first
   // component; HL7 2.3 senders often write it as components instead (ID^family^given).
@@ -364,7 +423,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
     family = component(m, field(obr, 32), 2);
     given = component(m, field(obr, 32), 3);
   }
-  for (const auto& [seg, n] : {std::pair{m.segment("OBX"), 16}, {txa, 22}, {txa, 9}}) {
+  for (const auto& [seg, n] : {std::pair{first_obx, 16}, {txa, 22}, {txa, 9}}) {
     if (!family.empty()) break;
     family = component(m, field(seg, n), 2);
     given = component(m, field(seg, n), 3);
@@ -377,7 +436,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config) {
       config.default_charset);
   if (!title) return title.error();
   r.title = Phi<std::string>(std::move(*title));
-  for (const auto& [seg, n] : {std::pair{obr, 7}, {m.segment("OBX"), 14}, {txa, 4}, {obr, 22}}) {
+  for (const auto& [seg, n] : {std::pair{obr, 7}, {first_obx, 14}, {txa, 4}, {obr, 22}}) {
     if (!r.observation_time.empty()) break;
     r.observation_time = dtm_digits(component(m, field(seg, n), 1));
   }

@@ -48,7 +48,15 @@ struct Report {
 // handle (cancelled, deleted), a character set we cannot decode, bad Base64.
 // kNotFound (not an error to refuse): a notification that carries no report (OBR-25 X cancelled,
 // I in progress, ...; notification_only in report.cpp), to be acknowledged and not stored.
-Result<Report> extract_report(const Message& message, const ReportConfig& config);
+// `order`: which OBR (0-based) of an ORU with several, each with the observations that follow it
+// (its message_key then ends "\x1fobr<n>", n from 2); an order with no observations of its own gets
+// every order's text.
+Result<Report> extract_report(const Message& message, const ReportConfig& config,
+                              std::size_t order = 0);
+// How many reports a message holds: the ORU's OBR segments (at least 1); 1 for MDM.
+std::size_t report_orders(const Message& message);
+// The order a stored report's message_key names (0 without "\x1fobr<n>").
+std::size_t report_order_of(std::string_view message_key);
 
 // MDM triggers taken as reports: T02 (original document), T04 (status change with content),
 // T10 (replacement with content: read as a correction, a new version).

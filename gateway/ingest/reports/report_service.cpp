@@ -163,16 +163,21 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
       return {AckCode::kAR, why, AckError::kUnsupportedEventCode};
     }
   }
-  auto report = hl7::extract_report(msg, mapping_);
-  if (!report && report.error().code == ErrorCode::kNotFound) {
-    log::info("HL7 report ignored", {{"peer", peer}, {"reason", report.error().detail}});
-    return {AckCode::kAA, "", AckError::kApplicationInternalError};
+  // Every order of the message (one, unless exams were dictated together): all are read
+  // before any is stored, so that a message refused is refused whole.
+  std::vector<hl7::Report> reports;
+  for (std::size_t order = 0; order < hl7::report_orders(msg); ++order) {
+    auto report = hl7::extract_report(msg, mapping_, order);
+    if (!report && report.error().code == ErrorCode::kNotFound) {
+      log::info("HL7 report ignored", {{"peer", peer}, {"reason", report.error().detail}});
+      continue;
+    }
+    if (!report) {
+      log::warn("HL7 report refused", {{"peer", peer}, {"reason", report.error().detail}});
+      return refuse(report.error());
+    }
+    reports.push_back(std::move(*report));
   }
-  if (!report) {
-    log::warn("HL7 report refused", {{"peer", peer}, {"reason", report.error().detail}});
-    return refuse(report.error());
-  }
-  const bool hold = report->status == hl7::ReportStatus::kPreliminary && cfg_.preliminary == "hold";
   std::string er7, body;
   for (const auto& s : msg.segments()) {
     // Stored as received, separators and all (the parser kept every field's raw text).
@@ -188,10 +193,24 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
     er7 += line + '\r';
     if (s.id != "MSH") body += line + '\r';
   }
+  const std::string digest = sha256_hex(body);
   std::lock_guard round(round_mutex_);
-  auto added = ledger_.add(report->message_key, report_key(*report), report->accession.reveal(),
-                           std::string(hl7::to_string(report->status)), hold ? "held" : "waiting",
-                           er7, sha256_hex(body));
+  ingest::Hl7Verdict verdict{AckCode::kAA, "", AckError::kApplicationInternalError};
+  for (const auto& report : reports) {
+    ingest::Hl7Verdict v = store_and_try(report, er7, digest, peer);
+    if (verdict.code == AckCode::kAA) verdict = std::move(v);
+  }
+  return verdict;
+}
+
+// One report of a message: stored (committed before the ACK), then tried at once unless held.
+ingest::Hl7Verdict ReportService::store_and_try(const hl7::Report& report, const std::string& er7,
+                                                const std::string& digest,
+                                                const std::string& peer) {
+  const bool hold = report.status == hl7::ReportStatus::kPreliminary && cfg_.preliminary == "hold";
+  auto added = ledger_.add(report.message_key, report_key(report), report.accession.reveal(),
+                           std::string(hl7::to_string(report.status)), hold ? "held" : "waiting",
+                           er7, digest);
   if (!added) {
     log::error("HL7 report could not be stored", {{"error", added.error().to_string()}});
     return {AckCode::kAE, "report could not be stored; send it again",
@@ -202,7 +221,7 @@ ingest::Hl7Verdict ReportService::answer(const hl7::Message& msg, const std::str
               {{"peer", peer}, {"report", std::to_string(added->id)}});
   if (added->known) return known_answer(added->id);
   log::info("HL7 report stored", {{"report", std::to_string(added->id)},
-                                  {"status", std::string(hl7::to_string(report->status))},
+                                  {"status", std::string(hl7::to_string(report.status))},
                                   {"state", hold ? "held" : "waiting"}});
   if (hold) return {AckCode::kAA, "", AckError::kApplicationInternalError};
   expire_waiting();  // the limits hold as reports arrive, not only at the next round
@@ -311,7 +330,8 @@ ReportService::Tried ReportService::try_report(const catalog::StoredReport& row)
   parse_limits.max_message_bytes =
       std::max<std::size_t>(parse_limits.max_message_bytes, row.message.size());
   auto msg = hl7::Message::parse(row.message, parse_limits);
-  auto report = msg ? hl7::extract_report(*msg, mapping_) : Result<hl7::Report>(msg.error());
+  auto report = msg ? hl7::extract_report(*msg, mapping_, hl7::report_order_of(row.message_key))
+                    : Result<hl7::Report>(msg.error());
   if (!report) return settle(row, Outcome::kRefused, report.error().detail);
   auto latest = ledger_.latest_version(row.report_key);
   if (!latest) return {Outcome::kWaiting, latest.error().to_string()};

@@ -58,6 +58,42 @@ TEST(Report, MeasurementsAndCommentsAreText) {
             "ADDENDUM: compared with the prior CT, stable.");
 }
 
+// Exams dictated together (linked exams): one ORU, an OBR per exam. Each order is a report of its
+// own study with the observations that follow it; an order without observations of its own gets
+// the whole dictation.
+TEST(Report, LinkedExamsAreAReportEach) {
+  auto m = Message::parse(oru("", "F", "OBX|1|TX|IMP||CT chest: clear.||||||F\r") +
+                          "OBR|2|PL78|ACC124|CTABD^CT Abdomen|||20261203090000\r"
+                          "OBX|1|TX|IMP||CT abdomen: normal.||||||F\r");
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(report_orders(*m), 2u);
+  auto chest = extract_report(*m, {}, 0);
+  auto abdomen = extract_report(*m, {}, 1);
+  ASSERT_TRUE(chest.ok() && abdomen.ok());
+  EXPECT_EQ(chest->accession.reveal(), "ACC123");
+  EXPECT_EQ(chest->text.reveal(), "CT chest: clear.");
+  EXPECT_EQ(chest->message_key, "RIS/LGH/MSG0001");
+  EXPECT_EQ(abdomen->accession.reveal(), "ACC124");
+  EXPECT_EQ(abdomen->text.reveal(), "CT abdomen: normal.");
+  EXPECT_EQ(abdomen->message_key,
+            "RIS/LGH/MSG0001\x1f"
+            "obr2");
+  EXPECT_EQ(abdomen->status, ReportStatus::kFinal);  // its OBX-11
+  EXPECT_EQ(report_order_of(abdomen->message_key), 1u);
+  EXPECT_EQ(report_order_of(chest->message_key), 0u);
+  EXPECT_EQ(report_order_of(abdomen->message_key + "#0123abcd"), 1u);
+
+  // The text once, after the last order: both get it.
+  auto shared = Message::parse(oru("", "F", "") +
+                               "OBR|2|PL78|ACC124|CTABD^CT Abdomen|||20261203090000\r"
+                               "OBX|1|TX|IMP||Chest and abdomen: normal.||||||F\r");
+  ASSERT_TRUE(shared.ok());
+  auto first = extract_report(*shared, {}, 0);
+  ASSERT_TRUE(first.ok()) << first.error().detail;
+  EXPECT_EQ(first->text.reveal(), "Chest and abdomen: normal.");
+  EXPECT_EQ(extract_report(*shared, {}, 1)->text.reveal(), "Chest and abdomen: normal.");
+}
+
 TEST(Report, PlacerAccessionWhenConfigured) {
   ReportConfig cfg;
   cfg.accession_field = "placer";
