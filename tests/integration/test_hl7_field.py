@@ -20,7 +20,8 @@ lost or mangled a report while the sender was told it was taken, or stalled its 
    and reaches its study. The addendum's content sent again under a new control ID (an engine's
    "resend result") adds no third version. A study whose first image had no accession (the next
    one has it) is found by its report. Exams dictated together (one ORU, an OBR each) give each
-   study its own report.
+   study its own report. Of two studies of the patient with the same accession, the one ZDS-1
+   names gets the report.
 6. A message with MSH-11 T (an interface test sent to the production port) is answered AR and
    not filed (ingest.hl7.processing_ids: [P], the default). A cancelled order (OBR-25 X) is
    answered AA and not filed: an AE would stall the engine's queue behind it.
@@ -264,6 +265,26 @@ def main():
                      30, 0.3)
     check(text(srs("f")[0]) == "CT chest: clear." and text(srs("g")[0]) == "CT abdomen: normal.",
           f"each exam has its own text: {text(srs('f')[0])!r} {text(srs('g')[0])!r}")
+
+    # --- 5d. Two studies of the patient with the same accession: the report names its study in
+    # ZDS-1 (IHE Radiology) and goes there, rather than being refused as ambiguous.
+    same = {}
+    for name, seed in (("h", 83), ("i", 84)):
+        uid, files = harness.synth(args.build_dir, os.path.join(work, name), "CT", 1, seed=seed,
+                                   patient_index=22, manifest=manifest, extra=small)
+        studies[name] = (uid, files)
+        same[name] = next(json.loads(l) for l in open(manifest) if json.loads(l)["study_uid"] == uid)
+        if name == "i":
+            for key, tag in (("patient_id", "(0010,0020)"), ("patient_name", "(0010,0010)"),
+                             ("issuer", "(0010,0021)"), ("accession", "(0008,0050)")):
+                subprocess.run(["dcmodify", "-nb", "-m", f"{tag}={same['h'][key]}"] + files,
+                               check=True, capture_output=True)
+        check(harness.storescu(gw.port, files)[0] == 0, f"storescu {name}")
+    named = oru("F13", same["h"], "F", b"Named study: normal.") + \
+        f"ZDS|{studies['i'][0]}^RIS^Application^DICOM\r".encode()
+    check(send_one(hl7_port, named)[0] == "AA", "the report naming its study: AA")
+    harness.wait_for("the named study's report", lambda: len(srs("i")) == 1, 30, 0.3)
+    check(not srs("h"), "the other study of the same accession has no report")
 
     # --- 6. An interface test on the production port (MSH-11 T): refused, not filed.
     test_msg = oru("F8", p["d"], "F", b"TEST MESSAGE - IGNORE").replace(b"|P|2.5|", b"|T|2.5|")

@@ -82,6 +82,16 @@ bool notification_only(std::string_view code) {
   return false;
 }
 
+// A DICOM UID: digits and dots, at most 64 characters, no empty component.
+bool is_uid(std::string_view s) {
+  if (s.empty() || s.size() > 64 || s.front() == '.' || s.back() == '.') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '.' && s[i + 1] == '.') return false;
+    if (s[i] != '.' && (s[i] < '0' || s[i] > '9')) return false;
+  }
+  return true;
+}
+
 // TXA-17 Document Completion Status (table 0271).
 std::optional<ReportStatus> mdm_status(std::string_view code) {
   if (code == "AU" || code == "LA") return ReportStatus::kFinal;
@@ -436,6 +446,11 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
       config.default_charset);
   if (!title) return title.error();
   r.title = Phi<std::string>(std::move(*title));
+  const Segment* zds = nullptr;
+  for (std::size_t k = begin; k < end && zds == nullptr; ++k)
+    if (m.segments()[k].id == "ZDS") zds = &m.segments()[k];
+  if (zds == nullptr && orders == 1) zds = m.segment("ZDS");
+  if (std::string uid = component(m, field(zds, 1), 1); is_uid(uid)) r.study_uid = std::move(uid);
   for (const auto& [seg, n] : {std::pair{obr, 7}, {first_obx, 14}, {txa, 4}, {obr, 22}}) {
     if (!r.observation_time.empty()) break;
     r.observation_time = dtm_digits(component(m, field(seg, n), 1));

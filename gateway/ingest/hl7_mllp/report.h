@@ -41,6 +41,10 @@ struct Report {
   Phi<std::string> title{""};    // OBR-4.2 (or TXA-2), UTF-8; may be empty
   Phi<std::string> author{""};   // DICOM PN "Family^Given", UTF-8; may be empty
   std::string observation_time;  // HL7 DTM digits (no zone), e.g. "20261203091500"; may be empty
+  // The Study Instance UID the RIS names (ZDS-1.1, IHE Radiology; the first ZDS of the order's
+  // segments, else of the message): picks the study when several of the patient's carry the
+  // accession. Empty when absent or not a UID.
+  std::string study_uid;
 };
 
 // kProtocol with a reason (our words) when the message is not a report we can take: not ORU^R01 /

@@ -351,6 +351,11 @@ ReportService::Tried ReportService::try_report(const catalog::StoredReport& row)
   if (same_patient.empty())
     return settle(row, Outcome::kRefused,
                   "the study with this accession number belongs to another patient");
+  if (same_patient.size() > 1 && !report->study_uid.empty()) {
+    // The RIS named the study (ZDS-1): that one, when it is among them.
+    for (const auto& s : same_patient)
+      if (s.study_uid == report->study_uid) return make_object(row, *report, s, source_of(*msg));
+  }
   if (same_patient.size() > 1)
     return settle(row, Outcome::kRefused,
                   "several studies of the patient carry this accession number");

@@ -94,6 +94,17 @@ TEST(Report, LinkedExamsAreAReportEach) {
   EXPECT_EQ(extract_report(*shared, {}, 1)->text.reveal(), "Chest and abdomen: normal.");
 }
 
+// IHE Radiology's ZDS-1: the Study Instance UID the RIS knows, to pick among studies that share
+// an accession.
+TEST(Report, StudyInstanceUidFromZds) {
+  auto r = extract(oru("", "F", "OBX|1|TX|||text||||||F\r") +
+                   "ZDS|1.2.826.0.1.3680043.10.543.9^RIS^Application^DICOM\r");
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->study_uid, "1.2.826.0.1.3680043.10.543.9");
+  EXPECT_EQ(extract(oru("", "F", "OBX|1|TX|||text||||||F\r") + "ZDS|not a uid^RIS\r")->study_uid,
+            "");
+}
+
 TEST(Report, PlacerAccessionWhenConfigured) {
   ReportConfig cfg;
   cfg.accession_field = "placer";
