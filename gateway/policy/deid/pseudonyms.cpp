@@ -10,6 +10,7 @@
 #include "common/uid.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcuid.h"
 #include "policy/deid/deid_internal.h"
 
 namespace dirgw::policy::deid {
@@ -93,9 +94,19 @@ Result<char> Deidentifier::device_pseudonym(DcmItem& item, DcmElement* e, DcmEVR
 
 using detail::starts_with;
 
+// A UID the DICOM standard registered (a SOP class, a transfer syntax, a well-known frame of
+// reference...): the same for every patient, kept. A device that builds its *instance* UIDs under
+// the standard's root (appending a serial number or a date to it) does not make them registered:
+// those are replaced like any other.
+bool registered_uid(std::string_view u) {
+  if (!starts_with(u, kWellKnownRoot)) return false;
+  if (starts_with(u, "1.2.840.10008.1.4.")) return true;  // well-known frames of reference
+  return dcmFindNameOfUID(std::string(u).c_str()) != nullptr;
+}
+
 std::string pseudonymize_uid(const Key& key, std::string_view uid) {
   const std::string_view u = trim_dicom(uid);
-  if (starts_with(u, kWellKnownRoot)) return std::string(u);
+  if (registered_uid(u)) return std::string(u);
   const auto mac = key.mac("uid", u);
   std::array<std::uint8_t, 16> first{};
   std::copy_n(mac.begin(), 16, first.begin());

@@ -723,6 +723,11 @@ TEST(DeidPseudonyms, UidFormAndWellKnownUids) {
   EXPECT_EQ(pseudonymize_uid(test_key(), UID_CTImageStorage), UID_CTImageStorage);
   EXPECT_EQ(pseudonymize_uid(test_key(), UID_LittleEndianExplicitTransferSyntax),
             UID_LittleEndianExplicitTransferSyntax);
+  EXPECT_EQ(pseudonymize_uid(test_key(), "1.2.840.10008.1.4.1.1"), "1.2.840.10008.1.4.1.1");
+  // An instance UID a device built under the standard's root is no registered UID: replaced.
+  for (const char* rooted :
+       {"1.2.840.10008.778899.19671123.1", "1.2.840.10008.5.1.4.1.1.2.20240105.77"})
+    EXPECT_TRUE(std::regex_match(pseudonymize_uid(test_key(), rooted), form)) << rooted;
   EXPECT_NE(pseudonymize_uid(test_key(), "1.2.3"), pseudonymize_uid(other_key(), "1.2.3"));
   EXPECT_EQ(pseudonymize_uid(test_key(), "1.2.3 "), pseudonymize_uid(test_key(), "1.2.3"));
 }
