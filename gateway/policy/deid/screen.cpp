@@ -10,6 +10,9 @@
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcitem.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "policy/deid/deid_internal.h"
 
 namespace dirgw::policy::deid {
@@ -84,6 +87,63 @@ bool specimen_label_in_image(DcmItem& ds, const std::string& modality) {
          type.find("\\OVERVIEW\\") != std::string::npos;
 }
 
+// Metadata in a JPEG stream's header, which no attribute edit reaches: an APP1 Exif or XMP
+// segment (a camera's owner, serial number, GPS position, time), APP13 (IPTC), or a comment (COM;
+// some encoders write the patient's name there). `h` holds the stream's first bytes.
+bool jpeg_header_carries_metadata(const Uint8* h, std::size_t n) {
+  if (n < 4 || h[0] != 0xFF || h[1] != 0xD8) return false;
+  std::size_t pos = 2;
+  while (pos + 4 <= n && h[pos] == 0xFF) {
+    const Uint8 marker = h[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return false;  // start of scan, end of image
+    const std::size_t length = (std::size_t{h[pos + 2]} << 8) | h[pos + 3];
+    const Uint8* payload = h + pos + 4;
+    const std::size_t available = pos + 4 <= n ? std::min(n - pos - 4, length - 2) : 0;
+    auto starts = [&](std::string_view s) {
+      return available >= s.size() && std::equal(s.begin(), s.end(), payload);
+    };
+    if (marker == 0xE1 &&
+        (starts(std::string_view("Exif\0", 5)) || starts("http://ns.adobe.com/xap/")))
+      return true;
+    if (marker == 0xED || (marker == 0xFE && length > 2)) return true;
+    if (length < 2) return false;
+    pos += 2 + length;
+  }
+  return false;
+}
+
+// Whether the encapsulated Pixel Data of a JPEG (or JPEG-LS) object carries such metadata: the
+// first 64 KiB of each fragment that starts a JPEG stream (read from the file, not loaded whole).
+bool pixel_data_carries_jpeg_metadata(DcmItem& ds) {
+  auto* dataset = dynamic_cast<DcmDataset*>(&ds);
+  if (dataset == nullptr) return false;
+  const E_TransferSyntax xfer = dataset->getOriginalXfer();
+  if (xfer != EXS_JPEGProcess1 && xfer != EXS_JPEGProcess2_4 && xfer != EXS_JPEGProcess14 &&
+      xfer != EXS_JPEGProcess14SV1 && xfer != EXS_JPEGLSLossless && xfer != EXS_JPEGLSLossy)
+    return false;
+  DcmElement* e = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, e).bad() || e == nullptr) return false;
+  DcmPixelSequence* seq = nullptr;
+  if (static_cast<DcmPixelData*>(e)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() ||
+      seq == nullptr)
+    return false;
+  std::vector<Uint8> head;
+  for (unsigned long i = 1; i < seq->card(); ++i) {  // item 0: the offset table
+    DcmPixelItem* item = nullptr;
+    if (seq->getItem(item, i).bad() || item == nullptr) continue;
+    const Uint32 n = std::min<Uint32>(item->getLength(), 64 * 1024);
+    if (n < 4) continue;
+    head.resize(n);
+    if (item->getPartialValue(head.data(), 0, n).bad()) continue;
+    if (jpeg_header_carries_metadata(head.data(), n)) return true;
+  }
+  return false;
+}
+
 bool has_embedded_overlay(DcmItem& ds) {
   for (Uint16 g = 0x6000; g <= 0x601E; g += 2) {
     if (ds.tagExists(DcmTagKey(g, 0x0010), OFFalse) &&
@@ -127,6 +187,7 @@ Decision screen_dataset(DcmItem& ds, const DeidOptions& options) {
   const std::optional<std::string> visual = item_string(ds, DCM_RecognizableVisualFeatures);
   if (visual && iequals(*visual, "YES")) why.emplace_back("recognizable-visual-features");
   if (has_embedded_overlay(ds)) why.emplace_back("embedded-overlay");
+  if (pixel_data_carries_jpeg_metadata(ds)) why.emplace_back("jpeg-metadata");
   if (why.empty()) return Decision::accept();
   return Decision::reject(std::move(why));
 }

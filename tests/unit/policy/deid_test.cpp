@@ -1222,6 +1222,53 @@ TEST(DeidFileIo, NeverWritesOverItsInputAndSaysWhyItRefuses) {
   EXPECT_EQ(r.error().code, ErrorCode::kBadDicom);
 }
 
+// A photograph's JPEG stream carries its camera's metadata (Exif: owner, GPS, time) or a comment
+// with the patient's name: no attribute edit reaches it, so the object is refused for a
+// de-identifying destination. A plain JPEG stream passes.
+TEST(DeidFileIo, JpegStreamsWithMetadataAreRefused) {
+  auto jpeg_object = [](const std::string& header_segments) {
+    auto ds = test::valid_ct();
+    ds->putAndInsertString(DCM_BurnedInAnnotation, "NO");
+    std::string stream("\xFF\xD8", 2);
+    stream += header_segments;
+    stream += std::string("\xFF\xDA\x00\x02\x11\x22\xFF\xD9", 8);
+    auto* seq = new DcmPixelSequence(DcmTag(DCM_PixelSequenceTag));
+    seq->insert(new DcmPixelItem(DcmTag(DCM_Item, EVR_OB)));  // empty offset table
+    auto* fragment = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+    if (stream.size() % 2) stream.push_back('\0');
+    fragment->putUint8Array(reinterpret_cast<const Uint8*>(stream.data()),
+                            static_cast<Uint32>(stream.size()));
+    seq->insert(fragment);
+    auto* px = new DcmPixelData(DCM_PixelData);
+    px->putOriginalRepresentation(EXS_JPEGProcess1, nullptr, seq);
+    ds->insert(px, OFTrue);
+    return ds;
+  };
+  auto segment = [](unsigned char marker, const std::string& payload) {
+    const auto n = static_cast<unsigned>(payload.size() + 2);
+    return std::string{'\xFF', static_cast<char>(marker), static_cast<char>(n >> 8),
+                       static_cast<char>(n & 0xFF)} +
+           payload;
+  };
+  const std::string jfif = segment(0xE0, std::string("JFIF\0\1\1\0\0\1\0\1\0\0", 14));
+  for (const auto& [name, header, refused] :
+       std::vector<std::tuple<std::string, std::string, bool>>{
+           {"plain", jfif, false},
+           {"exif", jfif + segment(0xE1, std::string("Exif\0\0OwnerName=Dr Referrer", 27)), true},
+           {"comment", segment(0xFE, "Patient DOE JANE"), true}}) {
+    TempDir dir;
+    auto ds = jpeg_object(header);
+    test::save(*ds, dir / "in.dcm", EXS_JPEGProcess1);
+    Result<DeidReport> p = preview_file(dir / "in.dcm", DeidOptions{}, test_key());
+    if (refused) {
+      ASSERT_FALSE(p.ok()) << name;
+      EXPECT_NE(p.error().detail.find("jpeg-metadata"), std::string::npos) << p.error().detail;
+    } else {
+      EXPECT_TRUE(p.ok()) << name << ": " << (p ? "" : p.error().detail);
+    }
+  }
+}
+
 TEST(DeidFileIo, PreviewListsTheSameChangesAndWritesNothing) {
   TempDir dir;
   auto ds = test::valid_ct();
