@@ -146,6 +146,8 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
                                std::size_t begin, std::size_t end) {
   const Separators& sep = m.separators();
   std::string text;
+  std::string pdf_base64, pdf_sub_id;
+  bool pdf_open = false;  // the last OBX was the PDF's: a next one with its sub-ID continues it
   bool in_order = false;  // NTE before the OBR are the patient's notes: not the report's
   for (std::size_t k = begin; k < end; ++k) {
     const Segment& s = m.segments()[k];
@@ -163,6 +165,8 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
     }
     if (s.id != "OBX") continue;
     const Segment* obx = &s;
+    const bool continues_pdf = pdf_open;
+    pdf_open = false;
     const std::string type(trim_whitespace(field(obx, 2)));
     const std::string_view value = field(obx, 5);
     if (type == "NM" || type == "SN") {
@@ -173,15 +177,20 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
       const std::string_view rep = part(value, sep.repetition, 0);
       const std::string subtype(trim_whitespace(unescape(part(rep, sep.component, 2), sep)));
       const std::string encoding(trim_whitespace(unescape(part(rep, sep.component, 3), sep)));
-      if (strcasecmp(subtype.c_str(), "PDF") != 0)
+      if (strcasecmp(subtype.c_str(), "PDF") != 0 &&
+          strcasecmp(subtype.c_str(), "application/pdf") != 0)
         return refused("OBX-5 encapsulated data is not a PDF (OBX-5.3)");
       if (strcasecmp(encoding.c_str(), "Base64") != 0)
         return refused("OBX-5 encapsulated PDF is not Base64 encoded (OBX-5.4)");
-      if (!r.pdf.reveal().empty()) return refused("more than one PDF in the report");
-      auto pdf = decode_base64(unescape(part(rep, sep.component, 4), sep));
-      if (!pdf) return pdf.error();
-      if (pdf->rfind("%PDF-", 0) != 0) return refused("OBX-5 encapsulated data is not a PDF");
-      r.pdf = Phi<std::string>(std::move(*pdf));
+      // A large PDF is often split over consecutive OBX segments with the same sub-ID (OBX-4):
+      // one document, its Base64 text continued.
+      const std::string sub_id(trim_whitespace(field(obx, 4)));
+      if (!pdf_base64.empty() && (sub_id.empty() || sub_id != pdf_sub_id || !continues_pdf))
+        return refused("more than one PDF in the report");
+      pdf_base64 += unescape(part(rep, sep.component, 4), sep);
+      pdf_sub_id = sub_id;
+      pdf_open = true;
+      continue;
     } else if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
       std::string_view rest = value;
       for (;;) {
@@ -196,6 +205,12 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
         rest.remove_prefix(at + 1);
       }
     }
+  }
+  if (!pdf_base64.empty()) {
+    auto pdf = decode_base64(pdf_base64);
+    if (!pdf) return pdf.error();
+    if (pdf->rfind("%PDF-", 0) != 0) return refused("OBX-5 encapsulated data is not a PDF");
+    r.pdf = Phi<std::string>(std::move(*pdf));
   }
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   auto utf8 = hl7_text_to_utf8(text, m.charset(), fallback);

@@ -105,6 +105,28 @@ TEST(Report, StudyInstanceUidFromZds) {
             "");
 }
 
+// A PDF split over consecutive OBX with the same sub-ID (OBX-4), and the MIME subtype some
+// senders write, are one document.
+TEST(Report, PdfSplitOverObxSegments) {
+  const std::string b64 =
+      "JVBERi0xLjQKJSByZXZpZXcKMSAwIG9iago8PCA+PgplbmRvYmoKdHJhaWxlcgo8PCA+PgolJUVPRgo=";
+  auto r = extract(oru("", "F",
+                       "OBX|1|ED|PDF^Report|1|RIS^AP^application/pdf^Base64^" + b64.substr(0, 40) +
+                           "||||||F\r"
+                           "OBX|2|ED|PDF^Report|1|RIS^AP^PDF^Base64^" +
+                           b64.substr(40) + "||||||F\r"));
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->pdf.reveal().rfind("%PDF-1.4", 0), 0u);
+  EXPECT_NE(r->pdf.reveal().find("%%EOF"), std::string::npos);
+  // Two PDFs (different sub-IDs) are still refused.
+  EXPECT_FALSE(extract(oru("", "F",
+                           "OBX|1|ED|PDF||1|RIS^AP^PDF^Base64^" + b64 +
+                               "||||||F\r"
+                               "OBX|2|ED|PDF||2|RIS^AP^PDF^Base64^" +
+                               b64 + "||||||F\r"))
+                   .ok());
+}
+
 TEST(Report, PlacerAccessionWhenConfigured) {
   ReportConfig cfg;
   cfg.accession_field = "placer";
