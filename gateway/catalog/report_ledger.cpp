@@ -182,6 +182,20 @@ Result<std::vector<ReportCounts>> ReportLedger::counts() {
   });
 }
 
+Result<std::vector<StoredReport>> ReportLedger::recent(const std::string& state, int limit) {
+  return db_.read([&](Connection& db) -> Result<std::vector<StoredReport>> {
+    const std::string columns =
+        "SELECT id, message_key, report_key, accession, status, state, reason, '', received_at, "
+        "study_uid, sop_instance_uid, sop_class_uid, series_uid, version FROM hl7_reports ";
+    auto st = db.prepare(columns + (state.empty() ? "WHERE ?1 = ?1 ORDER BY id DESC LIMIT ?2"
+                                                  : "WHERE state = ?1 ORDER BY id DESC LIMIT ?2"));
+    st.bind(1, state).bind(2, limit);
+    std::vector<StoredReport> out;
+    while (st.step()) out.push_back(row(st));
+    return out;
+  });
+}
+
 Result<std::vector<StudyToIndex>> ReportLedger::unindexed_studies(int limit) {
   return db_.locked([&](Connection& db) -> Result<std::vector<StudyToIndex>> {
     auto st = db.prepare(

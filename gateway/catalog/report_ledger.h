@@ -66,6 +66,8 @@ class ReportLedger {
   Result<void> mark_done(const StoredReport& done);
   Result<void> mark(std::int64_t id, const std::string& state, const std::string& reason);
   Result<std::vector<ReportCounts>> counts();
+  // The newest reports (all states, or one), without their messages: for `dirgw reports`.
+  Result<std::vector<StoredReport>> recent(const std::string& state, int limit);
   // Waiting reports older than `max_age_ms`, then the oldest beyond `max_waiting`, become
   // "expired" (kept with their message and a reason, never dropped). Returns how many.
   Result<int> expire_waiting(std::int64_t max_age_ms, int max_waiting);

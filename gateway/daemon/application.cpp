@@ -323,6 +323,9 @@ void Application::Impl::write_nightly() {
 }
 
 Result<void> Application::Impl::start_control() {
+  // The report ledger is the catalog's: `dirgw reports` reads it from the first request on.
+  if (config.ingest.hl7.enabled && config.ingest.hl7.reports.enabled)
+    report_ledger = std::make_unique<catalog::ReportLedger>(catalog->db());
   commands = std::make_unique<commands::Context>(
       commands::Context{.config = config,
                         .queries = catalog->queries,
@@ -343,7 +346,8 @@ Result<void> Application::Impl::start_control() {
                         .day_report = &catalog->day_report,
                         .nightly = nightly.get(),
                         .pacs_counts = pacs_counts,
-                        .pruner = &catalog->pruner});
+                        .pruner = &catalog->pruner,
+                        .report_ledger = report_ledger.get()});
   control = std::make_unique<control::Server>(
       io, config.control_socket.string(),
       [this](const nlohmann::json& req, const control::Peer& peer) {
@@ -400,7 +404,7 @@ Result<void> Application::Impl::start_listeners() {
     hl7_sink = std::make_unique<policy::ConsentHl7Sink>(config, *consent_service, catalog->consent);
     ingest::Hl7Sink* hl7_in = hl7_sink.get();
     if (config.ingest.hl7.reports.enabled) {
-      report_ledger = std::make_unique<catalog::ReportLedger>(catalog->db());
+      if (!report_ledger) report_ledger = std::make_unique<catalog::ReportLedger>(catalog->db());
       report_service = std::make_unique<reports::ReportService>(
           config.ingest.hl7.reports, *report_ledger, *spool, *sink, limits);
       // A study held for its report (require_report) is judged again once the report is in.

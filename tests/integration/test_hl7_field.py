@@ -210,6 +210,12 @@ def main():
     check(first_answer[0] == "AE" and again[0] == "AE" and again[2] == first_answer[2],
           f"a refused report is refused again when sent again: {first_answer} {again}")
 
+    # dirgw reports lists it by its control ID, with the reason; no patient value.
+    rc, out, err = gw.run_cli("reports", "--state", "refused")
+    check(rc == 0 and "RIS/LGH/F6" in out and "belongs to another patient" in out and
+          other["patient_id"] not in out and other["accession"] not in out,
+          f"dirgw reports shows the refused report: {out} {err}")
+
     # --- 5. A control ID used again for another report; a version's content sent again.
     reused = oru("F2", p["d"], "F", b"Final: small effusion.")
     check(send_one(hl7_port, reused)[0] == "AA", "a reused control ID with another report: AA")

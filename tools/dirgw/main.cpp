@@ -325,6 +325,22 @@ void print_studies(const json& r) {
   }
 }
 
+// dirgw reports: one line each, newest first; the reason (or the study it joined) last.
+void print_reports(const json& r) {
+  std::printf("%-6s %-32s %5s %-11s %-10s %-20s  %s\n", "ID", "MESSAGE (MSH-3/4/10)", "ORDER",
+              "STATUS", "STATE", "RECEIVED", "REASON / STUDY");
+  for (const auto& x : r["reports"]) {
+    const std::string state = str(x, "state");
+    const std::string detail = state == "done"
+                                   ? str(x, "study_uid") + " (version " + str(x, "version") + ")"
+                                   : str(x, "reason", "");
+    std::printf("%-6s %-32s %5s %-11s %-10s %-20s  %s\n", str(x, "id").c_str(),
+                str(x, "message").c_str(), str(x, "order").c_str(), str(x, "status").c_str(),
+                state.c_str(), str(x, "received_at", "-").c_str(), detail.c_str());
+  }
+  if (r["reports"].empty()) std::printf("(no report)\n");
+}
+
 void print_sources(const json& r) {
   std::printf("%-8s %-16s %-20s %-20s %6s %8s %8s  %s\n", "KIND", "NAME", "LAST SCAN", "NEXT SCAN",
               "TAKEN", "OBJECTS", "REJECTED", "LAST ERROR");
@@ -754,6 +770,31 @@ void add_study_commands(CLI::App& app, const Global& g, Action& action) {
     action = [&g] {
       return ask_daemon(g, {{"cmd", "sources"}}, [](const json& r) {
         print_sources(r);
+        return kExitOk;
+      });
+    };
+  });
+
+  struct Reports {
+    std::string state;
+    int limit = 0;
+  };
+  auto rp = std::make_shared<Reports>();
+  auto* reports = app.add_subcommand(
+      "reports",
+      "HL7 reports, newest first: message (MSH-3/4/10), status, state (waiting, held, refused, "
+      "done, superseded, expired), and why, or the study it joined");
+  auto* rstate =
+      reports->add_option("--state", rp->state, "only reports in this state")->type_name("S");
+  auto* rlimit =
+      reports->add_option("--limit", rp->limit, "at most N (default 50)")->type_name("N");
+  reports->callback([&g, &action, rp, rstate, rlimit] {
+    action = [&g, rp, rstate, rlimit] {
+      json req = {{"cmd", "reports"}};
+      put_if(req, "state", rstate, rp->state);
+      if (rlimit->count() > 0) req["limit"] = rp->limit;
+      return ask_daemon(g, req, [](const json& r) {
+        print_reports(r);
         return kExitOk;
       });
     };

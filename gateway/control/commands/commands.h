@@ -17,6 +17,7 @@ using nlohmann::json;
 json status(const Context& ctx);
 // dirgw sources: each watched folder (sources.cpp); status carries the same list.
 json sources(const Context& ctx);
+json reports(const Context& ctx, const json& request);
 json folders_json(const std::vector<ingest::folder::FolderStatus>& folders);
 json reports_json(const std::optional<std::vector<catalog::ReportCounts>>& counts);
 json pulls_json(const std::vector<ingest::pull::PullStatus>& pulls);

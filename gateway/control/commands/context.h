@@ -100,6 +100,8 @@ struct Context {
   report::PacsCounts pacs_counts;
   // retention.report_days: finished studies' catalog rows (null: not pruned here).
   catalog::RowPruner* pruner = nullptr;
+  // HL7 reports (issue 12): `dirgw reports`; null when ingest.hl7.reports is off.
+  catalog::ReportLedger* report_ledger = nullptr;
 };
 
 // The names used in log lines and in the audit trail for whoever sent a request.

@@ -7,6 +7,7 @@ json dispatch(const Context& ctx, const json& request, const Peer& peer) {
   const std::string cmd = request.value("cmd", "");
   if (cmd == "status") return status(ctx);
   if (cmd == "sources") return sources(ctx);
+  if (cmd == "reports") return reports(ctx, request);
   if (cmd == "studies") return studies(ctx, request);
   if (cmd == "study") return study(ctx, request);
   if (cmd == "retry" || cmd == "hold" || cmd == "release" || cmd == "prioritize")

@@ -1,5 +1,7 @@
 // dirgw sources: every input that is not a listener, with when it last looked, what it took and
 // what it refused (issue 12: watched folders, HL7 reports, and PACS polled with C-FIND / C-MOVE).
+#include <algorithm>
+
 #include "control/commands/commands.h"
 #include "control/commands/json_helpers.h"
 
@@ -60,6 +62,44 @@ json pulls_json(const std::vector<ingest::pull::PullStatus>& pulls) {
                    {"incomplete", incomplete}});
   }
   return out;
+}
+
+// dirgw reports: the newest HL7 reports, one row each, so that a report an interface engine
+// asks about can be found by its control ID: its state, status, the reason it waits or was not
+// taken, and the study it became part of. No patient value (no accession, no text).
+json reports(const Context& ctx, const json& request) {
+  if (ctx.report_ledger == nullptr)
+    return error_reply("HL7 reports are off here (ingest.hl7.reports.enabled)");
+  const std::string state = request.value("state", "");
+  static const std::vector<std::string> kStates = {"waiting", "held",       "refused",
+                                                   "done",    "superseded", "expired"};
+  if (!state.empty() && std::find(kStates.begin(), kStates.end(), state) == kStates.end())
+    return error_reply("state must be waiting, held, refused, done, superseded or expired, not '" +
+                       state.substr(0, 32) + "'");
+  const int limit = std::clamp(request.value("limit", 50), 1, 1000);
+  auto rows = ctx.report_ledger->recent(state, limit);
+  if (!rows) return error_reply("catalog error: " + rows.error().to_string());
+  json out = json::array();
+  for (const auto& r : *rows) {
+    // "MSH-3/MSH-4/MSH-10", then the order of linked exams and a reused control ID's digest.
+    std::string key = r.message_key, order = "1";
+    if (const auto mark = key.find('\x1f'); mark != std::string::npos) {  // "\x1fobr<n>"
+      const auto hash = key.find('#', mark);
+      order = key.substr(mark + 4, hash == std::string::npos ? hash : hash - mark - 4);
+      key.erase(mark, hash == std::string::npos ? hash : hash - mark);
+    }
+    out.push_back({{"id", r.id},
+                   {"message", key},
+                   {"order", order},
+                   {"status", r.status},
+                   {"state", r.state},
+                   {"reason", r.reason},
+                   {"received_at", time_or_null(r.received_at)},
+                   {"study_uid", r.study_uid},
+                   {"sop_instance_uid", r.sop_instance_uid},
+                   {"version", r.version}});
+  }
+  return {{"ok", true}, {"reports", out}};
 }
 
 json sources(const Context& ctx) {
