@@ -385,7 +385,14 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
   auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset(), config.default_charset);
   r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);
-  if (r.patient_ids.empty()) return refused("no patient identifier in PID-3");
+  if (r.patient_ids.empty()) {
+    // HL7 2.3 senders may carry the record number in PID-2 (Patient ID, external) alone.
+    const Segment* pid = m.segment("PID");
+    if (std::string id = component(m, field(pid, 2), 1); !id.empty())
+      r.patient_ids.push_back({Phi<std::string>(std::move(id)), component(m, field(pid, 2), 4),
+                               component(m, field(pid, 2), 5)});
+  }
+  if (r.patient_ids.empty()) return refused("no patient identifier in PID-3 (or PID-2)");
   const bool filler = config.accession_field == "filler";
   const bool placer = config.accession_field == "placer";
   const Segment* obr = m.segment("OBR", order);

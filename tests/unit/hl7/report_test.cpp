@@ -127,6 +127,18 @@ TEST(Report, PdfSplitOverObxSegments) {
                    .ok());
 }
 
+// An HL7 2.3 sender with the record number in PID-2 and PID-3 empty.
+TEST(Report, PatientIdInPid2WhenPid3IsEmpty) {
+  std::string er7 = oru("", "F", "OBX|1|TX|||text||||||F\r");
+  er7.replace(er7.find("PID|1||MRN001^^^LGH-MRN^MR~1234567890^^^ON^JHN|"), 47,
+              "PID|1|MRN001^^^LGH-MRN^MR||");
+  auto r = extract(er7);
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  ASSERT_EQ(r->patient_ids.size(), 1u);
+  EXPECT_EQ(r->patient_ids[0].id.reveal(), "MRN001");
+  EXPECT_EQ(r->patient_ids[0].identifier_type, "MR");
+}
+
 TEST(Report, PlacerAccessionWhenConfigured) {
   ReportConfig cfg;
   cfg.accession_field = "placer";
@@ -279,7 +291,7 @@ TEST(Report, Refusals) {
   no_pid.replace(no_pid.find("PID|1||"), 7, "PID|1|||");
   auto r = extract(no_pid);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().detail, "no patient identifier in PID-3");
+  EXPECT_EQ(r.error().detail, "no patient identifier in PID-3 (or PID-2)");
   std::string adt = oru("", "F", obx);
   adt.replace(adt.find("ORU^R01"), 7, "ADT^A08");
   EXPECT_FALSE(extract(adt).ok());
