@@ -147,6 +147,20 @@ Result<void> ReportLedger::mark(std::int64_t id, const std::string& state,
   });
 }
 
+Result<void> ReportLedger::wait_again(std::int64_t id) {
+  return db_.write([&](Connection& db) -> Result<void> {
+    const std::int64_t now = db_.now_ms();
+    db.prepare(
+          "UPDATE hl7_reports SET state = 'waiting', reason = '', received_at = ?2, updated_at = "
+          "?2 "
+          "WHERE id = ?1")
+        .bind(1, id)
+        .bind(2, now)
+        .run();
+    return {};
+  });
+}
+
 Result<int> ReportLedger::expire_waiting(std::int64_t max_age_ms, int max_waiting) {
   return db_.write([&](Connection& db) -> Result<int> {
     const std::int64_t now = db_.now_ms();
@@ -215,8 +229,9 @@ Result<std::vector<StudyToIndex>> ReportLedger::blank_accession_studies(int limi
     auto st = db.prepare(
         "SELECT study_id, newest FROM (SELECT a.study_id, a.image_sha256, (SELECT i.object_sha256 "
         "FROM instances i WHERE i.study_id = a.study_id AND i.source NOT LIKE 'hl7:%' ORDER BY "
-        "i.id DESC LIMIT 1) AS newest FROM study_accessions a WHERE a.accession = '') WHERE "
-        "newest IS NOT NULL AND newest <> image_sha256 ORDER BY study_id LIMIT ?1");
+        "i.id DESC LIMIT 1) AS newest FROM study_accessions a WHERE a.accession = '' ORDER BY "
+        "a.study_id DESC LIMIT 1000) WHERE newest IS NOT NULL AND newest <> image_sha256 "
+        "ORDER BY study_id LIMIT ?1");
     st.bind(1, limit);
     std::vector<StudyToIndex> out;
     while (st.step()) out.push_back({st.int64(0), st.text(1)});

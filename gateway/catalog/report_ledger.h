@@ -65,6 +65,8 @@ class ReportLedger {
   // held preliminary versions of the same report superseded.
   Result<void> mark_done(const StoredReport& done);
   Result<void> mark(std::int64_t id, const std::string& state, const std::string& reason);
+  // A refused or expired report sent again: waiting again, its wait counted from now.
+  Result<void> wait_again(std::int64_t id);
   Result<std::vector<ReportCounts>> counts();
   // The newest reports (all states, or one), without their messages: for `dirgw reports`.
   Result<std::vector<StoredReport>> recent(const std::string& state, int limit);
@@ -76,7 +78,7 @@ class ReportLedger {
   Result<std::vector<StudyToIndex>> unindexed_studies(int limit);
   // Studies indexed without an accession (their first image had none: a modality that started
   // before the worklist was picked) that have received another image since: its object, to be
-  // read again.
+  // read again. Among the newest 1000 such studies (older ones are not looked at again).
   Result<std::vector<StudyToIndex>> blank_accession_studies(int limit);
   Result<void> put_accession(std::int64_t study_id, const std::string& accession,
                              const std::string& patient_id, const std::string& image_sha256);

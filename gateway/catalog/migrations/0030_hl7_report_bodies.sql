@@ -3,5 +3,5 @@
 -- message again"): a control ID used again for another report (after an engine's counter was
 -- reset) no longer hides that report, and a report resent under a new control ID does not become
 -- one more identical version. '' for rows stored before this schema.
+-- (Looked up with the report's key: the index on (report_key, version) serves it.)
 ALTER TABLE hl7_reports ADD COLUMN body_sha256 TEXT NOT NULL DEFAULT '';
-CREATE INDEX hl7_reports_bodies ON hl7_reports(report_key, body_sha256) WHERE body_sha256 <> '';

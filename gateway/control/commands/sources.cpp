@@ -85,9 +85,12 @@ json reports(const Context& ctx, const json& request) {
     std::string key = r.message_key, order = "1";
     if (const auto mark = key.find('\x1f'); mark != std::string::npos) {  // "\x1fobr<n>"
       const auto hash = key.find('#', mark);
-      order = key.substr(mark + 4, hash == std::string::npos ? hash : hash - mark - 4);
-      key.erase(mark, hash == std::string::npos ? hash : hash - mark);
+      const std::string tail = key.substr(mark, hash == std::string::npos ? hash : hash - mark);
+      order = tail.size() > 4 ? tail.substr(4) : "?";
+      key.erase(mark, tail.size());
     }
+    for (char& c : key)  // shown on a terminal: nothing it would act on
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
     out.push_back({{"id", r.id},
                    {"message", key},
                    {"order", order},

@@ -142,70 +142,75 @@ std::string numeric_line(const Message& m, const Segment* obx, const std::string
 // an NM or SN observation a line of its own ("Nodule size: 4 mm"), and the comments (NTE-3) that
 // follow the order or an observation are lines too (an addendum is sometimes one); an ED whose
 // type is PDF (with Base64 encoding) is the document.
+struct Range {
+  std::size_t begin = 0, end = 0;  // segment indices, [begin, end)
+};
+
 Result<void> read_observations(const Message& m, Report& r, std::string_view fallback,
-                               std::size_t begin, std::size_t end) {
+                               const std::vector<Range>& ranges) {
   const Separators& sep = m.separators();
   std::string text;
   std::string pdf_base64, pdf_sub_id;
   bool pdf_open = false;  // the last OBX was the PDF's: a next one with its sub-ID continues it
   bool in_order = false;  // NTE before the OBR are the patient's notes: not the report's
-  for (std::size_t k = begin; k < end; ++k) {
-    const Segment& s = m.segments()[k];
-    if (s.id == "OBR" || s.id == "TXA") in_order = true;
-    if (s.id == "NTE" && in_order) {
-      std::string_view rest = field(&s, 3);
-      for (;;) {
-        const auto at = rest.find(sep.repetition);
-        const std::string line = unescape(rest.substr(0, at), sep);
-        if (line != "\"\"" && !line.empty()) text += line + "\n";
-        if (at == std::string_view::npos) break;
-        rest.remove_prefix(at + 1);
+  for (const Range& range : ranges)
+    for (std::size_t k = range.begin; k < range.end; ++k) {
+      const Segment& s = m.segments()[k];
+      if (s.id == "OBR" || s.id == "TXA") in_order = true;
+      if (s.id == "NTE" && in_order) {
+        std::string_view rest = field(&s, 3);
+        for (;;) {
+          const auto at = rest.find(sep.repetition);
+          const std::string line = unescape(rest.substr(0, at), sep);
+          if (line != "\"\"" && !line.empty()) text += line + "\n";
+          if (at == std::string_view::npos) break;
+          rest.remove_prefix(at + 1);
+        }
+        continue;
       }
-      continue;
-    }
-    if (s.id != "OBX") continue;
-    const Segment* obx = &s;
-    const bool continues_pdf = pdf_open;
-    pdf_open = false;
-    const std::string type(trim_whitespace(field(obx, 2)));
-    const std::string_view value = field(obx, 5);
-    if (type == "NM" || type == "SN") {
-      if (const std::string line = numeric_line(m, obx, type); !line.empty()) text += line + "\n";
-      continue;
-    }
-    if (type == "ED") {
-      const std::string_view rep = part(value, sep.repetition, 0);
-      const std::string subtype(trim_whitespace(unescape(part(rep, sep.component, 2), sep)));
-      const std::string encoding(trim_whitespace(unescape(part(rep, sep.component, 3), sep)));
-      if (strcasecmp(subtype.c_str(), "PDF") != 0 &&
-          strcasecmp(subtype.c_str(), "application/pdf") != 0)
-        return refused("OBX-5 encapsulated data is not a PDF (OBX-5.3)");
-      if (strcasecmp(encoding.c_str(), "Base64") != 0)
-        return refused("OBX-5 encapsulated PDF is not Base64 encoded (OBX-5.4)");
-      // A large PDF is often split over consecutive OBX segments with the same sub-ID (OBX-4):
-      // one document, its Base64 text continued.
-      const std::string sub_id(trim_whitespace(field(obx, 4)));
-      if (!pdf_base64.empty() && (sub_id.empty() || sub_id != pdf_sub_id || !continues_pdf))
-        return refused("more than one PDF in the report");
-      pdf_base64 += unescape(part(rep, sep.component, 4), sep);
-      pdf_sub_id = sub_id;
-      pdf_open = true;
-      continue;
-    } else if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
-      std::string_view rest = value;
-      for (;;) {
-        const auto at = rest.find(sep.repetition);
-        std::string_view rep = rest.substr(0, at);
-        // Coded values show their text (component 2); text types are the whole repetition.
-        std::string line = (type == "CE" || type == "CWE")
-                               ? unescape(part(rep, sep.component, 1), sep)
-                               : unescape(rep, sep);
-        if (line != "\"\"") text += line + "\n";
-        if (at == std::string_view::npos) break;
-        rest.remove_prefix(at + 1);
+      if (s.id != "OBX") continue;
+      const Segment* obx = &s;
+      const bool continues_pdf = pdf_open;
+      pdf_open = false;
+      const std::string type(trim_whitespace(field(obx, 2)));
+      const std::string_view value = field(obx, 5);
+      if (type == "NM" || type == "SN") {
+        if (const std::string line = numeric_line(m, obx, type); !line.empty()) text += line + "\n";
+        continue;
+      }
+      if (type == "ED") {
+        const std::string_view rep = part(value, sep.repetition, 0);
+        const std::string subtype(trim_whitespace(unescape(part(rep, sep.component, 2), sep)));
+        const std::string encoding(trim_whitespace(unescape(part(rep, sep.component, 3), sep)));
+        if (strcasecmp(subtype.c_str(), "PDF") != 0 &&
+            strcasecmp(subtype.c_str(), "application/pdf") != 0)
+          return refused("OBX-5 encapsulated data is not a PDF (OBX-5.3)");
+        if (strcasecmp(encoding.c_str(), "Base64") != 0)
+          return refused("OBX-5 encapsulated PDF is not Base64 encoded (OBX-5.4)");
+        // A large PDF is often split over consecutive OBX segments with the same sub-ID (OBX-4):
+        // one document, its Base64 text continued.
+        const std::string sub_id(trim_whitespace(field(obx, 4)));
+        if (!pdf_base64.empty() && (sub_id.empty() || sub_id != pdf_sub_id || !continues_pdf))
+          return refused("more than one PDF in the report");
+        pdf_base64 += unescape(part(rep, sep.component, 4), sep);
+        pdf_sub_id = sub_id;
+        pdf_open = true;
+        continue;
+      } else if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
+        std::string_view rest = value;
+        for (;;) {
+          const auto at = rest.find(sep.repetition);
+          std::string_view rep = rest.substr(0, at);
+          // Coded values show their text (component 2); text types are the whole repetition.
+          std::string line = (type == "CE" || type == "CWE")
+                                 ? unescape(part(rep, sep.component, 1), sep)
+                                 : unescape(rep, sep);
+          if (line != "\"\"") text += line + "\n";
+          if (at == std::string_view::npos) break;
+          rest.remove_prefix(at + 1);
+        }
       }
     }
-  }
   if (!pdf_base64.empty()) {
     auto pdf = decode_base64(pdf_base64);
     if (!pdf) return pdf.error();
@@ -333,11 +338,49 @@ std::string mdm_refusal(std::string_view trigger) {
 // Exams dictated together are a handful; a message with hundreds of OBR segments is refused
 // rather than read once per order.
 constexpr std::size_t kMaxOrders = 64;
-// Between a message's key and its order: a control byte, which no parsed field holds (the parser
-// refuses them), so a control ID cannot pose as an order.
+// Between a message's key and its order: a control byte, which the key itself never holds (they
+// are replaced), so a control ID cannot pose as an order.
 constexpr std::string_view kOrderMark =
     "\x1f"
     "obr";
+
+namespace {
+
+// The segments of each order of an ORU: an OBR up to the next; the whole message for MDM (or an
+// ORU without OBR).
+std::vector<Range> order_ranges(const Message& m) {
+  std::vector<Range> out;
+  if (m.message_type() == "ORU")
+    for (std::size_t k = 0; k < m.segments().size(); ++k)
+      if (m.segments()[k].id == "OBR") {
+        if (!out.empty()) out.back().end = k;
+        out.push_back({k, m.segments().size()});
+      }
+  if (out.empty()) out.push_back({0, m.segments().size()});
+  return out;
+}
+
+// An order's accession as ingest.hl7.reports.accession_field says ("" when absent).
+std::string order_accession(const Message& m, const ReportConfig& config, std::size_t order) {
+  const bool filler = config.accession_field == "filler";
+  const bool placer = config.accession_field == "placer";
+  std::string accession;
+  if (filler || placer) {
+    if (const Segment* obr = m.segment("OBR", order); obr != nullptr)
+      accession = component(m, field(obr, filler ? 3 : 2), 1);
+    if (const Segment* txa = m.segment("TXA"); accession.empty() && txa != nullptr)
+      accession = component(m, field(txa, filler ? 15 : 14), 1);
+  } else {
+    // A field path (OBR-18, OBR-20...: where the site's RIS writes the accession).
+    std::string path = config.accession_field;
+    if (order > 0 && path.rfind("OBR-", 0) == 0)
+      path = "OBR(" + std::to_string(order + 1) + ")" + path.substr(3);
+    accession = std::string(trim_whitespace(m.get(path).value_or("")));
+  }
+  return accession == "\"\"" ? std::string() : accession;
+}
+
+}  // namespace
 
 std::size_t report_orders(const Message& m) {
   return m.message_type() == "ORU" ? std::max<std::size_t>(1, m.count("OBR")) : 1;
@@ -360,28 +403,18 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
   if (!((r.message_type == "ORU" && trigger == "R01") ||
         (r.message_type == "MDM" && mdm_with_content(trigger))))
     return refused("only ORU^R01 and MDM^T02, T04, T10 carry reports");
+  // Control bytes (an escape such as \X1F\ decodes to one) become '?': the key's order mark is
+  // a control byte, and the key is shown by `dirgw reports`.
   r.message_key = m.sending_application() + "/" + m.sending_facility() + "/" + m.control_id();
+  for (char& c : r.message_key)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   // Several orders in one message (exams dictated together: PowerScribe's linked exams): each
   // OBR, with the observations that follow it, is a report of its own study.
   const std::size_t orders = report_orders(m);
   if (orders > kMaxOrders) return refused("more than 64 orders (OBR) in one message");
   if (order >= orders) return refused("no such order in the message");
   if (order > 0) r.message_key += std::string(kOrderMark) + std::to_string(order + 1);
-  std::size_t begin = 0, end = m.segments().size(), seen = 0;
-  if (r.message_type == "ORU") {
-    for (std::size_t k = 0; k < m.segments().size(); ++k) {
-      if (m.segments()[k].id != "OBR") continue;
-      if (seen == order) begin = k;
-      if (seen == order + 1) {
-        end = k;
-        break;
-      }
-      ++seen;
-    }
-  }
-  const Segment* first_obx = nullptr;
-  for (std::size_t k = begin; k < end && first_obx == nullptr; ++k)
-    if (m.segments()[k].id == "OBX") first_obx = &m.segments()[k];
+  const std::vector<Range> ranges = order_ranges(m);
   auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset(), config.default_charset);
   r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);
@@ -397,18 +430,32 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
   const bool placer = config.accession_field == "placer";
   const Segment* obr = m.segment("OBR", order);
   const Segment* txa = m.segment("TXA");
-  std::string accession;
-  if (filler || placer) {
-    if (obr != nullptr) accession = component(m, field(obr, filler ? 3 : 2), 1);
-    if (accession.empty() && txa != nullptr)
-      accession = component(m, field(txa, filler ? 15 : 14), 1);
-  } else {
-    // A field path (OBR-18, OBR-20...: where the site's RIS writes the accession).
-    std::string path = config.accession_field;
-    if (order > 0 && path.rfind("OBR-", 0) == 0)
-      path = "OBR(" + std::to_string(order + 1) + ")" + path.substr(3);
-    accession = std::string(trim_whitespace(m.get(path).value_or("")));
-    if (accession == "\"\"") accession.clear();
+  std::string accession = order_accession(m, config, order);
+  // Orders with one accession are one report (two procedure codes of one exam, or an accession
+  // field outside the OBR): the first of them carries the observations of all.
+  std::vector<Range> mine{ranges[order]};
+  if (!accession.empty()) {
+    for (std::size_t j = 0; j < ranges.size(); ++j) {
+      if (j == order || order_accession(m, config, j) != accession) continue;
+      if (j < order)
+        return make_error(ErrorCode::kNotFound,
+                          "order " + std::to_string(order + 1) + " has the accession of order " +
+                              std::to_string(j + 1) + ": one report with it, not stored twice");
+      mine.push_back(ranges[j]);
+    }
+  }
+  const auto first_obx_in = [&](const std::vector<Range>& rs) -> const Segment* {
+    for (const Range& range : rs)
+      for (std::size_t k = range.begin; k < range.end; ++k)
+        if (m.segments()[k].id == "OBX") return &m.segments()[k];
+    return nullptr;
+  };
+  const Segment* first_obx = first_obx_in(mine);
+  // An order without observations of its own, beside others: the dictation covers them all (some
+  // RIS send the text once, after the last OBR), so it gets the text of every order.
+  if (ranges.size() > 1 && first_obx == nullptr) {
+    mine = {Range{ranges.front().begin, ranges.back().end}};
+    first_obx = first_obx_in(mine);
   }
   if (accession.empty())
     return refused(filler   ? "no accession number (filler order number, OBR-3)"
@@ -435,17 +482,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
                                                 " carries no report (a notification): not stored");
   if (!status) return refused("result status not handled (final, corrected or preliminary)");
   r.status = *status;
-  // An order without observations of its own, beside others: the dictation covers them all (some
-  // RIS send the text once, after the last OBR), so it gets the text of every order.
-  if (orders > 1 && first_obx == nullptr) {
-    for (std::size_t k = 0; k < m.segments().size(); ++k)
-      if (m.segments()[k].id == "OBR") {
-        begin = k;
-        break;
-      }
-    end = m.segments().size();
-  }
-  if (auto ok = read_observations(m, r, config.default_charset, begin, end); !ok) return ok.error();
+  if (auto ok = read_observations(m, r, config.default_charset, mine); !ok) return ok.error();
   // Author: OBR-32 (principal result interpreter), else OBX-16 (responsible observer), else
   // TXA-22 / TXA-9 (authenticator, originator). OBR-32 is ID&family&given in its first
   // component; HL7 2.3 senders often write it as components instead (ID^family^given).
@@ -469,7 +506,7 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
   if (!title) return title.error();
   r.title = Phi<std::string>(std::move(*title));
   const Segment* zds = nullptr;
-  for (std::size_t k = begin; k < end && zds == nullptr; ++k)
+  for (std::size_t k = ranges[order].begin; k < ranges[order].end && zds == nullptr; ++k)
     if (m.segments()[k].id == "ZDS") zds = &m.segments()[k];
   if (zds == nullptr && orders == 1) zds = m.segment("ZDS");
   if (std::string uid = component(m, field(zds, 1), 1); is_uid(uid)) r.study_uid = std::move(uid);

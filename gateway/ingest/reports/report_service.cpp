@@ -21,6 +21,15 @@ namespace dirgw::reports {
 
 namespace {
 
+// The key reports had before it preferred the record number (the smallest PID-3 ID): the
+// versions made before an upgrade are found under it.
+std::string legacy_report_key(const hl7::Report& r) {
+  std::string patient;
+  for (const auto& id : r.patient_ids)
+    if (patient.empty() || id.id.reveal() < patient) patient = id.id.reveal();
+  return r.accession.reveal() + '\x1f' + patient;
+}
+
 using hl7::AckCode;
 using hl7::AckError;
 
@@ -234,6 +243,17 @@ ingest::Hl7Verdict ReportService::store_and_try(const hl7::Report& report, const
   return {AckCode::kAA, "", AckError::kApplicationInternalError};
 }
 
+// The newest version made of this report: under its key, else (a report whose versions began
+// before the key preferred the record number) under the key it had then.
+Result<std::optional<catalog::StoredReport>> ReportService::latest_version(
+    const catalog::StoredReport& row, const hl7::Report& report) {
+  auto latest = ledger_.latest_version(row.report_key);
+  if (!latest || *latest) return latest;
+  const std::string legacy = legacy_report_key(report);
+  if (legacy == row.report_key) return latest;
+  return ledger_.latest_version(legacy);
+}
+
 // A message received before: a report that was refused or expired is tried again (what refused
 // it may have changed: a study merged, its images arrived), and answered by that try, so that an
 // engine that sends it again after an AE is never told AA for a report that was not taken.
@@ -242,7 +262,7 @@ ingest::Hl7Verdict ReportService::known_answer(std::int64_t id) {
   auto row = ledger_.get(id);
   if (!row || !*row || ((*row)->state != "refused" && (*row)->state != "expired"))
     return {AckCode::kAA, "", AckError::kApplicationInternalError};
-  if (auto m = ledger_.mark(id, "waiting", ""); !m) {
+  if (auto m = ledger_.wait_again(id); !m) {
     log::error("reports: catalog error", {{"error", m.error().to_string()}});
     return {AckCode::kAE, (*row)->reason, AckError::kUnknownKeyIdentifier};
   }
@@ -333,7 +353,7 @@ ReportService::Tried ReportService::try_report(const catalog::StoredReport& row)
   auto report = msg ? hl7::extract_report(*msg, mapping_, hl7::report_order_of(row.message_key))
                     : Result<hl7::Report>(msg.error());
   if (!report) return settle(row, Outcome::kRefused, report.error().detail);
-  auto latest = ledger_.latest_version(row.report_key);
+  auto latest = latest_version(row, *report);
   if (!latest) return {Outcome::kWaiting, latest.error().to_string()};
   if (report->status == hl7::ReportStatus::kPreliminary && *latest &&
       (*latest)->status != "preliminary")
@@ -367,7 +387,7 @@ ReportService::Tried ReportService::make_object(const catalog::StoredReport& row
                                                 const hl7::Report& report,
                                                 const catalog::StudyMatch& study,
                                                 const std::string& source) {
-  auto latest = ledger_.latest_version(row.report_key);
+  auto latest = latest_version(row, report);
   if (!latest) return {Outcome::kWaiting, latest.error().to_string()};
   const char* sop_class = report_sop_class(report);
   ObjectIdentity id;

@@ -79,6 +79,8 @@ class ReportService {
   };
   ingest::Hl7Verdict answer(const hl7::Message& message, const std::string& peer);
   ingest::Hl7Verdict known_answer(std::int64_t id);
+  Result<std::optional<catalog::StoredReport>> latest_version(const catalog::StoredReport& row,
+                                                              const hl7::Report& report);
   ingest::Hl7Verdict store_and_try(const hl7::Report& report, const std::string& er7,
                                    const std::string& digest, const std::string& peer);
   int expire_waiting();

@@ -83,6 +83,15 @@ TEST(Report, LinkedExamsAreAReportEach) {
   EXPECT_EQ(report_order_of(chest->message_key), 0u);
   EXPECT_EQ(report_order_of(abdomen->message_key + "#0123abcd"), 1u);
 
+  // Two orders with one accession (two procedure codes of one exam): one report with both texts;
+  // the second order is not a report of its own.
+  auto one = Message::parse(oru("", "F", "OBX|1|TX|IMP||Part one.||||||F\r") +
+                            "OBR|2|PL78|ACC123|CTABD^CT Abdomen|||20261203090000\r"
+                            "OBX|1|TX|IMP||Part two.||||||F\r");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(extract_report(*one, {}, 0)->text.reveal(), "Part one.\nPart two.");
+  EXPECT_EQ(extract_report(*one, {}, 1).error().code, ErrorCode::kNotFound);
+
   // The text once, after the last order: both get it.
   auto shared = Message::parse(oru("", "F", "") +
                                "OBR|2|PL78|ACC124|CTABD^CT Abdomen|||20261203090000\r"
