@@ -117,7 +117,7 @@ bool jpeg_header_carries_metadata(const Uint8* h, std::size_t n) {
 }
 
 // Whether the encapsulated Pixel Data of a JPEG (or JPEG-LS) object carries such metadata: the
-// first 64 KiB of each fragment that starts a JPEG stream (read from the file, not loaded whole).
+// first 256 KiB of each fragment that starts a JPEG stream (read from the file, not loaded whole).
 bool pixel_data_carries_jpeg_metadata(DcmItem& ds) {
   auto* dataset = dynamic_cast<DcmDataset*>(&ds);
   if (dataset == nullptr) return false;
@@ -135,7 +135,7 @@ bool pixel_data_carries_jpeg_metadata(DcmItem& ds) {
   for (unsigned long i = 1; i < seq->card(); ++i) {  // item 0: the offset table
     DcmPixelItem* item = nullptr;
     if (seq->getItem(item, i).bad() || item == nullptr) continue;
-    const Uint32 n = std::min<Uint32>(item->getLength(), 64 * 1024);
+    const Uint32 n = std::min<Uint32>(item->getLength(), 256 * 1024);
     if (n < 4) continue;
     head.resize(n);
     if (item->getPartialValue(head.data(), 0, n).bad()) continue;

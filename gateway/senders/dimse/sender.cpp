@@ -333,8 +333,9 @@ std::optional<Verdict> DimseSender::send_decompressed(
       InstanceResult& r = result_of(copy.position);
       const Assignment& a = *copy.assignment;
       const bool accepted = std::any_of(
-          assoc->contexts().begin(), assoc->contexts().end(),
-          [&](const NegotiatedContext& n) { return n.id == a.context_id && n.accepted; });
+          assoc->contexts().begin(), assoc->contexts().end(), [&](const NegotiatedContext& n) {
+            return n.id == a.context_id && n.accepted && n.transfer_syntax == a.transfer_syntax;
+          });
       StoreAnswer answer;
       if (accepted) {
         // The copy is in the context's syntax already: DCMTK writes it out without a codec.
