@@ -144,7 +144,10 @@ def main():
     shutil.copy(plain[1], os.path.join(folder, "b.dcm"))
     make_dicomdir_tree(os.path.join(work, "cd"), tree)
     os.rename(os.path.join(work, "cd"), os.path.join(folder, "cd"))
-    make_zip(os.path.join(work, "mr.zip"), [(f"MR/{i}.dcm", p) for i, p in enumerate(zipped)])
+    # Entry names in the exporter's language (UTF-8 flag): dirgwd runs in the "C" locale.
+    make_zip(os.path.join(work, "mr.zip"),
+             [(f"MR/Müller {i} é.dcm" if i == 0 else f"MR/{i}.dcm", p)
+              for i, p in enumerate(zipped)])
     os.rename(os.path.join(work, "mr.zip"), os.path.join(folder, "mr.zip"))
     strip_meta(raw[0], os.path.join(work, "RAW0001"))
     os.rename(os.path.join(work, "RAW0001"), os.path.join(folder, "RAW0001"))

@@ -3,6 +3,8 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <locale.h>
+
 #include <memory>
 
 namespace dirgw::ingest::folder {
@@ -54,7 +56,11 @@ class Walker {
   // One entry: its name and type are checked, then its bytes go to the visitor (counted).
   ZipWalk entry(struct archive_entry* e) {
     ZipWalk out;
-    const char* raw = archive_entry_pathname(e);
+    // The name as UTF-8 (zip's UTF-8 flag, or converted by libarchive): in dirgwd's "C" locale
+    // archive_entry_pathname() gives null for a non-ASCII name ("Müller Hans/Bild é 2.dcm"),
+    // which refused the whole archive as an empty entry name.
+    const char* raw = archive_entry_pathname_utf8(e);
+    if (raw == nullptr) raw = archive_entry_pathname(e);
     const std::string_view name = raw != nullptr ? raw : "";
     if (auto why = entry_name_problem(name)) {
       out.refusal = refuse("zip_entry_path", *why + at_entry(index_));
@@ -119,6 +125,28 @@ class Walker {
   std::size_t index_ = 0;
 };
 
+// libarchive converts entry names to the thread's locale; dirgwd runs in "C", where a non-ASCII
+// name ("Müller Hans/Bild é 2.dcm") converts to nothing and the whole archive was refused as an
+// empty entry name. The walk runs in C.UTF-8 (this thread only; names are checked, never used as
+// paths to write).
+class Utf8Locale {
+ public:
+  Utf8Locale() : loc_(::newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0))) {
+    if (loc_ != static_cast<locale_t>(0)) old_ = ::uselocale(loc_);
+  }
+  ~Utf8Locale() {
+    if (loc_ == static_cast<locale_t>(0)) return;
+    ::uselocale(old_);
+    ::freelocale(loc_);
+  }
+  Utf8Locale(const Utf8Locale&) = delete;
+  Utf8Locale& operator=(const Utf8Locale&) = delete;
+
+ private:
+  locale_t loc_;
+  locale_t old_ = static_cast<locale_t>(0);
+};
+
 ArchivePtr new_reader() {
   ArchivePtr a(archive_read_new(), archive_read_free);
   archive_read_support_format_zip(a.get());
@@ -161,6 +189,7 @@ bool looks_like_zip(std::string_view head) {
 }
 
 ZipWalk walk_zip_fd(int fd, std::uint64_t archive_size, const ZipLimits& limits, ZipVisitor& v) {
+  const Utf8Locale utf8;
   auto a = new_reader();
   if (archive_read_open_fd(a.get(), fd, 1 << 16) != ARCHIVE_OK) {
     ZipWalk out;
@@ -172,6 +201,7 @@ ZipWalk walk_zip_fd(int fd, std::uint64_t archive_size, const ZipLimits& limits,
 
 ZipWalk walk_zip_memory(const void* bytes, std::size_t size, const ZipLimits& limits,
                         ZipVisitor& v) {
+  const Utf8Locale utf8;
   auto a = new_reader();
   // libarchive reads but does not write through this pointer.
   if (archive_read_open_memory(a.get(), const_cast<void*>(bytes), size) != ARCHIVE_OK) {
