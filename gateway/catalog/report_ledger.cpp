@@ -4,9 +4,13 @@ namespace dirgw::catalog {
 
 namespace {
 
-constexpr const char* kColumns =
-    "SELECT id, message_key, report_key, accession, status, state, reason, message, received_at, "
-    "study_uid, sop_instance_uid, sop_class_uid, series_uid, version FROM hl7_reports ";
+// The columns row() reads; `message` may be left out (read as ''): it holds patient data.
+std::string columns(bool with_message = true) {
+  return std::string("SELECT id, message_key, report_key, accession, status, state, reason, ") +
+         (with_message ? "message" : "''") +
+         ", received_at, study_uid, sop_instance_uid, sop_class_uid, series_uid, version FROM "
+         "hl7_reports ";
+}
 
 StoredReport row(sqlite::Statement& st) {
   StoredReport r;
@@ -50,18 +54,12 @@ Result<ReportAdded> ReportLedger::add(const std::string& message_key, const std:
     }
     // The same content as the newest version already made of this report (an engine's "resend
     // result" under a new control ID): known.
-    auto same = db.prepare(
-        "SELECT id FROM hl7_reports WHERE report_key = ?1 AND body_sha256 = ?2 AND state = 'done' "
+    auto latest = db.prepare(
+        "SELECT id, body_sha256 FROM hl7_reports WHERE report_key = ?1 AND state = 'done' "
         "ORDER BY version DESC LIMIT 1");
-    same.bind(1, report_key).bind(2, body_sha256);
-    if (!body_sha256.empty() && same.step()) {
-      auto latest = db.prepare(
-          "SELECT id FROM hl7_reports WHERE report_key = ?1 AND state = 'done' "
-          "ORDER BY version DESC LIMIT 1");
-      latest.bind(1, report_key);
-      if (latest.step() && latest.int64(0) == same.int64(0))
-        return ReportAdded{same.int64(0), true, reused};
-    }
+    latest.bind(1, report_key);
+    if (!body_sha256.empty() && latest.step() && latest.text(1) == body_sha256)
+      return ReportAdded{latest.int64(0), true, reused};
     const std::int64_t now = db_.now_ms();
     db.prepare(
           "INSERT INTO hl7_reports(message_key, report_key, accession, status, state, message, "
@@ -81,7 +79,7 @@ Result<ReportAdded> ReportLedger::add(const std::string& message_key, const std:
 
 Result<std::optional<StoredReport>> ReportLedger::get(std::int64_t id) {
   return db_.locked([&](Connection& db) -> Result<std::optional<StoredReport>> {
-    auto st = db.prepare(std::string(kColumns) + "WHERE id = ?1");
+    auto st = db.prepare(columns() + "WHERE id = ?1");
     st.bind(1, id);
     if (!st.step()) return std::optional<StoredReport>();
     return std::optional<StoredReport>(row(st));
@@ -90,7 +88,7 @@ Result<std::optional<StoredReport>> ReportLedger::get(std::int64_t id) {
 
 Result<std::vector<StoredReport>> ReportLedger::in_state(const std::string& state, int limit) {
   return db_.locked([&](Connection& db) -> Result<std::vector<StoredReport>> {
-    auto st = db.prepare(std::string(kColumns) + "WHERE state = ?1 ORDER BY id LIMIT ?2");
+    auto st = db.prepare(columns() + "WHERE state = ?1 ORDER BY id LIMIT ?2");
     st.bind(1, state).bind(2, limit);
     std::vector<StoredReport> out;
     while (st.step()) out.push_back(row(st));
@@ -100,7 +98,7 @@ Result<std::vector<StoredReport>> ReportLedger::in_state(const std::string& stat
 
 Result<std::optional<StoredReport>> ReportLedger::latest_version(const std::string& report_key) {
   return db_.locked([&](Connection& db) -> Result<std::optional<StoredReport>> {
-    auto st = db.prepare(std::string(kColumns) +
+    auto st = db.prepare(columns() +
                          "WHERE report_key = ?1 AND state = 'done' ORDER BY version DESC LIMIT 1");
     st.bind(1, report_key);
     if (!st.step()) return std::optional<StoredReport>();
@@ -151,9 +149,8 @@ Result<void> ReportLedger::wait_again(std::int64_t id) {
   return db_.write([&](Connection& db) -> Result<void> {
     const std::int64_t now = db_.now_ms();
     db.prepare(
-          "UPDATE hl7_reports SET state = 'waiting', reason = '', received_at = ?2, updated_at = "
-          "?2 "
-          "WHERE id = ?1")
+          "UPDATE hl7_reports SET state = 'waiting', reason = '', received_at = ?2, "
+          "updated_at = ?2 WHERE id = ?1")
         .bind(1, id)
         .bind(2, now)
         .run();
@@ -198,12 +195,11 @@ Result<std::vector<ReportCounts>> ReportLedger::counts() {
 
 Result<std::vector<StoredReport>> ReportLedger::recent(const std::string& state, int limit) {
   return db_.read([&](Connection& db) -> Result<std::vector<StoredReport>> {
-    const std::string columns =
-        "SELECT id, message_key, report_key, accession, status, state, reason, '', received_at, "
-        "study_uid, sop_instance_uid, sop_class_uid, series_uid, version FROM hl7_reports ";
-    auto st = db.prepare(columns + (state.empty() ? "WHERE ?1 = ?1 ORDER BY id DESC LIMIT ?2"
-                                                  : "WHERE state = ?1 ORDER BY id DESC LIMIT ?2"));
-    st.bind(1, state).bind(2, limit);
+    auto st =
+        db.prepare(columns(false) + (state.empty() ? "ORDER BY id DESC LIMIT ?1"
+                                                   : "WHERE state = ?2 ORDER BY id DESC LIMIT ?1"));
+    st.bind(1, limit);
+    if (!state.empty()) st.bind(2, state);
     std::vector<StoredReport> out;
     while (st.step()) out.push_back(row(st));
     return out;

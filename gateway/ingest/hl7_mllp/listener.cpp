@@ -188,11 +188,12 @@ class Hl7Listener::Connection : public std::enable_shared_from_this<Connection> 
     if (id.empty()) id = "P";  // not said: production, as HL7 assumes
     const auto& ids = owner_.cfg_.processing_ids;
     if (std::find(ids.begin(), ids.end(), id) != ids.end()) return {};
-    const std::string what = id == "T" ? " (training/test)" : id == "D" ? " (debugging)" : "";
-    std::string shown;
-    for (char c : id.substr(0, 8)) shown.push_back(c > ' ' && c < 0x7f ? c : '_');
-    return "processing ID " + shown + what +
-           " not accepted here (ingest.hl7.processing_ids): not applied";
+    // Named only when it is one of table 0103's: the field's text is the sender's, never echoed.
+    const std::string named = id == "T"   ? "processing ID T (training/test)"
+                              : id == "D" ? "processing ID D (debugging)"
+                              : id == "P" ? "processing ID P (production)"
+                                          : "a processing ID outside HL7 table 0103";
+    return named + " not accepted here (ingest.hl7.processing_ids): not applied";
   }
 
   std::string respond(const std::string& payload) {

@@ -196,7 +196,8 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
         pdf_sub_id = sub_id;
         pdf_open = true;
         continue;
-      } else if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
+      }
+      if (type == "TX" || type == "FT" || type == "ST" || type == "CE" || type == "CWE") {
         std::string_view rest = value;
         for (;;) {
           const auto at = rest.find(sep.repetition);
@@ -382,9 +383,7 @@ std::string order_accession(const Message& m, const ReportConfig& config, std::s
 
 }  // namespace
 
-std::size_t report_orders(const Message& m) {
-  return m.message_type() == "ORU" ? std::max<std::size_t>(1, m.count("OBR")) : 1;
-}
+std::size_t report_orders(const Message& m) { return order_ranges(m).size(); }
 
 std::size_t report_order_of(std::string_view message_key) {
   const auto at = message_key.rfind(kOrderMark);
@@ -410,11 +409,11 @@ Result<Report> extract_report(const Message& m, const ReportConfig& config, std:
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   // Several orders in one message (exams dictated together: PowerScribe's linked exams): each
   // OBR, with the observations that follow it, is a report of its own study.
-  const std::size_t orders = report_orders(m);
+  const std::vector<Range> ranges = order_ranges(m);
+  const std::size_t orders = ranges.size();
   if (orders > kMaxOrders) return refused("more than 64 orders (OBR) in one message");
   if (order >= orders) return refused("no such order in the message");
   if (order > 0) r.message_key += std::string(kOrderMark) + std::to_string(order + 1);
-  const std::vector<Range> ranges = order_ranges(m);
   auto facility = hl7_text_to_utf8(m.sending_facility(), m.charset(), config.default_charset);
   r.facility = facility ? *facility : std::string();
   r.patient_ids = patient_identifiers(m);

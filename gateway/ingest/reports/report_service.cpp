@@ -21,15 +21,6 @@ namespace dirgw::reports {
 
 namespace {
 
-// The key reports had before it preferred the record number (the smallest PID-3 ID): the
-// versions made before an upgrade are found under it.
-std::string legacy_report_key(const hl7::Report& r) {
-  std::string patient;
-  for (const auto& id : r.patient_ids)
-    if (patient.empty() || id.id.reveal() < patient) patient = id.id.reveal();
-  return r.accession.reveal() + '\x1f' + patient;
-}
-
 using hl7::AckCode;
 using hl7::AckError;
 
@@ -46,16 +37,13 @@ int id_rank(std::string_view type) {
   return 1;
 }
 
-}  // namespace
-
-// The versions of one report: its accession and its patient, named by one PID-3 ID that stays
-// when others come and go: the best-ranked type (id_rank), the smallest ID among those (so that
-// the order of the repetitions does not matter).
-std::string report_key(const hl7::Report& r) {
+// The accession and one PID-3 ID: the best-ranked type (when `ranked`), the smallest ID among
+// those (so that the order of the repetitions does not matter).
+std::string key_of(const hl7::Report& r, bool ranked) {
   std::string patient;
   int rank = 3;
   for (const auto& id : r.patient_ids) {
-    const int k = id_rank(id.identifier_type);
+    const int k = ranked ? id_rank(id.identifier_type) : 0;
     if (k < rank || (k == rank && id.id.reveal() < patient)) {
       rank = k;
       patient = id.id.reveal();
@@ -63,6 +51,12 @@ std::string report_key(const hl7::Report& r) {
   }
   return r.accession.reveal() + '\x1f' + patient;
 }
+
+}  // namespace
+
+// The versions of one report: its accession and its patient, named by one PID-3 ID that stays
+// when others come and go (id_rank).
+std::string report_key(const hl7::Report& r) { return key_of(r, true); }
 
 namespace {
 
@@ -249,7 +243,8 @@ Result<std::optional<catalog::StoredReport>> ReportService::latest_version(
     const catalog::StoredReport& row, const hl7::Report& report) {
   auto latest = ledger_.latest_version(row.report_key);
   if (!latest || *latest) return latest;
-  const std::string legacy = legacy_report_key(report);
+  // The key before it preferred the record number: the smallest PID-3 ID of all.
+  const std::string legacy = key_of(report, false);
   if (legacy == row.report_key) return latest;
   return ledger_.latest_version(legacy);
 }
