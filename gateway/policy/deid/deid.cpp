@@ -42,9 +42,13 @@ DcmElement* as_sequence(DcmItem& item, DcmElement* e) {
   if (vr != EVR_UN && vr != EVR_UNKNOWN && vr != EVR_UNKNOWN2B) return nullptr;
   const Uint32 length = e->getLength();
   if (length < 8 || length == DCM_UndefinedLength) return nullptr;
+  // The first four bytes first: a large opaque value (a vendor's blob) is not loaded to learn
+  // that it holds no items.
+  Uint8 head[4] = {};
+  if (e->getPartialValue(head, 0, 4).bad()) return nullptr;
+  if (head[0] != 0xFE || head[1] != 0xFF || head[2] != 0x00 || head[3] != 0xE0) return nullptr;
   Uint8* bytes = nullptr;
   if (e->getUint8Array(bytes).bad() || bytes == nullptr) return nullptr;
-  if (bytes[0] != 0xFE || bytes[1] != 0xFF || bytes[2] != 0x00 || bytes[3] != 0xE0) return nullptr;
   DcmTag tag(e->getTag());
   tag.setVR(DcmVR(EVR_SQ));
   auto seq = std::make_unique<UnSequence>(tag, length);
