@@ -1,7 +1,10 @@
 #include "catalog/ingest_ledger.h"
 
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "catalog/internal.h"
 
@@ -59,7 +62,8 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
   const std::int64_t now = db_.now_ms();
   return db_.write([&](Connection& db) -> Result<RecordOutcome> {
     RecordOutcome out = record_in(db, in, new_versions, now);
-    if (in.before_commit) {
+    // The same instance held in other bytes: its data is not kept, so not made durable either.
+    if (in.before_commit && !out.other_bytes) {
       if (auto durable = in.before_commit(); !durable) return durable.error();  // rolls back
     }
     return out;
@@ -80,7 +84,8 @@ std::vector<Result<RecordOutcome>> IngestLedger::record_instances(
         RecordOutcome recorded = record_in(db, *in, new_versions, now);
         // The object's data is made durable before its rows can commit; if it cannot be, its
         // rows go and the others of the group still commit.
-        Result<void> durable = in->before_commit ? in->before_commit() : Result<void>{};
+        Result<void> durable =
+            in->before_commit && !recorded.other_bytes ? in->before_commit() : Result<void>{};
         if (!durable) {
           db.exec("ROLLBACK TO instance");
           out.push_back(durable.error());
@@ -124,11 +129,21 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
       return out;
     }
   }
+  std::string content_key;
+  if (const std::int64_t held = held_with_same_content(db, in, content_key); held != 0) {
+    append_audit(db, db_.clock(), received_event(in, {{"duplicate", true}, {"other_bytes", true}}));
+    return RecordOutcome{RecordKind::kDuplicate, held, false, true};
+  }
   db.prepare("INSERT OR IGNORE INTO objects(sha256, size, created_at) VALUES (?1, ?2, ?3)")
       .bind(1, in.sha256)
       .bind(2, static_cast<std::int64_t>(in.size))
       .bind(3, now)
       .run();
+  if (!content_key.empty())
+    db.prepare("UPDATE objects SET content_key = ?2 WHERE sha256 = ?1")
+        .bind(1, in.sha256)
+        .bind(2, content_key)
+        .run();
   std::int64_t study_id = 0;
   bool opened = false;  // the study (or one of its destinations) starts RECEIVING now
   {
@@ -279,6 +294,42 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
                                    {"identity_conflict", kind == RecordKind::kIdentityConflict}}));
   // A new version or an identity conflict changes the study's course: wake as for a new one.
   return RecordOutcome{kind, instance_id, opened || kind != RecordKind::kNew};
+}
+
+std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInstance& in,
+                                                  std::string& key) {
+  if (!in.content) return 0;
+  struct Held {
+    std::int64_t id;
+    std::string sha256;
+    std::optional<std::string> key;
+  };
+  std::vector<Held> held;
+  {
+    // Newest first; a few suffice (an instance with more versions than that is a rare thing).
+    auto st = db.prepare(
+        "SELECT i.id, i.object_sha256, o.content_key FROM instances i JOIN objects o ON "
+        "o.sha256 = i.object_sha256 WHERE i.sop_instance_uid = ?1 ORDER BY i.id DESC LIMIT 4");
+    st.bind(1, in.sop_instance_uid);
+    while (st.step())
+      held.push_back({st.int64(0), st.text(1),
+                      st.is_null(2) ? std::nullopt : std::optional<std::string>(st.text(2))});
+  }
+  if (held.empty()) return 0;
+  key = in.content->key();
+  if (key.empty()) return 0;
+  for (auto& h : held) {
+    if (!h.key) {
+      h.key = in.content->stored_key(h.sha256);
+      if (h.key->empty()) continue;  // its file is gone: nothing to compare with
+      db.prepare("UPDATE objects SET content_key = ?2 WHERE sha256 = ?1")
+          .bind(1, h.sha256)
+          .bind(2, *h.key)
+          .run();
+    }
+    if (in.content->same(*h.key, key)) return h.id;
+  }
+  return 0;
 }
 
 Result<void> IngestLedger::record_refusal(const Refusal& r) {

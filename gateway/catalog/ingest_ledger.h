@@ -53,6 +53,9 @@ class IngestLedger {
  private:
   RecordOutcome record_in(Connection& db, const NewInstance& in, NewVersionPolicy new_versions,
                           std::int64_t now);
+  // The newest versions held of in's SOP instance (other bytes) whose content is in's: the id
+  // of the first, 0 when none. `key` gets in's content key when it was computed.
+  std::int64_t held_with_same_content(Connection& db, const NewInstance& in, std::string& key);
   Database& db_;
 };
 

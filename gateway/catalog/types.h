@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -43,6 +44,17 @@ struct NewInstance {
   // they can commit: it makes the object's data durable (the SCP's slot flush, begun when the
   // last byte arrived, runs meanwhile). Failing, it rolls this instance back alone.
   std::function<Result<void>()> before_commit;
+  // When set, how to tell the same instance in other bytes (another door's meta header, another
+  // VR form or transfer syntax) from a new version: the object's content key, a held object's
+  // (by its sha256; "" when its file is gone or unreadable) and whether two keys are one
+  // instance's (ingest::content_key_file, same_content). Called only for an SOP Instance UID
+  // held already with other bytes, inside the transaction.
+  struct ContentCheck {
+    std::function<std::string()> key;
+    std::function<std::string(const std::string& sha256)> stored_key;
+    std::function<bool(std::string_view, std::string_view)> same;
+  };
+  std::optional<ContentCheck> content;
 };
 
 // kIdentityConflict: the SOP Instance UID is held already for another patient or study; both are
@@ -58,6 +70,9 @@ struct RecordOutcome {
   // after it had moved on), or the instance is a new version or an identity conflict: what the
   // readiness and report threads need to be woken for.
   bool opened = false;
+  // kDuplicate of an instance held in other bytes (NewInstance::content): the object's file is
+  // not the held one's and is not kept.
+  bool other_bytes = false;
 };
 
 struct DueItem {

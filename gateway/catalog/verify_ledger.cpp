@@ -236,11 +236,17 @@ Result<std::vector<PurgeCandidate>> VerifyLedger::purgeable(std::int64_t verifie
   return db_.locked([&](Connection& db) -> Result<std::vector<PurgeCandidate>> {
     std::vector<PurgeCandidate> out;
     auto st = db.prepare(
-        "SELECT sha256, size, verified_at FROM objects WHERE purged_at IS NULL AND verified_at "
-        "IS NOT NULL AND verified_at <= ?1 ORDER BY verified_at, sha256 LIMIT ?2");
+        "SELECT sha256, size, verified_at, content_key IS NOT NULL FROM objects WHERE purged_at "
+        "IS NULL AND verified_at IS NOT NULL AND verified_at <= ?1 ORDER BY verified_at, sha256 "
+        "LIMIT ?2");
     st.bind(1, verified_before).bind(2, limit);
     while (st.step())
-      out.push_back({st.text(0), static_cast<std::uint64_t>(st.int64(1)), st.int64(2), {}});
+      out.push_back({st.text(0),
+                     static_cast<std::uint64_t>(st.int64(1)),
+                     st.int64(2),
+                     {},
+                     st.int64(3) != 0,
+                     {}});
     for (auto& c : out) {
       auto d = db.prepare(
           "SELECT DISTINCT dob.sha256 FROM derived_objects dob JOIN instances i ON i.id = "
@@ -278,10 +284,16 @@ Result<PurgeSummary> VerifyLedger::record_purged(const std::vector<PurgeCandidat
                               kDoneStates + " LIMIT 1");
       still.bind(1, c.sha256);
       if (still.step()) continue;  // something became due again: never purge it
-      db.prepare("UPDATE objects SET purged_at = ?2 WHERE sha256 = ?1 AND purged_at IS NULL")
-          .bind(1, c.sha256)
-          .bind(2, now)
-          .run();
+      auto mark = db.prepare(
+          "UPDATE objects SET purged_at = ?2, content_key = coalesce(content_key, ?3) WHERE "
+          "sha256 = ?1 AND purged_at IS NULL");
+      mark.bind(1, c.sha256).bind(2, now);
+      if (c.content_key.empty()) {
+        mark.bind_null(3);
+      } else {
+        mark.bind(3, c.content_key);
+      }
+      mark.run();
       if (db.changes() == 0) continue;
       for (const auto& d : c.derived)
         db.prepare("UPDATE objects SET purged_at = ?2 WHERE sha256 = ?1 AND purged_at IS NULL")

@@ -53,6 +53,10 @@ struct PurgeCandidate {
   std::uint64_t size = 0;
   std::int64_t verified_at = 0;
   std::vector<std::string> derived;  // its derived copies' hashes (spool/derived)
+  // objects.content_key: known already, or to be recorded with the purge (read from the file
+  // before it goes; "" when it cannot be read), for an instance received again after the purge.
+  bool content_known = false;
+  std::string content_key;
 };
 
 // A storage commitment request (schema 23): a Transaction UID dirgw issued for one study and

@@ -30,6 +30,7 @@
 #include "daemon/ops_metrics.h"
 #include "daemon/priors_parts.h"
 #include "ingest/catalog_sink.h"
+#include "ingest/content_key.h"
 #include "ingest/dimse_scp/scp.h"
 #include "ingest/folder/watcher.h"
 #include "ingest/hl7_mllp/listener.h"
@@ -241,6 +242,10 @@ Result<void> Application::Impl::build_stages() {
       metrics.get(), std::move(built->schedules));
   verifier = std::make_unique<verify::Service>(config, *catalog, *spool, clock, &registry, tokens,
                                                [this] { scheduler->work_available(); });
+  verifier->retention().set_content_key([this](const std::filesystem::path& path) {
+    auto key = ingest::object_content_key(path, limits);
+    return key ? std::move(key).value() : std::string();
+  });
   if (config.priors.enabled)
     priors = build_priors(config, *catalog, *spool, clock, tokens, limits,
                           [this](audit::Event e) { audit->record(std::move(e)); });
@@ -257,6 +262,7 @@ Result<void> Application::Impl::build_stages() {
                                            : catalog::NewVersionPolicy::kSend);
   for (const auto& d : config.destinations)
     if (d.send_while_receiving) sink->set_wake_on_every_instance(true);
+  sink->check_content(*spool, limits);
   install_fault_points_for_test(*sink);
   sink->set_audit([this](const ingest::DoorRefusal& r) {
     audit->record(audit::connection_refused(r.calling_ae, r.peer, r.code, r.reason));

@@ -1,5 +1,6 @@
 #include "ingest/catalog_sink.h"
 
+#include "ingest/content_key.h"
 #include "log/log.h"
 
 namespace dirgw::ingest {
@@ -24,13 +25,39 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
   return in;
 }
 
+catalog::NewInstance::ContentCheck content_check(const Spool& spool, std::filesystem::path file,
+                                                 const PrescanLimits& limits) {
+  auto key_of = [limits](const std::filesystem::path& path) {
+    auto key = object_content_key(path, limits);
+    return key ? std::move(key).value() : std::string();
+  };
+  return {[key_of, file = std::move(file)] { return key_of(file); },
+          [key_of, &spool](const std::string& sha256) { return key_of(spool.object_path(sha256)); },
+          [](std::string_view a, std::string_view b) { return same_content(a, b); }};
+}
+
 Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
   if (!o.source.empty()) in.source = o.source;  // a C-MOVE we asked for: "pull:<name>"
   in.before_commit = o.make_durable;
+  if (spool_ != nullptr)
+    in.content = content_check(*spool_, o.file.empty() ? o.stored.path : o.file, limits_);
 
   auto r = commits_.record(in, new_versions_);
   if (!r) return r.error();
+  if (r->kind == catalog::RecordKind::kDuplicate && r->other_bytes) {
+    log::info("instance received again in other bytes, same content: duplicate, not kept",
+              {{"sop_instance_uid", in.sop_instance_uid},
+               {"study_uid", in.study_uid},
+               {"transfer_syntax", in.transfer_syntax}});
+    // A file of its own that nothing refers to (the door linked it before the catalog decided).
+    if (!o.make_durable && !o.stored.already_present) {
+      if (auto removed = spool_->remove_object(o.stored.sha256); !removed)
+        log::warn("cannot remove the spool copy of a duplicate",
+                  {{"object", o.stored.sha256}, {"error", removed.error().to_string()}});
+    }
+    return SinkOutcome::kDuplicateOtherBytes;
+  }
   if (r->kind == catalog::RecordKind::kDuplicate) return SinkOutcome::kDuplicate;
   if (r->kind == catalog::RecordKind::kIdentityConflict)
     log::warn(

@@ -20,6 +20,11 @@ namespace dirgw::ingest {
 catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject& object,
                                   const std::string& calling_ae, const std::string& peer);
 
+// How the catalog tells the same instance in other bytes from a new version: the content key of
+// the object at `file`, and of a held object in `spool` (ingest::content_key_file).
+catalog::NewInstance::ContentCheck content_check(const Spool& spool, std::filesystem::path file,
+                                                 const PrescanLimits& limits);
+
 class CatalogSink final : public ObjectSink {
  public:
   CatalogSink(catalog::IngestLedger& ledger, std::function<void()> instance_received,
@@ -39,6 +44,13 @@ class CatalogSink final : public ObjectSink {
   // send_while_receiving: every stored instance wakes, not only one that opens a study (its own
   // checks let it go before the study is stable).
   void set_wake_on_every_instance(bool on) { wake_every_instance_ = on; }
+  // An SOP instance held already and received in other bytes is compared by content with the
+  // versions held (objects of `spool`, read under `limits`): the same content is a duplicate,
+  // whose own file is not kept. Without this, any other bytes are a new version.
+  void check_content(const Spool& spool, const PrescanLimits& limits) {
+    spool_ = &spool;
+    limits_ = limits;
+  }
 
  private:
   catalog::IngestLedger& ledger_;
@@ -47,6 +59,8 @@ class CatalogSink final : public ObjectSink {
   catalog::NewVersionPolicy new_versions_;
   std::function<void(const DoorRefusal&)> audit_;
   bool wake_every_instance_ = false;
+  const Spool* spool_ = nullptr;
+  PrescanLimits limits_;
 };
 
 }  // namespace dirgw::ingest

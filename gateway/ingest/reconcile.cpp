@@ -41,8 +41,17 @@ Result<void> adopt_orphans(const Spool& spool, catalog::IngestLedger& ingest,
       shard_synced = true;
     }
     StoredObject stored{sha, size, path, true};
-    auto r = ingest.record_instance(new_instance(*scan, stored, "", "reconciliation"));
+    auto in = new_instance(*scan, stored, "", "reconciliation");
+    in.content = content_check(spool, path, options.limits);
+    auto r = ingest.record_instance(in);
     if (!r) return r.error();
+    if (r->kind == catalog::RecordKind::kDuplicate && r->other_bytes) {
+      // Linked by a door that stopped before its catalog said "same content": not kept.
+      log::info("spool object without a catalog row holds an instance held already: removed",
+                {{"object", sha}, {"sop_instance_uid", scan->dataset_sop_instance_uid}});
+      if (auto removed = spool.remove_object(sha); !removed) return removed.error();
+      continue;
+    }
     log::info("spool object without a catalog row adopted",
               {{"object", sha}, {"sop_instance_uid", scan->dataset_sop_instance_uid}});
     ++summary.adopted;

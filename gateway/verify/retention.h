@@ -9,6 +9,7 @@
 // row without its file that something still needs.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -49,9 +50,15 @@ class Retention {
   };
   Result<Plan> plan();
 
+  // What an object holds apart from its bytes ("" when unreadable), recorded as each object
+  // goes (objects.content_key), so that the same instance received again later in other bytes
+  // is still a duplicate (ingest/content_key.h). Unset: nothing recorded.
+  using ContentKey = std::function<std::string(const std::filesystem::path&)>;
+  void set_content_key(ContentKey key) { content_key_ = std::move(key); }
+
  private:
   // Records and removes `objects`; returns the bytes and count actually removed.
-  std::pair<std::int64_t, std::int64_t> purge(const std::vector<catalog::PurgeCandidate>& objects,
+  std::pair<std::int64_t, std::int64_t> purge(std::vector<catalog::PurgeCandidate> objects,
                                               const std::string& reason);
   std::int64_t purge_pressure(StepResult* r);
   bool below_floor() const;
@@ -62,6 +69,7 @@ class Retention {
   const Clock& clock_;
   RetentionMetrics* metrics_;
   FreeBytes free_;
+  ContentKey content_key_;
   std::mutex mutex_;  // one purge at a time
 };
 

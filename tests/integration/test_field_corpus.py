@@ -320,6 +320,7 @@ def main():
     check(rc == 0, f"dirgw studies: {err}")
     studies = json.loads(out)["studies"] if rc == 0 else []
     catalog_uids = set()
+    rows_per_uid = {}  # SOP Instance UID -> its instance rows (versions)
     archive_deliveries = {}  # SOP Instance UID -> its archive delivery
     for s in studies:
         uid = s["study_uid"]
@@ -338,10 +339,33 @@ def main():
                       f"{uid}: research {d['state']} {d.get('reason', '')}")
         for inst in detail["instance_list"]:
             catalog_uids.add(inst["sop_instance_uid"])
+            rows_per_uid[inst["sop_instance_uid"]] = rows_per_uid.get(inst["sop_instance_uid"],
+                                                                      0) + 1
             for d in inst["deliveries"]:
                 if d["destination"] == "archive" and d["state"] != "superseded":
                     archive_deliveries[inst["sop_instance_uid"]] = d
     check(len(catalog_uids) >= 60, f"the catalog holds the corpus: {len(catalog_uids)} instances")
+
+    # 3b. One file through both doors is one instance: the folder's copy (the exporter's meta
+    # header, the file's own VR form) and what C-STORE stored (dcmsend's meta header, sometimes
+    # implicit VR, text without extra padding) hold the same content, so the second is a
+    # duplicate, not a new version sent again. Big endian is the exception: dcmsend sends it as
+    # little endian, and binary values are compared as bytes (a new version, as the log says).
+    copies = {}
+    for f in files:
+        copies[sop_uid(f)] = copies.get(sop_uid(f), 0) + 1
+    by_file = {f: name for name, f in dropped.items()}
+    big_endian = {f for f in files if dump_values(f, ["0002,0010"]).get(
+        "0002,0010", b"").rstrip(b"\0 ").decode() == "1.2.840.10008.1.2.2"}
+    both = [sop_uid(f) for f in files if outcome.get(f) == "stored" and
+            by_file.get(f) in done and copies[sop_uid(f)] == 1 and f not in big_endian]
+    versions = sorted(u for u in both if rows_per_uid.get(u, 0) != 1)
+    check(len(both) >= 30 and not versions,
+          f"every file taken by both doors is one instance: {len(both)} files, "
+          f"{len(versions)} with more rows: {versions[:5]}")
+    log(f"both doors: {len(both)} files, each one instance; "
+        f"{gw.log_text().count('instance received again in other bytes')} copies in other bytes "
+        f"known as duplicates")
 
     # Every C-STORE answered with success is in the catalog; every refusal is counted.
     for f, o in outcome.items():
@@ -388,12 +412,15 @@ def main():
     check(len(j2k) >= 4, f"the corpus has JPEG 2000 objects: {len(j2k)}")
     check(j2k <= set(in_archive), f"every JPEG 2000 object is in the archive, decompressed: "
                                   f"missing {sorted(j2k - set(in_archive))}")
-    # The MR in nine encodings (one SOP Instance UID, a version each): whichever version the
-    # archive ends with, its pixels are those of the uncompressed original.
+    # The MR in nine encodings (one SOP Instance UID; most are the same content, kept once, see
+    # section 6): whichever encoding the archive ends with (big endian too, read here through
+    # dcmconv), its pixels are those of the uncompressed original.
     mr = os.path.join(CORPUS, "test_files", "MR_small.dcm")
     mr_uid = sop_uid(mr)
     if check(mr_uid in archive_files, "the MR is in the archive"):
-        with open(mr, "rb") as a, open(archive_files[mr_uid], "rb") as b:
+        mr_le = os.path.join(work, "mr-archive-le.dcm")
+        subprocess.run(["dcmconv", "+te", archive_files[mr_uid], mr_le], check=True)
+        with open(mr, "rb") as a, open(mr_le, "rb") as b:
             px_a = harness.dataset_elements(a.read()).get((0x7FE0, 0x0010), (None, b""))[1]
             px_b = harness.dataset_elements(b.read()).get((0x7FE0, 0x0010), (None, b""))[1]
         # MR_small_padded.dcm carries 128 bytes of padding after the same pixels.

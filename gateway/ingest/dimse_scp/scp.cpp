@@ -210,11 +210,14 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     if (!*durable) return durable->error();
     return {};
   };
+  obj.file = ctx.temp_path;
   ctx.study_uid = obj.scan.study_uid;
   auto sunk = ctx.sink->object_received(obj);
   if (durable && !*durable) return spool_failed(durable->error());
-  if (!durable && !sunk) ctx.spool->discard_temp(ctx.temp_path);
-  if (!durable && sunk) {
+  // Not kept: an error (the sender retries), or the same instance held in other bytes.
+  const bool drop = !sunk || *sunk == SinkOutcome::kDuplicateOtherBytes;
+  if (!durable && drop) ctx.spool->discard_temp(ctx.temp_path);
+  if (!durable && !drop) {
     // A sink that records nothing durable of its own need not call make_durable: done here.
     if (auto made = obj.make_durable(); !made) return spool_failed(made.error());
   }
@@ -227,7 +230,7 @@ void store_callback(void* data, T_DIMSE_StoreProgress* progress, T_DIMSE_C_Store
     return;
   }
   ctx.stored = true;
-  ctx.duplicate = *sunk == SinkOutcome::kDuplicate;
+  ctx.duplicate = *sunk != SinkOutcome::kStored;
   rsp->DimseStatus = STATUS_Success;
 }
 

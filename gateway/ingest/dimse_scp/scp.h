@@ -44,9 +44,16 @@ struct ReceivedObject {
   // Set by the SCP when the object's data is not durable yet: the sink calls it before the
   // object's record can commit and fails the object if it fails (catalog::NewInstance).
   std::function<Result<void>()> make_durable;
+  // Where the object's bytes can be read while the sink runs, when not at stored.path yet (the
+  // SCP's slot): for telling the same instance in other bytes (catalog::NewInstance::content).
+  std::filesystem::path file;
 };
 
-enum class SinkOutcome { kStored, kDuplicate };
+// kDuplicateOtherBytes: an instance held already, received in other bytes (another door's meta
+// header, another VR form or transfer syntax): nothing is kept of it. An object at stored.path
+// (made durable by its door) has been removed by the sink; one with make_durable set is not
+// linked yet, and its door discards its temporary instead of making it durable.
+enum class SinkOutcome { kStored, kDuplicate, kDuplicateOtherBytes };
 
 // A refusal at the door: who, why in our words, and why as a code (refusal::k*). `security`
 // marks who-may-call refusals (caller bindings, TLS), which the audit trail records too.

@@ -233,7 +233,7 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   ReceivedObject received{std::move(*stored), std::move(*scan), "", source_};
   auto sunk = sink_.object_received(received);
   if (!sunk) return retry(sunk.error());
-  (*sunk == SinkOutcome::kDuplicate ? out.duplicates : out.stored) = 1;
+  (*sunk == SinkOutcome::kStored ? out.stored : out.duplicates) = 1;
   return out;
 }
 

@@ -19,6 +19,13 @@
 
 namespace dirgw::ingest::prescan_detail {
 
+// Where the Reader hands the bytes it consumes while set (Reader::set_tap).
+class Tap {
+ public:
+  virtual ~Tap() = default;
+  virtual void take(const char* data, std::size_t n) = 0;
+};
+
 class RandomAccess {
  public:
   virtual ~RandomAccess() = default;
@@ -98,6 +105,9 @@ class Reader {
 
   std::uint64_t pos() const { return pos_; }
   const std::optional<Error>& error() const { return err_; }
+  // While set, every byte read or skipped is also handed to `tap` (the content digest of
+  // content_key_file(); skipped bytes are then read, not skipped). nullptr: none.
+  void set_tap(Tap* tap) { tap_ = tap; }
 
   // Makes n (<= kBufSize) bytes available; false at end of data or on error.
   bool fill(std::size_t n) {
@@ -130,12 +140,14 @@ class Reader {
   bool read(void* out, std::size_t n) {
     if (!fill(n)) return false;
     std::memcpy(out, buf_.get() + beg_, n);
+    if (tap_ != nullptr) tap_->take(buf_.get() + beg_, n);
     beg_ += n;
     pos_ += n;
     return true;
   }
 
   bool skip(std::uint64_t n) {
+    if (tap_ != nullptr) return skip_tapped(n);
     const std::uint64_t take = std::min<std::uint64_t>(n, end_ - beg_);
     beg_ += take;
     pos_ += take;
@@ -158,6 +170,18 @@ class Reader {
   bool at_end() { return !fill(1); }
 
  private:
+  bool skip_tapped(std::uint64_t n) {
+    while (n > 0) {
+      if (end_ == beg_ && !fill(1)) return false;
+      const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(n, end_ - beg_));
+      tap_->take(buf_.get() + beg_, take);
+      beg_ += take;
+      pos_ += take;
+      n -= take;
+    }
+    return true;
+  }
+
   Source& src_;
   std::unique_ptr<char[]> buf_;
   std::size_t beg_ = 0;
@@ -165,6 +189,7 @@ class Reader {
   std::uint64_t pos_;
   bool eof_ = false;
   std::optional<Error> err_;
+  Tap* tap_ = nullptr;
 };
 
 }  // namespace dirgw::ingest::prescan_detail

@@ -25,6 +25,7 @@ constexpr std::uint32_t kTagItem = 0xFFFEE000u;
 constexpr std::uint32_t kTagItemDelim = 0xFFFEE00Du;
 constexpr std::uint32_t kTagSeqDelim = 0xFFFEE0DDu;
 constexpr std::uint32_t kTagPixelData = 0x7FE00010u;
+constexpr std::uint32_t kTagTrailingPadding = 0xFFFCFFFCu;
 constexpr std::uint32_t kTagSopClass = 0x00080016u;
 constexpr std::uint32_t kTagSopInstance = 0x00080018u;
 constexpr std::uint32_t kTagModality = 0x00080060u;

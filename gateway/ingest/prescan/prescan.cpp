@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
+#include <vector>
 
 #include "common/files.h"
 #include "ingest/prescan/byte_source.h"
@@ -28,7 +30,8 @@ using namespace prescan_detail;
 
 constexpr std::string_view kPlaceholderUid = "1.2.840.10008.1.1";  // Verification SOP Class
 
-Result<PrescanResult> prescan(RandomAccess& ra, const PrescanLimits& limits) {
+Result<PrescanResult> prescan(RandomAccess& ra, const PrescanLimits& limits,
+                              ContentDigest* digest = nullptr) {
   if (ra.size() > limits.max_object_size) return reject("file larger than max_object_size");
   PrescanResult out;
   auto meta = scan_meta(ra, out);
@@ -52,19 +55,18 @@ Result<PrescanResult> prescan(RandomAccess& ra, const PrescanLimits& limits) {
       }
     }
     Reader r(raw, ds);
-    if (auto w = walk_dataset(r, limits, *ts, ra.size(), false, out); !w) return w.error();
+    if (auto w = walk_dataset(r, limits, *ts, ra.size(), false, out, digest); !w) return w.error();
     return out;
   }
   InflateSource inflater(raw, ds, limits.max_inflated_size);
   if (auto i = inflater.init(); !i) return i.error();
   Reader r(inflater, 0);
-  if (auto w = walk_dataset(r, limits, *ts, kNoEnd, true, out); !w) return w.error();
+  if (auto w = walk_dataset(r, limits, *ts, kNoEnd, true, out, digest); !w) return w.error();
   return out;
 }
 
-}  // namespace
-
-Result<PrescanResult> prescan_file(const std::filesystem::path& path, const PrescanLimits& limits) {
+Result<PrescanResult> prescan_path(const std::filesystem::path& path, const PrescanLimits& limits,
+                                   ContentDigest* digest) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return make_error(ErrorCode::kIo, "open for prescan: " + errno_text(errno));
   struct stat st {};
@@ -73,7 +75,46 @@ Result<PrescanResult> prescan_file(const std::filesystem::path& path, const Pres
   }
   if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::kIo, "prescan: not a regular file");
   FileAccess file(std::move(fd), static_cast<std::uint64_t>(st.st_size));
-  return prescan(file, limits);
+  return prescan(file, limits, digest);
+}
+
+// The fields of a content key: version, syntax, n|e, header digest, pixel digest.
+std::vector<std::string_view> key_fields(std::string_view key) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = key.find(' ', start);
+    out.push_back(key.substr(start, end == std::string_view::npos ? end : end - start));
+    if (end == std::string_view::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<PrescanResult> prescan_file(const std::filesystem::path& path, const PrescanLimits& limits) {
+  return prescan_path(path, limits, nullptr);
+}
+
+Result<std::string> content_key_file(const std::filesystem::path& path, const PrescanLimits& limits,
+                                     std::function<bool(std::uint32_t tag)> text_tag) {
+  ContentDigest digest;
+  digest.text_tag = std::move(text_tag);
+  auto scan = prescan_path(path, limits, &digest);
+  if (!scan) return scan.error();
+  const auto ts = classify(scan->transfer_syntax);
+  return "c1 " + scan->transfer_syntax + (ts && ts->encapsulated ? " e " : " n ") +
+         digest.header.hex_digest() + " " + digest.pixels.hex_digest();
+}
+
+bool same_content(std::string_view a, std::string_view b) {
+  const auto x = key_fields(a);
+  const auto y = key_fields(b);
+  if (x.size() != 5 || y.size() != 5 || x[0] != "c1" || y[0] != "c1") return false;
+  if (x[3] != y[3]) return false;  // the elements
+  if (x[4] == y[4]) return true;   // the pixel bytes
+  return x[1] != y[1] && (x[2] == "e" || y[2] == "e");
 }
 
 Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,21 @@ struct PrescanResult {          // what the scan learned, for the catalog
 Result<PrescanResult> prescan_file(const std::filesystem::path& path, const PrescanLimits& limits);
 // Convenience for tests/fuzzing: same checks on bytes in memory.
 Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits);
+
+// What an object holds, for telling the same instance received again in other bytes (another
+// door's meta header, implicit instead of explicit VR, another transfer syntax) from a new
+// version of it: one line with the transfer syntax, whether its pixels are encapsulated, a digest
+// of every element but the pixels (tag, length and value bytes, whatever the VR and length form)
+// and a digest of the pixel bytes (walker.h, ContentDigest). `text_tag` names the tags whose
+// value is padded text (a dictionary's; ingest/content_key.h gives DCMTK's). An error when the
+// file does not pre-scan. Reads the whole file: called only for an SOP Instance UID held already.
+Result<std::string> content_key_file(const std::filesystem::path& path, const PrescanLimits& limits,
+                                     std::function<bool(std::uint32_t tag)> text_tag = {});
+// Two content keys of one instance: the same elements, and the same pixel bytes, or pixels in
+// two transfer syntaxes of which one is compressed (a lossless re-encoding; a lossy one changes
+// Lossy Image Compression (0028,2110), an element, and should have a new SOP Instance UID).
+// Malformed keys are never the same.
+bool same_content(std::string_view a, std::string_view b);
 
 // A data set without preamble and meta header, in `transfer_syntax` (one received over DIMSE that
 // DCMTK is to parse in memory: a storage commitment report, a C-FIND identifier). The same checks,

@@ -1,6 +1,7 @@
 #include "ingest/prescan/walker.h"
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,71 @@ struct Frame {
   bool item_seen = false;  // pixel sequence: the basic offset table item
   Kind kind;
   Encoding enc;
+  std::uint32_t tag = 0;    // sequence: its element's tag (content digest)
+  std::uint64_t items = 0;  // sequence: items seen (content digest)
+};
+
+// One value's part of the content digest (walker.h): its digest and length, trailing padding
+// left out for a text tag. The padding is held back until a byte of content follows it.
+class ValueTap final : public Tap {
+ public:
+  void start(std::uint32_t tag, bool trim) {
+    tag_ = tag;
+    trim_ = trim;
+    pending_.clear();
+    length_ = 0;
+    hash_ = std::make_unique<Sha256>();
+  }
+  bool active() const { return hash_ != nullptr; }
+  void take(const char* data, std::size_t n) override {
+    if (!trim_) return add(data, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (data[i] == ' ' || data[i] == '\0') {
+        pending_.push_back(data[i]);
+        continue;
+      }
+      if (!pending_.empty()) {
+        add(pending_.data(), pending_.size());
+        pending_.clear();
+      }
+      add(data + i, 1);
+    }
+  }
+  // Into `header`: the tag, the length and the digest ('V'), or the tag alone ('Z') when empty.
+  void finish(Sha256& header) {
+    unsigned char rec[9] = {static_cast<unsigned char>(length_ == 0 ? 'Z' : 'V')};
+    put32(rec + 1, tag_);
+    put32(rec + 5, static_cast<std::uint32_t>(length_));
+    header.update(rec, length_ == 0 ? 5 : 9);
+    if (length_ != 0) {
+      const std::string digest = hash_->hex_digest();
+      header.update(digest.data(), digest.size());
+    }
+    hash_.reset();
+  }
+  static void put32(unsigned char* out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
+  }
+
+ private:
+  void add(const char* data, std::size_t n) {
+    hash_->update(data, n);
+    length_ += n;
+  }
+  std::uint32_t tag_ = 0;
+  bool trim_ = false;
+  std::string pending_;
+  std::uint64_t length_ = 0;
+  std::unique_ptr<Sha256> hash_;
+};
+
+class HashTap final : public Tap {
+ public:
+  explicit HashTap(Sha256& hash) : hash_(hash) {}
+  void take(const char* data, std::size_t n) override { hash_.update(data, n); }
+
+ private:
+  Sha256& hash_;
 };
 
 struct Found {
@@ -33,13 +99,22 @@ struct Found {
 class Walker {
  public:
   Walker(Reader& r, const PrescanLimits& limits, const TransferSyntax& ts, std::uint64_t top_limit,
-         bool inflated, PrescanResult& out)
-      : r_(r), limits_(limits), ts_(ts), top_limit_(top_limit), inflated_(inflated), out_(out) {}
+         bool inflated, PrescanResult& out, ContentDigest* digest)
+      : r_(r),
+        limits_(limits),
+        ts_(ts),
+        top_limit_(top_limit),
+        inflated_(inflated),
+        out_(out),
+        digest_(digest) {
+    if (digest_ != nullptr) pixel_tap_ = std::make_unique<HashTap>(digest_->pixels);
+  }
 
   Result<void> run() {
     stack_.push_back(
         Frame{r_.pos(), kNoEnd, top_limit_, 0, false, false, Kind::kDataset, ts_.encoding});
     for (;;) {
+      end_value();  // headers are never content; a value's step sets the tap
       Frame& f = stack_.back();
       const std::uint64_t p = r_.pos();
       if (f.end != kNoEnd && p == f.end) {
@@ -131,19 +206,58 @@ class Walker {
     return {};
   }
 
-  Result<void> push_sequence(std::uint64_t start, std::uint64_t end, Encoding enc) {
+  Result<void> push_sequence(std::uint64_t start, std::uint64_t end, Encoding enc,
+                             std::uint32_t tag) {
     if (seq_depth_ + 1 > limits_.max_depth) {
       return reject("sequence nesting deeper than max_depth" + at(start));
     }
     ++seq_depth_;
     const std::uint64_t limit = std::min(end, stack_.back().limit);
-    stack_.push_back(Frame{start, end, limit, 0, false, false, Kind::kSequence, enc});
+    stack_.push_back(Frame{start, end, limit, 0, false, false, Kind::kSequence, enc, tag});
     return {};
   }
 
   void pop() {
-    if (stack_.back().kind == Kind::kSequence) --seq_depth_;
+    const Frame& f = stack_.back();
+    if (f.kind == Kind::kSequence) {
+      --seq_depth_;
+      // An empty sequence, in any length form, is recorded as an empty value is.
+      if (f.items == 0) {
+        digest_mark('Z', f.tag);
+      } else {
+        digest_mark('Q', f.tag);
+      }
+    }
+    if (f.kind == Kind::kItem) digest_mark('E', 0);
     stack_.pop_back();
+  }
+
+  // The content digest (walker.h): a mark of structure, with the tag it belongs to.
+  void digest_mark(char what, std::uint32_t tag) {
+    if (digest_ == nullptr) return;
+    unsigned char rec[5] = {static_cast<unsigned char>(what)};
+    ValueTap::put32(rec + 1, tag);
+    digest_->header.update(rec, sizeof rec);
+  }
+
+  // The content digest of an element with a value (not a sequence): the step that consumes the
+  // value hands its bytes to the tap; end_value() adds it. Group lengths and trailing padding say
+  // nothing about the content; the top-level Pixel Data goes to a digest of its own.
+  void digest_element(std::uint32_t tag, bool top) {
+    if (digest_ == nullptr) return;
+    if ((tag & 0xFFFFu) == 0 || tag == kTagTrailingPadding) return;
+    if (top && tag == kTagPixelData) {
+      r_.set_tap(pixel_tap_.get());
+      return;
+    }
+    value_tap_.start(tag, digest_->text_tag && digest_->text_tag(tag));
+    r_.set_tap(&value_tap_);
+  }
+
+  // Before the next header: the value read since digest_element() goes into the digest.
+  void end_value() {
+    r_.set_tap(nullptr);
+    if (value_tap_.active()) value_tap_.finish(digest_->header);
   }
 
   // Inside a sequence: only items and, for undefined length, the sequence delimiter.
@@ -156,6 +270,8 @@ class Walker {
     Frame& f = stack_.back();
     if (tag == kTagItem) {
       if (auto c = count_item(p); !c) return c;
+      if (f.items++ == 0) digest_mark('S', f.tag);
+      digest_mark('I', 0);
       const Encoding enc = f.enc;
       if (len == kUndefinedLength) {
         stack_.push_back(Frame{p, kNoEnd, f.limit, 0, false, false, Kind::kItem, enc});
@@ -195,6 +311,8 @@ class Walker {
       }
       if (auto c = check_length(len, p, "encapsulated pixel data fragment"); !c) return c;
       if (len % 2 != 0) warn("odd fragment length" + at(p));
+      // The pixels are the fragments after the basic offset table, however they are cut.
+      if (f.item_seen && digest_ != nullptr) r_.set_tap(pixel_tap_.get());
       f.item_seen = true;
       return skip_value(len, p, "encapsulated pixel data fragment");
     }
@@ -237,16 +355,17 @@ class Walker {
                     at(p));
     }
     const std::uint64_t value_start = r_.pos();
-    if (vr_is(vr, "SQ")) return push_sequence(p, value_start + len, enc);
+    if (vr_is(vr, "SQ")) return push_sequence(p, value_start + len, enc, tag);
     if ((vr == nullptr || vr_is(vr, "UN")) && len >= 8 && !is_bulk_tag(tag)) {
       // A value that starts with an item tag is a sequence DCMTK's dictionary would descend into:
       // it gets the same depth, count and structure checks.
       const unsigned char* v = r_.peek(4);
       if (v != nullptr && get32(v, false) == 0xE000FFFEu) {
-        return push_sequence(p, value_start + len, Encoding::kImplicitLE);
+        return push_sequence(p, value_start + len, Encoding::kImplicitLE, tag);
       }
       if (r_.error()) return *r_.error();
     }
+    digest_element(tag, top);
     if (len % 2 != 0) {
       warn("odd value length for " + tag_text(tag) + at(p));
       if (out_.odd_lengths++ == 0) out_.first_odd_length_tag = tag;
@@ -386,7 +505,7 @@ class Walker {
   // An element of undefined length: a sequence, encapsulated pixel data, or an error.
   Result<void> undefined_length(std::uint64_t p, std::uint32_t tag, const VrInfo* vr,
                                 Encoding enc) {
-    if (vr_is(vr, "SQ")) return push_sequence(p, kNoEnd, enc);
+    if (vr_is(vr, "SQ")) return push_sequence(p, kNoEnd, enc, tag);
     if (tag == kTagPixelData &&
         (vr == nullptr || vr_is(vr, "OB") || vr_is(vr, "OW") || vr_is(vr, "UN"))) {
       if (!ts_.encapsulated) {
@@ -399,7 +518,8 @@ class Walker {
     }
     // UN of undefined length, or any implicit-VR element of undefined length: a sequence whose
     // content is implicit VR little endian (PS3.5 6.2.2).
-    if (vr == nullptr || vr_is(vr, "UN")) return push_sequence(p, kNoEnd, Encoding::kImplicitLE);
+    if (vr == nullptr || vr_is(vr, "UN"))
+      return push_sequence(p, kNoEnd, Encoding::kImplicitLE, tag);
     return reject(std::string("undefined length on ") + tag_text(tag) + " with VR " + vr->name +
                   ", which is not a sequence" + at(p));
   }
@@ -457,6 +577,7 @@ class Walker {
   }
 
   Result<void> finish() {
+    if (digest_ != nullptr) end_value();
     const std::string ds_at = " (dataset at offset " + std::to_string(out_.dataset_offset) + ")";
     auto require = [&](const Found& found, const char* what) -> std::optional<Error> {
       if (!found.value || found.value->empty()) {
@@ -511,14 +632,18 @@ class Walker {
   std::uint64_t items_ = 0;
   std::uint64_t elements_ = 0;
   bool first_element_ = true;
+  ContentDigest* digest_;
+  ValueTap value_tap_;
+  std::unique_ptr<HashTap> pixel_tap_;
   Found sop_class_, sop_instance_, modality_, study_, series_, patient_id_, issuer_;
 };
 
 }  // namespace
 
 Result<void> walk_dataset(Reader& r, const PrescanLimits& limits, const TransferSyntax& ts,
-                          std::uint64_t top_limit, bool inflated, PrescanResult& out) {
-  return Walker(r, limits, ts, top_limit, inflated, out).run();
+                          std::uint64_t top_limit, bool inflated, PrescanResult& out,
+                          ContentDigest* digest) {
+  return Walker(r, limits, ts, top_limit, inflated, out, digest).run();
 }
 
 }  // namespace dirgw::ingest::prescan_detail

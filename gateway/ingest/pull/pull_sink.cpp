@@ -31,7 +31,7 @@ Result<SinkOutcome> PullSink::object_received(const ReceivedObject& object) {
   std::lock_guard lock(mutex_);
   auto it = expected_.find({object.calling_ae, object.scan.study_uid});
   if (r && it != expected_.end())
-    ++(*r == SinkOutcome::kDuplicate ? it->second.tally.duplicates : it->second.tally.stored);
+    ++(*r == SinkOutcome::kStored ? it->second.tally.stored : it->second.tally.duplicates);
   return r;
 }
 

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 #include <vector>
 
+#include "ingest/content_key.h"
 #include "temp_catalog.h"
 
 namespace dirgw::ingest::test {
@@ -91,6 +93,96 @@ TEST_F(CatalogSinkTest, DifferentBytesForTheSameInstanceAreANewVersion) {
   for (const auto& i : (*study)->instances)
     second_version_held = second_version_held || i.sha256 == second.stored.sha256;
   EXPECT_TRUE(second_version_held);
+}
+
+// The same instance through another door, or again in another syntax: other bytes (the door's
+// own meta header, implicit VR), the same content. A duplicate, whose file is not kept; with the
+// content check off, a new version as before.
+std::string implicit_dicom() {
+  dirgw::test::DatasetBuilder b(dirgw::test::Enc::kImplicitLE);
+  dirgw::test::standard_head(b);
+  dirgw::test::Meta m;
+  m.transfer_syntax = std::string(dirgw::test::kImplicitLE);
+  return dirgw::test::part10(m, b.take());
+}
+
+TEST_F(CatalogSinkTest, SameInstanceInOtherBytesIsADuplicateAndItsFileIsNotKept) {
+  auto s = sink();
+  s->check_content(*spool_, PrescanLimits{});
+  const auto first = received(dicom());
+  ASSERT_EQ(*s->object_received(first), SinkOutcome::kStored);
+  auto other = received(implicit_dicom());
+  other.peer = "folder:export";
+  ASSERT_NE(other.stored.sha256, first.stored.sha256);
+  ASSERT_TRUE(std::filesystem::exists(other.stored.path));
+  auto r = s->object_received(other);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(*r, SinkOutcome::kDuplicateOtherBytes);
+  EXPECT_FALSE(std::filesystem::exists(other.stored.path));  // linked by the door: removed
+  EXPECT_TRUE(std::filesystem::exists(first.stored.path));
+  EXPECT_EQ(wakes_, 1);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  ASSERT_EQ((*study)->instances.size(), 1u);
+  EXPECT_EQ((*study)->instances.front().sha256, first.stored.sha256);
+
+  // A door whose object is not linked yet (the SCP's slot): never made durable, left to it.
+  auto slot = received(implicit_dicom());
+  bool made_durable = false;
+  slot.make_durable = [&]() -> Result<void> {
+    made_durable = true;
+    return {};
+  };
+  EXPECT_EQ(*s->object_received(slot), SinkOutcome::kDuplicateOtherBytes);
+  EXPECT_FALSE(made_durable);
+  EXPECT_TRUE(std::filesystem::exists(slot.stored.path));
+}
+
+TEST_F(CatalogSinkTest, OtherContentIsStillANewVersion) {
+  auto s = sink();
+  s->check_content(*spool_, PrescanLimits{});
+  ASSERT_EQ(*s->object_received(received(dicom())), SinkOutcome::kStored);
+  EXPECT_EQ(*s->object_received(received(dicom(dirgw::test::kSopInstance, "corrected"))),
+            SinkOutcome::kStored);
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->instances.size(), 2u);
+}
+
+TEST_F(CatalogSinkTest, WithoutTheContentCheckOtherBytesAreANewVersion) {
+  auto s = sink();
+  ASSERT_EQ(*s->object_received(received(dicom())), SinkOutcome::kStored);
+  EXPECT_EQ(*s->object_received(received(implicit_dicom())), SinkOutcome::kStored);
+}
+
+// A held object whose file is gone (purged after verification) is compared by the content key
+// kept in the catalog.
+TEST_F(CatalogSinkTest, AHeldObjectWhoseFileIsGoneIsComparedByItsKeptKey) {
+  auto s = sink();
+  s->check_content(*spool_, PrescanLimits{});
+  const auto first = received(dicom());
+  ASSERT_EQ(*s->object_received(first), SinkOutcome::kStored);
+  // The first comparison records the held object's key; then its file goes.
+  ASSERT_EQ(*s->object_received(received(implicit_dicom())), SinkOutcome::kDuplicateOtherBytes);
+  ASSERT_TRUE(spool_->remove_object(first.stored.sha256).ok());
+  dirgw::test::DatasetBuilder b(dirgw::test::Enc::kExplicitLE);
+  dirgw::test::standard_head(b);
+  dirgw::test::Meta m;
+  dirgw::test::DatasetBuilder door(dirgw::test::Enc::kExplicitLE);
+  door.str(0x00020013u, "SH", "OTHER_DOOR_1");  // another door's implementation version name
+  m.extra = door.take();
+  EXPECT_EQ(*s->object_received(received(dirgw::test::part10(m, b.take()))),
+            SinkOutcome::kDuplicateOtherBytes);
+}
+
+TEST(PaddedTextTag, TheDictionarySaysWhichTagsHoldText) {
+  EXPECT_TRUE(padded_text_tag(0x00080008u));   // Image Type, CS
+  EXPECT_TRUE(padded_text_tag(0x00100010u));   // Patient's Name, PN
+  EXPECT_TRUE(padded_text_tag(0x00080018u));   // SOP Instance UID, UI
+  EXPECT_FALSE(padded_text_tag(0x00280010u));  // Rows, US
+  EXPECT_FALSE(padded_text_tag(0x7FE00010u));  // Pixel Data
+  EXPECT_FALSE(padded_text_tag(0x00091010u));  // private: no dictionary says
+  EXPECT_TRUE(padded_text_tag(0x00080008u));   // remembered
 }
 
 TEST_F(CatalogSinkTest, RefusalIsRecordedForStatus) {

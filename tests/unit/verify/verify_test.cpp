@@ -17,6 +17,8 @@
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
 #include "ingest/dimse_scp/commitment.h"
+#include "ingest/prescan/prescan.h"
+#include "unit/prescan/dicom_builder.h"
 #include "verify/commitment.h"
 #include "verify/qido.h"
 #include "verify/retention.h"
@@ -391,6 +393,62 @@ TEST_F(VerifyTest, AnObjectReceivedAgainAfterItsPurgeIsKnownAgain) {
   in.size = 100;
   EXPECT_EQ(catalog_->ingest.record_instance(in)->kind, catalog::RecordKind::kDuplicate);
   EXPECT_EQ(catalog_->ingest.object_hashes()->size(), 1u);
+}
+
+// The purge keeps what a removed object held (objects.content_key): the same instance sent
+// again later through another door, in other bytes, is then still a duplicate, not a new version.
+std::string ct_object(dirgw::test::Enc enc, std::string_view ts) {
+  dirgw::test::DatasetBuilder b(enc);
+  b.str(0x00080016u, "UI", kCt)
+      .str(0x00080018u, "UI", "1.9.5.1.1")
+      .str(0x00080060u, "CS", "CT")
+      .str(0x0020000Du, "UI", "1.9.5")
+      .str(0x0020000Eu, "UI", "1.9.5.1")
+      .element(0x7FE00010u, "OW", std::string(32, '\x22'));
+  dirgw::test::Meta m;
+  m.transfer_syntax = std::string(ts);
+  m.sop_class = kCt;
+  m.sop_instance = "1.9.5.1.1";
+  return dirgw::test::part10(m, b.take());
+}
+
+TEST_F(VerifyTest, APurgeKeepsWhatTheObjectHeldForTheSameInstanceReceivedAgain) {
+  send_study("1.9.5", 1);
+  std::ofstream(spool_->object_path(sha("1.9.5", 1)), std::ios::trunc | std::ios::binary)
+      << ct_object(dirgw::test::Enc::kExplicitLE, dirgw::test::kExplicitLE);
+  retention_->set_content_key([](const fs::path& path) {
+    auto key = ingest::content_key_file(path, ingest::PrescanLimits{});
+    return key ? *key : std::string();
+  });
+  hold("1.9.5", 1, 1);
+  clock_.advance(seconds(61));
+  verifier_->step();
+  clock_.advance(seconds(601));
+  ASSERT_EQ(retention_->step().objects, 1);
+  ASSERT_FALSE(fs::exists(spool_->object_path(sha("1.9.5", 1))));
+
+  const auto again = dir_ / "again.dcm";  // dcmsend's implicit VR, another meta header
+  std::ofstream(again, std::ios::binary)
+      << ct_object(dirgw::test::Enc::kImplicitLE, dirgw::test::kImplicitLE);
+  catalog::NewInstance in;
+  in.study_uid = "1.9.5";
+  in.series_uid = "1.9.5.1";
+  in.sop_instance_uid = "1.9.5.1.1";
+  in.sop_class_uid = kCt;
+  in.transfer_syntax = std::string(dirgw::test::kImplicitLE);
+  in.sha256 = std::string(64, 'e');
+  in.size = 100;
+  in.content = catalog::NewInstance::ContentCheck{
+      [&] { return *ingest::content_key_file(again, ingest::PrescanLimits{}); },
+      [&](const std::string& sha256) {
+        auto k = ingest::content_key_file(spool_->object_path(sha256), ingest::PrescanLimits{});
+        return k ? *k : std::string();
+      },
+      [](std::string_view a, std::string_view b) { return ingest::same_content(a, b); }};
+  auto r = catalog_->ingest.record_instance(in);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->kind, catalog::RecordKind::kDuplicate);
+  EXPECT_TRUE(r->other_bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
