@@ -110,6 +110,7 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
           r.duration(m, p, "acse_timeout", d.acse_timeout, Duration(1000), Duration(600'000));
           r.duration(m, p, "dimse_timeout", d.dimse_timeout, Duration(1000), Duration(3'600'000));
           r.size(m, p, "max_object_size", d.max_object_size, 1024, 64ull << 30);
+          r.integer(m, p, "max_items", d.max_items, 1000, 50'000'000);
           detail::read_dicom_door(r, m, p, d);
           YAML::Node callers = m["allowed_callers"];
           std::string key = Reader::join(p, "allowed_callers");
@@ -133,8 +134,8 @@ void read_dicom(Reader& r, const YAML::Node& n, const std::string& path, DicomIn
                     "must list at least one calling AE title (\"*\" admits any caller)");
         },
         {"enabled", "ae_title", "bind", "port", "allowed_callers", "max_associations", "max_pdu",
-         "acse_timeout", "dimse_timeout", "max_object_size", "tls", "callers", "stop_grace",
-         "transfer_syntaxes", "extra_sop_classes"});
+         "acse_timeout", "dimse_timeout", "max_object_size", "max_items", "tls", "callers",
+         "stop_grace", "transfer_syntaxes", "extra_sop_classes"});
 }
 
 void read_hl7(Reader& r, const YAML::Node& h, const std::string& hp, Hl7Ingest& hl) {

@@ -48,6 +48,9 @@ struct DicomIngest {
   Duration acse_timeout{std::chrono::seconds(30)};
   Duration dimse_timeout{std::chrono::seconds(60)};
   std::uint64_t max_object_size = 2ull << 30;
+  // Sequence items plus encapsulated pixel fragments in one object (PrescanLimits::max_items): a
+  // whole-slide image has a fragment per tile, an enhanced MR nine items per frame.
+  std::uint64_t max_items = 1000000;
   DicomTls tls;
   // Calling AE titles bound to addresses and certificate subjects; an AE listed here may call
   // only as its bindings say (see docs/dicom-tls.md).

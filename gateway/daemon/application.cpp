@@ -206,6 +206,7 @@ Result<void> Application::Impl::open_state() {
   if (!opened_spool) return opened_spool.error();
   spool = std::make_unique<ingest::Spool>(std::move(opened_spool).value());
   limits.max_object_size = config.ingest.dicom.max_object_size;
+  limits.max_items = config.ingest.dicom.max_items;
 
   std::vector<std::string> names;
   for (const auto& d : config.destinations) names.push_back(d.name);

@@ -22,7 +22,7 @@ namespace dirgw::ingest {
 
 struct PrescanLimits {
   int max_depth = 32;                          // sequence nesting (top-level SQ = depth 1)
-  std::uint64_t max_items = 100000;            // items of all sequences + pixel fragments
+  std::uint64_t max_items = 1000000;           // items of all sequences + pixel fragments
   std::uint64_t max_elements = 2000000;        // data elements at all levels (DCMTK: ~150 B each)
   std::uint64_t max_object_size = 2ull << 30;  // file size and any single value length
   std::uint64_t max_inflated_size = 512ull << 20;  // inflated dataset of a deflated TS

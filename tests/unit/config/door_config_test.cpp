@@ -175,6 +175,19 @@ TEST(DoorConfig, StopGrace) {
                "duration");
 }
 
+TEST(DoorConfig, MaxItems) {
+  auto absent = load_string(dicom_with(""));
+  ASSERT_TRUE(absent.ok()) << absent.errors[0].message;
+  EXPECT_EQ(absent.config->ingest.dicom.max_items, 1000000u);
+  auto r = load_string(dicom_with("    max_items: 5000000\n"));
+  ASSERT_TRUE(r.ok()) << r.errors[0].message;
+  EXPECT_EQ(r.config->ingest.dicom.max_items, 5000000u);
+  expect_error(load_string(dicom_with("    max_items: 10\n")), "ingest.dicom.max_items", 8,
+               "whole number from 1000");
+  expect_error(load_string(dicom_with("    max_items: many\n")), "ingest.dicom.max_items", 8,
+               "whole number");
+}
+
 TEST(DoorConfig, Hl7Timeouts) {
   auto r = load_string(hl7_with("    idle_timeout: 2m\n    message_timeout: 15s\n"));
   ASSERT_TRUE(r.ok()) << r.errors[0].message;

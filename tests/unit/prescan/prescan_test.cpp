@@ -354,6 +354,18 @@ TEST(PrescanAccepts, TextValueAtTheLimit) {
   EXPECT_TRUE(accepted(scan(part10(test::kExplicitLE, b.take()), limits)));
 }
 
+// A whole-slide image carries a fragment per tile: 100 001 fragments (more than a 40x slide's
+// base level often has) pass the default limits, which once refused them.
+TEST(PrescanAccepts, WholeSlideImageWithAFragmentPerTile) {
+  DatasetBuilder b;
+  standard_head(b);
+  b.begin_pixel_sequence().fragment("");
+  for (int i = 0; i < 100001; ++i) b.fragment(std::string("\xFF\xD8\xFF\xD9", 4));
+  b.end_pixel_sequence();
+  auto r = prescan_bytes(part10(test::kJpegBaseline, b.take()), PrescanLimits{});
+  EXPECT_TRUE(r.ok()) << r.error().to_string();
+}
+
 // The walker keeps its state on the heap: 100 000 levels pass when the limits allow them.
 TEST(PrescanAccepts, DeepNestingIsIterativeWhenLimitsAllowIt) {
   PrescanLimits limits;
