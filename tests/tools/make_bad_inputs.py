@@ -517,15 +517,6 @@ def build(suite):
           refused("item outside a sequence"))
 
     # --- huge counts ------------------------------------------------------------------------
-    o = Obj("items-200k")
-    items = struct.pack("<HHI", 0xFFFE, 0xE000, 0) * 200000
-    raw = struct.pack("<HH", 0x0008, 0x1115) + b"SQ\0\0" + struct.pack("<I", len(items)) + items
-    s.add("items-200000", "huge counts", "one sequence with 200 000 empty items",
-          o.file(dataset=splice(o, 0x00081115, raw)), refused("more items than max_items"))
-    o = Obj("fragments-200k", ts=JPEG_BASELINE)
-    o.set(E(0x7FE00010, "OB", Fragments([b""] + [b"\xff\xd9"] * 200000), undefined=True))
-    s.add("fragments-200000", "huge counts", "encapsulated pixel data with 200 000 fragments",
-          o.file(), refused("more items than max_items"))
     if not s.small_only:
         build_big_counts(s)
 
@@ -535,6 +526,17 @@ def build(suite):
 
 
 def build_big_counts(s):
+    # Past max_items (1 000 000 by default: a whole-slide image has a fragment per tile).
+    o = Obj("items-1m")
+    items = struct.pack("<HHI", 0xFFFE, 0xE000, 0) * 1000001
+    raw = struct.pack("<HH", 0x0008, 0x1115) + b"SQ\0\0" + struct.pack("<I", len(items)) + items
+    s.add("items-1000001", "huge counts", "one sequence with 1 000 001 empty items (8 MB)",
+          o.file(dataset=splice(o, 0x00081115, raw)), refused("more items than max_items"))
+    o = Obj("fragments-1m", ts=JPEG_BASELINE)
+    o.set(E(0x7FE00010, "OB", Fragments([b""] + [b"\xff\xd9"] * 1000001), undefined=True))
+    s.add("fragments-1000001", "huge counts",
+          "encapsulated pixel data with 1 000 001 fragments (10 MB)",
+          o.file(), refused("more items than max_items"))
     o = Obj("elements-2m")
     chunks = []
     n = 0
