@@ -227,6 +227,19 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   }
   auto scan = prescan_file(object, limits_);
   if (!scan) return rejected("prescan", scan.error().detail);
+  // What the receiver would not take over C-STORE is not taken from a file either: the pre-scan
+  // reads any JPEG-family syntax's structure, but nothing after it can read HTJ2K, JPEG XL or
+  // JPEG 2000 Part 2 pixels (a made-up UID read as native pixel data). A standard UID is named;
+  // any other is data.
+  if (!syntaxes_.empty() && syntaxes_.count(scan->transfer_syntax) == 0) {
+    const bool standard =
+        scan->transfer_syntax.rfind("1.2.840.10008.", 0) == 0 && scan->transfer_syntax.size() <= 64;
+    return rejected(
+        "transfer_syntax",
+        "the transfer syntax " +
+            (standard ? scan->transfer_syntax + " " : std::string("(not a standard UID) ")) +
+            "is not one the receiver takes (ingest.dicom.transfer_syntaxes)");
+  }
   discard.p.clear();  // commit consumes the temporary whatever happens
   auto stored = spool_.commit(object, limits_.max_object_size);
   if (!stored) return retry(stored.error());
@@ -299,6 +312,9 @@ UnitResult Intake::take_zip(int fd, std::uint64_t size) {
     merge(out, rejected("too_large", "a zip entry is larger than max_object_size"));
   else if (walk.error)
     merge(out, retry(*walk.error));
+  // Only an index, litter or empty entries: nothing was taken, which its sender should know.
+  if (out.kind == UnitKind::kTaken && out.stored + out.duplicates == 0)
+    out = rejected("no_dicom_objects", "a zip without a DICOM object");
   return out;
 }
 
@@ -354,8 +370,9 @@ UnitResult Intake::take_tree(int dirfd, const std::string& name, const FileStamp
 
 // A tree without a DICOMDIR (an export: study and series folders of files, as PACS, viewers and
 // EMR exports write them): every file in it, in name order, taken as a top-level file is. Hidden
-// names (a leading '.') and DICOMDIR index files of subfolders are skipped; a symbolic link or
-// other special entry refuses the tree without being opened, as at the top of the folder.
+// names (a leading '.'), an operating system's litter (is_litter_name: Thumbs.db, __MACOSX...)
+// and DICOMDIR index files of subfolders are skipped; a symbolic link or other special entry
+// refuses the tree without being opened, as at the top of the folder.
 UnitResult Intake::take_export_tree(int dirfd, int depth, std::size_t& seen) {
   auto names = list_names(dirfd, kMaxTreeEntries);
   if (!names)
@@ -367,10 +384,12 @@ UnitResult Intake::take_export_tree(int dirfd, int depth, std::size_t& seen) {
     // Where a refusal is in the tree: names are never logged (they can carry a patient's name).
     const std::string at = " (entry " + std::to_string(++seen) + " of the tree)";
     UnitResult one;
-    if (name.front() == '.' || name == "DICOMDIR") {
+    if (name.front() == '.' || name == "DICOMDIR" || is_litter_name(name)) {
       one.skipped = 1;
     } else if (const EntryInfo info = look_at(dirfd, name); info.kind == EntryKind::kGone) {
       one = changed(one);
+    } else if (info.kind == EntryKind::kRegular && info.stamp.size == 0) {
+      one.skipped = 1;  // an empty file holds nothing to take or to lose
     } else if (info.kind == EntryKind::kRegular) {
       one = take_file(dirfd, name);
       if (one.kind == UnitKind::kGone) one = changed(one);  // deleted while we read the tree

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "ingest/dimse_scp/scp.h"
@@ -52,6 +53,12 @@ class Intake {
   // meta header when it has none, pre-scanned, committed, catalogued. Public for the zip visitor.
   UnitResult finish_object(const std::filesystem::path& temp);
   const Spool& spool() const { return spool_; }
+  // The transfer syntaxes an object may be in, as the C-STORE receiver's list (plus explicit big
+  // endian, which a file has no other way to be); others are refused (`transfer_syntax`).
+  // Empty (the default): whatever the pre-scan reads.
+  void set_transfer_syntaxes(std::set<std::string, std::less<>> syntaxes) {
+    syntaxes_ = std::move(syntaxes);
+  }
   std::uint64_t max_object_size() const { return limits_.max_object_size; }
 
  private:
@@ -65,6 +72,7 @@ class Intake {
   PrescanLimits limits_;
   ZipLimits zip_;
   std::string source_;
+  std::set<std::string, std::less<>> syntaxes_;
 };
 
 // Adds b's objects to a; the first refusal (or failure) wins.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <set>
 
 #include "ingest/folder/dicomdir.h"
@@ -87,7 +88,17 @@ struct FolderWatcher::Folder {
   bool dirty = true;
   TimePoint next_rescan{}, next_prune{};
   std::set<std::string> logged;  // units whose failure was logged already (by name, not logged)
-  FolderStatus status;           // under status_mutex_
+  // Units refused once for what they hold, with their stamp then: refused for good only when
+  // found the same a settle period later (settle_and_take).
+  std::map<std::string, FileStamp> refused_once;
+  // Files moved to rejected/ lately, by their name there: taken back when they change there (a
+  // copy that stalled for longer than that and then went on writing).
+  struct Watched {
+    FileStamp stamp;
+    TimePoint until;
+  };
+  std::map<std::string, Watched> rejected_watch;
+  FolderStatus status;  // under status_mutex_
 };
 
 FolderWatcher::FolderWatcher(std::vector<config::FolderIngest> folders, const Spool& spool,
@@ -106,6 +117,10 @@ FolderWatcher::FolderWatcher(std::vector<config::FolderIngest> folders, const Sp
 }
 
 FolderWatcher::~FolderWatcher() { stop(); }
+
+void FolderWatcher::set_transfer_syntaxes(const std::set<std::string, std::less<>>& syntaxes) {
+  for (auto& f : folders_) f->intake.set_transfer_syntaxes(syntaxes);
+}
 
 Result<void> FolderWatcher::open() {
   inotify_.reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
@@ -211,6 +226,9 @@ void FolderWatcher::scan(Folder& f, TimePoint now) {
   f.settle.keep_only(present);
   for (auto it = f.logged.begin(); it != f.logged.end();)
     it = present.count(*it) != 0 ? std::next(it) : f.logged.erase(it);
+  for (auto it = f.refused_once.begin(); it != f.refused_once.end();)
+    it = present.count(it->first) != 0 ? std::next(it) : f.refused_once.erase(it);
+  take_back_grown(f, now);
   for (const auto& name : present) {
     if (stopping_) break;
     handle(f, name, now);
@@ -260,9 +278,57 @@ void FolderWatcher::settle_and_take(Folder& f, const std::string& name, const Fi
                      "spool below its free-space floor: files wait in the folder", 0, 0, 0});
     }
   }
-  const UnitResult r =
+  UnitResult r =
       tree ? f.intake.take_tree(f.dir.get(), name, stamp) : f.intake.take_file(f.dir.get(), name);
+  if (r.kind == UnitKind::kRejected && refused_first_time(f, name, stamp)) {
+    r.kind = UnitKind::kChanged;  // what it holds so far stays; it is read again after settle
+    (void)f.settle.observe(name, stamp, now);  // due then, whether or not anything wakes us
+  } else {
+    f.refused_once.erase(name);
+  }
   finish(f, name, r);
+}
+
+// A copy that stalls for longer than settle (a network share, a USB hiccup, a slow VPN) reads as
+// a truncated object, or not DICOM at all, the first time: a unit refused for what it holds is
+// looked at again after another settle period, and rejected only when it is still the same.
+bool FolderWatcher::refused_first_time(Folder& f, const std::string& name, const FileStamp& stamp) {
+  auto it = f.refused_once.find(name);
+  if (it != f.refused_once.end() && it->second == stamp) return false;
+  f.refused_once[name] = stamp;
+  log::info(
+      "folder: entry refused once; read again after another settle period before it is "
+      "rejected (a copy may still be under way)",
+      {{"folder", f.cfg.name}});
+  return true;
+}
+
+// A file in rejected/ that changed since its rejection was still being written (a copy that
+// stalled for longer than two settle periods, then went on): it goes back into the folder, its
+// reason file goes, and it is taken as a new unit. Watched for an hour; not across restarts.
+void FolderWatcher::take_back_grown(Folder& f, TimePoint now) {
+  for (auto it = f.rejected_watch.begin(); it != f.rejected_watch.end();) {
+    const EntryInfo info = look_at(f.rejected.get(), it->first);
+    if (now > it->second.until || info.kind != EntryKind::kRegular) {
+      it = f.rejected_watch.erase(it);
+      continue;
+    }
+    if (info.stamp.size == it->second.stamp.size &&
+        info.stamp.mtime_ns == it->second.stamp.mtime_ns) {
+      ++it;
+      continue;
+    }
+    if (auto back = move_unique(f.rejected.get(), it->first, f.dir.get(), ""); back) {
+      (void)::unlinkat(f.rejected.get(), (it->first + ".reason").c_str(), 0);
+      fsync_fd(f.rejected.get());
+      log::warn(
+          "folder: a rejected file changed after its rejection (still being written): "
+          "taken back into the folder to be read again",
+          {{"folder", f.cfg.name}});
+      f.dirty = true;
+    }
+    it = f.rejected_watch.erase(it);
+  }
 }
 
 // What happens to a unit after the intake said what it made of it.
@@ -348,6 +414,8 @@ void FolderWatcher::reject(Folder& f, const std::string& name, const std::string
   }
   log::warn("folder: entry rejected",
             {{"folder", f.cfg.name}, {"reason", reason}, {"detail", detail}});
+  if (const EntryInfo info = look_at(f.rejected.get(), *moved); info.kind == EntryKind::kRegular)
+    f.rejected_watch[*moved] = {info.stamp, clock_.now() + std::chrono::hours(1)};
   // Beside the C-STORE refusals: dirgw status shows the last, the metrics count them.
   sink_.refused(DoorRefusal{"", "", "folder " + f.cfg.name + ": " + reason + ": " + detail,
                             refusal::kFolderRejected, false, "folder:" + f.cfg.name});

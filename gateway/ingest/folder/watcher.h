@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,6 +54,8 @@ class FolderWatcher {
   // Before start: called when the spool is below its floor, before a file is left waiting;
   // true when it made room (retention removed verified objects: docs/verification.md).
   void set_make_room(std::function<bool()> make_room) { make_room_ = std::move(make_room); }
+  // Before start: the transfer syntaxes a file may be in (Intake::set_transfer_syntaxes).
+  void set_transfer_syntaxes(const std::set<std::string, std::less<>>& syntaxes);
 
  private:
   struct Folder;
@@ -62,6 +65,8 @@ class FolderWatcher {
   void settle_and_take(Folder& f, const std::string& name, const FileStamp& stamp, bool tree,
                        TimePoint now);
   void finish(Folder& f, const std::string& name, const UnitResult& r);
+  bool refused_first_time(Folder& f, const std::string& name, const FileStamp& stamp);
+  void take_back_grown(Folder& f, TimePoint now);
   void reject(Folder& f, const std::string& name, const std::string& reason,
               const std::string& detail);
   void prune_done(Folder& f, TimePoint now);

@@ -5,6 +5,7 @@
 
 #include <locale.h>
 
+#include <cctype>
 #include <memory>
 
 namespace dirgw::ingest::folder {
@@ -83,7 +84,9 @@ class Walker {
         return out;
       }
     }
-    if (is_dicomdir_name(name)) return out;  // the media index: not an object
+    // The media index, what an operating system left, an empty entry: not objects.
+    if (is_dicomdir_name(name) || is_litter_name(name)) return out;
+    if (archive_entry_size_is_set(e) && archive_entry_size(e) == 0) return out;
     return copy(name);
   }
 
@@ -181,6 +184,33 @@ bool is_dicomdir_name(std::string_view name) {
   for (std::size_t i = 0; i < 8; ++i)
     if ((last[i] & ~0x20) != kDicomdir[i]) return false;
   return true;
+}
+
+namespace {
+bool same_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+}  // namespace
+
+bool is_litter_name(std::string_view name) {
+  std::size_t start = 0;
+  for (;;) {
+    const std::size_t end = name.find_first_of("/\\", start);
+    const std::string_view part =
+        name.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (part == "__MACOSX") return true;
+    if (end == std::string_view::npos) {
+      for (std::string_view litter : {"thumbs.db", "ehthumbs.db", "desktop.ini", ".ds_store"})
+        if (same_ignoring_case(part, litter)) return true;
+      return part.substr(0, 2) == "._";
+    }
+    start = end + 1;
+  }
 }
 
 bool looks_like_zip(std::string_view head) {

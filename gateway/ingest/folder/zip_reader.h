@@ -36,6 +36,12 @@ std::optional<std::string> entry_name_problem(std::string_view name);
 // True for an entry whose last component is DICOMDIR (the index of a media tree: not an object).
 bool is_dicomdir_name(std::string_view name);
 
+// True for what an operating system leaves in an export, never an object nor something a person
+// put there: Windows' Thumbs.db, ehthumbs.db and desktop.ini, macOS's .DS_Store, AppleDouble
+// "._" files and the __MACOSX folder of a Finder zip (any component), any case. Skipped in
+// trees and zips, as hidden names are; a unit of nothing else has no DICOM object.
+bool is_litter_name(std::string_view name);
+
 // Receives the regular-file entries in archive order.
 class ZipVisitor {
  public:

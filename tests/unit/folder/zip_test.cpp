@@ -51,6 +51,33 @@ TEST(Zip, RegularEntriesAreReadInOrderAndDicomdirSkipped) {
   EXPECT_EQ(c.bodies, (std::vector<std::string>{"1111", "22"}));
 }
 
+// What Windows and macOS leave in an export is skipped, as DICOMDIR is; so is an empty entry.
+TEST(Zip, LitterAndEmptyEntriesAreSkipped) {
+  Collect c;
+  auto w = walk(make_zip({{"study/IMG1", "1111"},
+                          {"study/Thumbs.db", "thumbs"},
+                          {"study/DESKTOP.INI", "ini"},
+                          {"__MACOSX/study/._IMG1", "appledouble"},
+                          {"study/._IMG1", "appledouble"},
+                          {"study/.DS_Store", "finder"},
+                          {"study/empty", ""},
+                          {"study/IMG2", "22"}}),
+                c);
+  EXPECT_FALSE(w.refusal.has_value()) << w.refusal->detail;
+  EXPECT_EQ(c.bodies, (std::vector<std::string>{"1111", "22"}));
+}
+
+TEST(ZipNames, LitterNames) {
+  EXPECT_TRUE(is_litter_name("Thumbs.db"));
+  EXPECT_TRUE(is_litter_name("a/b/thumbs.DB"));
+  EXPECT_TRUE(is_litter_name("a\\desktop.ini"));
+  EXPECT_TRUE(is_litter_name("__MACOSX/x/y.dcm"));
+  EXPECT_TRUE(is_litter_name("x/._y.dcm"));
+  EXPECT_FALSE(is_litter_name("Thumbs.db.dcm"));
+  EXPECT_FALSE(is_litter_name("study/IMG._1"));
+  EXPECT_FALSE(is_litter_name("MACOSX/IMG1"));
+}
+
 TEST(Zip, DotDotEntryRefusesTheArchive) {
   Collect c;
   auto w = walk(make_zip({{"ok", "1"}, {"../evil", "2"}}), c);
