@@ -17,6 +17,10 @@ bool SettleTracker::observe(const std::string& name, const FileStamp& stamp, Tim
   return now - it->second.since >= settle_;
 }
 
+void SettleTracker::restart(const std::string& name, const FileStamp& stamp, TimePoint now) {
+  seen_[name] = Seen{stamp, now};
+}
+
 void SettleTracker::keep_only(const std::set<std::string>& present) {
   for (auto it = seen_.begin(); it != seen_.end();) {
     if (present.count(it->first) == 0)

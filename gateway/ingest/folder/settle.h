@@ -34,6 +34,9 @@ class SettleTracker {
   // Drops what is known of entries not in `present` (taken, moved away, deleted).
   void keep_only(const std::set<std::string>& present);
   void forget(const std::string& name) { seen_.erase(name); }
+  // Watched from now, as if it had just changed: due a settle period from now (a unit to be
+  // read again however old its modification time is).
+  void restart(const std::string& name, const FileStamp& stamp, TimePoint now);
   // The earliest time an entry being watched could become ready (none: nothing is waiting).
   std::optional<TimePoint> next_due() const;
 

@@ -282,7 +282,7 @@ void FolderWatcher::settle_and_take(Folder& f, const std::string& name, const Fi
       tree ? f.intake.take_tree(f.dir.get(), name, stamp) : f.intake.take_file(f.dir.get(), name);
   if (r.kind == UnitKind::kRejected && refused_first_time(f, name, stamp)) {
     r.kind = UnitKind::kChanged;  // what it holds so far stays; it is read again after settle
-    (void)f.settle.observe(name, stamp, now);  // due then, whether or not anything wakes us
+    f.settle.restart(name, stamp, now);  // due a settle period from now, whatever its mtime
   } else {
     f.refused_once.erase(name);
   }

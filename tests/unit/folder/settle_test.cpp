@@ -24,6 +24,17 @@ TEST(Settle, FreshFileWaitsTheSettleTime) {
   EXPECT_TRUE(t.observe("a", stamp(10, kT0), kT0 + seconds(5)));
 }
 
+// A unit refused once is read again a settle period later, however old its mtime.
+TEST(Settle, RestartWaitsTheSettleTimeFromNow) {
+  SettleTracker t(seconds(5));
+  const TimePoint later = kT0 + seconds(60);
+  EXPECT_TRUE(t.observe("a", stamp(10, kT0), later));  // old: settled at once
+  t.restart("a", stamp(10, kT0), later);
+  EXPECT_FALSE(t.observe("a", stamp(10, kT0), later + seconds(4)));
+  EXPECT_EQ(t.next_due(), later + seconds(5));
+  EXPECT_TRUE(t.observe("a", stamp(10, kT0), later + seconds(5)));
+}
+
 TEST(Settle, GrowingFileIsLeftAlone) {
   SettleTracker t(seconds(1));
   // A writer adds a piece every 300 ms for 3 s: never ready while it writes.
