@@ -4,7 +4,9 @@
 //   - a pass reports UIDs of at most 64 bytes and a modality of at most 16, a dataset offset
 //     inside the input, and at most kMaxWarnings warnings;
 //   - prescan_file (pread through a 64 KiB buffer) and prescan_bytes agree on every input;
-//   - tighter limits never turn a rejection into a pass.
+//   - tighter limits never turn a rejection into a pass;
+//   - the content key (the same walk with the digest taps) exists exactly when the pre-scan
+//     passes, and is the same content as itself.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -45,9 +47,12 @@ void check_result(const dirgw::Result<PrescanResult>& r, std::size_t size) {
   for (const auto& w : s.warnings) FUZZ_CHECK(printable_ascii(w), "warning carries input bytes");
 }
 
+std::string memfd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+int memfd = -1;
+
 // The same bytes through prescan_file, via an anonymous in-memory file.
 dirgw::Result<PrescanResult> scan_as_file(std::string_view bytes, const PrescanLimits& limits) {
-  static int fd = -1;
+  int& fd = memfd;
   if (fd < 0) fd = memfd_create("dirgw-fuzz-prescan", MFD_CLOEXEC);
   FUZZ_CHECK(fd >= 0, "memfd_create");
   FUZZ_CHECK(ftruncate(fd, 0) == 0, "ftruncate");
@@ -57,7 +62,7 @@ dirgw::Result<PrescanResult> scan_as_file(std::string_view bytes, const PrescanL
     FUZZ_CHECK(n > 0, "pwrite");
     done += static_cast<std::size_t>(n);
   }
-  return dirgw::ingest::prescan_file("/proc/self/fd/" + std::to_string(fd), limits);
+  return dirgw::ingest::prescan_file(memfd_path(fd), limits);
 }
 
 }  // namespace
@@ -77,6 +82,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(f->study_uid == r->study_uid && f->dataset_offset == r->dataset_offset,
                "prescan_file and prescan_bytes results differ");
   }
+
+  // The content key: the same walk, every value read through the digest taps (text padding
+  // trimmed for even groups here, standing in for the dictionary).
+  auto key = dirgw::ingest::content_key_file(
+      memfd_path(memfd), defaults, [](std::uint32_t tag) { return (tag >> 16) % 2 == 0; });
+  FUZZ_CHECK(key.ok() == r.ok(), "content key and pre-scan disagree");
+  if (key) FUZZ_CHECK(dirgw::ingest::same_content(*key, *key), "a content key differs from itself");
 
   // Small limits reach every limit path with small inputs; they may only refuse more.
   PrescanLimits tight;

@@ -243,14 +243,17 @@ class Walker {
   // The content digest of an element with a value (not a sequence): the step that consumes the
   // value hands its bytes to the tap; end_value() adds it. Group lengths and trailing padding say
   // nothing about the content; the top-level Pixel Data goes to a digest of its own.
-  void digest_element(std::uint32_t tag, bool top) {
+  void digest_element(std::uint32_t tag, std::uint32_t len, bool top) {
     if (digest_ == nullptr) return;
     if ((tag & 0xFFFFu) == 0 || tag == kTagTrailingPadding) return;
     if (top && tag == kTagPixelData) {
       r_.set_tap(pixel_tap_.get());
       return;
     }
-    value_tap_.start(tag, digest_->text_tag && digest_->text_tag(tag));
+    // Padding is held back while it runs: only for a value no longer than a text value may be
+    // (a text tag stated as OB may hold gigabytes).
+    value_tap_.start(tag,
+                     len <= limits_.max_text_value && digest_->text_tag && digest_->text_tag(tag));
     r_.set_tap(&value_tap_);
   }
 
@@ -365,7 +368,7 @@ class Walker {
       }
       if (r_.error()) return *r_.error();
     }
-    digest_element(tag, top);
+    digest_element(tag, len, top);
     if (len % 2 != 0) {
       warn("odd value length for " + tag_text(tag) + at(p));
       if (out_.odd_lengths++ == 0) out_.first_odd_length_tag = tag;
