@@ -190,6 +190,26 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
   auto head = read_at(fd.get(), 0, 64 * 1024);
   if (!head) return retry(head.error());
   const bool part10 = head->size() >= 132 && head->compare(128, 4, "DICM") == 0;
+  if (!part10 && meta_without_preamble(*head)) {
+    // Given the preamble and "DICM" it lacks, it is a Part-10 file like any other.
+    TempFile whole(spool_);
+    const std::string prefix = std::string(128, '\0') + "DICM";
+    if (auto r = whole.open(); !r) return retry(r.error());
+    if (auto r = whole.write(prefix.data(), prefix.size()); !r) return retry(r.error());
+    if (auto r = copy_into(fd.get(), 0, whole, limits_.max_object_size); !r)
+      return r.error().code == ErrorCode::kRefused
+                 ? rejected("too_large", "larger than max_object_size")
+                 : retry(r.error());
+    fd.reset();
+    spool_.discard_temp(temp);
+    discard.p.clear();
+    UnitResult out = finish_object(whole.release());
+    if (out.meta_rewritten == 0) {
+      out.meta_rewritten = 1;
+      out.first_meta_rewrite = "no preamble and DICM before the meta header";
+    }
+    return out;
+  }
   std::optional<RawUids> raw;
   std::optional<MetaRepair> repair;
   if (!part10) {
@@ -291,7 +311,8 @@ UnitResult Intake::take_opened(int fd) {
   if (!head) return retry(head.error());
   // Neither Part 10 nor a dataset nor a zip: refused from its first bytes, never copied.
   const bool part10 = head->size() >= 132 && head->compare(128, 4, "DICM") == 0;
-  if (!part10 && !looks_like_zip(*head) && !raw_dataset_uids(*head))
+  if (!part10 && !looks_like_zip(*head) && !raw_dataset_uids(*head) &&
+      !meta_without_preamble(*head))
     return rejected("not_dicom", "neither a DICOM Part-10 file nor a dataset nor a zip");
   if (looks_like_zip(*head)) {
     struct stat st {};

@@ -85,6 +85,14 @@ std::optional<RawUids> dataset_uids(std::string_view head, RawSyntax syntax) {
   return out;
 }
 
+bool meta_without_preamble(std::string_view head) {
+  if (head.size() < 12) return false;
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(head[i]); };
+  const auto upper = [&](std::size_t i) { return byte(i) >= 'A' && byte(i) <= 'Z'; };
+  // (0002,00xx) with an explicit VR: the group length (UL) or the version (OB) comes first.
+  return byte(0) == 0x02 && byte(1) == 0x00 && byte(3) == 0x00 && upper(4) && upper(5);
+}
+
 std::optional<RawUids> raw_dataset_uids(std::string_view head) {
   if (auto u = dataset_uids(head, RawSyntax::kImplicitLe)) return u;
   return dataset_uids(head, RawSyntax::kExplicitLe);

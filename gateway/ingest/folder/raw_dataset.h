@@ -35,6 +35,10 @@ std::optional<RawUids> dataset_uids(std::string_view head, RawSyntax syntax);
 // explicit VR little endian.
 std::optional<RawUids> raw_dataset_uids(std::string_view head);
 
+// A file that starts with its meta header's group 0002 (explicit VR little endian) but without
+// the 128-byte preamble and "DICM" before it, as some older writers produce (DCMTK reads it).
+bool meta_without_preamble(std::string_view head);
+
 // The transfer syntax UID of a dataset's encoding.
 std::string_view transfer_syntax_of(RawSyntax syntax);
 

@@ -285,6 +285,19 @@ TEST_F(Watcher, ATransferSyntaxTheReceiverDoesNotTakeIsRejected) {
   EXPECT_TRUE(fs::exists(folder_ / "done" / "jpeg.dcm"));
 }
 
+// Some older writers put the meta header first, without the preamble and "DICM" (DCMTK reads
+// such a file): given them, it is taken as any Part-10 file (it was not_dicom).
+TEST_F(Watcher, AMetaHeaderWithoutPreambleIsTaken) {
+  auto& w = watcher();
+  put("nopreamble.dcm", dicom("1.2.3.91").substr(132));
+  put("dataset-only", std::string(200, 'x'));  // still not DICOM
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_EQ(instances(), 1);
+  EXPECT_TRUE(fs::exists(folder_ / "done" / "nopreamble.dcm"));
+  EXPECT_NE(reason_of("dataset-only").find("reason: not_dicom"), std::string::npos);
+}
+
 // A symbolic link anywhere in the tree refuses it; what it points to is never opened.
 // A writer that adds to a tree while it is being read: the tree is not moved to done/ with an
 // unread file in it; it settles again and is taken whole.
