@@ -316,8 +316,14 @@ std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInsta
                       st.is_null(2) ? std::nullopt : std::optional<std::string>(st.text(2))});
   }
   if (held.empty()) return 0;
-  key = in.content->key();
-  if (key.empty()) return 0;
+  auto own = in.content->key();
+  // Unreadable (another door's duplicate of the same bytes removed the file it shares): this
+  // object fails and its sender tries again, rather than recording a row without its file.
+  if (!own)
+    throw sqlite::SqliteError(SQLITE_IOERR,
+                              "the received object cannot be read to compare it with the version "
+                              "held; try again");
+  key = std::move(*own);
   for (auto& h : held) {
     if (!h.key) {
       h.key = in.content->stored_key(h.sha256);
@@ -330,6 +336,17 @@ std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInsta
     if (in.content->same(*h.key, key)) return h.id;
   }
   return 0;
+}
+
+Result<bool> IngestLedger::remove_unreferenced(const std::string& sha256,
+                                               const std::function<Result<void>()>& remove) {
+  return db_.locked([&](Connection& db) -> Result<bool> {
+    auto st = db.prepare("SELECT 1 FROM objects WHERE sha256 = ?1");
+    st.bind(1, sha256);
+    if (st.step()) return false;
+    if (auto r = remove(); !r) return r.error();
+    return true;
+  });
 }
 
 Result<void> IngestLedger::record_refusal(const Refusal& r) {

@@ -26,6 +26,10 @@ class IngestLedger {
   std::vector<Result<RecordOutcome>> record_instances(const std::vector<const NewInstance*>& batch,
                                                       NewVersionPolicy new_versions);
   Result<void> record_refusal(const Refusal& refusal);
+  // Calls `remove` (a spool file's removal) under the write lock when no object row names
+  // `sha256`: a file no row refers to, and none can come to while it goes. False when kept.
+  Result<bool> remove_unreferenced(const std::string& sha256,
+                                   const std::function<Result<void>()>& remove);
 
   // Studies with no new instance since `cutoff` become STABLE (the policy stage decides next).
   // Returns how many studies moved.

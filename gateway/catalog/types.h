@@ -45,12 +45,13 @@ struct NewInstance {
   // last byte arrived, runs meanwhile). Failing, it rolls this instance back alone.
   std::function<Result<void>()> before_commit;
   // When set, how to tell the same instance in other bytes (another door's meta header, another
-  // VR form or transfer syntax) from a new version: the object's content key, a held object's
-  // (by its sha256; "" when its file is gone or unreadable) and whether two keys are one
-  // instance's (ingest::content_key_file, same_content). Called only for an SOP Instance UID
+  // VR form) from a new version: the object's content key (nullopt when it cannot be read: the
+  // instance then fails, to be sent again, never taken for a new version unread), a held
+  // object's (by its sha256; "" when its file is gone or unreadable) and whether two keys are
+  // one instance's (ingest::content_key_file, same_content). Called only for an SOP Instance UID
   // held already with other bytes, inside the transaction.
   struct ContentCheck {
-    std::function<std::string()> key;
+    std::function<std::optional<std::string>()> key;
     std::function<std::string(const std::string& sha256)> stored_key;
     std::function<bool(std::string_view, std::string_view)> same;
   };

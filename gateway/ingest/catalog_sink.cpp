@@ -27,12 +27,15 @@ catalog::NewInstance new_instance(const PrescanResult& scan, const StoredObject&
 
 catalog::NewInstance::ContentCheck content_check(const Spool& spool, std::filesystem::path file,
                                                  const PrescanLimits& limits) {
-  auto key_of = [limits](const std::filesystem::path& path) {
+  auto key_of = [limits](const std::filesystem::path& path) -> std::optional<std::string> {
     auto key = object_content_key(path, limits);
-    return key ? std::move(key).value() : std::string();
+    if (!key) return std::nullopt;
+    return std::move(key).value();
   };
   return {[key_of, file = std::move(file)] { return key_of(file); },
-          [key_of, &spool](const std::string& sha256) { return key_of(spool.object_path(sha256)); },
+          [key_of, &spool](const std::string& sha256) {
+            return key_of(spool.object_path(sha256)).value_or(std::string());
+          },
           [](std::string_view a, std::string_view b) { return same_content(a, b); }};
 }
 
@@ -50,9 +53,12 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
               {{"sop_instance_uid", in.sop_instance_uid},
                {"study_uid", in.study_uid},
                {"transfer_syntax", in.transfer_syntax}});
-    // A file of its own that nothing refers to (the door linked it before the catalog decided).
+    // A file of its own (the door linked it before the catalog decided), removed under the
+    // catalog's write lock once no row refers to it: another door may share its bytes.
     if (!o.make_durable && !o.stored.already_present) {
-      if (auto removed = spool_->remove_object(o.stored.sha256); !removed)
+      auto removed = ledger_.remove_unreferenced(
+          o.stored.sha256, [&] { return spool_->remove_object(o.stored.sha256); });
+      if (!removed)
         log::warn("cannot remove the spool copy of a duplicate",
                   {{"object", o.stored.sha256}, {"error", removed.error().to_string()}});
     }

@@ -412,9 +412,9 @@ def main():
     check(len(j2k) >= 4, f"the corpus has JPEG 2000 objects: {len(j2k)}")
     check(j2k <= set(in_archive), f"every JPEG 2000 object is in the archive, decompressed: "
                                   f"missing {sorted(j2k - set(in_archive))}")
-    # The MR in nine encodings (one SOP Instance UID; most are the same content, kept once, see
-    # section 6): whichever encoding the archive ends with (big endian too, read here through
-    # dcmconv), its pixels are those of the uncompressed original.
+    # The MR in nine encodings (one SOP Instance UID; the native little-endian ones are one
+    # content, the others versions, see 3b): whichever encoding the archive ends with (big
+    # endian too, read here through dcmconv), its pixels are those of the uncompressed original.
     mr = os.path.join(CORPUS, "test_files", "MR_small.dcm")
     mr_uid = sop_uid(mr)
     if check(mr_uid in archive_files, "the MR is in the archive"):

@@ -112,9 +112,10 @@ bool same_content(std::string_view a, std::string_view b) {
   const auto x = key_fields(a);
   const auto y = key_fields(b);
   if (x.size() != 5 || y.size() != 5 || x[0] != "c1" || y[0] != "c1") return false;
-  if (x[3] != y[3]) return false;  // the elements
-  if (x[4] == y[4]) return true;   // the pixel bytes
-  return x[1] != y[1] && (x[2] == "e" || y[2] == "e");
+  // The elements and the pixel bytes. Pixels in another syntax (JPEG Lossless where the other
+  // copy is native) differ as bytes: a new version, though possibly the same image, because a
+  // PACS that flipped or masked an image and kept its UID must not be taken for a duplicate.
+  return x[3] == y[3] && x[4] == y[4];
 }
 
 Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits& limits) {

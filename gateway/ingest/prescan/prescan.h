@@ -73,10 +73,9 @@ Result<PrescanResult> prescan_bytes(std::string_view bytes, const PrescanLimits&
 // file does not pre-scan. Reads the whole file: called only for an SOP Instance UID held already.
 Result<std::string> content_key_file(const std::filesystem::path& path, const PrescanLimits& limits,
                                      std::function<bool(std::uint32_t tag)> text_tag = {});
-// Two content keys of one instance: the same elements, and the same pixel bytes, or pixels in
-// two transfer syntaxes of which one is compressed (a lossless re-encoding; a lossy one changes
-// Lossy Image Compression (0028,2110), an element, and should have a new SOP Instance UID).
-// Malformed keys are never the same.
+// Two content keys of one instance: the same elements and the same pixel bytes (the fragments of
+// compressed pixels, however cut). Pixels in another transfer syntax differ: comparing decoded
+// pixels would take a codec inside the catalog's commit. Malformed keys are never the same.
 bool same_content(std::string_view a, std::string_view b);
 
 // A data set without preamble and meta header, in `transfer_syntax` (one received over DIMSE that

@@ -138,6 +138,33 @@ TEST_F(CatalogSinkTest, SameInstanceInOtherBytesIsADuplicateAndItsFileIsNotKept)
   EXPECT_TRUE(std::filesystem::exists(slot.stored.path));
 }
 
+// Two doors with the same bytes: the first decided "duplicate" and removed the file they share
+// before the second could read it. The second fails (its sender tries again), never recording
+// a row without its file; and a file some row names is never removed.
+TEST_F(CatalogSinkTest, AnUnreadableObjectIsNotRecordedAndAReferencedFileIsNotRemoved) {
+  auto s = sink();
+  s->check_content(*spool_, PrescanLimits{});
+  const auto first = received(dicom());
+  ASSERT_EQ(*s->object_received(first), SinkOutcome::kStored);
+  auto other = received(implicit_dicom());
+  std::filesystem::remove(other.stored.path);
+  auto r = s->object_received(other);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.error().retryable()) << r.error().to_string();
+  auto study = catalog_->queries.study(std::string(dirgw::test::kStudy));
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->instances.size(), 1u);
+
+  bool removed = false;
+  auto kept = catalog_->ingest.remove_unreferenced(first.stored.sha256, [&]() -> Result<void> {
+    removed = true;
+    return {};
+  });
+  ASSERT_TRUE(kept.ok());
+  EXPECT_FALSE(*kept);
+  EXPECT_FALSE(removed);
+}
+
 TEST_F(CatalogSinkTest, OtherContentIsStillANewVersion) {
   auto s = sink();
   s->check_content(*spool_, PrescanLimits{});

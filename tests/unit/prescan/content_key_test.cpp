@@ -27,6 +27,7 @@ struct Shape {
   std::string patient_name = "Synthetic^Patient";
   std::string pixels = std::string(64, '\x11');
   bool encapsulated = false;
+  bool split = false;  // the codestream in two fragments
   std::string private_creator = "ACME 1.1";
 };
 
@@ -47,7 +48,13 @@ std::string dataset(const Shape& s) {
   if (s.group_length) b.element(0x00200000u, "UL", std::string("\x24\0\0\0", 4));
   b.str(0x0020000Du, "UI", dirgw::test::kStudy).str(0x0020000Eu, "UI", dirgw::test::kSeries);
   if (s.encapsulated) {
-    b.begin_pixel_sequence().fragment("").fragment(s.pixels).end_pixel_sequence();
+    b.begin_pixel_sequence().fragment("");
+    if (s.split) {
+      b.fragment(s.pixels.substr(0, 8)).fragment(s.pixels.substr(8));
+    } else {
+      b.fragment(s.pixels);
+    }
+    b.end_pixel_sequence();
   } else {
     b.element(0x7FE00010u, "OW", s.pixels);
   }
@@ -109,21 +116,23 @@ TEST_F(ContentKeyTest, SameInstanceInOtherBytesIsTheSame) {
   EXPECT_TRUE(same_content(base, *k));
 }
 
-// A PACS that sends what it once sent uncompressed as JPEG Lossless (or the other way round):
-// the same elements, pixels in a compressed syntax. A lossy compression changes Lossy Image
-// Compression (0028,2110), an element, and so is a new version.
-TEST_F(ContentKeyTest, PixelsInAnotherCompressedSyntaxAreTheSame) {
+// Pixels in another transfer syntax (JPEG-LS where the other copy is native) differ as bytes:
+// a new version, though possibly the same image. A PACS that flipped or masked an image and
+// kept its UID must not be taken for a duplicate. The same codestream cut into other fragments
+// is the same.
+TEST_F(ContentKeyTest, PixelsInAnotherSyntaxAreNotTakenForTheSame) {
   const std::string native = key(Shape{});
   Shape compressed;
   compressed.encapsulated = true;
   compressed.pixels = "JPEG-LS-CODESTREAM";
   const std::string jpeg_ls = key(compressed, "1.2.840.10008.1.2.4.80");
-  EXPECT_TRUE(same_content(native, jpeg_ls));
-  EXPECT_TRUE(same_content(jpeg_ls, native));
-  // The same compressed syntax with other pixels is other pixels.
+  EXPECT_FALSE(same_content(native, jpeg_ls));
   Shape recompressed = compressed;
   recompressed.pixels = "ANOTHER-CODESTREAM";
   EXPECT_FALSE(same_content(jpeg_ls, key(recompressed, "1.2.840.10008.1.2.4.80")));
+  Shape split = compressed;
+  split.split = true;
+  EXPECT_TRUE(same_content(jpeg_ls, key(split, "1.2.840.10008.1.2.4.80")));
 }
 
 TEST_F(ContentKeyTest, ChangedElementsOrPixelsAreANewVersion) {
@@ -135,7 +144,7 @@ TEST_F(ContentKeyTest, ChangedElementsOrPixelsAreANewVersion) {
   creator.private_creator = "ACME 1.2";
   EXPECT_FALSE(same_content(base, key(creator)));
   Shape pixels;  // native both times: pixels compared byte for byte
-  pixels.pixels = std::string(64, '');
+  pixels.pixels = std::string(64, '\x12');
   EXPECT_FALSE(same_content(base, key(pixels)));
   pixels.enc = Enc::kImplicitLE;  // another native syntax: still byte for byte
   EXPECT_FALSE(same_content(base, key(pixels, dirgw::test::kImplicitLE)));

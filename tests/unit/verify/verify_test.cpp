@@ -439,7 +439,9 @@ TEST_F(VerifyTest, APurgeKeepsWhatTheObjectHeldForTheSameInstanceReceivedAgain) 
   in.sha256 = std::string(64, 'e');
   in.size = 100;
   in.content = catalog::NewInstance::ContentCheck{
-      [&] { return *ingest::content_key_file(again, ingest::PrescanLimits{}); },
+      [&]() -> std::optional<std::string> {
+        return *ingest::content_key_file(again, ingest::PrescanLimits{});
+      },
       [&](const std::string& sha256) {
         auto k = ingest::content_key_file(spool_->object_path(sha256), ingest::PrescanLimits{});
         return k ? *k : std::string();
