@@ -403,9 +403,11 @@ Result<void> Application::Impl::start_listeners() {
         metrics.get(), config.retention.spool_floor);
     folders->register_metrics(registry);
     folders->set_make_room([this] { return verifier->make_room(); });
-    std::set<std::string, std::less<>> syntaxes(config.ingest.dicom.transfer_syntaxes.begin(),
-                                                config.ingest.dicom.transfer_syntaxes.end());
-    syntaxes.insert("1.2.840.10008.1.2.2");  // explicit big endian: a file has no other way
+    // Every syntax the receiver could be configured to take (not the site's list, which may be
+    // narrowed to make C-STORE senders decompress: a file cannot), and explicit big endian.
+    const auto readable = config::default_storage_transfer_syntaxes();
+    std::set<std::string, std::less<>> syntaxes(readable.begin(), readable.end());
+    syntaxes.insert("1.2.840.10008.1.2.2");
     folders->set_transfer_syntaxes(syntaxes);
     if (auto r = folders->start(); !r) return r.error();
   }

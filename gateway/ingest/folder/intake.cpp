@@ -258,7 +258,7 @@ UnitResult Intake::finish_object(const std::filesystem::path& temp) {
         "transfer_syntax",
         "the transfer syntax " +
             (standard ? scan->transfer_syntax + " " : std::string("(not a standard UID) ")) +
-            "is not one the receiver takes (ingest.dicom.transfer_syntaxes)");
+            "is not one dirgw can read (docs/ingest.md, Transfer syntaxes)");
   }
   discard.p.clear();  // commit consumes the temporary whatever happens
   auto stored = spool_.commit(object, limits_.max_object_size);
@@ -409,8 +409,6 @@ UnitResult Intake::take_export_tree(int dirfd, int depth, std::size_t& seen) {
       one.skipped = 1;
     } else if (const EntryInfo info = look_at(dirfd, name); info.kind == EntryKind::kGone) {
       one = changed(one);
-    } else if (info.kind == EntryKind::kRegular && info.stamp.size == 0) {
-      one.skipped = 1;  // an empty file holds nothing to take or to lose
     } else if (info.kind == EntryKind::kRegular) {
       one = take_file(dirfd, name);
       if (one.kind == UnitKind::kGone) one = changed(one);  // deleted while we read the tree

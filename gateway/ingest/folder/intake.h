@@ -53,9 +53,9 @@ class Intake {
   // meta header when it has none, pre-scanned, committed, catalogued. Public for the zip visitor.
   UnitResult finish_object(const std::filesystem::path& temp);
   const Spool& spool() const { return spool_; }
-  // The transfer syntaxes an object may be in, as the C-STORE receiver's list (plus explicit big
-  // endian, which a file has no other way to be); others are refused (`transfer_syntax`).
-  // Empty (the default): whatever the pre-scan reads.
+  // The transfer syntaxes an object may be in (dirgwd: every one the receiver can be configured
+  // to take, and explicit big endian); others are refused (`transfer_syntax`). Empty (the
+  // default): whatever the pre-scan reads.
   void set_transfer_syntaxes(std::set<std::string, std::less<>> syntaxes) {
     syntaxes_ = std::move(syntaxes);
   }

@@ -98,7 +98,9 @@ struct FolderWatcher::Folder {
     TimePoint until;
   };
   std::map<std::string, Watched> rejected_watch;
-  FolderStatus status;  // under status_mutex_
+  std::set<std::uint64_t> taken_back;  // inodes taken back once: a file that keeps changing is not
+                                       // taken back again (a log written into the folder)
+  FolderStatus status;                 // under status_mutex_
 };
 
 FolderWatcher::FolderWatcher(std::vector<config::FolderIngest> folders, const Spool& spool,
@@ -309,7 +311,9 @@ bool FolderWatcher::refused_first_time(Folder& f, const std::string& name, const
 void FolderWatcher::take_back_grown(Folder& f, TimePoint now) {
   for (auto it = f.rejected_watch.begin(); it != f.rejected_watch.end();) {
     const EntryInfo info = look_at(f.rejected.get(), it->first);
-    if (now > it->second.until || info.kind != EntryKind::kRegular) {
+    // Gone, past its hour, or another file under the name (an operator's): left alone.
+    if (now > it->second.until || info.kind != EntryKind::kRegular ||
+        info.stamp.ino != it->second.stamp.ino) {
       it = f.rejected_watch.erase(it);
       continue;
     }
@@ -326,6 +330,7 @@ void FolderWatcher::take_back_grown(Folder& f, TimePoint now) {
           "taken back into the folder to be read again",
           {{"folder", f.cfg.name}});
       f.dirty = true;
+      if (f.taken_back.size() < 10000) f.taken_back.insert(info.stamp.ino);
     }
     it = f.rejected_watch.erase(it);
   }
@@ -414,7 +419,8 @@ void FolderWatcher::reject(Folder& f, const std::string& name, const std::string
   }
   log::warn("folder: entry rejected",
             {{"folder", f.cfg.name}, {"reason", reason}, {"detail", detail}});
-  if (const EntryInfo info = look_at(f.rejected.get(), *moved); info.kind == EntryKind::kRegular)
+  if (const EntryInfo info = look_at(f.rejected.get(), *moved);
+      info.kind == EntryKind::kRegular && f.taken_back.count(info.stamp.ino) == 0)
     f.rejected_watch[*moved] = {info.stamp, clock_.now() + std::chrono::hours(1)};
   // Beside the C-STORE refusals: dirgw status shows the last, the metrics count them.
   sink_.refused(DoorRefusal{"", "", "folder " + f.cfg.name + ": " + reason + ": " + detail,

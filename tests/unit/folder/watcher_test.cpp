@@ -198,8 +198,9 @@ TEST_F(Watcher, ExportTreeWithANonDicomFileKeepsItsObjectsAndIsRejected) {
 }
 
 // What an operating system leaves beside an export (Thumbs.db, desktop.ini, a __MACOSX folder,
-// AppleDouble files) and empty files are skipped: the tree goes to done/, not to rejected/ where
-// operators would read "export failed". A zip of nothing else has no DICOM object.
+// AppleDouble files) are skipped: the tree goes to done/, not to rejected/ where operators would
+// read "export failed". A zip of nothing else has no DICOM object. An empty file in a tree may
+// be a copy not begun yet: not skipped (the tree could be deleted without it).
 TEST_F(Watcher, LitterInATreeOrZipIsSkipped) {
   auto& w = watcher();
   fs::create_directories(folder_ / "tree" / "s");
@@ -208,7 +209,6 @@ TEST_F(Watcher, LitterInATreeOrZipIsSkipped) {
   std::ofstream(folder_ / "tree" / "s" / "Thumbs.db") << "thumbnails";
   std::ofstream(folder_ / "tree" / "desktop.ini") << "[.ShellClassInfo]";
   std::ofstream(folder_ / "tree" / "__MACOSX" / "s" / "._a") << "appledouble";
-  std::ofstream(folder_ / "tree" / "s" / "empty");
   std::ofstream(folder_ / "litter.zip", std::ios::binary)
       << test::make_zip({{"Thumbs.db", "thumbnails"}, {"__MACOSX/._x", "appledouble"}});
   clock_.advance(seconds(6));
@@ -216,6 +216,12 @@ TEST_F(Watcher, LitterInATreeOrZipIsSkipped) {
   EXPECT_EQ(instances(), 1);
   EXPECT_TRUE(fs::exists(folder_ / "done" / "tree" / "s" / "Thumbs.db"));
   EXPECT_NE(reason_of("litter.zip").find("reason: no_dicom_objects"), std::string::npos);
+  fs::create_directories(folder_ / "tree2");
+  std::ofstream(folder_ / "tree2" / "a", std::ios::binary) << dicom("1.2.3.62");
+  std::ofstream(folder_ / "tree2" / "b");  // empty
+  clock_.advance(seconds(6));
+  w.step(true);
+  EXPECT_NE(reason_of("tree2").find("reason: not_dicom"), std::string::npos);
 }
 
 // A copy that stalls for longer than settle reads as a truncated object: refused once, it is
@@ -296,6 +302,37 @@ TEST_F(Watcher, AMetaHeaderWithoutPreambleIsTaken) {
   EXPECT_EQ(instances(), 1);
   EXPECT_TRUE(fs::exists(folder_ / "done" / "nopreamble.dcm"));
   EXPECT_NE(reason_of("dataset-only").find("reason: not_dicom"), std::string::npos);
+}
+
+// A file that keeps changing (a log written into the folder) is taken back once, then left in
+// rejected/; a different file an operator puts under the name there is never taken back.
+TEST_F(Watcher, AFileThatKeepsChangingIsTakenBackOnce) {
+  auto& w = watcher();
+  put("app.log", "line 1\n");
+  EXPECT_NE(reason_of("app.log").find("reason: not_dicom"), std::string::npos);
+  auto run = [&](int passes) {
+    for (int i = 0; i < passes; ++i) {
+      clock_.advance(seconds(6));
+      w.step(true);
+    }
+  };
+  std::ofstream(folder_ / "rejected" / "app.log", std::ios::app) << "line 2\n";
+  run(1);
+  EXPECT_TRUE(fs::exists(folder_ / "app.log"));  // taken back
+  EXPECT_FALSE(fs::exists(folder_ / "rejected" / "app.log.reason"));
+  EXPECT_NE(reason_of("app.log").find("reason: not_dicom"), std::string::npos);  // again
+  std::ofstream(folder_ / "rejected" / "app.log", std::ios::app) << "line 3\n";
+  run(3);
+  EXPECT_FALSE(fs::exists(folder_ / "app.log"));
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "app.log"));
+
+  put("notes.txt", "words");
+  EXPECT_NE(reason_of("notes.txt").find("reason: not_dicom"), std::string::npos);
+  std::ofstream(folder_ / "rejected" / "other") << "an operator's other file";  // a new inode
+  fs::rename(folder_ / "rejected" / "other", folder_ / "rejected" / "notes.txt");
+  run(3);
+  EXPECT_FALSE(fs::exists(folder_ / "notes.txt"));
+  EXPECT_TRUE(fs::exists(folder_ / "rejected" / "notes.txt"));
 }
 
 // A symbolic link anywhere in the tree refuses it; what it points to is never opened.
