@@ -661,7 +661,13 @@ void check_identifiers(DcmItem& ds, Collector& c) {
 // values when it reads them). At most two findings: they do not count against max_findings.
 void value_length_findings(const std::filesystem::path& path, const Profile& profile,
                            ValidationReport& report) {
-  auto scan = ingest::prescan_file(path, ingest::PrescanLimits{});
+  // The object passed the door's pre-scan under the site's limits (ingest.dicom.max_object_size,
+  // max_items may exceed the defaults); this walk only counts, and costs no memory per item.
+  ingest::PrescanLimits counting;
+  counting.max_object_size = UINT64_MAX;
+  counting.max_items = UINT64_MAX;
+  counting.max_elements = UINT64_MAX;
+  auto scan = ingest::prescan_file(path, counting);
   if (!scan) return;  // the object passed it at ingest; DCMTK's parse above judged it again
   const auto tag = [](std::uint32_t t) {
     return Tag{static_cast<std::uint16_t>(t >> 16), static_cast<std::uint16_t>(t & 0xFFFF)}
