@@ -113,11 +113,18 @@ std::vector<Result<RecordOutcome>> IngestLedger::record_instances(
 // savepoint rolls back).
 RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
                                       NewVersionPolicy new_versions, std::int64_t now) {
+  bool held_in_other_bytes = false;  // this SOP Instance UID is held, none with these bytes
   {
-    auto dup =
-        db.prepare("SELECT id FROM instances WHERE sop_instance_uid = ?1 AND object_sha256 = ?2");
+    // One lookup for the usual path (a new SOP Instance UID) and both duplicate cases: the row
+    // with these bytes first, when there is one.
+    auto dup = db.prepare(
+        "SELECT id, object_sha256 = ?2 FROM instances WHERE sop_instance_uid = ?1 ORDER BY 2 DESC "
+        "LIMIT 1");
     dup.bind(1, in.sop_instance_uid).bind(2, in.sha256);
-    if (dup.step()) {
+    const bool found = dup.step();
+    if (found && dup.int64(1) == 0) {
+      held_in_other_bytes = true;
+    } else if (found) {
       RecordOutcome out{RecordKind::kDuplicate, dup.int64(0), false};
       // Received again after retention removed it: the spool holds the file once more.
       db.prepare(
@@ -130,7 +137,9 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
     }
   }
   std::string content_key;
-  if (const std::int64_t held = held_with_same_content(db, in, content_key); held != 0) {
+  if (const std::int64_t held =
+          held_in_other_bytes ? held_with_same_content(db, in, content_key) : 0;
+      held != 0) {
     append_audit(db, db_.clock(), received_event(in, {{"duplicate", true}, {"other_bytes", true}}));
     return RecordOutcome{RecordKind::kDuplicate, held, false, true};
   }
