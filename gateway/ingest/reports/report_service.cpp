@@ -365,7 +365,8 @@ ReportService::Tried ReportService::try_report(const catalog::StoredReport& row)
       }
   if (same_patient.empty())
     return settle(row, Outcome::kRefused,
-                  "the study with this accession number belongs to another patient");
+                  "the study with this accession number belongs to another patient, or no "
+                  "identifier of PID-3 is the images' Patient ID (a health number alone, say)");
   if (same_patient.size() > 1 && !report->study_uid.empty()) {
     // The RIS named the study (ZDS-1): that one, when it is among them.
     for (const auto& s : same_patient)
