@@ -218,6 +218,18 @@ Result<void> read_observations(const Message& m, Report& r, std::string_view fal
     if (pdf->rfind("%PDF-", 0) != 0) return refused("OBX-5 encapsulated data is not a PDF");
     r.pdf = Phi<std::string>(std::move(*pdf));
   }
+  // One kind of line end: a sender's \X0D0A\ (CR LF) or \X0D\ beside \.br\ and repetitions
+  // (LF) gave a report with mixed line ends.
+  std::string lines;
+  lines.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\r') {
+      lines += text[i];
+    } else if (i + 1 == text.size() || text[i + 1] != '\n') {
+      lines += '\n';
+    }
+  }
+  text = std::move(lines);
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
   auto utf8 = hl7_text_to_utf8(text, m.charset(), fallback);
   if (!utf8) return utf8.error();

@@ -42,6 +42,14 @@ TEST(Report, FinalTextReport) {
   ASSERT_EQ(r->patient_ids.size(), 2u);
 }
 
+// Line ends escaped as \X0D0A\ or \X0D\ are LF, as \.br\ and repetitions are.
+TEST(Report, EscapedLineEndsAreOneKind) {
+  auto r =
+      extract(oru("", "F", "OBX|1|TX|IMP||First\\X0D0A\\second\\X0D\\third\\.br\\fourth||||||F\r"));
+  ASSERT_TRUE(r.ok()) << r.error().detail;
+  EXPECT_EQ(r->text.reveal(), "First\nsecond\nthird\nfourth");
+}
+
 // Measurements (NM, SN) and comments (NTE after the order or an observation) are part of the
 // report's text, in message order; a patient's note (NTE after PID) is not.
 TEST(Report, MeasurementsAndCommentsAreText) {
