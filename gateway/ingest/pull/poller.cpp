@@ -3,6 +3,8 @@
 #include <date/tz.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <map>
 
 #include "log/log.h"
 
@@ -125,13 +127,14 @@ void Poller::poll(Source& s, TimePoint now) {
   const std::string from = window_start_date(point, s.cfg.look_back, timezone_);
   auto session = connect_(s.cfg, s.calling_ae);
   if (!session) return finish_poll(s, row, session.error().to_string(), now);
-  auto found = (*session)->find_studies(from);
-  if (!found) return finish_poll(s, row, found.error().to_string(), now);
+  auto answers = (*session)->find_studies(from);
+  if (!answers) return finish_poll(s, row, answers.error().to_string(), now);
+  const std::vector<FoundStudy> found = merge_answers(*answers);
   log::info("pull: polled",
-            {{"source", s.cfg.name}, {"from", from}, {"studies", std::to_string(found->size())}});
+            {{"source", s.cfg.name}, {"from", from}, {"studies", std::to_string(found.size())}});
   std::string error;
   std::set<std::string> seen;
-  for (const auto& f : *found) {
+  for (const auto& f : found) {
     if (stopping_) break;
     seen.insert(f.study_uid);
     if (!handle_study(s, **session, f, to_epoch_ms(now))) {
@@ -152,6 +155,44 @@ void Poller::poll(Source& s, TimePoint now) {
       }
     }
   finish_poll(s, row, error, now);
+}
+
+std::vector<FoundStudy> merge_answers(const std::vector<FoundStudy>& answers) {
+  std::vector<FoundStudy> out;
+  std::map<std::string, std::size_t> at;
+  for (const auto& a : answers) {
+    auto [it, fresh] = at.emplace(a.study_uid, out.size());
+    if (fresh) {
+      out.push_back(a);
+      continue;
+    }
+    FoundStudy& m = out[it->second];
+    m.reported = m.reported < 0 || a.reported < 0 ? -1 : m.reported + a.reported;
+    m.modalities.insert(a.modalities.begin(), a.modalities.end());
+  }
+  return out;
+}
+
+std::string retrieve_status_text(std::uint16_t status) {
+  if (status == 0x0000) return "";
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "%04X", status);
+  std::string out = "; the PACS answered status 0x" + std::string(hex);
+  if (status == 0xA801)
+    out +=
+        ": move destination unknown (is this gateway's AE title, host and port in the PACS's "
+        "list of DICOM nodes?)";
+  else if (status == 0xA701 || status == 0xA702)
+    out += ": out of resources";
+  else if (status == 0xA900)
+    out += ": identifier does not match SOP class";
+  else if ((status & 0xF000) == 0xC000)
+    out += ": unable to process (the PACS's log says why; an unknown destination often reads so)";
+  else if (status == 0xFE00)
+    out += ": cancelled";
+  else if (status == 0xB000)
+    out += ": some sub-operations failed";
+  return out;
 }
 
 bool Poller::handle_study(Source& s, QrSession& session, const FoundStudy& found,
@@ -227,10 +268,12 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
     if (!complete)
       why = "holding " + std::to_string(r.held) + " of " + std::to_string(reported) +
             " instances after " + how + " (" + std::to_string(moved->failed) +
-            " sub-operations failed)";
+            " sub-operations failed" + retrieve_status_text(moved->status) + ")";
   } else {
     complete = moved->success() && moved->failed == 0;
-    if (!complete) why = how + " ended with " + std::to_string(moved->failed) + " failures";
+    if (!complete)
+      why = how + " ended with " + std::to_string(moved->failed) + " failures" +
+            retrieve_status_text(moved->status);
   }
   if (complete) {
     r.state = "complete";

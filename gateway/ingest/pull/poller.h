@@ -40,6 +40,16 @@ std::chrono::milliseconds backoff(std::chrono::milliseconds initial, std::chrono
 std::string window_start_date(TimePoint poll_point, std::chrono::milliseconds look_back,
                               const std::string& tz);
 
+// One answer per Study Instance UID: a PACS that files one study under two patients (Orthanc,
+// after a modality sent it again with a corrected Patient ID) answers the C-FIND once for each;
+// their instance counts are added (unknown when one is) and their modalities joined, in the
+// order first answered.
+std::vector<FoundStudy> merge_answers(const std::vector<FoundStudy>& answers);
+
+// Why a C-MOVE or C-GET that ended with a failure status failed, for the log and dirgw sources:
+// the status, with a hint for the usual ones ("" for success).
+std::string retrieve_status_text(std::uint16_t status);
+
 class Poller {
  public:
   // `our_ae`: ingest.dicom.ae_title (the default calling AE and move destination).

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 
 #include "ingest/catalog_sink.h"
 #include "ingest/pull/poller.h"
@@ -34,6 +35,30 @@ TEST(PullDecide, EveryCase) {
   EXPECT_EQ(pull::decide(waiting, 3, 1, now), StudyAction::kWait);
   EXPECT_EQ(pull::decide(waiting, 3, 1, 2000), StudyAction::kPull);
   EXPECT_EQ(pull::decide(waiting, 3, 3, now), StudyAction::kSkip);  // arrived meanwhile
+}
+
+// Orthanc files one Study Instance UID under each Patient ID it arrived with and answers the
+// C-FIND once for each: the answers are one study, its counts added (found by a pull review:
+// the study grew by two on the PACS and was never asked for again).
+TEST(PullAnswers, OneStudyAnsweredTwiceIsOneStudy) {
+  const auto merged = pull::merge_answers({{"1.2.3", 4, {"CT"}},
+                                           {"1.2.4", 2, {"MR"}},
+                                           {"1.2.3", 4, {"SR"}},
+                                           {"1.2.5", 1, {}},
+                                           {"1.2.5", -1, {}}});
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[0].study_uid, "1.2.3");
+  EXPECT_EQ(merged[0].reported, 8);
+  EXPECT_EQ(merged[0].modalities, (std::set<std::string>{"CT", "SR"}));
+  EXPECT_EQ(merged[1].reported, 2);
+  EXPECT_EQ(merged[2].reported, -1);  // one answer without a count: unknown
+}
+
+// A refused C-MOVE says why, not only "0 sub-operations failed".
+TEST(PullAnswers, AFailureStatusIsNamed) {
+  EXPECT_EQ(pull::retrieve_status_text(0x0000), "");
+  EXPECT_NE(pull::retrieve_status_text(0xA801).find("move destination unknown"), std::string::npos);
+  EXPECT_NE(pull::retrieve_status_text(0xC000).find("0xC000"), std::string::npos);
 }
 
 TEST(PullBackoff, DoublesUpToTheMaximum) {
