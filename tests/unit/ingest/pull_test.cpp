@@ -79,6 +79,7 @@ TEST(PullWindow, FirstDayInTheFacilityZone) {
 struct FakePacs {
   std::map<std::string, std::vector<std::string>> studies;
   bool report_counts = true;
+  bool answer_per_patient = false;  // each study answered twice, its instances split (Orthanc)
   int finds = 0, moves = 0, contents = 0;
   bool fail_moves = false, refuse_connect = false;
   std::function<void()> during_move;  // e.g. our own stop arriving in the middle of a C-MOVE
@@ -91,8 +92,15 @@ class FakeSession final : public pull::QrSession {
   Result<std::vector<pull::FoundStudy>> find_studies(const std::string&) override {
     ++p_.finds;
     std::vector<pull::FoundStudy> out;
-    for (const auto& [uid, sops] : p_.studies)
-      out.push_back({uid, p_.report_counts ? static_cast<std::int64_t>(sops.size()) : -1, {}});
+    for (const auto& [uid, sops] : p_.studies) {
+      const auto n = static_cast<std::int64_t>(sops.size());
+      if (p_.answer_per_patient) {
+        out.push_back({uid, n / 2, {}});
+        out.push_back({uid, n - n / 2, {}});
+      } else {
+        out.push_back({uid, p_.report_counts ? n : -1, {}});
+      }
+    }
     return out;
   }
   Result<pull::StudyContents> study_contents(const std::string& uid) override {
@@ -189,6 +197,22 @@ TEST_F(PullPollerTest, PullsEachStudyOnceAndANewStudyOnTheNextPoll) {
   EXPECT_EQ(st[0].studies_incomplete, 0);
   EXPECT_EQ(st[0].objects_stored, 4u);
   EXPECT_NE(st[0].last_ok_at, 0);
+}
+
+// Orthanc answers once per Patient ID a study arrived with: a study that grows is still seen to
+// grow (each answer's count alone was held against the whole study).
+TEST_F(PullPollerTest, AStudyAnsweredOncePerPatientIsOneStudy) {
+  pacs_.answer_per_patient = true;
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1", "1.2.3.1.2", "1.2.3.1.3"};
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 1);
+  EXPECT_EQ(held("1.2.3.1"), 3);
+  pacs_.studies["1.2.3.1"].push_back("1.2.3.1.4");
+  pacs_.studies["1.2.3.1"].push_back("1.2.3.1.5");
+  clock_.advance(minutes(15));
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 2);
+  EXPECT_EQ(held("1.2.3.1"), 5);
 }
 
 TEST_F(PullPollerTest, AStudyThatGrewOnThePacsIsPulledAgain) {
