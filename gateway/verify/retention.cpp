@@ -38,10 +38,11 @@ bool Retention::below_floor() const {
 std::pair<std::int64_t, std::int64_t> Retention::purge(std::vector<catalog::PurgeCandidate> objects,
                                                        const std::string& reason) {
   // What each object holds, read before its file goes: the same instance received again later
-  // in other bytes is then still known (catalog::NewInstance::content).
-  for (auto& c : objects)
-    if (!c.content_known && content_key_)
-      c.content_key = content_key_(spool_.object_path(c.sha256));
+  // in other bytes is then still known (catalog::NewInstance::content). Not under disk pressure:
+  // a receiver waits on that purge, and reading every file would slow the space it frees.
+  if (reason == kAge && content_key_)
+    for (auto& c : objects)
+      if (!c.content_known) c.content_key = content_key_(spool_.object_path(c.sha256));
   auto rec = ledger_.record_purged(objects, reason);
   if (!rec) {
     log::error("retention: cannot record a purge: nothing removed",

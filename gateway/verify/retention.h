@@ -51,8 +51,9 @@ class Retention {
   Result<Plan> plan();
 
   // What an object holds apart from its bytes ("" when unreadable), recorded as each object
-  // goes (objects.content_key), so that the same instance received again later in other bytes
-  // is still a duplicate (ingest/content_key.h). Unset: nothing recorded.
+  // goes by age (objects.content_key), so that the same instance received again later in other
+  // bytes is still a duplicate (ingest/content_key.h). Not for a purge under disk pressure,
+  // which a receiver waits on. Unset: nothing recorded.
   using ContentKey = std::function<std::string(const std::filesystem::path&)>;
   void set_content_key(ContentKey key) { content_key_ = std::move(key); }
 

@@ -46,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -470,6 +471,21 @@ def main():
         check(not hits, f"{name}: {len(hits)} patient value(s) of the corpus")
 
     check(gw.stop() == 0, "dirgwd stops cleanly")
+    # 6b. The copies known as duplicates in other bytes left nothing behind: every received
+    # object in the spool is one the catalog names (none a later start would adopt as a new
+    # version), and every one the catalog keeps is there. (Derived copies are left out: an
+    # intermediate copy replaced by a later stage is left in spool/derived, a known leak.)
+    db = sqlite3.connect(f"file:{os.path.join(gw.state_dir, 'catalog.db')}?mode=ro", uri=True)
+    kept = {r[0] for r in db.execute(
+        "SELECT sha256 FROM objects WHERE purged_at IS NULL AND sha256 NOT IN "
+        "(SELECT sha256 FROM derived_objects)")}
+    named = {r[0] for r in db.execute("SELECT sha256 FROM objects")}
+    db.close()
+    on_disk = {os.path.basename(p) for p in
+               glob.glob(os.path.join(gw.state_dir, "spool", "objects", "*", "*"))}
+    check(on_disk <= named and kept <= on_disk,
+          f"spool and catalog agree: {len(on_disk - named)} spool object(s) without a row, "
+          f"{len(kept - on_disk)} row(s) without their file")
     archive.stop()
     repo.stop()
     research.stop()

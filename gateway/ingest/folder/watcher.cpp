@@ -317,8 +317,7 @@ void FolderWatcher::take_back_grown(Folder& f, TimePoint now) {
       it = f.rejected_watch.erase(it);
       continue;
     }
-    if (info.stamp.size == it->second.stamp.size &&
-        info.stamp.mtime_ns == it->second.stamp.mtime_ns) {
+    if (info.stamp == it->second.stamp) {
       ++it;
       continue;
     }

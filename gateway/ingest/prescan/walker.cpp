@@ -580,7 +580,6 @@ class Walker {
   }
 
   Result<void> finish() {
-    if (digest_ != nullptr) end_value();
     const std::string ds_at = " (dataset at offset " + std::to_string(out_.dataset_offset) + ")";
     auto require = [&](const Found& found, const char* what) -> std::optional<Error> {
       if (!found.value || found.value->empty()) {
