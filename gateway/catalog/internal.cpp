@@ -323,13 +323,21 @@ void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id
   append_audit(db, clock, std::move(e));
 }
 
-std::vector<std::string> delete_study_rows(Connection& db, std::int64_t study_id) {
+DeletedObjects delete_study_rows(Connection& db, std::int64_t study_id) {
+  DeletedObjects out;
   auto objs = db.prepare(
       "SELECT DISTINCT i.object_sha256 FROM instances i WHERE i.study_id = ?1 AND NOT EXISTS "
       "(SELECT 1 FROM instances j WHERE j.object_sha256 = i.object_sha256 AND j.study_id != ?1)");
   objs.bind(1, study_id);
-  std::vector<std::string> shas;
-  while (objs.step()) shas.push_back(objs.text(0));
+  while (objs.step()) out.received.push_back(objs.text(0));
+  // A coerced or de-identified copy holds the study's content as much as its original does.
+  auto derived = db.prepare(
+      "SELECT DISTINCT dob.sha256 FROM derived_objects dob JOIN instances i ON i.id = "
+      "dob.instance_id WHERE i.study_id = ?1 AND NOT EXISTS (SELECT 1 FROM derived_objects o "
+      "JOIN instances j ON j.id = o.instance_id WHERE o.sha256 = dob.sha256 AND j.study_id != "
+      "?1)");
+  derived.bind(1, study_id);
+  while (derived.step()) out.derived.push_back(derived.text(0));
   for (const char* sql :
        {"DELETE FROM deliveries WHERE instance_id IN (SELECT id FROM instances WHERE study_id = "
         "?1)",
@@ -343,9 +351,15 @@ std::vector<std::string> delete_study_rows(Connection& db, std::int64_t study_id
         "DELETE FROM deid_reviews WHERE study_id = ?1", "DELETE FROM instances WHERE study_id = ?1",
         "DELETE FROM studies WHERE id = ?1"})
     db.prepare(sql).bind(1, study_id).run();
-  for (const auto& sha : shas)
-    db.prepare("DELETE FROM objects WHERE sha256 = ?1").bind(1, sha).run();
-  return shas;
+  for (const auto* list : {&out.received, &out.derived})
+    for (const auto& sha : *list)
+      db.prepare(
+            "DELETE FROM objects WHERE sha256 = ?1 AND NOT EXISTS (SELECT 1 FROM instances WHERE "
+            "object_sha256 = ?1) AND NOT EXISTS (SELECT 1 FROM derived_objects WHERE sha256 = "
+            "?1)")
+          .bind(1, sha)
+          .run();
+  return out;
 }
 
 void append_audit(Connection& db, const Clock& clock, audit::Event e) {

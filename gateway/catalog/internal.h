@@ -63,8 +63,9 @@ bool quarantine_if_unconfirmed(Connection& db, const Clock& clock, std::int64_t 
 // Seals `e` onto the audit chain and inserts it.
 // Removes every catalog row of a study (deliveries, derived objects, findings, identifiers,
 // accession, destinations, instances, the study) and the objects no other study uses; returns
-// those objects' hashes (their files are the caller's). The audit trail is not touched.
-std::vector<std::string> delete_study_rows(Connection& db, std::int64_t study_id);
+// those objects' hashes, received and derived (their files are the caller's). The audit trail
+// is not touched.
+DeletedObjects delete_study_rows(Connection& db, std::int64_t study_id);
 void append_audit(Connection& db, const Clock& clock, audit::Event e);
 // A study's delivery event by the daemon itself (sent, failed, verified, re-queued, purged).
 void audit_study_event(Connection& db, const Clock& clock, std::int64_t study_id,

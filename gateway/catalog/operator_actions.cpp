@@ -177,8 +177,8 @@ Result<ActionResult> OperatorActions::release_reviewed_burned_in(const std::stri
                          "released after a burned-in review");
 }
 
-Result<ActionResult> OperatorActions::delete_quarantined(
-    const std::string& study_uid, std::vector<std::string>* objects_to_remove) {
+Result<ActionResult> OperatorActions::delete_quarantined(const std::string& study_uid,
+                                                         DeletedObjects* objects_to_remove) {
   return db_.write([&](Connection& db) -> Result<ActionResult> {
     ActionResult r;
     auto st = db.prepare("SELECT id FROM studies WHERE study_uid = ?1");
@@ -193,9 +193,9 @@ Result<ActionResult> OperatorActions::delete_quarantined(
       r.refused.push_back("only a study quarantined for every destination can be deleted");
       return r;
     }
-    // Objects no other instance uses go too.
-    std::vector<std::string> shas = delete_study_rows(db, id);
-    if (objects_to_remove != nullptr) *objects_to_remove = std::move(shas);
+    // Objects no other instance uses go too, received and derived.
+    DeletedObjects objects = delete_study_rows(db, id);
+    if (objects_to_remove != nullptr) *objects_to_remove = std::move(objects);
     r.changed = 1;
     return r;
   });

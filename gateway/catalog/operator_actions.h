@@ -32,8 +32,9 @@ class OperatorActions {
   Result<ActionResult> release_reviewed_burned_in(const std::string& study_uid,
                                                   const std::string& destination,
                                                   const std::string& reviewer);
+  // The study's rows; `objects_to_remove` gets the files no other study uses (the caller's).
   Result<ActionResult> delete_quarantined(const std::string& study_uid,
-                                          std::vector<std::string>* objects_to_remove);
+                                          DeletedObjects* objects_to_remove);
 
  private:
   Result<ActionResult> operator_action(const std::string& study_uid, const std::string& destination,

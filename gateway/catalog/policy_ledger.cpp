@@ -351,4 +351,25 @@ Result<std::vector<Finding>> PolicyLedger::findings(const std::string& study_uid
   });
 }
 
+Result<std::vector<std::string>> PolicyLedger::forget_unreferenced_derived(
+    const std::vector<std::string>& shas) {
+  if (shas.empty()) return std::vector<std::string>();
+  return db_.write([&](Connection& db) -> Result<std::vector<std::string>> {
+    std::vector<std::string> out;
+    for (const auto& sha : shas) {
+      auto used = db.prepare("SELECT 1 FROM derived_objects WHERE sha256 = ?1 LIMIT 1");
+      used.bind(1, sha);
+      if (used.step()) continue;
+      // The same bytes received as an original keep their row (their file is in objects/).
+      db.prepare(
+            "DELETE FROM objects WHERE sha256 = ?1 AND NOT EXISTS (SELECT 1 FROM instances WHERE "
+            "object_sha256 = ?1)")
+          .bind(1, sha)
+          .run();
+      out.push_back(sha);
+    }
+    return out;
+  });
+}
+
 }  // namespace dirgw::catalog

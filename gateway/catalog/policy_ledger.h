@@ -41,6 +41,11 @@ class PolicyLedger {
   // wait (per destination, from the study's first instance) has ended, go back to STABLE.
   Result<ReportHoldRelease> release_report_holds(
       const std::map<std::string, std::int64_t>& max_wait_ms);
+  // Of `shas` (derived copies found in spool/derived), those no derived_objects row names: a
+  // copy replaced by a later stage's copy, a decision made again, a study deleted. Their objects
+  // rows go; they are returned for the caller to remove their files.
+  Result<std::vector<std::string>> forget_unreferenced_derived(
+      const std::vector<std::string>& shas);
 
  private:
   Database& db_;

@@ -193,6 +193,13 @@ struct ActionResult {
   std::vector<std::string> refused;  // "<study uid> <destination>: HELD cannot become READY"
 };
 
+// The spool files of a study whose rows were deleted that no other study uses (the caller
+// removes them).
+struct DeletedObjects {
+  std::vector<std::string> received;  // spool/objects
+  std::vector<std::string> derived;   // spool/derived: coerced, de-identified, converted copies
+};
+
 // --- Policy and consent (schema 4)
 
 struct PatientKey {

@@ -25,7 +25,7 @@ ANSWER = {"ok": True, "pid": 1, "version": "x", "started_at": "t", "facility": "
           "findings": [], "rejected": [], "identifiers": [], "state": {}, "history": [],
           "known": True, "intact": True, "anchor": None, "checked": 3, "xml": "<x/>\n",
           "entries": 2, "accepted": 1, "changed": 1, "refused": ["because"],
-          "objects_removed": 2, "study_uid": "1.2"}
+          "objects_removed": 2, "derived_removed": 1, "study_uid": "1.2"}
 
 # (arguments, exit status, the request sent or None[, the daemon refuses])
 CASES = [

@@ -634,7 +634,8 @@ void print_quarantine(const std::string& action, const json& r) {
   } else if (action == "release") {
     std::printf("released: policy runs again\n");
   } else {
-    std::printf("deleted (%s objects removed)\n", str(r, "objects_removed").c_str());
+    std::printf("deleted (%s objects and %s derived copies removed)\n",
+                str(r, "objects_removed").c_str(), str(r, "derived_removed", "0").c_str());
   }
 }
 

@@ -80,22 +80,33 @@ json quarantine_delete(const Context& ctx, const json& request, const std::strin
                        const Peer& peer) {
   if (!request.value("confirmed", false))
     return error_reply("deleting a quarantined study needs confirmation (--yes)");
-  std::vector<std::string> objects;
+  catalog::DeletedObjects objects;
   auto r = ctx.operators.delete_quarantined(uid, &objects);
   if (!r) return error_reply(r.error().detail);
   if (r->changed == 0) return error_reply(r->refused.empty() ? "not deleted" : r->refused.front());
-  // The rows are gone: an object left behind is only disk space, found again at the next start.
-  for (const auto& sha : objects)
+  // The rows are gone: an object left behind is only disk space, found again at the next start
+  // (a derived copy by the policy stage's sweep).
+  for (const auto& sha : objects.received)
     if (auto removed = ctx.spool.remove_object(sha); !removed)
       log::warn("cannot remove a deleted study's object from the spool",
                 {{"object", sha}, {"error", removed.error().to_string()}});
+  for (const auto& sha : objects.derived)
+    if (auto removed = ctx.spool.remove_derived(sha); !removed)
+      log::warn("cannot remove a deleted study's derived copy from the spool",
+                {{"object", sha}, {"error", removed.error().to_string()}});
   record_audit(ctx, audit::EventType::kQuarantineAction, actor_of(peer),
                std::string(audit::kSuccess), uid,
-               {{"action", "delete"}, {"objects", objects.size()}});
-  log::warn(
-      "quarantined study deleted",
-      {{"study_uid", uid}, {"operator", who(peer)}, {"objects", std::to_string(objects.size())}});
-  return {{"ok", true}, {"changed", 1}, {"objects_removed", objects.size()}};
+               {{"action", "delete"},
+                {"objects", objects.received.size()},
+                {"derived", objects.derived.size()}});
+  log::warn("quarantined study deleted", {{"study_uid", uid},
+                                          {"operator", who(peer)},
+                                          {"objects", std::to_string(objects.received.size())},
+                                          {"derived", std::to_string(objects.derived.size())}});
+  return {{"ok", true},
+          {"changed", 1},
+          {"objects_removed", objects.received.size()},
+          {"derived_removed", objects.derived.size()}};
 }
 
 }  // namespace

@@ -392,18 +392,32 @@ Result<std::vector<std::string>> Spool::list_objects() const {
   return out;
 }
 
-Result<std::vector<std::string>> Spool::list_objects(int shard) const {
+namespace {
+
+// Only our own names: 64 lower-case hex digits in their own shard. A shard directory that does
+// not exist (derived/ makes them as copies are written) holds nothing.
+Result<std::vector<std::string>> list_shard(const fs::path& dir, const std::string& shard) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root_ / "objects" / shard_name(shard), ec)) {
+  for (const auto& e : fs::directory_iterator(dir / shard, ec)) {
     const std::string name = e.path().filename().string();
-    // Only our own names: 64 lower-case hex digits in their own shard.
     if (name.size() == 64 && name.find_first_not_of(kHex) == std::string::npos &&
-        name.compare(0, 2, shard_name(shard)) == 0)
+        name.compare(0, 2, shard) == 0)
       out.push_back(name);
   }
-  if (ec) return make_error(ErrorCode::kIo, "scan spool: " + ec.message());
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return make_error(ErrorCode::kIo, "scan spool: " + ec.message());
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Spool::list_objects(int shard) const {
+  return list_shard(root_ / "objects", shard_name(shard));
+}
+
+Result<std::vector<std::string>> Spool::list_derived(int shard) const {
+  return list_shard(root_ / "derived", shard_name(shard));
 }
 
 Result<void> Spool::move_object(const std::string& sha256, const fs::path& dir) const {

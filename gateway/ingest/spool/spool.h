@@ -104,6 +104,8 @@ class Spool {
   // The same for one of the 256 shard directories (0..255), so that a caller walking the whole
   // spool holds one shard's names at a time.
   Result<std::vector<std::string>> list_objects(int shard) const;
+  // The derived copies in one of the 256 shard directories of derived/ (0..255), by hash.
+  Result<std::vector<std::string>> list_derived(int shard) const;
   // Moves an object out of the spool into `dir` (made durable), e.g. one that does not parse.
   Result<void> move_object(const std::string& sha256, const std::filesystem::path& dir) const;
   // Deletes an object the catalog no longer refers to (a quarantined study deleted by an

@@ -417,8 +417,51 @@ void Stage::early_round(int limit, StepResult& out) {
   }
 }
 
+namespace {
+
+constexpr auto kSweepPeriod = std::chrono::hours(1);  // every shard of spool/derived once
+constexpr auto kDerivedGrace = std::chrono::minutes(10);
+
+}  // namespace
+
+void Stage::sweep_derived() {
+  const auto now = clock_.now();
+  if (now < next_sweep_at_) return;
+  next_sweep_at_ = now + kSweepPeriod / 256;
+  const int shard = sweep_shard_;
+  sweep_shard_ = (sweep_shard_ + 1) % 256;
+  auto names = spool_.list_derived(shard);
+  if (!names) {
+    log::warn("policy: cannot list derived copies", {{"error", names.error().to_string()}});
+    return;
+  }
+  // Older than the grace by their own time stamp: a copy written a moment ago by anything else
+  // (an operator's tool on the spool) is left for the next round.
+  const auto cutoff = std::filesystem::file_time_type::clock::now() - kDerivedGrace;
+  std::vector<std::string> old;
+  for (const auto& sha : *names) {
+    std::error_code ec;
+    const auto at = std::filesystem::last_write_time(spool_.derived_path(sha), ec);
+    if (!ec && at < cutoff) old.push_back(sha);
+  }
+  auto unreferenced = catalog_.policy.forget_unreferenced_derived(old);
+  if (!unreferenced) {
+    log::warn("policy: cannot check derived copies", {{"error", unreferenced.error().to_string()}});
+    return;
+  }
+  for (const auto& sha : *unreferenced)
+    if (auto r = spool_.remove_derived(sha); !r)
+      log::warn("policy: cannot remove a derived copy no row names",
+                {{"object", sha}, {"error", r.error().to_string()}});
+  if (!unreferenced->empty())
+    log::info("policy: derived copies no catalog row names removed",
+              {{"copies", std::to_string(unreferenced->size())}});
+}
+
 Stage::StepResult Stage::step(int limit) {
   StepResult out;
+  // Before this round writes any copy: every copy of the rounds before is recorded by now.
+  sweep_derived();
   if (require_report_) release_report_holds(out);
   if (!early_destinations_.empty()) early_round(limit, out);
   auto work = catalog_.policy.policy_work(limit);

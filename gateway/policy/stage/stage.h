@@ -93,6 +93,11 @@ class Stage {
   std::vector<catalog::EarlyDecision> early_decisions(const catalog::EarlyWork& w,
                                                       const Checked& c) const;
   void note_failure(const std::string& what, const Error& e);
+  // Removes the derived copies no catalog row names (docs/policy.md, "Derived copies"): one
+  // shard of spool/derived per call, the 256 in about an hour, a copy only when older than
+  // kDerivedGrace. Runs on the policy thread, the only one that writes derived copies, so no
+  // copy made and not yet recorded is taken.
+  void sweep_derived();
   Checked check_instances(
       const catalog::PolicyWork& w,
       const std::map<std::string, const catalog::PolicyWork::Instance*>& latest);
@@ -110,6 +115,8 @@ class Stage {
   metrics::GatewayMetrics* metrics_;
   const DeidTargets* deid_;
   std::function<void(std::int64_t)> before_record_;
+  int sweep_shard_ = 0;
+  TimePoint next_sweep_at_{};
   mutable std::mutex health_mutex_;
   Health health_;
 };

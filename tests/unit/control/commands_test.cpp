@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "catalog/catalog.h"
+#include "catalog/sqlite/sqlite.h"
 #include "common/files.h"
 #include "fakes/admit.h"
 #include "fakes/fake_clock.h"
@@ -97,20 +98,27 @@ class CommandsTest : public ::testing::Test {
     clock_.advance(hours(1));
     dirgw::testing::promote_ready(*catalog_, to_epoch_ms(clock_.now()));
   }
-  void quarantine(const std::string& code) {
+  // `derived`: a copy recorded for the study's first instance and each destination.
+  void quarantine(const std::string& code,
+                  const std::optional<ingest::StoredObject>& derived = {}) {
     clock_.advance(hours(1));
     ASSERT_TRUE(catalog_->ingest.promote_stable(to_epoch_ms(clock_.now())).ok());
     auto work = catalog_->policy.policy_work(100);
     ASSERT_TRUE(work.ok());
     for (const auto& w : *work) {
       std::vector<catalog::PolicyDecision> decisions;
-      for (const auto& d : w.destinations)
+      std::vector<catalog::DerivedObject> copies;
+      for (const auto& d : w.destinations) {
         decisions.push_back({d, catalog::StudyState::kQuarantined, code});
+        if (derived)
+          copies.push_back(
+              {w.instances.front().id, d, derived->sha256, derived->size, "coerced", ""});
+      }
       ASSERT_TRUE(catalog_->policy
                       .record_policy(w.study_id, {},
                                      {{w.instances.front().sop_instance_uid, code, "(0010,0020)",
                                        "required attribute missing"}},
-                                     decisions, {})
+                                     decisions, copies)
                       .ok());
     }
   }
@@ -592,16 +600,29 @@ TEST_F(CommandsTest, QuarantineListShowAndRelease) {
 
 TEST_F(CommandsTest, QuarantineDeleteNeedsConfirmationAndRemovesTheObjects) {
   const std::string sha = seed(kStudy, 1);
-  quarantine("MISSING_PATIENT_ID");
+  // A coerced copy holds the patient's values as much as the original does: it goes too.
+  const auto temp = spool_->new_temp_path();
+  ASSERT_TRUE(write_file_durably(temp, "coerced copy", 0640).ok());
+  auto copy = spool_->commit_derived(temp);
+  ASSERT_TRUE(copy.ok());
+  quarantine("MISSING_PATIENT_ID", *copy);
   EXPECT_EQ(
       run({{"cmd", "quarantine"}, {"action", "delete"}, {"study_uid", kStudy}}),
       json({{"ok", false}, {"error", "deleting a quarantined study needs confirmation (--yes)"}}));
   ASSERT_TRUE(fs::exists(spool_->object_path(sha)));
+  ASSERT_TRUE(fs::exists(copy->path));
   auto r = run(
       {{"cmd", "quarantine"}, {"action", "delete"}, {"study_uid", kStudy}, {"confirmed", true}});
-  EXPECT_EQ(r, json({{"ok", true}, {"changed", 1}, {"objects_removed", 1}}));
+  EXPECT_EQ(r,
+            json({{"ok", true}, {"changed", 1}, {"objects_removed", 1}, {"derived_removed", 1}}));
   EXPECT_FALSE(fs::exists(spool_->object_path(sha)));
-  EXPECT_EQ(audited_.back().detail, json({{"action", "delete"}, {"objects", 1}}));
+  EXPECT_FALSE(fs::exists(copy->path));
+  EXPECT_EQ(audited_.back().detail, json({{"action", "delete"}, {"objects", 1}, {"derived", 1}}));
+  // Neither object's row is left in the catalog (the spool's held bytes would count it).
+  catalog::sqlite::Connection db((dir_ / "c.db").string());
+  auto rows = db.prepare("SELECT count(*) FROM objects");
+  ASSERT_TRUE(rows.step());
+  EXPECT_EQ(rows.int64(0), 0);
   EXPECT_EQ(run({{"cmd", "study"}, {"study_uid", kStudy}})["error"], "no study with that UID");
 }
 

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <set>
 
 #include "catalog/catalog.h"
+#include "common/files.h"
 #include "fakes/fake_clock.h"
 #include "fakes/spooled_study.h"
 #include "scheduler/scheduler.h"
@@ -254,6 +256,61 @@ TEST_F(DeidStageTest, AnObjectProneToBurnedInTextIsQuarantinedForResearchOnly) {
   EXPECT_NE(states()["research"].find("QUARANTINED: 1 instance(s) not de-identifiable"),
             std::string::npos)
       << states()["research"];
+}
+
+// A copy a later stage replaced (here the coerced copy, de-identified for every destination) is
+// named by no row: the policy stage's sweep removes it, and only it, once it is older than the
+// grace; a copy no row names that was written a moment ago is left.
+TEST_F(DeidStageTest, DerivedCopiesNoRowNamesAreSwept) {
+  config_.policy.coercion.institution_name = "Lakeside General";
+  config_.destinations[0].deidentify.enabled = true;
+  auto made = DeidTargets::make(config_);
+  ASSERT_TRUE(made.ok()) << made.error().to_string();
+  deid_ = std::make_unique<DeidTargets>(std::move(made).value());
+  stage_ = std::make_unique<Stage>(config_, *catalog_, *spool_, clock_, nullptr, deid_.get());
+  receive(1);
+  ASSERT_EQ(stage().step().ready, 2);
+  auto derived_on_disk = [&] {
+    std::set<std::string> out;
+    for (int shard = 0; shard < 256; ++shard)
+      for (const auto& sha : *spool_->list_derived(shard)) out.insert(sha);
+    return out;
+  };
+  std::set<std::string> named;
+  for (const char* dest : {"repo", "research"})
+    for (const auto& d :
+         *catalog_->delivery.due_deliveries(dest, to_epoch_ms(clock_.now()), 10, 1 << 30)) {
+      EXPECT_TRUE(d.derived);
+      named.insert(d.sha256);
+    }
+  std::set<std::string> left;
+  for (const auto& sha : derived_on_disk())
+    if (!named.contains(sha)) left.insert(sha);
+  ASSERT_EQ(left.size(), 1u);  // the coerced copy both de-identified copies were made from
+
+  auto sweep_all = [&] {  // every shard once: an hour of policy rounds
+    for (int i = 0; i < 257; ++i) {
+      clock_.advance(seconds(15));
+      stage().step();
+    }
+  };
+  sweep_all();
+  EXPECT_TRUE(derived_on_disk().contains(*left.begin()));  // younger than the grace
+  for (const auto& sha : derived_on_disk())
+    std::filesystem::last_write_time(
+        spool_->derived_path(sha),
+        std::filesystem::file_time_type::clock::now() - std::chrono::minutes(11));
+  const auto fresh_temp = spool_->new_temp_path();
+  ASSERT_TRUE(write_file_durably(fresh_temp, "a copy being recorded", 0640).ok());
+  auto fresh = spool_->commit_derived(fresh_temp);
+  ASSERT_TRUE(fresh.ok());
+  sweep_all();
+  std::set<std::string> expected = named;
+  expected.insert(fresh->sha256);
+  EXPECT_EQ(derived_on_disk(), expected);
+  // What the sweep left is what the destinations still get.
+  EXPECT_EQ(states()["repo"], "READY");
+  EXPECT_EQ(states()["research"], "READY");
 }
 
 // Suspected defect (issue 11): when recording a decision keeps failing, the stage reported
