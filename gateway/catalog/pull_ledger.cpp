@@ -17,12 +17,13 @@ PullStudyRow study_row(const sqlite::Statement& s) {
   r.last_error = s.text(8);
   r.first_seen_at = s.int64(9);
   r.pulled_at = s.int64(10);
+  r.not_found = static_cast<int>(s.int64(11));
   return r;
 }
 
 constexpr const char* kStudyColumns =
     "source, study_uid, reported, held, state, pulls, failures, next_try_at, last_error, "
-    "first_seen_at, pulled_at";
+    "first_seen_at, pulled_at, not_found";
 
 }  // namespace
 
@@ -75,7 +76,7 @@ Result<std::optional<PullStudyRow>> PullLedger::study(const std::string& source,
 Result<void> PullLedger::save_study(const PullStudyRow& r) {
   return db_.write([&](Connection& db) {
     db.prepare(std::string("INSERT OR REPLACE INTO pull_studies (") + kStudyColumns +
-               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
         .bind(1, r.source)
         .bind(2, r.study_uid)
         .bind(3, r.reported)
@@ -87,6 +88,7 @@ Result<void> PullLedger::save_study(const PullStudyRow& r) {
         .bind(9, r.last_error)
         .bind(10, r.first_seen_at)
         .bind(11, r.pulled_at)
+        .bind(12, r.not_found)
         .run();
   });
 }
@@ -105,15 +107,16 @@ Result<PullSummary> PullLedger::summary(const std::string& source, int limit) {
   return db_.read([&](Connection& db) {
     PullSummary out;
     auto c = db.prepare(
-        "SELECT SUM(state = 'complete'), SUM(state != 'complete') FROM pull_studies "
-        "WHERE source = ?1");
+        "SELECT SUM(state = 'complete'), SUM(state = 'incomplete'), SUM(state = 'gone') FROM "
+        "pull_studies WHERE source = ?1");
     c.bind(1, source);
     if (c.step()) {
       out.complete = c.int64(0);
       out.incomplete = c.int64(1);
+      out.gone = c.int64(2);
     }
     auto s = db.prepare(std::string("SELECT ") + kStudyColumns +
-                        " FROM pull_studies WHERE source = ?1 AND state != 'complete' "
+                        " FROM pull_studies WHERE source = ?1 AND state = 'incomplete' "
                         "ORDER BY first_seen_at LIMIT ?2");
     s.bind(1, source).bind(2, limit);
     while (s.step()) out.incomplete_studies.push_back(study_row(s));

@@ -23,15 +23,18 @@ struct PullStudyRow {
   std::string source, study_uid;
   std::int64_t reported = -1;  // what the PACS said the study holds; -1: unknown
   std::int64_t held = 0;
-  std::string state = "incomplete";  // complete | incomplete
+  // complete | incomplete | gone (the PACS answered no match to a query by UID kNotFoundToGone
+  // times in a row: not asked for again unless a poll finds it again)
+  std::string state = "incomplete";
   int pulls = 0, failures = 0;
   std::int64_t next_try_at = 0;
   std::string last_error;
   std::int64_t first_seen_at = 0, pulled_at = 0;
+  int not_found = 0;  // queries by UID in a row that the PACS answered with no match
 };
 
 struct PullSummary {
-  std::int64_t complete = 0, incomplete = 0;
+  std::int64_t complete = 0, incomplete = 0, gone = 0;
   std::vector<PullStudyRow> incomplete_studies;  // the oldest few, for status
 };
 

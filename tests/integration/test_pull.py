@@ -10,11 +10,15 @@ repository, dirgwd polls with C-FIND every 2 s and retrieves with C-MOVE to its 
   instance is new to us);
 - kill -9 in the middle of a 40-instance C-MOVE: after a restart nothing is lost and nothing is
   taken twice;
+- a study left incomplete (one instance above ingest.dicom.max_object_size) and then deleted on
+  the PACS is asked for by its UID, and given up after three answers of no match: shown in
+  `dirgw sources`, not asked for again;
 - `dirgw sources` (and --json) and `dirgw study` show the pull source; logs carry no patient
   value."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,11 +51,22 @@ AETable BEGIN
 PACS   {self.storage}   RW (400, 1024mb)   ANY
 AETable END
 """)
+        self.options = list(options)
+        self._start()
+
+    def _start(self):
         # Forking mode: Debian's dcmqrscp 3.6.7 crashes after an association in --single-process.
-        self.process = harness.Process("dcmqrscp", ["dcmqrscp", "-c", self.config] + list(options),
+        self.process = harness.Process("dcmqrscp", ["dcmqrscp", "-c", self.config] + self.options,
                                        os.path.join(self.dir, "dcmqrscp.log"))
         harness.wait_for("dcmqrscp to listen", self._listening, 20)
         log(f"dcmqrscp (AE PACS) on 127.0.0.1:{self.port}")
+
+    def wipe(self):
+        """Every study deleted on the PACS: stopped, its storage emptied, started again."""
+        self.process.stop()
+        shutil.rmtree(self.storage)
+        os.makedirs(self.storage)
+        self._start()
 
     def _listening(self):
         import socket
@@ -104,7 +119,9 @@ def main():
     d_uid, d = study("d", "CT", 2, 45)            # added later
     _, b2 = study("b2", "MR", 1, 46, extra=["--study-uid", b_uid])  # B grows
     k_uid, k = study("kill", "CT", 40, 47, size=256)  # C-MOVE cut by kill -9
-    for files in (a, b, c, d, b2, k):
+    g_uid, g = study("gone", "CT", 2, 48)             # left incomplete, then deleted on the PACS
+    _, g_big = study("gone-big", "CT", 1, 49, size=1024, extra=["--study-uid", g_uid])
+    for files in (a, b, c, d, b2, k, g, g_big):
         dated(files, today)
 
     repo = harness.Orthanc(work).start()
@@ -114,7 +131,8 @@ def main():
     pacs = Pacs(work, gw.port)
     ingest = (f"  pull:\n    - {{ name: old-pacs, ae_title: PACS, host: 127.0.0.1, port: {pacs.port},"
               f" every: 2s, look_back: 1d, retry: {{ initial: 1s, max: 4s }}, timeout: 20s }}\n")
-    gw.reconfigure(ingest_yaml=ingest)
+    # 1 MiB: the 1024 x 1024 CT of the "gone" study (2 MiB) is refused, its study incomplete.
+    gw.reconfigure(ingest_yaml="    max_object_size: 1MiB\n" + ingest)
     pacs.load(a + b + c + old)
     gw.start()
 
@@ -183,6 +201,32 @@ def main():
     p2 = sources(gw, check)
     check(p2.get("studies_complete") == 5 and p2.get("studies_incomplete") == 0,
           f"dirgw sources after the restart: {p2}")
+
+    # --- a study left incomplete, then deleted on the PACS: given up after three queries by UID
+    pacs.load(g + g_big)
+    harness.wait_for("the study with a refused instance to be incomplete",
+                     lambda: sources(gw, check).get("studies_incomplete") == 1, 30, 0.5)
+    pacs.wipe()
+    t_wipe = time.time()
+    p3 = harness.wait_for("the deleted study to be given up",
+                          lambda: (lambda p: p if p.get("studies_gone") == 1 else None)(
+                              sources(gw, check)), 60, 0.5)
+    log(f"deleted study given up {time.time() - t_wipe:.1f}s after the PACS lost it")
+    check(p3.get("studies_incomplete") == 0 and not p3.get("incomplete"),
+          f"dirgw sources once the study is gone: {p3}")
+    gone_lines = [l for l in gw.log_text().splitlines()
+                  if "pull: study no longer on the PACS" in l]
+    check(len(gone_lines) == 1 and g_uid in gone_lines[0], f"given up {len(gone_lines)} times")
+    asked = [l for l in gw.log_text().splitlines()
+             if "pull: study not found on the PACS, will ask again" in l and g_uid in l]
+    check(len(asked) == 2, f"{len(asked)} queries answered no match before giving up, expected 2")
+    moves_of_g = len([l for l in retrieving_lines(gw) if g_uid in l])
+    time.sleep(6)  # polls and the retry backoff's maximum: nothing more is asked for
+    later = len([l for l in retrieving_lines(gw) if g_uid in l])
+    check(later == moves_of_g, f"the deleted study was asked for again: {moves_of_g} -> {later}")
+    rc, out, err = gw.run_cli("sources")
+    check(rc == 0 and "no longer on the PACS" in out, f"dirgw sources table: {out}{err}")
+    check(gw.status()["catalog"]["instances"] == 51, "what arrived of the deleted study is kept")
 
     hits = harness.scan_for_phi({"dirgwd.log": gw.log_text()}, manifest)
     check(not hits, f"patient values in the log: {hits}")

@@ -205,9 +205,11 @@ void print_status(const json& r) {
   if (r.contains("ingest") && r["ingest"].contains("pulls"))
     for (const auto& p : r["ingest"]["pulls"])
       std::printf(
-          "pull %-8s %s: %s studies complete, %s incomplete, last poll %s%s%s\n",
+          "pull %-8s %s: %s studies complete, %s incomplete, %s no longer on the PACS, last poll "
+          "%s%s%s\n",
           str(p, "name").c_str(), str(p, "pacs").c_str(), str(p, "studies_complete").c_str(),
-          str(p, "studies_incomplete").c_str(), str(p, "last_poll_at", "never").c_str(),
+          str(p, "studies_incomplete").c_str(), str(p, "studies_gone", "0").c_str(),
+          str(p, "last_poll_at", "never").c_str(),
           str(p, "last_error", "").empty() ? "" : "; error: ", str(p, "last_error", "").c_str());
   const auto& sp = r["spool"];
   std::printf("spool:        %s free (floor %s)%s\n",
@@ -350,12 +352,17 @@ void print_sources(const json& r) {
                 str(f, "taken").c_str(), str(f, "objects_stored").c_str(),
                 str(f, "rejected").c_str(), str(f, "last_error", "").c_str());
   // A pull source: TAKEN counts the studies held completely, OBJECTS the instances its C-MOVEs
-  // brought since start; the studies still incomplete follow, with what we hold of them.
+  // brought since start; the studies still incomplete follow, with what we hold of them, and
+  // how many were given up as no longer on the PACS.
   for (const auto& p : r["pulls"]) {
     std::printf("%-8s %-16s %-20s %-20s %6s %8s %8s  %s\n", "pull", str(p, "name").c_str(),
                 str(p, "last_poll_at", "never").c_str(), str(p, "next_poll_at", "-").c_str(),
                 str(p, "studies_complete").c_str(), str(p, "objects_stored").c_str(),
                 str(p, "rejected").c_str(), str(p, "last_error", "").c_str());
+    if (p.value("studies_gone", 0) > 0)
+      std::printf(
+          "         %s studies left incomplete: no longer on the PACS, not asked for again\n",
+          str(p, "studies_gone").c_str());
     for (const auto& i : p["incomplete"])
       std::printf("         incomplete %s: %s of %s instances, %s retrieves, next %s%s%s\n",
                   str(i, "study_uid").c_str(), str(i, "held").c_str(),

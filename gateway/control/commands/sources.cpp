@@ -54,6 +54,7 @@ json pulls_json(const std::vector<ingest::pull::PullStatus>& pulls) {
                    {"next_poll_at", time_or_null(p.next_poll_at)},
                    {"studies_complete", p.studies_complete},
                    {"studies_incomplete", p.studies_incomplete},
+                   {"studies_gone", p.studies_gone},
                    {"studies_pulled", p.studies_pulled},
                    {"objects_stored", p.objects_stored},
                    {"objects_duplicate", p.objects_duplicate},

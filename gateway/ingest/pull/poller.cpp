@@ -148,13 +148,59 @@ void Poller::poll(Source& s, TimePoint now) {
     for (const auto& r : left->incomplete_studies) {
       if (stopping_) break;
       if (seen.count(r.study_uid) != 0) continue;
-      FoundStudy f{r.study_uid, r.reported, {}};
-      if (!handle_study(s, **session, f, to_epoch_ms(now))) {
+      if (!handle_left_study(s, **session, r, to_epoch_ms(now))) {
         error = "the association with the PACS failed during the poll";
         break;
       }
     }
   finish_poll(s, row, error, now);
+}
+
+bool Poller::handle_left_study(Source& s, QrSession& session, const catalog::PullStudyRow& row,
+                               std::int64_t now) {
+  if (row.next_try_at > now) return true;  // not due yet
+  // What the PACS holds now, asked by UID: a study deleted there (or merged into another) is
+  // not asked for again for ever, and one that lost instances there is complete with fewer.
+  // A PACS that cannot answer such a query: the count it gave last time.
+  FoundStudy f{row.study_uid, row.reported, {}};
+  if (auto answers = session.find_study(row.study_uid)) {
+    const auto merged = merge_answers(*answers);
+    auto it = std::find_if(merged.begin(), merged.end(),
+                           [&](const FoundStudy& m) { return m.study_uid == row.study_uid; });
+    if (it == merged.end()) {
+      catalog::PullStudyRow r = row;
+      r.not_found += 1;
+      const std::string times = std::to_string(r.not_found);
+      if (r.not_found >= kNotFoundToGone) {
+        r.state = "gone";
+        r.next_try_at = 0;
+        r.last_error = "the PACS no longer holds this study (no match to a query by its UID, " +
+                       times + " times in a row): not asked for again";
+        log::warn("pull: study no longer on the PACS, not asked for again",
+                  {{"source", s.cfg.name},
+                   {"study_uid", row.study_uid},
+                   {"held", std::to_string(row.held)},
+                   {"reported", std::to_string(row.reported)}});
+      } else {
+        r.failures += 1;
+        r.next_try_at = now + backoff(s.cfg.retry_initial, s.cfg.retry_max, r.failures).count();
+        r.last_error = "the PACS answered no match to a query by this study's UID (" + times +
+                       " of " + std::to_string(kNotFoundToGone) +
+                       " before it is taken as deleted there)";
+        log::warn("pull: study not found on the PACS, will ask again",
+                  {{"source", s.cfg.name},
+                   {"study_uid", row.study_uid},
+                   {"times", times},
+                   {"of", std::to_string(kNotFoundToGone)}});
+      }
+      if (auto saved = ledger_.save_study(r); !saved)
+        log::error("pull: cannot record a study", {{"error", saved.error().to_string()}});
+      return true;
+    }
+    if (it->reported >= 0) f.reported = it->reported;
+    f.modalities = it->modalities;
+  }
+  return handle_study(s, session, f, now);
 }
 
 std::vector<FoundStudy> merge_answers(const std::vector<FoundStudy>& answers) {
@@ -228,6 +274,7 @@ bool Poller::handle_study(Source& s, QrSession& session, const FoundStudy& found
       r.held = *held;
       r.reported = reported;
       r.failures = 0;
+      r.not_found = 0;
       r.last_error.clear();
       (void)ledger_.save_study(r);
     }
@@ -243,6 +290,7 @@ bool Poller::retrieve(Source& s, QrSession& session, const std::string& study_ui
   const bool again = row && row->state == "complete";  // it grew on the PACS
   r.source = s.cfg.name;
   r.study_uid = study_uid;
+  r.not_found = 0;  // the PACS listed it
   if (r.first_seen_at == 0) r.first_seen_at = now;
   log::info(again ? "pull: study grew on the PACS, retrieving it again" : "pull: retrieving study",
             {{"source", s.cfg.name},
@@ -363,6 +411,7 @@ std::vector<PullStatus> Poller::status() const {
     if (auto sum = ledger_.summary(s->cfg.name)) {
       st.studies_complete = sum->complete;
       st.studies_incomplete = sum->incomplete;
+      st.studies_gone = sum->gone;
       for (const auto& r : sum->incomplete_studies)
         st.incomplete.push_back(
             {r.study_uid, r.held, r.reported, r.pulls, r.next_try_at, r.last_error});

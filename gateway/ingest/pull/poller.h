@@ -5,7 +5,8 @@
 // records them as "pull:<name>"). What we hold is counted in the catalog (distinct SOP instances,
 // whatever door they came through) and compared with what the PACS reports, so a study held
 // completely is never asked for again and one that grew on the PACS is asked for again. Polls
-// and studies that fail are retried with exponential backoff.
+// and studies that fail are retried with exponential backoff; a study left incomplete whose date
+// has left the window is asked for by UID, and one the PACS no longer holds is given up.
 //
 // One thread for all sources (DIMSE calls block); step() is one pass a unit test drives on a
 // FakeClock with a fake QrSession.
@@ -46,6 +47,10 @@ std::string window_start_date(TimePoint poll_point, std::chrono::milliseconds lo
 // order first answered.
 std::vector<FoundStudy> merge_answers(const std::vector<FoundStudy>& answers);
 
+// Queries by UID answered with no match, in a row, after which an incomplete study is taken as
+// deleted on the PACS ('gone').
+constexpr int kNotFoundToGone = 3;
+
 // Why a C-MOVE or C-GET that ended with a failure status failed, for the log and dirgw sources:
 // the status, with a hint for the usual ones ("" for success).
 std::string retrieve_status_text(std::uint16_t status);
@@ -79,6 +84,10 @@ class Poller {
   void poll(Source& s, TimePoint now);
   // Looks at one study the PACS listed; false when the session is unusable.
   bool handle_study(Source& s, QrSession& session, const FoundStudy& found, std::int64_t now);
+  // A study out of the window, due again: asked for by its UID first. False when the session is
+  // unusable.
+  bool handle_left_study(Source& s, QrSession& session, const catalog::PullStudyRow& row,
+                         std::int64_t now);
   bool retrieve(Source& s, QrSession& session, const std::string& study_uid, std::int64_t reported,
                 std::int64_t held_before, std::optional<catalog::PullStudyRow> row,
                 std::int64_t now);

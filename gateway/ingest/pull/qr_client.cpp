@@ -334,6 +334,10 @@ class DcmtkSession final : public QrSession {
     return find_dated(date);
   }
 
+  Result<std::vector<FoundStudy>> find_study(const std::string& study_uid) override {
+    return find_studies_where(DCM_StudyInstanceUID, study_uid);
+  }
+
   Result<StudyContents> study_contents(const std::string& study_uid) override {
     contents_.reset();
     DcmDataset q;
@@ -435,10 +439,17 @@ class DcmtkSession final : public QrSession {
 
   // STUDY-level C-FIND by Study Date (a DICOM date or range), asking for UIDs and counts only.
   Result<std::vector<FoundStudy>> find_dated(const std::string& dates) {
+    return find_studies_where(DCM_StudyDate, dates);
+  }
+
+  // A study-level C-FIND matching `key` on `value`, asking for the UID, count and modalities.
+  Result<std::vector<FoundStudy>> find_studies_where(const DcmTagKey& key,
+                                                     const std::string& value) {
     DcmDataset q;
     q.putAndInsertString(DCM_QueryRetrieveLevel, "STUDY");
-    q.putAndInsertString(DCM_StudyDate, dates.c_str());
+    q.putAndInsertString(DCM_StudyDate, "");
     q.putAndInsertString(DCM_StudyInstanceUID, "");
+    q.putAndInsertString(key, value.c_str());
     q.putAndInsertString(DCM_NumberOfStudyRelatedInstances, "");
     q.putAndInsertString(DCM_ModalitiesInStudy, "");
     Answers<QRResponse> a;

@@ -54,6 +54,12 @@ class QrSession {
     (void)date;
     return make_error(ErrorCode::kNetwork, "C-FIND by date is not available on this session");
   }
+  // The answers to a study-level C-FIND on this UID: none when the PACS no longer holds it,
+  // several from a PACS that answers once per Patient ID (merge_answers).
+  virtual Result<std::vector<FoundStudy>> find_study(const std::string& study_uid) {
+    (void)study_uid;
+    return make_error(ErrorCode::kNetwork, "C-FIND by UID is not available on this session");
+  }
   // Series (with modality) then images of one study: what it holds, for PACS that do not
   // answer NumberOfStudyRelatedInstances or ModalitiesInStudy.
   virtual Result<StudyContents> study_contents(const std::string& study_uid) = 0;

@@ -80,9 +80,11 @@ struct FakePacs {
   std::map<std::string, std::vector<std::string>> studies;
   bool report_counts = true;
   bool answer_per_patient = false;  // each study answered twice, its instances split (Orthanc)
-  int finds = 0, moves = 0, contents = 0;
+  int finds = 0, moves = 0, contents = 0, finds_by_uid = 0;
   bool fail_moves = false, refuse_connect = false;
-  std::function<void()> during_move;  // e.g. our own stop arriving in the middle of a C-MOVE
+  std::set<std::string> out_of_window;  // not answered to the window's query (still by UID)
+  std::set<std::string> not_sent;       // instances a retrieve does not bring
+  std::function<void()> during_move;    // e.g. our own stop arriving in the middle of a C-MOVE
   std::function<void(const std::string& study, const std::string& sop)> deliver;
 };
 
@@ -93,6 +95,7 @@ class FakeSession final : public pull::QrSession {
     ++p_.finds;
     std::vector<pull::FoundStudy> out;
     for (const auto& [uid, sops] : p_.studies) {
+      if (p_.out_of_window.contains(uid)) continue;
       const auto n = static_cast<std::int64_t>(sops.size());
       if (p_.answer_per_patient) {
         out.push_back({uid, n / 2, {}});
@@ -103,6 +106,13 @@ class FakeSession final : public pull::QrSession {
     }
     return out;
   }
+  Result<std::vector<pull::FoundStudy>> find_study(const std::string& uid) override {
+    ++p_.finds_by_uid;
+    auto it = p_.studies.find(uid);
+    if (it == p_.studies.end()) return std::vector<pull::FoundStudy>();
+    return std::vector<pull::FoundStudy>{
+        {uid, static_cast<std::int64_t>(it->second.size()), {"CT"}}};
+  }
   Result<pull::StudyContents> study_contents(const std::string& uid) override {
     ++p_.contents;
     return pull::StudyContents{static_cast<std::int64_t>(p_.studies[uid].size()), {"OT"}};
@@ -111,7 +121,8 @@ class FakeSession final : public pull::QrSession {
     ++p_.moves;
     if (p_.during_move) p_.during_move();
     if (p_.fail_moves) return make_error(ErrorCode::kNetwork, "C-MOVE failed: reset");
-    for (const auto& sop : p_.studies[uid]) p_.deliver(uid, sop);
+    for (const auto& sop : p_.studies[uid])
+      if (!p_.not_sent.contains(sop)) p_.deliver(uid, sop);
     return pull::MoveResult{0, static_cast<int>(p_.studies[uid].size()), 0, 0};
   }
 
@@ -255,6 +266,85 @@ TEST_F(PullPollerTest, FailedMovesAreRetriedWithBackoffAndShown) {
   poller_->step();
   EXPECT_EQ(pacs_.moves, 2);
   EXPECT_EQ(held("1.2.3.1"), 1);
+  EXPECT_EQ(poller_->status()[0].studies_incomplete, 0);
+}
+
+// A study left incomplete whose date has left the window and that the PACS then deleted was
+// asked for at retry.max for ever. Now it is asked for by UID; three answers of no match in a
+// row and it is given up ('gone'), shown, and not asked for again.
+TEST_F(PullPollerTest, AStudyDeletedOnThePacsIsGivenUpAfterThreeQueriesByUid) {
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1", "1.2.3.1.2"};
+  pacs_.not_sent = {"1.2.3.1.2"};
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 1);
+  EXPECT_EQ(poller_->status()[0].studies_incomplete, 1);
+  pacs_.out_of_window.insert("1.2.3.1");
+  pacs_.studies.erase("1.2.3.1");
+  for (int i = 1; i <= pull::kNotFoundToGone; ++i) {
+    clock_.advance(minutes(16));  // past every: a poll; past retry.max: the study is due
+    poller_->step();
+    EXPECT_EQ(pacs_.finds_by_uid, i);
+    auto row = ledger_->study("old", "1.2.3.1");
+    ASSERT_TRUE(row.ok() && row->has_value());
+    EXPECT_EQ((*row)->not_found, i);
+    if (i < pull::kNotFoundToGone) {
+      EXPECT_EQ((*row)->state, "incomplete");
+      EXPECT_NE((*row)->last_error.find("no match to a query by this study's UID (" +
+                                        std::to_string(i) + " of 3"),
+                std::string::npos)
+          << (*row)->last_error;
+    } else {
+      EXPECT_EQ((*row)->state, "gone");
+      EXPECT_NE((*row)->last_error.find("no longer holds this study"), std::string::npos);
+    }
+  }
+  EXPECT_EQ(pacs_.moves, 1);  // never asked to move a study it does not answer for
+  auto st = poller_->status()[0];
+  EXPECT_EQ(st.studies_incomplete, 0);
+  EXPECT_EQ(st.studies_gone, 1);
+  EXPECT_TRUE(st.incomplete.empty());
+  clock_.advance(hours(2));
+  poller_->step();
+  EXPECT_EQ(pacs_.finds_by_uid, pull::kNotFoundToGone);
+  EXPECT_EQ(pacs_.moves, 1);
+  EXPECT_EQ(held("1.2.3.1"), 1);  // what arrived is kept
+}
+
+// One no-match answer then the study again (a PACS busy re-indexing): the count starts over.
+TEST_F(PullPollerTest, AStudyFoundAgainByUidIsRetrievedAndItsCountStartsOver) {
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1", "1.2.3.1.2"};
+  pacs_.not_sent = {"1.2.3.1.2"};
+  poller_->step();
+  pacs_.out_of_window.insert("1.2.3.1");
+  const auto kept = pacs_.studies["1.2.3.1"];
+  pacs_.studies.erase("1.2.3.1");
+  clock_.advance(minutes(16));
+  poller_->step();
+  EXPECT_EQ((*ledger_->study("old", "1.2.3.1"))->not_found, 1);
+  pacs_.studies["1.2.3.1"] = kept;
+  pacs_.not_sent.clear();
+  clock_.advance(minutes(16));
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 2);
+  auto row = *ledger_->study("old", "1.2.3.1");
+  EXPECT_EQ(row->state, "complete");
+  EXPECT_EQ(row->not_found, 0);
+  EXPECT_EQ(held("1.2.3.1"), 2);
+}
+
+// A study out of the window that lost an instance on the PACS (deleted there) is complete with
+// what it holds now: judged by the PACS's answer by UID, not by its count of before.
+TEST_F(PullPollerTest, AStudyOutOfTheWindowIsJudgedByWhatThePacsHoldsNow) {
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1", "1.2.3.1.2"};
+  pacs_.not_sent = {"1.2.3.1.2"};
+  poller_->step();
+  EXPECT_EQ(poller_->status()[0].studies_incomplete, 1);
+  pacs_.out_of_window.insert("1.2.3.1");
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1"};
+  clock_.advance(minutes(16));
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 1);
+  EXPECT_EQ((*ledger_->study("old", "1.2.3.1"))->state, "complete");
   EXPECT_EQ(poller_->status()[0].studies_incomplete, 0);
 }
 
