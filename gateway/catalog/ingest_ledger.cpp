@@ -63,7 +63,7 @@ Result<RecordOutcome> IngestLedger::record_instance(const NewInstance& in,
   return db_.write([&](Connection& db) -> Result<RecordOutcome> {
     RecordOutcome out = record_in(db, in, new_versions, now);
     // The same instance held in other bytes: its data is not kept, so not made durable either.
-    if (in.before_commit && !out.other_bytes) {
+    if (in.before_commit && !out.other_bytes && !out.content_needed) {
       if (auto durable = in.before_commit(); !durable) return durable.error();  // rolls back
     }
     return out;
@@ -84,8 +84,9 @@ std::vector<Result<RecordOutcome>> IngestLedger::record_instances(
         RecordOutcome recorded = record_in(db, *in, new_versions, now);
         // The object's data is made durable before its rows can commit; if it cannot be, its
         // rows go and the others of the group still commit.
+        const bool not_kept = recorded.other_bytes || recorded.content_needed;
         Result<void> durable =
-            in->before_commit && !recorded.other_bytes ? in->before_commit() : Result<void>{};
+            in->before_commit && !not_kept ? in->before_commit() : Result<void>{};
         if (!durable) {
           db.exec("ROLLBACK TO instance");
           out.push_back(durable.error());
@@ -136,6 +137,8 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
       return out;
     }
   }
+  if (held_in_other_bytes && in.content && in.content->defer && !in.content->own)
+    return RecordOutcome{RecordKind::kDuplicate, 0, false, false, true};
   std::string content_key;
   if (const std::int64_t held =
           held_in_other_bytes ? held_with_same_content(db, in, content_key) : 0;
@@ -305,6 +308,28 @@ RecordOutcome IngestLedger::record_in(Connection& db, const NewInstance& in,
   return RecordOutcome{kind, instance_id, opened || kind != RecordKind::kNew};
 }
 
+namespace {
+
+// Newest first; a few suffice (an instance with more versions than that is a rare thing).
+constexpr const char* kHeldVersions =
+    "SELECT i.id, i.object_sha256, o.content_key FROM instances i JOIN objects o ON o.sha256 = "
+    "i.object_sha256 WHERE i.sop_instance_uid = ?1 ORDER BY i.id DESC LIMIT 4";
+
+}  // namespace
+
+Result<std::vector<IngestLedger::HeldVersion>> IngestLedger::held_versions(
+    const std::string& sop_instance_uid) {
+  return db_.read([&](Connection& db) {
+    std::vector<HeldVersion> out;
+    auto st = db.prepare(kHeldVersions);
+    st.bind(1, sop_instance_uid);
+    while (st.step())
+      out.push_back(
+          {st.text(1), st.is_null(2) ? std::nullopt : std::optional<std::string>(st.text(2))});
+    return out;
+  });
+}
+
 std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInstance& in,
                                                   std::string& key) {
   if (!in.content) return 0;
@@ -315,17 +340,19 @@ std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInsta
   };
   std::vector<Held> held;
   {
-    // Newest first; a few suffice (an instance with more versions than that is a rare thing).
-    auto st = db.prepare(
-        "SELECT i.id, i.object_sha256, o.content_key FROM instances i JOIN objects o ON "
-        "o.sha256 = i.object_sha256 WHERE i.sop_instance_uid = ?1 ORDER BY i.id DESC LIMIT 4");
+    auto st = db.prepare(kHeldVersions);
     st.bind(1, in.sop_instance_uid);
     while (st.step())
       held.push_back({st.int64(0), st.text(1),
                       st.is_null(2) ? std::nullopt : std::optional<std::string>(st.text(2))});
   }
   if (held.empty()) return 0;
-  auto own = in.content->key();
+  // Read before the transaction when it could be (CatalogSink); then only its file's presence.
+  std::optional<std::string> own;
+  if (!in.content->own)
+    own = in.content->key();
+  else if (!in.content->present || in.content->present())
+    own = in.content->own;
   // Unreadable (another door's duplicate of the same bytes removed the file it shares): this
   // object fails and its sender tries again, rather than recording a row without its file.
   if (!own)
@@ -335,7 +362,9 @@ std::int64_t IngestLedger::held_with_same_content(Connection& db, const NewInsta
   key = std::move(*own);
   for (auto& h : held) {
     if (!h.key) {
-      h.key = in.content->stored_key(h.sha256);
+      const auto before = in.content->stored.find(h.sha256);
+      h.key =
+          before != in.content->stored.end() ? before->second : in.content->stored_key(h.sha256);
       if (h.key->empty()) continue;  // its file is gone: nothing to compare with
       db.prepare("UPDATE objects SET content_key = ?2 WHERE sha256 = ?1")
           .bind(1, h.sha256)

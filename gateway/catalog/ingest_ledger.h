@@ -26,6 +26,13 @@ class IngestLedger {
   std::vector<Result<RecordOutcome>> record_instances(const std::vector<const NewInstance*>& batch,
                                                       NewVersionPolicy new_versions);
   Result<void> record_refusal(const Refusal& refusal);
+  // The objects held for an SOP Instance UID, newest first (the few record_instance compares
+  // with), each with its content key when the catalog has it: read without the write lock.
+  struct HeldVersion {
+    std::string sha256;
+    std::optional<std::string> content_key;
+  };
+  Result<std::vector<HeldVersion>> held_versions(const std::string& sop_instance_uid);
   // Calls `remove` (a spool file's removal) under the write lock when no object row names
   // `sha256`: a file no row refers to, and none can come to while it goes. False when kept.
   Result<bool> remove_unreferenced(const std::string& sha256,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,11 +50,20 @@ struct NewInstance {
   // instance then fails, to be sent again, never taken for a new version unread), a held
   // object's (by its sha256; "" when its file is gone or unreadable) and whether two keys are
   // one instance's (ingest::content_key_file, same_content). Called only for an SOP Instance UID
-  // held already with other bytes, inside the transaction.
+  // held already with other bytes, inside the transaction, for what was not read before it.
+  // `defer` (CatalogSink): nothing is read inside the transaction, where a large object would
+  // hold every door's commit meanwhile; the instance is then not recorded and the outcome says
+  // `content_needed`: the caller reads the keys (`own`, `stored`: IngestLedger::held_versions)
+  // and records it again. With `own` set, `present` only checks that the object's file is still
+  // there (another door's duplicate of the same bytes may have removed it).
   struct ContentCheck {
     std::function<std::optional<std::string>()> key;
     std::function<std::string(const std::string& sha256)> stored_key;
     std::function<bool(std::string_view, std::string_view)> same;
+    std::optional<std::string> own;
+    std::map<std::string, std::string> stored;  // held object's sha256 -> its key
+    std::function<bool()> present;
+    bool defer = false;
   };
   std::optional<ContentCheck> content;
 };
@@ -74,6 +84,9 @@ struct RecordOutcome {
   // kDuplicate of an instance held in other bytes (NewInstance::content): the object's file is
   // not the held one's and is not kept.
   bool other_bytes = false;
+  // Nothing was recorded: the SOP Instance UID is held in other bytes and ContentCheck::defer
+  // asked for the keys to be read outside the transaction first (`kind` means nothing then).
+  bool content_needed = false;
 };
 
 struct DueItem {

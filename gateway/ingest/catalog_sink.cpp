@@ -43,10 +43,19 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   catalog::NewInstance in = new_instance(o.scan, o.stored, o.calling_ae, o.peer);
   if (!o.source.empty()) in.source = o.source;  // a C-MOVE we asked for: "pull:<name>"
   in.before_commit = o.make_durable;
-  if (spool_ != nullptr)
-    in.content = content_check(*spool_, o.file.empty() ? o.stored.path : o.file, limits_);
+  const auto file = o.file.empty() ? o.stored.path : o.file;
+  if (spool_ != nullptr) {
+    in.content = content_check(*spool_, file, limits_);
+    in.content->defer = true;
+  }
 
   auto r = commits_.record(in, new_versions_);
+  if (r && r->content_needed) {
+    // Held in other bytes: the keys are read now, outside the catalog's write lock, and the
+    // instance is recorded again (the usual path never comes here).
+    read_keys_before_commit(in, file);
+    r = commits_.record(in, new_versions_);
+  }
   if (!r) return r.error();
   if (r->kind == catalog::RecordKind::kDuplicate && r->other_bytes) {
     log::info("instance received again in other bytes, same content: duplicate, not kept",
@@ -82,6 +91,26 @@ Result<SinkOutcome> CatalogSink::object_received(const ReceivedObject& o) {
   // destination sends while receiving: then the instance itself may go now).
   if ((r->opened || wake_every_instance_) && instance_received_) instance_received_();
   return SinkOutcome::kStored;
+}
+
+// The keys the catalog compares, read outside its write lock (reading a large object under it
+// would hold every door's commit meanwhile). Whatever could not be read here, or changed since
+// (a version recorded meanwhile), is read inside the transaction as before.
+void CatalogSink::read_keys_before_commit(catalog::NewInstance& in,
+                                          const std::filesystem::path& file) const {
+  in.content->defer = false;
+  auto held = ledger_.held_versions(in.sop_instance_uid);
+  if (!held) return;
+  auto own = in.content->key();
+  if (!own) return;  // unreadable now: read (and failed, retryably) in the transaction
+  in.content->own = std::move(own);
+  in.content->present = [file] {
+    std::error_code ec;
+    return std::filesystem::exists(file, ec);
+  };
+  for (const auto& h : *held)
+    if (!h.content_key)
+      if (auto k = in.content->stored_key(h.sha256); !k.empty()) in.content->stored[h.sha256] = k;
 }
 
 void CatalogSink::refused(const DoorRefusal& refusal) {

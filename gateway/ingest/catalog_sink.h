@@ -53,6 +53,8 @@ class CatalogSink final : public ObjectSink {
   }
 
  private:
+  void read_keys_before_commit(catalog::NewInstance& in, const std::filesystem::path& file) const;
+
   catalog::IngestLedger& ledger_;
   catalog::GroupCommit commits_;
   std::function<void()> instance_received_;

@@ -165,6 +165,66 @@ TEST_F(CatalogSinkTest, AnUnreadableObjectIsNotRecordedAndAReferencedFileIsNotRe
   EXPECT_FALSE(removed);
 }
 
+// The keys are read outside the transaction (a large object read under the write lock held
+// every door's commit): a deferred check records nothing and asks for them; given them, nothing
+// is read inside the transaction, only the object's file is checked to be still there (gone
+// meanwhile: the instance fails retryably).
+TEST_F(CatalogSinkTest, KeysReadOutsideTheTransactionAreNotReadAgainInsideIt) {
+  auto s = sink();
+  s->check_content(*spool_, PrescanLimits{});
+  const auto first = received(dicom());
+  ASSERT_EQ(*s->object_received(first), SinkOutcome::kStored);
+  const auto other = received(implicit_dicom());
+  auto held = catalog_->ingest.held_versions(std::string(dirgw::test::kSopInstance));
+  ASSERT_TRUE(held.ok());
+  ASSERT_EQ(held->size(), 1u);
+  EXPECT_EQ((*held)[0].sha256, first.stored.sha256);
+  EXPECT_FALSE((*held)[0].content_key.has_value());  // not compared yet
+
+  const auto real = content_check(*spool_, other.stored.path, PrescanLimits{});
+  catalog::NewInstance in = new_instance(other.scan, other.stored, "PACS1", "127.0.0.1:4242");
+  bool made_durable = false;
+  in.before_commit = [&]() -> Result<void> {
+    made_durable = true;
+    return {};
+  };
+  auto no_reading = catalog::NewInstance::ContentCheck{
+      [] {
+        ADD_FAILURE() << "the object was read inside the transaction";
+        return std::optional<std::string>();
+      },
+      [](const std::string&) {
+        ADD_FAILURE() << "a held object was read inside the transaction";
+        return std::string();
+      },
+      real.same};
+  in.content = no_reading;
+  in.content->defer = true;
+  auto asked = catalog_->ingest.record_instance(in);
+  ASSERT_TRUE(asked.ok()) << asked.error().to_string();
+  EXPECT_TRUE(asked->content_needed);
+  EXPECT_FALSE(made_durable);
+  EXPECT_EQ(catalog_->queries.status()->instances, 1);
+
+  in.content = no_reading;
+  in.content->own = real.key();
+  in.content->stored = {{first.stored.sha256, real.stored_key(first.stored.sha256)}};
+  in.content->present = [] { return false; };
+  auto gone = catalog_->ingest.record_instance(in);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_TRUE(gone.error().retryable()) << gone.error().to_string();
+  in.content->present = [] { return true; };
+  auto r = catalog_->ingest.record_instance(in);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->kind, catalog::RecordKind::kDuplicate);
+  EXPECT_TRUE(r->other_bytes);
+  EXPECT_FALSE(made_durable);
+  // The held object's key read outside is kept for the next comparison.
+  held = catalog_->ingest.held_versions(std::string(dirgw::test::kSopInstance));
+  ASSERT_TRUE(held.ok() && held->size() == 1u);
+  EXPECT_EQ((*held)[0].content_key, real.stored_key(first.stored.sha256));
+}
+
 TEST_F(CatalogSinkTest, OtherContentIsStillANewVersion) {
   auto s = sink();
   s->check_content(*spool_, PrescanLimits{});
