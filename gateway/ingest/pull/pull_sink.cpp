@@ -10,9 +10,12 @@ void PullSink::expect(const std::string& calling_ae, const std::string& study_ui
 
 PullTally PullSink::done(const std::string& calling_ae, const std::string& study_uid) {
   std::lock_guard lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(finished_, [&](const auto& f) { return f.second.until <= now; });
   auto it = expected_.find({calling_ae, study_uid});
   if (it == expected_.end()) return {};
   PullTally t = it->second.tally;
+  finished_[it->first] = Finished{it->second.source, now + late_};
   expected_.erase(it);
   return t;
 }
@@ -21,8 +24,13 @@ Result<SinkOutcome> PullSink::object_received(const ReceivedObject& object) {
   std::string source;
   {
     std::lock_guard lock(mutex_);
-    auto it = expected_.find({object.calling_ae, object.scan.study_uid});
-    if (it != expected_.end()) source = it->second.source;
+    const Key key{object.calling_ae, object.scan.study_uid};
+    if (auto it = expected_.find(key); it != expected_.end()) {
+      source = it->second.source;
+    } else if (auto f = finished_.find(key);
+               f != finished_.end() && f->second.until > std::chrono::steady_clock::now()) {
+      source = f->second.source;  // after the final answer: still the pull's object
+    }
   }
   if (source.empty()) return next_.object_received(object);
   ReceivedObject tagged = object;

@@ -3,6 +3,7 @@
 // with the source "pull:<name>" and counted for that pull; everything else passes unchanged.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -19,9 +20,15 @@ struct PullTally {
 
 class PullSink final : public ObjectSink {
  public:
-  explicit PullSink(ObjectSink& next) : next_(next) {}
+  // `late`: how long after a retrieve's final answer an object of that study from that PACS is
+  // still the pull's (a PACS may answer the C-MOVE before its last sub-association's objects
+  // have all arrived).
+  explicit PullSink(ObjectSink& next,
+                    std::chrono::steady_clock::duration late = std::chrono::minutes(5))
+      : next_(next), late_(late) {}
 
-  // From now until done(): objects of `study_uid` from `calling_ae` belong to pull `source`.
+  // From now until done(): objects of `study_uid` from `calling_ae` belong to pull `source`
+  // (and for `late` after, recorded as the pull's but no longer counted in its tally).
   void expect(const std::string& calling_ae, const std::string& study_uid,
               const std::string& source);
   PullTally done(const std::string& calling_ae, const std::string& study_uid);
@@ -35,9 +42,16 @@ class PullSink final : public ObjectSink {
     std::string source;
     PullTally tally;
   };
+  using Key = std::pair<std::string, std::string>;  // (calling AE, study UID)
+  struct Finished {
+    std::string source;
+    std::chrono::steady_clock::time_point until;
+  };
   ObjectSink& next_;
+  std::chrono::steady_clock::duration late_;
   std::mutex mutex_;
-  std::map<std::pair<std::string, std::string>, Expected> expected_;  // (calling AE, study UID)
+  std::map<Key, Expected> expected_;
+  std::map<Key, Finished> finished_;  // retrieves answered less than `late_` ago
 };
 
 }  // namespace dirgw::ingest::pull

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include "ingest/catalog_sink.h"
 #include "ingest/pull/poller.h"
@@ -391,6 +392,34 @@ TEST_F(PullPollerTest, ObjectsNotAskedForPassUnchanged) {
   ASSERT_TRUE(sink_->object_received(o).ok());
   EXPECT_EQ(source_of(std::string(dirgw::test::kStudy)), "dicom:OLDPACS");
   EXPECT_EQ(sink_->done("OLDPACS", "1.2.3.9").stored, 0u);
+}
+
+// A PACS may give its final C-MOVE answer before the last objects of its sub-association have
+// arrived: such an object is still the pull's (not a push), for a while; then a push again.
+TEST_F(PullPollerTest, AnObjectArrivingJustAfterTheFinalAnswerIsStillThePulls) {
+  pull::PullSink sink(*catalog_sink_, std::chrono::milliseconds(300));
+  const std::string study(dirgw::test::kStudy);
+  auto object = [&](const std::string& sop) {
+    ReceivedObject o;
+    const std::string bytes = dicom(sop);
+    o.stored = store(bytes);
+    o.scan = *prescan_bytes(bytes, PrescanLimits{});
+    o.calling_ae = "OLDPACS";
+    return o;
+  };
+  sink.expect("OLDPACS", study, "old");
+  ASSERT_TRUE(sink.object_received(object("1.2.3.4.1")).ok());
+  EXPECT_EQ(sink.done("OLDPACS", study).stored, 1u);
+  ASSERT_TRUE(sink.object_received(object("1.2.3.4.2")).ok());  // late
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ASSERT_TRUE(sink.object_received(object("1.2.3.4.3")).ok());  // a push, later
+  std::map<std::string, std::string> sources;
+  auto detail = catalog_->queries.study(study);
+  ASSERT_TRUE(detail.ok() && detail->has_value());
+  for (const auto& i : (*detail)->instances) sources[i.sop_instance_uid] = i.source;
+  EXPECT_EQ(sources["1.2.3.4.1"], "pull:old");
+  EXPECT_EQ(sources["1.2.3.4.2"], "pull:old");
+  EXPECT_EQ(sources["1.2.3.4.3"], "dicom:OLDPACS");
 }
 
 }  // namespace
