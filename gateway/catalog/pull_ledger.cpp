@@ -107,13 +107,14 @@ Result<PullSummary> PullLedger::summary(const std::string& source, int limit) {
   return db_.read([&](Connection& db) {
     PullSummary out;
     auto c = db.prepare(
-        "SELECT SUM(state = 'complete'), SUM(state = 'incomplete'), SUM(state = 'gone') FROM "
-        "pull_studies WHERE source = ?1");
+        "SELECT SUM(state = 'complete'), SUM(state = 'incomplete'), SUM(state = 'gone'), "
+        "SUM(state = 'skipped') FROM pull_studies WHERE source = ?1");
     c.bind(1, source);
     if (c.step()) {
       out.complete = c.int64(0);
       out.incomplete = c.int64(1);
       out.gone = c.int64(2);
+      out.skipped = c.int64(3);
     }
     auto s = db.prepare(std::string("SELECT ") + kStudyColumns +
                         " FROM pull_studies WHERE source = ?1 AND state = 'incomplete' "

@@ -24,7 +24,8 @@ struct PullStudyRow {
   std::int64_t reported = -1;  // what the PACS said the study holds; -1: unknown
   std::int64_t held = 0;
   // complete | incomplete | gone (the PACS answered no match to a query by UID kNotFoundToGone
-  // times in a row: not asked for again unless a poll finds it again)
+  // times in a row: not asked for again unless a poll finds it again) | skipped (its modalities
+  // are not in the source's filter: never retrieved unless the PACS lists one that is)
   std::string state = "incomplete";
   int pulls = 0, failures = 0;
   std::int64_t next_try_at = 0;
@@ -34,7 +35,7 @@ struct PullStudyRow {
 };
 
 struct PullSummary {
-  std::int64_t complete = 0, incomplete = 0, gone = 0;
+  std::int64_t complete = 0, incomplete = 0, gone = 0, skipped = 0;
   std::vector<PullStudyRow> incomplete_studies;  // the oldest few, for status
 };
 

@@ -359,6 +359,11 @@ void print_sources(const json& r) {
                 str(p, "last_poll_at", "never").c_str(), str(p, "next_poll_at", "-").c_str(),
                 str(p, "studies_complete").c_str(), str(p, "objects_stored").c_str(),
                 str(p, "rejected").c_str(), str(p, "last_error", "").c_str());
+    if (p.value("studies_skipped", 0) > 0)
+      std::printf(
+          "         %s studies not retrieved: none of their modalities in the source's "
+          "filter\n",
+          str(p, "studies_skipped").c_str());
     if (p.value("studies_gone", 0) > 0)
       std::printf(
           "         %s studies left incomplete: no longer on the PACS, not asked for again\n",

@@ -55,6 +55,7 @@ json pulls_json(const std::vector<ingest::pull::PullStatus>& pulls) {
                    {"studies_complete", p.studies_complete},
                    {"studies_incomplete", p.studies_incomplete},
                    {"studies_gone", p.studies_gone},
+                   {"studies_skipped", p.studies_skipped},
                    {"studies_pulled", p.studies_pulled},
                    {"objects_stored", p.objects_stored},
                    {"objects_duplicate", p.objects_duplicate},

@@ -257,8 +257,24 @@ bool Poller::handle_study(Source& s, QrSession& session, const FoundStudy& found
   }
   if (!s.cfg.modalities.empty() && !modalities.empty() &&
       std::none_of(s.cfg.modalities.begin(), s.cfg.modalities.end(),
-                   [&](const std::string& m) { return modalities.count(m) != 0; }))
+                   [&](const std::string& m) { return modalities.count(m) != 0; })) {
+    // Traced once (a row, a log line), so that "why was it not pulled" has an answer.
+    if (!*row) {
+      std::string listed;
+      for (const auto& m : modalities) listed += (listed.empty() ? "" : ",") + m;
+      catalog::PullStudyRow r;
+      r.source = s.cfg.name;
+      r.study_uid = found.study_uid;
+      r.first_seen_at = now;
+      r.state = "skipped";
+      r.reported = reported;
+      r.last_error = "modalities " + listed + " not in the source's modalities";
+      (void)ledger_.save_study(r);
+      log::info("pull: study skipped, its modalities are not in the source's filter",
+                {{"source", s.cfg.name}, {"study_uid", found.study_uid}, {"modalities", listed}});
+    }
     return true;
+  }
   auto held = ledger_.held_instances(found.study_uid);
   if (!held) return true;
   const StudyAction action = decide(*row, reported, *held, now);
@@ -412,6 +428,7 @@ std::vector<PullStatus> Poller::status() const {
       st.studies_complete = sum->complete;
       st.studies_incomplete = sum->incomplete;
       st.studies_gone = sum->gone;
+      st.studies_skipped = sum->skipped;
       for (const auto& r : sum->incomplete_studies)
         st.incomplete.push_back(
             {r.study_uid, r.held, r.reported, r.pulls, r.next_try_at, r.last_error});

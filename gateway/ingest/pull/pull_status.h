@@ -21,6 +21,7 @@ struct PullStatus {
   std::int64_t last_poll_at = 0, last_ok_at = 0, next_poll_at = 0;  // epoch ms, 0: never
   std::int64_t studies_complete = 0, studies_incomplete = 0;
   std::int64_t studies_gone = 0;     // no longer on the PACS while incomplete: not asked for again
+  std::int64_t studies_skipped = 0;  // none of their modalities in the source's filter
   std::uint64_t studies_pulled = 0;  // retrieves asked for since start
   std::uint64_t objects_stored = 0, objects_duplicate = 0, rejected = 0;
   std::string last_error;

@@ -160,6 +160,7 @@ class PullPollerTest : public TempCatalog {
     s.every = minutes(15);
     s.retry_initial = seconds(30);
     s.retry_max = minutes(5);
+    s.modalities = modalities_;
     poller_ = std::make_unique<pull::Poller>(
         std::vector<config::PullSource>{s}, "DIRGW", "UTC", *ledger_, *sink_, clock_,
         [this](const config::PullSource&,
@@ -181,6 +182,7 @@ class PullPollerTest : public TempCatalog {
   }
 
   FakePacs pacs_;
+  std::vector<std::string> modalities_;  // the source's modality filter
   std::unique_ptr<CatalogSink> catalog_sink_;
   std::unique_ptr<pull::PullSink> sink_;
   std::unique_ptr<catalog::PullLedger> ledger_;
@@ -392,6 +394,33 @@ TEST_F(PullPollerTest, ObjectsNotAskedForPassUnchanged) {
   ASSERT_TRUE(sink_->object_received(o).ok());
   EXPECT_EQ(source_of(std::string(dirgw::test::kStudy)), "dicom:OLDPACS");
   EXPECT_EQ(sink_->done("OLDPACS", "1.2.3.9").stored, 0u);
+}
+
+// A study the modality filter leaves out is traced once (a row counted as skipped, one log
+// line), never retrieved; the same study with a modality the filter takes is.
+TEST_F(PullPollerTest, AStudyTheModalityFilterLeavesOutIsTracedOnce) {
+  modalities_ = {"CT"};
+  poller_->stop();
+  make_poller();
+  pacs_.studies["1.2.3.1"] = {"1.2.3.1.1"};  // the fake PACS answers modality OT
+  poller_->step();
+  clock_.advance(minutes(16));
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 0);
+  auto row = ledger_->study("old", "1.2.3.1");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->state, "skipped");
+  EXPECT_EQ((*row)->last_error, "modalities OT not in the source's modalities");
+  auto st = poller_->status()[0];
+  EXPECT_EQ(st.studies_skipped, 1);
+  EXPECT_EQ(st.studies_incomplete, 0);
+  modalities_ = {"CT", "OT"};
+  poller_->stop();
+  make_poller();
+  clock_.advance(minutes(16));
+  poller_->step();
+  EXPECT_EQ(pacs_.moves, 1);
+  EXPECT_EQ((*ledger_->study("old", "1.2.3.1"))->state, "complete");
 }
 
 // A PACS may give its final C-MOVE answer before the last objects of its sub-association have
