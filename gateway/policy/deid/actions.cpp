@@ -206,9 +206,13 @@ Result<char> Deidentifier::apply(DcmItem& item, DcmElement* e, const TableRow& r
     case Action::kZD:
     case Action::kXD:
     case Action::kXZD:
-      if (seq) {  // a sequence's dummy: its items, every attribute in them de-identified
+      if (seq) {
+        // A sequence's dummy: its items, every attribute in them de-identified, and those the
+        // table does not list dummied rather than kept (Frame::dummy_unlisted).
+        const std::size_t first = children.size();
         push_items(e, path, children);
-        return 'C';
+        for (std::size_t i = first; i < children.size(); ++i) children[i].dummy_unlisted = true;
+        return 'D';
       }
       if (auto r = dummy(item, e, &row); !r) return r.error();
       return vr == EVR_UI ? 'U' : 'D';
@@ -282,7 +286,7 @@ Result<void> Deidentifier::process_table_attribute(DcmItem& item, DcmElement* e,
     now = read_text(after);
   }
   note(path, action_code(res.action), act, true, act == 'K', {}, now);
-  fix_depth(children, first_child, f.depth);
+  fix_depth(children, first_child, f);
   return {};
 }
 

@@ -154,6 +154,21 @@ Result<void> Deidentifier::process_element(DcmItem& item, DcmElement* e, const F
 
   const TableRow* row = find_row(g, el);
   if (row == nullptr) row = find_supplement_row(g, el);
+  if (row == nullptr && g == 0x0010 && !patient_characteristic(el)) {
+    // The Patient group, where each new edition adds identity first (Name to Use, pronouns,
+    // gender identity, issuer qualifiers...): an attribute this table does not list is removed.
+    remove(item, e);
+    note(path, "X (patient group, not in the table)", 'X', true, false);
+    return {};
+  }
+  if (row == nullptr && f.dummy_unlisted && !is_sequence(e) && target_vr(e, nullptr) != EVR_SQ) {
+    // In a sequence the table dummies: a code's value and meaning are the identity itself. A
+    // UID is pseudonymised (one the standard registered, a SOP Class, is kept: replace_uids).
+    const DcmEVR vr = target_vr(e, nullptr);
+    if (auto r = dummy(item, e, nullptr); !r) return r.error();
+    note(path, "D (in a dummied sequence)", vr == EVR_UI ? 'U' : 'D', true, false);
+    return {};
+  }
   if (row == nullptr) {
     // Not in the table: kept. A sequence's items are de-identified all the same.
     if (is_sequence(e)) {
@@ -163,10 +178,31 @@ Result<void> Deidentifier::process_element(DcmItem& item, DcmElement* e, const F
       remove(item, e);
       note(path, "X (opaque sequence)", 'X', true, false);
     }
-    fix_depth(children, first_child, f.depth);
+    fix_depth(children, first_child, f);
     return {};
   }
   return process_table_attribute(item, e, *row, f, children);
+}
+
+// Patient-group attributes the table does not list that describe the body, not the person,
+// kept by the patient-group rule: Subject Relative Position in Image, Type of Patient ID,
+// Quality Control Subject, Body Mass Index, measured AP and lateral dimensions, the species,
+// Examined Body Thickness.
+bool Deidentifier::patient_characteristic(std::uint16_t element) {
+  switch (element) {
+    case 0x0022:
+    case 0x0028:
+    case 0x0200:
+    case 0x1022:
+    case 0x1023:
+    case 0x1024:
+    case 0x2201:
+    case 0x2202:
+    case 0x9431:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Free text of SR content items and graphic annotations: not in Table E.1-1 (the sequences
@@ -186,8 +222,11 @@ Result<void> Deidentifier::replace_text_value(DcmItem& item, DcmElement* e,
   return {};
 }
 
-void Deidentifier::fix_depth(std::vector<Frame>& children, std::size_t from, int depth) {
-  for (std::size_t i = from; i < children.size(); ++i) children[i].depth = depth + 1;
+void Deidentifier::fix_depth(std::vector<Frame>& children, std::size_t from, const Frame& parent) {
+  for (std::size_t i = from; i < children.size(); ++i) {
+    children[i].depth = parent.depth + 1;
+    children[i].dummy_unlisted = children[i].dummy_unlisted || parent.dummy_unlisted;
+  }
 }
 
 Result<void> Deidentifier::mark_deidentified(DcmItem& top) {

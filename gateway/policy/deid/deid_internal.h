@@ -67,6 +67,10 @@ struct Frame {
   DcmItem* item;
   std::string path;  // "" at the top level, else "(gggg,eeee)[i]."
   int depth;
+  // An item of a sequence the table dummies (D: a person's or an institution's identification
+  // code, a verifying observer): its attributes the table does not list (Code Value, Code
+  // Meaning...) are dummied too, not kept; so are those of items nested in it.
+  bool dummy_unlisted = false;
 };
 
 // The private creators of one item, by (group, block), and which blocks a kept attribute uses.
@@ -129,7 +133,8 @@ class Deidentifier {
   Result<void> process_element(DcmItem& item, DcmElement* e, const Frame& f, PrivateBlocks& blocks,
                                std::vector<Frame>& children);
   Result<void> replace_text_value(DcmItem& item, DcmElement* e, const std::string& path);
-  static void fix_depth(std::vector<Frame>& children, std::size_t from, int depth);
+  static void fix_depth(std::vector<Frame>& children, std::size_t from, const Frame& parent);
+  static bool patient_characteristic(std::uint16_t element);
   Result<void> mark_deidentified(DcmItem& top);
 
   const DeidOptions& o_;

@@ -54,7 +54,7 @@ void Deidentifier::process_private(DcmItem& item, DcmElement* e, const Frame& f,
     remove(item, e);
     if (el != 0) note(path, "X", 'X', true, false);  // private group lengths: silently
   }
-  fix_depth(children, first_child, f.depth);
+  fix_depth(children, first_child, f);
 }
 
 void Deidentifier::finish_creators(DcmItem& item, const Frame& f, PrivateBlocks& blocks) {

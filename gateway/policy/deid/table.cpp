@@ -23,6 +23,11 @@ constexpr std::array<Action, kOptionColumns> kUidOption{N, Action::kK, N, N, N, 
 // Clean Descriptors (the eighth): cleaned.
 constexpr std::array<Action, kOptionColumns> kDescriptorOption{N, N, N,          N, N,
                                                                N, N, Action::kC, N, N};
+// Retain Device Identity (the third): kept.
+constexpr std::array<Action, kOptionColumns> kDeviceOption{N, N, Action::kK, N, N, N, N, N, N, N};
+// Retain Patient Characteristics (the fifth): kept.
+constexpr std::array<Action, kOptionColumns> kCharacteristicsOption{N, N, N, N, Action::kK,
+                                                                    N, N, N, N, N};
 
 // A row for one exact tag (no repeating group, not the private row).
 constexpr TableRow exact(std::uint16_t group, std::uint16_t element, const char* keyword,
@@ -32,17 +37,44 @@ constexpr TableRow exact(std::uint16_t group, std::uint16_t element, const char*
 }
 
 // Sorted by tag. Found by a review with objects as vendors and tools write them (KOS and SR
-// references, enhanced multi-frame concatenations, presentation states, RT).
+// references, enhanced multi-frame concatenations, presentation states, RT), and by a second
+// (December 2026) with attributes of editions after 2024b that hold the same identity as rows
+// of this one: diagnoses (Admitting Diagnoses is X), device identifiers (Device Serial Number is
+// X/Z/D, kept with Retain Device Identity), the issuer of the emptied Accession Number, a frame
+// of reference UID, an incoming object's encrypted original attributes, the successors of
+// Ethnic Group. (Newer patient-group attributes, Name to Use and the like, are removed by the
+// patient-group rule in deid.cpp.)
 constexpr TableRow kSupplementRows[] = {
+    exact(0x0008, 0x0051, "IssuerOfAccessionNumberSequence", "SQ",
+          "Issuer of Accession Number Sequence", Action::kX, kNoOption),
     exact(0x0008, 0x1167, "MultiFrameSourceSOPInstanceUID", "UI",
           "Multi-frame Source SOP Instance UID", Action::kU, kUidOption),
     exact(0x0008, 0x1190, "RetrieveURL", "UR", "Retrieve URL", Action::kX, kNoOption),
+    exact(0x0008, 0x1301, "PrincipalDiagnosisCodeSequence", "SQ",
+          "Principal Diagnosis Code Sequence", Action::kX, kNoOption),
+    exact(0x0008, 0x1302, "PrimaryDiagnosisCodeSequence", "SQ", "Primary Diagnosis Code Sequence",
+          Action::kX, kNoOption),
+    exact(0x0008, 0x1303, "SecondaryDiagnosesCodeSequence", "SQ",
+          "Secondary Diagnoses Code Sequence", Action::kX, kNoOption),
+    exact(0x0008, 0x1304, "HistologicalDiagnosesCodeSequence", "SQ",
+          "Histological Diagnoses Code Sequence", Action::kX, kNoOption),
     exact(0x0008, 0x3012, "RadiopharmaceuticalAdministrationEventUID", "UI",
           "Radiopharmaceutical Administration Event UID", Action::kU, kUidOption),
     exact(0x0010, 0x0033, "PatientBirthDateInAlternativeCalendar", "LO",
           "Patient's Birth Date in Alternative Calendar", Action::kX, kNoOption),
     exact(0x0010, 0x0034, "PatientDeathDateInAlternativeCalendar", "LO",
           "Patient's Death Date in Alternative Calendar", Action::kX, kNoOption),
+    exact(0x0010, 0x2161, "EthnicGroupCodeSequence", "SQ", "Ethnic Group Code Sequence", Action::kX,
+          kCharacteristicsOption),
+    exact(0x0010, 0x2162, "EthnicGroups", "UC", "Ethnic Groups", Action::kX,
+          kCharacteristicsOption),
+    exact(0x0018, 0x1003, "DeviceID", "LO", "Device ID", Action::kX, kDeviceOption),
+    exact(0x0018, 0x1010, "SecondaryCaptureDeviceID", "LO", "Secondary Capture Device ID",
+          Action::kX, kDeviceOption),
+    exact(0x0018, 0x1011, "HardcopyCreationDeviceID", "LO", "Hardcopy Creation Device ID",
+          Action::kX, kDeviceOption),
+    exact(0x0018, 0x991E, "TargetFrameOfReferenceUID", "UI", "Target Frame of Reference UID",
+          Action::kU, kUidOption),
     exact(0x0020, 0x0242, "SOPInstanceUIDOfConcatenationSource", "UI",
           "SOP Instance UID of Concatenation Source", Action::kU, kUidOption),
     exact(0x0020, 0x9312, "VolumeFrameOfReferenceUID", "UI", "Volume Frame of Reference UID",
@@ -71,6 +103,8 @@ constexpr TableRow kSupplementRows[] = {
     exact(0x0070, 0x0080, "ContentLabel", "CS", "Content Label", Action::kD, kNoOption),
     exact(0x0070, 0x0081, "ContentDescription", "LO", "Content Description", Action::kX,
           kDescriptorOption),
+    exact(0x0400, 0x0500, "EncryptedAttributesSequence", "SQ", "Encrypted Attributes Sequence",
+          Action::kX, kNoOption),
     exact(0x3002, 0x0004, "RTImageDescription", "ST", "RT Image Description", Action::kX,
           kDescriptorOption),
     exact(0x3008, 0x0202, "TreatmentStatusComment", "ST", "Treatment Status Comment", Action::kX,

@@ -701,6 +701,74 @@ TEST(DeidSupplement, OriginalUidsAddressesAndTextOutsideTheTable) {
   }
 }
 
+// Found by a field review (December 2026), the shapes it used: attributes of editions after the
+// table's (Name to Use, pronouns, gender identity, issuer qualifiers) removed by the patient-group
+// rule; the codes inside a sequence the table dummies (an operator's ID and name in Person
+// Identification Code Sequence, an institution's code) dummied, not kept; newer rows of the
+// supplement. What describes the body (Body Mass Index) and a SOP Class UID stay.
+TEST(DeidSupplement, NewerPatientAttributesAndCodesInDummiedSequences) {
+  DcmDataset ds;
+  ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.10.543.72");
+  auto add_item = [](DcmItem& parent, const DcmTagKey& seq) {
+    DcmItem* it = nullptr;
+    EXPECT_TRUE(parent.findOrCreateSequenceItem(seq, it, -2).good());
+    return it;
+  };
+  // (0010,0011) Person Names to Use Sequence > (0010,0012) Name to Use, (0010,0013) its comment:
+  // unknown to DCMTK 3.6.7, written with their VRs.
+  DcmItem* names = add_item(ds, DcmTagKey(0x0010, 0x0011));
+  ASSERT_TRUE(
+      names->putAndInsertString(DcmTag(0x0010, 0x0012, EVR_LT), "LEAKNAME Preferred").good());
+  ASSERT_TRUE(names->putAndInsertString(DcmTag(0x0010, 0x0013, EVR_UT), "LEAKCOMMENT").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0010, 0x0016, EVR_UT), "LEAKPRONOUN").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0010, 0x2162, EVR_UC), "LEAKETHNIC").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0010, 0x1022, EVR_DS), "22.5").good());  // BMI
+  DcmItem* qualifiers = add_item(ds, DCM_IssuerOfPatientIDQualifiersSequence);
+  ASSERT_TRUE(qualifiers->putAndInsertString(DCM_UniversalEntityID, "LEAKISSUER").good());
+  // Operator Identification Sequence > Person Identification Code Sequence: the code is the
+  // operator's ID and name; Institution Code Sequence likewise.
+  DcmItem* op = add_item(ds, DCM_OperatorIdentificationSequence);
+  DcmItem* code = add_item(*op, DCM_PersonIdentificationCodeSequence);
+  code->putAndInsertString(DCM_CodeValue, "LEAKOPID");
+  code->putAndInsertString(DCM_CodingSchemeDesignator, "L");
+  code->putAndInsertString(DCM_CodeMeaning, "LEAKOPNAME");
+  DcmItem* inst = add_item(ds, DCM_InstitutionCodeSequence);
+  inst->putAndInsertString(DCM_CodeValue, "LEAKINSTCODE");
+  inst->putAndInsertString(DCM_CodeMeaning, "LEAKINSTNAME");
+  DcmItem* pps = add_item(ds, DCM_ReferencedPerformedProcedureStepSequence);
+  pps->putAndInsertString(DCM_ReferencedSOPClassUID, "1.2.840.10008.3.1.2.3.3");
+  pps->putAndInsertString(DCM_ReferencedSOPInstanceUID, "1.2.826.0.1.3680043.10.543.73");
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0018, 0x1010, EVR_LO), "LEAKSCDEVICE").good());
+  ASSERT_TRUE(ds.putAndInsertString(DcmTag(0x0018, 0x991E, EVR_UI), "1.2.826.0.1.3680043.10.543.74")
+                  .good());
+  DcmItem* diagnosis = add_item(ds, DcmTagKey(0x0008, 0x1301));
+  diagnosis->putAndInsertString(DCM_CodeMeaning, "LEAKDIAGNOSIS");
+
+  ASSERT_TRUE(deidentify_dataset(ds, DeidOptions{}, test_key()).ok());
+  std::ostringstream dump;
+  ds.print(dump);
+  for (const char* marker : {"LEAKNAME", "LEAKCOMMENT", "LEAKPRONOUN", "LEAKETHNIC", "LEAKISSUER",
+                             "LEAKOPID", "LEAKOPNAME", "LEAKINSTCODE", "LEAKINSTNAME",
+                             "LEAKSCDEVICE", "LEAKDIAGNOSIS", "1.2.826.0.1.3680043.10.543.74"})
+    EXPECT_EQ(dump.str().find(marker), std::string::npos) << marker << "\n" << dump.str();
+  EXPECT_FALSE(ds.tagExists(DcmTagKey(0x0010, 0x0011)));
+  EXPECT_EQ(str(ds, DcmTagKey(0x0010, 0x1022)), "22.5");
+  DcmItem* kept = nullptr;
+  ASSERT_TRUE(
+      ds.findAndGetSequenceItem(DCM_ReferencedPerformedProcedureStepSequence, kept, 0).good());
+  EXPECT_EQ(str(*kept, DCM_ReferencedSOPClassUID), "1.2.840.10008.3.1.2.3.3");
+  EXPECT_EQ(str(*kept, DCM_ReferencedSOPInstanceUID),
+            pseudonymize_uid(test_key(), "1.2.826.0.1.3680043.10.543.73"));
+  // The dummied code is still a code: its three attributes are there, with dummy values.
+  DcmItem* op_after = nullptr;
+  DcmItem* code_after = nullptr;
+  ASSERT_TRUE(ds.findAndGetSequenceItem(DCM_OperatorIdentificationSequence, op_after, 0).good());
+  ASSERT_TRUE(
+      op_after->findAndGetSequenceItem(DCM_PersonIdentificationCodeSequence, code_after, 0).good());
+  EXPECT_FALSE(str(*code_after, DCM_CodeValue).empty());
+  EXPECT_FALSE(str(*code_after, DCM_CodeMeaning).empty());
+}
+
 // --- pseudonyms ---------------------------------------------------------------------------------
 
 TEST(DeidPseudonyms, StableAcrossVersions) {
