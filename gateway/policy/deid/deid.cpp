@@ -166,7 +166,11 @@ Result<void> Deidentifier::process_element(DcmItem& item, DcmElement* e, const F
     // UID is pseudonymised (one the standard registered, a SOP Class, is kept: replace_uids).
     const DcmEVR vr = target_vr(e, nullptr);
     if (auto r = dummy(item, e, nullptr); !r) return r.error();
-    note(path, "D (in a dummied sequence)", vr == EVR_UI ? 'U' : 'D', true, false);
+    DcmElement* after = nullptr;
+    const std::string now = item.findAndGetElement(k, after, OFFalse).good() && after != nullptr
+                                ? read_text(after)
+                                : std::string();
+    note(path, "D (in a dummied sequence)", vr == EVR_UI ? 'U' : 'D', true, false, {}, now);
     return {};
   }
   if (row == nullptr) {

@@ -87,37 +87,130 @@ bool specimen_label_in_image(DcmItem& ds, const std::string& modality) {
          type.find("\\OVERVIEW\\") != std::string::npos;
 }
 
-// Metadata in a JPEG stream's header, which no attribute edit reaches: an APP1 Exif or XMP
-// segment (a camera's owner, serial number, GPS position, time), APP13 (IPTC), or a comment (COM;
-// some encoders write the patient's name there). `h` holds the stream's first bytes.
-bool jpeg_header_carries_metadata(const Uint8* h, std::size_t n) {
-  if (n < 4 || h[0] != 0xFF || h[1] != 0xD8) return false;
-  std::size_t pos = 2;
-  while (pos + 4 <= n && h[pos] == 0xFF) {
-    const Uint8 marker = h[pos + 1];
-    if (marker == 0xFF) {  // fill byte
-      ++pos;
-      continue;
+// The bytes of one JPEG stream, which may run over several fragments (a frame's first
+// fragment holds SOI), read a chunk at a time from the file, never loaded whole.
+class FragmentBytes {
+ public:
+  FragmentBytes(DcmPixelSequence& seq, unsigned long first, unsigned long end)
+      : seq_(seq), fragment_(first), end_(end) {}
+  // The next byte; false at the end of the stream's last fragment.
+  bool next(Uint8& b) {
+    while (at_ == buffer_.size()) {
+      if (!fill()) return false;
     }
-    if (marker == 0xDA || marker == 0xD9) return false;  // start of scan, end of image
-    const std::size_t length = (std::size_t{h[pos + 2]} << 8) | h[pos + 3];
-    const Uint8* payload = h + pos + 4;
-    const std::size_t available = pos + 4 <= n ? std::min(n - pos - 4, length - 2) : 0;
-    auto starts = [&](std::string_view s) {
-      return available >= s.size() && std::equal(s.begin(), s.end(), payload);
-    };
-    if (marker == 0xE1 &&
-        (starts(std::string_view("Exif\0", 5)) || starts("http://ns.adobe.com/xap/")))
-      return true;
-    if (marker == 0xED || (marker == 0xFE && length > 2)) return true;
-    if (length < 2) return false;
-    pos += 2 + length;
+    b = buffer_[at_++];
+    return true;
   }
-  return false;
+  // Skips `n` bytes; false when the stream ends first.
+  bool skip(std::size_t n) {
+    Uint8 b = 0;
+    for (; n > 0; --n)
+      if (!next(b)) return false;
+    return true;
+  }
+
+ private:
+  bool fill() {
+    while (fragment_ < end_) {
+      DcmPixelItem* item = nullptr;
+      if (seq_.getItem(item, fragment_).bad() || item == nullptr) return false;
+      const Uint32 length = item->getLength();
+      if (offset_ < length) {
+        const Uint32 n = std::min<Uint32>(length - offset_, kChunk);
+        buffer_.resize(n);
+        if (item->getPartialValue(buffer_.data(), offset_, n).bad()) return false;
+        offset_ += n;
+        at_ = 0;
+        return true;
+      }
+      ++fragment_;
+      offset_ = 0;
+    }
+    return false;
+  }
+
+  static constexpr Uint32 kChunk = 1 << 20;
+  DcmPixelSequence& seq_;
+  unsigned long fragment_, end_;
+  Uint32 offset_ = 0;
+  std::vector<Uint8> buffer_;
+  std::size_t at_ = 0;
+};
+
+// Application segments a JPEG codec writes for the image itself, by marker and first bytes: JFIF
+// and JFXX (APP0), an ICC colour profile (APP2), Adobe's colour transform (APP14), SPIFF and
+// JPEG-LS's colour transform (APP8). Any other (Exif, XMP and Extended XMP in APP1, IPTC in APP13,
+// Photoshop's "Ducky" in APP12, a vendor's in APP3 or APP4...) may hold text about the person.
+bool image_segment(Uint8 marker, const std::string& head) {
+  auto starts = [&](std::string_view s) { return head.compare(0, s.size(), s) == 0; };
+  switch (marker) {
+    case 0xE0:
+      return starts(std::string_view("JFIF\0", 5)) || starts(std::string_view("JFXX\0", 5));
+    case 0xE2:
+      return starts(std::string_view("ICC_PROFILE\0", 12));
+    case 0xE8:
+      return starts(std::string_view("SPIFF\0", 6)) || starts("mrfx");
+    case 0xEE:
+      return starts("Adobe");
+    default:
+      return false;
+  }
 }
 
-// Whether the encapsulated Pixel Data of a JPEG (or JPEG-LS) object carries such metadata: the
-// first 256 KiB of each fragment that starts a JPEG stream (read from the file, not loaded whole).
+// Whether a JPEG (or JPEG-LS) stream carries text no attribute edit reaches: an application
+// segment that is not the image's own (above), a comment (COM), anywhere in the stream (between
+// scans too), or text after its end (EOI). The entropy-coded data is walked for markers (JPEG:
+// FF followed by anything but 00, a restart marker or fill; JPEG-LS: FF followed by 80 or
+// more).
+bool jpeg_stream_carries_metadata(FragmentBytes& in, bool jpeg_ls) {
+  Uint8 b = 0;
+  Uint8 b2 = 0;
+  if (!in.next(b) || !in.next(b2) || b != 0xFF || b2 != 0xD8) return false;
+  bool in_scan = false;
+  for (;;) {
+    if (!in.next(b)) return false;
+    if (b != 0xFF) {
+      if (!in_scan) return false;  // not a marker where one must be: not ours to judge
+      continue;
+    }
+    Uint8 marker = 0;
+    do {
+      if (!in.next(marker)) return false;
+    } while (marker == 0xFF);
+    if (in_scan && (jpeg_ls ? marker < 0x80 : marker == 0x00)) continue;  // stuffed data
+    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) continue;   // RSTn, TEM
+    if (marker == 0xD9) {
+      // After EOI: padding (00, FF) is the encapsulation's; a run of text is not.
+      int run = 0;
+      while (in.next(b)) {
+        run = b >= 0x20 && b < 0x7F ? run + 1 : 0;
+        if (run >= 4) return true;
+      }
+      return false;
+    }
+    Uint8 hi = 0;
+    Uint8 lo = 0;
+    if (!in.next(hi) || !in.next(lo)) return false;
+    const std::size_t length = (std::size_t{hi} << 8) | lo;
+    if (length < 2) return false;
+    std::size_t rest = length - 2;
+    if (marker == 0xFE && rest > 0) return true;  // COM
+    if (marker >= 0xE0 && marker <= 0xEF) {
+      std::string head;
+      for (; rest > 0 && head.size() < 16; --rest) {
+        if (!in.next(b)) return false;
+        head.push_back(static_cast<char>(b));
+      }
+      if (!image_segment(marker, head)) return true;
+    }
+    if (!in.skip(rest)) return false;
+    in_scan = marker == 0xDA;  // after SOS: entropy-coded data until the next marker
+  }
+}
+
+// Whether the encapsulated Pixel Data of a JPEG (or JPEG-LS) object carries such text, in any
+// of its streams (a frame's stream begins with the fragment that starts with SOI and runs over
+// the fragments up to the next such fragment).
 bool pixel_data_carries_jpeg_metadata(DcmItem& ds) {
   auto* dataset = dynamic_cast<DcmDataset*>(&ds);
   if (dataset == nullptr) return false;
@@ -125,21 +218,30 @@ bool pixel_data_carries_jpeg_metadata(DcmItem& ds) {
   if (xfer != EXS_JPEGProcess1 && xfer != EXS_JPEGProcess2_4 && xfer != EXS_JPEGProcess14 &&
       xfer != EXS_JPEGProcess14SV1 && xfer != EXS_JPEGLSLossless && xfer != EXS_JPEGLSLossy)
     return false;
+  const bool jpeg_ls = xfer == EXS_JPEGLSLossless || xfer == EXS_JPEGLSLossy;
   DcmElement* e = nullptr;
   if (ds.findAndGetElement(DCM_PixelData, e).bad() || e == nullptr) return false;
   DcmPixelSequence* seq = nullptr;
   if (static_cast<DcmPixelData*>(e)->getEncapsulatedRepresentation(xfer, nullptr, seq).bad() ||
       seq == nullptr)
     return false;
-  std::vector<Uint8> head;
-  for (unsigned long i = 1; i < seq->card(); ++i) {  // item 0: the offset table
+  auto starts_stream = [&](unsigned long i) {
     DcmPixelItem* item = nullptr;
-    if (seq->getItem(item, i).bad() || item == nullptr) continue;
-    const Uint32 n = std::min<Uint32>(item->getLength(), 256 * 1024);
-    if (n < 4) continue;
-    head.resize(n);
-    if (item->getPartialValue(head.data(), 0, n).bad()) continue;
-    if (jpeg_header_carries_metadata(head.data(), n)) return true;
+    Uint8 soi[2] = {0, 0};
+    return seq->getItem(item, i).good() && item != nullptr && item->getLength() >= 2 &&
+           item->getPartialValue(soi, 0, 2).good() && soi[0] == 0xFF && soi[1] == 0xD8;
+  };
+  const unsigned long n = seq->card();
+  for (unsigned long i = 1; i < n;) {  // item 0: the offset table
+    if (!starts_stream(i)) {
+      ++i;
+      continue;
+    }
+    unsigned long end = i + 1;
+    while (end < n && !starts_stream(end)) ++end;
+    FragmentBytes bytes(*seq, i, end);
+    if (jpeg_stream_carries_metadata(bytes, jpeg_ls)) return true;
+    i = end;
   }
   return false;
 }

@@ -1292,21 +1292,23 @@ TEST(DeidFileIo, NeverWritesOverItsInputAndSaysWhyItRefuses) {
 
 // A photograph's JPEG stream carries its camera's metadata (Exif: owner, GPS, time) or a comment
 // with the patient's name: no attribute edit reaches it, so the object is refused for a
-// de-identifying destination. A plain JPEG stream passes.
+// de-identifying destination. A plain JPEG stream passes. The whole stream is looked at (a field
+// review found text in other APPn segments, Extended XMP, a second fragment, after 256 KiB and
+// after EOI passing the first version, which read each fragment's first bytes up to SOS).
 TEST(DeidFileIo, JpegStreamsWithMetadataAreRefused) {
-  auto jpeg_object = [](const std::string& header_segments) {
+  // `fragments`: the stream cut into fragments (one frame).
+  auto jpeg_object = [](const std::vector<std::string>& fragments) {
     auto ds = test::valid_ct();
     ds->putAndInsertString(DCM_BurnedInAnnotation, "NO");
-    std::string stream("\xFF\xD8", 2);
-    stream += header_segments;
-    stream += std::string("\xFF\xDA\x00\x02\x11\x22\xFF\xD9", 8);
     auto* seq = new DcmPixelSequence(DcmTag(DCM_PixelSequenceTag));
     seq->insert(new DcmPixelItem(DcmTag(DCM_Item, EVR_OB)));  // empty offset table
-    auto* fragment = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
-    if (stream.size() % 2) stream.push_back('\0');
-    fragment->putUint8Array(reinterpret_cast<const Uint8*>(stream.data()),
-                            static_cast<Uint32>(stream.size()));
-    seq->insert(fragment);
+    for (std::string bytes : fragments) {
+      auto* fragment = new DcmPixelItem(DcmTag(DCM_Item, EVR_OB));
+      if (bytes.size() % 2) bytes.push_back('\0');
+      fragment->putUint8Array(reinterpret_cast<const Uint8*>(bytes.data()),
+                              static_cast<Uint32>(bytes.size()));
+      seq->insert(fragment);
+    }
     auto* px = new DcmPixelData(DCM_PixelData);
     px->putOriginalRepresentation(EXS_JPEGProcess1, nullptr, seq);
     ds->insert(px, OFTrue);
@@ -1318,21 +1320,49 @@ TEST(DeidFileIo, JpegStreamsWithMetadataAreRefused) {
                        static_cast<char>(n & 0xFF)} +
            payload;
   };
+  const std::string soi("\xFF\xD8", 2);
+  const std::string eoi("\xFF\xD9", 2);
+  // A scan whose data holds a stuffed FF 00 and a restart marker: data, not markers.
+  const std::string scan = std::string("\xFF\xDA\x00\x02\x11\xFF\x00\x22\xFF\xD0\x33", 11);
   const std::string jfif = segment(0xE0, std::string("JFIF\0\1\1\0\0\1\0\1\0\0", 14));
-  for (const auto& [name, header, refused] :
-       std::vector<std::tuple<std::string, std::string, bool>>{
-           {"plain", jfif, false},
-           {"exif", jfif + segment(0xE1, std::string("Exif\0\0OwnerName=Dr Referrer", 27)), true},
-           {"comment", segment(0xFE, "Patient DOE JANE"), true}}) {
+  const std::string icc =
+      segment(0xE2, std::string("ICC_PROFILE\0\1\1", 14) + std::string(600, 'p'));
+  const std::string adobe = segment(0xEE, std::string("Adobe\0\144\0\0\0\0\1", 12));
+  const std::string big_icc =
+      segment(0xE2, std::string("ICC_PROFILE\0\1\1", 14) + std::string(65000, 'p'));
+  std::string past_256k;
+  for (int i = 0; i < 5; ++i) past_256k += big_icc;
+  const std::string name = "Patient DOE JANE";
+  for (const auto& [what, fragments, refused] :
+       std::vector<std::tuple<std::string, std::vector<std::string>, bool>>{
+           {"plain", {soi + jfif + scan + eoi}, false},
+           {"icc and adobe", {soi + jfif + icc + adobe + scan + eoi}, false},
+           {"over two fragments", {soi + jfif, scan + eoi}, false},
+           {"padding after eoi", {soi + jfif + scan + eoi + std::string(6, '\0')}, false},
+           {"exif",
+            {soi + jfif + segment(0xE1, std::string("Exif\0\0Owner=Dr Referrer", 24)) + scan + eoi},
+            true},
+           {"comment", {soi + segment(0xFE, name) + scan + eoi}, true},
+           {"app12 ducky", {soi + jfif + segment(0xEC, "Ducky" + name) + scan + eoi}, true},
+           {"app3", {soi + jfif + segment(0xE3, "META" + name) + scan + eoi}, true},
+           {"extended xmp",
+            {soi + jfif +
+             segment(0xE1, std::string("http://ns.adobe.com/xmp/extension/\0", 35) + name) + scan +
+             eoi},
+            true},
+           {"comment in the second fragment", {soi + jfif, segment(0xFE, name) + scan + eoi}, true},
+           {"comment after 256 KiB", {soi + past_256k + segment(0xFE, name) + scan + eoi}, true},
+           {"comment between scans", {soi + jfif + scan + segment(0xFE, name) + scan + eoi}, true},
+           {"text after eoi", {soi + jfif + scan + eoi + name}, true}}) {
     TempDir dir;
-    auto ds = jpeg_object(header);
+    auto ds = jpeg_object(fragments);
     test::save(*ds, dir / "in.dcm", EXS_JPEGProcess1);
     Result<DeidReport> p = preview_file(dir / "in.dcm", DeidOptions{}, test_key());
     if (refused) {
-      ASSERT_FALSE(p.ok()) << name;
+      ASSERT_FALSE(p.ok()) << what;
       EXPECT_NE(p.error().detail.find("jpeg-metadata"), std::string::npos) << p.error().detail;
     } else {
-      EXPECT_TRUE(p.ok()) << name << ": " << (p ? "" : p.error().detail);
+      EXPECT_TRUE(p.ok()) << what << ": " << (p ? "" : p.error().detail);
     }
   }
 }
