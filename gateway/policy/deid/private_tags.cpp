@@ -10,6 +10,27 @@
 
 namespace dirgw::policy::deid::detail {
 
+namespace {
+
+// A value made of UIDs only (digits and dots, two dots at least, each value up to 64 characters;
+// several separated by backslashes): a safe private attribute holding one is an instance UID as
+// much as a public U attribute is, whatever VR it was written with.
+bool holds_uids(const std::string& text) {
+  if (text.empty()) return false;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find('\\', start), text.size());
+    const std::string_view v(text.data() + start, end - start);
+    if (v.size() < 5 || v.size() > 64 || v.find_first_not_of("0123456789.") != v.npos ||
+        std::count(v.begin(), v.end(), '.') < 2 || v.front() == '.' || v.back() == '.')
+      return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 bool Deidentifier::safe_private(std::uint16_t group, std::string_view creator,
                                 std::uint8_t element) const {
   return std::any_of(o_.safe_private.begin(), o_.safe_private.end(),
@@ -48,7 +69,19 @@ void Deidentifier::process_private(DcmItem& item, DcmElement* e, const Frame& f,
   if (el > 0xFF && c != blocks.creators.end() &&
       safe_private(g, c->second, static_cast<std::uint8_t>(el & 0xFF))) {
     blocks.used.insert(block);
-    if (is_sequence(e)) push_items(e, f.path, children);
+    if (is_sequence(e)) {
+      push_items(e, f.path, children);
+    } else if (!o_.retain_uids && holds_uids(read_text(e))) {
+      // NQHeader's Analyzed Series UID is the original Series UID: kept, it would undo U.
+      if (replace_uids(item, e)) {
+        note(path, "C (UID)", 'U', true, false);
+      } else {
+        remove(item, e);
+        note(path, "X", 'X', true, false);
+      }
+      fix_depth(children, first_child, f);
+      return;
+    }
     note(path, "C", 'K', true, true);
   } else {
     remove(item, e);

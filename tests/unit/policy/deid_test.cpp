@@ -537,6 +537,31 @@ TEST(DeidPrivate, SafeListKeepsExactlyTheListedAttributesAndTheirCreators) {
             pseudonymize_uid(test_key(), "1.2.826.0.1.3680043.10.543.5"));
 }
 
+// A safe private attribute that holds a UID (NQHeader's Analyzed Series UID is the original
+// Series UID; a field review planted Series and SOP UIDs in Philips' FL attributes) is
+// pseudonymised like a public U attribute, whatever its VR; kept with Retain UIDs. A number is
+// kept as it is.
+TEST(DeidPrivate, ASafeAttributeHoldingAUidIsPseudonymised) {
+  const std::string series = "1.2.826.0.1.3680043.10.543.81";
+  auto fill = [&](DcmDataset& ds) {
+    ds.putAndInsertString(DcmTag(0x0099, 0x0010, EVR_LO), "NQHeader");
+    ds.putAndInsertString(DcmTag(0x0099, 0x1002, EVR_UI), series.c_str());
+    ds.putAndInsertString(DcmTag(0x0099, 0x1003, EVR_LO), "12.5");
+  };
+  DeidOptions o;
+  o.safe_private = {{0x0099, "NQHeader", 0x02}, {0x0099, "NQHeader", 0x03}};
+  DcmDataset ds;
+  fill(ds);
+  ASSERT_TRUE(deidentify_dataset(ds, o, test_key()).ok());
+  EXPECT_EQ(str(ds, DcmTagKey(0x0099, 0x1002)), pseudonymize_uid(test_key(), series));
+  EXPECT_EQ(str(ds, DcmTagKey(0x0099, 0x1003)), "12.5");
+  o.retain_uids = true;
+  DcmDataset kept;
+  fill(kept);
+  ASSERT_TRUE(deidentify_dataset(kept, o, test_key()).ok());
+  EXPECT_EQ(str(kept, DcmTagKey(0x0099, 0x1002)), series);
+}
+
 TEST(DeidPrivate, BlockNumberDoesNotMatterOnlyCreatorAndElement) {
   DcmDataset ds;
   put_private(ds, 0x0029, 0x0012, EVR_LO, "SIEMENS CSA HEADER");
