@@ -19,6 +19,7 @@ repository, dirgwd polls with C-FIND every 2 s and retrieves with C-MOVE to its 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,12 +62,33 @@ AETable END
         harness.wait_for("dcmqrscp to listen", self._listening, 20)
         log(f"dcmqrscp (AE PACS) on 127.0.0.1:{self.port}")
 
+    def _port_free(self):
+        import socket
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", self.port))
+                return True
+            except OSError:
+                return False
+
     def wipe(self):
-        """Every study deleted on the PACS: stopped, its storage emptied, started again."""
+        """Every study deleted on the PACS: stopped, its storage emptied, started again. The
+        forked children still serving an association hold the listening socket (a new dcmqrscp
+        could not bind, and connections would queue on the old socket): the whole group goes."""
+        pid = self.process.proc.pid
         self.process.stop()
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        harness.wait_for("dcmqrscp's port to be free", self._port_free, 30, 0.2)
         shutil.rmtree(self.storage)
         os.makedirs(self.storage)
         self._start()
+        time.sleep(0.5)
+        if not self.process.alive():
+            raise RuntimeError("dcmqrscp did not start again: " + self.process.log_text()[-2000:])
 
     def _listening(self):
         import socket
@@ -208,9 +230,14 @@ def main():
                      lambda: sources(gw, check).get("studies_incomplete") == 1, 30, 0.5)
     pacs.wipe()
     t_wipe = time.time()
-    p3 = harness.wait_for("the deleted study to be given up",
-                          lambda: (lambda p: p if p.get("studies_gone") == 1 else None)(
-                              sources(gw, check)), 60, 0.5)
+    try:
+        p3 = harness.wait_for("the deleted study to be given up",
+                              lambda: (lambda p: p if p.get("studies_gone") == 1 else None)(
+                                  sources(gw, check)), 90, 0.5)
+    except TimeoutError:
+        log(f"dirgw sources: {sources(gw, check)}")
+        log("\n".join(l for l in gw.log_text().splitlines()[-400:] if "pull:" in l)[-4000:])
+        raise
     log(f"deleted study given up {time.time() - t_wipe:.1f}s after the PACS lost it")
     check(p3.get("studies_incomplete") == 0 and not p3.get("incomplete"),
           f"dirgw sources once the study is gone: {p3}")
