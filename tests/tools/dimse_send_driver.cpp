@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/file_meta.h"
 #include "log/log.h"
 #include "senders/dimse/dimse_sender.h"
-#include "senders/dimse/meta.h"
 
 namespace {
 
@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     std::error_code ec;
     item.size = std::filesystem::file_size(f, ec);
     // The catalog's view of the file: taken from its meta, as ingest records it.
-    if (auto meta = dirgw::senders::dimse::read_file_meta(f)) {
+    if (auto meta = dirgw::read_file_meta(f)) {
       item.sop_instance_uid = meta->sop_instance_uid;
       item.sop_class_uid = meta->sop_class_uid;
     } else {

@@ -15,7 +15,7 @@
 #include "common/result.h"
 #include "ingest/dimse_scp/commitment.h"
 #include "senders/dimse/dimse_sender.h"
-#include "senders/dimse/meta.h"
+#include "common/file_meta.h"
 #include "senders/dimse/outcome.h"
 #include "senders/dimse/plan.h"
 

@@ -20,12 +20,12 @@
 #include <cerrno>
 #include <optional>
 
+#include "common/file_meta.h"
 #include "common/files.h"
 #include "log/log.h"
 #include "senders/dicomweb/stow.h"
 #include "senders/dimse/association.h"
 #include "senders/dimse/dimse_sender.h"
-#include "senders/dimse/meta.h"
 #include "senders/dimse/outcome.h"
 #include "senders/dimse/plan.h"
 

@@ -1,6 +1,8 @@
-#include "senders/dimse/meta.h"
+#include "common/file_meta.h"
 
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 // clang-format off
 #include "dcmtk/config/osconfig.h"
@@ -41,7 +43,9 @@ void long_el(std::string& s, std::uint16_t g, std::uint16_t e, const char* vr,
   s += v;
 }
 
-std::string meta_bytes(const std::string& ts = "1.2.840.10008.1.2.4.80") {
+// A meta group with `ts`, and `more` (encoded elements of group 0002) after the usual ones.
+std::string meta_bytes(const std::string& ts = "1.2.840.10008.1.2.4.80",
+                       const std::string& more = "") {
   std::string s(128, '\0');
   s += "DICM";
   std::string group;
@@ -50,6 +54,7 @@ std::string meta_bytes(const std::string& ts = "1.2.840.10008.1.2.4.80") {
   short_el(group, 0x0002, 0x0003, "UI", "1.2.3.4.5");
   short_el(group, 0x0002, 0x0010, "UI", ts);
   short_el(group, 0x0002, 0x0012, "UI", "1.2.3");
+  group += more;
   short_el(s, 0x0002, 0x0000, "UL", std::string(4, '\0'));
   s += group;
   return s;
@@ -100,6 +105,35 @@ TEST(DimseMeta, UndefinedLengthInMetaIsRefused) {
   put16(s, 0);
   put32(s, 0xFFFFFFFF);
   EXPECT_FALSE(parse_file_meta(s).ok());
+}
+
+// read_file_meta reads 8 KiB first: a longer meta group (a large Private Information value)
+// is read again in full, not refused as truncated.
+TEST(DimseMeta, MetaGroupLongerThanTheFirstRead) {
+  dirgw::testing::TempDir dir;
+  std::string private_information;
+  long_el(private_information, 0x0002, 0x0102, "OB", std::string(20000, 'p'));
+  std::string file = meta_bytes("1.2.840.10008.1.2.1", private_information);
+  const std::size_t end_of_meta = file.size();
+  short_el(file, 0x0008, 0x0060, "CS", "CT");
+  const auto path = dir.path() / "long-meta.dcm";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << file;
+  }
+  auto m = read_file_meta(path);
+  ASSERT_TRUE(m.ok()) << m.error().to_string();
+  EXPECT_EQ(m->transfer_syntax, "1.2.840.10008.1.2.1");
+  EXPECT_EQ(m->dataset_offset, end_of_meta);
+  // A file shorter than the first read is parsed from what there is.
+  const auto small = dir.path() / "small.dcm";
+  {
+    std::ofstream out(small, std::ios::binary);
+    out << meta_bytes("1.2.840.10008.1.2");
+  }
+  auto s = read_file_meta(small);
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s->transfer_syntax, "1.2.840.10008.1.2");
 }
 
 TEST(DimseMeta, MissingFileIsNotFound) {

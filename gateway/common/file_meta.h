@@ -1,9 +1,12 @@
 // The Part-10 file meta information (PS3.10 7.1) of a spool file: what the C-STORE needs to know
 // before it sends (SOP class, SOP instance, transfer syntax) and where the dataset starts, so
-// that the dataset can go out byte for byte. Only the meta group is read, never the dataset.
+// that the dataset can go out byte for byte; and what the policy stage's byte-level steps (byte
+// order, UN decoding) ask first. Only the meta group is read, never the dataset.
 //
 // Why our own walker: DCMTK reads the meta values but does not say at which byte the dataset
-// begins, and ingest's prescan knows it only after a pass over the whole file.
+// begins, and ingest's prescan knows it only after a pass over the whole file; and a DCMTK load
+// of the meta group alone costs a file stream and a dictionary lookup per element, for each
+// instance, on the policy stage's path.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +16,7 @@
 
 #include "common/result.h"
 
-namespace dirgw::senders::dimse {
+namespace dirgw {
 
 struct FileMeta {
   std::string sop_class_uid;         // (0002,0002), trailing NUL/space trimmed
@@ -29,7 +32,8 @@ inline constexpr std::size_t kMaxMetaBytes = 64 * 1024;
 // when shorter). Errors are ErrorCode::kBadDicom with the offset; never a value from the file.
 Result<FileMeta> parse_file_meta(std::string_view head);
 
-// Reads at most kMaxMetaBytes from the start of the file and parses them.
+// Reads the start of the file (8 KiB, then up to kMaxMetaBytes when the meta group is longer)
+// and parses it.
 Result<FileMeta> read_file_meta(const std::filesystem::path& path);
 
-}  // namespace dirgw::senders::dimse
+}  // namespace dirgw

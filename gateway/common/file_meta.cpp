@@ -1,4 +1,4 @@
-#include "senders/dimse/meta.h"
+#include "common/file_meta.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include "common/files.h"
 #include "common/text.h"
 
-namespace dirgw::senders::dimse {
+namespace dirgw {
 
 namespace {
 
@@ -101,19 +101,27 @@ Result<FileMeta> read_file_meta(const std::filesystem::path& path) {
     return make_error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
                       "cannot open spool file: " + errno_text(err));
   }
-  std::string head(kMaxMetaBytes, '\0');
-  std::size_t got = 0;
-  while (got < head.size()) {
-    const ssize_t n = ::read(fd.get(), head.data() + got, head.size() - got);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return make_error(ErrorCode::kIo, "cannot read spool file: " + errno_text(errno));
+  // Real meta groups are a few hundred bytes: one small read, a second only for a long one.
+  std::string head;
+  for (const std::size_t want : {std::size_t{8192}, kMaxMetaBytes}) {
+    std::size_t got = head.size();
+    head.resize(want);
+    while (got < head.size()) {
+      const ssize_t n =
+          ::pread(fd.get(), head.data() + got, head.size() - got, static_cast<off_t>(got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return make_error(ErrorCode::kIo, "cannot read spool file: " + errno_text(errno));
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
     }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+    const bool whole_file = got < head.size();
+    head.resize(got);
+    auto meta = parse_file_meta(head);
+    if (meta || whole_file || want == kMaxMetaBytes) return meta;
   }
-  head.resize(got);
-  return parse_file_meta(head);
+  return parse_file_meta(head);  // not reached: the loop returns at kMaxMetaBytes
 }
 
-}  // namespace dirgw::senders::dimse
+}  // namespace dirgw
