@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/dcmtk_guard.h"
+#include "common/file_meta.h"
 #include "common/files.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdatset.h"
@@ -51,6 +52,9 @@ std::string sop_instance_of(DcmDataset& ds) {
 }  // namespace
 
 Result<std::string> transfer_syntax_of(const std::filesystem::path& file) {
+  // Every spool file has a Part-10 meta group (the folder intake writes one for a bare data
+  // set): read it directly; DCMTK's reading is the fallback for anything the walker refuses.
+  if (auto meta = read_file_meta(file)) return std::move(meta->transfer_syntax);
   DcmFileFormat ff;
   if (auto r = load(ff, file, ERM_metaOnly); !r) return r.error();
   OFString ts;

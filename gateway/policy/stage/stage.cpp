@@ -42,7 +42,11 @@ Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::pat
       dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); });
   if (cond.bad())
     return make_error(ErrorCode::kBadDicom, std::string("cannot parse: ") + cond.text());
-  DcmDataset& ds = *ff.getDataset();
+  return patient_keys(*ff.getDataset(), health_number_issuer);
+}
+
+std::vector<catalog::PatientKey> patient_keys(DcmItem& ds,
+                                              const std::string& health_number_issuer) {
   std::vector<catalog::PatientKey> keys;
   const std::string pid = get(ds, DCM_PatientID), issuer = get(ds, DCM_IssuerOfPatientID);
   if (!pid.empty()) {
@@ -69,18 +73,31 @@ std::string accession_number(const std::filesystem::path& file) {
   DcmFileFormat ff;
   if (dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); }).bad())
     return "";
-  return get(*ff.getDataset(), DCM_AccessionNumber);
+  return accession_number(*ff.getDataset());
 }
+
+std::string accession_number(DcmItem& dataset) { return get(dataset, DCM_AccessionNumber); }
+
+namespace {
+bool stat_caller(const std::string& calling_ae, const config::Priority& rules) {
+  for (const auto& ae : rules.stat_calling_aes)
+    if (!calling_ae.empty() && ae == calling_ae) return true;
+  return false;
+}
+}  // namespace
 
 bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
              const config::Priority& rules) {
-  for (const auto& ae : rules.stat_calling_aes)
-    if (!calling_ae.empty() && ae == calling_ae) return true;
+  if (stat_caller(calling_ae, rules)) return true;
   if (rules.stat_attributes.empty()) return false;
   DcmFileFormat ff;
   if (dcmtk_guard([&] { return ff.loadFile(file.c_str(), EXS_Unknown, EGL_noChange, 4096); }).bad())
     return false;
-  DcmDataset& ds = *ff.getDataset();
+  return is_stat(*ff.getDataset(), calling_ae, rules);
+}
+
+bool is_stat(DcmItem& ds, const std::string& calling_ae, const config::Priority& rules) {
+  if (stat_caller(calling_ae, rules)) return true;
   for (const auto& a : rules.stat_attributes) {
     unsigned g = 0, e = 0;
     if (std::sscanf(a.tag.c_str(), "(%4x,%4x)", &g, &e) != 2) continue;
@@ -175,8 +192,10 @@ Stage::Checked Stage::check_instances(
       }
       spool_.discard_temp(tmp);
     }
+    // Parsed once, by the validation, for what the steps below read (keys, STAT, accession).
+    std::unique_ptr<DcmFileFormat> loaded;
     if (profile_) {
-      auto report = validate_file(checked, *profile_);
+      auto report = validate_file(checked, *profile_, &loaded);
       if (!report) {
         findings.push_back({uid, "parse", "", report.error().detail});
       } else {
@@ -186,11 +205,19 @@ Stage::Checked Stage::check_instances(
         }
       }
     }
-    auto k = patient_keys(checked, config_.policy.health_number_issuer);
-    if (k) keys.insert(k->begin(), k->end());
-    if (!out.stat) out.stat = is_stat(checked, inst->calling_ae, config_.priority);
+    DcmDataset* ds = loaded ? loaded->getDataset() : nullptr;
+    if (ds != nullptr) {
+      const auto k = patient_keys(*ds, config_.policy.health_number_issuer);
+      keys.insert(k.begin(), k.end());
+    } else if (auto k = patient_keys(checked, config_.policy.health_number_issuer)) {
+      keys.insert(k->begin(), k->end());
+    }
+    if (!out.stat)
+      out.stat = ds != nullptr ? is_stat(*ds, inst->calling_ae, config_.priority)
+                               : is_stat(checked, inst->calling_ae, config_.priority);
     if (out.accession.empty() && config_.ingest.hl7.enabled && config_.priority.hl7_orders.enabled)
-      out.accession = accession_number(original);
+      out.accession =
+          ds != nullptr && checked == original ? accession_number(*ds) : accession_number(original);
     if (deid_ != nullptr && deid_->any()) deidentify(checked, inst->id, w, out);
     if (byte_order_) byte_order(checked, inst->id, out);
     decode_un(checked, inst->id, out);

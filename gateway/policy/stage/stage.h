@@ -26,16 +26,21 @@
 
 namespace dirgw::policy {
 
-// Patient identifiers of a DICOM object: Patient ID with its issuer (kind "mrn") and the
-// health number from Other Patient IDs Sequence (kind "hn", issuer e.g. "ON").
-// Whether an instance makes its study STAT under the configured rules: its calling AE is listed,
-// or one of the listed attributes holds one of its values (case-insensitive).
 // Accession Number (0008,0050), trimmed; "" when absent or the file does not parse.
 std::string accession_number(const std::filesystem::path& file);
+std::string accession_number(DcmItem& dataset);
+// Whether an instance makes its study STAT under the configured rules: its calling AE is listed,
+// or one of the listed attributes holds one of its values (case-insensitive).
 bool is_stat(const std::filesystem::path& file, const std::string& calling_ae,
              const config::Priority& rules);
+bool is_stat(DcmItem& dataset, const std::string& calling_ae, const config::Priority& rules);
+// Patient identifiers of a DICOM object: Patient ID with its issuer (kind "mrn") and the
+// health number from Other Patient IDs Sequence (kind "hn", issuer e.g. "ON"). The overloads
+// taking a dataset read one the caller has already parsed (validate_file's).
 Result<std::vector<catalog::PatientKey>> patient_keys(const std::filesystem::path& file,
                                                       const std::string& health_number_issuer);
+std::vector<catalog::PatientKey> patient_keys(DcmItem& dataset,
+                                              const std::string& health_number_issuer);
 
 class Stage {
  public:

@@ -1,17 +1,23 @@
 // Issue 17, item 5 (the way out): VR UN elements the dictionary knows. See un_vr.h.
 #include "policy/stage/un_vr.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string_view>
 #include <vector>
 
+#include "common/file_meta.h"
+#include "common/files.h"
 #include "dcmtk/config/osconfig.h"  // must come first among the DCMTK headers
 #include "dcmtk/dcmdata/dcdicent.h"
 #include "dcmtk/dcmdata/dcdict.h"
 #include "dcmtk/dcmdata/dcvr.h"
-#include "policy/stage/byte_order.h"
 
 namespace dirgw::policy {
 
@@ -90,18 +96,43 @@ std::vector<unsigned char> header_for(const unsigned char* h, const std::string&
   return out;
 }
 
+// The file's bytes through one pread window: an element header costs no system call of its own
+// (a CT's headers before its pixel data fit in the first window; a value is skipped by offset).
+class Window {
+ public:
+  explicit Window(int fd) : fd_(fd), buf_(64 * 1024) {}
+  // The `n` bytes at `pos`, or nullptr when the file ends (or cannot be read) before them.
+  const unsigned char* at(std::uint64_t pos, std::size_t n) {
+    if (pos < start_ || pos + n > start_ + size_) {
+      ssize_t got = -1;
+      do {
+        got = ::pread(fd_, buf_.data(), buf_.size(), static_cast<off_t>(pos));
+      } while (got < 0 && errno == EINTR);
+      start_ = pos;
+      size_ = got < 0 ? 0 : static_cast<std::uint64_t>(got);
+      if (n > size_) return nullptr;
+    }
+    return buf_.data() + (pos - start_);
+  }
+
+ private:
+  int fd_;
+  std::vector<unsigned char> buf_;
+  std::uint64_t start_ = 0, size_ = 0;
+};
+
 // Walks the top-level elements from `pos` to the first of undefined length (or the end) and
 // lists the UN headers to replace.
-std::vector<Patch> plan_patches(std::FILE* f, std::uint64_t pos, std::uint64_t size,
+std::vector<Patch> plan_patches(Window& in, std::uint64_t pos, std::uint64_t size,
                                 UnDecoding& counts) {
   std::vector<Patch> patches;
-  unsigned char h[12];
   while (pos + 8 <= size) {
-    if (::fseeko(f, static_cast<off_t>(pos), SEEK_SET) != 0 || std::fread(h, 1, 8, f) != 8) break;
+    const unsigned char* h = in.at(pos, 8);
+    if (h == nullptr) break;
     const std::string_view vr(reinterpret_cast<const char*>(h + 4), 2);
     std::uint64_t header = 8, len = u16(h + 6);
     if (long_form(vr)) {
-      if (pos + 12 > size || std::fread(h + 8, 1, 4, f) != 4) break;
+      if (pos + 12 > size || (h = in.at(pos, 12)) == nullptr) break;
       header = 12;
       len = u32(h + 8);
     }
@@ -138,24 +169,25 @@ bool copy_range(std::FILE* in, std::FILE* out, std::uint64_t from, std::uint64_t
 
 Result<UnDecoding> decode_un_elements(const std::filesystem::path& input,
                                       const std::filesystem::path& output) {
-  auto ts = transfer_syntax_of(input);
-  if (!ts) return ts.error();
-  if (!explicit_little_endian_dataset(*ts))
+  auto meta = read_file_meta(input);
+  if (!meta) return meta.error();
+  if (!explicit_little_endian_dataset(meta->transfer_syntax))
     return make_error(ErrorCode::kBadDicom, "dataset is not explicit VR little endian");
-  File in(std::fopen(input.c_str(), "rb"));
-  if (!in) return make_error(ErrorCode::kIo, "cannot open the object");
-  unsigned char meta[12];
-  // Preamble, "DICM", then (0002,0000) UL: the meta group's length says where the dataset starts.
-  if (::fseeko(in.get(), 132, SEEK_SET) != 0 || std::fread(meta, 1, 12, in.get()) != 12 ||
-      u16(meta) != 0x0002 || u16(meta + 2) != 0x0000 || std::memcmp(meta + 4, "UL", 2) != 0)
-    return make_error(ErrorCode::kBadDicom, "no meta group length");
-  const std::uint64_t dataset = 144 + u32(meta + 8);
-  std::error_code ec;
-  const std::uint64_t size = std::filesystem::file_size(input, ec);
-  if (ec) return make_error(ErrorCode::kIo, "stat: " + ec.message());
+  UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(ErrorCode::kIo, "cannot open the object");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return make_error(ErrorCode::kIo, "stat: " + errno_text(errno));
+  const auto size = static_cast<std::uint64_t>(st.st_size);
   UnDecoding counts;
-  const auto patches = plan_patches(in.get(), dataset, size, counts);
-  if (patches.empty()) return counts;
+  Window window(fd.get());
+  const auto patches = plan_patches(window, meta->dataset_offset, size, counts);
+  if (patches.empty()) return counts;  // nothing written: `output` is not created
+  const int raw = fd.release();
+  File in(::fdopen(raw, "rb"));
+  if (!in) {
+    ::close(raw);
+    return make_error(ErrorCode::kIo, "cannot open the object");
+  }
   File out(std::fopen(output.c_str(), "wb"));
   if (!out) return make_error(ErrorCode::kIo, "cannot create the copy");
   std::uint64_t pos = 0;
@@ -177,7 +209,8 @@ std::optional<catalog::DerivedObject> un_decoded_copy(const std::string& destina
                                                       const ingest::Spool& spool) {
   const auto tmp = spool.new_temp_path();
   auto decoded = decode_un_elements(input, tmp);
-  if (!decoded || decoded->decoded == 0) {
+  if (decoded && decoded->decoded == 0) return std::nullopt;  // the usual case: no copy written
+  if (!decoded) {
     spool.discard_temp(tmp);
     return std::nullopt;
   }

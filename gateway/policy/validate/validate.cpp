@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <utility>
 
 #include "common/dcmtk_guard.h"
@@ -708,7 +709,8 @@ ValidationReport validate_dataset(DcmItem& dataset, const Profile& profile) {
   return report;
 }
 
-Result<ValidationReport> validate_file(const std::filesystem::path& path, const Profile& profile) {
+Result<ValidationReport> validate_file(const std::filesystem::path& path, const Profile& profile,
+                                       std::unique_ptr<DcmFileFormat>* loaded) {
   // Tell "cannot read the file" (our problem) from "cannot parse the object" (the object's).
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -721,9 +723,9 @@ Result<ValidationReport> validate_file(const std::filesystem::path& path, const 
     return make_error(ErrorCode::kIo, "object not readable: " + errno_text(errno));
   }
 
-  DcmFileFormat file;
+  auto file = std::make_unique<DcmFileFormat>();
   OFCondition cond = dcmtk_guard([&] {
-    return file.loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
+    return file->loadFile(OFFilename(path.c_str()), EXS_Unknown, EGL_noChange, kReadLimit);
   });
   if (cond.bad()) {
     ValidationReport report;
@@ -734,10 +736,11 @@ Result<ValidationReport> validate_file(const std::filesystem::path& path, const 
                                       Severity::kError});
     return report;
   }
-  DcmDataset* ds = file.getDataset();
+  DcmDataset* ds = file->getDataset();
   if (ds == nullptr) return make_error(ErrorCode::kInternal, "DCMTK returned no dataset");
   ValidationReport report = validate_dataset(*ds, profile);
   if (profile.check_value_lengths) value_length_findings(path, profile, report);
+  if (loaded != nullptr) *loaded = std::move(file);
   return report;
 }
 

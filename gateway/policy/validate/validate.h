@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,7 +22,8 @@
 #include "policy/tag.h"
 #include "policy/validate/rules.h"
 
-class DcmItem;  // DCMTK
+class DcmItem;        // DCMTK
+class DcmFileFormat;  // DCMTK
 
 namespace dirgw::policy {
 
@@ -99,8 +101,11 @@ ValidationReport validate_dataset(DcmItem& dataset, const Profile& profile);
 
 // Parses the file with DCMTK, leaving values larger than 4 KiB on disk, and validates it. A parse
 // failure is a finding ("parse"), not an error; the Result fails only when the file cannot be
-// read at all (kNotFound, kIo).
-Result<ValidationReport> validate_file(const std::filesystem::path& path, const Profile& profile);
+// read at all (kNotFound, kIo). `loaded`, when given, receives the object as parsed (it stays
+// empty when the file could not be read or parsed), so that a caller reading other attributes
+// of the same object does not parse the file a second time.
+Result<ValidationReport> validate_file(const std::filesystem::path& path, const Profile& profile,
+                                       std::unique_ptr<DcmFileFormat>* loaded = nullptr);
 
 // Accept when the report is ok; otherwise reject with one reason per error finding, of the form
 // "<code> <tag>" (warnings are not reasons).

@@ -64,6 +64,28 @@ TEST(UnElements, SopUidsWrittenAsUnComeBackAsTheOriginalBytes) {
   EXPECT_EQ(test::read_all(dir / "un.dcm"), un);  // the original is left as it was
 }
 
+// The walk reads headers through a 64 KiB window: an element after a value larger than the
+// window is still found (the window moves past the value by its offset).
+TEST(UnElements, UnElementAfterALargeValueIsDecoded) {
+  test::TempDir dir;
+  auto ds = valid_ct({.rows = 8, .columns = 8, .bits_allocated = 16});
+  ds->putAndInsertString(DcmTag(0x0009, 0x0010, EVR_LO), "DIRGW TEST");
+  const std::vector<Uint8> big(200 * 1024, 0x5A);
+  ASSERT_TRUE(ds->putAndInsertUint8Array(DcmTag(0x0009, 0x1010, EVR_OB), big.data(),
+                                         static_cast<unsigned long>(big.size()))
+                  .good());
+  test::save(*ds, dir / "ui.dcm");
+  const std::string ui = test::read_all(dir / "ui.dcm");
+  ASSERT_GT(ui.size(), big.size());
+  const std::string un = with_un(ui, {0x00280010, 0x00280011});  // Rows, Columns: after it
+  ASSERT_NE(un, ui);
+  write(dir / "un.dcm", un);
+  auto r = decode_un_elements(dir / "un.dcm", dir / "out.dcm");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->decoded, 2);
+  EXPECT_EQ(test::read_all(dir / "out.dcm"), ui);
+}
+
 TEST(UnElements, NothingToDecodeWritesNothing) {
   test::TempDir dir;
   auto ds = valid_ct();

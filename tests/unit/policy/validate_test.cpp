@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "dataset_builder.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcsequen.h"
 #include "dcmtk/dcmdata/dcvrobow.h"
@@ -666,6 +667,39 @@ TEST(ValidateFile, ParseErrorIsAFinding) {
   EXPECT_FALSE(r->ok);
   ASSERT_EQ(r->findings.size(), 1u);
   EXPECT_EQ(r->findings[0].code, "parse");
+}
+
+// The policy stage reads the patient's keys, STAT attributes and accession from the object the
+// validation parsed, instead of parsing the file again.
+TEST(ValidateFile, HandsBackTheParsedObject) {
+  test::TempDir dir;
+  auto ds = valid_ct({.rows = 64, .columns = 64, .bits_allocated = 16});
+  ds->putAndInsertString(DCM_AccessionNumber, "ACC-77");
+  test::save(*ds, dir / "a.dcm");
+  std::unique_ptr<DcmFileFormat> loaded;
+  Result<ValidationReport> r = validate_file(dir / "a.dcm", profile(), &loaded);
+  ASSERT_TRUE(r.ok());
+  ASSERT_NE(loaded, nullptr);
+  const char* acc = nullptr;
+  ASSERT_TRUE(loaded->getDataset()->findAndGetString(DCM_AccessionNumber, acc).good());
+  EXPECT_STREQ(acc, "ACC-77");
+  // Pixel data over 4 KiB stayed on disk and is still read from it on demand.
+  DcmElement* pixels = nullptr;
+  ASSERT_TRUE(loaded->getDataset()->findAndGetElement(DCM_PixelData, pixels).good());
+  EXPECT_EQ(pixels->getLength(), 64u * 64u * 2u);
+
+  {
+    std::ofstream out(dir / "bad.dcm", std::ios::binary);
+    out << std::string(128, '\0') << "DICM" << std::string("\x02\x00\x10\x00UI\xff\x7f", 8)
+        << "short";
+  }
+  std::unique_ptr<DcmFileFormat> none;
+  Result<ValidationReport> bad = validate_file(dir / "bad.dcm", profile(), &none);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(none, nullptr);  // unparsable: nothing handed back
+  Result<ValidationReport> missing = validate_file(dir / "missing.dcm", profile(), &none);
+  EXPECT_FALSE(missing.ok());
+  EXPECT_EQ(none, nullptr);
 }
 
 TEST(ValidateFile, UnreadableFileIsAnError) {
