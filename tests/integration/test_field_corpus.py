@@ -132,6 +132,82 @@ def dcmsend(port, path):
     return "not sent"  # dcmsend could not read the file or found no presentation context
 
 
+def start_repositories(prefix):
+    """A work directory with a watched folder `drop`, and two real Orthancs: the repository and
+    a research destination. Returns (work, folder, repository, research)."""
+    work = harness.tempdir(prefix)
+    folder = os.path.join(work, "drop")
+    os.makedirs(folder)
+    return (work, folder, harness.Orthanc(work, name="repository").start(),
+            harness.Orthanc(work, name="research").start())
+
+
+def corpus_gateway(build_dir, work, repo, folder, extra_yaml):
+    """dirgwd for the field corpora: the repository, a watched folder, `extra_yaml`'s
+    destinations; no validation profile (what these tests check is the doors and the
+    de-identification). Started."""
+    return harness.Gateway(
+        build_dir, work, repo.dicomweb, stable_age="1s", batch_max=20,
+        policy_yaml="  validation: { profile: none }\n",
+        ingest_yaml=f"  folders:\n    - {{ path: {folder}, name: drop, settle: 300ms, "
+                    f"rescan: 2s }}\n",
+        extra_yaml=extra_yaml).start()
+
+
+def research_destination(url):
+    """A destination that de-identifies (basic profile, Clean Structured Content)."""
+    return f"""  - name: research
+    type: stow-rs
+    url: {url}
+    batch: {{ max_instances: 20, max_bytes: 32MiB }}
+    retry: {{ initial: 500ms, max: 5s }}
+    verify: none
+    deidentify:
+      profile: basic
+      options: [clean_structured_content]
+"""
+
+
+def drop_files(folder, files):
+    """Each file into the watched folder (written under a dot name, then renamed, as an exporter
+    should): {name in the folder: the file}."""
+    dropped = {}
+    for i, f in enumerate(files):
+        name = f"{i:03d}-{os.path.basename(f)}"
+        shutil.copy(f, os.path.join(folder, "." + name))
+        os.rename(os.path.join(folder, "." + name), os.path.join(folder, name))
+        dropped[name] = f
+    return dropped
+
+
+def folder_outcome(folder):
+    """Waits until the folder has moved every entry to done/ or rejected/; returns (the names in
+    done/, {name: its .reason} of rejected/)."""
+    harness.wait_for("the folder emptied into done/ and rejected/", lambda: not [
+        n for n in os.listdir(folder) if n not in ("done", "rejected") and not n.startswith(".")],
+        120, 0.5)
+    done = set(os.listdir(os.path.join(folder, "done")))
+    rejected_dir = os.path.join(folder, "rejected")
+    rejected = {n[:-len(".reason")]: open(os.path.join(rejected_dir, n)).read()
+                for n in (os.listdir(rejected_dir) if os.path.isdir(rejected_dir) else [])
+                if n.endswith(".reason")}
+    return done, rejected
+
+
+def every_study_settled(gw):
+    """No study RECEIVING, and every destination's studies SENT, QUARANTINED or FAILED with
+    nothing pending."""
+    st = gw.status()
+    if any(s["state"] == "RECEIVING" for s in st["catalog"]["states"]):
+        return False
+    for d in st["destinations"]:
+        final = sum(s["studies"] for s in d["states"]
+                    if s["state"] in ("SENT", "QUARANTINED", "FAILED"))
+        if final != st["catalog"]["studies"] or d["pending_instances"] != 0:
+            return False
+    return True
+
+
 def pull_corpus(build_dir, work, files, retrieve, check):
     """The corpus in dcmqrscp (its Study Date made today's, for the poll's look-back), pulled by
     a gateway of its own with `retrieve` (move or get) into an Orthanc of its own."""
@@ -203,21 +279,8 @@ def main():
                 for f in glob.glob(os.path.join(cd_tree, d, "**", "*"), recursive=True)
                 if os.path.isfile(f)]
 
-    work = harness.tempdir("dirgw-corpus-")
-    folder = os.path.join(work, "drop")
-    os.makedirs(folder)
-    repo = harness.Orthanc(work, name="repository").start()
-    research = harness.Orthanc(work, name="research").start()
-    research_yaml = f"""  - name: research
-    type: stow-rs
-    url: {research.dicomweb}
-    batch: {{ max_instances: 20, max_bytes: 32MiB }}
-    retry: {{ initial: 500ms, max: 5s }}
-    verify: none
-    deidentify:
-      profile: basic
-      options: [clean_structured_content]
-"""
+    work, folder, repo, research = start_repositories("dirgw-corpus-")
+    research_yaml = research_destination(research.dicomweb)
     # Validation is not what this test is about: no file of the corpus has a health number.
     archive_dir = os.path.join(work, "archive")
     os.makedirs(archive_dir)
@@ -230,12 +293,7 @@ def main():
     batch: {{ max_instances: 20, max_bytes: 32MiB }}
     retry: {{ initial: 500ms, max: 5s }}
 """
-    gw = harness.Gateway(
-        args.build_dir, work, repo.dicomweb, stable_age="1s", batch_max=20,
-        policy_yaml="  validation: { profile: none }\n",
-        ingest_yaml=f"  folders:\n    - {{ path: {folder}, name: drop, settle: 300ms, "
-                    f"rescan: 2s }}\n",
-        extra_yaml=research_yaml).start()
+    gw = corpus_gateway(args.build_dir, work, repo, folder, research_yaml)
 
     # 1. C-STORE, one association per file, as the files' own transfer syntaxes.
     outcome = {}
@@ -250,12 +308,7 @@ def main():
     check(counts["stored"] >= 60, f"most of the corpus is stored over C-STORE: {counts}")
 
     # 2. The folder: every file, then the CD tree.
-    dropped = {}
-    for i, f in enumerate(files):
-        name = f"{i:03d}-{os.path.basename(f)}"
-        shutil.copy(f, os.path.join(folder, "." + name))
-        os.rename(os.path.join(folder, "." + name), os.path.join(folder, name))
-        dropped[name] = f
+    dropped = drop_files(folder, files)
     tmp_cd = os.path.join(folder, ".cd")
     for d in ("77654033", "98892001", "98892003"):
         shutil.copytree(os.path.join(cd_tree, d), os.path.join(tmp_cd, d))
@@ -269,14 +322,7 @@ def main():
     shutil.copy(os.path.join(cd_tree, "DICOMDIR-nooffset"), os.path.join(tmp_cd, "DICOMDIR"))
     os.rename(tmp_cd, os.path.join(folder, "cd-nooffset"))
 
-    def folder_left():
-        return [n for n in os.listdir(folder) if n not in ("done", "rejected")
-                and not n.startswith(".")]
-    harness.wait_for("the folder emptied into done/ and rejected/", lambda: not folder_left(),
-                     120, 0.5)
-    done = set(os.listdir(os.path.join(folder, "done")))
-    rejected = {n[:-len(".reason")]: open(os.path.join(folder, "rejected", n)).read()
-                for n in os.listdir(os.path.join(folder, "rejected")) if n.endswith(".reason")}
+    done, rejected = folder_outcome(folder)
     for name in dropped:
         check((name in done) != (name in rejected),
               f"{name}: in done/ or rejected/ (with a reason), once")
@@ -304,19 +350,8 @@ def main():
 
     # 3. Everything settles: every study SENT to the repository, SENT or QUARANTINED for
     # research.
-    def settled():
-        st = gw.status()
-        studies = st["catalog"]["studies"]
-        if any(s["state"] in ("RECEIVING",) for s in st["catalog"]["states"]):
-            return False
-        for d in st["destinations"]:
-            final = sum(s["studies"] for s in d["states"] if s["state"] in ("SENT",
-                                                                             "QUARANTINED",
-                                                                             "FAILED"))
-            if final != studies or d["pending_instances"] != 0:
-                return False
-        return True
-    harness.wait_for("every study settled for both destinations", settled, 180, 1)
+    harness.wait_for("every study settled for both destinations", lambda: every_study_settled(gw),
+                     180, 1)
     rc, out, err = gw.run_cli("studies", "--json", "--limit", "1000")
     check(rc == 0, f"dirgw studies: {err}")
     studies = json.loads(out)["studies"] if rc == 0 else []
