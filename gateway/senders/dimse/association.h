@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "common/file_meta.h"
 #include "common/result.h"
 #include "ingest/dimse_scp/commitment.h"
 #include "senders/dimse/dimse_sender.h"
-#include "common/file_meta.h"
 #include "senders/dimse/outcome.h"
 #include "senders/dimse/plan.h"
 
