@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
 
 #include "common/files.h"
 #include "common/text.h"
@@ -21,21 +23,18 @@ std::uint32_t u32(std::string_view b, std::size_t at) {
          (static_cast<std::uint32_t>(u16(b, at + 2)) << 16);
 }
 
-// VRs with a 2-byte reserved field and a 4-byte length in explicit VR (PS3.5 7.1.2).
-bool long_vr(char a, char b) {
-  static constexpr const char* kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
-                                          "SV", "UC", "UN", "UR", "UT", "UV"};
-  for (const char* v : kLong)
-    if (v[0] == a && v[1] == b) return true;
-  return false;
-}
-
 Error bad(const std::string& what, std::size_t offset) {
   return make_error(ErrorCode::kBadDicom,
                     "file meta: " + what + " at byte " + std::to_string(offset));
 }
 
 }  // namespace
+
+bool long_form_vr(std::string_view vr) {
+  static constexpr std::string_view kLong[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                               "SV", "UC", "UN", "UR", "UT", "UV"};
+  return std::find(std::begin(kLong), std::end(kLong), vr) != std::end(kLong);
+}
 
 Result<FileMeta> parse_file_meta(std::string_view head) {
   if (head.size() < 132 || head.substr(128, 4) != "DICM")
@@ -58,7 +57,7 @@ Result<FileMeta> parse_file_meta(std::string_view head) {
       return bad("meta element without explicit VR", pos);
     std::size_t value_at = 0;
     std::uint64_t length = 0;
-    if (long_vr(vr0, vr1)) {
+    if (long_form_vr(head.substr(pos + 4, 2))) {
       if (pos + 12 > head.size()) return bad("truncated element header", pos);
       length = u32(head, pos + 8);
       value_at = pos + 12;
@@ -101,14 +100,17 @@ Result<FileMeta> read_file_meta(const std::filesystem::path& path) {
     return make_error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
                       "cannot open spool file: " + errno_text(err));
   }
+  return read_file_meta(fd.get());
+}
+
+Result<FileMeta> read_file_meta(int fd) {
   // Real meta groups are a few hundred bytes: one small read, a second only for a long one.
   std::string head;
   for (const std::size_t want : {std::size_t{8192}, kMaxMetaBytes}) {
     std::size_t got = head.size();
     head.resize(want);
     while (got < head.size()) {
-      const ssize_t n =
-          ::pread(fd.get(), head.data() + got, head.size() - got, static_cast<off_t>(got));
+      const ssize_t n = ::pread(fd, head.data() + got, head.size() - got, static_cast<off_t>(got));
       if (n < 0) {
         if (errno == EINTR) continue;
         return make_error(ErrorCode::kIo, "cannot read spool file: " + errno_text(errno));

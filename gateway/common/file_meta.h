@@ -32,8 +32,14 @@ inline constexpr std::size_t kMaxMetaBytes = 64 * 1024;
 // when shorter). Errors are ErrorCode::kBadDicom with the offset; never a value from the file.
 Result<FileMeta> parse_file_meta(std::string_view head);
 
+// Whether an element of explicit VR `vr` has 2 reserved bytes and a 32-bit length (PS3.5
+// 7.1.2): OB, OD, OF, OL, OV, OW, SQ, SV, UC, UN, UR, UT, UV.
+bool long_form_vr(std::string_view vr);
+
 // Reads the start of the file (8 KiB, then up to kMaxMetaBytes when the meta group is longer)
 // and parses it.
 Result<FileMeta> read_file_meta(const std::filesystem::path& path);
+// The same from a file already open (read with pread: the descriptor's offset is unchanged).
+Result<FileMeta> read_file_meta(int fd);
 
 }  // namespace dirgw

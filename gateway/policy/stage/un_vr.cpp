@@ -35,13 +35,6 @@ bool explicit_little_endian_dataset(std::string_view ts) {
   return ts != "1.2.840.10008.1.2" && ts != "1.2.840.10008.1.2.1.99" && ts != "1.2.840.10008.1.2.2";
 }
 
-bool long_form(std::string_view vr) {
-  for (const char* v :
-       {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-    if (vr == v) return true;
-  return false;
-}
-
 // The VRs a UN value may be relabelled with, and the size a value must be a multiple of.
 // Sequences (their items would need re-encoding) and the dictionary's ambiguous VRs ("US or
 // SS", "OB or OW") are not among them.
@@ -86,7 +79,7 @@ std::vector<unsigned char> header_for(const unsigned char* h, const std::string&
   std::vector<unsigned char> out(h, h + 4);
   out.push_back(static_cast<unsigned char>(vr[0]));
   out.push_back(static_cast<unsigned char>(vr[1]));
-  if (long_form(vr)) {
+  if (long_form_vr(vr)) {
     out.insert(out.end(), {0, 0});
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<unsigned char>(len >> (8 * i)));
   } else {
@@ -131,7 +124,7 @@ std::vector<Patch> plan_patches(Window& in, std::uint64_t pos, std::uint64_t siz
     if (h == nullptr) break;
     const std::string_view vr(reinterpret_cast<const char*>(h + 4), 2);
     std::uint64_t header = 8, len = u16(h + 6);
-    if (long_form(vr)) {
+    if (long_form_vr(vr)) {
       if (pos + 12 > size || (h = in.at(pos, 12)) == nullptr) break;
       header = 12;
       len = u32(h + 8);
@@ -140,7 +133,7 @@ std::vector<Patch> plan_patches(Window& in, std::uint64_t pos, std::uint64_t siz
     if (vr == "UN") {
       const std::string target = dictionary_vr(u16(h), u16(h + 2));
       const auto unit = target.empty() ? std::nullopt : unit_of(target);
-      if (unit && len % *unit == 0 && (long_form(target) || len <= 0xFFFF)) {
+      if (unit && len % *unit == 0 && (long_form_vr(target) || len <= 0xFFFF)) {
         patches.push_back({pos, 12, header_for(h, target, static_cast<std::uint32_t>(len))});
         ++counts.decoded;
       } else {
@@ -169,12 +162,12 @@ bool copy_range(std::FILE* in, std::FILE* out, std::uint64_t from, std::uint64_t
 
 Result<UnDecoding> decode_un_elements(const std::filesystem::path& input,
                                       const std::filesystem::path& output) {
-  auto meta = read_file_meta(input);
+  UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return make_error(ErrorCode::kIo, "cannot open the object");
+  auto meta = read_file_meta(fd.get());
   if (!meta) return meta.error();
   if (!explicit_little_endian_dataset(meta->transfer_syntax))
     return make_error(ErrorCode::kBadDicom, "dataset is not explicit VR little endian");
-  UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return make_error(ErrorCode::kIo, "cannot open the object");
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return make_error(ErrorCode::kIo, "stat: " + errno_text(errno));
   const auto size = static_cast<std::uint64_t>(st.st_size);
