@@ -16,7 +16,7 @@ UNITY ?= ON
 DEB_PACKAGES := build-essential cmake pkg-config python3 \
 	libdcmtk-dev dcmtk libboost-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 \
 	libyaml-cpp-dev libcli11-dev libpugixml-dev googletest libgtest-dev nlohmann-json3-dev libhowardhinnant-date-dev tzdata libsystemd-dev zlib1g-dev libarchive-dev libopenjp2-7-dev \
-	orthanc orthanc-dicomweb curl iproute2 util-linux rpm rpmlint lintian file libxml2-utils clang libclang-rt-14-dev openssl python3-hl7 python3-fusepy python3-pydicom
+	orthanc orthanc-dicomweb curl iproute2 util-linux rpm rpmlint lintian file libxml2-utils clang libclang-rt-14-dev lld openssl python3-hl7 python3-fusepy python3-pydicom
 
 .PHONY: all deps build test unit integration demo clean format package help bench fuzz
 
@@ -44,7 +44,7 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
 $(TEST_BUILD_DIR)/CMakeCache.txt:
-	cmake -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DDIRGW_SANITIZE=ON -DDIRGW_BUILD_TESTS=ON -DDIRGW_UNITY_BUILD=$(UNITY)
+	cmake -S . -B $(TEST_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DDIRGW_SANITIZE=ON -DDIRGW_LEAN_DEBUG=ON -DDIRGW_BUILD_TESTS=ON -DDIRGW_UNITY_BUILD=$(UNITY)
 
 # tests/run_suite.sh: builds what the integration tests run, then runs them JOBS at a time
 # (RUN_SERIAL ones alone: rate measurements) while the unit tests and the fuzz targets build and

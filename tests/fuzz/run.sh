@@ -88,7 +88,7 @@ if [ "$DO_BUILD" = 1 ]; then
     # has and g++ has not must not stop the fuzzing (the g++ build keeps -Werror).
     cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_C_COMPILER="$CC_FUZZ" -DCMAKE_CXX_COMPILER="$CXX_FUZZ" \
       -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS=-O1 -DCMAKE_CXX_FLAGS=-O1 \
-      -DDIRGW_SANITIZE=ON -DDIRGW_FUZZ=ON -DDIRGW_BUILD_TESTS=OFF -DDIRGW_WERROR=OFF \
+      -DDIRGW_SANITIZE=ON -DDIRGW_LEAN_DEBUG=ON -DDIRGW_FUZZ=ON -DDIRGW_BUILD_TESTS=OFF -DDIRGW_WERROR=OFF \
       > "$BUILD_DIR/configure.log" 2>&1 || { tail -30 "$BUILD_DIR/configure.log"; exit 2; }
   else
     # Again, so that a target added since the tree was configured exists (make does not
