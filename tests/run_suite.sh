@@ -24,6 +24,11 @@ if [ "${1:-}" = --background ]; then
   # The background lane (below: nice 19, a process group of its own, fd 3 the caller's stderr).
   BUILD=${2:?}
   JOBS=${3:?}
+  # setsid gave this lane a session of its own, and with the kernel's autogroup scheduling
+  # (sched_autogroup_enabled, on in Debian's kernels) a session is one scheduling group: nice 19
+  # then only ranks this lane's processes among themselves, and the lane as a whole gets as much
+  # CPU as the integration tests. The group's own nice value makes it yield to them.
+  echo 19 2> /dev/null > /proc/self/autogroup || true
   started=$(date +%s)
   lane() {
     set -e
