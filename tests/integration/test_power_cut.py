@@ -268,7 +268,7 @@ def main():
     pacs.thread.start()
 
     failures = []
-    cuts = torn_cuts = while_receiving = while_forwarding = in_slot = kills = 0
+    cuts = torn_cuts = while_receiving = while_forwarding = in_slot = kills = runs_early = 0
     lost_at_cut = set()
     acked_in_slot = set()  # acknowledged, not sent, and found only as a slot after a cut
     seen_in = {}  # instance UID -> the cuts after which its catalog row and object survived
@@ -312,6 +312,12 @@ def main():
                 failures.append(f"cut {cuts}: acknowledged instance {uid_of[path]} survived "
                                 f"neither with its object nor as sent (catalog row: "
                                 f"{'yes' if uid_of[path] in held else 'no'})")
+        # Every other run with send_while_receiving: instances cleared and sent while their
+        # study arrives, a second path to the repository that the cuts must find safe too
+        # (docs/durability.md).
+        early = cuts % 2 == 1
+        gw.reconfigure(dest_yaml="    send_while_receiving: true\n" if early else "")
+        runs_early += early
         t0 = time.time()
         start_gateway(gw)
         if os.environ.get("DIRGW_POWERCUT_TIMING"):
@@ -340,6 +346,12 @@ def main():
         failures.append(f"catalog holds {status['catalog']['instances']} instances, expected {len(files)}")
     gw.stop()
     failures += stopped_gateway_failures(gw)
+    db = sqlite3.connect(f"file:{os.path.join(gw.state_dir, 'catalog.db')}?mode=ro", uri=True)
+    cleared_early = db.execute("SELECT count(*) FROM deliveries WHERE early = 1").fetchone()[0]
+    db.close()
+    if runs_early and not cleared_early:
+        failures.append(f"{runs_early} runs with send_while_receiving cleared no instance early: "
+                        "that path was not exercised")
     stats = fs.command("stats")
     fs.cleanup()
     repo.stop()
@@ -347,7 +359,9 @@ def main():
 
     print(f"power cut: {while_receiving} cuts while storescu was sending, {while_forwarding} "
           f"while dirgwd was forwarding, torn cuts {torn_cuts}, cuts after a kill -9 and a "
-          f"restart {kills}, re-sends {proxy.parts - len(files)}, "
+          f"restart {kills}, re-sends {proxy.parts - len(files)}, runs with "
+          f"send_while_receiving {runs_early} (instances cleared while receiving "
+          f"{cleared_early}), "
           f"objects found only as their slot after a cut {in_slot} (acknowledged and not sent: "
           f"{len(acked_in_slot)} instances, each must reach the repository), "
           f"file system at the end {stats}")
