@@ -37,6 +37,19 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def clear_of_midnight(margin=300):
+    """For a test that counts what arrives on "today" (UTC): when fewer than `margin` seconds of
+    the day are left, waits until the next day has begun, so that the day it computed at the
+    start is still the day its instances arrive on (a clean clone once ran one across midnight
+    and counted nothing received)."""
+    now = time.time()
+    left = 86400 - now % 86400  # the epoch's days are UTC days
+    if left < margin:
+        log(f"{left:.0f} s left of the day (UTC): waiting for the next one, so that the day's "
+            "counts hold")
+        time.sleep(left + 1)
+
+
 def enter_private_network(argv):
     """Re-executes this script in a new network namespace with only loopback, when we can."""
     if os.environ.get("DIRGW_NETNS") == "1":

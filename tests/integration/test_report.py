@@ -101,6 +101,7 @@ def orthanc_instances(repo, study_uid):
 
 def main():
     args = harness.test_args(__file__)
+    harness.clear_of_midnight()  # its counts are of "today" (UTC)
     work = harness.tempdir("dirgw-report-")
     manifest = os.path.join(work, "manifest.jsonl")
     check = harness.Checks()
