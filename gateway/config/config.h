@@ -259,6 +259,11 @@ struct RequireReport {
   Duration max_wait{std::chrono::hours(24)};  // from the study's first instance
 };
 
+// `concurrency` when a stow-rs destination does not set it: two requests in flight, so that the
+// link carries the next batch while the repository stores the previous one (issue 16;
+// docs/scheduling.md "Concurrency per destination"). C-STORE destinations keep one association.
+inline constexpr int kDefaultStowRsConcurrency = 2;
+
 struct Destination {
   std::string name;
   std::string type = "stow-rs";
@@ -301,7 +306,8 @@ struct Destination {
   Bandwidth bandwidth;
   // Requests in flight to this destination at once (1-64): STOW-RS requests or C-STORE
   // associations, one sender lane each (make_sender_pool). 1 keeps strict oldest-first order;
-  // 2-4 keep a long, fast link busy while the repository stores a batch.
+  // 2-4 keep a long, fast link busy while the repository stores a batch. The configuration
+  // reader's default is kDefaultStowRsConcurrency for stow-rs, 1 for dimse.
   int concurrency = 1;
   DimseDestination dimse;  // type: dimse
   Transcode transcode;     // optional JPEG-LS Lossless copies before upload

@@ -209,6 +209,7 @@ void read_scheduling(Reader& r, const YAML::Node& m, const std::string& p, Desti
         },
         {"windows", "stat_bypass"});
   read_bandwidth(r, m, p, "bandwidth", d.bandwidth);
+  if (d.type == "stow-rs") d.concurrency = kDefaultStowRsConcurrency;
   r.integer(m, p, "concurrency", d.concurrency, 1, 64);
   r.boolean(m, p, "send_while_receiving", d.send_while_receiving);
 }

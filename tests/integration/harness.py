@@ -29,6 +29,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+# Requests in flight to a STOW-RS destination whose configuration does not set `concurrency`
+# (gateway/config/config.h, kDefaultStowRsConcurrency).
+DEFAULT_STOW_LANES = 2
 
 _started = []
 

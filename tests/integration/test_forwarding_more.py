@@ -4,8 +4,10 @@
      through a recording relay that slows each connection; every instance goes exactly once
      (all arrive; requests carried 24 instances in all), and more than one request was on the
      wire at the same moment (at most 3).
-  2. The bandwidth cap for type: dimse (2 lanes sharing one 2 MiB/s cap): the bytes written to
-     Orthanc's DICOM port, counted by a relay in the test, go within 10 % of the cap.
+  2. The bandwidth cap shared by lanes: a STOW-RS destination that does not set concurrency
+     (two requests in flight by default) and type: dimse with 2 lanes, each under one 2 MiB/s
+     cap: the bytes reaching Orthanc's HTTP or DICOM port, counted by a relay in the test, go
+     within 10 % of the cap, and the STOW-RS lanes' two connections send at the same time.
   3. STAT from HL7 orders, with the upload window closed (it opens in 3 hours): an ORM^O01
      (priority S in ORC-7.6, accession in OBR-18) over MLLP, then its study: it goes at once;
      a routine study waits, shown SCHEDULED with the window's opening by `dirgw studies` and
@@ -37,7 +39,8 @@ class CountingRelay:
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
         self.lock = threading.Lock()
-        self.chunks = []  # (time.monotonic(), bytes)
+        self.chunks = []  # (time.monotonic(), bytes, connection number)
+        self.connections = 0
         self._stop = threading.Event()
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -65,8 +68,11 @@ class CountingRelay:
             for s in (client, up):
                 s.settimeout(None)
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(client, up, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, client, False), daemon=True).start()
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._pump, args=(client, up, number), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, 0), daemon=True).start()
 
     def _pump(self, src, dst, count):
         try:
@@ -76,7 +82,7 @@ class CountingRelay:
                     break
                 if count:
                     with self.lock:
-                        self.chunks.append((time.monotonic(), len(data)))
+                        self.chunks.append((time.monotonic(), len(data), count))
                 dst.sendall(data)
         except OSError:
             pass
@@ -92,8 +98,15 @@ class CountingRelay:
             chunks = list(self.chunks)
         if len(chunks) < 2:
             return 0, 0
-        total = sum(n for _, n in chunks) - chunks[0][1]  # the first chunk starts the clock
+        total = sum(n for _, n, _ in chunks) - chunks[0][1]  # the first chunk starts the clock
         return total / (chunks[-1][0] - chunks[0][0]), total + chunks[0][1]
+
+    def interleavings(self):
+        """How often the bytes going upstream switched from one connection to another: a handful
+        when requests go one after the other, many when two connections send at once."""
+        with self.lock:
+            conns = [c for _, _, c in self.chunks]
+        return sum(1 for a, b in zip(conns, conns[1:]) if a != b)
 
 
 def concurrency_phase(args, work, manifest, check, files):
@@ -134,6 +147,48 @@ def concurrency_phase(args, work, manifest, check, files):
     return gw.log_text()
 
 
+def drain_through_relay(gw, repo, relay, files, check, protocol):
+    """The study from storescu to the gateway, then to Orthanc through `relay`: (the relay's
+    rate in bytes/s, the bytes it counted, the study files' size)."""
+    rc, out = harness.storescu(gw.port, files)
+    check(rc == 0, f"storescu (to {protocol}): rc={rc} {out[-300:]}")
+    harness.wait_for(f"the study in Orthanc over {protocol}",
+                     lambda: repo.count_instances() == len(files), 90)
+    rate, total = relay.rate()
+    return rate, total, sum(os.path.getsize(f) for f in files)
+
+
+def stow_default_lanes_phase(args, work, manifest, check, files):
+    """A STOW-RS destination that does not set `concurrency` (two requests in flight by default)
+    under a 2 MiB/s cap: both lanes draw from one bucket, so the bytes reaching the repository
+    (counted by a relay in front of Orthanc's HTTP port) go at the cap, not twice it, and the
+    two connections carry them at the same time."""
+    repo = harness.Orthanc(work, name="repo-stow-cap").start()
+    relay = CountingRelay(repo.http_port)
+    url = repo.dicomweb.replace(f":{repo.http_port}/", f":{relay.port}/")
+    # verify none (the harness's default): no QIDO-RS request after the upload stretches the
+    # relay's clock.
+    gw = harness.Gateway(args.build_dir, work, url, name="dirgw-stow-cap", stable_age="1s",
+                         batch_max=2, verify="none", dest_yaml="    bandwidth: 2MiB\n")
+    gw.start()
+    try:
+        rate, total, size = drain_through_relay(gw, repo, relay, files, check, "STOW-RS")
+        switches = relay.interleavings()
+        log(f"stow-rs, default concurrency ({harness.DEFAULT_STOW_LANES}): {total} bytes at "
+            f"{rate / 1048576:.3f} MiB/s against a cap of {CAP / 1048576:.1f} MiB/s over "
+            f"{relay.connections} connection(s), {switches} switches between them")
+        check(total >= size, f"the study's bytes went through the relay: {total} >= {size}")
+        check(abs(rate - CAP) <= 0.10 * CAP, f"rate within 10 % of the cap: {rate / 1048576:.3f}")
+        check(relay.connections >= 2 and switches >= 10,
+              f"two requests on the wire at once by default: {relay.connections} connections, "
+              f"{switches} switches")
+    finally:
+        gw.stop()
+        relay.close()
+        repo.stop()
+    return gw.log_text()
+
+
 def dimse_cap_phase(args, work, manifest, check, files):
     repo = tds.DicomOrthanc(work).start()
     relay = CountingRelay(repo.dicom_port)
@@ -148,12 +203,7 @@ def dimse_cap_phase(args, work, manifest, check, files):
         f.write(text)
     gw.start()
     try:
-        rc, out = harness.storescu(gw.port, files)
-        check(rc == 0, f"storescu (dimse): rc={rc} {out[-300:]}")
-        harness.wait_for("the study in Orthanc over C-STORE",
-                         lambda: repo.count_instances() == len(files), 90)
-        rate, total = relay.rate()
-        size = sum(os.path.getsize(f) for f in files)
+        rate, total, size = drain_through_relay(gw, repo, relay, files, check, "C-STORE")
         log(f"dimse cap: {total} bytes to the DICOM port at {rate / 1048576:.3f} MiB/s against a "
             f"cap of {CAP / 1048576:.1f} MiB/s (2 lanes; study files {size} bytes)")
         check(total >= size * 0.95, f"the study's bytes went through the relay: {total}")
@@ -264,6 +314,7 @@ def main():
     _, ct_files = harness.synth(args.build_dir, os.path.join(work, "ct"), "CT", 24, seed=81,
                                 patient_index=1, manifest=manifest)
     logs = {"dirgwd-lanes.log": concurrency_phase(args, work, manifest, check, ct_files),
+            "dirgwd-stow-cap.log": stow_default_lanes_phase(args, work, manifest, check, ct_files),
             "dirgwd-dimse-cap.log": dimse_cap_phase(args, work, manifest, check, ct_files),
             "dirgwd-hl7.log": hl7_stat_phase(args, work, manifest, check)}
     phi = harness.scan_for_phi(logs, manifest)

@@ -126,6 +126,21 @@ TEST(SchedulingConfig, ConcurrencyFromOneTo64) {
                "destinations[0].concurrency", 13, "from 1 to 64");
 }
 
+// Unset: two requests in flight for stow-rs (issue 16), one association for dimse; an explicit 1
+// is kept.
+TEST(SchedulingConfig, ConcurrencyDefaultsByType) {
+  auto r = load_string(with("    concurrency: 1\n", ""));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->destinations[0].type, "stow-rs");
+  EXPECT_EQ(r.config->destinations[0].concurrency, kDefaultStowRsConcurrency);
+  EXPECT_EQ(kDefaultStowRsConcurrency, 2);
+  EXPECT_EQ(r.config->destinations[1].type, "dimse");
+  EXPECT_EQ(r.config->destinations[1].concurrency, 1);
+  auto one = load_string(kBase);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one.config->destinations[0].concurrency, 1);
+}
+
 // send_while_receiving (issue 16): a boolean per destination, false unless set.
 TEST(SchedulingConfig, SendWhileReceivingIsABooleanPerDestination) {
   auto plain = load_string(kBase);
