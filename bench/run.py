@@ -37,6 +37,9 @@ from benchlib import harness, log  # noqa: E402
 
 # Requests in flight in the second send_while_receiving run of the end-to-end case.
 SWR_LANES = 2
+# A STOW-RS destination's concurrency when its configuration does not set it
+# (gateway/config/config.h, kDefaultStowRsConcurrency).
+DEFAULT_STOW_LANES = 2
 BATCH = 50  # instances per STOW-RS request: dirgwd's batch.max_instances, and the curl bodies
 RESULTS_DIR = os.path.join(B.HERE, "results")
 
@@ -383,7 +386,7 @@ class Bench:
         n = len(files)
         bodies, ctype = B.build_multipart_bodies(files, BATCH, os.path.join(self.work, "bodies"))
         group = f"2. forward CT {self.label(key)} to Orthanc (STOW-RS, {BATCH}/request)"
-        curl_t, ours_t, router_t, http_orthanc = [], [], [], []
+        curl_t, ours_t, ours2_t, router_t, http_orthanc = [], [], [], [], []
         for i in range(reps):
             # curl -> fresh Orthanc
             w = self.tmp("fwd-curl")
@@ -397,19 +400,24 @@ class Bench:
             finally:
                 o.stop()
                 self.clean(w)
-            # dirgwd -> fresh Orthanc
-            w = self.tmp("fwd-orthanc")
-            o = B.orthanc(w, "repo").start()
-            try:
-                def verify(count, o=o):
-                    if o.count_instances() != count:
-                        raise RuntimeError(f"Orthanc holds {o.count_instances()}, expected {count}")
-                secs, reqs = self.dirgw_forward(key, o.dicomweb, verify)
-                ours_t.append(secs)
-                http_orthanc.append(self.last_forward["http_s"])
-            finally:
-                o.stop()
-                self.clean(w)
+            # dirgwd -> fresh Orthanc: one request at a time, then a STOW-RS destination's
+            # default (two in flight)
+            for lanes, times in ((1, ours_t), (DEFAULT_STOW_LANES, ours2_t)):
+                w = self.tmp(f"fwd-orthanc{lanes}")
+                o = B.orthanc(w, "repo").start()
+                try:
+                    def verify(count, o=o):
+                        if o.count_instances() != count:
+                            raise RuntimeError(f"Orthanc holds {o.count_instances()}, "
+                                               f"expected {count}")
+                    secs, n_requests = self.dirgw_forward(key, o.dicomweb, verify, concurrency=lanes)
+                    times.append(secs)
+                    if lanes == 1:
+                        reqs = n_requests
+                        http_orthanc.append(self.last_forward["http_s"])
+                finally:
+                    o.stop()
+                    self.clean(w)
             # Orthanc as the router: A holds the study (C-STORE), its DICOMweb client sends it to B
             w = self.tmp("fwd-router")
             dest = B.orthanc(w, "repo").start()
@@ -437,20 +445,29 @@ class Bench:
                 dest.stop()
                 self.clean(w)
             log(f"forward rep {i + 1}: curl {curl_t[-1]:.2f}s, dirgwd {ours_t[-1]:.2f}s "
-                f"({reqs} requests), Orthanc router "
+                f"({reqs} requests), with {DEFAULT_STOW_LANES} in flight {ours2_t[-1]:.2f}s, "
+                f"Orthanc router "
                 f"{f'{router_t[-1]:.2f}s' if len(router_t) == i + 1 else 'failed'}")
         mb = self.mb(key)
         self.res.add(group, "curl -> Orthanc (baseline)", "inst/s", [n / s for s in curl_t],
                      [mb / s for s in curl_t])
         self.res.add(group, "Orthanc router -> Orthanc", "inst/s", [n / s for s in router_t],
                      [mb / s for s in router_t])
-        self.res.add(group, "dirgwd -> Orthanc", "inst/s", [n / s for s in ours_t],
+        self.res.add(group, "dirgwd -> Orthanc, concurrency 1", "inst/s", [n / s for s in ours_t],
                      [mb / s for s in ours_t], baseline="curl -> Orthanc (baseline)",
                      target=TARGETS["fwd_orthanc"])
-        self.res.add(group, "dirgwd -> Orthanc, vs router", "inst/s", [n / s for s in ours_t],
+        self.res.add(group, "dirgwd -> Orthanc, concurrency 1, vs router", "inst/s",
+                     [n / s for s in ours_t],
                      [mb / s for s in ours_t], baseline="Orthanc router -> Orthanc")
-        self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
-        self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_orthanc, better="lower")
+        # The default for a STOW-RS destination (config: kDefaultStowRsConcurrency).
+        lanes = f"dirgwd -> Orthanc, concurrency {DEFAULT_STOW_LANES} (default)"
+        self.res.add(group, lanes, "inst/s", [n / s for s in ours2_t], [mb / s for s in ours2_t],
+                     baseline="curl -> Orthanc (baseline)", target=TARGETS["fwd_orthanc"])
+        self.res.add(group, lanes + ", vs router", "inst/s", [n / s for s in ours2_t],
+                     [mb / s for s in ours2_t], baseline="Orthanc router -> Orthanc")
+        self.res.add(group, "(info) dirgwd, concurrency 1: forward time", "s", ours_t, better="lower")
+        self.res.add(group, "(info) dirgwd, concurrency 1: of which in HTTP", "s", http_orthanc,
+                     better="lower")
 
         # null sink
         group = f"2. forward CT {self.label(key)} to a null sink (nginx, {BATCH}/request)"
@@ -492,7 +509,7 @@ class Bench:
                      [mb / s for s in ours_t], baseline="curl -> sink (baseline)",
                      target=TARGETS["fwd_sink"])
         self.res.add(group, "(info) curl: sum of request times", "s", curl_t, better="lower")
-        self.res.add(group, "(info) dirgwd: forward time", "s", ours_t, better="lower")
+        self.res.add(group, "(info) dirgwd, concurrency 1: forward time", "s", ours_t, better="lower")
         self.res.add(group, "(info) dirgwd: of which in HTTP", "s", http_sink, better="lower")
         self.res.add(group, "(info) dirgwd: between requests, per batch", "ms", between,
                      better="lower")
