@@ -591,12 +591,14 @@ class Bench:
             log(f"e2e rep {i + 1}: dirgwd {ours[-1]:.2f}s, send_while_receiving {swr[-1]:.2f}s "
                 f"(concurrency {SWR_LANES}: {swr2[-1]:.2f}s), Orthanc router {router_t[-1]:.2f}s")
         self.res.add(group, "Orthanc router (StableAge 1) (baseline)", "s", router_t, better="lower")
-        self.res.add(group, "dirgwd (stable_age 1s)", "s", ours, better="lower",
+        self.res.add(group, "dirgwd (stable_age 1s, concurrency 1)", "s", ours, better="lower",
                      baseline="Orthanc router (StableAge 1) (baseline)", target=TARGETS["e2e"])
-        self.res.add(group, "dirgwd send_while_receiving (stable_age 1s)", "s", swr,
+        self.res.add(group, "dirgwd send_while_receiving, concurrency 1", "s", swr,
                      better="lower", baseline="Orthanc router (StableAge 1) (baseline)",
                      target=TARGETS["e2e_swr"])
-        self.res.add(group, f"dirgwd send_while_receiving, concurrency {SWR_LANES}", "s", swr2,
+        default = " (default)" if SWR_LANES == DEFAULT_STOW_LANES else ""
+        self.res.add(group, f"dirgwd send_while_receiving, concurrency {SWR_LANES}{default}", "s",
+                     swr2,
                      better="lower", baseline="Orthanc router (StableAge 1) (baseline)",
                      target=TARGETS["e2e_swr"])
         for key, name in (("ingest", "(info) dirgwd: C-STOREs (storescu)"),
