@@ -624,7 +624,9 @@ class Bench:
             for i in range(reps):
                 w = self.tmp("mem")
                 dest = B.orthanc(w, "repo").start()
-                gw = B.BenchGateway(self.build, w, dest.dicomweb, stable_age="1s", batch=BATCH).start()
+                # A STOW-RS destination's default: two requests in flight, two bodies streaming.
+                gw = B.BenchGateway(self.build, w, dest.dicomweb, stable_age="1s", batch=BATCH,
+                                    concurrency=DEFAULT_STOW_LANES).start()
                 watch = B.LogWatch(gw.log_path)
                 try:
                     watch.skip_existing()
