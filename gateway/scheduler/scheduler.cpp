@@ -231,14 +231,15 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& pr
     r.next = *due;
     return std::nullopt;
   }
-  if (circuit_ == Circuit::kHalfOpen) {
+  if (circuit_ == Circuit::kHalfOpen || resume_one_first_) {
     if (probe_in_flight_) {
       // A sibling lane wakes us when its probe has an answer; look again soon in any case.
       r.next = now + std::chrono::seconds(1);
       return std::nullopt;
     }
     probe_in_flight_ = probing = true;
-    return 1;  // a probe risks one instance
+    if (circuit_ == Circuit::kHalfOpen) return 1;  // a probe risks one instance
+    // else the first request after a hold: a whole batch; after_request ends the wait.
   }
   return destination_.batch_max_instances;
 }
@@ -348,9 +349,14 @@ void Forwarder::after_request(const senders::Outcome& outcome, std::size_t insta
   // repository said when, with jitter added (Backoff::after_retry_after). A 429 is a repository
   // that answers: it throttles, it is not down, so it does not count towards the circuit.
   const bool throttled = outcome.http_status == 429;
-  if (outcome.retry_after && whole_failure) {
+  {
     std::lock_guard lock(status_mutex_);
-    held_until_ = std::max(held_until_, from_epoch_ms(retry_at));
+    if (outcome.retry_after && whole_failure) {
+      held_until_ = std::max(held_until_, from_epoch_ms(retry_at));
+      resume_one_first_ = destination_.concurrency > 1;
+    } else {
+      resume_one_first_ = false;  // an answer that holds nothing: the lanes go together again
+    }
   }
   pace(outcome, whole_failure, after, retry_at);
   if (!throttled) on_request_result(whole_failure, after, outcome.auth_failed);

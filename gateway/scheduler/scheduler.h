@@ -144,7 +144,8 @@ class Forwarder {
   void on_request_result(bool whole_failure, TimePoint now, bool auth_failed = false);
   // The circuit's say on the next batch: how many instances (a half-open probe risks one, and
   // only one lane probes: `probing` is set for it), or none while it is open (r.next: when it
-  // may probe) or while another lane's probe is out (a sibling wakes us when it ends).
+  // may probe) or while another lane's probe is out (a sibling wakes us when it ends). After a
+  // Retry-After hold the first lane to go is such a probe too, with a whole batch.
   std::optional<int> batch_limit(TimePoint now, StepResult& r, bool& probing);
   // Picks the due batch and marks it in flight (catalog::DeliveryLedger::begin_send), or says
   // why not through r: one lane at a time, so two lanes never pick the same instances.
@@ -208,7 +209,11 @@ class Forwarder {
   TimePoint open_until_{};
   Millis cooldown_{0};
   TimePoint held_until_{};  // a Retry-After answer: no lane sends before then
-  Pacer pacer_;             // under status_mutex_: self-pacing after a 429/503
+  // After a Retry-After hold, with several lanes: one lane's request goes first and the others
+  // wait for its answer (the probe's mechanism, with a whole batch), so that the lanes do not
+  // all come back at once to a repository that is still throttling.
+  bool resume_one_first_ = false;
+  Pacer pacer_;  // under status_mutex_: self-pacing after a 429/503
   int consecutive_failures_ = 0;
   bool auth_failed_ = false;
   std::deque<std::pair<TimePoint, int>> recent_sent_;  // for the current rate

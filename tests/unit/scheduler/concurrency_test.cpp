@@ -38,7 +38,8 @@ class GatedSender final : public senders::Sender {
     --in_flight_;
     senders::Outcome o;
     o.kind = fail_ ? senders::OutcomeKind::kRetry : senders::OutcomeKind::kOk;
-    o.http_status = fail_ ? 503 : 200;
+    o.http_status = fail_ ? (throttle_ ? 429 : 503) : 200;
+    if (fail_ && throttle_) o.retry_after = std::chrono::seconds(1);
     for (const auto& i : batch)
       o.instances.push_back(
           {i.sop_instance_uid,
@@ -64,6 +65,11 @@ class GatedSender final : public senders::Sender {
     std::lock_guard lock(mutex_);
     fail_ = f;
   }
+  // Failing requests are answered 429 with Retry-After: 1 instead of 503.
+  void set_throttle(bool t) {
+    std::lock_guard lock(mutex_);
+    throttle_ = t;
+  }
   int in_flight() {
     std::lock_guard lock(mutex_);
     return in_flight_;
@@ -84,7 +90,7 @@ class GatedSender final : public senders::Sender {
  private:
   std::mutex mutex_;
   std::condition_variable cv_;
-  bool open_ = false, fail_ = false;
+  bool open_ = false, fail_ = false, throttle_ = false;
   int released_ = 0, in_flight_ = 0, max_in_flight_ = 0, requests_ = 0;
   std::map<std::string, int> times_sent_;
 };
@@ -171,6 +177,37 @@ TEST_F(ConcurrencyTest, OneProbeAtATimeWhileHalfOpen) {
   EXPECT_EQ(delivered(), 1);
   for (const auto& [uid, times] : gated_.times_sent())
     EXPECT_LE(times, 2) << uid;  // the two of the failed request went again, the rest once
+}
+
+// After a 429 with Retry-After, one lane goes first when the hold ends and the others wait for
+// its answer: lanes that all came back at once would all be refused again by a repository that
+// still throttles (test_many_gateways counts the 429s).
+TEST_F(ConcurrencyTest, OneLaneFirstAfterARetryAfterHold) {
+  dest_.batch_max_instances = 2;
+  make_forwarder();
+  for (int i = 1; i <= 8; ++i) receive("1.2.9", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  gated_.set_fail(true);
+  gated_.set_throttle(true);
+  gated_.release_one();
+  EXPECT_EQ(forwarder_->step().retry, 2);                     // 429, Retry-After: 1
+  EXPECT_FALSE(forwarder_->step().did_work);                  // held: no lane sends
+  EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);  // throttled, not down
+  clock_.advance(seconds(30));
+  gated_.set_fail(false);
+  std::thread first([this] { forwarder_->step(); });
+  ASSERT_TRUE(gated_.wait_in_flight(1));
+  std::vector<std::thread> siblings;
+  for (int lane = 0; lane < 2; ++lane) siblings.emplace_back([this] { forwarder_->step(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(gated_.in_flight(), 1);  // the siblings wait for the first request's answer
+  EXPECT_EQ(gated_.requests(), 2);
+  gated_.open();
+  first.join();
+  for (auto& t : siblings) t.join();
+  run_lanes(3);
+  join();
+  EXPECT_EQ(delivered(), 1);
 }
 
 // A withdrawal still waits only for requests on the wire, and stops what is not: with three
