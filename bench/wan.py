@@ -13,7 +13,8 @@ Subjects, on the same link in the same run, each sending the same instances:
 - plain TCP upload: one curl POST of the whole study as one multipart body, one connection (the
   baseline: what one TCP connection gets out of this link);
 - curl x4: the study in bodies of 50, four curl processes at once, one connection each;
-- dirgwd with concurrency 1 and 4 (one and four STOW-RS requests in flight), 50 per request;
+- dirgwd with concurrency 1, 2 (a STOW-RS destination's default) and 4 requests in flight, 50
+  per request;
 - Orthanc as a router: its DICOMweb client sends the study (held beforehand) in one request.
 """
 
@@ -31,6 +32,10 @@ LINKS = (("100 Mbit/s, 50 ms RTT", "100mbit", 100e6, 50),
          ("1 Gbit/s, 10 ms RTT", "1gbit", 1e9, 10))
 TARGET_VS_TCP = 0.95   # dirgwd >= 95% of a plain single-connection TCP upload on the same link
 TARGET_VS_ROUTER = 1.0  # and ahead of Orthanc as a router
+# Requests in flight per dirgwd run; DEFAULT_LANES is a STOW-RS destination's default
+# (gateway/config/config.h, kDefaultStowRsConcurrency).
+DEFAULT_LANES = 2
+LANES = (1, DEFAULT_LANES, 4)
 
 
 def _run(args):
@@ -182,7 +187,7 @@ def case_wan(bench, batch, post_json):
         for label, rate, bits, rtt in LINKS:
             group = f"6. WAN {label}: forward CT {bench.label(key)} to a null sink"
             link = Link(w, sink.port, rate, rtt).start()
-            t = {"plain": [], "curl4": [], "c1": [], "c4": [], "router": []}
+            t = {"plain": [], "curl4": [], "c1": [], "c2": [], "c4": [], "router": []}
             between = []  # concurrency 1: ms per batch outside its HTTP request
             try:
                 measured_rtt = link.rtt()
@@ -195,7 +200,7 @@ def case_wan(bench, batch, post_json):
                     t["curl4"].append(_curl_parallel(sink.url + "/studies", B.split(bodies, 4),
                                                      ctype50))
                     check_sink("curl x4")
-                    for c in (1, 4):
+                    for c in LANES:
                         secs, _ = bench.dirgw_forward(key, sink.url,
                                                       lambda _n: check_sink(f"dirgwd x{c}"),
                                                       concurrency=c)
@@ -220,8 +225,8 @@ def case_wan(bench, batch, post_json):
                 [mb / s for s in t["curl4"]], baseline=base)
             add(group, rbase, "inst/s", [n / s for s in t["router"]], [mb / s for s in t["router"]],
                 baseline=base)
-            for c in (1, 4):
-                name = f"dirgwd, concurrency {c}"
+            for c in LANES:
+                name = f"dirgwd, concurrency {c}" + (" (default)" if c == DEFAULT_LANES else "")
                 add(group, name, "inst/s", [n / s for s in t[f"c{c}"]],
                     [mb / s for s in t[f"c{c}"]], baseline=base, target=TARGET_VS_TCP)
                 add(group, f"{name}, vs router", "inst/s", [n / s for s in t[f"c{c}"]],
