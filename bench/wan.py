@@ -32,9 +32,8 @@ LINKS = (("100 Mbit/s, 50 ms RTT", "100mbit", 100e6, 50),
          ("1 Gbit/s, 10 ms RTT", "1gbit", 1e9, 10))
 TARGET_VS_TCP = 0.95   # dirgwd >= 95% of a plain single-connection TCP upload on the same link
 TARGET_VS_ROUTER = 1.0  # and ahead of Orthanc as a router
-# Requests in flight per dirgwd run; DEFAULT_LANES is a STOW-RS destination's default
-# (gateway/config/config.h, kDefaultStowRsConcurrency).
-DEFAULT_LANES = 2
+# Requests in flight per dirgwd run; DEFAULT_LANES is a STOW-RS destination's default.
+DEFAULT_LANES = harness.DEFAULT_STOW_LANES
 LANES = (1, DEFAULT_LANES, 4)
 
 

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     const auto size = std::filesystem::file_size(f, size_error);
     std::vector<char> data(size_error ? 0 : size);
     std::ifstream in(f, std::ios::binary);
-    if (!in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
+    if (size_error || !in.read(data.data(), static_cast<std::streamsize>(data.size()))) {
       std::fprintf(stderr, "replay: %s: cannot read\n", f.c_str());
       return 2;
     }

@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,9 +30,20 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.dirname(os.path.dirname(HERE))
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-# Requests in flight to a STOW-RS destination whose configuration does not set `concurrency`
-# (gateway/config/config.h, kDefaultStowRsConcurrency).
-DEFAULT_STOW_LANES = 2
+
+
+def _default_stow_lanes():
+    """kDefaultStowRsConcurrency, read from gateway/config/config.h so that the tests and the
+    bench cannot drift from the gateway's default."""
+    with open(os.path.join(SOURCE_DIR, "gateway/config/config.h")) as f:
+        m = re.search(r"kDefaultStowRsConcurrency = (\d+);", f.read())
+    if not m:
+        raise RuntimeError("kDefaultStowRsConcurrency not found in gateway/config/config.h")
+    return int(m.group(1))
+
+
+# Requests in flight to a STOW-RS destination whose configuration does not set `concurrency`.
+DEFAULT_STOW_LANES = _default_stow_lanes()
 
 _started = []
 
