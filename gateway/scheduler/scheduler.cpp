@@ -159,6 +159,7 @@ ForwarderStatus Forwarder::status() const {
     st.rate_per_s = sent / 60.0;
     st.auth_failed = auth_failed_;
     if (now < held_until_) st.held_until = held_until_;
+    if (destination_.concurrency > 1 && now < one_lane_until_) st.one_lane_until = one_lane_until_;
     st.paced_rate = pacer_.rate(now);
   }
   st.scheduled = schedule_.windows.has_value();
@@ -231,7 +232,7 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& pr
     r.next = *due;
     return std::nullopt;
   }
-  if (circuit_ == Circuit::kHalfOpen || resume_one_first_) {
+  if (circuit_ == Circuit::kHalfOpen || (destination_.concurrency > 1 && now < one_lane_until_)) {
     if (probe_in_flight_) {
       // A sibling lane wakes us when its probe has an answer; look again soon in any case.
       r.next = now + std::chrono::seconds(1);
@@ -239,7 +240,8 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& pr
     }
     probe_in_flight_ = probing = true;
     if (circuit_ == Circuit::kHalfOpen) return 1;  // a probe risks one instance
-    // else the first request after a hold: a whole batch; after_request ends the wait.
+    // else throttled lately: one request at a time, a whole batch; the other lanes wait for
+    // its answer.
   }
   return destination_.batch_max_instances;
 }
@@ -349,15 +351,22 @@ void Forwarder::after_request(const senders::Outcome& outcome, std::size_t insta
   // repository said when, with jitter added (Backoff::after_retry_after). A 429 is a repository
   // that answers: it throttles, it is not down, so it does not count towards the circuit.
   const bool throttled = outcome.http_status == 429;
+  bool to_one_lane = false;
   {
     std::lock_guard lock(status_mutex_);
-    if (outcome.retry_after && whole_failure) {
+    if (outcome.retry_after && whole_failure)
       held_until_ = std::max(held_until_, from_epoch_ms(retry_at));
-      resume_one_first_ = destination_.concurrency > 1;
-    } else {
-      resume_one_first_ = false;  // an answer that holds nothing: the lanes go together again
+    if (whole_failure && (throttled || outcome.retry_after) && destination_.concurrency > 1) {
+      to_one_lane = after >= one_lane_until_;
+      one_lane_until_ =
+          std::max(one_lane_until_, std::max(held_until_, after) + kOneLaneAfterThrottle);
     }
   }
+  if (to_one_lane)
+    log::info("destination throttled: one request at a time until a minute passes without it",
+              {{"destination", destination_.name},
+               {"http_status", std::to_string(outcome.http_status)},
+               {"concurrency", std::to_string(destination_.concurrency)}});
   pace(outcome, whole_failure, after, retry_at);
   if (!throttled) on_request_result(whole_failure, after, outcome.auth_failed);
   if (metrics_ != nullptr) {

@@ -98,6 +98,12 @@ struct ForwardSchedule {
 enum class Circuit { kClosed, kOpen, kHalfOpen };
 std::string_view to_string(Circuit c);
 
+// After a throttled answer (a 429, or a whole request answered with Retry-After), a destination
+// with several lanes sends one request at a time for this long after the last such answer (or
+// after the hold it asked for, if that ends later): behind a repository that rate-limits many
+// gateways, two lanes each would take shares of its rate less evenly (docs/scheduling.md).
+inline constexpr std::chrono::seconds kOneLaneAfterThrottle{60};
+
 struct ForwarderStatus {
   std::string name;
   Circuit circuit = Circuit::kClosed;
@@ -107,7 +113,9 @@ struct ForwarderStatus {
   bool auth_failed = false;  // the last request failed authentication (401/403, no token)
   std::optional<TimePoint> held_until;  // the repository asked to wait (Retry-After) until then
   std::optional<double> paced_rate;     // requests/s allowed after throttling; none: not pacing
-  bool scheduled = false;               // has upload windows
+  // Throttled lately (429, or Retry-After) with concurrency > 1: one request at a time until then.
+  std::optional<TimePoint> one_lane_until;
+  bool scheduled = false;  // has upload windows
   bool window_open = true;
   std::optional<TimePoint> next_open;  // when closed: when the next window opens
   bool stat_bypass = true;
@@ -209,10 +217,11 @@ class Forwarder {
   TimePoint open_until_{};
   Millis cooldown_{0};
   TimePoint held_until_{};  // a Retry-After answer: no lane sends before then
-  // After a Retry-After hold, with several lanes: one lane's request goes first and the others
-  // wait for its answer (the probe's mechanism, with a whole batch), so that the lanes do not
-  // all come back at once to a repository that is still throttling.
-  bool resume_one_first_ = false;
+  // Throttled (a 429, or a whole request answered with Retry-After), with several lanes: one
+  // request at a time until then (kOneLaneAfterThrottle after the last such answer), the others
+  // waiting for its answer (the probe's mechanism, with a whole batch). The lanes neither come
+  // back at once when a hold ends nor take a double share of a repository that keeps throttling.
+  TimePoint one_lane_until_{};
   Pacer pacer_;  // under status_mutex_: self-pacing after a 429/503
   int consecutive_failures_ = 0;
   bool auth_failed_ = false;

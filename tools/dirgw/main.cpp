@@ -276,6 +276,9 @@ void print_status(const json& r) {
     if (d.contains("retry_after_until") && !d["retry_after_until"].is_null())
       std::printf("  retry-after:  the repository asked to wait; nothing goes before %s\n",
                   str(d, "retry_after_until").c_str());
+    if (d.contains("one_request_at_a_time_until") && !d["one_request_at_a_time_until"].is_null())
+      std::printf("  throttled:    one request at a time (of %s) until %s\n",
+                  str(d, "concurrency").c_str(), str(d, "one_request_at_a_time_until").c_str());
     if (d.contains("paced_requests_per_s") && !d["paced_requests_per_s"].is_null())
       std::printf("  pacing:       throttled lately: at most %.2f requests/s (self-pacing)\n",
                   d["paced_requests_per_s"].get<double>());

@@ -105,7 +105,11 @@ json destination_json(const config::Destination& cfg, const catalog::Destination
       // The repository asked to wait (429/503 Retry-After): nothing goes before then.
       {"retry_after_until", c.held_until ? json(format_utc(*c.held_until)) : json(nullptr)},
       // Throttled lately: the request rate the gateway allows itself (self-pacing); null: none.
-      {"paced_requests_per_s", c.paced_rate ? json(*c.paced_rate) : json(nullptr)}};
+      {"paced_requests_per_s", c.paced_rate ? json(*c.paced_rate) : json(nullptr)},
+      {"concurrency", cfg.concurrency},
+      // Throttled lately with several lanes: one request at a time until then; null: all lanes.
+      {"one_request_at_a_time_until",
+       c.one_lane_until ? json(format_utc(*c.one_lane_until)) : json(nullptr)}};
   if (cfg.require_report.enabled)
     out["require_report"] = {{"max_wait", config::format_duration(cfg.require_report.max_wait)},
                              {"waiting_for_report", d.waiting_report},

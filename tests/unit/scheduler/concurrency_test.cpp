@@ -56,6 +56,10 @@ class GatedSender final : public senders::Sender {
     open_ = true;
     cv_.notify_all();
   }
+  void close() {
+    std::lock_guard lock(mutex_);
+    open_ = false;
+  }
   void release_one() {
     std::lock_guard lock(mutex_);
     ++released_;
@@ -179,13 +183,15 @@ TEST_F(ConcurrencyTest, OneProbeAtATimeWhileHalfOpen) {
     EXPECT_LE(times, 2) << uid;  // the two of the failed request went again, the rest once
 }
 
-// After a 429 with Retry-After, one lane goes first when the hold ends and the others wait for
-// its answer: lanes that all came back at once would all be refused again by a repository that
-// still throttles (test_many_gateways counts the 429s).
-TEST_F(ConcurrencyTest, OneLaneFirstAfterARetryAfterHold) {
+// After a 429 with Retry-After, the destination sends one request at a time for
+// kOneLaneAfterThrottle: when the hold ends one lane goes and the others wait for its answer,
+// and they keep waiting after it succeeds (a repository that throttles many gateways would
+// otherwise see this one's lanes take a double share, test_many_gateways); after the minute
+// the lanes go together again.
+TEST_F(ConcurrencyTest, OneRequestAtATimeForAMinuteAfterThrottling) {
   dest_.batch_max_instances = 2;
   make_forwarder();
-  for (int i = 1; i <= 8; ++i) receive("1.2.9", i);
+  for (int i = 1; i <= 16; ++i) receive("1.2.9", i);
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   gated_.set_fail(true);
   gated_.set_throttle(true);
@@ -193,19 +199,30 @@ TEST_F(ConcurrencyTest, OneLaneFirstAfterARetryAfterHold) {
   EXPECT_EQ(forwarder_->step().retry, 2);                     // 429, Retry-After: 1
   EXPECT_FALSE(forwarder_->step().did_work);                  // held: no lane sends
   EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);  // throttled, not down
-  clock_.advance(seconds(30));
+  ASSERT_TRUE(forwarder_->status().one_lane_until.has_value());
+  clock_.advance(seconds(5));  // the hold is over, the minute is not
   gated_.set_fail(false);
-  std::thread first([this] { forwarder_->step(); });
-  ASSERT_TRUE(gated_.wait_in_flight(1));
-  std::vector<std::thread> siblings;
-  for (int lane = 0; lane < 2; ++lane) siblings.emplace_back([this] { forwarder_->step(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(gated_.in_flight(), 1);  // the siblings wait for the first request's answer
-  EXPECT_EQ(gated_.requests(), 2);
-  gated_.open();
-  first.join();
-  for (auto& t : siblings) t.join();
+  const auto one_request_then_siblings = [this](int requests_before) {
+    std::thread first([this] { forwarder_->step(); });
+    EXPECT_TRUE(gated_.wait_in_flight(1));
+    std::vector<std::thread> siblings;
+    for (int lane = 0; lane < 2; ++lane) siblings.emplace_back([this] { forwarder_->step(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(gated_.in_flight(), 1);  // the siblings wait for the first request's answer
+    EXPECT_EQ(gated_.requests(), requests_before + 1);
+    gated_.open();
+    first.join();
+    for (auto& t : siblings) t.join();
+    gated_.close();
+  };
+  one_request_then_siblings(1);  // the first request after the hold
+  const int after_first = gated_.requests();
+  one_request_then_siblings(after_first);  // after a success, still one at a time
+  clock_.advance(kOneLaneAfterThrottle);   // no throttled answer for a minute
+  EXPECT_FALSE(forwarder_->status().one_lane_until.has_value());
   run_lanes(3);
+  EXPECT_TRUE(gated_.wait_in_flight(3));  // the three lanes go together again
+  gated_.open();
   join();
   EXPECT_EQ(delivered(), 1);
 }
