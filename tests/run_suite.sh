@@ -3,13 +3,17 @@
 #
 #   tests/run_suite.sh BUILD_DIR [JOBS]
 #
-# Two lanes side by side, after building what the integration tests run (the target
-# dirgw_integration_deps: dirgwd, the CLI, the study generator, the DIMSE test driver):
-#   integration  ctest -L integration, JOBS at a time, in the foreground.
-#   background   at nice 19, in whatever CPU the integration tests leave: build the unit tests,
-#                run them (-L unit), build the fuzz targets with clang and run them (-L fuzz),
-#                each JOBS at a time. Its output goes to BUILD_DIR/background.log and is printed
-#                when the integration lane ends; a failure is announced at once.
+# Two lanes side by side:
+#   integration  in the foreground: build what the integration tests run (the target
+#                dirgw_integration_deps: dirgwd, the CLI, the study generator, the DIMSE test
+#                driver), then ctest -L integration, JOBS at a time.
+#   background   at nice 19, in whatever CPU the foreground leaves: build the fuzz targets with
+#                clang (a build directory of their own, so from the start: the end of the
+#                foreground's build links one program at a time and left a core idle for about
+#                80 s), then, once the foreground's build is done, build the unit tests, run them
+#                (-L unit) and run the fuzz targets (-L fuzz), each JOBS at a time. Its output
+#                goes to BUILD_DIR/background.log and is printed when the integration lane ends;
+#                a failure is announced at once.
 # Measured in clean clones (2026-12-04): on a shared, busy machine the integration tests' ASan
 # processes, Orthanc and the package test's build took most of both CPUs, the background lane
 # ended a few minutes after the integration lane, and the whole took 27.1-29.7 min (29.6 with
@@ -24,19 +28,31 @@ if [ "${1:-}" = --background ]; then
   # The background lane (below: nice 19, a process group of its own, fd 3 the caller's stderr).
   BUILD=${2:?}
   JOBS=${3:?}
+  CALLER=${4:?}
   # setsid gave this lane a session of its own, and with the kernel's autogroup scheduling
   # (sched_autogroup_enabled, on in Debian's kernels) a session is one scheduling group: nice 19
   # then only ranks this lane's processes among themselves, and the lane as a whole gets as much
   # CPU as the integration tests. The group's own nice value makes it yield to them.
   echo 19 2> /dev/null > /proc/self/autogroup || true
   started=$(date +%s)
+  DEPS_BUILT="$BUILD/.run_suite-deps-built"
   lane() {
     set -e
+    # The clang build has a directory of its own (BUILD/fuzz-clang), so it starts beside the
+    # build of what the integration tests run; the unit tests share that build's tree and wait
+    # for it (the caller creates $DEPS_BUILT once it is done).
+    echo "== fuzz targets: clang build"
+    (cd "$BUILD" && JOBS=$JOBS ctest --output-on-failure --timeout 1200 -L fuzz -R '^fuzz_build$')
+    echo "== waiting for the build of what the integration tests run"
+    while [ ! -e "$DEPS_BUILT" ]; do
+      kill -0 "$CALLER" 2> /dev/null || { echo "run_suite: the caller is gone"; exit 1; }
+      sleep 1
+    done
     echo "== unit tests: build"
     cmake --build "$BUILD" -j"$JOBS"
     echo "== unit tests: run"
     (cd "$BUILD" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L unit)
-    echo "== fuzz targets: clang build and runs"
+    echo "== fuzz targets: runs"
     (cd "$BUILD" && JOBS=$JOBS ctest --output-on-failure --timeout 1200 -j"$JOBS" -L fuzz)
   }
   (lane)
@@ -53,20 +69,27 @@ LOG="$BUILD/background.log"
 
 say() { echo "run_suite: $*"; }
 
-say "building what the integration tests run (-j$JOBS)"
-cmake --build "$BUILD" -j"$JOBS" --target dirgw_integration_deps || exit 1
-
 started=$(date +%s)
+rm -f "$BUILD/.run_suite-deps-built"
 # setsid: its own process group, so that an interrupt can stop all of it (a background job of a
 # script ignores SIGINT).
-setsid nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" "$JOBS" 3>&2 > "$LOG" 2>&1 &
+setsid nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" "$JOBS" $$ 3>&2 > "$LOG" 2>&1 &
 bg_pid=$!
 trap 'kill -TERM -- -"$bg_pid" 2> /dev/null; exit 130' INT TERM
+say "the fuzz targets' clang build in the background ($LOG)"
+
+say "building what the integration tests run (-j$JOBS)"
+if ! cmake --build "$BUILD" -j"$JOBS" --target dirgw_integration_deps; then
+  kill -TERM -- -"$bg_pid" 2> /dev/null
+  exit 1
+fi
+touch "$BUILD/.run_suite-deps-built"
+say "built after $(($(date +%s) - started)) s"
 
 say "integration tests, $JOBS at a time; unit build and tests, fuzz in the background ($LOG)"
 (cd "$BUILD/tests/integration" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L integration)
 integration_rc=$?
-say "integration lane done after $(($(date +%s) - started)) s (exit $integration_rc)"
+say "integration lane done after $(($(date +%s) - started)) s, the build included (exit $integration_rc)"
 
 if kill -0 "$bg_pid" 2> /dev/null; then
   say "waiting for the background lane"
