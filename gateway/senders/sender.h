@@ -122,6 +122,10 @@ struct StowRsOptions {
   // from, shared with other senders: its destination's cap and the gateway-wide cap. The body is
   // paced in libcurl's read callback (docs/scheduling.md).
   std::vector<std::shared_ptr<scheduler::TokenBucket>> bandwidth_buckets;
+  // How the pacing waits for the buckets (scheduler::Sleeper). Empty: really sleep. Tests whose
+  // buckets run on a FakeClock pass one that advances it, so a paced upload runs on simulated
+  // time and its rate does not depend on how busy the machine is.
+  std::function<void(std::chrono::microseconds)> pacing_sleep;
   // Sets "Authorization: Bearer <token>" on every request; takes precedence over
   // bearer_token_file. A 401/403 invalidates the token and is retried, not permanent.
   std::shared_ptr<TokenProvider> token_provider;

@@ -1,11 +1,16 @@
-// Bandwidth caps on real uploads to the fake repository. These run on the real clock (libcurl
-// and the socket do): they are kept short (about 2 s each) and their bounds tolerant.
+// Bandwidth caps on real uploads to the fake repository: the body goes through libcurl's read
+// callback and the shared buckets. The buckets' arithmetic has its own tests on simulated time
+// (scheduler/bandwidth_test.cpp); here the pacing of a real upload runs on simulated time too
+// (StowRsOptions::pacing_sleep advances a FakeClock), so its rate is exact however busy the
+// machine is. Only the two-destination test runs on the real clock, and asserts only what load
+// cannot break: that together they stay under the gateway's cap.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
 #include "fake_http_server.h"
+#include "fakes/fake_clock.h"
 #include "scheduler/bandwidth.h"
 #include "senders/sender.h"
 #include "test_files.h"
@@ -13,6 +18,7 @@
 namespace dirgw::senders {
 namespace {
 
+using dirgw::testing::FakeClock;
 using dirgw::testing::FakeHttpServer;
 using dirgw::testing::HttpRequest;
 using dirgw::testing::HttpResponse;
@@ -66,29 +72,80 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-TEST(ThrottledUpload, StaysWithinTenPercentOfTheCap) {
+// The upload's sleeps advance the bucket's FakeClock: the simulated time the upload took is the
+// time the pacing made it wait.
+struct SimulatedPacing {
+  FakeClock clock;
+  std::chrono::microseconds slept{0};
+  int sleeps = 0;
+  std::function<void(std::chrono::microseconds)> sleeper() {
+    return [this](std::chrono::microseconds d) {
+      EXPECT_GT(d.count(), 0);
+      EXPECT_LE(d, 100ms);  // short steps, so a rate change is noticed soon
+      slept += d;
+      ++sleeps;
+      clock.advance(d);
+    };
+  }
+  double seconds() const { return std::chrono::duration<double>(slept).count(); }
+};
+
+TEST(ThrottledUpload, PacesTheBodyAtTheCap) {
   TempDir dir;
   FakeHttpServer server(accept_parts);
-  SystemClock clock;
-  const std::uint64_t cap = 2 * kMiB;
-  auto destination = std::make_shared<scheduler::TokenBucket>(clock, cap, 64 * 1024);
+  SimulatedPacing pacing;
+  const std::uint64_t cap = 2 * kMiB, burst = 64 * 1024;
+  auto destination = std::make_shared<scheduler::TokenBucket>(pacing.clock, cap, burst);
   auto opts = throttled_options_for(server.url());
   opts.bandwidth_buckets = {destination};
+  opts.pacing_sleep = pacing.sleeper();
   auto sender = make_stow_rs_sender(opts);
 
-  auto batch = study(dir, "1.2.20.", 4, kMiB);  // 4 MiB: about 2 s at the cap
-  auto started = std::chrono::steady_clock::now();
-  Outcome o = sender->send(batch);
-  double elapsed = seconds_since(started);
+  Outcome o = sender->send(study(dir, "1.2.20.", 4, kMiB));  // 4 MiB: 2 s at the cap
   ASSERT_EQ(o.kind, OutcomeKind::kOk) << o.message;
-  double rate = static_cast<double>(o.bytes_sent) / elapsed;
-  EXPECT_LE(rate, 1.10 * static_cast<double>(cap)) << rate / kMiB << " MiB/s";
-  // Not so slow that the cap is all we measured (a shared, sanitized build is slow, so loose).
-  EXPECT_GE(rate, 0.70 * static_cast<double>(cap)) << rate / kMiB << " MiB/s";
-  EXPECT_LT(elapsed, 4.0);
+  ASSERT_GT(o.bytes_sent, 4 * kMiB);
+  // Every byte but the first burst waited for its tokens, and no longer: the upload took
+  // (body - burst) / cap of simulated time, to within the microsecond rounding of each sleep.
+  double expected = static_cast<double>(o.bytes_sent - burst) / static_cast<double>(cap);
+  EXPECT_NEAR(pacing.seconds(), expected, 0.01 * expected) << pacing.sleeps << " sleeps";
+  double rate = static_cast<double>(o.bytes_sent) / pacing.seconds();
+  EXPECT_LE(rate, 1.02 * static_cast<double>(cap)) << rate / kMiB << " MiB/s";
+  EXPECT_GE(rate, 0.99 * static_cast<double>(cap)) << rate / kMiB << " MiB/s";
+}
+
+TEST(ThrottledUpload, ARateChangeTakesEffectDuringTheUpload) {
+  // Office hours end a quarter of the way through: the rest goes at the new rate.
+  TempDir dir;
+  FakeHttpServer server(accept_parts);
+  SimulatedPacing pacing;
+  const std::uint64_t slow = 1 * kMiB, fast = 4 * kMiB, burst = 64 * 1024;
+  auto destination = std::make_shared<scheduler::TokenBucket>(pacing.clock, slow, burst);
+  auto opts = throttled_options_for(server.url());
+  opts.bandwidth_buckets = {destination};
+  auto sleep = pacing.sleeper();
+  bool changed = false;
+  opts.pacing_sleep = [&](std::chrono::microseconds d) {
+    sleep(d);
+    if (!changed && pacing.slept >= 1s) {
+      destination->set_rate(fast, burst);
+      changed = true;
+    }
+  };
+  auto sender = make_stow_rs_sender(opts);
+
+  Outcome o = sender->send(study(dir, "1.2.24.", 4, kMiB));
+  ASSERT_EQ(o.kind, OutcomeKind::kOk) << o.message;
+  ASSERT_TRUE(changed);
+  // About 1 MiB in the first second, the remaining 3 MiB at 4 MiB/s: about 1.75 s, where the
+  // old rate alone would have needed 4.
+  EXPECT_GT(pacing.seconds(), 1.6);
+  EXPECT_LT(pacing.seconds(), 1.9);
 }
 
 TEST(ThrottledUpload, TwoDestinationsShareTheGatewayCap) {
+  // On the real clock: two uploads at once, each in its own thread (a FakeClock advanced by both
+  // would not model two waits overlapping). How evenly they share is tested on simulated time
+  // (AcquireBlocking.TwoTransfersShareTheGatewayCap).
   TempDir dir;
   FakeHttpServer server_a(accept_parts), server_b(accept_parts);
   SystemClock clock;
@@ -115,23 +172,23 @@ TEST(ThrottledUpload, TwoDestinationsShareTheGatewayCap) {
   double elapsed = seconds_since(started);
   ASSERT_EQ(out_a.kind, OutcomeKind::kOk) << out_a.message;
   ASSERT_EQ(out_b.kind, OutcomeKind::kOk) << out_b.message;
+  // Each destination alone could go at 3 MiB/s, so 6 MiB/s together: the gateway's bucket is
+  // what keeps them to 2 MiB/s (plus its 64 KiB burst). A slow machine only lowers the rate.
   double rate = static_cast<double>(out_a.bytes_sent + out_b.bytes_sent) / elapsed;
   EXPECT_LE(rate, 1.10 * static_cast<double>(gateway_cap)) << rate / kMiB << " MiB/s";
-  EXPECT_GE(rate, 0.70 * static_cast<double>(gateway_cap)) << rate / kMiB << " MiB/s";
-  EXPECT_LT(elapsed, 4.0);
 }
 
-TEST(ThrottledUpload, AnUnlimitedBucketDoesNotSlowTheUpload) {
+TEST(ThrottledUpload, AnUnlimitedBucketNeverWaits) {
   TempDir dir;
   FakeHttpServer server(accept_parts);
-  SystemClock clock;
+  SimulatedPacing pacing;
   auto opts = throttled_options_for(server.url());
-  opts.bandwidth_buckets = {std::make_shared<scheduler::TokenBucket>(clock, 0)};
+  opts.bandwidth_buckets = {std::make_shared<scheduler::TokenBucket>(pacing.clock, 0)};
+  opts.pacing_sleep = pacing.sleeper();
   auto sender = make_stow_rs_sender(opts);
-  auto started = std::chrono::steady_clock::now();
   Outcome o = sender->send(study(dir, "1.2.23.", 2, kMiB));
   ASSERT_EQ(o.kind, OutcomeKind::kOk) << o.message;
-  EXPECT_LT(seconds_since(started), 1.5);
+  EXPECT_EQ(pacing.sleeps, 0);
 }
 
 }  // namespace
