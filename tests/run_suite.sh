@@ -29,13 +29,13 @@ if [ "${1:-}" = --background ]; then
   BUILD=${2:?}
   JOBS=${3:?}
   CALLER=${4:?}
+  DEPS_BUILT=${5:?}  # the caller creates it once what the integration tests run is built
   # setsid gave this lane a session of its own, and with the kernel's autogroup scheduling
   # (sched_autogroup_enabled, on in Debian's kernels) a session is one scheduling group: nice 19
   # then only ranks this lane's processes among themselves, and the lane as a whole gets as much
   # CPU as the integration tests. The group's own nice value makes it yield to them.
   echo 19 2> /dev/null > /proc/self/autogroup || true
   started=$(date +%s)
-  DEPS_BUILT="$BUILD/.run_suite-deps-built"
   lane() {
     set -e
     # The clang build has a directory of its own (BUILD/fuzz-clang), so it starts beside the
@@ -70,10 +70,11 @@ LOG="$BUILD/background.log"
 say() { echo "run_suite: $*"; }
 
 started=$(date +%s)
-rm -f "$BUILD/.run_suite-deps-built"
+DEPS_BUILT="$BUILD/.run_suite-deps-built"
+rm -f "$DEPS_BUILT"
 # setsid: its own process group, so that an interrupt can stop all of it (a background job of a
 # script ignores SIGINT).
-setsid nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" "$JOBS" $$ 3>&2 > "$LOG" 2>&1 &
+setsid nice -n 19 bash "${BASH_SOURCE[0]}" --background "$BUILD" "$JOBS" $$ "$DEPS_BUILT" 3>&2 > "$LOG" 2>&1 &
 bg_pid=$!
 trap 'kill -TERM -- -"$bg_pid" 2> /dev/null; exit 130' INT TERM
 say "the fuzz targets' clang build in the background ($LOG)"
@@ -83,7 +84,7 @@ if ! cmake --build "$BUILD" -j"$JOBS" --target dirgw_integration_deps; then
   kill -TERM -- -"$bg_pid" 2> /dev/null
   exit 1
 fi
-touch "$BUILD/.run_suite-deps-built"
+touch "$DEPS_BUILT"
 say "built after $(($(date +%s) - started)) s"
 
 say "integration tests, $JOBS at a time; unit build and tests, fuzz in the background ($LOG)"

@@ -159,7 +159,7 @@ ForwarderStatus Forwarder::status() const {
     st.rate_per_s = sent / 60.0;
     st.auth_failed = auth_failed_;
     if (now < held_until_) st.held_until = held_until_;
-    if (destination_.concurrency > 1 && now < one_lane_until_) st.one_lane_until = one_lane_until_;
+    if (now < one_lane_until_) st.one_lane_until = one_lane_until_;
     st.paced_rate = pacer_.rate(now);
   }
   st.scheduled = schedule_.windows.has_value();
@@ -232,7 +232,7 @@ std::optional<int> Forwarder::batch_limit(TimePoint now, StepResult& r, bool& pr
     r.next = *due;
     return std::nullopt;
   }
-  if (circuit_ == Circuit::kHalfOpen || (destination_.concurrency > 1 && now < one_lane_until_)) {
+  if (circuit_ == Circuit::kHalfOpen || now < one_lane_until_) {
     if (probe_in_flight_) {
       // A sibling lane wakes us when its probe has an answer; look again soon in any case.
       r.next = now + std::chrono::seconds(1);
