@@ -427,10 +427,20 @@ void Forwarder::next_due(TimePoint now, bool stat_only, StepResult& r) const {
 }
 
 std::optional<catalog::SendBatch> Forwarder::pick_batch(TimePoint now, bool stat_only,
-                                                        int max_count, StepResult& r) {
+                                                        int max_count, bool staggered,
+                                                        StepResult& r) {
   std::lock_guard one_lane(pick_mutex_);
+  std::uint64_t max_bytes = destination_.batch_max_bytes;
+  const int lanes = destination_.concurrency;
+  if (staggered && lanes > 1) {
+    // (k + 1) / lanes of each limit, k the lanes sending now (lanes_sending_).
+    const int share = std::min(lanes_sending_.load() + 1, lanes);
+    max_count = std::max(1, (max_count * share + lanes - 1) / lanes);
+    max_bytes = std::max<std::uint64_t>(
+        1, max_bytes / static_cast<std::uint64_t>(lanes) * static_cast<std::uint64_t>(share));
+  }
   auto due = catalog_.delivery.due_deliveries(destination_.name, to_epoch_ms(now), max_count,
-                                              destination_.batch_max_bytes, stat_only);
+                                              max_bytes, stat_only);
   if (due && destination_.deidentify.enabled) refuse_identified(*due);
   if (due && due->empty()) {
     next_due(now, stat_only, r);
@@ -452,6 +462,7 @@ std::optional<catalog::SendBatch> Forwarder::pick_batch(TimePoint now, bool stat
     log::info("instances dropped from a batch: their study may no longer be sent",
               {{"destination", destination_.name}, {"dropped", std::to_string(begun->dropped)}});
   if (begun->items.empty()) return std::nullopt;
+  ++lanes_sending_;
   return std::move(*begun);
 }
 
@@ -629,8 +640,15 @@ Forwarder::StepResult Forwarder::step() {
     send_batch(std::move(*ready), r);
     return r;
   }
-  auto begun = pick_batch(now, *stat_only, *max_count, r);
-  if (begun) send_batch(std::move(*begun), r);
+  // A probe, or the one request while throttled, goes as the circuit decided: never cut.
+  auto begun = pick_batch(now, *stat_only, *max_count, !probing, r);
+  if (begun) {
+    struct Answered {
+      std::atomic<int>& sending;
+      ~Answered() { --sending; }
+    } answered{lanes_sending_};
+    send_batch(std::move(*begun), r);
+  }
   return r;
 }
 

@@ -156,9 +156,11 @@ class Forwarder {
   // Retry-After hold the first lane to go is such a probe too, with a whole batch.
   std::optional<int> batch_limit(TimePoint now, StepResult& r, bool& probing);
   // Picks the due batch and marks it in flight (catalog::DeliveryLedger::begin_send), or says
-  // why not through r: one lane at a time, so two lanes never pick the same instances.
+  // why not through r: one lane at a time, so two lanes never pick the same instances. A batch
+  // it returns counts in lanes_sending_ (the caller takes it out when the request is answered).
+  // `staggered`: with several lanes, the batch is cut to a share of the limits (staggered_share).
   std::optional<catalog::SendBatch> pick_batch(TimePoint now, bool stat_only, int max_count,
-                                               StepResult& r);
+                                               bool staggered, StepResult& r);
   // Sends a begun batch and records the answers (or keeps them in unrecorded_). With one request
   // at a time (may_pipeline), a helper thread makes the catalog's one commit of this batch while
   // its request is in flight: the previous request's answers, and the last check of the next
@@ -208,7 +210,14 @@ class Forwarder {
   const ingest::Spool& spool_;
   senders::Sender& sender_;
   const Clock& clock_;
-  std::mutex pick_mutex_;    // picking + begin_send, unrecorded_; before status_mutex_
+  std::mutex pick_mutex_;  // picking + begin_send, unrecorded_; before status_mutex_
+  // Lanes whose batch is picked and not yet answered. Read and raised under pick_mutex_.
+  // Lanes that start together with equal batches share the link equally, finish together and
+  // then all wait for their answers while the link idles; so a lane starting while k others
+  // are sending takes (k + 1) / concurrency of a batch: from idle, the lanes' requests end at
+  // different times and each one's gap (answer, next request) is covered by the others' bytes.
+  // Once all are busy every batch is whole again.
+  std::atomic<int> lanes_sending_{0};
   std::mutex notify_mutex_;  // one lane sends withdrawal notifications at a time
   Backoff backoff_;          // under status_mutex_ (its random state)
   mutable std::mutex status_mutex_;

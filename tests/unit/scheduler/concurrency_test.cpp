@@ -3,6 +3,7 @@
 // half-open probe at a time; and the sender pool lends each member to one send() at a time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -28,6 +29,7 @@ class GatedSender final : public senders::Sender {
                         const senders::SendContext& context) override {
     std::unique_lock lock(mutex_);
     for (const auto& i : batch) ++times_sent_[i.sop_instance_uid];
+    sizes_.push_back(static_cast<int>(batch.size()));
     ++in_flight_;
     ++requests_;
     max_in_flight_ = std::max(max_in_flight_, in_flight_);
@@ -50,6 +52,11 @@ class GatedSender final : public senders::Sender {
   bool wait_in_flight(int n) {
     std::unique_lock lock(mutex_);
     return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return in_flight_ >= n; });
+  }
+  // Waits until `n` requests have started in all.
+  bool wait_requests(int n) {
+    std::unique_lock lock(mutex_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return requests_ >= n; });
   }
   void open() {
     std::lock_guard lock(mutex_);
@@ -90,6 +97,11 @@ class GatedSender final : public senders::Sender {
     std::lock_guard lock(mutex_);
     return times_sent_;
   }
+  // Instances per request, in the order the requests started.
+  std::vector<int> sizes() {
+    std::lock_guard lock(mutex_);
+    return sizes_;
+  }
 
  private:
   std::mutex mutex_;
@@ -97,6 +109,7 @@ class GatedSender final : public senders::Sender {
   bool open_ = false, fail_ = false, throttle_ = false;
   int released_ = 0, in_flight_ = 0, max_in_flight_ = 0, requests_ = 0;
   std::map<std::string, int> times_sent_;
+  std::vector<int> sizes_;
 };
 
 class ConcurrencyTest : public ForwarderFixture {
@@ -148,6 +161,34 @@ TEST_F(ConcurrencyTest, ThreeLanesKeepThreeRequestsInFlightAndSendEachInstanceOn
   EXPECT_FALSE(forwarder_->step().did_work);
 }
 
+// Lanes that start together with equal batches would finish together and leave the link idle
+// while all wait for their answers: from idle, the lane starting while k others are sending takes
+// (k + 1) / 3 of a batch, so their requests end at different times; once all three are busy,
+// every batch is whole.
+TEST_F(ConcurrencyTest, LanesStartingTogetherTakeStaggeredShares) {
+  dest_.batch_max_instances = 9;
+  make_forwarder();
+  for (int i = 1; i <= 40; ++i) receive("1.2.8", i);
+  ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
+  run_lanes(3);
+  ASSERT_TRUE(gated_.wait_in_flight(3));
+  auto first = gated_.sizes();  // in the order the requests reached the sender, not picked
+  std::sort(first.begin(), first.end());
+  EXPECT_EQ(first, (std::vector<int>{3, 6, 9}));
+  gated_.release_one();  // one answer: its lane starts again while two are sending
+  EXPECT_TRUE(gated_.wait_requests(4));
+  EXPECT_EQ(gated_.in_flight(), 3);
+  ASSERT_EQ(gated_.sizes().size(), 4u);
+  EXPECT_EQ(gated_.sizes()[3], 9);
+  gated_.open();
+  join();
+  const auto sent = gated_.times_sent();
+  EXPECT_EQ(sent.size(), 40u);
+  for (const auto& [uid, times] : sent) EXPECT_EQ(times, 1) << uid;
+  EXPECT_EQ(delivered(), 1);
+  EXPECT_FALSE(forwarder_->step().did_work);
+}
+
 // Half-open after failures: one lane probes with one instance; the others wait for its answer
 // instead of probing too.
 TEST_F(ConcurrencyTest, OneProbeAtATimeWhileHalfOpen) {
@@ -161,7 +202,7 @@ TEST_F(ConcurrencyTest, OneProbeAtATimeWhileHalfOpen) {
   ASSERT_EQ(testing::promote_ready(*catalog_, to_epoch_ms(clock_.now())), 1);
   gated_.set_fail(true);
   gated_.release_one();
-  EXPECT_EQ(forwarder_->step().retry, 2);  // the circuit opens
+  EXPECT_EQ(forwarder_->step().retry, 1);  // the circuit opens (a third of a batch: staggered)
   EXPECT_EQ(forwarder_->status().circuit, Circuit::kOpen);
   clock_.advance(seconds(31));
   gated_.set_fail(false);
@@ -180,7 +221,7 @@ TEST_F(ConcurrencyTest, OneProbeAtATimeWhileHalfOpen) {
   join();
   EXPECT_EQ(delivered(), 1);
   for (const auto& [uid, times] : gated_.times_sent())
-    EXPECT_LE(times, 2) << uid;  // the two of the failed request went again, the rest once
+    EXPECT_LE(times, 2) << uid;  // the one of the failed request went again, the rest once
 }
 
 // After a 429 with Retry-After, the destination sends one request at a time for
@@ -196,7 +237,7 @@ TEST_F(ConcurrencyTest, OneRequestAtATimeForAMinuteAfterThrottling) {
   gated_.set_fail(true);
   gated_.set_throttle(true);
   gated_.release_one();
-  EXPECT_EQ(forwarder_->step().retry, 2);                     // 429, Retry-After: 1
+  EXPECT_EQ(forwarder_->step().retry, 1);                     // 429, Retry-After: 1
   EXPECT_FALSE(forwarder_->step().did_work);                  // held: no lane sends
   EXPECT_EQ(forwarder_->status().circuit, Circuit::kClosed);  // throttled, not down
   ASSERT_TRUE(forwarder_->status().one_lane_until.has_value());
