@@ -565,5 +565,29 @@ TEST(RetryAfter, SecondsAndHttpDates) {
   EXPECT_FALSE(parse_retry_after("Sat, 31 Feb 2026 10:00:00 GMT", now).has_value());
 }
 
+// A key repeated in an object counts with its last value, at every level (the reader follows
+// the events of the text, not a tree: stow_answer.cpp); the first Referenced SOP Sequence here,
+// naming 1001.9, is replaced by the second.
+TEST(StowResponse, ARepeatedKeyCountsWithItsLastValue) {
+  const auto sent = recorded_batch();
+  Outcome o =
+      parse_stow_response(200, "application/dicom+json", recorded("repeated-keys.json"), sent);
+  ASSERT_EQ(o.instances.size(), 3u);
+  EXPECT_EQ(o.instances[0].status, InstanceStatus::kRetry);  // its UID was overwritten by .2's
+  EXPECT_EQ(o.instances[1].status, InstanceStatus::kAccepted);
+  EXPECT_NE(o.instances[1].reason.find("0xB007"), std::string::npos) << o.instances[1].reason;
+  EXPECT_EQ(o.instances[2].status, InstanceStatus::kRetry);  // its last Value is empty
+}
+
+TEST(StowResponse, AModuleInAOneElementArrayIsReadWithOddValuesIgnored) {
+  const auto sent = recorded_batch();
+  Outcome o =
+      parse_stow_response(200, "application/dicom+json", recorded("wrapped-module.json"), sent);
+  ASSERT_EQ(o.instances.size(), 3u);
+  EXPECT_EQ(o.instances[0].status, InstanceStatus::kAccepted);  // a reason of 1.5 is no reason
+  EXPECT_EQ(o.instances[1].status, InstanceStatus::kRetry);     // not in the answer
+  EXPECT_NE(o.instances[2].reason.find("0xA700"), std::string::npos) << o.instances[2].reason;
+}
+
 }  // namespace
 }  // namespace dirgw::senders::dicomweb
