@@ -158,7 +158,7 @@ class Forwarder {
   // Picks the due batch and marks it in flight (catalog::DeliveryLedger::begin_send), or says
   // why not through r: one lane at a time, so two lanes never pick the same instances. A batch
   // it returns counts in lanes_sending_ (the caller takes it out when the request is answered).
-  // `staggered`: with several lanes, the batch is cut to a share of the limits (staggered_share).
+  // `staggered`: with several lanes, the batch is cut to a share of the limits (lanes_sending_).
   std::optional<catalog::SendBatch> pick_batch(TimePoint now, bool stat_only, int max_count,
                                                bool staggered, StepResult& r);
   // Sends a begun batch and records the answers (or keeps them in unrecorded_). With one request
