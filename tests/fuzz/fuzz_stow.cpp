@@ -123,6 +123,10 @@ void tree_sequence(const Json& module, const char* tag, const char* reason_tag,
     if (const Json* r = first_value(item, reason_tag); r != nullptr) {
       if (r->is_number_unsigned() && r->get<std::uint64_t>() <= 0xFFFF)
         reason = static_cast<std::uint16_t>(r->get<std::uint64_t>());
+      // Written with a minus sign: only -0 is in range.
+      if (r->is_number_integer() && !r->is_number_unsigned() && r->get<std::int64_t>() >= 0 &&
+          r->get<std::int64_t>() <= 0xFFFF)
+        reason = static_cast<std::uint16_t>(r->get<std::int64_t>());
       if (r->is_string()) {
         // Text reasons go through the parser's own text reading: compare with what it gives a
         // one-item answer carrying just this text.

@@ -101,22 +101,37 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
     return a;
   }
 
-  bool null() override { return scalar(), true; }
-  bool boolean(bool) override { return scalar(), true; }
-  // Negative (nlohmann reports the others as unsigned): no US value.
-  bool number_integer(number_integer_t) override { return scalar(), true; }
+  bool null() override {
+    scalar();
+    return true;
+  }
+  bool boolean(bool) override {
+    scalar();
+    return true;
+  }
+  // Written with a minus sign (nlohmann reports the others as unsigned): only "-0" is a US value.
+  bool number_integer(number_integer_t v) override {
+    if (scalar() == Role::kReasonValue && v == 0) reason_ = 0;
+    return true;
+  }
   bool number_unsigned(number_unsigned_t v) override {
     if (scalar() == Role::kReasonValue && v <= 0xFFFF) reason_ = static_cast<std::uint16_t>(v);
     return true;
   }
-  bool number_float(number_float_t, const string_t&) override { return scalar(), true; }
+  bool number_float(number_float_t, const string_t&) override {
+    scalar();
+    return true;
+  }
   bool string(string_t& v) override {
     const Role first_of = scalar();
     if (first_of == Role::kUidValue) uid_ = v;
     if (first_of == Role::kReasonValue) reason_ = parse_us_text(v);
     return true;
   }
-  bool binary(binary_t&) override { return scalar(), true; }
+  bool binary(binary_t&) override {
+    scalar();
+    return true;
+  }
   bool start_object(std::size_t) override { return open(true); }
   bool start_array(std::size_t) override { return open(false); }
   bool end_object() override { return close(); }
