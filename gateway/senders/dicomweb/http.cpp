@@ -48,7 +48,7 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 struct Transfer {
   MultipartBody* body = nullptr;
   scheduler::Throttle* throttle = nullptr;    // null: no shared bandwidth cap
-  const scheduler::Sleeper* sleep = nullptr;  // how the pacing waits; null: sleep_real
+  const scheduler::Sleeper* sleep = nullptr;  // how the pacing waits (set with throttle)
   std::string answer;
   bool answer_too_large = false;
   RetryAfterHeader retry_after;
@@ -79,9 +79,7 @@ std::size_t on_read(char* buf, std::size_t size, std::size_t nitems, void* userd
     // thread is a worker blocked in curl_easy_perform anyway, and CURL_READFUNC_PAUSE would need
     // someone to unpause the easy handle from a callback that libcurl calls only about once a
     // second while paused (docs/scheduling.md). Never 0 here: that would end the body.
-    granted = t->sleep != nullptr
-                  ? scheduler::acquire_blocking(*t->throttle, max, *t->sleep)
-                  : scheduler::acquire_blocking(*t->throttle, max, &scheduler::sleep_real);
+    granted = scheduler::acquire_blocking(*t->throttle, max, *t->sleep);
   }
   std::size_t n = t->body->read(buf, static_cast<std::size_t>(granted));
   if (t->throttle != nullptr && n < granted) t->throttle->give_back(granted - n);
@@ -156,6 +154,7 @@ class StowRsSender final : public Sender {
     url_ = base + "/studies";
     curl_.reset(curl_easy_init());
     if (!opts_.bandwidth_buckets.empty()) throttle_.emplace(opts_.bandwidth_buckets);
+    if (!opts_.pacing_sleep) opts_.pacing_sleep = &scheduler::sleep_real;
   }
 
   Outcome send(const std::vector<Item>& batch, const SendContext& context) override;
@@ -316,7 +315,7 @@ Outcome StowRsSender::send(const std::vector<Item>& batch, const SendContext& co
   transfer.request_sent = &context.request_sent;
   transfer.body_size = body.total_size();
   transfer.throttle = throttle_ ? &*throttle_ : nullptr;
-  transfer.sleep = opts_.pacing_sleep ? &opts_.pacing_sleep : nullptr;
+  transfer.sleep = &opts_.pacing_sleep;
   CURLcode rc = configure(transfer, body, headers.get());
   if (rc != CURLE_OK) {
     // An option this libcurl refuses (a TLS file type, say) will not work on a second try.

@@ -90,12 +90,12 @@ std::optional<std::uint16_t> parse_us_text(std::string_view s) {
 // body unreadable.
 class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
  public:
-  // nullopt: not JSON, nested too deep, or no module object at the top.
-  std::optional<Answer> result(bool parsed) const {
+  // nullopt: not JSON, nested too deep, or no module object at the top. Once, at the end.
+  std::optional<Answer> take_result(bool parsed) {
     if (!parsed || !module_seen_ || wrapper_elements_ > 1) return std::nullopt;
     Answer a;
-    a.referenced = seqs_[0].entries;
-    a.failed = seqs_[1].entries;
+    a.referenced = std::move(seqs_[0].entries);
+    a.failed = std::move(seqs_[1].entries);
     a.without_uid = seqs_[0].without_uid + seqs_[1].without_uid;
     a.has_module = has_module_;
     return a;
@@ -187,7 +187,7 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
     Role role = Role::kSkip;
     int seq = -1;              // 0 referenced, 1 failed
     std::string key;           // objects: the key whose value comes next
-    std::size_t elements = 0;  // arrays: elements begun so far
+    std::size_t elements = 0;  // kUidValue, kReasonValue: elements begun so far
   };
   struct Sequence {
     std::vector<AnswerEntry> entries;
@@ -201,7 +201,7 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
   }
   static std::string_view reason_tag(int seq) { return seq == 0 ? kWarningReason : kFailureReason; }
 
-  // A container begins: counted in its array; returns what it is to us.
+  // A container begins: counted where its place counts; returns what it is to us.
   Role begin_container(bool is_object) {
     if (frames_.empty()) {
       module_seen_ = is_object;
@@ -210,7 +210,6 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
     Frame& f = frames_.back();
     switch (f.role) {
       case Role::kWrapper:
-        ++f.elements;
         if (++wrapper_elements_ == 1 && is_object) {
           module_seen_ = true;
           return Role::kModule;
@@ -221,7 +220,6 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
       case Role::kSeqAttr:
         return !is_object && f.key == "Value" ? Role::kItems : Role::kSkip;
       case Role::kItems:
-        ++f.elements;
         if (is_object) {
           uid_.reset();
           reason_.reset();
@@ -268,18 +266,16 @@ class AnswerReader final : public nlohmann::json_sax<nlohmann::json> {
     return true;
   }
 
-  // A scalar value: counted in its array; returns kUidValue or kReasonValue when it is the
-  // first element of such an array, else kSkip.
+  // A scalar value: counted where its place counts; returns kUidValue or kReasonValue when it
+  // is the first element of such an array, else kSkip.
   Role scalar() {
     if (frames_.empty()) return Role::kSkip;  // a scalar at the top: no module
     Frame& f = frames_.back();
     switch (f.role) {
       case Role::kWrapper:
-        ++f.elements;
         ++wrapper_elements_;
         return Role::kSkip;
       case Role::kItems:
-        ++f.elements;
         ++seqs_[f.seq].without_uid;  // an item that is not an object
         return Role::kSkip;
       case Role::kUidValue:
@@ -313,7 +309,7 @@ std::optional<Answer> parse_json_answer(std::string_view body) {
   const bool parsed = nlohmann::json::sax_parse(body.begin(), body.end(), &reader,
                                                 nlohmann::json::input_format_t::json,
                                                 /*strict=*/true, /*ignore_comments=*/false);
-  return reader.result(parsed);
+  return reader.take_result(parsed);
 }
 
 // --- DICOM XML (PS3.19 Annex A, NativeDicomModel), read with pugixml ---
