@@ -6,8 +6,7 @@
 # Two lanes side by side:
 #   integration  in the foreground: build what the integration tests run (the target
 #                dirgw_integration_deps: dirgwd, the CLI, the study generator, the DIMSE test
-#                driver), then the integration tests: those that measure rates first, one at a
-#                time (ctest -L serial), then the others JOBS at a time.
+#                driver), then ctest -L integration, JOBS at a time.
 #   background   at nice 19, in whatever CPU the foreground leaves: build the fuzz targets with
 #                clang (a build directory of their own, so from the start: the end of the
 #                foreground's build links one program at a time and left a core idle for about
@@ -91,20 +90,9 @@ fi
 touch "$DEPS_BUILT"
 say "built after $(($(date +%s) - started)) s"
 
-# The tests that measure rates first, one at a time (label serial: RUN_SERIAL in
-# tests/integration/CMakeLists.txt). They use little CPU (most of their time is a rate limit or a
-# bandwidth cap), and the background lane's builds take the rest. Run last, as ctest orders them
-# in one run, they had the machine nearly idle for about 4 min once the background lane was done
-# (clean clones cc21/cc22, 2026-12-06). Their log is kept beside the second run's.
-say "integration tests that measure rates, one at a time; unit build and tests, fuzz in the background ($LOG)"
-(cd "$BUILD/tests/integration" && ctest --output-on-failure --timeout 1200 -L serial)
-serial_rc=$?
-cp "$BUILD/tests/integration/Testing/Temporary/LastTest.log" \
-  "$BUILD/tests/integration/Testing/Temporary/LastTest-serial.log" 2> /dev/null
-say "the other integration tests, $JOBS at a time"
-(cd "$BUILD/tests/integration" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L integration -LE serial)
+say "integration tests, $JOBS at a time; unit build and tests, fuzz in the background ($LOG)"
+(cd "$BUILD/tests/integration" && ctest --output-on-failure --timeout 1200 -j"$JOBS" -L integration)
 integration_rc=$?
-[ $serial_rc = 0 ] || integration_rc=$serial_rc
 say "integration lane done after $(($(date +%s) - started)) s, the build included (exit $integration_rc)"
 
 if kill -0 "$bg_pid" 2> /dev/null; then
