@@ -48,7 +48,7 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 struct Transfer {
   MultipartBody* body = nullptr;
   scheduler::Throttle* throttle = nullptr;    // null: no shared bandwidth cap
-  const scheduler::Sleeper* sleep = nullptr;  // how the pacing waits (set with throttle)
+  const scheduler::Sleeper* sleep = nullptr;  // how the pacing waits; always set
   std::string answer;
   bool answer_too_large = false;
   RetryAfterHeader retry_after;
